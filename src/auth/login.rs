@@ -1,0 +1,101 @@
+//! Checking a username and password, with the login throttle: after too many failures for one
+//! username from one address within the window, further tries are refused without looking at
+//! the password until the oldest failure leaves the window.
+
+use std::time::Duration;
+
+use anyhow::Context;
+use chrono::TimeDelta;
+
+use crate::auth::password;
+use crate::db::DbConnection;
+use crate::domain::Username;
+use crate::models::user::User;
+use crate::models::{login_failure, user};
+
+/// How a login attempt ended, when it did not succeed.
+#[derive(Debug, thiserror::Error)]
+pub enum LoginError {
+    /// Wrong username or password, or an inactive user: one message for all, so the answer does
+    /// not tell which usernames exist.
+    #[error("Please enter a correct username and password.")]
+    InvalidCredentials,
+    #[error("Too many failed login attempts. Try again in {minutes} minute(s).")]
+    Throttled { minutes: u64 },
+    #[error(transparent)]
+    Internal(#[from] anyhow::Error),
+}
+
+/// The throttle's limits.
+#[derive(Debug, Clone, Copy)]
+pub struct Throttle {
+    /// Failures of one username from one address before it is locked.
+    pub max_failures: u32,
+    /// Window in which failures count.
+    pub window: Duration,
+}
+
+impl Throttle {
+    /// Failures from one address, over all usernames, before the address is locked: a guess at
+    /// many usernames is an attack even if each one is tried only a few times.
+    fn max_failures_per_ip(self) -> i64 {
+        i64::from(self.max_failures) * 10
+    }
+}
+
+/// Checks the credentials of a login from `ip`. Blocking: hashes with argon2 and queries the
+/// database.
+pub fn authenticate(
+    conn: &mut DbConnection,
+    throttle: Throttle,
+    raw_username: &str,
+    password: &str,
+    ip: &str,
+) -> Result<User, LoginError> {
+    let now = crate::db::now();
+    let window = TimeDelta::from_std(throttle.window).context("The login window is too long")?;
+    let since = now - window;
+    // Failures are counted under the name as typed (folded), whether or not it is valid.
+    let counted_name = raw_username.trim().to_lowercase();
+
+    let (failures, oldest) = login_failure::recent_for(conn, &counted_name, ip, since)
+        .context("Failed to read recent login failures")?;
+    let (ip_failures, ip_oldest) =
+        login_failure::recent_from_ip(conn, ip, since).context("Failed to read recent login failures")?;
+    let locked_since = if failures >= i64::from(throttle.max_failures) {
+        oldest
+    } else if ip_failures >= throttle.max_failures_per_ip() {
+        ip_oldest
+    } else {
+        None
+    };
+    if let Some(oldest) = locked_since {
+        let remaining = (oldest + window - now).num_seconds().max(1);
+        let minutes = u64::try_from(remaining).unwrap_or(1).div_ceil(60);
+        return Err(LoginError::Throttled { minutes });
+    }
+
+    let found = match Username::parse(raw_username) {
+        Ok(username) => user::find_by_username(conn, &username).context("Failed to look up the user")?,
+        Err(_) => None,
+    };
+    let verified = match &found {
+        Some(user) => password::verify(password, &user.password_hash) && user.is_active,
+        None => {
+            password::verify_against_nothing(password);
+            false
+        }
+    };
+    match found {
+        Some(user) if verified => {
+            login_failure::clear(conn, &counted_name, ip).context("Failed to clear login failures")?;
+            user::record_login(conn, user.id).context("Failed to record the login")?;
+            Ok(user)
+        }
+        _ => {
+            login_failure::record(conn, &counted_name, ip, now)
+                .context("Failed to record a login failure")?;
+            Err(LoginError::InvalidCredentials)
+        }
+    }
+}

@@ -1,0 +1,436 @@
+//! Settings, read once from the environment, with defaults that make `isinbeat serve` work with
+//! nothing set: a SQLite file in the working directory and the admin on 127.0.0.1:8000.
+
+use std::fmt;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use ipnet::IpNet;
+
+/// Where the application's database lives, decided by `DATABASE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum DatabaseUrl {
+    /// A SQLite file (created when missing).
+    Sqlite(PathBuf),
+    /// A PostgreSQL connection URL (`postgres://…` or `postgresql://…`).
+    Postgres(String),
+}
+
+impl DatabaseUrl {
+    /// The default: `isinbeat.sqlite3` in the working directory.
+    pub fn default_sqlite() -> Self {
+        Self::Sqlite(PathBuf::from("isinbeat.sqlite3"))
+    }
+
+    /// Accepts `postgres://…`, `postgresql://…`, `sqlite://PATH`, `sqlite:PATH` or a plain path.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        let invalid = |reason: &str| ConfigError::Invalid {
+            name: "DATABASE_URL",
+            value: mask_url(raw),
+            reason: reason.to_owned(),
+        };
+        if raw.is_empty() {
+            return Err(invalid("it is empty"));
+        }
+        if raw.starts_with("postgres://") || raw.starts_with("postgresql://") {
+            url::Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
+            return Ok(Self::Postgres(raw.to_owned()));
+        }
+        let path = raw
+            .strip_prefix("sqlite://")
+            .or_else(|| raw.strip_prefix("sqlite:"))
+            .unwrap_or(raw);
+        if path.contains("://") {
+            return Err(invalid(
+                "use postgres://…, postgresql://…, sqlite://PATH or a file path",
+            ));
+        }
+        if path.is_empty() {
+            return Err(invalid("the SQLite file path is empty"));
+        }
+        Ok(Self::Sqlite(PathBuf::from(path)))
+    }
+
+    /// The URL with any password replaced by `********`, for logs and `isinbeat check`.
+    pub fn masked(&self) -> String {
+        match self {
+            Self::Sqlite(path) => format!("sqlite://{}", path.display()),
+            Self::Postgres(url) => mask_url(url),
+        }
+    }
+
+    /// The backend's name as users know it.
+    pub fn backend_name(&self) -> &'static str {
+        match self {
+            Self::Sqlite(_) => "SQLite",
+            Self::Postgres(_) => "PostgreSQL",
+        }
+    }
+}
+
+impl fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
+fn mask_url(raw: &str) -> String {
+    match url::Url::parse(raw) {
+        Ok(mut url) if url.password().is_some() => {
+            // Setting a password only fails for URLs that cannot have one, which this one has.
+            let _ = url.set_password(Some("********"));
+            url.to_string()
+        }
+        Ok(url) => url.to_string(),
+        Err(_) => raw.to_owned(),
+    }
+}
+
+/// A secret from the environment: its `Debug` and `Display` never show it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Self(value)
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("********")
+    }
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Everything isinbeat reads from its environment.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    pub database_url: DatabaseUrl,
+    /// Connections in the database pool of one process.
+    pub database_pool_size: u32,
+    /// Address the web server listens on; port 0 picks a free port (tests).
+    pub bind: String,
+    /// Key that signs and encrypts the session cookie. When unset, one is generated on first
+    /// start and kept in the database, so every process of one installation shares it.
+    pub secret_key: Option<Secret>,
+    /// Password for the `admin` user created on first start; random when unset.
+    pub admin_password: Option<Secret>,
+    /// The site is served over HTTPS (usually by a proxy in front): cookies get `Secure` and
+    /// responses carry HSTS.
+    pub https: bool,
+    /// Proxies whose `X-Forwarded-For` header is believed.
+    pub trusted_proxies: Vec<IpNet>,
+    /// How long a session lives without activity.
+    pub session_ttl: Duration,
+    /// Failed logins for one username from one address before further tries are refused.
+    pub login_max_failures: u32,
+    /// The window in which failed logins are counted, and how long a lock lasts.
+    pub login_window: Duration,
+    /// Web worker threads; defaults to the number of cores.
+    pub web_workers: Option<usize>,
+    /// A tracing filter such as `info` or `isinbeat=debug,actix_web=info`.
+    pub log_level: String,
+    pub log_format: LogFormat,
+}
+
+/// A setting that could not be read.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name}={value:?} is not valid: {reason}")]
+    Invalid {
+        name: &'static str,
+        value: String,
+        reason: String,
+    },
+}
+
+/// One row of the settings table that `isinbeat check` and the README show.
+#[derive(Debug, Clone)]
+pub struct SettingRow {
+    pub name: &'static str,
+    pub value: String,
+}
+
+impl Settings {
+    /// Reads the process environment.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Self::from_lookup(|name| std::env::var(name).ok())
+    }
+
+    /// Reads settings through `lookup` (the environment, or a map in tests).
+    pub fn from_lookup(lookup: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
+        let get = |name: &str| lookup(name).filter(|value| !value.trim().is_empty());
+        let database_url = match get("DATABASE_URL") {
+            Some(raw) => DatabaseUrl::parse(&raw)?,
+            None => DatabaseUrl::default_sqlite(),
+        };
+        let trusted_proxies = match get("ISINBEAT_TRUSTED_PROXIES") {
+            Some(raw) => parse_proxies(&raw)?,
+            None => Vec::new(),
+        };
+        let log_format = match get("ISINBEAT_LOG_FORMAT").as_deref() {
+            None | Some("text") => LogFormat::Text,
+            Some("json") => LogFormat::Json,
+            Some(other) => {
+                return Err(ConfigError::Invalid {
+                    name: "ISINBEAT_LOG_FORMAT",
+                    value: other.to_owned(),
+                    reason: "expected text or json".to_owned(),
+                });
+            }
+        };
+        let secret_key = get("ISINBEAT_SECRET_KEY").map(Secret::new);
+        if let Some(key) = &secret_key
+            && key.expose().len() < 32
+        {
+            return Err(ConfigError::Invalid {
+                name: "ISINBEAT_SECRET_KEY",
+                value: "********".to_owned(),
+                reason: "use at least 32 characters (64 random bytes, hex-encoded, are best)".to_owned(),
+            });
+        }
+        Ok(Self {
+            database_url,
+            database_pool_size: parse_number(&get, "ISINBEAT_DATABASE_POOL_SIZE", 10, 1..=1000)?,
+            bind: get("ISINBEAT_BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
+            secret_key,
+            admin_password: get("ISINBEAT_ADMIN_PASSWORD").map(Secret::new),
+            https: parse_bool(&get, "ISINBEAT_HTTPS", false)?,
+            trusted_proxies,
+            session_ttl: Duration::from_secs(
+                60 * parse_number(&get, "ISINBEAT_SESSION_MINUTES", 12 * 60, 1..=525_600)?,
+            ),
+            login_max_failures: parse_number(&get, "ISINBEAT_LOGIN_MAX_FAILURES", 5, 1..=1000)?,
+            login_window: Duration::from_secs(
+                60 * parse_number(&get, "ISINBEAT_LOGIN_WINDOW_MINUTES", 15, 1..=1440)?,
+            ),
+            web_workers: match get("ISINBEAT_WEB_WORKERS") {
+                Some(_) => Some(parse_number(&get, "ISINBEAT_WEB_WORKERS", 2, 1..=256)?),
+                None => None,
+            },
+            log_level: get("ISINBEAT_LOG").unwrap_or_else(|| "info".to_owned()),
+            log_format,
+        })
+    }
+
+    /// The effective settings as name/value rows, secrets masked.
+    pub fn rows(&self) -> Vec<SettingRow> {
+        let secret = |value: &Option<Secret>, unset: &str| match value {
+            Some(_) => "******** (set)".to_owned(),
+            None => unset.to_owned(),
+        };
+        let proxies = if self.trusted_proxies.is_empty() {
+            "(none: X-Forwarded-For is ignored)".to_owned()
+        } else {
+            self.trusted_proxies
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(",")
+        };
+        let row = |name, value| SettingRow { name, value };
+        vec![
+            row("DATABASE_URL", self.database_url.masked()),
+            row("ISINBEAT_DATABASE_POOL_SIZE", self.database_pool_size.to_string()),
+            row("ISINBEAT_BIND", self.bind.clone()),
+            row(
+                "ISINBEAT_SECRET_KEY",
+                secret(&self.secret_key, "(unset: generated, kept in the database)"),
+            ),
+            row(
+                "ISINBEAT_ADMIN_PASSWORD",
+                secret(&self.admin_password, "(unset: random on first start)"),
+            ),
+            row("ISINBEAT_HTTPS", self.https.to_string()),
+            row("ISINBEAT_TRUSTED_PROXIES", proxies),
+            row(
+                "ISINBEAT_SESSION_MINUTES",
+                (self.session_ttl.as_secs() / 60).to_string(),
+            ),
+            row("ISINBEAT_LOGIN_MAX_FAILURES", self.login_max_failures.to_string()),
+            row(
+                "ISINBEAT_LOGIN_WINDOW_MINUTES",
+                (self.login_window.as_secs() / 60).to_string(),
+            ),
+            row(
+                "ISINBEAT_WEB_WORKERS",
+                self.web_workers
+                    .map_or_else(|| "(one per core)".to_owned(), |n| n.to_string()),
+            ),
+            row("ISINBEAT_LOG", self.log_level.clone()),
+            row(
+                "ISINBEAT_LOG_FORMAT",
+                match self.log_format {
+                    LogFormat::Text => "text",
+                    LogFormat::Json => "json",
+                }
+                .to_owned(),
+            ),
+        ]
+    }
+
+    /// Whether a request from `peer` may tell the client's address in `X-Forwarded-For`.
+    pub fn is_trusted_proxy(&self, peer: IpAddr) -> bool {
+        self.trusted_proxies.iter().any(|net| net.contains(&peer))
+    }
+}
+
+fn parse_number<T>(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: T,
+    range: std::ops::RangeInclusive<T>,
+) -> Result<T, ConfigError>
+where
+    T: FromStr + PartialOrd + fmt::Display + Copy,
+{
+    let Some(raw) = get(name) else {
+        return Ok(default);
+    };
+    let invalid = || ConfigError::Invalid {
+        name,
+        value: raw.clone(),
+        reason: format!(
+            "expected a whole number from {} to {}",
+            range.start(),
+            range.end()
+        ),
+    };
+    let value: T = raw.trim().parse().map_err(|_| invalid())?;
+    if range.contains(&value) {
+        Ok(value)
+    } else {
+        Err(invalid())
+    }
+}
+
+fn parse_bool(
+    get: &impl Fn(&str) -> Option<String>,
+    name: &'static str,
+    default: bool,
+) -> Result<bool, ConfigError> {
+    match get(name).map(|raw| raw.trim().to_ascii_lowercase()) {
+        None => Ok(default),
+        Some(raw) => match raw.as_str() {
+            "1" | "true" | "yes" | "on" => Ok(true),
+            "0" | "false" | "no" | "off" => Ok(false),
+            _ => Err(ConfigError::Invalid {
+                name,
+                value: raw,
+                reason: "expected true or false".to_owned(),
+            }),
+        },
+    }
+}
+
+fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
+    raw.split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+        .map(|item| {
+            item.parse::<IpNet>()
+                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
+                .map_err(|_| ConfigError::Invalid {
+                    name: "ISINBEAT_TRUSTED_PROXIES",
+                    value: raw.to_owned(),
+                    reason: format!("{item:?} is neither an IP address nor a CIDR range"),
+                })
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashMap;
+
+    use super::*;
+
+    fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
+        let map: HashMap<String, String> = vars
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        Settings::from_lookup(|name| map.get(name).cloned())
+    }
+
+    #[test]
+    fn nothing_set_gives_a_local_sqlite_admin() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.database_url, DatabaseUrl::default_sqlite());
+        assert_eq!(s.bind, "127.0.0.1:8000");
+        assert!(!s.https);
+        assert_eq!(s.login_max_failures, 5);
+    }
+
+    #[test]
+    fn database_urls_pick_the_backend() {
+        assert!(matches!(
+            DatabaseUrl::parse("postgres://u:p@db/isinbeat"),
+            Ok(DatabaseUrl::Postgres(_))
+        ));
+        assert_eq!(
+            DatabaseUrl::parse("sqlite:///var/lib/isinbeat/db.sqlite3").ok(),
+            Some(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/isinbeat/db.sqlite3")))
+        );
+        assert_eq!(
+            DatabaseUrl::parse("data.sqlite3").ok(),
+            Some(DatabaseUrl::Sqlite(PathBuf::from("data.sqlite3")))
+        );
+        assert!(DatabaseUrl::parse("mysql://localhost/x").is_err());
+    }
+
+    #[test]
+    fn passwords_in_database_urls_are_masked() {
+        let url = DatabaseUrl::parse("postgres://isinbeat:hunter2@db:5432/isinbeat").unwrap();
+        assert_eq!(url.masked(), "postgres://isinbeat:********@db:5432/isinbeat");
+        assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn bad_values_name_the_variable() {
+        let err = settings(&[("ISINBEAT_LOGIN_MAX_FAILURES", "many")]).unwrap_err();
+        assert!(err.to_string().contains("ISINBEAT_LOGIN_MAX_FAILURES"));
+        assert!(settings(&[("ISINBEAT_HTTPS", "maybe")]).is_err());
+        assert!(settings(&[("ISINBEAT_TRUSTED_PROXIES", "10.0.0.0/8,nonsense")]).is_err());
+        assert!(settings(&[("ISINBEAT_SECRET_KEY", "short")]).is_err());
+    }
+
+    #[test]
+    fn trusted_proxies_accept_addresses_and_ranges() {
+        let s = settings(&[("ISINBEAT_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]).unwrap();
+        assert!(s.is_trusted_proxy("10.1.2.3".parse().unwrap()));
+        assert!(s.is_trusted_proxy("127.0.0.1".parse().unwrap()));
+        assert!(!s.is_trusted_proxy("192.168.1.1".parse().unwrap()));
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug_or_rows() {
+        let s = settings(&[
+            (
+                "ISINBEAT_SECRET_KEY",
+                "0123456789abcdef0123456789abcdef-very-secret",
+            ),
+            ("ISINBEAT_ADMIN_PASSWORD", "correct horse battery"),
+        ])
+        .unwrap();
+        let shown = format!("{s:?} {:?}", s.rows());
+        assert!(!shown.contains("very-secret"));
+        assert!(!shown.contains("correct horse"));
+    }
+}

@@ -1,0 +1,175 @@
+//! The database: one connection type for SQLite and PostgreSQL chosen at run time from
+//! `DATABASE_URL`, the pool, the embedded migrations of both backends, and the write
+//! transaction that SQLite needs to begin `IMMEDIATE`.
+
+pub mod schema;
+
+use std::time::Duration;
+
+use anyhow::Context;
+use diesel::Connection;
+use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
+use diesel::pg::PgConnection;
+use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
+use diesel::result::Error as DieselError;
+use diesel::sqlite::SqliteConnection;
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+
+use crate::config::DatabaseUrl;
+
+/// A connection to either backend. Queries written once with diesel's DSL run on both.
+#[derive(diesel::MultiConnection)]
+pub enum DbConnection {
+    // PostgreSQL first: diesel's derive requires it to be declared before SQLite.
+    Postgresql(PgConnection),
+    Sqlite(SqliteConnection),
+}
+
+/// The connection pool every process shares between its threads.
+pub type DbPool = Pool<ConnectionManager>;
+
+/// A connection checked out of the pool.
+pub type PooledConn = PooledConnection<ConnectionManager>;
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Opens connections of the backend that `DATABASE_URL` names — never guessing from a failed
+/// attempt, so a PostgreSQL URL whose server is down cannot turn into a SQLite file.
+#[derive(Debug, Clone)]
+pub struct ConnectionManager {
+    url: DatabaseUrl,
+}
+
+impl ManageConnection for ConnectionManager {
+    type Connection = DbConnection;
+    type Error = r2d2::Error;
+
+    fn connect(&self) -> Result<DbConnection, r2d2::Error> {
+        establish(&self.url).map_err(r2d2::Error::ConnectionError)
+    }
+
+    fn is_valid(&self, conn: &mut DbConnection) -> Result<(), r2d2::Error> {
+        conn.ping().map_err(r2d2::Error::QueryError)
+    }
+
+    fn has_broken(&self, conn: &mut DbConnection) -> bool {
+        conn.is_broken()
+    }
+}
+
+/// Opens one connection, with the SQLite settings applied.
+pub fn establish(url: &DatabaseUrl) -> diesel::ConnectionResult<DbConnection> {
+    match url {
+        DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgresql),
+        DatabaseUrl::Sqlite(path) => {
+            let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
+            // WAL lets readers go on while one writer writes; the busy timeout makes a writer wait
+            // for the lock instead of failing; foreign keys are off by default in SQLite.
+            conn.batch_execute(
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                 PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+            )
+            .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
+            Ok(DbConnection::Sqlite(conn))
+        }
+    }
+}
+
+/// Builds the pool and checks that one connection can be made, so a wrong URL or a stopped
+/// server is reported at start-up with its cause.
+pub fn connect_pool(url: &DatabaseUrl, size: u32) -> anyhow::Result<DbPool> {
+    if let DatabaseUrl::Sqlite(path) = url
+        && let Some(parent) = path.parent().filter(|p| !p.as_os_str().is_empty())
+    {
+        std::fs::create_dir_all(parent)
+            .with_context(|| format!("Failed to create the folder {}", parent.display()))?;
+    }
+    let manager = ConnectionManager { url: url.clone() };
+    // Fail fast on start-up with the real error instead of r2d2's generic time-out.
+    let mut probe = manager
+        .connect()
+        .with_context(|| format!("Failed to connect to the database at {}", url.masked()))?;
+    manager
+        .is_valid(&mut probe)
+        .with_context(|| format!("The database at {} does not answer", url.masked()))?;
+    drop(probe);
+    Pool::builder()
+        .max_size(size)
+        .connection_timeout(Duration::from_secs(10))
+        .build(manager)
+        .with_context(|| format!("Failed to open a connection pool to {}", url.masked()))
+}
+
+/// The backend a connection talks to.
+pub fn backend_name(conn: &DbConnection) -> &'static str {
+    match conn {
+        DbConnection::Postgresql(_) => "PostgreSQL",
+        DbConnection::Sqlite(_) => "SQLite",
+    }
+}
+
+/// Applies every migration not yet applied; returns the names of those it applied.
+pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
+    let applied = match conn {
+        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
+        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+    }
+    .map_err(|e| anyhow::anyhow!("{e}"))
+    .context("Failed to apply the database migrations")?;
+    Ok(applied.iter().map(ToString::to_string).collect())
+}
+
+/// The migrations the binary knows that the database has not applied yet.
+pub fn pending_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
+    let pending = match conn {
+        DbConnection::Postgresql(c) => c
+            .pending_migrations(POSTGRES_MIGRATIONS)
+            .map(|list| list.iter().map(|m| m.name().to_string()).collect()),
+        DbConnection::Sqlite(c) => c
+            .pending_migrations(SQLITE_MIGRATIONS)
+            .map(|list| list.iter().map(|m| m.name().to_string()).collect()),
+    };
+    pending
+        .map_err(|e| anyhow::anyhow!("{e}"))
+        .context("Failed to read which migrations are applied")
+}
+
+/// Runs `f` in a transaction meant to write. On SQLite it begins `IMMEDIATE`: a deferred
+/// transaction that reads and then writes fails with SQLITE_BUSY when another writer got in
+/// between, whatever the busy timeout; `IMMEDIATE` takes the write lock up front (waiting for
+/// it under the busy timeout). On PostgreSQL it is an ordinary transaction.
+pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
+where
+    F: FnOnce(&mut DbConnection) -> Result<T, E>,
+    E: From<DieselError>,
+{
+    match conn {
+        DbConnection::Sqlite(inner) => {
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+        }
+        DbConnection::Postgresql(_) => {
+            <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?;
+        }
+    }
+    match f(conn) {
+        Ok(value) => {
+            <DbConnection as Connection>::TransactionManager::commit_transaction(conn)?;
+            Ok(value)
+        }
+        Err(error) => {
+            // The caller's error matters more than a failed rollback; diesel marks the
+            // connection broken in that case and the pool discards it.
+            let _ = <DbConnection as Connection>::TransactionManager::rollback_transaction(conn);
+            Err(error)
+        }
+    }
+}
+
+/// The current time in UTC, as stored in every timestamp column. Rounded to microseconds,
+/// which is what PostgreSQL keeps, so a value read back compares equal to the one written.
+pub fn now() -> chrono::NaiveDateTime {
+    use chrono::{DurationRound, TimeDelta};
+    let now = chrono::Utc::now().naive_utc();
+    now.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(now)
+}

@@ -1,0 +1,12 @@
+//! Pure domain types: no I/O, no web or database types. A value of one of these types has been
+//! parsed and is valid.
+
+pub mod ids;
+pub mod password;
+pub mod role;
+pub mod username;
+
+pub use ids::UserId;
+pub use password::{NewPassword, PasswordError};
+pub use role::Role;
+pub use username::{Username, UsernameError};

@@ -1,0 +1,8 @@
+//! diesel rows and the queries on them. Every function takes `&mut DbConnection`, never the
+//! pool, so the caller decides what runs in one transaction.
+
+pub mod audit;
+pub mod instance_secret;
+pub mod login_failure;
+pub mod session;
+pub mod user;

@@ -1,0 +1,208 @@
+//! Builds the application from `Settings`: the database (connected, migrated, seeded with the
+//! first admin), the session key, and the actix server with its routes and middleware. Binding
+//! port 0 picks a free port, which is how tests run many apps at once.
+
+use std::net::TcpListener;
+use std::sync::Arc;
+use std::time::Duration;
+
+use actix_session::SessionMiddleware;
+use actix_session::config::BrowserSession;
+use actix_web::cookie::{Key, SameSite};
+use actix_web::dev::Server;
+use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
+use actix_web::{App, HttpServer, web};
+use anyhow::Context;
+use rand::distr::{Alphanumeric, SampleString};
+use sha2::{Digest, Sha512};
+
+use crate::auth::accounts::{FirstAdmin, ensure_first_admin};
+use crate::auth::session_store::DbSessionStore;
+use crate::config::Settings;
+use crate::db::{self, DbPool};
+use crate::models::{instance_secret, login_failure, session};
+use crate::web::routes::{self, AccessMap, RouteDef};
+use crate::web::{AppError, AppState, middleware};
+
+/// The name of the session cookie.
+pub const SESSION_COOKIE: &str = "isinbeat_session";
+
+/// A built application, listening but not yet serving.
+pub struct Application {
+    port: u16,
+    server: Server,
+    pool: DbPool,
+    first_admin: FirstAdmin,
+}
+
+/// What start-up did to the database.
+struct Prepared {
+    pool: DbPool,
+    applied: Vec<String>,
+    first_admin: FirstAdmin,
+    cookie_key: Key,
+}
+
+/// Connects, migrates, creates the first admin and loads the session key. Blocking.
+fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
+    let pool = db::connect_pool(&settings.database_url, settings.database_pool_size)?;
+    let mut conn = pool.get().context("Failed to get a database connection")?;
+    let applied = db::run_migrations(&mut conn)?;
+    let first_admin = ensure_first_admin(&mut conn, settings.admin_password.as_ref().map(|s| s.expose()))?;
+    let secret = match &settings.secret_key {
+        Some(secret) => secret.expose().to_owned(),
+        None => instance_secret::get_or_create(&mut conn, "session_key", || {
+            Alphanumeric.sample_string(&mut rand::rng(), 64)
+        })
+        .context("Failed to load the session key")?,
+    };
+    // A 64-byte key derived from the secret: actix signs and encrypts the cookie with it.
+    let cookie_key = Key::from(Sha512::digest(secret.as_bytes()).as_slice());
+    drop(conn);
+    Ok(Prepared {
+        pool,
+        applied,
+        first_admin,
+        cookie_key,
+    })
+}
+
+impl Application {
+    /// Prepares the database and binds the listener.
+    pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        let settings = Arc::new(settings);
+        let for_prepare = Arc::clone(&settings);
+        let prepared = tokio::task::spawn_blocking(move || prepare(&for_prepare))
+            .await
+            .context("Start-up task panicked")??;
+        for name in &prepared.applied {
+            tracing::info!(migration = %name, "applied migration");
+        }
+        let listener = TcpListener::bind(&settings.bind)
+            .with_context(|| format!("Failed to listen on {} (ISINBEAT_BIND)", settings.bind))?;
+        let port = listener
+            .local_addr()
+            .context("Failed to read the bound address")?
+            .port();
+        let server = run(
+            listener,
+            prepared.pool.clone(),
+            Arc::clone(&settings),
+            prepared.cookie_key,
+        )?;
+        spawn_housekeeping(prepared.pool.clone(), settings.login_window);
+        Ok(Self {
+            port,
+            server,
+            pool: prepared.pool,
+            first_admin: prepared.first_admin,
+        })
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn pool(&self) -> DbPool {
+        self.pool.clone()
+    }
+
+    /// Whether this start created the `admin` user, and with which password.
+    pub fn first_admin(&self) -> &FirstAdmin {
+        &self.first_admin
+    }
+
+    /// Serves until SIGINT/SIGTERM (graceful: requests in flight finish).
+    pub async fn run_until_stopped(self) -> std::io::Result<()> {
+        self.server.await
+    }
+}
+
+fn resource(path: &str, defs: &[&RouteDef]) -> actix_web::Resource {
+    defs.iter()
+        .fold(web::resource(path), |resource, def| resource.route(def.route()))
+}
+
+async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
+    Err(AppError::NotFound)
+}
+
+fn run(
+    listener: TcpListener,
+    pool: DbPool,
+    settings: Arc<Settings>,
+    cookie_key: Key,
+) -> anyhow::Result<Server> {
+    let https = settings.https;
+    let session_ttl = actix_web::cookie::time::Duration::seconds(
+        i64::try_from(settings.session_ttl.as_secs()).unwrap_or(i64::MAX),
+    );
+    let workers = settings.web_workers;
+    let state = web::Data::new(AppState { pool, settings });
+    let access_map = web::Data::new(AccessMap::from_table(&routes::table()));
+    let mut server = HttpServer::new(move || {
+        let table = routes::table();
+        let (open, with_session) = routes::grouped(&table);
+        let sessions =
+            SessionMiddleware::builder(DbSessionStore::new(state.pool.clone()), cookie_key.clone())
+                .cookie_name(SESSION_COOKIE.to_owned())
+                .cookie_http_only(true)
+                .cookie_same_site(SameSite::Lax)
+                .cookie_secure(https)
+                .session_lifecycle(BrowserSession::default().state_ttl(session_ttl))
+                .build();
+        let session_scope = with_session
+            .iter()
+            .fold(web::scope(""), |scope, (path, defs)| {
+                scope.service(resource(path, defs))
+            })
+            .default_service(web::to(not_found))
+            .wrap(from_fn(middleware::csrf))
+            .wrap(from_fn(middleware::access))
+            .wrap(sessions)
+            // Pages behind the login are never cached: the back button after logout shows nothing.
+            .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")));
+        open.iter()
+            .fold(
+                App::new().app_data(state.clone()).app_data(access_map.clone()),
+                |app, (path, defs)| app.service(resource(path, defs)),
+            )
+            .service(session_scope)
+            .wrap(middleware::security_headers(https))
+            .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
+    })
+    .listen(listener)
+    .context("Failed to start the web server")?;
+    if let Some(workers) = workers {
+        server = server.workers(workers);
+    }
+    Ok(server.run())
+}
+
+/// Deletes expired sessions and login failures older than the throttle window, hourly.
+fn spawn_housekeeping(pool: DbPool, login_window: Duration) {
+    tokio::spawn(async move {
+        let mut every_hour = tokio::time::interval(Duration::from_secs(3600));
+        loop {
+            every_hour.tick().await;
+            let pool = pool.clone();
+            let swept = tokio::task::spawn_blocking(move || -> anyhow::Result<(usize, usize)> {
+                let mut conn = pool.get()?;
+                let now = db::now();
+                let window = chrono::TimeDelta::from_std(login_window)?;
+                Ok((
+                    session::delete_expired(&mut conn, now)?,
+                    login_failure::delete_older_than(&mut conn, now - window)?,
+                ))
+            })
+            .await;
+            match swept {
+                Ok(Ok((sessions, failures))) => {
+                    tracing::debug!(sessions, failures, "removed expired sessions and login failures");
+                }
+                Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "housekeeping failed"),
+                Err(error) => tracing::warn!(%error, "housekeeping task panicked"),
+            }
+        }
+    });
+}

@@ -1,0 +1,39 @@
+//! `/healthz` (the process answers) and `/readyz` (the database answers and is migrated), for
+//! load balancers and Kubernetes probes.
+
+use actix_web::{HttpResponse, web};
+use serde_json::json;
+
+use crate::db;
+use crate::web::AppState;
+
+pub async fn healthz() -> HttpResponse {
+    HttpResponse::Ok()
+        .content_type("text/plain; charset=utf-8")
+        .body("ok\n")
+}
+
+pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
+    let pool = state.pool.clone();
+    let checked = web::block(move || -> anyhow::Result<Vec<String>> {
+        let mut conn = pool.get()?;
+        db::pending_migrations(&mut conn)
+    })
+    .await;
+    let (ready, database, migrations) = match checked {
+        Ok(Ok(pending)) if pending.is_empty() => (true, "ok".to_owned(), "applied".to_owned()),
+        Ok(Ok(pending)) => (false, "ok".to_owned(), format!("pending: {}", pending.join(", "))),
+        Ok(Err(error)) => (false, format!("unreachable: {error:#}"), "unknown".to_owned()),
+        Err(error) => (false, format!("check failed: {error}"), "unknown".to_owned()),
+    };
+    let body = json!({
+        "status": if ready { "ready" } else { "not ready" },
+        "database": database,
+        "migrations": migrations,
+    });
+    if ready {
+        HttpResponse::Ok().json(body)
+    } else {
+        HttpResponse::ServiceUnavailable().json(body)
+    }
+}

@@ -1,0 +1,50 @@
+//! The admin web application: the route table, the middleware that enforces it (login, roles,
+//! CSRF), and one module per admin area. Handlers stay short: check, parse, call `auth` or
+//! `models` off the reactor, render or redirect.
+
+pub mod routes;
+
+mod account;
+mod assets;
+mod audit;
+mod client_ip;
+mod dashboard;
+mod error;
+mod forms;
+mod health;
+mod login;
+pub mod middleware;
+mod page;
+mod users;
+
+use std::sync::Arc;
+
+use crate::config::Settings;
+use crate::db::DbPool;
+
+pub use error::AppError;
+
+/// What every handler can reach through `web::Data<AppState>`.
+pub struct AppState {
+    pub pool: DbPool,
+    pub settings: Arc<Settings>,
+}
+
+impl AppState {
+    /// Runs blocking database work on actix's blocking thread pool, with a pooled connection.
+    pub async fn db<T, F>(&self, f: F) -> Result<T, AppError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut crate::db::DbConnection) -> Result<T, AppError> + Send + 'static,
+    {
+        let pool = self.pool.clone();
+        actix_web::web::block(move || {
+            let mut conn = pool.get().map_err(|e| {
+                AppError::internal(anyhow::Error::new(e).context("Failed to get a database connection"))
+            })?;
+            f(&mut conn)
+        })
+        .await
+        .map_err(|e| AppError::internal(anyhow::Error::new(e).context("A blocking task failed")))?
+    }
+}

@@ -1,0 +1,139 @@
+//! Every route of the application, declared once. The table builds the actix `App` and tells
+//! the access middleware who may call each route; tests iterate it, so a new route is covered
+//! by the login and role tests without anyone remembering to add it.
+
+use std::collections::HashMap;
+
+use actix_web::http::Method;
+use actix_web::{Route, web};
+
+use crate::domain::Role;
+use crate::web::{account, assets, audit, dashboard, health, login, users};
+
+/// Who may call a route.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Access {
+    /// Anyone, and without touching the session (health checks, static files).
+    Open,
+    /// Anyone; the session is available (login, logout).
+    Public,
+    /// Logged-in users with at least this role.
+    Role(Role),
+}
+
+/// One route: method, path pattern, access and the handler it calls.
+pub struct RouteDef {
+    pub method: Method,
+    pub path: &'static str,
+    pub access: Access,
+    handler: fn(Route) -> Route,
+}
+
+impl RouteDef {
+    /// The actix route for this definition.
+    pub fn route(&self) -> Route {
+        (self.handler)(web::method(self.method.clone()))
+    }
+}
+
+fn get(path: &'static str, access: Access, handler: fn(Route) -> Route) -> RouteDef {
+    RouteDef {
+        method: Method::GET,
+        path,
+        access,
+        handler,
+    }
+}
+
+fn post(path: &'static str, access: Access, handler: fn(Route) -> Route) -> RouteDef {
+    RouteDef {
+        method: Method::POST,
+        path,
+        access,
+        handler,
+    }
+}
+
+const VIEWER: Access = Access::Role(Role::Viewer);
+const ADMIN: Access = Access::Role(Role::Admin);
+
+/// The route table.
+pub fn table() -> Vec<RouteDef> {
+    vec![
+        get("/healthz", Access::Open, |r| r.to(health::healthz)),
+        get("/readyz", Access::Open, |r| r.to(health::readyz)),
+        get("/static/{file}", Access::Open, |r| r.to(assets::serve)),
+        get("/", Access::Public, |r| r.to(dashboard::root)),
+        get("/login", Access::Public, |r| r.to(login::form)),
+        post("/login", Access::Public, |r| r.to(login::submit)),
+        post("/logout", Access::Public, |r| r.to(login::logout)),
+        get("/admin/", VIEWER, |r| r.to(dashboard::show)),
+        get("/admin/account/", VIEWER, |r| r.to(account::show)),
+        post("/admin/account/", VIEWER, |r| r.to(account::change_password)),
+        get("/admin/audit/", VIEWER, |r| r.to(audit::list)),
+        get("/admin/users/", ADMIN, |r| r.to(users::list)),
+        get("/admin/users/new", ADMIN, |r| r.to(users::new_form)),
+        post("/admin/users/new", ADMIN, |r| r.to(users::create)),
+        get("/admin/users/{id}/", ADMIN, |r| r.to(users::detail)),
+        get("/admin/users/{id}/edit", ADMIN, |r| r.to(users::edit_form)),
+        post("/admin/users/{id}/edit", ADMIN, |r| r.to(users::update)),
+        get("/admin/users/{id}/password", ADMIN, |r| {
+            r.to(users::password_form)
+        }),
+        post("/admin/users/{id}/password", ADMIN, |r| {
+            r.to(users::reset_password)
+        }),
+    ]
+}
+
+/// Access by (path pattern, method), for the middleware.
+#[derive(Debug, Clone, Default)]
+pub struct AccessMap(HashMap<(String, Method), Access>);
+
+impl AccessMap {
+    pub fn from_table(table: &[RouteDef]) -> Self {
+        Self(
+            table
+                .iter()
+                .map(|def| ((def.path.to_owned(), def.method.clone()), def.access))
+                .collect(),
+        )
+    }
+
+    /// The access a request needs. A path the table does not know needs a login when it is
+    /// under `/admin/` (so that probing admin URLs tells an anonymous visitor nothing).
+    pub fn required(&self, pattern: Option<&str>, path: &str, method: &Method) -> Access {
+        let known = pattern.and_then(|pattern| {
+            self.0
+                .get(&(pattern.to_owned(), method.clone()))
+                .or_else(|| self.0.get(&(pattern.to_owned(), Method::GET)))
+        });
+        match known {
+            Some(access) => *access,
+            None if path.starts_with("/admin") => VIEWER,
+            None => Access::Public,
+        }
+    }
+}
+
+/// Routes of one path, in declaration order.
+pub type PathGroup<'a> = (&'static str, Vec<&'a RouteDef>);
+
+/// The table grouped by path in declaration order, split into routes that need no session
+/// and the rest.
+pub fn grouped(table: &[RouteDef]) -> (Vec<PathGroup<'_>>, Vec<PathGroup<'_>>) {
+    let mut open: Vec<PathGroup<'_>> = Vec::new();
+    let mut session: Vec<PathGroup<'_>> = Vec::new();
+    for def in table {
+        let groups = if def.access == Access::Open {
+            &mut open
+        } else {
+            &mut session
+        };
+        match groups.iter_mut().find(|(path, _)| *path == def.path) {
+            Some((_, defs)) => defs.push(def),
+            None => groups.push((def.path, vec![def])),
+        }
+    }
+    (open, session)
+}

@@ -1,0 +1,352 @@
+//! The users admin (admin role): list, create, change role and active flag, reset password.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::auth::CurrentUser;
+use crate::auth::accounts::{self, AccountError, PasswordChange};
+use crate::domain::{NewPassword, Role, UserId, Username};
+use crate::models::audit::{self, AuditEntry, AuditFilter};
+use crate::models::session;
+use crate::models::user::{self, User};
+use crate::web::client_ip::actor;
+use crate::web::forms::FormErrors;
+use crate::web::page::{Page, flash_success, render, see_other};
+use crate::web::{AppError, AppState};
+
+const NAV: &str = "users";
+
+#[derive(Template)]
+#[template(path = "users/list.html")]
+struct ListPage {
+    page: Page,
+    users: Vec<User>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+) -> Result<HttpResponse, AppError> {
+    let users = state.db(|conn| Ok(user::list(conn)?)).await?;
+    render(
+        StatusCode::OK,
+        &ListPage {
+            page: Page::new(&session, Some(&me), NAV),
+            users,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "users/new.html")]
+struct NewPage {
+    page: Page,
+    username: String,
+    role: String,
+    roles: [Role; 3],
+    errors: FormErrors,
+}
+
+pub async fn new_form(session: Session, me: web::ReqData<CurrentUser>) -> Result<HttpResponse, AppError> {
+    render(
+        StatusCode::OK,
+        &NewPage {
+            page: Page::new(&session, Some(&me), NAV),
+            username: String::new(),
+            role: Role::Viewer.as_str().to_owned(),
+            roles: Role::ALL,
+            errors: FormErrors::default(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct NewUserForm {
+    #[serde(default)]
+    username: String,
+    #[serde(default)]
+    role: String,
+    #[serde(default)]
+    password1: String,
+    #[serde(default)]
+    password2: String,
+}
+
+/// The two password fields of a form, checked against the policy for `username`.
+pub(super) fn parse_new_password(
+    password1: &str,
+    password2: &str,
+    username: &str,
+    errors: &mut FormErrors,
+) -> Option<NewPassword> {
+    match NewPassword::parse(password1, username) {
+        Err(reason) => {
+            errors.add("password1", reason);
+            None
+        }
+        Ok(_) if password1 != password2 => {
+            errors.add("password2", "The two password fields didn’t match.");
+            None
+        }
+        Ok(password) => Some(password),
+    }
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    form: web::Form<NewUserForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let mut errors = FormErrors::default();
+    let username = Username::parse(&form.username)
+        .map_err(|e| errors.add("username", e))
+        .ok();
+    let role = form
+        .role
+        .parse::<Role>()
+        .map_err(|_| errors.add("role", "Choose a role."))
+        .ok();
+    let password = parse_new_password(
+        &form.password1,
+        &form.password2,
+        form.username.trim(),
+        &mut errors,
+    );
+
+    if let (Some(username), Some(role), Some(password)) = (username, role, password) {
+        let actor = actor(&req, &state.settings, &me);
+        let created = state
+            .db(move |conn| Ok(accounts::create_user(conn, &actor, &username, &password, role)))
+            .await?;
+        match created {
+            Ok(created) => {
+                flash_success(&session, format!("User “{}” was created.", created.username));
+                return Ok(see_other(&format!("/admin/users/{}/", created.id)));
+            }
+            Err(AccountError::DuplicateUsername) => errors.add("username", AccountError::DuplicateUsername),
+            Err(other) => return Err(AppError::internal(other)),
+        }
+    }
+    render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &NewPage {
+            page: Page::new(&session, Some(&me), NAV),
+            username: form.username,
+            role: form.role,
+            roles: Role::ALL,
+            errors,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "users/detail.html")]
+struct DetailPage {
+    page: Page,
+    user: User,
+    sessions: i64,
+    entries: Vec<AuditEntry>,
+    show_ip: bool,
+}
+
+async fn load_user(state: &AppState, id: i64) -> Result<User, AppError> {
+    state
+        .db(move |conn| user::find(conn, UserId(id))?.ok_or(AppError::NotFound))
+        .await
+}
+
+pub async fn detail(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = UserId(id.into_inner());
+    let (found, sessions, entries) = state
+        .db(move |conn| {
+            let found = user::find(conn, id)?.ok_or(AppError::NotFound)?;
+            let sessions = session::count_active_for_user(conn, id, crate::db::now())?;
+            let filter = AuditFilter {
+                object_type: Some("user".to_owned()),
+                object_id: Some(id.to_string()),
+                ..AuditFilter::default()
+            };
+            Ok((found, sessions, audit::page(conn, &filter, None, 50)?))
+        })
+        .await?;
+    render(
+        StatusCode::OK,
+        &DetailPage {
+            page: Page::new(&session, Some(&me), NAV),
+            user: found,
+            sessions,
+            entries,
+            show_ip: true,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "users/edit.html")]
+struct EditPage {
+    page: Page,
+    user: User,
+    role: String,
+    is_active: bool,
+    roles: [Role; 3],
+    errors: FormErrors,
+}
+
+pub async fn edit_form(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let found = load_user(&state, id.into_inner()).await?;
+    render(
+        StatusCode::OK,
+        &EditPage {
+            page: Page::new(&session, Some(&me), NAV),
+            role: found.role.as_str().to_owned(),
+            is_active: found.is_active,
+            user: found,
+            roles: Role::ALL,
+            errors: FormErrors::default(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct EditUserForm {
+    #[serde(default)]
+    role: String,
+    /// A checkbox: present when ticked.
+    is_active: Option<String>,
+}
+
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+    form: web::Form<EditUserForm>,
+) -> Result<HttpResponse, AppError> {
+    let found = load_user(&state, id.into_inner()).await?;
+    let form = form.into_inner();
+    let is_active = form.is_active.is_some();
+    let mut errors = FormErrors::default();
+    if let Ok(role) = form.role.parse::<Role>() {
+        let actor = actor(&req, &state.settings, &me);
+        let target = found.id;
+        let updated = state
+            .db(move |conn| Ok(accounts::update_user(conn, &actor, target, role, is_active)))
+            .await?;
+        match updated {
+            Ok(updated) => {
+                flash_success(&session, format!("User “{}” was saved.", updated.username));
+                return Ok(see_other(&format!("/admin/users/{}/", updated.id)));
+            }
+            Err(AccountError::LastAdmin) => errors.add("__all__", AccountError::LastAdmin),
+            Err(AccountError::NotFound) => return Err(AppError::NotFound),
+            Err(other) => return Err(AppError::internal(other)),
+        }
+    } else {
+        errors.add("role", "Choose a role.");
+    }
+    render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &EditPage {
+            page: Page::new(&session, Some(&me), NAV),
+            user: found,
+            role: form.role,
+            is_active,
+            roles: Role::ALL,
+            errors,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "users/password.html")]
+struct PasswordPage {
+    page: Page,
+    user: User,
+    errors: FormErrors,
+}
+
+pub async fn password_form(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let found = load_user(&state, id.into_inner()).await?;
+    render(
+        StatusCode::OK,
+        &PasswordPage {
+            page: Page::new(&session, Some(&me), NAV),
+            user: found,
+            errors: FormErrors::default(),
+        },
+    )
+}
+
+#[derive(Deserialize)]
+pub struct PasswordForm {
+    #[serde(default)]
+    password1: String,
+    #[serde(default)]
+    password2: String,
+}
+
+pub async fn reset_password(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+    form: web::Form<PasswordForm>,
+) -> Result<HttpResponse, AppError> {
+    let found = load_user(&state, id.into_inner()).await?;
+    let mut errors = FormErrors::default();
+    if let Some(password) = parse_new_password(&form.password1, &form.password2, &found.username, &mut errors)
+    {
+        let actor = actor(&req, &state.settings, &me);
+        let target = found.id;
+        state
+            .db(move |conn| {
+                accounts::set_password(conn, &actor, target, &password, PasswordChange::Reset)
+                    .map_err(AppError::internal)
+            })
+            .await?;
+        if target == me.id {
+            // Resetting one's own password ends one's own sessions too; stay logged in here.
+            session.renew();
+        }
+        flash_success(
+            &session,
+            format!(
+                "The password of “{}” was changed and their sessions were ended.",
+                found.username
+            ),
+        );
+        return Ok(see_other(&format!("/admin/users/{}/", found.id)));
+    }
+    render(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        &PasswordPage {
+            page: Page::new(&session, Some(&me), NAV),
+            user: found,
+            errors,
+        },
+    )
+}
