@@ -1,0 +1,225 @@
+//! End to end in headless Chromium, through chromedriver: a person opens the admin, is sent to
+//! the login form, logs in and sees the dashboard, then logs out. Needs `chromedriver` (and
+//! Chromium) on the PATH or in `ISINBEAT_TEST_CHROMEDRIVER`; skipped without them outside CI,
+//! failed without them in CI.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{ADMIN_PASSWORD, Backend, is_ci, spawn_app};
+use fantoccini::wd::Capabilities;
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::json;
+
+fn find_on_path(name: &str) -> Option<PathBuf> {
+    std::env::var_os("PATH").and_then(|paths| {
+        std::env::split_paths(&paths)
+            .map(|dir| dir.join(name))
+            .find(|path| path.is_file())
+    })
+}
+
+fn chromedriver_path() -> Option<PathBuf> {
+    let found = std::env::var_os("ISINBEAT_TEST_CHROMEDRIVER")
+        .map(PathBuf::from)
+        .or_else(|| find_on_path("chromedriver"));
+    match found {
+        Some(path) => Some(path),
+        None if is_ci() => {
+            panic!("CI=true but chromedriver was not found: install chromium and chromium-driver")
+        }
+        None => {
+            eprintln!("skipping: chromedriver not found (apt-get install chromium chromium-driver)");
+            None
+        }
+    }
+}
+
+/// A chromedriver process on a free port; killed when dropped.
+struct Driver {
+    child: Child,
+    url: String,
+    _profile: tempfile::TempDir,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+async fn start_driver(path: &Path) -> (Driver, Client) {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = Command::new(path)
+        .arg(format!("--port={port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let driver = Driver {
+        child,
+        url: format!("http://127.0.0.1:{port}"),
+        _profile: profile,
+    };
+
+    let mut args = vec![
+        "--headless".to_owned(),
+        "--no-sandbox".to_owned(),
+        "--disable-gpu".to_owned(),
+        "--disable-dev-shm-usage".to_owned(),
+        "--no-first-run".to_owned(),
+        "--disable-background-networking".to_owned(),
+        "--disable-component-update".to_owned(),
+        "--disable-sync".to_owned(),
+        "--window-size=1280,900".to_owned(),
+    ];
+    args.push(format!("--user-data-dir={}", driver._profile.path().display()));
+    let mut options = json!({ "args": args });
+    if let Some(chromium) = find_on_path("chromium") {
+        options["binary"] = json!(chromium);
+    }
+    let mut capabilities = Capabilities::new();
+    capabilities.insert("goog:chromeOptions".to_owned(), options);
+
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let client = loop {
+        match ClientBuilder::native()
+            .capabilities(capabilities.clone())
+            .connect(&driver.url)
+            .await
+        {
+            Ok(client) => break client,
+            Err(error) if Instant::now() < deadline => {
+                let _ = error;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(error) => panic!("cannot start a Chromium session: {error}"),
+        }
+    };
+    (driver, client)
+}
+
+async fn screenshot(client: &Client, name: &str) {
+    if let Some(dir) = std::env::var_os("ISINBEAT_TEST_SCREENSHOTS") {
+        let png = client.screenshot().await.unwrap();
+        std::fs::write(Path::new(&dir).join(format!("{name}.png")), png).unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_person_logs_in_through_the_form_and_sees_the_dashboard() {
+    let Some(chromedriver) = chromedriver_path() else {
+        return;
+    };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let (_driver, client) = start_driver(&chromedriver).await;
+
+    client.goto(&format!("{}/admin/", app.address)).await.unwrap();
+    let url = client.current_url().await.unwrap();
+    assert_eq!(
+        url.path(),
+        "/login",
+        "an anonymous visitor is sent to the login page"
+    );
+    assert_eq!(url.query(), Some("next=%2Fadmin%2F"));
+
+    // A wrong password first: the form says so.
+    client
+        .find(Locator::Id("id_username"))
+        .await
+        .unwrap()
+        .send_keys("admin")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Id("id_password"))
+        .await
+        .unwrap()
+        .send_keys("not my password")
+        .await
+        .unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let error = client
+        .wait()
+        .for_element(Locator::Css(".errornote"))
+        .await
+        .unwrap();
+    assert!(
+        error
+            .text()
+            .await
+            .unwrap()
+            .contains("Please enter a correct username and password.")
+    );
+    screenshot(&client, "login-error").await;
+
+    let password = client.find(Locator::Id("id_password")).await.unwrap();
+    password.send_keys(ADMIN_PASSWORD).await.unwrap();
+    client
+        .find(Locator::Css("button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+
+    // Wait for the next page (the login page has an h1 too).
+    client
+        .wait()
+        .for_element(Locator::Id("users-total"))
+        .await
+        .unwrap();
+    let heading = client.find(Locator::Css("main h1")).await.unwrap();
+    assert_eq!(heading.text().await.unwrap(), "Dashboard");
+    assert_eq!(client.current_url().await.unwrap().path(), "/admin/");
+    let who = client.find(Locator::Css(".user-tools a")).await.unwrap();
+    assert_eq!(who.text().await.unwrap(), "admin");
+    let users = client.find(Locator::Id("users-total")).await.unwrap();
+    assert_eq!(users.text().await.unwrap(), "1");
+    // The stylesheet loaded under the content security policy.
+    let header_color = client
+        .find(Locator::Css(".site-header"))
+        .await
+        .unwrap()
+        .css_value("background-color")
+        .await
+        .unwrap();
+    assert_eq!(header_color, "rgba(31, 78, 121, 1)");
+    screenshot(&client, "dashboard").await;
+
+    client
+        .find(Locator::Css(".user-tools button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let note = client
+        .wait()
+        .for_element(Locator::Css(".flash-info"))
+        .await
+        .unwrap();
+    assert_eq!(note.text().await.unwrap(), "You have been logged out.");
+    client.goto(&format!("{}/admin/", app.address)).await.unwrap();
+    assert_eq!(client.current_url().await.unwrap().path(), "/login");
+
+    client.close().await.unwrap();
+}

@@ -1,0 +1,340 @@
+//! The command line, run as a person runs it: the built binary, its stdout/stderr and exit code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::io::{BufRead, BufReader, Write};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{Backend, Browser, TestDatabase};
+
+const BIN: &str = env!("CARGO_BIN_EXE_isinbeat");
+
+/// `isinbeat ARGS` against `database`, in a scratch working directory, with a clean environment.
+fn isinbeat(database: &TestDatabase, args: &[&str], env: &[(&str, &str)], stdin: Option<&str>) -> Output {
+    let workdir = tempfile::tempdir().unwrap();
+    let mut command = Command::new(BIN);
+    command
+        .args(args)
+        .current_dir(workdir.path())
+        .env_clear()
+        .env("DATABASE_URL", database.url())
+        .env("ISINBEAT_LOG", "warn")
+        .envs(env.iter().copied())
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut pipe = child.stdin.take().unwrap();
+    pipe.write_all(stdin.unwrap_or("").as_bytes()).unwrap();
+    drop(pipe);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+on_both_backends!(
+    migrate_applies_once_and_check_reports_a_migrated_database,
+    createsuperuser_without_input_takes_the_password_from_the_environment,
+    createsuperuser_and_changepassword_read_piped_answers,
+    serve_creates_the_admin_prints_the_password_once_and_it_logs_in,
+);
+
+async fn migrate_applies_once_and_check_reports_a_migrated_database(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend) else {
+        return;
+    };
+    let first = isinbeat(&database, &["migrate"], &[], None);
+    assert!(first.status.success(), "{}", text(&first.stderr));
+    assert!(
+        text(&first.stdout).contains("1 migration(s) applied"),
+        "{}",
+        text(&first.stdout)
+    );
+    let second = isinbeat(&database, &["migrate"], &[], None);
+    assert!(second.status.success());
+    assert!(text(&second.stdout).contains("No migrations to apply"));
+
+    let check = isinbeat(
+        &database,
+        &["check"],
+        &[(
+            "ISINBEAT_SECRET_KEY",
+            "an-example-secret-key-of-sufficient-length",
+        )],
+        None,
+    );
+    let out = text(&check.stdout);
+    assert!(check.status.success(), "{out}\n{}", text(&check.stderr));
+    assert!(out.contains("ISINBEAT_BIND"));
+    assert!(out.contains("127.0.0.1:8000"));
+    assert!(out.contains("ISINBEAT_SECRET_KEY"));
+    assert!(
+        !out.contains("an-example-secret-key"),
+        "secrets are masked: {out}"
+    );
+    assert!(out.contains("Migrations: all applied"));
+    assert!(out.contains(match backend {
+        Backend::Sqlite => "reachable (SQLite)",
+        Backend::Postgres => "reachable (PostgreSQL)",
+    }));
+}
+
+#[test]
+fn check_fails_clearly_when_the_database_is_missing_or_unreachable() {
+    let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    let missing = isinbeat(&database, &["check"], &[], None);
+    assert_eq!(missing.status.code(), Some(1));
+    assert!(
+        text(&missing.stderr).contains("does not exist yet"),
+        "{}",
+        text(&missing.stderr)
+    );
+
+    // Nothing listens on port 1.
+    let unreachable = isinbeat(
+        &database,
+        &["check"],
+        &[("DATABASE_URL", "postgres://isinbeat:hunter2@127.0.0.1:1/isinbeat")],
+        None,
+    );
+    assert_eq!(unreachable.status.code(), Some(1));
+    let stderr = text(&unreachable.stderr);
+    assert!(stderr.contains("is not reachable"), "{stderr}");
+    assert!(!stderr.contains("hunter2"), "the password is masked: {stderr}");
+
+    let serve = isinbeat(
+        &database,
+        &["serve"],
+        &[("DATABASE_URL", "postgres://127.0.0.1:1/isinbeat")],
+        None,
+    );
+    assert_eq!(serve.status.code(), Some(1));
+    assert!(text(&serve.stderr).contains("Failed to connect to the database"));
+}
+
+#[test]
+fn bad_settings_and_bad_arguments_exit_non_zero_with_a_message() {
+    let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    let bad_setting = isinbeat(
+        &database,
+        &["check"],
+        &[("ISINBEAT_LOGIN_MAX_FAILURES", "lots")],
+        None,
+    );
+    assert_eq!(bad_setting.status.code(), Some(1));
+    assert!(text(&bad_setting.stderr).contains("ISINBEAT_LOGIN_MAX_FAILURES=\"lots\" is not valid"));
+
+    let bad_url = isinbeat(
+        &database,
+        &["migrate"],
+        &[("DATABASE_URL", "mysql://localhost/x")],
+        None,
+    );
+    assert_eq!(bad_url.status.code(), Some(1));
+    assert!(text(&bad_url.stderr).contains("DATABASE_URL"));
+
+    let unknown = isinbeat(&database, &["frobnicate"], &[], None);
+    assert_eq!(unknown.status.code(), Some(2));
+    assert!(text(&unknown.stderr).contains("unrecognized subcommand"));
+
+    let missing_arg = isinbeat(&database, &["changepassword"], &[], None);
+    assert_eq!(missing_arg.status.code(), Some(2));
+}
+
+async fn createsuperuser_without_input_takes_the_password_from_the_environment(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend) else {
+        return;
+    };
+    let not_migrated = isinbeat(
+        &database,
+        &["createsuperuser", "--no-input", "--username", "ops"],
+        &[],
+        None,
+    );
+    assert_eq!(not_migrated.status.code(), Some(1));
+    assert!(
+        text(&not_migrated.stderr).contains("Run `isinbeat migrate` first"),
+        "{}",
+        text(&not_migrated.stderr)
+    );
+    assert!(isinbeat(&database, &["migrate"], &[], None).status.success());
+
+    let no_password = isinbeat(
+        &database,
+        &["createsuperuser", "--no-input", "--username", "ops"],
+        &[],
+        None,
+    );
+    assert_eq!(no_password.status.code(), Some(1));
+    assert!(text(&no_password.stderr).contains("ISINBEAT_SUPERUSER_PASSWORD"));
+
+    let weak = isinbeat(
+        &database,
+        &["createsuperuser", "--no-input", "--username", "ops"],
+        &[("ISINBEAT_SUPERUSER_PASSWORD", "short")],
+        None,
+    );
+    assert_eq!(weak.status.code(), Some(1));
+    assert!(text(&weak.stderr).contains("Use at least 12 characters."));
+
+    let env = [("ISINBEAT_SUPERUSER_PASSWORD", "ops team passphrase")];
+    let created = isinbeat(
+        &database,
+        &["createsuperuser", "--no-input", "--username", "ops"],
+        &env,
+        None,
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+    assert!(text(&created.stdout).contains("Superuser “ops” created."));
+
+    let again = isinbeat(
+        &database,
+        &["createsuperuser", "--no-input", "--username", "OPS"],
+        &env,
+        None,
+    );
+    assert_eq!(again.status.code(), Some(1));
+    assert!(text(&again.stderr).contains("already exists"));
+}
+
+async fn createsuperuser_and_changepassword_read_piped_answers(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend) else {
+        return;
+    };
+    assert!(isinbeat(&database, &["migrate"], &[], None).status.success());
+    let mismatch = isinbeat(
+        &database,
+        &["createsuperuser"],
+        &[],
+        Some("root2\none long passphrase\nanother one\n"),
+    );
+    assert_eq!(mismatch.status.code(), Some(1));
+    assert!(text(&mismatch.stderr).contains("didn’t match"));
+
+    let created = isinbeat(
+        &database,
+        &["createsuperuser"],
+        &[],
+        Some("root2\none long passphrase\none long passphrase\n"),
+    );
+    assert!(created.status.success(), "{}", text(&created.stderr));
+
+    let unknown = isinbeat(&database, &["changepassword", "nobody"], &[], Some(""));
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("There is no user “nobody”."));
+
+    let changed = isinbeat(
+        &database,
+        &["changepassword", "root2"],
+        &[],
+        Some("a second long passphrase\na second long passphrase\n"),
+    );
+    assert!(changed.status.success(), "{}", text(&changed.stderr));
+    assert!(text(&changed.stdout).contains("Password changed for “root2”"));
+
+    // The new password is the one that works.
+    let (_server, address) = start_serve(&database, &[]);
+    let browser = Browser::new(&address);
+    assert_eq!(browser.login("root2", "one long passphrase").await.status(), 422);
+    assert_eq!(
+        browser.login("root2", "a second long passphrase").await.status(),
+        303
+    );
+}
+
+/// A running `isinbeat serve`; killed when dropped.
+struct Server {
+    child: Child,
+    stdout_lines: Vec<String>,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `isinbeat serve` on a free port and waits for the line that says where it serves.
+fn start_serve(database: &TestDatabase, env: &[(&str, &str)]) -> (Server, String) {
+    let workdir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(BIN)
+        .arg("serve")
+        .current_dir(workdir.path())
+        .env_clear()
+        .env("DATABASE_URL", database.url())
+        .env("ISINBEAT_BIND", "127.0.0.1:0")
+        .env("ISINBEAT_LOG", "warn")
+        .env("ISINBEAT_WEB_WORKERS", "1")
+        .envs(env.iter().copied())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap();
+    let mut reader = BufReader::new(child.stdout.take().unwrap());
+    let mut lines = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let address = loop {
+        assert!(Instant::now() < deadline, "serve did not start: {lines:?}");
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "serve exited: {lines:?}"
+        );
+        if let Some(rest) = line.strip_prefix("isinbeat is serving ") {
+            let url = rest.split_whitespace().next().unwrap().trim_end_matches('/');
+            break url.to_owned();
+        }
+        lines.push(line.trim_end().to_owned());
+    };
+    (
+        Server {
+            child,
+            stdout_lines: lines,
+        },
+        address,
+    )
+}
+
+async fn serve_creates_the_admin_prints_the_password_once_and_it_logs_in(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend) else {
+        return;
+    };
+    let (server, address) = start_serve(&database, &[]);
+    let password = server
+        .stdout_lines
+        .iter()
+        .find_map(|line| line.trim().strip_prefix("Password: "))
+        .unwrap_or_else(|| panic!("a password is printed: {:?}", server.stdout_lines))
+        .to_owned();
+    assert!(
+        server
+            .stdout_lines
+            .iter()
+            .any(|line| line.contains("Created the first user: admin"))
+    );
+    assert!(
+        server
+            .stdout_lines
+            .iter()
+            .any(|line| line.contains(&format!("Log in at {address}/")))
+    );
+
+    let browser = Browser::new(&address);
+    assert_eq!(browser.login("admin", &password).await.status(), 303);
+    assert!(browser.get_html("/admin/").await.contains("<h1>Dashboard</h1>"));
+    drop(server);
+
+    // The second start finds the admin and prints no password.
+    let (again, _) = start_serve(&database, &[]);
+    assert!(
+        again.stdout_lines.iter().all(|line| !line.contains("Password")),
+        "{:?}",
+        again.stdout_lines
+    );
+}

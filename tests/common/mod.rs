@@ -1,0 +1,329 @@
+//! Test harness: `spawn_app` starts the real application on port 0 with its own database (a
+//! SQLite file in a temp dir, or a freshly created PostgreSQL database), and `Browser` drives it
+//! over HTTP like a browser: a cookie jar, the CSRF token read from the page's form, no
+//! automatic redirects so tests see each 303.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use diesel::Connection;
+use diesel::RunQueryDsl;
+use diesel::pg::PgConnection;
+use isinbeat::auth::accounts;
+use isinbeat::config::Settings;
+use isinbeat::db::DbPool;
+use isinbeat::domain::{NewPassword, Role, Username};
+use isinbeat::models::audit::Actor;
+use isinbeat::startup::{Application, SESSION_COOKIE};
+use rand::distr::{Alphanumeric, SampleString};
+use reqwest::cookie::{CookieStore, Jar};
+use reqwest::header::HeaderValue;
+use reqwest::redirect::Policy;
+
+pub const ADMIN_PASSWORD: &str = "blue kettle on the stove";
+
+/// Which database a test runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+/// The PostgreSQL server for tests, from `ISINBEAT_TEST_DATABASE_URL`. Without it the PostgreSQL
+/// variant of each test is skipped — except in CI (`CI=true`), where a missing variable fails the
+/// test, so that a skip can never pass as success there.
+pub fn postgres_base_url() -> Option<String> {
+    match std::env::var("ISINBEAT_TEST_DATABASE_URL") {
+        Ok(url) if !url.trim().is_empty() => Some(url),
+        _ if is_ci() => {
+            panic!("CI=true but ISINBEAT_TEST_DATABASE_URL is not set: the PostgreSQL tests must run in CI")
+        }
+        _ => {
+            eprintln!("skipping: set ISINBEAT_TEST_DATABASE_URL to run this test on PostgreSQL");
+            None
+        }
+    }
+}
+
+pub fn is_ci() -> bool {
+    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
+}
+
+/// A database that exists for one test and is removed afterwards.
+pub enum TestDatabase {
+    Sqlite { dir: tempfile::TempDir },
+    Postgres { base_url: String, name: String },
+}
+
+impl TestDatabase {
+    /// A new, empty database; `None` when the backend is not available outside CI.
+    pub fn create(backend: Backend) -> Option<Self> {
+        match backend {
+            Backend::Sqlite => Some(Self::Sqlite {
+                dir: tempfile::tempdir().unwrap(),
+            }),
+            Backend::Postgres => {
+                let base_url = postgres_base_url()?;
+                let name = format!(
+                    "isinbeat_test_{}",
+                    Alphanumeric.sample_string(&mut rand::rng(), 12).to_lowercase()
+                );
+                let mut admin = PgConnection::establish(&base_url)
+                    .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at ISINBEAT_TEST_DATABASE_URL: {e}"));
+                diesel::sql_query(format!("CREATE DATABASE {name}"))
+                    .execute(&mut admin)
+                    .unwrap();
+                Some(Self::Postgres { base_url, name })
+            }
+        }
+    }
+
+    /// The `DATABASE_URL` of this database.
+    pub fn url(&self) -> String {
+        match self {
+            Self::Sqlite { dir } => dir.path().join("isinbeat.sqlite3").to_string_lossy().into_owned(),
+            Self::Postgres { base_url, name } => {
+                let mut url = url::Url::parse(base_url).unwrap();
+                url.set_path(name);
+                url.to_string()
+            }
+        }
+    }
+}
+
+impl Drop for TestDatabase {
+    fn drop(&mut self) {
+        if let Self::Postgres { base_url, name } = self
+            && let Ok(mut admin) = PgConnection::establish(base_url)
+        {
+            let _ =
+                diesel::sql_query(format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)")).execute(&mut admin);
+        }
+    }
+}
+
+/// A running application.
+pub struct TestApp {
+    pub address: String,
+    pub port: u16,
+    pub pool: DbPool,
+    pub backend: Backend,
+    // Dropped last: the database outlives the server's use of it.
+    pub database: TestDatabase,
+}
+
+/// Starts the application with `extra` settings on top of the test defaults. Returns `None`
+/// when the backend is not available (outside CI).
+pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+    let database = TestDatabase::create(backend)?;
+    let mut vars: HashMap<String, String> = HashMap::from([
+        ("DATABASE_URL".to_owned(), database.url()),
+        ("ISINBEAT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
+        ("ISINBEAT_ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
+        ("ISINBEAT_WEB_WORKERS".to_owned(), "1".to_owned()),
+        ("ISINBEAT_DATABASE_POOL_SIZE".to_owned(), "4".to_owned()),
+    ]);
+    for (name, value) in extra {
+        vars.insert((*name).to_owned(), (*value).to_owned());
+    }
+    let settings = Settings::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    let app = Application::build(settings)
+        .await
+        .expect("the application starts");
+    let port = app.port();
+    let pool = app.pool();
+    tokio::spawn(app.run_until_stopped());
+    Some(TestApp {
+        address: format!("http://127.0.0.1:{port}"),
+        port,
+        pool,
+        backend,
+        database,
+    })
+}
+
+pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
+    spawn_app_with(backend, &[]).await
+}
+
+impl TestApp {
+    /// A new browser with an empty cookie jar.
+    pub fn browser(&self) -> Browser {
+        Browser::new(&self.address)
+    }
+
+    /// A browser logged in as `username`.
+    pub async fn logged_in(&self, username: &str, password: &str) -> Browser {
+        let browser = self.browser();
+        let response = browser.login(username, password).await;
+        assert_eq!(response.status(), 303, "login of {username} should succeed");
+        browser
+    }
+
+    /// A browser logged in as the first admin.
+    pub async fn admin(&self) -> Browser {
+        self.logged_in("admin", ADMIN_PASSWORD).await
+    }
+
+    /// Creates a user directly (not through the page under test).
+    pub async fn create_user(&self, username: &str, password: &str, role: Role) {
+        let pool = self.pool.clone();
+        let (username, password) = (username.to_owned(), password.to_owned());
+        tokio::task::spawn_blocking(move || {
+            let mut conn = pool.get().unwrap();
+            let name = Username::parse(&username).unwrap();
+            let password = NewPassword::parse(&password, &username).unwrap();
+            accounts::create_user(&mut conn, &Actor::command_line(), &name, &password, role).unwrap();
+        })
+        .await
+        .unwrap();
+    }
+
+    /// Runs a blocking database query against the app's database.
+    pub async fn query<T: Send + 'static>(
+        &self,
+        f: impl FnOnce(&mut isinbeat::db::DbConnection) -> T + Send + 'static,
+    ) -> T {
+        let pool = self.pool.clone();
+        tokio::task::spawn_blocking(move || f(&mut pool.get().unwrap()))
+            .await
+            .unwrap()
+    }
+
+    pub async fn user_count(&self) -> i64 {
+        self.query(|conn| isinbeat::models::user::count(conn).unwrap())
+            .await
+    }
+}
+
+/// An HTTP client that keeps cookies like a browser and does not follow redirects.
+pub struct Browser {
+    pub base: String,
+    pub jar: Arc<Jar>,
+    pub client: reqwest::Client,
+}
+
+impl Browser {
+    pub fn new(base: &str) -> Self {
+        let jar = Arc::new(Jar::default());
+        let client = reqwest::Client::builder()
+            .cookie_provider(Arc::clone(&jar))
+            .redirect(Policy::none())
+            .build()
+            .unwrap();
+        Self {
+            base: base.to_owned(),
+            jar,
+            client,
+        }
+    }
+
+    /// A browser that sends exactly `cookie` (e.g. a session cookie saved earlier).
+    pub fn with_cookie(base: &str, cookie: &str) -> Self {
+        let browser = Self::new(base);
+        let url = url::Url::parse(base).unwrap();
+        browser.jar.add_cookie_str(cookie, &url);
+        browser
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub async fn get(&self, path: &str) -> reqwest::Response {
+        self.client.get(self.url(path)).send().await.unwrap()
+    }
+
+    pub async fn get_html(&self, path: &str) -> String {
+        let response = self.get(path).await;
+        assert_eq!(response.status(), 200, "GET {path}");
+        response.text().await.unwrap()
+    }
+
+    /// The CSRF token in the first form of the page at `path`.
+    pub async fn csrf_token(&self, path: &str) -> String {
+        let html = self.get_html(path).await;
+        extract_csrf(&html).unwrap_or_else(|| panic!("no csrf_token on {path}"))
+    }
+
+    /// Posts `fields` as a form, without adding any token.
+    pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        self.client
+            .post(self.url(path))
+            .form(fields)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    /// Loads `form_page` like a person opening the form, then posts `fields` to `path` with
+    /// the page's CSRF token — what submitting the form does.
+    pub async fn submit(&self, form_page: &str, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
+        let token = self.csrf_token(form_page).await;
+        let mut all: Vec<(&str, &str)> = vec![("csrf_token", &token)];
+        all.extend_from_slice(fields);
+        self.post_raw(path, &all).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
+        self.submit(
+            "/login",
+            "/login",
+            &[("username", username), ("password", password)],
+        )
+        .await
+    }
+
+    /// The session cookie as `name=value`, if the browser has one.
+    pub fn session_cookie(&self) -> Option<String> {
+        let url = url::Url::parse(&self.base).unwrap();
+        let header: HeaderValue = self.jar.cookies(&url)?;
+        header
+            .to_str()
+            .unwrap()
+            .split("; ")
+            .find(|pair| pair.starts_with(&format!("{SESSION_COOKIE}=")))
+            .map(str::to_owned)
+    }
+}
+
+pub fn extract_csrf(html: &str) -> Option<String> {
+    let marker = "name=\"csrf_token\" value=\"";
+    let start = html.find(marker)? + marker.len();
+    let end = html[start..].find('"')?;
+    Some(html[start..end + start].to_owned())
+}
+
+pub fn location(response: &reqwest::Response) -> String {
+    response
+        .headers()
+        .get("location")
+        .map(|value| value.to_str().unwrap().to_owned())
+        .unwrap_or_default()
+}
+
+/// Declares each listed `async fn name(backend: Backend)` as two tests, `sqlite::name` and
+/// `postgres::name`.
+#[macro_export]
+macro_rules! on_both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test]
+                async fn $name() {
+                    super::$name($crate::common::Backend::Postgres).await;
+                }
+            )*
+        }
+    };
+}
