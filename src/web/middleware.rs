@@ -33,8 +33,10 @@ pub async fn access(
             Some(user) => {
                 req.extensions_mut().insert(user);
             }
-            // The user was deactivated or deleted: the session means nothing any more.
-            None => session.purge(),
+            // The user was deactivated or deleted: the session goes on as an anonymous one.
+            None => {
+                session.remove(USER_ID_KEY);
+            }
         }
     }
 

@@ -36,6 +36,18 @@ fn push_flash(session: &Session, level: &str, text: String) {
     let _ = session.insert(FLASH_KEY, queued);
 }
 
+/// The queued messages, removed from the session. Only a session that has some is changed, so
+/// an ordinary page view does not write the session row.
+fn take_flashes(session: &Session) -> Vec<Flash> {
+    match session.get::<Vec<Flash>>(FLASH_KEY) {
+        Ok(Some(flashes)) => {
+            session.remove(FLASH_KEY);
+            flashes
+        }
+        _ => Vec::new(),
+    }
+}
+
 /// The shared part of every page.
 #[derive(Debug, Clone)]
 pub struct Page {
@@ -49,14 +61,10 @@ pub struct Page {
 impl Page {
     /// The context of a page shown to `user`; takes the queued flash messages.
     pub fn new(session: &Session, user: Option<&CurrentUser>, nav: &'static str) -> Self {
-        let flashes = session
-            .remove_as::<Vec<Flash>>(FLASH_KEY)
-            .and_then(Result::ok)
-            .unwrap_or_default();
         Self {
             user: user.cloned(),
             csrf_token: csrf::token(session),
-            flashes,
+            flashes: take_flashes(session),
             nav,
         }
     }
