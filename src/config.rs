@@ -39,14 +39,9 @@ impl DatabaseUrl {
             url::Url::parse(raw).map_err(|e| invalid(&e.to_string()))?;
             return Ok(Self::Postgres(raw.to_owned()));
         }
-        let path = raw
-            .strip_prefix("sqlite://")
-            .or_else(|| raw.strip_prefix("sqlite:"))
-            .unwrap_or(raw);
+        let path = raw.strip_prefix("sqlite://").or_else(|| raw.strip_prefix("sqlite:")).unwrap_or(raw);
         if path.contains("://") {
-            return Err(invalid(
-                "use postgres://…, postgresql://…, sqlite://PATH or a file path",
-            ));
+            return Err(invalid("use postgres://…, postgresql://…, sqlite://PATH or a file path"));
         }
         if path.is_empty() {
             return Err(invalid("the SQLite file path is empty"));
@@ -85,7 +80,11 @@ fn mask_url(raw: &str) -> String {
             url.to_string()
         }
         Ok(url) => url.to_string(),
-        Err(_) => raw.to_owned(),
+        // Unparsable (a password with an unescaped `/`, say): hide everything before the host.
+        Err(_) => match (raw.split_once("://"), raw.rsplit_once('@')) {
+            (Some((scheme, _)), Some((_, host))) => format!("{scheme}://********@{host}"),
+            _ => raw.to_owned(),
+        },
     }
 }
 
@@ -136,7 +135,8 @@ pub struct Settings {
     pub https: bool,
     /// Proxies whose `X-Forwarded-For` header is believed.
     pub trusted_proxies: Vec<IpNet>,
-    /// How long a session lives without activity.
+    /// How long a login lasts: a session ends this long after it last changed (login, password
+    /// change), however active it is.
     pub session_ttl: Duration,
     /// Failed logins for one username from one address before further tries are refused.
     pub login_max_failures: u32,
@@ -153,11 +153,7 @@ pub struct Settings {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("{name}={value:?} is not valid: {reason}")]
-    Invalid {
-        name: &'static str,
-        value: String,
-        reason: String,
-    },
+    Invalid { name: &'static str, value: String, reason: String },
 }
 
 /// One row of the settings table that `isinbeat check` and the README show.
@@ -238,40 +234,23 @@ impl Settings {
         let proxies = if self.trusted_proxies.is_empty() {
             "(none: X-Forwarded-For is ignored)".to_owned()
         } else {
-            self.trusted_proxies
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(",")
+            self.trusted_proxies.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
         };
         let row = |name, value| SettingRow { name, value };
         vec![
             row("DATABASE_URL", self.database_url.masked()),
             row("ISINBEAT_DATABASE_POOL_SIZE", self.database_pool_size.to_string()),
             row("ISINBEAT_BIND", self.bind.clone()),
-            row(
-                "ISINBEAT_SECRET_KEY",
-                secret(&self.secret_key, "(unset: generated, kept in the database)"),
-            ),
-            row(
-                "ISINBEAT_ADMIN_PASSWORD",
-                secret(&self.admin_password, "(unset: random on first start)"),
-            ),
+            row("ISINBEAT_SECRET_KEY", secret(&self.secret_key, "(unset: generated, kept in the database)")),
+            row("ISINBEAT_ADMIN_PASSWORD", secret(&self.admin_password, "(unset: random on first start)")),
             row("ISINBEAT_HTTPS", self.https.to_string()),
             row("ISINBEAT_TRUSTED_PROXIES", proxies),
-            row(
-                "ISINBEAT_SESSION_MINUTES",
-                (self.session_ttl.as_secs() / 60).to_string(),
-            ),
+            row("ISINBEAT_SESSION_MINUTES", (self.session_ttl.as_secs() / 60).to_string()),
             row("ISINBEAT_LOGIN_MAX_FAILURES", self.login_max_failures.to_string()),
-            row(
-                "ISINBEAT_LOGIN_WINDOW_MINUTES",
-                (self.login_window.as_secs() / 60).to_string(),
-            ),
+            row("ISINBEAT_LOGIN_WINDOW_MINUTES", (self.login_window.as_secs() / 60).to_string()),
             row(
                 "ISINBEAT_WEB_WORKERS",
-                self.web_workers
-                    .map_or_else(|| "(one per core)".to_owned(), |n| n.to_string()),
+                self.web_workers.map_or_else(|| "(one per core)".to_owned(), |n| n.to_string()),
             ),
             row("ISINBEAT_LOG", self.log_level.clone()),
             row(
@@ -306,18 +285,10 @@ where
     let invalid = || ConfigError::Invalid {
         name,
         value: raw.clone(),
-        reason: format!(
-            "expected a whole number from {} to {}",
-            range.start(),
-            range.end()
-        ),
+        reason: format!("expected a whole number from {} to {}", range.start(), range.end()),
     };
     let value: T = raw.trim().parse().map_err(|_| invalid())?;
-    if range.contains(&value) {
-        Ok(value)
-    } else {
-        Err(invalid())
-    }
+    if range.contains(&value) { Ok(value) } else { Err(invalid()) }
 }
 
 fn parse_bool(
@@ -330,11 +301,7 @@ fn parse_bool(
         Some(raw) => match raw.as_str() {
             "1" | "true" | "yes" | "on" => Ok(true),
             "0" | "false" | "no" | "off" => Ok(false),
-            _ => Err(ConfigError::Invalid {
-                name,
-                value: raw,
-                reason: "expected true or false".to_owned(),
-            }),
+            _ => Err(ConfigError::Invalid { name, value: raw, reason: "expected true or false".to_owned() }),
         },
     }
 }
@@ -344,13 +311,13 @@ fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
         .map(str::trim)
         .filter(|item| !item.is_empty())
         .map(|item| {
-            item.parse::<IpNet>()
-                .or_else(|_| item.parse::<IpAddr>().map(IpNet::from))
-                .map_err(|_| ConfigError::Invalid {
+            item.parse::<IpNet>().or_else(|_| item.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
+                ConfigError::Invalid {
                     name: "ISINBEAT_TRUSTED_PROXIES",
                     value: raw.to_owned(),
                     reason: format!("{item:?} is neither an IP address nor a CIDR range"),
-                })
+                }
+            })
         })
         .collect()
 }
@@ -362,10 +329,8 @@ mod tests {
     use super::*;
 
     fn settings(vars: &[(&str, &str)]) -> Result<Settings, ConfigError> {
-        let map: HashMap<String, String> = vars
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect();
+        let map: HashMap<String, String> =
+            vars.iter().map(|(k, v)| ((*k).to_owned(), (*v).to_owned())).collect();
         Settings::from_lookup(|name| map.get(name).cloned())
     }
 
@@ -380,10 +345,7 @@ mod tests {
 
     #[test]
     fn database_urls_pick_the_backend() {
-        assert!(matches!(
-            DatabaseUrl::parse("postgres://u:p@db/isinbeat"),
-            Ok(DatabaseUrl::Postgres(_))
-        ));
+        assert!(matches!(DatabaseUrl::parse("postgres://u:p@db/isinbeat"), Ok(DatabaseUrl::Postgres(_))));
         assert_eq!(
             DatabaseUrl::parse("sqlite:///var/lib/isinbeat/db.sqlite3").ok(),
             Some(DatabaseUrl::Sqlite(PathBuf::from("/var/lib/isinbeat/db.sqlite3")))
@@ -400,6 +362,13 @@ mod tests {
         let url = DatabaseUrl::parse("postgres://isinbeat:hunter2@db:5432/isinbeat").unwrap();
         assert_eq!(url.masked(), "postgres://isinbeat:********@db:5432/isinbeat");
         assert!(!format!("{url:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn passwords_in_unparsable_database_urls_are_masked_too() {
+        let err = DatabaseUrl::parse("postgres://isinbeat:pa/ss@wo:rd@db/isinbeat").unwrap_err();
+        assert!(!err.to_string().contains("pa/ss"), "{err}");
+        assert!(err.to_string().contains("********@db/isinbeat"), "{err}");
     }
 
     #[test]
@@ -422,10 +391,7 @@ mod tests {
     #[test]
     fn secrets_never_show_in_debug_or_rows() {
         let s = settings(&[
-            (
-                "ISINBEAT_SECRET_KEY",
-                "0123456789abcdef0123456789abcdef-very-secret",
-            ),
+            ("ISINBEAT_SECRET_KEY", "0123456789abcdef0123456789abcdef-very-secret"),
             ("ISINBEAT_ADMIN_PASSWORD", "correct horse battery"),
         ])
         .unwrap();

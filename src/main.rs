@@ -26,7 +26,8 @@ enum Command {
         /// The new user's username (asked for when missing).
         #[arg(long)]
         username: Option<String>,
-        /// Ask nothing: needs --username and the password in ISINBEAT_SUPERUSER_PASSWORD.
+        /// Ask nothing: needs --username and the password in ISINBEAT_SUPERUSER_PASSWORD (with
+        /// both given, nothing is asked anyway).
         #[arg(long)]
         no_input: bool,
     },

@@ -59,12 +59,7 @@ fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     // A 64-byte key derived from the secret: actix signs and encrypts the cookie with it.
     let cookie_key = Key::from(Sha512::digest(secret.as_bytes()).as_slice());
     drop(conn);
-    Ok(Prepared {
-        pool,
-        applied,
-        first_admin,
-        cookie_key,
-    })
+    Ok(Prepared { pool, applied, first_admin, cookie_key })
 }
 
 impl Application {
@@ -80,23 +75,10 @@ impl Application {
         }
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("Failed to listen on {} (ISINBEAT_BIND)", settings.bind))?;
-        let port = listener
-            .local_addr()
-            .context("Failed to read the bound address")?
-            .port();
-        let server = run(
-            listener,
-            prepared.pool.clone(),
-            Arc::clone(&settings),
-            prepared.cookie_key,
-        )?;
+        let port = listener.local_addr().context("Failed to read the bound address")?.port();
+        let server = run(listener, prepared.pool.clone(), Arc::clone(&settings), prepared.cookie_key)?;
         spawn_housekeeping(prepared.pool.clone(), settings.login_window);
-        Ok(Self {
-            port,
-            server,
-            pool: prepared.pool,
-            first_admin: prepared.first_admin,
-        })
+        Ok(Self { port, server, pool: prepared.pool, first_admin: prepared.first_admin })
     }
 
     pub fn port(&self) -> u16 {
@@ -119,8 +101,7 @@ impl Application {
 }
 
 fn resource(path: &str, defs: &[&RouteDef]) -> actix_web::Resource {
-    defs.iter()
-        .fold(web::resource(path), |resource, def| resource.route(def.route()))
+    defs.iter().fold(web::resource(path), |resource, def| resource.route(def.route()))
 }
 
 async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
@@ -153,9 +134,7 @@ fn run(
                 .build();
         let session_scope = with_session
             .iter()
-            .fold(web::scope(""), |scope, (path, defs)| {
-                scope.service(resource(path, defs))
-            })
+            .fold(web::scope(""), |scope, (path, defs)| scope.service(resource(path, defs)))
             .default_service(web::to(not_found))
             .wrap(from_fn(middleware::csrf))
             .wrap(from_fn(middleware::access))
@@ -163,10 +142,9 @@ fn run(
             // Pages behind the login are never cached: the back button after logout shows nothing.
             .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")));
         open.iter()
-            .fold(
-                App::new().app_data(state.clone()).app_data(access_map.clone()),
-                |app, (path, defs)| app.service(resource(path, defs)),
-            )
+            .fold(App::new().app_data(state.clone()).app_data(access_map.clone()), |app, (path, defs)| {
+                app.service(resource(path, defs))
+            })
             .service(session_scope)
             .wrap(middleware::security_headers(https))
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))

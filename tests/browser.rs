@@ -18,11 +18,8 @@ use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::json;
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
-    std::env::var_os("PATH").and_then(|paths| {
-        std::env::split_paths(&paths)
-            .map(|dir| dir.join(name))
-            .find(|path| path.is_file())
-    })
+    std::env::var_os("PATH")
+        .and_then(|paths| std::env::split_paths(&paths).map(|dir| dir.join(name)).find(|path| path.is_file()))
 }
 
 fn chromedriver_path() -> Option<PathBuf> {
@@ -56,11 +53,7 @@ impl Drop for Driver {
 }
 
 async fn start_driver(path: &Path) -> (Driver, Client) {
-    let port = TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
+    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let child = Command::new(path)
         .arg(format!("--port={port}"))
         .stdout(Stdio::null())
@@ -68,11 +61,7 @@ async fn start_driver(path: &Path) -> (Driver, Client) {
         .spawn()
         .unwrap();
     let profile = tempfile::tempdir().unwrap();
-    let driver = Driver {
-        child,
-        url: format!("http://127.0.0.1:{port}"),
-        _profile: profile,
-    };
+    let driver = Driver { child, url: format!("http://127.0.0.1:{port}"), _profile: profile };
 
     let mut args = vec![
         "--headless".to_owned(),
@@ -95,11 +84,7 @@ async fn start_driver(path: &Path) -> (Driver, Client) {
 
     let deadline = Instant::now() + Duration::from_secs(30);
     let client = loop {
-        match ClientBuilder::native()
-            .capabilities(capabilities.clone())
-            .connect(&driver.url)
-            .await
-        {
+        match ClientBuilder::native().capabilities(capabilities.clone()).connect(&driver.url).await {
             Ok(client) => break client,
             Err(error) if Instant::now() < deadline => {
                 let _ = error;
@@ -128,65 +113,23 @@ async fn a_person_logs_in_through_the_form_and_sees_the_dashboard() {
 
     client.goto(&format!("{}/admin/", app.address)).await.unwrap();
     let url = client.current_url().await.unwrap();
-    assert_eq!(
-        url.path(),
-        "/login",
-        "an anonymous visitor is sent to the login page"
-    );
+    assert_eq!(url.path(), "/login", "an anonymous visitor is sent to the login page");
     assert_eq!(url.query(), Some("next=%2Fadmin%2F"));
 
     // A wrong password first: the form says so.
-    client
-        .find(Locator::Id("id_username"))
-        .await
-        .unwrap()
-        .send_keys("admin")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Id("id_password"))
-        .await
-        .unwrap()
-        .send_keys("not my password")
-        .await
-        .unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let error = client
-        .wait()
-        .for_element(Locator::Css(".errornote"))
-        .await
-        .unwrap();
-    assert!(
-        error
-            .text()
-            .await
-            .unwrap()
-            .contains("Please enter a correct username and password.")
-    );
+    client.find(Locator::Id("id_username")).await.unwrap().send_keys("admin").await.unwrap();
+    client.find(Locator::Id("id_password")).await.unwrap().send_keys("not my password").await.unwrap();
+    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let error = client.wait().for_element(Locator::Css(".errornote")).await.unwrap();
+    assert!(error.text().await.unwrap().contains("Please enter a correct username and password."));
     screenshot(&client, "login-error").await;
 
     let password = client.find(Locator::Id("id_password")).await.unwrap();
     password.send_keys(ADMIN_PASSWORD).await.unwrap();
-    client
-        .find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
 
     // Wait for the next page (the login page has an h1 too).
-    client
-        .wait()
-        .for_element(Locator::Id("users-total"))
-        .await
-        .unwrap();
+    client.wait().for_element(Locator::Id("users-total")).await.unwrap();
     let heading = client.find(Locator::Css("main h1")).await.unwrap();
     assert_eq!(heading.text().await.unwrap(), "Dashboard");
     assert_eq!(client.current_url().await.unwrap().path(), "/admin/");
@@ -195,28 +138,13 @@ async fn a_person_logs_in_through_the_form_and_sees_the_dashboard() {
     let users = client.find(Locator::Id("users-total")).await.unwrap();
     assert_eq!(users.text().await.unwrap(), "1");
     // The stylesheet loaded under the content security policy.
-    let header_color = client
-        .find(Locator::Css(".site-header"))
-        .await
-        .unwrap()
-        .css_value("background-color")
-        .await
-        .unwrap();
+    let header_color =
+        client.find(Locator::Css(".site-header")).await.unwrap().css_value("background-color").await.unwrap();
     assert_eq!(header_color, "rgba(31, 78, 121, 1)");
     screenshot(&client, "dashboard").await;
 
-    client
-        .find(Locator::Css(".user-tools button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let note = client
-        .wait()
-        .for_element(Locator::Css(".flash-info"))
-        .await
-        .unwrap();
+    client.find(Locator::Css(".user-tools button")).await.unwrap().click().await.unwrap();
+    let note = client.wait().for_element(Locator::Css(".flash-info")).await.unwrap();
     assert_eq!(note.text().await.unwrap(), "You have been logged out.");
     client.goto(&format!("{}/admin/", app.address)).await.unwrap();
     assert_eq!(client.current_url().await.unwrap().path(), "/login");

@@ -50,11 +50,7 @@ async fn migrate_applies_once_and_check_reports_a_migrated_database(backend: Bac
     };
     let first = isinbeat(&database, &["migrate"], &[], None);
     assert!(first.status.success(), "{}", text(&first.stderr));
-    assert!(
-        text(&first.stdout).contains("1 migration(s) applied"),
-        "{}",
-        text(&first.stdout)
-    );
+    assert!(text(&first.stdout).contains("1 migration(s) applied"), "{}", text(&first.stdout));
     let second = isinbeat(&database, &["migrate"], &[], None);
     assert!(second.status.success());
     assert!(text(&second.stdout).contains("No migrations to apply"));
@@ -62,10 +58,7 @@ async fn migrate_applies_once_and_check_reports_a_migrated_database(backend: Bac
     let check = isinbeat(
         &database,
         &["check"],
-        &[(
-            "ISINBEAT_SECRET_KEY",
-            "an-example-secret-key-of-sufficient-length",
-        )],
+        &[("ISINBEAT_SECRET_KEY", "an-example-secret-key-of-sufficient-length")],
         None,
     );
     let out = text(&check.stdout);
@@ -73,10 +66,7 @@ async fn migrate_applies_once_and_check_reports_a_migrated_database(backend: Bac
     assert!(out.contains("ISINBEAT_BIND"));
     assert!(out.contains("127.0.0.1:8000"));
     assert!(out.contains("ISINBEAT_SECRET_KEY"));
-    assert!(
-        !out.contains("an-example-secret-key"),
-        "secrets are masked: {out}"
-    );
+    assert!(!out.contains("an-example-secret-key"), "secrets are masked: {out}");
     assert!(out.contains("Migrations: all applied"));
     assert!(out.contains(match backend {
         Backend::Sqlite => "reachable (SQLite)",
@@ -89,11 +79,7 @@ fn check_fails_clearly_when_the_database_is_missing_or_unreachable() {
     let database = TestDatabase::create(Backend::Sqlite).unwrap();
     let missing = isinbeat(&database, &["check"], &[], None);
     assert_eq!(missing.status.code(), Some(1));
-    assert!(
-        text(&missing.stderr).contains("does not exist yet"),
-        "{}",
-        text(&missing.stderr)
-    );
+    assert!(text(&missing.stderr).contains("does not exist yet"), "{}", text(&missing.stderr));
 
     // Nothing listens on port 1.
     let unreachable = isinbeat(
@@ -107,12 +93,7 @@ fn check_fails_clearly_when_the_database_is_missing_or_unreachable() {
     assert!(stderr.contains("is not reachable"), "{stderr}");
     assert!(!stderr.contains("hunter2"), "the password is masked: {stderr}");
 
-    let serve = isinbeat(
-        &database,
-        &["serve"],
-        &[("DATABASE_URL", "postgres://127.0.0.1:1/isinbeat")],
-        None,
-    );
+    let serve = isinbeat(&database, &["serve"], &[("DATABASE_URL", "postgres://127.0.0.1:1/isinbeat")], None);
     assert_eq!(serve.status.code(), Some(1));
     assert!(text(&serve.stderr).contains("Failed to connect to the database"));
 }
@@ -120,21 +101,11 @@ fn check_fails_clearly_when_the_database_is_missing_or_unreachable() {
 #[test]
 fn bad_settings_and_bad_arguments_exit_non_zero_with_a_message() {
     let database = TestDatabase::create(Backend::Sqlite).unwrap();
-    let bad_setting = isinbeat(
-        &database,
-        &["check"],
-        &[("ISINBEAT_LOGIN_MAX_FAILURES", "lots")],
-        None,
-    );
+    let bad_setting = isinbeat(&database, &["check"], &[("ISINBEAT_LOGIN_MAX_FAILURES", "lots")], None);
     assert_eq!(bad_setting.status.code(), Some(1));
     assert!(text(&bad_setting.stderr).contains("ISINBEAT_LOGIN_MAX_FAILURES=\"lots\" is not valid"));
 
-    let bad_url = isinbeat(
-        &database,
-        &["migrate"],
-        &[("DATABASE_URL", "mysql://localhost/x")],
-        None,
-    );
+    let bad_url = isinbeat(&database, &["migrate"], &[("DATABASE_URL", "mysql://localhost/x")], None);
     assert_eq!(bad_url.status.code(), Some(1));
     assert!(text(&bad_url.stderr).contains("DATABASE_URL"));
 
@@ -150,12 +121,8 @@ async fn createsuperuser_without_input_takes_the_password_from_the_environment(b
     let Some(database) = TestDatabase::create(backend) else {
         return;
     };
-    let not_migrated = isinbeat(
-        &database,
-        &["createsuperuser", "--no-input", "--username", "ops"],
-        &[],
-        None,
-    );
+    let not_migrated =
+        isinbeat(&database, &["createsuperuser", "--no-input", "--username", "ops"], &[], None);
     assert_eq!(not_migrated.status.code(), Some(1));
     assert!(
         text(&not_migrated.stderr).contains("Run `isinbeat migrate` first"),
@@ -164,12 +131,7 @@ async fn createsuperuser_without_input_takes_the_password_from_the_environment(b
     );
     assert!(isinbeat(&database, &["migrate"], &[], None).status.success());
 
-    let no_password = isinbeat(
-        &database,
-        &["createsuperuser", "--no-input", "--username", "ops"],
-        &[],
-        None,
-    );
+    let no_password = isinbeat(&database, &["createsuperuser", "--no-input", "--username", "ops"], &[], None);
     assert_eq!(no_password.status.code(), Some(1));
     assert!(text(&no_password.stderr).contains("ISINBEAT_SUPERUSER_PASSWORD"));
 
@@ -183,21 +145,16 @@ async fn createsuperuser_without_input_takes_the_password_from_the_environment(b
     assert!(text(&weak.stderr).contains("Use at least 12 characters."));
 
     let env = [("ISINBEAT_SUPERUSER_PASSWORD", "ops team passphrase")];
-    let created = isinbeat(
-        &database,
-        &["createsuperuser", "--no-input", "--username", "ops"],
-        &env,
-        None,
-    );
+    let created = isinbeat(&database, &["createsuperuser", "--no-input", "--username", "ops"], &env, None);
     assert!(created.status.success(), "{}", text(&created.stderr));
     assert!(text(&created.stdout).contains("Superuser “ops” created."));
 
-    let again = isinbeat(
-        &database,
-        &["createsuperuser", "--no-input", "--username", "OPS"],
-        &env,
-        None,
-    );
+    // --username with the password in the environment asks nothing either.
+    let second = isinbeat(&database, &["createsuperuser", "--username", "ops2"], &env, None);
+    assert!(second.status.success(), "{}", text(&second.stderr));
+    assert!(text(&second.stdout).contains("Superuser “ops2” created."));
+
+    let again = isinbeat(&database, &["createsuperuser", "--no-input", "--username", "OPS"], &env, None);
     assert_eq!(again.status.code(), Some(1));
     assert!(text(&again.stderr).contains("already exists"));
 }
@@ -207,12 +164,8 @@ async fn createsuperuser_and_changepassword_read_piped_answers(backend: Backend)
         return;
     };
     assert!(isinbeat(&database, &["migrate"], &[], None).status.success());
-    let mismatch = isinbeat(
-        &database,
-        &["createsuperuser"],
-        &[],
-        Some("root2\none long passphrase\nanother one\n"),
-    );
+    let mismatch =
+        isinbeat(&database, &["createsuperuser"], &[], Some("root2\none long passphrase\nanother one\n"));
     assert_eq!(mismatch.status.code(), Some(1));
     assert!(text(&mismatch.stderr).contains("didn’t match"));
 
@@ -241,10 +194,7 @@ async fn createsuperuser_and_changepassword_read_piped_answers(backend: Backend)
     let (_server, address) = start_serve(&database, &[]);
     let browser = Browser::new(&address);
     assert_eq!(browser.login("root2", "one long passphrase").await.status(), 422);
-    assert_eq!(
-        browser.login("root2", "a second long passphrase").await.status(),
-        303
-    );
+    assert_eq!(browser.login("root2", "a second long passphrase").await.status(), 303);
 }
 
 /// A running `isinbeat serve`; killed when dropped.
@@ -282,23 +232,14 @@ fn start_serve(database: &TestDatabase, env: &[(&str, &str)]) -> (Server, String
     let address = loop {
         assert!(Instant::now() < deadline, "serve did not start: {lines:?}");
         let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "serve exited: {lines:?}"
-        );
+        assert!(reader.read_line(&mut line).unwrap() > 0, "serve exited: {lines:?}");
         if let Some(rest) = line.strip_prefix("isinbeat is serving ") {
             let url = rest.split_whitespace().next().unwrap().trim_end_matches('/');
             break url.to_owned();
         }
         lines.push(line.trim_end().to_owned());
     };
-    (
-        Server {
-            child,
-            stdout_lines: lines,
-        },
-        address,
-    )
+    (Server { child, stdout_lines: lines }, address)
 }
 
 async fn serve_creates_the_admin_prints_the_password_once_and_it_logs_in(backend: Backend) {
@@ -312,18 +253,8 @@ async fn serve_creates_the_admin_prints_the_password_once_and_it_logs_in(backend
         .find_map(|line| line.trim().strip_prefix("Password: "))
         .unwrap_or_else(|| panic!("a password is printed: {:?}", server.stdout_lines))
         .to_owned();
-    assert!(
-        server
-            .stdout_lines
-            .iter()
-            .any(|line| line.contains("Created the first user: admin"))
-    );
-    assert!(
-        server
-            .stdout_lines
-            .iter()
-            .any(|line| line.contains(&format!("Log in at {address}/")))
-    );
+    assert!(server.stdout_lines.iter().any(|line| line.contains("Created the first user: admin")));
+    assert!(server.stdout_lines.iter().any(|line| line.contains(&format!("Log in at {address}/"))));
 
     let browser = Browser::new(&address);
     assert_eq!(browser.login("admin", &password).await.status(), 303);
@@ -332,9 +263,5 @@ async fn serve_creates_the_admin_prints_the_password_once_and_it_logs_in(backend
 
     // The second start finds the admin and prints no password.
     let (again, _) = start_serve(&database, &[]);
-    assert!(
-        again.stdout_lines.iter().all(|line| !line.contains("Password")),
-        "{:?}",
-        again.stdout_lines
-    );
+    assert!(again.stdout_lines.iter().all(|line| !line.contains("Password")), "{:?}", again.stdout_lines);
 }

@@ -24,9 +24,7 @@ fn concrete(path: &str) -> String {
 
 async fn send(browser: &Browser, def: &RouteDef, token: Option<&str>) -> reqwest::Response {
     let method = Method::from_bytes(def.method.as_str().as_bytes()).unwrap();
-    let mut request = browser
-        .client
-        .request(method.clone(), browser.url(&concrete(def.path)));
+    let mut request = browser.client.request(method.clone(), browser.url(&concrete(def.path)));
     if method == Method::POST {
         request = request.form(&[("csrf_token", token.unwrap_or(""))]);
     }
@@ -38,22 +36,15 @@ async fn every_admin_route_sends_an_anonymous_visitor_to_the_login_page(backend:
         return;
     };
     let routes = table();
-    let protected: Vec<&RouteDef> = routes
-        .iter()
-        .filter(|def| matches!(def.access, Access::Role(_)))
-        .collect();
+    let protected: Vec<&RouteDef> =
+        routes.iter().filter(|def| matches!(def.access, Access::Role(_))).collect();
     assert!(protected.len() >= 10, "the table lists the admin routes");
     for def in protected {
         let browser = app.browser();
         let response = send(&browser, def, None).await;
         assert_eq!(response.status(), 303, "{} {}", def.method, def.path);
         let target = location(&response);
-        assert!(
-            target.starts_with("/login"),
-            "{} {} → {target}",
-            def.method,
-            def.path
-        );
+        assert!(target.starts_with("/login"), "{} {} → {target}", def.method, def.path);
         if def.method == actix_web::http::Method::GET {
             let next: String = url::form_urlencoded::byte_serialize(concrete(def.path).as_bytes()).collect();
             assert_eq!(target, format!("/login?next={next}"));
@@ -64,11 +55,7 @@ async fn every_admin_route_sends_an_anonymous_visitor_to_the_login_page(backend:
     assert_eq!(response.status(), 303);
     // Every admin route lives under /admin/: the rule above and the table agree.
     for def in table().iter().filter(|def| def.path.starts_with("/admin")) {
-        assert!(
-            matches!(def.access, Access::Role(_)),
-            "{} is under /admin but not protected",
-            def.path
-        );
+        assert!(matches!(def.access, Access::Role(_)), "{} is under /admin but not protected", def.path);
     }
 }
 
@@ -76,10 +63,8 @@ async fn every_route_refuses_users_below_its_role(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
-    app.create_user("viewer1", "viewer1's long passphrase", Role::Viewer)
-        .await;
-    app.create_user("operator1", "operator1's long passphrase", Role::Operator)
-        .await;
+    app.create_user("viewer1", "viewer1's long passphrase", Role::Viewer).await;
+    app.create_user("operator1", "operator1's long passphrase", Role::Operator).await;
     let viewer = app.logged_in("viewer1", "viewer1's long passphrase").await;
     let operator = app.logged_in("operator1", "operator1's long passphrase").await;
     let viewer_token = viewer.csrf_token("/admin/").await;
@@ -90,10 +75,9 @@ async fn every_route_refuses_users_below_its_role(backend: Backend) {
         let Access::Role(required) = def.access else {
             continue;
         };
-        for (role, browser, token) in [
-            (Role::Viewer, &viewer, &viewer_token),
-            (Role::Operator, &operator, &operator_token),
-        ] {
+        for (role, browser, token) in
+            [(Role::Viewer, &viewer, &viewer_token), (Role::Operator, &operator, &operator_token)]
+        {
             if role.allows(required) {
                 continue;
             }
@@ -104,6 +88,15 @@ async fn every_route_refuses_users_below_its_role(backend: Backend) {
     }
     assert!(checked > 0);
     assert_eq!(app.user_count().await, 3, "nothing was created");
+    let admin = app
+        .query(|conn| {
+            let name = isinbeat::domain::Username::parse("admin").unwrap();
+            isinbeat::models::user::find_by_username(conn, &name).unwrap().unwrap()
+        })
+        .await;
+    assert_eq!(admin.role, Role::Admin, "the admin was not demoted");
+    assert!(admin.is_active, "the admin was not deactivated");
+    assert_eq!(admin.password_changed_at, admin.created_at, "the admin's password was not reset");
 }
 
 async fn health_and_readiness_answer_without_a_login(backend: Backend) {
@@ -120,10 +113,7 @@ async fn health_and_readiness_answer_without_a_login(backend: Backend) {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["database"], "ok");
     assert_eq!(body["migrations"], "applied");
-    assert!(
-        browser.session_cookie().is_none(),
-        "probes do not create sessions"
-    );
+    assert!(browser.session_cookie().is_none(), "probes do not create sessions");
 }
 
 async fn static_files_are_served_and_unknown_pages_are_404(backend: Backend) {
@@ -133,10 +123,7 @@ async fn static_files_are_served_and_unknown_pages_are_404(backend: Backend) {
     let browser = app.browser();
     let css = browser.get("/static/admin.css").await;
     assert_eq!(css.status(), 200);
-    assert_eq!(
-        css.headers().get("content-type").unwrap(),
-        "text/css; charset=utf-8"
-    );
+    assert_eq!(css.headers().get("content-type").unwrap(), "text/css; charset=utf-8");
     assert!(css.text().await.unwrap().contains(".site-header"));
     assert_eq!(browser.get("/static/nope.js").await.status(), 404);
     let missing = browser.get("/nowhere").await;

@@ -1,12 +1,12 @@
 //! Account operations shared by the users admin, "my account" and the command line. Each one
-//! writes its change and its audit entry in one transaction, and hashes passwords before the
-//! transaction so the SQLite write lock is held only for the writes.
+//! writes its change and its audit entry in one transaction. Passwords arrive hashed
+//! ([`HashedPassword`]), so neither a connection nor the SQLite write lock waits on argon2.
 
 use anyhow::Context;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 use serde_json::json;
 
-use crate::auth::password;
+use crate::auth::password::{self, HashedPassword};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::{NewPassword, Role, UserId, Username};
 use crate::models::audit::{self, Actor, NewAuditEntry};
@@ -43,15 +43,14 @@ pub fn create_user(
     conn: &mut DbConnection,
     actor: &Actor,
     username: &Username,
-    new_password: &NewPassword,
+    hash: &HashedPassword,
     role: Role,
 ) -> Result<User, AccountError> {
-    let hash = password::hash(new_password.expose())?;
     write_transaction(conn, |conn| {
         if user::find_by_username(conn, username)?.is_some() {
             return Err(AccountError::DuplicateUsername);
         }
-        let created = user::insert(conn, &NewUser::new(username, &hash, role))?;
+        let created = user::insert(conn, &NewUser::new(username, hash.as_str(), role))?;
         audit::insert(
             conn,
             &NewAuditEntry {
@@ -80,7 +79,8 @@ pub fn update_user(
         let before = user::find(conn, id)?.ok_or(AccountError::NotFound)?;
         let loses_admin =
             before.is_active && before.role == Role::Admin && (role != Role::Admin || !is_active);
-        if loses_admin && user::count_active_admins(conn)? <= 1 {
+        // Two admins demoting each other at once must not both see the other one still there.
+        if loses_admin && user::lock_active_admins(conn)? <= 1 {
             return Err(AccountError::LastAdmin);
         }
         let mut changes = serde_json::Map::new();
@@ -96,11 +96,7 @@ pub fn update_user(
         user::update(
             conn,
             id,
-            &UserChanges {
-                role: role.as_str(),
-                is_active,
-                updated_at: crate::db::now(),
-            },
+            &UserChanges { role: role.as_str(), is_active, updated_at: crate::db::now() },
         )?;
         if !is_active {
             session::delete_for_user(conn, id, None)?;
@@ -136,13 +132,12 @@ pub fn set_password(
     conn: &mut DbConnection,
     actor: &Actor,
     id: UserId,
-    new_password: &NewPassword,
+    hash: &HashedPassword,
     kind: PasswordChange,
 ) -> Result<(), AccountError> {
-    let hash = password::hash(new_password.expose())?;
     write_transaction(conn, |conn| {
         let target = user::find(conn, id)?.ok_or(AccountError::NotFound)?;
-        user::set_password_hash(conn, id, &hash)?;
+        user::set_password_hash(conn, id, hash.as_str())?;
         session::delete_for_user(conn, id, None)?;
         login_failure::clear_username(conn, &target.username)?;
         audit::insert(
@@ -185,17 +180,9 @@ pub fn ensure_first_admin(conn: &mut DbConnection, given: Option<&str>) -> anyho
     };
     let new_password = NewPassword::parse(&raw, username.as_str())
         .map_err(|reason| anyhow::anyhow!("ISINBEAT_ADMIN_PASSWORD is not accepted: {reason}"))?;
-    match create_user(
-        conn,
-        &Actor::command_line(),
-        &username,
-        &new_password,
-        Role::Admin,
-    ) {
-        Ok(_) => Ok(FirstAdmin::Created {
-            password: raw,
-            generated,
-        }),
+    let hash = HashedPassword::new(&new_password)?;
+    match create_user(conn, &Actor::command_line(), &username, &hash, Role::Admin) {
+        Ok(_) => Ok(FirstAdmin::Created { password: raw, generated }),
         Err(AccountError::DuplicateUsername) => Ok(FirstAdmin::Exists),
         Err(other) => Err(anyhow::Error::new(other).context("Failed to create the admin user")),
     }

@@ -1,6 +1,10 @@
 //! Checking a username and password, with the login throttle: after too many failures for one
 //! username from one address within the window, further tries are refused without looking at
 //! the password until the oldest failure leaves the window.
+//!
+//! Each attempt is written down *before* the failures are counted, so attempts sent in
+//! parallel see each other and cannot slip past the limit together. No database connection is
+//! held while argon2 runs.
 
 use std::time::Duration;
 
@@ -8,7 +12,7 @@ use anyhow::Context;
 use chrono::TimeDelta;
 
 use crate::auth::password;
-use crate::db::DbConnection;
+use crate::db::DbPool;
 use crate::domain::Username;
 use crate::models::user::User;
 use crate::models::{login_failure, user};
@@ -43,10 +47,10 @@ impl Throttle {
     }
 }
 
-/// Checks the credentials of a login from `ip`. Blocking: hashes with argon2 and queries the
-/// database.
+/// Checks the credentials of `raw_username` from `ip` (a login, or re-entering one's password
+/// to change it). Blocking: queries the database and runs argon2.
 pub fn authenticate(
-    conn: &mut DbConnection,
+    pool: &DbPool,
     throttle: Throttle,
     raw_username: &str,
     password: &str,
@@ -58,27 +62,38 @@ pub fn authenticate(
     // Failures are counted under the name as typed (folded), whether or not it is valid.
     let counted_name = raw_username.trim().to_lowercase();
 
-    let (failures, oldest) = login_failure::recent_for(conn, &counted_name, ip, since)
-        .context("Failed to read recent login failures")?;
-    let (ip_failures, ip_oldest) =
-        login_failure::recent_from_ip(conn, ip, since).context("Failed to read recent login failures")?;
-    let locked_since = if failures >= i64::from(throttle.max_failures) {
-        oldest
-    } else if ip_failures >= throttle.max_failures_per_ip() {
-        ip_oldest
-    } else {
-        None
+    let found = {
+        let mut conn = pool.get().context("Failed to get a database connection")?;
+        login_failure::record(&mut conn, &counted_name, ip, now)
+            .context("Failed to record a login attempt")?;
+        let (failures, oldest) = login_failure::recent_for(&mut conn, &counted_name, ip, since)
+            .context("Failed to read recent login failures")?;
+        let (ip_failures, ip_oldest) = login_failure::recent_from_ip(&mut conn, ip, since)
+            .context("Failed to read recent login failures")?;
+        // Both counts include this attempt.
+        let locked_since = if failures > i64::from(throttle.max_failures) {
+            oldest
+        } else if ip_failures > throttle.max_failures_per_ip() {
+            ip_oldest
+        } else {
+            None
+        };
+        if let Some(oldest) = locked_since {
+            // A refused attempt is not a failure: it must not prolong the lock.
+            login_failure::delete_one(&mut conn, &counted_name, ip, now)
+                .context("Failed to forget a refused login attempt")?;
+            let remaining = (oldest + window - now).num_seconds().max(1);
+            let minutes = u64::try_from(remaining).unwrap_or(1).div_ceil(60);
+            return Err(LoginError::Throttled { minutes });
+        }
+        match Username::parse(raw_username) {
+            Ok(username) => {
+                user::find_by_username(&mut conn, &username).context("Failed to look up the user")?
+            }
+            Err(_) => None,
+        }
     };
-    if let Some(oldest) = locked_since {
-        let remaining = (oldest + window - now).num_seconds().max(1);
-        let minutes = u64::try_from(remaining).unwrap_or(1).div_ceil(60);
-        return Err(LoginError::Throttled { minutes });
-    }
 
-    let found = match Username::parse(raw_username) {
-        Ok(username) => user::find_by_username(conn, &username).context("Failed to look up the user")?,
-        Err(_) => None,
-    };
     let verified = match &found {
         Some(user) => password::verify(password, &user.password_hash) && user.is_active,
         None => {
@@ -88,14 +103,11 @@ pub fn authenticate(
     };
     match found {
         Some(user) if verified => {
-            login_failure::clear(conn, &counted_name, ip).context("Failed to clear login failures")?;
-            user::record_login(conn, user.id).context("Failed to record the login")?;
+            let mut conn = pool.get().context("Failed to get a database connection")?;
+            login_failure::clear(&mut conn, &counted_name, ip).context("Failed to clear login failures")?;
             Ok(user)
         }
-        _ => {
-            login_failure::record(conn, &counted_name, ip, now)
-                .context("Failed to record a login failure")?;
-            Err(LoginError::InvalidCredentials)
-        }
+        // The attempt recorded above stays: it was a failure.
+        _ => Err(LoginError::InvalidCredentials),
     }
 }

@@ -30,11 +30,9 @@ impl CurrentUser {
 /// The user a session points at, if it still exists and is active. Read on every request, so a
 /// role change or deactivation applies at once.
 pub fn load_current_user(conn: &mut DbConnection, id: UserId) -> diesel::QueryResult<Option<CurrentUser>> {
-    Ok(user::find(conn, id)?
-        .filter(|user| user.is_active)
-        .map(|user| CurrentUser {
-            id: user.id,
-            username: user.username,
-            role: user.role,
-        }))
+    Ok(user::find(conn, id)?.filter(|user| user.is_active).map(|user| CurrentUser {
+        id: user.id,
+        username: user.username,
+        role: user.role,
+    }))
 }

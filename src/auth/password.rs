@@ -9,10 +9,35 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
 use rand::distr::{Alphanumeric, SampleString};
 
+use crate::domain::NewPassword;
+
 fn hasher() -> anyhow::Result<Argon2<'static>> {
     let params =
         Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("Invalid argon2 parameters: {e}"))?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
+}
+
+/// A new password, hashed and ready to store. Made before a database connection is taken, so
+/// that no connection waits on argon2.
+#[derive(Clone)]
+pub struct HashedPassword(String);
+
+impl HashedPassword {
+    /// Hashes a password that passed the policy. Blocking (argon2).
+    pub fn new(password: &NewPassword) -> anyhow::Result<Self> {
+        hash(password.expose()).map(Self)
+    }
+
+    /// The PHC string.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for HashedPassword {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("HashedPassword(…)")
+    }
 }
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).

@@ -53,14 +53,17 @@ pub fn key_hash(key: &str) -> String {
 
 fn user_of(state: &SessionState) -> Option<UserId> {
     // actix-session keeps each value JSON-encoded; an id is a bare number.
-    state
-        .get(USER_ID_KEY)
-        .and_then(|raw| raw.parse::<i64>().ok())
-        .map(UserId)
+    state.get(USER_ID_KEY).and_then(|raw| raw.parse::<i64>().ok()).map(UserId)
 }
 
-fn expiry(ttl: &Duration) -> NaiveDateTime {
-    crate::db::now() + TimeDelta::seconds(ttl.whole_seconds())
+/// How long an anonymous session (one that only carries the login form's CSRF token) lives:
+/// short, so that visits to the login page do not pile up rows for the whole login lifetime.
+const ANONYMOUS_TTL_SECONDS: i64 = 3600;
+
+fn expiry(ttl: &Duration, anonymous: bool) -> NaiveDateTime {
+    let seconds =
+        if anonymous { ttl.whole_seconds().min(ANONYMOUS_TTL_SECONDS) } else { ttl.whole_seconds() };
+    crate::db::now() + TimeDelta::seconds(seconds)
 }
 
 impl SessionStore for DbSessionStore {
@@ -83,7 +86,7 @@ impl SessionStore for DbSessionStore {
         let key = Alphanumeric.sample_string(&mut rand::rng(), 64);
         let hash = key_hash(&key);
         let user = user_of(&session_state);
-        let expires_at = expiry(ttl);
+        let expires_at = expiry(ttl, user.is_none());
         self.with_conn(move |conn| {
             let now = crate::db::now();
             session::insert(
@@ -100,9 +103,7 @@ impl SessionStore for DbSessionStore {
         })
         .await
         .map_err(SaveError::Other)?;
-        SessionKey::try_from(key)
-            .context("A generated session key was refused")
-            .map_err(SaveError::Other)
+        SessionKey::try_from(key).context("A generated session key was refused").map_err(SaveError::Other)
     }
 
     async fn update(
@@ -116,7 +117,7 @@ impl SessionStore for DbSessionStore {
             .map_err(UpdateError::Serialization)?;
         let hash = key_hash(session_key.as_ref());
         let user = user_of(&session_state);
-        let expires_at = expiry(ttl);
+        let expires_at = expiry(ttl, user.is_none());
         let updated = self
             .with_conn(move |conn| Ok(session::update_state(conn, &hash, user, &state, expires_at)?))
             .await
@@ -135,17 +136,15 @@ impl SessionStore for DbSessionStore {
     }
 
     async fn update_ttl(&self, session_key: &SessionKey, ttl: &Duration) -> Result<(), anyhow::Error> {
+        // Only called with `TtlExtensionPolicy::OnEveryRequest`, which isinbeat does not use;
+        // the full lifetime is right for a logged-in session, and an anonymous one is cheap.
         let hash = key_hash(session_key.as_ref());
-        let expires_at = expiry(ttl);
-        self.with_conn(move |conn| Ok(session::update_expiry(conn, &hash, expires_at)?))
-            .await
-            .map(|_| ())
+        let expires_at = expiry(ttl, false);
+        self.with_conn(move |conn| Ok(session::update_expiry(conn, &hash, expires_at)?)).await.map(|_| ())
     }
 
     async fn delete(&self, session_key: &SessionKey) -> Result<(), anyhow::Error> {
         let hash = key_hash(session_key.as_ref());
-        self.with_conn(move |conn| Ok(session::delete(conn, &hash)?))
-            .await
-            .map(|_| ())
+        self.with_conn(move |conn| Ok(session::delete(conn, &hash)?)).await.map(|_| ())
     }
 }

@@ -29,11 +29,7 @@ pub fn check() -> anyhow::Result<()> {
     let pool = db::connect_pool(&settings.database_url, 1)
         .with_context(|| format!("Database: {} is not reachable", settings.database_url.masked()))?;
     let mut conn = pool.get().context("Failed to get a database connection")?;
-    println!(
-        "Database:   {} reachable ({})",
-        settings.database_url.masked(),
-        db::backend_name(&conn)
-    );
+    println!("Database:   {} reachable ({})", settings.database_url.masked(), db::backend_name(&conn));
     let pending = db::pending_migrations(&mut conn)?;
     if !pending.is_empty() {
         println!("Migrations: {} pending: {}", pending.len(), pending.join(", "));

@@ -28,19 +28,12 @@ pub fn migrate() -> anyhow::Result<()> {
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let applied = db::run_migrations(&mut conn)?;
     if applied.is_empty() {
-        println!(
-            "No migrations to apply: {} is up to date.",
-            settings.database_url.masked()
-        );
+        println!("No migrations to apply: {} is up to date.", settings.database_url.masked());
     } else {
         for name in &applied {
             println!("Applied {name}");
         }
-        println!(
-            "{} migration(s) applied to {}.",
-            applied.len(),
-            settings.database_url.masked()
-        );
+        println!("{} migration(s) applied to {}.", applied.len(), settings.database_url.masked());
     }
     Ok(())
 }

@@ -6,6 +6,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use anyhow::Context;
 
 use crate::auth::accounts::{self, AccountError, PasswordChange};
+use crate::auth::password::HashedPassword;
 use crate::domain::{NewPassword, Role, Username};
 use crate::models::audit::Actor;
 use crate::models::user;
@@ -28,10 +29,7 @@ struct Prompter {
 
 impl Prompter {
     fn new() -> Self {
-        Self {
-            terminal: std::io::stdin().is_terminal(),
-            lines: std::io::stdin().lock().lines(),
-        }
+        Self { terminal: std::io::stdin().is_terminal(), lines: std::io::stdin().lock().lines() }
     }
 
     fn line(&mut self, prompt: &str) -> anyhow::Result<String> {
@@ -39,10 +37,7 @@ impl Prompter {
         std::io::stdout().flush().ok();
         match self.lines.next() {
             Some(line) => Ok(line.context("Failed to read from stdin")?),
-            None => anyhow::bail!(
-                "Input ended before {} was given.",
-                prompt.trim_end_matches([':', ' '])
-            ),
+            None => anyhow::bail!("Input ended before {} was given.", prompt.trim_end_matches([':', ' '])),
         }
     }
 
@@ -81,10 +76,13 @@ pub fn createsuperuser(options: SuperuserOptions) -> anyhow::Result<()> {
     let pool = super::migrated_pool(&settings)?;
     let mut conn = pool.get().context("Failed to get a database connection")?;
 
-    let (username, password) = if options.no_input {
+    let env_password = std::env::var(SUPERUSER_PASSWORD_VAR).ok().filter(|p| !p.is_empty());
+    // With --username and the password in the environment there is nothing to ask.
+    let non_interactive = options.no_input || (options.username.is_some() && env_password.is_some());
+    let (username, password) = if non_interactive {
         let raw = options.username.context("--no-input needs --username")?;
         let username = Username::parse(&raw).map_err(|e| anyhow::anyhow!("Username: {e}"))?;
-        let raw_password = std::env::var(SUPERUSER_PASSWORD_VAR)
+        let raw_password = env_password
             .with_context(|| format!("--no-input needs the password in {SUPERUSER_PASSWORD_VAR}"))?;
         let password = NewPassword::parse(&raw_password, username.as_str())
             .map_err(|e| anyhow::anyhow!("Password from {SUPERUSER_PASSWORD_VAR}: {e}"))?;
@@ -102,13 +100,8 @@ pub fn createsuperuser(options: SuperuserOptions) -> anyhow::Result<()> {
         let password = prompter.new_password(username.as_str())?;
         (username, password)
     };
-    match accounts::create_user(
-        &mut conn,
-        &Actor::command_line(),
-        &username,
-        &password,
-        Role::Admin,
-    ) {
+    let hash = HashedPassword::new(&password)?;
+    match accounts::create_user(&mut conn, &Actor::command_line(), &username, &hash, Role::Admin) {
         Ok(created) => {
             println!("Superuser “{}” created.", created.username);
             Ok(())
@@ -130,16 +123,8 @@ pub fn changepassword(raw_username: &str) -> anyhow::Result<()> {
         .with_context(|| format!("There is no user “{username}”."))?;
     println!("Changing the password of “{}”.", target.username);
     let password = Prompter::new().new_password(&target.username)?;
-    accounts::set_password(
-        &mut conn,
-        &Actor::command_line(),
-        target.id,
-        &password,
-        PasswordChange::Reset,
-    )?;
-    println!(
-        "Password changed for “{}”; their sessions were ended.",
-        target.username
-    );
+    let hash = HashedPassword::new(&password)?;
+    accounts::set_password(&mut conn, &Actor::command_line(), target.id, &hash, PasswordChange::Reset)?;
+    println!("Password changed for “{}”; their sessions were ended.", target.username);
     Ok(())
 }

@@ -7,12 +7,12 @@ pub mod schema;
 use std::time::Duration;
 
 use anyhow::Context;
-use diesel::Connection;
 use diesel::connection::{AnsiTransactionManager, SimpleConnection, TransactionManager};
 use diesel::pg::PgConnection;
 use diesel::r2d2::{self, ManageConnection, Pool, PooledConnection, R2D2Connection};
 use diesel::result::Error as DieselError;
 use diesel::sqlite::SqliteConnection;
+use diesel::{Connection, RunQueryDsl};
 use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
 
 use crate::config::DatabaseUrl;
@@ -109,15 +109,36 @@ pub fn backend_name(conn: &DbConnection) -> &'static str {
     }
 }
 
-/// Applies every migration not yet applied; returns the names of those it applied.
+/// Any number that no other user of an isinbeat database takes as an advisory lock key.
+const MIGRATION_LOCK_KEY: i64 = 0x6973_696e_6265_6174; // "isinbeat"
+
+/// Applies every migration not yet applied; returns the names of those it applied. Several
+/// processes starting at once on PostgreSQL take turns (an advisory lock), so only the first
+/// one migrates.
 pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
     let applied = match conn {
-        DbConnection::Postgresql(c) => c.run_pending_migrations(POSTGRES_MIGRATIONS),
-        DbConnection::Sqlite(c) => c.run_pending_migrations(SQLITE_MIGRATIONS),
+        DbConnection::Postgresql(c) => {
+            diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
+                .execute(c)
+                .context("Failed to take the migration lock")?;
+            let applied = c
+                .run_pending_migrations(POSTGRES_MIGRATIONS)
+                .map(|list| list.iter().map(ToString::to_string).collect::<Vec<_>>());
+            diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
+                .execute(c)
+                .context("Failed to release the migration lock")?;
+            applied
+        }
+        // One IMMEDIATE transaction around all of them: a second process waits for the first
+        // and then finds nothing pending.
+        DbConnection::Sqlite(c) => c.immediate_transaction(|c| {
+            c.run_pending_migrations(SQLITE_MIGRATIONS)
+                .map(|list| list.iter().map(ToString::to_string).collect())
+        }),
     }
     .map_err(|e| anyhow::anyhow!("{e}"))
     .context("Failed to apply the database migrations")?;
-    Ok(applied.iter().map(ToString::to_string).collect())
+    Ok(applied)
 }
 
 /// The migrations the binary knows that the database has not applied yet.
@@ -130,9 +151,7 @@ pub fn pending_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>
             .pending_migrations(SQLITE_MIGRATIONS)
             .map(|list| list.iter().map(|m| m.name().to_string()).collect()),
     };
-    pending
-        .map_err(|e| anyhow::anyhow!("{e}"))
-        .context("Failed to read which migrations are applied")
+    pending.map_err(|e| anyhow::anyhow!("{e}")).context("Failed to read which migrations are applied")
 }
 
 /// Runs `f` in a transaction meant to write. On SQLite it begins `IMMEDIATE`: a deferred

@@ -82,10 +82,7 @@ impl NewPassword {
         }
         let lowered = raw.to_lowercase();
         let letters: String = lowered.chars().filter(|c| c.is_alphabetic()).collect();
-        if COMMON
-            .iter()
-            .any(|common| *common == lowered || *common == letters)
-        {
+        if COMMON.iter().any(|common| *common == lowered || *common == letters) {
             return Err(PasswordError::TooCommon);
         }
         let username = username.to_lowercase();
@@ -117,26 +114,14 @@ mod tests {
 
     #[test]
     fn weak_passwords_are_refused_with_a_reason() {
-        assert_eq!(
-            NewPassword::parse("short1", "alice"),
-            Err(PasswordError::TooShort)
-        );
-        assert_eq!(
-            NewPassword::parse("123456789012345", "alice"),
-            Err(PasswordError::EntirelyNumeric)
-        );
-        assert_eq!(
-            NewPassword::parse("Password2024!", "alice"),
-            Err(PasswordError::TooCommon)
-        );
+        assert_eq!(NewPassword::parse("short1", "alice"), Err(PasswordError::TooShort));
+        assert_eq!(NewPassword::parse("123456789012345", "alice"), Err(PasswordError::EntirelyNumeric));
+        assert_eq!(NewPassword::parse("Password2024!", "alice"), Err(PasswordError::TooCommon));
         assert_eq!(
             NewPassword::parse("alice.operator1", "alice.operator"),
             Err(PasswordError::SameAsUsername)
         );
-        assert_eq!(
-            NewPassword::parse(&"x".repeat(1025), "alice"),
-            Err(PasswordError::TooLong)
-        );
+        assert_eq!(NewPassword::parse(&"x".repeat(1025), "alice"), Err(PasswordError::TooLong));
     }
 
     #[test]

@@ -31,9 +31,8 @@ impl Username {
         if trimmed.chars().count() > Self::MAX_LEN {
             return Err(UsernameError::TooLong);
         }
-        if let Some(bad) = trimmed
-            .chars()
-            .find(|c| !(c.is_alphanumeric() || matches!(c, '@' | '.' | '+' | '-' | '_')))
+        if let Some(bad) =
+            trimmed.chars().find(|c| !(c.is_alphanumeric() || matches!(c, '@' | '.' | '+' | '-' | '_')))
         {
             return Err(UsernameError::BadCharacter(bad));
         }
@@ -63,10 +62,7 @@ mod tests {
 
     #[test]
     fn usernames_are_trimmed_and_lower_cased() {
-        assert_eq!(
-            Username::parse("  Alice.Ops ").map(|u| u.0),
-            Ok("alice.ops".to_owned())
-        );
+        assert_eq!(Username::parse("  Alice.Ops ").map(|u| u.0), Ok("alice.ops".to_owned()));
     }
 
     #[test]

@@ -36,11 +36,7 @@ pub struct Actor {
 impl Actor {
     /// A change made from the command line (`createsuperuser`, `changepassword`, first start).
     pub fn command_line() -> Self {
-        Self {
-            id: None,
-            name: "command line".to_owned(),
-            ip: None,
-        }
+        Self { id: None, name: "command line".to_owned(), ip: None }
     }
 }
 

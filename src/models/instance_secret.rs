@@ -33,9 +33,5 @@ pub fn get_or_create(
 }
 
 fn find(conn: &mut DbConnection, name: &str) -> QueryResult<Option<String>> {
-    instance_secrets::table
-        .find(name)
-        .select(instance_secrets::value)
-        .first(conn)
-        .optional()
+    instance_secrets::table.find(name).select(instance_secrets::value).first(conn).optional()
 }

@@ -28,10 +28,7 @@ pub fn recent_for(
         .filter(login_failures::username.eq(username))
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::failed_at.gt(since))
-        .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::min(login_failures::failed_at),
-        ))
+        .select((diesel::dsl::count_star(), diesel::dsl::min(login_failures::failed_at)))
         .first(conn)
 }
 
@@ -44,19 +41,34 @@ pub fn recent_from_ip(
     login_failures::table
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::failed_at.gt(since))
-        .select((
-            diesel::dsl::count_star(),
-            diesel::dsl::min(login_failures::failed_at),
-        ))
+        .select((diesel::dsl::count_star(), diesel::dsl::min(login_failures::failed_at)))
         .first(conn)
+}
+
+/// Forgets one attempt recorded at `at` (one of several identical ones, which are alike).
+pub fn delete_one(
+    conn: &mut DbConnection,
+    username: &str,
+    ip: &str,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    let id: Option<i64> = login_failures::table
+        .filter(login_failures::username.eq(username))
+        .filter(login_failures::ip.eq(ip))
+        .filter(login_failures::failed_at.eq(at))
+        .select(login_failures::id)
+        .first(conn)
+        .optional()?;
+    match id {
+        Some(id) => diesel::delete(login_failures::table.find(id)).execute(conn),
+        None => Ok(0),
+    }
 }
 
 /// Forgets the failures of a username from an address after it logged in.
 pub fn clear(conn: &mut DbConnection, username: &str, ip: &str) -> QueryResult<usize> {
     diesel::delete(
-        login_failures::table
-            .filter(login_failures::username.eq(username))
-            .filter(login_failures::ip.eq(ip)),
+        login_failures::table.filter(login_failures::username.eq(username)).filter(login_failures::ip.eq(ip)),
     )
     .execute(conn)
 }

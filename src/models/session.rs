@@ -59,9 +59,7 @@ pub fn update_expiry(
     key_hash: &str,
     expires_at: NaiveDateTime,
 ) -> QueryResult<usize> {
-    diesel::update(sessions::table.find(key_hash))
-        .set(sessions::expires_at.eq(expires_at))
-        .execute(conn)
+    diesel::update(sessions::table.find(key_hash)).set(sessions::expires_at.eq(expires_at)).execute(conn)
 }
 
 pub fn delete(conn: &mut DbConnection, key_hash: &str) -> QueryResult<usize> {

@@ -63,11 +63,7 @@ pub struct UserChanges<'a> {
 }
 
 pub fn find(conn: &mut DbConnection, id: UserId) -> QueryResult<Option<User>> {
-    users::table
-        .find(id.0)
-        .select(User::as_select())
-        .first(conn)
-        .optional()
+    users::table.find(id.0).select(User::as_select()).first(conn).optional()
 }
 
 pub fn find_by_username(conn: &mut DbConnection, username: &Username) -> QueryResult<Option<User>> {
@@ -80,19 +76,13 @@ pub fn find_by_username(conn: &mut DbConnection, username: &Username) -> QueryRe
 
 /// All users, by username. An installation has tens of users, not thousands.
 pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<User>> {
-    users::table
-        .order(users::username.asc())
-        .select(User::as_select())
-        .load(conn)
+    users::table.order(users::username.asc()).select(User::as_select()).load(conn)
 }
 
 /// Creates a user and returns it. Fails with a unique violation when the username is taken.
 pub fn insert(conn: &mut DbConnection, new: &NewUser<'_>) -> QueryResult<User> {
     diesel::insert_into(users::table).values(new).execute(conn)?;
-    users::table
-        .filter(users::username.eq(new.username))
-        .select(User::as_select())
-        .first(conn)
+    users::table.filter(users::username.eq(new.username)).select(User::as_select()).first(conn)
 }
 
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
@@ -106,10 +96,7 @@ pub fn count_active_by_role(conn: &mut DbConnection) -> QueryResult<Vec<(Role, i
         .group_by(users::role)
         .select((users::role, diesel::dsl::count_star()))
         .load(conn)?;
-    Ok(rows
-        .into_iter()
-        .filter_map(|(role, n)| role.parse().ok().map(|role| (role, n)))
-        .collect())
+    Ok(rows.into_iter().filter_map(|(role, n)| role.parse().ok().map(|role| (role, n))).collect())
 }
 
 pub fn count_active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
@@ -120,6 +107,18 @@ pub fn count_active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
         .get_result(conn)
 }
 
+/// Counts the active admins, locking their rows until the transaction ends so that no other
+/// transaction can demote one of them meanwhile. Call inside `write_transaction`: on SQLite the
+/// transaction's write lock already serialises writers; on PostgreSQL the rows are locked.
+pub fn lock_active_admins(conn: &mut DbConnection) -> QueryResult<i64> {
+    if let DbConnection::Postgresql(pg) = conn {
+        diesel::sql_query("SELECT id FROM users WHERE role = 'admin' AND is_active FOR UPDATE")
+            .execute(pg)?;
+    }
+    // After waiting for another transaction's locks, this statement sees what it committed.
+    count_active_admins(conn)
+}
+
 pub fn update(conn: &mut DbConnection, id: UserId, changes: &UserChanges<'_>) -> QueryResult<usize> {
     diesel::update(users::table.find(id.0)).set(changes).execute(conn)
 }
@@ -127,16 +126,10 @@ pub fn update(conn: &mut DbConnection, id: UserId, changes: &UserChanges<'_>) ->
 pub fn set_password_hash(conn: &mut DbConnection, id: UserId, hash: &str) -> QueryResult<usize> {
     let now = crate::db::now();
     diesel::update(users::table.find(id.0))
-        .set((
-            users::password_hash.eq(hash),
-            users::password_changed_at.eq(now),
-            users::updated_at.eq(now),
-        ))
+        .set((users::password_hash.eq(hash), users::password_changed_at.eq(now), users::updated_at.eq(now)))
         .execute(conn)
 }
 
 pub fn record_login(conn: &mut DbConnection, id: UserId) -> QueryResult<usize> {
-    diesel::update(users::table.find(id.0))
-        .set(users::last_login_at.eq(crate::db::now()))
-        .execute(conn)
+    diesel::update(users::table.find(id.0)).set(users::last_login_at.eq(crate::db::now())).execute(conn)
 }

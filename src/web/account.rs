@@ -7,13 +7,15 @@ use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::auth::CurrentUser;
 use crate::auth::accounts::{self, PasswordChange};
-use crate::auth::{CurrentUser, password};
+use crate::auth::login::{LoginError, Throttle};
 use crate::models::user::{self, User};
-use crate::web::client_ip::actor;
+use crate::web::client_ip::{actor, client_ip};
 use crate::web::forms::FormErrors;
+use crate::web::login::authenticate_off_thread;
 use crate::web::page::{Page, flash_success, render, see_other};
-use crate::web::users::parse_new_password;
+use crate::web::users::{hash_off_thread, parse_new_password};
 use crate::web::{AppError, AppState};
 
 const NAV: &str = "account";
@@ -28,9 +30,7 @@ struct AccountPage {
 
 async fn load_me(state: &AppState, me: &CurrentUser) -> Result<User, AppError> {
     let id = me.id;
-    state
-        .db(move |conn| user::find(conn, id)?.ok_or(AppError::NotFound))
-        .await
+    state.db(move |conn| user::find(conn, id)?.ok_or(AppError::NotFound)).await
 }
 
 pub async fn show(
@@ -41,11 +41,7 @@ pub async fn show(
     let user = load_me(&state, &me).await?;
     render(
         StatusCode::OK,
-        &AccountPage {
-            page: Page::new(&session, Some(&me), NAV),
-            user,
-            errors: FormErrors::default(),
-        },
+        &AccountPage { page: Page::new(&session, Some(&me), NAV), user, errors: FormErrors::default() },
     )
 }
 
@@ -69,38 +65,38 @@ pub async fn change_password(
     let user = load_me(&state, &me).await?;
     let form = form.into_inner();
     let mut errors = FormErrors::default();
-    let stored = user.password_hash.clone();
-    let old = form.old_password;
-    let old_ok = web::block(move || password::verify(&old, &stored))
-        .await
-        .map_err(AppError::internal)?;
-    if !old_ok {
-        errors.add("old_password", "Your old password was entered incorrectly.");
+    // The current password goes through the login throttle: a stolen session must not become
+    // an unlimited password oracle.
+    let ip = client_ip(&req, &state.settings);
+    let throttle =
+        Throttle { max_failures: state.settings.login_max_failures, window: state.settings.login_window };
+    let mut status = StatusCode::UNPROCESSABLE_ENTITY;
+    match authenticate_off_thread(&state, throttle, user.username.clone(), form.old_password, ip).await? {
+        Ok(_) => {}
+        Err(LoginError::InvalidCredentials) => {
+            errors.add("old_password", "Your old password was entered incorrectly.")
+        }
+        Err(refused @ LoginError::Throttled { .. }) => {
+            status = StatusCode::TOO_MANY_REQUESTS;
+            errors.add("old_password", refused);
+        }
+        Err(LoginError::Internal(error)) => return Err(AppError::Internal(error)),
     }
     let new_password = parse_new_password(&form.password1, &form.password2, &user.username, &mut errors);
     if let (true, Some(new_password)) = (errors.is_empty(), new_password) {
+        let hash = hash_off_thread(new_password).await?;
         let actor = actor(&req, &state.settings, &me);
         let id = me.id;
         state
             .db(move |conn| {
-                accounts::set_password(conn, &actor, id, &new_password, PasswordChange::Own)
+                accounts::set_password(conn, &actor, id, &hash, PasswordChange::Own)
                     .map_err(AppError::internal)
             })
             .await?;
         // Every session of this user was ended; this one continues under a new id.
         session.renew();
-        flash_success(
-            &session,
-            "Your password was changed. Your other sessions were logged out.",
-        );
+        flash_success(&session, "Your password was changed. Your other sessions were logged out.");
         return Ok(see_other("/admin/account/"));
     }
-    render(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        &AccountPage {
-            page: Page::new(&session, Some(&me), NAV),
-            user,
-            errors,
-        },
-    )
+    render(status, &AccountPage { page: Page::new(&session, Some(&me), NAV), user, errors })
 }

@@ -47,9 +47,7 @@ pub async fn list(
     };
     let before = query.before;
     let lookup = filter.clone();
-    let mut entries = state
-        .db(move |conn| Ok(audit::page(conn, &lookup, before, PAGE_SIZE + 1)?))
-        .await?;
+    let mut entries = state.db(move |conn| Ok(audit::page(conn, &lookup, before, PAGE_SIZE + 1)?)).await?;
     let has_more = entries.len() > PAGE_SIZE as usize;
     entries.truncate(PAGE_SIZE as usize);
     let older = match (has_more, entries.last()) {

@@ -44,12 +44,7 @@ pub async fn show(
         .await?;
     let active_by_role = Role::ALL
         .into_iter()
-        .map(|role| {
-            (
-                role,
-                by_role.iter().find(|(r, _)| *r == role).map_or(0, |(_, n)| *n),
-            )
-        })
+        .map(|role| (role, by_role.iter().find(|(r, _)| *r == role).map_or(0, |(_, n)| *n)))
         .collect();
     render(
         StatusCode::OK,

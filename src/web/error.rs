@@ -67,15 +67,9 @@ impl ResponseError for AppError {
             Self::CsrfFailed => "Forbidden (CSRF check failed)",
             Self::Internal(_) => "Server error",
         };
-        let body = ErrorPage {
-            page: Page::bare(),
-            title,
-            message: self.to_string(),
-        }
-        .render()
-        .unwrap_or_else(|_| self.to_string());
-        HttpResponse::build(self.status_code())
-            .content_type("text/html; charset=utf-8")
-            .body(body)
+        let body = ErrorPage { page: Page::bare(), title, message: self.to_string() }
+            .render()
+            .unwrap_or_else(|_| self.to_string());
+        HttpResponse::build(self.status_code()).content_type("text/html; charset=utf-8").body(body)
     }
 }

@@ -22,14 +22,16 @@ impl FormErrors {
 }
 
 /// The `next` target if it is a path on this site; otherwise the dashboard. Refuses
-/// `//evil.example`, `/\evil.example` and absolute URLs, which browsers would leave the site for.
+/// `//evil.example`, `/\evil.example` and absolute URLs, which browsers would leave the site for,
+/// and anything but printable ASCII (which a `Location` header cannot carry as it is; the paths
+/// the admin links to are percent-encoded).
 pub fn safe_next(next: Option<&str>) -> String {
     match next {
         Some(next)
             if next.starts_with('/')
                 && !next.starts_with("//")
                 && !next.starts_with("/\\")
-                && !next.chars().any(|c| c.is_control() || c == '\\') =>
+                && next.chars().all(|c| c.is_ascii_graphic() && c != '\\') =>
         {
             next.to_owned()
         }
@@ -44,14 +46,13 @@ mod tests {
     #[test]
     fn next_only_goes_to_local_paths() {
         assert_eq!(safe_next(Some("/admin/users/")), "/admin/users/");
-        assert_eq!(
-            safe_next(Some("/admin/audit/?actor=admin")),
-            "/admin/audit/?actor=admin"
-        );
+        assert_eq!(safe_next(Some("/admin/audit/?actor=admin")), "/admin/audit/?actor=admin");
         assert_eq!(safe_next(Some("https://evil.example/")), "/admin/");
         assert_eq!(safe_next(Some("//evil.example/")), "/admin/");
         assert_eq!(safe_next(Some("/\\evil.example/")), "/admin/");
         assert_eq!(safe_next(Some("/x\\y")), "/admin/");
+        assert_eq!(safe_next(Some("/é")), "/admin/");
+        assert_eq!(safe_next(Some("/a b")), "/admin/");
         assert_eq!(safe_next(None), "/admin/");
     }
 }

@@ -8,9 +8,7 @@ use crate::db;
 use crate::web::AppState;
 
 pub async fn healthz() -> HttpResponse {
-    HttpResponse::Ok()
-        .content_type("text/plain; charset=utf-8")
-        .body("ok\n")
+    HttpResponse::Ok().content_type("text/plain; charset=utf-8").body("ok\n")
 }
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
@@ -23,17 +21,20 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let (ready, database, migrations) = match checked {
         Ok(Ok(pending)) if pending.is_empty() => (true, "ok".to_owned(), "applied".to_owned()),
         Ok(Ok(pending)) => (false, "ok".to_owned(), format!("pending: {}", pending.join(", "))),
-        Ok(Err(error)) => (false, format!("unreachable: {error:#}"), "unknown".to_owned()),
-        Err(error) => (false, format!("check failed: {error}"), "unknown".to_owned()),
+        // The cause goes to the log, not to an anonymous caller: it names hosts and users.
+        Ok(Err(error)) => {
+            tracing::warn!(error = format!("{error:#}"), "readiness check: database unreachable");
+            (false, "unreachable".to_owned(), "unknown".to_owned())
+        }
+        Err(error) => {
+            tracing::warn!(%error, "readiness check failed");
+            (false, "unknown".to_owned(), "unknown".to_owned())
+        }
     };
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "database": database,
         "migrations": migrations,
     });
-    if ready {
-        HttpResponse::Ok().json(body)
-    } else {
-        HttpResponse::ServiceUnavailable().json(body)
-    }
+    if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

@@ -9,6 +9,7 @@ use serde::Deserialize;
 use crate::auth::login::{LoginError, Throttle, authenticate};
 use crate::auth::session_store::USER_ID_KEY;
 use crate::auth::{CurrentUser, csrf};
+use crate::models::user::User;
 use crate::web::client_ip::client_ip;
 use crate::web::forms::safe_next;
 use crate::web::page::{Page, render, see_other};
@@ -66,23 +67,16 @@ pub async fn submit(
     session: Session,
     form: web::Form<LoginForm>,
 ) -> Result<HttpResponse, AppError> {
-    let LoginForm {
-        username,
-        password,
-        next,
-    } = form.into_inner();
+    let LoginForm { username, password, next } = form.into_inner();
     let next = safe_next(next.as_deref());
     let ip = client_ip(&req, &state.settings);
-    let throttle = Throttle {
-        max_failures: state.settings.login_max_failures,
-        window: state.settings.login_window,
-    };
-    let typed = username.clone();
-    let outcome = state
-        .db(move |conn| Ok(authenticate(conn, throttle, &typed, &password, &ip)))
-        .await?;
+    let throttle =
+        Throttle { max_failures: state.settings.login_max_failures, window: state.settings.login_window };
+    let outcome = authenticate_off_thread(&state, throttle, username.clone(), password, ip).await?;
     match outcome {
         Ok(user) => {
+            let id = user.id;
+            state.db(move |conn| Ok(crate::models::user::record_login(conn, id)?)).await?;
             // A new session id at login, so an id planted before login is worthless after it.
             session.renew();
             session
@@ -110,6 +104,20 @@ pub async fn submit(
             )
         }
     }
+}
+
+/// Runs [`authenticate`] on the blocking pool; the outer error is a failure to run it at all.
+pub(super) async fn authenticate_off_thread(
+    state: &AppState,
+    throttle: Throttle,
+    username: String,
+    password: String,
+    ip: String,
+) -> Result<Result<User, LoginError>, AppError> {
+    let pool = state.pool.clone();
+    web::block(move || authenticate(&pool, throttle, &username, &password, &ip))
+        .await
+        .map_err(AppError::internal)
 }
 
 pub async fn logout(session: Session) -> HttpResponse {

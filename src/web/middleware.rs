@@ -26,9 +26,7 @@ pub async fn access(
     };
     let session = req.get_session();
     if let Ok(Some(id)) = session.get::<i64>(USER_ID_KEY) {
-        let user = state
-            .db(move |conn| Ok(auth::load_current_user(conn, UserId(id))?))
-            .await?;
+        let user = state.db(move |conn| Ok(auth::load_current_user(conn, UserId(id))?)).await?;
         match user {
             Some(user) => {
                 req.extensions_mut().insert(user);
@@ -45,10 +43,7 @@ pub async fn access(
         None => return Err(AppError::internal(anyhow::anyhow!("AccessMap is not registered")).into()),
     };
     if let Access::Role(role) = required {
-        let allowed = req
-            .extensions()
-            .get::<auth::CurrentUser>()
-            .map(|user| user.can(role));
+        let allowed = req.extensions().get::<auth::CurrentUser>().map(|user| user.can(role));
         match allowed {
             None => {
                 let location = login_redirect(&req);
@@ -87,17 +82,11 @@ pub async fn csrf(
     mut req: ServiceRequest,
     next: Next<impl MessageBody + 'static>,
 ) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
-    if matches!(
-        *req.method(),
-        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
-    ) {
+    if matches!(*req.method(), Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE) {
         return Ok(next.call(req).await?.map_into_left_body());
     }
-    let mut provided = req
-        .headers()
-        .get(csrf::HEADER)
-        .and_then(|value| value.to_str().ok())
-        .map(str::to_owned);
+    let mut provided =
+        req.headers().get(csrf::HEADER).and_then(|value| value.to_str().ok()).map(str::to_owned);
     let is_form = req
         .headers()
         .get(actix_web::http::header::CONTENT_TYPE)

@@ -28,10 +28,7 @@ pub fn flash_success(session: &Session, text: impl Into<String>) {
 
 fn push_flash(session: &Session, level: &str, text: String) {
     let mut queued: Vec<Flash> = session.get(FLASH_KEY).ok().flatten().unwrap_or_default();
-    queued.push(Flash {
-        level: level.to_owned(),
-        text,
-    });
+    queued.push(Flash { level: level.to_owned(), text });
     // A Vec of plain structs always serialises.
     let _ = session.insert(FLASH_KEY, queued);
 }
@@ -61,22 +58,12 @@ pub struct Page {
 impl Page {
     /// The context of a page shown to `user`; takes the queued flash messages.
     pub fn new(session: &Session, user: Option<&CurrentUser>, nav: &'static str) -> Self {
-        Self {
-            user: user.cloned(),
-            csrf_token: csrf::token(session),
-            flashes: take_flashes(session),
-            nav,
-        }
+        Self { user: user.cloned(), csrf_token: csrf::token(session), flashes: take_flashes(session), nav }
     }
 
     /// A page without session (error pages).
     pub fn bare() -> Self {
-        Self {
-            user: None,
-            csrf_token: String::new(),
-            flashes: Vec::new(),
-            nav: "",
-        }
+        Self { user: None, csrf_token: String::new(), flashes: Vec::new(), nav: "" }
     }
 
     /// Whether the current user is an admin (for showing admin-only navigation).
@@ -87,14 +74,10 @@ impl Page {
 
 /// Renders `template` with `status`.
 pub fn render(status: StatusCode, template: &impl Template) -> Result<HttpResponse, AppError> {
-    Ok(HttpResponse::build(status)
-        .content_type("text/html; charset=utf-8")
-        .body(template.render()?))
+    Ok(HttpResponse::build(status).content_type("text/html; charset=utf-8").body(template.render()?))
 }
 
 /// A 303 redirect (post/redirect/get).
 pub fn see_other(location: &str) -> HttpResponse {
-    HttpResponse::SeeOther()
-        .insert_header((actix_web::http::header::LOCATION, location))
-        .finish()
+    HttpResponse::SeeOther().insert_header((actix_web::http::header::LOCATION, location)).finish()
 }

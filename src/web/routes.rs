@@ -37,21 +37,11 @@ impl RouteDef {
 }
 
 fn get(path: &'static str, access: Access, handler: fn(Route) -> Route) -> RouteDef {
-    RouteDef {
-        method: Method::GET,
-        path,
-        access,
-        handler,
-    }
+    RouteDef { method: Method::GET, path, access, handler }
 }
 
 fn post(path: &'static str, access: Access, handler: fn(Route) -> Route) -> RouteDef {
-    RouteDef {
-        method: Method::POST,
-        path,
-        access,
-        handler,
-    }
+    RouteDef { method: Method::POST, path, access, handler }
 }
 
 const VIEWER: Access = Access::Role(Role::Viewer);
@@ -77,12 +67,8 @@ pub fn table() -> Vec<RouteDef> {
         get("/admin/users/{id}/", ADMIN, |r| r.to(users::detail)),
         get("/admin/users/{id}/edit", ADMIN, |r| r.to(users::edit_form)),
         post("/admin/users/{id}/edit", ADMIN, |r| r.to(users::update)),
-        get("/admin/users/{id}/password", ADMIN, |r| {
-            r.to(users::password_form)
-        }),
-        post("/admin/users/{id}/password", ADMIN, |r| {
-            r.to(users::reset_password)
-        }),
+        get("/admin/users/{id}/password", ADMIN, |r| r.to(users::password_form)),
+        post("/admin/users/{id}/password", ADMIN, |r| r.to(users::reset_password)),
     ]
 }
 
@@ -92,12 +78,7 @@ pub struct AccessMap(HashMap<(String, Method), Access>);
 
 impl AccessMap {
     pub fn from_table(table: &[RouteDef]) -> Self {
-        Self(
-            table
-                .iter()
-                .map(|def| ((def.path.to_owned(), def.method.clone()), def.access))
-                .collect(),
-        )
+        Self(table.iter().map(|def| ((def.path.to_owned(), def.method.clone()), def.access)).collect())
     }
 
     /// The access a request needs. A path the table does not know needs a login when it is
@@ -125,11 +106,7 @@ pub fn grouped(table: &[RouteDef]) -> (Vec<PathGroup<'_>>, Vec<PathGroup<'_>>) {
     let mut open: Vec<PathGroup<'_>> = Vec::new();
     let mut session: Vec<PathGroup<'_>> = Vec::new();
     for def in table {
-        let groups = if def.access == Access::Open {
-            &mut open
-        } else {
-            &mut session
-        };
+        let groups = if def.access == Access::Open { &mut open } else { &mut session };
         match groups.iter_mut().find(|(path, _)| *path == def.path) {
             Some((_, defs)) => defs.push(def),
             None => groups.push((def.path, vec![def])),

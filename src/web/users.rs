@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::auth::accounts::{self, AccountError, PasswordChange};
+use crate::auth::password::HashedPassword;
 use crate::domain::{NewPassword, Role, UserId, Username};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::session;
@@ -32,13 +33,7 @@ pub async fn list(
     me: web::ReqData<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
     let users = state.db(|conn| Ok(user::list(conn)?)).await?;
-    render(
-        StatusCode::OK,
-        &ListPage {
-            page: Page::new(&session, Some(&me), NAV),
-            users,
-        },
-    )
+    render(StatusCode::OK, &ListPage { page: Page::new(&session, Some(&me), NAV), users })
 }
 
 #[derive(Template)]
@@ -96,6 +91,14 @@ pub(super) fn parse_new_password(
     }
 }
 
+/// Hashes a new password on the blocking pool, before any connection is taken.
+pub(super) async fn hash_off_thread(password: NewPassword) -> Result<HashedPassword, AppError> {
+    web::block(move || HashedPassword::new(&password))
+        .await
+        .map_err(AppError::internal)?
+        .map_err(AppError::internal)
+}
+
 pub async fn create(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -105,26 +108,15 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
     let mut errors = FormErrors::default();
-    let username = Username::parse(&form.username)
-        .map_err(|e| errors.add("username", e))
-        .ok();
-    let role = form
-        .role
-        .parse::<Role>()
-        .map_err(|_| errors.add("role", "Choose a role."))
-        .ok();
-    let password = parse_new_password(
-        &form.password1,
-        &form.password2,
-        form.username.trim(),
-        &mut errors,
-    );
+    let username = Username::parse(&form.username).map_err(|e| errors.add("username", e)).ok();
+    let role = form.role.parse::<Role>().map_err(|_| errors.add("role", "Choose a role.")).ok();
+    let password = parse_new_password(&form.password1, &form.password2, form.username.trim(), &mut errors);
 
     if let (Some(username), Some(role), Some(password)) = (username, role, password) {
+        let hash = hash_off_thread(password).await?;
         let actor = actor(&req, &state.settings, &me);
-        let created = state
-            .db(move |conn| Ok(accounts::create_user(conn, &actor, &username, &password, role)))
-            .await?;
+        let created =
+            state.db(move |conn| Ok(accounts::create_user(conn, &actor, &username, &hash, role))).await?;
         match created {
             Ok(created) => {
                 flash_success(&session, format!("User “{}” was created.", created.username));
@@ -157,9 +149,7 @@ struct DetailPage {
 }
 
 async fn load_user(state: &AppState, id: i64) -> Result<User, AppError> {
-    state
-        .db(move |conn| user::find(conn, UserId(id))?.ok_or(AppError::NotFound))
-        .await
+    state.db(move |conn| user::find(conn, UserId(id))?.ok_or(AppError::NotFound)).await
 }
 
 pub async fn detail(
@@ -247,9 +237,8 @@ pub async fn update(
     if let Ok(role) = form.role.parse::<Role>() {
         let actor = actor(&req, &state.settings, &me);
         let target = found.id;
-        let updated = state
-            .db(move |conn| Ok(accounts::update_user(conn, &actor, target, role, is_active)))
-            .await?;
+        let updated =
+            state.db(move |conn| Ok(accounts::update_user(conn, &actor, target, role, is_active))).await?;
         match updated {
             Ok(updated) => {
                 flash_success(&session, format!("User “{}” was saved.", updated.username));
@@ -320,11 +309,12 @@ pub async fn reset_password(
     let mut errors = FormErrors::default();
     if let Some(password) = parse_new_password(&form.password1, &form.password2, &found.username, &mut errors)
     {
+        let hash = hash_off_thread(password).await?;
         let actor = actor(&req, &state.settings, &me);
         let target = found.id;
         state
             .db(move |conn| {
-                accounts::set_password(conn, &actor, target, &password, PasswordChange::Reset)
+                accounts::set_password(conn, &actor, target, &hash, PasswordChange::Reset)
                     .map_err(AppError::internal)
             })
             .await?;
@@ -334,19 +324,12 @@ pub async fn reset_password(
         }
         flash_success(
             &session,
-            format!(
-                "The password of “{}” was changed and their sessions were ended.",
-                found.username
-            ),
+            format!("The password of “{}” was changed and their sessions were ended.", found.username),
         );
         return Ok(see_other(&format!("/admin/users/{}/", found.id)));
     }
     render(
         StatusCode::UNPROCESSABLE_ENTITY,
-        &PasswordPage {
-            page: Page::new(&session, Some(&me), NAV),
-            user: found,
-            errors,
-        },
+        &PasswordPage { page: Page::new(&session, Some(&me), NAV), user: found, errors },
     )
 }

@@ -12,6 +12,7 @@ use diesel::Connection;
 use diesel::RunQueryDsl;
 use diesel::pg::PgConnection;
 use isinbeat::auth::accounts;
+use isinbeat::auth::password::HashedPassword;
 use isinbeat::config::Settings;
 use isinbeat::db::DbPool;
 use isinbeat::domain::{NewPassword, Role, Username};
@@ -61,9 +62,7 @@ impl TestDatabase {
     /// A new, empty database; `None` when the backend is not available outside CI.
     pub fn create(backend: Backend) -> Option<Self> {
         match backend {
-            Backend::Sqlite => Some(Self::Sqlite {
-                dir: tempfile::tempdir().unwrap(),
-            }),
+            Backend::Sqlite => Some(Self::Sqlite { dir: tempfile::tempdir().unwrap() }),
             Backend::Postgres => {
                 let base_url = postgres_base_url()?;
                 let name = format!(
@@ -72,9 +71,7 @@ impl TestDatabase {
                 );
                 let mut admin = PgConnection::establish(&base_url)
                     .unwrap_or_else(|e| panic!("cannot reach PostgreSQL at ISINBEAT_TEST_DATABASE_URL: {e}"));
-                diesel::sql_query(format!("CREATE DATABASE {name}"))
-                    .execute(&mut admin)
-                    .unwrap();
+                diesel::sql_query(format!("CREATE DATABASE {name}")).execute(&mut admin).unwrap();
                 Some(Self::Postgres { base_url, name })
             }
         }
@@ -129,19 +126,11 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<
         vars.insert((*name).to_owned(), (*value).to_owned());
     }
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).unwrap();
-    let app = Application::build(settings)
-        .await
-        .expect("the application starts");
+    let app = Application::build(settings).await.expect("the application starts");
     let port = app.port();
     let pool = app.pool();
     tokio::spawn(app.run_until_stopped());
-    Some(TestApp {
-        address: format!("http://127.0.0.1:{port}"),
-        port,
-        pool,
-        backend,
-        database,
-    })
+    Some(TestApp { address: format!("http://127.0.0.1:{port}"), port, pool, backend, database })
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
@@ -175,7 +164,8 @@ impl TestApp {
             let mut conn = pool.get().unwrap();
             let name = Username::parse(&username).unwrap();
             let password = NewPassword::parse(&password, &username).unwrap();
-            accounts::create_user(&mut conn, &Actor::command_line(), &name, &password, role).unwrap();
+            let hash = HashedPassword::new(&password).unwrap();
+            accounts::create_user(&mut conn, &Actor::command_line(), &name, &hash, role).unwrap();
         })
         .await
         .unwrap();
@@ -187,14 +177,11 @@ impl TestApp {
         f: impl FnOnce(&mut isinbeat::db::DbConnection) -> T + Send + 'static,
     ) -> T {
         let pool = self.pool.clone();
-        tokio::task::spawn_blocking(move || f(&mut pool.get().unwrap()))
-            .await
-            .unwrap()
+        tokio::task::spawn_blocking(move || f(&mut pool.get().unwrap())).await.unwrap()
     }
 
     pub async fn user_count(&self) -> i64 {
-        self.query(|conn| isinbeat::models::user::count(conn).unwrap())
-            .await
+        self.query(|conn| isinbeat::models::user::count(conn).unwrap()).await
     }
 }
 
@@ -213,11 +200,7 @@ impl Browser {
             .redirect(Policy::none())
             .build()
             .unwrap();
-        Self {
-            base: base.to_owned(),
-            jar,
-            client,
-        }
+        Self { base: base.to_owned(), jar, client }
     }
 
     /// A browser that sends exactly `cookie` (e.g. a session cookie saved earlier).
@@ -250,12 +233,7 @@ impl Browser {
 
     /// Posts `fields` as a form, without adding any token.
     pub async fn post_raw(&self, path: &str, fields: &[(&str, &str)]) -> reqwest::Response {
-        self.client
-            .post(self.url(path))
-            .form(fields)
-            .send()
-            .await
-            .unwrap()
+        self.client.post(self.url(path)).form(fields).send().await.unwrap()
     }
 
     /// Loads `form_page` like a person opening the form, then posts `fields` to `path` with
@@ -268,12 +246,7 @@ impl Browser {
     }
 
     pub async fn login(&self, username: &str, password: &str) -> reqwest::Response {
-        self.submit(
-            "/login",
-            "/login",
-            &[("username", username), ("password", password)],
-        )
-        .await
+        self.submit("/login", "/login", &[("username", username), ("password", password)]).await
     }
 
     /// The session cookie as `name=value`, if the browser has one.
@@ -297,11 +270,7 @@ pub fn extract_csrf(html: &str) -> Option<String> {
 }
 
 pub fn location(response: &reqwest::Response) -> String {
-    response
-        .headers()
-        .get("location")
-        .map(|value| value.to_str().unwrap().to_owned())
-        .unwrap_or_default()
+    response.headers().get("location").map(|value| value.to_str().unwrap().to_owned()).unwrap_or_default()
 }
 
 /// Declares each listed `async fn name(backend: Backend)` as two tests, `sqlite::name` and
