@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix_session::SessionMiddleware;
-use actix_session::config::BrowserSession;
+use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_web::cookie::{Key, SameSite};
 use actix_web::dev::Server;
 use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
@@ -130,6 +130,8 @@ fn run(
                 .cookie_http_only(true)
                 .cookie_same_site(SameSite::Lax)
                 .cookie_secure(https)
+                // Encrypted and authenticated: anonymous sessions keep their state in the cookie.
+                .cookie_content_security(CookieContentSecurity::Private)
                 .session_lifecycle(BrowserSession::default().state_ttl(session_ttl))
                 .build();
         let session_scope = with_session

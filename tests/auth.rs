@@ -25,6 +25,7 @@ on_both_backends!(
     changing_ones_password_logs_out_other_sessions_but_not_this_one,
     a_deactivated_users_session_stops_working,
     every_response_carries_security_headers,
+    anonymous_visits_store_nothing_and_a_login_stores_one_session,
 );
 
 async fn the_login_page_leads_to_the_dashboard(backend: Backend) {
@@ -376,4 +377,28 @@ async fn every_response_carries_security_headers(backend: Backend) {
     }
     let page = browser.get("/login").await;
     assert_eq!(page.headers().get("cache-control").unwrap(), "no-store");
+}
+
+async fn anonymous_visits_store_nothing_and_a_login_stores_one_session(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let sessions = || {
+        app.query(|conn| {
+            use diesel::prelude::*;
+            isinbeat::db::schema::sessions::table.count().get_result::<i64>(conn).unwrap()
+        })
+    };
+    for _ in 0..20 {
+        app.browser().get_html("/login").await;
+    }
+    let browser = app.browser();
+    assert_eq!(browser.login("admin", "wrong password here").await.status(), 422);
+    assert_eq!(sessions().await, 0, "the login form's CSRF token lives in the cookie");
+
+    assert_eq!(browser.login("admin", ADMIN_PASSWORD).await.status(), 303);
+    assert_eq!(sessions().await, 1);
+    browser.get_html("/admin/").await;
+    browser.get_html("/admin/audit/").await;
+    assert_eq!(sessions().await, 1);
+    browser.submit("/admin/", "/logout", &[]).await;
+    assert_eq!(sessions().await, 0);
 }
