@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{Backend, TestApp, location, spawn_app};
+use common::{Backend, Browser, TestApp, location, spawn_app};
 use isinbeat::auth::accounts;
 use isinbeat::domain::{Role, UserId, Username};
 use isinbeat::models::audit::Actor;
@@ -32,23 +32,25 @@ async fn user_id(app: &TestApp, username: &str) -> i64 {
         .unwrap_or_else(|| panic!("user {username} exists"))
 }
 
+/// Fills in and submits the "Add user" form.
+async fn add_user(
+    admin: &Browser,
+    username: &str,
+    role: &str,
+    password1: &str,
+    password2: &str,
+) -> reqwest::Response {
+    let fields = [("username", username), ("role", role), ("password1", password1), ("password2", password2)];
+    admin.submit("/admin/users/new", "/admin/users/new", &fields).await
+}
+
 async fn an_admin_creates_a_user_who_can_then_log_in(backend: Backend) {
     let Some(app) = spawn_app(backend).await else {
         return;
     };
     let admin = app.admin().await;
-    let response = admin
-        .submit(
-            "/admin/users/new",
-            "/admin/users/new",
-            &[
-                ("username", "Alice.Ops"),
-                ("role", "operator"),
-                ("password1", "alice's long passphrase"),
-                ("password2", "alice's long passphrase"),
-            ],
-        )
-        .await;
+    let response =
+        add_user(&admin, "Alice.Ops", "operator", "alice's long passphrase", "alice's long passphrase").await;
     assert_eq!(response.status(), 303);
     let id = user_id(&app, "alice.ops").await;
     assert_eq!(location(&response), format!("/admin/users/{id}/"));
@@ -156,18 +158,8 @@ async fn bad_user_input_is_shown_beside_each_field_and_nothing_is_saved(backend:
         assert!(html.contains(&format!("name=\"username\" value=\"{typed}\"")));
         assert!(!html.contains("a long enough passphrase"));
     }
-    let bad_role = admin
-        .submit(
-            "/admin/users/new",
-            "/admin/users/new",
-            &[
-                ("username", "bob"),
-                ("role", "root"),
-                ("password1", "a long enough passphrase"),
-                ("password2", "a long enough passphrase"),
-            ],
-        )
-        .await;
+    let bad_role =
+        add_user(&admin, "bob", "root", "a long enough passphrase", "a long enough passphrase").await;
     assert_eq!(bad_role.status(), 422);
     assert!(bad_role.text().await.unwrap().contains("id=\"error_role\">Choose a role."));
     assert_eq!(app.user_count().await, 1, "nothing was saved");
@@ -330,18 +322,7 @@ async fn names_with_markup_are_shown_escaped(backend: Backend) {
         return;
     };
     let admin = app.admin().await;
-    let response = admin
-        .submit(
-            "/admin/users/new",
-            "/admin/users/new",
-            &[
-                ("username", "<script>alert(1)</script>"),
-                ("role", "viewer"),
-                ("password1", "x"),
-                ("password2", "x"),
-            ],
-        )
-        .await;
+    let response = add_user(&admin, "<script>alert(1)</script>", "viewer", "x", "x").await;
     assert_eq!(response.status(), 422);
     let html = response.text().await.unwrap();
     assert!(!html.contains("<script>alert(1)</script>"));
