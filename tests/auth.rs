@@ -26,6 +26,7 @@ on_both_backends!(
     a_deactivated_users_session_stops_working,
     every_response_carries_security_headers,
     anonymous_visits_store_nothing_and_a_login_stores_one_session,
+    replicas_share_sessions_logouts_and_the_throttle,
 );
 
 async fn the_login_page_leads_to_the_dashboard(backend: Backend) {
@@ -401,4 +402,29 @@ async fn anonymous_visits_store_nothing_and_a_login_stores_one_session(backend: 
     assert_eq!(sessions().await, 1);
     browser.submit("/admin/", "/logout", &[]).await;
     assert_eq!(sessions().await, 0);
+}
+
+async fn replicas_share_sessions_logouts_and_the_throttle(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let replica = app.replica().await;
+
+    // A login on one process is a login on the other (same session table, same cookie key).
+    let on_first = app.admin().await;
+    let cookie = on_first.session_cookie().unwrap();
+    let on_second = Browser::with_cookie(&replica, &cookie);
+    assert_eq!(on_second.get("/admin/").await.status(), 200);
+
+    // Logging out on the second ends the session on the first.
+    assert_eq!(on_second.submit("/admin/", "/logout", &[]).await.status(), 303);
+    assert_eq!(on_first.get("/admin/").await.status(), 303);
+
+    // Failed logins count across processes.
+    let first = app.browser();
+    let second = Browser::new(&replica);
+    for n in 1..=5 {
+        let browser = if n % 2 == 0 { &second } else { &first };
+        assert_eq!(browser.login("admin", "wrong password here").await.status(), 422);
+    }
+    assert_eq!(second.login("admin", ADMIN_PASSWORD).await.status(), 429);
+    assert_eq!(first.login("admin", ADMIN_PASSWORD).await.status(), 429);
 }

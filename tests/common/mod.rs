@@ -115,8 +115,14 @@ pub struct TestApp {
 /// when the backend is not available (outside CI).
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
     let database = TestDatabase::create(backend)?;
+    let (address, port, pool) = start(&database.url(), extra).await;
+    Some(TestApp { address, port, pool, backend, database })
+}
+
+/// Builds and starts one application process on `database_url`.
+async fn start(database_url: &str, extra: &[(&str, &str)]) -> (String, u16, DbPool) {
     let mut vars: HashMap<String, String> = HashMap::from([
-        ("DATABASE_URL".to_owned(), database.url()),
+        ("DATABASE_URL".to_owned(), database_url.to_owned()),
         ("ISINBEAT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("ISINBEAT_ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
         ("ISINBEAT_WEB_WORKERS".to_owned(), "1".to_owned()),
@@ -130,7 +136,7 @@ pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<
     let port = app.port();
     let pool = app.pool();
     tokio::spawn(app.run_until_stopped());
-    Some(TestApp { address: format!("http://127.0.0.1:{port}"), port, pool, backend, database })
+    (format!("http://127.0.0.1:{port}"), port, pool)
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
@@ -138,6 +144,12 @@ pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
 }
 
 impl TestApp {
+    /// The base URL of a second web process on the same database (a replica behind a load
+    /// balancer).
+    pub async fn replica(&self) -> String {
+        start(&self.database.url(), &[]).await.0
+    }
+
     /// A new browser with an empty cookie jar.
     pub fn browser(&self) -> Browser {
         Browser::new(&self.address)
