@@ -38,26 +38,46 @@ enum Command {
     },
     /// Print the effective settings and check that the database is reachable and migrated.
     Check,
+    /// Work with ISINs.
+    Isin {
+        #[command(subcommand)]
+        command: IsinCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum IsinCommand {
+    /// Check ISINs strictly (format, country prefix, check digit); with no arguments, one per line
+    /// from stdin. Prints `ISIN<TAB>valid` or `ISIN<TAB>invalid<TAB>reason`; exits 1 if any is invalid.
+    Validate {
+        /// The ISINs to check.
+        isins: Vec<String>,
+        /// Print only the invalid ones.
+        #[arg(long)]
+        only_invalid: bool,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    let done = |()| ExitCode::SUCCESS;
     let result = match cli.command {
-        Command::Serve => run_async(commands::serve()),
-        Command::Migrate => commands::migrate(),
+        Command::Serve => run_async(commands::serve()).map(done),
+        Command::Migrate => commands::migrate().map(done),
         Command::Createsuperuser { username, no_input } => {
-            commands::createsuperuser(commands::SuperuserOptions { username, no_input })
+            commands::createsuperuser(commands::SuperuserOptions { username, no_input }).map(done)
         }
-        Command::Changepassword { username } => commands::changepassword(&username),
-        Command::Check => commands::check(),
+        Command::Changepassword { username } => commands::changepassword(&username).map(done),
+        Command::Check => commands::check().map(done),
+        Command::Isin { command: IsinCommand::Validate { isins, only_invalid } } => {
+            commands::isin::validate(&isins, only_invalid)
+                .map(|all_valid| if all_valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
     };
-    match result {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(error) => {
-            eprintln!("error: {error:#}");
-            ExitCode::FAILURE
-        }
-    }
+    result.unwrap_or_else(|error| {
+        eprintln!("error: {error:#}");
+        ExitCode::FAILURE
+    })
 }
 
 fn run_async(future: impl Future<Output = anyhow::Result<()>>) -> anyhow::Result<()> {

@@ -265,3 +265,31 @@ async fn serve_creates_the_admin_prints_the_password_once_and_it_logs_in(backend
     let (again, _) = start_serve(&database, &[]);
     assert!(again.stdout_lines.iter().all(|line| !line.contains("Password")), "{:?}", again.stdout_lines);
 }
+
+#[test]
+fn isin_validate_judges_arguments_and_stdin_lines_and_exits_accordingly() {
+    let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    let valid = isinbeat(&database, &["isin", "validate", "US0378331005", "DE000BAY0017"], &[], None);
+    assert_eq!(valid.status.code(), Some(0));
+    assert_eq!(text(&valid.stdout), "US0378331005\tvalid\nDE000BAY0017\tvalid\n");
+
+    let mixed =
+        isinbeat(&database, &["isin", "validate"], &[], Some("US0378331005\nUS0378331004\nus0378331005\n"));
+    assert_eq!(mixed.status.code(), Some(1));
+    assert_eq!(
+        text(&mixed.stdout),
+        "US0378331005\tvalid\n\
+         US0378331004\tinvalid\tcheck digit: 4, expected 5\n\
+         us0378331005\tinvalid\tcharacter: 'u' at position 1 is not an ASCII letter A-Z\n"
+    );
+
+    let only_invalid = isinbeat(
+        &database,
+        &["isin", "validate", "--only-invalid"],
+        &[],
+        Some("US0378331005\nZZ25473R5013\n"),
+    );
+    assert_eq!(only_invalid.status.code(), Some(1));
+    assert!(text(&only_invalid.stdout).starts_with("ZZ25473R5013\tinvalid\tprefix:"));
+    assert_eq!(text(&only_invalid.stdout).lines().count(), 1);
+}

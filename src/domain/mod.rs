@@ -2,11 +2,15 @@
 //! parsed and is valid.
 
 pub mod ids;
+pub mod isin;
+pub mod lei;
 pub mod password;
 pub mod role;
 pub mod username;
 
 pub use ids::UserId;
+pub use isin::{Isin, IsinError};
+pub use lei::{Lei, LeiError};
 pub use password::{NewPassword, PasswordError};
 pub use role::Role;
 pub use username::{Username, UsernameError};
