@@ -5,7 +5,9 @@ pub mod ids;
 pub mod isin;
 pub mod lei;
 pub mod password;
+pub mod policy;
 pub mod role;
+pub mod schedule_spec;
 pub mod username;
 
 pub use ids::UserId;
