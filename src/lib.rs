@@ -1,7 +1,8 @@
 //! isinbeat: periodic downloads of ISIN lists, their schedules and runs, and an admin to steer
 //! and browse them — one binary, one database.
 //!
-//! Layers point one way: `web` → `auth` → `models` → `domain`, with `db` underneath the models.
+//! Layers point one way: `web` → `auth` / `scheduler` → `models` → `domain`, with `db` underneath
+//! the models.
 
 pub mod auth;
 pub mod commands;
@@ -9,6 +10,7 @@ pub mod config;
 pub mod db;
 pub mod domain;
 pub mod models;
+pub mod scheduler;
 pub mod startup;
 pub mod telemetry;
 pub mod web;

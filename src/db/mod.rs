@@ -185,6 +185,21 @@ where
     }
 }
 
+/// The id the last INSERT on this connection generated (diesel's run-time backend choice has
+/// no RETURNING).
+pub fn last_insert_id(conn: &mut DbConnection) -> diesel::QueryResult<i64> {
+    #[derive(diesel::QueryableByName)]
+    struct LastId {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        id: i64,
+    }
+    let sql = match conn {
+        DbConnection::Postgresql(_) => "SELECT lastval() AS id",
+        DbConnection::Sqlite(_) => "SELECT last_insert_rowid() AS id",
+    };
+    diesel::sql_query(sql).get_result::<LastId>(conn).map(|row| row.id)
+}
+
 /// The current time in UTC, as stored in every timestamp column. Rounded to microseconds,
 /// which is what PostgreSQL keeps, so a value read back compares equal to the one written.
 pub fn now() -> chrono::NaiveDateTime {

@@ -33,6 +33,67 @@ diesel::table! {
 }
 
 diesel::table! {
+    runs (id) {
+        id -> Int8,
+        schedule_id -> Nullable<Int8>,
+        schedule_name -> Text,
+        task_kind -> Text,
+        params -> Text,
+        scheduled_for -> Nullable<Timestamp>,
+        trigger -> Text,
+        triggered_by -> Nullable<Int8>,
+        status -> Text,
+        attempt -> Int4,
+        not_before -> Timestamp,
+        cancel_requested -> Bool,
+        worker -> Nullable<Text>,
+        heartbeat_at -> Nullable<Timestamp>,
+        started_at -> Nullable<Timestamp>,
+        finished_at -> Nullable<Timestamp>,
+        error -> Nullable<Text>,
+        log -> Nullable<Text>,
+        stats -> Nullable<Text>,
+        created_at -> Timestamp,
+    }
+}
+
+diesel::table! {
+    schedules (id) {
+        id -> Int8,
+        name -> Text,
+        description -> Text,
+        task_kind -> Text,
+        params -> Text,
+        spec_kind -> Text,
+        cron_expr -> Nullable<Text>,
+        timezone -> Text,
+        interval_seconds -> Nullable<Int8>,
+        once_at -> Nullable<Timestamp>,
+        start_at -> Nullable<Timestamp>,
+        end_at -> Nullable<Timestamp>,
+        enabled -> Bool,
+        misfire_policy -> Text,
+        misfire_grace_seconds -> Int8,
+        overlap_policy -> Text,
+        jitter_seconds -> Int8,
+        max_attempts -> Int4,
+        retry_backoff_seconds -> Int8,
+        retry_backoff_max_seconds -> Int8,
+        timeout_seconds -> Nullable<Int8>,
+        expires_seconds -> Nullable<Int8>,
+        keep_succeeded -> Int4,
+        keep_failed -> Int4,
+        next_fire_at -> Nullable<Timestamp>,
+        spec_fingerprint -> Text,
+        last_fire_at -> Nullable<Timestamp>,
+        version -> Int8,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     sessions (key_hash) {
         key_hash -> Text,
         user_id -> Nullable<Int8>,
@@ -57,6 +118,17 @@ diesel::table! {
 }
 
 diesel::joinable!(audit_log -> users (actor_id));
+diesel::joinable!(runs -> schedules (schedule_id));
+diesel::joinable!(runs -> users (triggered_by));
+diesel::joinable!(schedules -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
 
-diesel::allow_tables_to_appear_in_same_query!(audit_log, instance_secrets, login_failures, sessions, users,);
+diesel::allow_tables_to_appear_in_same_query!(
+    audit_log,
+    instance_secrets,
+    login_failures,
+    runs,
+    schedules,
+    sessions,
+    users,
+);

@@ -226,20 +226,6 @@ impl ScheduleSpec {
         times
     }
 
-    /// A canonical text of everything that decides the fire times. The scheduler keeps it beside
-    /// `next_fire_at` and recomputes that when it changes — also after an edit by plain SQL.
-    pub fn fingerprint(&self) -> String {
-        let instant = |t: Option<DateTime<Utc>>| t.map(|t| t.to_rfc3339()).unwrap_or_default();
-        let recurrence = match &self.recurrence {
-            Recurrence::Cron { expr, zone } => format!("cron|{}|{}", expr.as_str(), zone.name()),
-            Recurrence::Interval { every, anchor } => {
-                format!("interval|{}|{}", every.num_milliseconds(), anchor.to_rfc3339())
-            }
-            Recurrence::Once { at } => format!("once|{}", at.to_rfc3339()),
-        };
-        format!("{recurrence}|{}|{}", instant(self.start), instant(self.end))
-    }
-
     /// In words, for lists: "every day at 03:00 (Europe/Berlin)".
     pub fn describe(&self) -> String {
         match &self.recurrence {
@@ -411,14 +397,6 @@ mod tests {
             ScheduleSpec::new(daily, Some(utc(2026, 5, 1, 3, 0)), Some(utc(2026, 5, 3, 3, 0))).unwrap();
         let times = spec.occurrences_between(utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0), 100);
         assert_eq!(times, vec![utc(2026, 5, 1, 3, 0), utc(2026, 5, 2, 3, 0), utc(2026, 5, 3, 3, 0)]);
-    }
-
-    #[test]
-    fn the_fingerprint_changes_with_anything_that_moves_fire_times() {
-        let base = cron("0 3 * * *", "Europe/Berlin").fingerprint();
-        assert_eq!(base, cron("0  3 * * *", "Europe/Berlin").fingerprint(), "spacing does not matter");
-        assert_ne!(base, cron("0 4 * * *", "Europe/Berlin").fingerprint());
-        assert_ne!(base, cron("0 3 * * *", "Europe/Paris").fingerprint());
     }
 
     #[test]

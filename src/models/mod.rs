@@ -4,5 +4,7 @@
 pub mod audit;
 pub mod instance_secret;
 pub mod login_failure;
+pub mod run;
+pub mod schedule;
 pub mod session;
 pub mod user;

@@ -1,0 +1,91 @@
+//! `runs`: every occurrence of a schedule and every manual run, with what became of it. The row
+//! is the truth; a queue job only carries its id.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::runs;
+
+/// A row of `runs`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = runs)]
+pub struct Run {
+    pub id: i64,
+    pub schedule_id: Option<i64>,
+    pub schedule_name: String,
+    pub task_kind: String,
+    pub params: String,
+    pub scheduled_for: Option<NaiveDateTime>,
+    pub trigger: String,
+    pub triggered_by: Option<i64>,
+    pub status: String,
+    pub attempt: i32,
+    pub not_before: NaiveDateTime,
+    pub cancel_requested: bool,
+    pub worker: Option<String>,
+    pub heartbeat_at: Option<NaiveDateTime>,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+    pub error: Option<String>,
+    pub log: Option<String>,
+    pub stats: Option<String>,
+    pub created_at: NaiveDateTime,
+}
+
+/// A run to record.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = runs)]
+pub struct NewRun<'a> {
+    pub schedule_id: Option<i64>,
+    pub schedule_name: &'a str,
+    pub task_kind: &'a str,
+    pub params: &'a str,
+    pub scheduled_for: Option<NaiveDateTime>,
+    pub trigger: &'a str,
+    pub triggered_by: Option<i64>,
+    pub status: &'a str,
+    pub not_before: NaiveDateTime,
+    pub finished_at: Option<NaiveDateTime>,
+    pub error: Option<&'a str>,
+    pub created_at: NaiveDateTime,
+}
+
+/// Inserts a run and returns its id. A scheduled occurrence that already has a run fails with
+/// a unique violation: that is how a second scheduler learns it lost.
+pub fn insert(conn: &mut DbConnection, new: &NewRun<'_>) -> QueryResult<i64> {
+    diesel::insert_into(runs::table).values(new).execute(conn)?;
+    crate::db::last_insert_id(conn)
+}
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Run>> {
+    runs::table.find(id).select(Run::as_select()).first(conn).optional()
+}
+
+/// Runs of a schedule, newest first.
+pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> QueryResult<Vec<Run>> {
+    runs::table
+        .filter(runs::schedule_id.eq(schedule_id))
+        .order(runs::id.desc())
+        .limit(limit)
+        .select(Run::as_select())
+        .load(conn)
+}
+
+/// Whether the schedule has a run that is queued or running (for the overlap policy).
+pub fn has_active(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        runs::table
+            .filter(runs::schedule_id.eq(schedule_id))
+            .filter(runs::status.eq_any(["queued", "running"])),
+    ))
+    .get_result(conn)
+}
+
+/// Asks the schedule's running runs to stop (the `replace` overlap policy); workers check the
+/// flag at every heartbeat.
+pub fn request_cancel_running(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<usize> {
+    diesel::update(runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq("running")))
+        .set(runs::cancel_requested.eq(true))
+        .execute(conn)
+}

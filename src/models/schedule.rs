@@ -1,0 +1,229 @@
+//! `schedules`: what runs when, and how. The timing columns become a domain `ScheduleSpec`;
+//! `next_fire_at` is advanced only by a compare-and-set on `version`.
+
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::schedules;
+use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
+use crate::domain::schedule_spec::{CronExpr, Recurrence, ScheduleSpec, SpecError, parse_time_zone};
+
+/// A row of `schedules`.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = schedules)]
+pub struct Schedule {
+    pub id: i64,
+    pub name: String,
+    pub description: String,
+    pub task_kind: String,
+    pub params: String,
+    pub spec_kind: String,
+    pub cron_expr: Option<String>,
+    pub timezone: String,
+    pub interval_seconds: Option<i64>,
+    pub once_at: Option<NaiveDateTime>,
+    pub start_at: Option<NaiveDateTime>,
+    pub end_at: Option<NaiveDateTime>,
+    pub enabled: bool,
+    pub misfire_policy: String,
+    pub misfire_grace_seconds: i64,
+    pub overlap_policy: String,
+    pub jitter_seconds: i64,
+    pub max_attempts: i32,
+    pub retry_backoff_seconds: i64,
+    pub retry_backoff_max_seconds: i64,
+    pub timeout_seconds: Option<i64>,
+    pub expires_seconds: Option<i64>,
+    pub keep_succeeded: i32,
+    pub keep_failed: i32,
+    pub next_fire_at: Option<NaiveDateTime>,
+    pub spec_fingerprint: String,
+    pub last_fire_at: Option<NaiveDateTime>,
+    pub version: i64,
+    pub created_by: Option<i64>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+/// A schedule to create. Timing columns follow `spec_kind`: `cron_expr` + `timezone` for cron,
+/// `interval_seconds` (anchored at `start_at`) for interval, `once_at` for once.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = schedules)]
+pub struct NewSchedule {
+    pub name: String,
+    pub description: String,
+    pub task_kind: String,
+    pub params: String,
+    pub spec_kind: String,
+    pub cron_expr: Option<String>,
+    pub timezone: String,
+    pub interval_seconds: Option<i64>,
+    pub once_at: Option<NaiveDateTime>,
+    pub start_at: Option<NaiveDateTime>,
+    pub end_at: Option<NaiveDateTime>,
+    pub enabled: bool,
+    pub misfire_policy: String,
+    pub misfire_grace_seconds: i64,
+    pub overlap_policy: String,
+    pub jitter_seconds: i64,
+    pub max_attempts: i32,
+    pub retry_backoff_seconds: i64,
+    pub retry_backoff_max_seconds: i64,
+    pub timeout_seconds: Option<i64>,
+    pub expires_seconds: Option<i64>,
+    pub keep_succeeded: i32,
+    pub keep_failed: i32,
+    pub created_by: Option<i64>,
+    pub created_at: NaiveDateTime,
+    pub updated_at: NaiveDateTime,
+}
+
+impl NewSchedule {
+    /// A schedule with the defaults the form starts from: cron in UTC, misfire `run_once` with
+    /// five minutes' grace, overlap `forbid`, three attempts a minute apart doubling up to an
+    /// hour, the last 100 succeeded and 100 failed runs kept.
+    pub fn with_defaults(name: &str, task_kind: &str, spec_kind: &str) -> Self {
+        let now = crate::db::now();
+        Self {
+            name: name.to_owned(),
+            description: String::new(),
+            task_kind: task_kind.to_owned(),
+            params: "{}".to_owned(),
+            spec_kind: spec_kind.to_owned(),
+            cron_expr: None,
+            timezone: "UTC".to_owned(),
+            interval_seconds: None,
+            once_at: None,
+            start_at: None,
+            end_at: None,
+            enabled: true,
+            misfire_policy: MisfirePolicy::default().as_str().to_owned(),
+            misfire_grace_seconds: 300,
+            overlap_policy: OverlapPolicy::default().as_str().to_owned(),
+            jitter_seconds: 0,
+            max_attempts: 3,
+            retry_backoff_seconds: 60,
+            retry_backoff_max_seconds: 3600,
+            timeout_seconds: None,
+            expires_seconds: None,
+            keep_succeeded: 100,
+            keep_failed: 100,
+            created_by: None,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+fn utc(naive: NaiveDateTime) -> DateTime<Utc> {
+    naive.and_utc()
+}
+
+/// The columns that decide fire times, as one text: the scheduler recomputes `next_fire_at`
+/// whenever it differs from the stored `spec_fingerprint`, so an edit by plain SQL counts too.
+pub fn fingerprint_of(
+    spec_kind: &str,
+    cron_expr: Option<&str>,
+    timezone: &str,
+    interval_seconds: Option<i64>,
+    once_at: Option<NaiveDateTime>,
+    start_at: Option<NaiveDateTime>,
+    end_at: Option<NaiveDateTime>,
+) -> String {
+    let instant = |t: Option<NaiveDateTime>| t.map(|t| t.to_string()).unwrap_or_default();
+    format!(
+        "{spec_kind}|{}|{timezone}|{}|{}|{}|{}",
+        cron_expr.unwrap_or_default(),
+        interval_seconds.map(|s| s.to_string()).unwrap_or_default(),
+        instant(once_at),
+        instant(start_at),
+        instant(end_at)
+    )
+}
+
+impl Schedule {
+    /// The domain view of this row's timing.
+    pub fn spec(&self) -> Result<ScheduleSpec, SpecError> {
+        let recurrence = match self.spec_kind.as_str() {
+            "cron" => Recurrence::Cron {
+                expr: CronExpr::parse(self.cron_expr.as_deref().unwrap_or_default())?,
+                zone: parse_time_zone(&self.timezone)?,
+            },
+            "interval" => Recurrence::interval(
+                Duration::seconds(self.interval_seconds.unwrap_or(0)),
+                utc(self.start_at.unwrap_or(self.created_at)),
+            )?,
+            _ => Recurrence::Once { at: utc(self.once_at.unwrap_or(self.created_at)) },
+        };
+        ScheduleSpec::new(recurrence, self.start_at.map(utc), self.end_at.map(utc))
+    }
+
+    /// What the timing columns say now (compare with `spec_fingerprint`).
+    pub fn current_fingerprint(&self) -> String {
+        fingerprint_of(
+            &self.spec_kind,
+            self.cron_expr.as_deref(),
+            &self.timezone,
+            self.interval_seconds,
+            self.once_at,
+            self.start_at,
+            self.end_at,
+        )
+    }
+
+    pub fn misfire(&self) -> MisfirePolicy {
+        self.misfire_policy.parse().unwrap_or_default()
+    }
+
+    pub fn overlap(&self) -> OverlapPolicy {
+        self.overlap_policy.parse().unwrap_or_default()
+    }
+
+    pub fn retry(&self) -> RetryPolicy {
+        RetryPolicy {
+            max_attempts: u32::try_from(self.max_attempts).unwrap_or(1).max(1),
+            backoff: Duration::seconds(self.retry_backoff_seconds.max(0)),
+            max_backoff: Duration::seconds(self.retry_backoff_max_seconds.max(0)),
+        }
+    }
+}
+
+pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
+    diesel::insert_into(schedules::table).values(new).execute(conn)?;
+    schedules::table.filter(schedules::name.eq(&new.name)).select(Schedule::as_select()).first(conn)
+}
+
+pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Schedule>> {
+    schedules::table.find(id).select(Schedule::as_select()).first(conn).optional()
+}
+
+/// Enabled schedules, for the scheduler's tick (it checks fingerprints and due times).
+pub fn enabled(conn: &mut DbConnection) -> QueryResult<Vec<Schedule>> {
+    schedules::table
+        .filter(schedules::enabled.eq(true))
+        .order(schedules::id)
+        .select(Schedule::as_select())
+        .load(conn)
+}
+
+/// Moves `next_fire_at` (and records the fingerprint it was computed from) if nobody changed the
+/// schedule since it was read at `version`. Returns false when someone did: the caller lost.
+pub fn advance(
+    conn: &mut DbConnection,
+    id: i64,
+    version: i64,
+    next_fire_at: Option<NaiveDateTime>,
+    fingerprint: &str,
+    last_fire_at: Option<NaiveDateTime>,
+) -> QueryResult<bool> {
+    let updated = diesel::update(schedules::table.find(id).filter(schedules::version.eq(version)))
+        .set((
+            schedules::next_fire_at.eq(next_fire_at),
+            schedules::spec_fingerprint.eq(fingerprint),
+            schedules::last_fire_at.eq(last_fire_at),
+            schedules::version.eq(version + 1),
+        ))
+        .execute(conn)?;
+    Ok(updated == 1)
+}

@@ -1,0 +1,218 @@
+//! The beat: turns due occurrences into runs, each exactly once, however many schedulers run.
+//!
+//! A claim happens in one write transaction (`BEGIN IMMEDIATE` on SQLite): read the schedule,
+//! insert a run row per due occurrence — `UNIQUE (schedule_id, scheduled_for)` refuses a second
+//! row for the same occurrence — and advance `next_fire_at` with a compare-and-set on
+//! `version`. A scheduler that loses a race (unique violation, or the version moved) rolls back
+//! and does nothing. Late occurrences follow the schedule's misfire policy and every one that
+//! is not run is recorded as a `missed` run; overlaps follow the overlap policy. Time is passed
+//! in (`now`), so tests drive the scheduler with their own clock.
+
+use anyhow::Context;
+use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::result::{DatabaseErrorKind, Error as DieselError};
+
+use crate::db::{DbConnection, write_transaction};
+use crate::domain::policy::{Disposition, OverlapAction, jitter, plan_due};
+use crate::models::run::{self, NewRun};
+use crate::models::schedule::{self, Schedule};
+
+/// The most occurrences one claim records; a longer backlog continues at the next tick.
+pub const MAX_OCCURRENCES_PER_CLAIM: usize = 1000;
+
+/// What a claim or a tick did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Claimed {
+    /// Runs created `queued`: to be pushed to the queue after the transaction commits.
+    pub queued: Vec<i64>,
+    pub missed: usize,
+    pub skipped: usize,
+    /// Schedules whose `next_fire_at` was (re)computed because their timing changed.
+    pub rescheduled: usize,
+    /// Claims that found another scheduler had done the work.
+    pub lost: usize,
+}
+
+impl Claimed {
+    fn absorb(&mut self, other: Claimed) {
+        self.queued.extend(other.queued);
+        self.missed += other.missed;
+        self.skipped += other.skipped;
+        self.rescheduled += other.rescheduled;
+        self.lost += other.lost;
+    }
+}
+
+/// Called between reading a schedule and writing the claim: the worst moment for a race.
+/// Tests use it to let a second scheduler in; the scheduler itself passes [`NoHook`].
+pub trait ClaimHook {
+    fn after_read(&self, _schedule: &Schedule) {}
+}
+
+/// The hook that does nothing.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoHook;
+
+impl ClaimHook for NoHook {}
+
+/// Why a claim's transaction was rolled back.
+#[derive(Debug, thiserror::Error)]
+enum ClaimError {
+    #[error("another scheduler claimed this occurrence first")]
+    Lost,
+    #[error(transparent)]
+    Database(DieselError),
+    #[error(transparent)]
+    Other(#[from] anyhow::Error),
+}
+
+impl From<DieselError> for ClaimError {
+    fn from(error: DieselError) -> Self {
+        match error {
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::Lost,
+            other => Self::Database(other),
+        }
+    }
+}
+
+fn naive(at: DateTime<Utc>) -> NaiveDateTime {
+    at.naive_utc()
+}
+
+/// One pass over the enabled schedules: (re)computes `next_fire_at` where the timing changed
+/// and claims what is due at `now`.
+pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<Claimed> {
+    let mut done = Claimed::default();
+    for found in schedule::enabled(conn).context("Failed to read the schedules")? {
+        let outcome = if found.current_fingerprint() != found.spec_fingerprint {
+            reschedule(conn, found.id, now)?
+        } else if found.next_fire_at.is_some_and(|at| at <= naive(now)) {
+            claim(conn, found.id, now, &NoHook)?
+        } else {
+            continue;
+        };
+        done.absorb(outcome);
+    }
+    Ok(done)
+}
+
+/// Computes `next_fire_at` from the schedule's current timing (new schedule, or an edit): the
+/// first occurrence after `now`. A timing that cannot be understood never fires.
+pub fn reschedule(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> anyhow::Result<Claimed> {
+    let result = write_transaction(conn, |conn| -> Result<Claimed, ClaimError> {
+        let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
+        let fingerprint = current.current_fingerprint();
+        if fingerprint == current.spec_fingerprint {
+            return Ok(Claimed::default());
+        }
+        let next = match current.spec() {
+            Ok(spec) => spec.next_after(now).map(naive),
+            Err(error) => {
+                tracing::warn!(schedule = %current.name, %error, "schedule timing is invalid; it will not fire");
+                None
+            }
+        };
+        if !schedule::advance(conn, id, current.version, next, &fingerprint, current.last_fire_at)? {
+            return Err(ClaimError::Lost);
+        }
+        Ok(Claimed { rescheduled: 1, ..Claimed::default() })
+    });
+    settle(result)
+}
+
+/// Claims the due occurrences of one schedule at `now`.
+pub fn claim(
+    conn: &mut DbConnection,
+    id: i64,
+    now: DateTime<Utc>,
+    hook: &dyn ClaimHook,
+) -> anyhow::Result<Claimed> {
+    let result = write_transaction(conn, |conn| -> Result<Claimed, ClaimError> {
+        let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
+        let Some(first) = current.next_fire_at.map(|at| at.and_utc()) else { return Ok(Claimed::default()) };
+        if !current.enabled || first > now || current.current_fingerprint() != current.spec_fingerprint {
+            return Ok(Claimed::default());
+        }
+        hook.after_read(&current);
+        let spec = current.spec().map_err(|e| anyhow::anyhow!("{e}"))?;
+
+        let mut due = vec![first];
+        due.extend(spec.occurrences_between(first, now, MAX_OCCURRENCES_PER_CLAIM - 1));
+        let last = due.last().copied().unwrap_or(first);
+        let next = spec.next_after(last);
+        let grace = Duration::seconds(current.misfire_grace_seconds.max(0));
+        let plan = plan_due(&due, now, current.misfire(), grace);
+
+        // Runs created by this claim do not overlap each other: only earlier ones count.
+        let earlier_active = run::has_active(conn, current.id)?;
+        let mut done = Claimed::default();
+        for (at, disposition) in plan {
+            let trigger = if disposition == Disposition::CatchUp { "catch_up" } else { "schedule" };
+            let mut new = NewRun {
+                schedule_id: Some(current.id),
+                schedule_name: &current.name,
+                task_kind: &current.task_kind,
+                params: &current.params,
+                scheduled_for: Some(naive(at)),
+                trigger,
+                triggered_by: None,
+                status: "queued",
+                not_before: naive(
+                    at + jitter(current.id, at, Duration::seconds(current.jitter_seconds.max(0))),
+                ),
+                finished_at: None,
+                error: None,
+                created_at: naive(now),
+            };
+            if disposition == Disposition::Missed {
+                new.status = "missed";
+                new.finished_at = Some(naive(now));
+                new.error =
+                    Some("Not run: no scheduler was running at the time (or the schedule was paused).");
+                run::insert(conn, &new)?;
+                done.missed += 1;
+                continue;
+            }
+            match current.overlap().decide(earlier_active) {
+                OverlapAction::Run => {}
+                OverlapAction::Skip => {
+                    new.status = "skipped";
+                    new.finished_at = Some(naive(now));
+                    new.error =
+                        Some("Not run: an earlier run of this schedule was still running (overlap: forbid).");
+                    run::insert(conn, &new)?;
+                    done.skipped += 1;
+                    continue;
+                }
+                OverlapAction::CancelRunningThenRun => {
+                    run::request_cancel_running(conn, current.id)?;
+                }
+            }
+            done.queued.push(run::insert(conn, &new)?);
+        }
+        if !schedule::advance(
+            conn,
+            current.id,
+            current.version,
+            next.map(naive),
+            &current.spec_fingerprint,
+            Some(naive(last)),
+        )? {
+            return Err(ClaimError::Lost);
+        }
+        Ok(done)
+    });
+    settle(result)
+}
+
+/// A lost race is an ordinary outcome, not an error.
+fn settle(result: Result<Claimed, ClaimError>) -> anyhow::Result<Claimed> {
+    match result {
+        Ok(done) => Ok(done),
+        Err(ClaimError::Lost) => Ok(Claimed { lost: 1, ..Claimed::default() }),
+        Err(ClaimError::Database(error)) => {
+            Err(anyhow::Error::new(error).context("A scheduler claim failed"))
+        }
+        Err(ClaimError::Other(error)) => Err(error),
+    }
+}
