@@ -9,6 +9,7 @@ pub mod commands;
 pub mod config;
 pub mod db;
 pub mod domain;
+pub mod jobs;
 pub mod models;
 pub mod scheduler;
 pub mod startup;

@@ -70,6 +70,12 @@ impl CronExpr {
         &self.source
     }
 
+    /// The last matching instant at or before `at`.
+    fn latest_at_or_before(&self, at: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
+        let local = at.with_timezone(&zone);
+        self.cron.find_previous_occurrence(&local, true).ok().map(|found| found.with_timezone(&Utc))
+    }
+
     /// The first matching instant strictly after `after`, in `zone`'s wall-clock time.
     fn next_after(&self, after: DateTime<Utc>, zone: Tz) -> Option<DateTime<Utc>> {
         let local = after.with_timezone(&zone);
@@ -151,6 +157,21 @@ impl Recurrence {
         }
     }
 
+    fn latest_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match self {
+            Self::Cron { expr, zone } => expr.latest_at_or_before(at, *zone),
+            Self::Interval { every, anchor } => {
+                if at < *anchor {
+                    return None;
+                }
+                let every_ms = every.num_milliseconds().max(1);
+                let steps = (at - *anchor).num_milliseconds() / every_ms;
+                anchor.checked_add_signed(Duration::milliseconds(steps.checked_mul(every_ms)?))
+            }
+            Self::Once { at: once } => (*once <= at).then_some(*once),
+        }
+    }
+
     /// The zone wall-clock times are shown in.
     pub fn zone(&self) -> Tz {
         match self {
@@ -185,6 +206,20 @@ impl ScheduleSpec {
         match self.end {
             Some(end) if next > end => None,
             _ => Some(next),
+        }
+    }
+
+    /// The latest occurrence at or before `now`, inside the start/end window: what
+    /// `isinbeat run` claims.
+    pub fn latest_at_or_before(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let until = match self.end {
+            Some(end) if end < now => end,
+            _ => now,
+        };
+        let found = self.recurrence.latest_at_or_before(until)?;
+        match self.start {
+            Some(start) if found < start => None,
+            _ => Some(found),
         }
     }
 
@@ -397,6 +432,26 @@ mod tests {
             ScheduleSpec::new(daily, Some(utc(2026, 5, 1, 3, 0)), Some(utc(2026, 5, 3, 3, 0))).unwrap();
         let times = spec.occurrences_between(utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0), 100);
         assert_eq!(times, vec![utc(2026, 5, 1, 3, 0), utc(2026, 5, 2, 3, 0), utc(2026, 5, 3, 3, 0)]);
+    }
+
+    #[test]
+    fn the_latest_occurrence_is_found_for_each_kind() {
+        let daily = cron("0 3 * * *", "Europe/Berlin");
+        assert_eq!(daily.latest_at_or_before(utc(2026, 11, 27, 10, 0)), Some(utc(2026, 11, 27, 2, 0)));
+        assert_eq!(
+            daily.latest_at_or_before(utc(2026, 11, 27, 2, 0)),
+            Some(utc(2026, 11, 27, 2, 0)),
+            "inclusive"
+        );
+        let anchor = utc(2026, 11, 27, 0, 0);
+        let hourly =
+            ScheduleSpec::new(Recurrence::interval(Duration::hours(1), anchor).unwrap(), Some(anchor), None)
+                .unwrap();
+        assert_eq!(hourly.latest_at_or_before(utc(2026, 11, 27, 5, 59)), Some(utc(2026, 11, 27, 5, 0)));
+        assert_eq!(hourly.latest_at_or_before(utc(2026, 11, 26, 23, 0)), None, "before the start");
+        let once = ScheduleSpec::new(Recurrence::Once { at: anchor }, None, None).unwrap();
+        assert_eq!(once.latest_at_or_before(utc(2026, 11, 28, 0, 0)), Some(anchor));
+        assert_eq!(once.latest_at_or_before(utc(2026, 11, 26, 0, 0)), None);
     }
 
     #[test]

@@ -72,6 +72,25 @@ pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> Qu
         .load(conn)
 }
 
+/// Which of `occurrences` already have a run.
+pub fn taken_occurrences(
+    conn: &mut DbConnection,
+    schedule_id: i64,
+    occurrences: &[NaiveDateTime],
+) -> QueryResult<Vec<NaiveDateTime>> {
+    let mut taken = Vec::new();
+    // Chunked: a backlog can be long, and SQLite limits bound parameters.
+    for chunk in occurrences.chunks(500) {
+        let found: Vec<Option<NaiveDateTime>> = runs::table
+            .filter(runs::schedule_id.eq(schedule_id))
+            .filter(runs::scheduled_for.eq_any(chunk))
+            .select(runs::scheduled_for)
+            .load(conn)?;
+        taken.extend(found.into_iter().flatten());
+    }
+    Ok(taken)
+}
+
 /// Whether the schedule has a run that is queued or running (for the overlap policy).
 pub fn has_active(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(

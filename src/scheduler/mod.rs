@@ -143,10 +143,16 @@ pub fn claim(
         let grace = Duration::seconds(current.misfire_grace_seconds.max(0));
         let plan = plan_due(&due, now, current.misfire(), grace);
 
+        // Occurrences someone already ran (`isinbeat run` from a CronJob) are passed over.
+        let taken =
+            run::taken_occurrences(conn, current.id, &due.iter().map(|at| naive(*at)).collect::<Vec<_>>())?;
         // Runs created by this claim do not overlap each other: only earlier ones count.
         let earlier_active = run::has_active(conn, current.id)?;
         let mut done = Claimed::default();
         for (at, disposition) in plan {
+            if taken.contains(&naive(at)) {
+                continue;
+            }
             let trigger = if disposition == Disposition::CatchUp { "catch_up" } else { "schedule" };
             let mut new = NewRun {
                 schedule_id: Some(current.id),

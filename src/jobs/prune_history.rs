@@ -1,0 +1,78 @@
+//! `prune_history`: deletes finished runs beyond each schedule's history limits (keep the last
+//! N succeeded and M others), in chunks, so that a long history never holds the database's
+//! write lock for long.
+
+use anyhow::Context;
+use diesel::prelude::*;
+use serde_json::json;
+
+use crate::db::schema::{runs, schedules};
+use crate::db::write_transaction;
+use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind, integer_param};
+
+/// The task kind.
+#[derive(Debug, Clone, Copy)]
+pub struct PruneHistory;
+
+const PARAMS: &[ParamSpec] = &[ParamSpec {
+    name: "chunk_size",
+    label: "Chunk size",
+    help: "Runs deleted per transaction.",
+    kind: ParamKind::Integer { min: 1, max: 100_000 },
+    default: "1000",
+}];
+
+/// Statuses pruned under the "succeeded" limit; every other finished status counts as failed.
+const SUCCEEDED: &[&str] = &["succeeded"];
+const OTHER_FINISHED: &[&str] = &["failed", "cancelled", "skipped", "missed", "expired"];
+
+impl TaskKind for PruneHistory {
+    fn name(&self) -> &'static str {
+        "prune_history"
+    }
+
+    fn title(&self) -> &'static str {
+        "Prune run history"
+    }
+
+    fn params(&self) -> &'static [ParamSpec] {
+        PARAMS
+    }
+
+    fn run(&self, ctx: &TaskContext, params: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        let chunk = integer_param(self, params, "chunk_size").max(1);
+        let mut conn = ctx.pool.get().context("Failed to get a database connection")?;
+        let limits: Vec<(i64, i32, i32)> = schedules::table
+            .select((schedules::id, schedules::keep_succeeded, schedules::keep_failed))
+            .load(&mut conn)
+            .context("Failed to read the history limits")?;
+        let mut deleted = 0usize;
+        for (schedule_id, keep_succeeded, keep_failed) in limits {
+            for (statuses, keep) in [(SUCCEEDED, keep_succeeded), (OTHER_FINISHED, keep_failed)] {
+                loop {
+                    ctx.check_stop()?;
+                    // The ids beyond the newest `keep`, oldest first, one chunk at a time.
+                    let doomed: Vec<i64> = runs::table
+                        .filter(runs::schedule_id.eq(schedule_id))
+                        .filter(runs::status.eq_any(statuses))
+                        .order(runs::id.desc())
+                        .offset(i64::from(keep.max(0)))
+                        .limit(chunk)
+                        .select(runs::id)
+                        .load(&mut conn)
+                        .context("Failed to find runs to prune")?;
+                    if doomed.is_empty() {
+                        break;
+                    }
+                    let removed = write_transaction(&mut conn, |conn| {
+                        diesel::delete(runs::table.filter(runs::id.eq_any(&doomed))).execute(conn)
+                    })
+                    .context("Failed to delete runs")?;
+                    deleted += removed;
+                }
+            }
+        }
+        ctx.log(format!("deleted {deleted} runs beyond the history limits"));
+        Ok(json!({ "deleted_runs": deleted }))
+    }
+}

@@ -1,0 +1,296 @@
+//! Running runs: success, failure with retries and backoff, cancellation, timeout, rescue of
+//! runs whose worker died, expiry of runs queued too long, and the prune_history task — on
+//! SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::Duration as StdDuration;
+
+use chrono::{Duration, Utc};
+use common::{Backend, TestDatabase};
+use diesel::prelude::*;
+use isinbeat::config::DatabaseUrl;
+use isinbeat::db::schema::runs;
+use isinbeat::db::{self, DbPool};
+use isinbeat::jobs::{self, Outcome, ParamSpec, Registry, TaskContext, TaskKind};
+use isinbeat::models::run::{self, NewRun, Run};
+use isinbeat::models::schedule::{self, NewSchedule};
+use serde_json::json;
+
+/// A task that fails with a cause chain.
+struct Fails;
+
+impl TaskKind for Fails {
+    fn name(&self) -> &'static str {
+        "test_fails"
+    }
+    fn title(&self) -> &'static str {
+        "Always fails"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        &[]
+    }
+    fn run(&self, _: &TaskContext, _: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        Err(anyhow::anyhow!("connection reset by peer")).map_err(|e| e.context("Failed to download the file"))
+    }
+}
+
+/// A task that works in 300 small steps (about three seconds), checking whether to stop.
+struct Waits;
+
+impl TaskKind for Waits {
+    fn name(&self) -> &'static str {
+        "test_waits"
+    }
+    fn title(&self) -> &'static str {
+        "Waits"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        &[]
+    }
+    fn run(&self, ctx: &TaskContext, _: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        for step in 0..300 {
+            ctx.check_stop()?;
+            ctx.log(format!("step {step}"));
+            std::thread::sleep(StdDuration::from_millis(10));
+        }
+        Ok(json!({ "steps": 300 }))
+    }
+}
+
+fn registry() -> Registry {
+    Registry::builtin().with(Fails).with(Waits)
+}
+
+const BEAT: StdDuration = StdDuration::from_millis(20);
+
+struct Fixture {
+    pool: DbPool,
+    _database: TestDatabase,
+}
+
+fn fixture(backend: Backend) -> Option<Fixture> {
+    let database = TestDatabase::create(backend)?;
+    let pool = db::connect_pool(&DatabaseUrl::parse(&database.url()).unwrap(), 6).unwrap();
+    db::run_migrations(&mut pool.get().unwrap()).unwrap();
+    Some(Fixture { pool, _database: database })
+}
+
+impl Fixture {
+    fn schedule(&self, name: &str, kind: &str, tweak: impl FnOnce(&mut NewSchedule)) -> i64 {
+        let mut new = NewSchedule::with_defaults(name, kind, "cron");
+        new.cron_expr = Some("0 3 * * *".to_owned());
+        tweak(&mut new);
+        schedule::insert(&mut self.pool.get().unwrap(), &new).unwrap().id
+    }
+
+    /// A run of `schedule_id`, as "run now" makes it.
+    fn queue(&self, schedule_id: i64, status: &str) -> i64 {
+        let mut conn = self.pool.get().unwrap();
+        let owner = schedule::find(&mut conn, schedule_id).unwrap().unwrap();
+        let now = db::now();
+        run::insert(
+            &mut conn,
+            &NewRun {
+                schedule_id: Some(schedule_id),
+                schedule_name: &owner.name,
+                task_kind: &owner.task_kind,
+                params: &owner.params,
+                scheduled_for: None,
+                trigger: "manual",
+                triggered_by: None,
+                status,
+                not_before: now,
+                finished_at: None,
+                error: None,
+                created_at: now,
+            },
+        )
+        .unwrap()
+    }
+
+    fn run(&self, id: i64) -> Run {
+        run::find(&mut self.pool.get().unwrap(), id).unwrap().unwrap()
+    }
+
+    fn execute(&self, id: i64) -> Outcome {
+        jobs::execute(&self.pool, &registry(), id, "worker-a", BEAT).unwrap()
+    }
+}
+
+on_both_backends!(
+    a_run_that_succeeds_records_its_stats_and_timings,
+    a_run_is_executed_only_from_queued,
+    a_failing_run_is_retried_with_backoff_then_fails_with_its_cause,
+    a_cancelled_run_stops_at_its_next_check,
+    a_run_past_its_timeout_is_stopped_and_failed,
+    a_run_whose_worker_died_is_rescued_once,
+    a_run_queued_longer_than_expires_is_expired,
+    prune_history_keeps_the_newest_runs_per_schedule,
+    an_unknown_task_kind_fails_clearly,
+);
+
+async fn a_run_that_succeeds_records_its_stats_and_timings(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let id = f.queue(f.schedule("waits", "test_waits", |_| {}), "queued");
+    let started = Utc::now().naive_utc();
+    assert_eq!(f.execute(id), Outcome::Succeeded);
+    let done = f.run(id);
+    assert_eq!(done.status, "succeeded");
+    assert_eq!(done.worker.as_deref(), Some("worker-a"));
+    assert_eq!(done.stats.as_deref(), Some(r#"{"steps":300}"#));
+    assert!(done.started_at.unwrap() >= started - Duration::seconds(1));
+    assert!(done.finished_at.unwrap() >= done.started_at.unwrap() + Duration::seconds(2));
+    assert!(done.heartbeat_at.unwrap() > done.started_at.unwrap(), "it heartbeat while running");
+    let log = done.log.unwrap();
+    assert!(log.starts_with("step 0\nstep 1\n"));
+    assert!(log.ends_with("… 100 more lines"), "the log excerpt is bounded");
+}
+
+async fn a_run_is_executed_only_from_queued(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let owner = f.schedule("prune", "prune_history", |_| {});
+    for status in ["running", "succeeded", "cancelled"] {
+        let id = f.queue(owner, status);
+        assert_eq!(f.execute(id), Outcome::NotClaimed, "{status}");
+        assert_eq!(f.run(id).status, status, "untouched");
+    }
+}
+
+async fn a_failing_run_is_retried_with_backoff_then_fails_with_its_cause(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let owner = f.schedule("fails", "test_fails", |s| {
+        s.max_attempts = 3;
+        s.retry_backoff_seconds = 60;
+        s.retry_backoff_max_seconds = 90;
+    });
+    let id = f.queue(owner, "queued");
+    let cause = "Failed to download the file: connection reset by peer";
+    for (attempt, delay) in [(1, 60), (2, 90)] {
+        let before = db::now();
+        let Outcome::Failed { error, retry_at: Some(at) } = f.execute(id) else {
+            panic!("attempt {attempt} is retried")
+        };
+        assert_eq!(error, cause);
+        let again = f.run(id);
+        assert_eq!((again.status.as_str(), again.attempt), ("queued", attempt + 1));
+        assert_eq!(again.not_before, at);
+        let waited = (at - before).num_seconds();
+        assert!((delay - 1..=delay + 1).contains(&waited), "attempt {attempt}: {waited} s, expected {delay}");
+        assert_eq!(again.error.as_deref(), Some(cause));
+    }
+    assert_eq!(f.execute(id), Outcome::Failed { error: cause.to_owned(), retry_at: None });
+    let last = f.run(id);
+    assert_eq!((last.status.as_str(), last.attempt), ("failed", 3));
+    assert!(last.finished_at.is_some());
+}
+
+async fn a_cancelled_run_stops_at_its_next_check(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let id = f.queue(f.schedule("waits", "test_waits", |_| {}), "queued");
+    let pool = f.pool.clone();
+    let canceller = std::thread::spawn(move || {
+        std::thread::sleep(StdDuration::from_millis(200));
+        diesel::update(runs::table.find(id))
+            .set(runs::cancel_requested.eq(true))
+            .execute(&mut pool.get().unwrap())
+            .unwrap();
+    });
+    let started = std::time::Instant::now();
+    assert_eq!(f.execute(id), Outcome::Cancelled);
+    canceller.join().unwrap();
+    assert!(started.elapsed() < StdDuration::from_millis(2500), "stopped before the end");
+    assert_eq!(f.run(id).status, "cancelled");
+}
+
+async fn a_run_past_its_timeout_is_stopped_and_failed(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let owner = f.schedule("slow", "test_waits", |s| {
+        s.timeout_seconds = Some(1);
+        s.max_attempts = 1;
+    });
+    let id = f.queue(owner, "queued");
+    let started = std::time::Instant::now();
+    assert_eq!(f.execute(id), Outcome::Failed { error: "Timed out after 1 s.".to_owned(), retry_at: None });
+    assert!(started.elapsed() < StdDuration::from_millis(2500), "stopped before the end");
+    assert_eq!(f.run(id).status, "failed");
+}
+
+async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let retried = f.schedule("retried", "prune_history", |s| s.max_attempts = 2);
+    let final_try = f.schedule("final", "prune_history", |s| s.max_attempts = 1);
+    let (a, b) = (f.queue(retried, "queued"), f.queue(final_try, "queued"));
+    let long_ago = db::now() - Duration::minutes(10);
+    for id in [a, b] {
+        diesel::update(runs::table.find(id))
+            .set((
+                runs::status.eq("running"),
+                runs::worker.eq("worker-dead"),
+                runs::heartbeat_at.eq(long_ago),
+            ))
+            .execute(&mut f.pool.get().unwrap())
+            .unwrap();
+    }
+    let now = db::now();
+    let requeued = jobs::rescue_stale(&mut f.pool.get().unwrap(), now, Duration::seconds(60)).unwrap();
+    assert_eq!(requeued, vec![a]);
+    let (a_run, b_run) = (f.run(a), f.run(b));
+    assert_eq!((a_run.status.as_str(), a_run.attempt), ("queued", 2));
+    assert!(a_run.error.unwrap().starts_with("Worker worker-dead stopped responding"));
+    assert_eq!(b_run.status, "failed");
+    // A second rescue finds nothing: each run is rescued once.
+    assert!(jobs::rescue_stale(&mut f.pool.get().unwrap(), now, Duration::seconds(60)).unwrap().is_empty());
+    // The re-queued run then runs normally.
+    assert_eq!(f.execute(a), Outcome::Succeeded);
+}
+
+async fn a_run_queued_longer_than_expires_is_expired(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let owner = f.schedule("expiring", "prune_history", |s| s.expires_seconds = Some(60));
+    let (old, fresh) = (f.queue(owner, "queued"), f.queue(owner, "queued"));
+    diesel::update(runs::table.find(old))
+        .set(runs::not_before.eq(db::now() - Duration::minutes(5)))
+        .execute(&mut f.pool.get().unwrap())
+        .unwrap();
+    assert_eq!(jobs::expire_queued(&mut f.pool.get().unwrap(), db::now()).unwrap(), 1);
+    assert_eq!(f.run(old).status, "expired");
+    assert_eq!(f.run(fresh).status, "queued");
+}
+
+async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let busy = f.schedule("busy", "test_fails", |s| {
+        s.keep_succeeded = 3;
+        s.keep_failed = 2;
+    });
+    let mut succeeded = Vec::new();
+    let mut failed = Vec::new();
+    for n in 0..10 {
+        succeeded.push(f.queue(busy, "succeeded"));
+        failed.push(f.queue(busy, if n % 2 == 0 { "failed" } else { "missed" }));
+    }
+    let running = f.queue(busy, "running");
+    let pruner = f.schedule("pruner", "prune_history", |s| s.params = r#"{"chunk_size":"2"}"#.to_owned());
+    let id = f.queue(pruner, "queued");
+    assert_eq!(f.execute(id), Outcome::Succeeded);
+    assert_eq!(f.run(id).stats.as_deref(), Some(r#"{"deleted_runs":15}"#));
+    let left: Vec<i64> = runs::table
+        .filter(runs::schedule_id.eq(busy))
+        .order(runs::id)
+        .select(runs::id)
+        .load(&mut f.pool.get().unwrap())
+        .unwrap();
+    let mut expected = [&failed[8..], &succeeded[7..], &[running]].concat();
+    expected.sort_unstable();
+    assert_eq!(left, expected, "the newest 3 succeeded, the newest 2 others, and the running one");
+}
+
+async fn an_unknown_task_kind_fails_clearly(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let id = f.queue(f.schedule("legacy", "download_everything", |_| {}), "queued");
+    let Outcome::Failed { error, retry_at: None } = f.execute(id) else { panic!("fails for good") };
+    assert_eq!(error, "Unknown task kind “download_everything”: this isinbeat does not have it.");
+}
