@@ -38,6 +38,15 @@ enum Command {
     },
     /// Print the effective settings and check that the database is reachable and migrated.
     Check,
+    /// Run one schedule's task now, in the foreground, and exit with its status (for a CronJob or
+    /// a system cron): claims the latest due occurrence, so two starts run it once.
+    Run {
+        /// The schedule's name.
+        schedule: String,
+        /// Make a manual run instead of claiming the latest due occurrence.
+        #[arg(long)]
+        now: bool,
+    },
     /// Work with ISINs.
     Isin {
         #[command(subcommand)]
@@ -69,6 +78,8 @@ fn main() -> ExitCode {
         }
         Command::Changepassword { username } => commands::changepassword(&username).map(done),
         Command::Check => commands::check().map(done),
+        Command::Run { schedule, now } => commands::run::run(&schedule, now)
+            .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
         Command::Isin { command: IsinCommand::Validate { isins, only_invalid } } => {
             commands::isin::validate(&isins, only_invalid)
                 .map(|all_valid| if all_valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })

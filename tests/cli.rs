@@ -38,6 +38,7 @@ fn text(bytes: &[u8]) -> String {
 }
 
 on_both_backends!(
+    run_claims_the_latest_occurrence_once_and_exits_with_the_runs_status,
     migrate_applies_once_and_check_reports_a_migrated_database,
     createsuperuser_without_input_takes_the_password_from_the_environment,
     createsuperuser_and_changepassword_read_piped_answers,
@@ -50,7 +51,9 @@ async fn migrate_applies_once_and_check_reports_a_migrated_database(backend: Bac
     };
     let first = isinbeat(&database, &["migrate"], &[], None);
     assert!(first.status.success(), "{}", text(&first.stderr));
-    assert!(text(&first.stdout).contains("1 migration(s) applied"), "{}", text(&first.stdout));
+    let applied = text(&first.stdout);
+    assert!(applied.contains("Applied 20261127000001\n"), "{applied}");
+    assert!(applied.contains(" migration(s) applied to "), "{applied}");
     let second = isinbeat(&database, &["migrate"], &[], None);
     assert!(second.status.success());
     assert!(text(&second.stdout).contains("No migrations to apply"));
@@ -292,4 +295,60 @@ fn isin_validate_judges_arguments_and_stdin_lines_and_exits_accordingly() {
     assert_eq!(only_invalid.status.code(), Some(1));
     assert!(text(&only_invalid.stdout).starts_with("ZZ25473R5013\tinvalid\tprefix:"));
     assert_eq!(text(&only_invalid.stdout).lines().count(), 1);
+}
+
+async fn run_claims_the_latest_occurrence_once_and_exits_with_the_runs_status(backend: Backend) {
+    use diesel::prelude::*;
+    use isinbeat::db::schema::runs;
+    use isinbeat::models::schedule::{NewSchedule, insert};
+
+    let Some(database) = TestDatabase::create(backend) else { return };
+    assert!(isinbeat(&database, &["migrate"], &[], None).status.success());
+    let pool = isinbeat::db::connect_pool(&isinbeat::config::DatabaseUrl::parse(&database.url()).unwrap(), 1)
+        .unwrap();
+    let mut daily = NewSchedule::with_defaults("nightly-prune", "prune_history", "cron");
+    daily.cron_expr = Some("0 3 * * *".to_owned());
+    let daily = insert(&mut pool.get().unwrap(), &daily).unwrap();
+    let mut broken = NewSchedule::with_defaults("legacy", "download_everything", "cron");
+    broken.cron_expr = Some("0 3 * * *".to_owned());
+    insert(&mut pool.get().unwrap(), &broken).unwrap();
+
+    let first = isinbeat(&database, &["run", "nightly-prune"], &[], None);
+    assert_eq!(first.status.code(), Some(0), "{}", text(&first.stderr));
+    let out = text(&first.stdout);
+    assert!(out.contains("of “nightly-prune” (scheduled for "), "{out}");
+    assert!(out.contains("succeeded in"), "{out}");
+
+    // A CronJob that starts twice runs the occurrence once.
+    let second = isinbeat(&database, &["run", "nightly-prune"], &[], None);
+    assert_eq!(second.status.code(), Some(0));
+    assert!(text(&second.stdout).contains("already has run #"), "{}", text(&second.stdout));
+    let scheduled: Vec<(String, String)> = runs::table
+        .filter(runs::schedule_id.eq(daily.id))
+        .select((runs::trigger, runs::status))
+        .load(&mut pool.get().unwrap())
+        .unwrap();
+    assert_eq!(scheduled, vec![("schedule".to_owned(), "succeeded".to_owned())]);
+
+    // --now makes a manual run every time.
+    assert!(isinbeat(&database, &["run", "nightly-prune", "--now"], &[], None).status.success());
+    let manual: i64 = runs::table
+        .filter(runs::schedule_id.eq(daily.id))
+        .filter(runs::trigger.eq("manual"))
+        .count()
+        .get_result(&mut pool.get().unwrap())
+        .unwrap();
+    assert_eq!(manual, 1);
+
+    let failing = isinbeat(&database, &["run", "legacy"], &[], None);
+    assert_eq!(failing.status.code(), Some(1));
+    assert!(
+        text(&failing.stderr).contains("Unknown task kind “download_everything”"),
+        "{}",
+        text(&failing.stderr)
+    );
+
+    let unknown = isinbeat(&database, &["run", "no-such-schedule"], &[], None);
+    assert_eq!(unknown.status.code(), Some(1));
+    assert!(text(&unknown.stderr).contains("There is no schedule named “no-such-schedule”."));
 }

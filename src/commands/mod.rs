@@ -3,6 +3,7 @@
 
 mod check;
 pub mod isin;
+pub mod run;
 mod serve;
 mod users;
 

@@ -91,6 +91,20 @@ pub fn taken_occurrences(
     Ok(taken)
 }
 
+/// The run of one occurrence, if there is one.
+pub fn taken_occurrence(
+    conn: &mut DbConnection,
+    schedule_id: i64,
+    at: NaiveDateTime,
+) -> QueryResult<Option<i64>> {
+    runs::table
+        .filter(runs::schedule_id.eq(schedule_id))
+        .filter(runs::scheduled_for.eq(at))
+        .select(runs::id)
+        .first(conn)
+        .optional()
+}
+
 /// Whether the schedule has a run that is queued or running (for the overlap policy).
 pub fn has_active(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(

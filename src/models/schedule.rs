@@ -198,6 +198,10 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Schedule>> {
     schedules::table.find(id).select(Schedule::as_select()).first(conn).optional()
 }
 
+pub fn find_by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Schedule>> {
+    schedules::table.filter(schedules::name.eq(name)).select(Schedule::as_select()).first(conn).optional()
+}
+
 /// Enabled schedules, for the scheduler's tick (it checks fingerprints and due times).
 pub fn enabled(conn: &mut DbConnection) -> QueryResult<Vec<Schedule>> {
     schedules::table

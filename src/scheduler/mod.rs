@@ -222,3 +222,53 @@ fn settle(result: Result<Claimed, ClaimError>) -> anyhow::Result<Claimed> {
         Err(ClaimError::Other(error)) => Err(error),
     }
 }
+
+/// What [`claim_latest`] found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LatestClaim {
+    /// A new run for this occurrence, queued.
+    Claimed { run_id: i64, scheduled_for: DateTime<Utc> },
+    /// Someone already has a run for the latest occurrence.
+    AlreadyClaimed { run_id: i64, scheduled_for: DateTime<Utc> },
+    /// The schedule has no occurrence at or before now.
+    NothingDue,
+}
+
+/// Claims the latest occurrence at or before `now` through the occurrence key — what
+/// `isinbeat run` does, so that a CronJob started twice runs the occurrence once.
+pub fn claim_latest(
+    conn: &mut DbConnection,
+    current: &Schedule,
+    now: DateTime<Utc>,
+) -> anyhow::Result<LatestClaim> {
+    let spec = current.spec().map_err(|e| anyhow::anyhow!("The schedule's timing is invalid: {e}"))?;
+    let Some(at) = spec.latest_at_or_before(now) else { return Ok(LatestClaim::NothingDue) };
+    let inserted = write_transaction(conn, |conn| {
+        run::insert(
+            conn,
+            &NewRun {
+                schedule_id: Some(current.id),
+                schedule_name: &current.name,
+                task_kind: &current.task_kind,
+                params: &current.params,
+                scheduled_for: Some(naive(at)),
+                trigger: "schedule",
+                triggered_by: None,
+                status: "queued",
+                not_before: naive(now),
+                finished_at: None,
+                error: None,
+                created_at: naive(now),
+            },
+        )
+    });
+    match inserted {
+        Ok(run_id) => Ok(LatestClaim::Claimed { run_id, scheduled_for: at }),
+        Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
+            let taken =
+                run::taken_occurrence(conn, current.id, naive(at))?.context("The claimed run vanished")?;
+            Ok(LatestClaim::AlreadyClaimed { run_id: taken, scheduled_for: at })
+        }
+        Err(other) => Err(anyhow::Error::new(other).context("Failed to claim the occurrence")),
+    }
+}

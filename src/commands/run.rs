@@ -1,0 +1,116 @@
+//! `isinbeat run SCHEDULE [--now]`: runs one schedule's task in the foreground and exits with
+//! its status — for a Kubernetes CronJob or a system cron instead of isinbeat's scheduler.
+//! Without `--now` it claims the schedule's latest due occurrence through the occurrence key,
+//! so a CronJob that starts twice runs it once; with `--now` it makes a manual run.
+
+use std::time::Duration as StdDuration;
+
+use anyhow::Context;
+use chrono::Utc;
+
+use crate::db::write_transaction;
+use crate::jobs::{self, Outcome, Registry};
+use crate::models::run::{self, NewRun};
+use crate::models::schedule;
+use crate::scheduler::{self, LatestClaim};
+
+/// Runs the schedule named `name`. Returns whether the run succeeded (or had nothing to do).
+pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
+    let settings = super::load_settings()?;
+    let pool = super::migrated_pool(&settings)?;
+    let mut conn = pool.get().context("Failed to get a database connection")?;
+    let owner = schedule::find_by_name(&mut conn, name)?
+        .with_context(|| format!("There is no schedule named “{name}”."))?;
+    let now = Utc::now();
+
+    let run_id = if now_flag {
+        let at = crate::db::now();
+        let id = write_transaction(&mut conn, |conn| {
+            run::insert(
+                conn,
+                &NewRun {
+                    schedule_id: Some(owner.id),
+                    schedule_name: &owner.name,
+                    task_kind: &owner.task_kind,
+                    params: &owner.params,
+                    scheduled_for: None,
+                    trigger: "manual",
+                    triggered_by: None,
+                    status: "queued",
+                    not_before: at,
+                    finished_at: None,
+                    error: None,
+                    created_at: at,
+                },
+            )
+        })
+        .context("Failed to record the run")?;
+        println!("Run #{id} of “{}” (manual): running…", owner.name);
+        id
+    } else {
+        match scheduler::claim_latest(&mut conn, &owner, now)? {
+            LatestClaim::Claimed { run_id, scheduled_for } => {
+                println!(
+                    "Run #{run_id} of “{}” (scheduled for {} UTC): running…",
+                    owner.name,
+                    scheduled_for.format("%Y-%m-%d %H:%M:%S")
+                );
+                run_id
+            }
+            LatestClaim::AlreadyClaimed { run_id, scheduled_for } => {
+                println!(
+                    "The occurrence of {} UTC already has run #{run_id}; nothing to do.",
+                    scheduled_for.format("%Y-%m-%d %H:%M:%S")
+                );
+                return Ok(true);
+            }
+            LatestClaim::NothingDue => {
+                println!("No occurrence of “{}” is due yet; nothing to do.", owner.name);
+                return Ok(true);
+            }
+        }
+    };
+    drop(conn);
+
+    let worker = format!("cli:{}:{}", hostname(), std::process::id());
+    let registry = Registry::builtin();
+    loop {
+        let started = std::time::Instant::now();
+        let outcome = jobs::execute(&pool, &registry, run_id, &worker, StdDuration::from_secs(5))?;
+        let seconds = started.elapsed().as_secs_f64();
+        match outcome {
+            Outcome::Succeeded => {
+                let mut conn = pool.get().context("Failed to get a database connection")?;
+                let stats = run::find(&mut conn, run_id)?.and_then(|r| r.stats).unwrap_or_default();
+                println!("Run #{run_id} succeeded in {seconds:.1} s. {stats}");
+                return Ok(true);
+            }
+            Outcome::Failed { error, retry_at: Some(at) } => {
+                eprintln!("Run #{run_id} failed: {error}");
+                let wait = (at.and_utc() - Utc::now()).to_std().unwrap_or_default();
+                eprintln!("Retrying at {} UTC (in {} s).", at.format("%Y-%m-%d %H:%M:%S"), wait.as_secs());
+                std::thread::sleep(wait);
+            }
+            Outcome::Failed { error, retry_at: None } => {
+                eprintln!("Run #{run_id} failed: {error}");
+                return Ok(false);
+            }
+            Outcome::Cancelled => {
+                eprintln!("Run #{run_id} was cancelled.");
+                return Ok(false);
+            }
+            Outcome::NotClaimed => {
+                eprintln!("Run #{run_id} was taken by another worker or cancelled before it started.");
+                return Ok(false);
+            }
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|name| name.trim().to_owned())
+        .ok()
+        .filter(|name| !name.is_empty())
+        .unwrap_or_else(|| "localhost".to_owned())
+}
