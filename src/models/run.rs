@@ -122,3 +122,65 @@ pub fn request_cancel_running(conn: &mut DbConnection, schedule_id: i64) -> Quer
         .set(runs::cancel_requested.eq(true))
         .execute(conn)
 }
+
+/// What the runs list can narrow runs to.
+#[derive(Debug, Clone, Default)]
+pub struct RunFilter {
+    pub schedule_id: Option<i64>,
+    pub status: Option<String>,
+    pub trigger: Option<String>,
+    /// Runs recorded at or after this instant.
+    pub since: Option<NaiveDateTime>,
+    /// Runs recorded before this instant.
+    pub until: Option<NaiveDateTime>,
+}
+
+/// Newest first, `limit` runs older than the run `before` (keyset paging).
+pub fn page(
+    conn: &mut DbConnection,
+    filter: &RunFilter,
+    before: Option<i64>,
+    limit: i64,
+) -> QueryResult<Vec<Run>> {
+    let mut query = runs::table.select(Run::as_select()).into_boxed();
+    if let Some(id) = filter.schedule_id {
+        query = query.filter(runs::schedule_id.eq(id));
+    }
+    if let Some(status) = &filter.status {
+        query = query.filter(runs::status.eq(status.clone()));
+    }
+    if let Some(trigger) = &filter.trigger {
+        query = query.filter(runs::trigger.eq(trigger.clone()));
+    }
+    if let Some(since) = filter.since {
+        query = query.filter(runs::created_at.ge(since));
+    }
+    if let Some(until) = filter.until {
+        query = query.filter(runs::created_at.lt(until));
+    }
+    if let Some(before) = before {
+        query = query.filter(runs::id.lt(before));
+    }
+    query.order(runs::id.desc()).limit(limit).load(conn)
+}
+
+/// Stops a run: a queued one is cancelled at once; a running one is asked to stop (its worker
+/// checks at every heartbeat). Returns the status it had, or `None` when it had already ended.
+pub fn cancel(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<Option<String>> {
+    let Some(current) = find(conn, id)? else { return Ok(None) };
+    let changed = match current.status.as_str() {
+        "queued" => diesel::update(runs::table.find(id).filter(runs::status.eq("queued")))
+            .set((
+                runs::status.eq("cancelled"),
+                runs::finished_at.eq(crate::db::now()),
+                runs::error.eq(reason),
+                runs::cancel_requested.eq(true),
+            ))
+            .execute(conn)?,
+        "running" => diesel::update(runs::table.find(id).filter(runs::status.eq("running")))
+            .set(runs::cancel_requested.eq(true))
+            .execute(conn)?,
+        _ => 0,
+    };
+    Ok((changed == 1).then_some(current.status))
+}

@@ -202,6 +202,11 @@ pub fn find_by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<S
     schedules::table.filter(schedules::name.eq(name)).select(Schedule::as_select()).first(conn).optional()
 }
 
+/// Every schedule's id and name, by name (for filters).
+pub fn names(conn: &mut DbConnection) -> QueryResult<Vec<(i64, String)>> {
+    schedules::table.order(schedules::name).select((schedules::id, schedules::name)).load(conn)
+}
+
 /// Enabled schedules, for the scheduler's tick (it checks fingerprints and due times).
 pub fn enabled(conn: &mut DbConnection) -> QueryResult<Vec<Schedule>> {
     schedules::table

@@ -15,6 +15,7 @@ mod health;
 mod login;
 pub mod middleware;
 mod page;
+mod runs;
 mod users;
 
 use std::sync::Arc;

@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use actix_web::{Route, web};
 
 use crate::domain::Role;
-use crate::web::{account, assets, audit, dashboard, health, login, users};
+use crate::web::{account, assets, audit, dashboard, health, login, runs, users};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,6 +45,7 @@ fn post(path: &'static str, access: Access, handler: fn(Route) -> Route) -> Rout
 }
 
 const VIEWER: Access = Access::Role(Role::Viewer);
+const OPERATOR: Access = Access::Role(Role::Operator);
 const ADMIN: Access = Access::Role(Role::Admin);
 
 /// The route table.
@@ -61,6 +62,9 @@ pub fn table() -> Vec<RouteDef> {
         get("/admin/account/", VIEWER, |r| r.to(account::show)),
         post("/admin/account/", VIEWER, |r| r.to(account::change_password)),
         get("/admin/audit/", VIEWER, |r| r.to(audit::list)),
+        get("/admin/runs/", VIEWER, |r| r.to(runs::list)),
+        get("/admin/runs/{id}/", VIEWER, |r| r.to(runs::detail)),
+        post("/admin/runs/{id}/cancel", OPERATOR, |r| r.to(runs::cancel)),
         get("/admin/users/", ADMIN, |r| r.to(users::list)),
         get("/admin/users/new", ADMIN, |r| r.to(users::new_form)),
         post("/admin/users/new", ADMIN, |r| r.to(users::create)),

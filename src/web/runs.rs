@@ -1,0 +1,235 @@
+//! The runs pages (like Flower's task list): every run with filters and keyset paging, a run's
+//! detail (timings, attempts, error, log, stats), and cancel.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use chrono::{NaiveDate, NaiveDateTime};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::auth::CurrentUser;
+use crate::db::write_transaction;
+use crate::domain::Role;
+use crate::models::audit::{self, NewAuditEntry};
+use crate::models::run::{self, Run, RunFilter};
+use crate::models::schedule::{self, Schedule};
+use crate::web::client_ip::actor;
+use crate::web::forms::FormErrors;
+use crate::web::page::{Page, flash_success, render, see_other};
+use crate::web::{AppError, AppState};
+
+const NAV: &str = "runs";
+const PAGE_SIZE: i64 = 50;
+
+/// Every status a run can have, for the filter.
+pub const STATUSES: [&str; 8] =
+    ["queued", "running", "succeeded", "failed", "cancelled", "skipped", "missed", "expired"];
+/// Every trigger, for the filter.
+pub const TRIGGERS: [&str; 4] = ["schedule", "manual", "catch_up", "retry"];
+
+/// How long a run took, for people.
+pub fn duration_of(run: &Run) -> String {
+    match (run.started_at, run.finished_at) {
+        (Some(start), Some(end)) => {
+            let ms = (end - start).num_milliseconds();
+            if ms < 10_000 { format!("{:.1} s", ms as f64 / 1000.0) } else { format!("{} s", ms / 1000) }
+        }
+        (Some(_), None) => "running".to_owned(),
+        _ => "—".to_owned(),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "runs/list.html")]
+struct ListPage {
+    page: Page,
+    runs: Vec<Run>,
+    schedules: Vec<(i64, String)>,
+    filter: ListQuery,
+    errors: FormErrors,
+    statuses: [&'static str; 8],
+    triggers: [&'static str; 4],
+    /// Query string of the next (older) page, if there is one.
+    older: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    schedule: String,
+    #[serde(default)]
+    status: String,
+    #[serde(default)]
+    trigger: String,
+    /// `YYYY-MM-DD`, inclusive.
+    #[serde(default)]
+    from: String,
+    /// `YYYY-MM-DD`, inclusive.
+    #[serde(default)]
+    to: String,
+    before: Option<i64>,
+}
+
+impl ListQuery {
+    fn to_filter(&self, errors: &mut FormErrors) -> RunFilter {
+        let date = |field: &'static str, raw: &str, errors: &mut FormErrors| -> Option<NaiveDateTime> {
+            let raw = raw.trim();
+            if raw.is_empty() {
+                return None;
+            }
+            match NaiveDate::parse_from_str(raw, "%Y-%m-%d") {
+                Ok(day) => day.and_hms_opt(0, 0, 0),
+                Err(_) => {
+                    errors.add(field, "Enter a date as YYYY-MM-DD.");
+                    None
+                }
+            }
+        };
+        let pick = |raw: &str, allowed: &[&str]| allowed.contains(&raw).then(|| raw.to_owned());
+        RunFilter {
+            schedule_id: self.schedule.trim().parse().ok(),
+            status: pick(&self.status, &STATUSES),
+            trigger: pick(&self.trigger, &TRIGGERS),
+            since: date("from", &self.from, errors),
+            // `to` is inclusive: runs before the next day.
+            until: date("to", &self.to, errors).map(|day| day + chrono::Duration::days(1)),
+        }
+    }
+
+    fn older_than(&self, id: i64) -> String {
+        let mut params = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("schedule", &self.schedule),
+            ("status", &self.status),
+            ("trigger", &self.trigger),
+            ("from", &self.from),
+            ("to", &self.to),
+        ] {
+            if !value.is_empty() {
+                params.append_pair(name, value);
+            }
+        }
+        params.append_pair("before", &id.to_string());
+        params.finish()
+    }
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let mut errors = FormErrors::default();
+    let filter = query.to_filter(&mut errors);
+    let before = query.before;
+    let (mut runs, schedules) = state
+        .db(move |conn| Ok((run::page(conn, &filter, before, PAGE_SIZE + 1)?, schedule::names(conn)?)))
+        .await?;
+    let has_more = runs.len() > PAGE_SIZE as usize;
+    runs.truncate(PAGE_SIZE as usize);
+    let older = if has_more { runs.last().map(|last| query.older_than(last.id)) } else { None };
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    render(
+        status,
+        &ListPage {
+            page: Page::new(&session, Some(&me), NAV),
+            runs,
+            schedules,
+            filter: query,
+            errors,
+            statuses: STATUSES,
+            triggers: TRIGGERS,
+            older,
+        },
+    )
+}
+
+#[derive(Template)]
+#[template(path = "runs/detail.html")]
+struct DetailPage {
+    page: Page,
+    run: Run,
+    owner: Option<Schedule>,
+    stats: Vec<(String, String)>,
+    can_cancel: bool,
+}
+
+pub async fn detail(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let (found, owner) = state
+        .db(move |conn| {
+            let found = run::find(conn, id)?.ok_or(AppError::NotFound)?;
+            let owner = match found.schedule_id {
+                Some(schedule_id) => schedule::find(conn, schedule_id)?,
+                None => None,
+            };
+            Ok((found, owner))
+        })
+        .await?;
+    let stats = found
+        .stats
+        .as_deref()
+        .and_then(|raw| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw).ok())
+        .map(|map| {
+            map.into_iter()
+                .map(|(name, value)| (name, value.as_str().map_or_else(|| value.to_string(), str::to_owned)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let can_cancel = me.can(Role::Operator) && matches!(found.status.as_str(), "queued" | "running");
+    render(
+        StatusCode::OK,
+        &DetailPage { page: Page::new(&session, Some(&me), NAV), run: found, owner, stats, can_cancel },
+    )
+}
+
+pub async fn cancel(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let actor = actor(&req, &state.settings, &me);
+    let reason = format!("Cancelled by {}.", me.username);
+    let outcome = state
+        .db(move |conn| {
+            write_transaction(conn, |conn| -> Result<_, AppError> {
+                let Some(found) = run::find(conn, id)? else { return Ok(None) };
+                let Some(was) = run::cancel(conn, id, &reason)? else { return Ok(Some((found, None))) };
+                audit::insert(
+                    conn,
+                    &NewAuditEntry {
+                        actor: &actor,
+                        action: "cancel",
+                        object_type: "run",
+                        object_id: Some(id.to_string()),
+                        object_repr: &format!("run #{id} of {}", found.schedule_name),
+                        changes: json!({ "status": [was, if was == "queued" { "cancelled" } else { "cancelling" }] }),
+                    },
+                )?;
+                Ok(Some((found, Some(was))))
+            })
+        })
+        .await?;
+    let message = match outcome {
+        None => return Err(AppError::NotFound),
+        Some((_, Some(was))) if was == "queued" => format!("Run #{id} was cancelled."),
+        Some((_, Some(_))) => format!("Run #{id} was asked to stop; it stops at its next check."),
+        Some((found, None)) => {
+            format!("Run #{id} had already ended ({}); nothing was changed.", found.status)
+        }
+    };
+    flash_success(&session, message);
+    Ok(see_other(&format!("/admin/runs/{id}/")))
+}

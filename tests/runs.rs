@@ -1,0 +1,194 @@
+//! The runs pages over HTTP: list with filters and keyset paging, detail, cancel.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{Backend, TestApp, location, spawn_app};
+use diesel::prelude::*;
+use isinbeat::db::schema::runs;
+use isinbeat::domain::Role;
+use isinbeat::models::run::{self, NewRun};
+use isinbeat::models::schedule::{self, NewSchedule};
+
+on_both_backends!(
+    the_list_shows_runs_newest_first_with_working_filters,
+    the_list_pages_by_keyset_without_repeats_or_gaps,
+    a_bad_date_filter_is_reported_beside_the_field,
+    the_detail_shows_error_log_and_stats_escaped,
+    an_operator_cancels_a_queued_run_and_stops_a_running_one,
+);
+
+async fn schedule(app: &TestApp, name: &str) -> i64 {
+    let name = name.to_owned();
+    app.query(move |conn| {
+        let mut new = NewSchedule::with_defaults(&name, "prune_history", "cron");
+        new.cron_expr = Some("0 3 * * *".to_owned());
+        schedule::insert(conn, &new).unwrap().id
+    })
+    .await
+}
+
+/// Records a run with `status` and `trigger`, created at `day` (YYYY-MM-DD) noon.
+async fn add_run(app: &TestApp, schedule_id: i64, status: &str, trigger: &str, day: &str) -> i64 {
+    let (status, trigger) = (status.to_owned(), trigger.to_owned());
+    let at = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap().and_hms_opt(12, 0, 0).unwrap();
+    app.query(move |conn| {
+        let owner = schedule::find(conn, schedule_id).unwrap().unwrap();
+        run::insert(
+            conn,
+            &NewRun {
+                schedule_id: Some(schedule_id),
+                schedule_name: &owner.name,
+                task_kind: &owner.task_kind,
+                params: "{}",
+                scheduled_for: None,
+                trigger: &trigger,
+                triggered_by: None,
+                status: &status,
+                not_before: at,
+                finished_at: None,
+                error: None,
+                created_at: at,
+            },
+        )
+        .unwrap()
+    })
+    .await
+}
+
+fn run_ids(html: &str) -> Vec<i64> {
+    html.split("<td><a href=\"/admin/runs/")
+        .skip(1)
+        .map(|rest| rest.split('/').next().unwrap().parse().unwrap())
+        .collect()
+}
+
+async fn the_list_shows_runs_newest_first_with_working_filters(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (nightly, hourly) = (schedule(&app, "nightly").await, schedule(&app, "hourly").await);
+    let a = add_run(&app, nightly, "succeeded", "schedule", "2026-11-20").await;
+    let b = add_run(&app, nightly, "failed", "manual", "2026-11-21").await;
+    let c = add_run(&app, hourly, "missed", "schedule", "2026-11-22").await;
+    app.create_user("vera", "vera's long passphrase", Role::Viewer).await;
+    let viewer = app.logged_in("vera", "vera's long passphrase").await;
+
+    let all = viewer.get_html("/admin/runs/").await;
+    assert_eq!(run_ids(&all), vec![c, b, a]);
+    assert!(all.contains("<span class=\"status status-missed\">missed</span>"));
+    for (query, expected) in [
+        (format!("schedule={nightly}"), vec![b, a]),
+        ("status=failed".to_owned(), vec![b]),
+        ("trigger=schedule".to_owned(), vec![c, a]),
+        ("from=2026-11-21".to_owned(), vec![c, b]),
+        ("from=2026-11-21&to=2026-11-21".to_owned(), vec![b]),
+        (format!("schedule={hourly}&status=succeeded"), vec![]),
+    ] {
+        let html = viewer.get_html(&format!("/admin/runs/?{query}")).await;
+        assert_eq!(run_ids(&html), expected, "{query}");
+    }
+    assert!(!all.contains("/cancel"), "a viewer gets no cancel buttons");
+}
+
+async fn the_list_pages_by_keyset_without_repeats_or_gaps(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let nightly = schedule(&app, "nightly").await;
+    let mut created = Vec::new();
+    for _ in 0..60 {
+        created.push(add_run(&app, nightly, "succeeded", "schedule", "2026-11-20").await);
+    }
+    let admin = app.admin().await;
+    let first = admin.get_html("/admin/runs/?status=succeeded").await;
+    let first_ids = run_ids(&first);
+    assert_eq!(first_ids.len(), 50);
+    let link = first
+        .split("<p class=\"pager\"><a href=\"")
+        .nth(1)
+        .unwrap()
+        .split('"')
+        .next()
+        .unwrap()
+        .replace("&#38;", "&").replace("&amp;", "&");
+    assert!(link.contains("status=succeeded"), "filters are kept: {link}");
+    // A run recorded between the two page loads does not shift the second page.
+    add_run(&app, nightly, "succeeded", "schedule", "2026-11-20").await;
+    let second = admin.get_html(&link).await;
+    let second_ids = run_ids(&second);
+    assert_eq!(second_ids.len(), 10);
+    assert!(!second.contains("class=\"pager\""), "no third page");
+    let mut seen: Vec<i64> = first_ids.into_iter().chain(second_ids).collect();
+    seen.sort_unstable();
+    created.sort_unstable();
+    assert_eq!(seen, created);
+}
+
+async fn a_bad_date_filter_is_reported_beside_the_field(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let response = admin.get("/admin/runs/?from=yesterday").await;
+    assert_eq!(response.status(), 422);
+    let html = response.text().await.unwrap();
+    assert!(html.contains("id=\"error_from\">From: Enter a date as YYYY-MM-DD."));
+    assert!(html.contains("value=\"yesterday\""), "the input is kept");
+}
+
+async fn the_detail_shows_error_log_and_stats_escaped(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let nightly = schedule(&app, "nightly").await;
+    let id = add_run(&app, nightly, "failed", "schedule", "2026-11-20").await;
+    app.query(move |conn| {
+        diesel::update(runs::table.find(id))
+            .set((
+                runs::error.eq("Failed to parse <script>alert(1)</script>: bad header"),
+                runs::log.eq("fetched 12 bytes\nparsed 0 rows"),
+                runs::stats.eq(r#"{"rows_read":0,"source":"gleif"}"#),
+            ))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+    let admin = app.admin().await;
+    let html = admin.get_html(&format!("/admin/runs/{id}/")).await;
+    assert!(html.contains("Run #"), "{html}");
+    assert!(html.contains("&#60;script&#62;alert(1)&#60;/script&#62;"));
+    assert!(!html.contains("<script>alert(1)</script>"));
+    assert!(html.contains("fetched 12 bytes\nparsed 0 rows"));
+    assert!(html.contains("<dt>rows_read</dt><dd>0</dd>"));
+    assert!(html.contains("<dt>source</dt><dd>gleif</dd>"));
+    assert!(!html.contains("/cancel\""), "a failed run cannot be cancelled");
+    assert_eq!(admin.get("/admin/runs/999999/").await.status(), 404);
+}
+
+async fn an_operator_cancels_a_queued_run_and_stops_a_running_one(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let nightly = schedule(&app, "nightly").await;
+    let queued = add_run(&app, nightly, "queued", "manual", "2026-11-20").await;
+    let running = add_run(&app, nightly, "running", "schedule", "2026-11-20").await;
+    let finished = add_run(&app, nightly, "succeeded", "schedule", "2026-11-20").await;
+    app.create_user("otto", "otto's long passphrase", Role::Operator).await;
+    let operator = app.logged_in("otto", "otto's long passphrase").await;
+
+    for (id, message) in [
+        (queued, format!("Run #{queued} was cancelled.")),
+        (running, format!("Run #{running} was asked to stop; it stops at its next check.")),
+        (finished, format!("Run #{finished} had already ended (succeeded); nothing was changed.")),
+    ] {
+        let detail = format!("/admin/runs/{id}/");
+        let response = operator.submit(&detail, &format!("/admin/runs/{id}/cancel"), &[]).await;
+        assert_eq!(response.status(), 303);
+        assert_eq!(location(&response), detail);
+        assert!(operator.get_html(&detail).await.contains(&message), "{message}");
+    }
+    let state = |id| app.query(move |conn| run::find(conn, id).unwrap().unwrap());
+    let queued_now = state(queued).await;
+    assert_eq!(queued_now.status, "cancelled");
+    assert_eq!(queued_now.error.as_deref(), Some("Cancelled by otto."));
+    let running_now = state(running).await;
+    assert_eq!((running_now.status.as_str(), running_now.cancel_requested), ("running", true));
+    assert_eq!(state(finished).await.status, "succeeded");
+
+    let audit = app.admin().await.get_html("/admin/audit/?object_type=run").await;
+    assert!(audit.contains(&format!("run #{queued} of nightly")));
+    assert!(audit.contains("queued → cancelled"));
+    assert!(audit.contains("running → cancelling"));
+}
