@@ -11,6 +11,7 @@ pub mod db;
 pub mod domain;
 pub mod jobs;
 pub mod models;
+pub mod queue;
 pub mod scheduler;
 pub mod startup;
 pub mod telemetry;

@@ -115,6 +115,14 @@ impl Fixture {
         run::find(&mut self.pool.get().unwrap(), id).unwrap().unwrap()
     }
 
+    /// Pretends the run's backoff is over.
+    fn make_due(&self, id: i64) {
+        diesel::update(runs::table.find(id))
+            .set(runs::not_before.eq(db::now() - Duration::seconds(1)))
+            .execute(&mut self.pool.get().unwrap())
+            .unwrap();
+    }
+
     fn execute(&self, id: i64) -> Outcome {
         jobs::execute(&self.pool, &registry(), id, "worker-a", BEAT).unwrap()
     }
@@ -180,6 +188,9 @@ async fn a_failing_run_is_retried_with_backoff_then_fails_with_its_cause(backend
         let waited = (at - before).num_seconds();
         assert!((delay - 1..=delay + 1).contains(&waited), "attempt {attempt}: {waited} s, expected {delay}");
         assert_eq!(again.error.as_deref(), Some(cause));
+        // Too early: the backoff is respected. Then the wait is over.
+        assert_eq!(f.execute(id), Outcome::NotDue { at });
+        f.make_due(id);
     }
     assert_eq!(f.execute(id), Outcome::Failed { error: cause.to_owned(), retry_at: None });
     let last = f.run(id);
@@ -243,7 +254,8 @@ async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
     assert_eq!(b_run.status, "failed");
     // A second rescue finds nothing: each run is rescued once.
     assert!(jobs::rescue_stale(&mut f.pool.get().unwrap(), now, Duration::seconds(60)).unwrap().is_empty());
-    // The re-queued run then runs normally.
+    // The re-queued run then runs normally once its backoff is over.
+    f.make_due(a);
     assert_eq!(f.execute(a), Outcome::Succeeded);
 }
 

@@ -108,7 +108,8 @@ async fn the_list_pages_by_keyset_without_repeats_or_gaps(backend: Backend) {
         .split('"')
         .next()
         .unwrap()
-        .replace("&#38;", "&").replace("&amp;", "&");
+        .replace("&#38;", "&")
+        .replace("&amp;", "&");
     assert!(link.contains("status=succeeded"), "filters are kept: {link}");
     // A run recorded between the two page loads does not shift the second page.
     add_run(&app, nightly, "succeeded", "schedule", "2026-11-20").await;

@@ -91,6 +91,9 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
                 eprintln!("Retrying at {} UTC (in {} s).", at.format("%Y-%m-%d %H:%M:%S"), wait.as_secs());
                 std::thread::sleep(wait);
             }
+            Outcome::NotDue { at } => {
+                std::thread::sleep((at.and_utc() - Utc::now()).to_std().unwrap_or_default());
+            }
             Outcome::Failed { error, retry_at: None } => {
                 eprintln!("Run #{run_id} failed: {error}");
                 return Ok(false);

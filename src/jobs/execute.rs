@@ -21,6 +21,10 @@ use crate::models::schedule;
 pub enum Outcome {
     /// The run was not `queued` (another worker has it, or it was cancelled): nothing done.
     NotClaimed,
+    /// The run is queued for later (a retry's backoff, jitter): nothing done yet.
+    NotDue {
+        at: NaiveDateTime,
+    },
     Succeeded,
     /// Failed; `retry_at` says when the next attempt is due, if there is one.
     Failed {
@@ -40,18 +44,27 @@ pub fn execute(
 ) -> anyhow::Result<Outcome> {
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let started = now();
-    let claimed = diesel::update(runs::table.find(run_id).filter(runs::status.eq("queued")))
-        .set((
-            runs::status.eq("running"),
-            runs::worker.eq(worker),
-            runs::started_at.eq(started),
-            runs::heartbeat_at.eq(started),
-            runs::finished_at.eq(None::<NaiveDateTime>),
-        ))
-        .execute(&mut conn)
-        .context("Failed to claim the run")?;
+    let claimed = diesel::update(
+        runs::table.find(run_id).filter(runs::status.eq("queued")).filter(runs::not_before.le(started)),
+    )
+    .set((
+        runs::status.eq("running"),
+        runs::worker.eq(worker),
+        runs::started_at.eq(started),
+        runs::heartbeat_at.eq(started),
+        runs::finished_at.eq(None::<NaiveDateTime>),
+    ))
+    .execute(&mut conn)
+    .context("Failed to claim the run")?;
     if claimed == 0 {
-        return Ok(Outcome::NotClaimed);
+        let waiting = runs::table
+            .find(run_id)
+            .filter(runs::status.eq("queued"))
+            .select(runs::not_before)
+            .first::<NaiveDateTime>(&mut conn)
+            .optional()
+            .context("Failed to read the run")?;
+        return Ok(waiting.map_or(Outcome::NotClaimed, |at| Outcome::NotDue { at }));
     }
     let current = run::find(&mut conn, run_id)?.context("The claimed run vanished")?;
     let owner = current.schedule_id.map(|id| schedule::find(&mut conn, id)).transpose()?.flatten();

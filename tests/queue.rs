@@ -1,0 +1,127 @@
+//! The queue carries run ids to workers: each queued run is executed once, also when its job
+//! is pushed twice, and not before its time.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::time::{Duration as StdDuration, Instant};
+
+use chrono::{Duration, Utc};
+use common::{Backend, TestDatabase};
+use isinbeat::config::DatabaseUrl;
+use isinbeat::db;
+use isinbeat::jobs::{self, Registry};
+use isinbeat::models::run::{self, NewRun};
+use isinbeat::models::schedule::{self, NewSchedule};
+use isinbeat::queue::Queue;
+
+on_both_backends!(a_worker_executes_each_queued_run_once_and_not_before_its_time);
+
+async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend) else { return };
+    let url = DatabaseUrl::parse(&database.url()).unwrap();
+    let pool = db::connect_pool(&url, 4).unwrap();
+    db::run_migrations(&mut pool.get().unwrap()).unwrap();
+    let owner = {
+        let mut new = NewSchedule::with_defaults("prune", "prune_history", "cron");
+        new.cron_expr = Some("0 3 * * *".to_owned());
+        schedule::insert(&mut pool.get().unwrap(), &new).unwrap()
+    };
+    let later = Utc::now() + Duration::seconds(2);
+    let mut ids = Vec::new();
+    for _ in 0..3 {
+        let now = db::now();
+        let id = run::insert(
+            &mut pool.get().unwrap(),
+            &NewRun {
+                schedule_id: Some(owner.id),
+                schedule_name: &owner.name,
+                task_kind: &owner.task_kind,
+                params: "{}",
+                scheduled_for: None,
+                trigger: "manual",
+                triggered_by: None,
+                status: "queued",
+                not_before: now,
+                finished_at: None,
+                error: None,
+                created_at: now,
+            },
+        )
+        .unwrap();
+        ids.push(id);
+    }
+
+    let queue = Queue::connect(&url).await.unwrap();
+    queue.push(ids[0], Utc::now()).await.unwrap();
+    queue.push(ids[0], Utc::now()).await.unwrap(); // a duplicate job is harmless
+    queue.push(ids[1], Utc::now()).await.unwrap();
+    queue.push(ids[2], later).await.unwrap();
+
+    let executions = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = {
+        let (pool, executions) = (pool.clone(), Arc::clone(&executions));
+        let registry = Registry::builtin();
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            queue
+                .work(
+                    "worker-test",
+                    2,
+                    move |run_id| {
+                        let (pool, registry, executions) =
+                            (pool.clone(), registry.clone(), Arc::clone(&executions));
+                        async move {
+                            let outcome = tokio::task::spawn_blocking(move || {
+                                jobs::execute(
+                                    &pool,
+                                    &registry,
+                                    run_id,
+                                    "worker-test",
+                                    StdDuration::from_secs(1),
+                                )
+                            })
+                            .await
+                            .unwrap()
+                            .unwrap();
+                            executions.lock().unwrap().push((run_id, outcome, Utc::now()));
+                        }
+                    },
+                    async move {
+                        let _ = stop_rx.await;
+                    },
+                )
+                .await
+        })
+    };
+
+    let deadline = Instant::now() + StdDuration::from_secs(20);
+    loop {
+        let done = ids
+            .iter()
+            .filter(|id| run::find(&mut pool.get().unwrap(), **id).unwrap().unwrap().status == "succeeded")
+            .count();
+        if done == 3 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "runs were not all executed");
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(());
+    worker.await.unwrap().unwrap();
+
+    let executions = executions.lock().unwrap();
+    let succeeded: Vec<i64> = executions
+        .iter()
+        .filter(|(_, outcome, _)| *outcome == jobs::Outcome::Succeeded)
+        .map(|(id, _, _)| *id)
+        .collect();
+    let mut sorted = succeeded.clone();
+    sorted.sort_unstable();
+    assert_eq!(sorted, ids, "each run executed once");
+    let delayed = executions.iter().find(|(id, _, _)| *id == ids[2]).unwrap();
+    assert!(delayed.2 >= later, "the delayed job waited for its time");
+}
