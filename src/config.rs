@@ -144,6 +144,10 @@ pub struct Settings {
     pub login_window: Duration,
     /// Web worker threads; defaults to the number of cores.
     pub web_workers: Option<usize>,
+    /// Runs one worker executes at once.
+    pub worker_concurrency: usize,
+    /// Whether the first start creates the default schedules (`ISINBEAT_SEED=none`: no).
+    pub seed: bool,
     /// A tracing filter such as `info` or `isinbeat=debug,actix_web=info`.
     pub log_level: String,
     pub log_format: LogFormat,
@@ -220,6 +224,18 @@ impl Settings {
                 Some(_) => Some(parse_number(&get, "ISINBEAT_WEB_WORKERS", 2, 1..=256)?),
                 None => None,
             },
+            worker_concurrency: parse_number(&get, "ISINBEAT_WORKER_CONCURRENCY", 2, 1..=256)?,
+            seed: match get("ISINBEAT_SEED").as_deref().map(str::trim) {
+                None | Some("default") => true,
+                Some("none") => false,
+                Some(other) => {
+                    return Err(ConfigError::Invalid {
+                        name: "ISINBEAT_SEED",
+                        value: other.to_owned(),
+                        reason: "expected default or none".to_owned(),
+                    });
+                }
+            },
             log_level: get("ISINBEAT_LOG").unwrap_or_else(|| "info".to_owned()),
             log_format,
         })
@@ -252,6 +268,8 @@ impl Settings {
                 "ISINBEAT_WEB_WORKERS",
                 self.web_workers.map_or_else(|| "(one per core)".to_owned(), |n| n.to_string()),
             ),
+            row("ISINBEAT_WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
+            row("ISINBEAT_SEED", if self.seed { "default" } else { "none" }.to_owned()),
             row("ISINBEAT_LOG", self.log_level.clone()),
             row(
                 "ISINBEAT_LOG_FORMAT",

@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use isinbeat::commands;
+use isinbeat::startup::Processes;
 
 /// Periodic ISIN downloads with a scheduler, workers and an admin, in one binary.
 ///
@@ -17,8 +18,24 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the admin web server; migrates the database and creates the first admin if needed.
-    Serve,
+    /// Run the admin web server with the scheduler and a worker; migrates the database and
+    /// creates the first admin if needed.
+    Serve {
+        /// Do not run the scheduler in this process.
+        #[arg(long)]
+        no_scheduler: bool,
+        /// Do not run a worker in this process.
+        #[arg(long)]
+        no_worker: bool,
+    },
+    /// Run the scheduler alone: turns due occurrences into queued runs (any number may run).
+    Scheduler,
+    /// Run a worker alone: executes queued runs.
+    Worker {
+        /// Runs executed at once (default ISINBEAT_WORKER_CONCURRENCY, 2).
+        #[arg(long)]
+        concurrency: Option<usize>,
+    },
     /// Apply pending database migrations.
     Migrate,
     /// Create a user with the admin role.
@@ -71,7 +88,12 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     let done = |()| ExitCode::SUCCESS;
     let result = match cli.command {
-        Command::Serve => run_async(commands::serve()).map(done),
+        Command::Serve { no_scheduler, no_worker } => {
+            let processes = Processes { scheduler: !no_scheduler, worker: !no_worker };
+            run_async(commands::serve(processes)).map(done)
+        }
+        Command::Scheduler => run_async(commands::processes::scheduler()).map(done),
+        Command::Worker { concurrency } => run_async(commands::processes::worker(concurrency)).map(done),
         Command::Migrate => commands::migrate().map(done),
         Command::Createsuperuser { username, no_input } => {
             commands::createsuperuser(commands::SuperuserOptions { username, no_input }).map(done)

@@ -20,12 +20,23 @@ use crate::auth::accounts::{FirstAdmin, ensure_first_admin};
 use crate::auth::session_store::DbSessionStore;
 use crate::config::Settings;
 use crate::db::{self, DbPool};
+use crate::jobs::{Registry, worker};
+use crate::models::schedule::{self, NewSchedule};
 use crate::models::{instance_secret, login_failure, session};
+use crate::queue::Queue;
+use crate::scheduler::beat;
 use crate::web::routes::{self, AccessMap, RouteDef};
 use crate::web::{AppError, AppState, middleware};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "isinbeat_session";
+
+/// Which background parts run in this process besides the web server.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Processes {
+    pub scheduler: bool,
+    pub worker: bool,
+}
 
 /// A built application, listening but not yet serving.
 pub struct Application {
@@ -33,6 +44,18 @@ pub struct Application {
     server: Server,
     pool: DbPool,
     first_admin: FirstAdmin,
+    background: Background,
+}
+
+/// The scheduler and worker loops of this process, and the signal that stops them.
+struct Background {
+    stop: tokio::sync::watch::Sender<bool>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Resolves once `stop` says so.
+async fn stopped(mut stop: tokio::sync::watch::Receiver<bool>) {
+    let _ = stop.wait_for(|stopped| *stopped).await;
 }
 
 /// What start-up did to the database.
@@ -49,6 +72,9 @@ fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let applied = db::run_migrations(&mut conn)?;
     let first_admin = ensure_first_admin(&mut conn, settings.admin_password.as_ref().map(|s| s.expose()))?;
+    if settings.seed && matches!(first_admin, FirstAdmin::Created { .. }) {
+        seed_schedules(&mut conn)?;
+    }
     let secret = match &settings.secret_key {
         Some(secret) => secret.expose().to_owned(),
         None => instance_secret::get_or_create(&mut conn, "session_key", || {
@@ -62,9 +88,26 @@ fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     Ok(Prepared { pool, applied, first_admin, cookie_key })
 }
 
+/// The schedules a new installation starts with.
+fn seed_schedules(conn: &mut db::DbConnection) -> anyhow::Result<()> {
+    let mut prune = NewSchedule::with_defaults("prune-history", "prune_history", "cron");
+    prune.description = "Deletes runs beyond each schedule's history limits.".to_owned();
+    prune.cron_expr = Some("0 4 * * *".to_owned());
+    if schedule::find_by_name(conn, &prune.name)?.is_none() {
+        schedule::insert(conn, &prune).context("Failed to create the prune-history schedule")?;
+    }
+    Ok(())
+}
+
 impl Application {
-    /// Prepares the database and binds the listener.
+    /// Prepares the database and binds the listener; the web server only.
     pub async fn build(settings: Settings) -> anyhow::Result<Self> {
+        Self::build_with(settings, Processes::default()).await
+    }
+
+    /// Prepares the database, binds the listener and starts the scheduler and worker loops
+    /// that `processes` asks for.
+    pub async fn build_with(settings: Settings, processes: Processes) -> anyhow::Result<Self> {
         let settings = Arc::new(settings);
         let for_prepare = Arc::clone(&settings);
         let prepared = tokio::task::spawn_blocking(move || prepare(&for_prepare))
@@ -78,7 +121,8 @@ impl Application {
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
         let server = run(listener, prepared.pool.clone(), Arc::clone(&settings), prepared.cookie_key)?;
         spawn_housekeeping(prepared.pool.clone(), settings.login_window);
-        Ok(Self { port, server, pool: prepared.pool, first_admin: prepared.first_admin })
+        let background = start_background(&prepared.pool, &settings, processes).await?;
+        Ok(Self { port, server, pool: prepared.pool, first_admin: prepared.first_admin, background })
     }
 
     pub fn port(&self) -> u16 {
@@ -94,10 +138,44 @@ impl Application {
         &self.first_admin
     }
 
-    /// Serves until SIGINT/SIGTERM (graceful: requests in flight finish).
+    /// Serves until SIGINT/SIGTERM (graceful: requests in flight finish), then stops the
+    /// scheduler and lets the worker finish the runs it has (warm shutdown).
     pub async fn run_until_stopped(self) -> std::io::Result<()> {
-        self.server.await
+        let served = self.server.await;
+        let _ = self.background.stop.send(true);
+        for task in self.background.tasks {
+            let _ = task.await;
+        }
+        served
     }
+}
+
+async fn start_background(
+    pool: &DbPool,
+    settings: &Settings,
+    processes: Processes,
+) -> anyhow::Result<Background> {
+    let (stop, watch) = tokio::sync::watch::channel(false);
+    let mut tasks = Vec::new();
+    if processes.scheduler || processes.worker {
+        let queue = Queue::connect(&settings.database_url).await?;
+        if processes.scheduler {
+            tasks.push(tokio::spawn(beat::run(pool.clone(), queue.clone(), stopped(watch.clone()))));
+        }
+        if processes.worker {
+            let (pool, concurrency) = (pool.clone(), settings.worker_concurrency);
+            let shutdown = stopped(watch.clone());
+            tasks.push(tokio::spawn(async move {
+                let name = worker::worker_name("worker");
+                if let Err(error) =
+                    worker::run(pool, queue, Registry::builtin(), name, concurrency, shutdown).await
+                {
+                    tracing::error!(error = format!("{error:#}"), "the worker stopped");
+                }
+            }));
+        }
+    }
+    Ok(Background { stop, tasks })
 }
 
 fn resource(path: &str, defs: &[&RouteDef]) -> actix_web::Resource {

@@ -246,14 +246,19 @@ async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
             .unwrap();
     }
     let now = db::now();
-    let requeued = jobs::rescue_stale(&mut f.pool.get().unwrap(), now, Duration::seconds(60)).unwrap();
+    let requeued =
+        isinbeat::scheduler::rescue_stale(&mut f.pool.get().unwrap(), now, Duration::seconds(60)).unwrap();
     assert_eq!(requeued, vec![a]);
     let (a_run, b_run) = (f.run(a), f.run(b));
     assert_eq!((a_run.status.as_str(), a_run.attempt), ("queued", 2));
     assert!(a_run.error.unwrap().starts_with("Worker worker-dead stopped responding"));
     assert_eq!(b_run.status, "failed");
     // A second rescue finds nothing: each run is rescued once.
-    assert!(jobs::rescue_stale(&mut f.pool.get().unwrap(), now, Duration::seconds(60)).unwrap().is_empty());
+    assert!(
+        isinbeat::scheduler::rescue_stale(&mut f.pool.get().unwrap(), now, Duration::seconds(60))
+            .unwrap()
+            .is_empty()
+    );
     // The re-queued run then runs normally once its backoff is over.
     f.make_due(a);
     assert_eq!(f.execute(a), Outcome::Succeeded);
@@ -267,7 +272,7 @@ async fn a_run_queued_longer_than_expires_is_expired(backend: Backend) {
         .set(runs::not_before.eq(db::now() - Duration::minutes(5)))
         .execute(&mut f.pool.get().unwrap())
         .unwrap();
-    assert_eq!(jobs::expire_queued(&mut f.pool.get().unwrap(), db::now()).unwrap(), 1);
+    assert_eq!(isinbeat::scheduler::expire_queued(&mut f.pool.get().unwrap(), db::now()).unwrap(), 1);
     assert_eq!(f.run(old).status, "expired");
     assert_eq!(f.run(fresh).status, "queued");
 }

@@ -3,6 +3,7 @@
 
 mod check;
 pub mod isin;
+pub mod processes;
 pub mod run;
 mod serve;
 mod users;
@@ -42,7 +43,12 @@ pub fn migrate() -> anyhow::Result<()> {
 
 /// A pool on a database that must already be migrated (for the user commands).
 fn migrated_pool(settings: &Settings) -> anyhow::Result<DbPool> {
-    let pool = db::connect_pool(&settings.database_url, 1)?;
+    migrated_pool_sized(settings, 1)
+}
+
+/// The same, with `size` connections.
+fn migrated_pool_sized(settings: &Settings, size: u32) -> anyhow::Result<DbPool> {
+    let pool = db::connect_pool(&settings.database_url, size)?;
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let pending = db::pending_migrations(&mut conn)?;
     if !pending.is_empty() {

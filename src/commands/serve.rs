@@ -1,13 +1,14 @@
 //! `isinbeat serve`: the admin web server (and, as later parts land, the scheduler and worker).
 
 use crate::auth::accounts::FirstAdmin;
-use crate::startup::Application;
+use crate::startup::{Application, Processes};
 
-pub async fn serve() -> anyhow::Result<()> {
+/// `isinbeat serve`: the web server, and unless told otherwise the scheduler and a worker.
+pub async fn serve(processes: Processes) -> anyhow::Result<()> {
     let settings = super::load_settings()?;
     let bind = settings.bind.clone();
     let backend = settings.database_url.masked();
-    let app = Application::build(settings).await?;
+    let app = Application::build_with(settings, processes).await?;
     let host = bind.rsplit_once(':').map_or(bind.as_str(), |(host, _)| host);
     let shown_host = match host {
         "0.0.0.0" | "[::]" | "" => "127.0.0.1",
@@ -26,7 +27,13 @@ pub async fn serve() -> anyhow::Result<()> {
         println!("  Log in at {url}");
         println!();
     }
-    println!("isinbeat is serving {url} (database: {backend}). Press Ctrl+C to stop.");
+    let parts = match (processes.scheduler, processes.worker) {
+        (true, true) => "with the scheduler and a worker",
+        (true, false) => "with the scheduler, without a worker",
+        (false, true) => "with a worker, without the scheduler",
+        (false, false) => "web only",
+    };
+    println!("isinbeat is serving {url} (database: {backend}; {parts}). Press Ctrl+C to stop.");
     app.run_until_stopped().await?;
     Ok(())
 }

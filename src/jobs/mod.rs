@@ -5,12 +5,13 @@
 
 mod execute;
 pub mod prune_history;
+pub mod worker;
 
 use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use execute::{Outcome, execute, expire_queued, rescue_stale};
+pub use execute::{Outcome, execute};
 
 use crate::db::DbPool;
 

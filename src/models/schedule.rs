@@ -236,3 +236,11 @@ pub fn advance(
         .execute(conn)?;
     Ok(updated == 1)
 }
+
+/// The delay before the next attempt of `run`, or `None` when its schedule allows no more (or
+/// it has no schedule).
+pub fn retry_delay(conn: &mut DbConnection, run: &crate::models::run::Run) -> QueryResult<Option<Duration>> {
+    let Some(id) = run.schedule_id else { return Ok(None) };
+    let Some(owner) = find(conn, id)? else { return Ok(None) };
+    Ok(owner.retry().delay_after(u32::try_from(run.attempt).unwrap_or(u32::MAX)))
+}

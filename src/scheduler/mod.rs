@@ -8,6 +8,11 @@
 //! is not run is recorded as a `missed` run; overlaps follow the overlap policy. Time is passed
 //! in (`now`), so tests drive the scheduler with their own clock.
 
+pub mod beat;
+mod reconcile;
+
+pub use reconcile::{expire_queued, rescue_stale};
+
 use anyhow::Context;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::result::{DatabaseErrorKind, Error as DieselError};

@@ -17,7 +17,7 @@ use isinbeat::config::Settings;
 use isinbeat::db::DbPool;
 use isinbeat::domain::{NewPassword, Role, Username};
 use isinbeat::models::audit::Actor;
-use isinbeat::startup::{Application, SESSION_COOKIE};
+use isinbeat::startup::{Application, Processes, SESSION_COOKIE};
 use rand::distr::{Alphanumeric, SampleString};
 use reqwest::cookie::{CookieStore, Jar};
 use reqwest::header::HeaderValue;
@@ -115,24 +115,33 @@ pub struct TestApp {
 /// when the backend is not available (outside CI).
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
     let database = TestDatabase::create(backend)?;
-    let (address, port, pool) = start(&database.url(), extra).await;
+    let (address, port, pool) = start(&database.url(), extra, Processes::default()).await;
+    Some(TestApp { address, port, pool, backend, database })
+}
+
+/// The application with its scheduler and a worker running, as `isinbeat serve` starts it.
+pub async fn spawn_app_running(backend: Backend) -> Option<TestApp> {
+    let database = TestDatabase::create(backend)?;
+    let (address, port, pool) =
+        start(&database.url(), &[], Processes { scheduler: true, worker: true }).await;
     Some(TestApp { address, port, pool, backend, database })
 }
 
 /// Builds and starts one application process on `database_url`.
-async fn start(database_url: &str, extra: &[(&str, &str)]) -> (String, u16, DbPool) {
+async fn start(database_url: &str, extra: &[(&str, &str)], processes: Processes) -> (String, u16, DbPool) {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".to_owned(), database_url.to_owned()),
         ("ISINBEAT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
         ("ISINBEAT_ADMIN_PASSWORD".to_owned(), ADMIN_PASSWORD.to_owned()),
         ("ISINBEAT_WEB_WORKERS".to_owned(), "1".to_owned()),
-        ("ISINBEAT_DATABASE_POOL_SIZE".to_owned(), "4".to_owned()),
+        ("ISINBEAT_DATABASE_POOL_SIZE".to_owned(), "6".to_owned()),
+        ("ISINBEAT_SEED".to_owned(), "none".to_owned()),
     ]);
     for (name, value) in extra {
         vars.insert((*name).to_owned(), (*value).to_owned());
     }
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).unwrap();
-    let app = Application::build(settings).await.expect("the application starts");
+    let app = Application::build_with(settings, processes).await.expect("the application starts");
     let port = app.port();
     let pool = app.pool();
     tokio::spawn(app.run_until_stopped());
@@ -147,7 +156,7 @@ impl TestApp {
     /// The base URL of a second web process on the same database (a replica behind a load
     /// balancer).
     pub async fn replica(&self) -> String {
-        start(&self.database.url(), &[]).await.0
+        start(&self.database.url(), &[], Processes::default()).await.0
     }
 
     /// A new browser with an empty cookie jar.

@@ -1,0 +1,55 @@
+//! `isinbeat scheduler` and `isinbeat worker`: the background parts on their own, for scaling
+//! out (any number of each may run against one database).
+
+use crate::jobs::{Registry, worker};
+use crate::queue::Queue;
+use crate::scheduler::beat;
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut terminate = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(signal) => signal,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for SIGTERM; stop with Ctrl+C");
+                let _ = interrupt.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = interrupt => {}
+            _ = terminate.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = interrupt.await;
+}
+
+/// `isinbeat scheduler`.
+pub async fn scheduler() -> anyhow::Result<()> {
+    let settings = super::load_settings()?;
+    let pool = super::migrated_pool_sized(&settings, 2)?;
+    let queue = Queue::connect(&settings.database_url).await?;
+    println!("isinbeat scheduler: ticking every second (queue: {}). Press Ctrl+C to stop.", queue.describe());
+    beat::run(pool, queue, shutdown_signal()).await;
+    println!("isinbeat scheduler: stopped.");
+    Ok(())
+}
+
+/// `isinbeat worker [--concurrency N]`.
+pub async fn worker(concurrency: Option<usize>) -> anyhow::Result<()> {
+    let settings = super::load_settings()?;
+    let concurrency = concurrency.unwrap_or(settings.worker_concurrency).max(1);
+    let pool = super::migrated_pool_sized(&settings, u32::try_from(concurrency + 2).unwrap_or(u32::MAX))?;
+    let queue = Queue::connect(&settings.database_url).await?;
+    let name = worker::worker_name("worker");
+    println!(
+        "isinbeat worker {name}: {concurrency} at a time (queue: {}). Press Ctrl+C to stop.",
+        queue.describe()
+    );
+    worker::run(pool, queue, Registry::builtin(), name, concurrency, shutdown_signal()).await?;
+    println!("isinbeat worker: stopped; runs in progress were finished.");
+    Ok(())
+}

@@ -1,0 +1,84 @@
+//! The reconciler: rescues runs whose worker died (no heartbeat) and expires runs queued longer
+//! than their schedule allows. Part of every scheduler's loop; safe to run in several at once
+//! (each change is a compare-and-set on what was read).
+
+use anyhow::Context;
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::{runs, schedules};
+use crate::models::run::Run;
+use crate::models::schedule;
+
+/// Runs whose worker stopped heartbeating (killed, machine gone) since `stale_after`: each is
+/// queued again for its next attempt, or failed when it has none left. Returns the ids queued
+/// again, for the queue.
+pub fn rescue_stale(
+    conn: &mut DbConnection,
+    at: NaiveDateTime,
+    stale_after: Duration,
+) -> anyhow::Result<Vec<i64>> {
+    let stale: Vec<Run> = runs::table
+        .filter(runs::status.eq("running"))
+        .filter(runs::heartbeat_at.lt(at - stale_after))
+        .select(Run::as_select())
+        .load(conn)
+        .context("Failed to find stale runs")?;
+    let mut requeued = Vec::new();
+    for lost in stale {
+        let error = format!(
+            "Worker {} stopped responding (last heartbeat {}).",
+            lost.worker.as_deref().unwrap_or("?"),
+            lost.heartbeat_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC").to_string()).unwrap_or_default()
+        );
+        // Compare-and-set on the heartbeat seen, so a run that just beat is left alone.
+        let still_stale = runs::table
+            .find(lost.id)
+            .filter(runs::status.eq("running"))
+            .filter(runs::heartbeat_at.eq(lost.heartbeat_at));
+        let retry = schedule::retry_delay(conn, &lost)?;
+        let changed = match retry {
+            Some(delay) => diesel::update(still_stale)
+                .set((
+                    runs::status.eq("queued"),
+                    runs::attempt.eq(lost.attempt + 1),
+                    runs::not_before.eq(at + delay),
+                    runs::worker.eq(None::<String>),
+                    runs::error.eq(&error),
+                ))
+                .execute(conn)?,
+            None => diesel::update(still_stale)
+                .set((runs::status.eq("failed"), runs::finished_at.eq(at), runs::error.eq(&error)))
+                .execute(conn)?,
+        };
+        if changed == 1 && retry.is_some() {
+            requeued.push(lost.id);
+        }
+    }
+    Ok(requeued)
+}
+
+/// Queued runs that waited longer than their schedule's `expires_seconds` become `expired`.
+pub fn expire_queued(conn: &mut DbConnection, at: NaiveDateTime) -> anyhow::Result<usize> {
+    let waiting: Vec<(i64, NaiveDateTime, i64)> = runs::table
+        .inner_join(schedules::table)
+        .filter(runs::status.eq("queued"))
+        .filter(schedules::expires_seconds.is_not_null())
+        .select((runs::id, runs::not_before, schedules::expires_seconds.assume_not_null()))
+        .load(conn)
+        .context("Failed to find queued runs")?;
+    let mut expired = 0;
+    for (id, not_before, expires) in waiting {
+        if not_before + Duration::seconds(expires) < at {
+            expired += diesel::update(runs::table.find(id).filter(runs::status.eq("queued")))
+                .set((
+                    runs::status.eq("expired"),
+                    runs::finished_at.eq(at),
+                    runs::error.eq(format!("Not run: still queued {expires} s after it was due.")),
+                ))
+                .execute(conn)?;
+        }
+    }
+    Ok(expired)
+}

@@ -1,0 +1,67 @@
+//! The whole machine: the application with its scheduler and worker running turns a schedule
+//! into runs that execute and show on the runs page — on SQLite and PostgreSQL.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{Backend, spawn_app_running};
+use diesel::prelude::*;
+use isinbeat::db::schema::runs;
+use isinbeat::models::schedule::{self, NewSchedule};
+
+on_both_backends!(a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page);
+
+async fn a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page(backend: Backend) {
+    let Some(app) = spawn_app_running(backend).await else { return };
+    let id = app
+        .query(|conn| {
+            let mut new = NewSchedule::with_defaults("every-second", "prune_history", "cron");
+            new.cron_expr = Some("* * * * * *".to_owned());
+            new.overlap_policy = "allow".to_owned();
+            schedule::insert(conn, &new).unwrap().id
+        })
+        .await;
+
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let succeeded = loop {
+        let done: Vec<i64> = app
+            .query(move |conn| {
+                runs::table
+                    .filter(runs::schedule_id.eq(id))
+                    .filter(runs::status.eq("succeeded"))
+                    .select(runs::id)
+                    .load(conn)
+                    .unwrap()
+            })
+            .await;
+        if done.len() >= 3 {
+            break done;
+        }
+        assert!(Instant::now() < deadline, "the schedule did not run by itself: {done:?}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+
+    // No gaps: the occurrences recorded so far are consecutive seconds.
+    let occurrences: Vec<chrono::NaiveDateTime> = app
+        .query(move |conn| {
+            runs::table
+                .filter(runs::schedule_id.eq(id))
+                .order(runs::scheduled_for.asc())
+                .select(runs::scheduled_for.assume_not_null())
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    assert!(occurrences.len() >= 3);
+    for pair in occurrences.windows(2) {
+        assert_eq!(pair[1] - pair[0], chrono::Duration::seconds(1), "{occurrences:?}");
+    }
+
+    let page = app.admin().await.get_html("/admin/runs/?status=succeeded").await;
+    assert!(page.contains(&format!("<a href=\"/admin/runs/{}/\">", succeeded[0])));
+    assert!(page.contains("every-second"));
+    assert!(page.contains("worker@"), "the page says which worker ran it");
+}
