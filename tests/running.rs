@@ -60,7 +60,13 @@ async fn a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page(backe
         assert_eq!(pair[1] - pair[0], chrono::Duration::seconds(1), "{occurrences:?}");
     }
 
-    let page = app.admin().await.get_html("/admin/runs/?status=succeeded").await;
+    let admin = app.admin().await;
+    let dashboard = admin.get_html("/admin/").await;
+    let next = dashboard.split("id=\"next-runs\"").nth(1).unwrap();
+    assert!(next.split("</ul>").next().unwrap().contains("<strong>every-second</strong>"), "next runs");
+    let recent = dashboard.split("id=\"recent-runs\"").nth(1).unwrap();
+    assert!(recent.contains("<span class=\"status status-succeeded\">succeeded</span>"), "recent runs");
+    let page = admin.get_html("/admin/runs/?status=succeeded").await;
     assert!(page.contains(&format!("<a href=\"/admin/runs/{}/\">", succeeded[0])));
     assert!(page.contains("every-second"));
     assert!(page.contains("worker@"), "the page says which worker ran it");

@@ -207,6 +207,21 @@ pub fn names(conn: &mut DbConnection) -> QueryResult<Vec<(i64, String)>> {
     schedules::table.order(schedules::name).select((schedules::id, schedules::name)).load(conn)
 }
 
+/// The enabled schedules that fire next, soonest first.
+pub fn next_to_fire(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Schedule>> {
+    schedules::table
+        .filter(schedules::enabled.eq(true))
+        .filter(schedules::next_fire_at.is_not_null())
+        .order(schedules::next_fire_at.asc())
+        .limit(limit)
+        .select(Schedule::as_select())
+        .load(conn)
+}
+
+pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
+    schedules::table.count().get_result(conn)
+}
+
 /// Enabled schedules, for the scheduler's tick (it checks fingerprints and due times).
 pub fn enabled(conn: &mut DbConnection) -> QueryResult<Vec<Schedule>> {
     schedules::table
