@@ -119,9 +119,12 @@ impl Application {
         let listener = TcpListener::bind(&settings.bind)
             .with_context(|| format!("Failed to listen on {} (ISINBEAT_BIND)", settings.bind))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
-        let server = run(listener, prepared.pool.clone(), Arc::clone(&settings), prepared.cookie_key)?;
+        // Every process can queue runs ("run now" from the web), whatever else it runs.
+        let queue = Queue::connect(&settings.database_url).await?;
+        let server =
+            run(listener, prepared.pool.clone(), queue.clone(), Arc::clone(&settings), prepared.cookie_key)?;
         spawn_housekeeping(prepared.pool.clone(), settings.login_window);
-        let background = start_background(&prepared.pool, &settings, processes).await?;
+        let background = start_background(&prepared.pool, queue, &settings, processes);
         Ok(Self { port, server, pool: prepared.pool, first_admin: prepared.first_admin, background })
     }
 
@@ -150,32 +153,25 @@ impl Application {
     }
 }
 
-async fn start_background(
-    pool: &DbPool,
-    settings: &Settings,
-    processes: Processes,
-) -> anyhow::Result<Background> {
+fn start_background(pool: &DbPool, queue: Queue, settings: &Settings, processes: Processes) -> Background {
     let (stop, watch) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
-    if processes.scheduler || processes.worker {
-        let queue = Queue::connect(&settings.database_url).await?;
-        if processes.scheduler {
-            tasks.push(tokio::spawn(beat::run(pool.clone(), queue.clone(), stopped(watch.clone()))));
-        }
-        if processes.worker {
-            let (pool, concurrency) = (pool.clone(), settings.worker_concurrency);
-            let shutdown = stopped(watch.clone());
-            tasks.push(tokio::spawn(async move {
-                let name = worker::worker_name("worker");
-                if let Err(error) =
-                    worker::run(pool, queue, Registry::builtin(), name, concurrency, shutdown).await
-                {
-                    tracing::error!(error = format!("{error:#}"), "the worker stopped");
-                }
-            }));
-        }
+    if processes.scheduler {
+        tasks.push(tokio::spawn(beat::run(pool.clone(), queue.clone(), stopped(watch.clone()))));
     }
-    Ok(Background { stop, tasks })
+    if processes.worker {
+        let (pool, concurrency) = (pool.clone(), settings.worker_concurrency);
+        let shutdown = stopped(watch.clone());
+        tasks.push(tokio::spawn(async move {
+            let name = worker::worker_name("worker");
+            if let Err(error) =
+                worker::run(pool, queue, Registry::builtin(), name, concurrency, shutdown).await
+            {
+                tracing::error!(error = format!("{error:#}"), "the worker stopped");
+            }
+        }));
+    }
+    Background { stop, tasks }
 }
 
 fn resource(path: &str, defs: &[&RouteDef]) -> actix_web::Resource {
@@ -189,6 +185,7 @@ async fn not_found() -> Result<actix_web::HttpResponse, AppError> {
 fn run(
     listener: TcpListener,
     pool: DbPool,
+    queue: Queue,
     settings: Arc<Settings>,
     cookie_key: Key,
 ) -> anyhow::Result<Server> {
@@ -197,7 +194,7 @@ fn run(
         i64::try_from(settings.session_ttl.as_secs()).unwrap_or(i64::MAX),
     );
     let workers = settings.web_workers;
-    let state = web::Data::new(AppState { pool, settings });
+    let state = web::Data::new(AppState { pool, queue, settings });
     let access_map = web::Data::new(AccessMap::from_table(&routes::table()));
     let mut server = HttpServer::new(move || {
         let table = routes::table();

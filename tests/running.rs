@@ -12,7 +12,35 @@ use diesel::prelude::*;
 use isinbeat::db::schema::runs;
 use isinbeat::models::schedule::{self, NewSchedule};
 
-on_both_backends!(a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page);
+on_both_backends!(
+    a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page,
+    run_now_from_the_schedule_page_is_executed_by_the_worker,
+);
+
+async fn run_now_from_the_schedule_page_is_executed_by_the_worker(backend: Backend) {
+    let Some(app) = spawn_app_running(backend).await else { return };
+    let id = app
+        .query(|conn| {
+            let mut new = NewSchedule::with_defaults("nightly", "prune_history", "cron");
+            new.cron_expr = Some("0 3 * * *".to_owned());
+            schedule::insert(conn, &new).unwrap().id
+        })
+        .await;
+    let admin = app.admin().await;
+    let detail = format!("/admin/schedules/{id}/");
+    let response = admin.submit(&detail, &format!("/admin/schedules/{id}/run"), &[]).await;
+    let run_page = common::location(&response);
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        let html = admin.get_html(&run_page).await;
+        if html.contains("<span class=\"status status-succeeded\">succeeded</span>") {
+            assert!(html.contains("<dt>deleted_runs</dt><dd>0</dd>"), "the task's stats are shown");
+            break;
+        }
+        assert!(Instant::now() < deadline, "the manual run was not executed: {html}");
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
 
 async fn a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page(backend: Backend) {
     let Some(app) = spawn_app_running(backend).await else { return };

@@ -184,3 +184,18 @@ pub fn cancel(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<Opt
     };
     Ok((changed == 1).then_some(current.status))
 }
+
+/// The newest run of each schedule, by schedule id.
+pub fn latest_per_schedule(conn: &mut DbConnection) -> QueryResult<Vec<Run>> {
+    let newest: Vec<Option<i64>> = runs::table
+        .filter(runs::schedule_id.is_not_null())
+        .group_by(runs::schedule_id)
+        .select(diesel::dsl::max(runs::id))
+        .load(conn)?;
+    let ids: Vec<i64> = newest.into_iter().flatten().collect();
+    let mut found = Vec::with_capacity(ids.len());
+    for chunk in ids.chunks(500) {
+        found.extend(runs::table.filter(runs::id.eq_any(chunk)).select(Run::as_select()).load(conn)?);
+    }
+    Ok(found)
+}

@@ -218,6 +218,36 @@ pub fn next_to_fire(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Sche
         .load(conn)
 }
 
+/// What the schedules list can narrow schedules to.
+#[derive(Debug, Clone, Default)]
+pub struct ScheduleFilter {
+    /// Words in the name or description.
+    pub search: Option<String>,
+    pub enabled: Option<bool>,
+    pub task_kind: Option<String>,
+}
+
+/// Schedules matching `filter`, by name. An installation has hundreds of schedules at most.
+pub fn list(conn: &mut DbConnection, filter: &ScheduleFilter) -> QueryResult<Vec<Schedule>> {
+    let mut query = schedules::table.select(Schedule::as_select()).into_boxed();
+    if let Some(words) = &filter.search {
+        let pattern = format!("%{}%", words.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+        query = query.filter(
+            schedules::name
+                .like(pattern.clone())
+                .escape('\\')
+                .or(schedules::description.like(pattern).escape('\\')),
+        );
+    }
+    if let Some(enabled) = filter.enabled {
+        query = query.filter(schedules::enabled.eq(enabled));
+    }
+    if let Some(kind) = &filter.task_kind {
+        query = query.filter(schedules::task_kind.eq(kind.clone()));
+    }
+    query.order(schedules::name.asc()).load(conn)
+}
+
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     schedules::table.count().get_result(conn)
 }

@@ -8,6 +8,7 @@
 //! is not run is recorded as a `missed` run; overlaps follow the overlap policy. Time is passed
 //! in (`now`), so tests drive the scheduler with their own clock.
 
+pub mod actions;
 pub mod beat;
 mod reconcile;
 

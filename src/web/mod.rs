@@ -16,18 +16,22 @@ mod login;
 pub mod middleware;
 mod page;
 mod runs;
+mod schedules;
 mod users;
 
 use std::sync::Arc;
 
 use crate::config::Settings;
 use crate::db::DbPool;
+use crate::queue::Queue;
 
 pub use error::AppError;
 
 /// What every handler can reach through `web::Data<AppState>`.
 pub struct AppState {
     pub pool: DbPool,
+    /// Where "run now" puts its runs.
+    pub queue: Queue,
     pub settings: Arc<Settings>,
 }
 

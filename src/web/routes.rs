@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use actix_web::{Route, web};
 
 use crate::domain::Role;
-use crate::web::{account, assets, audit, dashboard, health, login, runs, users};
+use crate::web::{account, assets, audit, dashboard, health, login, runs, schedules, users};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,6 +62,11 @@ pub fn table() -> Vec<RouteDef> {
         get("/admin/account/", VIEWER, |r| r.to(account::show)),
         post("/admin/account/", VIEWER, |r| r.to(account::change_password)),
         get("/admin/audit/", VIEWER, |r| r.to(audit::list)),
+        get("/admin/schedules/", VIEWER, |r| r.to(schedules::list)),
+        get("/admin/schedules/{id}/", VIEWER, |r| r.to(schedules::detail)),
+        post("/admin/schedules/{id}/pause", OPERATOR, |r| r.to(schedules::pause)),
+        post("/admin/schedules/{id}/resume", OPERATOR, |r| r.to(schedules::resume)),
+        post("/admin/schedules/{id}/run", OPERATOR, |r| r.to(schedules::run_now)),
         get("/admin/runs/", VIEWER, |r| r.to(runs::list)),
         get("/admin/runs/{id}/", VIEWER, |r| r.to(runs::detail)),
         post("/admin/runs/{id}/cancel", OPERATOR, |r| r.to(runs::cancel)),
