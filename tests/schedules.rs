@@ -14,7 +14,211 @@ on_both_backends!(
     the_list_finds_schedules_by_words_state_and_task,
     the_detail_shows_settings_and_the_next_fire_times_with_dst_changes,
     an_operator_pauses_resumes_and_runs_a_schedule_now,
+    an_operator_creates_a_schedule_through_the_form,
+    bad_schedule_input_is_shown_beside_each_field_and_nothing_is_saved,
+    the_preview_button_shows_fire_times_and_saves_nothing,
+    an_edit_is_saved_and_audited_with_what_changed,
+    deleting_asks_first_and_keeps_the_runs,
 );
+
+/// A complete, valid form for a daily schedule, with `overrides`.
+fn fields<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+    let mut all: Vec<(&str, &str)> = vec![
+        ("name", "gleif-daily"),
+        ("description", "Download the GLEIF ISIN-LEI file"),
+        ("task_kind", "prune_history"),
+        ("param__prune_history__chunk_size", "500"),
+        ("spec_kind", "cron"),
+        ("cron_expr", "0 3 * * *"),
+        ("timezone", "Europe/Berlin"),
+        ("every", ""),
+        ("every_unit", "minutes"),
+        ("once_at", ""),
+        ("start_at", ""),
+        ("end_at", ""),
+        ("enabled", "on"),
+        ("misfire_policy", "run_once"),
+        ("misfire_grace_seconds", "600"),
+        ("overlap_policy", "forbid"),
+        ("jitter_seconds", "30"),
+        ("max_attempts", "4"),
+        ("retry_backoff_seconds", "60"),
+        ("retry_backoff_max_seconds", "900"),
+        ("timeout_seconds", "3600"),
+        ("expires_seconds", ""),
+        ("keep_succeeded", "30"),
+        ("keep_failed", "60"),
+        ("action", "save"),
+    ];
+    for (name, value) in overrides {
+        match all.iter_mut().find(|(n, _)| n == name) {
+            Some(field) => field.1 = value,
+            None => all.push((name, value)),
+        }
+    }
+    all.retain(|(name, value)| !(*name == "enabled" && value.is_empty()));
+    all
+}
+
+async fn schedule_count(app: &TestApp) -> i64 {
+    app.query(|conn| schedule::count(conn).unwrap()).await
+}
+
+async fn an_operator_creates_a_schedule_through_the_form(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    app.create_user("opal", "opal's long passphrase", Role::Operator).await;
+    let operator = app.logged_in("opal", "opal's long passphrase").await;
+    let form = operator.get_html("/admin/schedules/new").await;
+    assert!(form.contains("value=\"0 3 * * *\""), "the form starts from the defaults");
+    assert!(form.contains("id=\"preview\""), "and shows their next fire times");
+
+    let response = operator.submit("/admin/schedules/new", "/admin/schedules/new", &fields(&[])).await;
+    assert_eq!(response.status(), 303);
+    let created = app.query(|conn| schedule::find_by_name(conn, "gleif-daily").unwrap().unwrap()).await;
+    assert_eq!(location(&response), format!("/admin/schedules/{}/", created.id));
+    assert_eq!(created.params, r#"{"chunk_size":"500"}"#);
+    assert_eq!(
+        (created.cron_expr.as_deref(), created.timezone.as_str()),
+        (Some("0 3 * * *"), "Europe/Berlin")
+    );
+    assert_eq!(
+        (created.max_attempts, created.timeout_seconds, created.expires_seconds),
+        (4, Some(3600), None)
+    );
+    assert_eq!((created.keep_succeeded, created.keep_failed, created.jitter_seconds), (30, 60, 30));
+    assert!(created.created_by.is_some());
+    let detail = operator.get_html(&location(&response)).await;
+    assert!(detail.contains("Schedule “gleif-daily” was created."));
+    assert!(detail.contains("every day at 03:00 (Europe/Berlin)"));
+    let changes = detail.split("<h2>Changes</h2>").nth(1).unwrap();
+    assert!(changes.contains("<td>create</td>"));
+
+    // A fixed interval and a one-off work too.
+    let every =
+        fields(&[("name", "every-15"), ("spec_kind", "interval"), ("every", "15"), ("cron_expr", "")]);
+    assert_eq!(operator.submit("/admin/schedules/new", "/admin/schedules/new", &every).await.status(), 303);
+    let once = fields(&[
+        ("name", "one-off"),
+        ("spec_kind", "once"),
+        ("once_at", "2099-01-02T09:30"),
+        ("cron_expr", ""),
+    ]);
+    assert_eq!(operator.submit("/admin/schedules/new", "/admin/schedules/new", &once).await.status(), 303);
+    let list = operator.get_html("/admin/schedules/").await;
+    assert!(list.contains("every 15 minutes"));
+    assert!(list.contains("once, at 2099-01-02 08:30 UTC"), "09:30 in Berlin is stored as UTC");
+}
+
+async fn bad_schedule_input_is_shown_beside_each_field_and_nothing_is_saved(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let existing = fields(&[("name", "taken")]);
+    assert_eq!(admin.submit("/admin/schedules/new", "/admin/schedules/new", &existing).await.status(), 303);
+    // (the form, the field whose message is expected, the message)
+    type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let cases: Vec<Case<'_>> = vec![
+        (fields(&[("name", "")]), "name", "Enter a name."),
+        (fields(&[("name", "taken")]), "name", "A schedule with this name already exists."),
+        (fields(&[("cron_expr", "0 25 * * *")]), "cron_expr", "Not a valid cron expression"),
+        (fields(&[("cron_expr", "0 3 * *")]), "cron_expr", "A cron expression has 5 fields"),
+        (fields(&[("timezone", "Mars/Olympus")]), "timezone", "Unknown time zone “Mars/Olympus”"),
+        (
+            fields(&[("spec_kind", "interval"), ("every", "0")]),
+            "every",
+            "Enter a whole number greater than 0.",
+        ),
+        (
+            fields(&[("start_at", "2030-05-02T00:00"), ("end_at", "2030-05-01T00:00")]),
+            "end_at",
+            "The end must be after the start.",
+        ),
+        (fields(&[("start_at", "2030-03-31T02:30")]), "start_at", "does not exist in Europe/Berlin"),
+        (fields(&[("task_kind", "rm_rf")]), "task_kind", "Choose a task."),
+        (
+            fields(&[("param__prune_history__chunk_size", "lots")]),
+            "param__prune_history__chunk_size",
+            "Enter a whole number from 1 to 100000.",
+        ),
+        (fields(&[("max_attempts", "0")]), "max_attempts", "Enter a whole number from 1 to 100."),
+        (fields(&[("timeout_seconds", "-5")]), "timeout_seconds", "greater than 0, or leave it empty"),
+        (
+            fields(&[("retry_backoff_max_seconds", "10")]),
+            "retry_backoff_max_seconds",
+            "cannot be shorter than the first one",
+        ),
+    ];
+    for (form, field, message) in cases {
+        let response = admin.submit("/admin/schedules/new", "/admin/schedules/new", &form).await;
+        assert_eq!(response.status(), 422, "{field}");
+        let html = response.text().await.unwrap();
+        let marker = format!("<p class=\"field-error\" id=\"error_{field}\">");
+        let at = html.find(&marker).unwrap_or_else(|| panic!("no message beside {field}"));
+        assert!(
+            html[at + marker.len()..].starts_with(message) || html[at..at + 300].contains(message),
+            "{field}: {}",
+            &html[at..at + 200]
+        );
+    }
+    assert_eq!(schedule_count(&app).await, 1, "nothing else was saved");
+}
+
+async fn the_preview_button_shows_fire_times_and_saves_nothing(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let preview =
+        fields(&[("cron_expr", "30 2 * * *"), ("start_at", "2030-03-29T00:00"), ("action", "preview")]);
+    let response = admin.submit("/admin/schedules/new", "/admin/schedules/new", &preview).await;
+    assert_eq!(response.status(), 200);
+    let html = response.text().await.unwrap();
+    let table = html.split("id=\"preview\"").nth(1).unwrap().split("</table>").next().unwrap();
+    // 30 March 2030 is the spring-forward day in Berlin: 02:30 does not exist, it fires at 03:00.
+    assert!(table.contains("Fri 2030-03-29 02:30:00 CET"), "{table}");
+    assert!(table.contains("Sat 2030-03-30 02:30:00 CET"), "{table}");
+    assert!(table.contains("Sun 2030-03-31 03:00:00 CEST"), "{table}");
+    assert!(table.contains("DST change"));
+    assert_eq!(schedule_count(&app).await, 0);
+}
+
+async fn an_edit_is_saved_and_audited_with_what_changed(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let created = admin.submit("/admin/schedules/new", "/admin/schedules/new", &fields(&[])).await;
+    let detail = location(&created);
+    let edit = format!("{detail}edit");
+    let form = admin.get_html(&edit).await;
+    assert!(form.contains("value=\"gleif-daily\""), "the form shows the saved values");
+    assert!(form.contains("name=\"param__prune_history__chunk_size\" value=\"500\""));
+
+    let response = admin.submit(&edit, &edit, &fields(&[("cron_expr", "15 4 * * *"), ("enabled", "")])).await;
+    assert_eq!(response.status(), 303);
+    let page = admin.get_html(&detail).await;
+    assert!(page.contains("The schedule was saved."));
+    assert!(page.contains("every day at 04:15 (Europe/Berlin)"));
+    assert!(page.contains("<span class=\"field-name\">cron_expr</span>: 0 3 * * * → 15 4 * * *"));
+    assert!(page.contains("<span class=\"field-name\">enabled</span>: true → false"));
+    let again = admin.submit(&edit, &edit, &fields(&[("cron_expr", "15 4 * * *"), ("enabled", "")])).await;
+    assert_eq!(again.status(), 303);
+    assert!(admin.get_html(&detail).await.contains("Nothing was changed."));
+}
+
+async fn deleting_asks_first_and_keeps_the_runs(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let created = admin.submit("/admin/schedules/new", "/admin/schedules/new", &fields(&[])).await;
+    let detail = location(&created);
+    admin.submit(&detail, &format!("{detail}run"), &[]).await;
+    let confirm = admin.get_html(&format!("{detail}delete")).await;
+    assert!(confirm.contains("Its 1 run(s) stay in the history."));
+    let response = admin.submit(&format!("{detail}delete"), &format!("{detail}delete"), &[]).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), "/admin/schedules/");
+    assert!(admin.get_html("/admin/schedules/").await.contains("Schedule “gleif-daily” was deleted"));
+    assert_eq!(schedule_count(&app).await, 0);
+    let runs = admin.get_html("/admin/runs/").await;
+    assert!(runs.contains("gleif-daily"), "the run stays, under the schedule's name");
+    let audit = admin.get_html("/admin/audit/?object_type=schedule").await;
+    assert!(audit.contains("<td>delete</td>"));
+}
 
 async fn add(app: &TestApp, name: &str, description: &str, cron: &str, zone: &str, enabled: bool) -> i64 {
     let (name, description, cron, zone) =

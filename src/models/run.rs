@@ -105,6 +105,10 @@ pub fn taken_occurrence(
         .optional()
 }
 
+pub fn count_for_schedule(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<i64> {
+    runs::table.filter(runs::schedule_id.eq(schedule_id)).count().get_result(conn)
+}
+
 /// Whether the schedule has a run that is queued or running (for the overlap policy).
 pub fn has_active(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(

@@ -116,6 +116,146 @@ impl NewSchedule {
     }
 }
 
+/// What the schedule form may change. Every field is written; `None` clears a column.
+#[derive(Debug, Clone, PartialEq, Eq, AsChangeset, serde::Serialize)]
+#[diesel(table_name = schedules, treat_none_as_null = true)]
+pub struct ScheduleChanges {
+    pub name: String,
+    pub description: String,
+    pub task_kind: String,
+    pub params: String,
+    pub spec_kind: String,
+    pub cron_expr: Option<String>,
+    pub timezone: String,
+    pub interval_seconds: Option<i64>,
+    pub once_at: Option<NaiveDateTime>,
+    pub start_at: Option<NaiveDateTime>,
+    pub end_at: Option<NaiveDateTime>,
+    pub enabled: bool,
+    pub misfire_policy: String,
+    pub misfire_grace_seconds: i64,
+    pub overlap_policy: String,
+    pub jitter_seconds: i64,
+    pub max_attempts: i32,
+    pub retry_backoff_seconds: i64,
+    pub retry_backoff_max_seconds: i64,
+    pub timeout_seconds: Option<i64>,
+    pub expires_seconds: Option<i64>,
+    pub keep_succeeded: i32,
+    pub keep_failed: i32,
+}
+
+impl ScheduleChanges {
+    /// The row to insert for these settings.
+    pub fn into_new(self, created_by: Option<i64>) -> NewSchedule {
+        let now = crate::db::now();
+        NewSchedule {
+            name: self.name,
+            description: self.description,
+            task_kind: self.task_kind,
+            params: self.params,
+            spec_kind: self.spec_kind,
+            cron_expr: self.cron_expr,
+            timezone: self.timezone,
+            interval_seconds: self.interval_seconds,
+            once_at: self.once_at,
+            start_at: self.start_at,
+            end_at: self.end_at,
+            enabled: self.enabled,
+            misfire_policy: self.misfire_policy,
+            misfire_grace_seconds: self.misfire_grace_seconds,
+            overlap_policy: self.overlap_policy,
+            jitter_seconds: self.jitter_seconds,
+            max_attempts: self.max_attempts,
+            retry_backoff_seconds: self.retry_backoff_seconds,
+            retry_backoff_max_seconds: self.retry_backoff_max_seconds,
+            timeout_seconds: self.timeout_seconds,
+            expires_seconds: self.expires_seconds,
+            keep_succeeded: self.keep_succeeded,
+            keep_failed: self.keep_failed,
+            created_by,
+            created_at: now,
+            updated_at: now,
+        }
+    }
+}
+
+impl Schedule {
+    /// Settings with every field empty, to diff a new schedule against.
+    pub fn blank_changes() -> ScheduleChanges {
+        ScheduleChanges {
+            name: String::new(),
+            description: String::new(),
+            task_kind: String::new(),
+            params: String::new(),
+            spec_kind: String::new(),
+            cron_expr: None,
+            timezone: String::new(),
+            interval_seconds: None,
+            once_at: None,
+            start_at: None,
+            end_at: None,
+            enabled: false,
+            misfire_policy: String::new(),
+            misfire_grace_seconds: 0,
+            overlap_policy: String::new(),
+            jitter_seconds: 0,
+            max_attempts: 0,
+            retry_backoff_seconds: 0,
+            retry_backoff_max_seconds: 0,
+            timeout_seconds: None,
+            expires_seconds: None,
+            keep_succeeded: 0,
+            keep_failed: 0,
+        }
+    }
+
+    /// This row's settings as the form edits them.
+    pub fn changes(&self) -> ScheduleChanges {
+        ScheduleChanges {
+            name: self.name.clone(),
+            description: self.description.clone(),
+            task_kind: self.task_kind.clone(),
+            params: self.params.clone(),
+            spec_kind: self.spec_kind.clone(),
+            cron_expr: self.cron_expr.clone(),
+            timezone: self.timezone.clone(),
+            interval_seconds: self.interval_seconds,
+            once_at: self.once_at,
+            start_at: self.start_at,
+            end_at: self.end_at,
+            enabled: self.enabled,
+            misfire_policy: self.misfire_policy.clone(),
+            misfire_grace_seconds: self.misfire_grace_seconds,
+            overlap_policy: self.overlap_policy.clone(),
+            jitter_seconds: self.jitter_seconds,
+            max_attempts: self.max_attempts,
+            retry_backoff_seconds: self.retry_backoff_seconds,
+            retry_backoff_max_seconds: self.retry_backoff_max_seconds,
+            timeout_seconds: self.timeout_seconds,
+            expires_seconds: self.expires_seconds,
+            keep_succeeded: self.keep_succeeded,
+            keep_failed: self.keep_failed,
+        }
+    }
+}
+
+/// Writes `changes` and moves `version`, so a claim that read the old settings loses.
+pub fn update(conn: &mut DbConnection, id: i64, changes: &ScheduleChanges) -> QueryResult<usize> {
+    diesel::update(schedules::table.find(id))
+        .set((
+            changes,
+            schedules::version.eq(schedules::version + 1),
+            schedules::updated_at.eq(crate::db::now()),
+        ))
+        .execute(conn)
+}
+
+/// Deletes a schedule; its runs stay as history (their `schedule_id` becomes NULL).
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(schedules::table.find(id)).execute(conn)
+}
+
 fn utc(naive: NaiveDateTime) -> DateTime<Utc> {
     naive.and_utc()
 }

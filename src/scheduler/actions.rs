@@ -9,15 +9,95 @@ use crate::db::schema::schedules;
 use crate::db::{DbConnection, now, write_transaction};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::run::{self, NewRun};
-use crate::models::schedule::{self, Schedule};
+use crate::models::schedule::{self, Schedule, ScheduleChanges};
 
 /// Why an action did not happen.
 #[derive(Debug, thiserror::Error)]
 pub enum ActionError {
     #[error("No such schedule.")]
     NotFound,
+    #[error("A schedule with this name already exists.")]
+    DuplicateName,
     #[error(transparent)]
-    Database(#[from] diesel::result::Error),
+    Database(diesel::result::Error),
+}
+
+impl From<diesel::result::Error> for ActionError {
+    fn from(error: diesel::result::Error) -> Self {
+        match error {
+            diesel::result::Error::DatabaseError(diesel::result::DatabaseErrorKind::UniqueViolation, _) => {
+                Self::DuplicateName
+            }
+            other => Self::Database(other),
+        }
+    }
+}
+
+/// The fields that differ, as `{"field": [old, new]}`.
+fn diff(before: &ScheduleChanges, after: &ScheduleChanges) -> serde_json::Value {
+    let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
+        (serde_json::to_value(before), serde_json::to_value(after))
+    else {
+        return json!({});
+    };
+    let changed: serde_json::Map<String, serde_json::Value> = new
+        .into_iter()
+        .filter_map(|(field, value)| {
+            let previous = old.get(&field).cloned().unwrap_or(serde_json::Value::Null);
+            (previous != value).then(|| (field, json!([previous, value])))
+        })
+        .collect();
+    serde_json::Value::Object(changed)
+}
+
+/// Creates a schedule; the scheduler computes its first fire time at its next tick.
+pub fn create(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    settings: ScheduleChanges,
+) -> Result<Schedule, ActionError> {
+    write_transaction(conn, |conn| {
+        if schedule::find_by_name(conn, &settings.name)?.is_some() {
+            return Err(ActionError::DuplicateName);
+        }
+        let empty = Schedule::blank_changes();
+        let changes = diff(&empty, &settings);
+        let created = schedule::insert(conn, &settings.into_new(actor.id.map(i64::from)))?;
+        record(conn, actor, "create", &created, changes)?;
+        Ok(created)
+    })
+}
+
+/// Changes a schedule's settings; the scheduler picks the new timing up at its next tick.
+pub fn update(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    settings: &ScheduleChanges,
+) -> Result<bool, ActionError> {
+    write_transaction(conn, |conn| {
+        let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+        let changes = diff(&target.changes(), settings);
+        if changes.as_object().is_some_and(|map| map.is_empty()) {
+            return Ok(false);
+        }
+        if settings.name != target.name && schedule::find_by_name(conn, &settings.name)?.is_some() {
+            return Err(ActionError::DuplicateName);
+        }
+        schedule::update(conn, id, settings)?;
+        record(conn, actor, "update", &target, changes)?;
+        Ok(true)
+    })
+}
+
+/// Deletes a schedule; its runs stay as history.
+pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<(), ActionError> {
+    write_transaction(conn, |conn| {
+        let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+        schedule::delete(conn, id)?;
+        record(conn, actor, "delete", &target, json!({}))?;
+        Ok(())
+    })
 }
 
 fn record(

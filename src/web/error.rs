@@ -34,6 +34,16 @@ impl From<diesel::result::Error> for AppError {
     }
 }
 
+impl From<crate::scheduler::actions::ActionError> for AppError {
+    fn from(error: crate::scheduler::actions::ActionError) -> Self {
+        use crate::scheduler::actions::ActionError;
+        match error {
+            ActionError::NotFound => Self::NotFound,
+            other => Self::Internal(anyhow::Error::new(other).context("A schedule action failed")),
+        }
+    }
+}
+
 impl From<askama::Error> for AppError {
     fn from(error: askama::Error) -> Self {
         Self::Internal(anyhow::Error::new(error).context("Failed to render a template"))

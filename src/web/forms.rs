@@ -4,11 +4,12 @@ use std::collections::BTreeMap;
 
 /// Messages per form field, shown beside the field; `__all__` holds form-wide messages.
 #[derive(Debug, Clone, Default)]
-pub struct FormErrors(BTreeMap<&'static str, String>);
+pub struct FormErrors(BTreeMap<String, String>);
 
 impl FormErrors {
-    pub fn add(&mut self, field: &'static str, message: impl ToString) {
-        self.0.entry(field).or_insert_with(|| message.to_string());
+    /// Adds a message for `field`; the first one for a field is the one shown.
+    pub fn add(&mut self, field: impl Into<String>, message: impl ToString) {
+        self.0.entry(field.into()).or_insert_with(|| message.to_string());
     }
 
     /// The message for `field`, if any (templates call this).

@@ -16,6 +16,7 @@ mod login;
 pub mod middleware;
 mod page;
 mod runs;
+mod schedule_form;
 mod schedules;
 mod users;
 

@@ -66,6 +66,11 @@ impl Page {
         Self { user: None, csrf_token: String::new(), flashes: Vec::new(), nav: "" }
     }
 
+    /// Whether the current user may change things (operators and admins).
+    pub fn can_operate(&self) -> bool {
+        self.user.as_ref().is_some_and(|user| user.can(Role::Operator))
+    }
+
     /// Whether the current user is an admin (for showing admin-only navigation).
     pub fn is_admin(&self) -> bool {
         self.user.as_ref().is_some_and(|user| user.can(Role::Admin))

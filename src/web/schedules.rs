@@ -13,13 +13,17 @@ use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::domain::Role;
+use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_spec::FireTime;
+use crate::jobs::{ParamSpec, Registry};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule, ScheduleFilter};
 use crate::scheduler::actions::{self, ActionError};
 use crate::web::client_ip::actor;
+use crate::web::forms::FormErrors;
 use crate::web::page::{Page, flash_success, render, see_other};
+use crate::web::schedule_form::ScheduleForm;
 use crate::web::{AppError, AppState};
 
 const NAV: &str = "schedules";
@@ -83,7 +87,7 @@ pub async fn list(
             schedule,
         })
         .collect();
-    let task_kinds = crate::jobs::Registry::builtin().kinds().map(|kind| kind.name().to_owned()).collect();
+    let task_kinds = Registry::builtin().kinds().map(|kind| kind.name().to_owned()).collect();
     render(
         StatusCode::OK,
         &ListPage { page: Page::new(&session, Some(&me), NAV), rows, filter: query, task_kinds },
@@ -148,13 +152,7 @@ async fn set_enabled(
     enabled: bool,
 ) -> Result<HttpResponse, AppError> {
     let actor = actor(&req, &state.settings, &me);
-    let changed = state
-        .db(move |conn| match actions::set_enabled(conn, &actor, id, enabled) {
-            Ok(changed) => Ok(changed),
-            Err(ActionError::NotFound) => Err(AppError::NotFound),
-            Err(ActionError::Database(error)) => Err(error.into()),
-        })
-        .await?;
+    let changed = state.db(move |conn| Ok(actions::set_enabled(conn, &actor, id, enabled)?)).await?;
     let message = match (changed, enabled) {
         (true, true) => {
             "The schedule was resumed; occurrences missed while it was paused follow its misfire policy."
@@ -196,13 +194,7 @@ pub async fn run_now(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);
-    let run_id = state
-        .db(move |conn| match actions::run_now(conn, &actor, id) {
-            Ok(run_id) => Ok(run_id),
-            Err(ActionError::NotFound) => Err(AppError::NotFound),
-            Err(ActionError::Database(error)) => Err(error.into()),
-        })
-        .await?;
+    let run_id = state.db(move |conn| Ok(actions::run_now(conn, &actor, id)?)).await?;
     let message = match state.queue.push(run_id, Utc::now()).await {
         Ok(()) => format!("Run #{run_id} was queued."),
         Err(error) => {
@@ -213,4 +205,234 @@ pub async fn run_now(
     };
     flash_success(&session, message);
     Ok(see_other(&format!("/admin/runs/{run_id}/")))
+}
+
+/// One task kind with its parameters (and their form field names), for the form.
+struct KindFields {
+    name: &'static str,
+    title: &'static str,
+    params: Vec<(ParamSpec, String)>,
+}
+
+#[derive(Template)]
+#[template(path = "schedules/form.html")]
+struct FormPage {
+    page: Page,
+    /// `None` for a new schedule.
+    schedule_id: Option<i64>,
+    form: ScheduleForm,
+    errors: FormErrors,
+    preview: Vec<FireTime>,
+    kinds: Vec<KindFields>,
+    misfire_policies: &'static [MisfirePolicy],
+    overlap_policies: &'static [OverlapPolicy],
+}
+
+impl FormPage {
+    fn new(
+        page: Page,
+        schedule_id: Option<i64>,
+        form: ScheduleForm,
+        errors: FormErrors,
+        preview: Vec<FireTime>,
+    ) -> Self {
+        let kinds = Registry::builtin()
+            .kinds()
+            .map(|kind| KindFields {
+                name: kind.name(),
+                title: kind.title(),
+                params: kind
+                    .params()
+                    .iter()
+                    .map(|param| (*param, format!("param__{}__{}", kind.name(), param.name)))
+                    .collect(),
+            })
+            .collect();
+        Self {
+            page,
+            schedule_id,
+            form,
+            errors,
+            preview,
+            kinds,
+            misfire_policies: MisfirePolicy::ALL,
+            overlap_policies: OverlapPolicy::ALL,
+        }
+    }
+
+    /// The plain number fields: (name, label, value).
+    fn numbers(&self) -> Vec<(&'static str, &'static str, &str)> {
+        let f = &self.form;
+        vec![
+            ("misfire_grace_seconds", "Grace period (seconds)", f.misfire_grace_seconds.as_str()),
+            ("jitter_seconds", "Jitter (seconds)", f.jitter_seconds.as_str()),
+            ("max_attempts", "Attempts in all", f.max_attempts.as_str()),
+            ("retry_backoff_seconds", "First retry after (seconds)", f.retry_backoff_seconds.as_str()),
+            (
+                "retry_backoff_max_seconds",
+                "Longest retry delay (seconds)",
+                f.retry_backoff_max_seconds.as_str(),
+            ),
+            ("timeout_seconds", "Timeout (seconds; empty: none)", f.timeout_seconds.as_str()),
+            (
+                "expires_seconds",
+                "Expires when queued longer than (seconds; empty: never)",
+                f.expires_seconds.as_str(),
+            ),
+            ("keep_succeeded", "Succeeded runs kept", f.keep_succeeded.as_str()),
+            ("keep_failed", "Other finished runs kept", f.keep_failed.as_str()),
+        ]
+    }
+
+    fn action(&self) -> String {
+        match self.schedule_id {
+            Some(id) => format!("/admin/schedules/{id}/edit"),
+            None => "/admin/schedules/new".to_owned(),
+        }
+    }
+}
+
+pub async fn new_form(session: Session, me: web::ReqData<CurrentUser>) -> Result<HttpResponse, AppError> {
+    let form = ScheduleForm::blank();
+    let (_, preview) = form.parse(&Registry::builtin());
+    let page = Page::new(&session, Some(&me), NAV);
+    render(StatusCode::OK, &FormPage::new(page, None, form, FormErrors::default(), preview))
+}
+
+/// Shows the form again: with the preview (200) or with the errors (422).
+fn show_again(
+    session: &Session,
+    me: &CurrentUser,
+    schedule_id: Option<i64>,
+    form: ScheduleForm,
+    outcome: Result<(), FormErrors>,
+    preview: Vec<FireTime>,
+) -> Result<HttpResponse, AppError> {
+    let (status, errors) = match outcome {
+        Ok(()) => (StatusCode::OK, FormErrors::default()),
+        Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
+    };
+    let page = Page::new(session, Some(me), NAV);
+    render(status, &FormPage::new(page, schedule_id, form, errors, preview))
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    fields: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let form = ScheduleForm::from_pairs(fields.into_inner());
+    let (parsed, preview) = form.parse(&Registry::builtin());
+    let settings = match parsed {
+        Ok(settings) if !form.is_preview() => settings,
+        Ok(_) => return show_again(&session, &me, None, form, Ok(()), preview),
+        Err(errors) => return show_again(&session, &me, None, form, Err(errors), preview),
+    };
+    let actor = actor(&req, &state.settings, &me);
+    let created = state.db(move |conn| Ok(actions::create(conn, &actor, settings))).await?;
+    match created {
+        Ok(created) => {
+            flash_success(&session, format!("Schedule “{}” was created.", created.name));
+            Ok(see_other(&format!("/admin/schedules/{}/", created.id)))
+        }
+        Err(ActionError::DuplicateName) => {
+            let mut errors = FormErrors::default();
+            errors.add("name", ActionError::DuplicateName);
+            show_again(&session, &me, None, form, Err(errors), preview)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub async fn edit_form(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let found = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let form = ScheduleForm::from_settings(&found.changes());
+    let (_, preview) = form.parse(&Registry::builtin());
+    let page = Page::new(&session, Some(&me), NAV);
+    render(StatusCode::OK, &FormPage::new(page, Some(id), form, FormErrors::default(), preview))
+}
+
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+    fields: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let form = ScheduleForm::from_pairs(fields.into_inner());
+    let (parsed, preview) = form.parse(&Registry::builtin());
+    let settings = match parsed {
+        Ok(settings) if !form.is_preview() => settings,
+        Ok(_) => return show_again(&session, &me, Some(id), form, Ok(()), preview),
+        Err(errors) => return show_again(&session, &me, Some(id), form, Err(errors), preview),
+    };
+    let actor = actor(&req, &state.settings, &me);
+    let updated = state.db(move |conn| Ok(actions::update(conn, &actor, id, &settings))).await?;
+    match updated {
+        Ok(changed) => {
+            let message = if changed { "The schedule was saved." } else { "Nothing was changed." };
+            flash_success(&session, message);
+            Ok(see_other(&format!("/admin/schedules/{id}/")))
+        }
+        Err(ActionError::DuplicateName) => {
+            let mut errors = FormErrors::default();
+            errors.add("name", ActionError::DuplicateName);
+            show_again(&session, &me, Some(id), form, Err(errors), preview)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "schedules/delete.html")]
+struct DeletePage {
+    page: Page,
+    schedule: Schedule,
+    runs: i64,
+}
+
+pub async fn delete_confirm(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let (found, runs) = state
+        .db(move |conn| {
+            let found = schedule::find(conn, id)?.ok_or(AppError::NotFound)?;
+            Ok((found, run::count_for_schedule(conn, id)?))
+        })
+        .await?;
+    render(StatusCode::OK, &DeletePage { page: Page::new(&session, Some(&me), NAV), schedule: found, runs })
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let actor = actor(&req, &state.settings, &me);
+    let name = state
+        .db(move |conn| {
+            let found = schedule::find(conn, id)?.ok_or(AppError::NotFound)?;
+            actions::delete(conn, &actor, id)?;
+            Ok(found.name)
+        })
+        .await?;
+    flash_success(&session, format!("Schedule “{name}” was deleted; its runs stay in the history."));
+    Ok(see_other("/admin/schedules/"))
 }
