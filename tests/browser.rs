@@ -151,3 +151,49 @@ async fn a_person_logs_in_through_the_form_and_sees_the_dashboard() {
 
     client.close().await.unwrap();
 }
+
+/// Logs in through the form as the admin.
+async fn log_in(client: &Client, address: &str) {
+    client.goto(&format!("{address}/login")).await.unwrap();
+    client.find(Locator::Id("id_username")).await.unwrap().send_keys("admin").await.unwrap();
+    client.find(Locator::Id("id_password")).await.unwrap().send_keys(ADMIN_PASSWORD).await.unwrap();
+    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Id("users-total")).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_person_creates_a_schedule_pauses_it_and_sees_it_paused() {
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let (_driver, client) = start_driver(&chromedriver).await;
+    log_in(&client, &app.address).await;
+
+    client.find(Locator::LinkText("Schedules")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::LinkText("Add schedule")).await.unwrap().click().await.unwrap();
+    let name = client.wait().for_element(Locator::Id("id_name")).await.unwrap();
+    name.send_keys("nightly-gleif").await.unwrap();
+    let cron = client.find(Locator::Id("id_cron_expr")).await.unwrap();
+    cron.clear().await.unwrap();
+    cron.send_keys("30 2 * * *").await.unwrap();
+    let zone = client.find(Locator::Id("id_timezone")).await.unwrap();
+    zone.clear().await.unwrap();
+    zone.send_keys("Europe/Berlin").await.unwrap();
+    client.find(Locator::Css("button[value=preview]")).await.unwrap().click().await.unwrap();
+    let preview = client.wait().for_element(Locator::Css("#preview tbody tr")).await.unwrap();
+    assert!(preview.text().await.unwrap().contains("02:30:00 CE"), "the preview shows local times");
+    screenshot(&client, "schedule-form").await;
+    client.find(Locator::Css("button[value=save]")).await.unwrap().click().await.unwrap();
+
+    let settings = client.wait().for_element(Locator::Id("schedule-settings")).await.unwrap();
+    assert!(settings.text().await.unwrap().contains("every day at 02:30 (Europe/Berlin)"));
+    client.find(Locator::Css("form[action$='/pause'] button")).await.unwrap().click().await.unwrap();
+    let flash = client.wait().for_element(Locator::Css(".flash-success")).await.unwrap();
+    assert!(flash.text().await.unwrap().contains("The schedule was paused"));
+
+    client.find(Locator::LinkText("Schedules")).await.unwrap().click().await.unwrap();
+    let row = client.wait().for_element(Locator::Css("#schedules tbody tr")).await.unwrap();
+    let text = row.text().await.unwrap();
+    assert!(text.contains("nightly-gleif") && text.contains("paused"), "{text}");
+    screenshot(&client, "schedules-list").await;
+    client.close().await.unwrap();
+}
