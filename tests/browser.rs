@@ -152,6 +152,22 @@ async fn a_person_logs_in_through_the_form_and_sees_the_dashboard() {
     client.close().await.unwrap();
 }
 
+/// Waits until an element matching `css` contains `needle` (the page may still be the previous
+/// one, or be replaced while it is read), and returns its text.
+async fn wait_for_text(client: &Client, css: &str, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(15);
+    loop {
+        if let Ok(element) = client.find(Locator::Css(css)).await
+            && let Ok(text) = element.text().await
+            && text.contains(needle)
+        {
+            return text;
+        }
+        assert!(Instant::now() < deadline, "no {css} containing {needle:?}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
 /// Logs in through the form as the admin.
 async fn log_in(client: &Client, address: &str) {
     client.goto(&format!("{address}/login")).await.unwrap();
@@ -179,21 +195,18 @@ async fn a_person_creates_a_schedule_pauses_it_and_sees_it_paused() {
     zone.clear().await.unwrap();
     zone.send_keys("Europe/Berlin").await.unwrap();
     client.find(Locator::Css("button[value=preview]")).await.unwrap().click().await.unwrap();
-    let preview = client.wait().for_element(Locator::Css("#preview tbody tr")).await.unwrap();
-    assert!(preview.text().await.unwrap().contains("02:30:00 CE"), "the preview shows local times");
+    // The preview of the new expression, in local time.
+    wait_for_text(&client, "#preview tbody tr", "02:30:00 CE").await;
     screenshot(&client, "schedule-form").await;
     client.find(Locator::Css("button[value=save]")).await.unwrap().click().await.unwrap();
 
-    let settings = client.wait().for_element(Locator::Id("schedule-settings")).await.unwrap();
-    assert!(settings.text().await.unwrap().contains("every day at 02:30 (Europe/Berlin)"));
+    wait_for_text(&client, "#schedule-settings", "every day at 02:30 (Europe/Berlin)").await;
     client.find(Locator::Css("form[action$='/pause'] button")).await.unwrap().click().await.unwrap();
-    let flash = client.wait().for_element(Locator::Css(".flash-success")).await.unwrap();
-    assert!(flash.text().await.unwrap().contains("The schedule was paused"));
+    wait_for_text(&client, ".flash-success", "The schedule was paused").await;
 
     client.find(Locator::LinkText("Schedules")).await.unwrap().click().await.unwrap();
-    let row = client.wait().for_element(Locator::Css("#schedules tbody tr")).await.unwrap();
-    let text = row.text().await.unwrap();
-    assert!(text.contains("nightly-gleif") && text.contains("paused"), "{text}");
+    let text = wait_for_text(&client, "#schedules tbody tr", "nightly-gleif").await;
+    assert!(text.contains("paused"), "{text}");
     screenshot(&client, "schedules-list").await;
     client.close().await.unwrap();
 }
