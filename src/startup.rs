@@ -160,13 +160,10 @@ fn start_background(pool: &DbPool, queue: Queue, settings: &Settings, processes:
         tasks.push(tokio::spawn(beat::run(pool.clone(), queue.clone(), stopped(watch.clone()))));
     }
     if processes.worker {
-        let (pool, concurrency) = (pool.clone(), settings.worker_concurrency);
-        let shutdown = stopped(watch.clone());
+        let (pool, concurrency, stop) = (pool.clone(), settings.worker_concurrency, watch.clone());
         tasks.push(tokio::spawn(async move {
             let name = worker::worker_name("worker");
-            if let Err(error) =
-                worker::run(pool, queue, Registry::builtin(), name, concurrency, shutdown).await
-            {
+            if let Err(error) = worker::run(pool, queue, Registry::builtin(), name, concurrency, stop).await {
                 tracing::error!(error = format!("{error:#}"), "the worker stopped");
             }
         }));

@@ -64,7 +64,7 @@ pub fn authenticate(
 
     let found = {
         let mut conn = pool.get().context("Failed to get a database connection")?;
-        login_failure::record(&mut conn, &counted_name, ip, now)
+        let attempt = login_failure::record(&mut conn, &counted_name, ip, now)
             .context("Failed to record a login attempt")?;
         let (failures, oldest) = login_failure::recent_for(&mut conn, &counted_name, ip, since)
             .context("Failed to read recent login failures")?;
@@ -80,8 +80,7 @@ pub fn authenticate(
         };
         if let Some(oldest) = locked_since {
             // A refused attempt is not a failure: it must not prolong the lock.
-            login_failure::delete_one(&mut conn, &counted_name, ip, now)
-                .context("Failed to forget a refused login attempt")?;
+            login_failure::delete(&mut conn, attempt).context("Failed to forget a refused login attempt")?;
             let remaining = (oldest + window - now).num_seconds().max(1);
             let minutes = u64::try_from(remaining).unwrap_or(1).div_ceil(60);
             return Err(LoginError::Throttled { minutes });

@@ -49,7 +49,12 @@ pub async fn worker(concurrency: Option<usize>) -> anyhow::Result<()> {
         "isinbeat worker {name}: {concurrency} at a time (queue: {}). Press Ctrl+C to stop.",
         queue.describe()
     );
-    worker::run(pool, queue, Registry::builtin(), name, concurrency, shutdown_signal()).await?;
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown_signal().await;
+        let _ = stop.send(true);
+    });
+    worker::run(pool, queue, Registry::builtin(), name, concurrency, stopped).await?;
     println!("isinbeat worker: stopped; runs in progress were finished.");
     Ok(())
 }

@@ -64,11 +64,12 @@ pub fn establish(url: &DatabaseUrl) -> diesel::ConnectionResult<DbConnection> {
         DatabaseUrl::Postgres(url) => PgConnection::establish(url).map(DbConnection::Postgresql),
         DatabaseUrl::Sqlite(path) => {
             let mut conn = SqliteConnection::establish(&path.to_string_lossy())?;
-            // WAL lets readers go on while one writer writes; the busy timeout makes a writer wait
-            // for the lock instead of failing; foreign keys are off by default in SQLite.
+            // The busy timeout first: even switching to WAL needs a lock another connection may
+            // hold. WAL lets readers go on while one writer writes; the busy timeout makes a writer
+            // wait for the lock instead of failing; foreign keys are off by default in SQLite.
             conn.batch_execute(
-                "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                 PRAGMA busy_timeout = 5000; PRAGMA foreign_keys = ON;",
+                "PRAGMA busy_timeout = 5000; PRAGMA journal_mode = WAL; \
+                 PRAGMA synchronous = NORMAL; PRAGMA foreign_keys = ON;",
             )
             .map_err(|e| diesel::ConnectionError::BadConnection(e.to_string()))?;
             Ok(DbConnection::Sqlite(conn))

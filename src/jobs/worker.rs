@@ -21,20 +21,47 @@ pub fn worker_name(role: &str) -> String {
     format!("{role}@{host}:{}", std::process::id())
 }
 
-/// Works until `shutdown` resolves; runs in progress then finish before this returns.
+/// Works until `stop` turns true; runs in progress then finish before this returns. A queue
+/// error (the broker gone, a locked queue file) restarts the worker after a pause instead of
+/// ending it: runs stay safe in the database meanwhile.
 pub async fn run(
     pool: DbPool,
     queue: Queue,
     registry: Registry,
     name: String,
     concurrency: usize,
+    stop: tokio::sync::watch::Receiver<bool>,
+) -> anyhow::Result<()> {
+    loop {
+        let mut stopped = stop.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        };
+        match work_once(&pool, &queue, &registry, &name, concurrency, shutdown).await {
+            Ok(()) => return Ok(()),
+            Err(error) if !*stop.borrow() => {
+                tracing::error!(error = format!("{error:#}"), "the worker failed; restarting it in 5 s");
+                tokio::time::sleep(StdDuration::from_secs(5)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+async fn work_once(
+    pool: &DbPool,
+    queue: &Queue,
+    registry: &Registry,
+    name: &str,
+    concurrency: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
+    let (pool, registry) = (pool.clone(), registry.clone());
     let requeue = queue.clone();
-    let worker = Arc::new(name.clone());
+    let worker = Arc::new(name.to_owned());
     queue
         .work(
-            &name,
+            name,
             concurrency,
             move |run_id| {
                 let (pool, registry, queue, worker) =

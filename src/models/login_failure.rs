@@ -7,14 +7,21 @@ use diesel::prelude::*;
 use crate::db::DbConnection;
 use crate::db::schema::login_failures;
 
-pub fn record(conn: &mut DbConnection, username: &str, ip: &str, at: NaiveDateTime) -> QueryResult<usize> {
+/// Records an attempt and returns its id.
+pub fn record(conn: &mut DbConnection, username: &str, ip: &str, at: NaiveDateTime) -> QueryResult<i64> {
     diesel::insert_into(login_failures::table)
         .values((
             login_failures::username.eq(username),
             login_failures::ip.eq(ip),
             login_failures::failed_at.eq(at),
         ))
-        .execute(conn)
+        .execute(conn)?;
+    crate::db::last_insert_id(conn)
+}
+
+/// Forgets one recorded attempt.
+pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    diesel::delete(login_failures::table.find(id)).execute(conn)
 }
 
 /// Failures for this username from this address since `since`, and the oldest of them.
@@ -43,26 +50,6 @@ pub fn recent_from_ip(
         .filter(login_failures::failed_at.gt(since))
         .select((diesel::dsl::count_star(), diesel::dsl::min(login_failures::failed_at)))
         .first(conn)
-}
-
-/// Forgets one attempt recorded at `at` (one of several identical ones, which are alike).
-pub fn delete_one(
-    conn: &mut DbConnection,
-    username: &str,
-    ip: &str,
-    at: NaiveDateTime,
-) -> QueryResult<usize> {
-    let id: Option<i64> = login_failures::table
-        .filter(login_failures::username.eq(username))
-        .filter(login_failures::ip.eq(ip))
-        .filter(login_failures::failed_at.eq(at))
-        .select(login_failures::id)
-        .first(conn)
-        .optional()?;
-    match id {
-        Some(id) => diesel::delete(login_failures::table.find(id)).execute(conn),
-        None => Ok(0),
-    }
 }
 
 /// Forgets the failures of a username from an address after it logged in.

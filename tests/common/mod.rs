@@ -141,6 +141,9 @@ async fn start(database_url: &str, extra: &[(&str, &str)], processes: Processes)
         vars.insert((*name).to_owned(), (*value).to_owned());
     }
     let settings = Settings::from_lookup(|name| vars.get(name).cloned()).unwrap();
+    // ISINBEAT_TEST_LOG=warn (with --nocapture) shows what the application logs.
+    let filter = std::env::var("ISINBEAT_TEST_LOG").unwrap_or_else(|_| "off".to_owned());
+    isinbeat::telemetry::init(&filter, isinbeat::config::LogFormat::Text);
     let app = Application::build_with(settings, processes).await.expect("the application starts");
     let port = app.port();
     let pool = app.pool();
