@@ -37,7 +37,9 @@ async fn run_now_from_the_schedule_page_is_executed_by_the_worker(backend: Backe
             assert!(html.contains("<dt>deleted_runs</dt><dd>0</dd>"), "the task's stats are shown");
             break;
         }
-        assert!(Instant::now() < deadline, "the manual run was not executed: {html}");
+        if Instant::now() >= deadline {
+            panic!("the manual run was not executed: {}", diagnose(&app).await);
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
 }
@@ -68,7 +70,9 @@ async fn a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page(backe
         if done.len() >= 3 {
             break done;
         }
-        assert!(Instant::now() < deadline, "the schedule did not run by itself: {done:?}");
+        if Instant::now() >= deadline {
+            panic!("the schedule did not run by itself: {}", diagnose(&app).await);
+        }
         tokio::time::sleep(Duration::from_millis(200)).await;
     };
 
@@ -98,4 +102,53 @@ async fn a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page(backe
     assert!(page.contains(&format!("<a href=\"/admin/runs/{}/\">", succeeded[0])));
     assert!(page.contains("every-second"));
     assert!(page.contains("worker@"), "the page says which worker ran it");
+}
+
+/// What the runs and the queue look like, for a failure message.
+async fn diagnose(app: &common::TestApp) -> String {
+    let runs: Vec<(i64, String, chrono::NaiveDateTime, Option<String>)> = app
+        .query(|conn| {
+            runs::table
+                .select((runs::id, runs::status, runs::not_before, runs::worker))
+                .order(runs::id)
+                .load(conn)
+                .unwrap()
+        })
+        .await;
+    let jobs = match &app.database {
+        common::TestDatabase::Sqlite { dir } => {
+            let path = dir.path().join("isinbeat.queue.sqlite3");
+            std::process::Command::new("sqlite3")
+                .arg(path)
+                .arg("select status, count(*), min(run_at), max(run_at) from Jobs group by status")
+                .output()
+                .map(|out| String::from_utf8_lossy(&out.stdout).into_owned())
+                .unwrap_or_default()
+        }
+        common::TestDatabase::Postgres { .. } => {
+            #[derive(diesel::QueryableByName)]
+            struct Jobs {
+                #[diesel(sql_type = diesel::sql_types::Text)]
+                status: String,
+                #[diesel(sql_type = diesel::sql_types::BigInt)]
+                n: i64,
+                #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+                lock_by: Option<String>,
+            }
+            let rows: Vec<Jobs> = app
+                .query(|conn| {
+                    diesel::sql_query(
+                        "SELECT status, count(*)::bigint AS n, max(lock_by) AS lock_by FROM apalis.jobs GROUP BY status",
+                    )
+                    .load(conn)
+                    .unwrap_or_default()
+                })
+                .await;
+            rows.iter()
+                .map(|r| format!("{} {} (last lock {:?})", r.status, r.n, r.lock_by))
+                .collect::<Vec<_>>()
+                .join(", ")
+        }
+    };
+    format!("now {}; runs {runs:?}; queue jobs by status: {jobs}", chrono::Utc::now())
 }

@@ -11,14 +11,17 @@ use crate::queue::Queue;
 /// How often a running run's heartbeat is written (the reconciler rescues after 60 s).
 pub const HEARTBEAT: StdDuration = StdDuration::from_secs(10);
 
-/// A worker's name: host and process, so the runs pages say who ran what.
+/// A worker's name: host, process and a random tag, so the runs pages say who ran what and no
+/// two workers share a name (a restarted container keeps its host name and pid 1).
 pub fn worker_name(role: &str) -> String {
+    use rand::distr::{Alphanumeric, SampleString};
     let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .ok()
         .filter(|name| !name.is_empty())
         .unwrap_or_else(|| "localhost".to_owned());
-    format!("{role}@{host}:{}", std::process::id())
+    let tag = Alphanumeric.sample_string(&mut rand::rng(), 4).to_lowercase();
+    format!("{role}@{host}:{}:{tag}", std::process::id())
 }
 
 /// Works until `stop` turns true; runs in progress then finish before this returns. A queue

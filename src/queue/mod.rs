@@ -26,6 +26,10 @@ pub const QUEUE_NAME: &str = "isinbeat-runs";
 /// How often an idle worker looks for jobs.
 const POLL_INTERVAL: Duration = Duration::from_millis(250);
 
+/// How often a worker tells apalis it is alive. apalis also fetches on each heartbeat, which
+/// keeps a worker fetching should its poll stream stall.
+const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
+
 /// A job: run this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunJob {
@@ -59,7 +63,8 @@ impl Queue {
                     .await
                     .with_context(|| format!("Failed to open the queue database {}", queue_path.display()))?;
                 SqliteStorage::setup(&pool).await.context("Failed to set up the queue database")?;
-                let config = apalis_sqlite::Config::default().queue(QUEUE_NAME);
+                let config =
+                    apalis_sqlite::Config::default().queue(QUEUE_NAME).heartbeat_interval(HEARTBEAT_INTERVAL);
                 Ok(Self::Sqlite(SqliteStorage::new(&pool).with_config(config)))
             }
             DatabaseUrl::Postgres(url) => {
@@ -67,7 +72,9 @@ impl Queue {
                     .await
                     .with_context(|| format!("Failed to connect the queue to {}", database.masked()))?;
                 PostgresStorage::setup(&pool).await.context("Failed to set up the queue (schema apalis)")?;
-                let config = apalis_postgres::Config::default().queue(QUEUE_NAME);
+                let config = apalis_postgres::Config::default()
+                    .queue(QUEUE_NAME)
+                    .heartbeat_interval(HEARTBEAT_INTERVAL);
                 Ok(Self::Postgres(PostgresStorage::new(&pool).with_config(config)))
             }
         }
