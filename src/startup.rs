@@ -91,9 +91,9 @@ fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
 /// The schedules a new installation starts with.
 fn seed_schedules(conn: &mut db::DbConnection) -> anyhow::Result<()> {
     let mut prune = NewSchedule::with_defaults("prune-history", "prune_history", "cron");
-    prune.description = "Deletes runs beyond each schedule's history limits.".to_owned();
-    prune.cron_expr = Some("0 4 * * *".to_owned());
-    if schedule::find_by_name(conn, &prune.name)?.is_none() {
+    prune.settings.description = "Deletes runs beyond each schedule's history limits.".to_owned();
+    prune.settings.cron_expr = Some("0 4 * * *".to_owned());
+    if schedule::find_by_name(conn, &prune.settings.name)?.is_none() {
         schedule::insert(conn, &prune).context("Failed to create the prune-history schedule")?;
     }
     Ok(())

@@ -307,10 +307,10 @@ async fn run_claims_the_latest_occurrence_once_and_exits_with_the_runs_status(ba
     let pool = isinbeat::db::connect_pool(&isinbeat::config::DatabaseUrl::parse(&database.url()).unwrap(), 1)
         .unwrap();
     let mut daily = NewSchedule::with_defaults("nightly-prune", "prune_history", "cron");
-    daily.cron_expr = Some("0 3 * * *".to_owned());
+    daily.settings.cron_expr = Some("0 3 * * *".to_owned());
     let daily = insert(&mut pool.get().unwrap(), &daily).unwrap();
     let mut broken = NewSchedule::with_defaults("legacy", "download_everything", "cron");
-    broken.cron_expr = Some("0 3 * * *".to_owned());
+    broken.settings.cron_expr = Some("0 3 * * *".to_owned());
     insert(&mut pool.get().unwrap(), &broken).unwrap();
 
     let first = isinbeat(&database, &["run", "nightly-prune"], &[], None);

@@ -81,7 +81,7 @@ fn fixture(backend: Backend) -> Option<Fixture> {
 impl Fixture {
     fn schedule(&self, name: &str, kind: &str, tweak: impl FnOnce(&mut NewSchedule)) -> i64 {
         let mut new = NewSchedule::with_defaults(name, kind, "cron");
-        new.cron_expr = Some("0 3 * * *".to_owned());
+        new.settings.cron_expr = Some("0 3 * * *".to_owned());
         tweak(&mut new);
         schedule::insert(&mut self.pool.get().unwrap(), &new).unwrap().id
     }
@@ -170,9 +170,9 @@ async fn a_run_is_executed_only_from_queued(backend: Backend) {
 async fn a_failing_run_is_retried_with_backoff_then_fails_with_its_cause(backend: Backend) {
     let Some(f) = fixture(backend) else { return };
     let owner = f.schedule("fails", "test_fails", |s| {
-        s.max_attempts = 3;
-        s.retry_backoff_seconds = 60;
-        s.retry_backoff_max_seconds = 90;
+        s.settings.max_attempts = 3;
+        s.settings.retry_backoff_seconds = 60;
+        s.settings.retry_backoff_max_seconds = 90;
     });
     let id = f.queue(owner, "queued");
     let cause = "Failed to download the file: connection reset by peer";
@@ -219,8 +219,8 @@ async fn a_cancelled_run_stops_at_its_next_check(backend: Backend) {
 async fn a_run_past_its_timeout_is_stopped_and_failed(backend: Backend) {
     let Some(f) = fixture(backend) else { return };
     let owner = f.schedule("slow", "test_waits", |s| {
-        s.timeout_seconds = Some(1);
-        s.max_attempts = 1;
+        s.settings.timeout_seconds = Some(1);
+        s.settings.max_attempts = 1;
     });
     let id = f.queue(owner, "queued");
     let started = std::time::Instant::now();
@@ -231,8 +231,8 @@ async fn a_run_past_its_timeout_is_stopped_and_failed(backend: Backend) {
 
 async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
     let Some(f) = fixture(backend) else { return };
-    let retried = f.schedule("retried", "prune_history", |s| s.max_attempts = 2);
-    let final_try = f.schedule("final", "prune_history", |s| s.max_attempts = 1);
+    let retried = f.schedule("retried", "prune_history", |s| s.settings.max_attempts = 2);
+    let final_try = f.schedule("final", "prune_history", |s| s.settings.max_attempts = 1);
     let (a, b) = (f.queue(retried, "queued"), f.queue(final_try, "queued"));
     let long_ago = db::now() - Duration::minutes(10);
     for id in [a, b] {
@@ -266,7 +266,7 @@ async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
 
 async fn a_run_queued_longer_than_expires_is_expired(backend: Backend) {
     let Some(f) = fixture(backend) else { return };
-    let owner = f.schedule("expiring", "prune_history", |s| s.expires_seconds = Some(60));
+    let owner = f.schedule("expiring", "prune_history", |s| s.settings.expires_seconds = Some(60));
     let (old, fresh) = (f.queue(owner, "queued"), f.queue(owner, "queued"));
     diesel::update(runs::table.find(old))
         .set(runs::not_before.eq(db::now() - Duration::minutes(5)))
@@ -280,8 +280,8 @@ async fn a_run_queued_longer_than_expires_is_expired(backend: Backend) {
 async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
     let Some(f) = fixture(backend) else { return };
     let busy = f.schedule("busy", "test_fails", |s| {
-        s.keep_succeeded = 3;
-        s.keep_failed = 2;
+        s.settings.keep_succeeded = 3;
+        s.settings.keep_failed = 2;
     });
     let mut succeeded = Vec::new();
     let mut failed = Vec::new();
@@ -290,7 +290,8 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
         failed.push(f.queue(busy, if n % 2 == 0 { "failed" } else { "missed" }));
     }
     let running = f.queue(busy, "running");
-    let pruner = f.schedule("pruner", "prune_history", |s| s.params = r#"{"chunk_size":"2"}"#.to_owned());
+    let pruner =
+        f.schedule("pruner", "prune_history", |s| s.settings.params = r#"{"chunk_size":"2"}"#.to_owned());
     let id = f.queue(pruner, "queued");
     assert_eq!(f.execute(id), Outcome::Succeeded);
     assert_eq!(f.run(id).stats.as_deref(), Some(r#"{"deleted_runs":15}"#));

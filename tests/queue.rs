@@ -26,7 +26,7 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
     db::run_migrations(&mut pool.get().unwrap()).unwrap();
     let owner = {
         let mut new = NewSchedule::with_defaults("prune", "prune_history", "cron");
-        new.cron_expr = Some("0 3 * * *".to_owned());
+        new.settings.cron_expr = Some("0 3 * * *".to_owned());
         schedule::insert(&mut pool.get().unwrap(), &new).unwrap()
     };
     let later = Utc::now() + Duration::seconds(2);

@@ -22,7 +22,7 @@ async fn run_now_from_the_schedule_page_is_executed_by_the_worker(backend: Backe
     let id = app
         .query(|conn| {
             let mut new = NewSchedule::with_defaults("nightly", "prune_history", "cron");
-            new.cron_expr = Some("0 3 * * *".to_owned());
+            new.settings.cron_expr = Some("0 3 * * *".to_owned());
             schedule::insert(conn, &new).unwrap().id
         })
         .await;
@@ -49,8 +49,8 @@ async fn a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page(backe
     let id = app
         .query(|conn| {
             let mut new = NewSchedule::with_defaults("every-second", "prune_history", "cron");
-            new.cron_expr = Some("* * * * * *".to_owned());
-            new.overlap_policy = "allow".to_owned();
+            new.settings.cron_expr = Some("* * * * * *".to_owned());
+            new.settings.overlap_policy = "allow".to_owned();
             schedule::insert(conn, &new).unwrap().id
         })
         .await;

@@ -23,7 +23,7 @@ async fn schedule(app: &TestApp, name: &str) -> i64 {
     let name = name.to_owned();
     app.query(move |conn| {
         let mut new = NewSchedule::with_defaults(&name, "prune_history", "cron");
-        new.cron_expr = Some("0 3 * * *".to_owned());
+        new.settings.cron_expr = Some("0 3 * * *".to_owned());
         schedule::insert(conn, &new).unwrap().id
     })
     .await

@@ -41,8 +41,8 @@ impl Fixture {
 
     fn cron(&self, name: &str, expr: &str, zone: &str, tweak: impl FnOnce(&mut NewSchedule)) -> i64 {
         let mut new = NewSchedule::with_defaults(name, "prune_history", "cron");
-        new.cron_expr = Some(expr.to_owned());
-        new.timezone = zone.to_owned();
+        new.settings.cron_expr = Some(expr.to_owned());
+        new.settings.timezone = zone.to_owned();
         tweak(&mut new);
         schedule::insert(&mut self.conn(), &new).unwrap().id
     }
@@ -113,8 +113,8 @@ async fn dst_changes_fire_each_local_time_once_in_berlin_and_new_york(backend: B
     // 02:30 does not exist on the spring-forward day and happens twice on the fall-back day.
     // No worker runs here, so runs stay queued: overlap `allow` keeps them from being skipped.
     let tweak = |s: &mut NewSchedule| {
-        s.misfire_grace_seconds = 60;
-        s.overlap_policy = "allow".to_owned();
+        s.settings.misfire_grace_seconds = 60;
+        s.settings.overlap_policy = "allow".to_owned();
     };
     let berlin = f.cron("berlin", "30 2 * * *", "Europe/Berlin", tweak);
     let new_york = f.cron("new-york", "30 1 * * *", "America/New_York", tweak);
@@ -156,7 +156,7 @@ async fn downtime_follows_each_misfire_policy_and_records_what_was_missed(backen
     let Some(f) = fixture(backend) else { return };
     let hourly = |name: &str, policy: &str| {
         let policy = policy.to_owned();
-        f.cron(name, "0 * * * *", "UTC", move |s| s.misfire_policy = policy)
+        f.cron(name, "0 * * * *", "UTC", move |s| s.settings.misfire_policy = policy)
     };
     let skip = hourly("skip", "skip");
     let once = hourly("once", "run_once");
@@ -220,9 +220,10 @@ async fn pause_then_resume_applies_the_misfire_policy(backend: Backend) {
 
 async fn overlap_policies_skip_replace_or_allow(backend: Backend) {
     let Some(f) = fixture(backend) else { return };
-    let forbid = f.cron("forbid", "*/10 * * * *", "UTC", |s| s.overlap_policy = "forbid".to_owned());
-    let replace = f.cron("replace", "*/10 * * * *", "UTC", |s| s.overlap_policy = "replace".to_owned());
-    let allow = f.cron("allow", "*/10 * * * *", "UTC", |s| s.overlap_policy = "allow".to_owned());
+    let forbid = f.cron("forbid", "*/10 * * * *", "UTC", |s| s.settings.overlap_policy = "forbid".to_owned());
+    let replace =
+        f.cron("replace", "*/10 * * * *", "UTC", |s| s.settings.overlap_policy = "replace".to_owned());
+    let allow = f.cron("allow", "*/10 * * * *", "UTC", |s| s.settings.overlap_policy = "allow".to_owned());
     f.tick(utc(2026, 11, 27, 9, 55));
     f.tick(utc(2026, 11, 27, 10, 0));
     // The 10:00 runs are running when 10:10 comes.
@@ -323,7 +324,9 @@ async fn two_schedulers_ticking_together_create_every_occurrence_exactly_once(ba
     let specs = [("every-minute", "* * * * *"), ("every-7", "*/7 * * * *"), ("at-13", "13 * * * *")];
     let ids: Vec<i64> = specs
         .iter()
-        .map(|(name, expr)| f.cron(name, expr, "Europe/Berlin", |s| s.overlap_policy = "allow".to_owned()))
+        .map(|(name, expr)| {
+            f.cron(name, expr, "Europe/Berlin", |s| s.settings.overlap_policy = "allow".to_owned())
+        })
         .collect();
     let start = utc(2026, 11, 27, 10, 0);
     f.tick(start);

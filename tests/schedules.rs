@@ -225,10 +225,10 @@ async fn add(app: &TestApp, name: &str, description: &str, cron: &str, zone: &st
         (name.to_owned(), description.to_owned(), cron.to_owned(), zone.to_owned());
     app.query(move |conn| {
         let mut new = NewSchedule::with_defaults(&name, "prune_history", "cron");
-        new.description = description;
-        new.cron_expr = Some(cron);
-        new.timezone = zone;
-        new.enabled = enabled;
+        new.settings.description = description;
+        new.settings.cron_expr = Some(cron);
+        new.settings.timezone = zone;
+        new.settings.enabled = enabled;
         schedule::insert(conn, &new).unwrap().id
     })
     .await

@@ -46,78 +46,31 @@ pub struct Schedule {
     pub updated_at: NaiveDateTime,
 }
 
-/// A schedule to create. Timing columns follow `spec_kind`: `cron_expr` + `timezone` for cron,
-/// `interval_seconds` (anchored at `start_at`) for interval, `once_at` for once.
+/// A schedule to create: its settings and who made it when.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = schedules)]
 pub struct NewSchedule {
-    pub name: String,
-    pub description: String,
-    pub task_kind: String,
-    pub params: String,
-    pub spec_kind: String,
-    pub cron_expr: Option<String>,
-    pub timezone: String,
-    pub interval_seconds: Option<i64>,
-    pub once_at: Option<NaiveDateTime>,
-    pub start_at: Option<NaiveDateTime>,
-    pub end_at: Option<NaiveDateTime>,
-    pub enabled: bool,
-    pub misfire_policy: String,
-    pub misfire_grace_seconds: i64,
-    pub overlap_policy: String,
-    pub jitter_seconds: i64,
-    pub max_attempts: i32,
-    pub retry_backoff_seconds: i64,
-    pub retry_backoff_max_seconds: i64,
-    pub timeout_seconds: Option<i64>,
-    pub expires_seconds: Option<i64>,
-    pub keep_succeeded: i32,
-    pub keep_failed: i32,
+    #[diesel(embed)]
+    pub settings: ScheduleChanges,
     pub created_by: Option<i64>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
 impl NewSchedule {
-    /// A schedule with the defaults the form starts from: cron in UTC, misfire `run_once` with
-    /// five minutes' grace, overlap `forbid`, three attempts a minute apart doubling up to an
-    /// hour, the last 100 succeeded and 100 failed runs kept.
-    pub fn with_defaults(name: &str, task_kind: &str, spec_kind: &str) -> Self {
+    pub fn new(settings: ScheduleChanges, created_by: Option<i64>) -> Self {
         let now = crate::db::now();
-        Self {
-            name: name.to_owned(),
-            description: String::new(),
-            task_kind: task_kind.to_owned(),
-            params: "{}".to_owned(),
-            spec_kind: spec_kind.to_owned(),
-            cron_expr: None,
-            timezone: "UTC".to_owned(),
-            interval_seconds: None,
-            once_at: None,
-            start_at: None,
-            end_at: None,
-            enabled: true,
-            misfire_policy: MisfirePolicy::default().as_str().to_owned(),
-            misfire_grace_seconds: 300,
-            overlap_policy: OverlapPolicy::default().as_str().to_owned(),
-            jitter_seconds: 0,
-            max_attempts: 3,
-            retry_backoff_seconds: 60,
-            retry_backoff_max_seconds: 3600,
-            timeout_seconds: None,
-            expires_seconds: None,
-            keep_succeeded: 100,
-            keep_failed: 100,
-            created_by: None,
-            created_at: now,
-            updated_at: now,
-        }
+        Self { settings, created_by, created_at: now, updated_at: now }
+    }
+
+    /// A schedule with [`ScheduleChanges::defaults`], made by nobody in particular.
+    pub fn with_defaults(name: &str, task_kind: &str, spec_kind: &str) -> Self {
+        Self::new(ScheduleChanges::defaults(name, task_kind, spec_kind), None)
     }
 }
 
 /// What the schedule form may change. Every field is written; `None` clears a column.
-#[derive(Debug, Clone, PartialEq, Eq, AsChangeset, serde::Serialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Insertable, AsChangeset, serde::Serialize)]
 #[diesel(table_name = schedules, treat_none_as_null = true)]
 pub struct ScheduleChanges {
     pub name: String,
@@ -146,70 +99,33 @@ pub struct ScheduleChanges {
 }
 
 impl ScheduleChanges {
-    /// The row to insert for these settings.
-    pub fn into_new(self, created_by: Option<i64>) -> NewSchedule {
-        let now = crate::db::now();
-        NewSchedule {
-            name: self.name,
-            description: self.description,
-            task_kind: self.task_kind,
-            params: self.params,
-            spec_kind: self.spec_kind,
-            cron_expr: self.cron_expr,
-            timezone: self.timezone,
-            interval_seconds: self.interval_seconds,
-            once_at: self.once_at,
-            start_at: self.start_at,
-            end_at: self.end_at,
-            enabled: self.enabled,
-            misfire_policy: self.misfire_policy,
-            misfire_grace_seconds: self.misfire_grace_seconds,
-            overlap_policy: self.overlap_policy,
-            jitter_seconds: self.jitter_seconds,
-            max_attempts: self.max_attempts,
-            retry_backoff_seconds: self.retry_backoff_seconds,
-            retry_backoff_max_seconds: self.retry_backoff_max_seconds,
-            timeout_seconds: self.timeout_seconds,
-            expires_seconds: self.expires_seconds,
-            keep_succeeded: self.keep_succeeded,
-            keep_failed: self.keep_failed,
-            created_by,
-            created_at: now,
-            updated_at: now,
+    /// The settings the form starts from: enabled, misfire `run_once` with five minutes'
+    /// grace, overlap `forbid`, three attempts a minute apart doubling up to an hour, the last
+    /// 100 succeeded and 100 other runs kept. Timing columns follow `spec_kind`: `cron_expr` +
+    /// `timezone` for cron, `interval_seconds` (anchored at `start_at`) for interval, `once_at`
+    /// for once.
+    pub fn defaults(name: &str, task_kind: &str, spec_kind: &str) -> Self {
+        Self {
+            name: name.to_owned(),
+            task_kind: task_kind.to_owned(),
+            params: "{}".to_owned(),
+            spec_kind: spec_kind.to_owned(),
+            timezone: "UTC".to_owned(),
+            enabled: true,
+            misfire_policy: MisfirePolicy::default().as_str().to_owned(),
+            misfire_grace_seconds: 300,
+            overlap_policy: OverlapPolicy::default().as_str().to_owned(),
+            max_attempts: 3,
+            retry_backoff_seconds: 60,
+            retry_backoff_max_seconds: 3600,
+            keep_succeeded: 100,
+            keep_failed: 100,
+            ..Self::default()
         }
     }
 }
 
 impl Schedule {
-    /// Settings with every field empty, to diff a new schedule against.
-    pub fn blank_changes() -> ScheduleChanges {
-        ScheduleChanges {
-            name: String::new(),
-            description: String::new(),
-            task_kind: String::new(),
-            params: String::new(),
-            spec_kind: String::new(),
-            cron_expr: None,
-            timezone: String::new(),
-            interval_seconds: None,
-            once_at: None,
-            start_at: None,
-            end_at: None,
-            enabled: false,
-            misfire_policy: String::new(),
-            misfire_grace_seconds: 0,
-            overlap_policy: String::new(),
-            jitter_seconds: 0,
-            max_attempts: 0,
-            retry_backoff_seconds: 0,
-            retry_backoff_max_seconds: 0,
-            timeout_seconds: None,
-            expires_seconds: None,
-            keep_succeeded: 0,
-            keep_failed: 0,
-        }
-    }
-
     /// This row's settings as the form edits them.
     pub fn changes(&self) -> ScheduleChanges {
         ScheduleChanges {
@@ -331,7 +247,7 @@ impl Schedule {
 
 pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
     diesel::insert_into(schedules::table).values(new).execute(conn)?;
-    schedules::table.filter(schedules::name.eq(&new.name)).select(Schedule::as_select()).first(conn)
+    schedules::table.filter(schedules::name.eq(&new.settings.name)).select(Schedule::as_select()).first(conn)
 }
 
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Schedule>> {

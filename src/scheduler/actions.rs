@@ -9,7 +9,7 @@ use crate::db::schema::schedules;
 use crate::db::{DbConnection, now, write_transaction};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::run::{self, NewRun};
-use crate::models::schedule::{self, Schedule, ScheduleChanges};
+use crate::models::schedule::{self, NewSchedule, Schedule, ScheduleChanges};
 
 /// Why an action did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -60,9 +60,8 @@ pub fn create(
         if schedule::find_by_name(conn, &settings.name)?.is_some() {
             return Err(ActionError::DuplicateName);
         }
-        let empty = Schedule::blank_changes();
-        let changes = diff(&empty, &settings);
-        let created = schedule::insert(conn, &settings.into_new(actor.id.map(i64::from)))?;
+        let changes = diff(&ScheduleChanges::default(), &settings);
+        let created = schedule::insert(conn, &NewSchedule::new(settings, actor.id.map(i64::from)))?;
         record(conn, actor, "create", &created, changes)?;
         Ok(created)
     })

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_spec::{CronExpr, FireTime, Recurrence, ScheduleSpec, parse_time_zone};
 use crate::jobs::{Registry, validate_params};
-use crate::models::schedule::{Schedule, ScheduleChanges};
+use crate::models::schedule::ScheduleChanges;
 use crate::web::forms::FormErrors;
 
 /// The form as typed.
@@ -146,28 +146,9 @@ impl ScheduleForm {
 
     /// The form for a new schedule: the defaults, a daily cron at 03:00 UTC.
     pub fn blank() -> Self {
-        let mut defaults = crate::models::schedule::NewSchedule::with_defaults("", "prune_history", "cron");
-        defaults.cron_expr = Some("0 3 * * *".to_owned());
-        let settings = Schedule::blank_changes();
-        let mut form = Self::from_settings(&ScheduleChanges {
-            task_kind: defaults.task_kind,
-            params: defaults.params,
-            spec_kind: defaults.spec_kind,
-            cron_expr: defaults.cron_expr,
-            timezone: defaults.timezone,
-            enabled: true,
-            misfire_policy: defaults.misfire_policy,
-            misfire_grace_seconds: defaults.misfire_grace_seconds,
-            overlap_policy: defaults.overlap_policy,
-            max_attempts: defaults.max_attempts,
-            retry_backoff_seconds: defaults.retry_backoff_seconds,
-            retry_backoff_max_seconds: defaults.retry_backoff_max_seconds,
-            keep_succeeded: defaults.keep_succeeded,
-            keep_failed: defaults.keep_failed,
-            ..settings
-        });
-        form.every_unit = "minutes".to_owned();
-        form
+        let mut settings = ScheduleChanges::defaults("", "prune_history", "cron");
+        settings.cron_expr = Some("0 3 * * *".to_owned());
+        Self::from_settings(&settings)
     }
 
     /// The value typed for a task kind's parameter (the template asks).
