@@ -314,6 +314,13 @@ async fn an_operator_pauses_resumes_and_runs_a_schedule_now(backend: Backend) {
         ("manual", "queued", Some(id))
     );
     assert!(made.triggered_by.is_some(), "the run records who asked for it");
+    let list = operator.get_html("/admin/schedules/").await;
+    assert!(
+        list.contains(&format!(
+            "<a href=\"/admin/runs/{run_id}/\"><span class=\"status status-queued\">queued</span></a>"
+        )),
+        "the list shows the last run: {list}"
+    );
 
     let changes = operator.get_html(&detail).await;
     let timeline = changes.split("<h2>Changes</h2>").nth(1).unwrap();

@@ -75,8 +75,13 @@ pub async fn list(
         },
         task_kind: Some(query.task.clone()).filter(|t| !t.is_empty()),
     };
-    let (found, latest) =
-        state.db(move |conn| Ok((schedule::list(conn, &filter)?, run::latest_per_schedule(conn)?))).await?;
+    let (found, latest) = state
+        .db(move |conn| {
+            let found = schedule::list(conn, &filter)?;
+            let ids: Vec<i64> = found.iter().map(|s| s.id).collect();
+            Ok((found, run::latest_of(conn, &ids)?))
+        })
+        .await?;
     let mut latest: HashMap<i64, Run> =
         latest.into_iter().filter_map(|r| Some((r.schedule_id?, r))).collect();
     let rows = found
