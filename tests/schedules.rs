@@ -19,6 +19,7 @@ on_both_backends!(
     the_preview_button_shows_fire_times_and_saves_nothing,
     an_edit_is_saved_and_audited_with_what_changed,
     deleting_asks_first_and_keeps_the_runs,
+    bulk_actions_apply_to_the_selected_schedules_only,
 );
 
 /// A complete, valid form for a daily schedule, with `overrides`.
@@ -330,4 +331,54 @@ async fn an_operator_pauses_resumes_and_runs_a_schedule_now(backend: Backend) {
             "{action}: {timeline}"
         );
     }
+}
+
+async fn bulk_actions_apply_to_the_selected_schedules_only(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let a = add(&app, "alpha", "", "0 1 * * *", "UTC", true).await;
+    let b = add(&app, "bravo", "", "0 2 * * *", "UTC", true).await;
+    let c = add(&app, "charlie", "", "0 3 * * *", "UTC", true).await;
+    app.create_user("opal", "opal's long passphrase", Role::Operator).await;
+    let operator = app.logged_in("opal", "opal's long passphrase").await;
+    let (a_id, b_id) = (a.to_string(), b.to_string());
+    let selected =
+        |action: &'static str| vec![("action", action), ("ids", a_id.as_str()), ("ids", b_id.as_str())];
+
+    let paused = operator.submit("/admin/schedules/", "/admin/schedules/bulk", &selected("pause")).await;
+    assert_eq!(paused.status(), 303);
+    assert!(operator.get_html("/admin/schedules/").await.contains("2 schedule(s) paused."));
+    assert_eq!(names(&operator.get_html("/admin/schedules/?enabled=no").await), vec!["alpha", "bravo"]);
+
+    operator.submit("/admin/schedules/", "/admin/schedules/bulk", &selected("run")).await;
+    let manual = app
+        .query(move |conn| {
+            use diesel::prelude::*;
+            use isinbeat::db::schema::runs;
+            runs::table
+                .filter(runs::trigger.eq("manual"))
+                .select(runs::schedule_id)
+                .load::<Option<i64>>(conn)
+                .unwrap()
+        })
+        .await;
+    assert_eq!(manual.len(), 2);
+    assert!(!manual.contains(&Some(c)), "charlie was not selected");
+
+    // Deleting asks first, then deletes only what was confirmed.
+    let confirm = operator.submit("/admin/schedules/", "/admin/schedules/bulk", &selected("delete")).await;
+    assert_eq!(confirm.status(), 200);
+    let page = confirm.text().await.unwrap();
+    assert!(
+        page.contains("Delete 2 schedule(s)?")
+            && page.contains("<li>alpha</li>")
+            && page.contains("<li>bravo</li>")
+    );
+    assert_eq!(schedule_count(&app).await, 3, "nothing deleted before the confirmation");
+    let mut confirmed = selected("delete");
+    confirmed.push(("confirm", "yes"));
+    operator.submit("/admin/schedules/", "/admin/schedules/bulk", &confirmed).await;
+    assert_eq!(names(&operator.get_html("/admin/schedules/").await), vec!["charlie"]);
+    let audit = operator.get_html("/admin/audit/?object_type=schedule").await;
+    assert_eq!(audit.matches("<td>pause</td>").count(), 2);
+    assert_eq!(audit.matches("<td>delete</td>").count(), 2);
 }

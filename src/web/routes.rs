@@ -63,6 +63,7 @@ pub fn table() -> Vec<RouteDef> {
         post("/admin/account/", VIEWER, |r| r.to(account::change_password)),
         get("/admin/audit/", VIEWER, |r| r.to(audit::list)),
         get("/admin/schedules/", VIEWER, |r| r.to(schedules::list)),
+        post("/admin/schedules/bulk", OPERATOR, |r| r.to(schedules::bulk)),
         get("/admin/schedules/new", OPERATOR, |r| r.to(schedules::new_form)),
         post("/admin/schedules/new", OPERATOR, |r| r.to(schedules::create)),
         get("/admin/schedules/{id}/", VIEWER, |r| r.to(schedules::detail)),

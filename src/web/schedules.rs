@@ -441,3 +441,81 @@ pub async fn delete(
     flash_success(&session, format!("Schedule “{name}” was deleted; its runs stay in the history."));
     Ok(see_other("/admin/schedules/"))
 }
+
+#[derive(Template)]
+#[template(path = "schedules/bulk_delete.html")]
+struct BulkDeletePage {
+    page: Page,
+    schedules: Vec<Schedule>,
+}
+
+/// `POST /admin/schedules/bulk`: pause, resume, run now or delete the selected schedules.
+/// Deleting shows a confirmation page first (the second post carries `confirm=yes`).
+pub async fn bulk(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    fields: web::Form<Vec<(String, String)>>,
+) -> Result<HttpResponse, AppError> {
+    let fields = fields.into_inner();
+    let value =
+        |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
+    let ids: Vec<i64> =
+        fields.iter().filter(|(n, _)| n == "ids").filter_map(|(_, v)| v.parse().ok()).collect();
+    let action = value("action");
+    if ids.is_empty() {
+        flash_success(&session, "Select at least one schedule first.");
+        return Ok(see_other("/admin/schedules/"));
+    }
+    if action == "delete" && value("confirm") != "yes" {
+        let schedules = state
+            .db(move |conn| {
+                let mut found = Vec::new();
+                for id in ids {
+                    found.extend(schedule::find(conn, id)?);
+                }
+                Ok(found)
+            })
+            .await?;
+        return render(
+            StatusCode::OK,
+            &BulkDeletePage { page: Page::new(&session, Some(&me), NAV), schedules },
+        );
+    }
+    let actor = actor(&req, &state.settings, &me);
+    let count = ids.len();
+    let queued = state
+        .db(move |conn| {
+            let mut queued = Vec::new();
+            for id in ids {
+                let done = match action.as_str() {
+                    "pause" => actions::set_enabled(conn, &actor, id, false).map(|_| ()),
+                    "resume" => actions::set_enabled(conn, &actor, id, true).map(|_| ()),
+                    "run" => actions::run_now(conn, &actor, id).map(|run_id| queued.push(run_id)),
+                    "delete" => actions::delete(conn, &actor, id),
+                    _ => return Err(AppError::NotFound),
+                };
+                match done {
+                    // Deleted meanwhile by someone else: nothing to do for that one.
+                    Ok(()) | Err(ActionError::NotFound) => {}
+                    Err(other) => return Err(other.into()),
+                }
+            }
+            Ok(queued)
+        })
+        .await?;
+    for run_id in &queued {
+        if let Err(error) = state.queue.push(*run_id, Utc::now()).await {
+            tracing::warn!(run = run_id, error = format!("{error:#}"), "failed to queue a manual run");
+        }
+    }
+    let verb = match value("action").as_str() {
+        "pause" => "paused",
+        "resume" => "resumed",
+        "run" => "queued to run now",
+        _ => "deleted",
+    };
+    flash_success(&session, format!("{count} schedule(s) {verb}."));
+    Ok(see_other("/admin/schedules/"))
+}
