@@ -267,6 +267,22 @@ async fn the_list_finds_schedules_by_words_state_and_task(backend: Backend) {
         assert_eq!(names(&html), expected, "{query}");
     }
     assert!(!all.contains("Run now"), "no actions in the list for a viewer");
+
+    // Sortable columns; the scheduler computes next runs (gleif 02:00 UTC, prune 04:00, firds Monday).
+    app.query(|conn| isinbeat::scheduler::tick(conn, chrono::Utc::now()).unwrap()).await;
+    assert_eq!(
+        names(&viewer.get_html("/admin/schedules/?o=-name").await),
+        vec!["prune", "gleif-daily", "firds-weekly"]
+    );
+    let by_next = names(&viewer.get_html("/admin/schedules/?o=next").await);
+    assert_eq!(&by_next[..2], &["gleif-daily", "prune"], "03:00 Berlin comes before 04:00 UTC");
+    let header = all.split("<thead>").nth(1).unwrap();
+    assert!(header.contains("href=\"/admin/schedules/?o=name\""));
+    let sorted = viewer.get_html("/admin/schedules/?o=name&enabled=yes").await;
+    assert!(
+        sorted.contains("href=\"/admin/schedules/?enabled=yes&#38;o=-name\""),
+        "a second click reverses, filters kept"
+    );
 }
 
 async fn the_detail_shows_settings_and_the_next_fire_times_with_dst_changes(backend: Backend) {

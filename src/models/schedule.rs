@@ -281,9 +281,35 @@ pub struct ScheduleFilter {
     pub search: Option<String>,
     pub enabled: Option<bool>,
     pub task_kind: Option<String>,
+    pub order: ScheduleOrder,
 }
 
-/// Schedules matching `filter`, by name. An installation has hundreds of schedules at most.
+/// How the schedules list is sorted.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum ScheduleOrder {
+    #[default]
+    Name,
+    NameDesc,
+    /// Soonest next run first; schedules that will not fire again last.
+    NextRun,
+    NextRunDesc,
+    TaskKind,
+}
+
+impl ScheduleOrder {
+    /// From the list's `o` parameter (`name`, `-name`, `next`, `-next`, `task`).
+    pub fn parse(raw: &str) -> Self {
+        match raw {
+            "-name" => Self::NameDesc,
+            "next" => Self::NextRun,
+            "-next" => Self::NextRunDesc,
+            "task" => Self::TaskKind,
+            _ => Self::Name,
+        }
+    }
+}
+
+/// Schedules matching `filter`, in its order. An installation has hundreds of schedules at most.
 pub fn list(conn: &mut DbConnection, filter: &ScheduleFilter) -> QueryResult<Vec<Schedule>> {
     let mut query = schedules::table.select(Schedule::as_select()).into_boxed();
     if let Some(words) = &filter.search {
@@ -301,7 +327,22 @@ pub fn list(conn: &mut DbConnection, filter: &ScheduleFilter) -> QueryResult<Vec
     if let Some(kind) = &filter.task_kind {
         query = query.filter(schedules::task_kind.eq(kind.clone()));
     }
-    query.order(schedules::name.asc()).load(conn)
+    query = match filter.order {
+        ScheduleOrder::Name => query.order(schedules::name.asc()),
+        ScheduleOrder::NameDesc => query.order(schedules::name.desc()),
+        ScheduleOrder::NextRun => query.order((
+            schedules::next_fire_at.is_null(),
+            schedules::next_fire_at.asc(),
+            schedules::name.asc(),
+        )),
+        ScheduleOrder::NextRunDesc => query.order((
+            schedules::next_fire_at.is_null(),
+            schedules::next_fire_at.desc(),
+            schedules::name.asc(),
+        )),
+        ScheduleOrder::TaskKind => query.order((schedules::task_kind.asc(), schedules::name.asc())),
+    };
+    query.load(conn)
 }
 
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {

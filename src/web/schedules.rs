@@ -18,7 +18,7 @@ use crate::domain::schedule_spec::FireTime;
 use crate::jobs::{ParamSpec, Registry};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
-use crate::models::schedule::{self, Schedule, ScheduleFilter};
+use crate::models::schedule::{self, Schedule, ScheduleFilter, ScheduleOrder};
 use crate::scheduler::actions::{self, ActionError};
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
@@ -53,6 +53,29 @@ pub struct ListQuery {
     enabled: String,
     #[serde(default)]
     task: String,
+    /// Sort: `name`, `-name`, `next`, `-next`, `task`.
+    #[serde(default)]
+    o: String,
+}
+
+impl ListQuery {
+    /// The list URL with these filters and sort `order` (for the column headers).
+    pub fn sorted_by(&self, order: &str) -> String {
+        let mut params = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [("q", &self.q), ("enabled", &self.enabled), ("task", &self.task)] {
+            if !value.is_empty() {
+                params.append_pair(name, value);
+            }
+        }
+        // A second click on the current column reverses it.
+        let next = if self.o == order && !order.starts_with('-') && order != "task" {
+            format!("-{order}")
+        } else {
+            order.to_owned()
+        };
+        params.append_pair("o", &next);
+        format!("/admin/schedules/?{}", params.finish())
+    }
 }
 
 fn in_words(found: &Schedule) -> String {
@@ -74,6 +97,7 @@ pub async fn list(
             _ => None,
         },
         task_kind: Some(query.task.clone()).filter(|t| !t.is_empty()),
+        order: ScheduleOrder::parse(&query.o),
     };
     let (found, latest) = state
         .db(move |conn| {
