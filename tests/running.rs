@@ -102,6 +102,25 @@ async fn a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page(backe
     assert!(page.contains(&format!("<a href=\"/admin/runs/{}/\">", succeeded[0])));
     assert!(page.contains("every-second"));
     assert!(page.contains("worker@"), "the page says which worker ran it");
+
+    // Prometheus sees the same, without a login.
+    let metrics = app.browser().get("/metrics").await;
+    assert_eq!(metrics.status(), 200);
+    let text = metrics.text().await.unwrap();
+    assert!(text.contains("isinbeat_runs{status=\"succeeded\",task_kind=\"prune_history\"} "), "{text}");
+    let last_success: f64 = text
+        .lines()
+        .find_map(|line| {
+            line.strip_prefix("isinbeat_schedule_last_success_timestamp_seconds{schedule=\"every-second\"} ")
+        })
+        .unwrap_or_else(|| panic!("no last success: {text}"))
+        .parse()
+        .unwrap();
+    let now = chrono::Utc::now().timestamp() as f64;
+    assert!((now - 60.0..=now + 1.0).contains(&last_success), "{last_success} vs {now}");
+    assert!(text.contains("isinbeat_schedule_enabled{schedule=\"every-second\"} 1"), "{text}");
+    assert!(text.contains("# TYPE isinbeat_dispatch_lag_seconds gauge"), "{text}");
+    assert!(text.trim_end().ends_with("# EOF"));
 }
 
 /// What the runs and the queue look like, for a failure message.

@@ -204,3 +204,32 @@ pub fn latest_of(conn: &mut DbConnection, schedule_ids: &[i64]) -> QueryResult<V
     }
     Ok(found)
 }
+
+/// How many runs there are per (status, task kind).
+pub fn counts_by_status_and_kind(conn: &mut DbConnection) -> QueryResult<Vec<(String, String, i64)>> {
+    runs::table
+        .group_by((runs::status, runs::task_kind))
+        .select((runs::status, runs::task_kind, diesel::dsl::count_star()))
+        .load(conn)
+}
+
+/// When each schedule last succeeded (finish time of its newest succeeded run).
+pub fn last_success_per_schedule(
+    conn: &mut DbConnection,
+) -> QueryResult<Vec<(Option<i64>, Option<NaiveDateTime>)>> {
+    runs::table
+        .filter(runs::status.eq("succeeded"))
+        .filter(runs::schedule_id.is_not_null())
+        .group_by(runs::schedule_id)
+        .select((runs::schedule_id, diesel::dsl::max(runs::finished_at)))
+        .load(conn)
+}
+
+/// Queued runs that are due at `now`, and the due time of the oldest of them.
+pub fn due_backlog(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<(i64, Option<NaiveDateTime>)> {
+    runs::table
+        .filter(runs::status.eq("queued"))
+        .filter(runs::not_before.le(now))
+        .select((diesel::dsl::count_star(), diesel::dsl::min(runs::not_before)))
+        .first(conn)
+}

@@ -13,6 +13,7 @@ mod error;
 mod forms;
 mod health;
 mod login;
+mod metrics;
 pub mod middleware;
 mod page;
 mod runs;

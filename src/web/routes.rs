@@ -8,7 +8,7 @@ use actix_web::http::Method;
 use actix_web::{Route, web};
 
 use crate::domain::Role;
-use crate::web::{account, assets, audit, dashboard, health, login, runs, schedules, users};
+use crate::web::{account, assets, audit, dashboard, health, login, metrics, runs, schedules, users};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,6 +53,7 @@ pub fn table() -> Vec<RouteDef> {
     vec![
         get("/healthz", Access::Open, |r| r.to(health::healthz)),
         get("/readyz", Access::Open, |r| r.to(health::readyz)),
+        get("/metrics", Access::Open, |r| r.to(metrics::metrics)),
         get("/static/{file}", Access::Open, |r| r.to(assets::serve)),
         get("/", Access::Public, |r| r.to(dashboard::root)),
         get("/login", Access::Public, |r| r.to(login::form)),
