@@ -8,10 +8,11 @@ use std::time::Duration as StdDuration;
 use anyhow::Context;
 use chrono::Utc;
 
-use crate::db::write_transaction;
+use crate::jobs::worker::worker_name;
 use crate::jobs::{self, Outcome, Registry};
-use crate::models::run::{self, NewRun};
-use crate::models::schedule;
+use crate::models::audit::Actor;
+use crate::models::{run, schedule};
+use crate::scheduler::actions;
 use crate::scheduler::{self, LatestClaim};
 
 /// Runs the schedule named `name`. Returns whether the run succeeded (or had nothing to do).
@@ -24,27 +25,9 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
     let now = Utc::now();
 
     let run_id = if now_flag {
-        let at = crate::db::now();
-        let id = write_transaction(&mut conn, |conn| {
-            run::insert(
-                conn,
-                &NewRun {
-                    schedule_id: Some(owner.id),
-                    schedule_name: &owner.name,
-                    task_kind: &owner.task_kind,
-                    params: &owner.params,
-                    scheduled_for: None,
-                    trigger: "manual",
-                    triggered_by: None,
-                    status: "queued",
-                    not_before: at,
-                    finished_at: None,
-                    error: None,
-                    created_at: at,
-                },
-            )
-        })
-        .context("Failed to record the run")?;
+        // The same manual run "Run now" in the admin makes, audited as the command line's.
+        let id = actions::run_now(&mut conn, &Actor::command_line(), owner.id)
+            .context("Failed to record the run")?;
         println!("Run #{id} of “{}” (manual): running…", owner.name);
         id
     } else {
@@ -72,7 +55,7 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
     };
     drop(conn);
 
-    let worker = format!("cli:{}:{}", hostname(), std::process::id());
+    let worker = worker_name("cli");
     let registry = Registry::builtin();
     loop {
         let started = std::time::Instant::now();
@@ -108,12 +91,4 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
             }
         }
     }
-}
-
-fn hostname() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/hostname")
-        .map(|name| name.trim().to_owned())
-        .ok()
-        .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned())
 }
