@@ -146,6 +146,9 @@ pub struct Settings {
     pub web_workers: Option<usize>,
     /// Runs one worker executes at once.
     pub worker_concurrency: usize,
+    /// How often a worker writes the heartbeat of each run it executes; a scheduler rescues a
+    /// run silent for six of these (its worker died).
+    pub run_heartbeat: Duration,
     /// Whether the first start creates the default schedules (`ISINBEAT_SEED=none`: no).
     pub seed: bool,
     /// A tracing filter such as `info` or `isinbeat=debug,actix_web=info`.
@@ -225,6 +228,12 @@ impl Settings {
                 None => None,
             },
             worker_concurrency: parse_number(&get, "ISINBEAT_WORKER_CONCURRENCY", 2, 1..=256)?,
+            run_heartbeat: Duration::from_secs(parse_number(
+                &get,
+                "ISINBEAT_RUN_HEARTBEAT_SECONDS",
+                10,
+                1..=300,
+            )?),
             seed: match get("ISINBEAT_SEED").as_deref().map(str::trim) {
                 None | Some("default") => true,
                 Some("none") => false,
@@ -269,6 +278,7 @@ impl Settings {
                 self.web_workers.map_or_else(|| "(one per core)".to_owned(), |n| n.to_string()),
             ),
             row("ISINBEAT_WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
+            row("ISINBEAT_RUN_HEARTBEAT_SECONDS", self.run_heartbeat.as_secs().to_string()),
             row("ISINBEAT_SEED", if self.seed { "default" } else { "none" }.to_owned()),
             row("ISINBEAT_LOG", self.log_level.clone()),
             row(

@@ -1,9 +1,10 @@
 //! isinbeat: periodic downloads of ISIN lists, their schedules and runs, and an admin to steer
 //! and browse them — one binary, one database.
 //!
-//! Layers point one way: `web` → `auth` / `scheduler` → `models` → `domain`, with `db` underneath
-//! the models.
+//! Layers point one way: `web` → `auth` / `scheduler` / `jobs` / `alerts` → `queue` → `models` →
+//! `domain`, with `db` underneath the models.
 
+pub mod alerts;
 pub mod auth;
 pub mod commands;
 pub mod config;

@@ -36,7 +36,7 @@ enum Command {
         #[arg(long)]
         concurrency: Option<usize>,
     },
-    /// Apply pending database migrations.
+    /// Apply pending database migrations and set up the job queue.
     Migrate,
     /// Create a user with the admin role.
     Createsuperuser {
@@ -94,7 +94,7 @@ fn main() -> ExitCode {
         }
         Command::Scheduler => run_async(commands::processes::scheduler()).map(done),
         Command::Worker { concurrency } => run_async(commands::processes::worker(concurrency)).map(done),
-        Command::Migrate => commands::migrate().map(done),
+        Command::Migrate => run_async(commands::migrate()).map(done),
         Command::Createsuperuser { username, no_input } => {
             commands::createsuperuser(commands::SuperuserOptions { username, no_input }).map(done)
         }

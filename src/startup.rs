@@ -157,13 +157,17 @@ fn start_background(pool: &DbPool, queue: Queue, settings: &Settings, processes:
     let (stop, watch) = tokio::sync::watch::channel(false);
     let mut tasks = Vec::new();
     if processes.scheduler {
-        tasks.push(tokio::spawn(beat::run(pool.clone(), queue.clone(), stopped(watch.clone()))));
+        let heartbeat = settings.run_heartbeat;
+        tasks.push(tokio::spawn(beat::run(pool.clone(), queue.clone(), heartbeat, stopped(watch.clone()))));
     }
     if processes.worker {
         let (pool, concurrency, stop) = (pool.clone(), settings.worker_concurrency, watch.clone());
+        let heartbeat = settings.run_heartbeat;
         tasks.push(tokio::spawn(async move {
             let name = worker::worker_name("worker");
-            if let Err(error) = worker::run(pool, queue, Registry::builtin(), name, concurrency, stop).await {
+            let finished =
+                worker::run(pool, queue, Registry::builtin(), name, concurrency, heartbeat, stop).await;
+            if let Err(error) = finished {
                 tracing::error!(error = format!("{error:#}"), "the worker stopped");
             }
         }));
@@ -191,7 +195,7 @@ fn run(
         i64::try_from(settings.session_ttl.as_secs()).unwrap_or(i64::MAX),
     );
     let workers = settings.web_workers;
-    let state = web::Data::new(AppState { pool, queue, settings });
+    let state = web::Data::new(AppState { pool, queue, settings, observed: Arc::default() });
     let access_map = web::Data::new(AccessMap::from_table(&routes::table()));
     let mut server = HttpServer::new(move || {
         let table = routes::table();

@@ -292,9 +292,28 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
     let running = f.queue(busy, "running");
     let pruner =
         f.schedule("pruner", "prune_history", |s| s.settings.params = r#"{"chunk_size":"2"}"#.to_owned());
+    // Alert deliveries are kept 90 days.
+    for age in [Duration::days(91), Duration::days(89)] {
+        let mut conn = f.pool.get().unwrap();
+        isinbeat::models::alert::enqueue(
+            &mut conn,
+            &isinbeat::models::alert::NewDelivery {
+                schedule_id: busy,
+                run_id: None,
+                kind: "no_success",
+                url: "http://127.0.0.1:9/hook",
+                message: "silent",
+                status: "delivered",
+                created_at: db::now() - age,
+            },
+        )
+        .unwrap();
+    }
     let id = f.queue(pruner, "queued");
     assert_eq!(f.execute(id), Outcome::Succeeded);
-    assert_eq!(f.run(id).stats.as_deref(), Some(r#"{"deleted_runs":15}"#));
+    assert_eq!(f.run(id).stats.as_deref(), Some(r#"{"deleted_alerts":1,"deleted_runs":15}"#));
+    let alerts_left = isinbeat::models::alert::for_schedule(&mut f.pool.get().unwrap(), busy, 10).unwrap();
+    assert_eq!(alerts_left.len(), 1, "the recent delivery stays");
     let left: Vec<i64> = runs::table
         .filter(runs::schedule_id.eq(busy))
         .order(runs::id)

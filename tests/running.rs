@@ -120,7 +120,37 @@ async fn a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page(backe
     assert!((now - 60.0..=now + 1.0).contains(&last_success), "{last_success} vs {now}");
     assert!(text.contains("isinbeat_schedule_enabled{schedule=\"every-second\"} 1"), "{text}");
     assert!(text.contains("# TYPE isinbeat_dispatch_lag_seconds gauge"), "{text}");
+    assert!(text.contains("isinbeat_queue_depth{queue=\"isinbeat-runs\",state=\"due\"} "), "{text}");
+    assert!(text.contains("# TYPE isinbeat_scheduler_behind_seconds gauge"), "{text}");
     assert!(text.trim_end().ends_with("# EOF"));
+
+    // The histograms count the runs that ended (a couple of seconds settle first) and how late
+    // each occurrence was claimed; later scrapes only add.
+    let count_of = |text: &str, prefix: &str| -> f64 {
+        text.lines().find_map(|line| line.strip_prefix(prefix)).map_or(0.0, |n| n.trim().parse().unwrap())
+    };
+    let durations = "isinbeat_run_duration_seconds_count{task_kind=\"prune_history\"} ";
+    let lag = "isinbeat_scheduler_lag_seconds_count ";
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let text = loop {
+        let text = app.browser().get("/metrics").await.text().await.unwrap();
+        if count_of(&text, durations) >= 3.0 && count_of(&text, lag) >= 3.0 {
+            break text;
+        }
+        assert!(Instant::now() < deadline, "the histograms did not count the runs: {text}");
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    assert!(text.contains("# TYPE isinbeat_run_duration_seconds histogram"), "{text}");
+    assert!(
+        text.contains("isinbeat_run_duration_seconds_bucket{le=\"+Inf\",task_kind=\"prune_history\"}")
+            || text.contains("isinbeat_run_duration_seconds_bucket{task_kind=\"prune_history\",le=\"+Inf\"}"),
+        "{text}"
+    );
+    let lag_sum: f64 = count_of(&text, "isinbeat_scheduler_lag_seconds_sum ");
+    let lag_count = count_of(&text, lag);
+    assert!(lag_sum / lag_count < 2.0, "occurrences are claimed within a tick or two: {lag_sum}/{lag_count}");
+    let later = app.browser().get("/metrics").await.text().await.unwrap();
+    assert!(count_of(&later, durations) >= count_of(&text, durations), "a histogram never goes down");
 }
 
 /// What the runs and the queue look like, for a failure message.

@@ -1,4 +1,5 @@
-//! The runs pages over HTTP: list with filters and keyset paging, detail, cancel.
+//! The runs pages over HTTP: list with filters and keyset paging, detail, cancel, retry; and
+//! what the dashboard shows of runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,6 +18,8 @@ on_both_backends!(
     a_bad_date_filter_is_reported_beside_the_field,
     the_detail_shows_error_log_and_stats_escaped,
     an_operator_cancels_a_queued_run_and_stops_a_running_one,
+    an_operator_retries_an_ended_run_as_a_new_run,
+    the_dashboard_shows_failing_schedules_and_runs_per_day,
 );
 
 async fn schedule(app: &TestApp, name: &str) -> i64 {
@@ -192,4 +195,92 @@ async fn an_operator_cancels_a_queued_run_and_stops_a_running_one(backend: Backe
     assert!(audit.contains(&format!("run #{queued} of nightly")));
     assert!(audit.contains("queued → cancelled"));
     assert!(audit.contains("running → cancelling"));
+}
+
+async fn an_operator_retries_an_ended_run_as_a_new_run(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let nightly = schedule(&app, "nightly").await;
+    let failed = add_run(&app, nightly, "failed", "schedule", "2026-11-20").await;
+    let queued = add_run(&app, nightly, "queued", "manual", "2026-11-21").await;
+    app.create_user("olga", "olga's long passphrase", Role::Operator).await;
+    let operator = app.logged_in("olga", "olga's long passphrase").await;
+
+    let page = format!("/admin/runs/{failed}/");
+    assert!(operator.get_html(&page).await.contains("Run it again"));
+    let response = operator.submit(&page, &format!("/admin/runs/{failed}/retry"), &[]).await;
+    assert_eq!(response.status(), 303);
+    let new_page = location(&response);
+    let retried: i64 = new_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    assert_ne!(retried, failed);
+    let html = operator.get_html(&new_page).await;
+    assert!(html.contains(&format!("Run #{failed} is retried as run #{retried}")), "a message says so");
+    let new_run = app.query(move |conn| run::find(conn, retried).unwrap().unwrap()).await;
+    assert_eq!(
+        (new_run.trigger.as_str(), new_run.status.as_str(), new_run.schedule_id),
+        ("retry", "queued", Some(nightly))
+    );
+    let audit = operator.get_html("/admin/audit/").await;
+    assert!(audit.contains(&format!("run #{failed} of nightly")), "the retry is audited");
+
+    // A run that has not ended cannot be retried; nothing is added.
+    let before = app.query(|conn| runs::table.count().get_result::<i64>(conn).unwrap()).await;
+    let page = format!("/admin/runs/{queued}/");
+    assert!(!operator.get_html(&page).await.contains("Run it again"));
+    let response = operator.submit(&page, &format!("/admin/runs/{queued}/retry"), &[]).await;
+    assert_eq!(location(&response), page);
+    assert!(operator.get_html(&page).await.contains("only an ended run can be retried"));
+    assert_eq!(app.query(|conn| runs::table.count().get_result::<i64>(conn).unwrap()).await, before);
+
+    // A viewer may not.
+    app.create_user("vic", "vic's long passphrase", Role::Viewer).await;
+    let viewer = app.logged_in("vic", "vic's long passphrase").await;
+    assert!(!viewer.get_html(&format!("/admin/runs/{failed}/")).await.contains("Run it again"));
+    let token = viewer.csrf_token("/admin/").await;
+    let response = viewer.post_raw(&format!("/admin/runs/{failed}/retry"), &[("csrf_token", &token)]).await;
+    assert_eq!(response.status(), 403);
+}
+
+async fn the_dashboard_shows_failing_schedules_and_runs_per_day(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let (nightly, hourly, fixed) =
+        (schedule(&app, "nightly").await, schedule(&app, "hourly").await, schedule(&app, "fixed").await);
+    let today = chrono::Utc::now().date_naive();
+    let day = |days_ago: i64| (today - chrono::Duration::days(days_ago)).format("%Y-%m-%d").to_string();
+    for _ in 0..3 {
+        add_run(&app, nightly, "succeeded", "schedule", &day(1)).await;
+    }
+    add_run(&app, hourly, "succeeded", "schedule", &day(1)).await;
+    let failing = add_run(&app, hourly, "failed", "schedule", &day(0)).await;
+    add_run(&app, fixed, "failed", "schedule", &day(2)).await;
+    add_run(&app, fixed, "succeeded", "schedule", &day(0)).await;
+    add_run(&app, nightly, "missed", "schedule", &day(0)).await;
+    add_run(&app, nightly, "succeeded", "schedule", &day(30)).await; // outside the chart
+    app.query(move |conn| {
+        diesel::update(runs::table.filter(runs::status.eq("failed")))
+            .set((runs::finished_at.eq(isinbeat::db::now()), runs::error.eq("boom\nsecond line")))
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+
+    let html = app.admin().await.get_html("/admin/").await;
+    let failing_table =
+        html.split("id=\"failing-schedules\"").nth(1).unwrap().split("</table>").next().unwrap();
+    assert!(failing_table.contains(&format!("<a href=\"/admin/runs/{failing}/\">#{failing}</a>")));
+    assert!(failing_table.contains("hourly"), "its last run failed");
+    assert!(!failing_table.contains("fixed"), "failed, then succeeded: not failing");
+    assert!(!failing_table.contains("nightly"));
+    assert!(failing_table.contains("<td>boom</td>"), "the error's first line");
+
+    let chart = html.split("id=\"runs-chart\"").nth(1).unwrap().split("</svg>").next().unwrap();
+    assert!(chart.contains(": 8 in all, at most 4 a day"), "{chart}");
+    assert!(chart.contains(&format!("{}: 4 succeeded, 0 failed, 0 other", day_label(&day(1)))), "{chart}");
+    assert!(chart.contains(&format!("{}: 1 succeeded, 1 failed, 1 other", day_label(&day(0)))), "{chart}");
+    assert!(chart.contains(&format!("{}: 0 succeeded, 1 failed, 0 other", day_label(&day(2)))), "{chart}");
+    assert_eq!(chart.matches("class=\"bar-succeeded\"").count(), 2, "bars only where there were runs");
+}
+
+/// The chart's label of a day: "Thu 2026-11-26".
+fn day_label(day: &str) -> String {
+    chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap().format("%a %Y-%m-%d").to_string()
 }

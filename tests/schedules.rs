@@ -20,6 +20,8 @@ on_both_backends!(
     an_edit_is_saved_and_audited_with_what_changed,
     deleting_asks_first_and_keeps_the_runs,
     bulk_actions_apply_to_the_selected_schedules_only,
+    the_list_pages_through_many_schedules_and_filters_by_the_last_run,
+    alert_settings_are_checked_saved_and_shown,
 );
 
 /// A complete, valid form for a daily schedule, with `overrides`.
@@ -146,6 +148,21 @@ async fn bad_schedule_input_is_shown_beside_each_field_and_nothing_is_saved(back
             fields(&[("retry_backoff_max_seconds", "10")]),
             "retry_backoff_max_seconds",
             "cannot be shorter than the first one",
+        ),
+        (
+            fields(&[("alert_webhook_url", "ftp://example.com/hook")]),
+            "alert_webhook_url",
+            "Enter an http:// or https:// address, or leave it empty.",
+        ),
+        (
+            fields(&[("alert_no_success", "26"), ("alert_no_success_unit", "hours")]),
+            "alert_no_success",
+            "Give a webhook address for the alert to go to.",
+        ),
+        (
+            fields(&[("alert_webhook_url", "https://hooks.example.com/x"), ("alert_no_success", "soon")]),
+            "alert_no_success",
+            "Enter a whole number greater than 0, or leave it empty.",
         ),
     ];
     for (form, field, message) in cases {
@@ -397,4 +414,82 @@ async fn bulk_actions_apply_to_the_selected_schedules_only(backend: Backend) {
     let audit = operator.get_html("/admin/audit/?object_type=schedule").await;
     assert_eq!(audit.matches("<td>pause</td>").count(), 2);
     assert_eq!(audit.matches("<td>delete</td>").count(), 2);
+}
+
+async fn the_list_pages_through_many_schedules_and_filters_by_the_last_run(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let ids: Vec<i64> = app
+        .query(|conn| {
+            (0..130)
+                .map(|i| {
+                    let mut new = NewSchedule::with_defaults(&format!("s{i:03}"), "prune_history", "cron");
+                    new.settings.cron_expr = Some("0 3 * * *".to_owned());
+                    schedule::insert(conn, &new).unwrap().id
+                })
+                .collect()
+        })
+        .await;
+    let admin = app.admin().await;
+
+    let first = admin.get_html("/admin/schedules/").await;
+    let shown = names(&first);
+    assert_eq!(shown.len(), 100, "a page holds 100 schedules");
+    assert_eq!((shown[0].as_str(), shown[99].as_str()), ("s000", "s099"));
+    assert!(first.contains("1–100 of 130 schedule(s)"), "the count is shown");
+    assert!(first.contains("Page 1 of 2"));
+    assert!(first.contains("href=\"/admin/schedules/?p=2\" rel=\"next\""));
+    let second = admin.get_html("/admin/schedules/?p=2").await;
+    assert_eq!(names(&second), (100..130).map(|i| format!("s{i:03}")).collect::<Vec<_>>());
+    assert!(second.contains("101–130 of 130 schedule(s)"));
+    assert!(second.contains("rel=\"prev\""));
+    assert!(!second.contains("rel=\"next\""));
+    // Sorting and filters carry over to the other pages.
+    let reversed = admin.get_html("/admin/schedules/?o=-name").await;
+    assert!(reversed.contains("href=\"/admin/schedules/?o=-name&#38;p=2\""), "the sort is kept");
+    assert_eq!(names(&reversed)[0], "s129");
+
+    // The last run's status: s005 failed last, s007 succeeded, everything else has no run.
+    let (failed, succeeded) = (ids[5], ids[7]);
+    app.query(move |conn| {
+        for (id, status) in [(failed, "succeeded"), (failed, "failed"), (succeeded, "succeeded")] {
+            common::insert_run(conn, id, status, isinbeat::db::now());
+        }
+    })
+    .await;
+    assert_eq!(names(&admin.get_html("/admin/schedules/?last=failed").await), vec!["s005"]);
+    assert_eq!(names(&admin.get_html("/admin/schedules/?last=succeeded").await), vec!["s007"]);
+    let none = admin.get_html("/admin/schedules/?last=running").await;
+    assert!(none.contains("No schedules match these filters."));
+}
+
+async fn alert_settings_are_checked_saved_and_shown(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let form = fields(&[
+        ("alert_webhook_url", "https://hooks.example.com/services/T0/B0/x"),
+        ("alert_no_success", "26"),
+        ("alert_no_success_unit", "hours"),
+    ]);
+    let response = admin.submit("/admin/schedules/new", "/admin/schedules/new", &form).await;
+    assert_eq!(response.status(), 303);
+    let saved = app.query(|conn| schedule::find_by_name(conn, "gleif-daily").unwrap().unwrap()).await;
+    assert_eq!(saved.alert_webhook_url.as_deref(), Some("https://hooks.example.com/services/T0/B0/x"));
+    assert_eq!(saved.alert_no_success_seconds, Some(26 * 3600));
+    let detail = admin.get_html(&location(&response)).await;
+    assert!(
+        detail.contains("when a run fails for good, and when it has not succeeded for 26 hours"),
+        "the detail page says what alerts there are"
+    );
+    assert!(detail.contains("No alert has been sent for this schedule."));
+    let edit = admin.get_html(&format!("/admin/schedules/{}/edit", saved.id)).await;
+    assert!(edit.contains("value=\"https://hooks.example.com/services/T0/B0/x\""));
+    assert!(edit.contains("name=\"alert_no_success\" value=\"26\""));
+    assert!(edit.contains("<option value=\"hours\" selected>hours</option>"));
+
+    // Clearing both fields turns the alerts off.
+    let cleared = fields(&[("alert_webhook_url", ""), ("alert_no_success", "")]);
+    let path = format!("/admin/schedules/{}/edit", saved.id);
+    assert_eq!(admin.submit(&path, &path, &cleared).await.status(), 303);
+    let saved = app.query(|conn| schedule::find_by_name(conn, "gleif-daily").unwrap().unwrap()).await;
+    assert_eq!((saved.alert_webhook_url, saved.alert_no_success_seconds), (None, None));
 }

@@ -24,12 +24,13 @@ pub fn load_settings() -> anyhow::Result<Settings> {
     Ok(settings)
 }
 
-/// `isinbeat migrate`: applies pending migrations and says what it did.
-pub fn migrate() -> anyhow::Result<()> {
+/// `isinbeat migrate`: applies pending migrations, sets up the job queue, and says what it did.
+pub async fn migrate() -> anyhow::Result<()> {
     let settings = load_settings()?;
     let pool = db::connect_pool(&settings.database_url, 1)?;
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let applied = db::run_migrations(&mut conn)?;
+    drop(conn);
     if applied.is_empty() {
         println!("No migrations to apply: {} is up to date.", settings.database_url.masked());
     } else {
@@ -38,6 +39,10 @@ pub fn migrate() -> anyhow::Result<()> {
         }
         println!("{} migration(s) applied to {}.", applied.len(), settings.database_url.masked());
     }
+    // The job queue's own tables, so that schedulers and workers started together afterwards
+    // find them ready instead of creating them at the same moment.
+    let queue = crate::queue::Queue::connect(&settings.database_url).await?;
+    println!("Queue ready: {}.", queue.describe());
     Ok(())
 }
 

@@ -33,7 +33,7 @@ pub async fn scheduler() -> anyhow::Result<()> {
     let pool = super::migrated_pool_sized(&settings, 2)?;
     let queue = Queue::connect(&settings.database_url).await?;
     println!("isinbeat scheduler: ticking every second (queue: {}). Press Ctrl+C to stop.", queue.describe());
-    beat::run(pool, queue, shutdown_signal()).await;
+    beat::run(pool, queue, settings.run_heartbeat, shutdown_signal()).await;
     println!("isinbeat scheduler: stopped.");
     Ok(())
 }
@@ -54,7 +54,7 @@ pub async fn worker(concurrency: Option<usize>) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    worker::run(pool, queue, Registry::builtin(), name, concurrency, stopped).await?;
+    worker::run(pool, queue, Registry::builtin(), name, concurrency, settings.run_heartbeat, stopped).await?;
     println!("isinbeat worker: stopped; runs in progress were finished.");
     Ok(())
 }

@@ -1,6 +1,23 @@
 // @generated automatically by Diesel CLI.
 
 diesel::table! {
+    alert_deliveries (id) {
+        id -> Int8,
+        schedule_id -> Int8,
+        run_id -> Nullable<Int8>,
+        kind -> Text,
+        url -> Text,
+        message -> Text,
+        status -> Text,
+        attempts -> Int4,
+        response_status -> Nullable<Int4>,
+        error -> Nullable<Text>,
+        created_at -> Timestamp,
+        sent_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     audit_log (id) {
         id -> Int8,
         created_at -> Timestamp,
@@ -90,6 +107,9 @@ diesel::table! {
         created_by -> Nullable<Int8>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        alert_webhook_url -> Nullable<Text>,
+        alert_no_success_seconds -> Nullable<Int8>,
+        no_success_alerted_at -> Nullable<Timestamp>,
     }
 }
 
@@ -117,6 +137,22 @@ diesel::table! {
     }
 }
 
+diesel::table! {
+    workers (name) {
+        name -> Text,
+        hostname -> Text,
+        pid -> Int8,
+        queue -> Text,
+        concurrency -> Int4,
+        version -> Text,
+        started_at -> Timestamp,
+        heartbeat_at -> Timestamp,
+        stopped_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::joinable!(alert_deliveries -> runs (run_id));
+diesel::joinable!(alert_deliveries -> schedules (schedule_id));
 diesel::joinable!(audit_log -> users (actor_id));
 diesel::joinable!(runs -> schedules (schedule_id));
 diesel::joinable!(runs -> users (triggered_by));
@@ -124,6 +160,7 @@ diesel::joinable!(schedules -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
 
 diesel::allow_tables_to_appear_in_same_query!(
+    alert_deliveries,
     audit_log,
     instance_secrets,
     login_failures,
@@ -131,4 +168,5 @@ diesel::allow_tables_to_appear_in_same_query!(
     schedules,
     sessions,
     users,
+    workers,
 );

@@ -214,14 +214,21 @@ fn finish(
                             runs::log.eq(log),
                         ))
                         .execute(&mut conn)?,
-                    None => diesel::update(ours)
-                        .set((
-                            runs::status.eq("failed"),
-                            runs::finished_at.eq(finished),
-                            runs::error.eq(&error),
-                            runs::log.eq(log),
-                        ))
-                        .execute(&mut conn)?,
+                    None => {
+                        let n = diesel::update(ours)
+                            .set((
+                                runs::status.eq("failed"),
+                                runs::finished_at.eq(finished),
+                                runs::error.eq(&error),
+                                runs::log.eq(log),
+                            ))
+                            .execute(&mut conn)?;
+                        if n == 1 {
+                            crate::alerts::run_failed(&mut conn, current, &error)
+                                .context("Failed to queue the run's alert")?;
+                        }
+                        n
+                    }
                 };
                 (n, Outcome::Failed { error, retry_at })
             }

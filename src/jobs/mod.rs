@@ -5,6 +5,7 @@
 
 mod execute;
 pub mod prune_history;
+pub mod sleep;
 pub mod worker;
 
 use std::sync::Arc;
@@ -119,7 +120,7 @@ pub struct Registry {
 impl Registry {
     /// The kinds isinbeat ships.
     pub fn builtin() -> Self {
-        Self { kinds: vec![Arc::new(prune_history::PruneHistory)] }
+        Self { kinds: vec![Arc::new(prune_history::PruneHistory), Arc::new(sleep::Sleep)] }
     }
 
     /// Adds a kind (tests add kinds that fail or wait on purpose).

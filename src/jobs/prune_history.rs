@@ -1,6 +1,6 @@
 //! `prune_history`: deletes finished runs beyond each schedule's history limits (keep the last
 //! N succeeded and M others), in chunks, so that a long history never holds the database's
-//! write lock for long.
+//! write lock for long. Alert deliveries older than [`KEEP_ALERTS_DAYS`] go too.
 
 use anyhow::Context;
 use diesel::prelude::*;
@@ -21,6 +21,9 @@ const PARAMS: &[ParamSpec] = &[ParamSpec {
     kind: ParamKind::Integer { min: 1, max: 100_000 },
     default: "1000",
 }];
+
+/// How long alert deliveries are kept.
+pub const KEEP_ALERTS_DAYS: i64 = 90;
 
 /// Statuses pruned under the "succeeded" limit; every other finished status counts as failed.
 const SUCCEEDED: &[&str] = &["succeeded"];
@@ -73,6 +76,9 @@ impl TaskKind for PruneHistory {
             }
         }
         ctx.log(format!("deleted {deleted} runs beyond the history limits"));
-        Ok(json!({ "deleted_runs": deleted }))
+        let before = crate::db::now() - chrono::Duration::days(KEEP_ALERTS_DAYS);
+        let alerts = crate::models::alert::prune(&mut conn, before).context("Failed to delete old alerts")?;
+        ctx.log(format!("deleted {alerts} alert deliveries older than {KEEP_ALERTS_DAYS} days"));
+        Ok(json!({ "deleted_runs": deleted, "deleted_alerts": alerts }))
     }
 }

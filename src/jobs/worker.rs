@@ -1,28 +1,40 @@
 //! The worker process's loop: takes run ids from the queue and executes them, N at a time, on
-//! blocking threads. A run that is not due yet goes back to the queue for its time.
+//! blocking threads. A run that is not due yet goes back to the queue for its time. The worker
+//! registers itself in `workers` and heartbeats there (the workers page), and sends the alert of
+//! a run that failed for good at once.
 
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use crate::db::DbPool;
-use crate::jobs::{Outcome, Registry, execute};
-use crate::queue::Queue;
+use anyhow::Context;
 
-/// How often a running run's heartbeat is written (the reconciler rescues after 60 s).
-pub const HEARTBEAT: StdDuration = StdDuration::from_secs(10);
+use crate::alerts;
+use crate::db::{DbPool, now};
+use crate::jobs::{Outcome, Registry, execute};
+use crate::models::worker::{self as worker_row, Worker};
+use crate::queue::{QUEUE_NAME, Queue};
 
 /// A worker's name: host, process and a random tag, so the runs pages say who ran what and no
 /// two workers share a name (a restarted container keeps its host name and pid 1).
 pub fn worker_name(role: &str) -> String {
     use rand::distr::{Alphanumeric, SampleString};
-    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+    let tag = Alphanumeric.sample_string(&mut rand::rng(), 4).to_lowercase();
+    format!("{role}@{}:{}:{tag}", hostname(), std::process::id())
+}
+
+/// This machine's name (the container's, in a container).
+pub fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
         .map(|name| name.trim().to_owned())
         .ok()
         .filter(|name| !name.is_empty())
-        .unwrap_or_else(|| "localhost".to_owned());
-    let tag = Alphanumeric.sample_string(&mut rand::rng(), 4).to_lowercase();
-    format!("{role}@{host}:{}:{tag}", std::process::id())
+        .unwrap_or_else(|| "localhost".to_owned())
 }
+
+/// How often a worker touches its row in `workers`.
+pub const PRESENCE_EVERY: StdDuration = StdDuration::from_secs(5);
+/// A worker not heard from for this long shows as offline.
+pub const OFFLINE_AFTER: chrono::Duration = chrono::Duration::seconds(30);
 
 /// Works until `stop` turns true; runs in progress then finish before this returns. A queue
 /// error (the broker gone, a locked queue file) restarts the worker after a pause instead of
@@ -33,33 +45,110 @@ pub async fn run(
     registry: Registry,
     name: String,
     concurrency: usize,
+    run_heartbeat: StdDuration,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    loop {
+    let client = alerts::http_client(alerts::WEBHOOK_TIMEOUT)?;
+    let row = presence_row(&name, concurrency);
+    register(&pool, &row).await?;
+    let presence = tokio::spawn(heartbeat(pool.clone(), row));
+    let result = loop {
         let mut stopped = stop.clone();
         let shutdown = async move {
             let _ = stopped.wait_for(|stopped| *stopped).await;
         };
-        match work_once(&pool, &queue, &registry, &name, concurrency, shutdown).await {
-            Ok(()) => return Ok(()),
+        let running =
+            Running { pool: &pool, registry: &registry, client: &client, name: &name, run_heartbeat };
+        match work_once(running, &queue, concurrency, shutdown).await {
+            Ok(()) => break Ok(()),
             Err(error) if !*stop.borrow() => {
                 tracing::error!(error = format!("{error:#}"), "the worker failed; restarting it in 5 s");
                 tokio::time::sleep(StdDuration::from_secs(5)).await;
             }
-            Err(error) => return Err(error),
+            Err(error) => break Err(error),
+        }
+    };
+    presence.abort();
+    let stopped_pool = pool.clone();
+    let marked = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut conn = stopped_pool.get()?;
+        worker_row::mark_stopped(&mut conn, &name, now())?;
+        Ok(())
+    })
+    .await;
+    if let Ok(Err(error)) = marked {
+        tracing::warn!(error = format!("{error:#}"), "could not record that the worker stopped");
+    }
+    result
+}
+
+/// This worker's row in `workers`.
+fn presence_row(name: &str, concurrency: usize) -> Worker {
+    let started = now();
+    Worker {
+        name: name.to_owned(),
+        hostname: hostname(),
+        pid: i64::from(std::process::id()),
+        queue: QUEUE_NAME.to_owned(),
+        concurrency: i32::try_from(concurrency).unwrap_or(i32::MAX),
+        version: env!("CARGO_PKG_VERSION").to_owned(),
+        started_at: started,
+        heartbeat_at: started,
+        stopped_at: None,
+    }
+}
+
+async fn register(pool: &DbPool, row: &Worker) -> anyhow::Result<()> {
+    let (pool, row) = (pool.clone(), row.clone());
+    tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+        let mut conn = pool.get()?;
+        worker_row::register(&mut conn, &row)?;
+        Ok(())
+    })
+    .await?
+    .context("Failed to register the worker")
+}
+
+/// Touches the worker's row every [`PRESENCE_EVERY`] — also while a stopping worker finishes
+/// its runs — until aborted. A row forgotten meanwhile (the worker hung for a day) is written
+/// again.
+async fn heartbeat(pool: DbPool, row: Worker) {
+    let mut ticks = tokio::time::interval(PRESENCE_EVERY);
+    loop {
+        ticks.tick().await;
+        let (pool, row) = (pool.clone(), row.clone());
+        let beat = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
+            let mut conn = pool.get()?;
+            if worker_row::beat(&mut conn, &row.name, now())? == 0 {
+                worker_row::register(&mut conn, &Worker { heartbeat_at: now(), ..row })?;
+            }
+            Ok(())
+        })
+        .await;
+        if let Ok(Err(error)) = beat {
+            tracing::warn!(error = format!("{error:#}"), "the worker's heartbeat failed");
         }
     }
 }
 
+/// What executing a run needs.
+#[derive(Clone, Copy)]
+struct Running<'a> {
+    pool: &'a DbPool,
+    registry: &'a Registry,
+    client: &'a reqwest::Client,
+    name: &'a str,
+    run_heartbeat: StdDuration,
+}
+
 async fn work_once(
-    pool: &DbPool,
+    running: Running<'_>,
     queue: &Queue,
-    registry: &Registry,
-    name: &str,
     concurrency: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let (pool, registry) = (pool.clone(), registry.clone());
+    let Running { pool, registry, client, name, run_heartbeat } = running;
+    let (pool, registry, client) = (pool.clone(), registry.clone(), client.clone());
     let requeue = queue.clone();
     let worker = Arc::new(name.to_owned());
     queue
@@ -67,11 +156,12 @@ async fn work_once(
             name,
             concurrency,
             move |run_id| {
-                let (pool, registry, queue, worker) =
-                    (pool.clone(), registry.clone(), requeue.clone(), Arc::clone(&worker));
+                let (pool, registry, queue, worker, client) =
+                    (pool.clone(), registry.clone(), requeue.clone(), Arc::clone(&worker), client.clone());
                 async move {
+                    let executing = pool.clone();
                     let outcome = tokio::task::spawn_blocking(move || {
-                        execute(&pool, &registry, run_id, &worker, HEARTBEAT)
+                        execute(&executing, &registry, run_id, &worker, run_heartbeat)
                     })
                     .await;
                     match outcome {
@@ -84,6 +174,9 @@ async fn work_once(
                                     "failed to queue a run again"
                                 );
                             }
+                        }
+                        Ok(Ok(Outcome::Failed { retry_at: None, .. })) => {
+                            send_alerts(&pool, &client, run_id).await;
                         }
                         Ok(Ok(outcome)) => tracing::debug!(run = run_id, ?outcome, "run finished"),
                         Ok(Err(error)) => {
@@ -100,4 +193,19 @@ async fn work_once(
             shutdown,
         )
         .await
+}
+
+/// Sends the alerts a run's failure queued (any left over are sent by a scheduler later).
+pub async fn send_alerts(pool: &DbPool, client: &reqwest::Client, run_id: i64) {
+    let lookup = pool.clone();
+    let waiting = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<i64>> {
+        let mut conn = lookup.get()?;
+        Ok(alerts::waiting_for_run(&mut conn, run_id)?)
+    })
+    .await;
+    match waiting {
+        Ok(Ok(ids)) => alerts::deliver(pool, client, ids).await,
+        Ok(Err(error)) => tracing::warn!(run = run_id, error = format!("{error:#}"), "could not read alerts"),
+        Err(error) => tracing::warn!(run = run_id, %error, "reading alerts panicked"),
+    }
 }

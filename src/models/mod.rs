@@ -1,6 +1,7 @@
 //! diesel rows and the queries on them. Every function takes `&mut DbConnection`, never the
 //! pool, so the caller decides what runs in one transaction.
 
+pub mod alert;
 pub mod audit;
 pub mod instance_secret;
 pub mod login_failure;
@@ -8,3 +9,4 @@ pub mod run;
 pub mod schedule;
 pub mod session;
 pub mod user;
+pub mod worker;

@@ -233,3 +233,88 @@ pub fn due_backlog(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<(
         .select((diesel::dsl::count_star(), diesel::dsl::min(runs::not_before)))
         .first(conn)
 }
+
+/// Runs in progress, oldest first.
+pub fn running(conn: &mut DbConnection) -> QueryResult<Vec<Run>> {
+    runs::table.filter(runs::status.eq("running")).order(runs::id.asc()).select(Run::as_select()).load(conn)
+}
+
+/// Queued runs not due yet (retries waiting out their backoff, jittered runs).
+pub fn queued_later(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<i64> {
+    runs::table.filter(runs::status.eq("queued")).filter(runs::not_before.gt(now)).count().get_result(conn)
+}
+
+/// Runs created on one UTC day with one status.
+#[derive(Debug, Clone, QueryableByName)]
+pub struct DayCount {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub day: String,
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    pub status: String,
+    #[diesel(sql_type = diesel::sql_types::BigInt)]
+    pub runs: i64,
+}
+
+/// Runs created since `since`, counted per UTC day (`YYYY-MM-DD`) and status: the dashboard's
+/// chart. One grouped scan of the `created_at` index.
+pub fn per_day(conn: &mut DbConnection, since: NaiveDateTime) -> QueryResult<Vec<DayCount>> {
+    // The first ten characters of a timestamp as text are its date on both backends. `since` is
+    // formatted here, never typed by anyone, so it can be written into the statement.
+    diesel::sql_query(format!(
+        "SELECT substr(CAST(created_at AS TEXT), 1, 10) AS day, status, COUNT(*) AS runs FROM runs \
+         WHERE created_at >= '{}' GROUP BY substr(CAST(created_at AS TEXT), 1, 10), status",
+        since.format("%Y-%m-%d %H:%M:%S")
+    ))
+    .load(conn)
+}
+
+/// The schedules whose newest ended run failed or expired, with that run; newest first.
+pub fn failing(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Run>> {
+    runs::table
+        .filter(runs::status.eq_any(["failed", "expired"]))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+            "runs.id IN (SELECT MAX(r.id) FROM runs r WHERE r.schedule_id IS NOT NULL \
+             AND r.status IN ('succeeded', 'failed', 'expired') GROUP BY r.schedule_id)",
+        ))
+        .order(runs::id.desc())
+        .limit(limit)
+        .select(Run::as_select())
+        .load(conn)
+}
+
+/// Runs that ended in `(after, upto]` after starting: `(task kind, started, ended)`, in the
+/// order they ended, at most `limit`.
+pub fn finished_between(
+    conn: &mut DbConnection,
+    after: NaiveDateTime,
+    upto: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<(String, NaiveDateTime, NaiveDateTime)>> {
+    runs::table
+        .filter(runs::finished_at.gt(after))
+        .filter(runs::finished_at.le(upto))
+        .filter(runs::started_at.is_not_null())
+        .order(runs::finished_at.asc())
+        .limit(limit)
+        .select((runs::task_kind, runs::started_at.assume_not_null(), runs::finished_at.assume_not_null()))
+        .load(conn)
+}
+
+/// Scheduled runs claimed in `(after, upto]`: `(claimed, scheduled for)`, in claim order, at
+/// most `limit`.
+pub fn dispatched_between(
+    conn: &mut DbConnection,
+    after: NaiveDateTime,
+    upto: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<(NaiveDateTime, NaiveDateTime)>> {
+    runs::table
+        .filter(runs::created_at.gt(after))
+        .filter(runs::created_at.le(upto))
+        .filter(runs::trigger.eq_any(["schedule", "catch_up"]))
+        .filter(runs::status.ne_all(["missed", "skipped"]))
+        .order(runs::created_at.asc())
+        .limit(limit)
+        .select((runs::created_at, runs::scheduled_for.assume_not_null()))
+        .load(conn)
+}

@@ -44,6 +44,9 @@ pub struct Schedule {
     pub created_by: Option<i64>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    pub alert_webhook_url: Option<String>,
+    pub alert_no_success_seconds: Option<i64>,
+    pub no_success_alerted_at: Option<NaiveDateTime>,
 }
 
 /// A schedule to create: its settings and who made it when.
@@ -96,6 +99,10 @@ pub struct ScheduleChanges {
     pub expires_seconds: Option<i64>,
     pub keep_succeeded: i32,
     pub keep_failed: i32,
+    /// Called with a JSON POST when a run fails for good, and by the "no success" alert.
+    pub alert_webhook_url: Option<String>,
+    /// The "no success for" window of the dead man's switch.
+    pub alert_no_success_seconds: Option<i64>,
 }
 
 impl ScheduleChanges {
@@ -152,6 +159,8 @@ impl Schedule {
             expires_seconds: self.expires_seconds,
             keep_succeeded: self.keep_succeeded,
             keep_failed: self.keep_failed,
+            alert_webhook_url: self.alert_webhook_url.clone(),
+            alert_no_success_seconds: self.alert_no_success_seconds,
         }
     }
 }
@@ -281,6 +290,8 @@ pub struct ScheduleFilter {
     pub search: Option<String>,
     pub enabled: Option<bool>,
     pub task_kind: Option<String>,
+    /// The status of the newest run.
+    pub last_status: Option<String>,
     pub order: ScheduleOrder,
 }
 
@@ -309,9 +320,11 @@ impl ScheduleOrder {
     }
 }
 
-/// Schedules matching `filter`, in its order. An installation has hundreds of schedules at most.
-pub fn list(conn: &mut DbConnection, filter: &ScheduleFilter) -> QueryResult<Vec<Schedule>> {
-    let mut query = schedules::table.select(Schedule::as_select()).into_boxed();
+type BoxedSchedules<'a> = schedules::BoxedQuery<'a, crate::db::MultiBackend>;
+
+/// The schedules `filter` selects, unordered.
+fn filtered(filter: &ScheduleFilter) -> BoxedSchedules<'static> {
+    let mut query = schedules::table.into_boxed();
     if let Some(words) = &filter.search {
         let pattern = format!("%{}%", words.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         query = query.filter(
@@ -327,7 +340,41 @@ pub fn list(conn: &mut DbConnection, filter: &ScheduleFilter) -> QueryResult<Vec
     if let Some(kind) = &filter.task_kind {
         query = query.filter(schedules::task_kind.eq(kind.clone()));
     }
-    query = match filter.order {
+    if let Some(status) = &filter.last_status {
+        // The status of the schedule's newest run (the list's "last run" column).
+        query = query.filter(
+            diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::Text>>(
+                "(SELECT r.status FROM runs r WHERE r.schedule_id = schedules.id ORDER BY r.id DESC LIMIT 1)",
+            )
+            .eq(status.clone()),
+        );
+    }
+    query
+}
+
+/// Schedules matching `filter`, in its order.
+pub fn list(conn: &mut DbConnection, filter: &ScheduleFilter) -> QueryResult<Vec<Schedule>> {
+    ordered(filtered(filter), filter.order).select(Schedule::as_select()).load(conn)
+}
+
+/// One page of the schedules matching `filter`, and how many match in all.
+pub fn page(
+    conn: &mut DbConnection,
+    filter: &ScheduleFilter,
+    offset: i64,
+    limit: i64,
+) -> QueryResult<(Vec<Schedule>, i64)> {
+    let total = filtered(filter).count().get_result(conn)?;
+    let found = ordered(filtered(filter), filter.order)
+        .offset(offset)
+        .limit(limit)
+        .select(Schedule::as_select())
+        .load(conn)?;
+    Ok((found, total))
+}
+
+fn ordered(query: BoxedSchedules<'static>, order: ScheduleOrder) -> BoxedSchedules<'static> {
+    match order {
         ScheduleOrder::Name => query.order(schedules::name.asc()),
         ScheduleOrder::NameDesc => query.order(schedules::name.desc()),
         ScheduleOrder::NextRun => query.order((
@@ -341,8 +388,7 @@ pub fn list(conn: &mut DbConnection, filter: &ScheduleFilter) -> QueryResult<Vec
             schedules::name.asc(),
         )),
         ScheduleOrder::TaskKind => query.order((schedules::task_kind.asc(), schedules::name.asc())),
-    };
-    query.load(conn)
+    }
 }
 
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {

@@ -62,7 +62,16 @@ impl Queue {
                 let pool = SqlitePool::connect(&url)
                     .await
                     .with_context(|| format!("Failed to open the queue database {}", queue_path.display()))?;
-                SqliteStorage::setup(&pool).await.context("Failed to set up the queue database")?;
+                // Processes started together may set the queue file up at the same moment; SQLite
+                // has no migration lock, so a loser waits and tries again (setup is idempotent).
+                let mut tries = 0;
+                while let Err(error) = SqliteStorage::setup(&pool).await {
+                    tries += 1;
+                    if tries == 10 {
+                        return Err(anyhow::anyhow!("{error}").context("Failed to set up the queue database"));
+                    }
+                    tokio::time::sleep(Duration::from_millis(100 * tries)).await;
+                }
                 let config =
                     apalis_sqlite::Config::default().queue(QUEUE_NAME).heartbeat_interval(HEARTBEAT_INTERVAL);
                 Ok(Self::Sqlite(SqliteStorage::new(&pool).with_config(config)))

@@ -171,3 +171,53 @@ pub fn run_now(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<i64, A
         Ok(run_id)
     })
 }
+
+/// What became of a retry request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Retried {
+    /// A new run (trigger `retry`) was queued with the ended run's task and parameters.
+    Queued(i64),
+    /// The run has not ended (queued or running): nothing was done.
+    StillActive(String),
+}
+
+/// Queues a new run of what the ended run `id` ran — same schedule, task and parameters — with
+/// trigger `retry`, and writes the audit entry. `None` when there is no such run.
+pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Option<Retried>, ActionError> {
+    write_transaction(conn, |conn| {
+        let Some(ended) = run::find(conn, id)? else { return Ok(None) };
+        if matches!(ended.status.as_str(), "queued" | "running") {
+            return Ok(Some(Retried::StillActive(ended.status)));
+        }
+        let at = now();
+        let run_id = run::insert(
+            conn,
+            &NewRun {
+                schedule_id: ended.schedule_id,
+                schedule_name: &ended.schedule_name,
+                task_kind: &ended.task_kind,
+                params: &ended.params,
+                scheduled_for: None,
+                trigger: "retry",
+                triggered_by: actor.id.map(i64::from),
+                status: "queued",
+                not_before: at,
+                finished_at: None,
+                error: None,
+                created_at: at,
+            },
+        )?;
+        audit::insert(
+            conn,
+            &NewAuditEntry {
+                actor,
+                action: "retry",
+                object_type: "run",
+                object_id: Some(id.to_string()),
+                object_repr: &format!("run #{id} of {}", ended.schedule_name),
+                changes: json!({ "retried_as": [null, run_id] }),
+            },
+        )?;
+        Ok(Some(Retried::Queued(run_id)))
+    })
+}

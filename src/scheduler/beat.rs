@@ -1,7 +1,8 @@
 //! The scheduler process's loop: a tick every second (claim due occurrences, push their runs to
 //! the queue) and, every few seconds, the reconciler — rescue runs whose worker died, expire
-//! runs queued too long, and push again queued runs that are due but were not picked up (their
-//! job was lost). Any number of these loops may run against one database.
+//! runs queued too long, push again queued runs that are due but were not picked up (their job
+//! was lost), fire "no success" alerts and send alerts left waiting. Any number of these loops
+//! may run against one database.
 
 use std::collections::HashMap;
 use std::time::Duration as StdDuration;
@@ -17,36 +18,52 @@ use crate::scheduler::{expire_queued, rescue_stale, tick};
 
 /// How often the scheduler looks for due occurrences.
 pub const TICK: StdDuration = StdDuration::from_secs(1);
-/// How often the reconciler runs.
+/// How often the reconciler runs at most (more often when runs heartbeat more often).
 pub const RECONCILE_EVERY: StdDuration = StdDuration::from_secs(10);
-/// A running run without a heartbeat for this long is rescued (workers beat every 10 s).
-pub const STALE_AFTER: Duration = Duration::seconds(60);
+/// A running run that missed this many heartbeats in a row is rescued.
+pub const STALE_AFTER_BEATS: u32 = 6;
+
+/// When a running run counts as abandoned, given how often runs heartbeat.
+pub fn stale_after(run_heartbeat: StdDuration) -> Duration {
+    Duration::from_std(run_heartbeat * STALE_AFTER_BEATS).unwrap_or(Duration::seconds(60))
+}
 /// A queued run due this long ago and not yet taken is pushed to the queue again…
 pub const REPUSH_AFTER: Duration = Duration::seconds(30);
 /// …at most this often by one scheduler, so that while no worker runs the queue does not fill
 /// up with copies.
 pub const REPUSH_EVERY: StdDuration = StdDuration::from_secs(300);
+/// Workers not heard from for this long leave the workers page.
+pub const FORGET_WORKERS_AFTER: Duration = Duration::days(1);
 
 /// Runs the scheduler until `shutdown` resolves.
-pub async fn run(pool: DbPool, queue: Queue, shutdown: impl Future<Output = ()>) {
+pub async fn run(pool: DbPool, queue: Queue, run_heartbeat: StdDuration, shutdown: impl Future<Output = ()>) {
+    let reconcile_every = RECONCILE_EVERY.min(run_heartbeat * 3);
+    let stale = stale_after(run_heartbeat);
+    let client = crate::alerts::http_client(crate::alerts::WEBHOOK_TIMEOUT)
+        .inspect_err(|error| {
+            tracing::error!(error = format!("{error:#}"), "the scheduler cannot send alerts")
+        })
+        .ok();
+    // One delivery round at a time: a slow webhook must not hold up ticks, nor pile up rounds.
+    let mut delivering: Option<tokio::task::JoinHandle<()>> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut ticks = tokio::time::interval(TICK);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last_reconcile = std::time::Instant::now() - RECONCILE_EVERY;
+    let mut last_reconcile = std::time::Instant::now() - reconcile_every;
     let mut repushed: HashMap<i64, std::time::Instant> = HashMap::new();
     loop {
         tokio::select! {
             () = &mut shutdown => return,
             _ = ticks.tick() => {}
         }
-        let reconcile = last_reconcile.elapsed() >= RECONCILE_EVERY;
+        let reconcile = last_reconcile.elapsed() >= reconcile_every;
         if reconcile {
             last_reconcile = std::time::Instant::now();
         }
-        let pool = pool.clone();
-        let work = tokio::task::spawn_blocking(move || once(&pool, reconcile)).await;
-        let to_push = match work {
-            Ok(Ok(to_push)) => to_push,
+        let ticking = pool.clone();
+        let work = tokio::task::spawn_blocking(move || once(&ticking, reconcile.then_some(stale))).await;
+        let (to_push, alerts) = match work {
+            Ok(Ok(done)) => done,
             Ok(Err(error)) => {
                 tracing::error!(error = format!("{error:#}"), "scheduler tick failed");
                 continue;
@@ -56,6 +73,13 @@ pub async fn run(pool: DbPool, queue: Queue, shutdown: impl Future<Output = ()>)
                 continue;
             }
         };
+        if let Some(client) = client.as_ref().filter(|_| !alerts.is_empty())
+            && delivering.as_ref().is_none_or(|round| round.is_finished())
+        {
+            let (pool, client) = (pool.clone(), client.clone());
+            delivering =
+                Some(tokio::spawn(async move { crate::alerts::deliver(&pool, &client, alerts).await }));
+        }
         let (fresh, forgotten) = to_push;
         repushed.retain(|_, at| at.elapsed() < REPUSH_EVERY);
         let forgotten: Vec<_> = forgotten.into_iter().filter(|(id, _)| !repushed.contains_key(id)).collect();
@@ -75,15 +99,16 @@ pub async fn run(pool: DbPool, queue: Queue, shutdown: impl Future<Output = ()>)
 type ToPush = Vec<(i64, chrono::NaiveDateTime)>;
 
 /// One tick (and a reconcile when asked): the runs to push — the new ones, and the forgotten
-/// ones that waited too long — with their due times.
-fn once(pool: &DbPool, reconcile: bool) -> anyhow::Result<(ToPush, ToPush)> {
+/// ones that waited too long — with their due times, and the alerts to send.
+fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, ToPush), Vec<i64>)> {
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let claimed = tick(&mut conn, Utc::now())?;
     let mut fresh = claimed.queued;
     let mut forgotten = Vec::new();
-    if reconcile {
+    let mut alerts = Vec::new();
+    if let Some(stale_after) = reconcile {
         let at = now();
-        fresh.extend(rescue_stale(&mut conn, at, STALE_AFTER)?);
+        fresh.extend(rescue_stale(&mut conn, at, stale_after)?);
         let expired = expire_queued(&mut conn, at)?;
         if expired > 0 {
             tracing::info!(expired, "expired runs queued too long");
@@ -96,6 +121,10 @@ fn once(pool: &DbPool, reconcile: bool) -> anyhow::Result<(ToPush, ToPush)> {
             .limit(1000)
             .load(&mut conn)
             .context("Failed to find queued runs")?;
+        crate::alerts::check_no_success(&mut conn, at)?;
+        alerts = crate::alerts::waiting(&mut conn).context("Failed to find alerts to send")?;
+        crate::models::worker::forget_older(&mut conn, at - FORGET_WORKERS_AFTER)
+            .context("Failed to forget old workers")?;
     }
     let mut due_times = |ids: &[i64]| -> anyhow::Result<ToPush> {
         runs::table
@@ -104,5 +133,5 @@ fn once(pool: &DbPool, reconcile: bool) -> anyhow::Result<(ToPush, ToPush)> {
             .load(&mut conn)
             .context("Failed to read the runs to queue")
     };
-    Ok((due_times(&fresh)?, due_times(&forgotten)?))
+    Ok(((due_times(&fresh)?, due_times(&forgotten)?), alerts))
 }

@@ -52,8 +52,13 @@ pub fn rescue_stale(
                 .set((runs::status.eq("failed"), runs::finished_at.eq(at), runs::error.eq(&error)))
                 .execute(conn)?,
         };
-        if changed == 1 && retry.is_some() {
-            requeued.push(lost.id);
+        if changed == 1 {
+            match retry {
+                Some(_) => requeued.push(lost.id),
+                None => {
+                    crate::alerts::run_failed(conn, &lost, &error)?;
+                }
+            }
         }
     }
     Ok(requeued)

@@ -1,13 +1,20 @@
 //! `/metrics` for Prometheus (OpenMetrics text): the state of runs and schedules as the
 //! database holds it, so every replica reports the same numbers. Read per scrape; the queries
-//! are grouped counts over the runs table, which history pruning keeps bounded.
+//! are grouped counts over the runs table, which history pruning keeps bounded. The two
+//! histograms (run durations, scheduler lag) are fed from the runs table too: each scrape
+//! observes the runs that ended or were dispatched since the previous one, so their counts only
+//! grow, as Prometheus expects, whichever process ran the runs.
 
 use actix_web::{HttpResponse, web};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::Histogram;
 use prometheus_client::registry::Registry;
+use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
+
+use chrono::{Duration, NaiveDateTime};
 
 use crate::models::{run, schedule};
 use crate::web::{AppError, AppState};
@@ -15,15 +22,70 @@ use crate::web::{AppError, AppState};
 type Labels = Vec<(String, String)>;
 type FloatGauge = Gauge<f64, AtomicU64>;
 
+/// Runs that ended or were dispatched are observed this long after the fact, so a transaction
+/// still committing at scrape time is counted at the next scrape rather than never.
+const SETTLE: Duration = Duration::seconds(2);
+/// The most runs one scrape observes; the rest wait for the next scrape.
+const OBSERVE_AT_MOST: i64 = 100_000;
+
+/// The histograms and how far into the runs table they have read.
+pub struct Observed {
+    inner: Mutex<ObservedInner>,
+}
+
+struct ObservedInner {
+    finished_upto: NaiveDateTime,
+    dispatched_upto: NaiveDateTime,
+    durations: Family<Labels, Histogram>,
+    lag: Histogram,
+}
+
+fn duration_buckets() -> Histogram {
+    Histogram::new([0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 1800.0, 3600.0, 7200.0])
+}
+
+impl Observed {
+    /// Counts runs from now on.
+    pub fn new() -> Self {
+        let start = crate::db::now();
+        Self {
+            inner: Mutex::new(ObservedInner {
+                finished_upto: start,
+                dispatched_upto: start,
+                durations: Family::new_with_constructor(duration_buckets),
+                lag: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0]),
+            }),
+        }
+    }
+}
+
+impl Default for Observed {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
 pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
     let now = crate::db::now();
-    let (by_status, last_success, backlog, schedules) = state
+    let (finished_from, dispatched_from) = {
+        let inner = state
+            .observed
+            .inner
+            .lock()
+            .map_err(|_| AppError::internal(anyhow::anyhow!("the metrics lock is poisoned")))?;
+        (inner.finished_upto, inner.dispatched_upto)
+    };
+    let upto = now - SETTLE;
+    let (by_status, last_success, backlog, schedules, later, finished, dispatched) = state
         .db(move |conn| {
             Ok((
                 run::counts_by_status_and_kind(conn)?,
                 run::last_success_per_schedule(conn)?,
                 run::due_backlog(conn, now)?,
                 schedule::list(conn, &schedule::ScheduleFilter::default())?,
+                run::queued_later(conn, now)?,
+                run::finished_between(conn, finished_from, upto, OBSERVE_AT_MOST)?,
+                run::dispatched_between(conn, dispatched_from, upto, OBSERVE_AT_MOST)?,
             ))
         })
         .await?;
@@ -77,6 +139,76 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
         lag,
     );
 
+    let behind = schedules
+        .iter()
+        .filter(|s| s.enabled)
+        .filter_map(|s| s.next_fire_at)
+        .min()
+        .map_or(0.0, |at| ((now - at).num_milliseconds().max(0)) as f64 / 1000.0);
+    let scheduler_behind = FloatGauge::default();
+    scheduler_behind.set(behind);
+    registry.register(
+        "isinbeat_scheduler_behind_seconds",
+        "How far past its time the most overdue unclaimed occurrence is (0 while the scheduler keeps up)",
+        scheduler_behind,
+    );
+
+    let depth = Family::<Labels, Gauge>::default();
+    for (state_label, count) in [("due", due), ("later", later)] {
+        depth
+            .get_or_create(&vec![
+                ("queue".to_owned(), crate::queue::QUEUE_NAME.to_owned()),
+                ("state".to_owned(), state_label.to_owned()),
+            ])
+            .set(count);
+    }
+    registry.register("isinbeat_queue_depth", "Queued runs, due now or waiting for a later time", depth);
+
+    {
+        let mut inner = state
+            .observed
+            .inner
+            .lock()
+            .map_err(|_| AppError::internal(anyhow::anyhow!("the metrics lock is poisoned")))?;
+        // A concurrent scrape may have read the same window; only the first to come back counts it.
+        if inner.finished_upto == finished_from {
+            inner.finished_upto = finished
+                .iter()
+                .map(|(_, _, at)| *at)
+                .max()
+                .filter(|_| finished.len() as i64 == OBSERVE_AT_MOST)
+                .unwrap_or(upto);
+            for (task_kind, started, ended) in &finished {
+                let seconds = (*ended - *started).num_milliseconds().max(0) as f64 / 1000.0;
+                inner
+                    .durations
+                    .get_or_create(&vec![("task_kind".to_owned(), task_kind.clone())])
+                    .observe(seconds);
+            }
+        }
+        if inner.dispatched_upto == dispatched_from {
+            inner.dispatched_upto = dispatched
+                .iter()
+                .map(|(at, _)| *at)
+                .max()
+                .filter(|_| dispatched.len() as i64 == OBSERVE_AT_MOST)
+                .unwrap_or(upto);
+            for (created, scheduled_for) in &dispatched {
+                inner.lag.observe((*created - *scheduled_for).num_milliseconds().max(0) as f64 / 1000.0);
+            }
+        }
+        registry.register(
+            "isinbeat_run_duration_seconds",
+            "How long runs took, from start to end, by task kind (runs ended since this process started)",
+            inner.durations.clone(),
+        );
+        registry.register(
+            "isinbeat_scheduler_lag_seconds",
+            "How late the scheduler claimed each scheduled occurrence after its time (since this process started)",
+            inner.lag.clone(),
+        );
+    }
+
     let mut body = String::new();
     encode(&mut body, &registry).map_err(AppError::internal)?;
     Ok(HttpResponse::Ok()
@@ -84,6 +216,6 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
         .body(body))
 }
 
-fn seconds(at: chrono::NaiveDateTime) -> f64 {
+fn seconds(at: NaiveDateTime) -> f64 {
     at.and_utc().timestamp_millis() as f64 / 1000.0
 }

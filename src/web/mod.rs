@@ -13,13 +13,14 @@ mod error;
 mod forms;
 mod health;
 mod login;
-mod metrics;
+pub mod metrics;
 pub mod middleware;
 mod page;
 mod runs;
 mod schedule_form;
 mod schedules;
 mod users;
+mod workers;
 
 use std::sync::Arc;
 
@@ -35,9 +36,23 @@ pub struct AppState {
     /// Where "run now" puts its runs.
     pub queue: Queue,
     pub settings: Arc<Settings>,
+    /// The metrics' histograms, fed from the runs table at each scrape.
+    pub observed: Arc<metrics::Observed>,
 }
 
 impl AppState {
+    /// Pushes a run the web recorded (run now, retry) to the queue, due now. False when the
+    /// queue is unreachable: the run row is safe and a scheduler's reconciler queues it shortly.
+    pub async fn push_run(&self, run_id: i64) -> bool {
+        match self.queue.push(run_id, chrono::Utc::now()).await {
+            Ok(()) => true,
+            Err(error) => {
+                tracing::warn!(run = run_id, error = format!("{error:#}"), "failed to queue a run");
+                false
+            }
+        }
+    }
+
     /// Runs blocking database work on actix's blocking thread pool, with a pooled connection.
     pub async fn db<T, F>(&self, f: F) -> Result<T, AppError>
     where

@@ -26,6 +26,11 @@ pub fn flash_success(session: &Session, text: impl Into<String>) {
     push_flash(session, "success", text.into());
 }
 
+/// Queues a message saying why nothing was done, for the next page.
+pub fn flash_error(session: &Session, text: impl Into<String>) {
+    push_flash(session, "error", text.into());
+}
+
 fn push_flash(session: &Session, level: &str, text: String) {
     let mut queued: Vec<Flash> = session.get(FLASH_KEY).ok().flatten().unwrap_or_default();
     queued.push(Flash { level: level.to_owned(), text });

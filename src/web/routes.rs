@@ -8,7 +8,9 @@ use actix_web::http::Method;
 use actix_web::{Route, web};
 
 use crate::domain::Role;
-use crate::web::{account, assets, audit, dashboard, health, login, metrics, runs, schedules, users};
+use crate::web::{
+    account, assets, audit, dashboard, health, login, metrics, runs, schedules, users, workers,
+};
 
 /// Who may call a route.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +80,8 @@ pub fn table() -> Vec<RouteDef> {
         get("/admin/runs/", VIEWER, |r| r.to(runs::list)),
         get("/admin/runs/{id}/", VIEWER, |r| r.to(runs::detail)),
         post("/admin/runs/{id}/cancel", OPERATOR, |r| r.to(runs::cancel)),
+        post("/admin/runs/{id}/retry", OPERATOR, |r| r.to(runs::retry)),
+        get("/admin/workers/", VIEWER, |r| r.to(workers::list)),
         get("/admin/users/", ADMIN, |r| r.to(users::list)),
         get("/admin/users/new", ADMIN, |r| r.to(users::new_form)),
         post("/admin/users/new", ADMIN, |r| r.to(users::create)),

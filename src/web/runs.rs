@@ -1,5 +1,5 @@
 //! The runs pages (like Flower's task list): every run with filters and keyset paging, a run's
-//! detail (timings, attempts, error, log, stats), and cancel.
+//! detail (timings, attempts, error, log, stats), cancel and retry.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -15,9 +15,10 @@ use crate::domain::Role;
 use crate::models::audit::{self, NewAuditEntry};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule};
+use crate::scheduler::actions::{self, Retried};
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
-use crate::web::page::{Page, flash_success, render, see_other};
+use crate::web::page::{Page, flash_error, flash_success, render, see_other};
 use crate::web::{AppError, AppState};
 
 const NAV: &str = "runs";
@@ -156,6 +157,7 @@ struct DetailPage {
     owner: Option<Schedule>,
     stats: Vec<(String, String)>,
     can_cancel: bool,
+    can_retry: bool,
 }
 
 pub async fn detail(
@@ -186,9 +188,17 @@ pub async fn detail(
         })
         .unwrap_or_default();
     let can_cancel = me.can(Role::Operator) && matches!(found.status.as_str(), "queued" | "running");
+    let can_retry = me.can(Role::Operator) && !matches!(found.status.as_str(), "queued" | "running");
     render(
         StatusCode::OK,
-        &DetailPage { page: Page::new(&session, Some(&me), NAV), run: found, owner, stats, can_cancel },
+        &DetailPage {
+            page: Page::new(&session, Some(&me), NAV),
+            run: found,
+            owner,
+            stats,
+            can_cancel,
+            can_retry,
+        },
     )
 }
 
@@ -232,4 +242,32 @@ pub async fn cancel(
     };
     flash_success(&session, message);
     Ok(see_other(&format!("/admin/runs/{id}/")))
+}
+
+pub async fn retry(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let actor = actor(&req, &state.settings, &me);
+    let retried = state.db(move |conn| Ok(actions::retry_run(conn, &actor, id)?)).await?;
+    match retried {
+        None => Err(AppError::NotFound),
+        Some(Retried::StillActive(status)) => {
+            flash_error(&session, format!("Run #{id} is still {status}; only an ended run can be retried."));
+            Ok(see_other(&format!("/admin/runs/{id}/")))
+        }
+        Some(Retried::Queued(run_id)) => {
+            let message = if state.push_run(run_id).await {
+                format!("Run #{id} is retried as run #{run_id}.")
+            } else {
+                format!("Run #{id} is retried as run #{run_id}; the scheduler will queue it shortly.")
+            };
+            flash_success(&session, message);
+            Ok(see_other(&format!("/admin/runs/{run_id}/")))
+        }
+    }
 }

@@ -40,6 +40,9 @@ pub struct ScheduleForm {
     pub expires_seconds: String,
     pub keep_succeeded: String,
     pub keep_failed: String,
+    pub alert_webhook_url: String,
+    pub alert_no_success: String,
+    pub alert_no_success_unit: String,
     /// `preview` re-renders the form with the next fire times and saves nothing.
     pub action: String,
 }
@@ -75,6 +78,9 @@ impl ScheduleForm {
                 "expires_seconds" => form.expires_seconds = value,
                 "keep_succeeded" => form.keep_succeeded = value,
                 "keep_failed" => form.keep_failed = value,
+                "alert_webhook_url" => form.alert_webhook_url = value,
+                "alert_no_success" => form.alert_no_success = value,
+                "alert_no_success_unit" => form.alert_no_success_unit = value,
                 "action" => form.action = value,
                 other => {
                     if let Some((kind, param)) =
@@ -92,14 +98,8 @@ impl ScheduleForm {
     pub fn from_settings(settings: &ScheduleChanges) -> Self {
         let zone = parse_time_zone(&settings.timezone).unwrap_or(Tz::UTC);
         let local = |at: Option<NaiveDateTime>| at.map(|at| local_input(at, zone)).unwrap_or_default();
-        let (every, every_unit) = match settings.interval_seconds {
-            Some(seconds) => {
-                let (unit, size) =
-                    UNITS.iter().find(|(_, size)| seconds % size == 0).copied().unwrap_or(("seconds", 1));
-                ((seconds / size).to_string(), unit.to_owned())
-            }
-            None => (String::new(), "minutes".to_owned()),
-        };
+        let (every, every_unit) = in_units(settings.interval_seconds, "minutes");
+        let (alert_no_success, alert_no_success_unit) = in_units(settings.alert_no_success_seconds, "hours");
         let params: serde_json::Value = serde_json::from_str(&settings.params).unwrap_or_else(|_| json!({}));
         let params = params
             .as_object()
@@ -140,6 +140,9 @@ impl ScheduleForm {
             expires_seconds: optional(settings.expires_seconds),
             keep_succeeded: settings.keep_succeeded.to_string(),
             keep_failed: settings.keep_failed.to_string(),
+            alert_webhook_url: settings.alert_webhook_url.clone().unwrap_or_default(),
+            alert_no_success,
+            alert_no_success_unit,
             action: String::new(),
         }
     }
@@ -212,22 +215,17 @@ impl ScheduleForm {
                     None
                 }
             },
-            "interval" => {
-                let size =
-                    UNITS.iter().find(|(unit, _)| *unit == self.every_unit).map_or(0, |(_, size)| *size);
-                match self.every.trim().parse::<i64>() {
-                    Ok(count) if count > 0 && size > 0 => {
-                        let seconds = count.saturating_mul(size);
-                        interval_seconds = Some(seconds);
-                        let anchor = start.map_or_else(chrono::Utc::now, |s| s.and_utc());
-                        Recurrence::interval(chrono::Duration::seconds(seconds), anchor).ok()
-                    }
-                    _ => {
-                        errors.add("every", "Enter a whole number greater than 0.");
-                        None
-                    }
+            "interval" => match seconds_in(&self.every, &self.every_unit) {
+                Some(seconds) => {
+                    interval_seconds = Some(seconds);
+                    let anchor = start.map_or_else(chrono::Utc::now, |s| s.and_utc());
+                    Recurrence::interval(chrono::Duration::seconds(seconds), anchor).ok()
                 }
-            }
+                _ => {
+                    errors.add("every", "Enter a whole number greater than 0.");
+                    None
+                }
+            },
             "once" => {
                 let at = parse_local("once_at", &self.once_at, zone_or_utc, &mut errors);
                 if at.is_none() && self.once_at.trim().is_empty() {
@@ -299,6 +297,32 @@ impl ScheduleForm {
         let expires = optional("expires_seconds", &self.expires_seconds, &mut errors);
         let keep_succeeded = number("keep_succeeded", &self.keep_succeeded, 0, 1_000_000, &mut errors);
         let keep_failed = number("keep_failed", &self.keep_failed, 0, 1_000_000, &mut errors);
+        let webhook = self.alert_webhook_url.trim();
+        let alert_webhook_url = if webhook.is_empty() {
+            None
+        } else {
+            match url::Url::parse(webhook) {
+                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
+                    Some(webhook.to_owned())
+                }
+                _ => {
+                    errors
+                        .add("alert_webhook_url", "Enter an http:// or https:// address, or leave it empty.");
+                    None
+                }
+            }
+        };
+        let alert_no_success_seconds = if self.alert_no_success.trim().is_empty() {
+            None
+        } else {
+            let seconds = seconds_in(&self.alert_no_success, &self.alert_no_success_unit);
+            if seconds.is_none() {
+                errors.add("alert_no_success", "Enter a whole number greater than 0, or leave it empty.");
+            } else if alert_webhook_url.is_none() && webhook.is_empty() {
+                errors.add("alert_no_success", "Give a webhook address for the alert to go to.");
+            }
+            seconds
+        };
 
         if !errors.is_empty() {
             return (Err(errors), preview);
@@ -327,8 +351,36 @@ impl ScheduleForm {
             expires_seconds: expires,
             keep_succeeded: i32::try_from(keep_succeeded).unwrap_or(0),
             keep_failed: i32::try_from(keep_failed).unwrap_or(0),
+            alert_webhook_url,
+            alert_no_success_seconds,
         };
         (Ok(settings), preview)
+    }
+}
+
+/// A number of seconds as the form shows it: a count in the largest unit that divides it.
+fn in_units(seconds: Option<i64>, unit_when_empty: &str) -> (String, String) {
+    match seconds {
+        Some(seconds) => {
+            let (unit, size) = UNITS
+                .iter()
+                .filter(|(_, size)| seconds % size == 0)
+                .max_by_key(|(_, size)| *size)
+                .copied()
+                .unwrap_or(("seconds", 1));
+            ((seconds / size).to_string(), unit.to_owned())
+        }
+        None => (String::new(), unit_when_empty.to_owned()),
+    }
+}
+
+/// A count typed in a unit (one of [`UNITS`]) as seconds; `None` unless it is a whole number
+/// greater than 0 in a known unit.
+fn seconds_in(count: &str, unit: &str) -> Option<i64> {
+    let size = UNITS.iter().find(|(name, _)| *name == unit).map(|(_, size)| *size)?;
+    match count.trim().parse::<i64>() {
+        Ok(count) if count > 0 => Some(count.saturating_mul(size)),
+        _ => None,
     }
 }
 

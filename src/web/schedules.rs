@@ -16,6 +16,7 @@ use crate::domain::Role;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_spec::FireTime;
 use crate::jobs::{ParamSpec, Registry};
+use crate::models::alert::{self, Delivery};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule, ScheduleFilter, ScheduleOrder};
@@ -23,6 +24,7 @@ use crate::scheduler::actions::{self, ActionError};
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
 use crate::web::page::{Page, flash_success, render, see_other};
+use crate::web::runs::STATUSES;
 use crate::web::schedule_form::ScheduleForm;
 use crate::web::{AppError, AppState};
 
@@ -42,6 +44,12 @@ struct ListPage {
     rows: Vec<Row>,
     filter: ListQuery,
     task_kinds: Vec<String>,
+    statuses: &'static [&'static str],
+    total: i64,
+    page_number: i64,
+    pages: i64,
+    first_shown: i64,
+    last_shown: i64,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -53,20 +61,24 @@ pub struct ListQuery {
     enabled: String,
     #[serde(default)]
     task: String,
+    /// The newest run's status.
+    #[serde(default)]
+    last: String,
     /// Sort: `name`, `-name`, `next`, `-next`, `task`.
     #[serde(default)]
     o: String,
+    /// Page number, from 1.
+    #[serde(default)]
+    p: String,
 }
+
+/// Schedules per page of the list.
+const PAGE_SIZE: i64 = 100;
 
 impl ListQuery {
     /// The list URL with these filters and sort `order` (for the column headers).
     pub fn sorted_by(&self, order: &str) -> String {
-        let mut params = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [("q", &self.q), ("enabled", &self.enabled), ("task", &self.task)] {
-            if !value.is_empty() {
-                params.append_pair(name, value);
-            }
-        }
+        let mut params = self.filters();
         // A second click on the current column reverses it.
         let next = if self.o == order && !order.starts_with('-') && order != "task" {
             format!("-{order}")
@@ -75,6 +87,32 @@ impl ListQuery {
         };
         params.append_pair("o", &next);
         format!("/admin/schedules/?{}", params.finish())
+    }
+
+    /// The list URL with these filters and sort, at page `number`.
+    pub fn page_url(&self, number: i64) -> String {
+        let mut params = self.filters();
+        if !self.o.is_empty() {
+            params.append_pair("o", &self.o);
+        }
+        params.append_pair("p", &number.to_string());
+        format!("/admin/schedules/?{}", params.finish())
+    }
+
+    pub fn is_filtered(&self) -> bool {
+        !(self.q.is_empty() && self.enabled.is_empty() && self.task.is_empty() && self.last.is_empty())
+    }
+
+    fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
+        let mut params = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in
+            [("q", &self.q), ("enabled", &self.enabled), ("task", &self.task), ("last", &self.last)]
+        {
+            if !value.is_empty() {
+                params.append_pair(name, value);
+            }
+        }
+        params
     }
 }
 
@@ -97,18 +135,20 @@ pub async fn list(
             _ => None,
         },
         task_kind: Some(query.task.clone()).filter(|t| !t.is_empty()),
+        last_status: Some(query.last.clone()).filter(|s| STATUSES.contains(&s.as_str())),
         order: ScheduleOrder::parse(&query.o),
     };
-    let (found, latest) = state
+    let page_number = query.p.trim().parse::<i64>().unwrap_or(1).max(1);
+    let (found, total, latest) = state
         .db(move |conn| {
-            let found = schedule::list(conn, &filter)?;
+            let (found, total) = schedule::page(conn, &filter, (page_number - 1) * PAGE_SIZE, PAGE_SIZE)?;
             let ids: Vec<i64> = found.iter().map(|s| s.id).collect();
-            Ok((found, run::latest_of(conn, &ids)?))
+            Ok((found, total, run::latest_of(conn, &ids)?))
         })
         .await?;
     let mut latest: HashMap<i64, Run> =
         latest.into_iter().filter_map(|r| Some((r.schedule_id?, r))).collect();
-    let rows = found
+    let rows: Vec<Row> = found
         .into_iter()
         .map(|schedule| Row {
             in_words: in_words(&schedule),
@@ -116,10 +156,22 @@ pub async fn list(
             schedule,
         })
         .collect();
+    let shown = i64::try_from(rows.len()).unwrap_or(0);
     let task_kinds = Registry::builtin().kinds().map(|kind| kind.name().to_owned()).collect();
     render(
         StatusCode::OK,
-        &ListPage { page: Page::new(&session, Some(&me), NAV), rows, filter: query, task_kinds },
+        &ListPage {
+            page: Page::new(&session, Some(&me), NAV),
+            rows,
+            filter: query,
+            task_kinds,
+            statuses: &STATUSES,
+            total,
+            page_number,
+            pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),
+            first_shown: (page_number - 1) * PAGE_SIZE + 1,
+            last_shown: (page_number - 1) * PAGE_SIZE + shown,
+        },
     )
 }
 
@@ -132,6 +184,7 @@ struct DetailPage {
     next: Vec<FireTime>,
     runs: Vec<Run>,
     entries: Vec<AuditEntry>,
+    deliveries: Vec<Delivery>,
     show_ip: bool,
     can_operate: bool,
 }
@@ -143,7 +196,7 @@ pub async fn detail(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let (found, runs, entries) = state
+    let (found, runs, entries, deliveries) = state
         .db(move |conn| {
             let found = schedule::find(conn, id)?.ok_or(AppError::NotFound)?;
             let runs =
@@ -153,7 +206,7 @@ pub async fn detail(
                 object_id: Some(id.to_string()),
                 ..AuditFilter::default()
             };
-            Ok((found, runs, audit::page(conn, &filter, None, 50)?))
+            Ok((found, runs, audit::page(conn, &filter, None, 50)?, alert::for_schedule(conn, id, 20)?))
         })
         .await?;
     let next = found.spec().map(|spec| spec.preview(Utc::now(), 5)).unwrap_or_default();
@@ -166,6 +219,7 @@ pub async fn detail(
             next,
             runs,
             entries,
+            deliveries,
             show_ip: me.can(Role::Admin),
             can_operate: me.can(Role::Operator),
         },
@@ -224,13 +278,10 @@ pub async fn run_now(
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);
     let run_id = state.db(move |conn| Ok(actions::run_now(conn, &actor, id)?)).await?;
-    let message = match state.queue.push(run_id, Utc::now()).await {
-        Ok(()) => format!("Run #{run_id} was queued."),
-        Err(error) => {
-            // The run row is safe: the scheduler's reconciler queues it shortly.
-            tracing::warn!(run = run_id, error = format!("{error:#}"), "failed to queue a manual run");
-            format!("Run #{run_id} was recorded; the scheduler will queue it shortly.")
-        }
+    let message = if state.push_run(run_id).await {
+        format!("Run #{run_id} was queued.")
+    } else {
+        format!("Run #{run_id} was recorded; the scheduler will queue it shortly.")
     };
     flash_success(&session, message);
     Ok(see_other(&format!("/admin/runs/{run_id}/")))
@@ -529,10 +580,8 @@ pub async fn bulk(
             Ok(queued)
         })
         .await?;
-    for run_id in &queued {
-        if let Err(error) = state.queue.push(*run_id, Utc::now()).await {
-            tracing::warn!(run = run_id, error = format!("{error:#}"), "failed to queue a manual run");
-        }
+    for run_id in queued {
+        state.push_run(run_id).await;
     }
     let verb = match value("action").as_str() {
         "pause" => "paused",

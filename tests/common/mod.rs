@@ -218,6 +218,7 @@ pub struct Browser {
 
 impl Browser {
     pub fn new(base: &str) -> Self {
+        isinbeat::alerts::install_tls_provider();
         let jar = Arc::new(Jar::default());
         let client = reqwest::Client::builder()
             .cookie_provider(Arc::clone(&jar))
@@ -319,4 +320,34 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// Records a run of `schedule_id` with `status` (not pushed to any queue): what "run now"
+/// writes when `status` is `queued`, or a finished run's row otherwise. Returns its id.
+pub fn insert_run(
+    conn: &mut isinbeat::db::DbConnection,
+    schedule_id: i64,
+    status: &str,
+    not_before: chrono::NaiveDateTime,
+) -> i64 {
+    let owner = isinbeat::models::schedule::find(conn, schedule_id).unwrap().unwrap();
+    let finished = !matches!(status, "queued" | "running");
+    isinbeat::models::run::insert(
+        conn,
+        &isinbeat::models::run::NewRun {
+            schedule_id: Some(schedule_id),
+            schedule_name: &owner.name,
+            task_kind: &owner.task_kind,
+            params: &owner.params,
+            scheduled_for: None,
+            trigger: "manual",
+            triggered_by: None,
+            status,
+            not_before,
+            finished_at: finished.then(isinbeat::db::now),
+            error: None,
+            created_at: isinbeat::db::now(),
+        },
+    )
+    .unwrap()
 }

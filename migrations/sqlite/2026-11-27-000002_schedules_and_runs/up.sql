@@ -1,7 +1,7 @@
 -- Schedules (what runs when, and how) and runs (every occurrence and what became of it).
 -- UNIQUE (schedule_id, scheduled_for) makes each scheduled occurrence exactly-once; manual runs
 -- have no scheduled_for and are never in conflict. Same tables and meaning as migrations/postgres.
--- An interval is anchored at start_at. Alert settings get their own table with their deliveries.
+-- An interval is anchored at start_at.
 
 CREATE TABLE schedules (
     id INTEGER PRIMARY KEY AUTOINCREMENT,

@@ -1,0 +1,225 @@
+//! Alerts: a schedule's webhook is called (a JSON POST with a Slack-compatible `text`) when one
+//! of its runs fails for good, and when it has not succeeded for its "no success for" window —
+//! a dead man's switch. Each alert is first written to the `alert_deliveries` outbox in the
+//! same place as what it reports, then delivered by whoever gets to it first (the worker at once,
+//! any scheduler's reconciler otherwise), so a process dying in between loses nothing and two
+//! schedulers never send one alert twice.
+
+use std::collections::HashMap;
+use std::time::Duration as StdDuration;
+
+use anyhow::Context;
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::schema::alert_deliveries;
+use crate::db::{DbConnection, DbPool, now};
+use crate::models::alert::{self, NewDelivery};
+use crate::models::run::{self, Run};
+use crate::models::schedule;
+
+/// How long one webhook call may take.
+pub const WEBHOOK_TIMEOUT: StdDuration = StdDuration::from_secs(10);
+
+/// The HTTP client isinbeat calls out with: rustls, timeouts, a User-Agent naming isinbeat.
+pub fn http_client(timeout: StdDuration) -> anyhow::Result<reqwest::Client> {
+    install_tls_provider();
+    reqwest::Client::builder()
+        .user_agent(concat!("isinbeat/", env!("CARGO_PKG_VERSION")))
+        .connect_timeout(StdDuration::from_secs(10).min(timeout))
+        .timeout(timeout)
+        .build()
+        .context("Failed to set up the HTTP client")
+}
+
+/// reqwest is built without a default TLS provider: this installs ring's, once per process.
+/// Call it before building any `reqwest::Client`.
+pub fn install_tls_provider() {
+    // An error means a provider is installed already.
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+/// Queues the "failed for good" alert of `failed` when its schedule has a webhook; call it where
+/// the run is recorded as failed.
+pub fn run_failed(conn: &mut DbConnection, failed: &Run, error: &str) -> QueryResult<Option<i64>> {
+    let Some(owner) = failed.schedule_id.map(|id| schedule::find(conn, id)).transpose()?.flatten() else {
+        return Ok(None);
+    };
+    let Some(url) = owner.alert_webhook_url.as_deref() else { return Ok(None) };
+    let message = format!(
+        "isinbeat: run {} of “{}” failed after {} attempt(s): {}",
+        failed.id,
+        owner.name,
+        failed.attempt,
+        first_line(error)
+    );
+    let id = alert::enqueue(
+        conn,
+        &NewDelivery {
+            schedule_id: owner.id,
+            run_id: Some(failed.id),
+            kind: "run_failed",
+            url,
+            message: &message,
+            status: "pending",
+            created_at: now(),
+        },
+    )?;
+    Ok(Some(id))
+}
+
+/// The dead man's switch: queues an alert for each enabled schedule with a "no success for"
+/// window that has not succeeded for that long (counted from its last success, or from its last
+/// change when that is later), once per silence. Returns the deliveries queued.
+pub fn check_no_success(conn: &mut DbConnection, at: NaiveDateTime) -> anyhow::Result<Vec<i64>> {
+    let watched = alert::watched(conn).context("Failed to read the watched schedules")?;
+    if watched.is_empty() {
+        return Ok(Vec::new());
+    }
+    let last_success: HashMap<i64, NaiveDateTime> = run::last_success_per_schedule(conn)?
+        .into_iter()
+        .filter_map(|(id, finished)| Some((id?, finished?)))
+        .collect();
+    let mut queued = Vec::new();
+    for (id, name, url, window, changed_at, _) in watched {
+        let Some(url) = url else { continue };
+        let since = last_success.get(&id).copied().map_or(changed_at, |success| success.max(changed_at));
+        if at - since < Duration::seconds(window) {
+            continue;
+        }
+        let message = match last_success.get(&id) {
+            Some(success) => format!(
+                "isinbeat: “{name}” has not succeeded for {} (last success {} UTC).",
+                span(window),
+                success.format("%Y-%m-%d %H:%M")
+            ),
+            None => {
+                format!("isinbeat: “{name}” has not succeeded in the {} since it was set up.", span(window))
+            }
+        };
+        let delivery = conn.transaction::<_, diesel::result::Error, _>(|conn| {
+            if !alert::take_no_success_alert(conn, id, since, at)? {
+                return Ok(None);
+            }
+            alert::enqueue(
+                conn,
+                &NewDelivery {
+                    schedule_id: id,
+                    run_id: None,
+                    kind: "no_success",
+                    url: &url,
+                    message: &message,
+                    status: "pending",
+                    created_at: at,
+                },
+            )
+            .map(Some)
+        })?;
+        queued.extend(delivery);
+    }
+    Ok(queued)
+}
+
+/// Deliveries waiting to be sent (including ones whose sender died), oldest first.
+pub fn waiting(conn: &mut DbConnection) -> QueryResult<Vec<i64>> {
+    alert::waiting(conn, now() - alert::STUCK_AFTER, 100)
+}
+
+/// The waiting deliveries of one run (the worker sends its own at once).
+pub fn waiting_for_run(conn: &mut DbConnection, run_id: i64) -> QueryResult<Vec<i64>> {
+    alert_deliveries::table
+        .filter(alert_deliveries::run_id.eq(run_id))
+        .filter(alert_deliveries::status.eq("pending"))
+        .select(alert_deliveries::id)
+        .load(conn)
+}
+
+/// Sends the deliveries `ids` that nobody else has claimed, recording each answer.
+pub async fn deliver(pool: &DbPool, client: &reqwest::Client, ids: Vec<i64>) {
+    for id in ids {
+        let claim_pool = pool.clone();
+        let claimed = tokio::task::spawn_blocking(move || {
+            let mut conn = claim_pool.get().context("Failed to get a database connection")?;
+            alert::claim(&mut conn, id, now() - alert::STUCK_AFTER).context("Failed to claim an alert")
+        })
+        .await;
+        let delivery = match claimed {
+            Ok(Ok(Some(delivery))) => delivery,
+            Ok(Ok(None)) => continue,
+            Ok(Err(error)) => {
+                tracing::warn!(alert = id, error = format!("{error:#}"), "could not claim an alert");
+                continue;
+            }
+            Err(error) => {
+                tracing::warn!(alert = id, %error, "claiming an alert panicked");
+                continue;
+            }
+        };
+        let body = serde_json::json!({
+            "text": delivery.message,
+            "isinbeat": {
+                "kind": delivery.kind,
+                "schedule_id": delivery.schedule_id,
+                "run_id": delivery.run_id,
+            },
+        });
+        let answer = client.post(&delivery.url).json(&body).send().await;
+        let (delivered, status, error) = match answer {
+            Ok(response) if response.status().is_success() => {
+                (true, Some(i32::from(response.status().as_u16())), None)
+            }
+            Ok(response) => (
+                false,
+                Some(i32::from(response.status().as_u16())),
+                Some(format!("The webhook answered {}.", response.status())),
+            ),
+            Err(error) => (false, None, Some(describe_error(&error))),
+        };
+        if delivered {
+            tracing::info!(alert = id, url = %delivery.url, "alert delivered");
+        } else {
+            tracing::warn!(alert = id, url = %delivery.url, error = error.as_deref(), "alert not delivered");
+        }
+        let record_pool = pool.clone();
+        let recorded = tokio::task::spawn_blocking(move || {
+            let mut conn = record_pool.get().context("Failed to get a database connection")?;
+            alert::record(&mut conn, id, delivered, status, error.as_deref(), now())
+                .context("Failed to record an alert")
+        })
+        .await;
+        if let Ok(Err(error)) = recorded {
+            tracing::warn!(alert = id, error = format!("{error:#}"), "could not record an alert's delivery");
+        }
+    }
+}
+
+fn describe_error(error: &reqwest::Error) -> String {
+    let mut text = if error.is_timeout() {
+        format!("No answer within {} s.", WEBHOOK_TIMEOUT.as_secs())
+    } else if error.is_connect() {
+        "Could not connect to the webhook.".to_owned()
+    } else {
+        "The webhook call failed.".to_owned()
+    };
+    let mut source = std::error::Error::source(error);
+    while let Some(cause) = source {
+        text.push_str(&format!(" {cause}."));
+        source = cause.source();
+    }
+    text
+}
+
+/// "26 hours", "1 day", "90 minutes".
+pub fn span(seconds: i64) -> String {
+    let (value, unit) = match seconds {
+        s if s % 86_400 == 0 => (s / 86_400, "day"),
+        s if s % 3_600 == 0 => (s / 3_600, "hour"),
+        s if s % 60 == 0 => (s / 60, "minute"),
+        s => (s, "second"),
+    };
+    format!("{value} {unit}{}", if value == 1 { "" } else { "s" })
+}
+
+fn first_line(text: &str) -> &str {
+    text.lines().next().unwrap_or_default()
+}

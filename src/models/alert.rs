@@ -1,0 +1,152 @@
+//! `alert_deliveries`: an outbox of webhook calls. A row is written `pending` beside what it
+//! reports, claimed (`pending → sending`) by whoever delivers it, and ends `delivered` or
+//! `failed` with the answer it got — the schedule page shows them.
+
+use chrono::{Duration, NaiveDateTime};
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::{alert_deliveries, schedules};
+
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = alert_deliveries)]
+pub struct Delivery {
+    pub id: i64,
+    pub schedule_id: i64,
+    pub run_id: Option<i64>,
+    pub kind: String,
+    pub url: String,
+    pub message: String,
+    pub status: String,
+    pub attempts: i32,
+    pub response_status: Option<i32>,
+    pub error: Option<String>,
+    pub created_at: NaiveDateTime,
+    pub sent_at: Option<NaiveDateTime>,
+}
+
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = alert_deliveries)]
+pub struct NewDelivery<'a> {
+    pub schedule_id: i64,
+    pub run_id: Option<i64>,
+    pub kind: &'a str,
+    pub url: &'a str,
+    pub message: &'a str,
+    pub status: &'a str,
+    pub created_at: NaiveDateTime,
+}
+
+/// Queues an alert for delivery; returns its id.
+pub fn enqueue(conn: &mut DbConnection, new: &NewDelivery<'_>) -> QueryResult<i64> {
+    diesel::insert_into(alert_deliveries::table).values(new).execute(conn)?;
+    crate::db::last_insert_id(conn)
+}
+
+/// Claims a pending delivery (or one whose sender died mid-way, `sending` since before
+/// `stuck_before`). False: someone else has it.
+pub fn claim(conn: &mut DbConnection, id: i64, stuck_before: NaiveDateTime) -> QueryResult<Option<Delivery>> {
+    let claimed =
+        diesel::update(alert_deliveries::table.find(id).filter(
+            alert_deliveries::status.eq("pending").or(
+                alert_deliveries::status.eq("sending").and(alert_deliveries::created_at.lt(stuck_before)),
+            ),
+        ))
+        .set((
+            alert_deliveries::status.eq("sending"),
+            alert_deliveries::attempts.eq(alert_deliveries::attempts + 1),
+        ))
+        .execute(conn)?;
+    if claimed == 0 {
+        return Ok(None);
+    }
+    alert_deliveries::table.find(id).select(Delivery::as_select()).first(conn).optional()
+}
+
+/// Records what the webhook answered.
+pub fn record(
+    conn: &mut DbConnection,
+    id: i64,
+    delivered: bool,
+    response_status: Option<i32>,
+    error: Option<&str>,
+    at: NaiveDateTime,
+) -> QueryResult<usize> {
+    diesel::update(alert_deliveries::table.find(id))
+        .set((
+            alert_deliveries::status.eq(if delivered { "delivered" } else { "failed" }),
+            alert_deliveries::response_status.eq(response_status),
+            alert_deliveries::error.eq(error),
+            alert_deliveries::sent_at.eq(at),
+        ))
+        .execute(conn)
+}
+
+/// Deliveries waiting (and ones stuck `sending` since before `stuck_before`), oldest first.
+pub fn waiting(conn: &mut DbConnection, stuck_before: NaiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
+    alert_deliveries::table
+        .filter(
+            alert_deliveries::status.eq("pending").or(alert_deliveries::status
+                .eq("sending")
+                .and(alert_deliveries::created_at.lt(stuck_before))),
+        )
+        .order(alert_deliveries::id.asc())
+        .limit(limit)
+        .select(alert_deliveries::id)
+        .load(conn)
+}
+
+/// A schedule's newest deliveries.
+pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> QueryResult<Vec<Delivery>> {
+    alert_deliveries::table
+        .filter(alert_deliveries::schedule_id.eq(schedule_id))
+        .order(alert_deliveries::id.desc())
+        .limit(limit)
+        .select(Delivery::as_select())
+        .load(conn)
+}
+
+/// Enabled schedules with a "no success for" window: `(id, name, url, window, since)` where
+/// `since` is when the silence being measured started — the last success, or the last change
+/// to the schedule when that is later (a new or resumed schedule gets a whole window).
+pub type Watched = (i64, String, Option<String>, i64, NaiveDateTime, Option<NaiveDateTime>);
+
+pub fn watched(conn: &mut DbConnection) -> QueryResult<Vec<Watched>> {
+    schedules::table
+        .filter(schedules::enabled.eq(true))
+        .filter(schedules::alert_no_success_seconds.is_not_null())
+        .select((
+            schedules::id,
+            schedules::name,
+            schedules::alert_webhook_url,
+            schedules::alert_no_success_seconds.assume_not_null(),
+            schedules::updated_at,
+            schedules::no_success_alerted_at,
+        ))
+        .load(conn)
+}
+
+/// Marks the silence since `since` as alerted, unless another scheduler already did; true when
+/// this call won and should queue the alert.
+pub fn take_no_success_alert(
+    conn: &mut DbConnection,
+    schedule_id: i64,
+    since: NaiveDateTime,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let won =
+        diesel::update(schedules::table.find(schedule_id).filter(
+            schedules::no_success_alerted_at.is_null().or(schedules::no_success_alerted_at.lt(since)),
+        ))
+        .set(schedules::no_success_alerted_at.eq(at))
+        .execute(conn)?;
+    Ok(won == 1)
+}
+
+/// Forgets deliveries older than `age`.
+pub fn prune(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usize> {
+    diesel::delete(alert_deliveries::table.filter(alert_deliveries::created_at.lt(before))).execute(conn)
+}
+
+/// How long a `sending` delivery may take before another process may try it again.
+pub const STUCK_AFTER: Duration = Duration::minutes(5);

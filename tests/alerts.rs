@@ -1,0 +1,213 @@
+//! Alerts: a run that fails for good calls its schedule's webhook; a schedule that has not
+//! succeeded for its window calls it once per silence (a dead man's switch); every delivery,
+//! good or bad, shows on the schedule page — on SQLite and PostgreSQL, against a local webhook.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration as StdDuration;
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use chrono::Duration;
+use common::{Backend, TestApp, spawn_app};
+use diesel::prelude::*;
+use isinbeat::alerts;
+use isinbeat::db::schema::schedules;
+use isinbeat::jobs::{self, Outcome, ParamSpec, Registry, TaskContext, TaskKind};
+use isinbeat::models::schedule::{self, NewSchedule};
+
+on_both_backends!(
+    a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows_it,
+    a_webhook_that_refuses_is_recorded_as_failed_with_its_answer,
+    no_success_for_the_window_alerts_once_per_silence,
+);
+
+/// A task that always fails.
+struct Fails;
+
+impl TaskKind for Fails {
+    fn name(&self) -> &'static str {
+        "test_fails"
+    }
+    fn title(&self) -> &'static str {
+        "Always fails"
+    }
+    fn params(&self) -> &'static [ParamSpec] {
+        &[]
+    }
+    fn run(&self, _: &TaskContext, _: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
+        Err(anyhow::anyhow!("connection reset by peer").context("Failed to download the file"))
+    }
+}
+
+/// A webhook on 127.0.0.1 that records every JSON body and answers `status`.
+struct Webhook {
+    url: String,
+    received: Arc<Mutex<Vec<serde_json::Value>>>,
+}
+
+fn webhook(status: u16) -> Webhook {
+    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
+    let store = Arc::clone(&received);
+    let server = HttpServer::new(move || {
+        let store = Arc::clone(&store);
+        App::new().route(
+            "/hook",
+            web::post().to(move |body: web::Json<serde_json::Value>| {
+                let store = Arc::clone(&store);
+                async move {
+                    store.lock().unwrap().push(body.into_inner());
+                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).body("ok")
+                }
+            }),
+        )
+    })
+    .workers(1)
+    .bind("127.0.0.1:0")
+    .unwrap();
+    let port = server.addrs()[0].port();
+    tokio::spawn(server.run());
+    Webhook { url: format!("http://127.0.0.1:{port}/hook"), received }
+}
+
+impl Webhook {
+    fn bodies(&self) -> Vec<serde_json::Value> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+async fn add_schedule(app: &TestApp, name: &str, kind: &str, url: &str, window: Option<i64>) -> i64 {
+    let (name, kind, url) = (name.to_owned(), kind.to_owned(), url.to_owned());
+    app.query(move |conn| {
+        let mut new = NewSchedule::with_defaults(&name, &kind, "cron");
+        new.settings.cron_expr = Some("0 3 * * *".to_owned());
+        new.settings.max_attempts = 1;
+        new.settings.alert_webhook_url = Some(url);
+        new.settings.alert_no_success_seconds = window;
+        schedule::insert(conn, &new).unwrap().id
+    })
+    .await
+}
+
+/// Queues a manual run of `schedule_id` and executes it here with a registry that knows
+/// `test_fails`.
+async fn run_once(app: &TestApp, schedule_id: i64) -> (i64, Outcome) {
+    let pool = app.pool.clone();
+    tokio::task::spawn_blocking(move || {
+        let id = common::insert_run(&mut pool.get().unwrap(), schedule_id, "queued", isinbeat::db::now());
+        let registry = Registry::builtin().with(Fails);
+        (id, jobs::execute(&pool, &registry, id, "worker-a", StdDuration::from_millis(50)).unwrap())
+    })
+    .await
+    .unwrap()
+}
+
+fn client() -> reqwest::Client {
+    alerts::http_client(StdDuration::from_secs(5)).unwrap()
+}
+
+async fn a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows_it(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let hook = webhook(200);
+    let id = add_schedule(&app, "gleif-daily", "test_fails", &hook.url, None).await;
+
+    let (run_id, outcome) = run_once(&app, id).await;
+    assert!(matches!(outcome, Outcome::Failed { retry_at: None, .. }), "{outcome:?}");
+    jobs::worker::send_alerts(&app.pool, &client(), run_id).await;
+
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1, "one call: {bodies:?}");
+    let text = bodies[0]["text"].as_str().unwrap();
+    assert!(text.contains(&format!("run {run_id} of “gleif-daily” failed")), "{text}");
+    assert!(text.contains("Failed to download the file"), "the error is in the message: {text}");
+    assert_eq!(bodies[0]["isinbeat"]["run_id"], run_id);
+
+    // Sending again sends nothing: the delivery is done.
+    jobs::worker::send_alerts(&app.pool, &client(), run_id).await;
+    let waiting = app.query(|conn| alerts::waiting(conn).unwrap()).await;
+    assert!(waiting.is_empty());
+    assert_eq!(hook.bodies().len(), 1);
+
+    let html = app.admin().await.get_html(&format!("/admin/schedules/{id}/")).await;
+    let table = html.split("id=\"alert-deliveries\"").nth(1).expect("the deliveries are listed");
+    assert!(table.contains(&format!("<a href=\"/admin/runs/{run_id}/\">#{run_id}</a> failed")));
+    assert!(table.contains("status-alert-delivered\">delivered</span> HTTP 200"));
+
+    // A run that succeeds calls nobody.
+    let quiet = add_schedule(&app, "prune", "prune_history", &hook.url, None).await;
+    let (ok_id, outcome) = run_once(&app, quiet).await;
+    assert_eq!(outcome, Outcome::Succeeded);
+    jobs::worker::send_alerts(&app.pool, &client(), ok_id).await;
+    assert_eq!(hook.bodies().len(), 1);
+}
+
+async fn a_webhook_that_refuses_is_recorded_as_failed_with_its_answer(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let refusing = webhook(500);
+    let id = add_schedule(&app, "refused", "test_fails", &refusing.url, None).await;
+    let (run_id, _) = run_once(&app, id).await;
+    jobs::worker::send_alerts(&app.pool, &client(), run_id).await;
+    assert_eq!(refusing.bodies().len(), 1);
+
+    // Nobody listens at all on this port.
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let nowhere = format!("http://{}/hook", closed.local_addr().unwrap());
+    drop(closed);
+    let gone = add_schedule(&app, "unreachable", "test_fails", &nowhere, None).await;
+    let (gone_run, _) = run_once(&app, gone).await;
+    jobs::worker::send_alerts(&app.pool, &client(), gone_run).await;
+
+    let admin = app.admin().await;
+    let html = admin.get_html(&format!("/admin/schedules/{id}/")).await;
+    assert!(html.contains("status-alert-failed\">failed</span> HTTP 500"), "the answer is shown");
+    assert!(html.contains("The webhook answered 500 Internal Server Error."));
+    let html = admin.get_html(&format!("/admin/schedules/{gone}/")).await;
+    assert!(html.contains("Could not connect to the webhook."), "the reason is shown");
+}
+
+async fn no_success_for_the_window_alerts_once_per_silence(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let hook = webhook(200);
+    let id = add_schedule(&app, "gleif-daily", "prune_history", &hook.url, Some(3600)).await;
+    let paused = add_schedule(&app, "paused", "prune_history", &hook.url, Some(3600)).await;
+    // Both were set up two hours ago; one is paused.
+    let earlier = isinbeat::db::now() - Duration::hours(2);
+    app.query(move |conn| {
+        diesel::update(schedules::table).set(schedules::updated_at.eq(earlier)).execute(conn).unwrap();
+        diesel::update(schedules::table.find(paused))
+            .set(schedules::enabled.eq(false))
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+
+    let check =
+        |at: chrono::NaiveDateTime| app.query(move |conn| alerts::check_no_success(conn, at).unwrap());
+    let now = isinbeat::db::now();
+    let queued = check(now).await;
+    assert_eq!(queued.len(), 1, "the enabled schedule is overdue, the paused one is not watched");
+    assert!(check(now).await.is_empty(), "a second scheduler (or tick) does not alert again");
+    alerts::deliver(&app.pool, &client(), queued).await;
+    let bodies = hook.bodies();
+    assert_eq!(bodies.len(), 1);
+    let text = bodies[0]["text"].as_str().unwrap();
+    assert!(text.contains("“gleif-daily” has not succeeded in the 1 hour since it was set up"), "{text}");
+
+    // A success ends the silence; the next alert comes a whole window after it.
+    let (_, outcome) = run_once(&app, id).await;
+    assert_eq!(outcome, Outcome::Succeeded);
+    let later = isinbeat::db::now();
+    assert!(check(later).await.is_empty(), "it just succeeded");
+    assert!(check(later + Duration::minutes(59)).await.is_empty(), "still within the window");
+    let again = check(later + Duration::minutes(61)).await;
+    assert_eq!(again.len(), 1, "silent for a whole window again");
+    alerts::deliver(&app.pool, &client(), again).await;
+    let text = hook.bodies()[1]["text"].as_str().unwrap().to_owned();
+    assert!(text.contains("has not succeeded for 1 hour (last success"), "{text}");
+
+    let html = app.admin().await.get_html(&format!("/admin/schedules/{id}/")).await;
+    let table = html.split("id=\"alert-deliveries\"").nth(1).expect("the deliveries are listed");
+    assert_eq!(table.matches("<td>no success</td>").count(), 2);
+}
