@@ -210,3 +210,33 @@ async fn a_person_creates_a_schedule_pauses_it_and_sees_it_paused() {
     screenshot(&client, "schedules-list").await;
     client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_running_run_s_page_updates_itself_until_the_run_ends() {
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let app = common::spawn_app_running(Backend::Sqlite).await.unwrap();
+    let id = app
+        .query(|conn| {
+            let mut new =
+                isinbeat::models::schedule::NewSchedule::with_defaults("short-wait", "sleep", "cron");
+            new.settings.cron_expr = Some("0 3 * * *".to_owned());
+            new.settings.params = r#"{"seconds":"3"}"#.to_owned();
+            isinbeat::models::schedule::insert(conn, &new).unwrap().id
+        })
+        .await;
+    let (_driver, client) = start_driver(&chromedriver).await;
+    log_in(&client, &app.address).await;
+    client.goto(&format!("{}/admin/schedules/{id}/", app.address)).await.unwrap();
+    client.find(Locator::Css("form[action$='/run'] button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, "#run-page h1", "short-wait").await;
+    let page = client.current_url().await.unwrap();
+    // Mark this page: a reload would lose the mark, an update in place keeps it.
+    client.execute("window.notReloaded = true; return null;", vec![]).await.unwrap();
+    wait_for_text(&client, "#run-page h1", "succeeded").await;
+    assert_eq!(client.current_url().await.unwrap(), page);
+    let kept = client.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    assert_eq!(kept, serde_json::Value::Bool(true), "the run's part was updated, the page not reloaded");
+    let stats = wait_for_text(&client, "#run-stats", "slept_seconds").await;
+    assert!(stats.contains('3'), "{stats}");
+    client.close().await.unwrap();
+}

@@ -124,6 +124,23 @@ async fn the_list_pages_by_keyset_without_repeats_or_gaps(backend: Backend) {
     seen.sort_unstable();
     created.sort_unstable();
     assert_eq!(seen, created);
+
+    // Oldest first, from the "Run" column's link: the same runs the other way round.
+    let header = first.split("<thead>").nth(1).unwrap();
+    assert!(header.contains("href=\"/admin/runs/?status=succeeded&#38;o=oldest\""), "{header}");
+    let oldest = admin.get_html("/admin/runs/?status=succeeded&o=oldest").await;
+    let oldest_ids = run_ids(&oldest);
+    assert_eq!(oldest_ids, created[..50].to_vec(), "ascending from the first run");
+    let next = oldest.split("<p class=\"pager\"><a href=\"").nth(1).unwrap().split('"').next().unwrap();
+    assert!(oldest.contains("Newer runs →"));
+    let rest = run_ids(&admin.get_html(&next.replace("&#38;", "&")).await);
+    let mut all = all_runs_ascending(&app).await;
+    all.retain(|id| !oldest_ids.contains(id));
+    assert_eq!(rest, all, "the second page continues where the first ended");
+}
+
+async fn all_runs_ascending(app: &TestApp) -> Vec<i64> {
+    app.query(|conn| runs::table.order(runs::id.asc()).select(runs::id).load(conn).unwrap()).await
 }
 
 async fn a_bad_date_filter_is_reported_beside_the_field(backend: Backend) {

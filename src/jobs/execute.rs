@@ -10,7 +10,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
 use crate::db::schema::runs;
-use crate::db::{DbPool, now};
+use crate::db::{DbPool, now, write_transaction};
 use crate::jobs::{Registry, Stop, TaskContext};
 use crate::models::run::{self, Run};
 use crate::models::schedule;
@@ -214,7 +214,8 @@ fn finish(
                             runs::log.eq(log),
                         ))
                         .execute(&mut conn)?,
-                    None => {
+                    // Failed for good: the alert is queued in the same transaction.
+                    None => write_transaction(&mut conn, |conn| {
                         let n = diesel::update(ours)
                             .set((
                                 runs::status.eq("failed"),
@@ -222,13 +223,13 @@ fn finish(
                                 runs::error.eq(&error),
                                 runs::log.eq(log),
                             ))
-                            .execute(&mut conn)?;
+                            .execute(conn)?;
                         if n == 1 {
-                            crate::alerts::run_failed(&mut conn, current, &error)
-                                .context("Failed to queue the run's alert")?;
+                            crate::alerts::run_failed(conn, current, &error)?;
                         }
-                        n
-                    }
+                        Ok::<_, diesel::result::Error>(n)
+                    })
+                    .context("Failed to record the failure")?,
                 };
                 (n, Outcome::Failed { error, retry_at })
             }

@@ -1,6 +1,8 @@
 //! `runs`: every occurrence of a schedule and every manual run, with what became of it. The row
 //! is the truth; a queue job only carries its id.
 
+use std::collections::HashSet;
+
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
 
@@ -58,6 +60,30 @@ pub fn insert(conn: &mut DbConnection, new: &NewRun<'_>) -> QueryResult<i64> {
     crate::db::last_insert_id(conn)
 }
 
+/// Inserts runs with one statement per [`INSERT_CHUNK`] rows and returns their ids, in order.
+/// Like [`insert`], a scheduled occurrence that already has a run fails with a unique violation.
+pub fn insert_many(conn: &mut DbConnection, rows: &[NewRun<'_>]) -> QueryResult<Vec<i64>> {
+    let mut ids = Vec::with_capacity(rows.len());
+    // The backends are matched here because diesel's multi-backend connection has neither
+    // multi-row inserts nor RETURNING; each backend on its own has both.
+    for chunk in rows.chunks(INSERT_CHUNK) {
+        let inserted: Vec<i64> = match conn {
+            DbConnection::Postgresql(pg) => {
+                diesel::insert_into(runs::table).values(chunk).returning(runs::id).get_results(pg)?
+            }
+            DbConnection::Sqlite(lite) => {
+                diesel::insert_into(runs::table).values(chunk).returning(runs::id).get_results(lite)?
+            }
+        };
+        ids.extend(inserted);
+    }
+    Ok(ids)
+}
+
+/// Rows per multi-row insert: 12 columns each stays well within both backends' limit on bound
+/// parameters.
+pub const INSERT_CHUNK: usize = 500;
+
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Run>> {
     runs::table.find(id).select(Run::as_select()).first(conn).optional()
 }
@@ -72,23 +98,21 @@ pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> Qu
         .load(conn)
 }
 
-/// Which of `occurrences` already have a run.
-pub fn taken_occurrences(
+/// The occurrences of the schedules `ids` from `since` to `until` that already have a run, as
+/// `(schedule id, scheduled for)`: one query for a batch of claims.
+pub fn taken_since(
     conn: &mut DbConnection,
-    schedule_id: i64,
-    occurrences: &[NaiveDateTime],
-) -> QueryResult<Vec<NaiveDateTime>> {
-    let mut taken = Vec::new();
-    // Chunked: a backlog can be long, and SQLite limits bound parameters.
-    for chunk in occurrences.chunks(500) {
-        let found: Vec<Option<NaiveDateTime>> = runs::table
-            .filter(runs::schedule_id.eq(schedule_id))
-            .filter(runs::scheduled_for.eq_any(chunk))
-            .select(runs::scheduled_for)
-            .load(conn)?;
-        taken.extend(found.into_iter().flatten());
-    }
-    Ok(taken)
+    ids: &[i64],
+    since: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<HashSet<(i64, NaiveDateTime)>> {
+    let found: Vec<(Option<i64>, Option<NaiveDateTime>)> = runs::table
+        .filter(runs::schedule_id.eq_any(ids))
+        .filter(runs::scheduled_for.ge(since))
+        .filter(runs::scheduled_for.le(until))
+        .select((runs::schedule_id, runs::scheduled_for))
+        .load(conn)?;
+    Ok(found.into_iter().filter_map(|(id, at)| Some((id?, at?))).collect())
 }
 
 /// The run of one occurrence, if there is one.
@@ -137,13 +161,16 @@ pub struct RunFilter {
     pub since: Option<NaiveDateTime>,
     /// Runs recorded before this instant.
     pub until: Option<NaiveDateTime>,
+    /// Oldest first instead of newest first.
+    pub oldest_first: bool,
 }
 
-/// Newest first, `limit` runs older than the run `before` (keyset paging).
+/// `limit` runs after the run `cursor` in the filter's order — newest first, or oldest first —
+/// (keyset paging: a page costs the same however deep it is).
 pub fn page(
     conn: &mut DbConnection,
     filter: &RunFilter,
-    before: Option<i64>,
+    cursor: Option<i64>,
     limit: i64,
 ) -> QueryResult<Vec<Run>> {
     let mut query = runs::table.select(Run::as_select()).into_boxed();
@@ -162,10 +189,17 @@ pub fn page(
     if let Some(until) = filter.until {
         query = query.filter(runs::created_at.lt(until));
     }
-    if let Some(before) = before {
-        query = query.filter(runs::id.lt(before));
+    if filter.oldest_first {
+        if let Some(after) = cursor {
+            query = query.filter(runs::id.gt(after));
+        }
+        query.order(runs::id.asc()).limit(limit).load(conn)
+    } else {
+        if let Some(before) = cursor {
+            query = query.filter(runs::id.lt(before));
+        }
+        query.order(runs::id.desc()).limit(limit).load(conn)
     }
-    query.order(runs::id.desc()).limit(limit).load(conn)
 }
 
 /// Stops a run: a queued one is cancelled at once; a running one is asked to stop (its worker

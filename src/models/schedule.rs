@@ -1,6 +1,8 @@
 //! `schedules`: what runs when, and how. The timing columns become a domain `ScheduleSpec`;
 //! `next_fire_at` is advanced only by a compare-and-set on `version`.
 
+use std::collections::HashSet;
+
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
 use diesel::prelude::*;
 
@@ -263,6 +265,15 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Schedule>> {
     schedules::table.find(id).select(Schedule::as_select()).first(conn).optional()
 }
 
+/// The schedules `ids`, in id order (a batch of claims reads them with one query).
+pub fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Schedule>> {
+    schedules::table
+        .filter(schedules::id.eq_any(ids))
+        .order(schedules::id)
+        .select(Schedule::as_select())
+        .load(conn)
+}
+
 pub fn find_by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Schedule>> {
     schedules::table.filter(schedules::name.eq(name)).select(Schedule::as_select()).first(conn).optional()
 }
@@ -395,13 +406,115 @@ pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
     schedules::table.count().get_result(conn)
 }
 
-/// Enabled schedules, for the scheduler's tick (it checks fingerprints and due times).
-pub fn enabled(conn: &mut DbConnection) -> QueryResult<Vec<Schedule>> {
+/// What the scheduler's tick reads of each enabled schedule: when it fires next, and the timing
+/// columns to compare with the fingerprint `next_fire_at` was computed from.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = schedules)]
+pub struct Timing {
+    pub id: i64,
+    pub spec_kind: String,
+    pub cron_expr: Option<String>,
+    pub timezone: String,
+    pub interval_seconds: Option<i64>,
+    pub once_at: Option<NaiveDateTime>,
+    pub start_at: Option<NaiveDateTime>,
+    pub end_at: Option<NaiveDateTime>,
+    pub next_fire_at: Option<NaiveDateTime>,
+    pub spec_fingerprint: String,
+}
+
+impl Timing {
+    /// What the timing columns say now (compare with `spec_fingerprint`).
+    pub fn current_fingerprint(&self) -> String {
+        fingerprint_of(
+            &self.spec_kind,
+            self.cron_expr.as_deref(),
+            &self.timezone,
+            self.interval_seconds,
+            self.once_at,
+            self.start_at,
+            self.end_at,
+        )
+    }
+}
+
+/// The timing of every enabled schedule, for the scheduler's tick: ten narrow columns, not
+/// the whole row.
+pub fn enabled_timings(conn: &mut DbConnection) -> QueryResult<Vec<Timing>> {
     schedules::table
         .filter(schedules::enabled.eq(true))
         .order(schedules::id)
-        .select(Schedule::as_select())
+        .select(Timing::as_select())
         .load(conn)
+}
+
+/// One claim's move of `next_fire_at`, for [`advance_many`].
+#[derive(Debug, Clone, Copy)]
+pub struct Advance {
+    pub id: i64,
+    /// The version the claim read.
+    pub version: i64,
+    pub next_fire_at: Option<NaiveDateTime>,
+    pub last_fire_at: Option<NaiveDateTime>,
+}
+
+/// [`advance`] for many schedules in one statement (PostgreSQL: `UPDATE … FROM (VALUES …)`),
+/// keeping each one's fingerprint. Returns the ids whose version was still the one read: the
+/// claims that won.
+pub fn advance_many(conn: &mut DbConnection, advances: &[Advance]) -> QueryResult<HashSet<i64>> {
+    use diesel::sql_types::{BigInt, Nullable, Timestamp};
+
+    #[derive(QueryableByName)]
+    struct Won {
+        #[diesel(sql_type = BigInt)]
+        id: i64,
+    }
+    let mut won = HashSet::with_capacity(advances.len());
+    let DbConnection::Postgresql(pg) = conn else {
+        for a in advances {
+            let moved = diesel::update(schedules::table.find(a.id).filter(schedules::version.eq(a.version)))
+                .set((
+                    schedules::next_fire_at.eq(a.next_fire_at),
+                    schedules::last_fire_at.eq(a.last_fire_at),
+                    schedules::version.eq(a.version + 1),
+                ))
+                .execute(conn)?;
+            if moved == 1 {
+                won.insert(a.id);
+            }
+        }
+        return Ok(won);
+    };
+    for chunk in advances.chunks(1000) {
+        let values = (0..chunk.len())
+            .map(|i| {
+                let p = 4 * i;
+                format!(
+                    "(${}::bigint, ${}::bigint, ${}::timestamp, ${}::timestamp)",
+                    p + 1,
+                    p + 2,
+                    p + 3,
+                    p + 4
+                )
+            })
+            .collect::<Vec<_>>()
+            .join(", ");
+        let mut query = diesel::sql_query(format!(
+            "UPDATE schedules AS s SET next_fire_at = v.next_fire_at, last_fire_at = v.last_fire_at, \
+             version = s.version + 1 FROM (VALUES {values}) AS v (id, version, next_fire_at, last_fire_at) \
+             WHERE s.id = v.id AND s.version = v.version RETURNING s.id"
+        ))
+        .into_boxed::<diesel::pg::Pg>();
+        for a in chunk {
+            query = query
+                .bind::<BigInt, _>(a.id)
+                .bind::<BigInt, _>(a.version)
+                .bind::<Nullable<Timestamp>, _>(a.next_fire_at)
+                .bind::<Nullable<Timestamp>, _>(a.last_fire_at);
+        }
+        won.extend(query.load::<Won>(pg)?.into_iter().map(|row| row.id));
+    }
+    Ok(won)
 }
 
 /// Moves `next_fire_at` (and records the fingerprint it was computed from) if nobody changed the

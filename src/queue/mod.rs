@@ -16,6 +16,7 @@ use apalis::prelude::*;
 use apalis_postgres::{PgPool, PostgresStorage};
 use apalis_sqlite::{SqlitePool, SqliteStorage};
 use chrono::{DateTime, Utc};
+use futures_util::stream;
 use serde::{Deserialize, Serialize};
 
 use crate::config::DatabaseUrl;
@@ -41,6 +42,15 @@ pub struct RunJob {
 pub enum Queue {
     Sqlite(SqliteStorage<RunJob>),
     Postgres(PostgresStorage<RunJob>),
+}
+
+/// The job for a run, due at `not_before`.
+fn job(run_id: i64, not_before: DateTime<Utc>) -> Task<RunJob> {
+    // apalis keeps whole seconds: round up, so a job is never taken before its time.
+    let millis = not_before.timestamp_millis().max(0);
+    let run_at = u64::try_from((millis + 999) / 1000).unwrap_or(0);
+    // apalis' own retries stay off: retries are isinbeat's, on the run row.
+    TaskBuilder::new(RunJob { run_id }).run_at_timestamp(run_at).max_attempts(1).build()
 }
 
 /// The queue file that goes with a SQLite database file.
@@ -99,20 +109,25 @@ impl Queue {
 
     /// Pushes a job for `run_id`, to be taken no earlier than `not_before`.
     pub async fn push(&self, run_id: i64, not_before: DateTime<Utc>) -> anyhow::Result<()> {
-        // apalis keeps whole seconds: round up, so a job is never taken before its time.
-        let millis = not_before.timestamp_millis().max(0);
-        let run_at = u64::try_from((millis + 999) / 1000).unwrap_or(0);
-        // apalis' own retries stay off: retries are isinbeat's, on the run row.
-        let task = TaskBuilder::new(RunJob { run_id }).run_at_timestamp(run_at).max_attempts(1).build();
+        self.push_many(&[(run_id, not_before)]).await
+    }
+
+    /// Pushes jobs for many runs in one go (the backend writes them together): a scheduler's
+    /// burst of due runs.
+    pub async fn push_many(&self, runs: &[(i64, DateTime<Utc>)]) -> anyhow::Result<()> {
+        if runs.is_empty() {
+            return Ok(());
+        }
+        let tasks: Vec<_> = runs.iter().map(|(run_id, not_before)| job(*run_id, *not_before)).collect();
         let pushed = match self {
             Self::Sqlite(storage) => {
-                storage.clone().push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))
+                storage.clone().push_all(stream::iter(tasks)).await.map_err(|e| anyhow::anyhow!("{e}"))
             }
             Self::Postgres(storage) => {
-                storage.clone().push_task(task).await.map_err(|e| anyhow::anyhow!("{e}"))
+                storage.clone().push_all(stream::iter(tasks)).await.map_err(|e| anyhow::anyhow!("{e}"))
             }
         };
-        pushed.context("Failed to queue the run")
+        pushed.with_context(|| format!("Failed to queue {} run(s)", runs.len()))
     }
 
     /// Runs a worker named `name` that hands each run id to `handle`, `concurrency` at a time,

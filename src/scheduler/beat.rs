@@ -18,6 +18,9 @@ use crate::scheduler::{expire_queued, rescue_stale, tick};
 
 /// How often the scheduler looks for due occurrences.
 pub const TICK: StdDuration = StdDuration::from_secs(1);
+/// Ticks happen this long after each whole second: occurrences fall on whole seconds, so they
+/// are claimed right after their time rather than up to a second later.
+pub const TICK_OFFSET: StdDuration = StdDuration::from_millis(10);
 /// How often the reconciler runs at most (more often when runs heartbeat more often).
 pub const RECONCILE_EVERY: StdDuration = StdDuration::from_secs(10);
 /// A running run that missed this many heartbeats in a row is rescued.
@@ -32,6 +35,8 @@ pub const REPUSH_AFTER: Duration = Duration::seconds(30);
 /// …at most this often by one scheduler, so that while no worker runs the queue does not fill
 /// up with copies.
 pub const REPUSH_EVERY: StdDuration = StdDuration::from_secs(300);
+/// Jobs pushed to the queue in one write.
+pub const PUSH_BATCH: usize = 500;
 /// Workers not heard from for this long leave the workers page.
 pub const FORGET_WORKERS_AFTER: Duration = Duration::days(1);
 
@@ -47,14 +52,12 @@ pub async fn run(pool: DbPool, queue: Queue, run_heartbeat: StdDuration, shutdow
     // One delivery round at a time: a slow webhook must not hold up ticks, nor pile up rounds.
     let mut delivering: Option<tokio::task::JoinHandle<()>> = None;
     let mut shutdown = std::pin::pin!(shutdown);
-    let mut ticks = tokio::time::interval(TICK);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let mut last_reconcile = std::time::Instant::now() - reconcile_every;
     let mut repushed: HashMap<i64, std::time::Instant> = HashMap::new();
     loop {
         tokio::select! {
             () = &mut shutdown => return,
-            _ = ticks.tick() => {}
+            () = tokio::time::sleep(until_next_tick(Utc::now())) => {}
         }
         let reconcile = last_reconcile.elapsed() >= reconcile_every;
         if reconcile {
@@ -86,13 +89,24 @@ pub async fn run(pool: DbPool, queue: Queue, run_heartbeat: StdDuration, shutdow
         for (run_id, _) in &forgotten {
             repushed.insert(*run_id, std::time::Instant::now());
         }
-        for (run_id, not_before) in fresh.into_iter().chain(forgotten) {
-            if let Err(error) = queue.push(run_id, not_before.and_utc()).await {
-                // The reconciler pushes it again later; the run row is safe.
-                tracing::warn!(run = run_id, error = format!("{error:#}"), "failed to queue a run");
+        let jobs: Vec<_> = fresh
+            .into_iter()
+            .chain(forgotten)
+            .map(|(run_id, not_before)| (run_id, not_before.and_utc()))
+            .collect();
+        for batch in jobs.chunks(PUSH_BATCH) {
+            if let Err(error) = queue.push_many(batch).await {
+                // The reconciler pushes them again later; the run rows are safe.
+                tracing::warn!(runs = batch.len(), error = format!("{error:#}"), "failed to queue runs");
             }
         }
     }
+}
+
+/// How long from `now` until the next tick: the next instant [`TICK_OFFSET`] past a whole second.
+fn until_next_tick(now: chrono::DateTime<Utc>) -> StdDuration {
+    let into_second = StdDuration::from_nanos(u64::from(now.timestamp_subsec_nanos()));
+    if into_second < TICK_OFFSET { TICK_OFFSET - into_second } else { TICK + TICK_OFFSET - into_second }
 }
 
 /// Runs to push, with their due times.
@@ -134,4 +148,21 @@ fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, 
             .context("Failed to read the runs to queue")
     };
     Ok(((due_times(&fresh)?, due_times(&forgotten)?), alerts))
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn ticks_fall_just_after_whole_seconds() {
+        let at = |millis: i64| Utc.timestamp_millis_opt(1_800_000_000_000 + millis).unwrap();
+        assert_eq!(until_next_tick(at(0)), StdDuration::from_millis(10));
+        assert_eq!(until_next_tick(at(5)), StdDuration::from_millis(5));
+        assert_eq!(until_next_tick(at(10)), StdDuration::from_millis(1000));
+        assert_eq!(until_next_tick(at(400)), StdDuration::from_millis(610));
+        assert_eq!(until_next_tick(at(999)), StdDuration::from_millis(11));
+    }
 }

@@ -14,17 +14,24 @@ mod reconcile;
 
 pub use reconcile::{expire_queued, rescue_stale};
 
+use std::collections::HashSet;
+
 use anyhow::Context;
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::Connection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::policy::{Disposition, OverlapAction, jitter, plan_due};
+use crate::domain::policy::{Disposition, OverlapAction, OverlapPolicy, jitter, plan_due};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, Schedule};
 
 /// The most occurrences one claim records; a longer backlog continues at the next tick.
 pub const MAX_OCCURRENCES_PER_CLAIM: usize = 1000;
+/// Schedules claimed (or rescheduled) per write transaction. Each has its own savepoint, so a
+/// lost race undoes that one only; sharing the commit makes a burst of thousands of due
+/// schedules several times faster, and keeps each hold on SQLite's write lock short.
+pub const CLAIMS_PER_TRANSACTION: usize = 100;
 
 /// What a claim or a tick did.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
@@ -66,6 +73,8 @@ impl ClaimHook for NoHook {}
 enum ClaimError {
     #[error("another scheduler claimed this occurrence first")]
     Lost,
+    #[error("a run for this occurrence was made meanwhile")]
+    Collided,
     #[error(transparent)]
     Database(DieselError),
     #[error(transparent)]
@@ -75,7 +84,7 @@ enum ClaimError {
 impl From<DieselError> for ClaimError {
     fn from(error: DieselError) -> Self {
         match error {
-            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::Lost,
+            DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _) => Self::Collided,
             other => Self::Database(other),
         }
     }
@@ -88,16 +97,92 @@ fn naive(at: DateTime<Utc>) -> NaiveDateTime {
 /// One pass over the enabled schedules: (re)computes `next_fire_at` where the timing changed
 /// and claims what is due at `now`.
 pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<Claimed> {
-    let mut done = Claimed::default();
-    for found in schedule::enabled(conn).context("Failed to read the schedules")? {
-        let outcome = if found.current_fingerprint() != found.spec_fingerprint {
-            reschedule(conn, found.id, now)?
+    let mut changed = Vec::new();
+    let mut due = Vec::new();
+    for found in schedule::enabled_timings(conn).context("Failed to read the schedules")? {
+        if found.current_fingerprint() != found.spec_fingerprint {
+            changed.push(found.id);
         } else if found.next_fire_at.is_some_and(|at| at <= naive(now)) {
-            claim(conn, found.id, now, &NoHook)?
-        } else {
-            continue;
-        };
-        done.absorb(outcome);
+            due.push(found.id);
+        }
+    }
+    let mut done = in_batches(conn, &changed, |conn, id| reschedule_one(conn, id, now))?;
+    for chunk in due.chunks(CLAIMS_PER_TRANSACTION) {
+        done.absorb(claim_batch(conn, chunk, now)?);
+    }
+    Ok(done)
+}
+
+/// Claims the due occurrences of the schedules `ids` in one write transaction: their rows and
+/// taken occurrences read with one query each, each claim's compare-and-set, then all the run
+/// rows in one insert. A claim that lost its compare-and-set has written nothing. Should an insert still collide with a run made
+/// meanwhile (an `isinbeat run` between the read and the write), the batch is rolled back and
+/// claimed again one schedule per transaction.
+fn claim_batch(conn: &mut DbConnection, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<Claimed> {
+    let result = write_transaction(conn, |conn| -> Result<Claimed, ClaimError> {
+        let found = schedule::find_many(conn, ids)?;
+        let since = found.iter().filter_map(|s| s.next_fire_at).min().unwrap_or_default();
+        let taken = run::taken_since(conn, ids, since, naive(now))?;
+        let mut batch = Claimed::default();
+        let mut rows = Vec::new();
+        // On PostgreSQL every statement is a round trip: the batch's compare-and-sets go in one.
+        let mut advances = matches!(conn, DbConnection::Postgresql(_)).then(Vec::new);
+        let mut claims = Vec::with_capacity(found.len());
+        for current in &found {
+            match claim_loaded(conn, current, &taken, now, &mut rows, advances.as_mut()) {
+                Ok(one) => claims.push((current.id, one)),
+                Err(ClaimError::Lost) => batch.lost += 1,
+                Err(other) => return Err(other),
+            }
+        }
+        let won = advances.map(|advances| schedule::advance_many(conn, &advances)).transpose()?;
+        if let Some(won) = &won {
+            rows.retain(|row| row.schedule_id.is_some_and(|id| won.contains(&id)));
+        }
+        for (id, one) in claims {
+            if won.as_ref().is_none_or(|won| won.contains(&id)) {
+                batch.absorb(one);
+            } else {
+                batch.lost += 1;
+            }
+        }
+        write_runs(conn, &rows, &mut batch)?;
+        Ok(batch)
+    });
+    match result {
+        Ok(done) => Ok(done),
+        Err(ClaimError::Collided) => {
+            let mut done = Claimed::default();
+            for id in ids {
+                done.absorb(claim(conn, *id, now, &NoHook)?);
+            }
+            Ok(done)
+        }
+        Err(other) => settle(Err(other)),
+    }
+}
+
+/// Runs `each` for every id, [`CLAIMS_PER_TRANSACTION`] to a write transaction, each in its own
+/// savepoint: a lost race rolls back that one and counts it.
+fn in_batches(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    mut each: impl FnMut(&mut DbConnection, i64) -> Result<Claimed, ClaimError>,
+) -> anyhow::Result<Claimed> {
+    let mut done = Claimed::default();
+    for chunk in ids.chunks(CLAIMS_PER_TRANSACTION) {
+        let result = write_transaction(conn, |conn| -> Result<Claimed, ClaimError> {
+            let mut batch = Claimed::default();
+            for id in chunk {
+                match conn.transaction(|conn| each(conn, *id)) {
+                    Ok(one) => batch.absorb(one),
+                    Err(ClaimError::Lost) => batch.lost += 1,
+                    Err(other) => return Err(other),
+                }
+            }
+            Ok(batch)
+        });
+        done.absorb(settle(result)?);
     }
     Ok(done)
 }
@@ -105,25 +190,26 @@ pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<Claim
 /// Computes `next_fire_at` from the schedule's current timing (new schedule, or an edit): the
 /// first occurrence after `now`. A timing that cannot be understood never fires.
 pub fn reschedule(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> anyhow::Result<Claimed> {
-    let result = write_transaction(conn, |conn| -> Result<Claimed, ClaimError> {
-        let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
-        let fingerprint = current.current_fingerprint();
-        if fingerprint == current.spec_fingerprint {
-            return Ok(Claimed::default());
+    settle(write_transaction(conn, |conn| reschedule_one(conn, id, now)))
+}
+
+fn reschedule_one(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> Result<Claimed, ClaimError> {
+    let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
+    let fingerprint = current.current_fingerprint();
+    if fingerprint == current.spec_fingerprint {
+        return Ok(Claimed::default());
+    }
+    let next = match current.spec() {
+        Ok(spec) => spec.next_after(now).map(naive),
+        Err(error) => {
+            tracing::warn!(schedule = %current.name, %error, "schedule timing is invalid; it will not fire");
+            None
         }
-        let next = match current.spec() {
-            Ok(spec) => spec.next_after(now).map(naive),
-            Err(error) => {
-                tracing::warn!(schedule = %current.name, %error, "schedule timing is invalid; it will not fire");
-                None
-            }
-        };
-        if !schedule::advance(conn, id, current.version, next, &fingerprint, current.last_fire_at)? {
-            return Err(ClaimError::Lost);
-        }
-        Ok(Claimed { rescheduled: 1, ..Claimed::default() })
-    });
-    settle(result)
+    };
+    if !schedule::advance(conn, id, current.version, next, &fingerprint, current.last_fire_at)? {
+        return Err(ClaimError::Lost);
+    }
+    Ok(Claimed { rescheduled: 1, ..Claimed::default() })
 }
 
 /// Claims the due occurrences of one schedule at `now`.
@@ -133,95 +219,135 @@ pub fn claim(
     now: DateTime<Utc>,
     hook: &dyn ClaimHook,
 ) -> anyhow::Result<Claimed> {
-    let result = write_transaction(conn, |conn| -> Result<Claimed, ClaimError> {
-        let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
-        let Some(first) = current.next_fire_at.map(|at| at.and_utc()) else { return Ok(Claimed::default()) };
-        if !current.enabled || first > now || current.current_fingerprint() != current.spec_fingerprint {
-            return Ok(Claimed::default());
-        }
-        hook.after_read(&current);
-        let spec = current.spec().map_err(|e| anyhow::anyhow!("{e}"))?;
+    settle(write_transaction(conn, |conn| claim_one(conn, id, now, hook)))
+}
 
-        let mut due = vec![first];
-        due.extend(spec.occurrences_between(first, now, MAX_OCCURRENCES_PER_CLAIM - 1));
-        let last = due.last().copied().unwrap_or(first);
-        let next = spec.next_after(last);
-        let grace = Duration::seconds(current.misfire_grace_seconds.max(0));
-        let plan = plan_due(&due, now, current.misfire(), grace);
+/// The claim itself, inside the caller's transaction.
+fn claim_one(
+    conn: &mut DbConnection,
+    id: i64,
+    now: DateTime<Utc>,
+    hook: &dyn ClaimHook,
+) -> Result<Claimed, ClaimError> {
+    let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
+    hook.after_read(&current);
+    let taken = run::taken_since(conn, &[id], current.next_fire_at.unwrap_or_default(), naive(now))?;
+    let mut rows = Vec::new();
+    let mut done = claim_loaded(conn, &current, &taken, now, &mut rows, None)?;
+    write_runs(conn, &rows, &mut done)?;
+    Ok(done)
+}
 
-        // Occurrences someone already ran (`isinbeat run` from a CronJob) are passed over.
-        let taken =
-            run::taken_occurrences(conn, current.id, &due.iter().map(|at| naive(*at)).collect::<Vec<_>>())?;
-        // Runs created by this claim do not overlap each other: only earlier ones count.
-        let earlier_active = run::has_active(conn, current.id)?;
-        let mut done = Claimed::default();
-        for (at, disposition) in plan {
-            if taken.contains(&naive(at)) {
-                continue;
+/// Claims the due occurrences of `current` (as read in this transaction) at `now`. `taken` holds
+/// the occurrences that already have a run (`isinbeat run` from a CronJob): they are passed over.
+///
+/// The compare-and-set on `version` comes first, so a claim that lost the race has written
+/// nothing; only then are the run rows inserted.
+fn claim_loaded<'a>(
+    conn: &mut DbConnection,
+    current: &'a Schedule,
+    taken: &HashSet<(i64, NaiveDateTime)>,
+    now: DateTime<Utc>,
+    rows: &mut Vec<NewRun<'a>>,
+    deferred: Option<&mut Vec<schedule::Advance>>,
+) -> Result<Claimed, ClaimError> {
+    let Some(first) = current.next_fire_at.map(|at| at.and_utc()) else { return Ok(Claimed::default()) };
+    if !current.enabled || first > now || current.current_fingerprint() != current.spec_fingerprint {
+        return Ok(Claimed::default());
+    }
+    let spec = current.spec().map_err(|e| anyhow::anyhow!("{e}"))?;
+
+    let mut due = vec![first];
+    due.extend(spec.occurrences_between(first, now, MAX_OCCURRENCES_PER_CLAIM - 1));
+    let last = due.last().copied().unwrap_or(first);
+    let next = spec.next_after(last);
+    let grace = Duration::seconds(current.misfire_grace_seconds.max(0));
+    let plan = plan_due(&due, now, current.misfire(), grace);
+
+    match deferred {
+        // The caller compare-and-sets a whole batch at once, and drops the rows of the losers.
+        Some(advances) => advances.push(schedule::Advance {
+            id: current.id,
+            version: current.version,
+            next_fire_at: next.map(naive),
+            last_fire_at: Some(naive(last)),
+        }),
+        None => {
+            if !schedule::advance(
+                conn,
+                current.id,
+                current.version,
+                next.map(naive),
+                &current.spec_fingerprint,
+                Some(naive(last)),
+            )? {
+                return Err(ClaimError::Lost);
             }
-            let trigger = if disposition == Disposition::CatchUp { "catch_up" } else { "schedule" };
-            let mut new = NewRun {
-                schedule_id: Some(current.id),
-                schedule_name: &current.name,
-                task_kind: &current.task_kind,
-                params: &current.params,
-                scheduled_for: Some(naive(at)),
-                trigger,
-                triggered_by: None,
-                status: "queued",
-                not_before: naive(
-                    at + jitter(current.id, at, Duration::seconds(current.jitter_seconds.max(0))),
-                ),
-                finished_at: None,
-                error: None,
-                created_at: naive(now),
-            };
-            if disposition == Disposition::Missed {
-                new.status = "missed";
+        }
+    }
+    // Runs created by this claim do not overlap each other: only earlier ones count.
+    let earlier_active = current.overlap() != OverlapPolicy::Allow && run::has_active(conn, current.id)?;
+    let mut done = Claimed::default();
+    for (at, disposition) in plan {
+        if taken.contains(&(current.id, naive(at))) {
+            continue;
+        }
+        let trigger = if disposition == Disposition::CatchUp { "catch_up" } else { "schedule" };
+        let mut new = NewRun {
+            schedule_id: Some(current.id),
+            schedule_name: &current.name,
+            task_kind: &current.task_kind,
+            params: &current.params,
+            scheduled_for: Some(naive(at)),
+            trigger,
+            triggered_by: None,
+            status: "queued",
+            not_before: naive(at + jitter(current.id, at, Duration::seconds(current.jitter_seconds.max(0)))),
+            finished_at: None,
+            error: None,
+            created_at: naive(now),
+        };
+        if disposition == Disposition::Missed {
+            new.status = "missed";
+            new.finished_at = Some(naive(now));
+            new.error = Some("Not run: no scheduler was running at the time (or the schedule was paused).");
+            rows.push(new);
+            done.missed += 1;
+            continue;
+        }
+        match current.overlap().decide(earlier_active) {
+            OverlapAction::Run => {}
+            OverlapAction::Skip => {
+                new.status = "skipped";
                 new.finished_at = Some(naive(now));
                 new.error =
-                    Some("Not run: no scheduler was running at the time (or the schedule was paused).");
-                run::insert(conn, &new)?;
-                done.missed += 1;
+                    Some("Not run: an earlier run of this schedule was still running (overlap: forbid).");
+                rows.push(new);
+                done.skipped += 1;
                 continue;
             }
-            match current.overlap().decide(earlier_active) {
-                OverlapAction::Run => {}
-                OverlapAction::Skip => {
-                    new.status = "skipped";
-                    new.finished_at = Some(naive(now));
-                    new.error =
-                        Some("Not run: an earlier run of this schedule was still running (overlap: forbid).");
-                    run::insert(conn, &new)?;
-                    done.skipped += 1;
-                    continue;
-                }
-                OverlapAction::CancelRunningThenRun => {
-                    run::request_cancel_running(conn, current.id)?;
-                }
+            OverlapAction::CancelRunningThenRun => {
+                run::request_cancel_running(conn, current.id)?;
             }
-            done.queued.push(run::insert(conn, &new)?);
         }
-        if !schedule::advance(
-            conn,
-            current.id,
-            current.version,
-            next.map(naive),
-            &current.spec_fingerprint,
-            Some(naive(last)),
-        )? {
-            return Err(ClaimError::Lost);
-        }
-        Ok(done)
-    });
-    settle(result)
+        rows.push(new);
+    }
+    Ok(done)
+}
+
+/// Writes the run rows that claims collected, all at once, and adds the queued ones' ids to
+/// `done`.
+fn write_runs(conn: &mut DbConnection, rows: &[NewRun<'_>], done: &mut Claimed) -> Result<(), ClaimError> {
+    let ids = run::insert_many(conn, rows)?;
+    done.queued.extend(rows.iter().zip(ids).filter(|(row, _)| row.status == "queued").map(|(_, id)| id));
+    Ok(())
 }
 
 /// A lost race is an ordinary outcome, not an error.
 fn settle(result: Result<Claimed, ClaimError>) -> anyhow::Result<Claimed> {
     match result {
         Ok(done) => Ok(done),
-        Err(ClaimError::Lost) => Ok(Claimed { lost: 1, ..Claimed::default() }),
+        Err(ClaimError::Lost | ClaimError::Collided) => Ok(Claimed { lost: 1, ..Claimed::default() }),
         Err(ClaimError::Database(error)) => {
             Err(anyhow::Error::new(error).context("A scheduler claim failed"))
         }

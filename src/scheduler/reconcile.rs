@@ -6,8 +6,8 @@ use anyhow::Context;
 use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
-use crate::db::DbConnection;
 use crate::db::schema::{runs, schedules};
+use crate::db::{DbConnection, write_transaction};
 use crate::models::run::Run;
 use crate::models::schedule;
 
@@ -48,17 +48,19 @@ pub fn rescue_stale(
                     runs::error.eq(&error),
                 ))
                 .execute(conn)?,
-            None => diesel::update(still_stale)
-                .set((runs::status.eq("failed"), runs::finished_at.eq(at), runs::error.eq(&error)))
-                .execute(conn)?,
-        };
-        if changed == 1 {
-            match retry {
-                Some(_) => requeued.push(lost.id),
-                None => {
+            // Failed for good: the alert is queued in the same transaction.
+            None => write_transaction(conn, |conn| {
+                let n = diesel::update(still_stale)
+                    .set((runs::status.eq("failed"), runs::finished_at.eq(at), runs::error.eq(&error)))
+                    .execute(conn)?;
+                if n == 1 {
                     crate::alerts::run_failed(conn, &lost, &error)?;
                 }
-            }
+                Ok::<_, diesel::result::Error>(n)
+            })?,
+        };
+        if changed == 1 && retry.is_some() {
+            requeued.push(lost.id);
         }
     }
     Ok(requeued)

@@ -8,6 +8,7 @@ use crate::web::AppError;
 const FILES: &[(&str, &str, &str)] = &[
     ("admin.css", "text/css; charset=utf-8", include_str!("../../static/admin.css")),
     ("favicon.svg", "image/svg+xml", include_str!("../../static/favicon.svg")),
+    ("admin.js", "text/javascript; charset=utf-8", include_str!("../../static/admin.js")),
 ];
 
 pub async fn serve(file: web::Path<String>) -> Result<HttpResponse, AppError> {

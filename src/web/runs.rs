@@ -52,8 +52,10 @@ struct ListPage {
     errors: FormErrors,
     statuses: [&'static str; 8],
     triggers: [&'static str; 4],
-    /// Query string of the next (older) page, if there is one.
-    older: Option<String>,
+    /// Query string of the next page (older runs, or newer ones oldest first), if there is one.
+    next_page: Option<String>,
+    /// Some run on the page is queued or running: the table updates itself.
+    active: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -70,7 +72,12 @@ pub struct ListQuery {
     /// `YYYY-MM-DD`, inclusive.
     #[serde(default)]
     to: String,
+    /// Sort: empty for newest first, `oldest` for oldest first.
+    #[serde(default)]
+    o: String,
+    /// Keyset cursors: runs older than `before` (newest first) or newer than `after`.
     before: Option<i64>,
+    after: Option<i64>,
 }
 
 impl ListQuery {
@@ -96,10 +103,36 @@ impl ListQuery {
             since: date("from", &self.from, errors),
             // `to` is inclusive: runs before the next day.
             until: date("to", &self.to, errors).map(|day| day + chrono::Duration::days(1)),
+            oldest_first: self.oldest_first(),
         }
     }
 
-    fn older_than(&self, id: i64) -> String {
+    pub fn oldest_first(&self) -> bool {
+        self.o == "oldest"
+    }
+
+    /// The list with these filters, sorted the other way (the "Run" column's link).
+    pub fn reversed(&self) -> String {
+        let mut params = self.filters();
+        if !self.oldest_first() {
+            params.append_pair("o", "oldest");
+        }
+        params.finish()
+    }
+
+    /// The page after the run `id`, in this order.
+    fn page_after(&self, id: i64) -> String {
+        let mut params = self.filters();
+        if self.oldest_first() {
+            params.append_pair("o", "oldest");
+            params.append_pair("after", &id.to_string());
+        } else {
+            params.append_pair("before", &id.to_string());
+        }
+        params.finish()
+    }
+
+    fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
         let mut params = url::form_urlencoded::Serializer::new(String::new());
         for (name, value) in [
             ("schedule", &self.schedule),
@@ -112,8 +145,7 @@ impl ListQuery {
                 params.append_pair(name, value);
             }
         }
-        params.append_pair("before", &id.to_string());
-        params.finish()
+        params
     }
 }
 
@@ -126,14 +158,15 @@ pub async fn list(
     let query = query.into_inner();
     let mut errors = FormErrors::default();
     let filter = query.to_filter(&mut errors);
-    let before = query.before;
+    let cursor = if query.oldest_first() { query.after } else { query.before };
     let (mut runs, schedules) = state
-        .db(move |conn| Ok((run::page(conn, &filter, before, PAGE_SIZE + 1)?, schedule::names(conn)?)))
+        .db(move |conn| Ok((run::page(conn, &filter, cursor, PAGE_SIZE + 1)?, schedule::names(conn)?)))
         .await?;
     let has_more = runs.len() > PAGE_SIZE as usize;
     runs.truncate(PAGE_SIZE as usize);
-    let older = if has_more { runs.last().map(|last| query.older_than(last.id)) } else { None };
+    let next_page = if has_more { runs.last().map(|last| query.page_after(last.id)) } else { None };
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let active = runs.iter().any(|r| matches!(r.status.as_str(), "queued" | "running"));
     render(
         status,
         &ListPage {
@@ -144,7 +177,8 @@ pub async fn list(
             errors,
             statuses: STATUSES,
             triggers: TRIGGERS,
-            older,
+            next_page,
+            active,
         },
     )
 }
