@@ -87,6 +87,7 @@ on_both_backends!(
     overlap_policies_skip_replace_or_allow,
     an_edit_made_by_plain_sql_is_picked_up_at_the_next_tick,
     a_second_scheduler_interleaved_at_the_worst_point_does_nothing,
+    a_second_scheduler_inside_a_batch_takes_its_schedule_and_the_batch_the_others,
     two_schedulers_ticking_together_create_every_occurrence_exactly_once,
 );
 
@@ -356,5 +357,52 @@ async fn two_schedulers_ticking_together_create_every_occurrence_exactly_once(ba
         }
         assert_eq!(seen.len(), expected.len(), "{name}: no gaps");
         assert!(expected.iter().all(|t| seen.get(t) == Some(&1)), "{name}: every occurrence exactly once");
+    }
+}
+
+/// Lets the hook's second scheduler in only for the schedule `target`.
+struct OnlyFor<'a> {
+    target: i64,
+    inner: &'a SecondScheduler,
+}
+
+impl ClaimHook for OnlyFor<'_> {
+    fn after_read(&self, found: &Schedule) {
+        if found.id == self.target {
+            self.inner.after_read(found);
+        }
+    }
+}
+
+async fn a_second_scheduler_inside_a_batch_takes_its_schedule_and_the_batch_the_others(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let ids: Vec<i64> = ["a", "b", "c"].iter().map(|name| f.cron(name, "0 3 * * *", "UTC", |_| {})).collect();
+    f.tick(utc(2026, 11, 27, 10, 0));
+    let now = utc(2026, 11, 28, 3, 0);
+    let second = SecondScheduler {
+        pool: f.pool.clone(),
+        now,
+        finish_inside: backend == Backend::Postgres,
+        thread: Default::default(),
+        finished_inside: Default::default(),
+    };
+    let first =
+        scheduler::tick_with_hook(&mut f.conn(), now, &OnlyFor { target: ids[1], inner: &second }).unwrap();
+    let other = match second.thread.lock().unwrap().take() {
+        Some(thread) => thread.join().unwrap().unwrap(),
+        None => second.finished_inside.lock().unwrap().take().unwrap().unwrap(),
+    };
+    assert_eq!(first.queued.len() + other.queued.len(), 3, "{first:?} / {other:?}");
+    if backend == Backend::Postgres {
+        // "b" was claimed by the second scheduler while the batch was between read and write:
+        // the batch's compare-and-set for it failed and it wrote nothing for "b".
+        assert_eq!((first.queued.len(), first.lost, other.queued.len()), (2, 1, 1));
+    } else {
+        // The second waited for the batch's write lock, then found "b" no longer due.
+        assert_eq!((first.queued.len(), other.queued.len()), (3, 0));
+    }
+    for id in ids {
+        assert_eq!(f.runs(id).len(), 1, "one run per schedule");
+        assert_eq!(f.schedule(id).next_fire_at.unwrap().and_utc(), utc(2026, 11, 29, 3, 0));
     }
 }

@@ -97,6 +97,15 @@ fn naive(at: DateTime<Utc>) -> NaiveDateTime {
 /// One pass over the enabled schedules: (re)computes `next_fire_at` where the timing changed
 /// and claims what is due at `now`.
 pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<Claimed> {
+    tick_with_hook(conn, now, &NoHook)
+}
+
+/// [`tick`], calling `hook` for each due schedule between the batch's read and its writes.
+pub fn tick_with_hook(
+    conn: &mut DbConnection,
+    now: DateTime<Utc>,
+    hook: &dyn ClaimHook,
+) -> anyhow::Result<Claimed> {
     let mut changed = Vec::new();
     let mut due = Vec::new();
     for found in schedule::enabled_timings(conn).context("Failed to read the schedules")? {
@@ -108,7 +117,7 @@ pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<Claim
     }
     let mut done = in_batches(conn, &changed, |conn, id| reschedule_one(conn, id, now))?;
     for chunk in due.chunks(CLAIMS_PER_TRANSACTION) {
-        done.absorb(claim_batch(conn, chunk, now)?);
+        done.absorb(claim_batch(conn, chunk, now, hook)?);
     }
     Ok(done)
 }
@@ -118,7 +127,12 @@ pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<Claim
 /// rows in one insert. A claim that lost its compare-and-set has written nothing. Should an insert still collide with a run made
 /// meanwhile (an `isinbeat run` between the read and the write), the batch is rolled back and
 /// claimed again one schedule per transaction.
-fn claim_batch(conn: &mut DbConnection, ids: &[i64], now: DateTime<Utc>) -> anyhow::Result<Claimed> {
+fn claim_batch(
+    conn: &mut DbConnection,
+    ids: &[i64],
+    now: DateTime<Utc>,
+    hook: &dyn ClaimHook,
+) -> anyhow::Result<Claimed> {
     let result = write_transaction(conn, |conn| -> Result<Claimed, ClaimError> {
         let found = schedule::find_many(conn, ids)?;
         let since = found.iter().filter_map(|s| s.next_fire_at).min().unwrap_or_default();
@@ -129,6 +143,7 @@ fn claim_batch(conn: &mut DbConnection, ids: &[i64], now: DateTime<Utc>) -> anyh
         let mut advances = matches!(conn, DbConnection::Postgresql(_)).then(Vec::new);
         let mut claims = Vec::with_capacity(found.len());
         for current in &found {
+            hook.after_read(current);
             match claim_loaded(conn, current, &taken, now, &mut rows, advances.as_mut()) {
                 Ok(one) => claims.push((current.id, one)),
                 Err(ClaimError::Lost) => batch.lost += 1,
