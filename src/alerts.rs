@@ -81,7 +81,7 @@ pub fn check_no_success(conn: &mut DbConnection, at: NaiveDateTime) -> anyhow::R
         .filter_map(|(id, finished)| Some((id?, finished?)))
         .collect();
     let mut queued = Vec::new();
-    for (id, name, url, window, changed_at, _) in watched {
+    for (id, name, url, window, changed_at) in watched {
         let Some(url) = url else { continue };
         let since = last_success.get(&id).copied().map_or(changed_at, |success| success.max(changed_at));
         if at - since < Duration::seconds(window) {

@@ -11,11 +11,11 @@ use std::time::Duration as StdDuration;
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use chrono::Duration;
-use common::{Backend, TestApp, spawn_app};
+use common::{Backend, Fails, TestApp, spawn_app};
 use diesel::prelude::*;
 use isinbeat::alerts;
 use isinbeat::db::schema::schedules;
-use isinbeat::jobs::{self, Outcome, ParamSpec, Registry, TaskContext, TaskKind};
+use isinbeat::jobs::{self, Outcome, Registry};
 use isinbeat::models::schedule::{self, NewSchedule};
 
 on_both_backends!(
@@ -23,24 +23,6 @@ on_both_backends!(
     a_webhook_that_refuses_is_recorded_as_failed_with_its_answer,
     no_success_for_the_window_alerts_once_per_silence,
 );
-
-/// A task that always fails.
-struct Fails;
-
-impl TaskKind for Fails {
-    fn name(&self) -> &'static str {
-        "test_fails"
-    }
-    fn title(&self) -> &'static str {
-        "Always fails"
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
-    fn run(&self, _: &TaskContext, _: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        Err(anyhow::anyhow!("connection reset by peer").context("Failed to download the file"))
-    }
-}
 
 /// A webhook on 127.0.0.1 that records every JSON body and answers `status`.
 struct Webhook {

@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration as StdDuration;
 
 use chrono::{Duration, Utc};
-use common::{Backend, TestDatabase};
+use common::{Backend, Fails, TestDatabase};
 use diesel::prelude::*;
 use isinbeat::config::DatabaseUrl;
 use isinbeat::db::schema::runs;
@@ -18,24 +18,6 @@ use isinbeat::jobs::{self, Outcome, ParamSpec, Registry, TaskContext, TaskKind};
 use isinbeat::models::run::{self, NewRun, Run};
 use isinbeat::models::schedule::{self, NewSchedule};
 use serde_json::json;
-
-/// A task that fails with a cause chain.
-struct Fails;
-
-impl TaskKind for Fails {
-    fn name(&self) -> &'static str {
-        "test_fails"
-    }
-    fn title(&self) -> &'static str {
-        "Always fails"
-    }
-    fn params(&self) -> &'static [ParamSpec] {
-        &[]
-    }
-    fn run(&self, _: &TaskContext, _: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        Err(anyhow::anyhow!("connection reset by peer")).map_err(|e| e.context("Failed to download the file"))
-    }
-}
 
 /// A task that works in 300 small steps (about three seconds), checking whether to stop.
 struct Waits;

@@ -106,10 +106,10 @@ pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> Qu
         .load(conn)
 }
 
-/// Enabled schedules with a "no success for" window: `(id, name, url, window, since)` where
-/// `since` is when the silence being measured started — the last success, or the last change
-/// to the schedule when that is later (a new or resumed schedule gets a whole window).
-pub type Watched = (i64, String, Option<String>, i64, NaiveDateTime, Option<NaiveDateTime>);
+/// Enabled schedules with a "no success for" window: `(id, name, url, window, last changed)`.
+/// The silence is measured from the later of the last success and the last change (a new or
+/// resumed schedule gets a whole window).
+pub type Watched = (i64, String, Option<String>, i64, NaiveDateTime);
 
 pub fn watched(conn: &mut DbConnection) -> QueryResult<Vec<Watched>> {
     schedules::table
@@ -121,7 +121,6 @@ pub fn watched(conn: &mut DbConnection) -> QueryResult<Vec<Watched>> {
             schedules::alert_webhook_url,
             schedules::alert_no_success_seconds.assume_not_null(),
             schedules::updated_at,
-            schedules::no_success_alerted_at,
         ))
         .load(conn)
 }

@@ -56,8 +56,7 @@ pub struct NewRun<'a> {
 /// Inserts a run and returns its id. A scheduled occurrence that already has a run fails with
 /// a unique violation: that is how a second scheduler learns it lost.
 pub fn insert(conn: &mut DbConnection, new: &NewRun<'_>) -> QueryResult<i64> {
-    diesel::insert_into(runs::table).values(new).execute(conn)?;
-    crate::db::last_insert_id(conn)
+    insert_many(conn, std::slice::from_ref(new))?.pop().ok_or(diesel::result::Error::NotFound)
 }
 
 /// Inserts runs with one statement per [`INSERT_CHUNK`] rows and returns their ids, in order.

@@ -351,3 +351,26 @@ pub fn insert_run(
     )
     .unwrap()
 }
+
+/// A task kind that always fails, with a cause chain ("Failed to download the file: connection
+/// reset by peer"): for retries, alerts and error pages.
+pub struct Fails;
+
+impl isinbeat::jobs::TaskKind for Fails {
+    fn name(&self) -> &'static str {
+        "test_fails"
+    }
+    fn title(&self) -> &'static str {
+        "Always fails"
+    }
+    fn params(&self) -> &'static [isinbeat::jobs::ParamSpec] {
+        &[]
+    }
+    fn run(
+        &self,
+        _: &isinbeat::jobs::TaskContext,
+        _: &serde_json::Value,
+    ) -> anyhow::Result<serde_json::Value> {
+        Err(anyhow::anyhow!("connection reset by peer").context("Failed to download the file"))
+    }
+}
