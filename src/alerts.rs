@@ -32,12 +32,7 @@ pub fn http_client(timeout: StdDuration) -> anyhow::Result<reqwest::Client> {
         .context("Failed to set up the HTTP client")
 }
 
-/// reqwest is built without a default TLS provider: this installs ring's, once per process.
-/// Call it before building any `reqwest::Client`.
-pub fn install_tls_provider() {
-    // An error means a provider is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
+pub use crate::sources::fetch::install_tls_provider;
 
 /// Queues the "failed for good" alert of `failed` when its schedule has a webhook; call it where
 /// the run is recorded as failed.

@@ -64,6 +64,24 @@ enum Command {
         #[arg(long)]
         now: bool,
     },
+    /// Import a local ISIN list file as a run (with a progress bar) and print what changed;
+    /// exits non-zero when the import failed (nothing is changed then).
+    Import {
+        /// The file: CSV, XML, or a zip or gzip holding one.
+        file: std::path::PathBuf,
+        /// Its layout: gleif_isin_lei, firds_fulins, xetra_instruments or csv.
+        #[arg(long)]
+        format: String,
+        /// The source to import into (created if missing); default: one named after the format.
+        #[arg(long)]
+        source: Option<String>,
+        /// Import even if the file is identical to the one imported last.
+        #[arg(long)]
+        force: bool,
+        /// Let the file mark more ISINs inactive than the source's shrink guard allows.
+        #[arg(long)]
+        accept_shrink: bool,
+    },
     /// Work with ISINs.
     Isin {
         #[command(subcommand)]
@@ -102,6 +120,16 @@ fn main() -> ExitCode {
         Command::Check => commands::check().map(done),
         Command::Run { schedule, now } => commands::run::run(&schedule, now)
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
+        Command::Import { file, format, source, force, accept_shrink } => {
+            commands::import::import(&commands::import::ImportArgs {
+                file,
+                format,
+                source,
+                force,
+                accept_shrink,
+            })
+            .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
         Command::Isin { command: IsinCommand::Validate { isins, only_invalid } } => {
             commands::isin::validate(&isins, only_invalid)
                 .map(|all_valid| if all_valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -20,11 +20,14 @@ use crate::auth::accounts::{FirstAdmin, ensure_first_admin};
 use crate::auth::session_store::DbSessionStore;
 use crate::config::Settings;
 use crate::db::{self, DbPool};
-use crate::jobs::{Registry, worker};
+use crate::jobs::{Registry, download_isins, worker};
 use crate::models::schedule::{self, NewSchedule};
+use crate::models::source::{self, NewSource, Source, SourceChanges};
 use crate::models::{instance_secret, login_failure, session};
 use crate::queue::Queue;
 use crate::scheduler::beat;
+use crate::sources::formats::Format;
+use crate::sources::sample;
 use crate::web::routes::{self, AccessMap, RouteDef};
 use crate::web::{AppError, AppState, middleware};
 
@@ -73,7 +76,7 @@ fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     let applied = db::run_migrations(&mut conn)?;
     let first_admin = ensure_first_admin(&mut conn, settings.admin_password.as_ref().map(|s| s.expose()))?;
     if settings.seed && matches!(first_admin, FirstAdmin::Created { .. }) {
-        seed_schedules(&mut conn)?;
+        seed_defaults(&pool, &mut conn)?;
     }
     let secret = match &settings.secret_key {
         Some(secret) => secret.expose().to_owned(),
@@ -88,15 +91,55 @@ fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     Ok(Prepared { pool, applied, first_admin, cookie_key })
 }
 
-/// The schedules a new installation starts with.
-fn seed_schedules(conn: &mut db::DbConnection) -> anyhow::Result<()> {
+/// What a new installation starts with: the prune-history schedule; GLEIF's ISIN-to-LEI file
+/// as a source with a daily schedule (it fails visibly without internet); and the bundled
+/// synthetic sample, imported now so there is data to browse at once.
+fn seed_defaults(pool: &DbPool, conn: &mut db::DbConnection) -> anyhow::Result<()> {
     let mut prune = NewSchedule::with_defaults("prune-history", "prune_history", "cron");
     prune.settings.description = "Deletes runs beyond each schedule's history limits.".to_owned();
     prune.settings.cron_expr = Some("0 4 * * *".to_owned());
     if schedule::find_by_name(conn, &prune.settings.name)?.is_none() {
         schedule::insert(conn, &prune).context("Failed to create the prune-history schedule")?;
     }
+
+    let gleif = seed_source(conn, GLEIF_SOURCE, GLEIF_URL, true)?;
+    let mut daily = NewSchedule::with_defaults("gleif-isin-lei-daily", download_isins::NAME, "cron");
+    daily.settings.description =
+        "GLEIF's ISIN-to-LEI file, every day after it is published (about 07:15 UTC).".to_owned();
+    daily.settings.cron_expr = Some("30 7 * * *".to_owned());
+    daily.settings.params = serde_json::json!({ "source": gleif.name }).to_string();
+    daily.settings.retry_backoff_seconds = 600;
+    daily.settings.timeout_seconds = Some(3 * 3600);
+    if schedule::find_by_name(conn, &daily.settings.name)?.is_none() {
+        schedule::insert(conn, &daily).context("Failed to create the GLEIF schedule")?;
+    }
+
+    seed_source(conn, SAMPLE_SOURCE, sample::SAMPLE_URL, true)?;
+    let (run_id, stats) = download_isins::import_now(pool, SAMPLE_SOURCE, "import the bundled sample")?;
+    tracing::info!(run_id, isins = stats.active, "imported the bundled sample");
     Ok(())
+}
+
+/// The seeded GLEIF source.
+pub const GLEIF_SOURCE: &str = "GLEIF ISIN-LEI";
+const GLEIF_URL: &str = "https://mapping.gleif.org/api/v2/isin-lei/latest/download";
+/// The seeded sample source.
+pub const SAMPLE_SOURCE: &str = "Sample (synthetic)";
+
+fn seed_source(conn: &mut db::DbConnection, name: &str, url: &str, enabled: bool) -> anyhow::Result<Source> {
+    if let Some(found) = source::find_by_name(conn, name)? {
+        return Ok(found);
+    }
+    let settings = SourceChanges {
+        name: name.to_owned(),
+        url: url.to_owned(),
+        format: Format::GleifIsinLei.name().to_owned(),
+        options: "{}".to_owned(),
+        enabled,
+        max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
+    };
+    source::insert(conn, &NewSource::new(settings, None))
+        .with_context(|| format!("Failed to create the source “{name}”"))
 }
 
 impl Application {

@@ -291,9 +291,22 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
         )
         .unwrap();
     }
+    // The oldest succeeded run changed ISIN data: it stays, with its change rows.
+    isinbeat::models::isin_record::insert_changes(
+        &mut f.pool.get().unwrap(),
+        vec![isinbeat::models::isin_record::NewChange {
+            run_id: succeeded[0],
+            isin: "DE0005190003".to_owned(),
+            source_id: 1,
+            kind: "added",
+            old_values: None,
+            new_values: None,
+        }],
+    )
+    .unwrap();
     let id = f.queue(pruner, "queued");
     assert_eq!(f.execute(id), Outcome::Succeeded);
-    assert_eq!(f.run(id).stats.as_deref(), Some(r#"{"deleted_alerts":1,"deleted_runs":15}"#));
+    assert_eq!(f.run(id).stats.as_deref(), Some(r#"{"deleted_alerts":1,"deleted_runs":14}"#));
     let alerts_left = isinbeat::models::alert::for_schedule(&mut f.pool.get().unwrap(), busy, 10).unwrap();
     assert_eq!(alerts_left.len(), 1, "the recent delivery stays");
     let left: Vec<i64> = runs::table
@@ -302,9 +315,12 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
         .select(runs::id)
         .load(&mut f.pool.get().unwrap())
         .unwrap();
-    let mut expected = [&failed[8..], &succeeded[7..], &[running]].concat();
+    let mut expected = [&failed[8..], &succeeded[7..], &[running, succeeded[0]]].concat();
     expected.sort_unstable();
-    assert_eq!(left, expected, "the newest 3 succeeded, the newest 2 others, and the running one");
+    assert_eq!(
+        left, expected,
+        "the newest 3 succeeded, the newest 2 others, the running one and the one that changed data"
+    );
 }
 
 async fn an_unknown_task_kind_fails_clearly(backend: Backend) {

@@ -2,6 +2,7 @@
 //! context; `main` prints it on stderr and exits non-zero.
 
 mod check;
+pub mod import;
 pub mod isin;
 pub mod processes;
 pub mod run;

@@ -41,6 +41,43 @@ diesel::table! {
 }
 
 diesel::table! {
+    isin_changes (run_id, isin) {
+        run_id -> Int8,
+        isin -> Text,
+        source_id -> Int8,
+        kind -> Text,
+        old_values -> Nullable<Text>,
+        new_values -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    isin_records (source_id, isin, since_gen) {
+        source_id -> Int8,
+        isin -> Text,
+        since_gen -> Int8,
+        until_gen -> Nullable<Int8>,
+        active -> Bool,
+        lei -> Nullable<Text>,
+        name -> Nullable<Text>,
+        cfi -> Nullable<Text>,
+        currency -> Nullable<Text>,
+        listings -> Nullable<Text>,
+        first_seen_run_id -> Nullable<Int8>,
+        first_seen_at -> Timestamp,
+        last_seen_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    isins (isin) {
+        isin -> Text,
+        first_seen_at -> Timestamp,
+        first_seen_run_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
     login_failures (id) {
         id -> Int8,
         username -> Text,
@@ -124,6 +161,30 @@ diesel::table! {
 }
 
 diesel::table! {
+    sources (id) {
+        id -> Int8,
+        name -> Text,
+        url -> Text,
+        format -> Text,
+        options -> Text,
+        enabled -> Bool,
+        max_shrink_percent -> Int4,
+        generation -> Int8,
+        active_isins -> Int8,
+        inactive_isins -> Int8,
+        etag -> Nullable<Text>,
+        last_modified -> Nullable<Text>,
+        content_sha256 -> Nullable<Text>,
+        last_import_run_id -> Nullable<Int8>,
+        last_imported_at -> Nullable<Timestamp>,
+        import_run_id -> Nullable<Int8>,
+        created_by -> Nullable<Int8>,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     users (id) {
         id -> Int8,
         username -> Text,
@@ -154,19 +215,26 @@ diesel::table! {
 diesel::joinable!(alert_deliveries -> runs (run_id));
 diesel::joinable!(alert_deliveries -> schedules (schedule_id));
 diesel::joinable!(audit_log -> users (actor_id));
+diesel::joinable!(isin_changes -> runs (run_id));
+diesel::joinable!(isin_records -> sources (source_id));
 diesel::joinable!(runs -> schedules (schedule_id));
 diesel::joinable!(runs -> users (triggered_by));
 diesel::joinable!(schedules -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(sources -> users (created_by));
 
 diesel::allow_tables_to_appear_in_same_query!(
     alert_deliveries,
     audit_log,
     instance_secrets,
+    isin_changes,
+    isin_records,
+    isins,
     login_failures,
     runs,
     schedules,
     sessions,
+    sources,
     users,
     workers,
 );

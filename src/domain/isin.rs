@@ -60,6 +60,19 @@ pub fn is_known_prefix(prefix: [u8; 2]) -> bool {
 }
 
 impl Isin {
+    /// Completes 11 characters (prefix and NSIN) with their check digit.
+    pub fn with_check_digit(payload: &str) -> Result<Self, IsinError> {
+        let mut candidate = format!("{payload}0");
+        match Self::parse(&candidate) {
+            Err(IsinError::CheckDigit { expected, .. }) => {
+                candidate.pop();
+                candidate.push(expected);
+                Self::parse(&candidate)
+            }
+            other => other,
+        }
+    }
+
     /// Parses `raw` exactly as given.
     pub fn parse(raw: &str) -> Result<Self, IsinError> {
         let bytes = raw.as_bytes();

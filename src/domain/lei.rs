@@ -23,6 +23,15 @@ pub enum LeiError {
 }
 
 impl Lei {
+    /// Completes 18 characters with their check digits.
+    pub fn with_check_digits(payload: &str) -> Result<Self, LeiError> {
+        if payload.len() != 18 || !payload.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) {
+            return Self::parse(payload);
+        }
+        let digits = check_digits(payload.as_bytes());
+        Self::parse(&format!("{payload}{}", String::from_utf8_lossy(&digits)))
+    }
+
     /// Parses `raw` exactly as given.
     pub fn parse(raw: &str) -> Result<Self, LeiError> {
         if let Some((index, found)) = raw.char_indices().find(|(_, c)| !c.is_ascii()) {

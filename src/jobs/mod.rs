@@ -3,6 +3,7 @@
 //! queued run, runs its task with heartbeats, a timeout and cancellation, and records the
 //! outcome — retrying with backoff as the schedule says. Knows nothing of the queue or the web.
 
+pub mod download_isins;
 mod execute;
 pub mod prune_history;
 pub mod sleep;
@@ -120,7 +121,13 @@ pub struct Registry {
 impl Registry {
     /// The kinds isinbeat ships.
     pub fn builtin() -> Self {
-        Self { kinds: vec![Arc::new(prune_history::PruneHistory), Arc::new(sleep::Sleep)] }
+        Self {
+            kinds: vec![
+                Arc::new(download_isins::DownloadIsins),
+                Arc::new(prune_history::PruneHistory),
+                Arc::new(sleep::Sleep),
+            ],
+        }
     }
 
     /// Adds a kind (tests add kinds that fail or wait on purpose).

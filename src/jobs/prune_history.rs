@@ -1,12 +1,13 @@
 //! `prune_history`: deletes finished runs beyond each schedule's history limits (keep the last
 //! N succeeded and M others), in chunks, so that a long history never holds the database's
-//! write lock for long. Alert deliveries older than [`KEEP_ALERTS_DAYS`] go too.
+//! write lock for long. Runs that changed ISIN data are kept: they are the history of what each
+//! import added, removed and changed. Alert deliveries older than [`KEEP_ALERTS_DAYS`] go too.
 
 use anyhow::Context;
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::db::schema::{runs, schedules};
+use crate::db::schema::{isin_changes, runs, schedules};
 use crate::db::write_transaction;
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind, integer_param};
 
@@ -55,9 +56,13 @@ impl TaskKind for PruneHistory {
                 loop {
                     ctx.check_stop()?;
                     // The ids beyond the newest `keep`, oldest first, one chunk at a time.
+                    let changed_data = isin_changes::table
+                        .select(isin_changes::run_id)
+                        .filter(isin_changes::run_id.eq(runs::id));
                     let doomed: Vec<i64> = runs::table
                         .filter(runs::schedule_id.eq(schedule_id))
                         .filter(runs::status.eq_any(statuses))
+                        .filter(diesel::dsl::not(diesel::dsl::exists(changed_data)))
                         .order(runs::id.desc())
                         .offset(i64::from(keep.max(0)))
                         .limit(chunk)

@@ -4,9 +4,11 @@
 pub mod alert;
 pub mod audit;
 pub mod instance_secret;
+pub mod isin_record;
 pub mod login_failure;
 pub mod run;
 pub mod schedule;
 pub mod session;
+pub mod source;
 pub mod user;
 pub mod worker;

@@ -351,3 +351,72 @@ pub fn dispatched_between(
         .select((runs::created_at, runs::scheduled_for.assume_not_null()))
         .load(conn)
 }
+
+/// Starts a run executed in the foreground by `worker` (the command line's `import`): recorded
+/// as running from the start, with a heartbeat.
+pub fn start_foreground(conn: &mut DbConnection, new: &NewRun<'_>, worker: &str) -> QueryResult<i64> {
+    let id = insert(conn, &NewRun { status: "running", ..new.clone() })?;
+    let now = crate::db::now();
+    diesel::update(runs::table.find(id))
+        .set((runs::worker.eq(worker), runs::started_at.eq(now), runs::heartbeat_at.eq(now)))
+        .execute(conn)?;
+    Ok(id)
+}
+
+/// Records how a foreground run ended (`succeeded` with stats, or `failed` with an error).
+pub fn finish_foreground(
+    conn: &mut DbConnection,
+    id: i64,
+    status: &str,
+    stats: Option<&str>,
+    error: Option<&str>,
+    log: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(runs::table.find(id).filter(runs::status.eq("running")))
+        .set((
+            runs::status.eq(status),
+            runs::finished_at.eq(crate::db::now()),
+            runs::stats.eq(stats),
+            runs::error.eq(error),
+            runs::log.eq(log),
+        ))
+        .execute(conn)
+}
+
+/// Marks a run alive now.
+pub fn beat(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    diesel::update(runs::table.find(id).filter(runs::status.eq("running")))
+        .set(runs::heartbeat_at.eq(crate::db::now()))
+        .execute(conn)
+}
+
+/// Writes a running run's stats (its progress).
+pub fn report_progress(conn: &mut DbConnection, id: i64, stats: &str) -> QueryResult<usize> {
+    diesel::update(runs::table.find(id).filter(runs::status.eq("running")))
+        .set(runs::stats.eq(stats))
+        .execute(conn)
+}
+
+/// The latest runs of `task_kind` whose `source` parameter is `source_name`, newest first.
+pub fn importing_source(
+    conn: &mut DbConnection,
+    task_kind: &str,
+    source_name: &str,
+    limit: usize,
+) -> QueryResult<Vec<Run>> {
+    // The parameters are JSON text: narrow down with LIKE, then check exactly.
+    let needle = serde_json::Value::String(source_name.to_owned()).to_string();
+    let pattern = format!("%{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
+    let candidates: Vec<Run> = runs::table
+        .filter(runs::task_kind.eq(task_kind))
+        .filter(runs::params.like(pattern).escape('\\'))
+        .order(runs::id.desc())
+        .limit(i64::try_from(limit * 4).unwrap_or(i64::MAX))
+        .select(Run::as_select())
+        .load(conn)?;
+    Ok(candidates
+        .into_iter()
+        .filter(|found| crate::models::schedule::names_source(&found.params, source_name))
+        .take(limit)
+        .collect())
+}

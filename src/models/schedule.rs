@@ -545,3 +545,25 @@ pub fn retry_delay(conn: &mut DbConnection, run: &crate::models::run::Run) -> Qu
     let Some(owner) = find(conn, id)? else { return Ok(None) };
     Ok(owner.retry().delay_after(u32::try_from(run.attempt).unwrap_or(u32::MAX)))
 }
+
+/// Schedules of `task_kind` whose `source` parameter is `source_name`.
+pub fn importing_source(
+    conn: &mut DbConnection,
+    task_kind: &str,
+    source_name: &str,
+) -> QueryResult<Vec<Schedule>> {
+    let candidates: Vec<Schedule> = schedules::table
+        .filter(schedules::task_kind.eq(task_kind))
+        .order(schedules::name.asc())
+        .select(Schedule::as_select())
+        .load(conn)?;
+    Ok(candidates.into_iter().filter(|found| names_source(&found.params, source_name)).collect())
+}
+
+/// Whether task parameters (a JSON object) name `source_name` as their `source`.
+pub fn names_source(params: &str, source_name: &str) -> bool {
+    serde_json::from_str::<serde_json::Value>(params)
+        .ok()
+        .and_then(|value| value.get("source").and_then(|v| v.as_str()).map(|name| name.trim() == source_name))
+        .unwrap_or(false)
+}

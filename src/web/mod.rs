@@ -19,6 +19,7 @@ mod page;
 mod runs;
 mod schedule_form;
 mod schedules;
+mod sources;
 mod users;
 mod workers;
 

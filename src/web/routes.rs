@@ -9,7 +9,7 @@ use actix_web::{Route, web};
 
 use crate::domain::Role;
 use crate::web::{
-    account, assets, audit, dashboard, health, login, metrics, runs, schedules, users, workers,
+    account, assets, audit, dashboard, health, login, metrics, runs, schedules, sources, users, workers,
 };
 
 /// Who may call a route.
@@ -77,6 +77,16 @@ pub fn table() -> Vec<RouteDef> {
         post("/admin/schedules/{id}/pause", OPERATOR, |r| r.to(schedules::pause)),
         post("/admin/schedules/{id}/resume", OPERATOR, |r| r.to(schedules::resume)),
         post("/admin/schedules/{id}/run", OPERATOR, |r| r.to(schedules::run_now)),
+        get("/admin/sources/", VIEWER, |r| r.to(sources::list)),
+        get("/admin/sources/new", OPERATOR, |r| r.to(sources::new_form)),
+        post("/admin/sources/new", OPERATOR, |r| r.to(sources::create)),
+        get("/admin/sources/{id}/", VIEWER, |r| r.to(sources::detail)),
+        get("/admin/sources/{id}/edit", OPERATOR, |r| r.to(sources::edit_form)),
+        post("/admin/sources/{id}/edit", OPERATOR, |r| r.to(sources::update)),
+        get("/admin/sources/{id}/delete", OPERATOR, |r| r.to(sources::delete_confirm)),
+        post("/admin/sources/{id}/delete", OPERATOR, |r| r.to(sources::delete)),
+        post("/admin/sources/{id}/test", OPERATOR, |r| r.to(sources::test)),
+        post("/admin/sources/{id}/import", OPERATOR, |r| r.to(sources::import_now)),
         get("/admin/runs/", VIEWER, |r| r.to(runs::list)),
         get("/admin/runs/{id}/", VIEWER, |r| r.to(runs::detail)),
         post("/admin/runs/{id}/cancel", OPERATOR, |r| r.to(runs::cancel)),

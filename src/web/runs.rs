@@ -12,9 +12,12 @@ use serde_json::json;
 use crate::auth::CurrentUser;
 use crate::db::write_transaction;
 use crate::domain::Role;
+use crate::import::{Progress, Stats};
+use crate::jobs::download_isins;
 use crate::models::audit::{self, NewAuditEntry};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule};
+use crate::models::source::{self, Source};
 use crate::scheduler::actions::{self, Retried};
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
@@ -190,8 +193,21 @@ struct DetailPage {
     run: Run,
     owner: Option<Schedule>,
     stats: Vec<(String, String)>,
+    /// An import's stats, shown as such.
+    import: Option<ImportView>,
+    /// A running import's progress.
+    progress: Option<Progress>,
     can_cancel: bool,
     can_retry: bool,
+}
+
+/// What an import run read and changed.
+struct ImportView {
+    stats: Stats,
+    /// The source, when it still exists.
+    source: Option<Source>,
+    /// A shrink-guard failure the operator may accept by importing again.
+    shrink_refused: bool,
 }
 
 pub async fn detail(
@@ -211,9 +227,40 @@ pub async fn detail(
             Ok((found, owner))
         })
         .await?;
-    let stats = found
+    let import = found
         .stats
         .as_deref()
+        .filter(|_| found.task_kind == download_isins::NAME)
+        .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw).ok())
+        .filter(|value| value.get("source_id").is_some())
+        .and_then(|value| serde_json::from_value::<Stats>(value).ok());
+    let progress = found
+        .stats
+        .as_deref()
+        .filter(|_| found.status == "running")
+        .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw).ok())
+        .and_then(|value| value.get("progress").cloned())
+        .and_then(|value| serde_json::from_value::<Progress>(value).ok());
+    let shrink_refused = found.task_kind == download_isins::NAME
+        && found.status == "failed"
+        && found.error.as_deref().is_some_and(|e| e.contains("accept shrink"));
+    let source_name = serde_json::from_str::<serde_json::Value>(&found.params)
+        .ok()
+        .and_then(|p| p.get("source").and_then(|v| v.as_str()).map(str::to_owned));
+    let import_source = match (&source_name, found.task_kind == download_isins::NAME) {
+        (Some(name), true) => {
+            let name = name.clone();
+            state.db(move |conn| Ok(source::find_by_name(conn, &name)?)).await?
+        }
+        _ => None,
+    };
+    let import = match (import, shrink_refused) {
+        (Some(stats), _) => Some(ImportView { stats, source: import_source, shrink_refused }),
+        (None, true) => Some(ImportView { stats: Stats::default(), source: import_source, shrink_refused }),
+        (None, false) => None,
+    };
+    let stats = if import.is_some() || progress.is_some() { None } else { found.stats.as_deref() };
+    let stats = stats
         .and_then(|raw| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw).ok())
         .map(|map| {
             map.into_iter()
@@ -230,6 +277,8 @@ pub async fn detail(
             run: found,
             owner,
             stats,
+            import,
+            progress,
             can_cancel,
             can_retry,
         },

@@ -1,0 +1,261 @@
+//! `isinbeat import FILE --format F [--source NAME]`: imports a local file as a run of its own,
+//! with a progress bar, and prints what it read and what changed. Without `--source` the rows
+//! go to a source named after the format (created if missing), so importing one day's file
+//! and then the next shows the difference.
+
+use std::path::Path;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use indicatif::{ProgressBar, ProgressStyle};
+
+use crate::db::DbPool;
+use crate::import::{self, Observer, Phase, Progress, Stats};
+use crate::jobs::download_isins;
+use crate::jobs::worker::worker_name;
+use crate::models::run::{self, NewRun};
+use crate::models::source::{self, NewSource, SourceChanges};
+use crate::sources::formats::{Format, FormatOptions};
+
+/// What to import and how.
+#[derive(Debug, Clone)]
+pub struct ImportArgs {
+    pub file: std::path::PathBuf,
+    pub format: String,
+    pub source: Option<String>,
+    pub force: bool,
+    pub accept_shrink: bool,
+}
+
+/// Runs the import; returns whether it succeeded.
+pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
+    let format = Format::parse(&args.format).with_context(|| {
+        let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
+        format!("Unknown format “{}”: use one of {}.", args.format, names.join(", "))
+    })?;
+    if !args.file.is_file() {
+        anyhow::bail!("{} is not a file.", args.file.display());
+    }
+    let settings = super::load_settings()?;
+    let pool = super::migrated_pool_sized(&settings, 3)?;
+    let mut conn = pool.get().context("Failed to get a database connection")?;
+
+    let name = args.source.clone().unwrap_or_else(|| format.name().to_owned());
+    let target = match source::find_by_name(&mut conn, &name).context("Failed to read the sources")? {
+        Some(existing) if existing.format != format.name() => anyhow::bail!(
+            "The source “{name}” reads the format {}, not {}: pass --format {} or another --source.",
+            existing.format,
+            format.name(),
+            existing.format
+        ),
+        Some(existing) => existing,
+        None => {
+            let path = std::path::absolute(&args.file).unwrap_or_else(|_| args.file.clone());
+            let created = source::insert(
+                &mut conn,
+                &NewSource::new(
+                    SourceChanges {
+                        name: name.clone(),
+                        url: path.display().to_string(),
+                        format: format.name().to_owned(),
+                        options: FormatOptions::default().to_json(),
+                        enabled: true,
+                        max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
+                    },
+                    None,
+                ),
+            )
+            .context("Failed to create the source")?;
+            eprintln!("Created the source “{name}” ({}).", format.name());
+            created
+        }
+    };
+
+    let params = serde_json::json!({
+        "source": target.name,
+        "file": args.file.display().to_string(),
+        "force": if args.force { "yes" } else { "no" },
+        "accept_shrink": if args.accept_shrink { "yes" } else { "no" },
+    })
+    .to_string();
+    let now = crate::db::now();
+    let worker = worker_name("cli");
+    let label = format!(
+        "import {}",
+        args.file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
+    );
+    let run_id = run::start_foreground(
+        &mut conn,
+        &NewRun {
+            schedule_id: None,
+            schedule_name: &label,
+            task_kind: download_isins::NAME,
+            params: &params,
+            scheduled_for: None,
+            trigger: "manual",
+            triggered_by: None,
+            status: "running",
+            not_before: now,
+            finished_at: None,
+            error: None,
+            created_at: now,
+        },
+        &worker,
+    )
+    .context("Failed to record the run")?;
+
+    let started = Instant::now();
+    let observer = CliObserver::new(pool.clone(), run_id);
+    let heartbeat = observer.spawn_heartbeat();
+    let options = import::Options {
+        force: args.force,
+        accept_shrink: args.accept_shrink,
+        ..import::Options::default()
+    };
+    let result = import::import_file(&mut conn, target.id, run_id, &args.file, &options, &observer);
+    observer.bar.finish_and_clear();
+    observer.done.store(true, Ordering::Relaxed);
+    let _ = heartbeat.join();
+    let log = observer.log_text();
+
+    match result {
+        Ok(stats) => {
+            let text = serde_json::to_string(&stats).context("Failed to record the stats")?;
+            run::finish_foreground(&mut conn, run_id, "succeeded", Some(&text), None, log.as_deref())
+                .context("Failed to record the run's end")?;
+            print_summary(&args.file, &target.name, run_id, started.elapsed(), &stats);
+            Ok(true)
+        }
+        Err(error) => {
+            let message = error.to_string();
+            run::finish_foreground(&mut conn, run_id, "failed", None, Some(&message), log.as_deref())
+                .context("Failed to record the run's end")?;
+            eprintln!("Import run #{run_id} into “{}” failed: {message}", target.name);
+            eprintln!("Nothing was changed.");
+            Ok(false)
+        }
+    }
+}
+
+fn print_summary(file: &Path, source: &str, run_id: i64, took: Duration, stats: &Stats) {
+    let seconds = took.as_secs_f64();
+    if stats.not_modified {
+        println!(
+            "Not modified: {} ({}); run #{run_id}, nothing changed. Use --force to import it anyway.",
+            file.display(),
+            stats.not_modified_because.as_deref().unwrap_or("")
+        );
+        return;
+    }
+    let rate = if seconds > 0.0 { stats.rows as f64 / seconds } else { 0.0 };
+    println!(
+        "Imported {} into “{source}” as run #{run_id} in {seconds:.1} s ({rate:.0} rows/s).",
+        file.display()
+    );
+    println!(
+        "  rows {}  valid {}  invalid {}  duplicates {}",
+        stats.rows, stats.valid, stats.invalid, stats.duplicates
+    );
+    println!(
+        "  added {}  removed {}  changed {}  unchanged {}",
+        stats.added, stats.removed, stats.changed, stats.unchanged
+    );
+    println!("  active ISINs now {}", stats.active);
+    if !stats.problems.is_empty() {
+        println!("  first problems:");
+        for problem in stats.problems.iter().take(20) {
+            println!("    line {}: {}", problem.line, problem.reason);
+        }
+        let more = (stats.invalid + stats.duplicates).saturating_sub(20);
+        if more > 0 {
+            println!("    … and {more} more (the run page lists up to {})", import::MAX_PROBLEMS);
+        }
+    }
+}
+
+/// The progress bar, the run's heartbeat and its progress on the run page.
+struct CliObserver {
+    pool: DbPool,
+    run_id: i64,
+    bar: ProgressBar,
+    done: std::sync::Arc<AtomicBool>,
+    last_report: Mutex<Option<Instant>>,
+    log: Mutex<Vec<String>>,
+}
+
+impl CliObserver {
+    fn new(pool: DbPool, run_id: i64) -> Self {
+        let bar = ProgressBar::new_spinner();
+        bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg:10} {human_pos:>12} rows  {per_sec:>14}  {elapsed}")
+                .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+        );
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Self {
+            pool,
+            run_id,
+            bar,
+            done: std::sync::Arc::new(AtomicBool::new(false)),
+            last_report: Mutex::new(None),
+            log: Mutex::new(Vec::new()),
+        }
+    }
+
+    fn spawn_heartbeat(&self) -> std::thread::JoinHandle<()> {
+        let (pool, run_id, done) = (self.pool.clone(), self.run_id, std::sync::Arc::clone(&self.done));
+        std::thread::spawn(move || {
+            while !done.load(Ordering::Relaxed) {
+                if let Ok(mut conn) = pool.get() {
+                    let _ = run::beat(&mut conn, run_id);
+                }
+                for _ in 0..50 {
+                    if done.load(Ordering::Relaxed) {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                }
+            }
+        })
+    }
+
+    fn log_text(&self) -> Option<String> {
+        let log = self.log.lock().ok()?;
+        (!log.is_empty()).then(|| log.join("\n"))
+    }
+}
+
+impl Observer for CliObserver {
+    fn progress(&self, progress: &Progress) {
+        let phase = match progress.phase {
+            Phase::Waiting => "waiting",
+            Phase::Fetching => "reading",
+            Phase::Reading => "reading",
+            Phase::Applying => "comparing",
+        };
+        self.bar.set_message(phase);
+        self.bar.set_position(progress.rows);
+        let Ok(mut last) = self.last_report.lock() else { return };
+        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
+            return;
+        }
+        *last = Some(Instant::now());
+        if let (Ok(text), Ok(mut conn)) =
+            (serde_json::to_string(&serde_json::json!({ "progress": progress })), self.pool.get())
+        {
+            let _ = run::report_progress(&mut conn, self.run_id, &text);
+        }
+    }
+
+    fn check_stop(&self) -> Result<(), String> {
+        Ok(())
+    }
+
+    fn log(&self, line: &str) {
+        self.bar.println(line);
+        if let Ok(mut log) = self.log.lock() {
+            log.push(line.to_owned());
+        }
+    }
+}

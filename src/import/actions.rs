@@ -1,0 +1,134 @@
+//! What operators do to a source — create, change, delete — each with its audit entry in the
+//! same transaction.
+
+use serde_json::json;
+
+use crate::db::{DbConnection, write_transaction};
+use crate::models::audit::{self, Actor, NewAuditEntry};
+use crate::models::isin_record;
+use crate::models::source::{self, NewSource, Source, SourceChanges};
+
+/// Why an action did not happen.
+#[derive(Debug, thiserror::Error)]
+pub enum SourceActionError {
+    #[error("No such source.")]
+    NotFound,
+    #[error("A source with this name already exists.")]
+    DuplicateName,
+    #[error("Run {0} is importing this source; try again when it has finished.")]
+    Importing(i64),
+    #[error(transparent)]
+    Database(#[from] diesel::result::Error),
+}
+
+fn diff(before: &SourceChanges, after: &SourceChanges) -> serde_json::Value {
+    let pairs = [
+        ("name", json!(before.name), json!(after.name)),
+        ("url", json!(before.url), json!(after.url)),
+        ("format", json!(before.format), json!(after.format)),
+        ("options", json!(before.options), json!(after.options)),
+        ("enabled", json!(before.enabled), json!(after.enabled)),
+        ("max_shrink_percent", json!(before.max_shrink_percent), json!(after.max_shrink_percent)),
+    ];
+    let changed: serde_json::Map<String, serde_json::Value> = pairs
+        .into_iter()
+        .filter(|(_, old, new)| old != new)
+        .map(|(field, old, new)| (field.to_owned(), json!([old, new])))
+        .collect();
+    serde_json::Value::Object(changed)
+}
+
+fn record(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    action: &str,
+    target: &Source,
+    changes: serde_json::Value,
+) -> diesel::QueryResult<usize> {
+    audit::insert(
+        conn,
+        &NewAuditEntry {
+            actor,
+            action,
+            object_type: "source",
+            object_id: Some(target.id.to_string()),
+            object_repr: &target.name,
+            changes,
+        },
+    )
+}
+
+pub fn create(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    settings: SourceChanges,
+) -> Result<Source, SourceActionError> {
+    write_transaction(conn, |conn| {
+        if source::find_by_name(conn, &settings.name)?.is_some() {
+            return Err(SourceActionError::DuplicateName);
+        }
+        let empty = SourceChanges {
+            name: String::new(),
+            url: String::new(),
+            format: String::new(),
+            options: String::new(),
+            enabled: false,
+            max_shrink_percent: 0,
+        };
+        let changes = diff(&empty, &settings);
+        let created = source::insert(conn, &NewSource::new(settings, actor.id.map(i64::from)))?;
+        record(conn, actor, "create", &created, changes)?;
+        Ok(created)
+    })
+}
+
+/// Changes a source's settings. Returns false when nothing changed.
+pub fn update(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    settings: &SourceChanges,
+) -> Result<bool, SourceActionError> {
+    write_transaction(conn, |conn| {
+        let target = source::find(conn, id)?.ok_or(SourceActionError::NotFound)?;
+        let changes = diff(&target.changes(), settings);
+        if changes.as_object().is_some_and(|map| map.is_empty()) {
+            return Ok(false);
+        }
+        if settings.name != target.name && source::find_by_name(conn, &settings.name)?.is_some() {
+            return Err(SourceActionError::DuplicateName);
+        }
+        source::update(conn, id, settings)?;
+        record(conn, actor, "update", &target, changes)?;
+        Ok(true)
+    })
+}
+
+/// Deletes a source and its records (in chunks, so other writers are not held up; a source
+/// being imported cannot be deleted). The change history of its runs goes with them.
+pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source, SourceActionError> {
+    let target = source::find(conn, id)?.ok_or(SourceActionError::NotFound)?;
+    // Disable it first so no schedule starts an import while the records go.
+    write_transaction(conn, |conn| {
+        let mut changes = target.changes();
+        changes.enabled = false;
+        source::update(conn, id, &changes)
+    })?;
+    loop {
+        let current = source::find(conn, id)?.ok_or(SourceActionError::NotFound)?;
+        if let Some(run_id) = current.import_run_id
+            && crate::models::run::find(conn, run_id)?.is_some_and(|run| run.status == "running")
+        {
+            return Err(SourceActionError::Importing(run_id));
+        }
+        let deleted = write_transaction(conn, |conn| isin_record::delete_some_of_source(conn, id, 10_000))?;
+        if deleted == 0 {
+            break;
+        }
+    }
+    write_transaction(conn, |conn| {
+        source::delete(conn, id)?;
+        record(conn, actor, "delete", &target, json!({}))?;
+        Ok(target.clone())
+    })
+}

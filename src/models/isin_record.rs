@@ -1,0 +1,315 @@
+//! `isin_records`, `isins` and `isin_changes`: what each source lists, one versioned row per
+//! (source, ISIN); the ISINs any source has listed; and what each import changed.
+//!
+//! A version is visible while `since_gen <= generation < until_gen` (an open `until_gen` is
+//! infinity), `generation` being its source's published one. Importers write the next
+//! generation's versions beside the visible ones and publish them by raising the source's
+//! generation, so readers never see half an import.
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+
+use crate::db::DbConnection;
+use crate::db::schema::{isin_changes, isin_records, isins};
+
+/// A version of a record, as the importer compares it.
+#[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
+#[diesel(table_name = isin_records)]
+pub struct RecordVersion {
+    pub isin: String,
+    pub since_gen: i64,
+    pub active: bool,
+    pub lei: Option<String>,
+    pub name: Option<String>,
+    pub cfi: Option<String>,
+    pub currency: Option<String>,
+    pub listings: Option<String>,
+    pub first_seen_run_id: Option<i64>,
+    pub first_seen_at: NaiveDateTime,
+    pub last_seen_at: Option<NaiveDateTime>,
+}
+
+/// A version to write.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = isin_records, treat_none_as_default_value = false)]
+pub struct NewRecordVersion {
+    pub source_id: i64,
+    pub isin: String,
+    pub since_gen: i64,
+    pub active: bool,
+    pub lei: Option<String>,
+    pub name: Option<String>,
+    pub cfi: Option<String>,
+    pub currency: Option<String>,
+    pub listings: Option<String>,
+    pub first_seen_run_id: Option<i64>,
+    pub first_seen_at: NaiveDateTime,
+    pub last_seen_at: Option<NaiveDateTime>,
+}
+
+/// A change to record.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = isin_changes, treat_none_as_default_value = false)]
+pub struct NewChange {
+    pub run_id: i64,
+    pub isin: String,
+    pub source_id: i64,
+    pub kind: &'static str,
+    pub old_values: Option<String>,
+    pub new_values: Option<String>,
+}
+
+/// A newly seen ISIN.
+#[derive(Debug, Clone, Insertable)]
+#[diesel(table_name = isins)]
+pub struct NewIsin {
+    pub isin: String,
+    pub first_seen_at: NaiveDateTime,
+    pub first_seen_run_id: Option<i64>,
+}
+
+/// Rows per multi-row insert: 12 bound columns each stays under SQLite's 32,766 parameters.
+const INSERT_CHUNK: usize = 2_000;
+
+/// The versions of `source_id`'s records visible at `generation`, with ISINs after `after`
+/// and up to `upto` (inclusive; `None` is unbounded), by ISIN.
+pub fn visible_between(
+    conn: &mut DbConnection,
+    source_id: i64,
+    generation: i64,
+    after: Option<&str>,
+    upto: Option<&str>,
+) -> QueryResult<Vec<RecordVersion>> {
+    let mut query = isin_records::table
+        .filter(isin_records::source_id.eq(source_id))
+        .filter(isin_records::since_gen.le(generation))
+        .filter(isin_records::until_gen.is_null().or(isin_records::until_gen.gt(generation)))
+        .select(RecordVersion::as_select())
+        .order(isin_records::isin.asc())
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(isin_records::isin.gt(after.to_owned()));
+    }
+    if let Some(upto) = upto {
+        query = query.filter(isin_records::isin.le(upto.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// The ISIN `offset` places after `after` among `source_id`'s record versions (any version:
+/// this only picks chunk boundaries), or `None` when there are fewer.
+pub fn key_after(
+    conn: &mut DbConnection,
+    source_id: i64,
+    after: Option<&str>,
+    offset: i64,
+) -> QueryResult<Option<String>> {
+    let mut query = isin_records::table
+        .filter(isin_records::source_id.eq(source_id))
+        .select(isin_records::isin)
+        .order(isin_records::isin.asc())
+        .offset(offset)
+        .limit(1)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(isin_records::isin.gt(after.to_owned()));
+    }
+    query.first(conn).optional()
+}
+
+/// Ends the visible versions of `isins` at `next_generation` (they stay visible until it is
+/// published).
+pub fn close_versions(
+    conn: &mut DbConnection,
+    source_id: i64,
+    isins: &[&str],
+    next_generation: i64,
+) -> QueryResult<usize> {
+    let mut closed = 0;
+    for chunk in isins.chunks(INSERT_CHUNK) {
+        closed += diesel::update(
+            isin_records::table
+                .filter(isin_records::source_id.eq(source_id))
+                .filter(isin_records::isin.eq_any(chunk))
+                .filter(isin_records::since_gen.lt(next_generation))
+                .filter(isin_records::until_gen.is_null()),
+        )
+        .set(isin_records::until_gen.eq(next_generation))
+        .execute(conn)?;
+    }
+    Ok(closed)
+}
+
+/// Writes versions: on PostgreSQL by binary COPY, on SQLite by multi-row inserts (diesel's
+/// multi-backend connection has neither, so the backends are matched here).
+pub fn insert_versions(conn: &mut DbConnection, rows: Vec<NewRecordVersion>) -> QueryResult<usize> {
+    match conn {
+        DbConnection::Postgresql(pg) if !rows.is_empty() => {
+            diesel::copy_from(isin_records::table).from_insertable(rows).execute(pg)
+        }
+        DbConnection::Postgresql(_) => Ok(0),
+        DbConnection::Sqlite(lite) => {
+            let mut inserted = 0;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                inserted += diesel::insert_into(isin_records::table).values(chunk).execute(lite)?;
+            }
+            Ok(inserted)
+        }
+    }
+}
+
+/// Writes change rows, as [`insert_versions`] does.
+pub fn insert_changes(conn: &mut DbConnection, rows: Vec<NewChange>) -> QueryResult<usize> {
+    match conn {
+        DbConnection::Postgresql(pg) if !rows.is_empty() => {
+            diesel::copy_from(isin_changes::table).from_insertable(rows).execute(pg)
+        }
+        DbConnection::Postgresql(_) => Ok(0),
+        DbConnection::Sqlite(lite) => {
+            let mut inserted = 0;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                inserted += diesel::insert_into(isin_changes::table).values(chunk).execute(lite)?;
+            }
+            Ok(inserted)
+        }
+    }
+}
+
+/// Adds ISINs not seen before; those already known keep their first sighting.
+pub fn insert_isins(conn: &mut DbConnection, rows: &[NewIsin]) -> QueryResult<usize> {
+    use diesel::sql_types::{Array, BigInt, Nullable, Text, Timestamp};
+    match conn {
+        // One statement for the whole batch: arrays unnested, ISINs already known skipped.
+        DbConnection::Postgresql(pg) => diesel::sql_query(
+            "INSERT INTO isins (isin, first_seen_at, first_seen_run_id) \
+             SELECT * FROM unnest($1::text[], $2::timestamp[], $3::int8[]) ON CONFLICT DO NOTHING",
+        )
+        .bind::<Array<Text>, _>(rows.iter().map(|r| r.isin.as_str()).collect::<Vec<_>>())
+        .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.first_seen_at).collect::<Vec<_>>())
+        .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.first_seen_run_id).collect::<Vec<_>>())
+        .execute(pg),
+        DbConnection::Sqlite(lite) => {
+            let mut inserted = 0;
+            for chunk in rows.chunks(INSERT_CHUNK) {
+                inserted += diesel::insert_or_ignore_into(isins::table).values(chunk).execute(lite)?;
+            }
+            Ok(inserted)
+        }
+    }
+}
+
+/// Deletes up to `limit` versions that no generation from `generation` on can see. Returns how
+/// many it deleted (0: none left).
+pub fn delete_superseded(
+    conn: &mut DbConnection,
+    source_id: i64,
+    generation: i64,
+    limit: i64,
+) -> QueryResult<usize> {
+    let doomed: Vec<String> = isin_records::table
+        .filter(isin_records::source_id.eq(source_id))
+        .filter(isin_records::until_gen.is_not_null())
+        .filter(isin_records::until_gen.le(generation))
+        .select(isin_records::isin)
+        .limit(limit)
+        .load(conn)?;
+    if doomed.is_empty() {
+        return Ok(0);
+    }
+    diesel::delete(
+        isin_records::table
+            .filter(isin_records::source_id.eq(source_id))
+            .filter(isin_records::isin.eq_any(&doomed))
+            .filter(isin_records::until_gen.le(generation)),
+    )
+    .execute(conn)
+}
+
+/// The ISINs a run recorded changes for, after `after`, up to `limit`, with the change kind.
+pub fn changes_of_run(
+    conn: &mut DbConnection,
+    run_id: i64,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<(String, String)>> {
+    let mut query = isin_changes::table
+        .filter(isin_changes::run_id.eq(run_id))
+        .select((isin_changes::isin, isin_changes::kind))
+        .order(isin_changes::isin.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(isin_changes::isin.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// Takes back what an unpublished import wrote for `isins`: its versions of `generation` go,
+/// the versions it ended become open again, its change rows go, and ISINs no record lists any
+/// more are forgotten.
+pub fn undo_versions(
+    conn: &mut DbConnection,
+    source_id: i64,
+    run_id: i64,
+    isins_written: &[&str],
+    generation: i64,
+) -> QueryResult<()> {
+    diesel::delete(
+        isin_records::table
+            .filter(isin_records::source_id.eq(source_id))
+            .filter(isin_records::isin.eq_any(isins_written))
+            .filter(isin_records::since_gen.ge(generation)),
+    )
+    .execute(conn)?;
+    diesel::update(
+        isin_records::table
+            .filter(isin_records::source_id.eq(source_id))
+            .filter(isin_records::isin.eq_any(isins_written))
+            .filter(isin_records::until_gen.ge(generation)),
+    )
+    .set(isin_records::until_gen.eq(None::<i64>))
+    .execute(conn)?;
+    diesel::delete(
+        isin_changes::table
+            .filter(isin_changes::run_id.eq(run_id))
+            .filter(isin_changes::isin.eq_any(isins_written)),
+    )
+    .execute(conn)?;
+    let listed = isin_records::table.select(isin_records::isin).filter(isin_records::isin.eq(isins::isin));
+    diesel::delete(
+        isins::table
+            .filter(isins::isin.eq_any(isins_written))
+            .filter(diesel::dsl::not(diesel::dsl::exists(listed))),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
+/// How many versions of a source's records are visible and active / inactive at `generation`.
+pub fn count_visible(conn: &mut DbConnection, source_id: i64, generation: i64) -> QueryResult<(i64, i64)> {
+    let rows: Vec<(bool, i64)> = isin_records::table
+        .filter(isin_records::source_id.eq(source_id))
+        .filter(isin_records::since_gen.le(generation))
+        .filter(isin_records::until_gen.is_null().or(isin_records::until_gen.gt(generation)))
+        .group_by(isin_records::active)
+        .select((isin_records::active, diesel::dsl::count_star()))
+        .load(conn)?;
+    let active = rows.iter().find(|(active, _)| *active).map_or(0, |(_, n)| *n);
+    let inactive = rows.iter().find(|(active, _)| !*active).map_or(0, |(_, n)| *n);
+    Ok((active, inactive))
+}
+
+/// Deletes up to `limit` of a source's record versions (deleting a source, in chunks).
+pub fn delete_some_of_source(conn: &mut DbConnection, source_id: i64, limit: i64) -> QueryResult<usize> {
+    let doomed: Vec<String> = isin_records::table
+        .filter(isin_records::source_id.eq(source_id))
+        .select(isin_records::isin)
+        .limit(limit)
+        .load(conn)?;
+    diesel::delete(
+        isin_records::table
+            .filter(isin_records::source_id.eq(source_id))
+            .filter(isin_records::isin.eq_any(&doomed)),
+    )
+    .execute(conn)
+}

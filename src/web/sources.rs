@@ -1,0 +1,433 @@
+//! The sources admin: list, detail (counts, last import, imports), create and change (operator),
+//! delete with confirmation, “test source” (fetch and show the first rows and the row errors
+//! without importing) and “import now”.
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpRequest, HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::auth::CurrentUser;
+use crate::import::actions::{self, SourceActionError};
+use crate::import::{self, Preview};
+use crate::jobs::download_isins;
+use crate::models::run::{self, Run};
+use crate::models::schedule::{self, Schedule};
+use crate::models::source::{self, DEFAULT_MAX_SHRINK_PERCENT, Source, SourceChanges};
+use crate::sources::fetch::Location;
+use crate::sources::formats::{Format, FormatOptions};
+use crate::web::client_ip::actor;
+use crate::web::forms::FormErrors;
+use crate::web::page::{Page, flash_error, flash_success, render, see_other};
+use crate::web::{AppError, AppState};
+
+const NAV: &str = "sources";
+
+impl From<SourceActionError> for AppError {
+    fn from(error: SourceActionError) -> Self {
+        match error {
+            SourceActionError::NotFound => AppError::NotFound,
+            other => AppError::internal(other),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sources/list.html")]
+struct ListPage {
+    page: Page,
+    sources: Vec<Source>,
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+) -> Result<HttpResponse, AppError> {
+    let sources = state.db(|conn| Ok(source::list(conn)?)).await?;
+    render(StatusCode::OK, &ListPage { page: Page::new(&session, Some(&me), NAV), sources })
+}
+
+#[derive(Template)]
+#[template(path = "sources/detail.html")]
+struct DetailPage {
+    page: Page,
+    source: Source,
+    format_title: &'static str,
+    schedules: Vec<Schedule>,
+    runs: Vec<Run>,
+    importing: Option<i64>,
+}
+
+pub async fn detail(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let (found, schedules, runs) = state
+        .db(move |conn| {
+            let found = source::find(conn, id)?.ok_or(AppError::NotFound)?;
+            let schedules = schedule::importing_source(conn, download_isins::NAME, &found.name)?;
+            let runs = run::importing_source(conn, download_isins::NAME, &found.name, 20)?;
+            Ok((found, schedules, runs))
+        })
+        .await?;
+    let importing =
+        found.import_run_id.filter(|holder| runs.iter().any(|r| r.id == *holder && r.status == "running"));
+    let format_title = Format::parse(&found.format).map_or("unknown format", Format::title);
+    render(
+        StatusCode::OK,
+        &DetailPage {
+            page: Page::new(&session, Some(&me), NAV),
+            source: found,
+            format_title,
+            schedules,
+            runs,
+            importing,
+        },
+    )
+}
+
+/// The form's fields as typed.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SourceForm {
+    #[serde(default)]
+    name: String,
+    #[serde(default)]
+    url: String,
+    #[serde(default)]
+    format: String,
+    #[serde(default)]
+    options: String,
+    #[serde(default)]
+    enabled: Option<String>,
+    #[serde(default)]
+    max_shrink_percent: String,
+}
+
+impl SourceForm {
+    fn from_source(found: &Source) -> Self {
+        Self {
+            name: found.name.clone(),
+            url: found.url.clone(),
+            format: found.format.clone(),
+            options: if found.options == "{}" { String::new() } else { found.options.clone() },
+            enabled: found.enabled.then(|| "on".to_owned()),
+            max_shrink_percent: found.max_shrink_percent.to_string(),
+        }
+    }
+
+    fn blank() -> Self {
+        Self {
+            format: Format::GleifIsinLei.name().to_owned(),
+            enabled: Some("on".to_owned()),
+            max_shrink_percent: DEFAULT_MAX_SHRINK_PERCENT.to_string(),
+            ..Self::default()
+        }
+    }
+
+    pub fn is_enabled(&self) -> bool {
+        self.enabled.is_some()
+    }
+
+    /// The settings, or the messages to show beside the fields.
+    fn parse(&self) -> Result<SourceChanges, FormErrors> {
+        let mut errors = FormErrors::default();
+        let name = self.name.trim().to_owned();
+        if name.is_empty() {
+            errors.add("name", "Enter a name.");
+        } else if name.chars().count() > 200 {
+            errors.add("name", "Use at most 200 characters.");
+        }
+        let url = self.url.trim().to_owned();
+        if let Err(problem) = Location::parse(&url) {
+            errors.add("url", problem);
+        }
+        let format = Format::parse(&self.format);
+        if format.is_none() {
+            errors.add("format", "Choose a format.");
+        }
+        let options_text = if self.options.trim().is_empty() { "{}" } else { self.options.trim() };
+        let options = match FormatOptions::from_json(options_text) {
+            Ok(options) => Some(options),
+            Err(problem) => {
+                errors.add("options", problem);
+                None
+            }
+        };
+        if let (Some(options), Some(format)) = (&options, format)
+            && let Err(problems) = options.check(format)
+        {
+            let text: Vec<String> =
+                problems.iter().map(|(key, message)| format!("{key}: {message}")).collect();
+            errors.add("options", text.join(" "));
+        }
+        let percent = match self.max_shrink_percent.trim().parse::<i32>() {
+            Ok(value) if (0..=100).contains(&value) => value,
+            _ => {
+                errors.add("max_shrink_percent", "Enter a whole number from 0 to 100.");
+                0
+            }
+        };
+        match (errors.is_empty(), format, options) {
+            (true, Some(format), Some(options)) => Ok(SourceChanges {
+                name,
+                url,
+                format: format.name().to_owned(),
+                options: options.to_json(),
+                enabled: self.is_enabled(),
+                max_shrink_percent: percent,
+            }),
+            _ => Err(errors),
+        }
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sources/form.html")]
+struct FormPage {
+    page: Page,
+    source_id: Option<i64>,
+    form: SourceForm,
+    errors: FormErrors,
+    formats: [Format; 4],
+}
+
+impl FormPage {
+    fn action(&self) -> String {
+        self.source_id
+            .map_or_else(|| "/admin/sources/new".to_owned(), |id| format!("/admin/sources/{id}/edit"))
+    }
+}
+
+pub async fn new_form(session: Session, me: web::ReqData<CurrentUser>) -> Result<HttpResponse, AppError> {
+    let page = FormPage {
+        page: Page::new(&session, Some(&me), NAV),
+        source_id: None,
+        form: SourceForm::blank(),
+        errors: FormErrors::default(),
+        formats: Format::ALL,
+    };
+    render(StatusCode::OK, &page)
+}
+
+fn show_again(
+    session: &Session,
+    me: &CurrentUser,
+    source_id: Option<i64>,
+    form: SourceForm,
+    errors: FormErrors,
+) -> Result<HttpResponse, AppError> {
+    let page =
+        FormPage { page: Page::new(session, Some(me), NAV), source_id, form, errors, formats: Format::ALL };
+    render(StatusCode::UNPROCESSABLE_ENTITY, &page)
+}
+
+pub async fn create(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    form: web::Form<SourceForm>,
+) -> Result<HttpResponse, AppError> {
+    let form = form.into_inner();
+    let settings = match form.parse() {
+        Ok(settings) => settings,
+        Err(errors) => return show_again(&session, &me, None, form, errors),
+    };
+    let actor = actor(&req, &state.settings, &me);
+    match state.db(move |conn| Ok(actions::create(conn, &actor, settings))).await? {
+        Ok(created) => {
+            flash_success(
+                &session,
+                format!("Source “{}” was added. Test it, then import it or schedule it.", created.name),
+            );
+            Ok(see_other(&format!("/admin/sources/{}/", created.id)))
+        }
+        Err(SourceActionError::DuplicateName) => {
+            let mut errors = FormErrors::default();
+            errors.add("name", "A source with this name already exists.");
+            show_again(&session, &me, None, form, errors)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+pub async fn edit_form(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let page = FormPage {
+        page: Page::new(&session, Some(&me), NAV),
+        source_id: Some(id),
+        form: SourceForm::from_source(&found),
+        errors: FormErrors::default(),
+        formats: Format::ALL,
+    };
+    render(StatusCode::OK, &page)
+}
+
+pub async fn update(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+    form: web::Form<SourceForm>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let form = form.into_inner();
+    let settings = match form.parse() {
+        Ok(settings) => settings,
+        Err(errors) => return show_again(&session, &me, Some(id), form, errors),
+    };
+    let actor = actor(&req, &state.settings, &me);
+    match state.db(move |conn| Ok(actions::update(conn, &actor, id, &settings))).await? {
+        Ok(changed) => {
+            flash_success(&session, if changed { "The source was changed." } else { "Nothing was changed." });
+            Ok(see_other(&format!("/admin/sources/{id}/")))
+        }
+        Err(SourceActionError::DuplicateName) => {
+            let mut errors = FormErrors::default();
+            errors.add("name", "A source with this name already exists.");
+            show_again(&session, &me, Some(id), form, errors)
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sources/delete.html")]
+struct DeletePage {
+    page: Page,
+    source: Source,
+}
+
+pub async fn delete_confirm(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    render(StatusCode::OK, &DeletePage { page: Page::new(&session, Some(&me), NAV), source: found })
+}
+
+pub async fn delete(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let actor = actor(&req, &state.settings, &me);
+    match state.db(move |conn| Ok(actions::delete(conn, &actor, id))).await? {
+        Ok(deleted) => {
+            flash_success(&session, format!("Source “{}” and its records were deleted.", deleted.name));
+            Ok(see_other("/admin/sources/"))
+        }
+        Err(SourceActionError::Importing(run_id)) => {
+            flash_error(
+                &session,
+                format!("Run #{run_id} is importing this source; delete it when that has finished."),
+            );
+            Ok(see_other(&format!("/admin/sources/{id}/")))
+        }
+        Err(other) => Err(other.into()),
+    }
+}
+
+#[derive(Template)]
+#[template(path = "sources/test.html")]
+struct TestPage {
+    page: Page,
+    source: Source,
+    preview: Option<Preview>,
+    error: Option<String>,
+    seconds: f64,
+}
+
+/// `POST /admin/sources/{id}/test`: fetches the file and shows what it holds; imports nothing.
+pub async fn test(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let target = found.clone();
+    let started = std::time::Instant::now();
+    let result = web::block(move || {
+        let options = import::Options::default();
+        import::preview(&target, &options.limits, options.max_uncompressed_bytes)
+    })
+    .await
+    .map_err(AppError::internal)?;
+    let (preview, error) = match result {
+        Ok(preview) => (Some(preview), None),
+        Err(error) => (None, Some(error.to_string())),
+    };
+    let page = TestPage {
+        page: Page::new(&session, Some(&me), NAV),
+        source: found,
+        preview,
+        error,
+        seconds: started.elapsed().as_secs_f64(),
+    };
+    render(StatusCode::OK, &page)
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImportForm {
+    #[serde(default)]
+    force: Option<String>,
+    #[serde(default)]
+    accept_shrink: Option<String>,
+}
+
+/// `POST /admin/sources/{id}/import`: queues a manual import run.
+pub async fn import_now(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+    form: web::Form<ImportForm>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let actor = actor(&req, &state.settings, &me);
+    let (force, accept_shrink) = (form.force.is_some(), form.accept_shrink.is_some());
+    let queued = state
+        .db(move |conn| {
+            let found = source::find(conn, id)?.ok_or(AppError::NotFound)?;
+            if !found.enabled {
+                return Ok(Err(found.name));
+            }
+            Ok(Ok(download_isins::queue_import(conn, &actor, &found, force, accept_shrink)?))
+        })
+        .await?;
+    let run_id = match queued {
+        Ok(run_id) => run_id,
+        Err(name) => {
+            flash_error(&session, format!("“{name}” is disabled: enable it to import it."));
+            return Ok(see_other(&format!("/admin/sources/{id}/")));
+        }
+    };
+    let message = if state.push_run(run_id).await {
+        format!("Import run #{run_id} was queued.")
+    } else {
+        format!("Import run #{run_id} was recorded; the scheduler will queue it shortly.")
+    };
+    flash_success(&session, message);
+    Ok(see_other(&format!("/admin/runs/{run_id}/")))
+}
