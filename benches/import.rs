@@ -1,0 +1,161 @@
+//! Importing GLEIF-format files of N rows end to end (not a test: figures for BENCHMARKS.md).
+//!
+//! ```text
+//! cargo bench --bench import -- gen 1000000 /tmp/gleif-1m.zip              # a file of N rows
+//! cargo bench --bench import -- gen 1000000 /tmp/gleif-1m-1pct.zip 100     # 1 row in 100 changed
+//! cargo bench --bench import -- run DATABASE_URL /tmp/gleif-1m.zip [--force]
+//! ```
+//!
+//! `run` imports the zip through a source whose URL is `file://…` (created on first use), as a
+//! scheduled `download_isins` run would, into a database that `isinbeat migrate` prepared, with
+//! the product's settings (WAL, `synchronous=NORMAL`, every index). It prints rows/s end to
+//! end, the seconds per phase, the peak resident memory of this process, and the database size.
+//! `benches/import.sh` runs the whole series.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout)]
+
+use std::io::Write;
+use std::time::Instant;
+
+use isinbeat::config::DatabaseUrl;
+use isinbeat::db;
+use isinbeat::import::{self, Observer, Progress};
+use isinbeat::models::run::{self, NewRun};
+use isinbeat::models::source::{self, NewSource, SourceChanges};
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
+    match args.first().map(String::as_str) {
+        Some("gen") => generate(&args[1..]),
+        Some("run") => run_import(&args[1..]),
+        _ => eprintln!("usage: gen N FILE.zip [CHANGED_EVERY] | run DATABASE_URL FILE.zip [--force]"),
+    }
+}
+
+fn generate(args: &[String]) {
+    let rows: u64 = args[0].parse().unwrap();
+    let path = &args[1];
+    let changed_every = args.get(2).map(|k| k.parse().unwrap());
+    let started = Instant::now();
+    let file = std::fs::File::create(path).unwrap();
+    let mut zip = zip::ZipWriter::new(std::io::BufWriter::new(file));
+    zip.start_file("lei-isin-20261127T071500.csv", zip::write::SimpleFileOptions::default()).unwrap();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut zip);
+    isinbeat::sources::sample::write_gleif_csv(&mut out, rows, changed_every).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    zip.finish().unwrap();
+    let bytes = std::fs::metadata(path).unwrap().len();
+    println!("wrote {path}: {rows} rows, {bytes} bytes zipped, in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+struct Quiet;
+
+impl Observer for Quiet {
+    fn progress(&self, _: &Progress) {}
+    fn check_stop(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+fn run_import(args: &[String]) {
+    let url = DatabaseUrl::parse(&args[0]).unwrap();
+    let path = std::path::absolute(&args[1]).unwrap();
+    let force = args.iter().any(|a| a == "--force");
+    let pool = db::connect_pool(&url, 3).unwrap();
+    let mut conn = pool.get().unwrap();
+    db::run_migrations(&mut conn).unwrap();
+    let file_url = url::Url::from_file_path(&path).unwrap().to_string();
+    let target = match source::find_by_name(&mut conn, "bench").unwrap() {
+        Some(found) => {
+            let mut changes = found.changes();
+            changes.url = file_url;
+            changes.max_shrink_percent = 100;
+            source::update(&mut conn, found.id, &changes).unwrap();
+            found
+        }
+        None => source::insert(
+            &mut conn,
+            &NewSource::new(
+                SourceChanges {
+                    name: "bench".to_owned(),
+                    url: file_url,
+                    format: "gleif_isin_lei".to_owned(),
+                    options: "{}".to_owned(),
+                    enabled: true,
+                    max_shrink_percent: 100,
+                },
+                None,
+            ),
+        )
+        .unwrap(),
+    };
+    let now = db::now();
+    let run_id = run::start_foreground(
+        &mut conn,
+        &NewRun {
+            schedule_id: None,
+            schedule_name: "bench",
+            task_kind: "download_isins",
+            params: "{}",
+            scheduled_for: None,
+            trigger: "manual",
+            triggered_by: None,
+            status: "running",
+            not_before: now,
+            finished_at: None,
+            error: None,
+            created_at: now,
+        },
+        "bench",
+    )
+    .unwrap();
+    let options = import::Options { force, ..import::Options::default() };
+    let started = Instant::now();
+    let stats = import::fetch_and_import(&mut conn, target.id, run_id, &options, &Quiet).unwrap();
+    let seconds = started.elapsed().as_secs_f64();
+    run::finish_foreground(&mut conn, run_id, "succeeded", None, None, None).unwrap();
+    let peak_mb = peak_rss_kb() as f64 / 1024.0;
+    let size_mb = database_bytes(&mut conn, &url) as f64 / 1e6;
+    println!(
+        "{} rows in {seconds:.2} s = {:.0} rows/s | added {} removed {} changed {} unchanged {} | fetch {:.2} parse {:.2} load {:.2} apply {:.2} s | peak RSS {peak_mb:.0} MB | database {size_mb:.0} MB",
+        stats.rows,
+        stats.rows as f64 / seconds,
+        stats.added,
+        stats.removed,
+        stats.changed,
+        stats.unchanged,
+        stats.seconds.fetch,
+        stats.seconds.parse,
+        stats.seconds.load,
+        stats.seconds.apply,
+    );
+}
+
+/// This process's peak resident memory (VmHWM), in kB.
+fn peak_rss_kb() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+fn database_bytes(conn: &mut db::DbConnection, url: &DatabaseUrl) -> u64 {
+    use diesel::prelude::*;
+    #[derive(QueryableByName)]
+    struct Size {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        bytes: i64,
+    }
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let wal = path.with_extension("sqlite3-wal");
+            std::fs::metadata(path).map_or(0, |m| m.len()) + std::fs::metadata(wal).map_or(0, |m| m.len())
+        }
+        DatabaseUrl::Postgres(_) => diesel::sql_query("SELECT pg_database_size(current_database()) AS bytes")
+            .get_result::<Size>(conn)
+            .map_or(0, |s| u64::try_from(s.bytes).unwrap_or(0)),
+    }
+}
