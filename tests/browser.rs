@@ -240,3 +240,42 @@ async fn a_running_run_s_page_updates_itself_until_the_run_ends() {
     assert!(stats.contains('3'), "{stats}");
     client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn a_person_adds_a_source_tests_it_imports_it_and_sees_what_was_added() {
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let app = common::spawn_app_running(Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("isins.csv");
+    let mut content = String::from("LEI,ISIN\n");
+    for i in 0..40 {
+        let lei = isinbeat::domain::Lei::with_check_digits(&format!("5299{:014}", i / 10)).unwrap();
+        content.push_str(&format!("{lei},{}\n", isinbeat::sources::sample::isin_for(i).unwrap()));
+    }
+    content.push_str("529900T8BM49AURSDO55,US0378331000\n");
+    std::fs::write(&file, content).unwrap();
+
+    let (_driver, client) = start_driver(&chromedriver).await;
+    log_in(&client, &app.address).await;
+    client.find(Locator::LinkText("Sources")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::LinkText("Add source")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Id("id_name")).await.unwrap().send_keys("my list").await.unwrap();
+    client.find(Locator::Id("id_url")).await.unwrap().send_keys(&file.to_string_lossy()).await.unwrap();
+    client.find(Locator::Css("form.form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, ".flash-success", "Source “my list” was added").await;
+
+    client.find(Locator::Css("form[action$='/test'] button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, "#test-summary", "40").await;
+    let problems = wait_for_text(&client, "#test-problems", "US0378331000").await;
+    assert!(problems.contains("check digit: 0, expected 5"), "{problems}");
+    screenshot(&client, "source-test").await;
+    client.find(Locator::LinkText("Back to the source")).await.unwrap().click().await.unwrap();
+
+    client.wait().for_element(Locator::Css("#import-form button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, "#run-page h1", "succeeded").await;
+    let stats = wait_for_text(&client, "#import-stats", "Added").await;
+    assert!(stats.contains("40"), "{stats}");
+    wait_for_text(&client, "#import-problems", "check digit: 0, expected 5").await;
+    screenshot(&client, "import-run").await;
+    client.close().await.unwrap();
+}

@@ -30,11 +30,13 @@ on_both_backends!(
     the_shrink_guard_refuses_a_file_that_drops_too_many_isins,
     a_broken_file_fails_clearly_and_changes_nothing,
     a_killed_import_changes_nothing_and_the_next_one_converges,
+    two_imports_of_one_source_take_turns,
     firds_entities_are_never_expanded,
     an_operator_adds_tests_and_schedules_an_http_source_and_sees_its_stats,
     a_file_source_scheduled_from_the_ui_imports_and_shows_its_stats,
     a_failing_server_is_retried_and_a_silent_one_times_out,
     a_cancelled_import_changes_nothing,
+    a_source_is_changed_and_deleted_with_its_records_and_audited,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -299,6 +301,27 @@ async fn a_killed_import_changes_nothing_and_the_next_one_converges(backend: Bac
     let mut conn = connect(&database);
     let versions: i64 = isin_records::table.count().get_result(&mut conn).unwrap();
     assert_eq!(versions, 60_000, "no stale versions are left behind");
+}
+
+async fn two_imports_of_one_source_take_turns(backend: Backend) {
+    let Some(database) = migrated(backend) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let file = gleif_file(dir.path(), "isins.csv", 0..40_000, |_| 0);
+    let path = file.to_string_lossy().into_owned();
+    let args = ["import", path.as_str(), "--format", "gleif_isin_lei", "--source", "gleif"];
+    // The source exists before both start, so neither creates it.
+    let first = import(&database, &gleif_file(dir.path(), "one.csv", 0..1, |_| 0), "gleif", &[]);
+    assert!(first.status.success());
+    let a = command(&database, &args).spawn().unwrap();
+    let b = command(&database, &args).spawn().unwrap();
+    let (a, b) = (a.wait_with_output().unwrap(), b.wait_with_output().unwrap());
+    assert!(a.status.success() && b.status.success(), "{}{}", text(&a.stderr), text(&b.stderr));
+    let outputs = [text(&a.stdout), text(&b.stdout)];
+    // One imported the file; the other waited for it, then found the file already imported.
+    assert_eq!(outputs.iter().filter(|o| o.contains("added 39999  removed 0")).count(), 1, "{outputs:?}");
+    assert_eq!(outputs.iter().filter(|o| o.contains("Not modified")).count(), 1, "{outputs:?}");
+    let (records, _, active, _) = visible(&database, "gleif");
+    assert_eq!((records.len(), active), (40_000, 40_000));
 }
 
 async fn firds_entities_are_never_expanded(backend: Backend) {
@@ -630,6 +653,47 @@ async fn a_cancelled_import_changes_nothing(backend: Backend) {
     assert_eq!(lock, None, "the lock was let go");
 }
 
+async fn a_source_is_changed_and_deleted_with_its_records_and_audited(backend: Backend) {
+    let Some(app) = spawn_app_running(backend).await else { return };
+    let admin = app.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = gleif_file(dir.path(), "isins.csv", 0..50, |_| 0);
+    let path = file.to_string_lossy().into_owned();
+    let created =
+        admin.submit("/admin/sources/new", "/admin/sources/new", &source_fields("doomed", &path)).await;
+    let page = location(&created);
+    let imported = admin.submit(&page, &format!("{page}import"), &[]).await;
+    let run_id: i64 = location(&imported).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    assert_eq!(wait_for_end(&app, run_id).await.status, "succeeded");
+
+    // Bad options are refused beside their field; good ones are saved.
+    let mut fields = source_fields("doomed", &path);
+    fields.retain(|(name, _)| *name != "options" && *name != "max_shrink_percent");
+    let mut bad = fields.clone();
+    bad.extend([("options", "{\"colour\": 1}"), ("max_shrink_percent", "150")]);
+    let refused = admin.submit(&format!("{page}edit"), &format!("{page}edit"), &bad).await;
+    assert_eq!(refused.status(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("id=\"error_options\""), "{html}");
+    assert!(html.contains("Enter a whole number from 0 to 100."));
+    fields.extend([("options", ""), ("max_shrink_percent", "5")]);
+    let changed = admin.submit(&format!("{page}edit"), &format!("{page}edit"), &fields).await;
+    assert_eq!(changed.status(), 303);
+    assert!(admin.get_html(&page).await.contains("at most 5 % of the active ISINs"));
+
+    let confirm = admin.get_html(&format!("{page}delete")).await;
+    assert!(confirm.contains("Its 50 active and 0 inactive ISIN records are deleted with it"));
+    let deleted = admin.submit(&format!("{page}delete"), &format!("{page}delete"), &[]).await;
+    assert_eq!(location(&deleted), "/admin/sources/");
+    let left: i64 = app.query(|conn| isin_records::table.count().get_result(conn).unwrap()).await;
+    assert_eq!(left, 0);
+    let audit = admin.get_html("/admin/audit/").await;
+    for action in ["create", "update", "import now", "delete"] {
+        assert!(audit.contains(&format!("<td>{action}</td>")), "{action} is in the audit log");
+    }
+    assert_eq!(admin.get(&page).await.status(), 404);
+}
+
 // ---------------------------------------------------------------------------------------------
 // One backend is enough for these
 
@@ -707,11 +771,9 @@ async fn logins_and_pages_answer_within_a_second_during_a_large_import() {
         let started = Instant::now();
         let login = browser.login("admin", common::ADMIN_PASSWORD).await;
         assert_eq!(login.status(), 303);
-        let login_took = started.elapsed();
         let page = browser.get("/admin/sources/").await;
         assert_eq!(page.status(), 200);
         let took = started.elapsed();
-        eprintln!("login + page: {took:?} (login {login_took:?}) at {:?}", std::time::SystemTime::now());
         slowest = slowest.max(took);
         assert!(took < Duration::from_secs(1), "login and a page took {took:?} during the import");
         checks += 1;

@@ -105,7 +105,7 @@ pub fn update(
 }
 
 /// Deletes a source and its records (in chunks, so other writers are not held up; a source
-/// being imported cannot be deleted). The change history of its runs goes with them.
+/// being imported cannot be deleted). Its runs keep their history of what they changed.
 pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source, SourceActionError> {
     let target = source::find(conn, id)?.ok_or(SourceActionError::NotFound)?;
     // Disable it first so no schedule starts an import while the records go.

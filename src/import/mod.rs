@@ -512,20 +512,34 @@ fn apply(
             upto.as_deref(),
         )
         .context("Failed to read the records")?;
-        let writes = plan(source.id, run_id, next, now, last_seen, &diff::merge(&incoming, &current), stats);
+        // Nothing here yet and no listings: every ISIN is new, written set-based in the database.
+        let only_new = current.is_empty() && incoming.iter().all(|i| i.listings.is_none());
+        let writes = if only_new {
+            stats.added += incoming.len() as u64;
+            Writes::default()
+        } else {
+            plan(source.id, run_id, next, now, last_seen, &diff::merge(&incoming, &current), stats)
+        };
         if !options.accept_shrink && stats.removed > limit {
             return Err(shrink_error(source, stats.removed));
         }
         returned += writes.returned;
-        if !writes.is_empty() {
+        if only_new && !incoming.is_empty() || !writes.is_empty() {
             let started = Instant::now();
-            write_transaction(conn, move |c| writes.write(c, source.id, next))
-                .context("Failed to write the changes")?;
+            let range = (after.as_deref(), upto.as_deref());
+            write_transaction(conn, move |c| {
+                if only_new {
+                    staging::add_all_between(c, source.id, run_id, next, now, range.0, range.1).map(|_| ())
+                } else {
+                    writes.write(c, source.id, next)
+                }
+            })
+            .context("Failed to write the changes")?;
             let took = started.elapsed();
             // SQLite has one writer, and a waiting writer (a login) polls for the lock with
-            // growing sleeps: leave the lock free as long as it was held, so waiters get in.
+            // growing sleeps: leave the lock free half as long as it was held, so waiters get in.
             if matches!(conn, DbConnection::Sqlite(_)) {
-                std::thread::sleep(took);
+                std::thread::sleep(took / 2);
             }
             // Aim the next chunk's write at the budget, growing or shrinking by at most 2×.
             let took = took.as_secs_f64().max(1e-4);

@@ -68,8 +68,8 @@ pub struct NewIsin {
     pub first_seen_run_id: Option<i64>,
 }
 
-/// Rows per multi-row insert: 12 bound columns each stays under SQLite's 32,766 parameters.
-const INSERT_CHUNK: usize = 2_000;
+/// ISINs per `IN (…)` list, well under SQLite's 32,766 bound parameters.
+const IN_LIST_CHUNK: usize = 2_000;
 
 /// The versions of `source_id`'s records visible at `generation`, with ISINs after `after`
 /// and up to `upto` (inclusive; `None` is unbounded), by ISIN.
@@ -126,7 +126,7 @@ pub fn close_versions(
     next_generation: i64,
 ) -> QueryResult<usize> {
     let mut closed = 0;
-    for chunk in isins.chunks(INSERT_CHUNK) {
+    for chunk in isins.chunks(IN_LIST_CHUNK) {
         closed += diesel::update(
             isin_records::table
                 .filter(isin_records::source_id.eq(source_id))
@@ -140,8 +140,9 @@ pub fn close_versions(
     Ok(closed)
 }
 
-/// Writes versions: on PostgreSQL by binary COPY, on SQLite by multi-row inserts (diesel's
-/// multi-backend connection has neither, so the backends are matched here).
+/// Writes versions: on PostgreSQL by binary COPY; on SQLite one prepared insert per row (reused
+/// from diesel's statement cache, which is faster than parsing multi-row inserts). Diesel's
+/// multi-backend connection has neither, so the backends are matched here.
 pub fn insert_versions(conn: &mut DbConnection, rows: Vec<NewRecordVersion>) -> QueryResult<usize> {
     match conn {
         DbConnection::Postgresql(pg) if !rows.is_empty() => {
@@ -150,8 +151,8 @@ pub fn insert_versions(conn: &mut DbConnection, rows: Vec<NewRecordVersion>) -> 
         DbConnection::Postgresql(_) => Ok(0),
         DbConnection::Sqlite(lite) => {
             let mut inserted = 0;
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                inserted += diesel::insert_into(isin_records::table).values(chunk).execute(lite)?;
+            for row in &rows {
+                inserted += diesel::insert_into(isin_records::table).values(row).execute(lite)?;
             }
             Ok(inserted)
         }
@@ -167,8 +168,8 @@ pub fn insert_changes(conn: &mut DbConnection, rows: Vec<NewChange>) -> QueryRes
         DbConnection::Postgresql(_) => Ok(0),
         DbConnection::Sqlite(lite) => {
             let mut inserted = 0;
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                inserted += diesel::insert_into(isin_changes::table).values(chunk).execute(lite)?;
+            for row in &rows {
+                inserted += diesel::insert_into(isin_changes::table).values(row).execute(lite)?;
             }
             Ok(inserted)
         }
@@ -190,8 +191,8 @@ pub fn insert_isins(conn: &mut DbConnection, rows: &[NewIsin]) -> QueryResult<us
         .execute(pg),
         DbConnection::Sqlite(lite) => {
             let mut inserted = 0;
-            for chunk in rows.chunks(INSERT_CHUNK) {
-                inserted += diesel::insert_or_ignore_into(isins::table).values(chunk).execute(lite)?;
+            for row in rows {
+                inserted += diesel::insert_or_ignore_into(isins::table).values(row).execute(lite)?;
             }
             Ok(inserted)
         }

@@ -56,7 +56,6 @@ CREATE TABLE isin_records (
     PRIMARY KEY (source_id, isin, since_gen)
 );
 CREATE INDEX isin_records_isin ON isin_records (isin);
-CREATE INDEX isin_records_lei ON isin_records (lei) WHERE lei IS NOT NULL;
 -- Versions replaced by a newer generation, deleted once it is published.
 CREATE INDEX isin_records_superseded ON isin_records (source_id, until_gen) WHERE until_gen IS NOT NULL;
 
