@@ -364,6 +364,7 @@ fn file_server(files: Vec<(&'static str, Vec<u8>)>) -> FileServer {
             .app_data(web::Data::new((files, hits, flaky)))
             .route("/files/{name}", web::get().to(serve_file))
             .route("/flaky/{name}", web::get().to(serve_flaky))
+            .route("/drip/{name}", web::get().to(serve_drip))
             .route(
                 "/silent",
                 web::get().to(|| async {
@@ -399,6 +400,20 @@ async fn serve_flaky(req: HttpRequest, state: web::Data<Served>, name: web::Path
         return HttpResponse::InternalServerError().body("upstream is having a bad day");
     }
     serve_file(req, state, name).await
+}
+
+/// Sends the file 100 bytes at a time, a quarter of a second apart (a slow server).
+async fn serve_drip(state: web::Data<Served>, name: web::Path<String>) -> HttpResponse {
+    let Some((_, body)) = state.0.iter().find(|(n, _)| *n == name.as_str()) else {
+        return HttpResponse::NotFound().finish();
+    };
+    let pieces: Vec<web::Bytes> = body.chunks(100).map(web::Bytes::copy_from_slice).collect();
+    let stream = futures_util::stream::unfold(pieces.into_iter(), |mut rest| async move {
+        let piece = rest.next()?;
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        Some((Ok::<_, actix_web::Error>(piece), rest))
+    });
+    HttpResponse::Ok().streaming(stream)
 }
 
 fn zipped(member: &str, content: &[u8]) -> Vec<u8> {
@@ -612,45 +627,56 @@ async fn a_failing_server_is_retried_and_a_silent_one_times_out(backend: Backend
 async fn a_cancelled_import_changes_nothing(backend: Backend) {
     let Some(app) = spawn_app_running(backend).await else { return };
     let admin = app.admin().await;
-    let dir = tempfile::tempdir().unwrap();
-    let file = gleif_file(dir.path(), "isins.csv", 0..100, |_| 0);
-    let url = url::Url::from_file_path(&file).unwrap().to_string();
-    let created =
-        admin.submit("/admin/sources/new", "/admin/sources/new", &source_fields("local", &url)).await;
+    let server = file_server(vec![("day1.csv", gleif_bytes(0..100)), ("day2.csv", gleif_bytes(0..400))]);
+    let created = admin
+        .submit(
+            "/admin/sources/new",
+            "/admin/sources/new",
+            &source_fields("slow", &format!("{}/files/day1.csv", server.base)),
+        )
+        .await;
     let source_page = location(&created);
     let first = admin.submit(&source_page, &format!("{source_page}import"), &[]).await;
     let first_id: i64 = location(&first).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     assert_eq!(wait_for_end(&app, first_id).await.status, "succeeded");
-    let before = app.query(|conn| source::find_by_name(conn, "local").unwrap().unwrap()).await;
+    let before = app.query(|conn| source::find_by_name(conn, "slow").unwrap().unwrap()).await;
 
-    // Tomorrow's file is large; the import is cancelled while it works.
-    gleif_file(dir.path(), "isins.csv", 0..300_000, |_| 1);
+    // The next file comes from a slow server; the import is cancelled while it downloads.
+    let slow_url = format!("{}/drip/day2.csv", server.base);
+    app.query(move |conn| {
+        let found = source::find_by_name(conn, "slow").unwrap().unwrap();
+        let mut changes = found.changes();
+        changes.url = slow_url;
+        source::update(conn, found.id, &changes).unwrap();
+    })
+    .await;
     let second = admin.submit(&source_page, &format!("{source_page}import"), &[]).await;
     let run_page = location(&second);
     let run_id: i64 = run_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let found = app.query(move |conn| run::find(conn, run_id).unwrap().unwrap()).await;
-        if found.status == "running" && found.stats.is_some_and(|s| s.contains("progress")) {
+        if found.status == "running" && found.stats.is_some_and(|s| s.contains("fetching")) {
             break;
         }
-        assert!(Instant::now() < deadline, "the import never got going");
+        assert!(Instant::now() < deadline, "the download never started");
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    let page = admin.get_html(&run_page).await;
+    assert!(page.contains("Downloading: "), "the run page shows the download's progress");
     let cancelled = admin.submit(&run_page, &format!("{run_page}cancel"), &[]).await;
     assert_eq!(cancelled.status(), 303);
     let ended = wait_for_end(&app, run_id).await;
     assert_eq!(ended.status, "cancelled", "{:?}", ended.error);
-    let after = app.query(|conn| source::find_by_name(conn, "local").unwrap().unwrap()).await;
+    let after = app.query(|conn| source::find_by_name(conn, "slow").unwrap().unwrap()).await;
     assert_eq!((after.generation, after.active_isins), (before.generation, 100), "nothing was published");
+    assert_eq!(after.import_run_id, None, "the lock was let go");
     let versions: i64 = app
         .query(move |conn| {
             isin_records::table.filter(isin_records::source_id.eq(after.id)).count().get_result(conn).unwrap()
         })
         .await;
-    assert_eq!(versions, 100, "what the cancelled run wrote was taken back");
-    let lock = app.query(|conn| source::find_by_name(conn, "local").unwrap().unwrap().import_run_id).await;
-    assert_eq!(lock, None, "the lock was let go");
+    assert_eq!(versions, 100);
 }
 
 async fn a_source_is_changed_and_deleted_with_its_records_and_audited(backend: Backend) {

@@ -155,11 +155,14 @@ pub enum ImportError {
 /// Key ranges of about this many ISINs are compared and written per transaction at first; the
 /// size then follows [`WRITE_BUDGET`].
 const CHUNK: i64 = 2_000;
-/// How long one chunk's write transaction should hold the database: long enough to be
-/// efficient, short enough that other writers (a login, the scheduler) wait only milliseconds.
+/// How long one chunk's write transaction should hold SQLite's one write lock: long enough to
+/// be efficient, short enough that other writers (a login, the scheduler) wait milliseconds.
 const WRITE_BUDGET: Duration = Duration::from_millis(40);
+/// The same on PostgreSQL, where a transaction locks only the rows it writes (nobody else's):
+/// longer chunks, fewer commits.
+const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
 /// Bounds on the chunk size.
-const CHUNK_RANGE: (i64, i64) = (200, 50_000);
+const CHUNK_RANGE: (i64, i64) = (200, 100_000);
 /// Rows staged per write.
 const STAGE_BATCH: usize = 20_000;
 
@@ -543,8 +546,12 @@ fn apply(
             }
             // Aim the next chunk's write at the budget, growing or shrinking by at most 2×.
             let took = took.as_secs_f64().max(1e-4);
-            let wanted = (chunk as f64 * WRITE_BUDGET.as_secs_f64() / took)
-                .clamp(chunk as f64 / 2.0, chunk as f64 * 2.0);
+            let budget = match conn {
+                DbConnection::Sqlite(_) => WRITE_BUDGET,
+                DbConnection::Postgresql(_) => WRITE_BUDGET_POSTGRES,
+            };
+            let wanted =
+                (chunk as f64 * budget.as_secs_f64() / took).clamp(chunk as f64 / 2.0, chunk as f64 * 2.0);
             chunk = (wanted as i64).clamp(CHUNK_RANGE.0, CHUNK_RANGE.1);
         }
         compared += incoming.len().max(current.len()) as u64;

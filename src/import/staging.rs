@@ -86,7 +86,13 @@ pub fn append(conn: &mut DbConnection, rows: Vec<NewStagedRow>) -> QueryResult<(
 /// Indexes the staged rows by key, once all are in (building an index once is faster than
 /// keeping it up to date row by row).
 pub fn index(conn: &mut DbConnection) -> QueryResult<()> {
-    conn.batch_execute("CREATE INDEX staged_rows_key ON staged_rows (isin, listing_key, line)")
+    conn.batch_execute("CREATE INDEX staged_rows_key ON staged_rows (isin, listing_key, line)")?;
+    // PostgreSQL never analyzes temporary tables by itself; without statistics it plans the
+    // per-ISIN lookups below as scans of the whole table.
+    if let DbConnection::Postgresql(pg) = conn {
+        pg.batch_execute("ANALYZE staged_rows")?;
+    }
+    Ok(())
 }
 
 /// Drops the staging table.
