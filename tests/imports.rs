@@ -19,7 +19,7 @@ use common::{Backend, TestApp, TestDatabase, location, spawn_app_running, spawn_
 use diesel::prelude::*;
 use isinbeat::db::schema::{isin_changes, isin_records};
 use isinbeat::domain::{Lei, Role};
-use isinbeat::models::{run, source};
+use isinbeat::models::{run, schedule, source};
 use isinbeat::sources::fetch::{self, FetchError, Fetched, Limits, Location, Previous};
 use isinbeat::sources::sample::isin_for;
 
@@ -702,10 +702,25 @@ async fn a_source_is_changed_and_deleted_with_its_records_and_audited(backend: B
     let html = refused.text().await.unwrap();
     assert!(html.contains("id=\"error_options\""), "{html}");
     assert!(html.contains("Enter a whole number from 0 to 100."));
-    fields.extend([("options", ""), ("max_shrink_percent", "5")]);
+    // A schedule downloads it; renaming the source renames it in the schedule too.
+    let schedule = admin
+        .submit(
+            "/admin/schedules/new",
+            "/admin/schedules/new",
+            &schedule_fields("doomed-daily", "doomed", "1", ""),
+        )
+        .await;
+    assert_eq!(schedule.status(), 303);
+    fields.retain(|(name, _)| *name != "name");
+    fields.extend([("name", "renamed"), ("options", ""), ("max_shrink_percent", "5")]);
     let changed = admin.submit(&format!("{page}edit"), &format!("{page}edit"), &fields).await;
     assert_eq!(changed.status(), 303);
-    assert!(admin.get_html(&page).await.contains("at most 5 % of the active ISINs"));
+    let detail = admin.get_html(&page).await;
+    assert!(detail.contains("at most 5 % of the active ISINs"));
+    assert!(detail.contains("doomed-daily"), "the schedule still downloads the renamed source");
+    let params =
+        app.query(|conn| schedule::find_by_name(conn, "doomed-daily").unwrap().unwrap().params).await;
+    assert_eq!(params, r#"{"source":"renamed"}"#);
 
     let confirm = admin.get_html(&format!("{page}delete")).await;
     assert!(confirm.contains("Its 50 active and 0 inactive ISIN records are deleted with it"));

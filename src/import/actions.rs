@@ -5,8 +5,8 @@ use serde_json::json;
 
 use crate::db::{DbConnection, write_transaction};
 use crate::models::audit::{self, Actor, NewAuditEntry};
-use crate::models::isin_record;
 use crate::models::source::{self, NewSource, Source, SourceChanges};
+use crate::models::{isin_record, schedule};
 
 /// Why an action did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -82,7 +82,8 @@ pub fn create(
     })
 }
 
-/// Changes a source's settings. Returns false when nothing changed.
+/// Changes a source's settings. Returns false when nothing changed. Renaming a source renames
+/// it in the schedules that download it, so they keep working.
 pub fn update(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -99,6 +100,9 @@ pub fn update(
             return Err(SourceActionError::DuplicateName);
         }
         source::update(conn, id, settings)?;
+        if settings.name != target.name {
+            schedule::rename_source_in_params(conn, super::TASK_KIND, &target.name, &settings.name)?;
+        }
         record(conn, actor, "update", &target, changes)?;
         Ok(true)
     })

@@ -26,6 +26,10 @@ use crate::sources::formats::{self, Format, FormatOptions, Item, Row};
 use diff::{Action, Duplicate, Incoming};
 use staging::NewStagedRow;
 
+/// The task kind that runs imports (`jobs::download_isins`); its schedules name their source
+/// in the `source` parameter.
+pub const TASK_KIND: &str = "download_isins";
+
 /// How an import behaves.
 #[derive(Debug, Clone)]
 pub struct Options {

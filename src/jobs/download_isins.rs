@@ -20,7 +20,7 @@ use crate::models::{run, source};
 pub struct DownloadIsins;
 
 /// The task kind's name, for code that starts imports.
-pub const NAME: &str = "download_isins";
+pub const NAME: &str = import::TASK_KIND;
 
 const PARAMS: &[ParamSpec] = &[ParamSpec {
     name: "source",

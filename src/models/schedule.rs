@@ -567,3 +567,29 @@ pub fn names_source(params: &str, source_name: &str) -> bool {
         .and_then(|value| value.get("source").and_then(|v| v.as_str()).map(|name| name.trim() == source_name))
         .unwrap_or(false)
 }
+
+/// Points the `source` parameter of `task_kind` schedules from `old_name` to `new_name` (a
+/// source was renamed). Returns how many schedules changed.
+pub fn rename_source_in_params(
+    conn: &mut DbConnection,
+    task_kind: &str,
+    old_name: &str,
+    new_name: &str,
+) -> QueryResult<usize> {
+    let mut renamed = 0;
+    for found in importing_source(conn, task_kind, old_name)? {
+        let Ok(serde_json::Value::Object(mut params)) =
+            serde_json::from_str::<serde_json::Value>(&found.params)
+        else {
+            continue;
+        };
+        params.insert("source".to_owned(), serde_json::Value::String(new_name.to_owned()));
+        renamed += diesel::update(schedules::table.find(found.id))
+            .set((
+                schedules::params.eq(serde_json::Value::Object(params).to_string()),
+                schedules::updated_at.eq(crate::db::now()),
+            ))
+            .execute(conn)?;
+    }
+    Ok(renamed)
+}
