@@ -20,7 +20,7 @@ use std::time::Instant;
 use isinbeat::config::DatabaseUrl;
 use isinbeat::db;
 use isinbeat::import::{self, Observer, Progress};
-use isinbeat::models::run::{self, NewRun};
+use isinbeat::jobs::download_isins;
 use isinbeat::models::source::{self, NewSource, SourceChanges};
 
 fn main() {
@@ -90,31 +90,13 @@ fn run_import(args: &[String]) {
         )
         .unwrap(),
     };
-    let now = db::now();
-    let run_id = run::start_foreground(
-        &mut conn,
-        &NewRun {
-            schedule_id: None,
-            schedule_name: "bench",
-            task_kind: "download_isins",
-            params: "{}",
-            scheduled_for: None,
-            trigger: "manual",
-            triggered_by: None,
-            status: "running",
-            not_before: now,
-            finished_at: None,
-            error: None,
-            created_at: now,
-        },
-        "bench",
-    )
-    .unwrap();
+    let run_id = download_isins::start_foreground(&mut conn, "bench", "{}", "bench").unwrap();
     let options = import::Options { force, ..import::Options::default() };
     let started = Instant::now();
-    let stats = import::fetch_and_import(&mut conn, target.id, run_id, &options, &Quiet).unwrap();
+    let result = import::fetch_and_import(&mut conn, target.id, run_id, &options, &Quiet);
     let seconds = started.elapsed().as_secs_f64();
-    run::finish_foreground(&mut conn, run_id, "succeeded", None, None, None).unwrap();
+    download_isins::finish_foreground(&mut conn, run_id, &result, None).unwrap();
+    let stats = result.unwrap();
     let peak_mb = peak_rss_kb() as f64 / 1024.0;
     let size_mb = database_bytes(&mut conn, &url) as f64 / 1e6;
     println!(

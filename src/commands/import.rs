@@ -13,9 +13,9 @@ use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::db::DbPool;
 use crate::import::{self, Observer, Phase, Progress, Stats};
-use crate::jobs::download_isins;
+use crate::jobs::download_isins::{self, RunProgress};
 use crate::jobs::worker::worker_name;
-use crate::models::run::{self, NewRun};
+use crate::models::run;
 use crate::models::source::{self, NewSource, SourceChanges};
 use crate::sources::formats::{Format, FormatOptions};
 
@@ -80,31 +80,12 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
         "accept_shrink": if args.accept_shrink { "yes" } else { "no" },
     })
     .to_string();
-    let now = crate::db::now();
     let worker = worker_name("cli");
     let label = format!(
         "import {}",
         args.file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
     );
-    let run_id = run::start_foreground(
-        &mut conn,
-        &NewRun {
-            schedule_id: None,
-            schedule_name: &label,
-            task_kind: download_isins::NAME,
-            params: &params,
-            scheduled_for: None,
-            trigger: "manual",
-            triggered_by: None,
-            status: "running",
-            not_before: now,
-            finished_at: None,
-            error: None,
-            created_at: now,
-        },
-        &worker,
-    )
-    .context("Failed to record the run")?;
+    let run_id = download_isins::start_foreground(&mut conn, &label, &params, &worker)?;
 
     let started = Instant::now();
     let observer = CliObserver::new(pool.clone(), run_id);
@@ -120,19 +101,14 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
     let _ = heartbeat.join();
     let log = observer.log_text();
 
+    download_isins::finish_foreground(&mut conn, run_id, &result, log.as_deref())?;
     match result {
         Ok(stats) => {
-            let text = serde_json::to_string(&stats).context("Failed to record the stats")?;
-            run::finish_foreground(&mut conn, run_id, "succeeded", Some(&text), None, log.as_deref())
-                .context("Failed to record the run's end")?;
             print_summary(&args.file, &target.name, run_id, started.elapsed(), &stats);
             Ok(true)
         }
         Err(error) => {
-            let message = error.to_string();
-            run::finish_foreground(&mut conn, run_id, "failed", None, Some(&message), log.as_deref())
-                .context("Failed to record the run's end")?;
-            eprintln!("Import run #{run_id} into “{}” failed: {message}", target.name);
+            eprintln!("Import run #{run_id} into “{}” failed: {error}", target.name);
             eprintln!("Nothing was changed.");
             Ok(false)
         }
@@ -181,7 +157,7 @@ struct CliObserver {
     run_id: i64,
     bar: ProgressBar,
     done: std::sync::Arc<AtomicBool>,
-    last_report: Mutex<Option<Instant>>,
+    run_progress: RunProgress,
     log: Mutex<Vec<String>>,
 }
 
@@ -194,11 +170,11 @@ impl CliObserver {
         );
         bar.enable_steady_tick(Duration::from_millis(120));
         Self {
+            run_progress: RunProgress::new(pool.clone(), run_id),
             pool,
             run_id,
             bar,
             done: std::sync::Arc::new(AtomicBool::new(false)),
-            last_report: Mutex::new(None),
             log: Mutex::new(Vec::new()),
         }
     }
@@ -236,16 +212,7 @@ impl Observer for CliObserver {
         };
         self.bar.set_message(phase);
         self.bar.set_position(progress.rows);
-        let Ok(mut last) = self.last_report.lock() else { return };
-        if last.is_some_and(|at| at.elapsed() < Duration::from_secs(1)) {
-            return;
-        }
-        *last = Some(Instant::now());
-        if let (Ok(text), Ok(mut conn)) =
-            (serde_json::to_string(&serde_json::json!({ "progress": progress })), self.pool.get())
-        {
-            let _ = run::report_progress(&mut conn, self.run_id, &text);
-        }
+        self.run_progress.report(progress);
     }
 
     fn check_stop(&self) -> Result<(), String> {

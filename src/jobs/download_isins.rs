@@ -64,7 +64,7 @@ impl TaskKind for DownloadIsins {
             accept_shrink: text("accept_shrink") == "yes",
             ..import::Options::default()
         };
-        let observer = RunObserver { ctx, pool: ctx.pool.clone(), last_report: Mutex::new(None) };
+        let observer = RunObserver { ctx, progress: RunProgress::new(ctx.pool.clone(), ctx.run_id) };
         ctx.log(format!("importing source “{}” from {}", found.name, found.url));
         match import::fetch_and_import(&mut conn, found.id, ctx.run_id, &options, &observer) {
             Ok(stats) => {
@@ -94,15 +94,19 @@ impl TaskKind for DownloadIsins {
     }
 }
 
-/// Shows an import's progress on its run, at most once a second.
-struct RunObserver<'a> {
-    ctx: &'a TaskContext,
+/// An import's progress written to its run (the run page shows it), at most once a second.
+pub struct RunProgress {
     pool: DbPool,
+    run_id: i64,
     last_report: Mutex<Option<Instant>>,
 }
 
-impl Observer for RunObserver<'_> {
-    fn progress(&self, progress: &Progress) {
+impl RunProgress {
+    pub fn new(pool: DbPool, run_id: i64) -> Self {
+        Self { pool, run_id, last_report: Mutex::new(None) }
+    }
+
+    pub fn report(&self, progress: &Progress) {
         let Ok(mut last) = self.last_report.lock() else { return };
         if last.is_some_and(|at| at.elapsed() < REPORT_EVERY) {
             return;
@@ -111,8 +115,20 @@ impl Observer for RunObserver<'_> {
         let Ok(text) = serde_json::to_string(&serde_json::json!({ "progress": progress })) else { return };
         // Progress is a nicety: a failed write must not fail the import.
         if let Ok(mut conn) = self.pool.get() {
-            let _ = run::report_progress(&mut conn, self.ctx.run_id, &text);
+            let _ = run::report_progress(&mut conn, self.run_id, &text);
         }
+    }
+}
+
+/// A worker's import: progress to the run, stops and log lines from the task's context.
+struct RunObserver<'a> {
+    ctx: &'a TaskContext,
+    progress: RunProgress,
+}
+
+impl Observer for RunObserver<'_> {
+    fn progress(&self, progress: &Progress) {
+        self.progress.report(progress);
     }
 
     fn check_stop(&self) -> Result<(), String> {
@@ -130,40 +146,67 @@ pub fn import_now(pool: &DbPool, source_name: &str, label: &str) -> anyhow::Resu
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let found = source::find_by_name(&mut conn, source_name)?
         .with_context(|| format!("No source is named “{source_name}”."))?;
-    let now = crate::db::now();
     let params = serde_json::json!({ "source": found.name }).to_string();
-    let run_id = run::start_foreground(
-        &mut conn,
-        &run::NewRun {
-            schedule_id: None,
-            schedule_name: label,
-            task_kind: NAME,
-            params: &params,
-            scheduled_for: None,
-            trigger: "manual",
-            triggered_by: None,
-            status: "running",
-            not_before: now,
-            finished_at: None,
-            error: None,
-            created_at: now,
-        },
-        &crate::jobs::worker::worker_name("startup"),
-    )
-    .context("Failed to record the run")?;
+    let worker = crate::jobs::worker::worker_name("startup");
+    let run_id = start_foreground(&mut conn, label, &params, &worker)?;
     let result = import::fetch_and_import(&mut conn, found.id, run_id, &import::Options::default(), &Quiet);
-    match result {
-        Ok(stats) => {
-            let text = serde_json::to_string(&stats)?;
-            run::finish_foreground(&mut conn, run_id, "succeeded", Some(&text), None, None)?;
-            Ok((run_id, stats))
-        }
-        Err(error) => {
-            let message = error.to_string();
-            run::finish_foreground(&mut conn, run_id, "failed", None, Some(&message), None)?;
-            Err(anyhow::Error::new(error).context(format!("Failed to import “{source_name}”")))
-        }
+    finish_foreground(&mut conn, run_id, &result, None)?;
+    let stats = result.with_context(|| format!("Failed to import “{source_name}”"))?;
+    Ok((run_id, stats))
+}
+
+/// A manual import run labelled `label`, recorded in `status`.
+fn manual_run<'a>(
+    label: &'a str,
+    params: &'a str,
+    status: &'a str,
+    triggered_by: Option<i64>,
+) -> run::NewRun<'a> {
+    let now = crate::db::now();
+    run::NewRun {
+        schedule_id: None,
+        schedule_name: label,
+        task_kind: NAME,
+        params,
+        scheduled_for: None,
+        trigger: "manual",
+        triggered_by,
+        status,
+        not_before: now,
+        finished_at: None,
+        error: None,
+        created_at: now,
     }
+}
+
+/// Records an import executed in this process by `worker` (first start, the command line, the
+/// benchmarks): a manual run, running from now on. Returns its id.
+pub fn start_foreground(
+    conn: &mut crate::db::DbConnection,
+    label: &str,
+    params: &str,
+    worker: &str,
+) -> anyhow::Result<i64> {
+    run::start_foreground(conn, &manual_run(label, params, "running", None), worker)
+        .context("Failed to record the run")
+}
+
+/// Records how a foreground import ended: succeeded with its stats, or failed with the error.
+pub fn finish_foreground(
+    conn: &mut crate::db::DbConnection,
+    run_id: i64,
+    result: &Result<import::Stats, import::ImportError>,
+    log: Option<&str>,
+) -> anyhow::Result<()> {
+    let finished = match result {
+        Ok(stats) => {
+            let text = serde_json::to_string(stats).context("Failed to record the stats")?;
+            run::finish_foreground(conn, run_id, "succeeded", Some(&text), None, log)
+        }
+        Err(error) => run::finish_foreground(conn, run_id, "failed", None, Some(&error.to_string()), log),
+    };
+    finished.context("Failed to record the run's end")?;
+    Ok(())
 }
 
 /// An observer that shows nothing and never stops.
@@ -188,7 +231,6 @@ pub fn queue_import(
 ) -> diesel::QueryResult<i64> {
     use crate::models::audit::{self, NewAuditEntry};
     crate::db::write_transaction(conn, |conn| {
-        let now = crate::db::now();
         let mut params = serde_json::json!({ "source": target.name });
         if force {
             params["force"] = "yes".into();
@@ -198,23 +240,7 @@ pub fn queue_import(
         }
         let params = params.to_string();
         let label = format!("import {}", target.name);
-        let run_id = run::insert(
-            conn,
-            &run::NewRun {
-                schedule_id: None,
-                schedule_name: &label,
-                task_kind: NAME,
-                params: &params,
-                scheduled_for: None,
-                trigger: "manual",
-                triggered_by: actor.id.map(i64::from),
-                status: "queued",
-                not_before: now,
-                finished_at: None,
-                error: None,
-                created_at: now,
-            },
-        )?;
+        let run_id = run::insert(conn, &manual_run(&label, &params, "queued", actor.id.map(i64::from)))?;
         audit::insert(
             conn,
             &NewAuditEntry {

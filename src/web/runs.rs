@@ -217,57 +217,51 @@ pub async fn detail(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let (found, owner) = state
+    let (found, owner, import_source) = state
         .db(move |conn| {
             let found = run::find(conn, id)?.ok_or(AppError::NotFound)?;
             let owner = match found.schedule_id {
                 Some(schedule_id) => schedule::find(conn, schedule_id)?,
                 None => None,
             };
-            Ok((found, owner))
+            // An import run's source, named in its parameters.
+            let source_name = (found.task_kind == download_isins::NAME)
+                .then(|| serde_json::from_str::<serde_json::Value>(&found.params).ok())
+                .flatten()
+                .and_then(|p| p.get("source").and_then(|v| v.as_str()).map(str::to_owned));
+            let import_source = match source_name {
+                Some(name) => source::find_by_name(conn, &name)?,
+                None => None,
+            };
+            Ok((found, owner, import_source))
         })
         .await?;
-    let import = found
+    let stats_map = found
         .stats
         .as_deref()
-        .filter(|_| found.task_kind == download_isins::NAME)
-        .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw).ok())
-        .filter(|value| value.get("source_id").is_some())
-        .and_then(|value| serde_json::from_value::<Stats>(value).ok());
-    let progress = found
-        .stats
-        .as_deref()
+        .and_then(|raw| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw).ok())
+        .unwrap_or_default();
+    let import = Some(&stats_map)
+        .filter(|map| found.task_kind == download_isins::NAME && map.contains_key("source_id"))
+        .and_then(|map| serde_json::from_value::<Stats>(serde_json::Value::Object(map.clone())).ok());
+    let progress = stats_map
+        .get("progress")
         .filter(|_| found.status == "running")
-        .and_then(|raw| serde_json::from_str::<serde_json::Value>(raw).ok())
-        .and_then(|value| value.get("progress").cloned())
-        .and_then(|value| serde_json::from_value::<Progress>(value).ok());
+        .and_then(|value| serde_json::from_value::<Progress>(value.clone()).ok());
     let shrink_refused = found.task_kind == download_isins::NAME
         && found.status == "failed"
         && found.error.as_deref().is_some_and(|e| e.contains("accept shrink"));
-    let source_name = serde_json::from_str::<serde_json::Value>(&found.params)
-        .ok()
-        .and_then(|p| p.get("source").and_then(|v| v.as_str()).map(str::to_owned));
-    let import_source = match (&source_name, found.task_kind == download_isins::NAME) {
-        (Some(name), true) => {
-            let name = name.clone();
-            state.db(move |conn| Ok(source::find_by_name(conn, &name)?)).await?
-        }
-        _ => None,
-    };
     let import = match (import, shrink_refused) {
         (Some(stats), _) => Some(ImportView { stats, source: import_source, shrink_refused }),
         (None, true) => Some(ImportView { stats: Stats::default(), source: import_source, shrink_refused }),
         (None, false) => None,
     };
-    let stats = if import.is_some() || progress.is_some() { None } else { found.stats.as_deref() };
+    // Other task kinds' stats, as name and value.
+    let stats = if import.is_some() || progress.is_some() { serde_json::Map::new() } else { stats_map };
     let stats = stats
-        .and_then(|raw| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(raw).ok())
-        .map(|map| {
-            map.into_iter()
-                .map(|(name, value)| (name, value.as_str().map_or_else(|| value.to_string(), str::to_owned)))
-                .collect()
-        })
-        .unwrap_or_default();
+        .into_iter()
+        .map(|(name, value)| (name, value.as_str().map_or_else(|| value.to_string(), str::to_owned)))
+        .collect();
     let can_cancel = me.can(Role::Operator) && matches!(found.status.as_str(), "queued" | "running");
     let can_retry = me.can(Role::Operator) && !matches!(found.status.as_str(), "queued" | "running");
     render(
