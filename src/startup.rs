@@ -9,7 +9,7 @@ use std::time::Duration;
 use actix_session::SessionMiddleware;
 use actix_session::config::{BrowserSession, CookieContentSecurity};
 use actix_web::cookie::{Key, SameSite};
-use actix_web::dev::Server;
+use actix_web::dev::{Server, ServerHandle};
 use actix_web::middleware::{DefaultHeaders, Logger, from_fn};
 use actix_web::{App, HttpServer, web};
 use anyhow::Context;
@@ -177,6 +177,12 @@ impl Application {
 
     pub fn pool(&self) -> DbPool {
         self.pool.clone()
+    }
+
+    /// Stops the server from elsewhere; [`Self::run_until_stopped`] then stops the scheduler and
+    /// worker of this process too, as a SIGTERM does.
+    pub fn server_handle(&self) -> ServerHandle {
+        self.server.handle()
     }
 
     /// Whether this start created the `admin` user, and with which password.

@@ -6,8 +6,10 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::HashMap;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
+use actix_web::dev::ServerHandle;
 use diesel::Connection;
 use diesel::RunQueryDsl;
 use diesel::pg::PgConnection;
@@ -107,28 +109,60 @@ pub struct TestApp {
     pub port: u16,
     pub pool: DbPool,
     pub backend: Backend,
-    // Dropped last: the database outlives the server's use of it.
+    // The processes, then the database: each application stops before its database goes.
+    processes: Mutex<Vec<AppProcess>>,
     pub database: TestDatabase,
 }
+
+/// One application process, on a thread and runtime of its own so that dropping it stops all of
+/// it — server, scheduler, worker and connection pool — before the test drops its database. An
+/// application left behind would keep reconnecting to the dropped database, and a connection
+/// attempt in flight when the test binary exits crashes inside libpq's OpenSSL (SIGSEGV, see
+/// diesel-rs/diesel#3441).
+struct AppProcess {
+    server: ServerHandle,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for AppProcess {
+    fn drop(&mut self) {
+        // The stop command is sent at once; the thread ends when the process has stopped.
+        drop(self.server.stop(false));
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// How long a stopping application may take to finish the runs it has in progress.
+const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Starts the application with `extra` settings on top of the test defaults. Returns `None`
 /// when the backend is not available (outside CI).
 pub async fn spawn_app_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
     let database = TestDatabase::create(backend)?;
-    let (address, port, pool) = start(&database.url(), extra, Processes::default()).await;
-    Some(TestApp { address, port, pool, backend, database })
+    let (address, port, pool, process) = start(&database.url(), extra, Processes::default()).await;
+    Some(TestApp { address, port, pool, backend, processes: Mutex::new(vec![process]), database })
 }
 
 /// The application with its scheduler and a worker running, as `isinbeat serve` starts it.
 pub async fn spawn_app_running(backend: Backend) -> Option<TestApp> {
     let database = TestDatabase::create(backend)?;
-    let (address, port, pool) =
+    let (address, port, pool, process) =
         start(&database.url(), &[], Processes { scheduler: true, worker: true }).await;
-    Some(TestApp { address, port, pool, backend, database })
+    Some(TestApp { address, port, pool, backend, processes: Mutex::new(vec![process]), database })
 }
 
 /// Builds and starts one application process on `database_url`.
-async fn start(database_url: &str, extra: &[(&str, &str)], processes: Processes) -> (String, u16, DbPool) {
+async fn start(
+    database_url: &str,
+    extra: &[(&str, &str)],
+    processes: Processes,
+) -> (String, u16, DbPool, AppProcess) {
     let mut vars: HashMap<String, String> = HashMap::from([
         ("DATABASE_URL".to_owned(), database_url.to_owned()),
         ("ISINBEAT_BIND".to_owned(), "127.0.0.1:0".to_owned()),
@@ -144,11 +178,41 @@ async fn start(database_url: &str, extra: &[(&str, &str)], processes: Processes)
     // ISINBEAT_TEST_LOG=warn (with --nocapture) shows what the application logs.
     let filter = std::env::var("ISINBEAT_TEST_LOG").unwrap_or_else(|_| "off".to_owned());
     isinbeat::telemetry::init(&filter, isinbeat::config::LogFormat::Text);
-    let app = Application::build_with(settings, processes).await.expect("the application starts");
-    let port = app.port();
-    let pool = app.pool();
-    tokio::spawn(app.run_until_stopped());
-    (format!("http://127.0.0.1:{port}"), port, pool)
+
+    let (started, on_start) = tokio::sync::oneshot::channel();
+    let (stop, stopping) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
+        runtime.block_on(async move {
+            let app = match Application::build_with(settings, processes).await {
+                Ok(app) => app,
+                Err(error) => {
+                    let _ = started.send(Err(format!("{error:#}")));
+                    return;
+                }
+            };
+            let _ = started.send(Ok((app.port(), app.pool(), app.server_handle())));
+            // Serves until the test's handle stops the server, then finishes what is running
+            // for at most STOP_GRACE.
+            let stopped = app.run_until_stopped();
+            let overdue = async {
+                let _ = stopping.await;
+                tokio::time::sleep(STOP_GRACE).await;
+            };
+            tokio::select! {
+                _ = stopped => {}
+                () = overdue => {}
+            }
+        });
+        runtime.shutdown_timeout(Duration::from_secs(1));
+    });
+    let (port, pool, server) = match on_start.await {
+        Ok(Ok(started)) => started,
+        Ok(Err(error)) => panic!("the application did not start: {error}"),
+        Err(_) => panic!("the application's thread panicked while starting"),
+    };
+    let process = AppProcess { server, stop: Some(stop), thread: Some(thread) };
+    (format!("http://127.0.0.1:{port}"), port, pool, process)
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {
@@ -159,7 +223,9 @@ impl TestApp {
     /// The base URL of a second web process on the same database (a replica behind a load
     /// balancer).
     pub async fn replica(&self) -> String {
-        start(&self.database.url(), &[], Processes::default()).await.0
+        let (address, _, _, process) = start(&self.database.url(), &[], Processes::default()).await;
+        self.processes.lock().unwrap().push(process);
+        address
     }
 
     /// A new browser with an empty cookie jar.
