@@ -19,7 +19,7 @@ pub struct Incoming {
     pub listings: Option<String>,
 }
 
-/// One staged row, as read back in (ISIN, listing key, line) order.
+/// One valid row of the file, as the sort hands it back in (ISIN, listing key, line) order.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StagedRow {
     pub line: i64,
@@ -254,7 +254,7 @@ mod tests {
     #[test]
     fn listings_of_one_isin_fold_into_one_record_in_file_order() {
         let mut duplicates = Vec::new();
-        // Sorted by (isin, key, line) as the staging table returns them.
+        // Sorted by (isin, key, line) as the sort returns them.
         let rows =
             vec![staged(7, "A", "XAMS", "L1"), staged(2, "A", "XETR", "L1"), staged(5, "A", "XETR", "L1")];
         let folded = fold(rows, &mut duplicates);

@@ -1,6 +1,7 @@
-//! Importing a source's file: read its rows streaming, validate each ISIN, stage the valid ones,
-//! compare them with what the source shows now, write the differences as the next generation
-//! in short chunks, and publish it in one short transaction.
+//! Importing a source's file: read its rows streaming, validate each ISIN, sort the valid ones
+//! by key (on disk past a bound), compare them with what the source shows now one key range at
+//! a time, write the differences as the next generation in short chunks, and publish it in one
+//! short transaction.
 //!
 //! Whatever happens before the publish (an error, a cancel, a killed process) leaves what people
 //! see exactly as it was: the next generation is invisible until published, and what a broken
@@ -9,12 +10,13 @@
 
 pub mod actions;
 pub mod diff;
-mod staging;
+mod sorted;
 
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{DbConnection, write_transaction};
@@ -23,8 +25,9 @@ use crate::models::source::{self, Published, Source};
 use crate::sources::decompress::{self, Container};
 use crate::sources::fetch::{self, Content, Fetched, Limits, Location, Previous};
 use crate::sources::formats::{self, Format, FormatOptions, Item, Row};
+use diff::StagedRow;
 use diff::{Action, Duplicate, Incoming};
-use staging::NewStagedRow;
+use sorted::{SortedRows, Sorter};
 
 /// The task kind that runs imports (`jobs::download_isins`); its schedules name their source
 /// in the `source` parameter.
@@ -89,9 +92,13 @@ pub trait Observer: Sync {
 /// Seconds spent in each phase.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Seconds {
+    /// Downloading (or copying) the file and hashing it.
     pub fetch: f64,
+    /// Unpacking, reading and validating the rows.
     pub parse: f64,
+    /// Sorting the valid rows by key (spilling them to temporary files past a bound).
     pub load: f64,
+    /// Comparing them with the records, writing the next generation and publishing it.
     pub apply: f64,
 }
 
@@ -167,8 +174,8 @@ const WRITE_BUDGET: Duration = Duration::from_millis(40);
 const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
 /// Bounds on the chunk size.
 const CHUNK_RANGE: (i64, i64) = (200, 100_000);
-/// Rows staged per write.
-const STAGE_BATCH: usize = 20_000;
+/// Rows read between two progress reports and stop checks.
+const READ_BATCH: usize = 20_000;
 
 /// Fetches `source`'s file and imports it as run `run_id`. The caller keeps the run's
 /// heartbeat going; this takes and releases the source's lock.
@@ -267,7 +274,7 @@ fn finish_locked(
     succeeded: bool,
     observer: &dyn Observer,
 ) {
-    let _ = staging::drop(conn);
+    let _ = narrow_cache(conn);
     if !succeeded {
         let still = source::find(conn, source.id).ok().flatten();
         let published = still.as_ref().is_some_and(|s| s.last_import_run_id == Some(run_id));
@@ -340,8 +347,7 @@ fn import_content(
         stats.member = Some(member.clone());
     }
     let mut reader = formats::open_reader(format, &format_options, input)?;
-    staging::create(conn).context("Failed to create the staging table")?;
-    stage(conn, reader.as_mut(), observer, &mut stats)?;
+    let mut rows = read_sorted(reader.as_mut(), observer, &mut stats)?;
 
     // A lower bound on what the file removes, known before any write: a truncated or empty
     // file stops here.
@@ -352,10 +358,12 @@ fn import_content(
     }
 
     let started = Instant::now();
-    staging::index(conn).context("Failed to index the staged rows")?;
+    widen_cache(conn).context("Failed to set up the import's connection")?;
     let next = source.generation + 1;
     let mut duplicates = Vec::new();
-    let returned = apply(conn, source, run_id, next, options, observer, &mut stats, &mut duplicates)?;
+    let returned =
+        apply(conn, source, run_id, next, &mut rows, options, observer, &mut stats, &mut duplicates)?;
+    drop(rows);
     stats.duplicates = duplicates.len() as u64;
     stats.problems.extend(duplicates.iter().map(|d| Problem {
         line: d.line as u64,
@@ -395,20 +403,20 @@ fn import_content(
     Ok(stats)
 }
 
-/// Reads every row into the staging table.
-fn stage(
-    conn: &mut DbConnection,
+/// Reads every row, keeps the valid ones and sorts them by key.
+fn read_sorted(
     reader: &mut (dyn formats::RowReader + Send),
     observer: &dyn Observer,
     stats: &mut Stats,
-) -> Result<(), ImportError> {
-    let mut batch: Vec<NewStagedRow> = Vec::with_capacity(STAGE_BATCH);
+) -> Result<SortedRows, ImportError> {
+    let mut sorter = Sorter::new();
+    let mut batch: Vec<StagedRow> = Vec::with_capacity(READ_BATCH);
     let mut parse = Duration::ZERO;
     let mut load = Duration::ZERO;
     let mut finished = false;
     while !finished {
         let started = Instant::now();
-        while batch.len() < STAGE_BATCH {
+        while batch.len() < READ_BATCH {
             match reader.next_item()? {
                 None => {
                     finished = true;
@@ -432,9 +440,8 @@ fn stage(
         }
         parse += started.elapsed();
         let started = Instant::now();
-        if !batch.is_empty() {
-            let full = std::mem::replace(&mut batch, Vec::with_capacity(STAGE_BATCH));
-            staging::append(conn, full).context("Failed to stage rows")?;
+        for row in batch.drain(..) {
+            sorter.push(row).context("Failed to sort the rows (temporary files)")?;
         }
         load += started.elapsed();
         stats.rows = stats.valid + stats.invalid;
@@ -446,14 +453,17 @@ fn stage(
         });
         observer.check_stop().map_err(ImportError::Stopped)?;
     }
+    let started = Instant::now();
+    let sorted = sorter.finish().context("Failed to sort the rows (temporary files)")?;
+    load += started.elapsed();
     stats.seconds.parse = parse.as_secs_f64();
     stats.seconds.load = load.as_secs_f64();
-    Ok(())
+    Ok(sorted)
 }
 
-fn staged(row: Row) -> NewStagedRow {
+fn staged(row: Row) -> StagedRow {
     let listing_key = row.listing_key().to_owned();
-    NewStagedRow {
+    StagedRow {
         line: i64::try_from(row.line).unwrap_or(i64::MAX),
         isin: row.isin.as_str().to_owned(),
         listing_key,
@@ -462,6 +472,33 @@ fn staged(row: Row) -> NewStagedRow {
         cfi: row.cfi,
         currency: row.currency,
         listing: row.listing.as_ref().and_then(|listing| serde_json::to_string(listing).ok()),
+    }
+}
+
+/// The next key range's rows: at most about `limit` of them (an ISIN's rows are never split),
+/// none past `bound`. Returns them with the range's upper key (`None`: to the end).
+fn next_range(
+    rows: &mut SortedRows,
+    limit: usize,
+    bound: Option<&str>,
+) -> std::io::Result<(Vec<StagedRow>, Option<String>)> {
+    let mut taken: Vec<StagedRow> = Vec::new();
+    loop {
+        let Some(next) = rows.peek()? else {
+            // The file is done: the range ends where the records' does.
+            return Ok((taken, bound.map(str::to_owned)));
+        };
+        if bound.is_some_and(|bound| next.isin.as_str() > bound) {
+            return Ok((taken, bound.map(str::to_owned)));
+        }
+        if let Some(last) = taken.last()
+            && taken.len() >= limit
+            && last.isin != next.isin
+        {
+            let upto = last.isin.clone();
+            return Ok((taken, Some(upto)));
+        }
+        taken.extend(rows.take()?);
     }
 }
 
@@ -478,14 +515,15 @@ fn shrink_error(source: &Source, removed: u64) -> ImportError {
     ImportError::Shrink { removed, active: source.active_isins, percent, limit: source.max_shrink_percent }
 }
 
-/// Compares the staged rows with the visible records one key range at a time and writes the
-/// next generation's versions and the change rows, one short transaction per range.
+/// Compares the file's sorted rows with the visible records one key range at a time and writes
+/// the next generation's versions and the change rows, one short transaction per range.
 #[allow(clippy::too_many_arguments)]
 fn apply(
     conn: &mut DbConnection,
     source: &Source,
     run_id: i64,
     next: i64,
+    rows: &mut SortedRows,
     options: &Options,
     observer: &dyn Observer,
     stats: &mut Stats,
@@ -500,17 +538,14 @@ fn apply(
     let mut chunk = CHUNK;
     loop {
         observer.check_stop().map_err(ImportError::Stopped)?;
-        let staged_bound =
-            staging::key_after(conn, after.as_deref(), chunk).context("Failed to read staged rows")?;
+        // The range ends at the `chunk`-th record ahead or after about `chunk` rows of the
+        // file, whichever comes first.
         let record_bound = isin_record::key_after(conn, source.id, after.as_deref(), chunk)
             .context("Failed to read the records")?;
-        let upto = match (staged_bound, record_bound) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (bound, None) | (None, bound) => bound,
-        };
-        let rows = staging::rows_between(conn, after.as_deref(), upto.as_deref())
-            .context("Failed to read staged rows")?;
-        let incoming = diff::fold(rows, duplicates);
+        let (range_rows, upto) =
+            next_range(rows, usize::try_from(chunk).unwrap_or(usize::MAX), record_bound.as_deref())
+                .context("Failed to read the sorted rows (temporary files)")?;
+        let incoming = diff::fold(range_rows, duplicates);
         let current = isin_record::visible_between(
             conn,
             source.id,
@@ -519,29 +554,15 @@ fn apply(
             upto.as_deref(),
         )
         .context("Failed to read the records")?;
-        // Nothing here yet and no listings: every ISIN is new, written set-based in the database.
-        let only_new = current.is_empty() && incoming.iter().all(|i| i.listings.is_none());
-        let writes = if only_new {
-            stats.added += incoming.len() as u64;
-            Writes::default()
-        } else {
-            plan(source.id, run_id, next, now, last_seen, &diff::merge(&incoming, &current), stats)
-        };
+        let writes = plan(source.id, run_id, next, now, last_seen, &diff::merge(&incoming, &current), stats);
         if !options.accept_shrink && stats.removed > limit {
             return Err(shrink_error(source, stats.removed));
         }
         returned += writes.returned;
-        if only_new && !incoming.is_empty() || !writes.is_empty() {
+        if !writes.is_empty() {
             let started = Instant::now();
-            let range = (after.as_deref(), upto.as_deref());
-            write_transaction(conn, move |c| {
-                if only_new {
-                    staging::add_all_between(c, source.id, run_id, next, now, range.0, range.1).map(|_| ())
-                } else {
-                    writes.write(c, source.id, next)
-                }
-            })
-            .context("Failed to write the changes")?;
+            write_transaction(conn, move |c| writes.write(c, source.id, next))
+                .context("Failed to write the changes")?;
             let took = started.elapsed();
             // SQLite has one writer, and a waiting writer (a login) polls for the lock with
             // growing sleeps: leave the lock free half as long as it was held, so waiters get in.
@@ -571,6 +592,27 @@ fn apply(
         }
     }
     Ok(returned)
+}
+
+/// Page cache of the importing SQLite connection while it imports, in KiB: the B-trees it
+/// reads and writes stay in memory instead of being re-read from the operating system for
+/// every chunk. [`narrow_cache`] gives the connection back its default.
+const SQLITE_IMPORT_CACHE_KIB: i64 = 32 * 1024;
+
+fn widen_cache(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(lite) => {
+            lite.batch_execute(&format!("PRAGMA main.cache_size = -{SQLITE_IMPORT_CACHE_KIB}"))
+        }
+        DbConnection::Postgresql(_) => Ok(()),
+    }
+}
+
+fn narrow_cache(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(lite) => lite.batch_execute("PRAGMA main.cache_size = -2000"),
+        DbConnection::Postgresql(_) => Ok(()),
+    }
 }
 
 /// The writes of one key range.

@@ -71,6 +71,34 @@ pub struct NewIsin {
 /// ISINs per `IN (…)` list, well under SQLite's 32,766 bound parameters.
 const IN_LIST_CHUNK: usize = 2_000;
 
+/// Many rows for SQLite as one JSON array of arrays, bound to a single parameter and expanded
+/// by `json_each` inside the database: binding every column of every row (one insert per row,
+/// or a multi-row insert that must be parsed each time) costs several times more.
+fn sqlite_rows<T>(rows: &[T], mut row: impl FnMut(&T) -> serde_json::Value) -> QueryResult<String> {
+    serde_json::to_string(&rows.iter().map(&mut row).collect::<Vec<_>>())
+        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
+}
+
+/// Timestamps as diesel writes them to SQLite, formatted once per distinct value (most rows of
+/// an import share one).
+#[derive(Default)]
+struct TimeText {
+    last: Option<(NaiveDateTime, String)>,
+}
+
+impl TimeText {
+    fn text(&mut self, at: NaiveDateTime) -> String {
+        match &self.last {
+            Some((last, text)) if *last == at => text.clone(),
+            _ => {
+                let text = at.format("%F %T%.f").to_string();
+                self.last = Some((at, text.clone()));
+                text
+            }
+        }
+    }
+}
+
 /// The versions of `source_id`'s records visible at `generation`, with ISINs after `after`
 /// and up to `upto` (inclusive; `None` is unbounded), by ISIN.
 pub fn visible_between(
@@ -140,21 +168,43 @@ pub fn close_versions(
     Ok(closed)
 }
 
-/// Writes versions: on PostgreSQL by binary COPY; on SQLite one prepared insert per row (reused
-/// from diesel's statement cache, which is faster than parsing multi-row inserts). Diesel's
-/// multi-backend connection has neither, so the backends are matched here.
+/// Writes versions: on PostgreSQL by binary COPY; on SQLite as one JSON array that the database
+/// expands itself (see [`sqlite_rows`]). Diesel's multi-backend connection has neither, so the
+/// backends are matched here.
 pub fn insert_versions(conn: &mut DbConnection, rows: Vec<NewRecordVersion>) -> QueryResult<usize> {
     match conn {
         DbConnection::Postgresql(pg) if !rows.is_empty() => {
             diesel::copy_from(isin_records::table).from_insertable(rows).execute(pg)
         }
         DbConnection::Postgresql(_) => Ok(0),
+        DbConnection::Sqlite(_) if rows.is_empty() => Ok(0),
         DbConnection::Sqlite(lite) => {
-            let mut inserted = 0;
-            for row in &rows {
-                inserted += diesel::insert_into(isin_records::table).values(row).execute(lite)?;
-            }
-            Ok(inserted)
+            let mut time = TimeText::default();
+            let json = sqlite_rows(&rows, |r| {
+                serde_json::json!([
+                    r.source_id,
+                    r.isin,
+                    r.since_gen,
+                    r.active,
+                    r.lei,
+                    r.name,
+                    r.cfi,
+                    r.currency,
+                    r.listings,
+                    r.first_seen_run_id,
+                    time.text(r.first_seen_at),
+                    r.last_seen_at.map(|at| time.text(at)),
+                ])
+            })?;
+            diesel::sql_query(
+                "INSERT INTO isin_records (source_id, isin, since_gen, active, lei, name, cfi, currency, \
+                     listings, first_seen_run_id, first_seen_at, last_seen_at) \
+                 SELECT r.value->>0, r.value->>1, r.value->>2, r.value->>3, r.value->>4, r.value->>5, \
+                     r.value->>6, r.value->>7, r.value->>8, r.value->>9, r.value->>10, r.value->>11 \
+                 FROM jsonb_each(?) r",
+            )
+            .bind::<diesel::sql_types::Text, _>(json)
+            .execute(lite)
         }
     }
 }
@@ -166,12 +216,18 @@ pub fn insert_changes(conn: &mut DbConnection, rows: Vec<NewChange>) -> QueryRes
             diesel::copy_from(isin_changes::table).from_insertable(rows).execute(pg)
         }
         DbConnection::Postgresql(_) => Ok(0),
+        DbConnection::Sqlite(_) if rows.is_empty() => Ok(0),
         DbConnection::Sqlite(lite) => {
-            let mut inserted = 0;
-            for row in &rows {
-                inserted += diesel::insert_into(isin_changes::table).values(row).execute(lite)?;
-            }
-            Ok(inserted)
+            let json = sqlite_rows(&rows, |r| {
+                serde_json::json!([r.run_id, r.isin, r.source_id, r.kind, r.old_values, r.new_values])
+            })?;
+            diesel::sql_query(
+                "INSERT INTO isin_changes (run_id, isin, source_id, kind, old_values, new_values) \
+                 SELECT r.value->>0, r.value->>1, r.value->>2, r.value->>3, r.value->>4, r.value->>5 \
+                 FROM jsonb_each(?) r",
+            )
+            .bind::<diesel::sql_types::Text, _>(json)
+            .execute(lite)
         }
     }
 }
@@ -189,12 +245,20 @@ pub fn insert_isins(conn: &mut DbConnection, rows: &[NewIsin]) -> QueryResult<us
         .bind::<Array<Timestamp>, _>(rows.iter().map(|r| r.first_seen_at).collect::<Vec<_>>())
         .bind::<Array<Nullable<BigInt>>, _>(rows.iter().map(|r| r.first_seen_run_id).collect::<Vec<_>>())
         .execute(pg),
+        DbConnection::Sqlite(_) if rows.is_empty() => Ok(0),
         DbConnection::Sqlite(lite) => {
-            let mut inserted = 0;
-            for row in rows {
-                inserted += diesel::insert_or_ignore_into(isins::table).values(row).execute(lite)?;
-            }
-            Ok(inserted)
+            let mut time = TimeText::default();
+            let json = sqlite_rows(rows, |r| {
+                serde_json::json!([r.isin, time.text(r.first_seen_at), r.first_seen_run_id])
+            })?;
+            // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's ON.
+            diesel::sql_query(
+                "INSERT INTO isins (isin, first_seen_at, first_seen_run_id) \
+                 SELECT r.value->>0, r.value->>1, r.value->>2 FROM jsonb_each(?) r WHERE true \
+                 ON CONFLICT DO NOTHING",
+            )
+            .bind::<Text, _>(json)
+            .execute(lite)
         }
     }
 }

@@ -1,0 +1,286 @@
+//! A file's valid rows in key order — (ISIN, listing key, line) — in bounded memory: rows are
+//! sorted in memory one segment at a time, full segments spill to unnamed temporary files, and
+//! the files are merged through a heap as the rows are read back. Nothing here touches the
+//! database, so reading a file of any size takes no lock that logins or the scheduler need,
+//! and the merge with the records then reads both sides sequentially.
+//!
+//! (The `extsort` crate was tried first: it loses every row when their number is a multiple of
+//! its segment size plus one.)
+
+use std::cmp::{Ordering, Reverse};
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
+
+use crate::import::diff::StagedRow;
+
+/// Rows sorted in memory before a segment spills to disk: about 30 MB of GLEIF rows.
+const SEGMENT_ROWS: usize = 100_000;
+
+fn key_order(a: &StagedRow, b: &StagedRow) -> Ordering {
+    (a.isin.as_str(), a.listing_key.as_str(), a.line).cmp(&(b.isin.as_str(), b.listing_key.as_str(), b.line))
+}
+
+/// Takes rows in file order.
+pub struct Sorter {
+    segment_rows: usize,
+    buffer: Vec<StagedRow>,
+    segments: Vec<File>,
+}
+
+impl Sorter {
+    pub fn new() -> Self {
+        Self::with_segment_rows(SEGMENT_ROWS)
+    }
+
+    fn with_segment_rows(segment_rows: usize) -> Self {
+        Self { segment_rows, buffer: Vec::new(), segments: Vec::new() }
+    }
+
+    pub fn push(&mut self, row: StagedRow) -> io::Result<()> {
+        self.buffer.push(row);
+        if self.buffer.len() >= self.segment_rows {
+            self.spill()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the buffer, sorted, to a temporary file of its own.
+    fn spill(&mut self) -> io::Result<()> {
+        self.buffer.sort_unstable_by(key_order);
+        let mut writer = BufWriter::new(tempfile::tempfile()?);
+        for row in self.buffer.drain(..) {
+            row.encode(&mut writer)?;
+        }
+        let mut file = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
+        file.rewind()?;
+        self.segments.push(file);
+        Ok(())
+    }
+
+    /// Ends the input; the rows come back sorted. The temporary files go with the result.
+    pub fn finish(mut self) -> io::Result<SortedRows> {
+        if self.segments.is_empty() {
+            self.buffer.sort_unstable_by(key_order);
+            return Ok(SortedRows { source: Source::Memory(self.buffer.into_iter()), next: None });
+        }
+        if !self.buffer.is_empty() {
+            self.spill()?;
+        }
+        let mut readers: Vec<BufReader<File>> = self.segments.into_iter().map(BufReader::new).collect();
+        let mut heads = BinaryHeap::with_capacity(readers.len());
+        for (segment, reader) in readers.iter_mut().enumerate() {
+            if let Some(row) = StagedRow::decode_next(reader)? {
+                heads.push(Reverse(Head { row, segment }));
+            }
+        }
+        Ok(SortedRows { source: Source::Merge { readers, heads }, next: None })
+    }
+}
+
+/// The smallest unread row of one spilled segment.
+struct Head {
+    row: StagedRow,
+    segment: usize,
+}
+
+impl PartialEq for Head {
+    fn eq(&self, other: &Self) -> bool {
+        self.cmp(other) == Ordering::Equal
+    }
+}
+
+impl Eq for Head {}
+
+impl PartialOrd for Head {
+    fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Head {
+    fn cmp(&self, other: &Self) -> Ordering {
+        key_order(&self.row, &other.row)
+    }
+}
+
+enum Source {
+    Memory(std::vec::IntoIter<StagedRow>),
+    Merge { readers: Vec<BufReader<File>>, heads: BinaryHeap<Reverse<Head>> },
+}
+
+/// The rows in key order, one at a time.
+pub struct SortedRows {
+    source: Source,
+    next: Option<StagedRow>,
+}
+
+impl SortedRows {
+    /// The next row, left in place.
+    pub fn peek(&mut self) -> io::Result<Option<&StagedRow>> {
+        if self.next.is_none() {
+            self.next = match &mut self.source {
+                Source::Memory(rows) => rows.next(),
+                Source::Merge { readers, heads } => match heads.pop() {
+                    None => None,
+                    Some(Reverse(Head { row, segment })) => {
+                        if let Some(following) = StagedRow::decode_next(&mut readers[segment])? {
+                            heads.push(Reverse(Head { row: following, segment }));
+                        }
+                        Some(row)
+                    }
+                },
+            };
+        }
+        Ok(self.next.as_ref())
+    }
+
+    /// Takes the next row.
+    pub fn take(&mut self) -> io::Result<Option<StagedRow>> {
+        self.peek()?;
+        Ok(self.next.take())
+    }
+}
+
+/// A spilled row: the line, then each text as its length (`u32::MAX` for none) and bytes.
+impl StagedRow {
+    fn encode<W: Write>(&self, writer: &mut W) -> io::Result<()> {
+        writer.write_all(&self.line.to_le_bytes())?;
+        put(writer, Some(&self.isin))?;
+        put(writer, Some(&self.listing_key))?;
+        put(writer, self.lei.as_deref())?;
+        put(writer, self.name.as_deref())?;
+        put(writer, self.cfi.as_deref())?;
+        put(writer, self.currency.as_deref())?;
+        put(writer, self.listing.as_deref())
+    }
+
+    /// The next row of a segment; `None` at its end.
+    fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>> {
+        let mut line = [0; 8];
+        match reader.read_exact(&mut line) {
+            Ok(()) => {}
+            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
+            Err(error) => return Err(error),
+        }
+        let required = |text: Option<String>| {
+            text.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a sorted row lost its key"))
+        };
+        Ok(Some(StagedRow {
+            line: i64::from_le_bytes(line),
+            isin: required(get(reader)?)?,
+            listing_key: required(get(reader)?)?,
+            lei: get(reader)?,
+            name: get(reader)?,
+            cfi: get(reader)?,
+            currency: get(reader)?,
+            listing: get(reader)?,
+        }))
+    }
+}
+
+const NONE: u32 = u32::MAX;
+
+fn put<W: Write>(writer: &mut W, text: Option<&str>) -> io::Result<()> {
+    match text {
+        None => writer.write_all(&NONE.to_le_bytes()),
+        Some(text) => {
+            let length = u32::try_from(text.len())
+                .ok()
+                .filter(|&length| length != NONE)
+                .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, "a field over 4 GB"))?;
+            writer.write_all(&length.to_le_bytes())?;
+            writer.write_all(text.as_bytes())
+        }
+    }
+}
+
+fn get<R: Read>(reader: &mut R) -> io::Result<Option<String>> {
+    let mut length = [0; 4];
+    reader.read_exact(&mut length)?;
+    let length = u32::from_le_bytes(length);
+    if length == NONE {
+        return Ok(None);
+    }
+    let mut bytes = vec![0; length as usize];
+    reader.read_exact(&mut bytes)?;
+    String::from_utf8(bytes).map(Some).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(line: i64, isin: &str, key: &str) -> StagedRow {
+        StagedRow {
+            line,
+            isin: isin.to_owned(),
+            listing_key: key.to_owned(),
+            lei: (line % 2 == 0).then(|| format!("LEI{line}")),
+            name: Some(format!("Name “{line}”")),
+            cfi: None,
+            currency: Some(String::new()),
+            listing: (line % 3 == 0).then(|| "{\"venue\":\"XETR\"}".to_owned()),
+        }
+    }
+
+    fn drain(mut rows: SortedRows) -> Vec<StagedRow> {
+        let mut out = Vec::new();
+        while let Some(row) = rows.take().unwrap() {
+            out.push(row);
+        }
+        out
+    }
+
+    #[test]
+    fn rows_come_back_in_key_order_with_every_field_through_the_spill_files() {
+        // 1,000 rows over segments of 7: many spilled segments, merged through the heap.
+        let mut expected: Vec<StagedRow> = (0..1_000)
+            .map(|line| {
+                let n = (line * 7_919) % 101;
+                row(line, &format!("US{n:09}0"), if line % 4 == 0 { "EUR" } else { "" })
+            })
+            .collect();
+        let mut sorter = Sorter::with_segment_rows(7);
+        for row in &expected {
+            sorter.push(row.clone()).unwrap();
+        }
+        let got = drain(sorter.finish().unwrap());
+        expected.sort_by(key_order);
+        assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn peek_leaves_the_row_for_take() {
+        let mut sorter = Sorter::new();
+        sorter.push(row(2, "DE0000000002", "")).unwrap();
+        sorter.push(row(1, "DE0000000001", "")).unwrap();
+        let mut rows = sorter.finish().unwrap();
+        assert_eq!(rows.peek().unwrap().map(|r| r.line), Some(1));
+        assert_eq!(rows.peek().unwrap().map(|r| r.line), Some(1));
+        assert_eq!(rows.take().unwrap().map(|r| r.line), Some(1));
+        assert_eq!(rows.take().unwrap().map(|r| r.line), Some(2));
+        assert!(rows.take().unwrap().is_none());
+        assert!(rows.peek().unwrap().is_none());
+    }
+
+    #[test]
+    fn no_rows_sort_to_nothing() {
+        assert!(drain(Sorter::new().finish().unwrap()).is_empty());
+    }
+
+    #[test]
+    fn every_row_comes_back_whatever_the_count_against_the_segment_size() {
+        // Counts just under, at and over multiples of the segment size, where the last
+        // segment is empty, full or partly filled.
+        for count in [1, 4, 5, 6, 9, 10, 11, 15, 16] {
+            let mut sorter = Sorter::with_segment_rows(5);
+            for line in 0..count {
+                sorter.push(row(line, &format!("FR{:09}0", count - line), "")).unwrap();
+            }
+            let got: Vec<i64> = drain(sorter.finish().unwrap()).iter().map(|r| r.line).collect();
+            let expected: Vec<i64> = (0..count).rev().collect();
+            assert_eq!(got, expected, "{count} rows");
+        }
+    }
+}
