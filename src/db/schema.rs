@@ -215,8 +215,6 @@ diesel::table! {
 diesel::joinable!(alert_deliveries -> runs (run_id));
 diesel::joinable!(alert_deliveries -> schedules (schedule_id));
 diesel::joinable!(audit_log -> users (actor_id));
-diesel::joinable!(isin_changes -> runs (run_id));
-diesel::joinable!(isin_records -> sources (source_id));
 diesel::joinable!(runs -> schedules (schedule_id));
 diesel::joinable!(runs -> users (triggered_by));
 diesel::joinable!(schedules -> users (created_by));

@@ -72,10 +72,13 @@ pub struct NewIsin {
 const IN_LIST_CHUNK: usize = 2_000;
 
 /// Many rows for SQLite as one JSON array of arrays, bound to a single parameter and expanded
-/// by `json_each` inside the database: binding every column of every row (one insert per row,
+/// by `jsonb_each` inside the database: binding every column of every row (one insert per row,
 /// or a multi-row insert that must be parsed each time) costs several times more.
-fn sqlite_rows<T>(rows: &[T], mut row: impl FnMut(&T) -> serde_json::Value) -> QueryResult<String> {
-    serde_json::to_string(&rows.iter().map(&mut row).collect::<Vec<_>>())
+fn sqlite_rows<'a, T, R: serde::Serialize>(
+    rows: &'a [T],
+    row: impl FnMut(&'a T) -> R,
+) -> QueryResult<String> {
+    serde_json::to_string(&rows.iter().map(row).collect::<Vec<_>>())
         .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
 }
 
@@ -181,20 +184,20 @@ pub fn insert_versions(conn: &mut DbConnection, rows: Vec<NewRecordVersion>) -> 
         DbConnection::Sqlite(lite) => {
             let mut time = TimeText::default();
             let json = sqlite_rows(&rows, |r| {
-                serde_json::json!([
+                (
                     r.source_id,
-                    r.isin,
+                    &r.isin,
                     r.since_gen,
                     r.active,
-                    r.lei,
-                    r.name,
-                    r.cfi,
-                    r.currency,
-                    r.listings,
+                    &r.lei,
+                    &r.name,
+                    &r.cfi,
+                    &r.currency,
+                    &r.listings,
                     r.first_seen_run_id,
                     time.text(r.first_seen_at),
                     r.last_seen_at.map(|at| time.text(at)),
-                ])
+                )
             })?;
             diesel::sql_query(
                 "INSERT INTO isin_records (source_id, isin, since_gen, active, lei, name, cfi, currency, \
@@ -219,7 +222,7 @@ pub fn insert_changes(conn: &mut DbConnection, rows: Vec<NewChange>) -> QueryRes
         DbConnection::Sqlite(_) if rows.is_empty() => Ok(0),
         DbConnection::Sqlite(lite) => {
             let json = sqlite_rows(&rows, |r| {
-                serde_json::json!([r.run_id, r.isin, r.source_id, r.kind, r.old_values, r.new_values])
+                (r.run_id, &r.isin, r.source_id, r.kind, &r.old_values, &r.new_values)
             })?;
             diesel::sql_query(
                 "INSERT INTO isin_changes (run_id, isin, source_id, kind, old_values, new_values) \
@@ -248,9 +251,7 @@ pub fn insert_isins(conn: &mut DbConnection, rows: &[NewIsin]) -> QueryResult<us
         DbConnection::Sqlite(_) if rows.is_empty() => Ok(0),
         DbConnection::Sqlite(lite) => {
             let mut time = TimeText::default();
-            let json = sqlite_rows(rows, |r| {
-                serde_json::json!([r.isin, time.text(r.first_seen_at), r.first_seen_run_id])
-            })?;
+            let json = sqlite_rows(rows, |r| (&r.isin, time.text(r.first_seen_at), r.first_seen_run_id))?;
             // `WHERE true` tells SQLite's parser that ON CONFLICT is not a join's ON.
             diesel::sql_query(
                 "INSERT INTO isins (isin, first_seen_at, first_seen_run_id) \
