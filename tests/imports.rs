@@ -664,6 +664,12 @@ async fn a_cancelled_import_changes_nothing(backend: Backend) {
     }
     let page = admin.get_html(&run_page).await;
     assert!(page.contains("Downloading: "), "the run page shows the download's progress");
+    // A source that is being imported is not deleted: its page says which run holds it.
+    let delete_page = format!("{source_page}delete");
+    let refused = admin.submit(&delete_page, &delete_page, &[]).await;
+    assert_eq!(location(&refused), source_page);
+    let page = admin.get_html(&source_page).await;
+    assert!(page.contains(&format!("Run #{run_id} is importing this source")), "the refusal is shown");
     let cancelled = admin.submit(&run_page, &format!("{run_page}cancel"), &[]).await;
     assert_eq!(cancelled.status(), 303);
     let ended = wait_for_end(&app, run_id).await;

@@ -130,8 +130,15 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
             break;
         }
     }
+    // An import may have taken the source since the check above (the command line does not
+    // look at `enabled`): the source goes only if no running import holds it, and with it
+    // whatever records such an import managed to write.
     write_transaction(conn, |conn| {
-        source::delete(conn, id)?;
+        isin_record::delete_all_of_source(conn, id)?;
+        if source::delete_unless_importing(conn, id)? == 0 {
+            let holder = source::find(conn, id)?.and_then(|s| s.import_run_id);
+            return Err(holder.map_or(SourceActionError::NotFound, SourceActionError::Importing));
+        }
         record(conn, actor, "delete", &target, json!({}))?;
         Ok(target.clone())
     })

@@ -174,6 +174,8 @@ const WRITE_BUDGET: Duration = Duration::from_millis(40);
 const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
 /// Bounds on the chunk size.
 const CHUNK_RANGE: (i64, i64) = (200, 100_000);
+/// Written rows after which an import refreshes the planner's statistics of the ISIN tables.
+const ANALYZE_AFTER: u64 = 100_000;
 /// Rows read between two progress reports and stop checks.
 const READ_BATCH: usize = 20_000;
 
@@ -399,6 +401,9 @@ fn import_content(
     }
     stats.active = active;
     collect_superseded(conn, source, next).context("Failed to clean up old record versions")?;
+    if stats.added + stats.removed + stats.changed >= ANALYZE_AFTER {
+        isin_record::refresh_statistics(conn).context("Failed to analyze the ISIN tables")?;
+    }
     stats.seconds.apply = started.elapsed().as_secs_f64();
     Ok(stats)
 }

@@ -155,14 +155,18 @@ impl StagedRow {
         put(writer, self.listing.as_deref())
     }
 
-    /// The next row of a segment; `None` at its end.
+    /// The next row of a segment; `None` at its end. A segment cut short is an error.
     fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>> {
         let mut line = [0; 8];
-        match reader.read_exact(&mut line) {
-            Ok(()) => {}
-            Err(error) if error.kind() == io::ErrorKind::UnexpectedEof => return Ok(None),
-            Err(error) => return Err(error),
+        loop {
+            match reader.read(&mut line[..1]) {
+                Ok(0) => return Ok(None),
+                Ok(_) => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
         }
+        reader.read_exact(&mut line[1..])?;
         let required = |text: Option<String>| {
             text.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a sorted row lost its key"))
         };
@@ -262,6 +266,19 @@ mod tests {
         assert_eq!(rows.take().unwrap().map(|r| r.line), Some(2));
         assert!(rows.take().unwrap().is_none());
         assert!(rows.peek().unwrap().is_none());
+    }
+
+    #[test]
+    fn a_segment_cut_short_is_an_error_not_its_end() {
+        let mut bytes = Vec::new();
+        row(3, "DE0000000001", "").encode(&mut bytes).unwrap();
+        for cut in [3, 10, bytes.len() - 1] {
+            let mut reader = &bytes[..cut];
+            assert!(StagedRow::decode_next(&mut reader).is_err(), "cut after {cut} bytes");
+        }
+        let mut whole = &bytes[..];
+        assert_eq!(StagedRow::decode_next(&mut whole).unwrap().map(|r| r.line), Some(3));
+        assert!(StagedRow::decode_next(&mut whole).unwrap().is_none());
     }
 
     #[test]

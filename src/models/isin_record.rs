@@ -365,6 +365,23 @@ pub fn count_visible(conn: &mut DbConnection, source_id: i64, generation: i64) -
     Ok((active, inactive))
 }
 
+/// Refreshes PostgreSQL's statistics of the ISIN tables after an import wrote many rows. Until
+/// autovacuum gets to it (a minute or more later), the planner would still see the tables as
+/// they were: after a first import of 10 M rows it planned the next import's updates as scans
+/// of the whole table. SQLite plans these lookups by their keys without statistics.
+pub fn refresh_statistics(conn: &mut DbConnection) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    match conn {
+        DbConnection::Postgresql(pg) => pg.batch_execute("ANALYZE isin_records, isin_changes, isins"),
+        DbConnection::Sqlite(_) => Ok(()),
+    }
+}
+
+/// Deletes every record version of a source.
+pub fn delete_all_of_source(conn: &mut DbConnection, source_id: i64) -> QueryResult<usize> {
+    diesel::delete(isin_records::table.filter(isin_records::source_id.eq(source_id))).execute(conn)
+}
+
 /// Deletes up to `limit` of a source's record versions (deleting a source, in chunks).
 pub fn delete_some_of_source(conn: &mut DbConnection, source_id: i64, limit: i64) -> QueryResult<usize> {
     let doomed: Vec<String> = isin_records::table

@@ -116,9 +116,15 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Source>> {
     sources::table.order(sources::name.asc()).select(Source::as_select()).load(conn)
 }
 
-/// Deletes a source row (its records must be gone already: see `import::delete_source`).
-pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
-    diesel::delete(sources::table.find(id)).execute(conn)
+/// Deletes a source row unless a running import holds it; returns how many rows went (0 or 1).
+/// The condition is part of the statement, so an import taking the lock at the same moment
+/// either comes first (nothing is deleted) or finds no source. Its records are deleted by
+/// `import::actions::delete`.
+pub fn delete_unless_importing(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    let holder =
+        runs::table.filter(runs::id.nullable().eq(sources::import_run_id)).filter(runs::status.eq("running"));
+    diesel::delete(sources::table.find(id).filter(diesel::dsl::not(diesel::dsl::exists(holder))))
+        .execute(conn)
 }
 
 /// Takes the per-source import lock for `run_id`. It is free when no run holds it, or when the
