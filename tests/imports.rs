@@ -241,10 +241,13 @@ async fn a_broken_file_fails_clearly_and_changes_nothing(backend: Backend) {
     std::fs::write(&wrong_header, "ISIN,LEI\nDE0005190003,529900TZ6JM3Y2A8KW03\n").unwrap();
     let garbage = dir.path().join("garbage.zip");
     std::fs::write(&garbage, [0x50u8, 0x4b, 0x03, 0x04, 0xde, 0xad, 0xbe, 0xef, 0x00, 0x13, 0x37]).unwrap();
+    let binary = dir.path().join("binary.csv");
+    std::fs::write(&binary, [0x1fu8, 0x9c, 0x00, 0xff, 0xfe, 0x13, 0x37, b'\n', 0x01]).unwrap();
     let truncated = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/gleif-small-truncated.zip");
-    let cases: [(&Path, &str); 3] = [
+    let cases: [(&Path, &str); 4] = [
         (&wrong_header, "the header is \"ISIN,LEI\""),
         (&garbage, "not a valid zip archive"),
+        (&binary, "line 1 is binary data, not text"),
         (&truncated, "not a valid zip archive (truncated download?)"),
     ];
     for (file, message) in cases {

@@ -33,6 +33,9 @@ impl GleifReader {
         let first = strip_line_end(&buffer);
         let header = first.strip_prefix(BOM).unwrap_or(first);
         if header != HEADER {
+            if super::is_binary(&String::from_utf8_lossy(header)) {
+                return Err(FormatError::NotText { line: 1, format: Format::GleifIsinLei });
+            }
             return Err(FormatError::Header {
                 line: 1,
                 format: Format::GleifIsinLei,
@@ -189,6 +192,15 @@ mod tests {
         assert_eq!(
             message,
             r#"line 1: the header is "ISIN,LEI"; a gleif_isin_lei file starts with "LEI,ISIN""#
+        );
+    }
+
+    #[test]
+    fn binary_data_is_named_as_such_not_quoted() {
+        let message = read_all(b"PK\x03\x04\x14\x00\x08\x00\xff\xfe garbage\n").unwrap_err().to_string();
+        assert_eq!(
+            message,
+            "line 1 is binary data, not text: not a gleif_isin_lei file (a broken or wrong download?)"
         );
     }
 

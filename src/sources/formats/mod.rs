@@ -351,6 +351,12 @@ fn shorten(text: &str) -> String {
     }
 }
 
+/// Whether a line read as text (lossily) is binary data: invalid UTF-8 or control characters
+/// other than tabs.
+fn is_binary(text: &str) -> bool {
+    text.chars().any(|c| c == char::REPLACEMENT_CHARACTER || (c.is_control() && c != '\t'))
+}
+
 /// What a reader produces for one line or record.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Item {
@@ -369,6 +375,9 @@ pub enum FormatError {
     /// The first line is not the format's header (an empty file included, for GLEIF).
     #[error("line {line}: the header is {found:?}; a {format} file starts with {expected:?}")]
     Header { line: u64, format: Format, expected: String, found: String },
+    /// The first line is not text at all: a broken download, or a file of another kind.
+    #[error("line {line} is binary data, not text: not a {format} file (a broken or wrong download?)")]
+    NotText { line: u64, format: Format },
     /// A column the format or the options need is not in the header.
     #[error("no column {column:?} in {searched}; a {format} file needs it{}", found_columns(.found))]
     MissingColumn { format: Format, column: String, searched: String, found: Vec<String> },
