@@ -201,7 +201,10 @@ async fn start(
             };
             tokio::select! {
                 _ = stopped => {}
-                () = overdue => {}
+                () = overdue => {
+                    // Left behind, it may outlive its database: say so where the test shows it.
+                    eprintln!("the test application did not stop within {STOP_GRACE:?}; leaving it behind");
+                }
             }
         });
         runtime.shutdown_timeout(Duration::from_secs(1));
