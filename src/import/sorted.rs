@@ -1,8 +1,9 @@
 //! A file's valid rows in key order — (ISIN, listing key, line) — in bounded memory: rows are
-//! sorted in memory one segment at a time, full segments spill to unnamed temporary files, and
-//! the files are merged through a heap as the rows are read back. Nothing here touches the
-//! database, so reading a file of any size takes no lock that logins or the scheduler need,
-//! and the merge with the records then reads both sides sequentially.
+//! sorted in memory one segment at a time, full segments spill to unnamed temporary files
+//! (merged into one whenever 128 have piled up), and the files are merged through a heap as
+//! the rows are read back. Nothing here touches the database, so reading a file of any size
+//! takes no lock that logins or the scheduler need, and the merge with the records then reads
+//! both sides sequentially.
 //!
 //! (The `extsort` crate was tried first: it loses every row when their number is a multiple of
 //! its segment size plus one.)
@@ -17,6 +18,10 @@ use crate::import::diff::StagedRow;
 /// Rows sorted in memory before a segment spills to disk: about 30 MB of GLEIF rows.
 const SEGMENT_ROWS: usize = 100_000;
 
+/// Spilled segments kept at most (one open file each); when there are this many they are
+/// merged into one, so that a file of any length stays far below the open-file limit.
+const MAX_SEGMENTS: usize = 128;
+
 fn key_order(a: &StagedRow, b: &StagedRow) -> Ordering {
     (a.isin.as_str(), a.listing_key.as_str(), a.line).cmp(&(b.isin.as_str(), b.listing_key.as_str(), b.line))
 }
@@ -24,17 +29,18 @@ fn key_order(a: &StagedRow, b: &StagedRow) -> Ordering {
 /// Takes rows in file order.
 pub struct Sorter {
     segment_rows: usize,
+    max_segments: usize,
     buffer: Vec<StagedRow>,
     segments: Vec<File>,
 }
 
 impl Sorter {
     pub fn new() -> Self {
-        Self::with_segment_rows(SEGMENT_ROWS)
+        Self::with_limits(SEGMENT_ROWS, MAX_SEGMENTS)
     }
 
-    fn with_segment_rows(segment_rows: usize) -> Self {
-        Self { segment_rows, buffer: Vec::new(), segments: Vec::new() }
+    fn with_limits(segment_rows: usize, max_segments: usize) -> Self {
+        Self { segment_rows, max_segments: max_segments.max(2), buffer: Vec::new(), segments: Vec::new() }
     }
 
     pub fn push(&mut self, row: StagedRow) -> io::Result<()> {
@@ -48,13 +54,14 @@ impl Sorter {
     /// Writes the buffer, sorted, to a temporary file of its own.
     fn spill(&mut self) -> io::Result<()> {
         self.buffer.sort_unstable_by(key_order);
-        let mut writer = BufWriter::new(tempfile::tempfile()?);
-        for row in self.buffer.drain(..) {
-            row.encode(&mut writer)?;
+        let mut rows = self.buffer.drain(..).map(Ok);
+        let segment = write_segment(&mut rows)?;
+        self.segments.push(segment);
+        if self.segments.len() >= self.max_segments {
+            let mut merged = Merge::open(std::mem::take(&mut self.segments))?;
+            let segment = write_segment(&mut std::iter::from_fn(|| merged.next().transpose()))?;
+            self.segments.push(segment);
         }
-        let mut file = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
-        file.rewind()?;
-        self.segments.push(file);
         Ok(())
     }
 
@@ -67,14 +74,47 @@ impl Sorter {
         if !self.buffer.is_empty() {
             self.spill()?;
         }
-        let mut readers: Vec<BufReader<File>> = self.segments.into_iter().map(BufReader::new).collect();
+        Ok(SortedRows { source: Source::Merge(Merge::open(self.segments)?), next: None })
+    }
+}
+
+/// Writes rows, already in key order, to a new temporary file, and rewinds it for reading.
+fn write_segment(rows: &mut dyn Iterator<Item = io::Result<StagedRow>>) -> io::Result<File> {
+    let mut writer = BufWriter::new(tempfile::tempfile()?);
+    for row in rows {
+        row?.encode(&mut writer)?;
+    }
+    let mut file = writer.into_inner().map_err(io::IntoInnerError::into_error)?;
+    file.rewind()?;
+    Ok(file)
+}
+
+/// Sorted segments read as one sequence: the smallest head of all of them, each time.
+struct Merge {
+    readers: Vec<BufReader<File>>,
+    heads: BinaryHeap<Reverse<Head>>,
+}
+
+impl Merge {
+    fn open(segments: Vec<File>) -> io::Result<Self> {
+        let mut readers: Vec<BufReader<File>> = segments.into_iter().map(BufReader::new).collect();
         let mut heads = BinaryHeap::with_capacity(readers.len());
         for (segment, reader) in readers.iter_mut().enumerate() {
             if let Some(row) = StagedRow::decode_next(reader)? {
                 heads.push(Reverse(Head { row, segment }));
             }
         }
-        Ok(SortedRows { source: Source::Merge { readers, heads }, next: None })
+        Ok(Self { readers, heads })
+    }
+
+    fn next(&mut self) -> io::Result<Option<StagedRow>> {
+        let Some(Reverse(Head { row, segment })) = self.heads.pop() else {
+            return Ok(None);
+        };
+        if let Some(following) = StagedRow::decode_next(&mut self.readers[segment])? {
+            self.heads.push(Reverse(Head { row: following, segment }));
+        }
+        Ok(Some(row))
     }
 }
 
@@ -106,7 +146,7 @@ impl Ord for Head {
 
 enum Source {
     Memory(std::vec::IntoIter<StagedRow>),
-    Merge { readers: Vec<BufReader<File>>, heads: BinaryHeap<Reverse<Head>> },
+    Merge(Merge),
 }
 
 /// The rows in key order, one at a time.
@@ -121,15 +161,7 @@ impl SortedRows {
         if self.next.is_none() {
             self.next = match &mut self.source {
                 Source::Memory(rows) => rows.next(),
-                Source::Merge { readers, heads } => match heads.pop() {
-                    None => None,
-                    Some(Reverse(Head { row, segment })) => {
-                        if let Some(following) = StagedRow::decode_next(&mut readers[segment])? {
-                            heads.push(Reverse(Head { row: following, segment }));
-                        }
-                        Some(row)
-                    }
-                },
+                Source::Merge(merge) => merge.next()?,
             };
         }
         Ok(self.next.as_ref())
@@ -245,13 +277,28 @@ mod tests {
                 row(line, &format!("US{n:09}0"), if line % 4 == 0 { "EUR" } else { "" })
             })
             .collect();
-        let mut sorter = Sorter::with_segment_rows(7);
+        let mut sorter = Sorter::with_limits(7, MAX_SEGMENTS);
         for row in &expected {
             sorter.push(row.clone()).unwrap();
         }
         let got = drain(sorter.finish().unwrap());
         expected.sort_by(key_order);
         assert_eq!(got, expected);
+    }
+
+    #[test]
+    fn past_the_most_segments_they_are_merged_into_one_and_nothing_is_lost() {
+        let mut sorter = Sorter::with_limits(3, 4);
+        let mut expected = Vec::new();
+        for line in 0..100 {
+            let n = (line * 37) % 41;
+            let row = row(line, &format!("IT{n:09}0"), "");
+            expected.push(row.clone());
+            sorter.push(row).unwrap();
+            assert!(sorter.segments.len() < 4, "{} segments open after {line}", sorter.segments.len());
+        }
+        expected.sort_by(key_order);
+        assert_eq!(drain(sorter.finish().unwrap()), expected);
     }
 
     #[test]
@@ -291,7 +338,7 @@ mod tests {
         // Counts just under, at and over multiples of the segment size, where the last
         // segment is empty, full or partly filled.
         for count in [1, 4, 5, 6, 9, 10, 11, 15, 16] {
-            let mut sorter = Sorter::with_segment_rows(5);
+            let mut sorter = Sorter::with_limits(5, MAX_SEGMENTS);
             for line in 0..count {
                 sorter.push(row(line, &format!("FR{:09}0", count - line), "")).unwrap();
             }
