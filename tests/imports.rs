@@ -27,6 +27,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_isinbeat");
 
 on_both_backends!(
     importing_one_day_then_the_next_shows_what_changed,
+    a_file_of_repeats_counts_every_duplicate_and_lists_the_first_hundred,
     the_shrink_guard_refuses_a_file_that_drops_too_many_isins,
     a_broken_file_fails_clearly_and_changes_nothing,
     a_killed_import_changes_nothing_and_the_next_one_converges,
@@ -145,6 +146,31 @@ fn run_number(output: &str) -> i64 {
 
 // ---------------------------------------------------------------------------------------------
 // The command line
+
+async fn a_file_of_repeats_counts_every_duplicate_and_lists_the_first_hundred(backend: Backend) {
+    let Some(database) = migrated(backend) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // Every ISIN twice: 3,000 duplicates, found across many key ranges.
+    let repeated = gleif_file(dir.path(), "twice.csv", (0..3000).chain(0..3000), |_| 0);
+    let output = import(&database, &repeated, "gleif", &[]);
+    assert!(output.status.success(), "{}", text(&output.stderr));
+    let out = text(&output.stdout);
+    assert!(out.contains("rows 6000  valid 6000  invalid 0  duplicates 3000"), "{out}");
+    assert!(out.contains("added 3000  removed 0"), "{out}");
+
+    let mut conn = connect(&database);
+    let stats = run::find(&mut conn, run_number(&out)).unwrap().unwrap().stats.unwrap();
+    let stats: serde_json::Value = serde_json::from_str(&stats).unwrap();
+    let problems = stats["problems"].as_array().unwrap();
+    assert_eq!(problems.len(), 100, "the first 100 lines are kept");
+    // Line 2 holds ISIN 0, repeated on line 3,002, which wins.
+    let first = &problems[0];
+    assert_eq!(first["line"], 2);
+    let reason = first["reason"].as_str().unwrap();
+    assert_eq!(reason, format!("duplicate: {} again on line 3002, which is kept", isin_for(0).unwrap()));
+    let lines: Vec<u64> = problems.iter().map(|p| p["line"].as_u64().unwrap()).collect();
+    assert_eq!(lines, (2..102).collect::<Vec<u64>>());
+}
 
 async fn importing_one_day_then_the_next_shows_what_changed(backend: Backend) {
     let Some(database) = migrated(backend) else { return };

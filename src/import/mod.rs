@@ -366,7 +366,6 @@ fn import_content(
     let returned =
         apply(conn, source, run_id, next, &mut rows, options, observer, &mut stats, &mut duplicates)?;
     drop(rows);
-    stats.duplicates = duplicates.len() as u64;
     stats.problems.extend(duplicates.iter().map(|d| Problem {
         line: d.line as u64,
         reason: format!("duplicate: {} again on line {}, which is kept", d.isin, d.kept_line),
@@ -550,7 +549,14 @@ fn apply(
         let (range_rows, upto) =
             next_range(rows, usize::try_from(chunk).unwrap_or(usize::MAX), record_bound.as_deref())
                 .context("Failed to read the sorted rows (temporary files)")?;
+        let known = duplicates.len();
         let incoming = diff::fold(range_rows, duplicates);
+        stats.duplicates += (duplicates.len() - known) as u64;
+        // Only the first lines are reported: memory must not grow with a file of repeats.
+        if duplicates.len() > 2 * MAX_PROBLEMS {
+            duplicates.sort_by_key(|d| d.line);
+            duplicates.truncate(MAX_PROBLEMS);
+        }
         let current = isin_record::visible_between(
             conn,
             source.id,
