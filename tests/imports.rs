@@ -699,6 +699,8 @@ async fn a_cancelled_import_changes_nothing(backend: Backend) {
     assert_eq!(location(&refused), source_page);
     let page = admin.get_html(&source_page).await;
     assert!(page.contains(&format!("Run #{run_id} is importing this source")), "the refusal is shown");
+    let kept = app.query(|conn| source::find_by_name(conn, "slow").unwrap().unwrap()).await;
+    assert!(kept.enabled, "a refused delete leaves the source as it was");
     let cancelled = admin.submit(&run_page, &format!("{run_page}cancel"), &[]).await;
     assert_eq!(cancelled.status(), 303);
     let ended = wait_for_end(&app, run_id).await;

@@ -112,6 +112,9 @@ pub fn update(
 /// being imported cannot be deleted). Its runs keep their history of what they changed.
 pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source, SourceActionError> {
     let target = source::find(conn, id)?.ok_or(SourceActionError::NotFound)?;
+    if let Some(run_id) = running_import(conn, &target)? {
+        return Err(SourceActionError::Importing(run_id));
+    }
     // Disable it first so no schedule starts an import while the records go.
     write_transaction(conn, |conn| {
         let mut changes = target.changes();
@@ -120,9 +123,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
     })?;
     loop {
         let current = source::find(conn, id)?.ok_or(SourceActionError::NotFound)?;
-        if let Some(run_id) = current.import_run_id
-            && crate::models::run::find(conn, run_id)?.is_some_and(|run| run.status == "running")
-        {
+        if let Some(run_id) = running_import(conn, &current)? {
             return Err(SourceActionError::Importing(run_id));
         }
         let deleted = write_transaction(conn, |conn| isin_record::delete_some_of_source(conn, id, 10_000))?;
@@ -142,4 +143,16 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
         record(conn, actor, "delete", &target, json!({}))?;
         Ok(target.clone())
     })
+}
+
+/// The run importing `source` now, if one is.
+fn running_import(conn: &mut DbConnection, source: &Source) -> diesel::QueryResult<Option<i64>> {
+    match source.import_run_id {
+        Some(run_id)
+            if crate::models::run::find(conn, run_id)?.is_some_and(|run| run.status == "running") =>
+        {
+            Ok(Some(run_id))
+        }
+        _ => Ok(None),
+    }
 }
