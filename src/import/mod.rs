@@ -25,8 +25,7 @@ use crate::models::source::{self, Published, Source};
 use crate::sources::decompress::{self, Container};
 use crate::sources::fetch::{self, Content, Fetched, Limits, Location, Previous};
 use crate::sources::formats::{self, Format, FormatOptions, Item, Row};
-use diff::StagedRow;
-use diff::{Action, Duplicate, Incoming};
+use diff::{Action, Duplicate, Incoming, StagedRow};
 use sorted::{SortedRows, Sorter};
 
 /// The task kind that runs imports (`jobs::download_isins`); its schedules name their source
