@@ -18,6 +18,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    api_tokens (id) {
+        id -> Int8,
+        user_id -> Int8,
+        name -> Text,
+        prefix -> Text,
+        token_hash -> Text,
+        created_at -> Timestamp,
+        last_used_at -> Nullable<Timestamp>,
+        revoked_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     audit_log (id) {
         id -> Int8,
         created_at -> Timestamp,
@@ -52,6 +65,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    isin_names (isin) {
+        isin -> Text,
+        names -> Text,
+    }
+}
+
+diesel::table! {
     isin_records (source_id, isin, since_gen) {
         source_id -> Int8,
         isin -> Text,
@@ -66,6 +86,15 @@ diesel::table! {
         first_seen_run_id -> Nullable<Int8>,
         first_seen_at -> Timestamp,
         last_seen_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    isin_stats (source_id, country) {
+        source_id -> Int8,
+        country -> Text,
+        active -> Int8,
+        inactive -> Int8,
     }
 }
 
@@ -214,6 +243,7 @@ diesel::table! {
 
 diesel::joinable!(alert_deliveries -> runs (run_id));
 diesel::joinable!(alert_deliveries -> schedules (schedule_id));
+diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(audit_log -> users (actor_id));
 diesel::joinable!(runs -> schedules (schedule_id));
 diesel::joinable!(runs -> users (triggered_by));
@@ -223,10 +253,13 @@ diesel::joinable!(sources -> users (created_by));
 
 diesel::allow_tables_to_appear_in_same_query!(
     alert_deliveries,
+    api_tokens,
     audit_log,
     instance_secrets,
     isin_changes,
+    isin_names,
     isin_records,
+    isin_stats,
     isins,
     login_failures,
     runs,

@@ -3,6 +3,7 @@
 
 pub mod ids;
 pub mod isin;
+pub mod isin_search;
 pub mod lei;
 pub mod password;
 pub mod policy;

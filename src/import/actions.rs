@@ -6,7 +6,8 @@ use serde_json::json;
 use crate::db::{DbConnection, write_transaction};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::source::{self, NewSource, Source, SourceChanges};
-use crate::models::{isin_record, schedule};
+use crate::models::{isin_browse, isin_record, schedule};
+use crate::sources::formats::Format;
 
 /// Why an action did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -115,6 +116,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
     if let Some(run_id) = running_import(conn, &target)? {
         return Err(SourceActionError::Importing(run_id));
     }
+    let has_names = Format::parse(&target.format).is_none_or(Format::has_names);
     // Disable it first so no schedule starts an import while the records go.
     write_transaction(conn, |conn| {
         let mut changes = target.changes();
@@ -126,7 +128,15 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
         if let Some(run_id) = running_import(conn, &current)? {
             return Err(SourceActionError::Importing(run_id));
         }
-        let deleted = write_transaction(conn, |conn| isin_record::delete_some_of_source(conn, id, 10_000))?;
+        // The deleted records' names leave the name index with them (other sources' stay).
+        let deleted = write_transaction(conn, |conn| {
+            let isins = isin_record::delete_some_of_source(conn, id, 10_000)?;
+            if has_names && !isins.is_empty() {
+                let sources = isin_browse::sources(conn)?;
+                isin_browse::refresh_names(conn, &sources, &isins)?;
+            }
+            Ok::<_, SourceActionError>(isins.len())
+        })?;
         if deleted == 0 {
             break;
         }
@@ -136,6 +146,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
     // whatever records such an import managed to write.
     write_transaction(conn, |conn| {
         isin_record::delete_all_of_source(conn, id)?;
+        isin_browse::forget_counts(conn, id)?;
         if source::delete_unless_importing(conn, id)? == 0 {
             let holder = source::find(conn, id)?.and_then(|s| s.import_run_id);
             return Err(holder.map_or(SourceActionError::NotFound, SourceActionError::Importing));

@@ -20,6 +20,7 @@ use diesel::connection::SimpleConnection;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{DbConnection, write_transaction};
+use crate::models::isin_browse;
 use crate::models::isin_record::{self, NewChange, NewIsin, NewRecordVersion};
 use crate::models::source::{self, Published, Source};
 use crate::sources::decompress::{self, Container};
@@ -399,6 +400,7 @@ fn import_content(
     }
     stats.active = active;
     collect_superseded(conn, source, next).context("Failed to clean up old record versions")?;
+    refresh_browsing(conn, source, format, run_id, next)?;
     if stats.added + stats.removed + stats.changed >= ANALYZE_AFTER {
         isin_record::refresh_statistics(conn).context("Failed to analyze the ISIN tables")?;
     }
@@ -777,6 +779,34 @@ fn collect_superseded(conn: &mut DbConnection, source: &Source, generation: i64)
         if deleted == 0 {
             return Ok(());
         }
+    }
+}
+
+/// Brings what the ISIN browser reads besides the records up to date with a published import:
+/// the source's counts per country, and the name index of the ISINs the import changed (GLEIF
+/// files carry no names).
+fn refresh_browsing(
+    conn: &mut DbConnection,
+    source: &Source,
+    format: Format,
+    run_id: i64,
+    generation: i64,
+) -> anyhow::Result<()> {
+    write_transaction(conn, |c| isin_browse::recount(c, source.id, generation))
+        .context("Failed to count the source's ISINs per country")?;
+    if !format.has_names() {
+        return Ok(());
+    }
+    let sources = isin_browse::sources(conn).context("Failed to read the sources")?;
+    let mut after: Option<String> = None;
+    loop {
+        let batch = isin_record::changes_of_run(conn, run_id, after.as_deref(), CHUNK)
+            .context("Failed to read the changes")?;
+        let Some((last, _)) = batch.last() else { return Ok(()) };
+        after = Some(last.clone());
+        let isins: Vec<String> = batch.into_iter().map(|(isin, _)| isin).collect();
+        write_transaction(conn, |c| isin_browse::refresh_names(c, &sources, &isins))
+            .context("Failed to update the name index")?;
     }
 }
 

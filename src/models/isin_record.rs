@@ -382,8 +382,13 @@ pub fn delete_all_of_source(conn: &mut DbConnection, source_id: i64) -> QueryRes
     diesel::delete(isin_records::table.filter(isin_records::source_id.eq(source_id))).execute(conn)
 }
 
-/// Deletes up to `limit` of a source's record versions (deleting a source, in chunks).
-pub fn delete_some_of_source(conn: &mut DbConnection, source_id: i64, limit: i64) -> QueryResult<usize> {
+/// Deletes up to `limit` of a source's record versions (deleting a source, in chunks). Returns
+/// the ISINs whose records went (none left: empty).
+pub fn delete_some_of_source(
+    conn: &mut DbConnection,
+    source_id: i64,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
     let doomed: Vec<String> = isin_records::table
         .filter(isin_records::source_id.eq(source_id))
         .select(isin_records::isin)
@@ -394,5 +399,6 @@ pub fn delete_some_of_source(conn: &mut DbConnection, source_id: i64, limit: i64
             .filter(isin_records::source_id.eq(source_id))
             .filter(isin_records::isin.eq_any(&doomed)),
     )
-    .execute(conn)
+    .execute(conn)?;
+    Ok(doomed)
 }

@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod audit;
 pub mod instance_secret;
+pub mod isin_browse;
 pub mod isin_record;
 pub mod login_failure;
 pub mod run;

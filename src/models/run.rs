@@ -420,3 +420,37 @@ pub fn importing_source(
         .take(limit)
         .collect())
 }
+
+/// The ids of runs of `task_kind` that succeeded since `since`, newest first, at most `limit`.
+pub fn succeeded_since(
+    conn: &mut DbConnection,
+    task_kind: &str,
+    since: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<i64>> {
+    runs::table
+        .filter(runs::task_kind.eq(task_kind))
+        .filter(runs::status.eq("succeeded"))
+        .filter(runs::finished_at.ge(since))
+        .order(runs::id.desc())
+        .select(runs::id)
+        .limit(limit)
+        .load(conn)
+}
+
+/// Runs of `task_kind` that succeeded since `since`, newest first, at most `limit`.
+pub fn succeeded_runs_since(
+    conn: &mut DbConnection,
+    task_kind: &str,
+    since: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<Run>> {
+    runs::table
+        .filter(runs::task_kind.eq(task_kind))
+        .filter(runs::status.eq("succeeded"))
+        .filter(runs::finished_at.ge(since))
+        .order(runs::id.desc())
+        .select(Run::as_select())
+        .limit(limit)
+        .load(conn)
+}

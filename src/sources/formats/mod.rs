@@ -54,6 +54,11 @@ impl Format {
         }
     }
 
+    /// Whether its rows can carry instrument names (GLEIF's pairs never do).
+    pub fn has_names(self) -> bool {
+        self != Format::GleifIsinLei
+    }
+
     /// The format called `name` (see [`Format::name`]).
     pub fn parse(name: &str) -> Option<Format> {
         Format::ALL.into_iter().find(|format| format.name() == name)

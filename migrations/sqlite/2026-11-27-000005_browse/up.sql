@@ -1,0 +1,40 @@
+-- Browsing ISINs: the indexes behind the search box, the counts behind the dashboard, and the
+-- API's tokens. Same tables and meaning as migrations/postgres.
+
+-- Searching by LEI: one index entry per record that has one.
+CREATE INDEX isin_records_lei ON isin_records (lei, isin) WHERE lei IS NOT NULL;
+
+-- Searching by name: the names every source currently gives an ISIN, one row per ISIN, its rowid
+-- the ISIN's first 11 characters read as a base-36 number (so rowid order is ISIN order and a
+-- key range or a cursor is a rowid range). Contentless: the names themselves stay in
+-- isin_records. Refreshed by an import, for the ISINs it changed, once it has published.
+CREATE VIRTUAL TABLE isin_names USING fts5 (
+    names,
+    content = '',
+    contentless_delete = 1,
+    tokenize = 'unicode61 remove_diacritics 2'
+);
+
+-- Visible records per source and country, recounted when an import publishes: the dashboard's
+-- charts and the list's estimates read these few rows instead of counting millions.
+CREATE TABLE isin_stats (
+    source_id BIGINT NOT NULL,
+    country TEXT NOT NULL,
+    active BIGINT NOT NULL,
+    inactive BIGINT NOT NULL,
+    PRIMARY KEY (source_id, country)
+) WITHOUT ROWID;
+
+-- Tokens for the JSON API. Only a SHA-256 of the secret is kept (the secret is random and
+-- long, so a slow password hash would add nothing); the prefix identifies it on the account page.
+CREATE TABLE api_tokens (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    user_id BIGINT NOT NULL REFERENCES users (id) ON DELETE CASCADE,
+    name TEXT NOT NULL,
+    prefix TEXT NOT NULL,
+    token_hash TEXT NOT NULL UNIQUE,
+    created_at TIMESTAMP NOT NULL,
+    last_used_at TIMESTAMP,
+    revoked_at TIMESTAMP
+);
+CREATE INDEX api_tokens_user ON api_tokens (user_id);

@@ -1,0 +1,866 @@
+//! Browsing ISINs: one row per ISIN with what each source lists for it, searched, filtered and
+//! paged by key, so a page costs the same on the first page and five thousand pages in, at a
+//! thousand ISINs or ten million.
+//!
+//! A page is read in two steps. A *driver*, the narrowest ordered index the filter allows (the
+//! `isins` key, a source's records, an LEI, the name index, a run's changes), yields candidate
+//! ISINs in key order from the cursor on, with the ISIN prefix or country pushed into it as a
+//! key range. Each batch of candidates is then loaded with its visible records and the rest of
+//! the filter is checked on them. A page stops at its size, at the end of the driver, or after
+//! [`SCAN_LIMIT`] candidates (the page then says how far it looked, and the next link goes on
+//! from there): no request counts or scans the whole table.
+
+use std::collections::{HashMap, HashSet};
+
+use chrono::NaiveDateTime;
+use diesel::prelude::*;
+use diesel::sql_types::{BigInt, Text};
+
+use crate::db::DbConnection;
+use crate::db::schema::{isin_changes, isin_names, isin_records, isin_stats, isins, sources};
+use crate::domain::isin_search::{IsinSearch, name_matches};
+
+/// Candidates read per batch once the first batch did not fill the page.
+const BATCH: usize = 500;
+/// Candidates one page may look at before it stops and offers to go on.
+pub const SCAN_LIMIT: usize = 10_000;
+/// Up to this many matching ISINs are counted exactly; beyond, the count is an estimate.
+pub const EXACT_COUNT_LIMIT: u64 = 10_000;
+/// ISINs per statement when looking up a batch (well under SQLite's bound-parameter limit).
+const IN_LIST_CHUNK: usize = 2_000;
+
+/// A source as the browser needs it.
+#[derive(Debug, Clone, Queryable)]
+pub struct SourceInfo {
+    pub id: i64,
+    pub name: String,
+    pub format: String,
+    pub generation: i64,
+    pub last_imported_at: Option<NaiveDateTime>,
+}
+
+/// Every source, by name.
+pub fn sources(conn: &mut DbConnection) -> QueryResult<Vec<SourceInfo>> {
+    sources::table
+        .select((sources::id, sources::name, sources::format, sources::generation, sources::last_imported_at))
+        .order(sources::name.asc())
+        .load(conn)
+}
+
+/// What one source lists for an ISIN now (its visible record).
+#[derive(Debug, Clone, PartialEq, Eq, Queryable)]
+pub struct ShownRecord {
+    pub isin: String,
+    pub source_id: i64,
+    pub since_gen: i64,
+    pub until_gen: Option<i64>,
+    pub active: bool,
+    pub lei: Option<String>,
+    pub name: Option<String>,
+    pub cfi: Option<String>,
+    pub currency: Option<String>,
+    /// JSON array of listings (FIRDS venues, Xetra currency lines).
+    pub listings: Option<String>,
+    pub first_seen_run_id: Option<i64>,
+    pub first_seen_at: NaiveDateTime,
+    /// For an inactive record: when the source last listed it.
+    pub last_seen_at: Option<NaiveDateTime>,
+}
+
+impl ShownRecord {
+    /// When the source last listed the ISIN: its last import for an active record.
+    pub fn last_seen(&self, source: Option<&SourceInfo>) -> Option<NaiveDateTime> {
+        if self.active { source.and_then(|s| s.last_imported_at) } else { self.last_seen_at }
+    }
+}
+
+/// One ISIN of the list.
+#[derive(Debug, Clone)]
+pub struct IsinRow {
+    pub isin: String,
+    pub first_seen_at: NaiveDateTime,
+    pub first_seen_run_id: Option<i64>,
+    /// The visible records, one per source that lists or listed it.
+    pub records: Vec<ShownRecord>,
+}
+
+impl IsinRow {
+    /// Whether any source lists it now.
+    pub fn active(&self) -> bool {
+        self.records.iter().any(|r| r.active)
+    }
+
+    /// The first name any source gives it.
+    pub fn name(&self) -> Option<&str> {
+        self.records.iter().find_map(|r| r.name.as_deref())
+    }
+
+    /// The distinct names, LEIs, CFI codes and currencies the sources give.
+    pub fn names(&self) -> Vec<&str> {
+        self.values(|r| r.name.as_deref())
+    }
+
+    pub fn leis(&self) -> Vec<&str> {
+        self.values(|r| r.lei.as_deref())
+    }
+
+    pub fn cfis(&self) -> Vec<&str> {
+        self.values(|r| r.cfi.as_deref())
+    }
+
+    pub fn currencies(&self) -> Vec<&str> {
+        self.values(|r| r.currency.as_deref())
+    }
+
+    /// The distinct values of one attribute across sources, in source order.
+    pub fn values(&self, attribute: impl Fn(&ShownRecord) -> Option<&str>) -> Vec<&str> {
+        let mut values: Vec<&str> = Vec::new();
+        for value in self.records.iter().filter_map(attribute) {
+            if !values.contains(&value) {
+                values.push(value);
+            }
+        }
+        values
+    }
+
+    /// The latest time any source listed it.
+    pub fn last_seen(&self, sources: &[SourceInfo]) -> Option<NaiveDateTime> {
+        self.records.iter().filter_map(|r| r.last_seen(sources.iter().find(|s| s.id == r.source_id))).max()
+    }
+}
+
+/// Which changes of which runs an ISIN must have (the per-run view, "changed since").
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ChangeFilter {
+    pub run_ids: Vec<i64>,
+    /// `added`, `removed` or `changed`; `None` for any.
+    pub kind: Option<String>,
+}
+
+/// What the list shows.
+#[derive(Debug, Clone, Default)]
+pub struct IsinFilter {
+    pub search: Option<IsinSearch>,
+    /// Two-letter ISIN prefix.
+    pub country: Option<String>,
+    pub source_id: Option<i64>,
+    /// Listed now by some source (`true`) or by none (`false`).
+    pub active: Option<bool>,
+    pub changes: Option<ChangeFilter>,
+}
+
+impl IsinFilter {
+    /// The key prefix every match starts with, or `Err(())` when the search and the country
+    /// exclude each other.
+    fn prefix(&self) -> Result<Option<String>, ()> {
+        let search = match &self.search {
+            Some(IsinSearch::Prefix(prefix)) => Some(prefix.as_str()),
+            _ => None,
+        };
+        match (search, self.country.as_deref()) {
+            (Some(prefix), Some(country)) if !prefix.starts_with(country) => Err(()),
+            (Some(prefix), _) => Ok(Some(prefix.to_owned())),
+            (None, country) => Ok(country.map(str::to_owned)),
+        }
+    }
+
+    fn words(&self) -> Option<&[String]> {
+        match &self.search {
+            Some(IsinSearch::Words(words)) => Some(words),
+            _ => None,
+        }
+    }
+
+    fn lei(&self) -> Option<&str> {
+        match &self.search {
+            Some(IsinSearch::Lei(lei)) => Some(lei.as_str()),
+            _ => None,
+        }
+    }
+}
+
+/// Which way a page goes from its cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Direction {
+    /// ISINs after the cursor, ascending.
+    After,
+    /// ISINs before the cursor, read descending and shown ascending.
+    Before,
+}
+
+/// A page of the list, with the cursors of its neighbours.
+#[derive(Debug, Clone, Default)]
+pub struct ListPage {
+    pub rows: Vec<IsinRow>,
+    /// `?after=` of the next page, if there may be one.
+    pub next_after: Option<String>,
+    /// `?before=` of the previous page, if there may be one.
+    pub previous_before: Option<String>,
+    /// The page stopped after [`SCAN_LIMIT`] candidates without filling up: it looked as far
+    /// as this ISIN.
+    pub looked_until: Option<String>,
+}
+
+/// How many ISINs match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Total {
+    Exact(u64),
+    /// An estimate from the per-country counts.
+    About(u64),
+    /// More than this many; no cheap estimate.
+    MoreThan(u64),
+}
+
+/// Where candidates come from, in key order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Driver {
+    /// Every ISIN (`isins`).
+    Keys,
+    /// ISINs a source has a record of.
+    Source(i64),
+    /// ISINs with a record of this issuer.
+    Lei(String),
+    /// ISINs whose names have these words (the name index).
+    Words(Vec<String>),
+    /// ISINs changed by these runs.
+    Changes(ChangeFilter),
+}
+
+/// Key bounds of a read: inclusive `lo` and exclusive `hi` from the prefix, and the cursor.
+#[derive(Debug, Clone)]
+struct Bounds {
+    prefix: Option<String>,
+    cursor: Option<String>,
+    direction: Direction,
+}
+
+impl Bounds {
+    /// Inclusive lower and exclusive upper bound as text; "" and "~" are open (every ISIN
+    /// sorts between them).
+    fn text(&self) -> (String, String) {
+        let (mut lo, mut hi) = match &self.prefix {
+            Some(prefix) => (prefix.clone(), bump(prefix)),
+            None => (String::new(), "~".to_owned()),
+        };
+        if let Some(cursor) = &self.cursor {
+            match self.direction {
+                // Just after the cursor: the cursor followed by the smallest character.
+                Direction::After => lo = lo.max(format!("{cursor}\u{1}")),
+                Direction::Before => hi = hi.min(cursor.clone()),
+            }
+        }
+        (lo, hi)
+    }
+
+    /// Inclusive lower and upper bound as name-index row ids (see [`name_rowid`]).
+    fn rowids(&self) -> (i64, i64) {
+        let (mut lo, mut hi) = match &self.prefix {
+            Some(prefix) => (padded_rowid(prefix, b'0'), padded_rowid(prefix, b'Z')),
+            None => (0, i64::MAX),
+        };
+        if let Some(cursor) = &self.cursor {
+            let at = padded_rowid(cursor, b'0');
+            match self.direction {
+                Direction::After => lo = lo.max(at + 1),
+                Direction::Before => hi = hi.min(at - 1),
+            }
+        }
+        (lo, hi)
+    }
+}
+
+/// The first text after every one starting with `prefix`.
+fn bump(prefix: &str) -> String {
+    let mut bytes = prefix.as_bytes().to_vec();
+    if let Some(last) = bytes.last_mut() {
+        *last += 1;
+    }
+    String::from_utf8_lossy(&bytes).into_owned()
+}
+
+fn base36(byte: u8) -> i64 {
+    match byte {
+        b'0'..=b'9' => i64::from(byte - b'0'),
+        b'A'..=b'Z' => i64::from(byte - b'A') + 10,
+        _ => 0,
+    }
+}
+
+/// The name index's row id of an ISIN: its first 11 characters (the check digit follows from
+/// them) as a base-36 number, digits before letters as in ISIN order. 36^11 < 2^63.
+pub fn name_rowid(isin: &str) -> i64 {
+    padded_rowid(isin, b'0')
+}
+
+fn padded_rowid(text: &str, pad: u8) -> i64 {
+    let bytes = text.as_bytes();
+    (0..11).fold(0, |acc, i| acc * 36 + base36(bytes.get(i).copied().unwrap_or(pad)))
+}
+
+/// The ISIN of a name-index row id.
+fn isin_of_rowid(mut rowid: i64) -> Option<String> {
+    let mut payload = [0u8; 11];
+    for slot in payload.iter_mut().rev() {
+        let digit = u8::try_from(rowid % 36).ok()?;
+        *slot = if digit < 10 { b'0' + digit } else { b'A' + digit - 10 };
+        rowid /= 36;
+    }
+    let payload = std::str::from_utf8(&payload).ok()?;
+    crate::domain::Isin::with_check_digit(payload).ok().map(|isin| isin.as_str().to_owned())
+}
+
+#[derive(QueryableByName)]
+struct RowidRow {
+    #[diesel(sql_type = BigInt)]
+    rowid: i64,
+}
+
+#[derive(QueryableByName)]
+struct IsinText {
+    #[diesel(sql_type = Text)]
+    isin: String,
+}
+
+/// The name index's query for `words`: each word, or a word starting with it.
+fn fts_query(conn: &DbConnection, words: &[String]) -> String {
+    match conn {
+        DbConnection::Sqlite(_) => words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "),
+        DbConnection::Postgresql(_) => words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "),
+    }
+}
+
+/// Up to `limit` candidate ISINs of `driver` within `bounds`, in the bounds' direction.
+fn read_driver(
+    conn: &mut DbConnection,
+    driver: &Driver,
+    bounds: &Bounds,
+    limit: usize,
+) -> QueryResult<Vec<String>> {
+    let (lo, hi) = bounds.text();
+    if lo >= hi {
+        return Ok(Vec::new());
+    }
+    let ascending = bounds.direction == Direction::After;
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    macro_rules! keyed {
+        ($query:expr, $column:expr) => {{
+            let query = $query.filter($column.ge(lo.clone())).filter($column.lt(hi.clone())).limit(limit);
+            if ascending {
+                query.order($column.asc()).load(conn)
+            } else {
+                query.order($column.desc()).load(conn)
+            }
+        }};
+    }
+    match driver {
+        Driver::Keys => keyed!(isins::table.select(isins::isin).into_boxed(), isins::isin),
+        Driver::Source(source_id) => keyed!(
+            isin_records::table
+                .filter(isin_records::source_id.eq(*source_id))
+                .select(isin_records::isin)
+                .distinct()
+                .into_boxed(),
+            isin_records::isin
+        ),
+        Driver::Lei(lei) => keyed!(
+            isin_records::table
+                .filter(isin_records::lei.eq(lei.clone()))
+                .select(isin_records::isin)
+                .distinct()
+                .into_boxed(),
+            isin_records::isin
+        ),
+        Driver::Changes(changes) => {
+            // One key range per run, merged: each is a range of the (run_id, isin) key.
+            let mut merged: Vec<String> = Vec::new();
+            for run_id in &changes.run_ids {
+                let mut query = isin_changes::table.filter(isin_changes::run_id.eq(*run_id)).into_boxed();
+                if let Some(kind) = &changes.kind {
+                    query = query.filter(isin_changes::kind.eq(kind.clone()));
+                }
+                let found: Vec<String> = keyed!(query.select(isin_changes::isin), isin_changes::isin)?;
+                merged.extend(found);
+            }
+            merged.sort_unstable();
+            merged.dedup();
+            if !ascending {
+                merged.reverse();
+            }
+            merged.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+            Ok(merged)
+        }
+        Driver::Words(words) => {
+            let query = fts_query(conn, words);
+            match conn {
+                DbConnection::Sqlite(lite) => {
+                    let (lo, hi) = bounds.rowids();
+                    let order = if ascending { "ASC" } else { "DESC" };
+                    let rows: Vec<RowidRow> = diesel::sql_query(format!(
+                        "SELECT rowid FROM isin_names WHERE isin_names MATCH ? AND rowid >= ? AND rowid <= ? \
+                         ORDER BY rowid {order} LIMIT ?"
+                    ))
+                    .bind::<Text, _>(query)
+                    .bind::<BigInt, _>(lo)
+                    .bind::<BigInt, _>(hi)
+                    .bind::<BigInt, _>(limit)
+                    .load(lite)?;
+                    Ok(rows.into_iter().filter_map(|row| isin_of_rowid(row.rowid)).collect())
+                }
+                DbConnection::Postgresql(pg) => {
+                    let order = if ascending { "ASC" } else { "DESC" };
+                    let rows: Vec<IsinText> = diesel::sql_query(format!(
+                        "SELECT isin FROM isin_names \
+                         WHERE to_tsvector('simple', names) @@ to_tsquery('simple', $1) \
+                         AND isin >= $2 AND isin < $3 ORDER BY isin {order} LIMIT $4"
+                    ))
+                    .bind::<Text, _>(query)
+                    .bind::<Text, _>(lo)
+                    .bind::<Text, _>(hi)
+                    .bind::<BigInt, _>(limit)
+                    .load(pg)?;
+                    Ok(rows.into_iter().map(|row| row.isin).collect())
+                }
+            }
+        }
+    }
+}
+
+/// The drivers a filter allows; the list reads the one with the fewest candidates.
+fn drivers(filter: &IsinFilter) -> Vec<Driver> {
+    let mut drivers = Vec::new();
+    if let Some(lei) = filter.lei() {
+        drivers.push(Driver::Lei(lei.to_owned()));
+    }
+    if let Some(changes) = &filter.changes {
+        drivers.push(Driver::Changes(changes.clone()));
+    }
+    if let Some(words) = filter.words() {
+        drivers.push(Driver::Words(words.to_vec()));
+    }
+    if let Some(source_id) = filter.source_id {
+        drivers.push(Driver::Source(source_id));
+    }
+    drivers.push(Driver::Keys);
+    drivers
+}
+
+/// The driver to read and how many candidates it has, exactly up to [`EXACT_COUNT_LIMIT`]
+/// (a bounded probe of each possible driver; with one, no probe).
+fn choose_driver(
+    conn: &mut DbConnection,
+    filter: &IsinFilter,
+    prefix: &Option<String>,
+) -> QueryResult<(Driver, Option<u64>)> {
+    let bounds = Bounds { prefix: prefix.clone(), cursor: None, direction: Direction::After };
+    let mut best: Option<(Driver, u64)> = None;
+    let candidates = drivers(filter);
+    if candidates.len() == 1 {
+        return Ok((Driver::Keys, None));
+    }
+    for driver in candidates {
+        let probe = read_driver(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?.len() as u64;
+        if best.as_ref().is_none_or(|(_, size)| probe < *size) {
+            best = Some((driver, probe));
+        }
+        if probe == 0 {
+            break;
+        }
+    }
+    Ok(best.map_or((Driver::Keys, None), |(driver, size)| (driver, Some(size))))
+}
+
+/// The filter's checks that the driver did not already make.
+struct Checks<'a> {
+    filter: &'a IsinFilter,
+    driver: &'a Driver,
+}
+
+impl Checks<'_> {
+    fn needed(&self) -> bool {
+        let f = self.filter;
+        f.active.is_some()
+            || (f.source_id.is_some() && !matches!(self.driver, Driver::Source(_)))
+            || (f.lei().is_some() && !matches!(self.driver, Driver::Lei(_)))
+            || (f.words().is_some() && !matches!(self.driver, Driver::Words(_)))
+            || (f.changes.is_some() && !matches!(self.driver, Driver::Changes(_)))
+            // A source's or an LEI's driver also finds records that are not visible.
+            || matches!(self.driver, Driver::Source(_) | Driver::Lei(_))
+    }
+
+    /// Keeps the rows that pass.
+    fn apply(&self, conn: &mut DbConnection, rows: Vec<IsinRow>) -> QueryResult<Vec<IsinRow>> {
+        let f = self.filter;
+        let changed: Option<HashSet<String>> = match (&f.changes, self.driver) {
+            (Some(changes), driver) if !matches!(driver, Driver::Changes(_)) => {
+                let isins: Vec<&str> = rows.iter().map(|r| r.isin.as_str()).collect();
+                Some(changed_among(conn, changes, &isins)?)
+            }
+            _ => None,
+        };
+        Ok(rows
+            .into_iter()
+            .filter(|row| {
+                f.source_id.is_none_or(|id| row.records.iter().any(|r| r.source_id == id))
+                    && f.active.is_none_or(|active| !row.records.is_empty() && row.active() == active)
+                    && f.lei().is_none_or(|lei| row.records.iter().any(|r| r.lei.as_deref() == Some(lei)))
+                    && (matches!(self.driver, Driver::Words(_))
+                        || f.words().is_none_or(|words| {
+                            row.records
+                                .iter()
+                                .any(|r| r.name.as_deref().is_some_and(|n| name_matches(n, words)))
+                        }))
+                    && changed.as_ref().is_none_or(|set| set.contains(&row.isin))
+            })
+            .collect())
+    }
+}
+
+/// Which of `isins` the runs changed (in the way asked).
+fn changed_among(
+    conn: &mut DbConnection,
+    changes: &ChangeFilter,
+    isins: &[&str],
+) -> QueryResult<HashSet<String>> {
+    let mut found = HashSet::new();
+    for chunk in isins.chunks(IN_LIST_CHUNK) {
+        let mut query = isin_changes::table
+            .filter(isin_changes::run_id.eq_any(&changes.run_ids))
+            .filter(isin_changes::isin.eq_any(chunk))
+            .select(isin_changes::isin)
+            .into_boxed();
+        if let Some(kind) = &changes.kind {
+            query = query.filter(isin_changes::kind.eq(kind.clone()));
+        }
+        found.extend(query.load::<String>(conn)?);
+    }
+    Ok(found)
+}
+
+/// The rows of `isins` (in that order) with their visible records; ISINs unknown are left out.
+pub fn load_rows(
+    conn: &mut DbConnection,
+    sources: &[SourceInfo],
+    isins: &[String],
+) -> QueryResult<Vec<IsinRow>> {
+    let generation: HashMap<i64, i64> = sources.iter().map(|s| (s.id, s.generation)).collect();
+    let mut known: HashMap<String, (NaiveDateTime, Option<i64>)> = HashMap::with_capacity(isins.len());
+    let mut records: HashMap<String, Vec<ShownRecord>> = HashMap::with_capacity(isins.len());
+    for chunk in isins.chunks(IN_LIST_CHUNK) {
+        let found: Vec<(String, NaiveDateTime, Option<i64>)> = isins::table
+            .filter(isins::isin.eq_any(chunk))
+            .select((isins::isin, isins::first_seen_at, isins::first_seen_run_id))
+            .load(conn)?;
+        known.extend(found.into_iter().map(|(isin, at, run)| (isin, (at, run))));
+        let versions: Vec<ShownRecord> = isin_records::table
+            .filter(isin_records::isin.eq_any(chunk))
+            .select((
+                isin_records::isin,
+                isin_records::source_id,
+                isin_records::since_gen,
+                isin_records::until_gen,
+                isin_records::active,
+                isin_records::lei,
+                isin_records::name,
+                isin_records::cfi,
+                isin_records::currency,
+                isin_records::listings,
+                isin_records::first_seen_run_id,
+                isin_records::first_seen_at,
+                isin_records::last_seen_at,
+            ))
+            .load(conn)?;
+        for version in versions {
+            let visible = generation.get(&version.source_id).is_some_and(|&generation| {
+                version.since_gen <= generation && version.until_gen.is_none_or(|until| until > generation)
+            });
+            if visible {
+                records.entry(version.isin.clone()).or_default().push(version);
+            }
+        }
+    }
+    let order: HashMap<i64, usize> = sources.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    Ok(isins
+        .iter()
+        .filter_map(|isin| {
+            let (first_seen_at, first_seen_run_id) = *known.get(isin)?;
+            let mut records = records.remove(isin).unwrap_or_default();
+            records.sort_by_key(|r| order.get(&r.source_id).copied());
+            Some(IsinRow { isin: isin.clone(), first_seen_at, first_seen_run_id, records })
+        })
+        .collect())
+}
+
+/// One page of the list after or before `cursor`.
+pub fn page(
+    conn: &mut DbConnection,
+    sources: &[SourceInfo],
+    filter: &IsinFilter,
+    cursor: Option<(&str, Direction)>,
+    size: usize,
+) -> QueryResult<ListPage> {
+    let Ok(prefix) = filter.prefix() else { return Ok(ListPage::default()) };
+    let (driver, _) = choose_driver(conn, filter, &prefix)?;
+    let checks = Checks { filter, driver: &driver };
+    let direction = cursor.map_or(Direction::After, |(_, direction)| direction);
+    let mut bounds = Bounds { prefix, cursor: cursor.map(|(isin, _)| isin.to_owned()), direction };
+    let mut rows: Vec<IsinRow> = Vec::new();
+    let mut scanned = 0;
+    let mut last_read: Option<String> = None;
+    let mut exhausted = false;
+    // The first read is exactly a page and one more row (which tells whether another page
+    // follows); only when checks reject rows do further, larger batches follow.
+    let mut batch = size + 1;
+    while rows.len() <= size && scanned < SCAN_LIMIT {
+        let keys = read_driver(conn, &driver, &bounds, batch)?;
+        exhausted = keys.len() < batch;
+        scanned += keys.len();
+        let Some(last) = keys.last().cloned() else { break };
+        let loaded = load_rows(conn, sources, &keys)?;
+        rows.extend(if checks.needed() { checks.apply(conn, loaded)? } else { loaded });
+        bounds.cursor = Some(last.clone());
+        last_read = Some(last);
+        if exhausted {
+            break;
+        }
+        batch = BATCH;
+    }
+    let full = rows.len() > size;
+    rows.truncate(size);
+    // The page beyond starts after its last row, or, when the look stopped at its limit, after
+    // the last candidate it looked at.
+    let (beyond, looked_until) = if full {
+        (rows.last().map(|r| r.isin.clone()), None)
+    } else if exhausted {
+        (None, None)
+    } else {
+        (last_read.clone(), last_read)
+    };
+    let start = cursor.map(|(isin, _)| isin.to_owned());
+    Ok(match direction {
+        Direction::After => ListPage {
+            previous_before: start.map(|cursor| rows.first().map_or(cursor, |r| r.isin.clone())),
+            next_after: beyond,
+            rows,
+            looked_until,
+        },
+        Direction::Before => {
+            rows.reverse();
+            ListPage {
+                next_after: start.map(|cursor| rows.last().map_or(cursor, |r| r.isin.clone())),
+                previous_before: beyond,
+                rows,
+                looked_until,
+            }
+        }
+    })
+}
+
+/// How many ISINs match: exact up to [`EXACT_COUNT_LIMIT`], else estimated from the per-source,
+/// per-country counts where they can say.
+pub fn count(conn: &mut DbConnection, sources: &[SourceInfo], filter: &IsinFilter) -> QueryResult<Total> {
+    let Ok(prefix) = filter.prefix() else { return Ok(Total::Exact(0)) };
+    let (driver, probed) = choose_driver(conn, filter, &prefix)?;
+    let bounds = Bounds { prefix: prefix.clone(), cursor: None, direction: Direction::After };
+    let size = match probed {
+        Some(size) => size,
+        None => read_driver(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?.len() as u64,
+    };
+    let checks = Checks { filter, driver: &driver };
+    if size <= EXACT_COUNT_LIMIT {
+        if !checks.needed() {
+            return Ok(Total::Exact(size));
+        }
+        let keys = read_driver(conn, &driver, &bounds, size as usize)?;
+        let rows = load_rows(conn, sources, &keys)?;
+        return Ok(Total::Exact(checks.apply(conn, rows)?.len() as u64));
+    }
+    Ok(estimate(conn, filter, prefix.as_deref())?
+        .filter(|&n| n > EXACT_COUNT_LIMIT)
+        .map_or(Total::MoreThan(EXACT_COUNT_LIMIT), Total::About))
+}
+
+/// The largest count any one source has of the ISINs a source/country/active filter asks
+/// for: a lower bound of the distinct ISINs, and the count itself when one source lists most.
+fn estimate(conn: &mut DbConnection, filter: &IsinFilter, prefix: Option<&str>) -> QueryResult<Option<u64>> {
+    if filter.search.as_ref().is_some_and(|s| !matches!(s, IsinSearch::Prefix(p) if p.len() <= 2))
+        || filter.changes.is_some()
+    {
+        return Ok(None);
+    }
+    let stats = country_counts(conn)?;
+    let mut per_source: HashMap<i64, u64> = HashMap::new();
+    for row in stats {
+        if filter.source_id.is_some_and(|id| id != row.source_id)
+            || prefix.is_some_and(|prefix| prefix != row.country)
+        {
+            continue;
+        }
+        let n = match filter.active {
+            Some(true) => row.active,
+            Some(false) => row.inactive,
+            None => row.active + row.inactive,
+        };
+        *per_source.entry(row.source_id).or_default() += u64::try_from(n).unwrap_or(0);
+    }
+    Ok(per_source.into_values().max())
+}
+
+/// A row of `isin_stats`.
+#[derive(Debug, Clone, Queryable)]
+pub struct CountryCount {
+    pub source_id: i64,
+    pub country: String,
+    pub active: i64,
+    pub inactive: i64,
+}
+
+/// Visible records per source and country.
+pub fn country_counts(conn: &mut DbConnection) -> QueryResult<Vec<CountryCount>> {
+    isin_stats::table
+        .select((isin_stats::source_id, isin_stats::country, isin_stats::active, isin_stats::inactive))
+        .load(conn)
+}
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = Text)]
+    country: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    active: bool,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Recounts a source's visible records per country (after an import published `generation`).
+pub fn recount(conn: &mut DbConnection, source_id: i64, generation: i64) -> QueryResult<()> {
+    // Only integers are written into the statement.
+    let counted: Vec<Counted> = diesel::sql_query(format!(
+        "SELECT substr(isin, 1, 2) AS country, active, COUNT(*) AS n FROM isin_records \
+         WHERE source_id = {source_id} AND since_gen <= {generation} \
+         AND (until_gen IS NULL OR until_gen > {generation}) \
+         GROUP BY substr(isin, 1, 2), active"
+    ))
+    .load(conn)?;
+    let mut rows: HashMap<String, (i64, i64)> = HashMap::new();
+    for Counted { country, active, n } in counted {
+        let entry = rows.entry(country).or_default();
+        if active { entry.0 += n } else { entry.1 += n }
+    }
+    diesel::delete(isin_stats::table.filter(isin_stats::source_id.eq(source_id))).execute(conn)?;
+    // A few hundred rows at most (one per country).
+    for (country, (active, inactive)) in rows {
+        diesel::insert_into(isin_stats::table)
+            .values((
+                isin_stats::source_id.eq(source_id),
+                isin_stats::country.eq(country),
+                isin_stats::active.eq(active),
+                isin_stats::inactive.eq(inactive),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Forgets a deleted source's counts.
+pub fn forget_counts(conn: &mut DbConnection, source_id: i64) -> QueryResult<usize> {
+    diesel::delete(isin_stats::table.filter(isin_stats::source_id.eq(source_id))).execute(conn)
+}
+
+/// Rewrites the name index of `isins` from the records every source shows now (after an
+/// import published, or a source's records went).
+pub fn refresh_names(conn: &mut DbConnection, sources: &[SourceInfo], isins: &[String]) -> QueryResult<()> {
+    for chunk in isins.chunks(IN_LIST_CHUNK) {
+        let rows = load_rows(conn, sources, chunk)?;
+        let named: Vec<(String, String)> = rows
+            .iter()
+            .filter_map(|row| {
+                let names = row.values(|r| r.name.as_deref());
+                (!names.is_empty()).then(|| (row.isin.clone(), names.join(" · ")))
+            })
+            .collect();
+        match conn {
+            DbConnection::Sqlite(lite) => {
+                let ids: Vec<i64> = chunk.iter().map(|isin| name_rowid(isin)).collect();
+                let ids = serde_json::to_string(&ids)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                diesel::sql_query("DELETE FROM isin_names WHERE rowid IN (SELECT value FROM json_each(?))")
+                    .bind::<Text, _>(ids)
+                    .execute(lite)?;
+                let named: Vec<(i64, &str)> =
+                    named.iter().map(|(isin, names)| (name_rowid(isin), names.as_str())).collect();
+                if !named.is_empty() {
+                    let json = serde_json::to_string(&named)
+                        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                    diesel::sql_query(
+                        "INSERT INTO isin_names (rowid, names) \
+                         SELECT r.value->>0, r.value->>1 FROM json_each(?) r",
+                    )
+                    .bind::<Text, _>(json)
+                    .execute(lite)?;
+                }
+            }
+            DbConnection::Postgresql(pg) => {
+                diesel::delete(isin_names::table.filter(isin_names::isin.eq_any(chunk))).execute(pg)?;
+                let values: Vec<_> = named
+                    .iter()
+                    .map(|(isin, names)| (isin_names::isin.eq(isin), isin_names::names.eq(names)))
+                    .collect();
+                if !values.is_empty() {
+                    diesel::insert_into(isin_names::table).values(&values).execute(pg)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One change of an ISIN, for its detail page.
+#[derive(Debug, Clone, Queryable)]
+pub struct ChangeOfIsin {
+    pub run_id: i64,
+    pub source_id: i64,
+    pub kind: String,
+    pub old_values: Option<String>,
+    pub new_values: Option<String>,
+}
+
+/// The latest `limit` changes of an ISIN, newest first.
+pub fn changes_of(conn: &mut DbConnection, isin: &str, limit: i64) -> QueryResult<Vec<ChangeOfIsin>> {
+    isin_changes::table
+        .filter(isin_changes::isin.eq(isin))
+        .order(isin_changes::run_id.desc())
+        .select((
+            isin_changes::run_id,
+            isin_changes::source_id,
+            isin_changes::kind,
+            isin_changes::old_values,
+            isin_changes::new_values,
+        ))
+        .limit(limit)
+        .load(conn)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn name_rowids_keep_isin_order_and_give_the_isin_back() {
+        let isins = ["AU0000XVGZA3", "DE0005140008", "US0378331005", "XS0000000009", "ZW0009012262"];
+        let ids: Vec<i64> = isins.iter().map(|isin| name_rowid(isin)).collect();
+        assert!(ids.windows(2).all(|pair| pair[0] < pair[1]), "{ids:?}");
+        for isin in isins {
+            assert_eq!(isin_of_rowid(name_rowid(isin)).as_deref(), Some(isin));
+        }
+    }
+
+    #[test]
+    fn a_prefix_covers_exactly_the_isins_starting_with_it() {
+        let bounds = Bounds { prefix: Some("US0378".to_owned()), cursor: None, direction: Direction::After };
+        let (lo, hi) = bounds.text();
+        assert!(lo.as_str() <= "US0378000000" && "US0378ZZZZZZ" < hi.as_str());
+        assert!("US0377999999" < lo.as_str() && hi.as_str() <= "US0379000000");
+        let (lo, hi) = bounds.rowids();
+        assert_eq!((lo, hi), (name_rowid("US0378000000"), padded_rowid("US0378ZZZZZ", b'Z')));
+    }
+}
