@@ -277,5 +277,25 @@ async fn a_person_adds_a_source_tests_it_imports_it_and_sees_what_was_added() {
     assert!(stats.contains("40"), "{stats}");
     wait_for_text(&client, "#import-problems", "check digit: 0, expected 5").await;
     screenshot(&client, "import-run").await;
+
+    // The run's "added" count opens the list of exactly those ISINs.
+    client.find(Locator::Css("#import-added a")).await.unwrap().click().await.unwrap();
+    let count = wait_for_text(&client, "#isin-count", "40 ISINs").await;
+    assert!(count.contains("added by run #"), "{count}");
+
+    // Searching for one of them by the start of its ISIN, then opening it.
+    let wanted = isinbeat::sources::sample::isin_for(3).unwrap().as_str().to_owned();
+    client.find(Locator::LinkText("ISINs")).await.unwrap().click().await.unwrap();
+    let search = client.wait().for_element(Locator::Id("id_q")).await.unwrap();
+    search.send_keys(&wanted[..7]).await.unwrap();
+    client.find(Locator::Css("form.filters button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, "#isin-count", &format!("ISINs starting with {}", &wanted[..7])).await;
+    screenshot(&client, "isin-search").await;
+    client.find(Locator::LinkText(&wanted)).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, "main h1", &wanted).await;
+    let records = wait_for_text(&client, "#isin-records", "my list").await;
+    assert!(records.contains("5299"), "the LEI is shown: {records}");
+    wait_for_text(&client, "#isin-validity", "correct (Luhn").await;
+    screenshot(&client, "isin-detail").await;
     client.close().await.unwrap();
 }

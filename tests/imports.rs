@@ -579,7 +579,11 @@ async fn an_operator_adds_tests_and_schedules_an_http_source_and_sees_its_stats(
         run_from_ui(&app, &operator, &schedule_fields("gleif-local-daily", "gleif-local", "1", "")).await;
     assert_eq!(finished.status, "succeeded", "{:?}", finished.error);
     let page = operator.get_html(&format!("/admin/runs/{}/", finished.id)).await;
-    assert!(page.contains("<dd id=\"import-added\">300</dd>"), "{page}");
+    let added = format!(
+        "<dd id=\"import-added\"><a href=\"/admin/isins/?run={}&amp;change=added\">300</a>",
+        finished.id
+    );
+    assert!(page.contains(&added), "the count links to the ISINs it added: {page}");
     assert!(page.contains("<dd id=\"import-invalid\">1</dd>"));
     assert!(page.contains("check digit: 0, expected"));
     let listed = operator.get_html("/admin/sources/").await;
@@ -617,7 +621,11 @@ async fn a_file_source_scheduled_from_the_ui_imports_and_shows_its_stats(backend
         run_from_ui(&app, &admin, &schedule_fields("local-file-daily", "local-file", "1", "")).await;
     assert_eq!(finished.status, "succeeded", "{:?}", finished.error);
     let page = admin.get_html(&format!("/admin/runs/{}/", finished.id)).await;
-    assert!(page.contains("<dd id=\"import-added\">250</dd>"), "{page}");
+    let added = format!(
+        "<dd id=\"import-added\"><a href=\"/admin/isins/?run={}&amp;change=added\">250</a>",
+        finished.id
+    );
+    assert!(page.contains(&added), "{page}");
     let source_page = admin.get_html(&location(&created)).await;
     assert!(source_page.contains("<dd id=\"source-active\">250</dd>"));
     assert!(source_page.contains("local-file-daily"), "the schedule is listed on the source page");

@@ -19,7 +19,7 @@ on_both_backends!(
 
 /// A concrete URL for a route pattern (`{id}` → 1, `{file}` → admin.css).
 fn concrete(path: &str) -> String {
-    path.replace("{id}", "1").replace("{file}", "admin.css")
+    path.replace("{id}", "1").replace("{file}", "admin.css").replace("{isin}", "US0378331005")
 }
 
 async fn send(browser: &Browser, def: &RouteDef, token: Option<&str>) -> reqwest::Response {

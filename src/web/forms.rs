@@ -20,6 +20,11 @@ impl FormErrors {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+
+    /// Every `(field, message)`, by field.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.0.iter().map(|(field, message)| (field.as_str(), message.as_str()))
+    }
 }
 
 /// The `next` target if it is a path on this site; otherwise the dashboard. Refuses

@@ -12,6 +12,7 @@ mod dashboard;
 mod error;
 mod forms;
 mod health;
+mod isins;
 mod login;
 pub mod metrics;
 pub mod middleware;

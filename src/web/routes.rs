@@ -9,7 +9,8 @@ use actix_web::{Route, web};
 
 use crate::domain::Role;
 use crate::web::{
-    account, assets, audit, dashboard, health, login, metrics, runs, schedules, sources, users, workers,
+    account, assets, audit, dashboard, health, isins, login, metrics, runs, schedules, sources, users,
+    workers,
 };
 
 /// Who may call a route.
@@ -87,6 +88,10 @@ pub fn table() -> Vec<RouteDef> {
         post("/admin/sources/{id}/delete", OPERATOR, |r| r.to(sources::delete)),
         post("/admin/sources/{id}/test", OPERATOR, |r| r.to(sources::test)),
         post("/admin/sources/{id}/import", OPERATOR, |r| r.to(sources::import_now)),
+        get("/admin/isins/", VIEWER, |r| r.to(isins::list)),
+        get("/admin/isins/export.csv", VIEWER, |r| r.to(isins::export_csv)),
+        get("/admin/isins/export.jsonl", VIEWER, |r| r.to(isins::export_jsonl)),
+        get("/admin/isins/{isin}/", VIEWER, |r| r.to(isins::detail)),
         get("/admin/runs/", VIEWER, |r| r.to(runs::list)),
         get("/admin/runs/{id}/", VIEWER, |r| r.to(runs::detail)),
         post("/admin/runs/{id}/cancel", OPERATOR, |r| r.to(runs::cancel)),
