@@ -29,7 +29,7 @@ use crate::scheduler::beat;
 use crate::sources::formats::Format;
 use crate::sources::sample;
 use crate::web::routes::{self, AccessMap, RouteDef};
-use crate::web::{AppError, AppState, middleware};
+use crate::web::{AppError, AppState, api, middleware};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "isinbeat_session";
@@ -248,7 +248,7 @@ fn run(
     let access_map = web::Data::new(AccessMap::from_table(&routes::table()));
     let mut server = HttpServer::new(move || {
         let table = routes::table();
-        let (open, with_session) = routes::grouped(&table);
+        let groups = routes::grouped(&table);
         let sessions =
             SessionMiddleware::builder(DbSessionStore::new(state.pool.clone()), cookie_key.clone())
                 .cookie_name(SESSION_COOKIE.to_owned())
@@ -259,7 +259,17 @@ fn run(
                 .cookie_content_security(CookieContentSecurity::Private)
                 .session_lifecycle(BrowserSession::default().state_ttl(session_ttl))
                 .build();
-        let session_scope = with_session
+        let api_scope = groups
+            .api
+            .iter()
+            .fold(web::scope(routes::API_PREFIX), |scope, (path, defs)| {
+                scope.service(resource(path.strip_prefix(routes::API_PREFIX).unwrap_or(path), defs))
+            })
+            .default_service(web::to(api::not_found))
+            .wrap(from_fn(middleware::api_access))
+            .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")));
+        let session_scope = groups
+            .session
             .iter()
             .fold(web::scope(""), |scope, (path, defs)| scope.service(resource(path, defs)))
             .default_service(web::to(not_found))
@@ -268,10 +278,13 @@ fn run(
             .wrap(sessions)
             // Pages behind the login are never cached: the back button after logout shows nothing.
             .wrap(DefaultHeaders::new().add(("Cache-Control", "no-store")));
-        open.iter()
+        groups
+            .open
+            .iter()
             .fold(App::new().app_data(state.clone()).app_data(access_map.clone()), |app, (path, defs)| {
                 app.service(resource(path, defs))
             })
+            .service(api_scope)
             .service(session_scope)
             .wrap(middleware::security_headers(https))
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))

@@ -3,6 +3,7 @@
 //! line share.
 
 pub mod accounts;
+pub mod api_tokens;
 pub mod csrf;
 pub mod login;
 pub mod password;

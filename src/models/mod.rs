@@ -2,6 +2,7 @@
 //! pool, so the caller decides what runs in one transaction.
 
 pub mod alert;
+pub mod api_token;
 pub mod audit;
 pub mod instance_secret;
 pub mod isin_browse;

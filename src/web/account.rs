@@ -9,7 +9,9 @@ use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::auth::accounts::{self, PasswordChange};
+use crate::auth::api_tokens;
 use crate::auth::login::{LoginError, Throttle};
+use crate::models::api_token::{self, ApiToken};
 use crate::models::user::{self, User};
 use crate::web::client_ip::{actor, client_ip};
 use crate::web::forms::FormErrors;
@@ -26,11 +28,34 @@ struct AccountPage {
     page: Page,
     user: User,
     errors: FormErrors,
+    tokens: Vec<ApiToken>,
+    token_errors: FormErrors,
+    /// A token just made: its name and its secret, shown this once.
+    new_token: Option<(String, String)>,
 }
 
-async fn load_me(state: &AppState, me: &CurrentUser) -> Result<User, AppError> {
+impl AccountPage {
+    fn new(page: Page, (user, tokens): (User, Vec<ApiToken>)) -> Self {
+        Self {
+            page,
+            user,
+            errors: FormErrors::default(),
+            tokens,
+            token_errors: FormErrors::default(),
+            new_token: None,
+        }
+    }
+}
+
+/// The user and their API tokens.
+async fn load_me(state: &AppState, me: &CurrentUser) -> Result<(User, Vec<ApiToken>), AppError> {
     let id = me.id;
-    state.db(move |conn| user::find(conn, id)?.ok_or(AppError::NotFound)).await
+    state
+        .db(move |conn| {
+            let user = user::find(conn, id)?.ok_or(AppError::NotFound)?;
+            Ok((user, api_token::of_user(conn, id.0)?))
+        })
+        .await
 }
 
 pub async fn show(
@@ -38,11 +63,8 @@ pub async fn show(
     session: Session,
     me: web::ReqData<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
-    let user = load_me(&state, &me).await?;
-    render(
-        StatusCode::OK,
-        &AccountPage { page: Page::new(&session, Some(&me), NAV), user, errors: FormErrors::default() },
-    )
+    let loaded = load_me(&state, &me).await?;
+    render(StatusCode::OK, &AccountPage::new(Page::new(&session, Some(&me), NAV), loaded))
 }
 
 #[derive(Deserialize)]
@@ -62,7 +84,7 @@ pub async fn change_password(
     me: web::ReqData<CurrentUser>,
     form: web::Form<ChangePasswordForm>,
 ) -> Result<HttpResponse, AppError> {
-    let user = load_me(&state, &me).await?;
+    let (user, tokens) = load_me(&state, &me).await?;
     let form = form.into_inner();
     let mut errors = FormErrors::default();
     // The current password goes through the login throttle: a stolen session must not become
@@ -98,5 +120,61 @@ pub async fn change_password(
         flash_success(&session, "Your password was changed. Your other sessions were logged out.");
         return Ok(see_other("/admin/account/"));
     }
-    render(status, &AccountPage { page: Page::new(&session, Some(&me), NAV), user, errors })
+    let mut page = AccountPage::new(Page::new(&session, Some(&me), NAV), (user, tokens));
+    page.errors = errors;
+    render(status, &page)
+}
+
+#[derive(Deserialize)]
+pub struct NewTokenForm {
+    #[serde(default)]
+    name: String,
+}
+
+/// Makes an API token for oneself and shows its secret, once (this page is not a redirect:
+/// the secret is never stored to be shown later).
+pub async fn create_token(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    form: web::Form<NewTokenForm>,
+) -> Result<HttpResponse, AppError> {
+    let name = form.into_inner().name.trim().to_owned();
+    let mut token_errors = FormErrors::default();
+    if name.is_empty() {
+        token_errors.add("token_name", "Give the token a name, such as the script that will use it.");
+    } else if name.chars().count() > api_tokens::MAX_NAME {
+        token_errors.add("token_name", format!("Use at most {} characters.", api_tokens::MAX_NAME));
+    }
+    let mut new_token = None;
+    if token_errors.is_empty() {
+        let id = me.id;
+        let token_name = name.clone();
+        let (_, secret) = state.db(move |conn| Ok(api_tokens::create(conn, id, &token_name)?)).await?;
+        tracing::info!(user = %me.username, token = %name, "an API token was created");
+        new_token = Some((name, secret));
+    }
+    let status = if token_errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    let mut page = AccountPage::new(Page::new(&session, Some(&me), NAV), load_me(&state, &me).await?);
+    page.token_errors = token_errors;
+    page.new_token = new_token;
+    render(status, &page)
+}
+
+/// Revokes one of one's own tokens.
+pub async fn revoke_token(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, AppError> {
+    let (user_id, token_id) = (me.id.0, id.into_inner());
+    let revoked = state
+        .db(move |conn| Ok(api_token::revoke(conn, user_id, token_id, chrono::Utc::now().naive_utc())?))
+        .await?;
+    if revoked == 0 {
+        return Err(AppError::NotFound);
+    }
+    flash_success(&session, "The token was revoked: requests with it are refused from now on.");
+    Ok(see_other("/admin/account/"))
 }

@@ -5,13 +5,15 @@
 use actix_session::SessionExt;
 use actix_web::body::{EitherBody, MessageBody};
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::Method;
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::{DefaultHeaders, Next};
 use actix_web::{Error, HttpMessage, ResponseError, web};
 
+use crate::auth::api_tokens::{self, AuthFailure};
 use crate::auth::session_store::USER_ID_KEY;
 use crate::auth::{self, csrf};
 use crate::domain::UserId;
+use crate::web::api::ApiError;
 use crate::web::page::see_other;
 use crate::web::routes::{Access, AccessMap};
 use crate::web::{AppError, AppState};
@@ -57,6 +59,49 @@ pub async fn access(
         }
     }
     Ok(next.call(req).await?.map_into_left_body())
+}
+
+/// Checks an API request's bearer token and the route's role; the token's user goes into the
+/// request extensions. Refusals are JSON: 401 without a valid token, 403 for too small a role.
+pub async fn api_access(
+    req: ServiceRequest,
+    next: Next<impl MessageBody + 'static>,
+) -> Result<ServiceResponse<EitherBody<impl MessageBody>>, Error> {
+    let Some(state) = req.app_data::<web::Data<AppState>>().cloned() else {
+        return Err(AppError::internal(anyhow::anyhow!("AppState is not registered")).into());
+    };
+    let required = match req.app_data::<web::Data<AccessMap>>() {
+        Some(map) => map.required(req.match_pattern().as_deref(), req.path(), req.method()),
+        None => return Err(AppError::internal(anyhow::anyhow!("AccessMap is not registered")).into()),
+    };
+    // An unknown path under the API answers 404 whoever asks; known ones need their role.
+    let Access::Token(role) = required else { return Ok(next.call(req).await?.map_into_left_body()) };
+    let header = req
+        .headers()
+        .get(actix_web::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .map(str::to_owned);
+    let checked = state
+        .db(move |conn| match api_tokens::authenticate(conn, header.as_deref()) {
+            Ok(user) => Ok(Ok(user)),
+            Err(AuthFailure::Token(refused)) => Ok(Err(refused)),
+            Err(AuthFailure::Database(error)) => Err(error.into()),
+        })
+        .await
+        .map_err(ApiError::from)?;
+    let refusal = match checked {
+        Ok(user) if user.can(role) => {
+            req.extensions_mut().insert(user);
+            return Ok(next.call(req).await?.map_into_left_body());
+        }
+        Ok(user) => ApiError::new(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            format!("This needs the {role} role; the token belongs to {}, a {}.", user.username, user.role),
+        ),
+        Err(refused) => ApiError::new(StatusCode::UNAUTHORIZED, "unauthorized", refused.to_string()),
+    };
+    Ok(req.into_response(refusal.error_response()).map_into_right_body())
 }
 
 /// `/login?next=…` back to the page asked for (for a GET; a refused POST goes back to the

@@ -5,6 +5,7 @@
 pub mod routes;
 
 mod account;
+pub mod api;
 mod assets;
 mod audit;
 mod client_ip;

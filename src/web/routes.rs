@@ -9,7 +9,7 @@ use actix_web::{Route, web};
 
 use crate::domain::Role;
 use crate::web::{
-    account, assets, audit, dashboard, health, isins, login, metrics, runs, schedules, sources, users,
+    account, api, assets, audit, dashboard, health, isins, login, metrics, runs, schedules, sources, users,
     workers,
 };
 
@@ -22,7 +22,13 @@ pub enum Access {
     Public,
     /// Logged-in users with at least this role.
     Role(Role),
+    /// API requests whose token's user has at least this role (no session, no CSRF: the token
+    /// travels in a header a browser never adds by itself).
+    Token(Role),
 }
+
+/// Where the JSON API lives; its routes are `Access::Token`.
+pub const API_PREFIX: &str = "/api/v1";
 
 /// One route: method, path pattern, access and the handler it calls.
 pub struct RouteDef {
@@ -50,6 +56,8 @@ fn post(path: &'static str, access: Access, handler: fn(Route) -> Route) -> Rout
 const VIEWER: Access = Access::Role(Role::Viewer);
 const OPERATOR: Access = Access::Role(Role::Operator);
 const ADMIN: Access = Access::Role(Role::Admin);
+const API_VIEWER: Access = Access::Token(Role::Viewer);
+const API_OPERATOR: Access = Access::Token(Role::Operator);
 
 /// The route table.
 pub fn table() -> Vec<RouteDef> {
@@ -58,6 +66,12 @@ pub fn table() -> Vec<RouteDef> {
         get("/readyz", Access::Open, |r| r.to(health::readyz)),
         get("/metrics", Access::Open, |r| r.to(metrics::metrics)),
         get("/static/{file}", Access::Open, |r| r.to(assets::serve)),
+        get("/api/v1/openapi.json", Access::Open, |r| r.to(api::openapi)),
+        get("/api/v1/isins", API_VIEWER, |r| r.to(api::list_isins)),
+        get("/api/v1/isins/{isin}", API_VIEWER, |r| r.to(api::get_isin)),
+        get("/api/v1/schedules", API_VIEWER, |r| r.to(api::list_schedules)),
+        post("/api/v1/schedules/{id}/run", API_OPERATOR, |r| r.to(api::run_schedule)),
+        get("/api/v1/runs/{id}", API_VIEWER, |r| r.to(api::get_run)),
         get("/", Access::Public, |r| r.to(dashboard::root)),
         get("/login", Access::Public, |r| r.to(login::form)),
         post("/login", Access::Public, |r| r.to(login::submit)),
@@ -65,6 +79,8 @@ pub fn table() -> Vec<RouteDef> {
         get("/admin/", VIEWER, |r| r.to(dashboard::show)),
         get("/admin/account/", VIEWER, |r| r.to(account::show)),
         post("/admin/account/", VIEWER, |r| r.to(account::change_password)),
+        post("/admin/account/tokens", VIEWER, |r| r.to(account::create_token)),
+        post("/admin/account/tokens/{id}/revoke", VIEWER, |r| r.to(account::revoke_token)),
         get("/admin/audit/", VIEWER, |r| r.to(audit::list)),
         get("/admin/schedules/", VIEWER, |r| r.to(schedules::list)),
         post("/admin/schedules/bulk", OPERATOR, |r| r.to(schedules::bulk)),
@@ -136,17 +152,30 @@ impl AccessMap {
 /// Routes of one path, in declaration order.
 pub type PathGroup<'a> = (&'static str, Vec<&'a RouteDef>);
 
-/// The table grouped by path in declaration order, split into routes that need no session
-/// and the rest.
-pub fn grouped(table: &[RouteDef]) -> (Vec<PathGroup<'_>>, Vec<PathGroup<'_>>) {
-    let mut open: Vec<PathGroup<'_>> = Vec::new();
-    let mut session: Vec<PathGroup<'_>> = Vec::new();
+/// The table grouped by path in declaration order, in the three ways the application mounts
+/// routes.
+#[derive(Default)]
+pub struct Groups<'a> {
+    /// No session (health checks, static files, the API's description).
+    pub open: Vec<PathGroup<'a>>,
+    /// The JSON API: a token, no session.
+    pub api: Vec<PathGroup<'a>>,
+    /// Pages: the session, the login and CSRF checks.
+    pub session: Vec<PathGroup<'a>>,
+}
+
+pub fn grouped(table: &[RouteDef]) -> Groups<'_> {
+    let mut groups = Groups::default();
     for def in table {
-        let groups = if def.access == Access::Open { &mut open } else { &mut session };
-        match groups.iter_mut().find(|(path, _)| *path == def.path) {
+        let group = match def.access {
+            Access::Open => &mut groups.open,
+            Access::Token(_) => &mut groups.api,
+            Access::Public | Access::Role(_) => &mut groups.session,
+        };
+        match group.iter_mut().find(|(path, _)| *path == def.path) {
             Some((_, defs)) => defs.push(def),
-            None => groups.push((def.path, vec![def])),
+            None => group.push((def.path, vec![def])),
         }
     }
-    (open, session)
+    groups
 }

@@ -1,0 +1,327 @@
+//! The JSON API under `/api/v1`, for scripts: ISINs (the list's filters, a keyset cursor),
+//! schedules, runs, and "run now". Requests carry a user's API token (`Authorization: Bearer
+//! …`, made on the account page); the route table gives each route its role, and
+//! [`crate::web::middleware::api_access`] checks both. Errors are JSON objects with a stable
+//! `code` and a `message` for people. The OpenAPI document describes all of it.
+
+use actix_web::http::StatusCode;
+use actix_web::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
+use chrono::NaiveDateTime;
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::auth::CurrentUser;
+use crate::models::isin_browse::{self, Total};
+use crate::models::run::{self, Run};
+use crate::models::schedule::{self, Schedule, ScheduleFilter};
+use crate::scheduler::actions;
+use crate::web::client_ip::actor;
+use crate::web::forms::FormErrors;
+use crate::web::isins::{self, IsinOut, ListQuery};
+use crate::web::{AppError, AppState};
+
+/// The most ISINs one request returns.
+const MAX_LIMIT: usize = 1_000;
+const DEFAULT_LIMIT: usize = 100;
+
+/// An API error: the HTTP status, a stable code and a message.
+#[derive(Debug)]
+pub struct ApiError {
+    pub status: StatusCode,
+    pub code: &'static str,
+    pub message: String,
+    /// Per-parameter messages of a 422.
+    pub fields: Vec<(String, String)>,
+}
+
+impl ApiError {
+    pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
+        Self { status, code, message: message.into(), fields: Vec::new() }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code, self.message)
+    }
+}
+
+impl ResponseError for ApiError {
+    fn status_code(&self) -> StatusCode {
+        self.status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        let mut error = json!({ "code": self.code, "message": self.message });
+        if !self.fields.is_empty() {
+            error["fields"] = self.fields.iter().map(|(f, m)| (f.clone(), json!(m))).collect();
+        }
+        let mut response = HttpResponse::build(self.status);
+        if self.status == StatusCode::UNAUTHORIZED {
+            response.insert_header((WWW_AUTHENTICATE, "Bearer"));
+        }
+        response.insert_header((CACHE_CONTROL, "no-store")).json(json!({ "error": error }))
+    }
+}
+
+impl From<AppError> for ApiError {
+    fn from(error: AppError) -> Self {
+        match error {
+            AppError::NotFound => ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such object."),
+            AppError::Forbidden => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Permission denied."),
+            AppError::CsrfFailed => ApiError::new(StatusCode::FORBIDDEN, "forbidden", "Permission denied."),
+            AppError::Internal(cause) => {
+                tracing::error!(error = format!("{cause:#}"), "an API request failed");
+                ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    "internal",
+                    "Server error; it has been logged.",
+                )
+            }
+        }
+    }
+}
+
+impl From<diesel::result::Error> for ApiError {
+    fn from(error: diesel::result::Error) -> Self {
+        AppError::from(error).into()
+    }
+}
+
+/// A path under `/api/v1` that does not exist.
+pub async fn not_found() -> Result<HttpResponse, ApiError> {
+    Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", "No such API endpoint; see /api/v1/openapi.json."))
+}
+
+/// The OpenAPI document (written by hand and checked against the route table by the tests).
+pub async fn openapi() -> HttpResponse {
+    HttpResponse::Ok().content_type("application/json").body(include_str!("openapi.json"))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct IsinsQuery {
+    #[serde(flatten)]
+    list: ListQuery,
+    limit: Option<String>,
+}
+
+#[derive(Serialize)]
+struct IsinsResponse {
+    items: Vec<IsinOut>,
+    /// `after=` for the next page; `null` at the end.
+    next: Option<String>,
+    total: TotalOut,
+}
+
+#[derive(Serialize)]
+struct TotalOut {
+    /// The count, or its estimate / lower bound.
+    count: u64,
+    /// `exact`, `about` or `more_than`.
+    kind: &'static str,
+}
+
+impl From<Total> for TotalOut {
+    fn from(total: Total) -> Self {
+        match total {
+            Total::Exact(count) => TotalOut { count, kind: "exact" },
+            Total::About(count) => TotalOut { count, kind: "about" },
+            Total::MoreThan(count) => TotalOut { count, kind: "more_than" },
+        }
+    }
+}
+
+fn invalid(errors: &FormErrors) -> ApiError {
+    ApiError {
+        status: StatusCode::UNPROCESSABLE_ENTITY,
+        code: "invalid_parameters",
+        message: "Some parameters could not be read; see fields.".to_owned(),
+        fields: errors.iter().map(|(f, m)| (f.to_owned(), m.to_owned())).collect(),
+    }
+}
+
+/// `GET /api/v1/isins`: the list, as the ISIN page filters it, by ISIN.
+pub async fn list_isins(
+    state: web::Data<AppState>,
+    query: web::Query<IsinsQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let IsinsQuery { mut list, limit } = query.into_inner();
+    let mut errors = FormErrors::default();
+    let limit = match limit.as_deref().map(str::parse::<usize>) {
+        None => DEFAULT_LIMIT,
+        Some(Ok(n)) if (1..=MAX_LIMIT).contains(&n) => n,
+        Some(_) => {
+            errors.add("limit", format!("Enter a number from 1 to {MAX_LIMIT}."));
+            DEFAULT_LIMIT
+        }
+    };
+    // The API pages by ISIN only (a cursor that stays valid under imports).
+    list.o.clear();
+    list.before = None;
+    let (items, listed) = state
+        .db(move |conn| {
+            let filter = isins::resolve(conn, &list, &mut errors)?;
+            if !errors.is_empty() {
+                return Ok(Err(invalid(&errors)));
+            }
+            let sources = isin_browse::sources(conn)?;
+            let listed = isins::list_page(conn, &sources, &filter, &list, limit)?;
+            let items: Vec<IsinOut> =
+                listed.page.rows.iter().map(|row| IsinOut::new(row, &sources)).collect();
+            Ok(Ok((items, listed)))
+        })
+        .await??;
+    Ok(HttpResponse::Ok().json(IsinsResponse {
+        items,
+        next: listed.page.next_after,
+        total: listed.total.into(),
+    }))
+}
+
+#[derive(Serialize)]
+struct IsinDetailOut {
+    #[serde(flatten)]
+    isin: IsinOut,
+    changes: Vec<ChangeOut>,
+}
+
+#[derive(Serialize)]
+struct ChangeOut {
+    run_id: i64,
+    source_id: i64,
+    kind: String,
+    old_values: Option<serde_json::Value>,
+    new_values: Option<serde_json::Value>,
+}
+
+/// `GET /api/v1/isins/{isin}`: what every source lists for it, and its latest changes.
+pub async fn get_isin(state: web::Data<AppState>, isin: web::Path<String>) -> Result<HttpResponse, ApiError> {
+    let isin = isin.into_inner().trim().to_ascii_uppercase();
+    let key = isin.clone();
+    let found = state.db(move |conn| isins::find_isin(conn, &key)).await?;
+    let Some(detail) = found else {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            format!("No source has listed {isin}."),
+        ));
+    };
+    let parse = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str(t).ok());
+    let changes = detail
+        .changes
+        .iter()
+        .map(|c| ChangeOut {
+            run_id: c.run_id,
+            source_id: c.source_id,
+            kind: c.kind.clone(),
+            old_values: parse(&c.old_values),
+            new_values: parse(&c.new_values),
+        })
+        .collect();
+    Ok(HttpResponse::Ok().json(IsinDetailOut { isin: IsinOut::new(&detail.row, &detail.sources), changes }))
+}
+
+#[derive(Serialize)]
+struct ScheduleOut {
+    id: i64,
+    name: String,
+    description: String,
+    task: String,
+    params: serde_json::Value,
+    spec_kind: String,
+    cron: Option<String>,
+    timezone: String,
+    interval_seconds: Option<i64>,
+    enabled: bool,
+    next_run_at: Option<NaiveDateTime>,
+    last_run_at: Option<NaiveDateTime>,
+}
+
+impl From<Schedule> for ScheduleOut {
+    fn from(s: Schedule) -> Self {
+        ScheduleOut {
+            id: s.id,
+            params: serde_json::from_str(&s.params).unwrap_or(serde_json::Value::Null),
+            name: s.name,
+            description: s.description,
+            task: s.task_kind,
+            spec_kind: s.spec_kind,
+            cron: s.cron_expr,
+            timezone: s.timezone,
+            interval_seconds: s.interval_seconds,
+            enabled: s.enabled,
+            next_run_at: s.next_fire_at,
+            last_run_at: s.last_fire_at,
+        }
+    }
+}
+
+/// `GET /api/v1/schedules`: every schedule.
+pub async fn list_schedules(state: web::Data<AppState>) -> Result<HttpResponse, ApiError> {
+    let schedules = state.db(|conn| Ok(schedule::list(conn, &ScheduleFilter::default())?)).await?;
+    let items: Vec<ScheduleOut> = schedules.into_iter().map(ScheduleOut::from).collect();
+    Ok(HttpResponse::Ok().json(json!({ "items": items })))
+}
+
+#[derive(Serialize)]
+struct RunOut {
+    id: i64,
+    schedule_id: Option<i64>,
+    schedule_name: String,
+    task: String,
+    status: String,
+    trigger: String,
+    attempt: i32,
+    scheduled_for: Option<NaiveDateTime>,
+    started_at: Option<NaiveDateTime>,
+    finished_at: Option<NaiveDateTime>,
+    worker: Option<String>,
+    error: Option<String>,
+    stats: Option<serde_json::Value>,
+}
+
+impl From<Run> for RunOut {
+    fn from(r: Run) -> Self {
+        RunOut {
+            stats: r.stats.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+            id: r.id,
+            schedule_id: r.schedule_id,
+            schedule_name: r.schedule_name,
+            task: r.task_kind,
+            status: r.status,
+            trigger: r.trigger,
+            attempt: r.attempt,
+            scheduled_for: r.scheduled_for,
+            started_at: r.started_at,
+            finished_at: r.finished_at,
+            worker: r.worker,
+            error: r.error,
+        }
+    }
+}
+
+/// `GET /api/v1/runs/{id}`.
+pub async fn get_run(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let found = state.db(move |conn| Ok(run::find(conn, id)?)).await?;
+    let found =
+        found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("No run #{id}.")))?;
+    Ok(HttpResponse::Ok().json(RunOut::from(found)))
+}
+
+/// `POST /api/v1/schedules/{id}/run`: queues a run now (operators).
+pub async fn run_schedule(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
+    let id = id.into_inner();
+    let actor = actor(&req, &state.settings, &me);
+    let run_id = state.db(move |conn| Ok(actions::run_now(conn, &actor, id)?)).await?;
+    let queued = state.push_run(run_id).await;
+    Ok(HttpResponse::Accepted()
+        .insert_header((actix_web::http::header::LOCATION, format!("/api/v1/runs/{run_id}")))
+        .json(json!({ "run_id": run_id, "queued": queued })))
+}
