@@ -24,6 +24,7 @@ on_both_backends!(
     exports_stream_the_filtered_list_as_csv_and_json_lines,
     bad_filters_are_explained_beside_the_field_and_export_nothing,
     counts_are_exact_up_to_ten_thousand_and_estimated_beyond,
+    the_dashboard_charts_isins_by_source_country_and_day,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -382,4 +383,29 @@ fn thousands(n: u64) -> String {
         out.push(c);
     }
     out
+}
+
+async fn the_dashboard_charts_isins_by_source_country_and_day(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let empty = admin.get_html("/admin/").await;
+    assert!(empty.contains("id=\"no-isin-data\""), "a new installation says how to get data");
+
+    let dir = tempfile::tempdir().unwrap();
+    import(&app, &gleif_file(dir.path(), "gleif.csv", 0..300), "gleif_isin_lei", "gleif", &[]);
+    import(&app, &xetra_file(dir.path(), "xetra.csv", 0..20), "xetra_instruments", "xetra", &[]);
+    import(&app, &gleif_file(dir.path(), "day2.csv", 30..310), "gleif_isin_lei", "gleif", &[]);
+    let page = admin.get_html("/admin/").await;
+    assert!(page.contains("<small class=\"muted\" id=\"isins-total\">313 ISINs</small>"), "{page}");
+    // Each chart says what it shows in its tooltips.
+    assert!(page.contains("gleif: 280 active, 30 inactive"), "{page}");
+    assert!(page.contains("xetra: 23 active, 0 inactive"));
+    let us = (0..310).filter(|&i| (30..310).contains(&i) && isin(i).starts_with("US")).count()
+        + (0..20).filter(|&i| isin(i).starts_with("US")).count()
+        + 1;
+    assert!(page.contains(&format!("US: The United States Of America: {us} active records")), "{page}");
+    let today = chrono::Utc::now().format("%a %Y-%m-%d").to_string();
+    assert!(page.contains(&format!("{today}: 333 added, 30 removed")), "{page}");
+    assert!(page.contains("id=\"import-durations\""));
+    assert_eq!(page.matches("<title>Run #").count(), 3, "one bar per import");
 }

@@ -4,13 +4,19 @@ use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
-use chrono::{Duration, NaiveDate, NaiveTime, Utc};
+use std::collections::HashMap;
+
+use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Utc};
 
 use crate::auth::CurrentUser;
+use crate::db::DbConnection;
 use crate::domain::Role;
+use crate::jobs::download_isins;
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
-use crate::models::{schedule, user};
+use crate::models::{isin_browse, schedule, source, user};
+use crate::web::charts::{BarChart, Stack};
+use crate::web::isins::{country_name, describe_total, thousands};
 use crate::web::page::{Page, render, see_other};
 use crate::web::{AppError, AppState};
 
@@ -27,6 +33,7 @@ struct DashboardPage {
     recent_runs: Vec<Run>,
     failing: Vec<Run>,
     chart: RunsChart,
+    isins: IsinCharts,
     backend: &'static str,
     version: &'static str,
 }
@@ -41,6 +48,7 @@ pub async fn show(
     user: web::ReqData<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
     let chart_since = (Utc::now() - Duration::days(CHART_DAYS - 1)).date_naive();
+    let isins = state.db(IsinCharts::load).await?;
     let (users_total, by_role, entries, schedules_total, next, recent_runs, failing, per_day) = state
         .db(move |conn| {
             Ok((
@@ -81,6 +89,7 @@ pub async fn show(
             recent_runs,
             failing,
             chart: RunsChart::new(chart_since, &per_day),
+            isins,
             backend: state.settings.database_url.backend_name(),
             version: env!("CARGO_PKG_VERSION"),
         },
@@ -164,5 +173,154 @@ impl RunsChart {
 
     pub fn label_y(&self) -> i64 {
         CHART_HEIGHT + 12
+    }
+}
+
+/// Days of the ISIN change chart, today included.
+const CHANGE_DAYS: i64 = 30;
+/// Import runs in the duration chart.
+const DURATION_RUNS: usize = 30;
+/// Countries in the country chart (the rest are summed as "other").
+const TOP_COUNTRIES: usize = 12;
+/// Import runs read for the charts, at most (a month of imports every few minutes).
+const MAX_IMPORT_RUNS: i64 = 10_000;
+
+/// The dashboard's ISIN charts.
+pub struct IsinCharts {
+    pub total: String,
+    pub by_source: BarChart,
+    pub by_country: BarChart,
+    pub changes: BarChart,
+    pub changes_total: (u64, u64),
+    pub durations: BarChart,
+}
+
+impl IsinCharts {
+    fn load(conn: &mut DbConnection) -> Result<Self, AppError> {
+        let sources = source::list(conn)?;
+        let browse_sources = isin_browse::sources(conn)?;
+        let total = isin_browse::count(conn, &browse_sources, &isin_browse::IsinFilter::default())?;
+        let by_source = BarChart::horizontal(
+            sources
+                .iter()
+                .map(|s| {
+                    let (active, inactive) = (s.active_isins.max(0) as u64, s.inactive_isins.max(0) as u64);
+                    Stack {
+                        label: s.name.clone(),
+                        title: format!(
+                            "{}: {} active, {} inactive",
+                            s.name,
+                            thousands(active),
+                            thousands(inactive)
+                        ),
+                        parts: vec![(active, "bar-succeeded"), (inactive, "bar-other")],
+                    }
+                })
+                .collect(),
+            560,
+            thousands,
+        );
+
+        let mut countries: HashMap<String, u64> = HashMap::new();
+        for row in isin_browse::country_counts(conn)? {
+            *countries.entry(row.country).or_default() += row.active.max(0) as u64;
+        }
+        let mut countries: Vec<(String, u64)> = countries.into_iter().filter(|(_, n)| *n > 0).collect();
+        countries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        let other: u64 = countries.iter().skip(TOP_COUNTRIES).map(|(_, n)| n).sum();
+        countries.truncate(TOP_COUNTRIES);
+        if other > 0 {
+            countries.push(("other".to_owned(), other));
+        }
+        let by_country = BarChart::horizontal(
+            countries
+                .into_iter()
+                .map(|(country, n)| Stack {
+                    title: format!("{}: {} active records", country_name(&country), thousands(n)),
+                    label: country,
+                    parts: vec![(n, "bar-succeeded")],
+                })
+                .collect(),
+            560,
+            thousands,
+        );
+
+        let today = Utc::now().date_naive();
+        let first = today - Duration::days(CHANGE_DAYS - 1);
+        let runs = run::succeeded_runs_since(
+            conn,
+            download_isins::NAME,
+            first.and_time(NaiveTime::MIN),
+            MAX_IMPORT_RUNS,
+        )?;
+        let stats: Vec<(&Run, serde_json::Value)> =
+            runs.iter().filter_map(|r| Some((r, serde_json::from_str(r.stats.as_deref()?).ok()?))).collect();
+        let number = |stats: &serde_json::Value, key: &str| {
+            stats.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
+        };
+        let mut per_day: Vec<(NaiveDate, u64, u64)> =
+            (0..CHANGE_DAYS).map(|offset| (first + Duration::days(offset), 0, 0)).collect();
+        for (run, stats) in &stats {
+            let Some(day) = run.finished_at.map(|at| at.date()) else { continue };
+            if let Some(slot) = per_day.iter_mut().find(|(d, _, _)| *d == day) {
+                slot.1 += number(stats, "added");
+                slot.2 += number(stats, "removed");
+            }
+        }
+        let changes_total =
+            per_day.iter().fold((0, 0), |(a, r), (_, added, removed)| (a + added, r + removed));
+        let changes = BarChart::vertical(
+            per_day
+                .into_iter()
+                .map(|(day, added, removed)| Stack {
+                    label: if day.day() == 1 || day == first || day == today {
+                        day.format("%m-%d").to_string()
+                    } else {
+                        String::new()
+                    },
+                    title: format!(
+                        "{}: {} added, {} removed",
+                        day.format("%a %Y-%m-%d"),
+                        thousands(added),
+                        thousands(removed)
+                    ),
+                    parts: vec![(added, "bar-succeeded"), (removed, "bar-failed")],
+                })
+                .collect(),
+            14,
+            4,
+            100,
+        );
+
+        let mut timed: Vec<(&Run, u64)> = stats
+            .iter()
+            .filter_map(|(r, _)| {
+                let ms = (r.finished_at? - r.started_at?).num_milliseconds();
+                Some((*r, u64::try_from(ms).ok()?))
+            })
+            .take(DURATION_RUNS)
+            .collect();
+        timed.reverse();
+        let durations = BarChart::vertical(
+            timed
+                .into_iter()
+                .map(|(r, ms)| Stack {
+                    label: String::new(),
+                    title: format!("Run #{} ({}): {:.1} s", r.id, r.schedule_name, ms as f64 / 1000.0),
+                    parts: vec![(ms, "bar-other")],
+                })
+                .collect(),
+            14,
+            4,
+            100,
+        );
+        Ok(IsinCharts {
+            total: describe_total(total),
+            by_source,
+            by_country,
+            changes,
+            changes_total,
+            durations,
+        })
     }
 }
