@@ -4,7 +4,13 @@
 //! cargo bench --bench import -- gen 1000000 /tmp/gleif-1m.zip              # a file of N rows
 //! cargo bench --bench import -- gen 1000000 /tmp/gleif-1m-1pct.zip 100     # 1 row in 100 changed
 //! cargo bench --bench import -- run DATABASE_URL /tmp/gleif-1m.zip [--force]
+//! cargo bench --bench import -- gen-names 1000000 /tmp/xetra-1m.csv        # named instruments
 //! ```
+//!
+//! `gen-names` writes a Xetra-format file (`isinbeat import FILE --format xetra_instruments`)
+//! whose instruments carry names: the same ISINs as the GLEIF files, names made of words drawn
+//! from a small vocabulary, so that a search for a word finds about one row in a hundred and a
+//! search for two words about one in ten thousand (the browse benchmarks).
 //!
 //! `run` imports the zip through a source whose URL is `file://…` (created on first use), as a
 //! scheduled `download_isins` run would, into a database that `isinbeat migrate` prepared, with
@@ -27,8 +33,11 @@ fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
         Some("gen") => generate(&args[1..]),
+        Some("gen-names") => generate_names(&args[1..]),
         Some("run") => run_import(&args[1..]),
-        _ => eprintln!("usage: gen N FILE.zip [CHANGED_EVERY] | run DATABASE_URL FILE.zip [--force]"),
+        _ => eprintln!(
+            "usage: gen N FILE.zip [CHANGED_EVERY] | gen-names N FILE.csv | run DATABASE_URL FILE.zip [--force]"
+        ),
     }
 }
 
@@ -47,6 +56,44 @@ fn generate(args: &[String]) {
     zip.finish().unwrap();
     let bytes = std::fs::metadata(path).unwrap().len();
     println!("wrote {path}: {rows} rows, {bytes} bytes zipped, in {:.1} s", started.elapsed().as_secs_f64());
+}
+
+/// Words of the synthetic names: 100 of each kind.
+const FIRST: [&str; 10] =
+    ["Alpine", "Baltic", "Cobalt", "Delta", "Emerald", "Falcon", "Granite", "Harbor", "Ivory", "Juniper"];
+const SECOND: [&str; 10] = [
+    "Orchard", "Summit", "Meridian", "Beacon", "Lantern", "Quarry", "Willow", "Pioneer", "Saffron", "Tundra",
+];
+const KIND: [&str; 10] =
+    ["Holding", "Capital", "Energy", "Bank", "Telecom", "Pharma", "Motors", "Foods", "Realty", "Logistics"];
+const FORM: [&str; 10] = ["AG", "SE", "PLC", "Inc.", "N.V.", "S.A.", "Corp.", "Ltd.", "ASA", "Oyj"];
+
+fn generate_names(args: &[String]) {
+    let rows: u64 = args[0].parse().unwrap();
+    let path = &args[1];
+    let started = Instant::now();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(path).unwrap());
+    writeln!(out, "Market:;XETR").unwrap();
+    writeln!(out, "Instrument;ISIN;Currency;MIC Code").unwrap();
+    for i in 0..rows {
+        // Mixing the index spreads each word over the whole key range.
+        let k = i.wrapping_mul(2_654_435_761) % 100_000_000;
+        let name = format!(
+            "{}{} {}{} {} {} {}",
+            FIRST[(k % 10) as usize],
+            SECOND[(k / 10 % 10) as usize].to_lowercase(),
+            SECOND[(k / 100 % 10) as usize],
+            FIRST[(k / 1_000 % 10) as usize].to_lowercase(),
+            KIND[(k / 10_000 % 10) as usize],
+            FORM[(k / 100_000 % 10) as usize],
+            i,
+        );
+        let isin = isinbeat::sources::sample::isin_for(i).unwrap();
+        writeln!(out, "{name};{};EUR;XETR", isin.as_str()).unwrap();
+    }
+    out.flush().unwrap();
+    let bytes = std::fs::metadata(path).unwrap().len();
+    println!("wrote {path}: {rows} named rows, {bytes} bytes, in {:.1} s", started.elapsed().as_secs_f64());
 }
 
 struct Quiet;
