@@ -25,7 +25,11 @@ async fn make_token(browser: &Browser, name: &str) -> String {
     assert!(html.contains("it is not shown again"), "{html}");
     let start = html.find("<code id=\"new-token-secret\">").unwrap() + 28;
     let end = start + html[start..].find("</code>").unwrap();
-    html[start..end].to_owned()
+    let secret = html[start..end].to_owned();
+    assert_eq!(html.matches(&secret).count(), 1, "the secret is on the page once, in its box");
+    let title = &html[html.find("<title>").unwrap()..html.find("</title>").unwrap()];
+    assert!(!title.contains("isb_"), "{title}");
+    secret
 }
 
 fn client() -> reqwest::Client {

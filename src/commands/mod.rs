@@ -31,6 +31,9 @@ pub async fn migrate() -> anyhow::Result<()> {
     let pool = db::connect_pool(&settings.database_url, 1)?;
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let applied = db::run_migrations(&mut conn)?;
+    if crate::import::browsing_indexes_added(&applied) {
+        crate::import::rebuild_browsing(&mut conn)?;
+    }
     drop(conn);
     if applied.is_empty() {
         println!("No migrations to apply: {} is up to date.", settings.database_url.masked());

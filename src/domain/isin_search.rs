@@ -15,8 +15,8 @@ pub enum IsinSearch {
     Prefix(String),
     /// Records with this issuer LEI.
     Lei(Lei),
-    /// Names containing every one of these words, each as a word or the start of one
-    /// (lower-cased letters and digits).
+    /// Names containing every one of these words, each as a word or the start of one (see
+    /// [`index_words`]; a one-character word must be a whole word).
     Words(Vec<String>),
 }
 
@@ -64,30 +64,26 @@ fn looks_like_isin_start(text: &[u8]) -> bool {
     }
 }
 
-/// The words of a name search: runs of letters and digits, lower-cased, at most [`MAX_WORDS`].
+/// The words of a name as the name index holds them: transliterated to ASCII (é is e, ß is ss),
+/// runs of letters and digits, lower-cased. The index and the search box both read names this
+/// way, so what a search finds does not depend on the database's own tokenizer.
+pub fn index_words(text: &str) -> Vec<String> {
+    deunicode::deunicode(text)
+        .split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|word| !word.is_empty())
+        .map(str::to_ascii_lowercase)
+        .collect()
+}
+
+/// The words of a name search ([`index_words`], each once, at most [`MAX_WORDS`]).
 pub fn name_words(text: &str) -> Vec<String> {
     let mut words: Vec<String> = Vec::new();
-    for word in text.split(|c: char| !c.is_alphanumeric()).filter(|word| !word.is_empty()) {
-        let word = word.to_lowercase();
+    for word in index_words(text) {
         if !words.contains(&word) && words.len() < MAX_WORDS {
             words.push(word);
         }
     }
     words
-}
-
-/// Whether `name` has every one of `words` as a word or the start of one, ignoring case (the
-/// check the name index makes, for rows found another way).
-pub fn name_matches(name: &str, words: &[String]) -> bool {
-    let tokens = name_words_unbounded(name);
-    words.iter().all(|word| tokens.iter().any(|token| token.starts_with(word.as_str())))
-}
-
-fn name_words_unbounded(text: &str) -> Vec<String> {
-    text.split(|c: char| !c.is_alphanumeric())
-        .filter(|word| !word.is_empty())
-        .map(str::to_lowercase)
-        .collect()
 }
 
 #[cfg(test)]
@@ -111,7 +107,7 @@ mod tests {
         let words = |list: &[&str]| Some(IsinSearch::Words(list.iter().map(|w| (*w).to_owned()).collect()));
         assert_eq!(IsinSearch::parse("Deutsche Bank"), words(&["deutsche", "bank"]));
         assert_eq!(IsinSearch::parse("IBM"), words(&["ibm"]));
-        assert_eq!(IsinSearch::parse("Société Générale 2030"), words(&["société", "générale", "2030"]));
+        assert_eq!(IsinSearch::parse("Société Générale 2030"), words(&["societe", "generale", "2030"]));
         // An ISIN with a wrong check digit is not an ISIN: its 12 characters are searched as a
         // prefix, which finds nothing rather than something else.
         assert_eq!(IsinSearch::parse("US0378331006"), prefix("US0378331006"));
@@ -130,9 +126,8 @@ mod tests {
     }
 
     #[test]
-    fn names_match_words_and_their_starts() {
-        let words = name_words("appl inc");
-        assert!(name_matches("Apple Inc.", &words));
-        assert!(!name_matches("Pineapple Inc.", &words));
+    fn names_are_read_as_ascii_words() {
+        let words = index_words("Nestlé S.A. — Bär & Co. 2.5% 2031");
+        assert_eq!(words, ["nestle", "s", "a", "bar", "co", "2", "5", "2031"]);
     }
 }

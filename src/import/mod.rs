@@ -400,7 +400,7 @@ fn import_content(
     }
     stats.active = active;
     collect_superseded(conn, source, next).context("Failed to clean up old record versions")?;
-    refresh_browsing(conn, source, format, run_id, next)?;
+    refresh_browsing(conn, source, format, run_id, next, observer);
     if stats.added + stats.removed + stats.changed >= ANALYZE_AFTER {
         isin_record::refresh_statistics(conn).context("Failed to analyze the ISIN tables")?;
     }
@@ -784,20 +784,37 @@ fn collect_superseded(conn: &mut DbConnection, source: &Source, generation: i64)
 
 /// Brings what the ISIN browser reads besides the records up to date with a published import:
 /// the source's counts per country, and the name index of the ISINs the import changed (GLEIF
-/// files carry no names).
+/// files carry no names). The import has published by then, so a failure here does not fail
+/// it: it is logged and the run's log says so; the next import that changes those ISINs, or
+/// [`rebuild_browsing`], mends it.
 fn refresh_browsing(
     conn: &mut DbConnection,
     source: &Source,
     format: Format,
     run_id: i64,
     generation: i64,
-) -> anyhow::Result<()> {
-    write_transaction(conn, |c| isin_browse::recount(c, source.id, generation))
-        .context("Failed to count the source's ISINs per country")?;
-    if !format.has_names() {
-        return Ok(());
+    observer: &dyn Observer,
+) {
+    let result = (|| -> anyhow::Result<()> {
+        let counts = isin_browse::count_per_country(conn, source.id, generation)
+            .context("Failed to count the source's ISINs per country")?;
+        write_transaction(conn, |c| isin_browse::store_counts(c, source.id, &counts))
+            .context("Failed to store the source's counts")?;
+        if format.has_names() {
+            refresh_names_of_run(conn, run_id)?;
+        }
+        Ok(())
+    })();
+    if let Err(error) = result {
+        let message =
+            format!("the import was published, but the browser's indexes were not updated: {error:#}");
+        tracing::warn!(run = run_id, source = source.name, "{message}");
+        observer.log(&format!("warning: {message}"));
     }
-    let sources = isin_browse::sources(conn).context("Failed to read the sources")?;
+}
+
+/// Rewrites the name index of the ISINs run `run_id` changed, a chunk at a time.
+fn refresh_names_of_run(conn: &mut DbConnection, run_id: i64) -> anyhow::Result<()> {
     let mut after: Option<String> = None;
     loop {
         let batch = isin_record::changes_of_run(conn, run_id, after.as_deref(), CHUNK)
@@ -805,9 +822,47 @@ fn refresh_browsing(
         let Some((last, _)) = batch.last() else { return Ok(()) };
         after = Some(last.clone());
         let isins: Vec<String> = batch.into_iter().map(|(isin, _)| isin).collect();
-        write_transaction(conn, |c| isin_browse::refresh_names(c, &sources, &isins))
-            .context("Failed to update the name index")?;
+        // The sources are read in the chunk's transaction: another source publishing meanwhile
+        // must not have its names read at a generation it has already cleaned up.
+        write_transaction(conn, |c| {
+            let sources = isin_browse::sources(c)?;
+            isin_browse::refresh_names(c, &sources, &isins)
+        })
+        .context("Failed to update the name index")?;
     }
+}
+
+/// Rebuilds the per-country counts and the name index from every source's records (once,
+/// when the migration that adds them has run on a database that already had ISINs).
+pub fn rebuild_browsing(conn: &mut DbConnection) -> anyhow::Result<()> {
+    for found in source::list(conn).context("Failed to read the sources")? {
+        let counts = isin_browse::count_per_country(conn, found.id, found.generation)
+            .context("Failed to count a source's ISINs per country")?;
+        write_transaction(conn, |c| isin_browse::store_counts(c, found.id, &counts))
+            .context("Failed to store a source's counts")?;
+        if !Format::parse(&found.format).is_some_and(Format::has_names) {
+            continue;
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let isins = isin_browse::named_isins_of_source(conn, found.id, after.as_deref(), CHUNK)
+                .context("Failed to read named records")?;
+            let Some(last) = isins.last() else { break };
+            after = Some(last.clone());
+            write_transaction(conn, |c| {
+                let sources = isin_browse::sources(c)?;
+                isin_browse::refresh_names(c, &sources, &isins)
+            })
+            .context("Failed to update the name index")?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the migrations just applied (their names) added the browser's indexes, so that
+/// [`rebuild_browsing`] has to fill them.
+pub fn browsing_indexes_added(applied: &[String]) -> bool {
+    applied.iter().any(|name| name.contains("000005_browse"))
 }
 
 /// What a source's file holds, read without importing anything (the “test source” button).

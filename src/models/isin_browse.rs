@@ -18,7 +18,7 @@ use diesel::sql_types::{BigInt, Text};
 
 use crate::db::DbConnection;
 use crate::db::schema::{isin_changes, isin_names, isin_records, isin_stats, isins, sources};
-use crate::domain::isin_search::{IsinSearch, name_matches};
+use crate::domain::isin_search::{IsinSearch, index_words};
 
 /// Candidates read per batch once the first batch did not fill the page.
 const BATCH: usize = 500;
@@ -321,12 +321,54 @@ struct IsinText {
     isin: String,
 }
 
-/// The name index's query for `words`: each word, or a word starting with it.
+/// The name index's query for `words` (ASCII letters and digits, see [`index_words`]): each
+/// word, or a word starting with it; a single character only as a whole word (as a prefix it
+/// would match most of the index).
 fn fts_query(conn: &DbConnection, words: &[String]) -> String {
-    match conn {
-        DbConnection::Sqlite(_) => words.iter().map(|w| format!("\"{w}\"*")).collect::<Vec<_>>().join(" "),
-        DbConnection::Postgresql(_) => words.iter().map(|w| format!("{w}:*")).collect::<Vec<_>>().join(" & "),
-    }
+    let sqlite = matches!(conn, DbConnection::Sqlite(_));
+    let terms: Vec<String> = words
+        .iter()
+        .map(|w| match (sqlite, w.len() > 1) {
+            (true, true) => format!("\"{w}\"*"),
+            (true, false) => format!("\"{w}\""),
+            (false, true) => format!("{w}:*"),
+            (false, false) => w.clone(),
+        })
+        .collect();
+    terms.join(if sqlite { " " } else { " & " })
+}
+
+/// Which of `isins` (a batch in key order, either way) the name index finds `words` for: one
+/// key range of the index, as tight as the batch.
+fn named_among(conn: &mut DbConnection, words: &[String], isins: &[String]) -> QueryResult<HashSet<String>> {
+    let (Some(first), Some(last)) = (isins.iter().min(), isins.iter().max()) else {
+        return Ok(HashSet::new());
+    };
+    let query = fts_query(conn, words);
+    let found: Vec<String> = match conn {
+        DbConnection::Sqlite(lite) => diesel::sql_query(
+            "SELECT rowid FROM isin_names WHERE isin_names MATCH ? AND rowid >= ? AND rowid <= ?",
+        )
+        .bind::<Text, _>(query)
+        .bind::<BigInt, _>(name_rowid(first))
+        .bind::<BigInt, _>(name_rowid(last))
+        .load::<RowidRow>(lite)?
+        .into_iter()
+        .filter_map(|row| isin_of_rowid(row.rowid))
+        .collect(),
+        DbConnection::Postgresql(pg) => diesel::sql_query(
+            "SELECT isin FROM isin_names WHERE to_tsvector('simple', names) @@ to_tsquery('simple', $1) \
+             AND isin >= $2 AND isin <= $3",
+        )
+        .bind::<Text, _>(query)
+        .bind::<Text, _>(first)
+        .bind::<Text, _>(last)
+        .load::<IsinText>(pg)?
+        .into_iter()
+        .map(|row| row.isin)
+        .collect(),
+    };
+    Ok(found.into_iter().collect())
 }
 
 /// Up to `limit` candidate ISINs of `driver` within `bounds`, in the bounds' direction.
@@ -445,21 +487,25 @@ fn drivers(filter: &IsinFilter) -> Vec<Driver> {
 }
 
 /// The driver to read and how many candidates it has, exactly up to [`EXACT_COUNT_LIMIT`]
-/// (a bounded probe of each possible driver; with one, no probe).
+/// (`None`: not probed). Every other driver's candidates are among the `isins` key range's, so
+/// the key range is read only when the filter allows nothing narrower; between several
+/// narrower ones a bounded probe of each picks the smallest.
 fn choose_driver(
     conn: &mut DbConnection,
     filter: &IsinFilter,
     prefix: &Option<String>,
 ) -> QueryResult<(Driver, Option<u64>)> {
+    let mut candidates = drivers(filter);
+    candidates.retain(|driver| *driver != Driver::Keys);
+    if candidates.len() <= 1 {
+        return Ok((candidates.pop().unwrap_or(Driver::Keys), None));
+    }
     let bounds = Bounds { prefix: prefix.clone(), cursor: None, direction: Direction::After };
     let mut best: Option<(Driver, u64)> = None;
-    let candidates = drivers(filter);
-    if candidates.len() == 1 {
-        return Ok((Driver::Keys, None));
-    }
     for driver in candidates {
         let probe = read_driver(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?.len() as u64;
-        if best.as_ref().is_none_or(|(_, size)| probe < *size) {
+        let smaller = best.as_ref().is_none_or(|(_, size)| probe < *size);
+        if smaller {
             best = Some((driver, probe));
         }
         if probe == 0 {
@@ -497,18 +543,22 @@ impl Checks<'_> {
             }
             _ => None,
         };
+        // Names are checked with the name index itself, so a search finds the same ISINs
+        // whichever driver read them.
+        let named: Option<HashSet<String>> = match (f.words(), self.driver) {
+            (Some(words), driver) if !matches!(driver, Driver::Words(_)) => {
+                let isins: Vec<String> = rows.iter().map(|r| r.isin.clone()).collect();
+                Some(named_among(conn, words, &isins)?)
+            }
+            _ => None,
+        };
         Ok(rows
             .into_iter()
             .filter(|row| {
                 f.source_id.is_none_or(|id| row.records.iter().any(|r| r.source_id == id))
                     && f.active.is_none_or(|active| !row.records.is_empty() && row.active() == active)
                     && f.lei().is_none_or(|lei| row.records.iter().any(|r| r.lei.as_deref() == Some(lei)))
-                    && (matches!(self.driver, Driver::Words(_))
-                        || f.words().is_none_or(|words| {
-                            row.records
-                                .iter()
-                                .any(|r| r.name.as_deref().is_some_and(|n| name_matches(n, words)))
-                        }))
+                    && named.as_ref().is_none_or(|set| set.contains(&row.isin))
                     && changed.as_ref().is_none_or(|set| set.contains(&row.isin))
             })
             .collect())
@@ -590,6 +640,27 @@ pub fn load_rows(
         .collect())
 }
 
+/// How a filter is read: its driver and key prefix, chosen once (an export reads many pages
+/// with one plan).
+#[derive(Debug, Clone)]
+pub struct Plan {
+    driver: Driver,
+    prefix: Option<String>,
+    /// The filter excludes everything (a search for DE… in the country US).
+    empty: bool,
+}
+
+/// Chooses how to read `filter` (a bounded probe when several drivers could).
+pub fn plan(conn: &mut DbConnection, filter: &IsinFilter) -> QueryResult<Plan> {
+    match filter.prefix() {
+        Err(()) => Ok(Plan { driver: Driver::Keys, prefix: None, empty: true }),
+        Ok(prefix) => {
+            let (driver, _) = choose_driver(conn, filter, &prefix)?;
+            Ok(Plan { driver, prefix, empty: false })
+        }
+    }
+}
+
 /// One page of the list after or before `cursor`.
 pub fn page(
     conn: &mut DbConnection,
@@ -598,11 +669,27 @@ pub fn page(
     cursor: Option<(&str, Direction)>,
     size: usize,
 ) -> QueryResult<ListPage> {
-    let Ok(prefix) = filter.prefix() else { return Ok(ListPage::default()) };
-    let (driver, _) = choose_driver(conn, filter, &prefix)?;
+    let plan = plan(conn, filter)?;
+    page_of(conn, sources, filter, &plan, cursor, size)
+}
+
+/// One page of the list after or before `cursor`, read as `plan` says.
+pub fn page_of(
+    conn: &mut DbConnection,
+    sources: &[SourceInfo],
+    filter: &IsinFilter,
+    plan: &Plan,
+    cursor: Option<(&str, Direction)>,
+    size: usize,
+) -> QueryResult<ListPage> {
+    if plan.empty {
+        return Ok(ListPage::default());
+    }
+    let driver = plan.driver.clone();
     let checks = Checks { filter, driver: &driver };
     let direction = cursor.map_or(Direction::After, |(_, direction)| direction);
-    let mut bounds = Bounds { prefix, cursor: cursor.map(|(isin, _)| isin.to_owned()), direction };
+    let mut bounds =
+        Bounds { prefix: plan.prefix.clone(), cursor: cursor.map(|(isin, _)| isin.to_owned()), direction };
     let mut rows: Vec<IsinRow> = Vec::new();
     let mut scanned = 0;
     let mut last_read: Option<String> = None;
@@ -635,6 +722,11 @@ pub fn page(
     } else {
         (last_read.clone(), last_read)
     };
+    if direction == Direction::Before && rows.is_empty() && looked_until.is_none() {
+        // Nothing matches before the cursor (rows went since the link was made): the first
+        // page, rather than an empty one whose "next" would skip the cursor's own row.
+        return page_of(conn, sources, filter, plan, None, size);
+    }
     let start = cursor.map(|(isin, _)| isin.to_owned());
     Ok(match direction {
         Direction::After => ListPage {
@@ -659,6 +751,12 @@ pub fn page(
 /// per-country counts where they can say.
 pub fn count(conn: &mut DbConnection, sources: &[SourceInfo], filter: &IsinFilter) -> QueryResult<Total> {
     let Ok(prefix) = filter.prefix() else { return Ok(Total::Exact(0)) };
+    // Where the per-country counts already show more than the limit, nothing is probed: the
+    // unfiltered list and a large country cost the same as a small one.
+    let estimated = estimate(conn, filter, prefix.as_deref())?;
+    if let Some(lower) = estimated.filter(|&n| n > EXACT_COUNT_LIMIT) {
+        return Ok(Total::About(lower));
+    }
     let (driver, probed) = choose_driver(conn, filter, &prefix)?;
     let bounds = Bounds { prefix: prefix.clone(), cursor: None, direction: Direction::After };
     let size = match probed {
@@ -674,16 +772,17 @@ pub fn count(conn: &mut DbConnection, sources: &[SourceInfo], filter: &IsinFilte
         let rows = load_rows(conn, sources, &keys)?;
         return Ok(Total::Exact(checks.apply(conn, rows)?.len() as u64));
     }
-    Ok(estimate(conn, filter, prefix.as_deref())?
-        .filter(|&n| n > EXACT_COUNT_LIMIT)
-        .map_or(Total::MoreThan(EXACT_COUNT_LIMIT), Total::About))
+    Ok(Total::MoreThan(EXACT_COUNT_LIMIT))
 }
 
 /// The largest count any one source has of the ISINs a source/country/active filter asks
 /// for: a lower bound of the distinct ISINs, and the count itself when one source lists most.
+/// `None` for other filters (and for "inactive": an ISIN one source no longer lists may be
+/// active in another).
 fn estimate(conn: &mut DbConnection, filter: &IsinFilter, prefix: Option<&str>) -> QueryResult<Option<u64>> {
     if filter.search.as_ref().is_some_and(|s| !matches!(s, IsinSearch::Prefix(p) if p.len() <= 2))
         || filter.changes.is_some()
+        || filter.active == Some(false)
     {
         return Ok(None);
     }
@@ -695,11 +794,7 @@ fn estimate(conn: &mut DbConnection, filter: &IsinFilter, prefix: Option<&str>) 
         {
             continue;
         }
-        let n = match filter.active {
-            Some(true) => row.active,
-            Some(false) => row.inactive,
-            None => row.active + row.inactive,
-        };
+        let n = if filter.active == Some(true) { row.active } else { row.active + row.inactive };
         *per_source.entry(row.source_id).or_default() += u64::try_from(n).unwrap_or(0);
     }
     Ok(per_source.into_values().max())
@@ -731,8 +826,13 @@ struct Counted {
     n: i64,
 }
 
-/// Recounts a source's visible records per country (after an import published `generation`).
-pub fn recount(conn: &mut DbConnection, source_id: i64, generation: i64) -> QueryResult<()> {
+/// Counts a source's visible records per country at `generation` (one grouped read of its
+/// records; no write lock is held while it runs).
+pub fn count_per_country(
+    conn: &mut DbConnection,
+    source_id: i64,
+    generation: i64,
+) -> QueryResult<Vec<CountryCount>> {
     // Only integers are written into the statement.
     let counted: Vec<Counted> = diesel::sql_query(format!(
         "SELECT substr(isin, 1, 2) AS country, active, COUNT(*) AS n FROM isin_records \
@@ -746,19 +846,47 @@ pub fn recount(conn: &mut DbConnection, source_id: i64, generation: i64) -> Quer
         let entry = rows.entry(country).or_default();
         if active { entry.0 += n } else { entry.1 += n }
     }
+    Ok(rows
+        .into_iter()
+        .map(|(country, (active, inactive))| CountryCount { source_id, country, active, inactive })
+        .collect())
+}
+
+/// Replaces a source's per-country counts (a few hundred rows at most: one per country).
+pub fn store_counts(conn: &mut DbConnection, source_id: i64, counts: &[CountryCount]) -> QueryResult<()> {
     diesel::delete(isin_stats::table.filter(isin_stats::source_id.eq(source_id))).execute(conn)?;
-    // A few hundred rows at most (one per country).
-    for (country, (active, inactive)) in rows {
+    for count in counts {
         diesel::insert_into(isin_stats::table)
             .values((
                 isin_stats::source_id.eq(source_id),
-                isin_stats::country.eq(country),
-                isin_stats::active.eq(active),
-                isin_stats::inactive.eq(inactive),
+                isin_stats::country.eq(&count.country),
+                isin_stats::active.eq(count.active),
+                isin_stats::inactive.eq(count.inactive),
             ))
             .execute(conn)?;
     }
     Ok(())
+}
+
+/// Up to `limit` ISINs after `after` that a source gives a name (any version).
+pub fn named_isins_of_source(
+    conn: &mut DbConnection,
+    source_id: i64,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    let mut query = isin_records::table
+        .filter(isin_records::source_id.eq(source_id))
+        .filter(isin_records::name.is_not_null())
+        .select(isin_records::isin)
+        .distinct()
+        .order(isin_records::isin.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(isin_records::isin.gt(after.to_owned()));
+    }
+    query.load(conn)
 }
 
 /// Forgets a deleted source's counts.
@@ -771,11 +899,17 @@ pub fn forget_counts(conn: &mut DbConnection, source_id: i64) -> QueryResult<usi
 pub fn refresh_names(conn: &mut DbConnection, sources: &[SourceInfo], isins: &[String]) -> QueryResult<()> {
     for chunk in isins.chunks(IN_LIST_CHUNK) {
         let rows = load_rows(conn, sources, chunk)?;
+        // Each ISIN's names as the index's words (see `index_words`), each word once.
         let named: Vec<(String, String)> = rows
             .iter()
             .filter_map(|row| {
-                let names = row.values(|r| r.name.as_deref());
-                (!names.is_empty()).then(|| (row.isin.clone(), names.join(" · ")))
+                let mut words: Vec<String> = Vec::new();
+                for word in row.names().into_iter().flat_map(index_words) {
+                    if !words.contains(&word) {
+                        words.push(word);
+                    }
+                }
+                (!words.is_empty()).then(|| (row.isin.clone(), words.join(" ")))
             })
             .collect();
         match conn {

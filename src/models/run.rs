@@ -438,19 +438,23 @@ pub fn succeeded_since(
         .load(conn)
 }
 
-/// Runs of `task_kind` that succeeded since `since`, newest first, at most `limit`.
-pub fn succeeded_runs_since(
+/// What the dashboard reads of a finished run: id, schedule name, start, end and stats.
+pub type RunSummary = (i64, String, Option<NaiveDateTime>, Option<NaiveDateTime>, Option<String>);
+
+/// Runs of `task_kind` that succeeded since `since`, newest first, at most `limit`: only the
+/// columns of [`RunSummary`] (a run's log can be long).
+pub fn succeeded_summaries_since(
     conn: &mut DbConnection,
     task_kind: &str,
     since: NaiveDateTime,
     limit: i64,
-) -> QueryResult<Vec<Run>> {
+) -> QueryResult<Vec<RunSummary>> {
     runs::table
         .filter(runs::task_kind.eq(task_kind))
         .filter(runs::status.eq("succeeded"))
         .filter(runs::finished_at.ge(since))
         .order(runs::id.desc())
-        .select(Run::as_select())
+        .select((runs::id, runs::schedule_name, runs::started_at, runs::finished_at, runs::stats))
         .limit(limit)
         .load(conn)
 }

@@ -162,11 +162,12 @@ pub async fn list_isins(
     let (items, listed) = state
         .db(move |conn| {
             let filter = isins::resolve(conn, &list, &mut errors)?;
+            let cursor = list.cursor(&mut errors);
             if !errors.is_empty() {
                 return Ok(Err(invalid(&errors)));
             }
             let sources = isin_browse::sources(conn)?;
-            let listed = isins::list_page(conn, &sources, &filter, &list, limit)?;
+            let listed = isins::list_page(conn, &sources, &filter, &list, cursor, limit)?;
             let items: Vec<IsinOut> =
                 listed.page.rows.iter().map(|row| IsinOut::new(row, &sources)).collect();
             Ok(Ok((items, listed)))

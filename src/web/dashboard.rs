@@ -182,8 +182,8 @@ const CHANGE_DAYS: i64 = 30;
 const DURATION_RUNS: usize = 30;
 /// Countries in the country chart (the rest are summed as "other").
 const TOP_COUNTRIES: usize = 12;
-/// Import runs read for the charts, at most (a month of imports every few minutes).
-const MAX_IMPORT_RUNS: i64 = 10_000;
+/// Import runs read for the charts, at most (a month of imports every 15 minutes).
+const MAX_IMPORT_RUNS: i64 = 3_000;
 
 /// The dashboard's ISIN charts.
 pub struct IsinCharts {
@@ -247,21 +247,22 @@ impl IsinCharts {
 
         let today = Utc::now().date_naive();
         let first = today - Duration::days(CHANGE_DAYS - 1);
-        let runs = run::succeeded_runs_since(
+        let runs = run::succeeded_summaries_since(
             conn,
             download_isins::NAME,
             first.and_time(NaiveTime::MIN),
             MAX_IMPORT_RUNS,
         )?;
-        let stats: Vec<(&Run, serde_json::Value)> =
-            runs.iter().filter_map(|r| Some((r, serde_json::from_str(r.stats.as_deref()?).ok()?))).collect();
+        // (id, schedule, started, finished, stats)
+        let stats: Vec<(&run::RunSummary, serde_json::Value)> =
+            runs.iter().filter_map(|r| Some((r, serde_json::from_str(r.4.as_deref()?).ok()?))).collect();
         let number = |stats: &serde_json::Value, key: &str| {
             stats.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
         };
         let mut per_day: Vec<(NaiveDate, u64, u64)> =
             (0..CHANGE_DAYS).map(|offset| (first + Duration::days(offset), 0, 0)).collect();
         for (run, stats) in &stats {
-            let Some(day) = run.finished_at.map(|at| at.date()) else { continue };
+            let Some(day) = run.3.map(|at| at.date()) else { continue };
             if let Some(slot) = per_day.iter_mut().find(|(d, _, _)| *d == day) {
                 slot.1 += number(stats, "added");
                 slot.2 += number(stats, "removed");
@@ -292,10 +293,10 @@ impl IsinCharts {
             100,
         );
 
-        let mut timed: Vec<(&Run, u64)> = stats
+        let mut timed: Vec<(&run::RunSummary, u64)> = stats
             .iter()
             .filter_map(|(r, _)| {
-                let ms = (r.finished_at? - r.started_at?).num_milliseconds();
+                let ms = (r.3? - r.2?).num_milliseconds();
                 Some((*r, u64::try_from(ms).ok()?))
             })
             .take(DURATION_RUNS)
@@ -306,7 +307,7 @@ impl IsinCharts {
                 .into_iter()
                 .map(|(r, ms)| Stack {
                     label: String::new(),
-                    title: format!("Run #{} ({}): {:.1} s", r.id, r.schedule_name, ms as f64 / 1000.0),
+                    title: format!("Run #{} ({}): {:.1} s", r.0, r.1, ms as f64 / 1000.0),
                     parts: vec![(ms, "bar-other")],
                 })
                 .collect(),

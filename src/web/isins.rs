@@ -188,10 +188,29 @@ impl ListQuery {
         if !base.is_empty() {
             base.push('&');
         }
+        let encoded: String = url::form_urlencoded::byte_serialize(isin.as_bytes()).collect();
         base.push_str(key);
         base.push('=');
-        base.push_str(isin);
+        base.push_str(&encoded);
         base
+    }
+
+    /// The cursor, if it is one: upper-case letters and digits, at most 12 (an ISIN or the
+    /// start of one). Anything else is reported and ignored.
+    pub fn cursor(&self, errors: &mut FormErrors) -> Option<(String, Direction)> {
+        let (field, raw, direction) = match (&self.after, &self.before) {
+            (Some(after), _) => ("after", after, Direction::After),
+            (None, Some(before)) => ("before", before, Direction::Before),
+            (None, None) => return None,
+        };
+        let valid = (1..=12).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if valid {
+            Some((raw.clone(), direction))
+        } else {
+            errors.add(field, "This page link is not valid; start again from the first page.");
+            None
+        }
     }
 
     /// Whether any filter is set.
@@ -227,15 +246,12 @@ pub fn list_page(
     sources: &[SourceInfo],
     filter: &IsinFilter,
     query: &ListQuery,
+    cursor: Option<(String, Direction)>,
     size: usize,
 ) -> Result<Listed, AppError> {
     let total = isin_browse::count(conn, sources, filter)?;
     let (sort, descending) = query.sort();
-    let cursor = match (&query.after, &query.before) {
-        (Some(after), _) => Some((after.as_str(), Direction::After)),
-        (None, Some(before)) => Some((before.as_str(), Direction::Before)),
-        (None, None) => None,
-    };
+    let cursor = cursor.as_ref().map(|(isin, direction)| (isin.as_str(), *direction));
     if sort == Sort::Isin && !descending {
         let page = isin_browse::page(conn, sources, filter, cursor, size)?;
         return Ok(Listed { page, total, sort_refused: false });
@@ -276,19 +292,15 @@ fn sorted_page(
         rows.reverse();
     }
     let at = |isin: &str| rows.iter().position(|row| row.isin == isin);
-    let (start, end) = match cursor {
-        Some((isin, Direction::After)) => {
-            let start = at(isin).map_or(0, |i| i + 1);
-            (start, (start + size).min(rows.len()))
-        }
-        Some((isin, Direction::Before)) => {
-            let end = at(isin).unwrap_or(0);
-            (end.saturating_sub(size), end)
-        }
-        None => (0, size.min(rows.len())),
+    // A cursor no longer in the list (an import changed it since the link was made) starts
+    // from the first page.
+    let (start, end) = match cursor.and_then(|(isin, direction)| Some((at(isin)?, direction))) {
+        Some((i, Direction::After)) => (i + 1, (i + 1 + size).min(rows.len())),
+        Some((i, Direction::Before)) if i > 0 => (i.saturating_sub(size), i),
+        _ => (0, size.min(rows.len())),
     };
-    let next_after = (end < rows.len()).then(|| rows[end - 1].isin.clone()).filter(|_| end > 0);
-    let previous_before = (start > 0).then(|| rows[start].isin.clone());
+    let next_after = (end < rows.len() && end > start).then(|| rows[end - 1].isin.clone());
+    let previous_before = (start > 0 && start < rows.len()).then(|| rows[start].isin.clone());
     let rows: Vec<IsinRow> = rows.drain(start..end).collect();
     ListPage { rows, next_after, previous_before, looked_until: None }
 }
@@ -363,8 +375,9 @@ pub async fn list(
         .db(move |conn| {
             let mut errors = FormErrors::default();
             let filter = resolve(conn, &asked, &mut errors)?;
+            let cursor = asked.cursor(&mut errors);
             let sources = isin_browse::sources(conn)?;
-            let listed = list_page(conn, &sources, &filter, &asked, PAGE_SIZE)?;
+            let listed = list_page(conn, &sources, &filter, &asked, cursor, PAGE_SIZE)?;
             Ok((sources, listed, errors, filter.search.as_ref().map(IsinSearch::describe)))
         })
         .await?;
@@ -664,11 +677,12 @@ async fn export(
     tokio::task::spawn_blocking(move || {
         let result = (|| -> anyhow::Result<()> {
             let mut conn = pool.get()?;
+            let plan = isin_browse::plan(&mut conn, &filter)?;
             let mut after: Option<String> = None;
             let mut first = true;
             loop {
                 let cursor = after.as_deref().map(|isin| (isin, Direction::After));
-                let page = isin_browse::page(&mut conn, &sources, &filter, cursor, EXPORT_PAGE)?;
+                let page = isin_browse::page_of(&mut conn, &sources, &filter, &plan, cursor, EXPORT_PAGE)?;
                 let chunk = match format {
                     ExportFormat::Csv => {
                         let mut writer = csv::Writer::from_writer(Vec::with_capacity(128 * EXPORT_PAGE));
@@ -715,4 +729,68 @@ async fn export(
         .insert_header((CONTENT_TYPE, content_type))
         .insert_header((CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")))
         .streaming(body))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(names: &[&str]) -> Vec<IsinRow> {
+        let at =
+            NaiveDate::from_ymd_opt(2026, 11, 27).and_then(|d| d.and_hms_opt(0, 0, 0)).unwrap_or_default();
+        names
+            .iter()
+            .enumerate()
+            .map(|(i, name)| IsinRow {
+                isin: format!("DE{i:010}"),
+                first_seen_at: at,
+                first_seen_run_id: None,
+                records: vec![isin_browse::ShownRecord {
+                    isin: format!("DE{i:010}"),
+                    source_id: 1,
+                    since_gen: 1,
+                    until_gen: None,
+                    active: true,
+                    lei: None,
+                    name: Some((*name).to_owned()),
+                    cfi: None,
+                    currency: None,
+                    listings: None,
+                    first_seen_run_id: None,
+                    first_seen_at: at,
+                    last_seen_at: None,
+                }],
+            })
+            .collect()
+    }
+
+    fn names(page: &ListPage) -> Vec<String> {
+        page.rows.iter().filter_map(|r| r.name().map(str::to_owned)).collect()
+    }
+
+    #[test]
+    fn sorted_pages_follow_their_cursors_and_survive_stale_ones() {
+        let all = rows(&["d", "b", "e", "a", "c"]);
+        let first = sorted_page(all.clone(), &[], Sort::Name, false, None, 2);
+        assert_eq!(names(&first), ["a", "b"]);
+        assert_eq!(first.previous_before, None);
+        let after = first.next_after.clone().unwrap_or_default();
+        let second = sorted_page(all.clone(), &[], Sort::Name, false, Some((&after, Direction::After)), 2);
+        assert_eq!(names(&second), ["c", "d"]);
+        let before = second.previous_before.clone().unwrap_or_default();
+        let back = sorted_page(all.clone(), &[], Sort::Name, false, Some((&before, Direction::Before)), 2);
+        assert_eq!(names(&back), ["a", "b"]);
+        let last = sorted_page(all.clone(), &[], Sort::Name, true, None, 5);
+        assert_eq!(names(&last), ["e", "d", "c", "b", "a"]);
+        assert_eq!(last.next_after, None);
+        // The last row as cursor, a cursor before the first row, one no longer listed: no panic.
+        let end =
+            sorted_page(all.clone(), &[], Sort::Name, true, Some(("DE0000000003", Direction::After)), 2);
+        assert!(end.rows.is_empty() && end.next_after.is_none());
+        let start =
+            sorted_page(all.clone(), &[], Sort::Name, false, Some(("DE0000000003", Direction::Before)), 2);
+        assert_eq!(names(&start), ["a", "b"]);
+        let gone = sorted_page(all, &[], Sort::Name, false, Some(("DE9999999999", Direction::Before)), 2);
+        assert_eq!(names(&gone), ["a", "b"]);
+    }
 }

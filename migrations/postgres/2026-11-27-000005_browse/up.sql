@@ -6,7 +6,8 @@ CREATE INDEX isin_records_lei ON isin_records (lei, isin) WHERE lei IS NOT NULL;
 
 -- Searching by name: the names every source currently gives an ISIN, one row per ISIN, with a
 -- full-text index over them. Refreshed by an import, for the ISINs it changed, once it has
--- published.
+-- published. The names are stored as the application reads them (ASCII words, lower case), so
+-- both backends tokenize them alike.
 CREATE TABLE isin_names (
     isin TEXT COLLATE "C" PRIMARY KEY,
     names TEXT NOT NULL

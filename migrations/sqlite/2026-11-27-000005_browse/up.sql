@@ -7,12 +7,14 @@ CREATE INDEX isin_records_lei ON isin_records (lei, isin) WHERE lei IS NOT NULL;
 -- Searching by name: the names every source currently gives an ISIN, one row per ISIN, its rowid
 -- the ISIN's first 11 characters read as a base-36 number (so rowid order is ISIN order and a
 -- key range or a cursor is a rowid range). Contentless: the names themselves stay in
--- isin_records. Refreshed by an import, for the ISINs it changed, once it has published.
+-- isin_records. Refreshed by an import, for the ISINs it changed, once it has published. The
+-- names are stored as the application reads them (ASCII words, lower case), so both backends
+-- tokenize them alike; prefix indexes make "word*" queries of 2 and 3 characters cheap.
 CREATE VIRTUAL TABLE isin_names USING fts5 (
     names,
     content = '',
     contentless_delete = 1,
-    tokenize = 'unicode61 remove_diacritics 2'
+    prefix = '2 3'
 );
 
 -- Visible records per source and country, recounted when an import publishes: the dashboard's
