@@ -25,6 +25,7 @@ on_both_backends!(
     bad_filters_are_explained_beside_the_field_and_export_nothing,
     counts_are_exact_up_to_ten_thousand_and_estimated_beyond,
     the_dashboard_charts_isins_by_source_country_and_day,
+    a_large_first_import_builds_the_lei_index_at_its_end,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -429,4 +430,22 @@ async fn the_dashboard_charts_isins_by_source_country_and_day(backend: Backend) 
     assert!(page.contains(&format!("{today}: 333 added, 30 removed")), "{page}");
     assert!(page.contains("id=\"import-durations\""));
     assert_eq!(page.matches("<title>Run #").count(), 3, "one bar per import");
+}
+
+async fn a_large_first_import_builds_the_lei_index_at_its_end(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    // 100,000 rows: the size from which a source's first import sets the LEI index aside.
+    import(&app, &gleif_file(dir.path(), "big.csv", 0..100_000), "gleif_isin_lei", "gleif", &[]);
+    let admin = app.admin().await;
+    let page = admin.get_html(&format!("/admin/isins/?q={}", lei(4_321))).await;
+    let mut expected: Vec<String> = (43_210..43_220).map(isin).collect();
+    expected.sort();
+    assert_eq!(listed(&page), expected, "the index is back and finds the issuer's ISINs");
+
+    // While the index is missing (as during such an import), an LEI search says so.
+    app.query(|conn| isinbeat::models::isin_record::drop_lei_index(conn).unwrap()).await;
+    let response = admin.get(&format!("/admin/isins/?q={}", lei(4_321))).await;
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.unwrap().contains("LEI search is paused"));
 }

@@ -176,6 +176,8 @@ const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
 const CHUNK_RANGE: (i64, i64) = (200, 100_000);
 /// Written rows after which an import refreshes the planner's statistics of the ISIN tables.
 const ANALYZE_AFTER: u64 = 100_000;
+/// A source's first import of at least this many rows builds the LEI index afterwards.
+const LARGE_FIRST_IMPORT: u64 = 100_000;
 /// Rows read between two progress reports and stop checks.
 const READ_BATCH: usize = 20_000;
 
@@ -349,7 +351,7 @@ fn import_content(
         stats.member = Some(member.clone());
     }
     let mut reader = formats::open_reader(format, &format_options, input)?;
-    let mut rows = read_sorted(reader.as_mut(), observer, &mut stats)?;
+    let rows = read_sorted(reader.as_mut(), observer, &mut stats)?;
 
     // A lower bound on what the file removes, known before any write: a truncated or empty
     // file stops here.
@@ -359,6 +361,39 @@ fn import_content(
         return Err(shrink_error(source, at_least_removed));
     }
 
+    // A source's first large import writes its records without the LEI index and builds it
+    // once at the end: kept up row by row, its random inserts made the first import of a
+    // million GLEIF rows 4.3 times slower on SQLite (82 s instead of 19) and 1.6 times on
+    // PostgreSQL. LEI searches say they are paused meanwhile.
+    let rebuild_lei_index =
+        source.active_isins + source.inactive_isins == 0 && stats.valid >= LARGE_FIRST_IMPORT;
+    if rebuild_lei_index {
+        isin_record::drop_lei_index(conn).context("Failed to set the LEI index aside")?;
+    }
+    let result = write_and_publish(conn, source, run_id, content, options, observer, stats, format, rows);
+    if rebuild_lei_index {
+        observer.log("building the LEI index");
+        if let Err(error) = isin_record::create_lei_index(conn) {
+            tracing::error!(error = %error, "failed to build the LEI index; the next large import builds it");
+            observer.log(&format!("warning: the LEI index could not be built: {error}"));
+        }
+    }
+    result
+}
+
+/// Writes the differences as the next generation, publishes it, and cleans up after it.
+#[allow(clippy::too_many_arguments)]
+fn write_and_publish(
+    conn: &mut DbConnection,
+    source: &Source,
+    run_id: i64,
+    content: &Content,
+    options: &Options,
+    observer: &dyn Observer,
+    mut stats: Stats,
+    format: Format,
+    mut rows: SortedRows,
+) -> Result<Stats, ImportError> {
     let started = Instant::now();
     widen_cache(conn).context("Failed to set up the import's connection")?;
     let next = source.generation + 1;

@@ -377,6 +377,41 @@ pub fn refresh_statistics(conn: &mut DbConnection) -> QueryResult<()> {
     }
 }
 
+/// The LEI index's definition (as in migration 000005).
+const LEI_INDEX: &str =
+    "CREATE INDEX IF NOT EXISTS isin_records_lei ON isin_records (lei, isin) WHERE lei IS NOT NULL";
+
+/// Drops the LEI index, for a large import that builds it again afterwards
+/// ([`create_lei_index`]).
+pub fn drop_lei_index(conn: &mut DbConnection) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute("DROP INDEX IF EXISTS isin_records_lei")
+}
+
+/// Builds the LEI index if it is missing (one sorted pass over the records).
+pub fn create_lei_index(conn: &mut DbConnection) -> QueryResult<()> {
+    use diesel::connection::SimpleConnection;
+    conn.batch_execute(LEI_INDEX)
+}
+
+/// Whether the LEI index exists (a large first import drops it until it has finished).
+pub fn lei_index_exists(conn: &mut DbConnection) -> QueryResult<bool> {
+    #[derive(QueryableByName)]
+    struct Found {
+        #[diesel(sql_type = diesel::sql_types::BigInt)]
+        n: i64,
+    }
+    let query = match conn {
+        DbConnection::Sqlite(_) => {
+            "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'index' AND name = 'isin_records_lei'"
+        }
+        DbConnection::Postgresql(_) => {
+            "SELECT COUNT(*) AS n FROM pg_indexes WHERE schemaname = current_schema() AND indexname = 'isin_records_lei'"
+        }
+    };
+    Ok(diesel::sql_query(query).get_result::<Found>(conn)?.n > 0)
+}
+
 /// Deletes every record version of a source.
 pub fn delete_all_of_source(conn: &mut DbConnection, source_id: i64) -> QueryResult<usize> {
     diesel::delete(isin_records::table.filter(isin_records::source_id.eq(source_id))).execute(conn)
