@@ -357,7 +357,7 @@ fn named_among(conn: &mut DbConnection, words: &[String], isins: &[String]) -> Q
         .filter_map(|row| isin_of_rowid(row.rowid))
         .collect(),
         DbConnection::Postgresql(pg) => diesel::sql_query(
-            "SELECT isin FROM isin_names WHERE to_tsvector('simple', names) @@ to_tsquery('simple', $1) \
+            "SELECT isin FROM isin_names WHERE words @@ to_tsquery('simple', $1) \
              AND isin >= $2 AND isin <= $3",
         )
         .bind::<Text, _>(query)
@@ -452,7 +452,7 @@ fn read_driver(
                     let order = if ascending { "ASC" } else { "DESC" };
                     let rows: Vec<IsinText> = diesel::sql_query(format!(
                         "SELECT isin FROM isin_names \
-                         WHERE to_tsvector('simple', names) @@ to_tsquery('simple', $1) \
+                         WHERE words @@ to_tsquery('simple', $1) \
                          AND isin >= $2 AND isin < $3 ORDER BY isin {order} LIMIT $4"
                     ))
                     .bind::<Text, _>(query)
@@ -465,6 +465,51 @@ fn read_driver(
             }
         }
     }
+}
+
+#[derive(QueryableByName)]
+struct CountRow {
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// How many candidates `driver` has within `bounds`, counting up to `limit` (the name index is
+/// counted in the database: turning ten thousand row ids back into ISINs cost more than the
+/// search).
+fn probe(conn: &mut DbConnection, driver: &Driver, bounds: &Bounds, limit: usize) -> QueryResult<u64> {
+    let Driver::Words(words) = driver else {
+        return Ok(read_driver(conn, driver, bounds, limit)?.len() as u64);
+    };
+    let query = fts_query(conn, words);
+    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+    let counted = match conn {
+        DbConnection::Sqlite(lite) => {
+            let (lo, hi) = bounds.rowids();
+            diesel::sql_query(
+                "SELECT COUNT(*) AS n FROM (SELECT rowid FROM isin_names WHERE isin_names MATCH ? \
+                 AND rowid >= ? AND rowid <= ? LIMIT ?)",
+            )
+            .bind::<Text, _>(query)
+            .bind::<BigInt, _>(lo)
+            .bind::<BigInt, _>(hi)
+            .bind::<BigInt, _>(limit)
+            .get_result::<CountRow>(lite)?
+        }
+        DbConnection::Postgresql(pg) => {
+            let (lo, hi) = bounds.text();
+            diesel::sql_query(
+                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM isin_names \
+                 WHERE words @@ to_tsquery('simple', $1) \
+                 AND isin >= $2 AND isin < $3 LIMIT $4) found",
+            )
+            .bind::<Text, _>(query)
+            .bind::<Text, _>(lo)
+            .bind::<Text, _>(hi)
+            .bind::<BigInt, _>(limit)
+            .get_result::<CountRow>(pg)?
+        }
+    };
+    Ok(u64::try_from(counted.n).unwrap_or(0))
 }
 
 /// The drivers a filter allows; the list reads the one with the fewest candidates.
@@ -503,12 +548,12 @@ fn choose_driver(
     let bounds = Bounds { prefix: prefix.clone(), cursor: None, direction: Direction::After };
     let mut best: Option<(Driver, u64)> = None;
     for driver in candidates {
-        let probe = read_driver(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?.len() as u64;
-        let smaller = best.as_ref().is_none_or(|(_, size)| probe < *size);
+        let size = probe(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?;
+        let smaller = best.as_ref().is_none_or(|(_, best)| size < *best);
         if smaller {
-            best = Some((driver, probe));
+            best = Some((driver, size));
         }
-        if probe == 0 {
+        if size == 0 {
             break;
         }
     }
@@ -830,7 +875,7 @@ pub fn count(conn: &mut DbConnection, sources: &[SourceInfo], filter: &IsinFilte
     let bounds = Bounds { prefix: prefix.clone(), cursor: None, direction: Direction::After };
     let size = match probed {
         Some(size) => size,
-        None => read_driver(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?.len() as u64,
+        None => probe(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?,
     };
     let checks = Checks { filter, driver: &driver };
     if size <= EXACT_COUNT_LIMIT {
