@@ -372,7 +372,9 @@ pub fn count_visible(conn: &mut DbConnection, source_id: i64, generation: i64) -
 pub fn refresh_statistics(conn: &mut DbConnection) -> QueryResult<()> {
     use diesel::connection::SimpleConnection;
     match conn {
-        DbConnection::Postgresql(pg) => pg.batch_execute("ANALYZE isin_records, isin_changes, isins, isin_names"),
+        DbConnection::Postgresql(pg) => {
+            pg.batch_execute("ANALYZE isin_records, isin_changes, isins, isin_names")
+        }
         DbConnection::Sqlite(_) => Ok(()),
     }
 }
