@@ -36,9 +36,11 @@ if [[ "${KEEP_DATA:-}" != 1 ]]; then
   [[ "$url" == postgres* ]] && psql "$url" -qc "VACUUM ANALYZE"
 fi
 
+# A user of its own (made once; with KEEP_DATA=1 it is already there with this password).
+password="isinbeat browse bench"
+ISINBEAT_SUPERUSER_PASSWORD="$password" "$bin" createsuperuser --username bench --no-input >/dev/null 2>&1 || true
 port=$(( 20000 + RANDOM % 20000 ))
-password="bench password $RANDOM$RANDOM"
-ISINBEAT_BIND="127.0.0.1:$port" ISINBEAT_ADMIN_PASSWORD="$password" ISINBEAT_WEB_WORKERS=2 \
+ISINBEAT_BIND="127.0.0.1:$port" ISINBEAT_WEB_WORKERS=2 \
   "$bin" serve --no-scheduler --no-worker >"$work/serve.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
@@ -51,7 +53,7 @@ rm -f "$jar"
 csrf() { curl -s -b "$jar" -c "$jar" "$base$1" | grep -o 'name="csrf_token" value="[^"]*"' | head -1 | sed 's/.*value="//;s/"$//'; }
 token=$(csrf /login)
 curl -s -b "$jar" -c "$jar" -o /dev/null --data-urlencode "csrf_token=$token" \
-  --data-urlencode "username=admin" --data-urlencode "password=$password" "$base/login"
+  --data-urlencode "username=bench" --data-urlencode "password=$password" "$base/login"
 cookie="$(awk '$6 == "isinbeat_session" { print $6 "=" $7 }' "$jar")"
 [[ -n "$cookie" ]] || { echo "login failed" >&2; exit 1; }
 token=$(csrf /admin/account/)
