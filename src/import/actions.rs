@@ -132,8 +132,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
         let deleted = write_transaction(conn, |conn| {
             let isins = isin_record::delete_some_of_source(conn, id, 10_000)?;
             if has_names && !isins.is_empty() {
-                let sources = isin_browse::sources(conn)?;
-                isin_browse::refresh_names(conn, &sources, &isins)?;
+                isin_browse::refresh_names(conn, &isins)?;
             }
             Ok::<_, SourceActionError>(isins.len())
         })?;

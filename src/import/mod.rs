@@ -857,13 +857,8 @@ fn refresh_names_of_run(conn: &mut DbConnection, run_id: i64) -> anyhow::Result<
         let Some((last, _)) = batch.last() else { return Ok(()) };
         after = Some(last.clone());
         let isins: Vec<String> = batch.into_iter().map(|(isin, _)| isin).collect();
-        // The sources are read in the chunk's transaction: another source publishing meanwhile
-        // must not have its names read at a generation it has already cleaned up.
-        write_transaction(conn, |c| {
-            let sources = isin_browse::sources(c)?;
-            isin_browse::refresh_names(c, &sources, &isins)
-        })
-        .context("Failed to update the name index")?;
+        write_transaction(conn, |c| isin_browse::refresh_names(c, &isins))
+            .context("Failed to update the name index")?;
     }
 }
 
@@ -884,11 +879,8 @@ pub fn rebuild_browsing(conn: &mut DbConnection) -> anyhow::Result<()> {
                 .context("Failed to read named records")?;
             let Some(last) = isins.last() else { break };
             after = Some(last.clone());
-            write_transaction(conn, |c| {
-                let sources = isin_browse::sources(c)?;
-                isin_browse::refresh_names(c, &sources, &isins)
-            })
-            .context("Failed to update the name index")?;
+            write_transaction(conn, |c| isin_browse::refresh_names(c, &isins))
+                .context("Failed to update the name index")?;
         }
     }
     Ok(())

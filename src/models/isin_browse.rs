@@ -760,31 +760,23 @@ pub fn load_rows(
 pub struct Plan {
     driver: Driver,
     prefix: Option<String>,
+    /// The driver's candidates as its probe counted them (up to [`EXACT_COUNT_LIMIT`] + 1);
+    /// `None` when there was nothing to choose between.
+    probed: Option<u64>,
     /// The filter excludes everything (a search for DE… in the country US).
     empty: bool,
 }
 
-/// Chooses how to read `filter` (a bounded probe when several drivers could).
+/// Chooses how to read `filter` (a bounded probe when several drivers could). A page and its
+/// count share one plan, so the probes run once per request.
 pub fn plan(conn: &mut DbConnection, filter: &IsinFilter) -> QueryResult<Plan> {
     match filter.prefix() {
-        Err(()) => Ok(Plan { driver: Driver::Keys, prefix: None, empty: true }),
+        Err(()) => Ok(Plan { driver: Driver::Keys, prefix: None, probed: None, empty: true }),
         Ok(prefix) => {
-            let (driver, _) = choose_driver(conn, filter, &prefix)?;
-            Ok(Plan { driver, prefix, empty: false })
+            let (driver, probed) = choose_driver(conn, filter, &prefix)?;
+            Ok(Plan { driver, prefix, probed, empty: false })
         }
     }
-}
-
-/// One page of the list after or before `cursor`.
-pub fn page(
-    conn: &mut DbConnection,
-    sources: &[SourceInfo],
-    filter: &IsinFilter,
-    cursor: Option<(&str, Direction)>,
-    size: usize,
-) -> QueryResult<ListPage> {
-    let plan = plan(conn, filter)?;
-    page_of(conn, sources, filter, &plan, cursor, size)
 }
 
 /// One page of the list after or before `cursor`, read as `plan` says.
@@ -863,26 +855,32 @@ pub fn page_of(
 
 /// How many ISINs match: exact up to [`EXACT_COUNT_LIMIT`], else estimated from the per-source,
 /// per-country counts where they can say.
-pub fn count(conn: &mut DbConnection, sources: &[SourceInfo], filter: &IsinFilter) -> QueryResult<Total> {
-    let Ok(prefix) = filter.prefix() else { return Ok(Total::Exact(0)) };
+pub fn count(
+    conn: &mut DbConnection,
+    sources: &[SourceInfo],
+    filter: &IsinFilter,
+    plan: &Plan,
+) -> QueryResult<Total> {
+    if plan.empty {
+        return Ok(Total::Exact(0));
+    }
     // Where the per-country counts already show more than the limit, nothing is probed: the
     // unfiltered list and a large country cost the same as a small one.
-    let estimated = estimate(conn, filter, prefix.as_deref())?;
+    let estimated = estimate(conn, filter, plan.prefix.as_deref())?;
     if let Some(lower) = estimated.filter(|&n| n > EXACT_COUNT_LIMIT) {
         return Ok(Total::About(lower));
     }
-    let (driver, probed) = choose_driver(conn, filter, &prefix)?;
-    let bounds = Bounds { prefix: prefix.clone(), cursor: None, direction: Direction::After };
-    let size = match probed {
+    let bounds = Bounds { prefix: plan.prefix.clone(), cursor: None, direction: Direction::After };
+    let size = match plan.probed {
         Some(size) => size,
-        None => probe(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?,
+        None => probe(conn, &plan.driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?,
     };
-    let checks = Checks { filter, driver: &driver };
+    let checks = Checks { filter, driver: &plan.driver };
     if size <= EXACT_COUNT_LIMIT {
         if !checks.needed() {
             return Ok(Total::Exact(size));
         }
-        let keys = read_driver(conn, &driver, &bounds, size as usize)?;
+        let keys = read_driver(conn, &plan.driver, &bounds, size as usize)?;
         let rows = load_rows(conn, sources, &keys)?;
         return Ok(Total::Exact(checks.apply(conn, rows)?.len() as u64));
     }
@@ -1018,10 +1016,13 @@ pub fn forget_counts(conn: &mut DbConnection, source_id: i64) -> QueryResult<usi
 }
 
 /// Rewrites the name index of `isins` from the records every source shows now (after an
-/// import published, or a source's records went).
-pub fn refresh_names(conn: &mut DbConnection, sources: &[SourceInfo], isins: &[String]) -> QueryResult<()> {
+/// import published, or a source's records went). Call it in a write transaction: the sources'
+/// generations are read in it, so that another source publishing meanwhile cannot have its
+/// names read at a generation it has already cleaned up.
+pub fn refresh_names(conn: &mut DbConnection, isins: &[String]) -> QueryResult<()> {
+    let sources = sources(conn)?;
     for chunk in isins.chunks(IN_LIST_CHUNK) {
-        let rows = load_rows(conn, sources, chunk)?;
+        let rows = load_rows(conn, &sources, chunk)?;
         // Each ISIN's names as the index's words (see `index_words`), each word once.
         let named: Vec<(String, String)> = rows
             .iter()

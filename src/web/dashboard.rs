@@ -199,7 +199,9 @@ impl IsinCharts {
     fn load(conn: &mut DbConnection) -> Result<Self, AppError> {
         let sources = source::list(conn)?;
         let browse_sources = isin_browse::sources(conn)?;
-        let total = isin_browse::count(conn, &browse_sources, &isin_browse::IsinFilter::default())?;
+        let everything = isin_browse::IsinFilter::default();
+        let plan = isin_browse::plan(conn, &everything)?;
+        let total = isin_browse::count(conn, &browse_sources, &everything, &plan)?;
         let by_source = BarChart::horizontal(
             sources
                 .iter()

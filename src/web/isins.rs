@@ -253,21 +253,22 @@ pub fn list_page(
     cursor: Option<(String, Direction)>,
     size: usize,
 ) -> Result<Listed, AppError> {
-    let total = isin_browse::count(conn, sources, filter)?;
+    let plan = isin_browse::plan(conn, filter)?;
+    let total = isin_browse::count(conn, sources, filter, &plan)?;
     let (sort, descending) = query.sort();
     let cursor = cursor.as_ref().map(|(isin, direction)| (isin.as_str(), *direction));
     if sort == Sort::Isin && !descending {
-        let page = isin_browse::page(conn, sources, filter, cursor, size)?;
+        let page = isin_browse::page_of(conn, sources, filter, &plan, cursor, size)?;
         return Ok(Listed { page, total, sort_refused: false });
     }
     match total {
         Total::Exact(n) if n <= SORTABLE => {
-            let all = isin_browse::page(conn, sources, filter, None, SORTABLE as usize)?;
+            let all = isin_browse::page_of(conn, sources, filter, &plan, None, SORTABLE as usize)?;
             let page = sorted_page(all.rows, sources, sort, descending, cursor, size);
             Ok(Listed { page, total, sort_refused: false })
         }
         _ => {
-            let page = isin_browse::page(conn, sources, filter, cursor, size)?;
+            let page = isin_browse::page_of(conn, sources, filter, &plan, cursor, size)?;
             Ok(Listed { page, total, sort_refused: true })
         }
     }
@@ -323,7 +324,7 @@ struct ListTemplate {
 
 impl ListTemplate {
     fn source_name(&self, id: &i64) -> &str {
-        self.sources.iter().find(|s| s.id == *id).map_or("(deleted source)", |s| s.name.as_str())
+        source_name(&self.sources, *id)
     }
 
     fn total(&self) -> String {
@@ -333,6 +334,11 @@ impl ListTemplate {
     fn last_seen(&self, row: &IsinRow) -> String {
         row.last_seen(&self.sources).map_or_else(|| "—".to_owned(), |at| at.format("%Y-%m-%d").to_string())
     }
+}
+
+/// The name of source `id`, for pages that list records of several sources.
+fn source_name(sources: &[SourceInfo], id: i64) -> &str {
+    sources.iter().find(|s| s.id == id).map_or("(deleted source)", |s| s.name.as_str())
 }
 
 /// A count for people: "1 ISIN", "about 9.3 M ISINs", "more than 10,000 ISINs".
@@ -495,7 +501,7 @@ struct DetailTemplate {
 
 impl DetailTemplate {
     fn source_name(&self, id: &i64) -> &str {
-        self.sources.iter().find(|s| s.id == *id).map_or("(deleted source)", |s| s.name.as_str())
+        source_name(&self.sources, *id)
     }
 
     fn listings(&self, json: &Option<String>) -> Vec<ListingView> {
