@@ -435,7 +435,8 @@ async fn the_dashboard_charts_isins_by_source_country_and_day(backend: Backend) 
 async fn a_large_first_import_builds_the_lei_index_at_its_end(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let dir = tempfile::tempdir().unwrap();
-    // 100,000 rows: the size from which a source's first import sets the LEI index aside.
+    // 100,000 rows: the size from which a source's first import sets the LEI index aside (on
+    // PostgreSQL; SQLite keeps it up as it goes).
     import(&app, &gleif_file(dir.path(), "big.csv", 0..100_000), "gleif_isin_lei", "gleif", &[]);
     let admin = app.admin().await;
     let page = admin.get_html(&format!("/admin/isins/?q={}", lei(4_321))).await;

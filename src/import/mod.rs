@@ -361,12 +361,15 @@ fn import_content(
         return Err(shrink_error(source, at_least_removed));
     }
 
-    // A source's first large import writes its records without the LEI index and builds it
-    // once at the end: kept up row by row, its random inserts made the first import of a
-    // million GLEIF rows 4.3 times slower on SQLite (82 s instead of 19) and 1.6 times on
-    // PostgreSQL. LEI searches say they are paused meanwhile.
-    let rebuild_lei_index =
-        source.active_isins + source.inactive_isins == 0 && stats.valid >= LARGE_FIRST_IMPORT;
+    // On PostgreSQL, a source's first large import writes its records without the LEI index
+    // and builds it once at the end: kept up row by row, its random inserts made the first
+    // import of a million GLEIF rows 1.6 times slower (29 s instead of 18). LEI searches say
+    // they are paused meanwhile. Not on SQLite, although it gains more (82 s instead of 19):
+    // building the index there holds the database's only write lock for the whole build, and
+    // logins and every other write would wait for it (seconds at a million rows).
+    let rebuild_lei_index = matches!(conn, DbConnection::Postgresql(_))
+        && source.active_isins + source.inactive_isins == 0
+        && stats.valid >= LARGE_FIRST_IMPORT;
     if rebuild_lei_index {
         isin_record::drop_lei_index(conn).context("Failed to set the LEI index aside")?;
     }
