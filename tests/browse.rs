@@ -20,6 +20,7 @@ on_both_backends!(
     the_search_box_finds_isins_by_their_start_by_lei_and_by_name,
     filters_narrow_the_list_and_a_run_shows_what_it_changed,
     pages_neither_skip_nor_repeat_while_an_import_runs_between_them,
+    a_name_search_pages_forward_and_back_in_isin_order,
     an_isin_page_shows_every_source_its_history_and_why_it_is_valid,
     exports_stream_the_filtered_list_as_csv_and_json_lines,
     bad_filters_are_explained_beside_the_field_and_export_nothing,
@@ -122,7 +123,7 @@ fn listed(html: &str) -> Vec<String> {
 fn link(html: &str, rel: &str) -> Option<String> {
     let end = html.find(&format!("\" rel=\"{rel}\""))?;
     let start = html[..end].rfind("href=\"")? + 6;
-    Some(html[start..end].replace("&amp;", "&"))
+    Some(html[start..end].replace("&amp;", "&").replace("&#38;", "&"))
 }
 
 fn count_text(html: &str) -> String {
@@ -295,6 +296,36 @@ async fn pages_neither_skip_nor_repeat_while_an_import_runs_between_them(backend
     let back = admin.get_html(&link(&page2, "prev").unwrap()).await;
     assert_eq!(listed(&back), listed(&page1));
     assert!(link(&page1, "prev").is_none());
+}
+
+async fn a_name_search_pages_forward_and_back_in_isin_order(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let dir = tempfile::tempdir().unwrap();
+    import(&app, &xetra_file(dir.path(), "named.csv", 0..130), "xetra_instruments", "xetra", &[]);
+    let admin = app.admin().await;
+    let mut expected: Vec<String> = (0..130).map(isin).collect();
+    expected.sort();
+
+    let mut seen: Vec<String> = Vec::new();
+    let mut pages = Vec::new();
+    let mut next = Some("/admin/isins/?q=synthetic+hold".to_owned());
+    while let Some(path) = next {
+        let page = admin.get_html(&path).await;
+        assert_eq!(count_text(&page), "Searching names with the words synthetic hold: 130 ISINs.", "{path}");
+        seen.extend(listed(&page));
+        next = link(&page, "next");
+        pages.push(page);
+        assert!(pages.len() <= 3, "more pages than matches: {next:?}");
+    }
+    assert_eq!(pages.len(), 3);
+    assert_eq!(seen, expected, "every match once, in ISIN order");
+    // Back from the last page: the second one again.
+    let back = admin.get_html(&link(&pages[2], "prev").unwrap()).await;
+    assert_eq!(listed(&back), listed(&pages[1]));
+    // Within a country, only that country's matches.
+    let page = admin.get_html("/admin/isins/?q=synthetic&country=DE").await;
+    let de: Vec<String> = expected.iter().filter(|isin| isin.starts_with("DE")).cloned().collect();
+    assert_eq!(listed(&page), de[..de.len().min(50)]);
 }
 
 async fn an_isin_page_shows_every_source_its_history_and_why_it_is_valid(backend: Backend) {

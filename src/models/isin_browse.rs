@@ -11,10 +11,11 @@
 //! from there): no request counts or scans the whole table.
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
-use diesel::sql_types::{BigInt, Text};
+use diesel::sql_types::{Array, BigInt, Text};
 
 use crate::db::DbConnection;
 use crate::db::schema::{isin_changes, isin_names, isin_records, isin_stats, isins, sources};
@@ -220,8 +221,9 @@ enum Driver {
     Source(i64),
     /// ISINs with a record of this issuer.
     Lei(String),
-    /// ISINs whose names have these words (the name index).
-    Words(Vec<String>),
+    /// ISINs whose names have these words (the name index); with every match in key order
+    /// once a probe on PostgreSQL has read them all (see [`probe`]).
+    Words(Vec<String>, Option<Arc<[String]>>),
     /// ISINs changed by these runs.
     Changes(ChangeFilter),
 }
@@ -338,8 +340,8 @@ fn fts_query(conn: &DbConnection, words: &[String]) -> String {
     terms.join(if sqlite { " " } else { " & " })
 }
 
-/// Which of `isins` (a batch in key order, either way) the name index finds `words` for: one
-/// key range of the index, as tight as the batch.
+/// Which of `isins` (a batch in key order, either way) the name index finds `words` for: on
+/// SQLite one row id range of the index, as tight as the batch; on PostgreSQL the batch's keys.
 fn named_among(conn: &mut DbConnection, words: &[String], isins: &[String]) -> QueryResult<HashSet<String>> {
     let (Some(first), Some(last)) = (isins.iter().min(), isins.iter().max()) else {
         return Ok(HashSet::new());
@@ -356,13 +358,12 @@ fn named_among(conn: &mut DbConnection, words: &[String], isins: &[String]) -> Q
         .into_iter()
         .filter_map(|row| isin_of_rowid(row.rowid))
         .collect(),
+        // The batch's own keys: a key range as wide as a sparse batch could hold millions.
         DbConnection::Postgresql(pg) => diesel::sql_query(
-            "SELECT isin FROM isin_names WHERE words @@ to_tsquery('simple', $1) \
-             AND isin >= $2 AND isin <= $3",
+            "SELECT isin FROM isin_names WHERE isin = ANY($2) AND words @@ to_tsquery('simple', $1)",
         )
         .bind::<Text, _>(query)
-        .bind::<Text, _>(first)
-        .bind::<Text, _>(last)
+        .bind::<Array<Text>, _>(isins)
         .load::<IsinText>(pg)?
         .into_iter()
         .map(|row| row.isin)
@@ -431,7 +432,16 @@ fn read_driver(
             merged.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
             Ok(merged)
         }
-        Driver::Words(words) => {
+        Driver::Words(_, Some(all)) => {
+            let within = &all[all.partition_point(|isin| *isin < lo)..all.partition_point(|isin| *isin < hi)];
+            let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+            Ok(if ascending {
+                within.iter().take(limit).cloned().collect()
+            } else {
+                within.iter().rev().take(limit).cloned().collect()
+            })
+        }
+        Driver::Words(words, None) => {
             let query = fts_query(conn, words);
             match conn {
                 DbConnection::Sqlite(lite) => {
@@ -473,43 +483,68 @@ struct CountRow {
     n: i64,
 }
 
-/// How many candidates `driver` has within `bounds`, counting up to `limit` (the name index is
-/// counted in the database: turning ten thousand row ids back into ISINs cost more than the
-/// search).
-fn probe(conn: &mut DbConnection, driver: &Driver, bounds: &Bounds, limit: usize) -> QueryResult<u64> {
-    let Driver::Words(words) = driver else {
-        return Ok(read_driver(conn, driver, bounds, limit)?.len() as u64);
+#[derive(QueryableByName)]
+struct IsinList {
+    #[diesel(sql_type = Array<Text>)]
+    isins: Vec<String>,
+}
+
+/// What a bounded probe of a driver found.
+struct Probed {
+    /// Candidates within the bounds, counted up to the probe's limit.
+    size: u64,
+    /// The same driver with every candidate in hand, when the probe read them all.
+    listed: Option<Driver>,
+}
+
+/// How many candidates `driver` has within `bounds`, counting up to `limit`. SQLite counts the
+/// name index in the database (turning ten thousand row ids back into ISINs cost more than the
+/// search). PostgreSQL's name index finds every match in one bitmap scan, but in no useful
+/// order: a page in key order would scan the key index and check each name, or visit every
+/// match again to sort them, so the probe reads the matches once (up to the limit) and the
+/// count and every page are then served from them.
+fn probe(conn: &mut DbConnection, driver: &Driver, bounds: &Bounds, limit: usize) -> QueryResult<Probed> {
+    let Driver::Words(words, None) = driver else {
+        let size = read_driver(conn, driver, bounds, limit)?.len() as u64;
+        return Ok(Probed { size, listed: None });
     };
     let query = fts_query(conn, words);
-    let limit = i64::try_from(limit).unwrap_or(i64::MAX);
-    let counted = match conn {
+    let bound = i64::try_from(limit).unwrap_or(i64::MAX);
+    match conn {
         DbConnection::Sqlite(lite) => {
             let (lo, hi) = bounds.rowids();
-            diesel::sql_query(
+            let counted = diesel::sql_query(
                 "SELECT COUNT(*) AS n FROM (SELECT rowid FROM isin_names WHERE isin_names MATCH ? \
                  AND rowid >= ? AND rowid <= ? LIMIT ?)",
             )
             .bind::<Text, _>(query)
             .bind::<BigInt, _>(lo)
             .bind::<BigInt, _>(hi)
-            .bind::<BigInt, _>(limit)
-            .get_result::<CountRow>(lite)?
+            .bind::<BigInt, _>(bound)
+            .get_result::<CountRow>(lite)?;
+            Ok(Probed { size: u64::try_from(counted.n).unwrap_or(0), listed: None })
         }
         DbConnection::Postgresql(pg) => {
             let (lo, hi) = bounds.text();
-            diesel::sql_query(
-                "SELECT COUNT(*) AS n FROM (SELECT 1 FROM isin_names \
-                 WHERE words @@ to_tsquery('simple', $1) \
-                 AND isin >= $2 AND isin < $3 LIMIT $4) found",
+            // One row with an array: ten thousand rows one by one cost more than the scan.
+            let found = diesel::sql_query(
+                "SELECT COALESCE(array_agg(isin), '{}') AS isins FROM (SELECT isin FROM isin_names \
+                 WHERE words @@ to_tsquery('simple', $1) AND isin >= $2 AND isin < $3 LIMIT $4) found",
             )
             .bind::<Text, _>(query)
             .bind::<Text, _>(lo)
             .bind::<Text, _>(hi)
-            .bind::<BigInt, _>(limit)
-            .get_result::<CountRow>(pg)?
+            .bind::<BigInt, _>(bound)
+            .get_result::<IsinList>(pg)?;
+            let mut isins = found.isins;
+            let size = isins.len() as u64;
+            if isins.len() >= limit {
+                return Ok(Probed { size, listed: None });
+            }
+            isins.sort_unstable();
+            Ok(Probed { size, listed: Some(Driver::Words(words.clone(), Some(isins.into()))) })
         }
-    };
-    Ok(u64::try_from(counted.n).unwrap_or(0))
+    }
 }
 
 /// The drivers a filter allows; the list reads the one with the fewest candidates.
@@ -522,7 +557,7 @@ fn drivers(filter: &IsinFilter) -> Vec<Driver> {
         drivers.push(Driver::Changes(changes.clone()));
     }
     if let Some(words) = filter.words() {
-        drivers.push(Driver::Words(words.to_vec()));
+        drivers.push(Driver::Words(words.to_vec(), None));
     }
     if let Some(source_id) = filter.source_id {
         drivers.push(Driver::Source(source_id));
@@ -534,7 +569,8 @@ fn drivers(filter: &IsinFilter) -> Vec<Driver> {
 /// The driver to read and how many candidates it has, exactly up to [`EXACT_COUNT_LIMIT`]
 /// (`None`: not probed). Every other driver's candidates are among the `isins` key range's, so
 /// the key range is read only when the filter allows nothing narrower; between several
-/// narrower ones a bounded probe of each picks the smallest.
+/// narrower ones a bounded probe of each picks the smallest. A name search on PostgreSQL is
+/// probed even alone: the probe reads its matches (see [`probe`]).
 fn choose_driver(
     conn: &mut DbConnection,
     filter: &IsinFilter,
@@ -542,18 +578,20 @@ fn choose_driver(
 ) -> QueryResult<(Driver, Option<u64>)> {
     let mut candidates = drivers(filter);
     candidates.retain(|driver| *driver != Driver::Keys);
-    if candidates.len() <= 1 {
+    let lists_names = matches!(conn, DbConnection::Postgresql(_))
+        && candidates.iter().any(|driver| matches!(driver, Driver::Words(..)));
+    if candidates.len() <= 1 && !lists_names {
         return Ok((candidates.pop().unwrap_or(Driver::Keys), None));
     }
     let bounds = Bounds { prefix: prefix.clone(), cursor: None, direction: Direction::After };
     let mut best: Option<(Driver, u64)> = None;
     for driver in candidates {
-        let size = probe(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?;
-        let smaller = best.as_ref().is_none_or(|(_, best)| size < *best);
+        let probed = probe(conn, &driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?;
+        let smaller = best.as_ref().is_none_or(|(_, best)| probed.size < *best);
         if smaller {
-            best = Some((driver, size));
+            best = Some((probed.listed.unwrap_or(driver), probed.size));
         }
-        if size == 0 {
+        if probed.size == 0 {
             break;
         }
     }
@@ -572,7 +610,7 @@ impl Checks<'_> {
         f.active.is_some()
             || (f.source_id.is_some() && !matches!(self.driver, Driver::Source(_)))
             || (f.lei().is_some() && !matches!(self.driver, Driver::Lei(_)))
-            || (f.words().is_some() && !matches!(self.driver, Driver::Words(_)))
+            || (f.words().is_some() && !matches!(self.driver, Driver::Words(..)))
             || (f.changes.is_some() && !matches!(self.driver, Driver::Changes(_)))
             // A source's or an LEI's driver also finds records that are not visible.
             || matches!(self.driver, Driver::Source(_) | Driver::Lei(_))
@@ -591,7 +629,7 @@ impl Checks<'_> {
         // Names are checked with the name index itself, so a search finds the same ISINs
         // whichever driver read them.
         let named: Option<HashSet<String>> = match (f.words(), self.driver) {
-            (Some(words), driver) if !matches!(driver, Driver::Words(_)) => {
+            (Some(words), driver) if !matches!(driver, Driver::Words(..)) => {
                 let isins: Vec<String> = rows.iter().map(|r| r.isin.clone()).collect();
                 Some(named_among(conn, words, &isins)?)
             }
@@ -873,7 +911,7 @@ pub fn count(
     let bounds = Bounds { prefix: plan.prefix.clone(), cursor: None, direction: Direction::After };
     let size = match plan.probed {
         Some(size) => size,
-        None => probe(conn, &plan.driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?,
+        None => probe(conn, &plan.driver, &bounds, EXACT_COUNT_LIMIT as usize + 1)?.size,
     };
     let checks = Checks { filter, driver: &plan.driver };
     if size <= EXACT_COUNT_LIMIT {
