@@ -26,7 +26,7 @@ on_both_backends!(
     bad_filters_are_explained_beside_the_field_and_export_nothing,
     counts_are_exact_up_to_ten_thousand_and_estimated_beyond,
     the_dashboard_charts_isins_by_source_country_and_day,
-    a_large_first_import_builds_the_lei_index_at_its_end,
+    an_lei_search_follows_imports_changes_and_deleted_sources,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -463,21 +463,71 @@ async fn the_dashboard_charts_isins_by_source_country_and_day(backend: Backend) 
     assert_eq!(page.matches("<title>Run #").count(), 3, "one bar per import");
 }
 
-async fn a_large_first_import_builds_the_lei_index_at_its_end(backend: Backend) {
+async fn an_lei_search_follows_imports_changes_and_deleted_sources(backend: Backend) {
+    use diesel::prelude::*;
+    use isinbeat::db::schema::isin_leis;
     let Some(app) = spawn_app(backend).await else { return };
     let dir = tempfile::tempdir().unwrap();
-    // 100,000 rows: the size from which a source's first import sets the LEI index aside (on
-    // PostgreSQL; SQLite keeps it up as it goes).
-    import(&app, &gleif_file(dir.path(), "big.csv", 0..100_000), "gleif_isin_lei", "gleif", &[]);
+    let issuer = |k: u64| {
+        let mut isins: Vec<String> = (k * 10..k * 10 + 10).map(isin).collect();
+        isins.sort();
+        isins
+    };
+    import(&app, &gleif_file(dir.path(), "day1.csv", 0..20_000), "gleif_isin_lei", "gleif", &[]);
     let admin = app.admin().await;
-    let page = admin.get_html(&format!("/admin/isins/?q={}", lei(4_321))).await;
-    let mut expected: Vec<String> = (43_210..43_220).map(isin).collect();
-    expected.sort();
-    assert_eq!(listed(&page), expected, "the index is back and finds the issuer's ISINs");
+    let page = admin.get_html(&format!("/admin/isins/?q={}", lei(432))).await;
+    assert_eq!(listed(&page), issuer(432), "the first import's issuers are found at once");
 
-    // While the index is missing (as during such an import), an LEI search says so.
-    app.query(|conn| isinbeat::models::isin_record::drop_lei_index(conn).unwrap()).await;
-    let response = admin.get(&format!("/admin/isins/?q={}", lei(4_321))).await;
-    assert_eq!(response.status(), 422);
-    assert!(response.text().await.unwrap().contains("LEI search is paused"));
+    // Day 2: four of that issuer's ISINs move to another issuer, one more issuer appears.
+    let day2 = dir.path().join("day2.csv");
+    let mut text = String::from("LEI,ISIN\n");
+    for i in 0..20_010u64 {
+        let owner = if (4_320..4_324).contains(&i) { lei(999_999) } else { lei(i / 10) };
+        text.push_str(&format!("{owner},{}\n", isin(i)));
+    }
+    std::fs::write(&day2, text).unwrap();
+    import(&app, &day2, "gleif_isin_lei", "gleif", &[]);
+    let page = admin.get_html(&format!("/admin/isins/?q={}", lei(432))).await;
+    let mut moved: Vec<String> = (4_320..4_324).map(isin).collect();
+    moved.sort();
+    let stayed: Vec<String> = issuer(432).into_iter().filter(|i| !moved.contains(i)).collect();
+    assert_eq!(listed(&page), stayed, "the ISINs that moved are no longer the old issuer's");
+    let page = admin.get_html(&format!("/admin/isins/?q={}", lei(999_999))).await;
+    assert_eq!(listed(&page), moved, "the new issuer has the ISINs it took over");
+    let page = admin.get_html(&format!("/admin/isins/?q={}", lei(2_000))).await;
+    assert_eq!(listed(&page), issuer(2_000), "an issuer that appeared on day 2");
+    // The replaced versions went, and with them the pairs only they had.
+    let issuer_lei = lei(432);
+    let pairs: i64 = app
+        .query(move |conn| {
+            isin_leis::table.filter(isin_leis::lei.eq(issuer_lei)).count().get_result(conn).unwrap()
+        })
+        .await;
+    assert_eq!(pairs, 6);
+    // A batch that gives a pair twice still writes it once.
+    let twice = vec![(lei(777_777), isin(1)); 2];
+    let written = app
+        .query(move |conn| {
+            isinbeat::db::write_transaction(conn, |c| {
+                isinbeat::models::isin_record::insert_lei_pairs(c, &twice)
+            })
+            .unwrap()
+        })
+        .await;
+    assert_eq!(written, 1);
+    let stray = lei(777_777);
+    app.query(move |conn| {
+        diesel::delete(isin_leis::table.filter(isin_leis::lei.eq(stray))).execute(conn).unwrap()
+    })
+    .await;
+
+    // Deleting the source takes its ISINs out of every LEI search.
+    let gleif =
+        app.query(|conn| isinbeat::models::source::find_by_name(conn, "gleif").unwrap().unwrap().id).await;
+    let delete = format!("/admin/sources/{gleif}/delete");
+    assert_eq!(admin.submit(&delete, &delete, &[]).await.status(), 303);
+    let page = admin.get_html(&format!("/admin/isins/?q={}", lei(432))).await;
+    assert!(listed(&page).is_empty());
+    let left: i64 = app.query(|conn| isin_leis::table.count().get_result(conn).unwrap()).await;
+    assert_eq!(left, 0, "no pair outlives the records");
 }

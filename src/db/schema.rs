@@ -71,6 +71,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    isin_leis (lei, isin) {
+        lei -> Text,
+        isin -> Text,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::Tsvector;
 
@@ -267,6 +274,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     instance_secrets,
     isin_changes,
+    isin_leis,
     isin_names,
     isin_records,
     isin_stats,

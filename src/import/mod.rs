@@ -21,13 +21,13 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{DbConnection, write_transaction};
 use crate::models::isin_browse;
-use crate::models::isin_record::{self, NewChange, NewIsin, NewRecordVersion};
+use crate::models::isin_record::{self, LeiIsin, NewChange, NewIsin, NewRecordVersion};
 use crate::models::source::{self, Published, Source};
 use crate::sources::decompress::{self, Container};
 use crate::sources::fetch::{self, Content, Fetched, Limits, Location, Previous};
 use crate::sources::formats::{self, Format, FormatOptions, Item, Row};
 use diff::{Action, Duplicate, Incoming, StagedRow};
-use sorted::{SortedRows, Sorter};
+use sorted::{LeiPair, SortedRows, Sorter};
 
 /// The task kind that runs imports (`jobs::download_isins`); its schedules name their source
 /// in the `source` parameter.
@@ -176,8 +176,6 @@ const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
 const CHUNK_RANGE: (i64, i64) = (200, 100_000);
 /// Written rows after which an import refreshes the planner's statistics of the ISIN tables.
 const ANALYZE_AFTER: u64 = 100_000;
-/// A source's first import of at least this many rows builds the LEI index afterwards.
-const LARGE_FIRST_IMPORT: u64 = 100_000;
 /// Rows read between two progress reports and stop checks.
 const READ_BATCH: usize = 20_000;
 
@@ -361,27 +359,7 @@ fn import_content(
         return Err(shrink_error(source, at_least_removed));
     }
 
-    // On PostgreSQL, a source's first large import writes its records without the LEI index
-    // and builds it once at the end: kept up row by row, its random inserts made the first
-    // import of a million GLEIF rows 1.6 times slower (29 s instead of 18). LEI searches say
-    // they are paused meanwhile. Not on SQLite, although it gains more (82 s instead of 19):
-    // building the index there holds the database's only write lock for the whole build, and
-    // logins and every other write would wait for it (seconds at a million rows).
-    let rebuild_lei_index = matches!(conn, DbConnection::Postgresql(_))
-        && source.active_isins + source.inactive_isins == 0
-        && stats.valid >= LARGE_FIRST_IMPORT;
-    if rebuild_lei_index {
-        isin_record::drop_lei_index(conn).context("Failed to set the LEI index aside")?;
-    }
-    let result = write_and_publish(conn, source, run_id, content, options, observer, stats, format, rows);
-    if rebuild_lei_index {
-        observer.log("building the LEI index");
-        if let Err(error) = isin_record::create_lei_index(conn) {
-            tracing::error!(error = %error, "failed to build the LEI index; the next large import builds it");
-            observer.log(&format!("warning: the LEI index could not be built: {error}"));
-        }
-    }
-    result
+    write_and_publish(conn, source, run_id, content, options, observer, stats, format, rows)
 }
 
 /// Writes the differences as the next generation, publishes it, and cleans up after it.
@@ -401,9 +379,22 @@ fn write_and_publish(
     widen_cache(conn).context("Failed to set up the import's connection")?;
     let next = source.generation + 1;
     let mut duplicates = Vec::new();
-    let returned =
-        apply(conn, source, run_id, next, &mut rows, options, observer, &mut stats, &mut duplicates)?;
+    let mut leis = Sorter::new();
+    let returned = apply(
+        conn,
+        source,
+        run_id,
+        next,
+        &mut rows,
+        options,
+        observer,
+        &mut stats,
+        &mut duplicates,
+        &mut leis,
+    )?;
     drop(rows);
+    let leis = leis.finish().context("Failed to sort the LEIs (temporary files)")?;
+    write_lei_pairs(conn, leis, observer)?;
     stats.problems.extend(duplicates.iter().map(|d| Problem {
         line: d.line as u64,
         reason: format!("duplicate: {} again on line {}, which is kept", d.isin, d.kept_line),
@@ -571,6 +562,7 @@ fn apply(
     observer: &dyn Observer,
     stats: &mut Stats,
     duplicates: &mut Vec<Duplicate>,
+    leis: &mut Sorter<LeiPair>,
 ) -> Result<u64, ImportError> {
     let limit = shrink_limit(source);
     let mut returned = 0;
@@ -604,30 +596,20 @@ fn apply(
             upto.as_deref(),
         )
         .context("Failed to read the records")?;
-        let writes = plan(source.id, run_id, next, now, last_seen, &diff::merge(&incoming, &current), stats);
+        let mut writes =
+            plan(source.id, run_id, next, now, last_seen, &diff::merge(&incoming, &current), stats);
         if !options.accept_shrink && stats.removed > limit {
             return Err(shrink_error(source, stats.removed));
         }
         returned += writes.returned;
+        for (lei, isin) in std::mem::take(&mut writes.leis) {
+            leis.push(LeiPair { lei, isin }).context("Failed to sort the LEIs (temporary files)")?;
+        }
         if !writes.is_empty() {
             let started = Instant::now();
             write_transaction(conn, move |c| writes.write(c, source.id, next))
                 .context("Failed to write the changes")?;
-            let took = started.elapsed();
-            // SQLite has one writer, and a waiting writer (a login) polls for the lock with
-            // growing sleeps: leave the lock free half as long as it was held, so waiters get in.
-            if matches!(conn, DbConnection::Sqlite(_)) {
-                std::thread::sleep(took / 2);
-            }
-            // Aim the next chunk's write at the budget, growing or shrinking by at most 2×.
-            let took = took.as_secs_f64().max(1e-4);
-            let budget = match conn {
-                DbConnection::Sqlite(_) => WRITE_BUDGET,
-                DbConnection::Postgresql(_) => WRITE_BUDGET_POSTGRES,
-            };
-            let wanted =
-                (chunk as f64 * budget.as_secs_f64() / took).clamp(chunk as f64 / 2.0, chunk as f64 * 2.0);
-            chunk = (wanted as i64).clamp(CHUNK_RANGE.0, CHUNK_RANGE.1);
+            chunk = pace(conn, started.elapsed(), chunk);
         }
         compared += incoming.len().max(current.len()) as u64;
         observer.progress(&Progress {
@@ -642,6 +624,52 @@ fn apply(
         }
     }
     Ok(returned)
+}
+
+/// After a chunk's write transaction that took `took`: the next chunk's size, aimed at the
+/// write budget (growing or shrinking by at most 2×). On SQLite, which has one writer, and
+/// where a waiting writer (a login) polls for the lock with growing sleeps, it first leaves
+/// the lock free half as long as it was held, so that waiters get in.
+fn pace(conn: &DbConnection, took: Duration, chunk: i64) -> i64 {
+    if matches!(conn, DbConnection::Sqlite(_)) {
+        std::thread::sleep(took / 2);
+    }
+    let took = took.as_secs_f64().max(1e-4);
+    let budget = match conn {
+        DbConnection::Sqlite(_) => WRITE_BUDGET,
+        DbConnection::Postgresql(_) => WRITE_BUDGET_POSTGRES,
+    };
+    let wanted = (chunk as f64 * budget.as_secs_f64() / took).clamp(chunk as f64 / 2.0, chunk as f64 * 2.0);
+    (wanted as i64).clamp(CHUNK_RANGE.0, CHUNK_RANGE.1)
+}
+
+/// Adds the (LEI, ISIN) pairs of the versions the import wrote to the LEI index, in LEI order
+/// (an index kept up in the records' ISIN order would take every row somewhere else in it),
+/// a chunk per short transaction, before the import publishes: a pair of a version not yet
+/// visible is harmless, since the search checks the records it finds.
+fn write_lei_pairs(
+    conn: &mut DbConnection,
+    mut pairs: SortedRows<LeiPair>,
+    observer: &dyn Observer,
+) -> Result<(), ImportError> {
+    let mut chunk = CHUNK;
+    loop {
+        observer.check_stop().map_err(ImportError::Stopped)?;
+        let mut batch: Vec<LeiIsin> = Vec::new();
+        while batch.len() < usize::try_from(chunk).unwrap_or(usize::MAX) {
+            match pairs.take().context("Failed to read the sorted LEIs (temporary files)")? {
+                Some(LeiPair { lei, isin }) => batch.push((lei, isin)),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        write_transaction(conn, |c| isin_record::insert_lei_pairs(c, &batch))
+            .context("Failed to write the LEI index")?;
+        chunk = pace(conn, started.elapsed(), chunk);
+    }
 }
 
 /// Page cache of the importing SQLite connection while it imports, in KiB: the B-trees it
@@ -674,6 +702,8 @@ struct Writes {
     versions: Vec<NewRecordVersion>,
     changes: Vec<NewChange>,
     isins: Vec<NewIsin>,
+    /// (LEI, ISIN) of the versions added or changed, for the LEI index.
+    leis: Vec<LeiIsin>,
 }
 
 impl Writes {
@@ -739,6 +769,9 @@ fn plan(
             Action::StillGone => {}
             Action::Add { incoming, previous } => {
                 stats.added += 1;
+                if let Some(lei) = &incoming.lei {
+                    writes.leis.push((lei.clone(), incoming.isin.clone()));
+                }
                 let first_seen = match previous {
                     Some(previous) => {
                         returned += 1;
@@ -758,6 +791,9 @@ fn plan(
             }
             Action::Change { incoming, previous } => {
                 stats.changed += 1;
+                if let Some(lei) = incoming.lei.as_ref().filter(|lei| previous.lei.as_ref() != Some(lei)) {
+                    writes.leis.push((lei.clone(), incoming.isin.clone()));
+                }
                 close.push(previous.isin.clone());
                 let first_seen = (previous.first_seen_run_id, previous.first_seen_at);
                 write(

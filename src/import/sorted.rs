@@ -3,7 +3,8 @@
 //! (merged into one whenever 128 have piled up), and the files are merged through a heap as
 //! the rows are read back. Nothing here touches the database, so reading a file of any size
 //! takes no lock that logins or the scheduler need, and the merge with the records then reads
-//! both sides sequentially.
+//! both sides sequentially. The same sort puts an import's (LEI, ISIN) pairs in LEI order
+//! ([`LeiPair`]), so that the LEI index is written in its own order.
 //!
 //! (The `extsort` crate was tried first: it loses every row when their number is a multiple of
 //! its segment size plus one.)
@@ -22,19 +23,41 @@ const SEGMENT_ROWS: usize = 100_000;
 /// merged into one, so that a file of any length stays far below the open-file limit.
 const MAX_SEGMENTS: usize = 128;
 
+/// What the sort can order and spill: a total order and a byte encoding of its own.
+pub trait Spill: Sized {
+    fn order(&self, other: &Self) -> Ordering;
+    fn encode<W: Write>(&self, writer: &mut W) -> io::Result<()>;
+    /// The next item of a segment; `None` at its end. A segment cut short is an error.
+    fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>>;
+}
+
+/// An issuer's LEI and one of its ISINs, for the LEI index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeiPair {
+    pub lei: String,
+    pub isin: String,
+}
+
+#[cfg(test)]
 fn key_order(a: &StagedRow, b: &StagedRow) -> Ordering {
-    (a.isin.as_str(), a.listing_key.as_str(), a.line).cmp(&(b.isin.as_str(), b.listing_key.as_str(), b.line))
+    a.order(b)
 }
 
 /// Takes rows in file order.
-pub struct Sorter {
+pub struct Sorter<T: Spill = StagedRow> {
     segment_rows: usize,
     max_segments: usize,
-    buffer: Vec<StagedRow>,
+    buffer: Vec<T>,
     segments: Vec<File>,
 }
 
-impl Sorter {
+impl<T: Spill> Default for Sorter<T> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<T: Spill> Sorter<T> {
     pub fn new() -> Self {
         Self::with_limits(SEGMENT_ROWS, MAX_SEGMENTS)
     }
@@ -43,7 +66,7 @@ impl Sorter {
         Self { segment_rows, max_segments: max_segments.max(2), buffer: Vec::new(), segments: Vec::new() }
     }
 
-    pub fn push(&mut self, row: StagedRow) -> io::Result<()> {
+    pub fn push(&mut self, row: T) -> io::Result<()> {
         self.buffer.push(row);
         if self.buffer.len() >= self.segment_rows {
             self.spill()?;
@@ -53,12 +76,12 @@ impl Sorter {
 
     /// Writes the buffer, sorted, to a temporary file of its own.
     fn spill(&mut self) -> io::Result<()> {
-        self.buffer.sort_unstable_by(key_order);
+        self.buffer.sort_unstable_by(T::order);
         let mut rows = self.buffer.drain(..).map(Ok);
         let segment = write_segment(&mut rows)?;
         self.segments.push(segment);
         if self.segments.len() >= self.max_segments {
-            let mut merged = Merge::open(std::mem::take(&mut self.segments))?;
+            let mut merged = Merge::<T>::open(std::mem::take(&mut self.segments))?;
             let segment = write_segment(&mut std::iter::from_fn(|| merged.next().transpose()))?;
             self.segments.push(segment);
         }
@@ -66,9 +89,9 @@ impl Sorter {
     }
 
     /// Ends the input; the rows come back sorted. The temporary files go with the result.
-    pub fn finish(mut self) -> io::Result<SortedRows> {
+    pub fn finish(mut self) -> io::Result<SortedRows<T>> {
         if self.segments.is_empty() {
-            self.buffer.sort_unstable_by(key_order);
+            self.buffer.sort_unstable_by(T::order);
             return Ok(SortedRows { source: Source::Memory(self.buffer.into_iter()), next: None });
         }
         if !self.buffer.is_empty() {
@@ -79,7 +102,7 @@ impl Sorter {
 }
 
 /// Writes rows, already in key order, to a new temporary file, and rewinds it for reading.
-fn write_segment(rows: &mut dyn Iterator<Item = io::Result<StagedRow>>) -> io::Result<File> {
+fn write_segment<T: Spill>(rows: &mut dyn Iterator<Item = io::Result<T>>) -> io::Result<File> {
     let mut writer = BufWriter::new(tempfile::tempfile()?);
     for row in rows {
         row?.encode(&mut writer)?;
@@ -90,28 +113,28 @@ fn write_segment(rows: &mut dyn Iterator<Item = io::Result<StagedRow>>) -> io::R
 }
 
 /// Sorted segments read as one sequence: the smallest head of all of them, each time.
-struct Merge {
+struct Merge<T: Spill> {
     readers: Vec<BufReader<File>>,
-    heads: BinaryHeap<Reverse<Head>>,
+    heads: BinaryHeap<Reverse<Head<T>>>,
 }
 
-impl Merge {
+impl<T: Spill> Merge<T> {
     fn open(segments: Vec<File>) -> io::Result<Self> {
         let mut readers: Vec<BufReader<File>> = segments.into_iter().map(BufReader::new).collect();
         let mut heads = BinaryHeap::with_capacity(readers.len());
         for (segment, reader) in readers.iter_mut().enumerate() {
-            if let Some(row) = StagedRow::decode_next(reader)? {
+            if let Some(row) = T::decode_next(reader)? {
                 heads.push(Reverse(Head { row, segment }));
             }
         }
         Ok(Self { readers, heads })
     }
 
-    fn next(&mut self) -> io::Result<Option<StagedRow>> {
+    fn next(&mut self) -> io::Result<Option<T>> {
         let Some(Reverse(Head { row, segment })) = self.heads.pop() else {
             return Ok(None);
         };
-        if let Some(following) = StagedRow::decode_next(&mut self.readers[segment])? {
+        if let Some(following) = T::decode_next(&mut self.readers[segment])? {
             self.heads.push(Reverse(Head { row: following, segment }));
         }
         Ok(Some(row))
@@ -119,45 +142,45 @@ impl Merge {
 }
 
 /// The smallest unread row of one spilled segment.
-struct Head {
-    row: StagedRow,
+struct Head<T> {
+    row: T,
     segment: usize,
 }
 
-impl PartialEq for Head {
+impl<T: Spill> PartialEq for Head<T> {
     fn eq(&self, other: &Self) -> bool {
         self.cmp(other) == Ordering::Equal
     }
 }
 
-impl Eq for Head {}
+impl<T: Spill> Eq for Head<T> {}
 
-impl PartialOrd for Head {
+impl<T: Spill> PartialOrd for Head<T> {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
 }
 
-impl Ord for Head {
+impl<T: Spill> Ord for Head<T> {
     fn cmp(&self, other: &Self) -> Ordering {
-        key_order(&self.row, &other.row)
+        self.row.order(&other.row)
     }
 }
 
-enum Source {
-    Memory(std::vec::IntoIter<StagedRow>),
-    Merge(Merge),
+enum Source<T: Spill> {
+    Memory(std::vec::IntoIter<T>),
+    Merge(Merge<T>),
 }
 
 /// The rows in key order, one at a time.
-pub struct SortedRows {
-    source: Source,
-    next: Option<StagedRow>,
+pub struct SortedRows<T: Spill = StagedRow> {
+    source: Source<T>,
+    next: Option<T>,
 }
 
-impl SortedRows {
+impl<T: Spill> SortedRows<T> {
     /// The next row, left in place.
-    pub fn peek(&mut self) -> io::Result<Option<&StagedRow>> {
+    pub fn peek(&mut self) -> io::Result<Option<&T>> {
         if self.next.is_none() {
             self.next = match &mut self.source {
                 Source::Memory(rows) => rows.next(),
@@ -168,14 +191,22 @@ impl SortedRows {
     }
 
     /// Takes the next row.
-    pub fn take(&mut self) -> io::Result<Option<StagedRow>> {
+    pub fn take(&mut self) -> io::Result<Option<T>> {
         self.peek()?;
         Ok(self.next.take())
     }
 }
 
 /// A spilled row: the line, then each text as its length (`u32::MAX` for none) and bytes.
-impl StagedRow {
+impl Spill for StagedRow {
+    fn order(&self, other: &Self) -> Ordering {
+        (self.isin.as_str(), self.listing_key.as_str(), self.line).cmp(&(
+            other.isin.as_str(),
+            other.listing_key.as_str(),
+            other.line,
+        ))
+    }
+
     fn encode<W: Write>(&self, writer: &mut W) -> io::Result<()> {
         writer.write_all(&self.line.to_le_bytes())?;
         put(writer, Some(&self.isin))?;
@@ -187,7 +218,6 @@ impl StagedRow {
         put(writer, self.listing.as_deref())
     }
 
-    /// The next row of a segment; `None` at its end. A segment cut short is an error.
     fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>> {
         let mut line = [0; 8];
         loop {
@@ -215,6 +245,37 @@ impl StagedRow {
     }
 }
 
+/// A spilled pair: the LEI and the ISIN, as texts.
+impl Spill for LeiPair {
+    fn order(&self, other: &Self) -> Ordering {
+        (self.lei.as_str(), self.isin.as_str()).cmp(&(other.lei.as_str(), other.isin.as_str()))
+    }
+
+    fn encode<W: Write>(&self, writer: &mut W) -> io::Result<()> {
+        put(writer, Some(&self.lei))?;
+        put(writer, Some(&self.isin))
+    }
+
+    fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>> {
+        let mut length = [0; 4];
+        loop {
+            match reader.read(&mut length[..1]) {
+                Ok(0) => return Ok(None),
+                Ok(_) => break,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(error),
+            }
+        }
+        reader.read_exact(&mut length[1..])?;
+        let lei = text_of(reader, u32::from_le_bytes(length))?;
+        let isin = get(reader)?;
+        match (lei, isin) {
+            (Some(lei), Some(isin)) => Ok(Some(LeiPair { lei, isin })),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidData, "a sorted LEI pair lost a part")),
+        }
+    }
+}
+
 const NONE: u32 = u32::MAX;
 
 fn put<W: Write>(writer: &mut W, text: Option<&str>) -> io::Result<()> {
@@ -234,7 +295,11 @@ fn put<W: Write>(writer: &mut W, text: Option<&str>) -> io::Result<()> {
 fn get<R: Read>(reader: &mut R) -> io::Result<Option<String>> {
     let mut length = [0; 4];
     reader.read_exact(&mut length)?;
-    let length = u32::from_le_bytes(length);
+    text_of(reader, u32::from_le_bytes(length))
+}
+
+/// The text of `length` bytes that follows (none for [`NONE`]).
+fn text_of<R: Read>(reader: &mut R, length: u32) -> io::Result<Option<String>> {
     if length == NONE {
         return Ok(None);
     }
@@ -260,7 +325,7 @@ mod tests {
         }
     }
 
-    fn drain(mut rows: SortedRows) -> Vec<StagedRow> {
+    fn drain<T: Spill>(mut rows: SortedRows<T>) -> Vec<T> {
         let mut out = Vec::new();
         while let Some(row) = rows.take().unwrap() {
             out.push(row);
@@ -330,7 +395,7 @@ mod tests {
 
     #[test]
     fn no_rows_sort_to_nothing() {
-        assert!(drain(Sorter::new().finish().unwrap()).is_empty());
+        assert!(drain(Sorter::<StagedRow>::new().finish().unwrap()).is_empty());
     }
 
     #[test]
@@ -346,5 +411,23 @@ mod tests {
             let expected: Vec<i64> = (0..count).rev().collect();
             assert_eq!(got, expected, "{count} rows");
         }
+    }
+
+    #[test]
+    fn lei_pairs_come_back_in_lei_order_through_the_spill_files() {
+        let mut sorter = Sorter::with_limits(4, 3);
+        let mut expected = Vec::new();
+        for i in 0..50u32 {
+            let pair = LeiPair { lei: format!("LEI{:02}", (i * 17) % 7), isin: format!("DE{:010}", 50 - i) };
+            expected.push(pair.clone());
+            sorter.push(pair).unwrap();
+        }
+        expected.sort_by(LeiPair::order);
+        assert_eq!(drain(sorter.finish().unwrap()), expected);
+
+        let mut bytes = Vec::new();
+        expected[0].encode(&mut bytes).unwrap();
+        let mut cut = &bytes[..bytes.len() - 1];
+        assert!(LeiPair::decode_next(&mut cut).is_err(), "a pair cut short is an error");
     }
 }

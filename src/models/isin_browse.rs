@@ -18,7 +18,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 
 use crate::db::DbConnection;
-use crate::db::schema::{isin_changes, isin_names, isin_records, isin_stats, isins, sources};
+use crate::db::schema::{isin_changes, isin_leis, isin_names, isin_records, isin_stats, isins, sources};
 use crate::domain::isin_search::{IsinSearch, index_words};
 
 /// Candidates read per batch once the first batch did not fill the page.
@@ -219,7 +219,7 @@ enum Driver {
     Keys,
     /// ISINs a source has a record of.
     Source(i64),
-    /// ISINs with a record of this issuer.
+    /// ISINs with a record of this issuer (the LEI index: pairs of any version, checked).
     Lei(String),
     /// ISINs whose names have these words (the name index); with every match in key order
     /// once a probe on PostgreSQL has read them all (see [`probe`]).
@@ -406,12 +406,8 @@ fn read_driver(
             isin_records::isin
         ),
         Driver::Lei(lei) => keyed!(
-            isin_records::table
-                .filter(isin_records::lei.eq(lei.clone()))
-                .select(isin_records::isin)
-                .distinct()
-                .into_boxed(),
-            isin_records::isin
+            isin_leis::table.filter(isin_leis::lei.eq(lei.clone())).select(isin_leis::isin).into_boxed(),
+            isin_leis::isin
         ),
         Driver::Changes(changes) => {
             // One key range per run, merged: each is a range of the (run_id, isin) key.

@@ -18,7 +18,7 @@ use crate::jobs::download_isins;
 use crate::models::isin_browse::{
     self, ChangeFilter, ChangeOfIsin, Direction, IsinFilter, IsinRow, ListPage, SourceInfo, Total,
 };
-use crate::models::{isin_record, run};
+use crate::models::run;
 use crate::web::forms::FormErrors;
 use crate::web::page::{Page, render};
 use crate::web::{AppError, AppState};
@@ -226,10 +226,6 @@ pub fn resolve(
     errors: &mut FormErrors,
 ) -> Result<IsinFilter, AppError> {
     let (mut filter, since) = query.to_filter(errors);
-    if matches!(filter.search, Some(IsinSearch::Lei(_))) && !isin_record::lei_index_exists(conn)? {
-        errors.add("q", "LEI search is paused while a large first import builds its index; try again when it has finished.");
-        filter.search = None;
-    }
     if let (Some(since), Some(changes)) = (since, &mut filter.changes) {
         changes.run_ids = run::succeeded_since(conn, download_isins::NAME, since, MAX_RUNS_SINCE)?;
     }
