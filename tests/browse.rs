@@ -361,7 +361,7 @@ async fn an_isin_page_shows_every_source_its_history_and_why_it_is_valid(backend
 }
 
 async fn exports_stream_the_filtered_list_as_csv_and_json_lines(backend: Backend) {
-    let Some((_app, admin, _dir)) = app_with_data(backend).await else { return };
+    let Some((app, admin, dir)) = app_with_data(backend).await else { return };
     let page = admin.get_html("/admin/isins/?country=DE").await;
     assert!(page.contains("href=\"/admin/isins/export.csv?country=DE\""), "the export keeps the filter");
     let total: usize = count_text(&page).split_whitespace().next().unwrap().parse().unwrap();
@@ -390,6 +390,20 @@ async fn exports_stream_the_filtered_list_as_csv_and_json_lines(backend: Backend
     let five = lines.iter().find(|l| l["isin"] == isin(5)).unwrap();
     assert_eq!(five["records"].as_array().unwrap().len(), 2);
     assert_eq!(five["active"], true);
+
+    // A name that a spreadsheet would run as a formula is exported as text in the CSV (and
+    // as it is in JSON lines).
+    let path = dir.path().join("formula.csv");
+    std::fs::write(&path, format!("Instrument;ISIN\n=HYPERLINK(\"http://evil.example\");{}\n", isin(250)))
+        .unwrap();
+    import(&app, &path, "xetra_instruments", "odd", &[]);
+    let query = format!("?q={}", isin(250));
+    let body = admin.get(&format!("/admin/isins/export.csv{query}")).await.text().await.unwrap();
+    let mut reader = csv::Reader::from_reader(body.as_bytes());
+    let row = reader.records().next().unwrap().unwrap();
+    assert_eq!(&row[2], "'=HYPERLINK(\"http://evil.example\")");
+    let body = admin.get(&format!("/admin/isins/export.jsonl{query}")).await.text().await.unwrap();
+    assert!(body.contains(r#""name":"=HYPERLINK(\"http://evil.example\")""#), "{body}");
 }
 
 async fn bad_filters_are_explained_beside_the_field_and_export_nothing(backend: Backend) {

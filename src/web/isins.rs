@@ -633,8 +633,19 @@ impl IsinOut {
 const CSV_HEADER: [&str; 10] =
     ["isin", "active", "name", "lei", "country", "cfi", "currency", "sources", "first_seen", "last_seen"];
 
+/// A text cell as a spreadsheet will not run it: one that begins like a formula (`=`, `+`, `-`,
+/// `@`, a tab or a carriage return) gets a leading apostrophe, which spreadsheets show as text
+/// and hide. Names and source names come from outside (a source's file, an operator); ISINs,
+/// LEIs, codes and dates never begin so.
+fn spreadsheet_text(text: String) -> String {
+    match text.as_bytes().first() {
+        Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{text}"),
+        _ => text,
+    }
+}
+
 fn csv_line(writer: &mut csv::Writer<Vec<u8>>, row: &IsinRow, sources: &[SourceInfo]) -> csv::Result<()> {
-    let join = |values: Vec<&str>| values.join(" | ");
+    let join = |values: Vec<&str>| spreadsheet_text(values.join(" | "));
     let names: Vec<&str> = row
         .records
         .iter()
@@ -772,6 +783,16 @@ mod tests {
 
     fn names(page: &ListPage) -> Vec<String> {
         page.rows.iter().filter_map(|r| r.name().map(str::to_owned)).collect()
+    }
+
+    #[test]
+    fn cells_that_look_like_formulas_are_exported_as_text() {
+        for formula in ["=HYPERLINK(\"http://x\")", "+1", "-2", "@SUM(A1)", "\tx", "\rx"] {
+            assert_eq!(spreadsheet_text(formula.to_owned()), format!("'{formula}"));
+        }
+        for plain in ["ACME CORP 5% 2030", "", "1-2-3", "a=b"] {
+            assert_eq!(spreadsheet_text(plain.to_owned()), plain);
+        }
     }
 
     #[test]
