@@ -421,17 +421,22 @@ pub fn importing_source(
         .collect())
 }
 
-/// The ids of runs of `task_kind` that succeeded since `since`, newest first, at most `limit`.
+/// The ids of runs of `task_kind` that succeeded since `since` and changed ISIN records,
+/// newest first, at most `limit` (a daily download that found nothing new is left out: the
+/// ISIN list's "changed since" reads each run's changes).
 pub fn succeeded_since(
     conn: &mut DbConnection,
     task_kind: &str,
     since: NaiveDateTime,
     limit: i64,
 ) -> QueryResult<Vec<i64>> {
+    use crate::db::schema::isin_changes;
+    let changed = isin_changes::table.filter(isin_changes::run_id.eq(runs::id)).select(isin_changes::run_id);
     runs::table
         .filter(runs::task_kind.eq(task_kind))
         .filter(runs::status.eq("succeeded"))
         .filter(runs::finished_at.ge(since))
+        .filter(diesel::dsl::exists(changed))
         .order(runs::id.desc())
         .select(runs::id)
         .limit(limit)
