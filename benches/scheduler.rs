@@ -164,7 +164,7 @@ fn watch_claims(
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         let made: i64 =
-            runs::table.filter(runs::scheduled_for.eq(boundary)).count().get_result(&mut conn).unwrap();
+            runs::table.filter(runs::scheduled_for.eq(boundary)).count().get_result(&mut **conn).unwrap();
         let after = (Utc::now().naive_utc() - boundary).num_microseconds().unwrap_or(0) as f64 / 1e6;
         if p50.is_nan() && made * 2 >= expected {
             p50 = after;
@@ -198,7 +198,7 @@ fn burst(backend: &str, with_process: bool) {
 
     // Everything due at once.
     let due = Utc::now().naive_utc() - Duration::seconds(1);
-    diesel::update(schedules::table).set(schedules::next_fire_at.eq(due)).execute(&mut conn).unwrap();
+    diesel::update(schedules::table).set(schedules::next_fire_at.eq(due)).execute(&mut **conn).unwrap();
     let started = Instant::now();
     let claimed = tick(&mut conn, Utc::now()).unwrap();
     let claim_time = started.elapsed();
@@ -250,7 +250,7 @@ fn burst(backend: &str, with_process: bool) {
     }
 
     // The real scheduler process: one minute boundary with 10,000 occurrences.
-    diesel::delete(runs::table).execute(&mut pool.get().unwrap()).unwrap();
+    diesel::delete(runs::table).execute(&mut **pool.get().unwrap()).unwrap();
     let scheduler = start(&scratch.url, &["scheduler"]);
     std::thread::sleep(StdDuration::from_secs(3));
     let (idle_rss, _) = memory(&scheduler);
@@ -296,7 +296,7 @@ fn lateness(backend: &str) {
     let rows: Vec<(NaiveDateTime, Option<NaiveDateTime>)> = runs::table
         .filter(runs::scheduled_for.eq_any([first, second]))
         .select((runs::scheduled_for.assume_not_null(), runs::started_at))
-        .load(&mut pool.get().unwrap())
+        .load(&mut **pool.get().unwrap())
         .unwrap();
     let seconds = |d: Duration| d.num_microseconds().unwrap_or(0) as f64 / 1e6;
     let mut started: Vec<f64> =

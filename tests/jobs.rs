@@ -101,7 +101,7 @@ impl Fixture {
     fn make_due(&self, id: i64) {
         diesel::update(runs::table.find(id))
             .set(runs::not_before.eq(db::now() - Duration::seconds(1)))
-            .execute(&mut self.pool.get().unwrap())
+            .execute(&mut **self.pool.get().unwrap())
             .unwrap();
     }
 
@@ -188,7 +188,7 @@ async fn a_cancelled_run_stops_at_its_next_check(backend: Backend) {
         std::thread::sleep(StdDuration::from_millis(200));
         diesel::update(runs::table.find(id))
             .set(runs::cancel_requested.eq(true))
-            .execute(&mut pool.get().unwrap())
+            .execute(&mut **pool.get().unwrap())
             .unwrap();
     });
     let started = std::time::Instant::now();
@@ -224,7 +224,7 @@ async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
                 runs::worker.eq("worker-dead"),
                 runs::heartbeat_at.eq(long_ago),
             ))
-            .execute(&mut f.pool.get().unwrap())
+            .execute(&mut **f.pool.get().unwrap())
             .unwrap();
     }
     let now = db::now();
@@ -252,7 +252,7 @@ async fn a_run_queued_longer_than_expires_is_expired(backend: Backend) {
     let (old, fresh) = (f.queue(owner, "queued"), f.queue(owner, "queued"));
     diesel::update(runs::table.find(old))
         .set(runs::not_before.eq(db::now() - Duration::minutes(5)))
-        .execute(&mut f.pool.get().unwrap())
+        .execute(&mut **f.pool.get().unwrap())
         .unwrap();
     assert_eq!(isinbeat::scheduler::expire_queued(&mut f.pool.get().unwrap(), db::now()).unwrap(), 1);
     assert_eq!(f.run(old).status, "expired");
@@ -313,7 +313,7 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
         .filter(runs::schedule_id.eq(busy))
         .order(runs::id)
         .select(runs::id)
-        .load(&mut f.pool.get().unwrap())
+        .load(&mut **f.pool.get().unwrap())
         .unwrap();
     let mut expected = [&failed[8..], &succeeded[7..], &[running, succeeded[0]]].concat();
     expected.sort_unstable();

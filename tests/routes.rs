@@ -130,3 +130,25 @@ async fn static_files_are_served_and_unknown_pages_are_404(backend: Backend) {
     assert_eq!(missing.status(), 404);
     assert!(missing.text().await.unwrap().contains("Not found"));
 }
+
+/// A connection the server has dropped (a restart, a failover, an idle timeout) is found out
+/// when it is next taken from the pool after a pause, and replaced: no page fails for it.
+#[tokio::test]
+async fn pages_answer_again_after_postgresql_dropped_every_connection() {
+    use diesel::prelude::*;
+    let Some(app) = spawn_app(Backend::Postgres).await else { return };
+    let admin = app.admin().await;
+    assert_eq!(admin.get("/admin/").await.status(), 200);
+    let common::TestDatabase::Postgres { base_url, name } = &app.database else { unreachable!() };
+    let mut server = PgConnection::establish(base_url).unwrap();
+    let dropped: Vec<bool> = diesel::select(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
+        "pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}' AND pid <> pg_backend_pid()"
+    )))
+    .load(&mut server)
+    .unwrap();
+    assert!(!dropped.is_empty(), "the application had connections open");
+    tokio::time::sleep(std::time::Duration::from_millis(1_200)).await;
+    for path in ["/admin/", "/admin/isins/", "/admin/schedules/", "/admin/"] {
+        assert_eq!(admin.get(path).await.status(), 200, "{path}");
+    }
+}

@@ -41,7 +41,8 @@ pub fn execute(
     worker: &str,
     heartbeat_every: StdDuration,
 ) -> anyhow::Result<Outcome> {
-    let mut conn = pool.get().context("Failed to get a database connection")?;
+    let mut pooled = pool.get().context("Failed to get a database connection")?;
+    let conn: &mut crate::db::DbConnection = &mut pooled;
     let started = now();
     let claimed = diesel::update(
         runs::table.find(run_id).filter(runs::status.eq("queued")).filter(runs::not_before.le(started)),
@@ -53,21 +54,21 @@ pub fn execute(
         runs::heartbeat_at.eq(started),
         runs::finished_at.eq(None::<NaiveDateTime>),
     ))
-    .execute(&mut conn)
+    .execute(conn)
     .context("Failed to claim the run")?;
     if claimed == 0 {
         let waiting = runs::table
             .find(run_id)
             .filter(runs::status.eq("queued"))
             .select(runs::not_before)
-            .first::<NaiveDateTime>(&mut conn)
+            .first::<NaiveDateTime>(conn)
             .optional()
             .context("Failed to read the run")?;
         return Ok(waiting.map_or(Outcome::NotClaimed, |at| Outcome::NotDue { at }));
     }
-    let current = run::find(&mut conn, run_id)?.context("The claimed run vanished")?;
-    let owner = current.schedule_id.map(|id| schedule::find(&mut conn, id)).transpose()?.flatten();
-    drop(conn);
+    let current = run::find(conn, run_id)?.context("The claimed run vanished")?;
+    let owner = current.schedule_id.map(|id| schedule::find(conn, id)).transpose()?.flatten();
+    drop(pooled);
 
     let Some(kind) = registry.find(&current.task_kind) else {
         let error = format!("Unknown task kind “{}”: this isinbeat does not have it.", current.task_kind);
@@ -146,15 +147,13 @@ fn spawn_heartbeat(
             if deadline.is_some_and(|d| Instant::now() >= d) {
                 timed_out.store(true, Ordering::Relaxed);
             }
-            let Ok(mut conn) = pool.get() else { continue };
+            let Ok(mut pooled) = pool.get() else { continue };
+            let conn: &mut crate::db::DbConnection = &mut pooled;
             let beat = diesel::update(runs::table.find(run_id).filter(runs::status.eq("running")))
                 .set(runs::heartbeat_at.eq(now()))
-                .execute(&mut conn);
-            let asked_to_stop = runs::table
-                .find(run_id)
-                .select(runs::cancel_requested)
-                .first::<bool>(&mut conn)
-                .unwrap_or(false);
+                .execute(conn);
+            let asked_to_stop =
+                runs::table.find(run_id).select(runs::cancel_requested).first::<bool>(conn).unwrap_or(false);
             // A run that is no longer ours (rescued elsewhere) must stop too.
             if asked_to_stop || matches!(beat, Ok(0)) {
                 cancelled.store(true, Ordering::Relaxed);
@@ -172,14 +171,15 @@ fn finish(
     log: Option<String>,
     ending: Ending,
 ) -> anyhow::Result<Outcome> {
-    let mut conn = pool.get().context("Failed to get a database connection")?;
+    let mut pooled = pool.get().context("Failed to get a database connection")?;
+    let conn: &mut crate::db::DbConnection = &mut pooled;
     let finished = now();
     let ours =
         runs::table.find(current.id).filter(runs::status.eq("running")).filter(runs::worker.eq(worker));
     let (recorded, result) = if ending == Ending::Cancelled {
         let n = diesel::update(ours)
             .set((runs::status.eq("cancelled"), runs::finished_at.eq(finished), runs::log.eq(log)))
-            .execute(&mut conn)?;
+            .execute(conn)?;
         (n, Outcome::Cancelled)
     } else {
         match outcome {
@@ -192,14 +192,12 @@ fn finish(
                         runs::log.eq(log),
                         runs::error.eq(None::<String>),
                     ))
-                    .execute(&mut conn)?;
+                    .execute(conn)?;
                 (n, Outcome::Succeeded)
             }
             Err(error) => {
                 let retry_at = match ending {
-                    Ending::Retryable => {
-                        schedule::retry_delay(&mut conn, current)?.map(|delay| finished + delay)
-                    }
+                    Ending::Retryable => schedule::retry_delay(conn, current)?.map(|delay| finished + delay),
                     Ending::Permanent | Ending::Cancelled => None,
                 };
                 let n = match retry_at {
@@ -213,9 +211,9 @@ fn finish(
                             runs::error.eq(&error),
                             runs::log.eq(log),
                         ))
-                        .execute(&mut conn)?,
+                        .execute(conn)?,
                     // Failed for good: the alert is queued in the same transaction.
-                    None => write_transaction(&mut conn, |conn| {
+                    None => write_transaction(conn, |conn| {
                         let n = diesel::update(ours)
                             .set((
                                 runs::status.eq("failed"),

@@ -45,10 +45,11 @@ impl TaskKind for PruneHistory {
 
     fn run(&self, ctx: &TaskContext, params: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
         let chunk = integer_param(self, params, "chunk_size").max(1);
-        let mut conn = ctx.pool.get().context("Failed to get a database connection")?;
+        let mut pooled = ctx.pool.get().context("Failed to get a database connection")?;
+        let conn: &mut crate::db::DbConnection = &mut pooled;
         let limits: Vec<(i64, i32, i32)> = schedules::table
             .select((schedules::id, schedules::keep_succeeded, schedules::keep_failed))
-            .load(&mut conn)
+            .load(conn)
             .context("Failed to read the history limits")?;
         let mut deleted = 0usize;
         for (schedule_id, keep_succeeded, keep_failed) in limits {
@@ -67,12 +68,12 @@ impl TaskKind for PruneHistory {
                         .offset(i64::from(keep.max(0)))
                         .limit(chunk)
                         .select(runs::id)
-                        .load(&mut conn)
+                        .load(conn)
                         .context("Failed to find runs to prune")?;
                     if doomed.is_empty() {
                         break;
                     }
-                    let removed = write_transaction(&mut conn, |conn| {
+                    let removed = write_transaction(conn, |conn| {
                         diesel::delete(runs::table.filter(runs::id.eq_any(&doomed))).execute(conn)
                     })
                     .context("Failed to delete runs")?;
@@ -82,7 +83,7 @@ impl TaskKind for PruneHistory {
         }
         ctx.log(format!("deleted {deleted} runs beyond the history limits"));
         let before = crate::db::now() - chrono::Duration::days(KEEP_ALERTS_DAYS);
-        let alerts = crate::models::alert::prune(&mut conn, before).context("Failed to delete old alerts")?;
+        let alerts = crate::models::alert::prune(conn, before).context("Failed to delete old alerts")?;
         ctx.log(format!("deleted {alerts} alert deliveries older than {KEEP_ALERTS_DAYS} days"));
         Ok(json!({ "deleted_runs": deleted, "deleted_alerts": alerts }))
     }

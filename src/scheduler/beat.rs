@@ -115,15 +115,16 @@ type ToPush = Vec<(i64, chrono::NaiveDateTime)>;
 /// One tick (and a reconcile when asked): the runs to push — the new ones, and the forgotten
 /// ones that waited too long — with their due times, and the alerts to send.
 fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, ToPush), Vec<i64>)> {
-    let mut conn = pool.get().context("Failed to get a database connection")?;
-    let claimed = tick(&mut conn, Utc::now())?;
+    let mut pooled = pool.get().context("Failed to get a database connection")?;
+    let conn: &mut crate::db::DbConnection = &mut pooled;
+    let claimed = tick(conn, Utc::now())?;
     let mut fresh = claimed.queued;
     let mut forgotten = Vec::new();
     let mut alerts = Vec::new();
     if let Some(stale_after) = reconcile {
         let at = now();
-        fresh.extend(rescue_stale(&mut conn, at, stale_after)?);
-        let expired = expire_queued(&mut conn, at)?;
+        fresh.extend(rescue_stale(conn, at, stale_after)?);
+        let expired = expire_queued(conn, at)?;
         if expired > 0 {
             tracing::info!(expired, "expired runs queued too long");
         }
@@ -133,18 +134,18 @@ fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, 
             .order(runs::not_before.asc())
             .select(runs::id)
             .limit(1000)
-            .load(&mut conn)
+            .load(conn)
             .context("Failed to find queued runs")?;
-        crate::alerts::check_no_success(&mut conn, at)?;
-        alerts = crate::alerts::waiting(&mut conn).context("Failed to find alerts to send")?;
-        crate::models::worker::forget_older(&mut conn, at - FORGET_WORKERS_AFTER)
+        crate::alerts::check_no_success(conn, at)?;
+        alerts = crate::alerts::waiting(conn).context("Failed to find alerts to send")?;
+        crate::models::worker::forget_older(conn, at - FORGET_WORKERS_AFTER)
             .context("Failed to forget old workers")?;
     }
     let mut due_times = |ids: &[i64]| -> anyhow::Result<ToPush> {
         runs::table
             .filter(runs::id.eq_any(ids))
             .select((runs::id, runs::not_before))
-            .load(&mut conn)
+            .load(conn)
             .context("Failed to read the runs to queue")
     };
     Ok(((due_times(&fresh)?, due_times(&forgotten)?), alerts))
