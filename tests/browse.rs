@@ -326,6 +326,27 @@ async fn a_name_search_pages_forward_and_back_in_isin_order(backend: Backend) {
     let page = admin.get_html("/admin/isins/?q=synthetic&country=DE").await;
     let de: Vec<String> = expected.iter().filter(|isin| isin.starts_with("DE")).cloned().collect();
     assert_eq!(listed(&page), de[..de.len().min(50)]);
+
+    // An unfinished word that begins forty different words, and one that begins eleven.
+    let path = dir.path().join("funds.csv");
+    let mut text = String::from("Instrument;ISIN\n");
+    for i in 0..40 {
+        text.push_str(&format!("ALPHA{i} FUND;{}\n", isin(200 + i)));
+    }
+    std::fs::write(&path, text).unwrap();
+    import(&app, &path, "xetra_instruments", "funds", &[]);
+    let sorted = |mut isins: Vec<String>| {
+        isins.sort();
+        isins
+    };
+    let page = admin.get_html("/admin/isins/?q=alph+fun").await;
+    assert_eq!(listed(&page), sorted((200..240).map(isin).collect()));
+    let page = admin.get_html("/admin/isins/?q=fund+alpha3").await;
+    assert_eq!(listed(&page), sorted([3].into_iter().chain(30..40).map(|i| isin(200 + i)).collect()));
+    let page = admin.get_html("/admin/isins/?q=alpha3+synthetic").await;
+    assert!(listed(&page).is_empty(), "both words must match");
+    let page = admin.get_html("/admin/isins/?q=alphz").await;
+    assert!(listed(&page).is_empty(), "a start of no word finds nothing");
 }
 
 async fn an_isin_page_shows_every_source_its_history_and_why_it_is_valid(backend: Backend) {

@@ -78,6 +78,12 @@ diesel::table! {
 }
 
 diesel::table! {
+    isin_name_words (word) {
+        word -> Text,
+    }
+}
+
+diesel::table! {
     use diesel::sql_types::*;
     use super::sql_types::Tsvector;
 
@@ -275,6 +281,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     instance_secrets,
     isin_changes,
     isin_leis,
+    isin_name_words,
     isin_names,
     isin_records,
     isin_stats,

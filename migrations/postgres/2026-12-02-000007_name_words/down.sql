@@ -1,0 +1,1 @@
+DROP TABLE isin_name_words;
