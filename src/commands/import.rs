@@ -209,6 +209,7 @@ impl Observer for CliObserver {
             Phase::Fetching => "reading",
             Phase::Reading => "reading",
             Phase::Applying => "comparing",
+            Phase::Indexing => "indexing LEIs",
         };
         self.bar.set_message(phase);
         self.bar.set_position(progress.rows);

@@ -68,6 +68,8 @@ pub enum Phase {
     Fetching,
     Reading,
     Applying,
+    /// Writing the issuers' LEIs to the LEI search's index (before publishing).
+    Indexing,
 }
 
 /// Progress, reported often (the observer decides how often to show it).
@@ -77,7 +79,8 @@ pub struct Progress {
     /// Bytes downloaded so far, and the total when known (fetching).
     pub bytes: u64,
     pub total_bytes: Option<u64>,
-    /// Rows read so far (reading), or ISINs compared so far (applying).
+    /// Rows read so far (reading), ISINs compared so far (applying), or LEIs written
+    /// (indexing).
     pub rows: u64,
 }
 
@@ -394,7 +397,7 @@ fn write_and_publish(
     )?;
     drop(rows);
     let leis = leis.finish().context("Failed to sort the LEIs (temporary files)")?;
-    write_lei_pairs(conn, leis, observer)?;
+    write_lei_pairs(conn, leis, stats.bytes, observer)?;
     stats.problems.extend(duplicates.iter().map(|d| Problem {
         line: d.line as u64,
         reason: format!("duplicate: {} again on line {}, which is kept", d.isin, d.kept_line),
@@ -650,9 +653,11 @@ fn pace(conn: &DbConnection, took: Duration, chunk: i64) -> i64 {
 fn write_lei_pairs(
     conn: &mut DbConnection,
     mut pairs: SortedRows<LeiPair>,
+    bytes: u64,
     observer: &dyn Observer,
 ) -> Result<(), ImportError> {
     let mut chunk = CHUNK;
+    let mut written = 0;
     loop {
         observer.check_stop().map_err(ImportError::Stopped)?;
         let mut batch: Vec<LeiIsin> = Vec::new();
@@ -669,6 +674,8 @@ fn write_lei_pairs(
         write_transaction(conn, |c| isin_record::insert_lei_pairs(c, &batch))
             .context("Failed to write the LEI index")?;
         chunk = pace(conn, started.elapsed(), chunk);
+        written += batch.len() as u64;
+        observer.progress(&Progress { phase: Phase::Indexing, bytes, total_bytes: None, rows: written });
     }
 }
 
