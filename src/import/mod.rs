@@ -177,6 +177,11 @@ const WRITE_BUDGET: Duration = Duration::from_millis(40);
 const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
 /// Bounds on the chunk size.
 const CHUNK_RANGE: (i64, i64) = (200, 100_000);
+/// (LEI, ISIN) pairs sorted in memory before they spill to disk: about 5 MB.
+const LEI_SEGMENT: usize = 50_000;
+/// The most (LEI, ISIN) pairs written per transaction: with both texts copied into the
+/// statement's arrays, 25,000 are a few MB.
+const LEI_CHUNK: i64 = 25_000;
 /// Written rows after which an import refreshes the planner's statistics of the ISIN tables.
 const ANALYZE_AFTER: u64 = 100_000;
 /// Rows read between two progress reports and stop checks.
@@ -382,7 +387,9 @@ fn write_and_publish(
     widen_cache(conn).context("Failed to set up the import's connection")?;
     let next = source.generation + 1;
     let mut duplicates = Vec::new();
-    let mut leis = Sorter::new();
+    // The pairs are sorted while the records are written, whose chunks hold most of the
+    // import's memory: a smaller segment keeps the two together under the import's budget.
+    let mut leis = Sorter::with_segment_rows(LEI_SEGMENT);
     let returned = apply(
         conn,
         source,
@@ -673,7 +680,7 @@ fn write_lei_pairs(
         let started = Instant::now();
         write_transaction(conn, |c| isin_record::insert_lei_pairs(c, &batch))
             .context("Failed to write the LEI index")?;
-        chunk = pace(conn, started.elapsed(), chunk);
+        chunk = pace(conn, started.elapsed(), chunk).min(LEI_CHUNK);
         written += batch.len() as u64;
         observer.progress(&Progress { phase: Phase::Indexing, bytes, total_bytes: None, rows: written });
     }

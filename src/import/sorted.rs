@@ -62,6 +62,11 @@ impl<T: Spill> Sorter<T> {
         Self::with_limits(SEGMENT_ROWS, MAX_SEGMENTS)
     }
 
+    /// A sort that keeps at most `segment_rows` in memory before it spills them.
+    pub fn with_segment_rows(segment_rows: usize) -> Self {
+        Self::with_limits(segment_rows, MAX_SEGMENTS)
+    }
+
     fn with_limits(segment_rows: usize, max_segments: usize) -> Self {
         Self { segment_rows, max_segments: max_segments.max(2), buffer: Vec::new(), segments: Vec::new() }
     }
