@@ -20,11 +20,11 @@ use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, DurationRound, NaiveDateTime, Utc};
 use diesel::prelude::*;
-use isinbeat::config::DatabaseUrl;
+use isinbeat::config::{DatabaseUrl, QueueUrl};
 use isinbeat::db::schema::{runs, schedules};
 use isinbeat::db::{self, DbPool};
 use isinbeat::models::schedule::NewSchedule;
-use isinbeat::queue::Queue;
+use isinbeat::queue::{QUEUE_NAME, Queue};
 use isinbeat::scheduler::tick;
 
 const BIN: &str = env!("CARGO_BIN_EXE_isinbeat");
@@ -210,7 +210,8 @@ fn burst(backend: &str, with_process: bool) {
         claimed_per_s
     );
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-    let queue = runtime.block_on(Queue::connect(&DatabaseUrl::parse(&scratch.url).unwrap())).unwrap();
+    let url = DatabaseUrl::parse(&scratch.url).unwrap();
+    let queue = runtime.block_on(Queue::connect(&url, &QueueUrl::Database, QUEUE_NAME.to_owned())).unwrap();
     let started = Instant::now();
     let jobs: Vec<_> = claimed.queued.iter().map(|id| (*id, Utc::now())).collect();
     runtime.block_on(async {

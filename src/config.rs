@@ -88,6 +88,55 @@ fn mask_url(raw: &str) -> String {
     }
 }
 
+/// Where the job queue lives, decided by `QUEUE_URL`.
+#[derive(Clone, PartialEq, Eq)]
+pub enum QueueUrl {
+    /// Unset: in the application's database (a file beside a SQLite database, schema `apalis`
+    /// of a PostgreSQL one).
+    Database,
+    /// A Redis server: `redis://…` (the Redis client is built without TLS).
+    Redis(String),
+    /// A RabbitMQ (AMQP 0.9.1) broker: `amqp://…` or `amqps://…` (TLS).
+    Amqp(String),
+}
+
+impl QueueUrl {
+    /// Accepts `redis://…`, `amqp://…` or `amqps://…`.
+    pub fn parse(raw: &str) -> Result<Self, ConfigError> {
+        let raw = raw.trim();
+        let invalid =
+            |reason: String| ConfigError::Invalid { name: "QUEUE_URL", value: mask_url(raw), reason };
+        let parsed = url::Url::parse(raw).map_err(|e| invalid(e.to_string()))?;
+        match parsed.scheme() {
+            "redis" => Ok(Self::Redis(raw.to_owned())),
+            "rediss" => Err(invalid(
+                "Redis over TLS (rediss://) is not built in: use redis:// on a private network or through a TLS \
+                 tunnel, or RabbitMQ over amqps://"
+                    .to_owned(),
+            )),
+            "amqp" | "amqps" => Ok(Self::Amqp(raw.to_owned())),
+            other => Err(invalid(format!(
+                "the scheme {other}:// is not a queue isinbeat knows: use redis://, amqp:// or amqps:// \
+                 (or leave QUEUE_URL unset to keep the queue in the database)"
+            ))),
+        }
+    }
+
+    /// The URL with any password replaced by `********`, for logs and `isinbeat check`.
+    pub fn masked(&self) -> String {
+        match self {
+            Self::Database => "(unset: in the database)".to_owned(),
+            Self::Redis(url) | Self::Amqp(url) => mask_url(url),
+        }
+    }
+}
+
+impl fmt::Debug for QueueUrl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.masked())
+    }
+}
+
 /// A secret from the environment: its `Debug` and `Display` never show it.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Secret(String);
@@ -121,6 +170,11 @@ pub enum LogFormat {
 #[derive(Debug, Clone)]
 pub struct Settings {
     pub database_url: DatabaseUrl,
+    /// Where the job queue lives (`QUEUE_URL`).
+    pub queue_url: QueueUrl,
+    /// The queue's name in a broker (`ISINBEAT_QUEUE_NAME`); unset, it is made from the
+    /// installation's id, so that installations sharing a broker never take each other's jobs.
+    pub queue_name: Option<String>,
     /// Connections in the database pool of one process.
     pub database_pool_size: u32,
     /// Address the web server listens on; port 0 picks a free port (tests).
@@ -183,6 +237,21 @@ impl Settings {
             Some(raw) => DatabaseUrl::parse(&raw)?,
             None => DatabaseUrl::default_sqlite(),
         };
+        let queue_url = match get("QUEUE_URL") {
+            Some(raw) => QueueUrl::parse(&raw)?,
+            None => QueueUrl::Database,
+        };
+        let queue_name = get("ISINBEAT_QUEUE_NAME").map(|raw| raw.trim().to_owned());
+        if let Some(name) = &queue_name
+            && (name.len() > 100
+                || !name.bytes().all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':')))
+        {
+            return Err(ConfigError::Invalid {
+                name: "ISINBEAT_QUEUE_NAME",
+                value: name.clone(),
+                reason: "use up to 100 letters, digits and - _ . :".to_owned(),
+            });
+        }
         let trusted_proxies = match get("ISINBEAT_TRUSTED_PROXIES") {
             Some(raw) => parse_proxies(&raw)?,
             None => Vec::new(),
@@ -210,6 +279,8 @@ impl Settings {
         }
         Ok(Self {
             database_url,
+            queue_url,
+            queue_name,
             database_pool_size: parse_number(&get, "ISINBEAT_DATABASE_POOL_SIZE", 10, 1..=1000)?,
             bind: get("ISINBEAT_BIND").unwrap_or_else(|| "127.0.0.1:8000".to_owned()),
             secret_key,
@@ -264,6 +335,11 @@ impl Settings {
         let row = |name, value| SettingRow { name, value };
         vec![
             row("DATABASE_URL", self.database_url.masked()),
+            row("QUEUE_URL", self.queue_url.masked()),
+            row(
+                "ISINBEAT_QUEUE_NAME",
+                self.queue_name.clone().unwrap_or_else(|| "(unset: from the installation's id)".to_owned()),
+            ),
             row("ISINBEAT_DATABASE_POOL_SIZE", self.database_pool_size.to_string()),
             row("ISINBEAT_BIND", self.bind.clone()),
             row("ISINBEAT_SECRET_KEY", secret(&self.secret_key, "(unset: generated, kept in the database)")),
@@ -383,6 +459,25 @@ mod tests {
             Some(DatabaseUrl::Sqlite(PathBuf::from("data.sqlite3")))
         );
         assert!(DatabaseUrl::parse("mysql://localhost/x").is_err());
+    }
+
+    #[test]
+    fn queue_urls_pick_the_broker_and_hide_passwords() {
+        assert_eq!(settings(&[]).unwrap().queue_url, QueueUrl::Database);
+        let redis = settings(&[("QUEUE_URL", "redis://:hunter2@cache:6379/2")]).unwrap().queue_url;
+        assert!(matches!(redis, QueueUrl::Redis(_)));
+        assert_eq!(redis.masked(), "redis://:********@cache:6379/2");
+        let tls = QueueUrl::parse("rediss://:hunter2@cache:6380").unwrap_err().to_string();
+        assert!(tls.contains("not built in") && !tls.contains("hunter2"), "{tls}");
+        let amqp = QueueUrl::parse("amqp://guest:guest@127.0.0.1:5672/%2f").unwrap();
+        assert!(matches!(amqp, QueueUrl::Amqp(_)) && !format!("{amqp:?}").contains("guest@"));
+        let refused = QueueUrl::parse("kafka://broker:9092").unwrap_err().to_string();
+        assert!(refused.contains("QUEUE_URL") && refused.contains("redis://"), "{refused}");
+        assert!(settings(&[("ISINBEAT_QUEUE_NAME", "runs of team a")]).is_err());
+        assert_eq!(
+            settings(&[("ISINBEAT_QUEUE_NAME", "team-a:runs")]).unwrap().queue_name.as_deref(),
+            Some("team-a:runs")
+        );
     }
 
     #[test]

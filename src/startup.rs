@@ -166,7 +166,7 @@ impl Application {
             .with_context(|| format!("Failed to listen on {} (ISINBEAT_BIND)", settings.bind))?;
         let port = listener.local_addr().context("Failed to read the bound address")?.port();
         // Every process can queue runs ("run now" from the web), whatever else it runs.
-        let queue = Queue::connect(&settings.database_url).await?;
+        let queue = Queue::open(&settings, &prepared.pool).await?;
         let server =
             run(listener, prepared.pool.clone(), queue.clone(), Arc::clone(&settings), prepared.cookie_key)?;
         spawn_housekeeping(prepared.pool.clone(), settings.login_window);

@@ -8,7 +8,7 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{Backend, Browser, TestDatabase};
+use common::{Backend, Broker, Browser, TestDatabase};
 
 const BIN: &str = env!("CARGO_BIN_EXE_isinbeat");
 
@@ -99,6 +99,51 @@ fn check_fails_clearly_when_the_database_is_missing_or_unreachable() {
     let serve = isinbeat(&database, &["serve"], &[("DATABASE_URL", "postgres://127.0.0.1:1/isinbeat")], None);
     assert_eq!(serve.status.code(), Some(1));
     assert!(text(&serve.stderr).contains("Failed to connect to the database"));
+}
+
+#[test]
+fn check_reports_the_queue_and_fails_when_the_broker_does_not_answer() {
+    let database = TestDatabase::create(Backend::Sqlite).unwrap();
+    assert!(isinbeat(&database, &["migrate"], &[], None).status.success());
+
+    let in_database = isinbeat(&database, &["check"], &[], None);
+    let out = text(&in_database.stdout);
+    assert!(in_database.status.success(), "{out}\n{}", text(&in_database.stderr));
+    assert!(out.contains("QUEUE_URL"), "{out}");
+    assert!(
+        out.contains("Queue:      apalis-sqlite (a file beside the database), queue isinbeat-runs: answers"),
+        "{out}"
+    );
+
+    for (broker, described) in
+        [(Broker::Redis, "apalis-redis (Redis)"), (Broker::Amqp, "apalis-amqp (RabbitMQ)")]
+    {
+        if !broker.available() {
+            continue;
+        }
+        let settings = broker.settings();
+        let env: Vec<(&str, &str)> = settings.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        let checked = isinbeat(&database, &["check"], &env, None);
+        let out = text(&checked.stdout);
+        assert!(checked.status.success(), "{out}\n{}", text(&checked.stderr));
+        assert!(out.contains(&format!("Queue:      {described}, queue isinbeat-test-")), "{out}");
+        assert!(out.contains(": answers"), "{out}");
+    }
+
+    // Nothing listens on port 1: the broker's address is named, its password is not.
+    for url in ["redis://:hunter2@127.0.0.1:1/", "amqp://guest:hunter2@127.0.0.1:1/%2f"] {
+        let unreachable = isinbeat(&database, &["check"], &[("QUEUE_URL", url)], None);
+        let stderr = text(&unreachable.stderr);
+        assert_eq!(unreachable.status.code(), Some(1), "{stderr}");
+        assert!(stderr.contains("does not answer"), "{stderr}");
+        assert!(stderr.contains("127.0.0.1:1"), "{stderr}");
+        assert!(!stderr.contains("hunter2"), "the password is masked: {stderr}");
+        assert!(!text(&unreachable.stdout).contains("OK"), "{}", text(&unreachable.stdout));
+    }
+
+    let bad = isinbeat(&database, &["check"], &[("QUEUE_URL", "kafka://127.0.0.1:9092")], None);
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(text(&bad.stderr).contains("QUEUE_URL"), "{}", text(&bad.stderr));
 }
 
 #[test]

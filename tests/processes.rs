@@ -15,12 +15,12 @@ use std::time::{Duration, Instant};
 use chrono::{DurationRound, TimeDelta, Utc};
 use common::{Backend, TestDatabase};
 use diesel::prelude::*;
-use isinbeat::config::DatabaseUrl;
+use isinbeat::config::{DatabaseUrl, QueueUrl};
 use isinbeat::db::schema::{runs, workers};
 use isinbeat::db::{self, DbPool};
 use isinbeat::models::run::{self, Run};
 use isinbeat::models::schedule::{self, NewSchedule};
-use isinbeat::queue::Queue;
+use isinbeat::queue::{QUEUE_NAME, Queue};
 
 const BIN: &str = env!("CARGO_BIN_EXE_isinbeat");
 
@@ -238,7 +238,8 @@ async fn a_killed_worker_s_run_is_rescued_and_sigterm_finishes_the_run_in_hand(b
     let Some(database) = TestDatabase::create(backend) else { return };
     let mut fleet = Fleet::new(&database);
     let pool = pool(&database);
-    let queue = Queue::connect(&DatabaseUrl::parse(&database.url()).unwrap()).await.unwrap();
+    let url = DatabaseUrl::parse(&database.url()).unwrap();
+    let queue = Queue::connect(&url, &QueueUrl::Database, QUEUE_NAME.to_owned()).await.unwrap();
     let id = {
         let mut new = NewSchedule::with_defaults("slow", "sleep", "cron");
         new.settings.cron_expr = Some("0 3 1 1 *".to_owned());

@@ -1,5 +1,6 @@
 //! The queue carries run ids to workers: each queued run is executed once, also when its job
-//! is pushed twice, and not before its time.
+//! is pushed twice, and not before its time — with the queue in the database (SQLite,
+//! PostgreSQL), in Redis and in RabbitMQ.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -9,17 +10,55 @@ use std::sync::Arc;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{Duration, Utc};
-use common::{Backend, TestDatabase};
-use isinbeat::config::DatabaseUrl;
+use common::{Backend, Broker, TestDatabase};
+use isinbeat::config::{DatabaseUrl, QueueUrl};
 use isinbeat::db;
 use isinbeat::jobs::{self, Registry};
 use isinbeat::models::run::{self, NewRun};
 use isinbeat::models::schedule::{self, NewSchedule};
-use isinbeat::queue::Queue;
+use isinbeat::queue::{QUEUE_NAME, Queue};
 
-on_both_backends!(a_worker_executes_each_queued_run_once_and_not_before_its_time);
+macro_rules! on_every_queue {
+    ($($test:ident: $backend:ident, $broker:ident;)*) => {
+        $(
+            #[tokio::test]
+            async fn $test() {
+                a_worker_executes_each_queued_run_once_and_not_before_its_time(Backend::$backend, Broker::$broker)
+                    .await;
+            }
+        )*
+    };
+}
 
-async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend: Backend) {
+on_every_queue! {
+    sqlite_database_queue: Sqlite, Database;
+    postgres_database_queue: Postgres, Database;
+    sqlite_redis_queue: Sqlite, Redis;
+    postgres_redis_queue: Postgres, Redis;
+    sqlite_rabbitmq_queue: Sqlite, Amqp;
+    postgres_rabbitmq_queue: Postgres, Amqp;
+}
+
+/// The queue `broker` gives, under a name of its own.
+async fn open_queue(url: &DatabaseUrl, broker: Broker) -> Option<Queue> {
+    let queue_url = match (broker, broker.url()) {
+        (Broker::Database, _) => QueueUrl::Database,
+        (_, Some(raw)) => QueueUrl::parse(&raw).unwrap(),
+        (_, None) => return None,
+    };
+    let name = match broker {
+        Broker::Database => QUEUE_NAME.to_owned(),
+        _ => format!("isinbeat-test-{}", common::random_suffix()),
+    };
+    let queue = Queue::connect(url, &queue_url, name).await.unwrap();
+    queue.check().await.unwrap();
+    Some(queue)
+}
+
+async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend: Backend, broker: Broker) {
+    if !broker.available() {
+        return;
+    }
     let Some(database) = TestDatabase::create(backend) else { return };
     let url = DatabaseUrl::parse(&database.url()).unwrap();
     let pool = db::connect_pool(&url, 4).unwrap();
@@ -54,7 +93,7 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
         ids.push(id);
     }
 
-    let queue = Queue::connect(&url).await.unwrap();
+    let Some(queue) = open_queue(&url, broker).await else { return };
     queue.push(ids[0], Utc::now()).await.unwrap();
     queue.push(ids[0], Utc::now()).await.unwrap(); // a duplicate job is harmless
     queue.push(ids[1], Utc::now()).await.unwrap();

@@ -113,6 +113,8 @@ async fn health_and_readiness_answer_without_a_login(backend: Backend) {
     assert_eq!(body["status"], "ready");
     assert_eq!(body["database"], "ok");
     assert_eq!(body["migrations"], "applied");
+    assert_eq!(body["queue"], "ok");
+    assert!(body["queue_backend"].as_str().unwrap().starts_with("apalis-"), "{body}");
     assert!(browser.session_cookie().is_none(), "probes do not create sessions");
 }
 

@@ -1,10 +1,12 @@
-//! `isinbeat check`: prints the effective settings (secrets masked) and whether the database is
-//! reachable and migrated. Exits non-zero when it is not.
+//! `isinbeat check`: prints the effective settings (secrets masked), whether the database is
+//! reachable and migrated, and which job queue is used and whether it answers. Exits non-zero
+//! when something does not.
 
 use anyhow::Context;
 
 use crate::config::DatabaseUrl;
 use crate::db;
+use crate::queue::Queue;
 
 pub fn check() -> anyhow::Result<()> {
     let settings = super::load_settings()?;
@@ -36,6 +38,18 @@ pub fn check() -> anyhow::Result<()> {
         anyhow::bail!("The database is not migrated. Run `isinbeat migrate`.");
     }
     println!("Migrations: all applied");
+    drop(conn);
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("Failed to start the queue check")?;
+    let queue = runtime
+        .block_on(async {
+            let queue = Queue::open(&settings, &pool).await?;
+            queue.check().await.map(|()| queue)
+        })
+        .with_context(|| format!("Queue: {} does not answer", settings.queue_url.masked()))?;
+    println!("Queue:      {}, queue {}: answers", queue.describe(), queue.name());
     println!();
     println!("OK");
     Ok(())

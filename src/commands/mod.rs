@@ -45,7 +45,7 @@ pub async fn migrate() -> anyhow::Result<()> {
     }
     // The job queue's own tables, so that schedulers and workers started together afterwards
     // find them ready instead of creating them at the same moment.
-    let queue = crate::queue::Queue::connect(&settings.database_url).await?;
+    let queue = crate::queue::Queue::open(&settings, &pool).await?;
     println!("Queue ready: {}.", queue.describe());
     Ok(())
 }

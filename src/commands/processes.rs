@@ -31,7 +31,7 @@ pub async fn shutdown_signal() {
 pub async fn scheduler() -> anyhow::Result<()> {
     let settings = super::load_settings()?;
     let pool = super::migrated_pool_sized(&settings, 2)?;
-    let queue = Queue::connect(&settings.database_url).await?;
+    let queue = Queue::open(&settings, &pool).await?;
     println!("isinbeat scheduler: ticking every second (queue: {}). Press Ctrl+C to stop.", queue.describe());
     beat::run(pool, queue, settings.run_heartbeat, shutdown_signal()).await;
     println!("isinbeat scheduler: stopped.");
@@ -43,7 +43,7 @@ pub async fn worker(concurrency: Option<usize>) -> anyhow::Result<()> {
     let settings = super::load_settings()?;
     let concurrency = concurrency.unwrap_or(settings.worker_concurrency).max(1);
     let pool = super::migrated_pool_sized(&settings, u32::try_from(concurrency + 2).unwrap_or(u32::MAX))?;
-    let queue = Queue::connect(&settings.database_url).await?;
+    let queue = Queue::open(&settings, &pool).await?;
     let name = worker::worker_name("worker");
     println!(
         "isinbeat worker {name}: {concurrency} at a time (queue: {}). Press Ctrl+C to stop.",

@@ -12,7 +12,7 @@ use crate::alerts;
 use crate::db::{DbPool, now};
 use crate::jobs::{Outcome, Registry, execute};
 use crate::models::worker::{self as worker_row, Worker};
-use crate::queue::{QUEUE_NAME, Queue};
+use crate::queue::Queue;
 
 /// A worker's name: host, process and a random tag, so the runs pages say who ran what and no
 /// two workers share a name (a restarted container keeps its host name and pid 1).
@@ -49,7 +49,7 @@ pub async fn run(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let client = alerts::http_client(alerts::WEBHOOK_TIMEOUT)?;
-    let row = presence_row(&name, concurrency);
+    let row = presence_row(&name, queue.name(), concurrency);
     register(&pool, &row).await?;
     let presence = tokio::spawn(heartbeat(pool.clone(), row));
     let result = loop {
@@ -83,13 +83,13 @@ pub async fn run(
 }
 
 /// This worker's row in `workers`.
-fn presence_row(name: &str, concurrency: usize) -> Worker {
+fn presence_row(name: &str, queue: &str, concurrency: usize) -> Worker {
     let started = now();
     Worker {
         name: name.to_owned(),
         hostname: hostname(),
         pid: i64::from(std::process::id()),
-        queue: QUEUE_NAME.to_owned(),
+        queue: queue.to_owned(),
         concurrency: i32::try_from(concurrency).unwrap_or(i32::MAX),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         started_at: started,

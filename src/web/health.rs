@@ -1,5 +1,5 @@
-//! `/healthz` (the process answers) and `/readyz` (the database answers and is migrated), for
-//! load balancers and Kubernetes probes.
+//! `/healthz` (the process answers) and `/readyz` (the database answers and is migrated, and
+//! the job queue answers), for load balancers and Kubernetes probes.
 
 use actix_web::{HttpResponse, web};
 use serde_json::json;
@@ -18,6 +18,17 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
         db::pending_migrations(&mut conn)
     })
     .await;
+    let queue = match state.queue.check().await {
+        Ok(()) => "ok",
+        Err(error) => {
+            tracing::warn!(
+                error = format!("{error:#}"),
+                queue = state.queue.describe(),
+                "readiness check: queue unreachable"
+            );
+            "unreachable"
+        }
+    };
     let (ready, database, migrations) = match checked {
         Ok(Ok(pending)) if pending.is_empty() => (true, "ok".to_owned(), "applied".to_owned()),
         Ok(Ok(pending)) => (false, "ok".to_owned(), format!("pending: {}", pending.join(", "))),
@@ -31,10 +42,13 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             (false, "unknown".to_owned(), "unknown".to_owned())
         }
     };
+    let ready = ready && queue == "ok";
     let body = json!({
         "status": if ready { "ready" } else { "not ready" },
         "database": database,
         "migrations": migrations,
+        "queue": queue,
+        "queue_backend": state.queue.describe(),
     });
     if ready { HttpResponse::Ok().json(body) } else { HttpResponse::ServiceUnavailable().json(body) }
 }

@@ -157,7 +157,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
     for (state_label, count) in [("due", due), ("later", later)] {
         depth
             .get_or_create(&vec![
-                ("queue".to_owned(), crate::queue::QUEUE_NAME.to_owned()),
+                ("queue".to_owned(), state.queue.name().to_owned()),
                 ("state".to_owned(), state_label.to_owned()),
             ])
             .set(count);

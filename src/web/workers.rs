@@ -11,7 +11,6 @@ use crate::auth::CurrentUser;
 use crate::jobs::worker::OFFLINE_AFTER;
 use crate::models::run::{self, Run};
 use crate::models::worker::{self, Worker};
-use crate::queue::QUEUE_NAME;
 use crate::scheduler::beat::FORGET_WORKERS_AFTER;
 use crate::web::page::{Page, render};
 use crate::web::{AppError, AppState};
@@ -32,7 +31,7 @@ struct WorkersPage {
     page: Page,
     workers: Vec<WorkerRow>,
     online: usize,
-    queue_name: &'static str,
+    queue_name: String,
     queue_backend: &'static str,
     due: i64,
     later: i64,
@@ -81,7 +80,7 @@ pub async fn list(
             page: Page::new(&session, Some(&me), "workers"),
             workers,
             online,
-            queue_name: QUEUE_NAME,
+            queue_name: state.queue.name().to_owned(),
             queue_backend: state.queue.describe(),
             due,
             later,

@@ -50,6 +50,61 @@ pub fn postgres_base_url() -> Option<String> {
     }
 }
 
+/// Where a test's job queue lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Broker {
+    /// In the database (`QUEUE_URL` unset).
+    Database,
+    /// Redis, from `ISINBEAT_TEST_REDIS_URL`.
+    Redis,
+    /// RabbitMQ, from `ISINBEAT_TEST_AMQP_URL`.
+    Amqp,
+}
+
+impl Broker {
+    /// The `QUEUE_URL` of this broker for tests; `None` for the database or, outside CI, when
+    /// its variable is unset (the test is skipped; in CI it fails instead).
+    pub fn url(self) -> Option<String> {
+        let variable = match self {
+            Broker::Database => return None,
+            Broker::Redis => "ISINBEAT_TEST_REDIS_URL",
+            Broker::Amqp => "ISINBEAT_TEST_AMQP_URL",
+        };
+        match std::env::var(variable) {
+            Ok(url) if !url.trim().is_empty() => Some(url),
+            _ if is_ci() => {
+                panic!("CI=true but {variable} is not set: the {self:?} queue tests must run in CI")
+            }
+            _ => {
+                eprintln!("skipping: set {variable} to run this test with the {self:?} queue");
+                None
+            }
+        }
+    }
+
+    /// Whether this broker can be used here (the database always can).
+    pub fn available(self) -> bool {
+        self == Broker::Database || self.url().is_some()
+    }
+
+    /// Settings that put a process's queue on this broker, under a queue name of its own so
+    /// that tests running at once never take each other's jobs.
+    pub fn settings(self) -> Vec<(String, String)> {
+        match self.url() {
+            None => Vec::new(),
+            Some(url) => vec![
+                ("QUEUE_URL".to_owned(), url),
+                ("ISINBEAT_QUEUE_NAME".to_owned(), format!("isinbeat-test-{}", random_suffix())),
+            ],
+        }
+    }
+}
+
+/// A short random lower-case suffix for names tests must not share.
+pub fn random_suffix() -> String {
+    Alphanumeric.sample_string(&mut rand::rng(), 10).to_lowercase()
+}
+
 pub fn is_ci() -> bool {
     std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
 }
