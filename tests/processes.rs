@@ -13,7 +13,7 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use common::{Backend, TestDatabase};
+use common::{Backend, Broker, TestDatabase};
 use diesel::prelude::*;
 use isinbeat::config::{DatabaseUrl, QueueUrl};
 use isinbeat::db::schema::{runs, workers};
@@ -32,14 +32,25 @@ on_both_backends!(
 /// Processes started by a test; whatever is still running when it ends is killed.
 struct Fleet {
     database_url: String,
+    /// `QUEUE_URL` and a queue name of the fleet's own, when the queue is on a broker.
+    queue_settings: Vec<(String, String)>,
     logs: tempfile::TempDir,
     children: Vec<(String, Child)>,
 }
 
 impl Fleet {
     fn new(database: &TestDatabase) -> Self {
-        let fleet =
-            Self { database_url: database.url(), logs: tempfile::tempdir().unwrap(), children: Vec::new() };
+        Self::with_queue_on(database, Broker::Database)
+    }
+
+    /// A fleet whose processes share the queue on `broker`.
+    fn with_queue_on(database: &TestDatabase, broker: Broker) -> Self {
+        let fleet = Self {
+            database_url: database.url(),
+            queue_settings: broker.settings(),
+            logs: tempfile::tempdir().unwrap(),
+            children: Vec::new(),
+        };
         let migrated = fleet.command(&["migrate"]).output().unwrap();
         assert!(migrated.status.success(), "isinbeat migrate: {}", String::from_utf8_lossy(&migrated.stderr));
         fleet
@@ -54,7 +65,8 @@ impl Fleet {
             .env("DATABASE_URL", &self.database_url)
             .env("ISINBEAT_LOG", "info")
             // Runs heartbeat every second, so a dead worker's run is rescued after 6 s.
-            .env("ISINBEAT_RUN_HEARTBEAT_SECONDS", "1");
+            .env("ISINBEAT_RUN_HEARTBEAT_SECONDS", "1")
+            .envs(self.queue_settings.iter().map(|(k, v)| (k, v)));
         command
     }
 
@@ -154,9 +166,27 @@ fn pid_in(worker_name: &str) -> u32 {
     worker_name.rsplit(':').nth(1).unwrap().parse().unwrap()
 }
 
+#[tokio::test]
+async fn two_schedulers_and_three_workers_run_every_occurrence_exactly_once_with_the_queue_in_redis() {
+    every_occurrence_runs_exactly_once(Backend::Postgres, Broker::Redis).await;
+}
+
+#[tokio::test]
+async fn two_schedulers_and_three_workers_run_every_occurrence_exactly_once_with_the_queue_in_rabbitmq() {
+    every_occurrence_runs_exactly_once(Backend::Postgres, Broker::Amqp).await;
+}
+
 async fn two_schedulers_and_three_workers_run_every_occurrence_exactly_once(backend: Backend) {
+    every_occurrence_runs_exactly_once(backend, Broker::Database).await;
+}
+
+/// Two schedulers and three workers, as separate processes sharing the queue on `broker`.
+async fn every_occurrence_runs_exactly_once(backend: Backend, broker: Broker) {
+    if !broker.available() {
+        return;
+    }
     let Some(database) = TestDatabase::create(backend) else { return };
-    let mut fleet = Fleet::new(&database);
+    let mut fleet = Fleet::with_queue_on(&database, broker);
     let pool = pool(&database);
     // Every second for 15 seconds, starting once the processes are up.
     let start = (Utc::now() + TimeDelta::seconds(4)).duration_trunc(TimeDelta::seconds(1)).unwrap();
