@@ -234,22 +234,22 @@ impl Queue {
         if runs.is_empty() {
             return Ok(());
         }
-        if let Backend::Amqp { backend, .. } = &self.backend {
-            return push_amqp(backend, runs).await;
-        }
-        let tasks: Vec<Task<RunJob>> =
-            runs.iter().map(|&(run_id, not_before)| job(run_id, not_before)).collect();
+        let tasks = || {
+            let tasks: Vec<Task<RunJob>> =
+                runs.iter().map(|&(run_id, not_before)| job(run_id, not_before)).collect();
+            stream::iter(tasks)
+        };
         let pushed = match &self.backend {
             Backend::Sqlite { storage, .. } => {
-                storage.clone().push_all(stream::iter(tasks)).await.map_err(|e| anyhow::anyhow!("{e}"))
+                storage.clone().push_all(tasks()).await.map_err(|e| anyhow::anyhow!("{e}"))
             }
             Backend::Postgres { storage, .. } => {
-                storage.clone().push_all(stream::iter(tasks)).await.map_err(|e| anyhow::anyhow!("{e}"))
+                storage.clone().push_all(tasks()).await.map_err(|e| anyhow::anyhow!("{e}"))
             }
             Backend::Redis(storage) => {
-                storage.clone().push_all(stream::iter(tasks)).await.map_err(|e| anyhow::anyhow!("{e}"))
+                storage.clone().push_all(tasks()).await.map_err(|e| anyhow::anyhow!("{e}"))
             }
-            Backend::Amqp { .. } => Ok(()),
+            Backend::Amqp { backend, .. } => return push_amqp(backend, runs).await,
         };
         pushed.with_context(|| format!("Failed to queue {} run(s)", runs.len()))
     }

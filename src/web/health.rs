@@ -13,12 +13,13 @@ pub async fn healthz() -> HttpResponse {
 
 pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
     let pool = state.pool.clone();
-    let checked = web::block(move || -> anyhow::Result<Vec<String>> {
+    let database = web::block(move || -> anyhow::Result<Vec<String>> {
         let mut conn = pool.get()?;
         db::pending_migrations(&mut conn)
-    })
-    .await;
-    let queue = match state.queue.check().await {
+    });
+    // Both at once: a probe waits for the slower, not for the two in turn.
+    let (checked, queue) = tokio::join!(database, state.queue.check());
+    let queue = match queue {
         Ok(()) => "ok",
         Err(error) => {
             tracing::warn!(

@@ -38,13 +38,17 @@ pub enum Backend {
 /// variant of each test is skipped — except in CI (`CI=true`), where a missing variable fails the
 /// test, so that a skip can never pass as success there.
 pub fn postgres_base_url() -> Option<String> {
-    match std::env::var("ISINBEAT_TEST_DATABASE_URL") {
+    service_url("ISINBEAT_TEST_DATABASE_URL", "the PostgreSQL tests", "on PostgreSQL")
+}
+
+/// A test service's URL from `variable`: `None` (the test is skipped, saying how to run it) when
+/// unset, except in CI, where the test fails instead.
+fn service_url(variable: &str, tests: &str, with: &str) -> Option<String> {
+    match std::env::var(variable) {
         Ok(url) if !url.trim().is_empty() => Some(url),
-        _ if is_ci() => {
-            panic!("CI=true but ISINBEAT_TEST_DATABASE_URL is not set: the PostgreSQL tests must run in CI")
-        }
+        _ if is_ci() => panic!("CI=true but {variable} is not set: {tests} must run in CI"),
         _ => {
-            eprintln!("skipping: set ISINBEAT_TEST_DATABASE_URL to run this test on PostgreSQL");
+            eprintln!("skipping: set {variable} to run this test {with}");
             None
         }
     }
@@ -70,16 +74,7 @@ impl Broker {
             Broker::Redis => "ISINBEAT_TEST_REDIS_URL",
             Broker::Amqp => "ISINBEAT_TEST_AMQP_URL",
         };
-        match std::env::var(variable) {
-            Ok(url) if !url.trim().is_empty() => Some(url),
-            _ if is_ci() => {
-                panic!("CI=true but {variable} is not set: the {self:?} queue tests must run in CI")
-            }
-            _ => {
-                eprintln!("skipping: set {variable} to run this test with the {self:?} queue");
-                None
-            }
-        }
+        service_url(variable, &format!("the {self:?} queue tests"), &format!("with the {self:?} queue"))
     }
 
     /// Whether this broker can be used here (the database always can).
