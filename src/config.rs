@@ -203,12 +203,21 @@ pub struct Settings {
     /// How often a worker writes the heartbeat of each run it executes; a scheduler rescues a
     /// run silent for six of these (its worker died).
     pub run_heartbeat: Duration,
+    /// The most bytes a source download may have (`ISINBEAT_DOWNLOAD_MAX_MB`); a larger one
+    /// fails its run before it fills the disk.
+    pub download_max_bytes: u64,
+    /// The most bytes a downloaded file may have once decompressed
+    /// (`ISINBEAT_UNCOMPRESSED_MAX_MB`): a zip bomb stops here.
+    pub uncompressed_max_bytes: u64,
     /// Whether the first start creates the default schedules (`ISINBEAT_SEED=none`: no).
     pub seed: bool,
     /// A tracing filter such as `info` or `isinbeat=debug,actix_web=info`.
     pub log_level: String,
     pub log_format: LogFormat,
 }
+
+/// Size settings are given in megabytes (MiB).
+const MB: u64 = 1 << 20;
 
 /// A setting that could not be read.
 #[derive(Debug, thiserror::Error)]
@@ -305,6 +314,9 @@ impl Settings {
                 10,
                 1..=300,
             )?),
+            download_max_bytes: MB * parse_number(&get, "ISINBEAT_DOWNLOAD_MAX_MB", 4096, 1..=1 << 20)?,
+            uncompressed_max_bytes: MB
+                * parse_number(&get, "ISINBEAT_UNCOMPRESSED_MAX_MB", 65_536, 1..=1 << 24)?,
             seed: match get("ISINBEAT_SEED").as_deref().map(str::trim) {
                 None | Some("default") => true,
                 Some("none") => false,
@@ -355,6 +367,8 @@ impl Settings {
             ),
             row("ISINBEAT_WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
             row("ISINBEAT_RUN_HEARTBEAT_SECONDS", self.run_heartbeat.as_secs().to_string()),
+            row("ISINBEAT_DOWNLOAD_MAX_MB", (self.download_max_bytes / MB).to_string()),
+            row("ISINBEAT_UNCOMPRESSED_MAX_MB", (self.uncompressed_max_bytes / MB).to_string()),
             row("ISINBEAT_SEED", if self.seed { "default" } else { "none" }.to_owned()),
             row("ISINBEAT_LOG", self.log_level.clone()),
             row(

@@ -214,11 +214,10 @@ fn start_background(pool: &DbPool, queue: Queue, settings: &Settings, processes:
     }
     if processes.worker {
         let (pool, concurrency, stop) = (pool.clone(), settings.worker_concurrency, watch.clone());
-        let heartbeat = settings.run_heartbeat;
+        let (heartbeat, registry) = (settings.run_heartbeat, Registry::from_settings(settings));
         tasks.push(tokio::spawn(async move {
             let name = worker::worker_name("worker");
-            let finished =
-                worker::run(pool, queue, Registry::builtin(), name, concurrency, heartbeat, stop).await;
+            let finished = worker::run(pool, queue, registry, name, concurrency, heartbeat, stop).await;
             if let Err(error) = finished {
                 tracing::error!(error = format!("{error:#}"), "the worker stopped");
             }

@@ -93,6 +93,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
     let options = import::Options {
         force: args.force,
         accept_shrink: args.accept_shrink,
+        max_uncompressed_bytes: settings.uncompressed_max_bytes,
         ..import::Options::default()
     };
     let result = import::import_file(&mut conn, target.id, run_id, &args.file, &options, &observer);

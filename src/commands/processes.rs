@@ -54,7 +54,16 @@ pub async fn worker(concurrency: Option<usize>) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    worker::run(pool, queue, Registry::builtin(), name, concurrency, settings.run_heartbeat, stopped).await?;
+    worker::run(
+        pool,
+        queue,
+        Registry::from_settings(&settings),
+        name,
+        concurrency,
+        settings.run_heartbeat,
+        stopped,
+    )
+    .await?;
     println!("isinbeat worker: stopped; runs in progress were finished.");
     Ok(())
 }

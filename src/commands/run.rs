@@ -56,7 +56,7 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
     drop(conn);
 
     let worker = worker_name("cli");
-    let registry = Registry::builtin();
+    let registry = Registry::from_settings(&settings);
     loop {
         let started = std::time::Instant::now();
         let outcome = jobs::execute(&pool, &registry, run_id, &worker, StdDuration::from_secs(5))?;

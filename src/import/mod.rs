@@ -147,11 +147,12 @@ pub const MAX_PROBLEMS: usize = 100;
 /// Why an import failed. Each message says what a person can do.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {
-    #[error("{0}")]
+    // Transparent: the message is the cause's own, said once (`{:#}` would repeat a source).
+    #[error(transparent)]
     Fetch(#[from] fetch::FetchError),
-    #[error("{0}")]
+    #[error(transparent)]
     Decompress(#[from] decompress::DecompressError),
-    #[error("{0}")]
+    #[error(transparent)]
     Format(#[from] formats::FormatError),
     #[error("the source's settings are not valid: {0}")]
     Settings(String),

@@ -15,9 +15,24 @@ use crate::import::{self, Observer, Progress};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind};
 use crate::models::{run, source};
 
-/// The task kind.
+/// The task kind, with the process's size caps on what it downloads.
 #[derive(Debug, Clone, Copy)]
-pub struct DownloadIsins;
+pub struct DownloadIsins {
+    /// The most bytes a download may have.
+    pub max_download_bytes: u64,
+    /// The most bytes the file may have once decompressed.
+    pub max_uncompressed_bytes: u64,
+}
+
+impl Default for DownloadIsins {
+    fn default() -> Self {
+        let options = import::Options::default();
+        Self {
+            max_download_bytes: options.limits.max_bytes,
+            max_uncompressed_bytes: options.max_uncompressed_bytes,
+        }
+    }
+}
 
 /// The task kind's name, for code that starts imports.
 pub const NAME: &str = import::TASK_KIND;
@@ -59,10 +74,13 @@ impl TaskKind for DownloadIsins {
         if !found.enabled {
             anyhow::bail!("The source “{name}” is disabled: enable it on its page to download it.");
         }
+        let defaults = import::Options::default();
         let options = import::Options {
             force: text("force") == "yes",
             accept_shrink: text("accept_shrink") == "yes",
-            ..import::Options::default()
+            limits: crate::sources::fetch::Limits { max_bytes: self.max_download_bytes, ..defaults.limits },
+            max_uncompressed_bytes: self.max_uncompressed_bytes,
+            ..defaults
         };
         let observer = RunObserver { ctx, progress: RunProgress::new(ctx.pool.clone(), ctx.run_id) };
         ctx.log(format!("importing source “{}” from {}", found.name, found.url));

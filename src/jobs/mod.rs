@@ -119,14 +119,22 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// The kinds isinbeat ships.
+    /// The kinds isinbeat ships, with the default size caps on downloads.
     pub fn builtin() -> Self {
+        Self::with_download_caps(download_isins::DownloadIsins::default())
+    }
+
+    /// The kinds isinbeat ships, downloads capped as `settings` say (what workers run with).
+    pub fn from_settings(settings: &crate::config::Settings) -> Self {
+        Self::with_download_caps(download_isins::DownloadIsins {
+            max_download_bytes: settings.download_max_bytes,
+            max_uncompressed_bytes: settings.uncompressed_max_bytes,
+        })
+    }
+
+    fn with_download_caps(download: download_isins::DownloadIsins) -> Self {
         Self {
-            kinds: vec![
-                Arc::new(download_isins::DownloadIsins),
-                Arc::new(prune_history::PruneHistory),
-                Arc::new(sleep::Sleep),
-            ],
+            kinds: vec![Arc::new(download), Arc::new(prune_history::PruneHistory), Arc::new(sleep::Sleep)],
         }
     }
 

@@ -375,8 +375,9 @@ pub enum Item {
 #[derive(Debug, thiserror::Error)]
 pub enum FormatError {
     /// The input could not be read (including a decompression failure or the size cap).
+    /// (Not a `source`: the message already says the cause, and `{:#}` would say it twice.)
     #[error("reading the file failed: {0}")]
-    Io(#[from] std::io::Error),
+    Io(std::io::Error),
     /// The first line is not the format's header (an empty file included, for GLEIF).
     #[error("line {line}: the header is {found:?}; a {format} file starts with {expected:?}")]
     Header { line: u64, format: Format, expected: String, found: String },
@@ -398,6 +399,12 @@ pub enum FormatError {
     /// The source's options do not fit the format (see [`FormatOptions::check`]).
     #[error("the source's options do not fit the format: {0}")]
     Options(String),
+}
+
+impl From<std::io::Error> for FormatError {
+    fn from(error: std::io::Error) -> Self {
+        Self::Io(error)
+    }
 }
 
 /// ", found: a, b, c" for an error message, shortened when there are many.
