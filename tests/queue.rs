@@ -21,10 +21,26 @@ use isinbeat::queue::{QUEUE_NAME, Queue};
 macro_rules! on_every_queue {
     ($($test:ident: $backend:ident, $broker:ident;)*) => {
         $(
-            #[tokio::test]
-            async fn $test() {
-                a_worker_executes_each_queued_run_once_and_not_before_its_time(Backend::$backend, Broker::$broker)
+            mod $test {
+                use super::*;
+
+                #[tokio::test]
+                async fn executes_each_queued_run_once_and_not_before_its_time() {
+                    super::a_worker_executes_each_queued_run_once_and_not_before_its_time(
+                        Backend::$backend,
+                        Broker::$broker,
+                    )
                     .await;
+                }
+
+                #[tokio::test]
+                async fn one_worker_takes_many_more_jobs_than_it_fetches_at_once() {
+                    super::one_worker_takes_many_more_jobs_than_it_fetches_at_once(
+                        Backend::$backend,
+                        Broker::$broker,
+                    )
+                    .await;
+                }
             }
         )*
     };
@@ -37,6 +53,44 @@ on_every_queue! {
     postgres_redis_queue: Postgres, Redis;
     sqlite_rabbitmq_queue: Sqlite, Amqp;
     postgres_rabbitmq_queue: Postgres, Amqp;
+}
+
+/// A worker keeps taking jobs long past the first batch it fetches (RabbitMQ's prefetch of 16
+/// included: a job must be acknowledged for the next to come).
+async fn one_worker_takes_many_more_jobs_than_it_fetches_at_once(backend: Backend, broker: Broker) {
+    let Some(database) = TestDatabase::create(backend) else { return };
+    let url = DatabaseUrl::parse(&database.url()).unwrap();
+    let pool = db::connect_pool(&url, 2).unwrap();
+    db::run_migrations(&mut pool.get().unwrap()).unwrap();
+    let Some(queue) = open_queue(&url, broker).await else { return };
+    let jobs: Vec<(i64, chrono::DateTime<Utc>)> = (1..=100).map(|id| (id, Utc::now())).collect();
+    queue.push_many(&jobs).await.unwrap();
+
+    let taken = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = {
+        let (queue, taken) = (queue.clone(), Arc::clone(&taken));
+        tokio::spawn(async move {
+            let handle = move |run_id| {
+                let taken = Arc::clone(&taken);
+                async move {
+                    taken.lock().unwrap().insert(run_id);
+                }
+            };
+            queue
+                .work("worker-many", 2, handle, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+        })
+    };
+    let deadline = Instant::now() + StdDuration::from_secs(30);
+    while taken.lock().unwrap().len() < 100 {
+        assert!(Instant::now() < deadline, "{} of 100 jobs were taken", taken.lock().unwrap().len());
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(());
+    worker.await.unwrap().unwrap();
 }
 
 /// The queue `broker` gives, under a name of its own.

@@ -60,7 +60,12 @@ pub async fn run(
         let running =
             Running { pool: &pool, registry: &registry, client: &client, name: &name, run_heartbeat };
         match work_once(running, &queue, concurrency, shutdown).await {
-            Ok(()) => break Ok(()),
+            Ok(()) if *stop.borrow() => break Ok(()),
+            // The queue's stream ended without being asked to (a broker closed the connection).
+            Ok(()) => {
+                tracing::error!("the worker's queue stopped delivering; restarting it in 5 s");
+                tokio::time::sleep(StdDuration::from_secs(5)).await;
+            }
             Err(error) if !*stop.borrow() => {
                 tracing::error!(error = format!("{error:#}"), "the worker failed; restarting it in 5 s");
                 tokio::time::sleep(StdDuration::from_secs(5)).await;

@@ -12,13 +12,11 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::task::{Context as PollContext, Poll};
 use std::time::Duration;
 
 use anyhow::Context;
 use apalis::prelude::*;
 use apalis_amqp::AmqpBackend;
-use apalis_core::backend::{BackendConfig, WireFormatBackend};
 use apalis_postgres::{PgPool, PostgresStorage};
 use apalis_redis::{ConnectionManager, RedisStorage};
 use apalis_sqlite::{SqlitePool, SqliteStorage};
@@ -289,7 +287,7 @@ impl Queue {
             Backend::Sqlite { storage, .. } => worker!(storage.clone().poll_with_interval(POLL_INTERVAL)),
             Backend::Postgres { storage, .. } => worker!(storage.clone().poll_with_interval(POLL_INTERVAL)),
             Backend::Redis(storage) => worker!(storage.clone().poll_with_interval(POLL_INTERVAL)),
-            Backend::Amqp { backend, .. } => worker!(ConsumingAmqp(backend.as_ref().clone())),
+            Backend::Amqp { backend, .. } => worker!(connected_amqp(backend.as_ref().clone(), name).await?),
         };
         stopped.context("The worker stopped with an error")
     }
@@ -327,70 +325,26 @@ async fn push_amqp(backend: &AmqpBackend<RunJob>, runs: &[(i64, DateTime<Utc>)])
         .with_context(|| format!("Failed to queue {count} run(s) on RabbitMQ"))
 }
 
-/// apalis-amqp 1.0's backend as a worker needs it. It answers "ready" as soon as it has
-/// declared its queue, before it has a consumer, and its `poll_next` then unwraps the missing
-/// consumer (the worker panics); asked again, its own state machine starts the consumer. So
-/// this asks until the answer no longer changes: queue declared, consumer started, ready.
-struct ConsumingAmqp(AmqpBackend<RunJob>);
-
-impl apalis_core::backend::Backend for ConsumingAmqp {
-    type Task = <AmqpBackend<RunJob> as apalis_core::backend::Backend>::Task;
-    type Error = <AmqpBackend<RunJob> as apalis_core::backend::Backend>::Error;
-
-    fn poll_ready(
-        &mut self,
-        cx: &mut PollContext<'_>,
-        worker: &WorkerContext,
-    ) -> Poll<Result<(), Self::Error>> {
-        for _ in 0..3 {
-            match self.0.poll_ready(cx, worker) {
-                Poll::Ready(Ok(())) => {}
-                other => return other,
-            }
-        }
-        Poll::Ready(Ok(()))
+/// apalis-amqp 1.0's backend, connected before a worker is built on it. Its acknowledgement
+/// layer is a copy of the backend taken when the worker starts, before the worker first asks it
+/// to get ready; a backend that has no channel yet gives a copy that cannot acknowledge, and
+/// RabbitMQ stops delivering to a consumer once `prefetch_count` messages wait for their
+/// acknowledgement. (It also answers "ready" after declaring its queue, before it has a
+/// consumer.) So this drives it until it has its channel and consumer: declared queue, started
+/// consumer, ready.
+async fn connected_amqp(
+    mut backend: AmqpBackend<RunJob>,
+    worker: &str,
+) -> anyhow::Result<AmqpBackend<RunJob>> {
+    use apalis_core::backend::Backend as _;
+    let context = WorkerContext::new(worker);
+    for _ in 0..3 {
+        futures_util::future::poll_fn(|cx| backend.poll_ready(cx, &context))
+            .await
+            .map_err(|e| anyhow::anyhow!("{e}"))
+            .context("Failed to start consuming from RabbitMQ")?;
     }
-
-    fn poll_next(
-        &mut self,
-        cx: &mut PollContext<'_>,
-        worker: &WorkerContext,
-    ) -> Poll<Option<Result<Self::Task, Self::Error>>> {
-        self.0.poll_next(cx, worker)
-    }
-
-    fn poll_close(
-        &mut self,
-        cx: &mut PollContext<'_>,
-        worker: &WorkerContext,
-    ) -> Poll<Result<(), Self::Error>> {
-        self.0.poll_close(cx, worker)
-    }
-}
-
-impl BackendConfig for ConsumingAmqp {
-    type Args = <AmqpBackend<RunJob> as BackendConfig>::Args;
-    type Id = <AmqpBackend<RunJob> as BackendConfig>::Id;
-    type Kind = <AmqpBackend<RunJob> as BackendConfig>::Kind;
-    type Config = <AmqpBackend<RunJob> as BackendConfig>::Config;
-    type Layer = <AmqpBackend<RunJob> as BackendConfig>::Layer;
-
-    fn config(&self) -> &Self::Config {
-        self.0.config()
-    }
-
-    fn middleware(&mut self, worker: &mut WorkerContext) -> Self::Layer {
-        self.0.middleware(worker)
-    }
-}
-
-impl WireFormatBackend for ConsumingAmqp {
-    type Codec = <AmqpBackend<RunJob> as WireFormatBackend>::Codec;
-    type Compact = <AmqpBackend<RunJob> as WireFormatBackend>::Compact;
-
-    fn codec(&self) -> &Self::Codec {
-        self.0.codec()
-    }
+    Ok(backend)
 }
 
 /// The job for a run that is due now (no time to wait for: see [`push_amqp`]).
