@@ -8,11 +8,10 @@
 
 mod common;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
+use common::fleet::{Fleet, pid_in, pool, runs_of, wait_until};
 use common::{Backend, Broker, TestDatabase};
 use diesel::prelude::*;
 use isinbeat::config::{DatabaseUrl, QueueUrl};
@@ -22,149 +21,10 @@ use isinbeat::models::run::{self, Run};
 use isinbeat::models::schedule::{self, NewSchedule};
 use isinbeat::queue::{QUEUE_NAME, Queue};
 
-const BIN: &str = env!("CARGO_BIN_EXE_isinbeat");
-
 on_both_backends!(
     two_schedulers_and_three_workers_run_every_occurrence_exactly_once,
     a_killed_worker_s_run_is_rescued_and_sigterm_finishes_the_run_in_hand,
 );
-
-/// Processes started by a test; whatever is still running when it ends is killed.
-struct Fleet {
-    database_url: String,
-    /// `QUEUE_URL` and a queue name of the fleet's own, when the queue is on a broker.
-    queue_settings: Vec<(String, String)>,
-    logs: tempfile::TempDir,
-    children: Vec<(String, Child)>,
-}
-
-impl Fleet {
-    fn new(database: &TestDatabase) -> Self {
-        Self::with_queue_on(database, Broker::Database)
-    }
-
-    /// A fleet whose processes share the queue on `broker`.
-    fn with_queue_on(database: &TestDatabase, broker: Broker) -> Self {
-        let fleet = Self {
-            database_url: database.url(),
-            queue_settings: broker.settings(),
-            logs: tempfile::tempdir().unwrap(),
-            children: Vec::new(),
-        };
-        let migrated = fleet.command(&["migrate"]).output().unwrap();
-        assert!(migrated.status.success(), "isinbeat migrate: {}", String::from_utf8_lossy(&migrated.stderr));
-        fleet
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut command = Command::new(BIN);
-        command
-            .args(args)
-            .current_dir(self.logs.path())
-            .env_clear()
-            .env("DATABASE_URL", &self.database_url)
-            .env("ISINBEAT_LOG", "info")
-            // Runs heartbeat every second, so a dead worker's run is rescued after 6 s.
-            .env("ISINBEAT_RUN_HEARTBEAT_SECONDS", "1")
-            .envs(self.queue_settings.iter().map(|(k, v)| (k, v)));
-        command
-    }
-
-    /// Starts `isinbeat ARGS`, its output going to a log file named `label`.
-    fn start(&mut self, label: &str, args: &[&str]) {
-        let log = std::fs::File::create(self.log_path(label)).unwrap();
-        let child = self
-            .command(args)
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().unwrap())
-            .stderr(log)
-            .spawn()
-            .unwrap();
-        self.children.push((label.to_owned(), child));
-    }
-
-    fn log_path(&self, label: &str) -> PathBuf {
-        self.logs.path().join(format!("{label}.log"))
-    }
-
-    fn pid_of(&self, label: &str) -> u32 {
-        self.children.iter().find(|(l, _)| l == label).unwrap().1.id()
-    }
-
-    fn label_of_pid(&self, pid: u32) -> String {
-        self.children.iter().find(|(_, child)| child.id() == pid).map(|(l, _)| l.clone()).unwrap()
-    }
-
-    fn kill(&mut self, label: &str) {
-        let child = &mut self.children.iter_mut().find(|(l, _)| l == label).unwrap().1;
-        child.kill().unwrap();
-        child.wait().unwrap();
-    }
-
-    /// Sends SIGTERM and waits (at most `within`) for the process to exit; true when it exited 0.
-    fn terminate(&mut self, label: &str, within: Duration) -> bool {
-        let child = &mut self.children.iter_mut().find(|(l, _)| l == label).unwrap().1;
-        let sent = Command::new("kill").args(["-TERM", &child.id().to_string()]).status().unwrap();
-        assert!(sent.success());
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = child.try_wait().unwrap() {
-                return status.success();
-            }
-            assert!(Instant::now() < deadline, "{label} did not stop within {within:?}");
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    /// Every process's log, for a failure message.
-    fn diagnose(&self) -> String {
-        self.children
-            .iter()
-            .map(|(label, _)| {
-                let log = std::fs::read_to_string(self.log_path(label)).unwrap_or_default();
-                let tail: Vec<&str> = log.lines().rev().take(15).collect();
-                format!("--- {label}\n{}", tail.into_iter().rev().collect::<Vec<_>>().join("\n"))
-            })
-            .collect::<Vec<_>>()
-            .join("\n")
-    }
-}
-
-impl Drop for Fleet {
-    fn drop(&mut self) {
-        for (_, child) in &mut self.children {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-fn pool(database: &TestDatabase) -> DbPool {
-    db::connect_pool(&DatabaseUrl::parse(&database.url()).unwrap(), 4).unwrap()
-}
-
-fn runs_of(pool: &DbPool, schedule_id: i64) -> Vec<Run> {
-    runs::table
-        .filter(runs::schedule_id.eq(schedule_id))
-        .order(runs::id.asc())
-        .select(Run::as_select())
-        .load(&mut **pool.get().unwrap())
-        .unwrap()
-}
-
-/// Waits until `done` holds, polling the database; panics with the processes' logs after `within`.
-fn wait_until(fleet: &Fleet, within: Duration, what: &str, mut done: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !done() {
-        assert!(Instant::now() < deadline, "{what}: not within {within:?}\n{}", fleet.diagnose());
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
-/// The pid in a worker's name (`worker@host:PID:tag`).
-fn pid_in(worker_name: &str) -> u32 {
-    worker_name.rsplit(':').nth(1).unwrap().parse().unwrap()
-}
 
 #[tokio::test]
 async fn two_schedulers_and_three_workers_run_every_occurrence_exactly_once_with_the_queue_in_redis() {
