@@ -87,6 +87,30 @@ enum Command {
         #[command(subcommand)]
         command: IsinCommand,
     },
+    /// Keep schedules as code: export them to a TOML file, apply a file.
+    Schedules {
+        #[command(subcommand)]
+        command: SchedulesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SchedulesCommand {
+    /// Print every schedule with every setting as TOML (`> schedules.toml`).
+    Export,
+    /// Make the schedules match FILE: prints what differs (+ create, ~ change, - delete), then
+    /// changes it all in one transaction; a mistake in the file changes nothing. Applying the
+    /// same file again changes nothing.
+    Apply {
+        /// The TOML file (`[[schedule]]` tables, as `schedules export` writes them).
+        file: std::path::PathBuf,
+        /// Also delete the schedules the file does not name (their runs stay as history).
+        #[arg(long)]
+        prune: bool,
+        /// Print what would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -133,6 +157,10 @@ fn main() -> ExitCode {
         Command::Isin { command: IsinCommand::Validate { isins, only_invalid } } => {
             commands::isin::validate(&isins, only_invalid)
                 .map(|all_valid| if all_valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Schedules { command: SchedulesCommand::Export } => commands::schedules::export().map(done),
+        Command::Schedules { command: SchedulesCommand::Apply { file, prune, dry_run } } => {
+            commands::schedules::apply(&file, prune, dry_run).map(|_| ExitCode::SUCCESS)
         }
     };
     result.unwrap_or_else(|error| {

@@ -6,6 +6,7 @@ pub mod import;
 pub mod isin;
 pub mod processes;
 pub mod run;
+pub mod schedules;
 mod serve;
 mod users;
 

@@ -56,15 +56,21 @@ pub fn create(
     actor: &Actor,
     settings: ScheduleChanges,
 ) -> Result<Schedule, ActionError> {
-    write_transaction(conn, |conn| {
-        if schedule::find_by_name(conn, &settings.name)?.is_some() {
-            return Err(ActionError::DuplicateName);
-        }
-        let changes = diff(&ScheduleChanges::default(), &settings);
-        let created = schedule::insert(conn, &NewSchedule::new(settings, actor.id.map(i64::from)))?;
-        record(conn, actor, "create", &created, changes)?;
-        Ok(created)
-    })
+    write_transaction(conn, |conn| create_within(conn, actor, settings))
+}
+
+fn create_within(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    settings: ScheduleChanges,
+) -> Result<Schedule, ActionError> {
+    if schedule::find_by_name(conn, &settings.name)?.is_some() {
+        return Err(ActionError::DuplicateName);
+    }
+    let changes = diff(&ScheduleChanges::default(), &settings);
+    let created = schedule::insert(conn, &NewSchedule::new(settings, actor.id.map(i64::from)))?;
+    record(conn, actor, "create", &created, changes)?;
+    Ok(created)
 }
 
 /// Changes a schedule's settings; the scheduler picks the new timing up at its next tick.
@@ -74,27 +80,61 @@ pub fn update(
     id: i64,
     settings: &ScheduleChanges,
 ) -> Result<bool, ActionError> {
-    write_transaction(conn, |conn| {
-        let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
-        let changes = diff(&target.changes(), settings);
-        if changes.as_object().is_some_and(|map| map.is_empty()) {
-            return Ok(false);
-        }
-        if settings.name != target.name && schedule::find_by_name(conn, &settings.name)?.is_some() {
-            return Err(ActionError::DuplicateName);
-        }
-        schedule::update(conn, id, settings)?;
-        record(conn, actor, "update", &target, changes)?;
-        Ok(true)
-    })
+    write_transaction(conn, |conn| update_within(conn, actor, id, settings))
+}
+
+fn update_within(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: i64,
+    settings: &ScheduleChanges,
+) -> Result<bool, ActionError> {
+    let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+    let changes = diff(&target.changes(), settings);
+    if changes.as_object().is_some_and(|map| map.is_empty()) {
+        return Ok(false);
+    }
+    if settings.name != target.name && schedule::find_by_name(conn, &settings.name)?.is_some() {
+        return Err(ActionError::DuplicateName);
+    }
+    schedule::update(conn, id, settings)?;
+    record(conn, actor, "update", &target, changes)?;
+    Ok(true)
 }
 
 /// Deletes a schedule; its runs stay as history.
 pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<(), ActionError> {
+    write_transaction(conn, |conn| delete_within(conn, actor, id))
+}
+
+fn delete_within(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<(), ActionError> {
+    let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+    schedule::delete(conn, id)?;
+    record(conn, actor, "delete", &target, json!({}))?;
+    Ok(())
+}
+
+/// Changes to many schedules at once (`isinbeat schedules apply`).
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    pub create: Vec<ScheduleChanges>,
+    /// Schedule id and its new settings.
+    pub update: Vec<(i64, ScheduleChanges)>,
+    pub delete: Vec<i64>,
+}
+
+/// Makes every change of `batch` in one transaction, each audited: all of them or none.
+pub fn apply(conn: &mut DbConnection, actor: &Actor, batch: Batch) -> Result<(), ActionError> {
     write_transaction(conn, |conn| {
-        let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
-        schedule::delete(conn, id)?;
-        record(conn, actor, "delete", &target, json!({}))?;
+        for id in batch.delete {
+            delete_within(conn, actor, id)?;
+        }
+        for (id, settings) in &batch.update {
+            update_within(conn, actor, *id, settings)?;
+        }
+        for settings in batch.create {
+            create_within(conn, actor, settings)?;
+        }
         Ok(())
     })
 }

@@ -20,7 +20,7 @@ pub mod metrics;
 pub mod middleware;
 mod page;
 mod runs;
-mod schedule_form;
+pub mod schedule_form;
 mod schedules;
 mod sources;
 mod users;
