@@ -42,16 +42,18 @@ if [[ -z "${ISINBEAT_BIN:-}" ]]; then
   ISINBEAT_BIN="$target/release/isinbeat"
 fi
 bin="$ISINBEAT_BIN"
-# The generator of the import benchmarks, built with the binary's profile.
-if [[ "$bin" == */debug/* ]]; then
-  generator=$(cargo build -q --bench import --message-format=json |
-    jq -r 'select(.reason == "compiler-artifact" and .target.name == "import") | .executable')
-else
-  generator=$(cargo bench -q --bench import --no-run --message-format=json 2>/dev/null |
-    jq -r 'select(.reason == "compiler-artifact" and .target.name == "import") | .executable')
-fi
 file="$work/gleif-$rows.zip"
-[[ -f "$file" ]] || "$generator" gen "$rows" "$file" >/dev/null
+if [[ ! -f "$file" ]]; then
+  # The generator of the import benchmarks, built with the binary's profile.
+  if [[ "$bin" == */debug/* ]]; then
+    generator=$(cargo build -q --bench import --message-format=json |
+      jq -r 'select(.reason == "compiler-artifact" and .target.name == "import") | .executable')
+  else
+    generator=$(cargo bench -q --bench import --no-run --message-format=json 2>/dev/null |
+      jq -r 'select(.reason == "compiler-artifact" and .target.name == "import") | .executable')
+  fi
+  "$generator" gen "$rows" "$file" >/dev/null
+fi
 
 name="isinbeat_soak_$$"
 psql "$base_url" -qc "CREATE DATABASE $name"
