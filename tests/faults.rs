@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
-use common::fleet::{Fleet, pool, runs_of, wait_until};
+use common::fleet::{Fleet, pool, run_now, runs_of, wait_until};
 use common::{Backend, Broker, TestDatabase};
 use diesel::prelude::*;
 use isinbeat::config::{DatabaseUrl, QueueUrl};
@@ -539,13 +539,6 @@ async fn postgres_connections_terminated_mid_import_leave_no_run_stuck_and_no_ha
 struct Terminated {
     #[diesel(sql_type = diesel::sql_types::Bool)]
     t: bool,
-}
-
-/// Records a manual run of `schedule_id` and pushes it to the queue, as "run now" does.
-async fn run_now(pool: &DbPool, queue: &Queue, schedule_id: i64) -> i64 {
-    let id = common::insert_run(&mut pool.get().unwrap(), schedule_id, "queued", db::now());
-    queue.push(id, Utc::now()).await.unwrap();
-    id
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -11,12 +11,12 @@ mod common;
 use std::time::Duration;
 
 use chrono::{DurationRound, TimeDelta, Utc};
-use common::fleet::{Fleet, pid_in, pool, runs_of, wait_until};
+use common::fleet::{Fleet, pid_in, pool, run_now, runs_of, wait_until};
 use common::{Backend, Broker, TestDatabase};
 use diesel::prelude::*;
 use isinbeat::config::{DatabaseUrl, QueueUrl};
+use isinbeat::db::DbPool;
 use isinbeat::db::schema::{runs, workers};
-use isinbeat::db::{self, DbPool};
 use isinbeat::models::run::{self, Run};
 use isinbeat::models::schedule::{self, NewSchedule};
 use isinbeat::queue::{QUEUE_NAME, Queue};
@@ -111,13 +111,6 @@ async fn every_occurrence_runs_exactly_once(backend: Backend, broker: Broker) {
         .get_result(&mut **pool.get().unwrap())
         .unwrap();
     assert_eq!(unfinished, 0);
-}
-
-/// Records a manual run of `schedule_id` and pushes it to the queue, as "run now" does.
-async fn run_now(pool: &DbPool, queue: &Queue, schedule_id: i64) -> i64 {
-    let id = common::insert_run(&mut pool.get().unwrap(), schedule_id, "queued", db::now());
-    queue.push(id, Utc::now()).await.unwrap();
-    id
 }
 
 fn find_run(pool: &DbPool, id: i64) -> Run {

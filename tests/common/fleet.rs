@@ -10,6 +10,7 @@ use isinbeat::config::DatabaseUrl;
 use isinbeat::db::schema::runs;
 use isinbeat::db::{self, DbPool};
 use isinbeat::models::run::Run;
+use isinbeat::queue::Queue;
 
 use super::{Broker, TestDatabase};
 
@@ -177,4 +178,11 @@ pub fn wait_until(fleet: &Fleet, within: Duration, what: &str, mut done: impl Fn
 /// The pid in a worker's name (`worker@host:PID:tag`).
 pub fn pid_in(worker_name: &str) -> u32 {
     worker_name.rsplit(':').nth(1).unwrap().parse().unwrap()
+}
+
+/// Records a manual run of `schedule_id` and pushes it to the queue, as "run now" does.
+pub async fn run_now(pool: &DbPool, queue: &Queue, schedule_id: i64) -> i64 {
+    let id = super::insert_run(&mut pool.get().unwrap(), schedule_id, "queued", db::now());
+    queue.push(id, chrono::Utc::now()).await.unwrap();
+    id
 }
