@@ -217,7 +217,7 @@ fn burst(backend: &str, with_process: bool) {
     runtime.block_on(async {
         // As the scheduler pushes: in batches.
         for batch in jobs.chunks(isinbeat::scheduler::beat::PUSH_BATCH) {
-            queue.push_many(batch).await.unwrap();
+            queue.push_many("default", batch).await.unwrap();
         }
     });
     let push_time = started.elapsed();

@@ -9,6 +9,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+use crate::domain::QueueName;
+
 /// Where the application's database lives, decided by `DATABASE_URL`.
 #[derive(Clone, PartialEq, Eq)]
 pub enum DatabaseUrl {
@@ -200,6 +202,9 @@ pub struct Settings {
     pub web_workers: Option<usize>,
     /// Runs one worker executes at once.
     pub worker_concurrency: usize,
+    /// The queues a worker takes runs from (`ISINBEAT_WORKER_QUEUES`, or `worker --queues`):
+    /// `default` unless set.
+    pub worker_queues: Vec<QueueName>,
     /// How often a worker writes the heartbeat of each run it executes; a scheduler rescues a
     /// run silent for six of these (its worker died).
     pub run_heartbeat: Duration,
@@ -261,6 +266,14 @@ impl Settings {
                 reason: "use up to 100 letters, digits and - _ . :".to_owned(),
             });
         }
+        let worker_queues = match get("ISINBEAT_WORKER_QUEUES") {
+            Some(raw) => QueueName::parse_list(&raw).map_err(|reason| ConfigError::Invalid {
+                name: "ISINBEAT_WORKER_QUEUES",
+                value: raw.clone(),
+                reason,
+            })?,
+            None => vec![QueueName::default_queue()],
+        };
         let trusted_proxies = match get("ISINBEAT_TRUSTED_PROXIES") {
             Some(raw) => parse_proxies(&raw)?,
             None => Vec::new(),
@@ -308,6 +321,7 @@ impl Settings {
                 None => None,
             },
             worker_concurrency: parse_number(&get, "ISINBEAT_WORKER_CONCURRENCY", 2, 1..=256)?,
+            worker_queues,
             run_heartbeat: Duration::from_secs(parse_number(
                 &get,
                 "ISINBEAT_RUN_HEARTBEAT_SECONDS",
@@ -366,6 +380,10 @@ impl Settings {
                 self.web_workers.map_or_else(|| "(one per core)".to_owned(), |n| n.to_string()),
             ),
             row("ISINBEAT_WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
+            row(
+                "ISINBEAT_WORKER_QUEUES",
+                self.worker_queues.iter().map(QueueName::as_str).collect::<Vec<_>>().join(","),
+            ),
             row("ISINBEAT_RUN_HEARTBEAT_SECONDS", self.run_heartbeat.as_secs().to_string()),
             row("ISINBEAT_DOWNLOAD_MAX_MB", (self.download_max_bytes / MB).to_string()),
             row("ISINBEAT_UNCOMPRESSED_MAX_MB", (self.uncompressed_max_bytes / MB).to_string()),
@@ -492,6 +510,18 @@ mod tests {
             settings(&[("ISINBEAT_QUEUE_NAME", "team-a:runs")]).unwrap().queue_name.as_deref(),
             Some("team-a:runs")
         );
+    }
+
+    #[test]
+    fn workers_listen_on_the_default_queue_unless_told() {
+        let names = |s: Settings| s.worker_queues.iter().map(|q| q.as_str().to_owned()).collect::<Vec<_>>();
+        assert_eq!(names(settings(&[]).unwrap()), ["default"]);
+        assert_eq!(
+            names(settings(&[("ISINBEAT_WORKER_QUEUES", "reports, default")]).unwrap()),
+            ["reports", "default"]
+        );
+        let refused = settings(&[("ISINBEAT_WORKER_QUEUES", "default,Reports")]).unwrap_err().to_string();
+        assert!(refused.contains("ISINBEAT_WORKER_QUEUES") && refused.contains("lower-case"), "{refused}");
     }
 
     #[test]

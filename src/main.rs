@@ -4,6 +4,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use isinbeat::commands;
+use isinbeat::domain::QueueName;
 use isinbeat::startup::Processes;
 
 /// Periodic ISIN downloads with a scheduler, workers and an admin, in one binary.
@@ -32,9 +33,13 @@ enum Command {
     Scheduler,
     /// Run a worker alone: executes queued runs.
     Worker {
-        /// Runs executed at once (default ISINBEAT_WORKER_CONCURRENCY, 2).
+        /// Runs executed at once, over all its queues (default ISINBEAT_WORKER_CONCURRENCY, 2).
         #[arg(long)]
         concurrency: Option<usize>,
+        /// The queues to take runs from, comma-separated: `--queues default,reports` (default
+        /// ISINBEAT_WORKER_QUEUES, or `default`). A schedule picks its queue in its form.
+        #[arg(long, value_delimiter = ',', value_parser = parse_queue)]
+        queues: Vec<QueueName>,
     },
     /// Apply pending database migrations and set up the job queue.
     Migrate,
@@ -126,6 +131,11 @@ enum IsinCommand {
     },
 }
 
+/// A queue name given on the command line, refused with the reason the form would give.
+fn parse_queue(raw: &str) -> Result<QueueName, String> {
+    QueueName::parse(raw).map_err(|error| error.to_string())
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let done = |()| ExitCode::SUCCESS;
@@ -135,7 +145,9 @@ fn main() -> ExitCode {
             run_async(commands::serve(processes)).map(done)
         }
         Command::Scheduler => run_async(commands::processes::scheduler()).map(done),
-        Command::Worker { concurrency } => run_async(commands::processes::worker(concurrency)).map(done),
+        Command::Worker { concurrency, queues } => {
+            run_async(commands::processes::worker(concurrency, queues)).map(done)
+        }
         Command::Migrate => run_async(commands::migrate()).map(done),
         Command::Createsuperuser { username, no_input } => {
             commands::createsuperuser(commands::SuperuserOptions { username, no_input }).map(done)

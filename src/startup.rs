@@ -213,11 +213,15 @@ fn start_background(pool: &DbPool, queue: Queue, settings: &Settings, processes:
         tasks.push(tokio::spawn(beat::run(pool.clone(), queue.clone(), heartbeat, stopped(watch.clone()))));
     }
     if processes.worker {
-        let (pool, concurrency, stop) = (pool.clone(), settings.worker_concurrency, watch.clone());
-        let (heartbeat, registry) = (settings.run_heartbeat, Registry::from_settings(settings));
+        let (pool, stop, registry) = (pool.clone(), watch.clone(), Registry::from_settings(settings));
+        let options = worker::WorkerOptions {
+            name: worker::worker_name("worker"),
+            queues: settings.worker_queues.clone(),
+            concurrency: settings.worker_concurrency,
+            run_heartbeat: settings.run_heartbeat,
+        };
         tasks.push(tokio::spawn(async move {
-            let name = worker::worker_name("worker");
-            let finished = worker::run(pool, queue, registry, name, concurrency, heartbeat, stop).await;
+            let finished = worker::run(pool, queue, registry, options, stop).await;
             if let Err(error) = finished {
                 tracing::error!(error = format!("{error:#}"), "the worker stopped");
             }

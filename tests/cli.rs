@@ -161,6 +161,14 @@ fn bad_settings_and_bad_arguments_exit_non_zero_with_a_message() {
     assert_eq!(unknown.status.code(), Some(2));
     assert!(text(&unknown.stderr).contains("unrecognized subcommand"));
 
+    let bad_queue = isinbeat(&database, &["worker", "--queues", "default,Reports"], &[], None);
+    assert_eq!(bad_queue.status.code(), Some(2));
+    let stderr = text(&bad_queue.stderr);
+    assert!(stderr.contains("'Reports'") && stderr.contains("lower-case letters"), "{stderr}");
+    let bad_queues = isinbeat(&database, &["worker"], &[("ISINBEAT_WORKER_QUEUES", "default,,x")], None);
+    assert_eq!(bad_queues.status.code(), Some(1));
+    assert!(text(&bad_queues.stderr).contains("ISINBEAT_WORKER_QUEUES"), "{}", text(&bad_queues.stderr));
+
     let missing_arg = isinbeat(&database, &["changepassword"], &[], None);
     assert_eq!(missing_arg.status.code(), Some(2));
 }

@@ -88,6 +88,7 @@ impl Fixture {
                 finished_at: None,
                 error: None,
                 created_at: now,
+                queue: "default",
             },
         )
         .unwrap()

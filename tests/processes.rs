@@ -24,7 +24,83 @@ use isinbeat::queue::{QUEUE_NAME, Queue};
 on_both_backends!(
     two_schedulers_and_three_workers_run_every_occurrence_exactly_once,
     a_killed_worker_s_run_is_rescued_and_sigterm_finishes_the_run_in_hand,
+    runs_are_taken_only_by_workers_listening_on_their_schedule_s_queue,
 );
+
+#[tokio::test]
+async fn runs_are_taken_only_by_workers_listening_on_their_schedule_s_queue_in_redis() {
+    runs_are_routed_by_queue(Backend::Postgres, Broker::Redis).await;
+}
+
+#[tokio::test]
+async fn runs_are_taken_only_by_workers_listening_on_their_schedule_s_queue_in_rabbitmq() {
+    runs_are_routed_by_queue(Backend::Postgres, Broker::Amqp).await;
+}
+
+async fn runs_are_taken_only_by_workers_listening_on_their_schedule_s_queue(backend: Backend) {
+    runs_are_routed_by_queue(backend, Broker::Database).await;
+}
+
+/// Celery's task routing: four schedules fire every second, each on a queue of its own
+/// choosing; a plain worker takes the default queue's runs, a worker started with `--queues
+/// reports,eu` takes those two queues' runs, and the runs of a queue nobody listens on wait.
+async fn runs_are_routed_by_queue(backend: Backend, broker: Broker) {
+    if !broker.available() {
+        return;
+    }
+    let Some(database) = TestDatabase::create(backend) else { return };
+    let mut fleet = Fleet::with_queue_on(&database, broker);
+    let pool = pool(&database);
+    let start = (Utc::now() + TimeDelta::seconds(4)).duration_trunc(TimeDelta::seconds(1)).unwrap();
+    let end = start + TimeDelta::seconds(4);
+    let every_second = |name: &str, queue: &str| {
+        let mut new = NewSchedule::with_defaults(name, "sleep", "cron");
+        new.settings.cron_expr = Some("* * * * * *".to_owned());
+        new.settings.params = r#"{"seconds":"0"}"#.to_owned();
+        new.settings.overlap_policy = "allow".to_owned();
+        new.settings.start_at = Some(start.naive_utc());
+        new.settings.end_at = Some(end.naive_utc());
+        new.settings.queue = queue.to_owned();
+        schedule::insert(&mut pool.get().unwrap(), &new).unwrap()
+    };
+    let plain = every_second("plain", "default");
+    let reports = every_second("reports", "reports");
+    let eu = every_second("eu", "eu");
+    let archive = every_second("archive", "archive");
+    let expected = plain.spec().unwrap().occurrences_between(start - TimeDelta::seconds(1), end, 100).len();
+    assert!(expected >= 4);
+
+    fleet.start("scheduler", &["scheduler"]);
+    fleet.start("plain-worker", &["worker"]);
+    fleet.start("routed-worker", &["worker", "--queues", "reports,eu", "--concurrency", "2"]);
+    let all_done = |id: i64| {
+        let done = runs_of(&pool, id);
+        done.len() == expected && done.iter().all(|r| r.status == "succeeded")
+    };
+    wait_until(&fleet, Duration::from_secs(60), "the routed schedules' runs succeeded", || {
+        [plain.id, reports.id, eu.id].into_iter().all(all_done)
+    });
+    let taken_by = |fleet: &Fleet, id: i64| -> std::collections::BTreeSet<String> {
+        runs_of(&pool, id).into_iter().map(|r| fleet.label_of_pid(pid_in(&r.worker.unwrap()))).collect()
+    };
+    assert_eq!(taken_by(&fleet, plain.id), ["plain-worker".to_owned()].into(), "{}", fleet.diagnose());
+    assert_eq!(taken_by(&fleet, reports.id), ["routed-worker".to_owned()].into(), "{}", fleet.diagnose());
+    assert_eq!(taken_by(&fleet, eu.id), ["routed-worker".to_owned()].into(), "{}", fleet.diagnose());
+    for (owner, queue) in [(&plain, "default"), (&reports, "reports"), (&eu, "eu")] {
+        assert!(runs_of(&pool, owner.id).iter().all(|r| r.queue == queue), "each run keeps its queue");
+    }
+    // Nobody listens on `archive`: its runs are queued there, untouched.
+    let waiting = runs_of(&pool, archive.id);
+    assert_eq!(waiting.len(), expected, "{waiting:?}");
+    assert!(waiting.iter().all(|r| r.status == "queued" && r.worker.is_none() && r.queue == "archive"));
+
+    // A worker for `archive` takes what waited for it.
+    fleet.start("archive-worker", &["worker", "--queues", "archive"]);
+    wait_until(&fleet, Duration::from_secs(30), "the archive queue's runs succeeded", || {
+        all_done(archive.id)
+    });
+    assert_eq!(taken_by(&fleet, archive.id), ["archive-worker".to_owned()].into());
+}
 
 #[tokio::test]
 async fn two_schedulers_and_three_workers_run_every_occurrence_exactly_once_with_the_queue_in_redis() {

@@ -13,6 +13,7 @@ use chrono::{Duration, Utc};
 use common::{Backend, Broker, TestDatabase};
 use isinbeat::config::{DatabaseUrl, QueueUrl};
 use isinbeat::db;
+use isinbeat::domain::QueueName;
 use isinbeat::jobs::{self, Registry};
 use isinbeat::models::run::{self, NewRun};
 use isinbeat::models::schedule::{self, NewSchedule};
@@ -27,6 +28,15 @@ macro_rules! on_every_queue {
                 #[tokio::test]
                 async fn executes_each_queued_run_once_and_not_before_its_time() {
                     super::a_worker_executes_each_queued_run_once_and_not_before_its_time(
+                        Backend::$backend,
+                        Broker::$broker,
+                    )
+                    .await;
+                }
+
+                #[tokio::test]
+                async fn a_worker_takes_jobs_only_from_the_queues_it_listens_on() {
+                    super::a_worker_takes_jobs_only_from_the_queues_it_listens_on(
                         Backend::$backend,
                         Broker::$broker,
                     )
@@ -64,21 +74,21 @@ async fn one_worker_takes_many_more_jobs_than_it_fetches_at_once(backend: Backen
     db::run_migrations(&mut pool.get().unwrap()).unwrap();
     let Some(queue) = open_queue(&url, broker).await else { return };
     let jobs: Vec<(i64, chrono::DateTime<Utc>)> = (1..=100).map(|id| (id, Utc::now())).collect();
-    queue.push_many(&jobs).await.unwrap();
+    queue.push_many("default", &jobs).await.unwrap();
 
     let taken = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let worker = {
         let (queue, taken) = (queue.clone(), Arc::clone(&taken));
         tokio::spawn(async move {
-            let handle = move |run_id| {
+            let handle = move |run_id, _queue| {
                 let taken = Arc::clone(&taken);
                 async move {
                     taken.lock().unwrap().insert(run_id);
                 }
             };
             queue
-                .work("worker-many", 2, handle, async move {
+                .work(&[QueueName::default()], "worker-many", 2, handle, async move {
                     let _ = stop_rx.await;
                 })
                 .await
@@ -91,6 +101,65 @@ async fn one_worker_takes_many_more_jobs_than_it_fetches_at_once(backend: Backen
     }
     let _ = stop_tx.send(());
     worker.await.unwrap().unwrap();
+}
+
+/// Jobs pushed to three queues; one worker listens on two of them, another on the third. Each
+/// takes exactly its queues' jobs, and knows which queue each came from.
+async fn a_worker_takes_jobs_only_from_the_queues_it_listens_on(backend: Backend, broker: Broker) {
+    let Some(database) = TestDatabase::create(backend) else { return };
+    let url = DatabaseUrl::parse(&database.url()).unwrap();
+    let pool = db::connect_pool(&url, 2).unwrap();
+    db::run_migrations(&mut pool.get().unwrap()).unwrap();
+    let Some(queue) = open_queue(&url, broker).await else { return };
+    let ids = |from: i64| (from..from + 5).map(|id| (id, Utc::now())).collect::<Vec<_>>();
+    queue.push_many("default", &ids(100)).await.unwrap();
+    queue.push_many("reports", &ids(200)).await.unwrap();
+    queue.push_many("eu", &ids(300)).await.unwrap();
+
+    let taken = Arc::new(std::sync::Mutex::new(Vec::<(String, i64, String)>::new()));
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let start = |worker: &str, queues: &[&str]| {
+        let queues: Vec<QueueName> = queues.iter().map(|q| QueueName::parse(q).unwrap()).collect();
+        let worker = worker.to_owned();
+        let (queue, taken, mut stop) = (queue.clone(), Arc::clone(&taken), stop_rx.clone());
+        tokio::spawn(async move {
+            let label = worker.clone();
+            let handle = move |run_id, from: QueueName| {
+                let (taken, label) = (Arc::clone(&taken), label.clone());
+                async move {
+                    taken.lock().unwrap().push((label, run_id, from.as_str().to_owned()));
+                }
+            };
+            queue
+                .work(&queues, &worker, 2, handle, async move {
+                    let _ = stop.wait_for(|stop| *stop).await;
+                })
+                .await
+        })
+    };
+    let routed = start("routed", &["reports", "eu"]);
+    let plain = start("plain", &["default"]);
+    let deadline = Instant::now() + StdDuration::from_secs(30);
+    while taken.lock().unwrap().len() < 15 {
+        assert!(Instant::now() < deadline, "{:?}", taken.lock().unwrap());
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    // A job taken by a worker not listening on its queue would show up now.
+    tokio::time::sleep(StdDuration::from_millis(500)).await;
+    let _ = stop_tx.send(true);
+    routed.await.unwrap().unwrap();
+    plain.await.unwrap().unwrap();
+
+    let mut taken = taken.lock().unwrap().clone();
+    taken.sort_by_key(|(_, id, _)| *id);
+    let expected: Vec<(String, i64, String)> =
+        [("plain", 100, "default"), ("routed", 200, "reports"), ("routed", 300, "eu")]
+            .into_iter()
+            .flat_map(|(worker, from, queue)| {
+                (from..from + 5).map(move |id| (worker.to_owned(), id, queue.to_owned()))
+            })
+            .collect();
+    assert_eq!(taken, expected);
 }
 
 /// The queue `broker` gives, under a name of its own.
@@ -141,6 +210,7 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
                 finished_at: None,
                 error: None,
                 created_at: now,
+                queue: "default",
             },
         )
         .unwrap();
@@ -148,10 +218,10 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
     }
 
     let Some(queue) = open_queue(&url, broker).await else { return };
-    queue.push(ids[0], Utc::now()).await.unwrap();
-    queue.push(ids[0], Utc::now()).await.unwrap(); // a duplicate job is harmless
-    queue.push(ids[1], Utc::now()).await.unwrap();
-    queue.push(ids[2], later).await.unwrap();
+    queue.push("default", ids[0], Utc::now()).await.unwrap();
+    queue.push("default", ids[0], Utc::now()).await.unwrap(); // a duplicate job is harmless
+    queue.push("default", ids[1], Utc::now()).await.unwrap();
+    queue.push("default", ids[2], later).await.unwrap();
 
     let executions = Arc::new(std::sync::Mutex::new(Vec::new()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -163,9 +233,10 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
         tokio::spawn(async move {
             queue
                 .work(
+                    &[QueueName::default()],
                     "worker-test",
                     2,
-                    move |run_id| {
+                    move |run_id, _queue| {
                         let (pool, registry, executions, queue) =
                             (pool.clone(), registry.clone(), Arc::clone(&executions), requeue.clone());
                         async move {
@@ -183,7 +254,7 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
                             .unwrap();
                             // As the real worker does: a job taken early goes back for its time.
                             if let jobs::Outcome::NotDue { at } = outcome {
-                                queue.push(run_id, at.and_utc()).await.unwrap();
+                                queue.push("default", run_id, at.and_utc()).await.unwrap();
                             }
                             executions.lock().unwrap().push((run_id, outcome, Utc::now()));
                         }

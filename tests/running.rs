@@ -120,7 +120,7 @@ async fn a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page(backe
     assert!((now - 60.0..=now + 1.0).contains(&last_success), "{last_success} vs {now}");
     assert!(text.contains("isinbeat_schedule_enabled{schedule=\"every-second\"} 1"), "{text}");
     assert!(text.contains("# TYPE isinbeat_dispatch_lag_seconds gauge"), "{text}");
-    assert!(text.contains("isinbeat_queue_depth{queue=\"isinbeat-runs\",state=\"due\"} "), "{text}");
+    assert!(text.contains("isinbeat_queue_depth{queue=\"default\",state=\"due\"} "), "{text}");
     assert!(text.contains("# TYPE isinbeat_scheduler_behind_seconds gauge"), "{text}");
     assert!(text.trim_end().ends_with("# EOF"));
 

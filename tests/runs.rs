@@ -53,6 +53,7 @@ async fn add_run(app: &TestApp, schedule_id: i64, status: &str, trigger: &str, d
                 finished_at: None,
                 error: None,
                 created_at: at,
+                queue: "default",
             },
         )
         .unwrap()

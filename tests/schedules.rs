@@ -110,6 +110,22 @@ async fn an_operator_creates_a_schedule_through_the_form(backend: Backend) {
     let list = operator.get_html("/admin/schedules/").await;
     assert!(list.contains("every 15 minutes"));
     assert!(list.contains("once, at 2099-01-02 08:30 UTC"), "09:30 in Berlin is stored as UTC");
+
+    // Routed to a queue of its own (left empty, the queue is `default`).
+    assert_eq!(created.queue, "default");
+    let routed = fields(&[("name", "reports-daily"), ("queue", "reports")]);
+    let response = operator.submit("/admin/schedules/new", "/admin/schedules/new", &routed).await;
+    assert_eq!(response.status(), 303);
+    let routed = app.query(|conn| schedule::find_by_name(conn, "reports-daily").unwrap().unwrap()).await;
+    assert_eq!(routed.queue, "reports");
+    let detail = operator.get_html(&location(&response)).await;
+    let queue = detail.split("id=\"queue\">").nth(1).unwrap().split("</dd>").next().unwrap();
+    assert!(queue.starts_with("<code>reports</code>"), "{queue}");
+    assert!(queue.contains("no worker online listens on this queue"), "{queue}");
+    let edit = operator.get_html(&format!("/admin/schedules/{}/edit", routed.id)).await;
+    assert!(edit.contains("name=\"queue\" value=\"reports\""), "the edit form shows the queue");
+    let list = operator.get_html("/admin/schedules/?queue=reports").await;
+    assert!(list.contains("reports-daily") && !list.contains("gleif-daily"), "the list filters by queue");
 }
 
 async fn bad_schedule_input_is_shown_beside_each_field_and_nothing_is_saved(backend: Backend) {
@@ -119,6 +135,7 @@ async fn bad_schedule_input_is_shown_beside_each_field_and_nothing_is_saved(back
     assert_eq!(admin.submit("/admin/schedules/new", "/admin/schedules/new", &existing).await.status(), 303);
     // (the form, the field whose message is expected, the message)
     type Case<'a> = (Vec<(&'a str, &'a str)>, &'a str, &'a str);
+    let long_queue = "q".repeat(41);
     let cases: Vec<Case<'_>> = vec![
         (fields(&[("name", "")]), "name", "Enter a name."),
         (fields(&[("name", "taken")]), "name", "A schedule with this name already exists."),
@@ -143,6 +160,9 @@ async fn bad_schedule_input_is_shown_beside_each_field_and_nothing_is_saved(back
             "Enter a whole number from 1 to 100000.",
         ),
         (fields(&[("max_attempts", "0")]), "max_attempts", "Enter a whole number from 1 to 100."),
+        (fields(&[("queue", "Reports")]), "queue", "Use only lower-case letters, digits, - and _"),
+        (fields(&[("queue", "eu.daily")]), "queue", "Use only lower-case letters, digits, - and _ (found"),
+        (fields(&[("queue", &long_queue)]), "queue", "Use at most 40 characters."),
         (fields(&[("timeout_seconds", "-5")]), "timeout_seconds", "greater than 0, or leave it empty"),
         (
             fields(&[("retry_backoff_max_seconds", "10")]),

@@ -61,6 +61,7 @@ timezone = "Europe/Berlin"
 start_at = "2026-01-01 06:00"
 max_attempts = 5
 timeout_seconds = 1800
+queue = "imports"
 
 [[schedule]]
 name = "prune-nightly"
@@ -95,10 +96,12 @@ async fn apply_creates_then_changes_nothing_then_shows_and_applies_each_changed_
         ("interval", Some(21_600), 5, Some(1800))
     );
     assert_eq!(gleif.params, r#"{"source":"GLEIF ISIN-LEI"}"#);
+    assert_eq!(gleif.queue, "imports", "routed as the file says");
     // 06:00 in Berlin in January is 05:00 UTC.
     assert_eq!(gleif.start_at.unwrap().to_string(), "2026-01-01 05:00:00");
     let prune = find(&pool, "prune-nightly").unwrap();
     assert_eq!((prune.cron_expr.as_deref(), prune.misfire_policy.as_str()), (Some("0 4 * * *"), "run_once"));
+    assert_eq!(prune.queue, "default", "no queue given: the default one");
 
     // The same file again: nothing to do.
     let again = isinbeat(&database, dir.path(), &["schedules", "apply", "schedules.toml"]);
@@ -108,19 +111,24 @@ async fn apply_creates_then_changes_nothing_then_shows_and_applies_each_changed_
     assert_eq!(find(&pool, "prune-nightly").unwrap().version, prune.version, "not touched");
 
     // An edit: each changed key with its old and new value, then applied and audited.
-    std::fs::write(&file, FILE.replace("cron = \"0 4 * * *\"", "cron = \"30 5 * * *\"\nenabled = false"))
-        .unwrap();
+    let edit = FILE
+        .replace("cron = \"0 4 * * *\"", "cron = \"30 5 * * *\"\nenabled = false")
+        .replace("queue = \"imports\"", "queue = \"gleif\"");
+    std::fs::write(&file, edit).unwrap();
     let edited = isinbeat(&database, dir.path(), &["schedules", "apply", "schedules.toml"]);
     let out = text(&edited.stdout);
     assert!(edited.status.success(), "{out}{}", text(&edited.stderr));
     assert!(out.contains("~ prune-nightly\n"), "{out}");
     assert!(out.contains("    cron: \"0 4 * * *\" → \"30 5 * * *\"\n"), "{out}");
     assert!(out.contains("    enabled: true → false\n"), "{out}");
-    assert!(out.contains("0 to create, 1 to change, 0 to delete, 1 unchanged."), "{out}");
+    assert!(out.contains("~ gleif-every-6h\n    queue: \"imports\" → \"gleif\"\n"), "{out}");
+    assert!(out.contains("0 to create, 2 to change, 0 to delete, 0 unchanged."), "{out}");
+    assert_eq!(find(&pool, "gleif-every-6h").unwrap().queue, "gleif");
     let prune = find(&pool, "prune-nightly").unwrap();
     assert_eq!((prune.cron_expr.as_deref(), prune.enabled), (Some("30 5 * * *"), false));
     let actors: Vec<(String, String)> = audit_log::table
         .filter(audit_log::object_type.eq("schedule"))
+        .order(audit_log::id.asc())
         .select((audit_log::actor, audit_log::action))
         .load(&mut **pool.get().unwrap())
         .unwrap();
@@ -128,7 +136,7 @@ async fn apply_creates_then_changes_nothing_then_shows_and_applies_each_changed_
         actors.iter().filter(|(actor, _)| actor == "command line (schedules apply schedules.toml)");
     assert_eq!(
         by_apply.map(|(_, action)| action.as_str()).collect::<Vec<_>>(),
-        ["create", "create", "update"]
+        ["create", "create", "update", "update"]
     );
 }
 
@@ -155,6 +163,7 @@ task = "download_isins"
 params = { source = "GLEIF ISIN-LEI", sorce = "typo" }
 every = "6 hours"
 misfire = "sometimes"
+queue = "Imports"
 
 [[schedule]]
 name = "prune-nightly"
@@ -176,6 +185,7 @@ every = "1h"
         "bad.toml: schedule 2 “gleif-every-6h”: every: “6 hours” is not a duration such as 30s, 15m, 6h or 1d.",
         "bad.toml: schedule 2 “gleif-every-6h”: params.sorce: download_isins has no parameter “sorce” (it has: source).",
         "bad.toml: schedule 2 “gleif-every-6h”: misfire: Choose a policy.",
+        "bad.toml: schedule 2 “gleif-every-6h”: queue: Use only lower-case letters, digits, - and _ (found 'I').",
         "bad.toml: schedule 3 “prune-nightly”: name: another schedule in the file has this name.",
         "bad.toml: schedule 4 “new-one”: cron: Give exactly one of cron, every or once_at.",
         "bad.toml: schedule 4 “new-one”: task: Choose a task.",
@@ -255,6 +265,7 @@ async fn an_exported_file_applies_to_the_same_schedules_elsewhere(backend: Backe
     assert!(file.contains("name = \"gleif-every-6h\""), "{file}");
     assert!(file.contains("every = \"6h\""), "{file}");
     assert!(file.contains("misfire = \"run_once\""), "every setting is written out: {file}");
+    assert!(file.contains("queue = \"imports\""), "{file}");
     std::fs::write(dir.path().join("exported.toml"), &file).unwrap();
 
     // Applied where it came from: nothing to change.

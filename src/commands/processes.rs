@@ -1,6 +1,7 @@
 //! `isinbeat scheduler` and `isinbeat worker`: the background parts on their own, for scaling
 //! out (any number of each may run against one database).
 
+use crate::domain::QueueName;
 use crate::jobs::{Registry, worker};
 use crate::queue::Queue;
 use crate::scheduler::beat;
@@ -38,15 +39,23 @@ pub async fn scheduler() -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `isinbeat worker [--concurrency N]`.
-pub async fn worker(concurrency: Option<usize>) -> anyhow::Result<()> {
+/// `isinbeat worker [--concurrency N] [--queues a,b]`.
+pub async fn worker(concurrency: Option<usize>, queues: Vec<QueueName>) -> anyhow::Result<()> {
     let settings = super::load_settings()?;
     let concurrency = concurrency.unwrap_or(settings.worker_concurrency).max(1);
+    let mut listened: Vec<QueueName> = Vec::new();
+    for queue in if queues.is_empty() { settings.worker_queues.clone() } else { queues } {
+        if !listened.contains(&queue) {
+            listened.push(queue);
+        }
+    }
     let pool = super::migrated_pool_sized(&settings, u32::try_from(concurrency + 2).unwrap_or(u32::MAX))?;
     let queue = Queue::open(&settings, &pool).await?;
     let name = worker::worker_name("worker");
+    let shown: Vec<&str> = listened.iter().map(QueueName::as_str).collect();
     println!(
-        "isinbeat worker {name}: {concurrency} at a time (queue: {}). Press Ctrl+C to stop.",
+        "isinbeat worker {name}: {concurrency} at a time from queue(s) {} ({}). Press Ctrl+C to stop.",
+        shown.join(", "),
         queue.describe()
     );
     let (stop, stopped) = tokio::sync::watch::channel(false);
@@ -54,16 +63,9 @@ pub async fn worker(concurrency: Option<usize>) -> anyhow::Result<()> {
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    worker::run(
-        pool,
-        queue,
-        Registry::from_settings(&settings),
-        name,
-        concurrency,
-        settings.run_heartbeat,
-        stopped,
-    )
-    .await?;
+    let options =
+        worker::WorkerOptions { name, queues: listened, concurrency, run_heartbeat: settings.run_heartbeat };
+    worker::run(pool, queue, Registry::from_settings(&settings), options, stopped).await?;
     println!("isinbeat worker: stopped; runs in progress were finished.");
     Ok(())
 }

@@ -85,6 +85,9 @@ pub struct Entry {
     /// The "no success for" alert window, as `every` is written (`2d`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_no_success: Option<String>,
+    /// The queue its runs go to (Celery's routing): only workers listening on it take them.
+    #[serde(default = "defaults::queue")]
+    pub queue: String,
 }
 
 /// The defaults of a new schedule, from the one place that defines them.
@@ -120,6 +123,9 @@ mod defaults {
     }
     pub fn keep() -> i64 {
         i64::from(new().keep_succeeded)
+    }
+    pub fn queue() -> String {
+        new().queue
     }
 }
 
@@ -186,6 +192,7 @@ impl Entry {
             keep_failed: i64::from(settings.keep_failed),
             alert_webhook_url: settings.alert_webhook_url.clone(),
             alert_no_success: settings.alert_no_success_seconds.map(join_duration),
+            queue: settings.queue.clone(),
         }
     }
 
@@ -268,6 +275,7 @@ impl Entry {
             alert_webhook_url: self.alert_webhook_url.clone().unwrap_or_default(),
             alert_no_success,
             alert_no_success_unit,
+            queue: self.queue.clone(),
             action: String::new(),
         };
         let (parsed, _) = form.parse(registry);

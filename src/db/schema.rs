@@ -160,6 +160,7 @@ diesel::table! {
         log -> Nullable<Text>,
         stats -> Nullable<Text>,
         created_at -> Timestamp,
+        queue -> Text,
     }
 }
 
@@ -199,6 +200,7 @@ diesel::table! {
         alert_webhook_url -> Nullable<Text>,
         alert_no_success_seconds -> Nullable<Int8>,
         no_success_alerted_at -> Nullable<Timestamp>,
+        queue -> Text,
     }
 }
 

@@ -194,6 +194,7 @@ fn manual_run<'a>(
         finished_at: None,
         error: None,
         created_at: now,
+        queue: crate::domain::QueueName::DEFAULT,
     }
 }
 

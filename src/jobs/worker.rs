@@ -10,6 +10,7 @@ use anyhow::Context;
 
 use crate::alerts;
 use crate::db::{DbPool, now};
+use crate::domain::QueueName;
 use crate::jobs::{Outcome, Registry, execute};
 use crate::models::worker::{self as worker_row, Worker};
 use crate::queue::Queue;
@@ -36,6 +37,16 @@ pub const PRESENCE_EVERY: StdDuration = StdDuration::from_secs(5);
 /// A worker not heard from for this long shows as offline.
 pub const OFFLINE_AFTER: chrono::Duration = chrono::Duration::seconds(30);
 
+/// What a worker takes and how: its name, the queues it listens on, how many runs at once (over
+/// all its queues together) and how often a run heartbeats.
+#[derive(Debug, Clone)]
+pub struct WorkerOptions {
+    pub name: String,
+    pub queues: Vec<QueueName>,
+    pub concurrency: usize,
+    pub run_heartbeat: StdDuration,
+}
+
 /// Works until `stop` turns true; runs in progress then finish before this returns. A queue
 /// error (the broker gone, a locked queue file) restarts the worker after a pause instead of
 /// ending it: runs stay safe in the database meanwhile.
@@ -43,13 +54,15 @@ pub async fn run(
     pool: DbPool,
     queue: Queue,
     registry: Registry,
-    name: String,
-    concurrency: usize,
-    run_heartbeat: StdDuration,
+    options: WorkerOptions,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
+    let WorkerOptions { name, queues, concurrency, run_heartbeat } = options;
     let client = alerts::http_client(alerts::WEBHOOK_TIMEOUT)?;
-    let row = presence_row(&name, queue.name(), concurrency);
+    // Runs at once over all the queues: each queue's worker may take `concurrency` jobs, and a
+    // run waits here for a slot before it is claimed.
+    let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
+    let row = presence_row(&name, &queues, concurrency);
     register(&pool, &row).await?;
     let presence = tokio::spawn(heartbeat(pool.clone(), row));
     let result = loop {
@@ -57,8 +70,15 @@ pub async fn run(
         let shutdown = async move {
             let _ = stopped.wait_for(|stopped| *stopped).await;
         };
-        let running =
-            Running { pool: &pool, registry: &registry, client: &client, name: &name, run_heartbeat };
+        let running = Running {
+            pool: &pool,
+            registry: &registry,
+            client: &client,
+            name: &name,
+            queues: &queues,
+            slots: &slots,
+            run_heartbeat,
+        };
         match work_once(running, &queue, concurrency, shutdown).await {
             Ok(()) if *stop.borrow() => break Ok(()),
             // The queue's stream ended without being asked to (a broker closed the connection).
@@ -87,14 +107,14 @@ pub async fn run(
     result
 }
 
-/// This worker's row in `workers`.
-fn presence_row(name: &str, queue: &str, concurrency: usize) -> Worker {
+/// This worker's row in `workers`; `queue` lists the queues it listens on.
+fn presence_row(name: &str, queues: &[QueueName], concurrency: usize) -> Worker {
     let started = now();
     Worker {
         name: name.to_owned(),
         hostname: hostname(),
         pid: i64::from(std::process::id()),
-        queue: queue.to_owned(),
+        queue: queues.iter().map(QueueName::as_str).collect::<Vec<_>>().join(","),
         concurrency: i32::try_from(concurrency).unwrap_or(i32::MAX),
         version: env!("CARGO_PKG_VERSION").to_owned(),
         started_at: started,
@@ -143,6 +163,8 @@ struct Running<'a> {
     registry: &'a Registry,
     client: &'a reqwest::Client,
     name: &'a str,
+    queues: &'a [QueueName],
+    slots: &'a Arc<tokio::sync::Semaphore>,
     run_heartbeat: StdDuration,
 }
 
@@ -152,18 +174,26 @@ async fn work_once(
     concurrency: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Running { pool, registry, client, name, run_heartbeat } = running;
-    let (pool, registry, client) = (pool.clone(), registry.clone(), client.clone());
+    let Running { pool, registry, client, name, queues, slots, run_heartbeat } = running;
+    let (pool, registry, client, slots) = (pool.clone(), registry.clone(), client.clone(), Arc::clone(slots));
     let requeue = queue.clone();
     let worker = Arc::new(name.to_owned());
     queue
         .work(
+            queues,
             name,
             concurrency,
-            move |run_id| {
-                let (pool, registry, queue, worker, client) =
-                    (pool.clone(), registry.clone(), requeue.clone(), Arc::clone(&worker), client.clone());
+            move |run_id, from: QueueName| {
+                let (pool, registry, queue, worker, client, slots) = (
+                    pool.clone(),
+                    registry.clone(),
+                    requeue.clone(),
+                    Arc::clone(&worker),
+                    client.clone(),
+                    Arc::clone(&slots),
+                );
                 async move {
+                    let Ok(_slot) = slots.acquire_owned().await else { return };
                     let executing = pool.clone();
                     let outcome = tokio::task::spawn_blocking(move || {
                         execute(&executing, &registry, run_id, &worker, run_heartbeat)
@@ -172,7 +202,7 @@ async fn work_once(
                     match outcome {
                         Ok(Ok(Outcome::NotDue { at }))
                         | Ok(Ok(Outcome::Failed { retry_at: Some(at), .. })) => {
-                            if let Err(error) = queue.push(run_id, at.and_utc()).await {
+                            if let Err(error) = queue.push(from.as_str(), run_id, at.and_utc()).await {
                                 tracing::warn!(
                                     run = run_id,
                                     error = format!("{error:#}"),

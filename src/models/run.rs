@@ -33,6 +33,8 @@ pub struct Run {
     pub log: Option<String>,
     pub stats: Option<String>,
     pub created_at: NaiveDateTime,
+    /// The queue it was sent to; retries and re-pushes go there too.
+    pub queue: String,
 }
 
 /// A run to record.
@@ -51,6 +53,7 @@ pub struct NewRun<'a> {
     pub finished_at: Option<NaiveDateTime>,
     pub error: Option<&'a str>,
     pub created_at: NaiveDateTime,
+    pub queue: &'a str,
 }
 
 /// Inserts a run and returns its id. A scheduled occurrence that already has a run fails with
@@ -79,12 +82,17 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[NewRun<'_>]) -> QueryResult<
     Ok(ids)
 }
 
-/// Rows per multi-row insert: 12 columns each stays well within both backends' limit on bound
+/// Rows per multi-row insert: 13 columns each stays well within both backends' limit on bound
 /// parameters.
 pub const INSERT_CHUNK: usize = 500;
 
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Run>> {
     runs::table.find(id).select(Run::as_select()).first(conn).optional()
+}
+
+/// The queue a run was sent to; `None` when there is no such run.
+pub fn queue_of(conn: &mut DbConnection, id: i64) -> QueryResult<Option<String>> {
+    runs::table.find(id).select(runs::queue).first(conn).optional()
 }
 
 /// Runs of a schedule, newest first.
@@ -265,6 +273,45 @@ pub fn due_backlog(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<(
         .filter(runs::not_before.le(now))
         .select((diesel::dsl::count_star(), diesel::dsl::min(runs::not_before)))
         .first(conn)
+}
+
+/// The queued runs of one queue.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct QueueBacklog {
+    /// Due now and waiting for a worker, and the earliest due time among them.
+    pub due: i64,
+    pub oldest_due: Option<NaiveDateTime>,
+    /// Queued for later (a retry's backoff, jitter).
+    pub later: i64,
+}
+
+/// Queued runs per queue at `now`.
+pub fn backlog_by_queue(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+) -> QueryResult<std::collections::BTreeMap<String, QueueBacklog>> {
+    use diesel::dsl::{count_star, min};
+    let due: Vec<(String, i64, Option<NaiveDateTime>)> = runs::table
+        .filter(runs::status.eq("queued"))
+        .filter(runs::not_before.le(now))
+        .group_by(runs::queue)
+        .select((runs::queue, count_star(), min(runs::not_before)))
+        .load(conn)?;
+    let later: Vec<(String, i64)> = runs::table
+        .filter(runs::status.eq("queued"))
+        .filter(runs::not_before.gt(now))
+        .group_by(runs::queue)
+        .select((runs::queue, count_star()))
+        .load(conn)?;
+    let mut backlog = std::collections::BTreeMap::<String, QueueBacklog>::new();
+    for (queue, count, oldest) in due {
+        let entry = backlog.entry(queue).or_default();
+        (entry.due, entry.oldest_due) = (count, oldest);
+    }
+    for (queue, count) in later {
+        backlog.entry(queue).or_default().later = count;
+    }
+    Ok(backlog)
 }
 
 /// Runs in progress, oldest first.

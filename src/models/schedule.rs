@@ -49,6 +49,8 @@ pub struct Schedule {
     pub alert_webhook_url: Option<String>,
     pub alert_no_success_seconds: Option<i64>,
     pub no_success_alerted_at: Option<NaiveDateTime>,
+    /// The queue its runs go to (see `domain::queue_name`).
+    pub queue: String,
 }
 
 /// A schedule to create: its settings and who made it when.
@@ -105,14 +107,16 @@ pub struct ScheduleChanges {
     pub alert_webhook_url: Option<String>,
     /// The "no success for" window of the dead man's switch.
     pub alert_no_success_seconds: Option<i64>,
+    /// The queue its runs go to: only workers listening on it take them.
+    pub queue: String,
 }
 
 impl ScheduleChanges {
     /// The settings the form starts from: enabled, misfire `run_once` with five minutes'
     /// grace, overlap `forbid`, three attempts a minute apart doubling up to an hour, the last
-    /// 100 succeeded and 100 other runs kept. Timing columns follow `spec_kind`: `cron_expr` +
-    /// `timezone` for cron, `interval_seconds` (anchored at `start_at`) for interval, `once_at`
-    /// for once.
+    /// 100 succeeded and 100 other runs kept, the default queue. Timing columns follow
+    /// `spec_kind`: `cron_expr` + `timezone` for cron, `interval_seconds` (anchored at
+    /// `start_at`) for interval, `once_at` for once.
     pub fn defaults(name: &str, task_kind: &str, spec_kind: &str) -> Self {
         Self {
             name: name.to_owned(),
@@ -129,6 +133,7 @@ impl ScheduleChanges {
             retry_backoff_max_seconds: 3600,
             keep_succeeded: 100,
             keep_failed: 100,
+            queue: crate::domain::QueueName::DEFAULT.to_owned(),
             ..Self::default()
         }
     }
@@ -163,6 +168,7 @@ impl Schedule {
             keep_failed: self.keep_failed,
             alert_webhook_url: self.alert_webhook_url.clone(),
             alert_no_success_seconds: self.alert_no_success_seconds,
+            queue: self.queue.clone(),
         }
     }
 }
@@ -301,6 +307,8 @@ pub struct ScheduleFilter {
     pub search: Option<String>,
     pub enabled: Option<bool>,
     pub task_kind: Option<String>,
+    /// The queue its runs go to.
+    pub queue: Option<String>,
     /// The status of the newest run.
     pub last_status: Option<String>,
     pub order: ScheduleOrder,
@@ -351,6 +359,9 @@ fn filtered(filter: &ScheduleFilter) -> BoxedSchedules<'static> {
     if let Some(kind) = &filter.task_kind {
         query = query.filter(schedules::task_kind.eq(kind.clone()));
     }
+    if let Some(queue) = &filter.queue {
+        query = query.filter(schedules::queue.eq(queue.clone()));
+    }
     if let Some(status) = &filter.last_status {
         // The status of the schedule's newest run (the list's "last run" column).
         query = query.filter(
@@ -400,6 +411,15 @@ fn ordered(query: BoxedSchedules<'static>, order: ScheduleOrder) -> BoxedSchedul
         )),
         ScheduleOrder::TaskKind => query.order((schedules::task_kind.asc(), schedules::name.asc())),
     }
+}
+
+/// How many enabled schedules send their runs to each queue.
+pub fn enabled_per_queue(conn: &mut DbConnection) -> QueryResult<Vec<(String, i64)>> {
+    schedules::table
+        .filter(schedules::enabled.eq(true))
+        .group_by(schedules::queue)
+        .select((schedules::queue, diesel::dsl::count_star()))
+        .load(conn)
 }
 
 pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {

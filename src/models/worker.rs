@@ -13,6 +13,7 @@ pub struct Worker {
     pub name: String,
     pub hostname: String,
     pub pid: i64,
+    /// The queues it listens on, comma-separated.
     pub queue: String,
     pub concurrency: i32,
     pub version: String,
@@ -26,6 +27,30 @@ impl Worker {
     pub fn is_online(&self, now: NaiveDateTime, stale_after: Duration) -> bool {
         self.stopped_at.is_none() && self.heartbeat_at >= now - stale_after
     }
+
+    /// The queues it listens on.
+    pub fn queues(&self) -> impl Iterator<Item = &str> {
+        self.queue.split(',').map(str::trim).filter(|queue| !queue.is_empty())
+    }
+
+    pub fn listens_on(&self, queue: &str) -> bool {
+        self.queues().any(|listened| listened == queue)
+    }
+}
+
+/// How many workers online at `now` listen on `queue`.
+pub fn listening_on(
+    conn: &mut DbConnection,
+    queue: &str,
+    now: NaiveDateTime,
+    stale_after: Duration,
+) -> QueryResult<usize> {
+    let online: Vec<Worker> = workers::table
+        .filter(workers::stopped_at.is_null())
+        .filter(workers::heartbeat_at.ge(now - stale_after))
+        .select(Worker::as_select())
+        .load(conn)?;
+    Ok(online.iter().filter(|worker| worker.listens_on(queue)).count())
 }
 
 /// Records a worker that starts (its name is unique per process).

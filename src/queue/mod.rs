@@ -9,6 +9,10 @@
 //! `apalis`). `QUEUE_URL=redis://…` puts it in Redis (apalis-redis), `amqp://…` in RabbitMQ
 //! (apalis-amqp). A broker's queue is named after the installation, so installations that share
 //! a broker never take each other's jobs.
+//!
+//! Runs are routed like Celery's tasks: each run names a queue (its schedule's, `default` unless
+//! set), each queue is a queue of its own in the backend, and a worker takes runs only from the
+//! queues it listens on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -26,8 +30,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{DatabaseUrl, QueueUrl, Settings};
 use crate::db::DbPool;
+use crate::domain::QueueName;
 
-/// The queue's name in the database's queue tables.
+/// The installation's queue name in the database's queue tables (its default queue).
 pub const QUEUE_NAME: &str = "isinbeat-runs";
 
 /// How often an idle worker looks for jobs (the database queues and Redis; RabbitMQ delivers).
@@ -46,20 +51,21 @@ pub struct RunJob {
     pub run_id: i64,
 }
 
-/// A handle to push jobs with and to run workers on.
+/// A handle to push jobs with and to run workers on: the installation's queues on one broker
+/// (or in the database), one per queue name schedules route to.
 #[derive(Clone)]
 pub struct Queue {
     name: String,
     backend: Backend,
 }
 
+/// The connection the queues share; each queue's apalis backend is made from it when used.
 #[derive(Clone)]
 enum Backend {
-    Sqlite { storage: SqliteStorage<RunJob>, pool: SqlitePool },
-    Postgres { storage: PostgresStorage<RunJob>, pool: PgPool },
-    Redis(RedisStorage<RunJob, ConnectionManager>),
-    // Boxed: apalis-amqp's backend is twice the size of the others.
-    Amqp { backend: Box<AmqpBackend<RunJob>>, pool: deadpool_lapin::Pool },
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+    Redis(ConnectionManager),
+    Amqp(deadpool_lapin::Pool),
 }
 
 /// The job for a run, due at `not_before`.
@@ -81,7 +87,7 @@ pub fn sqlite_queue_path(database: &Path) -> PathBuf {
 }
 
 impl Queue {
-    /// Opens (and sets up, the first time) the queue `settings` name for the installation whose
+    /// Opens (and sets up, the first time) the queues `settings` name for the installation whose
     /// database `pool` reaches.
     pub async fn open(settings: &Settings, pool: &DbPool) -> anyhow::Result<Self> {
         let name = match (&settings.queue_url, &settings.queue_name) {
@@ -105,7 +111,7 @@ impl Queue {
         Self::connect(&settings.database_url, &settings.queue_url, name).await
     }
 
-    /// Opens the queue called `name` where `broker` says (the database's own when unset).
+    /// Opens the queues named after `name` where `broker` says (the database's own when unset).
     pub async fn connect(database: &DatabaseUrl, broker: &QueueUrl, name: String) -> anyhow::Result<Self> {
         let backend = match (broker, database) {
             (QueueUrl::Database, DatabaseUrl::Sqlite(path)) => {
@@ -124,31 +130,20 @@ impl Queue {
                     }
                     tokio::time::sleep(Duration::from_millis(100 * tries)).await;
                 }
-                let config = apalis_sqlite::Config::default()
-                    .queue(name.as_str())
-                    .heartbeat_interval(HEARTBEAT_INTERVAL);
-                Backend::Sqlite { storage: SqliteStorage::new(&pool).with_config(config), pool }
+                Backend::Sqlite(pool)
             }
             (QueueUrl::Database, DatabaseUrl::Postgres(url)) => {
                 let pool = PgPool::connect(url)
                     .await
                     .with_context(|| format!("Failed to connect the queue to {}", database.masked()))?;
                 PostgresStorage::setup(&pool).await.context("Failed to set up the queue (schema apalis)")?;
-                let config = apalis_postgres::Config::default()
-                    .queue(name.as_str())
-                    .heartbeat_interval(HEARTBEAT_INTERVAL);
-                Backend::Postgres { storage: PostgresStorage::new(&pool).with_config(config), pool }
+                Backend::Postgres(pool)
             }
             (QueueUrl::Redis(url), _) => {
                 let conn = apalis_redis::connect(url.as_str()).await.with_context(|| {
                     format!("Failed to connect the queue to Redis at {}", broker.masked())
                 })?;
-                // Results stay in isinbeat's runs table: Redis keeps none of them.
-                let config = apalis_redis::Config::default()
-                    .queue(name.as_str())
-                    .heartbeat_interval(HEARTBEAT_INTERVAL)
-                    .persist_results(false);
-                Backend::Redis(RedisStorage::new(conn).with_config(config))
+                Backend::Redis(conn)
             }
             (QueueUrl::Amqp(url), _) => {
                 let pool = deadpool_lapin::Config { url: Some(url.clone()), ..Default::default() }
@@ -156,14 +151,7 @@ impl Queue {
                     .with_context(|| {
                         format!("Failed to set up the queue for RabbitMQ at {}", broker.masked())
                     })?;
-                let config = apalis_amqp::Config::default().queue(name.as_str()).prefetch_count(16);
-                let queue = Self {
-                    name: name.clone(),
-                    backend: Backend::Amqp {
-                        backend: Box::new(AmqpBackend::new(pool.clone()).with_config(config)),
-                        pool,
-                    },
-                };
+                let queue = Self { name, backend: Backend::Amqp(pool) };
                 queue.check().await.with_context(|| {
                     format!("Failed to connect the queue to RabbitMQ at {}", broker.masked())
                 })?;
@@ -173,18 +161,25 @@ impl Queue {
         Ok(Self { name, backend })
     }
 
-    /// The queue's name (in the broker, or in the database's queue tables).
+    /// The installation's queue name (in the broker, or in the database's queue tables); the
+    /// default queue has this name and every other queue is this name, a dot and its own.
     pub fn name(&self) -> &str {
         &self.name
+    }
+
+    /// The broker's (or queue table's) name for the queue `queue` routes to. The default queue
+    /// keeps the installation's name, so jobs queued before routing existed are still taken.
+    pub fn broker_name(&self, queue: &str) -> String {
+        if queue == QueueName::DEFAULT { self.name.clone() } else { format!("{}.{queue}", self.name) }
     }
 
     /// Where the jobs live, for `isinbeat check`, the workers page and logs.
     pub fn describe(&self) -> &'static str {
         match self.backend {
-            Backend::Sqlite { .. } => "apalis-sqlite (a file beside the database)",
-            Backend::Postgres { .. } => "apalis-postgres (schema apalis of the database)",
+            Backend::Sqlite(_) => "apalis-sqlite (a file beside the database)",
+            Backend::Postgres(_) => "apalis-postgres (schema apalis of the database)",
             Backend::Redis(_) => "apalis-redis (Redis)",
-            Backend::Amqp { .. } => "apalis-amqp (RabbitMQ)",
+            Backend::Amqp(_) => "apalis-amqp (RabbitMQ)",
         }
     }
 
@@ -193,22 +188,17 @@ impl Queue {
     pub async fn check(&self) -> anyhow::Result<()> {
         let checked = async {
             match &self.backend {
-                Backend::Sqlite { pool, .. } => {
-                    pool.acquire().await.map(drop).map_err(|e| anyhow::anyhow!("{e}"))
-                }
-                Backend::Postgres { pool, .. } => {
-                    pool.acquire().await.map(drop).map_err(|e| anyhow::anyhow!("{e}"))
-                }
-                Backend::Redis(storage) => {
-                    let mut conn = storage.clone().get_connection().clone();
+                Backend::Sqlite(pool) => pool.acquire().await.map(drop).map_err(|e| anyhow::anyhow!("{e}")),
+                Backend::Postgres(pool) => pool.acquire().await.map(drop).map_err(|e| anyhow::anyhow!("{e}")),
+                Backend::Redis(conn) => {
                     let pong: String = redis::cmd("PING")
-                        .query_async(&mut conn)
+                        .query_async(&mut conn.clone())
                         .await
                         .map_err(|e| anyhow::anyhow!("{e}"))?;
                     anyhow::ensure!(pong == "PONG", "Redis answered {pong:?} to PING");
                     Ok(())
                 }
-                Backend::Amqp { pool, .. } => {
+                Backend::Amqp(pool) => {
                     let conn = pool.get().await.map_err(|e| anyhow::anyhow!("{e}"))?;
                     let channel = conn.create_channel().await.map_err(|e| anyhow::anyhow!("{e}"))?;
                     let _ = channel.close(200, "isinbeat health check".into()).await;
@@ -221,14 +211,43 @@ impl Queue {
             .map_err(|_| anyhow::anyhow!("no answer within {} s", CHECK_TIMEOUT.as_secs()))?
     }
 
-    /// Pushes a job for `run_id`, to be taken no earlier than `not_before`.
-    pub async fn push(&self, run_id: i64, not_before: DateTime<Utc>) -> anyhow::Result<()> {
-        self.push_many(&[(run_id, not_before)]).await
+    fn sqlite(&self, pool: &SqlitePool, queue: &str) -> SqliteStorage<RunJob> {
+        let config = apalis_sqlite::Config::default()
+            .queue(self.broker_name(queue).as_str())
+            .heartbeat_interval(HEARTBEAT_INTERVAL);
+        SqliteStorage::new(pool).with_config(config)
     }
 
-    /// Pushes jobs for many runs in one go (the backend writes them together): a scheduler's
-    /// burst of due runs.
-    pub async fn push_many(&self, runs: &[(i64, DateTime<Utc>)]) -> anyhow::Result<()> {
+    fn postgres(&self, pool: &PgPool, queue: &str) -> PostgresStorage<RunJob> {
+        let config = apalis_postgres::Config::default()
+            .queue(self.broker_name(queue).as_str())
+            .heartbeat_interval(HEARTBEAT_INTERVAL);
+        PostgresStorage::new(pool).with_config(config)
+    }
+
+    fn redis(&self, conn: &ConnectionManager, queue: &str) -> RedisStorage<RunJob, ConnectionManager> {
+        // Results stay in isinbeat's runs table: Redis keeps none of them.
+        let config = apalis_redis::Config::default()
+            .queue(self.broker_name(queue).as_str())
+            .heartbeat_interval(HEARTBEAT_INTERVAL)
+            .persist_results(false);
+        RedisStorage::new(conn.clone()).with_config(config)
+    }
+
+    fn amqp(&self, pool: &deadpool_lapin::Pool, queue: &str) -> AmqpBackend<RunJob> {
+        let config =
+            apalis_amqp::Config::default().queue(self.broker_name(queue).as_str()).prefetch_count(16);
+        AmqpBackend::new(pool.clone()).with_config(config)
+    }
+
+    /// Pushes a job for `run_id` to `queue`, to be taken no earlier than `not_before`.
+    pub async fn push(&self, queue: &str, run_id: i64, not_before: DateTime<Utc>) -> anyhow::Result<()> {
+        self.push_many(queue, &[(run_id, not_before)]).await
+    }
+
+    /// Pushes jobs for many runs of one queue in one go (the backend writes them together): a
+    /// scheduler's burst of due runs.
+    pub async fn push_many(&self, queue: &str, runs: &[(i64, DateTime<Utc>)]) -> anyhow::Result<()> {
         if runs.is_empty() {
             return Ok(());
         }
@@ -238,45 +257,86 @@ impl Queue {
             stream::iter(tasks)
         };
         let pushed = match &self.backend {
-            Backend::Sqlite { storage, .. } => {
-                storage.clone().push_all(tasks()).await.map_err(|e| anyhow::anyhow!("{e}"))
+            Backend::Sqlite(pool) => {
+                self.sqlite(pool, queue).push_all(tasks()).await.map_err(|e| anyhow::anyhow!("{e}"))
             }
-            Backend::Postgres { storage, .. } => {
-                storage.clone().push_all(tasks()).await.map_err(|e| anyhow::anyhow!("{e}"))
+            Backend::Postgres(pool) => {
+                self.postgres(pool, queue).push_all(tasks()).await.map_err(|e| anyhow::anyhow!("{e}"))
             }
-            Backend::Redis(storage) => {
-                storage.clone().push_all(tasks()).await.map_err(|e| anyhow::anyhow!("{e}"))
+            Backend::Redis(conn) => {
+                self.redis(conn, queue).push_all(tasks()).await.map_err(|e| anyhow::anyhow!("{e}"))
             }
-            Backend::Amqp { backend, .. } => return push_amqp(backend, runs).await,
+            Backend::Amqp(pool) => return push_amqp(&self.amqp(pool, queue), runs).await,
         };
-        pushed.with_context(|| format!("Failed to queue {} run(s)", runs.len()))
+        pushed.with_context(|| format!("Failed to queue {} run(s) on queue {queue}", runs.len()))
     }
 
-    /// Runs a worker named `name` that hands each run id to `handle`, `concurrency` at a time,
-    /// until `shutdown` completes.
+    /// Runs a worker named `name` on each of `queues` that hands each run id (with the queue it
+    /// came from) to `handle`, up to `concurrency` at a time on each queue, until `shutdown`
+    /// completes. Should one queue's worker stop unasked (its broker connection closed), the
+    /// others are stopped too and this returns, so that the caller starts them all again.
     pub async fn work<H, Fut>(
         &self,
+        queues: &[QueueName],
         name: &str,
         concurrency: usize,
         handle: H,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()>
     where
-        H: Fn(i64) -> Fut + Send + Sync + 'static,
+        H: Fn(i64, QueueName) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
+        anyhow::ensure!(!queues.is_empty(), "A worker needs at least one queue to take runs from");
         let handle = Arc::new(handle);
-        let stop = async move {
-            shutdown.await;
-            Ok::<(), std::io::Error>(())
-        };
+        // Stops every queue's worker: on `shutdown`, or when the first of them ends.
+        let (halt, halted) = tokio::sync::watch::channel(false);
+        let outer = halt.clone();
+        tokio::spawn(async move {
+            tokio::select! {
+                () = shutdown => { let _ = outer.send(true); }
+                () = outer.closed() => {}
+            }
+        });
+        let workers = queues.iter().map(|queue| {
+            let (handle, halt, mut halted) = (Arc::clone(&handle), halt.clone(), halted.clone());
+            let stop = async move {
+                let _ = halted.wait_for(|halted| *halted).await;
+                Ok::<(), std::io::Error>(())
+            };
+            // apalis keeps one registration per worker name and queue; the name says both.
+            let worker = format!("{name}/{queue}");
+            let routed = Routed { queue: queue.clone(), handle };
+            async move {
+                let stopped = self.work_on(routed, &worker, concurrency, stop).await;
+                let _ = halt.send(true);
+                stopped
+            }
+        });
+        let stopped = futures_util::future::join_all(workers).await;
+        stopped.into_iter().collect::<anyhow::Result<Vec<()>>>().map(drop)
+    }
+
+    /// One queue's apalis worker.
+    async fn work_on<H, Fut>(
+        &self,
+        routed: Routed<H>,
+        worker: &str,
+        concurrency: usize,
+        stop: impl Future<Output = std::io::Result<()>> + Send + 'static,
+    ) -> anyhow::Result<()>
+    where
+        H: Fn(i64, QueueName) -> Fut + Send + Sync + 'static,
+        Fut: Future<Output = ()> + Send + 'static,
+    {
+        let queue = routed.queue.clone();
         // The same worker over every backend; apalis' types differ, so it is spelled out each time.
         macro_rules! worker {
             ($backend:expr) => {
-                WorkerBuilder::new(name)
+                WorkerBuilder::new(worker)
                     .backend($backend)
                     .concurrency(concurrency.max(1))
-                    .data(Arc::clone(&handle))
+                    .data(Arc::new(routed))
                     .build(run_job::<H, Fut>)
                     .run_until(stop)
                     .await
@@ -284,13 +344,25 @@ impl Queue {
             };
         }
         let stopped = match &self.backend {
-            Backend::Sqlite { storage, .. } => worker!(storage.clone().poll_with_interval(POLL_INTERVAL)),
-            Backend::Postgres { storage, .. } => worker!(storage.clone().poll_with_interval(POLL_INTERVAL)),
-            Backend::Redis(storage) => worker!(storage.clone().poll_with_interval(POLL_INTERVAL)),
-            Backend::Amqp { backend, .. } => worker!(connected_amqp(backend.as_ref().clone(), name).await?),
+            Backend::Sqlite(pool) => {
+                worker!(self.sqlite(pool, queue.as_str()).poll_with_interval(POLL_INTERVAL))
+            }
+            Backend::Postgres(pool) => {
+                worker!(self.postgres(pool, queue.as_str()).poll_with_interval(POLL_INTERVAL))
+            }
+            Backend::Redis(conn) => {
+                worker!(self.redis(conn, queue.as_str()).poll_with_interval(POLL_INTERVAL))
+            }
+            Backend::Amqp(pool) => worker!(connected_amqp(self.amqp(pool, queue.as_str()), worker).await?),
         };
-        stopped.context("The worker stopped with an error")
+        stopped.with_context(|| format!("The worker of queue {queue} stopped with an error"))
     }
+}
+
+/// What a queue's worker hands its jobs to: the handler, and the queue they came from.
+struct Routed<H> {
+    queue: QueueName,
+    handle: Arc<H>,
 }
 
 /// RabbitMQ has no delayed delivery of its own (apalis-amqp's, one waiting queue with a time
@@ -352,11 +424,11 @@ fn immediate_job(run_id: i64) -> Task<RunJob> {
     TaskBuilder::new(RunJob { run_id }).max_attempts(1).build()
 }
 
-async fn run_job<H, Fut>(job: RunJob, handle: Data<Arc<H>>) -> Result<(), BoxDynError>
+async fn run_job<H, Fut>(job: RunJob, routed: Data<Arc<Routed<H>>>) -> Result<(), BoxDynError>
 where
-    H: Fn(i64) -> Fut + Send + Sync + 'static,
+    H: Fn(i64, QueueName) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    (handle.as_ref())(job.run_id).await;
+    (routed.handle.as_ref())(job.run_id, routed.queue.clone()).await;
     Ok(())
 }

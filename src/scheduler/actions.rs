@@ -205,6 +205,7 @@ pub fn run_now(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<i64, A
                 finished_at: None,
                 error: None,
                 created_at: at,
+                queue: &target.queue,
             },
         )?;
         record(conn, actor, "run now", &target, json!({ "run": [null, run_id] }))?;
@@ -245,6 +246,7 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Opti
                 finished_at: None,
                 error: None,
                 created_at: at,
+                queue: &ended.queue,
             },
         )?;
         audit::insert(

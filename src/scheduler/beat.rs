@@ -4,7 +4,7 @@
 //! was lost), fire "no success" alerts and send alerts left waiting. Any number of these loops
 //! may run against one database.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration as StdDuration;
 
 use anyhow::Context;
@@ -85,19 +85,25 @@ pub async fn run(pool: DbPool, queue: Queue, run_heartbeat: StdDuration, shutdow
         }
         let (fresh, forgotten) = to_push;
         repushed.retain(|_, at| at.elapsed() < REPUSH_EVERY);
-        let forgotten: Vec<_> = forgotten.into_iter().filter(|(id, _)| !repushed.contains_key(id)).collect();
-        for (run_id, _) in &forgotten {
+        let forgotten: Vec<_> = forgotten.into_iter().filter(|due| !repushed.contains_key(&due.0)).collect();
+        for (run_id, ..) in &forgotten {
             repushed.insert(*run_id, std::time::Instant::now());
         }
-        let jobs: Vec<_> = fresh
-            .into_iter()
-            .chain(forgotten)
-            .map(|(run_id, not_before)| (run_id, not_before.and_utc()))
-            .collect();
+        push_by_queue(&queue, fresh.into_iter().chain(forgotten)).await;
+    }
+}
+
+/// Pushes runs to their queues, [`PUSH_BATCH`] at a time per queue.
+async fn push_by_queue(queue: &Queue, runs: impl Iterator<Item = (i64, String, chrono::NaiveDateTime)>) {
+    let mut by_queue: BTreeMap<String, Vec<(i64, chrono::DateTime<Utc>)>> = BTreeMap::new();
+    for (run_id, name, not_before) in runs {
+        by_queue.entry(name).or_default().push((run_id, not_before.and_utc()));
+    }
+    for (name, jobs) in &by_queue {
         for batch in jobs.chunks(PUSH_BATCH) {
-            if let Err(error) = queue.push_many(batch).await {
+            if let Err(error) = queue.push_many(name, batch).await {
                 // The reconciler pushes them again later; the run rows are safe.
-                tracing::warn!(runs = batch.len(), error = format!("{error:#}"), "failed to queue runs");
+                tracing::warn!(runs = batch.len(), queue = %name, error = format!("{error:#}"), "failed to queue runs");
             }
         }
     }
@@ -109,8 +115,8 @@ fn until_next_tick(now: chrono::DateTime<Utc>) -> StdDuration {
     if into_second < TICK_OFFSET { TICK_OFFSET - into_second } else { TICK + TICK_OFFSET - into_second }
 }
 
-/// Runs to push, with their due times.
-type ToPush = Vec<(i64, chrono::NaiveDateTime)>;
+/// Runs to push, with their queues and due times.
+type ToPush = Vec<(i64, String, chrono::NaiveDateTime)>;
 
 /// One tick (and a reconcile when asked): the runs to push — the new ones, and the forgotten
 /// ones that waited too long — with their due times, and the alerts to send.
@@ -144,7 +150,7 @@ fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, 
     let mut due_times = |ids: &[i64]| -> anyhow::Result<ToPush> {
         runs::table
             .filter(runs::id.eq_any(ids))
-            .select((runs::id, runs::not_before))
+            .select((runs::id, runs::queue, runs::not_before))
             .load(conn)
             .context("Failed to read the runs to queue")
     };

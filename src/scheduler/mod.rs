@@ -321,6 +321,7 @@ fn claim_loaded<'a>(
             finished_at: None,
             error: None,
             created_at: naive(now),
+            queue: &current.queue,
         };
         if disposition == Disposition::Missed {
             new.status = "missed";
@@ -406,6 +407,7 @@ pub fn claim_latest(
                 finished_at: None,
                 error: None,
                 created_at: naive(now),
+                queue: &current.queue,
             },
         )
     });

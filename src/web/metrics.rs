@@ -76,14 +76,14 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
         (inner.finished_upto, inner.dispatched_upto)
     };
     let upto = now - SETTLE;
-    let (by_status, last_success, backlog, schedules, later, finished, dispatched) = state
+    let (by_status, last_success, backlog, schedules, per_queue, finished, dispatched) = state
         .db(move |conn| {
             Ok((
                 run::counts_by_status_and_kind(conn)?,
                 run::last_success_per_schedule(conn)?,
                 run::due_backlog(conn, now)?,
                 schedule::list(conn, &schedule::ScheduleFilter::default())?,
-                run::queued_later(conn, now)?,
+                run::backlog_by_queue(conn, now)?,
                 run::finished_between(conn, finished_from, upto, OBSERVE_AT_MOST)?,
                 run::dispatched_between(conn, dispatched_from, upto, OBSERVE_AT_MOST)?,
             ))
@@ -154,15 +154,24 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
     );
 
     let depth = Family::<Labels, Gauge>::default();
-    for (state_label, count) in [("due", due), ("later", later)] {
-        depth
-            .get_or_create(&vec![
-                ("queue".to_owned(), state.queue.name().to_owned()),
-                ("state".to_owned(), state_label.to_owned()),
-            ])
-            .set(count);
+    // The default queue is always reported, so that its series exists while it is empty.
+    let mut per_queue = per_queue;
+    per_queue.entry(crate::domain::QueueName::DEFAULT.to_owned()).or_default();
+    for (queue, waiting) in per_queue {
+        for (state_label, count) in [("due", waiting.due), ("later", waiting.later)] {
+            depth
+                .get_or_create(&vec![
+                    ("queue".to_owned(), queue.clone()),
+                    ("state".to_owned(), state_label.to_owned()),
+                ])
+                .set(count);
+        }
     }
-    registry.register("isinbeat_queue_depth", "Queued runs, due now or waiting for a later time", depth);
+    registry.register(
+        "isinbeat_queue_depth",
+        "Queued runs per queue (as schedules name them), due now or waiting for a later time",
+        depth,
+    );
 
     {
         let mut inner = state

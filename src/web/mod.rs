@@ -48,7 +48,16 @@ impl AppState {
     /// Pushes a run the web recorded (run now, retry) to the queue, due now. False when the
     /// queue is unreachable: the run row is safe and a scheduler's reconciler queues it shortly.
     pub async fn push_run(&self, run_id: i64) -> bool {
-        match self.queue.push(run_id, chrono::Utc::now()).await {
+        // The run names its queue (its schedule's when it was made).
+        let queue = match self.db(move |conn| Ok(crate::models::run::queue_of(conn, run_id)?)).await {
+            Ok(Some(queue)) => queue,
+            Ok(None) => return false,
+            Err(error) => {
+                tracing::warn!(run = run_id, error = %error, "failed to read a run's queue");
+                return false;
+            }
+        };
+        match self.queue.push(&queue, run_id, chrono::Utc::now()).await {
             Ok(()) => true,
             Err(error) => {
                 tracing::warn!(run = run_id, error = format!("{error:#}"), "failed to queue a run");

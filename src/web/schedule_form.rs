@@ -6,6 +6,7 @@ use chrono::{NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde_json::json;
 
+use crate::domain::QueueName;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_spec::{CronExpr, FireTime, Recurrence, ScheduleSpec, parse_time_zone};
 use crate::jobs::{Registry, validate_params};
@@ -43,6 +44,7 @@ pub struct ScheduleForm {
     pub alert_webhook_url: String,
     pub alert_no_success: String,
     pub alert_no_success_unit: String,
+    pub queue: String,
     /// `preview` re-renders the form with the next fire times and saves nothing.
     pub action: String,
 }
@@ -81,6 +83,7 @@ impl ScheduleForm {
                 "alert_webhook_url" => form.alert_webhook_url = value,
                 "alert_no_success" => form.alert_no_success = value,
                 "alert_no_success_unit" => form.alert_no_success_unit = value,
+                "queue" => form.queue = value,
                 "action" => form.action = value,
                 other => {
                     if let Some((kind, param)) =
@@ -143,6 +146,7 @@ impl ScheduleForm {
             alert_webhook_url: settings.alert_webhook_url.clone().unwrap_or_default(),
             alert_no_success,
             alert_no_success_unit,
+            queue: settings.queue.clone(),
             action: String::new(),
         }
     }
@@ -323,6 +327,13 @@ impl ScheduleForm {
             }
             seconds
         };
+        // Left empty (or not sent), the default queue.
+        let queue = Some(self.queue.trim())
+            .filter(|typed| !typed.is_empty())
+            .map_or(Ok(QueueName::default_queue()), QueueName::parse)
+            .map_err(|problem| errors.add("queue", problem.to_string()))
+            .map(|queue| queue.as_str().to_owned())
+            .unwrap_or_default();
 
         if !errors.is_empty() {
             return (Err(errors), preview);
@@ -353,6 +364,7 @@ impl ScheduleForm {
             keep_failed: i32::try_from(keep_failed).unwrap_or(0),
             alert_webhook_url,
             alert_no_success_seconds,
+            queue,
         };
         (Ok(settings), preview)
     }

@@ -15,11 +15,13 @@ use crate::auth::CurrentUser;
 use crate::domain::Role;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_spec::FireTime;
+use crate::jobs::worker::OFFLINE_AFTER;
 use crate::jobs::{ParamSpec, Registry};
 use crate::models::alert::{self, Delivery};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule, ScheduleFilter, ScheduleOrder};
+use crate::models::worker;
 use crate::scheduler::actions::{self, ActionError};
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
@@ -61,6 +63,9 @@ pub struct ListQuery {
     enabled: String,
     #[serde(default)]
     task: String,
+    /// The queue its runs go to.
+    #[serde(default)]
+    queue: String,
     /// The newest run's status.
     #[serde(default)]
     last: String,
@@ -100,14 +105,22 @@ impl ListQuery {
     }
 
     pub fn is_filtered(&self) -> bool {
-        !(self.q.is_empty() && self.enabled.is_empty() && self.task.is_empty() && self.last.is_empty())
+        !(self.q.is_empty()
+            && self.enabled.is_empty()
+            && self.task.is_empty()
+            && self.queue.is_empty()
+            && self.last.is_empty())
     }
 
     fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
         let mut params = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in
-            [("q", &self.q), ("enabled", &self.enabled), ("task", &self.task), ("last", &self.last)]
-        {
+        for (name, value) in [
+            ("q", &self.q),
+            ("enabled", &self.enabled),
+            ("task", &self.task),
+            ("queue", &self.queue),
+            ("last", &self.last),
+        ] {
             if !value.is_empty() {
                 params.append_pair(name, value);
             }
@@ -135,6 +148,7 @@ pub async fn list(
             _ => None,
         },
         task_kind: Some(query.task.clone()).filter(|t| !t.is_empty()),
+        queue: Some(query.queue.trim().to_owned()).filter(|q| !q.is_empty()),
         last_status: Some(query.last.clone()).filter(|s| STATUSES.contains(&s.as_str())),
         order: ScheduleOrder::parse(&query.o),
     };
@@ -185,6 +199,8 @@ struct DetailPage {
     runs: Vec<Run>,
     entries: Vec<AuditEntry>,
     deliveries: Vec<Delivery>,
+    /// Workers online now that take runs from the schedule's queue.
+    listeners: usize,
     show_ip: bool,
     can_operate: bool,
 }
@@ -196,7 +212,7 @@ pub async fn detail(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let (found, runs, entries, deliveries) = state
+    let (found, runs, entries, deliveries, listeners) = state
         .db(move |conn| {
             let found = schedule::find(conn, id)?.ok_or(AppError::NotFound)?;
             let runs =
@@ -206,7 +222,10 @@ pub async fn detail(
                 object_id: Some(id.to_string()),
                 ..AuditFilter::default()
             };
-            Ok((found, runs, audit::page(conn, &filter, None, 50)?, alert::for_schedule(conn, id, 20)?))
+            let listeners = worker::listening_on(conn, &found.queue, crate::db::now(), OFFLINE_AFTER)?;
+            let (entries, deliveries) =
+                (audit::page(conn, &filter, None, 50)?, alert::for_schedule(conn, id, 20)?);
+            Ok((found, runs, entries, deliveries, listeners))
         })
         .await?;
     let next = found.spec().map(|spec| spec.preview(Utc::now(), 5)).unwrap_or_default();
@@ -220,6 +239,7 @@ pub async fn detail(
             runs,
             entries,
             deliveries,
+            listeners,
             show_ip: me.can(Role::Admin),
             can_operate: me.can(Role::Operator),
         },

@@ -1,5 +1,8 @@
 //! The workers page, like Flower's: every worker heard from lately (host, pid, start, last
-//! heartbeat, concurrency, what it runs now) and how many runs wait in the queue.
+//! heartbeat, queues, concurrency, what it runs now), and per queue how many runs wait and who
+//! listens — a queue that schedules route to and no worker takes from stands out.
+
+use std::collections::{BTreeMap, BTreeSet};
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
@@ -8,12 +11,33 @@ use askama::Template;
 use chrono::NaiveDateTime;
 
 use crate::auth::CurrentUser;
+use crate::domain::QueueName;
 use crate::jobs::worker::OFFLINE_AFTER;
-use crate::models::run::{self, Run};
+use crate::models::run::{self, QueueBacklog, Run};
+use crate::models::schedule;
 use crate::models::worker::{self, Worker};
 use crate::scheduler::beat::FORGET_WORKERS_AFTER;
 use crate::web::page::{Page, render};
 use crate::web::{AppError, AppState};
+
+/// A queue as the workers page shows it: who listens, what waits.
+pub struct QueueRow {
+    pub name: String,
+    /// Enabled schedules that send their runs here.
+    pub schedules: i64,
+    pub backlog: QueueBacklog,
+    /// Seconds the oldest due run has waited.
+    pub oldest_wait: Option<i64>,
+    /// Workers online that take runs from it.
+    pub listeners: usize,
+}
+
+impl QueueRow {
+    /// Runs are or will be waiting here and no worker online takes them.
+    pub fn unattended(&self) -> bool {
+        self.listeners == 0 && (self.schedules > 0 || self.backlog.due > 0 || self.backlog.later > 0)
+    }
+}
 
 /// A worker and its runs in progress.
 pub struct WorkerRow {
@@ -30,6 +54,7 @@ pub struct WorkerRow {
 struct WorkersPage {
     page: Page,
     workers: Vec<WorkerRow>,
+    queues: Vec<QueueRow>,
     online: usize,
     queue_name: String,
     queue_backend: &'static str,
@@ -46,13 +71,14 @@ pub async fn list(
     me: web::ReqData<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
     let now = crate::db::now();
-    let (found, running, (due, oldest), later) = state
+    let (found, running, (due, oldest), later, (backlog, routed)) = state
         .db(move |conn| {
             Ok((
                 worker::seen_since(conn, now - FORGET_WORKERS_AFTER)?,
                 run::running(conn)?,
                 run::due_backlog(conn, now)?,
                 run::queued_later(conn, now)?,
+                (run::backlog_by_queue(conn, now)?, schedule::enabled_per_queue(conn)?),
             ))
         })
         .await?;
@@ -74,11 +100,13 @@ pub async fn list(
         })
         .collect();
     let online = workers.iter().filter(|w| w.state == "online").count();
+    let queues = queue_rows(&workers, backlog, routed, now);
     render(
         StatusCode::OK,
         &WorkersPage {
             page: Page::new(&session, Some(&me), "workers"),
             workers,
+            queues,
             online,
             queue_name: state.queue.name().to_owned(),
             queue_backend: state.queue.describe(),
@@ -89,4 +117,33 @@ pub async fn list(
             now,
         },
     )
+}
+
+/// Every queue that schedules route to, that holds runs, or that an online worker listens on,
+/// by name (`default` first).
+fn queue_rows(
+    workers: &[WorkerRow],
+    mut backlog: BTreeMap<String, QueueBacklog>,
+    routed: Vec<(String, i64)>,
+    now: NaiveDateTime,
+) -> Vec<QueueRow> {
+    let routed: BTreeMap<String, i64> = routed.into_iter().collect();
+    let online: Vec<&Worker> = workers.iter().filter(|w| w.state == "online").map(|w| &w.worker).collect();
+    let mut names: BTreeSet<String> = routed.keys().chain(backlog.keys()).cloned().collect();
+    names.extend(online.iter().flat_map(|w| w.queues()).map(str::to_owned));
+    let mut rows: Vec<QueueRow> = names
+        .into_iter()
+        .map(|name| {
+            let backlog = backlog.remove(&name).unwrap_or_default();
+            QueueRow {
+                schedules: routed.get(&name).copied().unwrap_or(0),
+                oldest_wait: backlog.oldest_due.map(|at| (now - at).num_seconds().max(0)),
+                backlog,
+                listeners: online.iter().filter(|w| w.listens_on(&name)).count(),
+                name,
+            }
+        })
+        .collect();
+    rows.sort_by_key(|row| row.name != QueueName::DEFAULT);
+    rows
 }

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 use isinbeat::config::DatabaseUrl;
 use isinbeat::db::schema::runs;
 use isinbeat::db::{self, DbPool};
-use isinbeat::models::run::Run;
+use isinbeat::models::run::{self, Run};
 use isinbeat::queue::Queue;
 
 use super::{Broker, TestDatabase};
@@ -180,9 +180,11 @@ pub fn pid_in(worker_name: &str) -> u32 {
     worker_name.rsplit(':').nth(1).unwrap().parse().unwrap()
 }
 
-/// Records a manual run of `schedule_id` and pushes it to the queue, as "run now" does.
+/// Records a manual run of `schedule_id` and pushes it to the schedule's queue, as "run now"
+/// does.
 pub async fn run_now(pool: &DbPool, queue: &Queue, schedule_id: i64) -> i64 {
     let id = super::insert_run(&mut pool.get().unwrap(), schedule_id, "queued", db::now());
-    queue.push(id, chrono::Utc::now()).await.unwrap();
+    let routed = run::find(&mut pool.get().unwrap(), id).unwrap().unwrap().queue;
+    queue.push(&routed, id, chrono::Utc::now()).await.unwrap();
     id
 }

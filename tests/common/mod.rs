@@ -443,8 +443,8 @@ macro_rules! on_both_backends {
     };
 }
 
-/// Records a run of `schedule_id` with `status` (not pushed to any queue): what "run now"
-/// writes when `status` is `queued`, or a finished run's row otherwise. Returns its id.
+/// Records a run of `schedule_id` with `status` on the schedule's queue (not pushed to it): what
+/// "run now" writes when `status` is `queued`, or a finished run's row otherwise. Returns its id.
 pub fn insert_run(
     conn: &mut isinbeat::db::DbConnection,
     schedule_id: i64,
@@ -468,6 +468,7 @@ pub fn insert_run(
             finished_at: finished.then(isinbeat::db::now),
             error: None,
             created_at: isinbeat::db::now(),
+            queue: &owner.queue,
         },
     )
     .unwrap()

@@ -1,0 +1,2 @@
+ALTER TABLE runs DROP COLUMN queue;
+ALTER TABLE schedules DROP COLUMN queue;
