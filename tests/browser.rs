@@ -194,19 +194,23 @@ async fn a_person_creates_a_schedule_pauses_it_and_sees_it_paused() {
     let zone = client.find(Locator::Id("id_timezone")).await.unwrap();
     zone.clear().await.unwrap();
     zone.send_keys("Europe/Berlin").await.unwrap();
+    let queue = client.find(Locator::Id("id_queue")).await.unwrap();
+    queue.clear().await.unwrap();
+    queue.send_keys("imports").await.unwrap();
     client.find(Locator::Css("button[value=preview]")).await.unwrap().click().await.unwrap();
     // The preview of the new expression, in local time.
     wait_for_text(&client, "#preview tbody tr", "02:30:00 CE").await;
     screenshot(&client, "schedule-form").await;
     client.find(Locator::Css("button[value=save]")).await.unwrap().click().await.unwrap();
 
-    wait_for_text(&client, "#schedule-settings", "every day at 02:30 (Europe/Berlin)").await;
+    let settings = wait_for_text(&client, "#schedule-settings", "every day at 02:30 (Europe/Berlin)").await;
+    assert!(settings.contains("imports — no worker online listens on this queue"), "{settings}");
     client.find(Locator::Css("form[action$='/pause'] button")).await.unwrap().click().await.unwrap();
     wait_for_text(&client, ".flash-success", "The schedule was paused").await;
 
     client.find(Locator::LinkText("Schedules")).await.unwrap().click().await.unwrap();
     let text = wait_for_text(&client, "#schedules tbody tr", "nightly-gleif").await;
-    assert!(text.contains("paused"), "{text}");
+    assert!(text.contains("paused") && text.contains("→ imports"), "{text}");
     screenshot(&client, "schedules-list").await;
     client.close().await.unwrap();
 }
