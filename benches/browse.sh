@@ -9,6 +9,8 @@
 # files (and the SQLite database) between runs; KEEP_DATA=1 reuses a database already loaded.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 rows="${1:-1000000}"
 work="${BENCH_DIR:-$(mktemp -d)}"
 mkdir -p "$work"
@@ -49,14 +51,8 @@ for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; 
 
 # Log in as a person would: the form's CSRF token, then the form.
 jar="$work/cookies.txt"
-rm -f "$jar"
-csrf() { curl -s -b "$jar" -c "$jar" "$base$1" | grep -o 'name="csrf_token" value="[^"]*"' | head -1 | sed 's/.*value="//;s/"$//'; }
-token=$(csrf /login)
-curl -s -b "$jar" -c "$jar" -o /dev/null --data-urlencode "csrf_token=$token" \
-  --data-urlencode "username=bench" --data-urlencode "password=$password" "$base/login"
-cookie="$(awk '$6 == "isinbeat_session" { print $6 "=" $7 }' "$jar")"
-[[ -n "$cookie" ]] || { echo "login failed" >&2; exit 1; }
-token=$(csrf /admin/account/)
+cookie=$(admin_login "$base" "$jar" bench "$password")
+token=$(csrf_token "$base" "$jar" /admin/account/)
 secret=$(curl -s -b "$jar" --data-urlencode "csrf_token=$token" --data-urlencode "name=bench" \
   "$base/admin/account/tokens" | grep -o 'isb_[A-Za-z0-9]*' | head -1)
 

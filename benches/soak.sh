@@ -16,6 +16,8 @@
 # BENCH_DIR (keeps the logs, the memory samples and the generated file).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# shellcheck source=benches/lib.sh
+source benches/lib.sh
 
 duration=3600 schedules=5000 rows=1000000
 if [[ "${1:-}" == --smoke ]]; then
@@ -102,14 +104,7 @@ started scheduler-2 scheduler
 for n in $(seq 1 "$workers"); do started "worker-$n" worker --concurrency "$concurrency"; done
 for _ in $(seq 100); do curl -sf "$admin/healthz" >/dev/null && break; sleep 0.2; done
 
-jar="$work/cookies.txt"
-rm -f "$jar"
-csrf() { curl -s -b "$jar" -c "$jar" "$admin$1" | grep -o 'name="csrf_token" value="[^"]*"' | head -1 | sed 's/.*value="//;s/"$//'; }
-token=$(csrf /login)
-curl -s -b "$jar" -c "$jar" -o /dev/null --data-urlencode "csrf_token=$token" \
-  --data-urlencode "username=soak" --data-urlencode "password=$password" "$admin/login"
-cookie="$(awk '$6 == "isinbeat_session" { print $6 "=" $7 }' "$jar")"
-[[ -n "$cookie" ]] || { echo "soak: login failed" >&2; exit 1; }
+cookie=$(admin_login "$admin" "$work/cookies.txt" soak "$password")
 
 # Memory of every process every 10 s, until the end.
 echo "seconds,process,rss_kb" >"$work/rss.csv"

@@ -10,8 +10,7 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
-use common::{Backend, Browser, TestApp, spawn_app};
-use isinbeat::domain::Lei;
+use common::{Backend, Browser, TestApp, lei, spawn_app};
 use isinbeat::sources::sample::isin_for;
 
 const BIN: &str = env!("CARGO_BIN_EXE_isinbeat");
@@ -31,11 +30,6 @@ on_both_backends!(
 
 // ---------------------------------------------------------------------------------------------
 // Data
-
-/// The LEI number `k` (valid check digits).
-fn lei(k: u64) -> String {
-    Lei::with_check_digits(&format!("5299{k:014}")).unwrap().as_str().to_owned()
-}
 
 fn isin(i: u64) -> String {
     isin_for(i).unwrap().as_str().to_owned()

@@ -18,12 +18,11 @@ use std::time::{Duration, Instant};
 
 use chrono::{DateTime, DurationRound, TimeDelta, TimeZone, Utc};
 use common::fleet::{Fleet, pool, run_now, runs_of, wait_until};
-use common::{Backend, Broker, TestDatabase};
+use common::{Backend, Broker, TestDatabase, lei};
 use diesel::prelude::*;
 use isinbeat::config::{DatabaseUrl, QueueUrl};
 use isinbeat::db::schema::isin_records;
 use isinbeat::db::{self, DbPool};
-use isinbeat::domain::Lei;
 use isinbeat::models::run::{self, Run};
 use isinbeat::models::schedule::{self, NewSchedule};
 use isinbeat::models::source::{self, NewSource, SourceChanges};
@@ -123,17 +122,9 @@ fn all_ended(pool: &DbPool, id: i64, after: DateTime<Utc>, until: DateTime<Utc>)
     runs.len() >= expected.len() && runs.iter().all(|r| ENDED.contains(&r.status.as_str()))
 }
 
-fn lei(k: u64) -> String {
-    Lei::with_check_digits(&format!("5299{k:014}")).unwrap().as_str().to_owned()
-}
-
 /// A GLEIF ISIN-LEI file of the synthetic ISINs `indices`, each with the LEI `lei(i + shift)`.
 fn gleif_bytes(indices: std::ops::Range<u64>, shift: u64) -> Vec<u8> {
-    let mut out = b"LEI,ISIN\n".to_vec();
-    for i in indices {
-        writeln!(out, "{},{}", lei(i + shift), isin_for(i).unwrap()).unwrap();
-    }
-    out
+    common::gleif_csv(indices.map(|i| (i, i + shift)))
 }
 
 /// The ISINs (with their LEIs) a GLEIF file holds.

@@ -15,10 +15,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use common::{Backend, TestApp, TestDatabase, location, spawn_app_running, spawn_app_with};
+use common::{Backend, TestApp, TestDatabase, lei, location, spawn_app_running, spawn_app_with};
 use diesel::prelude::*;
 use isinbeat::db::schema::{isin_changes, isin_records};
-use isinbeat::domain::{Lei, Role};
+use isinbeat::domain::Role;
 use isinbeat::models::{run, schedule, source};
 use isinbeat::sources::fetch::{self, FetchError, Fetched, Limits, Location, Previous};
 use isinbeat::sources::sample::isin_for;
@@ -43,11 +43,6 @@ on_both_backends!(
 // ---------------------------------------------------------------------------------------------
 // Files and the command line
 
-/// The LEI number `k` (valid check digits).
-fn lei(k: u64) -> String {
-    Lei::with_check_digits(&format!("5299{k:014}")).unwrap().as_str().to_owned()
-}
-
 /// A GLEIF-format file of the synthetic ISINs `indices`, ISIN `i` with LEI `lei(i / 10 + shift(i))`.
 fn gleif_file(
     dir: &Path,
@@ -56,12 +51,7 @@ fn gleif_file(
     shift: impl Fn(u64) -> u64,
 ) -> PathBuf {
     let path = dir.join(name);
-    let mut out = std::io::BufWriter::new(std::fs::File::create(&path).unwrap());
-    writeln!(out, "LEI,ISIN").unwrap();
-    for i in indices {
-        writeln!(out, "{},{}", lei(i / 10 + shift(i)), isin_for(i).unwrap()).unwrap();
-    }
-    out.flush().unwrap();
+    std::fs::write(&path, common::gleif_csv(indices.map(|i| (i, i / 10 + shift(i))))).unwrap();
     path
 }
 
@@ -455,11 +445,7 @@ fn zipped(member: &str, content: &[u8]) -> Vec<u8> {
 }
 
 fn gleif_bytes(indices: impl Iterator<Item = u64>) -> Vec<u8> {
-    let mut out = b"LEI,ISIN\n".to_vec();
-    for i in indices {
-        writeln!(out, "{},{}", lei(i / 10), isin_for(i).unwrap()).unwrap();
-    }
-    out
+    common::gleif_csv(indices.map(|i| (i, i / 10)))
 }
 
 /// A complete, valid schedule form for a daily import of `source_name`.

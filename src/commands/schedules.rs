@@ -16,7 +16,7 @@ use crate::jobs::Registry;
 use crate::models::audit::Actor;
 use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter};
 use crate::scheduler::actions::{self, Batch};
-use crate::web::schedule_form::ScheduleForm;
+use crate::web::schedule_form::{ScheduleForm, in_units};
 
 /// The file: `[[schedule]]` tables.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -129,24 +129,23 @@ mod defaults {
     }
 }
 
-/// Units of `every` and `alert_no_success`, largest first, as the form names them.
-const UNITS: [(&str, &str, i64); 4] =
-    [("d", "days", 86_400), ("h", "hours", 3600), ("m", "minutes", 60), ("s", "seconds", 1)];
+/// The file's units of `every` and `alert_no_success`, and the form's name of each.
+const UNITS: [(&str, &str); 4] = [("d", "days"), ("h", "hours"), ("m", "minutes"), ("s", "seconds")];
 
 /// `15m` → (`15`, `minutes`); `None` when it is not a count and a unit.
 fn split_duration(text: &str) -> Option<(String, String)> {
     let text = text.trim();
-    let unit = UNITS.iter().find(|(suffix, _, _)| text.ends_with(suffix))?;
-    let count = text[..text.len() - unit.0.len()].trim();
+    let (suffix, unit) = UNITS.iter().find(|(suffix, _)| text.ends_with(suffix))?;
+    let count = text[..text.len() - suffix.len()].trim();
     (!count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| (count.to_owned(), unit.1.to_owned()))
+        .then(|| (count.to_owned(), (*unit).to_owned()))
 }
 
-/// A count of seconds in the largest unit that divides it (`21600` → `6h`).
+/// A count of seconds in the largest unit that divides it, as the form shows it (`21600` → `6h`).
 fn join_duration(seconds: i64) -> String {
-    let (suffix, _, size) =
-        UNITS.iter().find(|(_, _, size)| seconds % size == 0).copied().unwrap_or(("s", "seconds", 1));
-    format!("{}{suffix}", seconds / size)
+    let (count, unit) = in_units(Some(seconds), "seconds");
+    let suffix = UNITS.iter().find(|(_, name)| *name == unit).map_or("s", |(suffix, _)| suffix);
+    format!("{count}{suffix}")
 }
 
 impl Entry {

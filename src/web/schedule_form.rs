@@ -370,8 +370,9 @@ impl ScheduleForm {
     }
 }
 
-/// A number of seconds as the form shows it: a count in the largest unit that divides it.
-fn in_units(seconds: Option<i64>, unit_when_empty: &str) -> (String, String) {
+/// A number of seconds as the form shows it: a count in the largest unit that divides it
+/// (`21600` → `6`, `hours`); empty, in `unit_when_empty`, for none.
+pub fn in_units(seconds: Option<i64>, unit_when_empty: &str) -> (String, String) {
     match seconds {
         Some(seconds) => {
             let (unit, size) = UNITS

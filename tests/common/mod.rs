@@ -496,3 +496,18 @@ impl isinbeat::jobs::TaskKind for Fails {
         Err(anyhow::anyhow!("connection reset by peer").context("Failed to download the file"))
     }
 }
+
+/// The synthetic LEI number `k` (with valid check digits).
+pub fn lei(k: u64) -> String {
+    isinbeat::domain::Lei::with_check_digits(&format!("5299{k:014}")).unwrap().as_str().to_owned()
+}
+
+/// A GLEIF ISIN-LEI file: for each `(i, k)`, the synthetic ISIN `i` with the LEI `lei(k)`.
+pub fn gleif_csv(rows: impl IntoIterator<Item = (u64, u64)>) -> Vec<u8> {
+    use std::io::Write;
+    let mut out = b"LEI,ISIN\n".to_vec();
+    for (i, k) in rows {
+        writeln!(out, "{},{}", lei(k), isinbeat::sources::sample::isin_for(i).unwrap()).unwrap();
+    }
+    out
+}
