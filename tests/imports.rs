@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
-use common::{Backend, TestApp, TestDatabase, lei, location, spawn_app_running, spawn_app_with};
+use common::{Backend, TestApp, TestDatabase, lei, location, spawn_app, spawn_app_running, spawn_app_with};
 use diesel::prelude::*;
 use isinbeat::db::schema::{isin_changes, isin_records};
 use isinbeat::domain::Role;
@@ -38,6 +38,7 @@ on_both_backends!(
     a_failing_server_is_retried_and_a_silent_one_times_out,
     a_cancelled_import_changes_nothing,
     a_source_is_changed_and_deleted_with_its_records_and_audited,
+    import_now_goes_to_the_queue_of_the_schedule_that_imports_the_source,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -863,4 +864,27 @@ async fn logins_and_pages_answer_within_a_second_during_a_large_import() {
     let imported = app.query(|conn| source::find_by_name(conn, "big").unwrap().unwrap().active_isins).await;
     assert_eq!(imported, 400_000);
     eprintln!("{checks} logins during the import, slowest {slowest:?}");
+}
+
+/// "Import now" runs where the scheduled imports of the source run: on its schedule's queue.
+async fn import_now_goes_to_the_queue_of_the_schedule_that_imports_the_source(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let fields = source_fields("big-file", "https://example.com/isins.csv");
+    let created = admin.submit("/admin/sources/new", "/admin/sources/new", &fields).await;
+    assert_eq!(created.status(), 303);
+    let source_page = location(&created);
+    let queue_of_import_now = || async {
+        let pushed = admin.submit(&source_page, &format!("{source_page}import"), &[]).await;
+        assert_eq!(pushed.status(), 303);
+        let run_id: i64 = location(&pushed).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+        app.query(move |conn| run::find(conn, run_id).unwrap().unwrap().queue).await
+    };
+    assert_eq!(queue_of_import_now().await, "default", "no schedule imports it yet");
+
+    let mut routed = schedule_fields("big-file-daily", "big-file", "1", "");
+    routed.push(("queue", "imports"));
+    let scheduled = admin.submit("/admin/schedules/new", "/admin/schedules/new", &routed).await;
+    assert_eq!(scheduled.status(), 303, "{}", scheduled.text().await.unwrap());
+    assert_eq!(queue_of_import_now().await, "imports");
 }

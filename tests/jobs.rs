@@ -1,6 +1,6 @@
 //! Running runs: success, failure with retries and backoff, cancellation, timeout, rescue of
-//! runs whose worker died, expiry of runs queued too long, and the prune_history task — on
-//! SQLite and PostgreSQL.
+//! runs whose worker died, expiry of runs queued too long, lost jobs found per queue, and the
+//! prune_history task — on SQLite and PostgreSQL.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -17,6 +17,7 @@ use isinbeat::db::{self, DbPool};
 use isinbeat::jobs::{self, Outcome, ParamSpec, Registry, TaskContext, TaskKind};
 use isinbeat::models::run::{self, NewRun, Run};
 use isinbeat::models::schedule::{self, NewSchedule};
+use isinbeat::models::worker::{self, Worker};
 use serde_json::json;
 
 /// A task that works in 300 small steps (about three seconds), checking whether to stop.
@@ -68,7 +69,7 @@ impl Fixture {
         schedule::insert(&mut self.pool.get().unwrap(), &new).unwrap().id
     }
 
-    /// A run of `schedule_id`, as "run now" makes it.
+    /// A run of `schedule_id` on its queue, as "run now" makes it.
     fn queue(&self, schedule_id: i64, status: &str) -> i64 {
         let mut conn = self.pool.get().unwrap();
         let owner = schedule::find(&mut conn, schedule_id).unwrap().unwrap();
@@ -88,7 +89,7 @@ impl Fixture {
                 finished_at: None,
                 error: None,
                 created_at: now,
-                queue: "default",
+                queue: &owner.queue,
             },
         )
         .unwrap()
@@ -119,6 +120,7 @@ on_both_backends!(
     a_run_past_its_timeout_is_stopped_and_failed,
     a_run_whose_worker_died_is_rescued_once,
     a_run_queued_longer_than_expires_is_expired,
+    forgotten_runs_are_found_per_queue_and_only_where_a_worker_listens,
     prune_history_keeps_the_newest_runs_per_schedule,
     an_unknown_task_kind_fails_clearly,
 );
@@ -245,6 +247,61 @@ async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
     // The re-queued run then runs normally once its backoff is over.
     f.make_due(a);
     assert_eq!(f.execute(a), Outcome::Succeeded);
+}
+
+/// Lost jobs are looked for per queue, and only where a worker listens: a queue nobody works
+/// neither gets copies pushed into it nor crowds out the queues that are worked.
+async fn forgotten_runs_are_found_per_queue_and_only_where_a_worker_listens(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let on = |name: &str, queue: &str| {
+        let queue = queue.to_owned();
+        f.schedule(name, "prune_history", move |s| s.settings.queue = queue)
+    };
+    let (worked, unworked) = (on("worked", "default"), on("unworked", "archive"));
+    let overdue = |schedule_id: i64| {
+        let id = f.queue(schedule_id, "queued");
+        diesel::update(runs::table.find(id))
+            .set(runs::not_before.eq(db::now() - Duration::minutes(10)))
+            .execute(&mut **f.pool.get().unwrap())
+            .unwrap();
+        id
+    };
+    let unworked_runs: Vec<i64> = (0..3).map(|_| overdue(unworked)).collect();
+    let lost = overdue(worked);
+    let just_due = f.queue(worked, "queued");
+    let now = db::now();
+    worker::register(
+        &mut f.pool.get().unwrap(),
+        &Worker {
+            name: "worker@box:1:abcd".to_owned(),
+            hostname: "box".to_owned(),
+            pid: 1,
+            queue: "default".to_owned(),
+            concurrency: 1,
+            version: "0".to_owned(),
+            started_at: now,
+            heartbeat_at: now,
+            stopped_at: None,
+        },
+    )
+    .unwrap();
+    let found = |at_most: i64| {
+        isinbeat::scheduler::forgotten(&mut f.pool.get().unwrap(), db::now(), Duration::seconds(30), at_most)
+            .unwrap()
+    };
+    // At most one per queue, and the unworked queue's three older runs take nobody's place.
+    assert_eq!(found(1), [lost], "not {just_due} (not overdue) nor {unworked_runs:?} (nobody listens)");
+
+    // Once a worker listens on `archive` too, its runs are found, oldest first.
+    diesel::update(db::schema::workers::table)
+        .set(db::schema::workers::queue.eq("default,archive"))
+        .execute(&mut **f.pool.get().unwrap())
+        .unwrap();
+    let mut all = found(10);
+    all.sort();
+    let mut expected = [unworked_runs, vec![lost]].concat();
+    expected.sort();
+    assert_eq!(all, expected);
 }
 
 async fn a_run_queued_longer_than_expires_is_expired(backend: Backend) {

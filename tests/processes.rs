@@ -53,26 +53,27 @@ async fn runs_are_routed_by_queue(backend: Backend, broker: Broker) {
     let pool = pool(&database);
     let start = (Utc::now() + TimeDelta::seconds(4)).duration_trunc(TimeDelta::seconds(1)).unwrap();
     let end = start + TimeDelta::seconds(4);
-    let every_second = |name: &str, queue: &str| {
+    let every_second = |name: &str, queue: &str, seconds: u32| {
         let mut new = NewSchedule::with_defaults(name, "sleep", "cron");
         new.settings.cron_expr = Some("* * * * * *".to_owned());
-        new.settings.params = r#"{"seconds":"0"}"#.to_owned();
+        new.settings.params = format!(r#"{{"seconds":"{seconds}"}}"#);
         new.settings.overlap_policy = "allow".to_owned();
         new.settings.start_at = Some(start.naive_utc());
         new.settings.end_at = Some(end.naive_utc());
         new.settings.queue = queue.to_owned();
         schedule::insert(&mut pool.get().unwrap(), &new).unwrap()
     };
-    let plain = every_second("plain", "default");
-    let reports = every_second("reports", "reports");
-    let eu = every_second("eu", "eu");
-    let archive = every_second("archive", "archive");
+    let plain = every_second("plain", "default", 0);
+    // Two runs a second of a second each, for a worker that runs one at a time over both queues.
+    let reports = every_second("reports", "reports", 1);
+    let eu = every_second("eu", "eu", 1);
+    let archive = every_second("archive", "archive", 0);
     let expected = plain.spec().unwrap().occurrences_between(start - TimeDelta::seconds(1), end, 100).len();
     assert!(expected >= 4);
 
     fleet.start("scheduler", &["scheduler"]);
     fleet.start("plain-worker", &["worker"]);
-    fleet.start("routed-worker", &["worker", "--queues", "reports,eu", "--concurrency", "2"]);
+    fleet.start("routed-worker", &["worker", "--queues", "reports,eu", "--concurrency", "1"]);
     let all_done = |id: i64| {
         let done = runs_of(&pool, id);
         done.len() == expected && done.iter().all(|r| r.status == "succeeded")
@@ -88,6 +89,16 @@ async fn runs_are_routed_by_queue(backend: Backend, broker: Broker) {
     assert_eq!(taken_by(&fleet, eu.id), ["routed-worker".to_owned()].into(), "{}", fleet.diagnose());
     for (owner, queue) in [(&plain, "default"), (&reports, "reports"), (&eu, "eu")] {
         assert!(runs_of(&pool, owner.id).iter().all(|r| r.queue == queue), "each run keeps its queue");
+    }
+    // --concurrency 1 counts over both queues: no two of its runs overlapped.
+    let mut spans: Vec<_> = [reports.id, eu.id]
+        .into_iter()
+        .flat_map(|id| runs_of(&pool, id))
+        .map(|r| (r.started_at.unwrap(), r.finished_at.unwrap()))
+        .collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "runs overlapped on a worker of concurrency 1: {pair:?}");
     }
     // Nobody listens on `archive`: its runs are queued there, untouched.
     let waiting = runs_of(&pool, archive.id);

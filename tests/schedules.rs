@@ -126,6 +126,26 @@ async fn an_operator_creates_a_schedule_through_the_form(backend: Backend) {
     assert!(edit.contains("name=\"queue\" value=\"reports\""), "the edit form shows the queue");
     let list = operator.get_html("/admin/schedules/?queue=reports").await;
     assert!(list.contains("reports-daily") && !list.contains("gleif-daily"), "the list filters by queue");
+
+    // Moved to another queue, its waiting runs go with it, and a retry of an ended one goes
+    // where the schedule is now.
+    let (waiting, ended) = app
+        .query(move |conn| {
+            let waiting = common::insert_run(conn, routed.id, "queued", isinbeat::db::now());
+            (waiting, common::insert_run(conn, routed.id, "failed", isinbeat::db::now()))
+        })
+        .await;
+    let moved = fields(&[("name", "reports-daily"), ("queue", "eu")]);
+    let edit_page = format!("/admin/schedules/{}/edit", routed.id);
+    assert_eq!(operator.submit(&edit_page, &edit_page, &moved).await.status(), 303);
+    let queue_of = |id: i64| app.query(move |conn| run::find(conn, id).unwrap().unwrap().queue);
+    assert_eq!(queue_of(waiting).await, "eu");
+    assert_eq!(queue_of(ended).await, "reports", "history stays as it was");
+    let run_page = format!("/admin/runs/{ended}/");
+    let retried = operator.submit(&run_page, &format!("{run_page}retry"), &[]).await;
+    assert_eq!(retried.status(), 303);
+    let retry: i64 = location(&retried).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    assert_eq!(queue_of(retry).await, "eu");
 }
 
 async fn bad_schedule_input_is_shown_beside_each_field_and_nothing_is_saved(backend: Backend) {

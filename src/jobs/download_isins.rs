@@ -259,7 +259,13 @@ pub fn queue_import(
         }
         let params = params.to_string();
         let label = format!("import {}", target.name);
-        let run_id = run::insert(conn, &manual_run(&label, &params, "queued", actor.id.map(i64::from)))?;
+        // On the queue of the schedule that imports this source (an enabled one first), so that
+        // a manual import runs where the scheduled ones do.
+        let mut importers = crate::models::schedule::importing_source(conn, NAME, &target.name)?;
+        importers.sort_by_key(|found| !found.enabled);
+        let queue = importers.first().map_or(crate::domain::QueueName::DEFAULT, |found| found.queue.as_str());
+        let new = run::NewRun { queue, ..manual_run(&label, &params, "queued", actor.id.map(i64::from)) };
+        let run_id = run::insert(conn, &new)?;
         audit::insert(
             conn,
             &NewAuditEntry {

@@ -34,8 +34,6 @@ pub fn hostname() -> String {
 
 /// How often a worker touches its row in `workers`.
 pub const PRESENCE_EVERY: StdDuration = StdDuration::from_secs(5);
-/// A worker not heard from for this long shows as offline.
-pub const OFFLINE_AFTER: chrono::Duration = chrono::Duration::seconds(30);
 
 /// What a worker takes and how: its name, the queues it listens on, how many runs at once (over
 /// all its queues together) and how often a run heartbeats.
@@ -47,9 +45,13 @@ pub struct WorkerOptions {
     pub run_heartbeat: StdDuration,
 }
 
-/// Works until `stop` turns true; runs in progress then finish before this returns. A queue
-/// error (the broker gone, a locked queue file) restarts the worker after a pause instead of
-/// ending it: runs stay safe in the database meanwhile.
+/// How long a queue's worker waits before it starts again after a failure.
+const RESTART_AFTER: StdDuration = StdDuration::from_secs(5);
+
+/// Works until `stop` turns true; runs in progress then finish before this returns. Each queue
+/// has a worker of its own; a queue error (the broker gone, a locked queue file) restarts that
+/// queue's worker after a pause instead of ending it, and the other queues go on meanwhile: runs
+/// stay safe in the database.
 pub async fn run(
     pool: DbPool,
     queue: Queue,
@@ -58,6 +60,7 @@ pub async fn run(
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
     let WorkerOptions { name, queues, concurrency, run_heartbeat } = options;
+    anyhow::ensure!(!queues.is_empty(), "A worker needs at least one queue to take runs from");
     let client = alerts::http_client(alerts::WEBHOOK_TIMEOUT)?;
     // Runs at once over all the queues: each queue's worker may take `concurrency` jobs, and a
     // run waits here for a slot before it is claimed.
@@ -65,34 +68,19 @@ pub async fn run(
     let row = presence_row(&name, &queues, concurrency);
     register(&pool, &row).await?;
     let presence = tokio::spawn(heartbeat(pool.clone(), row));
-    let result = loop {
-        let mut stopped = stop.clone();
-        let shutdown = async move {
-            let _ = stopped.wait_for(|stopped| *stopped).await;
-        };
-        let running = Running {
-            pool: &pool,
-            registry: &registry,
-            client: &client,
-            name: &name,
-            queues: &queues,
-            slots: &slots,
-            run_heartbeat,
-        };
-        match work_once(running, &queue, concurrency, shutdown).await {
-            Ok(()) if *stop.borrow() => break Ok(()),
-            // The queue's stream ended without being asked to (a broker closed the connection).
-            Ok(()) => {
-                tracing::error!("the worker's queue stopped delivering; restarting it in 5 s");
-                tokio::time::sleep(StdDuration::from_secs(5)).await;
-            }
-            Err(error) if !*stop.borrow() => {
-                tracing::error!(error = format!("{error:#}"), "the worker failed; restarting it in 5 s");
-                tokio::time::sleep(StdDuration::from_secs(5)).await;
-            }
-            Err(error) => break Err(error),
-        }
+    let running = Running {
+        pool: &pool,
+        registry: &registry,
+        client: &client,
+        name: &name,
+        slots: &slots,
+        stop: &stop,
+        run_heartbeat,
     };
+    let served = futures_util::future::join_all(
+        queues.iter().map(|listened| serve(running, &queue, listened, concurrency)),
+    )
+    .await;
     presence.abort();
     let stopped_pool = pool.clone();
     let marked = tokio::task::spawn_blocking(move || -> anyhow::Result<()> {
@@ -104,7 +92,46 @@ pub async fn run(
     if let Ok(Err(error)) = marked {
         tracing::warn!(error = format!("{error:#}"), "could not record that the worker stopped");
     }
-    result
+    served.into_iter().collect::<anyhow::Result<Vec<()>>>().map(drop)
+}
+
+/// The worker of one queue, started again [`RESTART_AFTER`] each time it fails or its queue
+/// stops delivering, until the worker is asked to stop.
+async fn serve(
+    running: Running<'_>,
+    queue: &Queue,
+    listened: &QueueName,
+    concurrency: usize,
+) -> anyhow::Result<()> {
+    for attempt in 1.. {
+        let mut stopped = running.stop.clone();
+        let shutdown = async move {
+            let _ = stopped.wait_for(|stopped| *stopped).await;
+        };
+        // A new name each time: a backend may still hold the last attempt's registration.
+        let apalis_name = format!("{}/{listened}/{attempt}", running.name);
+        let worked = work_once(running, queue, listened, &apalis_name, concurrency, shutdown).await;
+        let stopping = *running.stop.borrow();
+        match worked {
+            Ok(()) if stopping => return Ok(()),
+            Err(error) if stopping => return Err(error),
+            // The queue's stream ended without being asked to (a broker closed the connection).
+            Ok(()) => {
+                tracing::error!(queue = %listened, "the queue stopped delivering; restarting its worker in 5 s")
+            }
+            Err(error) => tracing::error!(
+                queue = %listened,
+                error = format!("{error:#}"),
+                "the queue's worker failed; restarting it in 5 s"
+            ),
+        }
+        let mut stopped = running.stop.clone();
+        tokio::select! {
+            () = tokio::time::sleep(RESTART_AFTER) => {}
+            _ = stopped.wait_for(|stopped| *stopped) => return Ok(()),
+        }
+    }
+    Ok(())
 }
 
 /// This worker's row in `workers`; `queue` lists the queues it listens on.
@@ -163,37 +190,53 @@ struct Running<'a> {
     registry: &'a Registry,
     client: &'a reqwest::Client,
     name: &'a str,
-    queues: &'a [QueueName],
     slots: &'a Arc<tokio::sync::Semaphore>,
+    stop: &'a tokio::sync::watch::Receiver<bool>,
     run_heartbeat: StdDuration,
 }
 
 async fn work_once(
     running: Running<'_>,
     queue: &Queue,
+    listened: &QueueName,
+    apalis_name: &str,
     concurrency: usize,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> anyhow::Result<()> {
-    let Running { pool, registry, client, name, queues, slots, run_heartbeat } = running;
+    let Running { pool, registry, client, name, slots, stop, run_heartbeat } = running;
     let (pool, registry, client, slots) = (pool.clone(), registry.clone(), client.clone(), Arc::clone(slots));
-    let requeue = queue.clone();
+    let (requeue, stop, from) = (queue.clone(), stop.clone(), Arc::new(listened.clone()));
     let worker = Arc::new(name.to_owned());
     queue
         .work(
-            queues,
-            name,
+            listened,
+            apalis_name,
             concurrency,
-            move |run_id, from: QueueName| {
-                let (pool, registry, queue, worker, client, slots) = (
+            move |run_id| {
+                let (pool, registry, queue, worker, client, slots, stop, from) = (
                     pool.clone(),
                     registry.clone(),
                     requeue.clone(),
                     Arc::clone(&worker),
                     client.clone(),
                     Arc::clone(&slots),
+                    stop.clone(),
+                    Arc::clone(&from),
                 );
                 async move {
                     let Ok(_slot) = slots.acquire_owned().await else { return };
+                    if *stop.borrow() {
+                        // Taken while the worker stops and not started: back to the queue, for
+                        // another worker (the run row is still queued).
+                        if let Err(error) = queue.push(from.as_str(), run_id, chrono::Utc::now()).await {
+                            tracing::warn!(
+                                run = run_id,
+                                error = format!("{error:#}"),
+                                "failed to hand a run back"
+                            );
+                        }
+                        return;
+                    }
                     let executing = pool.clone();
                     let outcome = tokio::task::spawn_blocking(move || {
                         execute(&executing, &registry, run_id, &worker, run_heartbeat)

@@ -95,6 +95,13 @@ pub fn queue_of(conn: &mut DbConnection, id: i64) -> QueryResult<Option<String>>
     runs::table.find(id).select(runs::queue).first(conn).optional()
 }
 
+/// Sends the queued runs of a schedule to `queue` (the schedule moved there).
+pub fn move_queued(conn: &mut DbConnection, schedule_id: i64, queue: &str) -> QueryResult<usize> {
+    diesel::update(runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq("queued")))
+        .set(runs::queue.eq(queue))
+        .execute(conn)
+}
+
 /// Runs of a schedule, newest first.
 pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> QueryResult<Vec<Run>> {
     runs::table

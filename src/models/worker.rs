@@ -7,6 +7,9 @@ use diesel::prelude::*;
 use crate::db::DbConnection;
 use crate::db::schema::workers;
 
+/// A worker not heard from for this long counts as offline (it heartbeats every 5 s).
+pub const OFFLINE_AFTER: Duration = Duration::seconds(30);
+
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = workers)]
 pub struct Worker {
@@ -38,6 +41,19 @@ impl Worker {
     }
 }
 
+/// Workers online at `now`: not stopped, heard from within `stale_after`.
+pub fn online(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    stale_after: Duration,
+) -> QueryResult<Vec<Worker>> {
+    workers::table
+        .filter(workers::stopped_at.is_null())
+        .filter(workers::heartbeat_at.ge(now - stale_after))
+        .select(Worker::as_select())
+        .load(conn)
+}
+
 /// How many workers online at `now` listen on `queue`.
 pub fn listening_on(
     conn: &mut DbConnection,
@@ -45,12 +61,17 @@ pub fn listening_on(
     now: NaiveDateTime,
     stale_after: Duration,
 ) -> QueryResult<usize> {
-    let online: Vec<Worker> = workers::table
-        .filter(workers::stopped_at.is_null())
-        .filter(workers::heartbeat_at.ge(now - stale_after))
-        .select(Worker::as_select())
-        .load(conn)?;
-    Ok(online.iter().filter(|worker| worker.listens_on(queue)).count())
+    Ok(online(conn, now, stale_after)?.iter().filter(|worker| worker.listens_on(queue)).count())
+}
+
+/// The queues some worker online at `now` listens on.
+pub fn listened_queues(
+    conn: &mut DbConnection,
+    now: NaiveDateTime,
+    stale_after: Duration,
+) -> QueryResult<std::collections::BTreeSet<String>> {
+    let online = online(conn, now, stale_after)?;
+    Ok(online.iter().flat_map(Worker::queues).map(str::to_owned).collect())
 }
 
 /// Records a worker that starts (its name is unique per process).

@@ -162,15 +162,17 @@ impl Queue {
     }
 
     /// The installation's queue name (in the broker, or in the database's queue tables); the
-    /// default queue has this name and every other queue is this name, a dot and its own.
+    /// default queue has this name and every other queue is this name, `/` and its own.
     pub fn name(&self) -> &str {
         &self.name
     }
 
     /// The broker's (or queue table's) name for the queue `queue` routes to. The default queue
     /// keeps the installation's name, so jobs queued before routing existed are still taken.
+    /// Neither an installation's name nor a queue's may hold `/`, so no two installations' queues
+    /// share a name.
     pub fn broker_name(&self, queue: &str) -> String {
-        if queue == QueueName::DEFAULT { self.name.clone() } else { format!("{}.{queue}", self.name) }
+        if queue == QueueName::DEFAULT { self.name.clone() } else { format!("{}/{queue}", self.name) }
     }
 
     /// Where the jobs live, for `isinbeat check`, the workers page and logs.
@@ -271,98 +273,48 @@ impl Queue {
         pushed.with_context(|| format!("Failed to queue {} run(s) on queue {queue}", runs.len()))
     }
 
-    /// Runs a worker named `name` on each of `queues` that hands each run id (with the queue it
-    /// came from) to `handle`, up to `concurrency` at a time on each queue, until `shutdown`
-    /// completes. Should one queue's worker stop unasked (its broker connection closed), the
-    /// others are stopped too and this returns, so that the caller starts them all again.
+    /// Runs a worker named `name` on `queue` that hands each run id to `handle`, `concurrency`
+    /// at a time, until `shutdown` completes (or the backend's stream ends: a broker closed the
+    /// connection).
     pub async fn work<H, Fut>(
         &self,
-        queues: &[QueueName],
+        queue: &QueueName,
         name: &str,
         concurrency: usize,
         handle: H,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()>
     where
-        H: Fn(i64, QueueName) -> Fut + Send + Sync + 'static,
+        H: Fn(i64) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
-        anyhow::ensure!(!queues.is_empty(), "A worker needs at least one queue to take runs from");
         let handle = Arc::new(handle);
-        // Stops every queue's worker: on `shutdown`, or when the first of them ends.
-        let (halt, halted) = tokio::sync::watch::channel(false);
-        let outer = halt.clone();
-        tokio::spawn(async move {
-            tokio::select! {
-                () = shutdown => { let _ = outer.send(true); }
-                () = outer.closed() => {}
-            }
-        });
-        let workers = queues.iter().map(|queue| {
-            let (handle, halt, mut halted) = (Arc::clone(&handle), halt.clone(), halted.clone());
-            let stop = async move {
-                let _ = halted.wait_for(|halted| *halted).await;
-                Ok::<(), std::io::Error>(())
-            };
-            // apalis keeps one registration per worker name and queue; the name says both.
-            let worker = format!("{name}/{queue}");
-            let routed = Routed { queue: queue.clone(), handle };
-            async move {
-                let stopped = self.work_on(routed, &worker, concurrency, stop).await;
-                let _ = halt.send(true);
-                stopped
-            }
-        });
-        let stopped = futures_util::future::join_all(workers).await;
-        stopped.into_iter().collect::<anyhow::Result<Vec<()>>>().map(drop)
-    }
-
-    /// One queue's apalis worker.
-    async fn work_on<H, Fut>(
-        &self,
-        routed: Routed<H>,
-        worker: &str,
-        concurrency: usize,
-        stop: impl Future<Output = std::io::Result<()>> + Send + 'static,
-    ) -> anyhow::Result<()>
-    where
-        H: Fn(i64, QueueName) -> Fut + Send + Sync + 'static,
-        Fut: Future<Output = ()> + Send + 'static,
-    {
-        let queue = routed.queue.clone();
+        let stop = async move {
+            shutdown.await;
+            Ok::<(), std::io::Error>(())
+        };
         // The same worker over every backend; apalis' types differ, so it is spelled out each time.
         macro_rules! worker {
             ($backend:expr) => {
-                WorkerBuilder::new(worker)
+                WorkerBuilder::new(name)
                     .backend($backend)
                     .concurrency(concurrency.max(1))
-                    .data(Arc::new(routed))
+                    .data(handle)
                     .build(run_job::<H, Fut>)
                     .run_until(stop)
                     .await
                     .map_err(|e| anyhow::anyhow!("{e}"))
             };
         }
+        let queue = queue.as_str();
         let stopped = match &self.backend {
-            Backend::Sqlite(pool) => {
-                worker!(self.sqlite(pool, queue.as_str()).poll_with_interval(POLL_INTERVAL))
-            }
-            Backend::Postgres(pool) => {
-                worker!(self.postgres(pool, queue.as_str()).poll_with_interval(POLL_INTERVAL))
-            }
-            Backend::Redis(conn) => {
-                worker!(self.redis(conn, queue.as_str()).poll_with_interval(POLL_INTERVAL))
-            }
-            Backend::Amqp(pool) => worker!(connected_amqp(self.amqp(pool, queue.as_str()), worker).await?),
+            Backend::Sqlite(pool) => worker!(self.sqlite(pool, queue).poll_with_interval(POLL_INTERVAL)),
+            Backend::Postgres(pool) => worker!(self.postgres(pool, queue).poll_with_interval(POLL_INTERVAL)),
+            Backend::Redis(conn) => worker!(self.redis(conn, queue).poll_with_interval(POLL_INTERVAL)),
+            Backend::Amqp(pool) => worker!(connected_amqp(self.amqp(pool, queue), name).await?),
         };
         stopped.with_context(|| format!("The worker of queue {queue} stopped with an error"))
     }
-}
-
-/// What a queue's worker hands its jobs to: the handler, and the queue they came from.
-struct Routed<H> {
-    queue: QueueName,
-    handle: Arc<H>,
 }
 
 /// RabbitMQ has no delayed delivery of its own (apalis-amqp's, one waiting queue with a time
@@ -424,11 +376,11 @@ fn immediate_job(run_id: i64) -> Task<RunJob> {
     TaskBuilder::new(RunJob { run_id }).max_attempts(1).build()
 }
 
-async fn run_job<H, Fut>(job: RunJob, routed: Data<Arc<Routed<H>>>) -> Result<(), BoxDynError>
+async fn run_job<H, Fut>(job: RunJob, handle: Data<Arc<H>>) -> Result<(), BoxDynError>
 where
-    H: Fn(i64, QueueName) -> Fut + Send + Sync + 'static,
+    H: Fn(i64) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    (routed.handle.as_ref())(job.run_id, routed.queue.clone()).await;
+    (handle.as_ref())(job.run_id).await;
     Ok(())
 }

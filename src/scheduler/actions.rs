@@ -98,6 +98,11 @@ fn update_within(
         return Err(ActionError::DuplicateName);
     }
     schedule::update(conn, id, settings)?;
+    if settings.queue != target.queue {
+        // Its waiting runs follow it; their jobs in the old queue are pushed again by a
+        // scheduler (the run row names the queue), or run there if a worker takes them first.
+        run::move_queued(conn, id, &settings.queue)?;
+    }
     record(conn, actor, "update", &target, changes)?;
     Ok(true)
 }
@@ -231,6 +236,12 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Opti
             return Ok(Some(Retried::StillActive(ended.status)));
         }
         let at = now();
+        // The schedule's queue as it is now (it may have moved since), else the ended run's.
+        let owner = match ended.schedule_id {
+            Some(id) => schedule::find(conn, id)?,
+            None => None,
+        };
+        let queue = owner.map_or(ended.queue.clone(), |owner| owner.queue);
         let run_id = run::insert(
             conn,
             &NewRun {
@@ -246,7 +257,7 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Opti
                 finished_at: None,
                 error: None,
                 created_at: at,
-                queue: &ended.queue,
+                queue: &queue,
             },
         )?;
         audit::insert(

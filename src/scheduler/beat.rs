@@ -35,6 +35,8 @@ pub const REPUSH_AFTER: Duration = Duration::seconds(30);
 /// …at most this often by one scheduler, so that while no worker runs the queue does not fill
 /// up with copies.
 pub const REPUSH_EVERY: StdDuration = StdDuration::from_secs(300);
+/// Forgotten runs one reconcile pushes again at most, per queue.
+pub const REPUSH_AT_MOST: i64 = 1000;
 /// Jobs pushed to the queue in one write.
 pub const PUSH_BATCH: usize = 500;
 /// Workers not heard from for this long leave the workers page.
@@ -134,13 +136,7 @@ fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, 
         if expired > 0 {
             tracing::info!(expired, "expired runs queued too long");
         }
-        forgotten = runs::table
-            .filter(runs::status.eq("queued"))
-            .filter(runs::not_before.lt(at - REPUSH_AFTER))
-            .order(runs::not_before.asc())
-            .select(runs::id)
-            .limit(1000)
-            .load(conn)
+        forgotten = crate::scheduler::forgotten(conn, at, REPUSH_AFTER, REPUSH_AT_MOST)
             .context("Failed to find queued runs")?;
         crate::alerts::check_no_success(conn, at)?;
         alerts = crate::alerts::waiting(conn).context("Failed to find alerts to send")?;

@@ -12,7 +12,7 @@ pub mod actions;
 pub mod beat;
 mod reconcile;
 
-pub use reconcile::{expire_queued, rescue_stale};
+pub use reconcile::{expire_queued, forgotten, rescue_stale};
 
 use std::collections::HashSet;
 

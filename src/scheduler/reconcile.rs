@@ -1,6 +1,7 @@
-//! The reconciler: rescues runs whose worker died (no heartbeat) and expires runs queued longer
-//! than their schedule allows. Part of every scheduler's loop; safe to run in several at once
-//! (each change is a compare-and-set on what was read).
+//! The reconciler: rescues runs whose worker died (no heartbeat), expires runs queued longer
+//! than their schedule allows, and finds queued runs whose job may be lost. Part of every
+//! scheduler's loop; safe to run in several at once (each change is a compare-and-set on what
+//! was read).
 
 use anyhow::Context;
 use chrono::{Duration, NaiveDateTime};
@@ -9,7 +10,7 @@ use diesel::prelude::*;
 use crate::db::schema::{runs, schedules};
 use crate::db::{DbConnection, write_transaction};
 use crate::models::run::Run;
-use crate::models::schedule;
+use crate::models::{schedule, worker};
 
 /// Runs whose worker stopped heartbeating (killed, machine gone) since `stale_after`: each is
 /// queued again for its next attempt, or failed when it has none left. Returns the ids queued
@@ -88,4 +89,31 @@ pub fn expire_queued(conn: &mut DbConnection, at: NaiveDateTime) -> anyhow::Resu
         }
     }
     Ok(expired)
+}
+
+/// Queued runs due `overdue_by` before `at` and not taken — their job may be lost — at most
+/// `at_most` per queue, oldest first, on the queues some online worker listens on, for pushing
+/// again. Runs on a queue nobody takes from wait with their job (pushing copies would only pile
+/// up), and cannot crowd out the runs of the queues that are worked.
+pub fn forgotten(
+    conn: &mut DbConnection,
+    at: NaiveDateTime,
+    overdue_by: Duration,
+    at_most: i64,
+) -> QueryResult<Vec<i64>> {
+    let overdue =
+        || runs::table.filter(runs::status.eq("queued")).filter(runs::not_before.lt(at - overdue_by));
+    let listened = worker::listened_queues(conn, at, worker::OFFLINE_AFTER)?;
+    let queues: Vec<String> = overdue().select(runs::queue).distinct().load(conn)?;
+    let mut ids = Vec::new();
+    for queue in queues.into_iter().filter(|queue| listened.contains(queue)) {
+        let oldest: Vec<i64> = overdue()
+            .filter(runs::queue.eq(queue))
+            .order(runs::not_before.asc())
+            .select(runs::id)
+            .limit(at_most)
+            .load(conn)?;
+        ids.extend(oldest);
+    }
+    Ok(ids)
 }

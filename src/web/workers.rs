@@ -12,9 +12,9 @@ use chrono::NaiveDateTime;
 
 use crate::auth::CurrentUser;
 use crate::domain::QueueName;
-use crate::jobs::worker::OFFLINE_AFTER;
 use crate::models::run::{self, QueueBacklog, Run};
 use crate::models::schedule;
+use crate::models::worker::OFFLINE_AFTER;
 use crate::models::worker::{self, Worker};
 use crate::scheduler::beat::FORGET_WORKERS_AFTER;
 use crate::web::page::{Page, render};
