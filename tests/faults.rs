@@ -666,6 +666,49 @@ async fn rabbitmq_closing_every_connection_loses_no_run() {
     .await;
 }
 
+/// A worker listening on two queues, one of which RabbitMQ refuses to let it consume (declared
+/// beforehand with other settings): the refused queue's worker fails and retries on its own,
+/// and the default queue's runs go on as if nothing happened.
+#[tokio::test]
+async fn a_queue_that_cannot_be_consumed_leaves_the_worker_s_other_queues_working() {
+    use deadpool_lapin::lapin::options::QueueDeclareOptions;
+    use deadpool_lapin::lapin::types::FieldTable;
+
+    let Some(vhost) = PrivateVhost::create() else { return };
+    let Some(database) = TestDatabase::create(Backend::Postgres) else { return };
+    let connection =
+        deadpool_lapin::lapin::Connection::connect(&vhost.url(), Default::default()).await.unwrap();
+    let channel = connection.create_channel().await.unwrap();
+    // isinbeat declares its queues durable: a transient one of the same name is "inequivalent".
+    let transient = QueueDeclareOptions { durable: false, ..QueueDeclareOptions::default() };
+    channel.queue_declare("isinbeat-fault/refused".into(), transient, FieldTable::default()).await.unwrap();
+
+    let env = vec![
+        ("QUEUE_URL".to_owned(), vhost.url()),
+        ("ISINBEAT_QUEUE_NAME".to_owned(), "isinbeat-fault".to_owned()),
+    ];
+    let mut fleet = Fleet::with_env(&database, env);
+    let pool = pool(&database);
+    let start = (Utc::now() + TimeDelta::seconds(4)).duration_trunc(TimeDelta::seconds(1)).unwrap();
+    let end = start + TimeDelta::seconds(12);
+    let id = every_second(&pool, "sleep", "sleep", r#"{"seconds":"0"}"#, start, end);
+    fleet.start("scheduler", &["scheduler"]);
+    fleet.start("worker", &["worker", "--queues", "default,refused"]);
+    let after = start - TimeDelta::seconds(1);
+    wait_for_every_occurrence(&fleet, &pool, &[id], after, end, Duration::from_secs(60));
+    let outcomes = each_occurrence_ended_once(&pool, &fleet, id, after, end);
+    assert_eq!(outcomes.keys().collect::<Vec<_>>(), ["succeeded"], "{outcomes:?}\n{}", fleet.diagnose());
+    // Not held up by the other queue's restarts (5 s apart): each started within 3 s of its time.
+    for r in runs_of(&pool, id) {
+        let late = r.started_at.unwrap() - r.scheduled_for.unwrap();
+        assert!(late < TimeDelta::seconds(3), "run #{} started {late} late\n{}", r.id, fleet.diagnose());
+    }
+    let log = std::fs::read_to_string(fleet.log_path("worker")).unwrap();
+    let refused =
+        log.lines().filter(|line| line.contains("queue=refused") && line.contains("failed")).count();
+    assert!(refused >= 2, "the refused queue's worker failed and tried again:\n{log}");
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Outage {
     Begin,
