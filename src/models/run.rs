@@ -273,15 +273,6 @@ pub fn last_success_per_schedule(
         .load(conn)
 }
 
-/// Queued runs that are due at `now`, and the due time of the oldest of them.
-pub fn due_backlog(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<(i64, Option<NaiveDateTime>)> {
-    runs::table
-        .filter(runs::status.eq("queued"))
-        .filter(runs::not_before.le(now))
-        .select((diesel::dsl::count_star(), diesel::dsl::min(runs::not_before)))
-        .first(conn)
-}
-
 /// The queued runs of one queue.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct QueueBacklog {
@@ -290,6 +281,17 @@ pub struct QueueBacklog {
     pub oldest_due: Option<NaiveDateTime>,
     /// Queued for later (a retry's backoff, jitter).
     pub later: i64,
+}
+
+impl QueueBacklog {
+    /// The backlogs of several queues together.
+    pub fn total<'a>(queues: impl IntoIterator<Item = &'a QueueBacklog>) -> QueueBacklog {
+        queues.into_iter().fold(QueueBacklog::default(), |sum, queue| QueueBacklog {
+            due: sum.due + queue.due,
+            oldest_due: sum.oldest_due.into_iter().chain(queue.oldest_due).min(),
+            later: sum.later + queue.later,
+        })
+    }
 }
 
 /// Queued runs per queue at `now`.
@@ -324,11 +326,6 @@ pub fn backlog_by_queue(
 /// Runs in progress, oldest first.
 pub fn running(conn: &mut DbConnection) -> QueryResult<Vec<Run>> {
     runs::table.filter(runs::status.eq("running")).order(runs::id.asc()).select(Run::as_select()).load(conn)
-}
-
-/// Queued runs not due yet (retries waiting out their backoff, jittered runs).
-pub fn queued_later(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<i64> {
-    runs::table.filter(runs::status.eq("queued")).filter(runs::not_before.gt(now)).count().get_result(conn)
 }
 
 /// Runs created on one UTC day with one status.

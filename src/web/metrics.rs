@@ -76,12 +76,11 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
         (inner.finished_upto, inner.dispatched_upto)
     };
     let upto = now - SETTLE;
-    let (by_status, last_success, backlog, schedules, per_queue, finished, dispatched) = state
+    let (by_status, last_success, schedules, per_queue, finished, dispatched) = state
         .db(move |conn| {
             Ok((
                 run::counts_by_status_and_kind(conn)?,
                 run::last_success_per_schedule(conn)?,
-                run::due_backlog(conn, now)?,
                 schedule::list(conn, &schedule::ScheduleFilter::default())?,
                 run::backlog_by_queue(conn, now)?,
                 run::finished_between(conn, finished_from, upto, OBSERVE_AT_MOST)?,
@@ -127,7 +126,7 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
     );
     registry.register("isinbeat_schedule_enabled", "1 when the schedule is enabled, 0 when paused", enabled);
 
-    let (due, oldest) = backlog;
+    let run::QueueBacklog { due, oldest_due: oldest, .. } = run::QueueBacklog::total(per_queue.values());
     let queued = Gauge::<i64>::default();
     queued.set(due);
     registry.register("isinbeat_runs_due", "Queued runs that are due and not yet taken by a worker", queued);

@@ -21,7 +21,6 @@ use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule, ScheduleFilter, ScheduleOrder};
 use crate::models::worker;
-use crate::models::worker::OFFLINE_AFTER;
 use crate::scheduler::actions::{self, ActionError};
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
@@ -222,7 +221,8 @@ pub async fn detail(
                 object_id: Some(id.to_string()),
                 ..AuditFilter::default()
             };
-            let listeners = worker::listening_on(conn, &found.queue, crate::db::now(), OFFLINE_AFTER)?;
+            let listeners =
+                worker::listening_on(conn, &found.queue, crate::db::now(), worker::OFFLINE_AFTER)?;
             let (entries, deliveries) =
                 (audit::page(conn, &filter, None, 50)?, alert::for_schedule(conn, id, 20)?);
             Ok((found, runs, entries, deliveries, listeners))

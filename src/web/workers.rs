@@ -71,17 +71,17 @@ pub async fn list(
     me: web::ReqData<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
     let now = crate::db::now();
-    let (found, running, (due, oldest), later, (backlog, routed)) = state
+    let (found, running, backlog, routed) = state
         .db(move |conn| {
             Ok((
                 worker::seen_since(conn, now - FORGET_WORKERS_AFTER)?,
                 run::running(conn)?,
-                run::due_backlog(conn, now)?,
-                run::queued_later(conn, now)?,
-                (run::backlog_by_queue(conn, now)?, schedule::enabled_per_queue(conn)?),
+                run::backlog_by_queue(conn, now)?,
+                schedule::enabled_per_queue(conn)?,
             ))
         })
         .await?;
+    let QueueBacklog { due, oldest_due: oldest, later } = QueueBacklog::total(backlog.values());
     let running_total = running.len();
     let workers: Vec<WorkerRow> = found
         .into_iter()
