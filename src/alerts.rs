@@ -14,21 +14,19 @@ use diesel::prelude::*;
 
 use crate::db::schema::alert_deliveries;
 use crate::db::{DbConnection, DbPool, now};
+use crate::domain::mask_webhook_url;
 use crate::models::alert::{self, NewDelivery};
 use crate::models::run::{self, Run};
 use crate::models::schedule;
+use crate::sources::outbound::{OutboundClient, OutboundPolicy};
 
 /// How long one webhook call may take.
 pub const WEBHOOK_TIMEOUT: StdDuration = StdDuration::from_secs(10);
 
-/// The HTTP client isinbeat calls out with: rustls, timeouts, a User-Agent naming isinbeat.
-pub fn http_client(timeout: StdDuration) -> anyhow::Result<reqwest::Client> {
-    install_tls_provider();
-    reqwest::Client::builder()
-        .user_agent(concat!("isinbeat/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(StdDuration::from_secs(10).min(timeout))
-        .timeout(timeout)
-        .build()
+/// The HTTP client webhooks are called with: the outbound policy's, with timeouts.
+pub fn http_client(outbound: &OutboundPolicy, timeout: StdDuration) -> anyhow::Result<OutboundClient> {
+    outbound
+        .client(StdDuration::from_secs(10).min(timeout), Some(timeout))
         .context("Failed to set up the HTTP client")
 }
 
@@ -130,7 +128,7 @@ pub fn waiting_for_run(conn: &mut DbConnection, run_id: i64) -> QueryResult<Vec<
 }
 
 /// Sends the deliveries `ids` that nobody else has claimed, recording each answer.
-pub async fn deliver(pool: &DbPool, client: &reqwest::Client, ids: Vec<i64>) {
+pub async fn deliver(pool: &DbPool, client: &OutboundClient, ids: Vec<i64>) {
     for id in ids {
         let claim_pool = pool.clone();
         let claimed = tokio::task::spawn_blocking(move || {
@@ -146,7 +144,7 @@ pub async fn deliver(pool: &DbPool, client: &reqwest::Client, ids: Vec<i64>) {
                 continue;
             }
             Err(error) => {
-                tracing::warn!(alert = id, %error, "claiming an alert panicked");
+                tracing::warn!(alert = id, error = error.to_string(), "claiming an alert panicked");
                 continue;
             }
         };
@@ -158,22 +156,30 @@ pub async fn deliver(pool: &DbPool, client: &reqwest::Client, ids: Vec<i64>) {
                 "run_id": delivery.run_id,
             },
         });
-        let answer = client.post(&delivery.url).json(&body).send().await;
-        let (delivered, status, error) = match answer {
-            Ok(response) if response.status().is_success() => {
-                (true, Some(i32::from(response.status().as_u16())), None)
-            }
-            Ok(response) => (
-                false,
-                Some(i32::from(response.status().as_u16())),
-                Some(format!("The webhook answered {}.", response.status())),
-            ),
-            Err(error) => (false, None, Some(describe_error(&error))),
+        let answer = match client.post(&delivery.url) {
+            Ok(request) => Ok(request.json(&body).send().await),
+            Err(refused) => Err(refused),
         };
+        let (delivered, status, error) = match answer {
+            Err(refused) => (false, None, Some(format!("Refused: {refused}."))),
+            Ok(answer) => match answer {
+                Ok(response) if response.status().is_success() => {
+                    (true, Some(i32::from(response.status().as_u16())), None)
+                }
+                Ok(response) => (
+                    false,
+                    Some(i32::from(response.status().as_u16())),
+                    Some(format!("The webhook answered {}.", response.status())),
+                ),
+                Err(error) => (false, None, Some(describe_error(&error))),
+            },
+        };
+        // The path of a webhook is its secret: logs name its host only.
+        let shown = mask_webhook_url(&delivery.url);
         if delivered {
-            tracing::info!(alert = id, url = %delivery.url, "alert delivered");
+            tracing::info!(alert = id, url = ?shown, "alert delivered");
         } else {
-            tracing::warn!(alert = id, url = %delivery.url, error = error.as_deref(), "alert not delivered");
+            tracing::warn!(alert = id, url = ?shown, error = error.as_deref(), "alert not delivered");
         }
         let record_pool = pool.clone();
         let recorded = tokio::task::spawn_blocking(move || {
@@ -189,6 +195,9 @@ pub async fn deliver(pool: &DbPool, client: &reqwest::Client, ids: Vec<i64>) {
 }
 
 fn describe_error(error: &reqwest::Error) -> String {
+    if let Some(refused) = crate::sources::outbound::refusal_in(error) {
+        return format!("Refused: {refused}.");
+    }
     let mut text = if error.is_timeout() {
         format!("No answer within {} s.", WEBHOOK_TIMEOUT.as_secs())
     } else if error.is_connect() {

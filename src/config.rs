@@ -1,6 +1,7 @@
 //! Settings, read once from the environment, with defaults that make `isinbeat serve` work with
 //! nothing set: a SQLite file in the working directory and the admin on 127.0.0.1:8000.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -10,6 +11,7 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::domain::QueueName;
+use crate::sources::outbound::{AllowRule, LocalFiles, OutboundPolicy};
 
 /// Where the application's database lives, decided by `DATABASE_URL`.
 #[derive(Clone, PartialEq, Eq)]
@@ -200,6 +202,14 @@ pub struct Settings {
     pub login_window: Duration,
     /// Web worker threads; defaults to the number of cores.
     pub web_workers: Option<usize>,
+    /// Exports (CSV, JSON lines) one process streams at once (`ISINBEAT_EXPORTS_MAX`); one more
+    /// is refused (429) until one ends.
+    pub exports_max: usize,
+    /// How long an export waits for its client to take the last piece (32 KiB) it was handed
+    /// before it ends the export and its connection (`ISINBEAT_EXPORT_STALL_SECONDS`).
+    pub export_stall: Duration,
+    /// The bearer token `/metrics` asks for (`ISINBEAT_METRICS_TOKEN`); unset, `/metrics` is open.
+    pub metrics_token: Option<Secret>,
     /// Runs one worker executes at once.
     pub worker_concurrency: usize,
     /// The queues a worker takes runs from (`ISINBEAT_WORKER_QUEUES`, or `worker --queues`):
@@ -214,12 +224,20 @@ pub struct Settings {
     /// The most bytes a downloaded file may have once decompressed
     /// (`ISINBEAT_UNCOMPRESSED_MAX_MB`): a zip bomb stops here.
     pub uncompressed_max_bytes: u64,
+    /// What outgoing requests and local sources may reach: `ISINBEAT_OUTBOUND_ALLOW` (internal
+    /// hosts, addresses and ranges allowed), `ISINBEAT_OUTBOUND_RESOLVE` (names with fixed
+    /// addresses) and `ISINBEAT_SOURCE_DIRS` (folders local sources may be read from).
+    pub outbound: OutboundPolicy,
     /// Whether the first start creates the default schedules (`ISINBEAT_SEED=none`: no).
     pub seed: bool,
     /// A tracing filter such as `info` or `isinbeat=debug,actix_web=info`.
     pub log_level: String,
     pub log_format: LogFormat,
 }
+
+/// How long an export waits for a client that stopped reading, unless
+/// `ISINBEAT_EXPORT_STALL_SECONDS` says otherwise.
+pub const DEFAULT_EXPORT_STALL_SECONDS: u64 = 60;
 
 /// Size settings are given in megabytes (MiB).
 const MB: u64 = 1 << 20;
@@ -289,6 +307,17 @@ impl Settings {
                 });
             }
         };
+        let outbound = parse_outbound(&get)?;
+        let metrics_token = get("ISINBEAT_METRICS_TOKEN").map(|raw| Secret::new(raw.trim().to_owned()));
+        if let Some(token) = &metrics_token
+            && token.expose().len() < 16
+        {
+            return Err(ConfigError::Invalid {
+                name: "ISINBEAT_METRICS_TOKEN",
+                value: "********".to_owned(),
+                reason: "use at least 16 characters".to_owned(),
+            });
+        }
         let secret_key = get("ISINBEAT_SECRET_KEY").map(Secret::new);
         if let Some(key) = &secret_key
             && key.expose().len() < 32
@@ -320,6 +349,14 @@ impl Settings {
                 Some(_) => Some(parse_number(&get, "ISINBEAT_WEB_WORKERS", 2, 1..=256)?),
                 None => None,
             },
+            exports_max: parse_number(&get, "ISINBEAT_EXPORTS_MAX", 4, 1..=1000)?,
+            export_stall: Duration::from_secs(parse_number(
+                &get,
+                "ISINBEAT_EXPORT_STALL_SECONDS",
+                DEFAULT_EXPORT_STALL_SECONDS,
+                1..=3600,
+            )?),
+            metrics_token,
             worker_concurrency: parse_number(&get, "ISINBEAT_WORKER_CONCURRENCY", 2, 1..=256)?,
             worker_queues,
             run_heartbeat: Duration::from_secs(parse_number(
@@ -331,6 +368,7 @@ impl Settings {
             download_max_bytes: MB * parse_number(&get, "ISINBEAT_DOWNLOAD_MAX_MB", 4096, 1..=1 << 20)?,
             uncompressed_max_bytes: MB
                 * parse_number(&get, "ISINBEAT_UNCOMPRESSED_MAX_MB", 65_536, 1..=1 << 24)?,
+            outbound,
             seed: match get("ISINBEAT_SEED").as_deref().map(str::trim) {
                 None | Some("default") => true,
                 Some("none") => false,
@@ -379,6 +417,9 @@ impl Settings {
                 "ISINBEAT_WEB_WORKERS",
                 self.web_workers.map_or_else(|| "(one per core)".to_owned(), |n| n.to_string()),
             ),
+            row("ISINBEAT_EXPORTS_MAX", self.exports_max.to_string()),
+            row("ISINBEAT_EXPORT_STALL_SECONDS", self.export_stall.as_secs().to_string()),
+            row("ISINBEAT_METRICS_TOKEN", secret(&self.metrics_token, "(unset: /metrics is open)")),
             row("ISINBEAT_WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
             row(
                 "ISINBEAT_WORKER_QUEUES",
@@ -387,6 +428,30 @@ impl Settings {
             row("ISINBEAT_RUN_HEARTBEAT_SECONDS", self.run_heartbeat.as_secs().to_string()),
             row("ISINBEAT_DOWNLOAD_MAX_MB", (self.download_max_bytes / MB).to_string()),
             row("ISINBEAT_UNCOMPRESSED_MAX_MB", (self.uncompressed_max_bytes / MB).to_string()),
+            row("ISINBEAT_OUTBOUND_ALLOW", {
+                let allowed = self.outbound.allowed();
+                if allowed.is_empty() {
+                    "(none: public addresses only)".to_owned()
+                } else {
+                    allowed.iter().map(ToString::to_string).collect::<Vec<_>>().join(",")
+                }
+            }),
+            row("ISINBEAT_OUTBOUND_RESOLVE", {
+                let fixed = self.outbound.fixed_names();
+                if fixed.is_empty() { "(none)".to_owned() } else { fixed.join(",") }
+            }),
+            row(
+                "ISINBEAT_SOURCE_DIRS",
+                match self.outbound.local_files() {
+                    LocalFiles::Under(dirs) if dirs.is_empty() => {
+                        "(none: no local files as sources)".to_owned()
+                    }
+                    LocalFiles::Under(dirs) => {
+                        dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(",")
+                    }
+                    LocalFiles::Anywhere => "(anywhere)".to_owned(),
+                },
+            ),
             row("ISINBEAT_SEED", if self.seed { "default" } else { "none" }.to_owned()),
             row("ISINBEAT_LOG", self.log_level.clone()),
             row(
@@ -440,6 +505,45 @@ fn parse_bool(
             _ => Err(ConfigError::Invalid { name, value: raw, reason: "expected true or false".to_owned() }),
         },
     }
+}
+
+/// The outbound policy from `ISINBEAT_OUTBOUND_ALLOW`, `ISINBEAT_OUTBOUND_RESOLVE` and
+/// `ISINBEAT_SOURCE_DIRS`.
+fn parse_outbound(get: &impl Fn(&str) -> Option<String>) -> Result<OutboundPolicy, ConfigError> {
+    let allowed = match get("ISINBEAT_OUTBOUND_ALLOW") {
+        Some(raw) => AllowRule::parse_list(&raw).map_err(|reason| ConfigError::Invalid {
+            name: "ISINBEAT_OUTBOUND_ALLOW",
+            value: raw.clone(),
+            reason,
+        })?,
+        None => Vec::new(),
+    };
+    let mut fixed: HashMap<String, Vec<IpAddr>> = HashMap::new();
+    if let Some(raw) = get("ISINBEAT_OUTBOUND_RESOLVE") {
+        for item in raw.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+            let parsed = item.split_once('=').and_then(|(name, ip)| {
+                let ip = ip.trim().trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()?;
+                let name = name.trim();
+                (!name.is_empty()).then(|| (name.to_ascii_lowercase(), ip))
+            });
+            let Some((name, ip)) = parsed else {
+                return Err(ConfigError::Invalid {
+                    name: "ISINBEAT_OUTBOUND_RESOLVE",
+                    value: raw.clone(),
+                    reason: format!("{item:?} is not NAME=IP"),
+                });
+            };
+            fixed.entry(name).or_default().push(ip);
+        }
+    }
+    let dirs: Vec<PathBuf> = get("ISINBEAT_SOURCE_DIRS")
+        .map(|raw| raw.split(',').map(str::trim).filter(|d| !d.is_empty()).map(PathBuf::from).collect())
+        .unwrap_or_default();
+    OutboundPolicy::new(allowed, fixed, &dirs).map_err(|reason| ConfigError::Invalid {
+        name: "ISINBEAT_SOURCE_DIRS",
+        value: dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
+        reason,
+    })
 }
 
 fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
@@ -548,6 +652,26 @@ mod tests {
     }
 
     #[test]
+    fn exports_are_capped_and_metrics_open_unless_told() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.exports_max, 4);
+        assert_eq!(s.export_stall, Duration::from_secs(DEFAULT_EXPORT_STALL_SECONDS));
+        assert!(s.metrics_token.is_none());
+        let s = settings(&[
+            ("ISINBEAT_EXPORTS_MAX", "10"),
+            ("ISINBEAT_EXPORT_STALL_SECONDS", "5"),
+            ("ISINBEAT_METRICS_TOKEN", " 0123456789abcdef \n"),
+        ])
+        .unwrap();
+        assert_eq!((s.exports_max, s.export_stall), (10, Duration::from_secs(5)));
+        assert_eq!(s.metrics_token.as_ref().map(Secret::expose), Some("0123456789abcdef"));
+        assert!(settings(&[("ISINBEAT_EXPORTS_MAX", "0")]).is_err());
+        assert!(settings(&[("ISINBEAT_EXPORT_STALL_SECONDS", "0")]).is_err());
+        let short = settings(&[("ISINBEAT_METRICS_TOKEN", "secret")]).unwrap_err().to_string();
+        assert!(short.contains("ISINBEAT_METRICS_TOKEN") && !short.contains("secret\""), "{short}");
+    }
+
+    #[test]
     fn trusted_proxies_accept_addresses_and_ranges() {
         let s = settings(&[("ISINBEAT_TRUSTED_PROXIES", "10.0.0.0/8, 127.0.0.1")]).unwrap();
         assert!(s.is_trusted_proxy("10.1.2.3".parse().unwrap()));
@@ -560,10 +684,12 @@ mod tests {
         let s = settings(&[
             ("ISINBEAT_SECRET_KEY", "0123456789abcdef0123456789abcdef-very-secret"),
             ("ISINBEAT_ADMIN_PASSWORD", "correct horse battery"),
+            ("ISINBEAT_METRICS_TOKEN", "prometheus-scrapes-with-this"),
         ])
         .unwrap();
         let shown = format!("{s:?} {:?}", s.rows());
         assert!(!shown.contains("very-secret"));
+        assert!(!shown.contains("prometheus-scrapes"));
         assert!(!shown.contains("correct horse"));
     }
 }

@@ -29,7 +29,7 @@ use crate::scheduler::beat;
 use crate::sources::formats::Format;
 use crate::sources::sample;
 use crate::web::routes::{self, AccessMap, RouteDef};
-use crate::web::{AppError, AppState, api, middleware};
+use crate::web::{AppError, AppState, ConnectionSocket, api, middleware};
 
 /// The name of the session cookie.
 pub const SESSION_COOKIE: &str = "isinbeat_session";
@@ -210,7 +210,14 @@ fn start_background(pool: &DbPool, queue: Queue, settings: &Settings, processes:
     let mut tasks = Vec::new();
     if processes.scheduler {
         let heartbeat = settings.run_heartbeat;
-        tasks.push(tokio::spawn(beat::run(pool.clone(), queue.clone(), heartbeat, stopped(watch.clone()))));
+        let outbound = settings.outbound.clone();
+        tasks.push(tokio::spawn(beat::run(
+            pool.clone(),
+            queue.clone(),
+            heartbeat,
+            outbound,
+            stopped(watch.clone()),
+        )));
     }
     if processes.worker {
         let (pool, stop, registry) = (pool.clone(), watch.clone(), Registry::from_settings(settings));
@@ -219,6 +226,7 @@ fn start_background(pool: &DbPool, queue: Queue, settings: &Settings, processes:
             queues: settings.worker_queues.clone(),
             concurrency: settings.worker_concurrency,
             run_heartbeat: settings.run_heartbeat,
+            outbound: settings.outbound.clone(),
         };
         tasks.push(tokio::spawn(async move {
             let finished = worker::run(pool, queue, registry, options, stop).await;
@@ -250,7 +258,8 @@ fn run(
         i64::try_from(settings.session_ttl.as_secs()).unwrap_or(i64::MAX),
     );
     let workers = settings.web_workers;
-    let state = web::Data::new(AppState { pool, queue, settings, observed: Arc::default() });
+    let exports = Arc::new(tokio::sync::Semaphore::new(settings.exports_max));
+    let state = web::Data::new(AppState { pool, queue, settings, observed: Arc::default(), exports });
     let access_map = web::Data::new(AccessMap::from_table(&routes::table()));
     let mut server = HttpServer::new(move || {
         let table = routes::table();
@@ -295,6 +304,9 @@ fn run(
             .wrap(middleware::security_headers(https))
             .wrap(Logger::new("%a \"%r\" %s %b %Dms"))
     })
+    // Each connection keeps a handle on its socket, so that an export whose client stopped
+    // reading can end its connection (see `ConnectionSocket`).
+    .on_connect(ConnectionSocket::remember)
     .listen(listener)
     .context("Failed to start the web server")?;
     if let Some(workers) = workers {
@@ -325,7 +337,7 @@ fn spawn_housekeeping(pool: DbPool, login_window: Duration) {
                     tracing::debug!(sessions, failures, "removed expired sessions and login failures");
                 }
                 Ok(Err(error)) => tracing::warn!(error = format!("{error:#}"), "housekeeping failed"),
-                Err(error) => tracing::warn!(%error, "housekeeping task panicked"),
+                Err(error) => tracing::warn!(error = error.to_string(), "housekeeping task panicked"),
             }
         }
     });

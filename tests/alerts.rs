@@ -86,8 +86,13 @@ async fn run_once(app: &TestApp, schedule_id: i64) -> (i64, Outcome) {
     .unwrap()
 }
 
-fn client() -> reqwest::Client {
-    alerts::http_client(StdDuration::from_secs(5)).unwrap()
+/// The client webhooks are called with, allowed to reach the test's servers on 127.0.0.1.
+fn client() -> isinbeat::sources::outbound::OutboundClient {
+    let allowed = isinbeat::sources::outbound::AllowRule::parse_list("127.0.0.1").unwrap();
+    let policy =
+        isinbeat::sources::outbound::OutboundPolicy::new(allowed, std::collections::HashMap::new(), &[])
+            .unwrap();
+    alerts::http_client(&policy, StdDuration::from_secs(5)).unwrap()
 }
 
 async fn a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows_it(backend: Backend) {

@@ -1,13 +1,15 @@
 //! The JSON API as a script uses it: a token made on the account page, sent as a bearer token;
-//! refused without one, with a revoked one, and with too small a role; errors as JSON; and the
-//! OpenAPI document describing every API route of the route table.
+//! refused without one, with a revoked or expired one, with one an admin revoked (one by one on
+//! the user's page, or all of them by a password reset or deactivation), and with too small a
+//! role; tokens made and revoked in the audit log; errors as JSON; and the OpenAPI document
+//! describing every API route of the route table.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
-use common::{Backend, Browser, TestApp, spawn_app};
-use isinbeat::domain::Role;
+use common::{Backend, Browser, TestApp, location, spawn_app};
+use isinbeat::domain::{Role, Username};
 use isinbeat::web::routes::{self, Access};
 use serde_json::Value;
 
@@ -15,11 +17,23 @@ on_both_backends!(
     a_token_from_the_account_page_reads_isins_schedules_and_runs,
     requests_without_a_valid_token_or_role_are_refused_with_json,
     a_revoked_token_stops_working_at_once,
+    a_token_given_a_lifetime_is_refused_once_it_expires,
+    a_bad_lifetime_is_refused_beside_its_field_and_no_token_is_made,
+    making_and_revoking_a_token_is_in_the_audit_log_without_its_secret,
+    an_admin_sees_a_users_tokens_and_revokes_one,
+    an_admin_password_reset_revokes_the_users_tokens,
+    deactivating_a_user_revokes_their_tokens_for_good,
 );
 
 /// Makes a token on `browser`'s account page; returns its secret.
 async fn make_token(browser: &Browser, name: &str) -> String {
-    let response = browser.submit("/admin/account/", "/admin/account/tokens", &[("name", name)]).await;
+    make_token_expiring(browser, name, "").await
+}
+
+/// Makes a token that expires in `days` (empty: never); returns its secret.
+async fn make_token_expiring(browser: &Browser, name: &str, days: &str) -> String {
+    let fields = [("name", name), ("expires_days", days)];
+    let response = browser.submit("/admin/account/", "/admin/account/tokens", &fields).await;
     assert_eq!(response.status(), 200);
     let html = response.text().await.unwrap();
     assert!(html.contains("it is not shown again"), "{html}");
@@ -172,6 +186,229 @@ async fn a_revoked_token_stops_working_at_once(backend: Backend) {
     assert_eq!(status, 401);
     assert!(body["error"]["message"].as_str().unwrap().contains("revoked"));
     assert!(admin.get_html("/admin/account/").await.contains("revoked 20"));
+}
+
+/// The row of the token named `name` in a token table.
+fn token_row<'a>(html: &'a str, name: &str) -> &'a str {
+    let cell = format!("<td>{name}</td>");
+    let at = html.find(&cell).unwrap_or_else(|| panic!("no token {name} listed"));
+    let start = html[..at].rfind("<tr").unwrap();
+    let end = at + html[at..].find("</tr>").unwrap();
+    &html[start..end]
+}
+
+async fn user_id(app: &TestApp, username: &str) -> i64 {
+    let name = Username::parse(username).unwrap();
+    app.query(move |conn| isinbeat::models::user::find_by_username(conn, &name).unwrap().unwrap().id.0).await
+}
+
+async fn a_token_given_a_lifetime_is_refused_once_it_expires(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let before = chrono::Utc::now();
+    let token = make_token_expiring(&admin, "for a month", "30").await;
+    let after = chrono::Utc::now();
+    let forever = make_token(&admin, "for ever").await;
+
+    let account = admin.get_html("/admin/account/").await;
+    let row = token_row(&account, "for a month");
+    let expiry =
+        |at: chrono::DateTime<chrono::Utc>| (at + chrono::Duration::days(30)).format("%Y-%m-%d").to_string();
+    assert!(row.contains(&expiry(before)) || row.contains(&expiry(after)), "{row}");
+    assert!(row.contains("/revoke"), "a live token can be revoked: {row}");
+    // Neither used nor expiring: "never" twice; the other is only unused.
+    let never = "<td class=\"nowrap\">never</td>";
+    assert_eq!(token_row(&account, "for ever").matches(never).count(), 2);
+    assert_eq!(row.matches(never).count(), 1, "{row}");
+    let (status, _) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(&token)).await;
+    assert_eq!(status, 200);
+
+    // A month later (the clock cannot be moved, so the expiry is).
+    app.query(|conn| {
+        use diesel::prelude::*;
+        use isinbeat::db::schema::api_tokens;
+        let past = isinbeat::db::now() - chrono::Duration::minutes(1);
+        diesel::update(api_tokens::table.filter(api_tokens::name.eq("for a month")))
+            .set(api_tokens::expires_at.eq(Some(past)))
+            .execute(conn)
+            .unwrap();
+    })
+    .await;
+    let (status, body) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(&token)).await;
+    assert_eq!(status, 401);
+    assert_eq!(body["error"]["code"], "unauthorized");
+    assert!(body["error"]["message"].as_str().unwrap().contains("expired"), "{body}");
+    let account = admin.get_html("/admin/account/").await;
+    let row = token_row(&account, "for a month");
+    assert!(row.contains(">expired<"), "{row}");
+    assert!(!row.contains("/revoke"), "{row}");
+    let (status, _) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(&forever)).await;
+    assert_eq!(status, 200, "a token without an expiry goes on working");
+}
+
+async fn a_bad_lifetime_is_refused_beside_its_field_and_no_token_is_made(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    for days in ["0", "-3", "soon", "2.5", "3651"] {
+        let fields = [("name", "nightly sync"), ("expires_days", days)];
+        let response = admin.submit("/admin/account/", "/admin/account/tokens", &fields).await;
+        assert_eq!(response.status(), 422, "{days}");
+        let html = response.text().await.unwrap();
+        assert!(
+            html.contains("<p class=\"field-error\" id=\"error_expires_days\">Enter a whole number of days from 1 to 3650"),
+            "{days}"
+        );
+        assert!(
+            html.contains(&format!(
+                "name=\"expires_days\" min=\"1\" max=\"3650\" step=\"1\" value=\"{days}\""
+            )),
+            "{days}"
+        );
+        assert!(html.contains("value=\"nightly sync\""), "the name is kept");
+        assert!(!html.contains("it is not shown again"), "{days}");
+    }
+    assert!(admin.get_html("/admin/account/").await.contains("You have no API tokens."));
+}
+
+async fn making_and_revoking_a_token_is_in_the_audit_log_without_its_secret(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    app.create_user("watcher", "a long enough password 1", Role::Viewer).await;
+    let viewer = app.logged_in("watcher", "a long enough password 1").await;
+    let token = make_token_expiring(&viewer, "dashboards", "7").await;
+    let account = viewer.get_html("/admin/account/").await;
+    let row = token_row(&account, "dashboards");
+    let start = row.find("/admin/account/tokens/").unwrap();
+    let action = &row[start..start + row[start..].find('"').unwrap()];
+    assert_eq!(viewer.submit("/admin/account/", action, &[]).await.status(), 303);
+    let flash = viewer.get_html("/admin/account/").await;
+    assert!(flash.contains("The token “dashboards” was revoked"), "{flash}");
+
+    let admin = app.admin().await;
+    let audit = admin.get_html("/admin/audit/").await;
+    for action in ["create API token", "revoke API token"] {
+        assert!(
+            audit.contains(&format!(
+                "<td>watcher</td>\n      <td>{action}</td>\n      <td>user “watcher”</td>"
+            )),
+            "{action}: {audit}"
+        );
+    }
+    assert!(audit.contains("<span class=\"field-name\">api token</span>: — → dashboards (#"), "{audit}");
+    assert!(audit.contains("<span class=\"field-name\">api token</span>: dashboards (#"), "{audit}");
+    assert!(!audit.contains(&token[4..]), "the secret is not in the log");
+    // The user's page in the users admin shows it too.
+    let watcher = user_id(&app, "watcher").await;
+    let detail = admin.get_html(&format!("/admin/users/{watcher}/")).await;
+    assert!(detail.contains("<td>revoke API token</td>"), "{detail}");
+}
+
+async fn an_admin_sees_a_users_tokens_and_revokes_one(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    app.create_user("robot", "robot's long passphrase", Role::Operator).await;
+    let robot = app.logged_in("robot", "robot's long passphrase").await;
+    let nightly = make_token_expiring(&robot, "nightly", "90").await;
+    let hourly = make_token(&robot, "hourly").await;
+    let id = user_id(&app, "robot").await;
+
+    let admin = app.admin().await;
+    let page = format!("/admin/users/{id}/");
+    let detail = admin.get_html(&page).await;
+    let row = token_row(&detail, "nightly");
+    assert!(row.contains(&format!("<code>{}…</code>", &nightly[..12])), "{row}");
+    assert!(!detail.contains(&nightly) && !detail.contains(&hourly), "no secret on the page");
+    assert!(row.contains("never"), "not used yet: {row}");
+    let start = row.find("action=\"").unwrap() + 8;
+    let action = row[start..start + row[start..].find('"').unwrap()].to_owned();
+    assert!(action.starts_with(&format!("/admin/users/{id}/tokens/")), "{action}");
+
+    // Without the CSRF token nothing happens.
+    assert_eq!(admin.post_raw(&action, &[]).await.status(), 403);
+    let response = admin.submit(&page, &action, &[]).await;
+    assert_eq!(response.status(), 303);
+    assert_eq!(location(&response), format!("/admin/users/{id}/#api-tokens"));
+    let detail = admin.get_html(&page).await;
+    assert!(detail.contains("The token “nightly” was revoked"), "{detail}");
+    assert!(token_row(&detail, "nightly").contains("revoked 20"));
+    assert!(token_row(&detail, "hourly").contains("/revoke"), "the other one is untouched");
+
+    let (status, body) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(&nightly)).await;
+    assert_eq!(status, 401);
+    assert!(body["error"]["message"].as_str().unwrap().contains("revoked"));
+    let (status, _) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(&hourly)).await;
+    assert_eq!(status, 200);
+    // Again, or under another user's id: no such token.
+    assert_eq!(admin.submit(&page, &action, &[]).await.status(), 404);
+    let admin_id = user_id(&app, "admin").await;
+    let elsewhere = action.replace(&format!("/users/{id}/"), &format!("/users/{admin_id}/"));
+    assert_eq!(admin.submit(&page, &elsewhere, &[]).await.status(), 404);
+    // The owner cannot use the admin's form.
+    assert_eq!(robot.submit("/admin/account/", &action, &[]).await.status(), 403);
+}
+
+async fn an_admin_password_reset_revokes_the_users_tokens(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    app.create_user("robot", "robot's long passphrase", Role::Operator).await;
+    let robot = app.logged_in("robot", "robot's long passphrase").await;
+    let first = make_token(&robot, "first").await;
+    let second = make_token_expiring(&robot, "second", "10").await;
+    let id = user_id(&app, "robot").await;
+
+    let admin = app.admin().await;
+    let path = format!("/admin/users/{id}/password");
+    let fields = [("password1", "robot's new passphrase"), ("password2", "robot's new passphrase")];
+    let response = admin.submit(&path, &path, &fields).await;
+    assert_eq!(response.status(), 303);
+    let detail = admin.get_html(&format!("/admin/users/{id}/")).await;
+    assert!(detail.contains("Their 2 API tokens were revoked."), "{detail}");
+    assert!(
+        detail.contains("<span class=\"field-name\">active API tokens</span>: 2 → 0"),
+        "the audit entry says so: {detail}"
+    );
+    for secret in [&first, &second] {
+        let (status, body) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(secret)).await;
+        assert_eq!(status, 401);
+        assert!(body["error"]["message"].as_str().unwrap().contains("revoked"), "{body}");
+    }
+    // A token made after the reset works.
+    let robot = app.logged_in("robot", "robot's new passphrase").await;
+    let third = make_token(&robot, "third").await;
+    let (status, _) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(&third)).await;
+    assert_eq!(status, 200);
+    // Changing one's own password keeps one's tokens.
+    let fields = [
+        ("old_password", "robot's new passphrase"),
+        ("password1", "robot's third passphrase"),
+        ("password2", "robot's third passphrase"),
+    ];
+    assert_eq!(robot.submit("/admin/account/", "/admin/account/", &fields).await.status(), 303);
+    let (status, _) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(&third)).await;
+    assert_eq!(status, 200);
+}
+
+async fn deactivating_a_user_revokes_their_tokens_for_good(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    app.create_user("robot", "robot's long passphrase", Role::Operator).await;
+    let robot = app.logged_in("robot", "robot's long passphrase").await;
+    let token = make_token(&robot, "cron").await;
+    let id = user_id(&app, "robot").await;
+
+    let admin = app.admin().await;
+    let edit = format!("/admin/users/{id}/edit");
+    let response = admin.submit(&edit, &edit, &[("role", "operator")]).await;
+    assert_eq!(response.status(), 303);
+    let detail = admin.get_html(&format!("/admin/users/{id}/")).await;
+    assert!(detail.contains("User “robot” was saved. Their API token was revoked."), "{detail}");
+    let (status, _) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(&token)).await;
+    assert_eq!(status, 401);
+
+    // Active again, the user logs in, but the old token stays revoked.
+    let response = admin.submit(&edit, &edit, &[("role", "operator"), ("is_active", "on")]).await;
+    assert_eq!(response.status(), 303);
+    app.logged_in("robot", "robot's long passphrase").await;
+    let (status, body) = call(&app, reqwest::Method::GET, "/api/v1/schedules", Some(&token)).await;
+    assert_eq!(status, 401);
+    assert!(body["error"]["message"].as_str().unwrap().contains("revoked"));
+    assert!(token_row(&admin.get_html(&format!("/admin/users/{id}/")).await, "cron").contains("revoked 20"));
 }
 
 #[tokio::test]

@@ -27,6 +27,8 @@ on_both_backends!(
     every_response_carries_security_headers,
     anonymous_visits_store_nothing_and_a_login_stores_one_session,
     replicas_share_sessions_logouts_and_the_throttle,
+    a_guess_at_one_username_from_many_addresses_locks_that_username_only,
+    ipv6_addresses_of_one_64_count_as_one_address,
 );
 
 async fn the_login_page_leads_to_the_dashboard(backend: Backend) {
@@ -182,17 +184,22 @@ async fn parallel_wrong_passwords_cannot_slip_past_the_throttle(backend: Backend
 
 /// A login attempt sent with `X-Forwarded-For: forwarded`; returns the status.
 async fn login_forwarded(browser: &Browser, forwarded: &str, password: &str) -> u16 {
+    login_as_from(browser, "admin", forwarded, password).await.0
+}
+
+/// A login attempt of `username` sent with `X-Forwarded-For: forwarded`; returns the status
+/// and the page.
+async fn login_as_from(browser: &Browser, username: &str, forwarded: &str, password: &str) -> (u16, String) {
     let token = browser.csrf_token("/login").await;
-    browser
+    let response = browser
         .client
         .post(browser.url("/login"))
         .header("X-Forwarded-For", forwarded)
-        .form(&[("csrf_token", token.as_str()), ("username", "admin"), ("password", password)])
+        .form(&[("csrf_token", token.as_str()), ("username", username), ("password", password)])
         .send()
         .await
-        .unwrap()
-        .status()
-        .as_u16()
+        .unwrap();
+    (response.status().as_u16(), response.text().await.unwrap())
 }
 
 async fn forwarded_addresses_count_only_behind_a_trusted_proxy(backend: Backend) {
@@ -435,4 +442,60 @@ async fn replicas_share_sessions_logouts_and_the_throttle(backend: Backend) {
     }
     assert_eq!(second.login("admin", ADMIN_PASSWORD).await.status(), 429);
     assert_eq!(first.login("admin", ADMIN_PASSWORD).await.status(), 429);
+}
+
+async fn a_guess_at_one_username_from_many_addresses_locks_that_username_only(backend: Backend) {
+    // Two failures per address; so six for one username over all addresses.
+    let settings = [("ISINBEAT_TRUSTED_PROXIES", "127.0.0.1"), ("ISINBEAT_LOGIN_MAX_FAILURES", "2")];
+    let Some(app) = spawn_app_with(backend, &settings).await else {
+        return;
+    };
+    app.create_user("carol", "carol's long passphrase", Role::Viewer).await;
+    let browser = app.browser();
+    // A botnet: each address guesses once, well under its own limit.
+    for n in 1..=6 {
+        let (status, page) =
+            login_as_from(&browser, "admin", &format!("203.0.113.{n}"), "a wrong guess").await;
+        assert_eq!(status, 422, "guess {n}");
+        assert!(page.contains(WRONG_LOGIN));
+    }
+    // The seventh address is new, and even the right password is refused now.
+    let (status, locked) = login_as_from(&browser, "admin", "198.51.100.1", ADMIN_PASSWORD).await;
+    assert_eq!(status, 429);
+    assert!(locked.contains("Too many failed login attempts. Try again in 1 minute(s)."), "{locked}");
+    // Another user, from that same address, logs in.
+    let (status, _) = login_as_from(&browser, "carol", "198.51.100.1", "carol's long passphrase").await;
+    assert_eq!(status, 303);
+
+    // A username that does not exist is locked the same way, with the same words: the lock
+    // does not tell which usernames exist.
+    let guesser = app.browser();
+    for n in 1..=6 {
+        let (status, _) =
+            login_as_from(&guesser, "nobody", &format!("203.0.113.{}", 100 + n), "a guess").await;
+        assert_eq!(status, 422, "guess {n}");
+    }
+    let (status, refused) = login_as_from(&guesser, "nobody", "198.51.100.2", "a guess").await;
+    assert_eq!(status, 429);
+    let message = |page: &str| {
+        let start = page.find("Too many failed").unwrap();
+        page[start..start + page[start..].find('<').unwrap()].to_owned()
+    };
+    assert_eq!(message(&refused), message(&locked));
+}
+
+async fn ipv6_addresses_of_one_64_count_as_one_address(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, &[("ISINBEAT_TRUSTED_PROXIES", "127.0.0.1")]).await else {
+        return;
+    };
+    let browser = app.browser();
+    // Five hosts of one /64 network: one client that changes its address.
+    for n in 1..=5 {
+        let status = login_forwarded(&browser, &format!("2001:db8:1:2::{n:x}"), "wrong password here").await;
+        assert_eq!(status, 422, "attempt {n}");
+    }
+    let status = login_forwarded(&browser, "2001:db8:1:2:ffff:ffff:ffff:ffff", ADMIN_PASSWORD).await;
+    assert_eq!(status, 429, "another address of the same /64 is locked");
+    // The next /64 is another client.
+    assert_eq!(login_forwarded(&browser, "2001:db8:1:3::1", ADMIN_PASSWORD).await, 303);
 }

@@ -775,24 +775,37 @@ async fn fetching_obeys_the_size_cap_and_reports_broken_downloads() {
     let server = file_server(vec![("big.csv", vec![b'x'; 200_000]), ("small.csv", b"LEI,ISIN\n".to_vec())]);
     let limits = Limits { max_bytes: 100_000, ..Limits::default() };
     let never_stop = |_: u64, _: Option<u64>| Ok(());
+    // The test's server is on 127.0.0.1, which the outbound policy allows only when told.
+    let policy = isinbeat::sources::outbound::OutboundPolicy::new(
+        isinbeat::sources::outbound::AllowRule::parse_list("127.0.0.1").unwrap(),
+        std::collections::HashMap::new(),
+        &[],
+    )
+    .unwrap();
     let big = Location::parse(&format!("{}/files/big.csv", server.base)).unwrap();
-    let refused = fetch::fetch(&big, Previous::default(), &limits, &never_stop).await;
+    let refused = fetch::fetch(&big, &policy, Previous::default(), &limits, &never_stop).await;
     assert!(matches!(refused, Err(FetchError::TooLarge { limit: 100_000, .. })), "{refused:?}");
 
     let small = Location::parse(&format!("{}/files/small.csv", server.base)).unwrap();
     let Fetched::Content(content) =
-        fetch::fetch(&small, Previous::default(), &limits, &never_stop).await.unwrap()
+        fetch::fetch(&small, &policy, Previous::default(), &limits, &never_stop).await.unwrap()
     else {
         panic!("expected content")
     };
     assert_eq!(content.bytes, 9);
     let etag = content.etag.clone().unwrap();
-    let again =
-        fetch::fetch(&small, Previous { etag: Some(&etag), last_modified: None }, &limits, &never_stop).await;
+    let again = fetch::fetch(
+        &small,
+        &policy,
+        Previous { etag: Some(&etag), last_modified: None },
+        &limits,
+        &never_stop,
+    )
+    .await;
     assert!(matches!(again, Ok(Fetched::NotModified)));
 
     let missing = Location::parse(&format!("{}/files/nothing.csv", server.base)).unwrap();
-    let error = fetch::fetch(&missing, Previous::default(), &limits, &never_stop).await.unwrap_err();
+    let error = fetch::fetch(&missing, &policy, Previous::default(), &limits, &never_stop).await.unwrap_err();
     assert!(error.to_string().contains("answered HTTP 404: no such file"), "{error}");
 
     // A body shorter than its Content-Length is an error, not a short file.
@@ -806,7 +819,7 @@ async fn fetching_obeys_the_size_cap_and_reports_broken_downloads() {
         }
     });
     let short = Location::parse(&format!("http://127.0.0.1:{port}/short.csv")).unwrap();
-    let error = fetch::fetch(&short, Previous::default(), &limits, &never_stop).await.unwrap_err();
+    let error = fetch::fetch(&short, &policy, Previous::default(), &limits, &never_stop).await.unwrap_err();
     assert!(error.to_string().contains("broke off"), "{error}");
 }
 

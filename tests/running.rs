@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::{Backend, spawn_app_running};
+use common::{Backend, spawn_app_running, spawn_app_with};
 use diesel::prelude::*;
 use isinbeat::db::schema::runs;
 use isinbeat::models::schedule::{self, NewSchedule};
@@ -15,7 +15,54 @@ use isinbeat::models::schedule::{self, NewSchedule};
 on_both_backends!(
     a_schedule_every_second_runs_by_itself_and_shows_on_the_runs_page,
     run_now_from_the_schedule_page_is_executed_by_the_worker,
+    metrics_ask_for_their_token_and_are_read_at_most_every_few_seconds,
 );
+
+/// The metrics token of [`metrics_ask_for_their_token_and_are_read_at_most_every_few_seconds`].
+const METRICS_TOKEN: &str = "scraper-7f3a9c1e5b2d4680";
+
+async fn metrics_ask_for_their_token_and_are_read_at_most_every_few_seconds(backend: Backend) {
+    let Some(app) = spawn_app_with(backend, &[("ISINBEAT_METRICS_TOKEN", METRICS_TOKEN)]).await else {
+        return;
+    };
+    // reqwest is built without a default TLS provider: the test's client needs one too.
+    isinbeat::alerts::install_tls_provider();
+    let client = reqwest::Client::new();
+    let url = format!("{}/metrics", app.address);
+    let refused = client.get(&url).send().await.unwrap();
+    assert_eq!(refused.status(), 401, "no token");
+    assert!(refused.headers()["www-authenticate"].to_str().unwrap().starts_with("Bearer"));
+    assert!(
+        refused.text().await.unwrap().contains("ISINBEAT_METRICS_TOKEN"),
+        "the refusal says what to send"
+    );
+    for wrong in ["scraper-7f3a9c1e5b2d468", "scraper-7f3a9c1e5b2d46800", "SCRAPER-7F3A9C1E5B2D4680"] {
+        let response = client.get(&url).bearer_auth(wrong).send().await.unwrap();
+        assert_eq!(response.status(), 401, "{wrong}");
+    }
+    let basic = client.get(&url).header("Authorization", format!("Basic {METRICS_TOKEN}")).send().await;
+    assert_eq!(basic.unwrap().status(), 401, "the token counts as a bearer token only");
+
+    let first = client.get(&url).bearer_auth(METRICS_TOKEN).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    let first = first.text().await.unwrap();
+    assert!(first.contains("# TYPE isinbeat_metrics_collected_timestamp_seconds gauge"), "{first}");
+
+    // A schedule created now shows only once the figures are read again, a few seconds later:
+    // scrapes in between get the same text, and say how old it is.
+    app.query(|conn| {
+        let mut new = NewSchedule::with_defaults("metrics-probe", "prune_history", "cron");
+        new.settings.cron_expr = Some("0 3 * * *".to_owned());
+        schedule::insert(conn, &new).unwrap();
+    })
+    .await;
+    let second = client.get(&url).bearer_auth(METRICS_TOKEN).send().await.unwrap();
+    assert!(second.headers().contains_key("age"));
+    assert_eq!(second.text().await.unwrap(), first, "a scrape within the window reads nothing anew");
+    tokio::time::sleep(isinbeat::web::metrics::FRESH_FOR + Duration::from_millis(500)).await;
+    let later = client.get(&url).bearer_auth(METRICS_TOKEN).send().await.unwrap().text().await.unwrap();
+    assert!(later.contains("isinbeat_schedule_enabled{schedule=\"metrics-probe\"} 1"), "{later}");
+}
 
 async fn run_now_from_the_schedule_page_is_executed_by_the_worker(backend: Backend) {
     let Some(app) = spawn_app_running(backend).await else { return };

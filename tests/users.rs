@@ -23,6 +23,7 @@ on_both_backends!(
     names_with_markup_are_shown_escaped,
     two_admins_demoting_each_other_at_once_leave_one_admin,
     guessing_the_current_password_on_the_account_page_is_throttled,
+    passwords_from_deep_in_djangos_common_list_are_refused_at_the_forms,
 );
 
 async fn user_id(app: &TestApp, username: &str) -> i64 {
@@ -399,4 +400,36 @@ async fn guessing_the_current_password_on_the_account_page_is_throttled(backend:
         .query(|conn| user::find_by_username(conn, &Username::parse("admin").unwrap()).unwrap().unwrap())
         .await;
     assert!(isinbeat::auth::password::verify(common::ADMIN_PASSWORD, &unchanged.password_hash));
+}
+
+async fn passwords_from_deep_in_djangos_common_list_are_refused_at_the_forms(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else {
+        return;
+    };
+    let admin = app.admin().await;
+    let too_common = "id=\"error_password1\">This password is too common.";
+    // Lines 13,474 and 18,511 of Django's 19,640; case does not matter.
+    for password in ["InGodWeTrust", "KARTOFFELPUFFER"] {
+        let response = add_user(&admin, "ivan", "viewer", password, password).await;
+        assert_eq!(response.status(), 422, "{password}");
+        assert!(response.text().await.unwrap().contains(too_common), "{password}");
+    }
+    assert_eq!(app.user_count().await, 1, "nothing was saved");
+
+    // The same list guards a reset and one's own change.
+    let id = user_id(&app, "admin").await;
+    let path = format!("/admin/users/{id}/password");
+    let fields = [("password1", "cookiemonster"), ("password2", "cookiemonster")];
+    let response = admin.submit(&path, &path, &fields).await;
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.unwrap().contains(too_common));
+    let fields = [
+        ("old_password", common::ADMIN_PASSWORD),
+        ("password1", "Supernatural"),
+        ("password2", "Supernatural"),
+    ];
+    let response = admin.submit("/admin/account/", "/admin/account/", &fields).await;
+    assert_eq!(response.status(), 422);
+    assert!(response.text().await.unwrap().contains(too_common));
+    assert_eq!(app.browser().login("admin", common::ADMIN_PASSWORD).await.status(), 303, "unchanged");
 }

@@ -11,7 +11,7 @@ use crate::db::{DbConnection, write_transaction};
 use crate::domain::{NewPassword, Role, UserId, Username};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::user::{self, NewUser, User, UserChanges};
-use crate::models::{login_failure, session};
+use crate::models::{api_token, login_failure, session};
 
 /// Why an account operation did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +37,8 @@ impl From<DieselError> for AccountError {
 }
 
 const OBJECT_USER: &str = "user";
+/// The audit field that says how many API tokens a change revoked.
+const FIELD_TOKENS: &str = "active API tokens";
 
 /// Creates a user.
 pub fn create_user(
@@ -66,15 +68,23 @@ pub fn create_user(
     })
 }
 
+/// A user after [`update_user`], and how many of their API tokens it revoked.
+#[derive(Debug)]
+pub struct UserUpdated {
+    pub user: User,
+    pub tokens_revoked: usize,
+}
+
 /// Changes a user's role and whether the user is active. Deactivating ends the user's
-/// sessions. The last active admin can be neither demoted nor deactivated.
+/// sessions and revokes their API tokens (reactivating does not bring them back). The last
+/// active admin can be neither demoted nor deactivated.
 pub fn update_user(
     conn: &mut DbConnection,
     actor: &Actor,
     id: UserId,
     role: Role,
     is_active: bool,
-) -> Result<User, AccountError> {
+) -> Result<UserUpdated, AccountError> {
     write_transaction(conn, |conn| {
         let before = user::find(conn, id)?.ok_or(AccountError::NotFound)?;
         let loses_admin =
@@ -91,15 +101,17 @@ pub fn update_user(
             changes.insert("is_active".into(), json!([before.is_active, is_active]));
         }
         if changes.is_empty() {
-            return Ok(before);
+            return Ok(UserUpdated { user: before, tokens_revoked: 0 });
         }
-        user::update(
-            conn,
-            id,
-            &UserChanges { role: role.as_str(), is_active, updated_at: crate::db::now() },
-        )?;
+        let now = crate::db::now();
+        user::update(conn, id, &UserChanges { role: role.as_str(), is_active, updated_at: now })?;
+        let mut tokens_revoked = 0;
         if !is_active {
             session::delete_for_user(conn, id, None)?;
+            tokens_revoked = api_token::revoke_all_of_user(conn, id.0, now)?;
+            if tokens_revoked > 0 {
+                changes.insert(FIELD_TOKENS.into(), json!([tokens_revoked, 0]));
+            }
         }
         audit::insert(
             conn,
@@ -112,7 +124,8 @@ pub fn update_user(
                 changes: serde_json::Value::Object(changes),
             },
         )?;
-        user::find(conn, id)?.ok_or(AccountError::NotFound)
+        let user = user::find(conn, id)?.ok_or(AccountError::NotFound)?;
+        Ok(UserUpdated { user, tokens_revoked })
     })
 }
 
@@ -127,19 +140,29 @@ pub enum PasswordChange {
 
 /// Sets a user's password and ends all of that user's sessions (the caller renews its own
 /// session when the user changed their own password and stays logged in). Clears the user's
-/// login failures so the new password works at once.
+/// login failures so the new password works at once. A reset (by an admin or the command line:
+/// the account may be compromised) also revokes the user's API tokens; a user changing their
+/// own password keeps theirs. Returns how many tokens were revoked.
 pub fn set_password(
     conn: &mut DbConnection,
     actor: &Actor,
     id: UserId,
     hash: &HashedPassword,
     kind: PasswordChange,
-) -> Result<(), AccountError> {
+) -> Result<usize, AccountError> {
     write_transaction(conn, |conn| {
         let target = user::find(conn, id)?.ok_or(AccountError::NotFound)?;
         user::set_password_hash(conn, id, hash.as_str())?;
         session::delete_for_user(conn, id, None)?;
         login_failure::clear_username(conn, &target.username)?;
+        let tokens_revoked = match kind {
+            PasswordChange::Own => 0,
+            PasswordChange::Reset => api_token::revoke_all_of_user(conn, id.0, crate::db::now())?,
+        };
+        let mut changes = json!({ "password": ["********", "********"] });
+        if tokens_revoked > 0 {
+            changes[FIELD_TOKENS] = json!([tokens_revoked, 0]);
+        }
         audit::insert(
             conn,
             &NewAuditEntry {
@@ -151,10 +174,10 @@ pub fn set_password(
                 object_type: OBJECT_USER,
                 object_id: Some(id.to_string()),
                 object_repr: &target.username,
-                changes: json!({ "password": ["********", "********"] }),
+                changes,
             },
         )?;
-        Ok(())
+        Ok(tokens_revoked)
     })
 }
 

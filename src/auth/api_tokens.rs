@@ -1,14 +1,20 @@
 //! API tokens: made once and shown once, stored as a SHA-256 of the secret (the secret is 40
 //! random characters, so a slow password hash would add nothing and cost every request), and
-//! checked on each API request.
+//! checked on each API request. Making and revoking one is written to the audit log, on the
+//! owner's user entry (the name and id of the token, never its secret).
 
+use chrono::NaiveDateTime;
+use diesel::result::Error as DieselError;
 use rand::distr::{Alphanumeric, SampleString};
+use serde_json::json;
 use sha2::{Digest, Sha256};
 
 use crate::auth::{CurrentUser, load_current_user};
-use crate::db::DbConnection;
+use crate::db::{DbConnection, write_transaction};
 use crate::domain::UserId;
-use crate::models::api_token::{self, NewApiToken};
+use crate::models::api_token::{self, ApiToken, NewApiToken};
+use crate::models::audit::{self, Actor, NewAuditEntry};
+use crate::models::user;
 
 /// Every secret starts with this, so that a leaked one is recognisable (secret scanners).
 const SECRET_PREFIX: &str = "isb_";
@@ -16,6 +22,8 @@ const SECRET_PREFIX: &str = "isb_";
 const SHOWN: usize = 12;
 /// The longest token name.
 pub const MAX_NAME: usize = 100;
+/// The longest lifetime a token can be given, in days (ten years).
+pub const MAX_DAYS: i64 = 3650;
 
 fn hash(secret: &str) -> String {
     hex::encode(Sha256::digest(secret.as_bytes()))
@@ -28,23 +36,94 @@ pub enum TokenError {
     Missing,
     #[error("This API token is not valid: it is unknown or was revoked, or its user was deactivated.")]
     Invalid,
+    #[error("This API token has expired: make a new one on your account page.")]
+    Expired,
 }
 
-/// Makes a token for `user_id` named `name`; returns its id and the secret, which is never
-/// shown again.
-pub fn create(conn: &mut DbConnection, user_id: UserId, name: &str) -> diesel::QueryResult<(i64, String)> {
+/// The audit log's object for a token: its owner. A token is named by its name and id.
+const OBJECT_USER: &str = "user";
+const FIELD_TOKEN: &str = "api token";
+
+fn label(name: &str, id: i64) -> String {
+    format!("{name} (#{id})")
+}
+
+/// How an expiry reads in the audit log.
+fn expiry_text(expires_at: Option<NaiveDateTime>) -> String {
+    expires_at.map_or_else(|| "never".to_owned(), |at| at.format("%Y-%m-%d %H:%M UTC").to_string())
+}
+
+/// Makes a token for `owner` named `name`, expiring at `expires_at` (`None`: never), and
+/// records who made it in the audit log. Returns its id and the secret, which is never shown
+/// again. `DieselError::NotFound` when the owner does not exist.
+pub fn create(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    owner: UserId,
+    name: &str,
+    expires_at: Option<NaiveDateTime>,
+) -> diesel::QueryResult<(i64, String)> {
     let secret = format!("{SECRET_PREFIX}{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
-    let id = api_token::insert(
-        conn,
-        &NewApiToken {
-            user_id: user_id.0,
-            name,
-            prefix: &secret[..SHOWN],
-            token_hash: &hash(&secret),
-            created_at: chrono::Utc::now().naive_utc(),
-        },
-    )?;
-    Ok((id, secret))
+    let token_hash = hash(&secret);
+    write_transaction(conn, |conn| {
+        let owner = user::find(conn, owner)?.ok_or(DieselError::NotFound)?;
+        let id = api_token::insert(
+            conn,
+            &NewApiToken {
+                user_id: owner.id.0,
+                name,
+                prefix: &secret[..SHOWN],
+                token_hash: &token_hash,
+                created_at: crate::db::now(),
+                expires_at,
+            },
+        )?;
+        audit::insert(
+            conn,
+            &NewAuditEntry {
+                actor,
+                action: "create API token",
+                object_type: OBJECT_USER,
+                object_id: Some(owner.id.to_string()),
+                object_repr: &owner.username,
+                changes: json!({
+                    FIELD_TOKEN: [null, label(name, id)],
+                    "expires": [null, expiry_text(expires_at)],
+                }),
+            },
+        )?;
+        Ok(id)
+    })
+    .map(|id| (id, secret))
+}
+
+/// Revokes the token `id` of `owner` and records who did it in the audit log. Returns the token
+/// as it was, or `None` when `owner` has no such token or it was revoked already.
+pub fn revoke(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    owner: UserId,
+    id: i64,
+) -> diesel::QueryResult<Option<ApiToken>> {
+    write_transaction(conn, |conn| {
+        let Some(token) = api_token::find_of_user(conn, owner.0, id)? else { return Ok(None) };
+        let Some(owner) = user::find(conn, owner)? else { return Ok(None) };
+        if api_token::revoke(conn, owner.id.0, id, crate::db::now())? == 0 {
+            return Ok(None);
+        }
+        audit::insert(
+            conn,
+            &NewAuditEntry {
+                actor,
+                action: "revoke API token",
+                object_type: OBJECT_USER,
+                object_id: Some(owner.id.to_string()),
+                object_repr: &owner.username,
+                changes: json!({ FIELD_TOKEN: [label(&token.name, token.id), "revoked"] }),
+            },
+        )?;
+        Ok(Some(token))
+    })
 }
 
 /// The user a request's `Authorization` header value stands for.
@@ -57,10 +136,13 @@ pub fn authenticate(conn: &mut DbConnection, header: Option<&str>) -> Result<Cur
     let token = api_token::find_by_hash(conn, &hash(secret))?
         .filter(|token| token.revoked_at.is_none())
         .ok_or(AuthFailure::Token(TokenError::Invalid))?;
+    let now = crate::db::now();
+    if token.is_expired(now) {
+        return Err(AuthFailure::Token(TokenError::Expired));
+    }
     let user =
         load_current_user(conn, UserId(token.user_id))?.ok_or(AuthFailure::Token(TokenError::Invalid))?;
     // A write only when the last use on record is a minute old: most requests only read.
-    let now = chrono::Utc::now().naive_utc();
     if token.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1)) {
         api_token::touch(conn, token.id, now)?;
     }

@@ -34,7 +34,7 @@ pub async fn scheduler() -> anyhow::Result<()> {
     let pool = super::migrated_pool_sized(&settings, 2)?;
     let queue = Queue::open(&settings, &pool).await?;
     println!("isinbeat scheduler: ticking every second (queue: {}). Press Ctrl+C to stop.", queue.describe());
-    beat::run(pool, queue, settings.run_heartbeat, shutdown_signal()).await;
+    beat::run(pool, queue, settings.run_heartbeat, settings.outbound.clone(), shutdown_signal()).await;
     println!("isinbeat scheduler: stopped.");
     Ok(())
 }
@@ -63,8 +63,13 @@ pub async fn worker(concurrency: Option<usize>, queues: Vec<QueueName>) -> anyho
         shutdown_signal().await;
         let _ = stop.send(true);
     });
-    let options =
-        worker::WorkerOptions { name, queues: listened, concurrency, run_heartbeat: settings.run_heartbeat };
+    let options = worker::WorkerOptions {
+        name,
+        queues: listened,
+        concurrency,
+        run_heartbeat: settings.run_heartbeat,
+        outbound: settings.outbound.clone(),
+    };
     worker::run(pool, queue, Registry::from_settings(&settings), options, stopped).await?;
     println!("isinbeat worker: stopped; runs in progress were finished.");
     Ok(())

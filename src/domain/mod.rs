@@ -10,6 +10,7 @@ pub mod policy;
 pub mod queue_name;
 pub mod role;
 pub mod schedule_spec;
+pub mod url_secrets;
 pub mod username;
 
 pub use ids::UserId;
@@ -18,4 +19,5 @@ pub use lei::{Lei, LeiError};
 pub use password::{NewPassword, PasswordError};
 pub use queue_name::{QueueName, QueueNameError};
 pub use role::Role;
+pub use url_secrets::{mask_url_secrets, mask_urls_in_text, mask_webhook_url};
 pub use username::{Username, UsernameError};

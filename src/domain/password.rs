@@ -3,8 +3,15 @@
 //! Follows NIST SP 800-63B and Django's validators: a minimum length, no all-digit passwords, no
 //! password from the list of the most common ones, and not the username itself. There is no
 //! composition rule (no "one symbol and one capital").
+//!
+//! The common passwords are Django's list (`common-passwords.txt.gz` beside this file, 19,640
+//! entries, compiled by Royce Williams; BSD 3-Clause, © Django Software Foundation and individual
+//! contributors — see `common-passwords.LICENSE`), compared case-insensitively as Django does.
 
+use std::collections::HashSet;
 use std::fmt;
+use std::io::Read;
+use std::sync::LazyLock;
 
 /// A password that satisfies the policy. Its `Debug` never shows it.
 #[derive(Clone, PartialEq, Eq)]
@@ -25,42 +32,37 @@ pub enum PasswordError {
     SameAsUsername,
 }
 
-/// Passwords that appear at the top of every breach list; a few letters or digits added to one
-/// of them do not make it safe, so the check is on the password with digits and symbols removed
-/// as well as on the password itself.
-const COMMON: &[&str] = &[
-    "password",
-    "passw0rd",
-    "123456789012",
-    "qwertyuiop",
-    "qwertyuiopas",
-    "iloveyou",
-    "letmein",
-    "welcome",
-    "administrator",
-    "admin",
-    "changeme",
-    "trustno1",
-    "football",
-    "baseball",
-    "sunshine",
-    "princess",
-    "dragon",
-    "monkey",
-    "starwars",
-    "superman",
-    "master",
-    "shadow",
-    "whatever",
-    "password1",
-    "qwerty",
-    "abc123",
-    "isinbeat",
-    "secret",
-    "asdfghjkl",
-    "zxcvbnm",
-    "correcthorsebatterystaple",
-];
+/// Django's common-password list, gzipped, one lowercase password a line. Origin and licence:
+/// `common-passwords.LICENSE` in this folder.
+const DJANGO_COMMON_PASSWORDS: &[u8] = include_bytes!("common-passwords.txt.gz");
+
+/// Passwords common here that the list lacks: this product's name and a famous example.
+const EXTRA_COMMON: &[&str] = &["isinbeat", "correcthorsebatterystaple", "qwertyuiopas"];
+
+/// The common passwords, lowercase, decompressed on first use.
+static COMMON: LazyLock<HashSet<String>> = LazyLock::new(|| {
+    let mut text = String::new();
+    // The data is compiled in, so this cannot fail at run time unless the file was replaced by
+    // something that is not gzipped UTF-8 — which the tests below would catch.
+    if flate2::read::GzDecoder::new(DJANGO_COMMON_PASSWORDS).read_to_string(&mut text).is_err() {
+        text.clear();
+    }
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .chain(EXTRA_COMMON.iter().copied())
+        .map(str::to_owned)
+        .collect()
+});
+
+/// Whether `lowered` (a lowercase password) is a common password. Like Django, surrounding
+/// spaces do not count. A few digits and symbols added to a common word do not make it safe
+/// either, so the password's letters alone are looked up too when they are most of it.
+fn is_common(lowered: &str) -> bool {
+    let letters: String = lowered.chars().filter(|c| c.is_alphabetic()).collect();
+    COMMON.contains(lowered.trim())
+        || (letters.chars().count() * 2 >= lowered.chars().count() && COMMON.contains(&letters))
+}
 
 impl NewPassword {
     /// The shortest password accepted.
@@ -81,8 +83,7 @@ impl NewPassword {
             return Err(PasswordError::EntirelyNumeric);
         }
         let lowered = raw.to_lowercase();
-        let letters: String = lowered.chars().filter(|c| c.is_alphabetic()).collect();
-        if COMMON.iter().any(|common| *common == lowered || *common == letters) {
+        if is_common(&lowered) {
             return Err(PasswordError::TooCommon);
         }
         let username = username.to_lowercase();
@@ -122,6 +123,30 @@ mod tests {
             Err(PasswordError::SameAsUsername)
         );
         assert_eq!(NewPassword::parse(&"x".repeat(1025), "alice"), Err(PasswordError::TooLong));
+    }
+
+    #[test]
+    fn the_whole_django_list_is_loaded() {
+        assert_eq!(COMMON.len(), 19_640 + EXTRA_COMMON.len());
+        // The first line, one past the 10,000th, and the last.
+        for common in ["123456", "supernatural", "fallen_angel"] {
+            assert!(COMMON.contains(common), "{common}");
+        }
+    }
+
+    #[test]
+    fn passwords_deep_in_the_list_are_refused_whatever_their_case() {
+        for password in ["kartoffelpuffer", "CookieMonster", "  InGodWeTrust  ", "FRIEND OF EMILY"] {
+            assert_eq!(NewPassword::parse(password, "alice"), Err(PasswordError::TooCommon), "{password}");
+        }
+    }
+
+    #[test]
+    fn mostly_digits_around_a_short_common_word_are_judged_whole() {
+        // "abc" and "x" are on the list, but here they are not most of the password.
+        assert!(NewPassword::parse("8472619305abc", "alice").is_ok());
+        assert!(NewPassword::parse("9183-4472-1106-x", "alice").is_ok());
+        assert_eq!(NewPassword::parse("Sunshine!2024", "alice"), Err(PasswordError::TooCommon));
     }
 
     #[test]

@@ -4,6 +4,7 @@
 use serde_json::json;
 
 use crate::db::{DbConnection, write_transaction};
+use crate::domain::mask_url_secrets;
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::source::{self, NewSource, Source, SourceChanges};
 use crate::models::{isin_browse, isin_record, schedule};
@@ -22,10 +23,16 @@ pub enum SourceActionError {
     Database(#[from] diesel::result::Error),
 }
 
+/// The fields that differ, as `{"field": [old, new]}`; a URL's credentials are masked (the audit
+/// log is read by every user), while a change of them alone still shows as a change.
 fn diff(before: &SourceChanges, after: &SourceChanges) -> serde_json::Value {
+    let (old_url, mut new_url) = (mask_url_secrets(&before.url), mask_url_secrets(&after.url).into_owned());
+    if before.url != after.url && old_url == new_url {
+        new_url.push_str(" (credentials changed)");
+    }
     let pairs = [
         ("name", json!(before.name), json!(after.name)),
-        ("url", json!(before.url), json!(after.url)),
+        ("url", json!(old_url), json!(new_url)),
         ("format", json!(before.format), json!(after.format)),
         ("options", json!(before.options), json!(after.options)),
         ("enabled", json!(before.enabled), json!(after.enabled)),

@@ -26,6 +26,7 @@ use crate::models::source::{self, Published, Source};
 use crate::sources::decompress::{self, Container};
 use crate::sources::fetch::{self, Content, Fetched, Limits, Location, Previous};
 use crate::sources::formats::{self, Format, FormatOptions, Item, Row};
+use crate::sources::outbound::OutboundPolicy;
 use diff::{Action, Duplicate, Incoming, StagedRow};
 use sorted::{LeiPair, SortedRows, Sorter};
 
@@ -46,6 +47,8 @@ pub struct Options {
     pub max_uncompressed_bytes: u64,
     /// A run holding a source's lock with a heartbeat older than this is taken to be dead.
     pub stale_after: Duration,
+    /// What the download may reach (addresses, local folders).
+    pub outbound: OutboundPolicy,
 }
 
 impl Default for Options {
@@ -56,6 +59,7 @@ impl Default for Options {
             limits: Limits::default(),
             max_uncompressed_bytes: 64 << 30,
             stale_after: Duration::from_secs(60),
+            outbound: OutboundPolicy::default(),
         }
     }
 }
@@ -216,7 +220,10 @@ pub fn import_file(
     let result = (|| {
         let started = Instant::now();
         let location = Location::File(path.to_owned());
-        let fetched = fetch::fetch_blocking(&location, Previous::default(), &options.limits, &|_, _| Ok(()))?;
+        // Whoever runs `isinbeat import FILE` has the machine already: any file they name is read.
+        let policy = options.outbound.clone().with_local_files_anywhere();
+        let fetched =
+            fetch::fetch_blocking(&location, &policy, Previous::default(), &options.limits, &|_, _| Ok(()))?;
         let Fetched::Content(content) = fetched else {
             return Err(ImportError::Other(anyhow::anyhow!("a local file cannot be “not modified”")));
         };
@@ -312,10 +319,16 @@ fn fetch_and_import_locked(
         Previous { etag: source.etag.as_deref(), last_modified: source.last_modified.as_deref() }
     };
     let started = Instant::now();
-    let fetched = fetch::fetch_blocking(&location, previous, &options.limits, &|bytes, total_bytes| {
-        observer.progress(&Progress { phase: Phase::Fetching, bytes, total_bytes, rows: 0 });
-        observer.check_stop()
-    })?;
+    let fetched = fetch::fetch_blocking(
+        &location,
+        &options.outbound,
+        previous,
+        &options.limits,
+        &|bytes, total_bytes| {
+            observer.progress(&Progress { phase: Phase::Fetching, bytes, total_bytes, rows: 0 });
+            observer.check_stop()
+        },
+    )?;
     stats.seconds.fetch = started.elapsed().as_secs_f64();
     match fetched {
         Fetched::NotModified => {
@@ -897,7 +910,13 @@ fn refresh_browsing(
     if let Err(error) = result {
         let message =
             format!("the import was published, but the browser's indexes were not updated: {error:#}");
-        tracing::warn!(run = run_id, source = source.name, "{message}");
+        // The cause is a field (escaped in text logs), not part of the message.
+        tracing::warn!(
+            run = run_id,
+            source = source.name,
+            error = format!("{error:#}"),
+            "the import was published, but the browser's indexes were not updated"
+        );
         observer.log(&format!("warning: {message}"));
     }
 }
@@ -964,19 +983,32 @@ pub struct Preview {
 /// Valid rows a preview shows.
 pub const PREVIEW_ROWS: usize = 20;
 
+/// How long "Test source" may take, download and reading together.
+pub const PREVIEW_SECONDS: u64 = 60;
+
 /// Fetches `source`'s file (unconditionally) and reads all of it, keeping the first rows and
-/// problems. Writes nothing.
-pub fn preview(
-    source: &Source,
-    limits: &Limits,
-    max_uncompressed_bytes: u64,
-) -> Result<Preview, ImportError> {
+/// problems, within `options`' caps and policy and before `deadline`. Writes nothing.
+pub fn preview(source: &Source, options: &Options, deadline: Instant) -> Result<Preview, ImportError> {
     let format = Format::parse(&source.format)
         .ok_or_else(|| ImportError::Settings(format!("unknown format “{}”", source.format)))?;
     let format_options = FormatOptions::from_json(&source.options).map_err(ImportError::Settings)?;
     let location = Location::parse(&source.url).map_err(ImportError::Settings)?;
+    let out_of_time = || {
+        ImportError::Stopped(format!(
+            "the test took longer than {} s; an import run is not limited this way",
+            PREVIEW_SECONDS
+        ))
+    };
     let mut preview = Preview::default();
-    let content = match fetch::fetch_blocking(&location, Previous::default(), limits, &|_, _| Ok(()))? {
+    let before_deadline =
+        |_, _| if Instant::now() < deadline { Ok(()) } else { Err(out_of_time().to_string()) };
+    let content = match fetch::fetch_blocking(
+        &location,
+        &options.outbound,
+        Previous::default(),
+        &options.limits,
+        &before_deadline,
+    )? {
         Fetched::Content(content) => content,
         Fetched::NotModified => {
             preview.not_modified = true;
@@ -985,13 +1017,16 @@ pub fn preview(
     };
     preview.bytes = content.bytes;
     let (container, input) =
-        decompress::open(&content.path, format_options.member.as_deref(), max_uncompressed_bytes)?;
+        decompress::open(&content.path, format_options.member.as_deref(), options.max_uncompressed_bytes)?;
     if let Container::Zip { member } = container {
         preview.member = Some(member);
     }
     let mut reader = formats::open_reader(format, &format_options, input)?;
     while let Some(item) = reader.next_item()? {
         preview.rows_read += 1;
+        if preview.rows_read % READ_BATCH as u64 == 0 && Instant::now() >= deadline {
+            return Err(out_of_time());
+        }
         match item {
             Item::Row(row) => {
                 preview.valid += 1;

@@ -14,14 +14,17 @@ use crate::db::DbPool;
 use crate::import::{self, Observer, Progress};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind};
 use crate::models::{run, source};
+use crate::sources::outbound::OutboundPolicy;
 
-/// The task kind, with the process's size caps on what it downloads.
-#[derive(Debug, Clone, Copy)]
+/// The task kind, with the process's size caps and outbound policy for what it downloads.
+#[derive(Debug, Clone)]
 pub struct DownloadIsins {
     /// The most bytes a download may have.
     pub max_download_bytes: u64,
     /// The most bytes the file may have once decompressed.
     pub max_uncompressed_bytes: u64,
+    /// What downloads may reach.
+    pub outbound: OutboundPolicy,
 }
 
 impl Default for DownloadIsins {
@@ -30,6 +33,7 @@ impl Default for DownloadIsins {
         Self {
             max_download_bytes: options.limits.max_bytes,
             max_uncompressed_bytes: options.max_uncompressed_bytes,
+            outbound: options.outbound,
         }
     }
 }
@@ -80,10 +84,15 @@ impl TaskKind for DownloadIsins {
             accept_shrink: text("accept_shrink") == "yes",
             limits: crate::sources::fetch::Limits { max_bytes: self.max_download_bytes, ..defaults.limits },
             max_uncompressed_bytes: self.max_uncompressed_bytes,
+            outbound: self.outbound.clone(),
             ..defaults
         };
         let observer = RunObserver { ctx, progress: RunProgress::new(ctx.pool.clone(), ctx.run_id) };
-        ctx.log(format!("importing source “{}” from {}", found.name, found.url));
+        ctx.log(format!(
+            "importing source “{}” from {}",
+            found.name,
+            crate::domain::mask_url_secrets(&found.url)
+        ));
         match import::fetch_and_import(&mut conn, found.id, ctx.run_id, &options, &observer) {
             Ok(stats) => {
                 if stats.not_modified {

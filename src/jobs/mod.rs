@@ -129,6 +129,7 @@ impl Registry {
         Self::with_download_caps(download_isins::DownloadIsins {
             max_download_bytes: settings.download_max_bytes,
             max_uncompressed_bytes: settings.uncompressed_max_bytes,
+            outbound: settings.outbound.clone(),
         })
     }
 

@@ -14,6 +14,7 @@ use crate::domain::QueueName;
 use crate::jobs::{Outcome, Registry, execute};
 use crate::models::worker::{self as worker_row, Worker};
 use crate::queue::Queue;
+use crate::sources::outbound::{OutboundClient, OutboundPolicy};
 
 /// A worker's name: host, process and a random tag, so the runs pages say who ran what and no
 /// two workers share a name (a restarted container keeps its host name and pid 1).
@@ -43,6 +44,8 @@ pub struct WorkerOptions {
     pub queues: Vec<QueueName>,
     pub concurrency: usize,
     pub run_heartbeat: StdDuration,
+    /// What alert webhooks may reach.
+    pub outbound: OutboundPolicy,
 }
 
 /// How long a queue's worker waits before it starts again after a failure.
@@ -59,9 +62,9 @@ pub async fn run(
     options: WorkerOptions,
     stop: tokio::sync::watch::Receiver<bool>,
 ) -> anyhow::Result<()> {
-    let WorkerOptions { name, queues, concurrency, run_heartbeat } = options;
+    let WorkerOptions { name, queues, concurrency, run_heartbeat, outbound } = options;
     anyhow::ensure!(!queues.is_empty(), "A worker needs at least one queue to take runs from");
-    let client = alerts::http_client(alerts::WEBHOOK_TIMEOUT)?;
+    let client = alerts::http_client(&outbound, alerts::WEBHOOK_TIMEOUT)?;
     // Runs at once over all the queues: each queue's worker may take `concurrency` jobs, and a
     // run waits here for a slot before it is claimed.
     let slots = Arc::new(tokio::sync::Semaphore::new(concurrency.max(1)));
@@ -188,7 +191,7 @@ async fn heartbeat(pool: DbPool, row: Worker) {
 struct Running<'a> {
     pool: &'a DbPool,
     registry: &'a Registry,
-    client: &'a reqwest::Client,
+    client: &'a OutboundClient,
     name: &'a str,
     slots: &'a Arc<tokio::sync::Semaphore>,
     stop: &'a tokio::sync::watch::Receiver<bool>,
@@ -264,7 +267,9 @@ async fn work_once(
                                 "run could not be executed"
                             )
                         }
-                        Err(error) => tracing::error!(run = run_id, %error, "run panicked"),
+                        Err(error) => {
+                            tracing::error!(run = run_id, error = error.to_string(), "run panicked")
+                        }
                     }
                 }
             },
@@ -274,7 +279,7 @@ async fn work_once(
 }
 
 /// Sends the alerts a run's failure queued (any left over are sent by a scheduler later).
-pub async fn send_alerts(pool: &DbPool, client: &reqwest::Client, run_id: i64) {
+pub async fn send_alerts(pool: &DbPool, client: &OutboundClient, run_id: i64) {
     let lookup = pool.clone();
     let waiting = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<i64>> {
         let mut conn = lookup.get()?;
@@ -284,6 +289,6 @@ pub async fn send_alerts(pool: &DbPool, client: &reqwest::Client, run_id: i64) {
     match waiting {
         Ok(Ok(ids)) => alerts::deliver(pool, client, ids).await,
         Ok(Err(error)) => tracing::warn!(run = run_id, error = format!("{error:#}"), "could not read alerts"),
-        Err(error) => tracing::warn!(run = run_id, %error, "reading alerts panicked"),
+        Err(error) => tracing::warn!(run = run_id, error = error.to_string(), "reading alerts panicked"),
     }
 }

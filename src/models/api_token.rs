@@ -19,6 +19,15 @@ pub struct ApiToken {
     pub created_at: NaiveDateTime,
     pub last_used_at: Option<NaiveDateTime>,
     pub revoked_at: Option<NaiveDateTime>,
+    /// When it stops working (UTC); `None` for never.
+    pub expires_at: Option<NaiveDateTime>,
+}
+
+impl ApiToken {
+    /// Whether the token had expired at `now`.
+    pub fn is_expired(&self, now: NaiveDateTime) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
 }
 
 /// A token to store.
@@ -30,6 +39,7 @@ pub struct NewApiToken<'a> {
     pub prefix: &'a str,
     pub token_hash: &'a str,
     pub created_at: NaiveDateTime,
+    pub expires_at: Option<NaiveDateTime>,
 }
 
 pub fn insert(conn: &mut DbConnection, new: &NewApiToken<'_>) -> QueryResult<i64> {
@@ -43,6 +53,16 @@ pub fn of_user(conn: &mut DbConnection, user_id: i64) -> QueryResult<Vec<ApiToke
         .order(api_tokens::id.desc())
         .select(ApiToken::as_select())
         .load(conn)
+}
+
+/// One of a user's tokens, revoked or not; `None` when `id` is not theirs.
+pub fn find_of_user(conn: &mut DbConnection, user_id: i64, id: i64) -> QueryResult<Option<ApiToken>> {
+    api_tokens::table
+        .filter(api_tokens::id.eq(id))
+        .filter(api_tokens::user_id.eq(user_id))
+        .select(ApiToken::as_select())
+        .first(conn)
+        .optional()
 }
 
 /// The token whose secret hashes to `token_hash`, revoked or not.
@@ -61,6 +81,19 @@ pub fn revoke(conn: &mut DbConnection, user_id: i64, id: i64, now: NaiveDateTime
             .filter(api_tokens::id.eq(id))
             .filter(api_tokens::user_id.eq(user_id))
             .filter(api_tokens::revoked_at.is_null()),
+    )
+    .set(api_tokens::revoked_at.eq(now))
+    .execute(conn)
+}
+
+/// Revokes every token of a user that still works at `now` (expired ones stay as they are, so
+/// the lists keep saying "expired"); returns how many.
+pub fn revoke_all_of_user(conn: &mut DbConnection, user_id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+    diesel::update(
+        api_tokens::table
+            .filter(api_tokens::user_id.eq(user_id))
+            .filter(api_tokens::revoked_at.is_null())
+            .filter(api_tokens::expires_at.is_null().or(api_tokens::expires_at.gt(now))),
     )
     .set(api_tokens::revoked_at.eq(now))
     .execute(conn)

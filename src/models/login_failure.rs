@@ -1,5 +1,6 @@
 //! `login_failures`: failed logins, kept for the throttle window. Stored in the database so that
-//! every web process behind a load balancer counts the same failures.
+//! every web process behind a load balancer counts the same failures. The `ip` column holds the
+//! address the throttle counts under (an IPv6 address's /64; see `auth::login::throttle_key`).
 
 use chrono::NaiveDateTime;
 use diesel::prelude::*;
@@ -49,6 +50,22 @@ pub fn recent_from_ip(
         .filter(login_failures::ip.eq(ip))
         .filter(login_failures::failed_at.gt(since))
         .select((diesel::dsl::count_star(), diesel::dsl::min(login_failures::failed_at)))
+        .first(conn)
+}
+
+/// Failures for this username from any address since `since`, leaving out the attempt
+/// `except` (the one being judged), and the newest of them.
+pub fn recent_for_username(
+    conn: &mut DbConnection,
+    username: &str,
+    since: NaiveDateTime,
+    except: i64,
+) -> QueryResult<(i64, Option<NaiveDateTime>)> {
+    login_failures::table
+        .filter(login_failures::username.eq(username))
+        .filter(login_failures::failed_at.gt(since))
+        .filter(login_failures::id.ne(except))
+        .select((diesel::dsl::count_star(), diesel::dsl::max(login_failures::failed_at)))
         .first(conn)
 }
 

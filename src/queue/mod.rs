@@ -333,7 +333,11 @@ async fn push_amqp(backend: &AmqpBackend<RunJob>, runs: &[(i64, DateTime<Utc>)])
         tokio::spawn(async move {
             tokio::time::sleep(wait).await;
             if let Err(error) = backend.push_task(immediate_job(run_id)).await {
-                tracing::warn!(run = run_id, %error, "failed to queue a run at its time; a scheduler queues it again");
+                tracing::warn!(
+                    run = run_id,
+                    error = error.to_string(),
+                    "failed to queue a run at its time; a scheduler queues it again"
+                );
             }
         });
     }

@@ -7,6 +7,7 @@ use serde_json::json;
 
 use crate::db::schema::schedules;
 use crate::db::{DbConnection, now, write_transaction};
+use crate::domain::mask_webhook_url;
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, NewSchedule, Schedule, ScheduleChanges};
@@ -33,7 +34,8 @@ impl From<diesel::result::Error> for ActionError {
     }
 }
 
-/// The fields that differ, as `{"field": [old, new]}`.
+/// The fields that differ, as `{"field": [old, new]}`; a webhook's address shows its host only
+/// (the audit log is read by every user).
 fn diff(before: &ScheduleChanges, after: &ScheduleChanges) -> serde_json::Value {
     let (Ok(serde_json::Value::Object(old)), Ok(serde_json::Value::Object(new))) =
         (serde_json::to_value(before), serde_json::to_value(after))
@@ -44,7 +46,14 @@ fn diff(before: &ScheduleChanges, after: &ScheduleChanges) -> serde_json::Value 
         .into_iter()
         .filter_map(|(field, value)| {
             let previous = old.get(&field).cloned().unwrap_or(serde_json::Value::Null);
-            (previous != value).then(|| (field, json!([previous, value])))
+            (previous != value).then(|| {
+                let shown = |value: serde_json::Value| match (field.as_str(), value) {
+                    ("alert_webhook_url", serde_json::Value::String(url)) => json!(mask_webhook_url(&url)),
+                    (_, value) => value,
+                };
+                let pair = json!([shown(previous), shown(value)]);
+                (field, pair)
+            })
         })
         .collect();
     serde_json::Value::Object(changed)

@@ -15,6 +15,7 @@ use crate::db::schema::runs;
 use crate::db::{DbPool, now};
 use crate::queue::Queue;
 use crate::scheduler::{expire_queued, rescue_stale, tick};
+use crate::sources::outbound::OutboundPolicy;
 
 /// How often the scheduler looks for due occurrences.
 pub const TICK: StdDuration = StdDuration::from_secs(1);
@@ -43,10 +44,16 @@ pub const PUSH_BATCH: usize = 500;
 pub const FORGET_WORKERS_AFTER: Duration = Duration::days(1);
 
 /// Runs the scheduler until `shutdown` resolves.
-pub async fn run(pool: DbPool, queue: Queue, run_heartbeat: StdDuration, shutdown: impl Future<Output = ()>) {
+pub async fn run(
+    pool: DbPool,
+    queue: Queue,
+    run_heartbeat: StdDuration,
+    outbound: OutboundPolicy,
+    shutdown: impl Future<Output = ()>,
+) {
     let reconcile_every = RECONCILE_EVERY.min(run_heartbeat * 3);
     let stale = stale_after(run_heartbeat);
-    let client = crate::alerts::http_client(crate::alerts::WEBHOOK_TIMEOUT)
+    let client = crate::alerts::http_client(&outbound, crate::alerts::WEBHOOK_TIMEOUT)
         .inspect_err(|error| {
             tracing::error!(error = format!("{error:#}"), "the scheduler cannot send alerts")
         })
@@ -74,7 +81,7 @@ pub async fn run(pool: DbPool, queue: Queue, run_heartbeat: StdDuration, shutdow
                 continue;
             }
             Err(error) => {
-                tracing::error!(%error, "scheduler tick panicked");
+                tracing::error!(error = error.to_string(), "scheduler tick panicked");
                 continue;
             }
         };
@@ -105,7 +112,12 @@ async fn push_by_queue(queue: &Queue, runs: impl Iterator<Item = (i64, String, c
         for batch in jobs.chunks(PUSH_BATCH) {
             if let Err(error) = queue.push_many(name, batch).await {
                 // The reconciler pushes them again later; the run rows are safe.
-                tracing::warn!(runs = batch.len(), queue = %name, error = format!("{error:#}"), "failed to queue runs");
+                tracing::warn!(
+                    runs = batch.len(),
+                    queue = name.as_str(),
+                    error = format!("{error:#}"),
+                    "failed to queue runs"
+                );
             }
         }
     }

@@ -217,7 +217,11 @@ fn reschedule_one(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> Resul
     let next = match current.spec() {
         Ok(spec) => spec.next_after(now).map(naive),
         Err(error) => {
-            tracing::warn!(schedule = %current.name, %error, "schedule timing is invalid; it will not fire");
+            tracing::warn!(
+                schedule = current.name.as_str(),
+                error = error.to_string(),
+                "schedule timing is invalid; it will not fire"
+            );
             None
         }
     };

@@ -10,6 +10,8 @@ use std::time::Duration;
 use futures_util::StreamExt;
 use sha2::{Digest, Sha256};
 
+use crate::sources::outbound::{OutboundPolicy, Refused};
+
 /// Where a source's file is.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Location {
@@ -109,36 +111,26 @@ pub enum FetchError {
     Temp(std::io::Error),
     #[error("stopped: {0}")]
     Stopped(String),
+    /// The outbound policy refused the address or the file.
+    #[error("refused: {0}")]
+    Refused(#[from] Refused),
 }
 
-/// The one place outgoing HTTPS gets its crypto: reqwest is built without a default TLS
-/// provider, and this installs ring's, once per process. Call it before building any client.
-pub fn install_tls_provider() {
-    // An error means a provider is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-}
-
-/// An HTTP client for source downloads.
-pub fn client(limits: &Limits) -> Result<reqwest::Client, FetchError> {
-    install_tls_provider();
-    reqwest::Client::builder()
-        .user_agent(concat!("isinbeat/", env!("CARGO_PKG_VERSION"), " (ISIN list downloader)"))
-        .connect_timeout(limits.connect_timeout)
-        .build()
-        .map_err(|e| FetchError::Http { url: String::new(), message: format!("cannot set up HTTP: {e}") })
-}
+pub use crate::sources::outbound::install_tls_provider;
 
 /// Fetches `location`. `progress` is told the bytes so far and the expected total when known;
 /// it returns `Err` to stop (cancel, timeout).
 pub async fn fetch(
     location: &Location,
+    policy: &OutboundPolicy,
     previous: Previous<'_>,
     limits: &Limits,
     progress: &(dyn Fn(u64, Option<u64>) -> Result<(), String> + Sync),
 ) -> Result<Fetched, FetchError> {
     match location {
         Location::File(path) => {
-            let path = path.clone();
+            // Only from the allowed folders, links followed, and the file checked is the file read.
+            let path = policy.local_file(path)?;
             let max = limits.max_bytes;
             // Hashing a large local file is blocking work.
             let hashed = tokio::task::spawn_blocking(move || hash_file(&path, max))
@@ -146,7 +138,7 @@ pub async fn fetch(
                 .map_err(|e| FetchError::Http { url: String::new(), message: e.to_string() })??;
             Ok(Fetched::Content(hashed))
         }
-        Location::Http(url) => download(url, previous, limits, progress).await,
+        Location::Http(url) => download(url, policy, previous, limits, progress).await,
         Location::BundledSample => {
             let mut file =
                 tempfile::Builder::new().prefix("isinbeat-sample-").tempfile().map_err(FetchError::Temp)?;
@@ -167,6 +159,7 @@ pub async fn fetch(
 /// thread of its own, so it works whether or not the caller is inside a runtime.
 pub fn fetch_blocking(
     location: &Location,
+    policy: &OutboundPolicy,
     previous: Previous<'_>,
     limits: &Limits,
     progress: &(dyn Fn(u64, Option<u64>) -> Result<(), String> + Sync),
@@ -178,7 +171,7 @@ pub fn fetch_blocking(
                     .enable_all()
                     .build()
                     .map_err(FetchError::Temp)?
-                    .block_on(fetch(location, previous, limits, progress))
+                    .block_on(fetch(location, policy, previous, limits, progress))
             })
             .join()
             .unwrap_or_else(|_| Err(FetchError::Stopped("the download thread panicked".to_owned())))
@@ -214,15 +207,19 @@ fn hash_file(path: &Path, max_bytes: u64) -> Result<Content, FetchError> {
 
 async fn download(
     url: &url::Url,
+    policy: &OutboundPolicy,
     previous: Previous<'_>,
     limits: &Limits,
     progress: &(dyn Fn(u64, Option<u64>) -> Result<(), String> + Sync),
 ) -> Result<Fetched, FetchError> {
-    let shown = url.to_string();
+    // Messages name the URL without its credentials: they reach run logs, pages and alerts.
+    let shown = crate::domain::mask_url_secrets(url.as_str()).into_owned();
     let http_error = |e: reqwest::Error| FetchError::Http { url: shown.clone(), message: describe(&e) };
-    let client = client(limits)?;
+    let client = policy
+        .client(limits.connect_timeout, None)
+        .map_err(|e| FetchError::Http { url: String::new(), message: format!("cannot set up HTTP: {e}") })?;
     // `*/*`: GLEIF's API answers 406 to a narrower Accept.
-    let mut request = client.get(url.clone()).header(reqwest::header::ACCEPT, "*/*");
+    let mut request = client.get(url)?.header(reqwest::header::ACCEPT, "*/*");
     if let Some(etag) = previous.etag {
         request = request.header(reqwest::header::IF_NONE_MATCH, etag);
     }
@@ -308,8 +305,12 @@ async fn poll_stopping<T>(
     }
 }
 
-/// reqwest's error with its causes, in words (a timeout says so).
+/// reqwest's error with its causes, in words (a timeout says so, and a refusal by the outbound
+/// policy is said as it is), URLs in it masked.
 fn describe(error: &reqwest::Error) -> String {
+    if let Some(refused) = crate::sources::outbound::refusal_in(error) {
+        return format!("refused: {refused}");
+    }
     let mut text = if error.is_timeout() {
         "timed out".to_owned()
     } else if error.is_connect() {
@@ -325,7 +326,7 @@ fn describe(error: &reqwest::Error) -> String {
         text.push_str(&inner.to_string());
         cause = inner.source();
     }
-    text
+    crate::domain::mask_urls_in_text(&text).into_owned()
 }
 
 #[cfg(test)]

@@ -5,4 +5,5 @@
 pub mod decompress;
 pub mod fetch;
 pub mod formats;
+pub mod outbound;
 pub mod sample;

@@ -1,10 +1,11 @@
-//! "My account": one's own details and password change (every role may change their own
-//! password; it changes nothing but their own credentials).
+//! "My account": one's own details, password change and API tokens (every role may change
+//! their own password and make tokens; they change nothing but their own credentials).
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use chrono::{NaiveDateTime, TimeDelta};
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
@@ -29,7 +30,14 @@ struct AccountPage {
     user: User,
     errors: FormErrors,
     tokens: Vec<ApiToken>,
+    /// What tells expired tokens apart (UTC).
+    now: NaiveDateTime,
+    /// Where a token's revoke form posts, up to the token's id.
+    revoke_base: &'static str,
     token_errors: FormErrors,
+    /// The new token form's values, kept when it is refused.
+    token_name: String,
+    token_expires_days: String,
     /// A token just made: its name and its secret, shown this once.
     new_token: Option<(String, String)>,
 }
@@ -41,7 +49,11 @@ impl AccountPage {
             user,
             errors: FormErrors::default(),
             tokens,
+            now: crate::db::now(),
+            revoke_base: "/admin/account/tokens/",
             token_errors: FormErrors::default(),
+            token_name: String::new(),
+            token_expires_days: String::new(),
             new_token: None,
         }
     }
@@ -129,33 +141,71 @@ pub async fn change_password(
 pub struct NewTokenForm {
     #[serde(default)]
     name: String,
+    /// Days until it expires; empty for never.
+    #[serde(default)]
+    expires_days: String,
+}
+
+/// A token's name and lifetime as typed, parsed; a message per bad field otherwise.
+fn parse_token_form(form: &NewTokenForm, errors: &mut FormErrors) -> Option<(String, Option<TimeDelta>)> {
+    let name = form.name.trim();
+    if name.is_empty() {
+        errors.add("token_name", "Give the token a name, such as the script that will use it.");
+    } else if name.chars().count() > api_tokens::MAX_NAME {
+        errors.add("token_name", format!("Use at most {} characters.", api_tokens::MAX_NAME));
+    }
+    let days = form.expires_days.trim();
+    let lifetime = if days.is_empty() {
+        Some(None)
+    } else {
+        match days.parse::<i64>() {
+            Ok(days) if (1..=api_tokens::MAX_DAYS).contains(&days) => Some(Some(TimeDelta::days(days))),
+            _ => {
+                errors.add(
+                    "expires_days",
+                    format!(
+                        "Enter a whole number of days from 1 to {}, or leave it empty for a token that \
+                         never expires.",
+                        api_tokens::MAX_DAYS
+                    ),
+                );
+                None
+            }
+        }
+    };
+    lifetime.filter(|_| errors.is_empty()).map(|lifetime| (name.to_owned(), lifetime))
 }
 
 /// Makes an API token for oneself and shows its secret, once (this page is not a redirect:
 /// the secret is never stored to be shown later).
 pub async fn create_token(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
     form: web::Form<NewTokenForm>,
 ) -> Result<HttpResponse, AppError> {
-    let name = form.into_inner().name.trim().to_owned();
+    let form = form.into_inner();
     let mut token_errors = FormErrors::default();
-    if name.is_empty() {
-        token_errors.add("token_name", "Give the token a name, such as the script that will use it.");
-    } else if name.chars().count() > api_tokens::MAX_NAME {
-        token_errors.add("token_name", format!("Use at most {} characters.", api_tokens::MAX_NAME));
-    }
     let mut new_token = None;
-    if token_errors.is_empty() {
-        let id = me.id;
+    if let Some((name, lifetime)) = parse_token_form(&form, &mut token_errors) {
+        let (actor, owner) = (actor(&req, &state.settings, &me), me.id);
+        let expires_at = lifetime.map(|lifetime| crate::db::now() + lifetime);
         let token_name = name.clone();
-        let (_, secret) = state.db(move |conn| Ok(api_tokens::create(conn, id, &token_name)?)).await?;
-        tracing::info!(user = %me.username, token = %name, "an API token was created");
+        let (id, secret) = state
+            .db(move |conn| Ok(api_tokens::create(conn, &actor, owner, &token_name, expires_at)?))
+            .await?;
+        tracing::info!(user = me.username.as_str(), token = id, "an API token was created");
         new_token = Some((name, secret));
     }
-    let status = if token_errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     let mut page = AccountPage::new(Page::new(&session, Some(&me), NAV), load_me(&state, &me).await?);
+    let status = if new_token.is_some() {
+        StatusCode::OK
+    } else {
+        page.token_name = form.name;
+        page.token_expires_days = form.expires_days;
+        StatusCode::UNPROCESSABLE_ENTITY
+    };
     page.token_errors = token_errors;
     page.new_token = new_token;
     render(status, &page)
@@ -163,18 +213,19 @@ pub async fn create_token(
 
 /// Revokes one of one's own tokens.
 pub async fn revoke_token(
+    req: HttpRequest,
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
-    let (user_id, token_id) = (me.id.0, id.into_inner());
-    let revoked = state
-        .db(move |conn| Ok(api_token::revoke(conn, user_id, token_id, chrono::Utc::now().naive_utc())?))
-        .await?;
-    if revoked == 0 {
-        return Err(AppError::NotFound);
-    }
-    flash_success(&session, "The token was revoked: requests with it are refused from now on.");
-    Ok(see_other("/admin/account/"))
+    let (actor, owner, token_id) = (actor(&req, &state.settings, &me), me.id, id.into_inner());
+    let revoked = state.db(move |conn| Ok(api_tokens::revoke(conn, &actor, owner, token_id)?)).await?;
+    let Some(token) = revoked else { return Err(AppError::NotFound) };
+    tracing::info!(user = me.username.as_str(), token = token.id, "an API token was revoked");
+    flash_success(
+        &session,
+        format!("The token “{}” was revoked: requests with it are refused from now on.", token.name),
+    );
+    Ok(see_other("/admin/account/#api-tokens"))
 }

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::CurrentUser;
+use crate::domain::Role;
 use crate::models::isin_browse::{self, Total};
 use crate::models::run::{self, Run};
 use crate::models::schedule::{self, Schedule, ScheduleFilter};
@@ -282,10 +283,22 @@ struct RunOut {
     stats: Option<serde_json::Value>,
 }
 
-impl From<Run> for RunOut {
-    fn from(r: Run) -> Self {
+impl RunOut {
+    /// The run as `me` may see it: a refused line's text (the file's text, in an import's
+    /// `problems`) only for admins.
+    fn new(r: Run, me: &CurrentUser) -> Self {
+        let mut stats: Option<serde_json::Value> =
+            r.stats.as_deref().and_then(|t| serde_json::from_str(t).ok());
+        if !me.can(Role::Admin)
+            && let Some(problems) =
+                stats.as_mut().and_then(|s| s.get_mut("problems")).and_then(|p| p.as_array_mut())
+        {
+            for problem in problems.iter_mut().filter_map(serde_json::Value::as_object_mut) {
+                problem.remove("raw");
+            }
+        }
         RunOut {
-            stats: r.stats.as_deref().and_then(|t| serde_json::from_str(t).ok()),
+            stats,
             id: r.id,
             schedule_id: r.schedule_id,
             schedule_name: r.schedule_name,
@@ -303,12 +316,16 @@ impl From<Run> for RunOut {
 }
 
 /// `GET /api/v1/runs/{id}`.
-pub async fn get_run(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse, ApiError> {
+pub async fn get_run(
+    state: web::Data<AppState>,
+    me: web::ReqData<CurrentUser>,
+    id: web::Path<i64>,
+) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let found = state.db(move |conn| Ok(run::find(conn, id)?)).await?;
     let found =
         found.ok_or_else(|| ApiError::new(StatusCode::NOT_FOUND, "not_found", format!("No run #{id}.")))?;
-    Ok(HttpResponse::Ok().json(RunOut::from(found)))
+    Ok(HttpResponse::Ok().json(RunOut::new(found, &me)))
 }
 
 /// `POST /api/v1/schedules/{id}/run`: queues a run now (operators).

@@ -69,7 +69,7 @@ impl ResponseError for AppError {
 
     fn error_response(&self) -> HttpResponse {
         if let Self::Internal(cause) = self {
-            tracing::error!(error = ?cause, "request failed");
+            tracing::error!(error = format!("{cause:#}"), "request failed");
         }
         let title = match self {
             Self::NotFound => "Not found",

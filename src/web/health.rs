@@ -39,7 +39,7 @@ pub async fn readyz(state: web::Data<AppState>) -> HttpResponse {
             (false, "unreachable".to_owned(), "unknown".to_owned())
         }
         Err(error) => {
-            tracing::warn!(%error, "readiness check failed");
+            tracing::warn!(error = error.to_string(), "readiness check failed");
             (false, "unknown".to_owned(), "unknown".to_owned())
         }
     };

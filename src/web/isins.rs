@@ -1,15 +1,28 @@
 //! The ISIN browser: the list (search, filters, sort, keyset pages, counts), an ISIN's page
 //! (what every source lists, its history, why it is valid), and the list's export as CSV or
-//! JSON lines, streamed.
+//! JSON lines, streamed: a page of ISINs at a time, each read on a pooled connection that is
+//! given back before the page is sent; at most `ISINBEAT_EXPORTS_MAX` at once per process; and
+//! ended, with its connection, when the client leaves a piece untaken for
+//! `ISINBEAT_EXPORT_STALL_SECONDS`.
+
+use std::cell::Cell;
+use std::pin::Pin;
+use std::rc::{Rc, Weak};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE};
+use actix_web::http::header::{CONTENT_DISPOSITION, CONTENT_TYPE, RETRY_AFTER};
 use actix_web::web::Bytes;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, web};
+use anyhow::Context as _;
 use askama::Template;
 use chrono::{NaiveDate, NaiveDateTime};
+use futures_util::Stream;
 use serde::{Deserialize, Serialize};
+use tokio::sync::OwnedSemaphorePermit;
 
 use crate::auth::CurrentUser;
 use crate::domain::isin_search::IsinSearch;
@@ -21,7 +34,7 @@ use crate::models::isin_browse::{
 use crate::models::run;
 use crate::web::forms::FormErrors;
 use crate::web::page::{Page, render};
-use crate::web::{AppError, AppState};
+use crate::web::{AppError, AppState, ConnectionSocket};
 
 const NAV: &str = "isins";
 /// ISINs per page.
@@ -30,8 +43,11 @@ pub const PAGE_SIZE: usize = 50;
 const MAX_RUNS_SINCE: i64 = 1_000;
 /// Changes of one ISIN its page shows.
 const HISTORY: i64 = 100;
-/// ISINs per read while exporting.
-const EXPORT_PAGE: usize = 1_000;
+/// ISINs per read while exporting; each read takes a pooled connection and gives it back.
+const EXPORT_PAGE: usize = 2_000;
+/// The most bytes an export hands the server at once. A client that takes none of a piece for
+/// the stall window has stalled; small pieces keep a slow client that still reads from looking so.
+const EXPORT_PIECE: usize = 32 * 1024;
 /// Sorts other than by ISIN order the matches in memory: only for this many at most.
 const SORTABLE: u64 = 10_000;
 
@@ -560,17 +576,19 @@ enum ExportFormat {
 }
 
 pub async fn export_csv(
+    request: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    export(state, query.into_inner(), ExportFormat::Csv).await
+    export(&request, state, query.into_inner(), ExportFormat::Csv).await
 }
 
 pub async fn export_jsonl(
+    request: HttpRequest,
     state: web::Data<AppState>,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
-    export(state, query.into_inner(), ExportFormat::JsonLines).await
+    export(&request, state, query.into_inner(), ExportFormat::JsonLines).await
 }
 
 /// One ISIN as an export writes it (and the API returns it).
@@ -665,20 +683,35 @@ fn csv_line(writer: &mut csv::Writer<Vec<u8>>, row: &IsinRow, sources: &[SourceI
     ])
 }
 
-/// Streams every ISIN of the filter: read a thousand at a time by key on a blocking thread,
-/// written as they come, so memory stays flat at any size. A database error ends the body
-/// early (the client sees an incomplete response) and is logged.
+/// Streams every ISIN of the filter, so memory stays flat at any size. Pages are read by key
+/// as the client takes what came before, each on a blocking thread with a pooled connection
+/// that goes back to the pool before the page is sent: a slow or stalled client holds no
+/// connection. An export takes one of the process's export permits for as long as it streams
+/// (none free: 429). A database error, or a client that leaves a piece untaken for the stall
+/// window, ends the body without its last chunk, so the client sees an incomplete response.
 async fn export(
+    request: &HttpRequest,
     state: web::Data<AppState>,
     query: ListQuery,
     format: ExportFormat,
 ) -> Result<HttpResponse, AppError> {
+    let Ok(permit) = Arc::clone(&state.exports).try_acquire_owned() else {
+        return Ok(HttpResponse::TooManyRequests()
+            .insert_header((RETRY_AFTER, "60"))
+            .content_type("text/plain; charset=utf-8")
+            .body(format!(
+                "Nothing was exported: {} exports are running, as many as this server streams at once. \
+                 Try again in a minute.\n",
+                state.settings.exports_max
+            )));
+    };
     let asked = query.clone();
-    let (filter, sources, errors) = state
+    let (filter, sources, plan, errors) = state
         .db(move |conn| {
             let mut errors = FormErrors::default();
             let filter = resolve(conn, &asked, &mut errors)?;
-            Ok((filter, isin_browse::sources(conn)?, errors))
+            let plan = isin_browse::plan(conn, &filter)?;
+            Ok((filter, isin_browse::sources(conn)?, plan, errors))
         })
         .await?;
     // Exporting more than was asked for would be worse than exporting nothing.
@@ -689,55 +722,13 @@ async fn export(
             .content_type("text/plain; charset=utf-8")
             .body(format!("Nothing was exported.\n{}\n", messages.join("\n"))));
     }
-    let (sender, receiver) = tokio::sync::mpsc::channel::<Bytes>(4);
-    let pool = state.pool.clone();
-    tokio::task::spawn_blocking(move || {
-        let result = (|| -> anyhow::Result<()> {
-            let mut conn = pool.get()?;
-            let plan = isin_browse::plan(&mut conn, &filter)?;
-            let mut after: Option<String> = None;
-            let mut first = true;
-            loop {
-                let cursor = after.as_deref().map(|isin| (isin, Direction::After));
-                let page = isin_browse::page_of(&mut conn, &sources, &filter, &plan, cursor, EXPORT_PAGE)?;
-                let chunk = match format {
-                    ExportFormat::Csv => {
-                        let mut writer = csv::Writer::from_writer(Vec::with_capacity(128 * EXPORT_PAGE));
-                        if first {
-                            writer.write_record(CSV_HEADER)?;
-                        }
-                        for row in &page.rows {
-                            csv_line(&mut writer, row, &sources)?;
-                        }
-                        writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?
-                    }
-                    ExportFormat::JsonLines => {
-                        let mut out = Vec::with_capacity(256 * EXPORT_PAGE);
-                        for row in &page.rows {
-                            serde_json::to_writer(&mut out, &IsinOut::new(row, &sources))?;
-                            out.push(b'\n');
-                        }
-                        out
-                    }
-                };
-                first = false;
-                if !chunk.is_empty() && sender.blocking_send(Bytes::from(chunk)).is_err() {
-                    // The client went away.
-                    return Ok(());
-                }
-                match page.next_after {
-                    Some(next) => after = Some(next),
-                    None => return Ok(()),
-                }
-            }
-        })();
-        if let Err(error) = result {
-            tracing::error!(error = format!("{error:#}"), "an export failed");
-        }
-    });
-    let body = futures_util::stream::unfold(receiver, |mut receiver| async move {
-        receiver.recv().await.map(|chunk| (Ok::<_, actix_web::Error>(chunk), receiver))
-    });
+    let job = Arc::new(ExportJob { pool: state.pool.clone(), filter, sources, plan, format });
+    let body = Watched::new(
+        export_pieces(job),
+        permit,
+        request.conn_data::<ConnectionSocket>().cloned(),
+        state.settings.export_stall,
+    );
     let (content_type, name) = match format {
         ExportFormat::Csv => ("text/csv; charset=utf-8", "isins.csv"),
         ExportFormat::JsonLines => ("application/x-ndjson", "isins.jsonl"),
@@ -746,6 +737,189 @@ async fn export(
         .insert_header((CONTENT_TYPE, content_type))
         .insert_header((CONTENT_DISPOSITION, format!("attachment; filename=\"{name}\"")))
         .streaming(body))
+}
+
+/// What every page of one export reads, decided once when the export starts.
+struct ExportJob {
+    pool: crate::db::DbPool,
+    filter: IsinFilter,
+    sources: Vec<SourceInfo>,
+    plan: isin_browse::Plan,
+    format: ExportFormat,
+}
+
+impl ExportJob {
+    /// The page after `after` (the first, with the CSV header, when `None`) as the export
+    /// writes it, and the ISIN the next page starts after (`None` after the last page).
+    /// Blocking; the connection goes back to the pool before the page is written out.
+    fn page(&self, after: Option<&str>) -> anyhow::Result<(Vec<u8>, Option<String>)> {
+        let page = {
+            let mut conn = self.pool.get().context("Failed to get a database connection")?;
+            let cursor = after.map(|isin| (isin, Direction::After));
+            isin_browse::page_of(&mut conn, &self.sources, &self.filter, &self.plan, cursor, EXPORT_PAGE)
+                .context("Failed to read a page of the export")?
+        };
+        let bytes = match self.format {
+            ExportFormat::Csv => {
+                let mut writer = csv::Writer::from_writer(Vec::with_capacity(128 * page.rows.len()));
+                if after.is_none() {
+                    writer.write_record(CSV_HEADER)?;
+                }
+                for row in &page.rows {
+                    csv_line(&mut writer, row, &self.sources)?;
+                }
+                writer.into_inner().map_err(|e| anyhow::anyhow!("{e}"))?
+            }
+            ExportFormat::JsonLines => {
+                let mut out = Vec::with_capacity(256 * page.rows.len());
+                for row in &page.rows {
+                    serde_json::to_writer(&mut out, &IsinOut::new(row, &self.sources))?;
+                    out.push(b'\n');
+                }
+                out
+            }
+        };
+        Ok((bytes, page.next_after))
+    }
+}
+
+/// A body's pieces, or the error that ends it.
+type Pieces = Pin<Box<dyn Stream<Item = Result<Bytes, actix_web::Error>>>>;
+
+/// Where an export stands: what is read and not yet sent, and the page to read next.
+struct Reading {
+    job: Arc<ExportJob>,
+    ready: Bytes,
+    /// `Some(None)`: the first page; `Some(Some(isin))`: the page after that ISIN; `None`: done.
+    next: Option<Option<String>>,
+}
+
+/// The export's bytes in pieces of at most [`EXPORT_PIECE`]; the next page is read only when
+/// the server asks for more than has been read.
+fn export_pieces(job: Arc<ExportJob>) -> Pieces {
+    let start = Reading { job, ready: Bytes::new(), next: Some(None) };
+    Box::pin(futures_util::stream::unfold(start, |mut reading| async move {
+        // An empty piece would end the response early (it is how chunked encoding ends), so
+        // pages with nothing to write (a filter that rejected a whole batch) are read past.
+        while reading.ready.is_empty() {
+            let after = reading.next.take()?;
+            let job = Arc::clone(&reading.job);
+            match web::block(move || job.page(after.as_deref())).await {
+                Ok(Ok((bytes, next))) => {
+                    reading.ready = Bytes::from(bytes);
+                    reading.next = next.map(Some);
+                }
+                Ok(Err(error)) => {
+                    tracing::error!(error = format!("{error:#}"), "an export failed");
+                    return Some((
+                        Err(actix_web::error::ErrorInternalServerError("the export failed")),
+                        reading,
+                    ));
+                }
+                Err(error) => {
+                    tracing::error!(error = error.to_string(), "an export's blocking task failed");
+                    return Some((
+                        Err(actix_web::error::ErrorInternalServerError("the export failed")),
+                        reading,
+                    ));
+                }
+            }
+        }
+        let piece = reading.ready.split_to(reading.ready.len().min(EXPORT_PIECE));
+        Some((Ok(piece), reading))
+    }))
+}
+
+/// An export's body: its pieces as the server asks for them, with the export's permit, and a
+/// watchdog that ends the export and its connection once the server has waited `stall` to hand
+/// the client the piece it was last given.
+///
+/// The server asks for the next piece only when the client has taken (nearly) all of the last
+/// one, so the time between handing a piece over and being asked again is how long the client
+/// has not been reading. While the client reads nothing the body is not polled at all, which is
+/// why a separate task watches the clock.
+struct Watched {
+    pieces: Pieces,
+    state: Rc<WatchState>,
+    watchdog: actix_web::rt::task::JoinHandle<()>,
+}
+
+/// What a [`Watched`] body shares with its watchdog.
+struct WatchState {
+    /// When the last piece was handed over, while the server has not asked for the next one.
+    handed_at: Cell<Option<Instant>>,
+    ended: Cell<bool>,
+    permit: Cell<Option<OwnedSemaphorePermit>>,
+    socket: Option<ConnectionSocket>,
+}
+
+impl Watched {
+    fn new(
+        pieces: Pieces,
+        permit: OwnedSemaphorePermit,
+        socket: Option<ConnectionSocket>,
+        stall: Duration,
+    ) -> Self {
+        let state = Rc::new(WatchState {
+            handed_at: Cell::new(None),
+            ended: Cell::new(false),
+            permit: Cell::new(Some(permit)),
+            socket,
+        });
+        let watchdog = actix_web::rt::spawn(watch_for_stall(Rc::downgrade(&state), stall));
+        Self { pieces, state, watchdog }
+    }
+}
+
+impl Stream for Watched {
+    type Item = Result<Bytes, actix_web::Error>;
+
+    fn poll_next(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        let this = self.get_mut();
+        if this.state.ended.get() {
+            return Poll::Ready(Some(Err(actix_web::error::ErrorRequestTimeout(
+                "the client took nothing of the export for too long",
+            ))));
+        }
+        this.state.handed_at.set(None);
+        let polled = this.pieces.as_mut().poll_next(cx);
+        if let Poll::Ready(Some(Ok(_))) = &polled {
+            this.state.handed_at.set(Some(Instant::now()));
+        }
+        polled
+    }
+}
+
+impl Drop for Watched {
+    fn drop(&mut self) {
+        self.watchdog.abort();
+    }
+}
+
+/// Ends the export whose body `state` belongs to once a piece has waited `stall` for the
+/// client; returns when the body is gone.
+async fn watch_for_stall(state: Weak<WatchState>, stall: Duration) {
+    let mut wait = stall;
+    loop {
+        tokio::time::sleep(wait).await;
+        let Some(state) = state.upgrade() else { return };
+        wait = match state.handed_at.get().map(|at| at.elapsed()) {
+            Some(waited) if waited >= stall => {
+                tracing::warn!(
+                    seconds = stall.as_secs(),
+                    "an export's client took nothing for the stall window; ending the export and its connection"
+                );
+                state.ended.set(true);
+                drop(state.permit.take());
+                if let Some(socket) = &state.socket {
+                    socket.shut_down();
+                }
+                return;
+            }
+            Some(waited) => stall - waited,
+            None => stall,
+        };
+    }
 }
 
 #[cfg(test)]

@@ -83,7 +83,7 @@ pub async fn submit(
                 .insert(USER_ID_KEY, user.id.0)
                 .map_err(|e| AppError::internal(anyhow::anyhow!("Failed to store the session: {e}")))?;
             csrf::rotate(&session);
-            tracing::info!(user = %user.username, "logged in");
+            tracing::info!(user = user.username.as_str(), "logged in");
             Ok(see_other(&next))
         }
         Err(LoginError::Internal(error)) => Err(AppError::Internal(error)),

@@ -1,11 +1,17 @@
 //! `/metrics` for Prometheus (OpenMetrics text): the state of runs and schedules as the
-//! database holds it, so every replica reports the same numbers. Read per scrape; the queries
-//! are grouped counts over the runs table, which history pruning keeps bounded. The two
-//! histograms (run durations, scheduler lag) are fed from the runs table too: each scrape
+//! database holds it, so every replica reports the same numbers. The queries are grouped counts
+//! over the runs table, which history pruning keeps bounded; still, a process reads them at most
+//! once per [`FRESH_FOR`] and serves scrapes in between from that reading (its time is the gauge
+//! `isinbeat_metrics_collected_timestamp_seconds`, its age the `Age` header). The two
+//! histograms (run durations, scheduler lag) are fed from the runs table too: each reading
 //! observes the runs that ended or were dispatched since the previous one, so their counts only
-//! grow, as Prometheus expects, whichever process ran the runs.
+//! grow, as Prometheus expects, whichever process ran the runs. With `ISINBEAT_METRICS_TOKEN`
+//! set, a scrape must bring it as a bearer token.
 
-use actix_web::{HttpResponse, web};
+use std::time::Instant;
+
+use actix_web::http::header::{AGE, AUTHORIZATION, WWW_AUTHENTICATE};
+use actix_web::{HttpRequest, HttpResponse, web};
 use prometheus_client::encoding::text::encode;
 use prometheus_client::metrics::family::Family;
 use prometheus_client::metrics::gauge::Gauge;
@@ -15,6 +21,7 @@ use std::sync::Mutex;
 use std::sync::atomic::AtomicU64;
 
 use chrono::{Duration, NaiveDateTime};
+use sha2::{Digest, Sha256};
 
 use crate::models::{run, schedule};
 use crate::web::{AppError, AppState};
@@ -27,10 +34,20 @@ type FloatGauge = Gauge<f64, AtomicU64>;
 const SETTLE: Duration = Duration::seconds(2);
 /// The most runs one scrape observes; the rest wait for the next scrape.
 const OBSERVE_AT_MOST: i64 = 100_000;
+/// How long one reading of the figures answers scrapes: a scrape every second costs the
+/// database one reading per this long.
+pub const FRESH_FOR: std::time::Duration = std::time::Duration::from_secs(5);
 
-/// The histograms and how far into the runs table they have read.
+/// The histograms, how far into the runs table they have read, and the last scrape's text.
 pub struct Observed {
     inner: Mutex<ObservedInner>,
+    latest: tokio::sync::Mutex<Option<Scrape>>,
+}
+
+/// The text of one reading of the figures, and when it was read.
+struct Scrape {
+    body: String,
+    at: Instant,
 }
 
 struct ObservedInner {
@@ -55,6 +72,7 @@ impl Observed {
                 durations: Family::new_with_constructor(duration_buckets),
                 lag: Histogram::new([0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 5.0, 15.0, 60.0, 300.0]),
             }),
+            latest: tokio::sync::Mutex::new(None),
         }
     }
 }
@@ -65,7 +83,52 @@ impl Default for Observed {
     }
 }
 
-pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+/// `GET /metrics`: the figures of the last scrape while they are younger than [`FRESH_FOR`],
+/// else read anew (one reader at a time; scrapes arriving meanwhile wait and share its figures).
+/// With `ISINBEAT_METRICS_TOKEN` set, only for requests that bring it as a bearer token.
+pub async fn metrics(request: HttpRequest, state: web::Data<AppState>) -> Result<HttpResponse, AppError> {
+    if let Some(token) = &state.settings.metrics_token
+        && !bearer_matches(&request, token.expose())
+    {
+        return Ok(HttpResponse::Unauthorized()
+            .insert_header((WWW_AUTHENTICATE, "Bearer realm=\"isinbeat metrics\""))
+            .content_type("text/plain; charset=utf-8")
+            .body("Send the metrics token (ISINBEAT_METRICS_TOKEN) as “Authorization: Bearer <token>”.\n"));
+    }
+    let (body, age) = {
+        let mut latest = state.observed.latest.lock().await;
+        match &*latest {
+            Some(scrape) if scrape.at.elapsed() < FRESH_FOR => (scrape.body.clone(), scrape.at.elapsed()),
+            _ => {
+                let body = collect(&state).await?;
+                *latest = Some(Scrape { body: body.clone(), at: Instant::now() });
+                (body, std::time::Duration::ZERO)
+            }
+        }
+    };
+    Ok(HttpResponse::Ok()
+        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
+        .insert_header((AGE, age.as_secs().to_string()))
+        .body(body))
+}
+
+/// Whether the request's `Authorization: Bearer …` is `token`. The two are hashed and the
+/// digests compared without stopping at the first difference, so the time taken tells nothing
+/// of how much of a guess was right, nor of the token's length.
+fn bearer_matches(request: &HttpRequest, token: &str) -> bool {
+    let given =
+        request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
+            let (scheme, credentials) = value.trim().split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
+        });
+    let Some(given) = given else { return false };
+    let (given, expected) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
+    let difference = given.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
+    std::hint::black_box(difference) == 0
+}
+
+/// Reads the figures from the database and writes them out as OpenMetrics text.
+async fn collect(state: &AppState) -> Result<String, AppError> {
     let now = crate::db::now();
     let (finished_from, dispatched_from) = {
         let inner = state
@@ -217,13 +280,48 @@ pub async fn metrics(state: web::Data<AppState>) -> Result<HttpResponse, AppErro
         );
     }
 
+    let collected = FloatGauge::default();
+    collected.set(seconds(now));
+    registry.register(
+        "isinbeat_metrics_collected_timestamp_seconds",
+        format!(
+            "When these figures were read from the database (Unix time); scrapes within {} s get the same figures",
+            FRESH_FOR.as_secs()
+        ),
+        collected,
+    );
+
     let mut body = String::new();
     encode(&mut body, &registry).map_err(AppError::internal)?;
-    Ok(HttpResponse::Ok()
-        .content_type("application/openmetrics-text; version=1.0.0; charset=utf-8")
-        .body(body))
+    Ok(body)
 }
 
 fn seconds(at: NaiveDateTime) -> f64 {
     at.and_utc().timestamp_millis() as f64 / 1000.0
+}
+
+#[cfg(test)]
+mod tests {
+    use actix_web::test::TestRequest;
+
+    use super::*;
+
+    #[test]
+    fn only_the_exact_token_as_a_bearer_token_is_accepted() {
+        let token = "0123456789abcdef-metrics";
+        let with =
+            |value: &str| TestRequest::default().insert_header((AUTHORIZATION, value)).to_http_request();
+        assert!(bearer_matches(&with("Bearer 0123456789abcdef-metrics"), token));
+        assert!(bearer_matches(&with("bearer  0123456789abcdef-metrics "), token));
+        for refused in [
+            "Bearer 0123456789abcdef-metric",
+            "Bearer 0123456789abcdef-metrics2",
+            "Basic 0123456789abcdef-metrics",
+            "0123456789abcdef-metrics",
+            "Bearer ",
+        ] {
+            assert!(!bearer_matches(&with(refused), token), "{refused}");
+        }
+        assert!(!bearer_matches(&TestRequest::default().to_http_request(), token));
+    }
 }

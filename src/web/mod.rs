@@ -40,8 +40,48 @@ pub struct AppState {
     /// Where "run now" puts its runs.
     pub queue: Queue,
     pub settings: Arc<Settings>,
-    /// The metrics' histograms, fed from the runs table at each scrape.
+    /// The metrics' histograms, fed from the runs table at each scrape, and the last scrape.
     pub observed: Arc<metrics::Observed>,
+    /// One permit per export streaming in this process (`ISINBEAT_EXPORTS_MAX`).
+    pub exports: Arc<tokio::sync::Semaphore>,
+}
+
+/// A second handle on a connection's socket, kept in the connection's data (see
+/// [`ConnectionSocket::remember`]): a response whose client stopped reading (a stalled export)
+/// shuts the socket down through it, which ends the connection the server would otherwise keep
+/// waiting on for as long as the client likes. It costs one file descriptor per open connection.
+#[derive(Clone)]
+pub struct ConnectionSocket(std::rc::Rc<std::net::TcpStream>);
+
+impl ConnectionSocket {
+    /// For `HttpServer::on_connect`: keeps a duplicate of a plain TCP connection's socket.
+    pub fn remember(connection: &dyn std::any::Any, data: &mut actix_web::dev::Extensions) {
+        #[cfg(unix)]
+        {
+            use std::os::fd::AsFd;
+            let Some(stream) = connection.downcast_ref::<actix_web::rt::net::TcpStream>() else { return };
+            match stream.as_fd().try_clone_to_owned() {
+                Ok(fd) => {
+                    data.insert(Self(std::rc::Rc::new(std::net::TcpStream::from(fd))));
+                }
+                Err(error) => {
+                    tracing::warn!(
+                        error = error.to_string(),
+                        "failed to keep a handle on a connection's socket"
+                    );
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        let _ = (connection, data);
+    }
+
+    /// Ends the connection: whatever the server still has to send is dropped, and the client
+    /// reads the end of the stream (or a reset).
+    pub fn shut_down(&self) {
+        // Fails only when the client has gone already, which is what was wanted.
+        let _ = self.0.shutdown(std::net::Shutdown::Both);
+    }
 }
 
 impl AppState {
@@ -53,7 +93,7 @@ impl AppState {
             Ok(Some(queue)) => queue,
             Ok(None) => return false,
             Err(error) => {
-                tracing::warn!(run = run_id, error = %error, "failed to read a run's queue");
+                tracing::warn!(run = run_id, error = error.to_string(), "failed to read a run's queue");
                 return false;
             }
         };

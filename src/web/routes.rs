@@ -121,6 +121,7 @@ pub fn table() -> Vec<RouteDef> {
         post("/admin/users/{id}/edit", ADMIN, |r| r.to(users::update)),
         get("/admin/users/{id}/password", ADMIN, |r| r.to(users::password_form)),
         post("/admin/users/{id}/password", ADMIN, |r| r.to(users::reset_password)),
+        post("/admin/users/{id}/tokens/{token_id}/revoke", ADMIN, |r| r.to(users::revoke_token)),
     ]
 }
 

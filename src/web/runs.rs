@@ -251,6 +251,21 @@ pub async fn detail(
     let shrink_refused = found.task_kind == download_isins::NAME
         && found.status == "failed"
         && found.error.as_deref().is_some_and(|e| e.contains("accept shrink"));
+    // A refused line's text is the file's text: only admins see it (and a source URL's
+    // credentials), others the line and the reason.
+    let admin = me.can(Role::Admin);
+    let import = import.map(|mut stats| {
+        if !admin {
+            stats.problems.iter_mut().for_each(|problem| problem.raw.clear());
+        }
+        stats
+    });
+    let import_source = import_source.map(|mut found| {
+        if !admin {
+            found.url = crate::domain::mask_url_secrets(&found.url).into_owned();
+        }
+        found
+    });
     let import = match (import, shrink_refused) {
         (Some(stats), _) => Some(ImportView { stats, source: import_source, shrink_refused }),
         (None, true) => Some(ImportView { stats: Stats::default(), source: import_source, shrink_refused }),

@@ -12,16 +12,17 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::domain::Role;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_spec::FireTime;
+use crate::domain::{Role, mask_webhook_url};
 use crate::jobs::{ParamSpec, Registry};
 use crate::models::alert::{self, Delivery};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
-use crate::models::schedule::{self, Schedule, ScheduleFilter, ScheduleOrder};
+use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter, ScheduleOrder};
 use crate::models::worker;
 use crate::scheduler::actions::{self, ActionError};
+use crate::sources::outbound::OutboundPolicy;
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
 use crate::web::page::{Page, flash_success, render, see_other};
@@ -229,6 +230,10 @@ pub async fn detail(
         })
         .await?;
     let next = found.spec().map(|spec| spec.preview(Utc::now(), 5)).unwrap_or_default();
+    let mut found = found;
+    if !me.can(Role::Admin) {
+        found.alert_webhook_url = found.alert_webhook_url.as_deref().map(mask_webhook_url);
+    }
     render(
         StatusCode::OK,
         &DetailPage {
@@ -392,6 +397,28 @@ impl FormPage {
     }
 }
 
+/// What can be known of a webhook before calling it: an address in its URL must not be internal
+/// (a name is checked each time it is looked up).
+fn check_webhook(
+    parsed: Result<ScheduleChanges, FormErrors>,
+    outbound: &OutboundPolicy,
+) -> Result<ScheduleChanges, FormErrors> {
+    let settings = parsed?;
+    let refused = settings
+        .alert_webhook_url
+        .as_deref()
+        .and_then(|raw| url::Url::parse(raw).ok())
+        .and_then(|url| outbound.check_url(&url).err());
+    match refused {
+        None => Ok(settings),
+        Some(refused) => {
+            let mut errors = FormErrors::default();
+            errors.add("alert_webhook_url", format!("{refused}."));
+            Err(errors)
+        }
+    }
+}
+
 pub async fn new_form(session: Session, me: web::ReqData<CurrentUser>) -> Result<HttpResponse, AppError> {
     let form = ScheduleForm::blank();
     let (_, preview) = form.parse(&Registry::builtin());
@@ -425,6 +452,7 @@ pub async fn create(
 ) -> Result<HttpResponse, AppError> {
     let form = ScheduleForm::from_pairs(fields.into_inner());
     let (parsed, preview) = form.parse(&Registry::builtin());
+    let parsed = check_webhook(parsed, &state.settings.outbound);
     let settings = match parsed {
         Ok(settings) if !form.is_preview() => settings,
         Ok(_) => return show_again(&session, &me, None, form, Ok(()), preview),
@@ -454,7 +482,10 @@ pub async fn edit_form(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let found = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
-    let form = ScheduleForm::from_settings(&found.changes());
+    let mut form = ScheduleForm::from_settings(&found.changes());
+    if !me.can(Role::Admin) && !form.alert_webhook_url.is_empty() {
+        form.alert_webhook_url = mask_webhook_url(&form.alert_webhook_url);
+    }
     let (_, preview) = form.parse(&Registry::builtin());
     let page = Page::new(&session, Some(&me), NAV);
     render(StatusCode::OK, &FormPage::new(page, Some(id), form, FormErrors::default(), preview))
@@ -469,8 +500,21 @@ pub async fn update(
     fields: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let form = ScheduleForm::from_pairs(fields.into_inner());
+    let mut form = ScheduleForm::from_pairs(fields.into_inner());
+    // A webhook sent back as it was shown (masked) keeps the stored one.
+    let stored = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    if let Some(url) = stored.alert_webhook_url
+        && form.alert_webhook_url.trim() == mask_webhook_url(&url)
+    {
+        form.alert_webhook_url = url;
+    }
     let (parsed, preview) = form.parse(&Registry::builtin());
+    let parsed = check_webhook(parsed, &state.settings.outbound);
+    let mut shown = form.clone();
+    if !me.can(Role::Admin) && !shown.alert_webhook_url.is_empty() {
+        shown.alert_webhook_url = mask_webhook_url(&shown.alert_webhook_url);
+    }
+    let form = shown;
     let settings = match parsed {
         Ok(settings) if !form.is_preview() => settings,
         Ok(_) => return show_again(&session, &me, Some(id), form, Ok(()), preview),

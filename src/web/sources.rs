@@ -9,14 +9,16 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
+use crate::domain::{Role, mask_url_secrets, mask_urls_in_text};
 use crate::import::actions::{self, SourceActionError};
 use crate::import::{self, Preview};
 use crate::jobs::download_isins;
 use crate::models::run::{self, Run};
 use crate::models::schedule::{self, Schedule};
 use crate::models::source::{self, DEFAULT_MAX_SHRINK_PERCENT, Source, SourceChanges};
-use crate::sources::fetch::Location;
+use crate::sources::fetch::{Limits, Location};
 use crate::sources::formats::{Format, FormatOptions};
+use crate::sources::outbound::{OutboundPolicy, Refused};
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
 use crate::web::page::{Page, flash_error, flash_success, render, see_other};
@@ -45,7 +47,10 @@ pub async fn list(
     session: Session,
     me: web::ReqData<CurrentUser>,
 ) -> Result<HttpResponse, AppError> {
-    let sources = state.db(|conn| Ok(source::list(conn)?)).await?;
+    let mut sources = state.db(|conn| Ok(source::list(conn)?)).await?;
+    for found in &mut sources {
+        hide_secrets(found, &me);
+    }
     render(StatusCode::OK, &ListPage { page: Page::new(&session, Some(&me), NAV), sources })
 }
 
@@ -78,6 +83,8 @@ pub async fn detail(
     let importing =
         found.import_run_id.filter(|holder| runs.iter().any(|r| r.id == *holder && r.status == "running"));
     let format_title = Format::parse(&found.format).map_or("unknown format", Format::title);
+    let mut found = found;
+    hide_secrets(&mut found, &me);
     render(
         StatusCode::OK,
         &DetailPage {
@@ -89,6 +96,13 @@ pub async fn detail(
             importing,
         },
     )
+}
+
+/// Masks the credentials in a source's URL for everyone but admins (the stored value is kept).
+fn hide_secrets(found: &mut Source, me: &CurrentUser) {
+    if !me.can(Role::Admin) {
+        found.url = mask_url_secrets(&found.url).into_owned();
+    }
 }
 
 /// The form's fields as typed.
@@ -133,8 +147,13 @@ impl SourceForm {
         self.enabled.is_some()
     }
 
-    /// The settings, or the messages to show beside the fields.
-    fn parse(&self) -> Result<SourceChanges, FormErrors> {
+    /// The settings, or the messages to show beside the fields. `stored_url` is the source's URL
+    /// before this edit: a URL sent back as it was shown (credentials masked) keeps it.
+    fn parse(
+        &self,
+        outbound: &OutboundPolicy,
+        stored_url: Option<&str>,
+    ) -> Result<SourceChanges, FormErrors> {
         let mut errors = FormErrors::default();
         let name = self.name.trim().to_owned();
         if name.is_empty() {
@@ -142,9 +161,20 @@ impl SourceForm {
         } else if name.chars().count() > 200 {
             errors.add("name", "Use at most 200 characters.");
         }
-        let url = self.url.trim().to_owned();
-        if let Err(problem) = Location::parse(&url) {
-            errors.add("url", problem);
+        let mut url = self.url.trim().to_owned();
+        if let Some(stored) = stored_url
+            && url != stored
+            && url == mask_url_secrets(stored)
+        {
+            url = stored.to_owned();
+        }
+        match Location::parse(&url) {
+            Err(problem) => errors.add("url", problem),
+            Ok(location) => {
+                if let Err(refused) = check_location(&location, outbound) {
+                    errors.add("url", refused.0);
+                }
+            }
         }
         let format = Format::parse(&self.format);
         if format.is_none() {
@@ -183,6 +213,17 @@ impl SourceForm {
             }),
             _ => Err(errors),
         }
+    }
+}
+
+/// What can be known of a source's location before fetching it: a local file must be in an
+/// allowed folder, an address in the URL must not be internal (a name is checked when it is
+/// looked up, at every download).
+fn check_location(location: &Location, outbound: &OutboundPolicy) -> Result<(), Refused> {
+    match location {
+        Location::File(path) => outbound.local_file(path).map(drop),
+        Location::Http(url) => outbound.check_url(url),
+        Location::BundledSample => Ok(()),
     }
 }
 
@@ -234,7 +275,7 @@ pub async fn create(
     form: web::Form<SourceForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let settings = match form.parse() {
+    let settings = match form.parse(&state.settings.outbound, None) {
         Ok(settings) => settings,
         Err(errors) => return show_again(&session, &me, None, form, errors),
     };
@@ -263,7 +304,8 @@ pub async fn edit_form(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let mut found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    hide_secrets(&mut found, &me);
     let page = FormPage {
         page: Page::new(&session, Some(&me), NAV),
         source_id: Some(id),
@@ -284,7 +326,8 @@ pub async fn update(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let form = form.into_inner();
-    let settings = match form.parse() {
+    let stored = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let settings = match form.parse(&state.settings.outbound, Some(&stored.url)) {
         Ok(settings) => settings,
         Err(errors) => return show_again(&session, &me, Some(id), form, errors),
     };
@@ -317,7 +360,8 @@ pub async fn delete_confirm(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let mut found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    hide_secrets(&mut found, &me);
     render(StatusCode::OK, &DeletePage { page: Page::new(&session, Some(&me), NAV), source: found })
 }
 
@@ -354,6 +398,8 @@ struct TestPage {
     preview: Option<Preview>,
     error: Option<String>,
     seconds: f64,
+    /// Whether the refused lines' text is shown (to admins only).
+    raw_shown: bool,
 }
 
 /// `POST /admin/sources/{id}/test`: fetches the file and shows what it holds; imports nothing.
@@ -364,25 +410,39 @@ pub async fn test(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let mut found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
     let target = found.clone();
     let started = std::time::Instant::now();
-    let result = web::block(move || {
-        let options = import::Options::default();
-        import::preview(&target, &options.limits, options.max_uncompressed_bytes)
-    })
-    .await
-    .map_err(AppError::internal)?;
-    let (preview, error) = match result {
-        Ok(preview) => (Some(preview), None),
-        Err(error) => (None, Some(error.to_string())),
+    // The same caps and outbound policy as an import run, and a deadline of its own.
+    let options = import::Options {
+        limits: Limits { max_bytes: state.settings.download_max_bytes, ..Limits::default() },
+        max_uncompressed_bytes: state.settings.uncompressed_max_bytes,
+        outbound: state.settings.outbound.clone(),
+        ..import::Options::default()
     };
+    let deadline = started + std::time::Duration::from_secs(import::PREVIEW_SECONDS);
+    let result =
+        web::block(move || import::preview(&target, &options, deadline)).await.map_err(AppError::internal)?;
+    let (mut preview, error) = match result {
+        Ok(preview) => (Some(preview), None),
+        Err(error) => (None, Some(mask_urls_in_text(&error.to_string()).into_owned())),
+    };
+    // A refused line's text is the file's text: only admins see it, others its line and reason.
+    if !me.can(Role::Admin)
+        && let Some(preview) = &mut preview
+    {
+        for problem in &mut preview.problems {
+            problem.raw.clear();
+        }
+    }
+    hide_secrets(&mut found, &me);
     let page = TestPage {
         page: Page::new(&session, Some(&me), NAV),
         source: found,
         preview,
         error,
         seconds: started.elapsed().as_secs_f64(),
+        raw_shown: me.can(Role::Admin),
     };
     render(StatusCode::OK, &page)
 }

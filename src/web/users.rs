@@ -1,15 +1,19 @@
-//! The users admin (admin role): list, create, change role and active flag, reset password.
+//! The users admin (admin role): list, create, change role and active flag, reset password,
+//! and see and revoke a user's API tokens.
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpRequest, HttpResponse, web};
 use askama::Template;
+use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::auth::accounts::{self, AccountError, PasswordChange};
+use crate::auth::api_tokens;
 use crate::auth::password::HashedPassword;
 use crate::domain::{NewPassword, Role, UserId, Username};
+use crate::models::api_token::{self, ApiToken};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::session;
 use crate::models::user::{self, User};
@@ -144,6 +148,11 @@ struct DetailPage {
     page: Page,
     user: User,
     sessions: i64,
+    tokens: Vec<ApiToken>,
+    /// What tells expired tokens apart (UTC).
+    now: NaiveDateTime,
+    /// Where a token's revoke form posts, up to the token's id.
+    revoke_base: String,
     entries: Vec<AuditEntry>,
     show_ip: bool,
 }
@@ -159,28 +168,62 @@ pub async fn detail(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = UserId(id.into_inner());
-    let (found, sessions, entries) = state
+    let (found, sessions, tokens, entries) = state
         .db(move |conn| {
             let found = user::find(conn, id)?.ok_or(AppError::NotFound)?;
             let sessions = session::count_active_for_user(conn, id, crate::db::now())?;
+            let tokens = api_token::of_user(conn, id.0)?;
             let filter = AuditFilter {
                 object_type: Some("user".to_owned()),
                 object_id: Some(id.to_string()),
                 ..AuditFilter::default()
             };
-            Ok((found, sessions, audit::page(conn, &filter, None, 50)?))
+            Ok((found, sessions, tokens, audit::page(conn, &filter, None, 50)?))
         })
         .await?;
     render(
         StatusCode::OK,
         &DetailPage {
             page: Page::new(&session, Some(&me), NAV),
+            revoke_base: format!("/admin/users/{id}/tokens/"),
             user: found,
             sessions,
+            tokens,
+            now: crate::db::now(),
             entries,
             show_ip: true,
         },
     )
+}
+
+/// Revokes one of a user's API tokens (an admin stopping a script, or a leaked token).
+pub async fn revoke_token(
+    req: HttpRequest,
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    path: web::Path<(i64, i64)>,
+) -> Result<HttpResponse, AppError> {
+    let (owner, token_id) = path.into_inner();
+    let actor = actor(&req, &state.settings, &me);
+    let revoked =
+        state.db(move |conn| Ok(api_tokens::revoke(conn, &actor, UserId(owner), token_id)?)).await?;
+    let Some(token) = revoked else { return Err(AppError::NotFound) };
+    tracing::info!(user = me.username.as_str(), owner, token = token.id, "an API token was revoked");
+    flash_success(
+        &session,
+        format!("The token “{}” was revoked: requests with it are refused from now on.", token.name),
+    );
+    Ok(see_other(&format!("/admin/users/{owner}/#api-tokens")))
+}
+
+/// What a flash adds when a change revoked API tokens.
+fn tokens_revoked_note(count: usize) -> String {
+    match count {
+        0 => String::new(),
+        1 => " Their API token was revoked.".to_owned(),
+        n => format!(" Their {n} API tokens were revoked."),
+    }
 }
 
 #[derive(Template)]
@@ -241,8 +284,15 @@ pub async fn update(
             state.db(move |conn| Ok(accounts::update_user(conn, &actor, target, role, is_active))).await?;
         match updated {
             Ok(updated) => {
-                flash_success(&session, format!("User “{}” was saved.", updated.username));
-                return Ok(see_other(&format!("/admin/users/{}/", updated.id)));
+                flash_success(
+                    &session,
+                    format!(
+                        "User “{}” was saved.{}",
+                        updated.user.username,
+                        tokens_revoked_note(updated.tokens_revoked)
+                    ),
+                );
+                return Ok(see_other(&format!("/admin/users/{}/", updated.user.id)));
             }
             Err(AccountError::LastAdmin) => errors.add("__all__", AccountError::LastAdmin),
             Err(AccountError::NotFound) => return Err(AppError::NotFound),
@@ -312,7 +362,7 @@ pub async fn reset_password(
         let hash = hash_off_thread(password).await?;
         let actor = actor(&req, &state.settings, &me);
         let target = found.id;
-        state
+        let tokens_revoked = state
             .db(move |conn| {
                 accounts::set_password(conn, &actor, target, &hash, PasswordChange::Reset)
                     .map_err(AppError::internal)
@@ -324,7 +374,11 @@ pub async fn reset_password(
         }
         flash_success(
             &session,
-            format!("The password of “{}” was changed and their sessions were ended.", found.username),
+            format!(
+                "The password of “{}” was changed and their sessions were ended.{}",
+                found.username,
+                tokens_revoked_note(tokens_revoked)
+            ),
         );
         return Ok(see_other(&format!("/admin/users/{}/", found.id)));
     }

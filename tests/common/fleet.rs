@@ -60,6 +60,7 @@ impl Fleet {
             .env("ISINBEAT_LOG", "info")
             // Runs heartbeat every second, so a dead worker's run is rescued after 6 s.
             .env("ISINBEAT_RUN_HEARTBEAT_SECONDS", "1")
+            .envs(super::outbound_for_local_servers())
             .envs(self.env.iter().map(|(k, v)| (k, v)));
         command
     }

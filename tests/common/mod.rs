@@ -209,6 +209,14 @@ pub async fn spawn_app_running(backend: Backend) -> Option<TestApp> {
     Some(TestApp { address, port, pool, backend, processes: Mutex::new(vec![process]), database })
 }
 
+/// [`spawn_app_running`] with `extra` settings on top of the test defaults.
+pub async fn spawn_app_running_with(backend: Backend, extra: &[(&str, &str)]) -> Option<TestApp> {
+    let database = TestDatabase::create(backend)?;
+    let (address, port, pool, process) =
+        start(&database.url(), extra, Processes { scheduler: true, worker: true }).await;
+    Some(TestApp { address, port, pool, backend, processes: Mutex::new(vec![process]), database })
+}
+
 /// Builds and starts one application process on `database_url`.
 async fn start(
     database_url: &str,
@@ -223,6 +231,9 @@ async fn start(
         ("ISINBEAT_DATABASE_POOL_SIZE".to_owned(), "6".to_owned()),
         ("ISINBEAT_SEED".to_owned(), "none".to_owned()),
     ]);
+    for (name, value) in outbound_for_local_servers() {
+        vars.insert(name.to_owned(), value);
+    }
     for (name, value) in extra {
         vars.insert((*name).to_owned(), (*value).to_owned());
     }
@@ -268,6 +279,16 @@ async fn start(
     };
     let process = AppProcess { server, stop: Some(stop), thread: Some(thread) };
     (format!("http://127.0.0.1:{port}"), port, pool, process)
+}
+
+/// The outbound policy tests run under unless they test it: their fake servers on 127.0.0.1 may
+/// be reached, and their files in the system's temporary folder read. A test of the policy
+/// itself sets these to "" (the defaults: public addresses only, no local files).
+pub fn outbound_for_local_servers() -> [(&'static str, String); 2] {
+    [
+        ("ISINBEAT_OUTBOUND_ALLOW", "127.0.0.1".to_owned()),
+        ("ISINBEAT_SOURCE_DIRS", std::env::temp_dir().to_string_lossy().into_owned()),
+    ]
 }
 
 pub async fn spawn_app(backend: Backend) -> Option<TestApp> {

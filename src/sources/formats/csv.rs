@@ -3,6 +3,7 @@
 
 use std::io::{self, BufRead, Read};
 
+use super::bounded::{LINE_MAX_BYTES, LineTooLong};
 use super::{ColumnRef, Format, FormatError, FormatOptions, Item, Rejected, Row, RowReader, non_empty};
 use crate::domain::{Isin, Lei};
 
@@ -15,18 +16,39 @@ pub(super) enum Field<'a> {
     NotUtf8,
 }
 
-/// The input of the csv reader, noting when it has run dry: a record read after that was ended
-/// by the end of the file rather than by a line end, which its physical line depends on.
+/// The input of the csv reader, noting when it has run dry (a record read after that was ended
+/// by the end of the file rather than by a line end, which its physical line depends on), and
+/// failing when one record grows past the cap: quoted newlines let a record span lines, so an
+/// unterminated quote would otherwise read the rest of the file into one record.
 struct Watched {
     input: Box<dyn BufRead + Send>,
     at_end: bool,
+    /// Bytes handed to the csv reader.
+    handed: u64,
+    /// Where the current record starts (bytes, and its physical line).
+    record_start: u64,
+    record_line: u64,
 }
+
+/// What the csv reader may hold beyond the record it is reading (its buffer, 8 KiB by default).
+const CSV_BUFFER_SLACK: u64 = 16 * 1024;
 
 impl Read for Watched {
     fn read(&mut self, buffer: &mut [u8]) -> io::Result<usize> {
         let read = self.input.read(buffer)?;
         if read == 0 && !buffer.is_empty() {
             self.at_end = true;
+        }
+        self.handed += read as u64;
+        if self.handed - self.record_start > LINE_MAX_BYTES as u64 + CSV_BUFFER_SLACK {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                LineTooLong(format!(
+                    "the record that starts on line {} is longer than {} KiB: a closing quote is probably missing",
+                    self.record_line,
+                    LINE_MAX_BYTES / 1024
+                )),
+            ));
         }
         Ok(read)
     }
@@ -65,7 +87,13 @@ impl ByteRecords {
             // Only LF ends a record, so that the reader always consumes a record's line end
             // with the record; a CR before it is taken off the last field below.
             .terminator(::csv::Terminator::Any(b'\n'))
-            .from_reader(Watched { input, at_end: false });
+            .from_reader(Watched {
+                input,
+                at_end: false,
+                handed: 0,
+                record_start: 0,
+                record_line: skipped + 1,
+            });
         Ok(ByteRecords { reader, record: ::csv::ByteRecord::new(), skipped, line: 0 })
     }
 
@@ -77,13 +105,17 @@ impl ByteRecords {
                 let line = self.skipped + error.position().map_or(before, ::csv::Position::line);
                 let message = error.to_string();
                 match error.into_kind() {
-                    ::csv::ErrorKind::Io(error) => FormatError::Io(error),
+                    ::csv::ErrorKind::Io(error) => FormatError::from(error),
                     _ => FormatError::Csv { line, message },
                 }
             })?;
             if !read {
                 return Ok(false);
             }
+            let next = self.reader.position().clone();
+            let watched = self.reader.get_mut();
+            watched.record_start = next.byte();
+            watched.record_line = self.skipped + next.line();
             // The csv line count after the record, less the line ends inside it (quoted
             // newlines, and the LF that ended it unless the end of the file did).
             let after = self.reader.position().line();

@@ -11,6 +11,7 @@ use std::sync::Arc;
 use quick_xml::Reader;
 use quick_xml::events::{BytesRef, BytesStart, Event};
 
+use super::bounded::LineTooLong;
 use super::{FormatError, Item, Listing, Rejected, Row, RowReader};
 use crate::domain::{Isin, Lei};
 
@@ -222,10 +223,15 @@ impl FirdsReader {
     /// A `FormatError` for a parser error, keeping read failures (such as the size cap) as I/O.
     fn error(&self, error: quick_xml::Error) -> FormatError {
         match error {
-            quick_xml::Error::Io(error) => FormatError::Io(
-                Arc::try_unwrap(error)
-                    .unwrap_or_else(|shared| std::io::Error::new(shared.kind(), shared.to_string())),
-            ),
+            quick_xml::Error::Io(error) => {
+                match error.get_ref().and_then(|e| e.downcast_ref::<LineTooLong>()) {
+                    Some(too_long) => FormatError::TooLong(too_long.0.clone()),
+                    None => FormatError::Io(
+                        Arc::try_unwrap(error)
+                            .unwrap_or_else(|shared| std::io::Error::new(shared.kind(), shared.to_string())),
+                    ),
+                }
+            }
             error => FormatError::Xml { position: self.reader.error_position(), message: error.to_string() },
         }
     }

@@ -6,6 +6,7 @@
 //! reader's business: it reports each line's validity, and the import decides what a repeat means.
 //! A [`FormatError`] means the whole file is unusable.
 
+pub mod bounded;
 mod csv;
 mod firds;
 mod gleif;
@@ -15,6 +16,7 @@ use std::fmt;
 use std::io::BufRead;
 
 use crate::domain::{Isin, Lei};
+use bounded::{Boundary, LineCapped};
 
 /// The layouts isinbeat reads.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -396,6 +398,9 @@ pub enum FormatError {
     /// The csv crate could not read a record.
     #[error("line {line}: the CSV cannot be read: {message}")]
     Csv { line: u64, message: String },
+    /// A line or record longer than [`bounded::LINE_MAX_BYTES`] (see [`bounded`]).
+    #[error("{0}")]
+    TooLong(String),
     /// The source's options do not fit the format (see [`FormatOptions::check`]).
     #[error("the source's options do not fit the format: {0}")]
     Options(String),
@@ -403,7 +408,10 @@ pub enum FormatError {
 
 impl From<std::io::Error> for FormatError {
     fn from(error: std::io::Error) -> Self {
-        Self::Io(error)
+        match error.get_ref().and_then(|inner| inner.downcast_ref::<bounded::LineTooLong>()) {
+            Some(too_long) => Self::TooLong(too_long.0.clone()),
+            None => Self::Io(error),
+        }
     }
 }
 
@@ -440,6 +448,11 @@ pub fn open_reader(
         let text = problems.iter().map(|(name, message)| format!("{name}: {message}")).collect::<Vec<_>>();
         return Err(FormatError::Options(text.join("; ")));
     }
+    // Every reader reads through the line cap: XML by the text between tags (a FIRDS file is
+    // often one line), the others by lines.
+    let boundary = if format == Format::FirdsFulins { Boundary::Tag } else { Boundary::LineEnd };
+    let input: Box<dyn BufRead + Send> =
+        Box::new(std::io::BufReader::with_capacity(1 << 16, LineCapped::new(input, boundary)));
     Ok(match format {
         Format::GleifIsinLei => Box::new(gleif::GleifReader::open(input)?),
         Format::FirdsFulins => Box::new(firds::FirdsReader::new(input)),
