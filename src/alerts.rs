@@ -30,7 +30,7 @@ pub fn http_client(outbound: &OutboundPolicy, timeout: StdDuration) -> anyhow::R
         .context("Failed to set up the HTTP client")
 }
 
-pub use crate::sources::fetch::install_tls_provider;
+pub use crate::sources::outbound::install_tls_provider;
 
 /// Queues the "failed for good" alert of `failed` when its schedule has a webhook; call it where
 /// the run is recorded as failed.
@@ -156,13 +156,9 @@ pub async fn deliver(pool: &DbPool, client: &OutboundClient, ids: Vec<i64>) {
                 "run_id": delivery.run_id,
             },
         });
-        let answer = match client.post(&delivery.url) {
-            Ok(request) => Ok(request.json(&body).send().await),
-            Err(refused) => Err(refused),
-        };
-        let (delivered, status, error) = match answer {
+        let (delivered, status, error) = match client.post(&delivery.url) {
             Err(refused) => (false, None, Some(format!("Refused: {refused}."))),
-            Ok(answer) => match answer {
+            Ok(request) => match request.json(&body).send().await {
                 Ok(response) if response.status().is_success() => {
                     (true, Some(i32::from(response.status().as_u16())), None)
                 }

@@ -308,26 +308,19 @@ impl Settings {
             }
         };
         let outbound = parse_outbound(&get)?;
-        let metrics_token = get("ISINBEAT_METRICS_TOKEN").map(|raw| Secret::new(raw.trim().to_owned()));
-        if let Some(token) = &metrics_token
-            && token.expose().len() < 16
-        {
-            return Err(ConfigError::Invalid {
-                name: "ISINBEAT_METRICS_TOKEN",
-                value: "********".to_owned(),
-                reason: "use at least 16 characters".to_owned(),
-            });
-        }
-        let secret_key = get("ISINBEAT_SECRET_KEY").map(Secret::new);
-        if let Some(key) = &secret_key
-            && key.expose().len() < 32
-        {
-            return Err(ConfigError::Invalid {
-                name: "ISINBEAT_SECRET_KEY",
-                value: "********".to_owned(),
-                reason: "use at least 32 characters (64 random bytes, hex-encoded, are best)".to_owned(),
-            });
-        }
+        // A bearer token is compared trimmed; the session key is taken as it is.
+        let metrics_token = long_enough(
+            get("ISINBEAT_METRICS_TOKEN").map(|raw| raw.trim().to_owned()),
+            "ISINBEAT_METRICS_TOKEN",
+            16,
+            "",
+        )?;
+        let secret_key = long_enough(
+            get("ISINBEAT_SECRET_KEY"),
+            "ISINBEAT_SECRET_KEY",
+            32,
+            " (64 random bytes, hex-encoded, are best)",
+        )?;
         Ok(Self {
             database_url,
             queue_url,
@@ -504,6 +497,23 @@ fn parse_bool(
             "0" | "false" | "no" | "off" => Ok(false),
             _ => Err(ConfigError::Invalid { name, value: raw, reason: "expected true or false".to_owned() }),
         },
+    }
+}
+
+/// `value` as a secret, refused (without showing it) when shorter than `min` characters.
+fn long_enough(
+    value: Option<String>,
+    name: &'static str,
+    min: usize,
+    advice: &str,
+) -> Result<Option<Secret>, ConfigError> {
+    match value {
+        Some(value) if value.len() < min => Err(ConfigError::Invalid {
+            name,
+            value: "********".to_owned(),
+            reason: format!("use at least {min} characters{advice}"),
+        }),
+        value => Ok(value.map(Secret::new)),
     }
 }
 

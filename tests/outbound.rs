@@ -55,28 +55,22 @@ fn secret_server() -> SecretServer {
                 "/good.csv",
                 web::get().to(|| async { HttpResponse::Ok().body(common::gleif_csv([(1, 1)])) }),
             )
-            .route(
-                "/to-loopback",
-                web::get().to(move || async move {
-                    HttpResponse::Found()
-                        .insert_header(("Location", format!("http://127.0.0.1:{port}/secret.csv")))
-                        .finish()
-                }),
-            )
-            .route(
-                "/to-name",
-                web::get().to(move || async move {
-                    HttpResponse::Found()
-                        .insert_header(("Location", format!("http://isins.example.com:{port}/secret.csv")))
-                        .finish()
-                }),
-            )
+            .route("/to-loopback", redirect(format!("http://127.0.0.1:{port}/secret.csv")))
+            .route("/to-name", redirect(format!("http://isins.example.com:{port}/secret.csv")))
     })
     .workers(1)
     .listen(listener)
     .unwrap();
     tokio::spawn(server.run());
     SecretServer { port, secret_hits: hits }
+}
+
+/// A route that answers 302 to `location`.
+fn redirect(location: String) -> actix_web::Route {
+    web::get().to(move || {
+        let location = location.clone();
+        async move { HttpResponse::Found().insert_header(("Location", location)).finish() }
+    })
 }
 
 /// The policy at its defaults, with local sources allowed from `dir` only and the given names

@@ -126,13 +126,17 @@ pub fn revoke(
     })
 }
 
+/// The credentials of an `Authorization: Bearer …` header value (the scheme in any case), if
+/// that is what it is.
+pub fn bearer_token(header: Option<&str>) -> Option<&str> {
+    let (scheme, credentials) = header?.trim().split_once(' ')?;
+    let credentials = credentials.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !credentials.is_empty()).then_some(credentials)
+}
+
 /// The user a request's `Authorization` header value stands for.
 pub fn authenticate(conn: &mut DbConnection, header: Option<&str>) -> Result<CurrentUser, AuthFailure> {
-    let secret = header
-        .and_then(|value| value.strip_prefix("Bearer ").or_else(|| value.strip_prefix("bearer ")))
-        .map(str::trim)
-        .filter(|secret| !secret.is_empty())
-        .ok_or(AuthFailure::Token(TokenError::Missing))?;
+    let secret = bearer_token(header).ok_or(AuthFailure::Token(TokenError::Missing))?;
     let token = api_token::find_by_hash(conn, &hash(secret))?
         .filter(|token| token.revoked_at.is_none())
         .ok_or(AuthFailure::Token(TokenError::Invalid))?;

@@ -46,6 +46,19 @@ impl Location {
     }
 }
 
+impl Location {
+    /// What can be known before fetching: a local file must lie in an allowed folder, an
+    /// address written in the URL must not be internal (a name is checked when it is looked up,
+    /// at every download).
+    pub fn check(&self, policy: &OutboundPolicy) -> Result<(), Refused> {
+        match self {
+            Self::File(path) => policy.local_file(path).map(drop),
+            Self::Http(url) => policy.check_url(url),
+            Self::BundledSample => Ok(()),
+        }
+    }
+}
+
 /// Limits on one download.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -115,8 +128,6 @@ pub enum FetchError {
     #[error("refused: {0}")]
     Refused(#[from] Refused),
 }
-
-pub use crate::sources::outbound::install_tls_provider;
 
 /// Fetches `location`. `progress` is told the bytes so far and the expected total when known;
 /// it returns `Err` to stop (cancel, timeout).

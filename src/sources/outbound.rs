@@ -23,6 +23,10 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
+/// What every refusal of an internal address ends with.
+const NOT_INTERNAL: &str =
+    "isinbeat does not connect to internal addresses unless ISINBEAT_OUTBOUND_ALLOW names them";
+
 /// The most redirects one request follows.
 const MAX_REDIRECTS: usize = 10;
 
@@ -233,10 +237,7 @@ impl OutboundPolicy {
     fn refusal(name: &str, ip: IpAddr, kind: &str) -> Refused {
         let what =
             if name == ip.to_string() { name.to_owned() } else { format!("{name} resolves to {ip}, which") };
-        Refused(format!(
-            "{what} is {kind}: isinbeat does not connect to internal addresses unless ISINBEAT_OUTBOUND_ALLOW \
-             names them"
-        ))
+        Refused(format!("{what} is {kind}: {NOT_INTERNAL}"))
     }
 
     /// Checks what can be known of `url` before connecting: its scheme, and its host when it is
@@ -259,8 +260,7 @@ impl OutboundPolicy {
                 let lower = name.trim_end_matches('.').to_ascii_lowercase();
                 if (lower == "localhost" || lower.ends_with(".localhost")) && !self.allows_host(&lower) {
                     return Err(Refused(format!(
-                        "{name} is this machine (a loopback address): isinbeat does not connect to internal \
-                         addresses unless ISINBEAT_OUTBOUND_ALLOW names them"
+                        "{name} is this machine (a loopback address): {NOT_INTERNAL}"
                     )));
                 }
                 return Ok(());

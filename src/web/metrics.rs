@@ -23,6 +23,8 @@ use std::sync::atomic::AtomicU64;
 use chrono::{Duration, NaiveDateTime};
 use sha2::{Digest, Sha256};
 
+use crate::auth::api_tokens::bearer_token;
+use crate::auth::csrf::constant_time_eq;
 use crate::models::{run, schedule};
 use crate::web::{AppError, AppState};
 
@@ -116,15 +118,10 @@ pub async fn metrics(request: HttpRequest, state: web::Data<AppState>) -> Result
 /// digests compared without stopping at the first difference, so the time taken tells nothing
 /// of how much of a guess was right, nor of the token's length.
 fn bearer_matches(request: &HttpRequest, token: &str) -> bool {
-    let given =
-        request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok()).and_then(|value| {
-            let (scheme, credentials) = value.trim().split_once(' ')?;
-            scheme.eq_ignore_ascii_case("bearer").then(|| credentials.trim())
-        });
-    let Some(given) = given else { return false };
-    let (given, expected) = (Sha256::digest(given.as_bytes()), Sha256::digest(token.as_bytes()));
-    let difference = given.iter().zip(expected.iter()).fold(0u8, |acc, (a, b)| acc | (a ^ b));
-    std::hint::black_box(difference) == 0
+    let header = request.headers().get(AUTHORIZATION).and_then(|value| value.to_str().ok());
+    bearer_token(header).is_some_and(|given| {
+        constant_time_eq(&Sha256::digest(given.as_bytes()), &Sha256::digest(token.as_bytes()))
+    })
 }
 
 /// Reads the figures from the database and writes them out as OpenMetrics text.

@@ -251,19 +251,10 @@ pub async fn detail(
     let shrink_refused = found.task_kind == download_isins::NAME
         && found.status == "failed"
         && found.error.as_deref().is_some_and(|e| e.contains("accept shrink"));
-    // A refused line's text is the file's text: only admins see it (and a source URL's
-    // credentials), others the line and the reason.
-    let admin = me.can(Role::Admin);
-    let import = import.map(|mut stats| {
-        if !admin {
-            stats.problems.iter_mut().for_each(|problem| problem.raw.clear());
-        }
-        stats
-    });
+    // A source URL's credentials are for admins only (the template shows refused lines' text,
+    // which is the file's text, to admins only too).
     let import_source = import_source.map(|mut found| {
-        if !admin {
-            found.url = crate::domain::mask_url_secrets(&found.url).into_owned();
-        }
+        crate::web::sources::hide_secrets(&mut found, &me);
         found
     });
     let import = match (import, shrink_refused) {

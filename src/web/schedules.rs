@@ -397,6 +397,14 @@ impl FormPage {
     }
 }
 
+/// Shows a webhook's address to everyone but admins as its host only (its path is its secret);
+/// sent back as shown, the form keeps the stored address (see `update`).
+fn hide_webhook(form: &mut ScheduleForm, me: &CurrentUser) {
+    if !me.can(Role::Admin) && !form.alert_webhook_url.is_empty() {
+        form.alert_webhook_url = mask_webhook_url(&form.alert_webhook_url);
+    }
+}
+
 /// What can be known of a webhook before calling it: an address in its URL must not be internal
 /// (a name is checked each time it is looked up).
 fn check_webhook(
@@ -483,9 +491,7 @@ pub async fn edit_form(
     let id = id.into_inner();
     let found = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
     let mut form = ScheduleForm::from_settings(&found.changes());
-    if !me.can(Role::Admin) && !form.alert_webhook_url.is_empty() {
-        form.alert_webhook_url = mask_webhook_url(&form.alert_webhook_url);
-    }
+    hide_webhook(&mut form, &me);
     let (_, preview) = form.parse(&Registry::builtin());
     let page = Page::new(&session, Some(&me), NAV);
     render(StatusCode::OK, &FormPage::new(page, Some(id), form, FormErrors::default(), preview))
@@ -510,11 +516,7 @@ pub async fn update(
     }
     let (parsed, preview) = form.parse(&Registry::builtin());
     let parsed = check_webhook(parsed, &state.settings.outbound);
-    let mut shown = form.clone();
-    if !me.can(Role::Admin) && !shown.alert_webhook_url.is_empty() {
-        shown.alert_webhook_url = mask_webhook_url(&shown.alert_webhook_url);
-    }
-    let form = shown;
+    hide_webhook(&mut form, &me);
     let settings = match parsed {
         Ok(settings) if !form.is_preview() => settings,
         Ok(_) => return show_again(&session, &me, Some(id), form, Ok(()), preview),

@@ -18,7 +18,7 @@ use crate::models::schedule::{self, Schedule};
 use crate::models::source::{self, DEFAULT_MAX_SHRINK_PERCENT, Source, SourceChanges};
 use crate::sources::fetch::{Limits, Location};
 use crate::sources::formats::{Format, FormatOptions};
-use crate::sources::outbound::{OutboundPolicy, Refused};
+use crate::sources::outbound::OutboundPolicy;
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
 use crate::web::page::{Page, flash_error, flash_success, render, see_other};
@@ -99,7 +99,7 @@ pub async fn detail(
 }
 
 /// Masks the credentials in a source's URL for everyone but admins (the stored value is kept).
-fn hide_secrets(found: &mut Source, me: &CurrentUser) {
+pub(crate) fn hide_secrets(found: &mut Source, me: &CurrentUser) {
     if !me.can(Role::Admin) {
         found.url = mask_url_secrets(&found.url).into_owned();
     }
@@ -171,7 +171,7 @@ impl SourceForm {
         match Location::parse(&url) {
             Err(problem) => errors.add("url", problem),
             Ok(location) => {
-                if let Err(refused) = check_location(&location, outbound) {
+                if let Err(refused) = location.check(outbound) {
                     errors.add("url", refused.0);
                 }
             }
@@ -213,17 +213,6 @@ impl SourceForm {
             }),
             _ => Err(errors),
         }
-    }
-}
-
-/// What can be known of a source's location before fetching it: a local file must be in an
-/// allowed folder, an address in the URL must not be internal (a name is checked when it is
-/// looked up, at every download).
-fn check_location(location: &Location, outbound: &OutboundPolicy) -> Result<(), Refused> {
-    match location {
-        Location::File(path) => outbound.local_file(path).map(drop),
-        Location::Http(url) => outbound.check_url(url),
-        Location::BundledSample => Ok(()),
     }
 }
 
@@ -398,8 +387,6 @@ struct TestPage {
     preview: Option<Preview>,
     error: Option<String>,
     seconds: f64,
-    /// Whether the refused lines' text is shown (to admins only).
-    raw_shown: bool,
 }
 
 /// `POST /admin/sources/{id}/test`: fetches the file and shows what it holds; imports nothing.
@@ -423,18 +410,10 @@ pub async fn test(
     let deadline = started + std::time::Duration::from_secs(import::PREVIEW_SECONDS);
     let result =
         web::block(move || import::preview(&target, &options, deadline)).await.map_err(AppError::internal)?;
-    let (mut preview, error) = match result {
+    let (preview, error) = match result {
         Ok(preview) => (Some(preview), None),
         Err(error) => (None, Some(mask_urls_in_text(&error.to_string()).into_owned())),
     };
-    // A refused line's text is the file's text: only admins see it, others its line and reason.
-    if !me.can(Role::Admin)
-        && let Some(preview) = &mut preview
-    {
-        for problem in &mut preview.problems {
-            problem.raw.clear();
-        }
-    }
     hide_secrets(&mut found, &me);
     let page = TestPage {
         page: Page::new(&session, Some(&me), NAV),
@@ -442,7 +421,6 @@ pub async fn test(
         preview,
         error,
         seconds: started.elapsed().as_secs_f64(),
-        raw_shown: me.can(Role::Admin),
     };
     render(StatusCode::OK, &page)
 }
