@@ -239,6 +239,25 @@ async fn createsuperuser_and_changepassword_read_piped_answers(backend: Backend)
     assert_eq!(unknown.status.code(), Some(1));
     assert!(text(&unknown.stderr).contains("There is no user “nobody”."));
 
+    // root2 makes an API token, which the reset revokes.
+    let (_server, address) = start_serve(&database, &[]);
+    let browser = Browser::new(&address);
+    assert_eq!(browser.login("root2", "one long passphrase").await.status(), 303);
+    let made = browser.submit("/admin/account/", "/admin/account/tokens", &[("name", "nightly")]).await;
+    let page = made.text().await.unwrap();
+    let secret: String = format!(
+        "isb_{}",
+        page.split("isb_")
+            .nth(1)
+            .unwrap()
+            .chars()
+            .take_while(char::is_ascii_alphanumeric)
+            .collect::<String>()
+    );
+    let api = reqwest::Client::new();
+    let with_token = || api.get(format!("{address}/api/v1/schedules")).bearer_auth(&secret).send();
+    assert_eq!(with_token().await.unwrap().status(), 200);
+
     let changed = isinbeat(
         &database,
         &["changepassword", "root2"],
@@ -246,10 +265,16 @@ async fn createsuperuser_and_changepassword_read_piped_answers(backend: Backend)
         Some("a second long passphrase\na second long passphrase\n"),
     );
     assert!(changed.status.success(), "{}", text(&changed.stderr));
-    assert!(text(&changed.stdout).contains("Password changed for “root2”"));
+    assert!(
+        text(&changed.stdout).contains(
+            "Password changed for “root2”; their sessions were ended and their API token was revoked."
+        ),
+        "{}",
+        text(&changed.stdout)
+    );
+    assert_eq!(with_token().await.unwrap().status(), 401, "the reset revoked the token");
 
     // The new password is the one that works.
-    let (_server, address) = start_serve(&database, &[]);
     let browser = Browser::new(&address);
     assert_eq!(browser.login("root2", "one long passphrase").await.status(), 422);
     assert_eq!(browser.login("root2", "a second long passphrase").await.status(), 303);

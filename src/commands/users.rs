@@ -113,7 +113,8 @@ pub fn createsuperuser(options: SuperuserOptions) -> anyhow::Result<()> {
     }
 }
 
-/// `isinbeat changepassword USERNAME`: sets a user's password and ends their sessions.
+/// `isinbeat changepassword USERNAME`: sets a user's password, ends their sessions and revokes
+/// their API tokens (a reset: the account may be compromised).
 pub fn changepassword(raw_username: &str) -> anyhow::Result<()> {
     let settings = super::load_settings()?;
     let pool = super::migrated_pool(&settings)?;
@@ -124,7 +125,13 @@ pub fn changepassword(raw_username: &str) -> anyhow::Result<()> {
     println!("Changing the password of “{}”.", target.username);
     let password = Prompter::new().new_password(&target.username)?;
     let hash = HashedPassword::new(&password)?;
-    accounts::set_password(&mut conn, &Actor::command_line(), target.id, &hash, PasswordChange::Reset)?;
-    println!("Password changed for “{}”; their sessions were ended.", target.username);
+    let revoked =
+        accounts::set_password(&mut conn, &Actor::command_line(), target.id, &hash, PasswordChange::Reset)?;
+    let tokens = match revoked {
+        0 => String::new(),
+        1 => " and their API token was revoked".to_owned(),
+        n => format!(" and their {n} API tokens were revoked"),
+    };
+    println!("Password changed for “{}”; their sessions were ended{tokens}.", target.username);
     Ok(())
 }
