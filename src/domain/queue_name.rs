@@ -68,10 +68,6 @@ impl QueueName {
     pub fn as_str(&self) -> &str {
         &self.0
     }
-
-    pub fn is_default(&self) -> bool {
-        self.0 == Self::DEFAULT
-    }
 }
 
 impl Default for QueueName {

@@ -362,20 +362,6 @@ pub fn undo_versions(
     Ok(())
 }
 
-/// How many versions of a source's records are visible and active / inactive at `generation`.
-pub fn count_visible(conn: &mut DbConnection, source_id: i64, generation: i64) -> QueryResult<(i64, i64)> {
-    let rows: Vec<(bool, i64)> = isin_records::table
-        .filter(isin_records::source_id.eq(source_id))
-        .filter(isin_records::since_gen.le(generation))
-        .filter(isin_records::until_gen.is_null().or(isin_records::until_gen.gt(generation)))
-        .group_by(isin_records::active)
-        .select((isin_records::active, diesel::dsl::count_star()))
-        .load(conn)?;
-    let active = rows.iter().find(|(active, _)| *active).map_or(0, |(_, n)| *n);
-    let inactive = rows.iter().find(|(active, _)| !*active).map_or(0, |(_, n)| *n);
-    Ok((active, inactive))
-}
-
 /// Refreshes PostgreSQL's statistics of the ISIN tables after an import wrote many rows. Until
 /// autovacuum gets to it (a minute or more later), the planner would still see the tables as
 /// they were: after a first import of 10 M rows it planned the next import's updates as scans

@@ -204,10 +204,6 @@ fn in_batches(
 
 /// Computes `next_fire_at` from the schedule's current timing (new schedule, or an edit): the
 /// first occurrence after `now`. A timing that cannot be understood never fires.
-pub fn reschedule(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> anyhow::Result<Claimed> {
-    settle(write_transaction(conn, |conn| reschedule_one(conn, id, now)))
-}
-
 fn reschedule_one(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> Result<Claimed, ClaimError> {
     let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
     let fingerprint = current.current_fingerprint();
