@@ -14,6 +14,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::alert_deliveries;
 use crate::db::{DbConnection, DbPool, now};
+use crate::domain::duration_text::span;
 use crate::domain::mask_webhook_url;
 use crate::models::alert::{self, NewDelivery};
 use crate::models::run::{self, Run};
@@ -207,17 +208,6 @@ fn describe_error(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-/// "26 hours", "1 day", "90 minutes".
-pub fn span(seconds: i64) -> String {
-    let (value, unit) = match seconds {
-        s if s % 86_400 == 0 => (s / 86_400, "day"),
-        s if s % 3_600 == 0 => (s / 3_600, "hour"),
-        s if s % 60 == 0 => (s / 60, "minute"),
-        s => (s, "second"),
-    };
-    format!("{value} {unit}{}", if value == 1 { "" } else { "s" })
 }
 
 fn first_line(text: &str) -> &str {

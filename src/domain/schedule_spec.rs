@@ -15,6 +15,8 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
+use crate::domain::duration_text;
+
 /// A cron expression with 5 fields (minute precision) or 6 (with seconds first).
 #[derive(Clone)]
 pub struct CronExpr {
@@ -293,15 +295,9 @@ fn describe_cron(source: &str) -> String {
     }
 }
 
+/// "day", "90 minutes": an interval after "every".
 fn describe_duration(every: Duration) -> String {
-    let seconds = every.num_seconds();
-    let (value, unit) = match seconds {
-        s if s % 86_400 == 0 => (s / 86_400, "day"),
-        s if s % 3_600 == 0 => (s / 3_600, "hour"),
-        s if s % 60 == 0 => (s / 60, "minute"),
-        s => (s, "second"),
-    };
-    if value == 1 { unit.to_owned() } else { format!("{value} {unit}s") }
+    duration_text::every(every.num_seconds())
 }
 
 #[cfg(test)]
