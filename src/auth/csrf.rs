@@ -3,6 +3,7 @@
 
 use actix_session::Session;
 use rand::distr::{Alphanumeric, SampleString};
+use subtle::ConstantTimeEq;
 
 const KEY: &str = "csrf_token";
 
@@ -38,12 +39,9 @@ pub fn matches(session: &Session, provided: Option<&str>) -> bool {
 }
 
 /// Whether `a` and `b` are equal, looking at every byte whatever the first difference (the
-/// time taken tells nothing of how much of a guess was right).
+/// time taken tells nothing of how much of a guess was right). Different lengths are unequal.
 pub fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {
-    if a.len() != b.len() {
-        return false;
-    }
-    a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    a.ct_eq(b).into()
 }
 
 #[cfg(test)]
