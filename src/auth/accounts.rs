@@ -201,8 +201,8 @@ pub fn ensure_first_admin(conn: &mut DbConnection, given: Option<&str>) -> anyho
         Some(given) => (given.to_owned(), false),
         None => (password::random_password(), true),
     };
-    let new_password = NewPassword::parse(&raw, username.as_str())
-        .map_err(|reason| anyhow::anyhow!("ISINBEAT_ADMIN_PASSWORD is not accepted: {reason}"))?;
+    let new_password =
+        NewPassword::parse(&raw, username.as_str()).context("ISINBEAT_ADMIN_PASSWORD is not accepted")?;
     let hash = HashedPassword::new(&new_password)?;
     match create_user(conn, &Actor::command_line(), &username, &hash, Role::Admin) {
         Ok(_) => Ok(FirstAdmin::Created { password: raw, generated }),

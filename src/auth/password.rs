@@ -4,6 +4,7 @@
 
 use std::sync::OnceLock;
 
+use anyhow::Context;
 use argon2::password_hash::phc::PasswordHash;
 use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use argon2::{Algorithm, Argon2, Params, Version};
@@ -12,8 +13,7 @@ use rand::distr::{Alphanumeric, SampleString};
 use crate::domain::NewPassword;
 
 fn hasher() -> anyhow::Result<Argon2<'static>> {
-    let params =
-        Params::new(19 * 1024, 2, 1, None).map_err(|e| anyhow::anyhow!("Invalid argon2 parameters: {e}"))?;
+    let params = Params::new(19 * 1024, 2, 1, None).context("Invalid argon2 parameters")?;
     Ok(Argon2::new(Algorithm::Argon2id, Version::V0x13, params))
 }
 
@@ -42,9 +42,7 @@ impl std::fmt::Debug for HashedPassword {
 
 /// Hashes a password into a PHC string (`$argon2id$v=19$m=19456,t=2,p=1$…`).
 pub fn hash(password: &str) -> anyhow::Result<String> {
-    let hash = hasher()?
-        .hash_password(password.as_bytes())
-        .map_err(|e| anyhow::anyhow!("Failed to hash a password: {e}"))?;
+    let hash = hasher()?.hash_password(password.as_bytes()).context("Failed to hash a password")?;
     Ok(hash.to_string())
 }
 

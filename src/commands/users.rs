@@ -81,11 +81,11 @@ pub fn createsuperuser(options: SuperuserOptions) -> anyhow::Result<()> {
     let non_interactive = options.no_input || (options.username.is_some() && env_password.is_some());
     let (username, password) = if non_interactive {
         let raw = options.username.context("--no-input needs --username")?;
-        let username = Username::parse(&raw).map_err(|e| anyhow::anyhow!("Username: {e}"))?;
+        let username = Username::parse(&raw).context("Username")?;
         let raw_password = env_password
             .with_context(|| format!("--no-input needs the password in {SUPERUSER_PASSWORD_VAR}"))?;
         let password = NewPassword::parse(&raw_password, username.as_str())
-            .map_err(|e| anyhow::anyhow!("Password from {SUPERUSER_PASSWORD_VAR}: {e}"))?;
+            .with_context(|| format!("Password from {SUPERUSER_PASSWORD_VAR}"))?;
         (username, password)
     } else {
         let mut prompter = Prompter::new();
@@ -93,7 +93,7 @@ pub fn createsuperuser(options: SuperuserOptions) -> anyhow::Result<()> {
             Some(raw) => raw,
             None => prompter.line("Username: ")?,
         };
-        let username = Username::parse(&raw).map_err(|e| anyhow::anyhow!("Username: {e}"))?;
+        let username = Username::parse(&raw).context("Username")?;
         if user::find_by_username(&mut conn, &username)?.is_some() {
             anyhow::bail!("Username: {}", AccountError::DuplicateUsername);
         }
@@ -119,7 +119,7 @@ pub fn changepassword(raw_username: &str) -> anyhow::Result<()> {
     let settings = super::load_settings()?;
     let pool = super::migrated_pool(&settings)?;
     let mut conn = pool.get().context("Failed to get a database connection")?;
-    let username = Username::parse(raw_username).map_err(|e| anyhow::anyhow!("Username: {e}"))?;
+    let username = Username::parse(raw_username).context("Username")?;
     let target = user::find_by_username(&mut conn, &username)?
         .with_context(|| format!("There is no user “{username}”."))?;
     println!("Changing the password of “{}”.", target.username);

@@ -169,7 +169,8 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
                 .map(|list| list.iter().map(ToString::to_string).collect())
         }),
     }
-    .map_err(|e| anyhow::anyhow!("{e}"))
+    // diesel_migrations' boxed error, kept as the cause rather than flattened to text.
+    .map_err(|e| anyhow::anyhow!(e))
     .context("Failed to apply the database migrations")?;
     Ok(applied)
 }
@@ -184,7 +185,7 @@ pub fn pending_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>
             .pending_migrations(SQLITE_MIGRATIONS)
             .map(|list| list.iter().map(|m| m.name().to_string()).collect()),
     };
-    pending.map_err(|e| anyhow::anyhow!("{e}")).context("Failed to read which migrations are applied")
+    pending.map_err(|e| anyhow::anyhow!(e)).context("Failed to read which migrations are applied")
 }
 
 /// Runs `f` in a transaction meant to write. On SQLite it begins `IMMEDIATE`: a deferred

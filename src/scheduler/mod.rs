@@ -270,7 +270,7 @@ fn claim_loaded<'a>(
     if !current.enabled || first > now || current.current_fingerprint() != current.spec_fingerprint {
         return Ok(Claimed::default());
     }
-    let spec = current.spec().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let spec = current.spec().map_err(anyhow::Error::new)?;
 
     let mut due = vec![first];
     due.extend(spec.occurrences_between(first, now, MAX_OCCURRENCES_PER_CLAIM - 1));
@@ -389,7 +389,7 @@ pub fn claim_latest(
     current: &Schedule,
     now: DateTime<Utc>,
 ) -> anyhow::Result<LatestClaim> {
-    let spec = current.spec().map_err(|e| anyhow::anyhow!("The schedule's timing is invalid: {e}"))?;
+    let spec = current.spec().context("The schedule's timing is invalid")?;
     let Some(at) = spec.latest_at_or_before(now) else { return Ok(LatestClaim::NothingDue) };
     let inserted = write_transaction(conn, |conn| {
         run::insert(
