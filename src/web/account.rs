@@ -1,9 +1,8 @@
 //! "My account": one's own details, password change and API tokens (every role may change
 //! their own password and make tokens; they change nothing but their own credentials).
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{NaiveDateTime, TimeDelta};
 use serde::Deserialize;
@@ -17,7 +16,7 @@ use crate::models::user::{self, User};
 use crate::web::client_ip::{actor, client_ip};
 use crate::web::forms::FormErrors;
 use crate::web::login::authenticate_off_thread;
-use crate::web::page::{Page, flash_success, render, see_other};
+use crate::web::page::{AdminContext, Page, flash_success, render, see_other};
 use crate::web::users::{hash_off_thread, parse_new_password};
 use crate::web::{AppError, AppState};
 
@@ -70,11 +69,7 @@ async fn load_me(state: &AppState, me: &CurrentUser) -> Result<(User, Vec<ApiTok
         .await
 }
 
-pub async fn show(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
-) -> Result<HttpResponse, AppError> {
+pub async fn show(AdminContext { state, session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
     let loaded = load_me(&state, &me).await?;
     render(StatusCode::OK, &AccountPage::new(Page::new(&session, Some(&me), NAV), loaded))
 }
@@ -90,10 +85,7 @@ pub struct ChangePasswordForm {
 }
 
 pub async fn change_password(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     form: web::Form<ChangePasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let (user, tokens) = load_me(&state, &me).await?;
@@ -179,10 +171,7 @@ fn parse_token_form(form: &NewTokenForm, errors: &mut FormErrors) -> Option<(Str
 /// Makes an API token for oneself and shows its secret, once (this page is not a redirect:
 /// the secret is never stored to be shown later).
 pub async fn create_token(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     form: web::Form<NewTokenForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
@@ -213,10 +202,7 @@ pub async fn create_token(
 
 /// Revokes one of one's own tokens.
 pub async fn revoke_token(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let (actor, owner, token_id) = (actor(&req, &state.settings, &me), me.id, id.into_inner());

@@ -1,15 +1,14 @@
 //! The audit log page: every change any user made, newest first, with filters.
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::models::audit::{self, AuditEntry, AuditFilter};
-use crate::web::page::{Page, render};
-use crate::web::{AppError, AppState};
+use crate::web::AppError;
+use crate::web::forms::filter_query;
+use crate::web::page::{AdminContext, Page, render};
 
 const PAGE_SIZE: i64 = 50;
 
@@ -33,9 +32,7 @@ pub struct AuditQuery {
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     query: web::Query<AuditQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
@@ -52,13 +49,10 @@ pub async fn list(
     entries.truncate(PAGE_SIZE as usize);
     let older = match (has_more, entries.last()) {
         (true, Some(last)) => {
-            let mut params = url::form_urlencoded::Serializer::new(String::new());
-            if let Some(actor) = &filter.actor {
-                params.append_pair("actor", actor);
-            }
-            if let Some(object_type) = &filter.object_type {
-                params.append_pair("object_type", object_type);
-            }
+            let mut params = filter_query([
+                ("actor", filter.actor.as_deref().unwrap_or_default()),
+                ("object_type", filter.object_type.as_deref().unwrap_or_default()),
+            ]);
             params.append_pair("before", &last.id.to_string());
             Some(params.finish())
         }

@@ -1,24 +1,22 @@
 //! The dashboard: what is in the installation and what happened lately.
 
-use actix_session::Session;
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
 use askama::Template;
 use std::collections::HashMap;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Utc};
 
-use crate::auth::CurrentUser;
 use crate::db::DbConnection;
 use crate::domain::Role;
 use crate::jobs::download_isins;
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::{isin_browse, schedule, source, user};
+use crate::web::AppError;
 use crate::web::charts::{BarChart, Stack};
 use crate::web::isins::{country_name, describe_total, thousands};
-use crate::web::page::{Page, render, see_other};
-use crate::web::{AppError, AppState};
+use crate::web::page::{AdminContext, Page, render, see_other};
 
 #[derive(Template)]
 #[template(path = "dashboard.html")]
@@ -43,9 +41,7 @@ pub async fn root() -> HttpResponse {
 }
 
 pub async fn show(
-    state: web::Data<AppState>,
-    session: Session,
-    user: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me: user, .. }: AdminContext,
 ) -> Result<HttpResponse, AppError> {
     let chart_since = (Utc::now() - Duration::days(CHART_DAYS - 1)).date_naive();
     let isins = state.db(IsinCharts::load).await?;

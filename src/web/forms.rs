@@ -1,4 +1,5 @@
-//! Form plumbing: the messages shown beside fields, and the safe `next=` target.
+//! Form plumbing: the messages shown beside fields, the safe `next=` target, and a list
+//! page's filters as a query string.
 
 use std::collections::BTreeMap;
 
@@ -45,9 +46,23 @@ pub fn safe_next(next: Option<&str>) -> String {
     }
 }
 
+/// A list page's filters as a query string, for its links (sort, next page): the pairs whose
+/// value is not empty, in order. The caller appends the link's own pairs and calls `finish`.
+pub fn filter_query<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, &'a str)>,
+) -> url::form_urlencoded::Serializer<'static, String> {
+    let mut params = url::form_urlencoded::Serializer::new(String::new());
+    for (name, value) in pairs {
+        if !value.is_empty() {
+            params.append_pair(name, value);
+        }
+    }
+    params
+}
+
 #[cfg(test)]
 mod tests {
-    use super::safe_next;
+    use super::{filter_query, safe_next};
 
     #[test]
     fn next_only_goes_to_local_paths() {
@@ -60,5 +75,12 @@ mod tests {
         assert_eq!(safe_next(Some("/é")), "/admin/");
         assert_eq!(safe_next(Some("/a b")), "/admin/");
         assert_eq!(safe_next(None), "/admin/");
+    }
+
+    #[test]
+    fn filters_leave_out_empty_values_and_are_escaped() {
+        let mut query = filter_query([("q", "a&b"), ("status", ""), ("queue", "eu")]);
+        query.append_pair("before", "7");
+        assert_eq!(query.finish(), "q=a%26b&queue=eu&before=7");
     }
 }

@@ -2,14 +2,15 @@
 //! forms, the flash messages, and which navigation entry is active.
 
 use actix_session::Session;
-use actix_web::HttpResponse;
+use actix_web::dev::Payload;
 use actix_web::http::StatusCode;
+use actix_web::{FromRequest, HttpRequest, HttpResponse, web};
 use askama::Template;
 use serde::{Deserialize, Serialize};
 
 use crate::auth::{CurrentUser, csrf};
 use crate::domain::Role;
-use crate::web::AppError;
+use crate::web::{AppError, AppState};
 
 const FLASH_KEY: &str = "flash";
 
@@ -79,6 +80,37 @@ impl Page {
     /// Whether the current user is an admin (for showing admin-only navigation).
     pub fn is_admin(&self) -> bool {
         self.user.as_ref().is_some_and(|user| user.can(Role::Admin))
+    }
+}
+
+/// What an admin page's handler takes from the request besides its own path, query and form:
+/// the request (the audit record's address), the app's state, the session (CSRF token, flash
+/// messages) and the signed-in user that the login guard put on the request. A handler
+/// destructures it in its signature, `AdminContext { req, state, session, me }: AdminContext`,
+/// naming with `..` what it does not use.
+pub struct AdminContext {
+    pub req: HttpRequest,
+    pub state: web::Data<AppState>,
+    pub session: Session,
+    pub me: CurrentUser,
+}
+
+impl FromRequest for AdminContext {
+    type Error = actix_web::Error;
+    type Future = std::future::Ready<Result<Self, Self::Error>>;
+
+    fn from_request(req: &HttpRequest, payload: &mut Payload) -> Self::Future {
+        // Each part is actix's own extractor, ready at once, so a missing part fails as it did
+        // when the handlers took the parts one by one (a 500: the app or the guard is miswired).
+        let extracted = (|| {
+            Ok(Self {
+                req: req.clone(),
+                state: web::Data::<AppState>::from_request(req, payload).into_inner()?,
+                session: Session::from_request(req, payload).into_inner()?,
+                me: web::ReqData::<CurrentUser>::from_request(req, payload).into_inner()?.into_inner(),
+            })
+        })();
+        std::future::ready(extracted)
     }
 }
 

@@ -4,7 +4,7 @@
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
@@ -19,10 +19,10 @@ use crate::models::source::{self, DEFAULT_MAX_SHRINK_PERCENT, Source, SourceChan
 use crate::sources::fetch::{Limits, Location};
 use crate::sources::formats::{Format, FormatOptions};
 use crate::sources::outbound::OutboundPolicy;
+use crate::web::AppError;
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
-use crate::web::page::{Page, flash_error, flash_success, render, see_other};
-use crate::web::{AppError, AppState};
+use crate::web::page::{AdminContext, Page, flash_error, flash_success, render, see_other};
 
 const NAV: &str = "sources";
 
@@ -42,11 +42,7 @@ struct ListPage {
     sources: Vec<Source>,
 }
 
-pub async fn list(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
-) -> Result<HttpResponse, AppError> {
+pub async fn list(AdminContext { state, session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
     let mut sources = state.db(|conn| Ok(source::list(conn)?)).await?;
     for found in &mut sources {
         hide_secrets(found, &me);
@@ -66,9 +62,7 @@ struct DetailPage {
 }
 
 pub async fn detail(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -233,7 +227,7 @@ impl FormPage {
     }
 }
 
-pub async fn new_form(session: Session, me: web::ReqData<CurrentUser>) -> Result<HttpResponse, AppError> {
+pub async fn new_form(AdminContext { session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
     let page = FormPage {
         page: Page::new(&session, Some(&me), NAV),
         source_id: None,
@@ -257,10 +251,7 @@ fn show_again(
 }
 
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     form: web::Form<SourceForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
@@ -287,9 +278,7 @@ pub async fn create(
 }
 
 pub async fn edit_form(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -306,10 +295,7 @@ pub async fn edit_form(
 }
 
 pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
     form: web::Form<SourceForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -343,9 +329,7 @@ struct DeletePage {
 }
 
 pub async fn delete_confirm(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -355,10 +339,7 @@ pub async fn delete_confirm(
 }
 
 pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -391,9 +372,7 @@ struct TestPage {
 
 /// `POST /admin/sources/{id}/test`: fetches the file and shows what it holds; imports nothing.
 pub async fn test(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -435,10 +414,7 @@ pub struct ImportForm {
 
 /// `POST /admin/sources/{id}/import`: queues a manual import run.
 pub async fn import_now(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
     form: web::Form<ImportForm>,
 ) -> Result<HttpResponse, AppError> {

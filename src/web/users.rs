@@ -1,14 +1,12 @@
 //! The users admin (admin role): list, create, change role and active flag, reset password,
 //! and see and revoke a user's API tokens.
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::NaiveDateTime;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::auth::accounts::{self, AccountError, PasswordChange};
 use crate::auth::api_tokens;
 use crate::auth::password::HashedPassword;
@@ -19,7 +17,7 @@ use crate::models::session;
 use crate::models::user::{self, User};
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
-use crate::web::page::{Page, flash_success, render, see_other};
+use crate::web::page::{AdminContext, Page, flash_success, render, see_other};
 use crate::web::{AppError, AppState};
 
 const NAV: &str = "users";
@@ -31,11 +29,7 @@ struct ListPage {
     users: Vec<User>,
 }
 
-pub async fn list(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
-) -> Result<HttpResponse, AppError> {
+pub async fn list(AdminContext { state, session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
     let users = state.db(|conn| Ok(user::list(conn)?)).await?;
     render(StatusCode::OK, &ListPage { page: Page::new(&session, Some(&me), NAV), users })
 }
@@ -50,7 +44,7 @@ struct NewPage {
     errors: FormErrors,
 }
 
-pub async fn new_form(session: Session, me: web::ReqData<CurrentUser>) -> Result<HttpResponse, AppError> {
+pub async fn new_form(AdminContext { session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
     render(
         StatusCode::OK,
         &NewPage {
@@ -104,10 +98,7 @@ pub(super) async fn hash_off_thread(password: NewPassword) -> Result<HashedPassw
 }
 
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     form: web::Form<NewUserForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
@@ -162,9 +153,7 @@ async fn load_user(state: &AppState, id: i64) -> Result<User, AppError> {
 }
 
 pub async fn detail(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = UserId(id.into_inner());
@@ -198,10 +187,7 @@ pub async fn detail(
 
 /// Revokes one of a user's API tokens (an admin stopping a script, or a leaked token).
 pub async fn revoke_token(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     path: web::Path<(i64, i64)>,
 ) -> Result<HttpResponse, AppError> {
     let (owner, token_id) = path.into_inner();
@@ -238,9 +224,7 @@ struct EditPage {
 }
 
 pub async fn edit_form(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let found = load_user(&state, id.into_inner()).await?;
@@ -266,10 +250,7 @@ pub struct EditUserForm {
 }
 
 pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
     form: web::Form<EditUserForm>,
 ) -> Result<HttpResponse, AppError> {
@@ -323,9 +304,7 @@ struct PasswordPage {
 }
 
 pub async fn password_form(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let found = load_user(&state, id.into_inner()).await?;
@@ -348,10 +327,7 @@ pub struct PasswordForm {
 }
 
 pub async fn reset_password(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {

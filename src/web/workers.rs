@@ -4,21 +4,19 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use actix_session::Session;
+use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
-use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::NaiveDateTime;
 
-use crate::auth::CurrentUser;
 use crate::domain::QueueName;
 use crate::models::run::{self, QueueBacklog, Run};
 use crate::models::schedule;
 use crate::models::worker::OFFLINE_AFTER;
 use crate::models::worker::{self, Worker};
 use crate::scheduler::beat::FORGET_WORKERS_AFTER;
-use crate::web::page::{Page, render};
-use crate::web::{AppError, AppState};
+use crate::web::AppError;
+use crate::web::page::{AdminContext, Page, render};
 
 /// A queue as the workers page shows it: who listens, what waits.
 pub struct QueueRow {
@@ -65,11 +63,7 @@ struct WorkersPage {
     now: NaiveDateTime,
 }
 
-pub async fn list(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
-) -> Result<HttpResponse, AppError> {
+pub async fn list(AdminContext { state, session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
     let now = crate::db::now();
     let (found, running, backlog, routed) = state
         .db(move |conn| {
