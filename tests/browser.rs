@@ -32,7 +32,9 @@ fn chromedriver_path() -> Option<PathBuf> {
             panic!("CI=true but chromedriver was not found: install chromium and chromium-driver")
         }
         None => {
-            eprintln!("skipping: chromedriver not found (apt-get install chromium chromium-driver)");
+            common::report_skip(
+                "Chromium (apt-get install chromium chromium-driver, or set ISINBEAT_TEST_CHROMEDRIVER)",
+            );
             None
         }
     }

@@ -19,7 +19,7 @@ fn fixtures() -> Option<PathBuf> {
         return Some(dir);
     }
     assert!(!common::is_ci(), "CI=true but the shared fixtures are missing at {}", dir.display());
-    eprintln!("skipping: no fixtures at {} (set ISINBEAT_FIXTURES)", dir.display());
+    common::report_skip(&format!("the shared fixtures, not at {} (set ISINBEAT_FIXTURES)", dir.display()));
     None
 }
 

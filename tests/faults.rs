@@ -546,7 +546,7 @@ impl PrivateRedis {
     fn start() -> Option<Self> {
         if std::process::Command::new("redis-server").arg("--version").output().is_err() {
             assert!(!common::is_ci(), "CI=true but redis-server is not installed");
-            eprintln!("skipping: redis-server is not installed");
+            common::report_skip("redis-server on the PATH (apt-get install redis-server)");
             return None;
         }
         let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
@@ -606,7 +606,7 @@ impl PrivateVhost {
         Broker::Amqp.url()?;
         if std::process::Command::new("rabbitmqctl").arg("version").output().is_err() {
             assert!(!common::is_ci(), "CI=true but rabbitmqctl is not installed");
-            eprintln!("skipping: rabbitmqctl is not installed");
+            common::report_skip("rabbitmqctl on the PATH (apt-get install rabbitmq-server)");
             return None;
         }
         let name = format!("isinbeat-test-{}", common::random_suffix());

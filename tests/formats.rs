@@ -7,6 +7,9 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "common/skip.rs"]
+mod skip;
+
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 
@@ -16,10 +19,6 @@ use isinbeat::sources::formats::{Format, FormatError, FormatOptions, Item, Rejec
 /// Far above any test file: the cap is tested beside the decompression code.
 const MAX_BYTES: u64 = 1 << 30;
 
-fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
-}
-
 /// The shared fixtures folder, or `None` (with a note) when it is absent outside CI.
 fn fixtures() -> Option<PathBuf> {
     let dir = std::env::var_os("ISINBEAT_FIXTURES")
@@ -28,8 +27,8 @@ fn fixtures() -> Option<PathBuf> {
     if dir.join("gleif-isin-lei-sample.expected.json").is_file() {
         return Some(dir);
     }
-    assert!(!is_ci(), "CI=true but the shared fixtures are missing at {}", dir.display());
-    eprintln!("skipping: no fixtures at {} (set ISINBEAT_FIXTURES)", dir.display());
+    assert!(!skip::is_ci(), "CI=true but the shared fixtures are missing at {}", dir.display());
+    skip::report_skip(&format!("the shared fixtures, not at {} (set ISINBEAT_FIXTURES)", dir.display()));
     None
 }
 

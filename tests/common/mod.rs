@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fleet;
+pub mod skip;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -40,17 +41,17 @@ pub enum Backend {
 /// variant of each test is skipped — except in CI (`CI=true`), where a missing variable fails the
 /// test, so that a skip can never pass as success there.
 pub fn postgres_base_url() -> Option<String> {
-    service_url("ISINBEAT_TEST_DATABASE_URL", "the PostgreSQL tests", "on PostgreSQL")
+    service_url("ISINBEAT_TEST_DATABASE_URL", "the PostgreSQL tests", "PostgreSQL")
 }
 
 /// A test service's URL from `variable`: `None` (the test is skipped, saying how to run it) when
 /// unset, except in CI, where the test fails instead.
-fn service_url(variable: &str, tests: &str, with: &str) -> Option<String> {
+fn service_url(variable: &str, tests: &str, service: &str) -> Option<String> {
     match std::env::var(variable) {
         Ok(url) if !url.trim().is_empty() => Some(url),
         _ if is_ci() => panic!("CI=true but {variable} is not set: {tests} must run in CI"),
         _ => {
-            eprintln!("skipping: set {variable} to run this test {with}");
+            report_skip(&format!("{service} (set {variable})"));
             None
         }
     }
@@ -76,7 +77,7 @@ impl Broker {
             Broker::Redis => "ISINBEAT_TEST_REDIS_URL",
             Broker::Amqp => "ISINBEAT_TEST_AMQP_URL",
         };
-        service_url(variable, &format!("the {self:?} queue tests"), &format!("with the {self:?} queue"))
+        service_url(variable, &format!("the {self:?} queue tests"), &format!("{self:?}"))
     }
 
     /// Whether this broker can be used here (the database always can).
@@ -102,9 +103,7 @@ pub fn random_suffix() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 10).to_lowercase()
 }
 
-pub fn is_ci() -> bool {
-    std::env::var("CI").is_ok_and(|value| value == "true" || value == "1")
-}
+pub use skip::{is_ci, report_skip};
 
 /// A database that exists for one test and is removed afterwards.
 pub enum TestDatabase {
