@@ -11,7 +11,7 @@ use super::{
     CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, apply, lock,
 };
 use crate::db::{DbConnection, write_transaction};
-use crate::models::isin_browse;
+use crate::models::isin_index;
 use crate::models::isin_record::{self, LeiIsin};
 use crate::models::source::{self, Published, Source};
 use crate::sources::fetch::Content;
@@ -135,9 +135,9 @@ fn refresh_browsing(
     observer: &dyn Observer,
 ) {
     let result = (|| -> anyhow::Result<()> {
-        let counts = isin_browse::count_per_country(conn, source.id, generation)
+        let counts = isin_index::count_per_country(conn, source.id, generation)
             .context("Failed to count the source's ISINs per country")?;
-        write_transaction(conn, |c| isin_browse::store_counts(c, source.id, &counts))
+        write_transaction(conn, |c| isin_index::store_counts(c, source.id, &counts))
             .context("Failed to store the source's counts")?;
         if format.has_names() {
             refresh_names_of_run(conn, run_id)?;
@@ -167,7 +167,7 @@ fn refresh_names_of_run(conn: &mut DbConnection, run_id: i64) -> anyhow::Result<
         let Some((last, _)) = batch.last() else { return Ok(()) };
         after = Some(last.clone());
         let isins: Vec<String> = batch.into_iter().map(|(isin, _)| isin).collect();
-        write_transaction(conn, |c| isin_browse::refresh_names(c, &isins))
+        write_transaction(conn, |c| isin_index::refresh_names(c, &isins))
             .context("Failed to update the name index")?;
     }
 }
@@ -176,20 +176,20 @@ fn refresh_names_of_run(conn: &mut DbConnection, run_id: i64) -> anyhow::Result<
 /// when the migration that adds them has run on a database that already had ISINs).
 pub fn rebuild_browsing(conn: &mut DbConnection) -> anyhow::Result<()> {
     for found in source::list(conn).context("Failed to read the sources")? {
-        let counts = isin_browse::count_per_country(conn, found.id, found.generation)
+        let counts = isin_index::count_per_country(conn, found.id, found.generation)
             .context("Failed to count a source's ISINs per country")?;
-        write_transaction(conn, |c| isin_browse::store_counts(c, found.id, &counts))
+        write_transaction(conn, |c| isin_index::store_counts(c, found.id, &counts))
             .context("Failed to store a source's counts")?;
         if !Format::parse(&found.format).is_some_and(Format::has_names) {
             continue;
         }
         let mut after: Option<String> = None;
         loop {
-            let isins = isin_browse::named_isins_of_source(conn, found.id, after.as_deref(), CHUNK)
+            let isins = isin_index::named_isins_of_source(conn, found.id, after.as_deref(), CHUNK)
                 .context("Failed to read named records")?;
             let Some(last) = isins.last() else { break };
             after = Some(last.clone());
-            write_transaction(conn, |c| isin_browse::refresh_names(c, &isins))
+            write_transaction(conn, |c| isin_index::refresh_names(c, &isins))
                 .context("Failed to update the name index")?;
         }
     }
