@@ -2,10 +2,12 @@
 //! and browse them — one binary, one database.
 //!
 //! Layers point one way: `web` → `auth` / `scheduler` / `jobs` / `alerts` → `queue` → `models` →
-//! `domain`, with `db` underneath the models.
+//! `domain`, with `db` underneath the models; `browse` (what the ISIN pages and the API read)
+//! sits between `web` and `models`.
 
 pub mod alerts;
 pub mod auth;
+pub mod browse;
 pub mod commands;
 pub mod config;
 pub mod db;

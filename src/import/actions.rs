@@ -7,7 +7,7 @@ use crate::db::{DbConnection, write_transaction};
 use crate::domain::mask_url_secrets;
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::source::{self, NewSource, Source, SourceChanges};
-use crate::models::{isin_browse, isin_record, schedule};
+use crate::models::{isin_index, isin_record, schedule};
 use crate::sources::formats::Format;
 
 /// Why an action did not happen.
@@ -139,7 +139,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
         let deleted = write_transaction(conn, |conn| {
             let isins = isin_record::delete_some_of_source(conn, id, 10_000)?;
             if has_names && !isins.is_empty() {
-                isin_browse::refresh_names(conn, &isins)?;
+                isin_index::refresh_names(conn, &isins)?;
             }
             Ok::<_, SourceActionError>(isins.len())
         })?;
@@ -152,7 +152,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
     // whatever records such an import managed to write.
     write_transaction(conn, |conn| {
         isin_record::delete_all_of_source(conn, id)?;
-        isin_browse::forget_counts(conn, id)?;
+        isin_index::forget_counts(conn, id)?;
         if source::delete_unless_importing(conn, id)? == 0 {
             let holder = source::find(conn, id)?.and_then(|s| s.import_run_id);
             return Err(holder.map_or(SourceActionError::NotFound, SourceActionError::Importing));

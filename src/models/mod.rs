@@ -6,6 +6,7 @@ pub mod api_token;
 pub mod audit;
 pub mod instance_secret;
 pub mod isin_browse;
+pub mod isin_index;
 pub mod isin_record;
 pub mod login_failure;
 pub mod run;

@@ -494,8 +494,16 @@ pub fn succeeded_since(
         .load(conn)
 }
 
-/// What the dashboard reads of a finished run: id, schedule name, start, end and stats.
-pub type RunSummary = (i64, String, Option<NaiveDateTime>, Option<NaiveDateTime>, Option<String>);
+/// What the dashboard reads of a finished run.
+#[derive(Debug, Clone, Queryable)]
+pub struct RunSummary {
+    pub id: i64,
+    pub schedule_name: String,
+    pub started_at: Option<NaiveDateTime>,
+    pub finished_at: Option<NaiveDateTime>,
+    /// The run's stats, as JSON.
+    pub stats: Option<String>,
+}
 
 /// Runs of `task_kind` that succeeded since `since`, newest first, at most `limit`: only the
 /// columns of [`RunSummary`] (a run's log can be long).

@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::CurrentUser;
+use crate::browse;
 use crate::domain::Role;
 use crate::models::isin_browse::{self, Total};
 use crate::models::run::{self, Run};
@@ -19,7 +20,7 @@ use crate::models::schedule::{self, Schedule, ScheduleFilter};
 use crate::scheduler::actions;
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
-use crate::web::isins::{self, IsinOut, ListQuery};
+use crate::web::isins::{IsinOut, ListQuery};
 use crate::web::{AppError, AppState};
 
 /// The most ISINs one request returns.
@@ -162,13 +163,13 @@ pub async fn list_isins(
     list.before = None;
     let (items, listed) = state
         .db(move |conn| {
-            let filter = isins::resolve(conn, &list, &mut errors)?;
+            let filter = browse::resolve(conn, list.to_filter(&mut errors))?;
             let cursor = list.cursor(&mut errors);
             if !errors.is_empty() {
                 return Ok(Err(invalid(&errors)));
             }
             let sources = isin_browse::sources(conn)?;
-            let listed = isins::list_page(conn, &sources, &filter, &list, cursor, limit)?;
+            let listed = browse::list_page(conn, &sources, &filter, list.sort(), cursor, limit)?;
             let items: Vec<IsinOut> =
                 listed.page.rows.iter().map(|row| IsinOut::new(row, &sources)).collect();
             Ok(Ok((items, listed)))
@@ -201,7 +202,7 @@ struct ChangeOut {
 pub async fn get_isin(state: web::Data<AppState>, isin: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let isin = isin.into_inner().trim().to_ascii_uppercase();
     let key = isin.clone();
-    let found = state.db(move |conn| isins::find_isin(conn, &key)).await?;
+    let found = state.db(move |conn| Ok(browse::find_isin(conn, &key)?)).await?;
     let Some(detail) = found else {
         return Err(ApiError::new(
             StatusCode::NOT_FOUND,

@@ -191,58 +191,22 @@ pub struct IsinCharts {
     pub durations: BarChart,
 }
 
+/// Changes the import runs of one day made.
+struct DayChanges {
+    day: NaiveDate,
+    added: u64,
+    removed: u64,
+}
+
 impl IsinCharts {
+    /// Reads what the charts show, then builds them.
     fn load(conn: &mut DbConnection) -> Result<Self, AppError> {
         let sources = source::list(conn)?;
         let browse_sources = isin_browse::sources(conn)?;
         let everything = isin_browse::IsinFilter::default();
         let plan = isin_browse::plan(conn, &everything)?;
         let total = isin_browse::count(conn, &browse_sources, &everything, &plan)?;
-        let by_source = BarChart::horizontal(
-            sources
-                .iter()
-                .map(|s| {
-                    let (active, inactive) = (s.active_isins.max(0) as u64, s.inactive_isins.max(0) as u64);
-                    Stack {
-                        label: s.name.clone(),
-                        title: format!(
-                            "{}: {} active, {} inactive",
-                            s.name,
-                            thousands(active),
-                            thousands(inactive)
-                        ),
-                        parts: vec![(active, "bar-succeeded"), (inactive, "bar-other")],
-                    }
-                })
-                .collect(),
-            560,
-            thousands,
-        );
-
-        let mut countries: HashMap<String, u64> = HashMap::new();
-        for row in isin_browse::country_counts(conn)? {
-            *countries.entry(row.country).or_default() += row.active.max(0) as u64;
-        }
-        let mut countries: Vec<(String, u64)> = countries.into_iter().filter(|(_, n)| *n > 0).collect();
-        countries.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-        let other: u64 = countries.iter().skip(TOP_COUNTRIES).map(|(_, n)| n).sum();
-        countries.truncate(TOP_COUNTRIES);
-        if other > 0 {
-            countries.push(("other".to_owned(), other));
-        }
-        let by_country = BarChart::horizontal(
-            countries
-                .into_iter()
-                .map(|(country, n)| Stack {
-                    title: format!("{}: {} active records", country_name(&country), thousands(n)),
-                    label: country,
-                    parts: vec![(n, "bar-succeeded")],
-                })
-                .collect(),
-            560,
-            thousands,
-        );
-
+        let country_counts = isin_browse::country_counts(conn)?;
         let today = Utc::now().date_naive();
         let first = today - Duration::days(CHANGE_DAYS - 1);
         let runs = run::succeeded_summaries_since(
@@ -251,75 +215,139 @@ impl IsinCharts {
             first.and_time(NaiveTime::MIN),
             MAX_IMPORT_RUNS,
         )?;
-        // (id, schedule, started, finished, stats)
         let stats: Vec<(&run::RunSummary, serde_json::Value)> =
-            runs.iter().filter_map(|r| Some((r, serde_json::from_str(r.4.as_deref()?).ok()?))).collect();
-        let number = |stats: &serde_json::Value, key: &str| {
-            stats.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
-        };
-        let mut per_day: Vec<(NaiveDate, u64, u64)> =
-            (0..CHANGE_DAYS).map(|offset| (first + Duration::days(offset), 0, 0)).collect();
-        for (run, stats) in &stats {
-            let Some(day) = run.3.map(|at| at.date()) else { continue };
-            if let Some(slot) = per_day.iter_mut().find(|(d, _, _)| *d == day) {
-                slot.1 += number(stats, "added");
-                slot.2 += number(stats, "removed");
-            }
-        }
-        let changes_total =
-            per_day.iter().fold((0, 0), |(a, r), (_, added, removed)| (a + added, r + removed));
-        let changes = BarChart::vertical(
-            per_day
-                .into_iter()
-                .map(|(day, added, removed)| Stack {
-                    label: if day.day() == 1 || day == first || day == today {
-                        day.format("%m-%d").to_string()
-                    } else {
-                        String::new()
-                    },
-                    title: format!(
-                        "{}: {} added, {} removed",
-                        day.format("%a %Y-%m-%d"),
-                        thousands(added),
-                        thousands(removed)
-                    ),
-                    parts: vec![(added, "bar-succeeded"), (removed, "bar-failed")],
-                })
-                .collect(),
-            14,
-            4,
-            100,
-        );
-
-        let mut timed: Vec<(&run::RunSummary, u64)> = stats
-            .iter()
-            .filter_map(|(r, _)| {
-                let ms = (r.3? - r.2?).num_milliseconds();
-                Some((*r, u64::try_from(ms).ok()?))
-            })
-            .take(DURATION_RUNS)
-            .collect();
-        timed.reverse();
-        let durations = BarChart::vertical(
-            timed
-                .into_iter()
-                .map(|(r, ms)| Stack {
-                    label: String::new(),
-                    title: format!("Run #{} ({}): {:.1} s", r.0, r.1, ms as f64 / 1000.0),
-                    parts: vec![(ms, "bar-other")],
-                })
-                .collect(),
-            14,
-            4,
-            100,
-        );
+            runs.iter().filter_map(|r| Some((r, serde_json::from_str(r.stats.as_deref()?).ok()?))).collect();
+        let per_day = changes_per_day(first, &stats);
+        let changes_total = per_day.iter().fold((0, 0), |(a, r), day| (a + day.added, r + day.removed));
         Ok(IsinCharts {
             total: describe_total(total),
-            by_source,
-            by_country,
-            changes,
+            by_source: by_source_chart(&sources),
+            by_country: by_country_chart(country_counts),
+            changes: changes_chart(per_day, first, today),
             changes_total,
-            durations,
+            durations: durations_chart(&stats),
         })
     }
+}
+
+/// Active and inactive ISINs per source.
+fn by_source_chart(sources: &[source::Source]) -> BarChart {
+    BarChart::horizontal(
+        sources
+            .iter()
+            .map(|s| {
+                let (active, inactive) = (s.active_isins.max(0) as u64, s.inactive_isins.max(0) as u64);
+                Stack {
+                    label: s.name.clone(),
+                    title: format!(
+                        "{}: {} active, {} inactive",
+                        s.name,
+                        thousands(active),
+                        thousands(inactive)
+                    ),
+                    parts: vec![(active, "bar-succeeded"), (inactive, "bar-other")],
+                }
+            })
+            .collect(),
+        560,
+        thousands,
+    )
+}
+
+/// Active records per country, the largest [`TOP_COUNTRIES`] and the rest as "other".
+fn by_country_chart(counts: Vec<isin_browse::CountryCount>) -> BarChart {
+    let mut countries: HashMap<String, u64> = HashMap::new();
+    for row in counts {
+        *countries.entry(row.country).or_default() += row.active.max(0) as u64;
+    }
+    let mut countries: Vec<(String, u64)> = countries.into_iter().filter(|(_, n)| *n > 0).collect();
+    countries.sort_by(|(a_country, a), (b_country, b)| b.cmp(a).then_with(|| a_country.cmp(b_country)));
+    let other: u64 = countries.iter().skip(TOP_COUNTRIES).map(|(_, n)| n).sum();
+    countries.truncate(TOP_COUNTRIES);
+    if other > 0 {
+        countries.push(("other".to_owned(), other));
+    }
+    BarChart::horizontal(
+        countries
+            .into_iter()
+            .map(|(country, n)| Stack {
+                title: format!("{}: {} active records", country_name(&country), thousands(n)),
+                label: country,
+                parts: vec![(n, "bar-succeeded")],
+            })
+            .collect(),
+        560,
+        thousands,
+    )
+}
+
+/// ISINs added and removed per day, for [`CHANGE_DAYS`] days from `first`, from the runs'
+/// stats.
+fn changes_per_day(first: NaiveDate, stats: &[(&run::RunSummary, serde_json::Value)]) -> Vec<DayChanges> {
+    let number = |stats: &serde_json::Value, key: &str| {
+        stats.get(key).and_then(serde_json::Value::as_u64).unwrap_or(0)
+    };
+    let mut per_day: Vec<DayChanges> = (0..CHANGE_DAYS)
+        .map(|offset| DayChanges { day: first + Duration::days(offset), added: 0, removed: 0 })
+        .collect();
+    for (run, stats) in stats {
+        let Some(day) = run.finished_at.map(|at| at.date()) else { continue };
+        if let Some(slot) = per_day.iter_mut().find(|slot| slot.day == day) {
+            slot.added += number(stats, "added");
+            slot.removed += number(stats, "removed");
+        }
+    }
+    per_day
+}
+
+/// The changes per day as bars, labelled on the first of a month, the first day and today.
+fn changes_chart(per_day: Vec<DayChanges>, first: NaiveDate, today: NaiveDate) -> BarChart {
+    BarChart::vertical(
+        per_day
+            .into_iter()
+            .map(|DayChanges { day, added, removed }| Stack {
+                label: if day.day() == 1 || day == first || day == today {
+                    day.format("%m-%d").to_string()
+                } else {
+                    String::new()
+                },
+                title: format!(
+                    "{}: {} added, {} removed",
+                    day.format("%a %Y-%m-%d"),
+                    thousands(added),
+                    thousands(removed)
+                ),
+                parts: vec![(added, "bar-succeeded"), (removed, "bar-failed")],
+            })
+            .collect(),
+        14,
+        4,
+        100,
+    )
+}
+
+/// How long the latest [`DURATION_RUNS`] import runs took, oldest first.
+fn durations_chart(stats: &[(&run::RunSummary, serde_json::Value)]) -> BarChart {
+    let mut timed: Vec<(&run::RunSummary, u64)> = stats
+        .iter()
+        .filter_map(|(r, _)| {
+            let ms = (r.finished_at? - r.started_at?).num_milliseconds();
+            Some((*r, u64::try_from(ms).ok()?))
+        })
+        .take(DURATION_RUNS)
+        .collect();
+    timed.reverse();
+    BarChart::vertical(
+        timed
+            .into_iter()
+            .map(|(r, ms)| Stack {
+                label: String::new(),
+                title: format!("Run #{} ({}): {:.1} s", r.id, r.schedule_name, ms as f64 / 1000.0),
+                parts: vec![(ms, "bar-other")],
+            })
+            .collect(),
+        14,
+        4,
+        100,
+    )
 }

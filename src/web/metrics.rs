@@ -8,6 +8,7 @@
 //! grow, as Prometheus expects, whichever process ran the runs. With `ISINBEAT_METRICS_TOKEN`
 //! set, a scrape must bring it as a bearer token.
 
+use std::collections::BTreeMap;
 use std::time::Instant;
 
 use actix_web::http::header::{AGE, AUTHORIZATION, WWW_AUTHENTICATE};
@@ -124,6 +125,18 @@ fn bearer_matches(request: &HttpRequest, token: &str) -> bool {
     })
 }
 
+/// What one reading takes from the database.
+struct Figures {
+    by_status: Vec<(String, String, i64)>,
+    last_success: Vec<(Option<i64>, Option<NaiveDateTime>)>,
+    schedules: Vec<schedule::Schedule>,
+    per_queue: BTreeMap<String, run::QueueBacklog>,
+    /// Runs that ended in the window: task kind, start, end.
+    finished: Vec<(String, NaiveDateTime, NaiveDateTime)>,
+    /// Runs dispatched in the window: created, scheduled for.
+    dispatched: Vec<(NaiveDateTime, NaiveDateTime)>,
+}
+
 /// Reads the figures from the database and writes them out as OpenMetrics text.
 async fn collect(state: &AppState) -> Result<String, AppError> {
     let now = crate::db::now();
@@ -136,30 +149,73 @@ async fn collect(state: &AppState) -> Result<String, AppError> {
         (inner.finished_upto, inner.dispatched_upto)
     };
     let upto = now - SETTLE;
-    let (by_status, last_success, schedules, per_queue, finished, dispatched) = state
+    let figures = state
         .db(move |conn| {
-            Ok((
-                run::counts_by_status_and_kind(conn)?,
-                run::last_success_per_schedule(conn)?,
-                schedule::list(conn, &schedule::ScheduleFilter::default())?,
-                run::backlog_by_queue(conn, now)?,
-                run::finished_between(conn, finished_from, upto, OBSERVE_AT_MOST)?,
-                run::dispatched_between(conn, dispatched_from, upto, OBSERVE_AT_MOST)?,
-            ))
+            Ok(Figures {
+                by_status: run::counts_by_status_and_kind(conn)?,
+                last_success: run::last_success_per_schedule(conn)?,
+                schedules: schedule::list(conn, &schedule::ScheduleFilter::default())?,
+                per_queue: run::backlog_by_queue(conn, now)?,
+                finished: run::finished_between(conn, finished_from, upto, OBSERVE_AT_MOST)?,
+                dispatched: run::dispatched_between(conn, dispatched_from, upto, OBSERVE_AT_MOST)?,
+            })
         })
         .await?;
 
     let mut registry = Registry::default();
+    register_gauges(&mut registry, now, &figures);
+    {
+        let mut inner = state
+            .observed
+            .inner
+            .lock()
+            .map_err(|_| AppError::internal(anyhow::anyhow!("the metrics lock is poisoned")))?;
+        observe(&mut inner, (finished_from, dispatched_from), upto, &figures);
+        registry.register(
+            "isinbeat_run_duration_seconds",
+            "How long runs took, from start to end, by task kind (runs ended since this process started)",
+            inner.durations.clone(),
+        );
+        registry.register(
+            "isinbeat_scheduler_lag_seconds",
+            "How late the scheduler claimed each scheduled occurrence after its time (since this process started)",
+            inner.lag.clone(),
+        );
+    }
+
+    let collected = FloatGauge::default();
+    collected.set(seconds(now));
+    registry.register(
+        "isinbeat_metrics_collected_timestamp_seconds",
+        format!(
+            "When these figures were read from the database (Unix time); scrapes within {} s get the same figures",
+            FRESH_FOR.as_secs()
+        ),
+        collected,
+    );
+
+    let mut body = String::new();
+    encode(&mut body, &registry).map_err(AppError::internal)?;
+    Ok(body)
+}
+
+/// Registers the gauges of one reading: runs by status, each schedule's last success, next fire
+/// and state, and the queues' backlog and lag as of `now`.
+fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figures) {
+    let Figures { by_status, last_success, schedules, .. } = figures;
     let runs = Family::<Labels, Gauge>::default();
     for (status, task_kind, count) in by_status {
-        runs.get_or_create(&vec![("status".to_owned(), status), ("task_kind".to_owned(), task_kind)])
-            .set(count);
+        runs.get_or_create(&vec![
+            ("status".to_owned(), status.clone()),
+            ("task_kind".to_owned(), task_kind.clone()),
+        ])
+        .set(*count);
     }
     registry.register("isinbeat_runs", "Runs stored, by status and task kind", runs);
 
     let name_of = |id: i64| schedules.iter().find(|s| s.id == id).map(|s| s.name.clone());
     let succeeded = Family::<Labels, FloatGauge>::default();
-    for (id, at) in last_success {
+    for &(id, at) in last_success {
         if let (Some(name), Some(at)) = (id.and_then(name_of), at) {
             succeeded.get_or_create(&vec![("schedule".to_owned(), name)]).set(seconds(at));
         }
@@ -172,7 +228,7 @@ async fn collect(state: &AppState) -> Result<String, AppError> {
 
     let next = Family::<Labels, FloatGauge>::default();
     let enabled = Family::<Labels, Gauge>::default();
-    for found in &schedules {
+    for found in schedules {
         let labels = vec![("schedule".to_owned(), found.name.clone())];
         enabled.get_or_create(&labels).set(i64::from(found.enabled));
         if let Some(at) = found.next_fire_at {
@@ -186,7 +242,8 @@ async fn collect(state: &AppState) -> Result<String, AppError> {
     );
     registry.register("isinbeat_schedule_enabled", "1 when the schedule is enabled, 0 when paused", enabled);
 
-    let run::QueueBacklog { due, oldest_due: oldest, .. } = run::QueueBacklog::total(per_queue.values());
+    let run::QueueBacklog { due, oldest_due: oldest, .. } =
+        run::QueueBacklog::total(figures.per_queue.values());
     let queued = Gauge::<i64>::default();
     queued.set(due);
     registry.register("isinbeat_runs_due", "Queued runs that are due and not yet taken by a worker", queued);
@@ -214,7 +271,7 @@ async fn collect(state: &AppState) -> Result<String, AppError> {
 
     let depth = Family::<Labels, Gauge>::default();
     // The default queue is always reported, so that its series exists while it is empty.
-    let mut per_queue = per_queue;
+    let mut per_queue = figures.per_queue.clone();
     per_queue.entry(crate::domain::QueueName::DEFAULT.to_owned()).or_default();
     for (queue, waiting) in per_queue {
         for (state_label, count) in [("due", waiting.due), ("later", waiting.later)] {
@@ -231,66 +288,44 @@ async fn collect(state: &AppState) -> Result<String, AppError> {
         "Queued runs per queue (as schedules name them), due now or waiting for a later time",
         depth,
     );
+}
 
-    {
-        let mut inner = state
-            .observed
-            .inner
-            .lock()
-            .map_err(|_| AppError::internal(anyhow::anyhow!("the metrics lock is poisoned")))?;
-        // A concurrent scrape may have read the same window; only the first to come back counts it.
-        if inner.finished_upto == finished_from {
-            inner.finished_upto = finished
-                .iter()
-                .map(|(_, _, at)| *at)
-                .max()
-                .filter(|_| finished.len() as i64 == OBSERVE_AT_MOST)
-                .unwrap_or(upto);
-            for (task_kind, started, ended) in &finished {
-                let seconds = (*ended - *started).num_milliseconds().max(0) as f64 / 1000.0;
-                inner
-                    .durations
-                    .get_or_create(&vec![("task_kind".to_owned(), task_kind.clone())])
-                    .observe(seconds);
-            }
+/// Feeds the histograms with the runs that ended and were dispatched in the window read from
+/// `(finished_from, dispatched_from)` up to `upto`, and moves the window on.
+fn observe(
+    inner: &mut ObservedInner,
+    (finished_from, dispatched_from): (NaiveDateTime, NaiveDateTime),
+    upto: NaiveDateTime,
+    figures: &Figures,
+) {
+    let Figures { finished, dispatched, .. } = figures;
+    // A concurrent scrape may have read the same window; only the first to come back counts it.
+    if inner.finished_upto == finished_from {
+        inner.finished_upto = finished
+            .iter()
+            .map(|(_, _, at)| *at)
+            .max()
+            .filter(|_| finished.len() as i64 == OBSERVE_AT_MOST)
+            .unwrap_or(upto);
+        for (task_kind, started, ended) in finished {
+            let seconds = (*ended - *started).num_milliseconds().max(0) as f64 / 1000.0;
+            inner
+                .durations
+                .get_or_create(&vec![("task_kind".to_owned(), task_kind.clone())])
+                .observe(seconds);
         }
-        if inner.dispatched_upto == dispatched_from {
-            inner.dispatched_upto = dispatched
-                .iter()
-                .map(|(at, _)| *at)
-                .max()
-                .filter(|_| dispatched.len() as i64 == OBSERVE_AT_MOST)
-                .unwrap_or(upto);
-            for (created, scheduled_for) in &dispatched {
-                inner.lag.observe((*created - *scheduled_for).num_milliseconds().max(0) as f64 / 1000.0);
-            }
-        }
-        registry.register(
-            "isinbeat_run_duration_seconds",
-            "How long runs took, from start to end, by task kind (runs ended since this process started)",
-            inner.durations.clone(),
-        );
-        registry.register(
-            "isinbeat_scheduler_lag_seconds",
-            "How late the scheduler claimed each scheduled occurrence after its time (since this process started)",
-            inner.lag.clone(),
-        );
     }
-
-    let collected = FloatGauge::default();
-    collected.set(seconds(now));
-    registry.register(
-        "isinbeat_metrics_collected_timestamp_seconds",
-        format!(
-            "When these figures were read from the database (Unix time); scrapes within {} s get the same figures",
-            FRESH_FOR.as_secs()
-        ),
-        collected,
-    );
-
-    let mut body = String::new();
-    encode(&mut body, &registry).map_err(AppError::internal)?;
-    Ok(body)
+    if inner.dispatched_upto == dispatched_from {
+        inner.dispatched_upto = dispatched
+            .iter()
+            .map(|(at, _)| *at)
+            .max()
+            .filter(|_| dispatched.len() as i64 == OBSERVE_AT_MOST)
+            .unwrap_or(upto);
+        for (created, scheduled_for) in dispatched {
+            inner.lag.observe((*created - *scheduled_for).num_milliseconds().max(0) as f64 / 1000.0);
+        }
+    }
 }
 
 fn seconds(at: NaiveDateTime) -> f64 {

@@ -1,7 +1,8 @@
 //! Settings, read once from the environment, with defaults that make `isinbeat serve` work with
 //! nothing set: a SQLite file in the working directory and the admin on 127.0.0.1:8000.
 
-use std::collections::HashMap;
+mod network;
+
 use std::fmt;
 use std::net::IpAddr;
 use std::path::PathBuf;
@@ -11,7 +12,8 @@ use std::time::Duration;
 use ipnet::IpNet;
 
 use crate::domain::QueueName;
-use crate::sources::outbound::{AllowRule, LocalFiles, OutboundPolicy};
+use crate::sources::outbound::{LocalFiles, OutboundPolicy};
+use network::{parse_outbound, parse_proxies};
 
 /// Where the application's database lives, decided by `DATABASE_URL`.
 #[derive(Clone, PartialEq, Eq)]
@@ -515,61 +517,6 @@ fn long_enough(
         }),
         value => Ok(value.map(Secret::new)),
     }
-}
-
-/// The outbound policy from `ISINBEAT_OUTBOUND_ALLOW`, `ISINBEAT_OUTBOUND_RESOLVE` and
-/// `ISINBEAT_SOURCE_DIRS`.
-fn parse_outbound(get: &impl Fn(&str) -> Option<String>) -> Result<OutboundPolicy, ConfigError> {
-    let allowed = match get("ISINBEAT_OUTBOUND_ALLOW") {
-        Some(raw) => AllowRule::parse_list(&raw).map_err(|reason| ConfigError::Invalid {
-            name: "ISINBEAT_OUTBOUND_ALLOW",
-            value: raw.clone(),
-            reason,
-        })?,
-        None => Vec::new(),
-    };
-    let mut fixed: HashMap<String, Vec<IpAddr>> = HashMap::new();
-    if let Some(raw) = get("ISINBEAT_OUTBOUND_RESOLVE") {
-        for item in raw.split(',').map(str::trim).filter(|item| !item.is_empty()) {
-            let parsed = item.split_once('=').and_then(|(name, ip)| {
-                let ip = ip.trim().trim_start_matches('[').trim_end_matches(']').parse::<IpAddr>().ok()?;
-                let name = name.trim();
-                (!name.is_empty()).then(|| (name.to_ascii_lowercase(), ip))
-            });
-            let Some((name, ip)) = parsed else {
-                return Err(ConfigError::Invalid {
-                    name: "ISINBEAT_OUTBOUND_RESOLVE",
-                    value: raw.clone(),
-                    reason: format!("{item:?} is not NAME=IP"),
-                });
-            };
-            fixed.entry(name).or_default().push(ip);
-        }
-    }
-    let dirs: Vec<PathBuf> = get("ISINBEAT_SOURCE_DIRS")
-        .map(|raw| raw.split(',').map(str::trim).filter(|d| !d.is_empty()).map(PathBuf::from).collect())
-        .unwrap_or_default();
-    OutboundPolicy::new(allowed, fixed, &dirs).map_err(|reason| ConfigError::Invalid {
-        name: "ISINBEAT_SOURCE_DIRS",
-        value: dirs.iter().map(|d| d.display().to_string()).collect::<Vec<_>>().join(","),
-        reason,
-    })
-}
-
-fn parse_proxies(raw: &str) -> Result<Vec<IpNet>, ConfigError> {
-    raw.split(',')
-        .map(str::trim)
-        .filter(|item| !item.is_empty())
-        .map(|item| {
-            item.parse::<IpNet>().or_else(|_| item.parse::<IpAddr>().map(IpNet::from)).map_err(|_| {
-                ConfigError::Invalid {
-                    name: "ISINBEAT_TRUSTED_PROXIES",
-                    value: raw.to_owned(),
-                    reason: format!("{item:?} is neither an IP address nor a CIDR range"),
-                }
-            })
-        })
-        .collect()
 }
 
 #[cfg(test)]

@@ -1,0 +1,311 @@
+//! Applying an import's sorted rows: compared with the records the source shows now one key
+//! range at a time, turned into the next generation's versions and change rows, and written in
+//! short transactions paced so that other writers get in; the shrink guard checks as it goes.
+
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use chrono::NaiveDateTime;
+use diesel::connection::SimpleConnection;
+
+use super::diff::{self, Action, Duplicate, Incoming, StagedRow};
+use super::sorted::{LeiPair, SortedRows, Sorter};
+use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Phase, Progress, Stats};
+use crate::db::{DbConnection, write_transaction};
+use crate::models::isin_record::{self, LeiIsin, NewChange, NewIsin, NewRecordVersion};
+use crate::models::source::Source;
+
+/// How long one chunk's write transaction should hold SQLite's one write lock: long enough to
+/// be efficient, short enough that other writers (a login, the scheduler) wait milliseconds.
+const WRITE_BUDGET: Duration = Duration::from_millis(40);
+/// The same on PostgreSQL, where a transaction locks only the rows it writes (nobody else's):
+/// longer chunks, fewer commits.
+const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
+/// Bounds on the chunk size.
+const CHUNK_RANGE: (i64, i64) = (200, 100_000);
+
+/// The next key range's rows: at most about `limit` of them (an ISIN's rows are never split),
+/// none past `bound`. Returns them with the range's upper key (`None`: to the end).
+fn next_range(
+    rows: &mut SortedRows,
+    limit: usize,
+    bound: Option<&str>,
+) -> std::io::Result<(Vec<StagedRow>, Option<String>)> {
+    let mut taken: Vec<StagedRow> = Vec::new();
+    loop {
+        let Some(next) = rows.peek()? else {
+            // The file is done: the range ends where the records' does.
+            return Ok((taken, bound.map(str::to_owned)));
+        };
+        if bound.is_some_and(|bound| next.isin.as_str() > bound) {
+            return Ok((taken, bound.map(str::to_owned)));
+        }
+        if let Some(last) = taken.last()
+            && taken.len() >= limit
+            && last.isin != next.isin
+        {
+            let upto = last.isin.clone();
+            return Ok((taken, Some(upto)));
+        }
+        taken.extend(rows.take()?);
+    }
+}
+
+/// The most ISINs an import may mark inactive without “accept shrink”.
+pub(super) fn shrink_limit(source: &Source) -> u64 {
+    let active = u64::try_from(source.active_isins).unwrap_or(0);
+    let percent = u64::try_from(source.max_shrink_percent.clamp(0, 100)).unwrap_or(100);
+    active * percent / 100
+}
+
+pub(super) fn shrink_error(source: &Source, removed: u64) -> ImportError {
+    let percent =
+        if source.active_isins > 0 { removed as f64 * 100.0 / source.active_isins as f64 } else { 0.0 };
+    ImportError::Shrink { removed, active: source.active_isins, percent, limit: source.max_shrink_percent }
+}
+
+/// Compares the file's sorted rows with the visible records one key range at a time and writes
+/// the next generation's versions and the change rows, one short transaction per range.
+pub(super) fn apply(
+    conn: &mut DbConnection,
+    import: &Import<'_>,
+    rows: &mut SortedRows,
+    stats: &mut Stats,
+    duplicates: &mut Vec<Duplicate>,
+    leis: &mut Sorter<LeiPair>,
+) -> Result<u64, ImportError> {
+    let Import { source, run_id, options, observer } = *import;
+    let next = import.next_generation();
+    let limit = shrink_limit(source);
+    let mut returned = 0;
+    let now = crate::db::now();
+    let last_seen = source.last_imported_at.unwrap_or(now);
+    let mut after: Option<String> = None;
+    let mut compared = 0u64;
+    let mut chunk = CHUNK;
+    loop {
+        observer.check_stop().map_err(ImportError::Stopped)?;
+        // The range ends at the `chunk`-th record ahead or after about `chunk` rows of the
+        // file, whichever comes first.
+        let record_bound = isin_record::key_after(conn, source.id, after.as_deref(), chunk)
+            .context("Failed to read the records")?;
+        let (range_rows, upto) =
+            next_range(rows, usize::try_from(chunk).unwrap_or(usize::MAX), record_bound.as_deref())
+                .context("Failed to read the sorted rows (temporary files)")?;
+        let known = duplicates.len();
+        let incoming = diff::fold(range_rows, duplicates);
+        stats.duplicates += (duplicates.len() - known) as u64;
+        // Only the first lines are reported: memory must not grow with a file of repeats.
+        if duplicates.len() > 2 * MAX_PROBLEMS {
+            duplicates.sort_by_key(|d| d.line);
+            duplicates.truncate(MAX_PROBLEMS);
+        }
+        let current = isin_record::visible_between(
+            conn,
+            source.id,
+            source.generation,
+            after.as_deref(),
+            upto.as_deref(),
+        )
+        .context("Failed to read the records")?;
+        let mut writes =
+            plan(source.id, run_id, next, now, last_seen, &diff::merge(&incoming, &current), stats);
+        if !options.accept_shrink && stats.removed > limit {
+            return Err(shrink_error(source, stats.removed));
+        }
+        returned += writes.returned;
+        for (lei, isin) in std::mem::take(&mut writes.leis) {
+            leis.push(LeiPair { lei, isin }).context("Failed to sort the LEIs (temporary files)")?;
+        }
+        if !writes.is_empty() {
+            let started = Instant::now();
+            write_transaction(conn, move |c| writes.write(c, source.id, next))
+                .context("Failed to write the changes")?;
+            chunk = pace(conn, started.elapsed(), chunk);
+        }
+        compared += incoming.len().max(current.len()) as u64;
+        observer.progress(&Progress {
+            phase: Phase::Applying,
+            bytes: stats.bytes,
+            total_bytes: None,
+            rows: compared,
+        });
+        match upto {
+            None => break,
+            bound => after = bound,
+        }
+    }
+    Ok(returned)
+}
+
+/// After a chunk's write transaction that took `took`: the next chunk's size, aimed at the
+/// write budget (growing or shrinking by at most 2×). On SQLite, which has one writer, and
+/// where a waiting writer (a login) polls for the lock with growing sleeps, it first leaves
+/// the lock free half as long as it was held, so that waiters get in.
+pub(super) fn pace(conn: &DbConnection, took: Duration, chunk: i64) -> i64 {
+    if matches!(conn, DbConnection::Sqlite(_)) {
+        std::thread::sleep(took / 2);
+    }
+    let took = took.as_secs_f64().max(1e-4);
+    let budget = match conn {
+        DbConnection::Sqlite(_) => WRITE_BUDGET,
+        DbConnection::Postgresql(_) => WRITE_BUDGET_POSTGRES,
+    };
+    let wanted = (chunk as f64 * budget.as_secs_f64() / took).clamp(chunk as f64 / 2.0, chunk as f64 * 2.0);
+    (wanted as i64).clamp(CHUNK_RANGE.0, CHUNK_RANGE.1)
+}
+
+/// Page cache of the importing SQLite connection while it imports, in KiB: the B-trees it
+/// reads and writes stay in memory instead of being re-read from the operating system for
+/// every chunk. [`narrow_cache`] gives the connection back its default.
+const SQLITE_IMPORT_CACHE_KIB: i64 = 32 * 1024;
+
+pub(super) fn widen_cache(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(lite) => {
+            lite.batch_execute(&format!("PRAGMA main.cache_size = -{SQLITE_IMPORT_CACHE_KIB}"))
+        }
+        DbConnection::Postgresql(_) => Ok(()),
+    }
+}
+
+pub(super) fn narrow_cache(conn: &mut DbConnection) -> diesel::QueryResult<()> {
+    match conn {
+        DbConnection::Sqlite(lite) => lite.batch_execute("PRAGMA main.cache_size = -2000"),
+        DbConnection::Postgresql(_) => Ok(()),
+    }
+}
+
+/// The writes of one key range.
+#[derive(Default)]
+struct Writes {
+    /// ISINs that came back after being inactive.
+    returned: u64,
+    close: Vec<String>,
+    versions: Vec<NewRecordVersion>,
+    changes: Vec<NewChange>,
+    isins: Vec<NewIsin>,
+    /// (LEI, ISIN) of the versions added or changed, for the LEI index.
+    leis: Vec<LeiIsin>,
+}
+
+impl Writes {
+    fn is_empty(&self) -> bool {
+        self.versions.is_empty() && self.close.is_empty()
+    }
+
+    fn write(self, conn: &mut DbConnection, source_id: i64, next: i64) -> diesel::QueryResult<()> {
+        let close: Vec<&str> = self.close.iter().map(String::as_str).collect();
+        isin_record::close_versions(conn, source_id, &close, next)?;
+        isin_record::insert_versions(conn, self.versions)?;
+        isin_record::insert_changes(conn, self.changes)?;
+        isin_record::insert_isins(conn, &self.isins)?;
+        Ok(())
+    }
+}
+
+/// Turns one key range's actions into its writes, counting them in `stats`.
+fn plan(
+    source_id: i64,
+    run_id: i64,
+    next: i64,
+    now: NaiveDateTime,
+    last_seen: NaiveDateTime,
+    actions: &[Action<'_>],
+    stats: &mut Stats,
+) -> Writes {
+    let mut writes = Writes::default();
+    // The next generation's version of a record, and the change row that says why it exists.
+    let mut write = |version: NewRecordVersion, kind: &'static str, values: Option<(String, String)>| {
+        let (old_values, new_values) = values.unzip();
+        writes.changes.push(NewChange {
+            run_id,
+            isin: version.isin.clone(),
+            source_id,
+            kind,
+            old_values,
+            new_values,
+        });
+        writes.versions.push(version);
+    };
+    let new_version =
+        |incoming: &Incoming, active: bool, first_seen: (Option<i64>, NaiveDateTime)| NewRecordVersion {
+            source_id,
+            isin: incoming.isin.clone(),
+            since_gen: next,
+            active,
+            lei: incoming.lei.clone(),
+            name: incoming.name.clone(),
+            cfi: incoming.cfi.clone(),
+            currency: incoming.currency.clone(),
+            listings: incoming.listings.clone(),
+            first_seen_run_id: first_seen.0,
+            first_seen_at: first_seen.1,
+            last_seen_at: None,
+        };
+    let mut close = Vec::new();
+    let mut isins = Vec::new();
+    let mut returned = 0;
+    for action in actions {
+        match action {
+            Action::Unchanged => stats.unchanged += 1,
+            Action::StillGone => {}
+            Action::Add { incoming, previous } => {
+                stats.added += 1;
+                if let Some(lei) = &incoming.lei {
+                    writes.leis.push((lei.clone(), incoming.isin.clone()));
+                }
+                let first_seen = match previous {
+                    Some(previous) => {
+                        returned += 1;
+                        close.push(previous.isin.clone());
+                        (previous.first_seen_run_id, previous.first_seen_at)
+                    }
+                    None => {
+                        isins.push(NewIsin {
+                            isin: incoming.isin.clone(),
+                            first_seen_at: now,
+                            first_seen_run_id: Some(run_id),
+                        });
+                        (Some(run_id), now)
+                    }
+                };
+                write(new_version(incoming, true, first_seen), "added", None);
+            }
+            Action::Change { incoming, previous } => {
+                stats.changed += 1;
+                if let Some(lei) = incoming.lei.as_ref().filter(|lei| previous.lei.as_ref() != Some(lei)) {
+                    writes.leis.push((lei.clone(), incoming.isin.clone()));
+                }
+                close.push(previous.isin.clone());
+                let first_seen = (previous.first_seen_run_id, previous.first_seen_at);
+                write(
+                    new_version(incoming, true, first_seen),
+                    "changed",
+                    Some(diff::differences(incoming, previous)),
+                );
+            }
+            Action::Remove { previous } => {
+                stats.removed += 1;
+                close.push(previous.isin.clone());
+                // The record as it was, inactive from this generation on.
+                let kept = Incoming {
+                    isin: previous.isin.clone(),
+                    lei: previous.lei.clone(),
+                    name: previous.name.clone(),
+                    cfi: previous.cfi.clone(),
+                    currency: previous.currency.clone(),
+                    listings: previous.listings.clone(),
+                };
+                let mut version =
+                    new_version(&kept, false, (previous.first_seen_run_id, previous.first_seen_at));
+                version.last_seen_at = Some(last_seen);
+                write(version, "removed", None);
+            }
+        }
+    }
+    writes.close = close;
+    writes.isins = isins;
+    writes.returned = returned;
+    writes
+}

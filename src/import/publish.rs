@@ -1,0 +1,203 @@
+//! Finishing an import: the LEI index written, the next generation published in one short
+//! transaction, superseded versions cleaned up, and the browser's counts and name index brought
+//! up to date (also rebuilt whole after the migration that adds them).
+
+use std::time::Instant;
+
+use anyhow::Context;
+
+use super::sorted::{LeiPair, SortedRows, Sorter};
+use super::{
+    CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, apply, lock,
+};
+use crate::db::{DbConnection, write_transaction};
+use crate::models::isin_index;
+use crate::models::isin_record::{self, LeiIsin};
+use crate::models::source::{self, Published, Source};
+use crate::sources::fetch::Content;
+use crate::sources::formats::Format;
+
+/// (LEI, ISIN) pairs sorted in memory before they spill to disk: about 5 MB.
+const LEI_SEGMENT: usize = 50_000;
+/// The most (LEI, ISIN) pairs written per transaction: with both texts copied into the
+/// statement's arrays, 25,000 are a few MB.
+const LEI_CHUNK: i64 = 25_000;
+/// Written rows after which an import refreshes the planner's statistics of the ISIN tables.
+const ANALYZE_AFTER: u64 = 100_000;
+
+/// Writes the differences as the next generation, publishes it, and cleans up after it.
+pub(super) fn write_and_publish(
+    conn: &mut DbConnection,
+    import: &Import<'_>,
+    content: &Content,
+    mut stats: Stats,
+    format: Format,
+    mut rows: SortedRows,
+) -> Result<Stats, ImportError> {
+    let Import { source, run_id, observer, .. } = *import;
+    let started = Instant::now();
+    apply::widen_cache(conn).context("Failed to set up the import's connection")?;
+    let next = import.next_generation();
+    let mut duplicates = Vec::new();
+    // The pairs are sorted while the records are written, whose chunks hold most of the
+    // import's memory: a smaller segment keeps the two together under the import's budget.
+    let mut leis = Sorter::with_segment_rows(LEI_SEGMENT);
+    let returned = apply::apply(conn, import, &mut rows, &mut stats, &mut duplicates, &mut leis)?;
+    drop(rows);
+    let leis = leis.finish().context("Failed to sort the LEIs (temporary files)")?;
+    write_lei_pairs(conn, leis, stats.bytes, observer)?;
+    stats.problems.extend(duplicates.iter().map(|d| Problem {
+        line: d.line as u64,
+        reason: format!("duplicate: {} again on line {}, which is kept", d.isin, d.kept_line),
+        raw: String::new(),
+    }));
+    stats.problems.sort_by_key(|p| p.line);
+    stats.problems.truncate(MAX_PROBLEMS);
+
+    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+    let active = source.active_isins + count(stats.added) - count(stats.removed);
+    let inactive = source.inactive_isins - count(returned) + count(stats.removed);
+    let published = write_transaction(conn, |c| {
+        source::publish(
+            c,
+            source.id,
+            &Published {
+                generation: next,
+                active_isins: active,
+                inactive_isins: inactive,
+                etag: content.etag.as_deref(),
+                last_modified: content.last_modified.as_deref(),
+                content_sha256: &content.sha256,
+                run_id,
+            },
+        )
+    })
+    .context("Failed to publish the import")?;
+    if !published {
+        return Err(ImportError::Other(anyhow::anyhow!(
+            "the source changed under this import (its lock was taken over); nothing was published"
+        )));
+    }
+    stats.active = active;
+    lock::collect_superseded(conn, source, next).context("Failed to clean up old record versions")?;
+    refresh_browsing(conn, source, format, run_id, next, observer);
+    if stats.added + stats.removed + stats.changed >= ANALYZE_AFTER {
+        isin_record::refresh_statistics(conn).context("Failed to analyze the ISIN tables")?;
+    }
+    stats.seconds.apply = started.elapsed().as_secs_f64();
+    Ok(stats)
+}
+
+/// Adds the (LEI, ISIN) pairs of the versions the import wrote to the LEI index, in LEI order
+/// (an index kept up in the records' ISIN order would take every row somewhere else in it),
+/// a chunk per short transaction, before the import publishes: a pair of a version not yet
+/// visible is harmless, since the search checks the records it finds.
+fn write_lei_pairs(
+    conn: &mut DbConnection,
+    mut pairs: SortedRows<LeiPair>,
+    bytes: u64,
+    observer: &dyn Observer,
+) -> Result<(), ImportError> {
+    let mut chunk = CHUNK;
+    let mut written = 0;
+    loop {
+        observer.check_stop().map_err(ImportError::Stopped)?;
+        let mut batch: Vec<LeiIsin> = Vec::new();
+        while batch.len() < usize::try_from(chunk).unwrap_or(usize::MAX) {
+            match pairs.take().context("Failed to read the sorted LEIs (temporary files)")? {
+                Some(LeiPair { lei, isin }) => batch.push((lei, isin)),
+                None => break,
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        let started = Instant::now();
+        write_transaction(conn, |c| isin_record::insert_lei_pairs(c, &batch))
+            .context("Failed to write the LEI index")?;
+        chunk = apply::pace(conn, started.elapsed(), chunk).min(LEI_CHUNK);
+        written += batch.len() as u64;
+        observer.progress(&Progress { phase: Phase::Indexing, bytes, total_bytes: None, rows: written });
+    }
+}
+
+/// Brings what the ISIN browser reads besides the records up to date with a published import:
+/// the source's counts per country, and the name index of the ISINs the import changed (GLEIF
+/// files carry no names). The import has published by then, so a failure here does not fail
+/// it: it is logged and the run's log says so; the next import that changes those ISINs, or
+/// [`rebuild_browsing`], mends it.
+fn refresh_browsing(
+    conn: &mut DbConnection,
+    source: &Source,
+    format: Format,
+    run_id: i64,
+    generation: i64,
+    observer: &dyn Observer,
+) {
+    let result = (|| -> anyhow::Result<()> {
+        let counts = isin_index::count_per_country(conn, source.id, generation)
+            .context("Failed to count the source's ISINs per country")?;
+        write_transaction(conn, |c| isin_index::store_counts(c, source.id, &counts))
+            .context("Failed to store the source's counts")?;
+        if format.has_names() {
+            refresh_names_of_run(conn, run_id)?;
+        }
+        Ok(())
+    })();
+    if let Err(error) = result {
+        let message =
+            format!("the import was published, but the browser's indexes were not updated: {error:#}");
+        // The cause is a field (escaped in text logs), not part of the message.
+        tracing::warn!(
+            run = run_id,
+            source = source.name,
+            error = format!("{error:#}"),
+            "the import was published, but the browser's indexes were not updated"
+        );
+        observer.log(&format!("warning: {message}"));
+    }
+}
+
+/// Rewrites the name index of the ISINs run `run_id` changed, a chunk at a time.
+fn refresh_names_of_run(conn: &mut DbConnection, run_id: i64) -> anyhow::Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let batch = isin_record::changes_of_run(conn, run_id, after.as_deref(), CHUNK)
+            .context("Failed to read the changes")?;
+        let Some((last, _)) = batch.last() else { return Ok(()) };
+        after = Some(last.clone());
+        let isins: Vec<String> = batch.into_iter().map(|(isin, _)| isin).collect();
+        write_transaction(conn, |c| isin_index::refresh_names(c, &isins))
+            .context("Failed to update the name index")?;
+    }
+}
+
+/// Rebuilds the per-country counts and the name index from every source's records (once,
+/// when the migration that adds them has run on a database that already had ISINs).
+pub fn rebuild_browsing(conn: &mut DbConnection) -> anyhow::Result<()> {
+    for found in source::list(conn).context("Failed to read the sources")? {
+        let counts = isin_index::count_per_country(conn, found.id, found.generation)
+            .context("Failed to count a source's ISINs per country")?;
+        write_transaction(conn, |c| isin_index::store_counts(c, found.id, &counts))
+            .context("Failed to store a source's counts")?;
+        if !Format::parse(&found.format).is_some_and(Format::has_names) {
+            continue;
+        }
+        let mut after: Option<String> = None;
+        loop {
+            let isins = isin_index::named_isins_of_source(conn, found.id, after.as_deref(), CHUNK)
+                .context("Failed to read named records")?;
+            let Some(last) = isins.last() else { break };
+            after = Some(last.clone());
+            write_transaction(conn, |c| isin_index::refresh_names(c, &isins))
+                .context("Failed to update the name index")?;
+        }
+    }
+    Ok(())
+}
+
+/// Whether the migrations just applied (their names) added the browser's indexes, so that
+/// [`rebuild_browsing`] has to fill them.
+pub fn browsing_indexes_added(applied: &[String]) -> bool {
+    applied.iter().any(|name| name.contains("000005_browse"))
+}

@@ -1,0 +1,158 @@
+//! Keeps the ISIN browser's derived tables up to date as imports publish and sources go: the
+//! per-source, per-country counts (`isin_stats`) and the name index (`isin_names`, and
+//! `isin_name_words` on PostgreSQL).
+
+use std::collections::HashMap;
+
+use diesel::prelude::*;
+use diesel::sql_types::{Array, BigInt, Text};
+
+use crate::db::DbConnection;
+use crate::db::schema::{isin_names, isin_records, isin_stats};
+use crate::domain::isin_search::index_words;
+use crate::models::isin_browse::{CountryCount, IN_LIST_CHUNK, load_rows, name_rowid, sources};
+
+#[derive(QueryableByName)]
+struct Counted {
+    #[diesel(sql_type = Text)]
+    country: String,
+    #[diesel(sql_type = diesel::sql_types::Bool)]
+    active: bool,
+    #[diesel(sql_type = BigInt)]
+    n: i64,
+}
+
+/// Counts a source's visible records per country at `generation` (one grouped read of its
+/// records; no write lock is held while it runs).
+pub fn count_per_country(
+    conn: &mut DbConnection,
+    source_id: i64,
+    generation: i64,
+) -> QueryResult<Vec<CountryCount>> {
+    // Only integers are written into the statement.
+    let counted: Vec<Counted> = diesel::sql_query(format!(
+        "SELECT substr(isin, 1, 2) AS country, active, COUNT(*) AS n FROM isin_records \
+         WHERE source_id = {source_id} AND since_gen <= {generation} \
+         AND (until_gen IS NULL OR until_gen > {generation}) \
+         GROUP BY substr(isin, 1, 2), active"
+    ))
+    .load(conn)?;
+    let mut rows: HashMap<String, (i64, i64)> = HashMap::new();
+    for Counted { country, active, n } in counted {
+        let entry = rows.entry(country).or_default();
+        if active { entry.0 += n } else { entry.1 += n }
+    }
+    Ok(rows
+        .into_iter()
+        .map(|(country, (active, inactive))| CountryCount { source_id, country, active, inactive })
+        .collect())
+}
+
+/// Replaces a source's per-country counts (a few hundred rows at most: one per country).
+pub fn store_counts(conn: &mut DbConnection, source_id: i64, counts: &[CountryCount]) -> QueryResult<()> {
+    diesel::delete(isin_stats::table.filter(isin_stats::source_id.eq(source_id))).execute(conn)?;
+    for count in counts {
+        diesel::insert_into(isin_stats::table)
+            .values((
+                isin_stats::source_id.eq(source_id),
+                isin_stats::country.eq(&count.country),
+                isin_stats::active.eq(count.active),
+                isin_stats::inactive.eq(count.inactive),
+            ))
+            .execute(conn)?;
+    }
+    Ok(())
+}
+
+/// Up to `limit` ISINs after `after` that a source gives a name (any version).
+pub fn named_isins_of_source(
+    conn: &mut DbConnection,
+    source_id: i64,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    let mut query = isin_records::table
+        .filter(isin_records::source_id.eq(source_id))
+        .filter(isin_records::name.is_not_null())
+        .select(isin_records::isin)
+        .distinct()
+        .order(isin_records::isin.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(isin_records::isin.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// Forgets a deleted source's counts.
+pub fn forget_counts(conn: &mut DbConnection, source_id: i64) -> QueryResult<usize> {
+    diesel::delete(isin_stats::table.filter(isin_stats::source_id.eq(source_id))).execute(conn)
+}
+
+/// Rewrites the name index of `isins` from the records every source shows now (after an
+/// import published, or a source's records went). Call it in a write transaction: the sources'
+/// generations are read in it, so that another source publishing meanwhile cannot have its
+/// names read at a generation it has already cleaned up.
+pub fn refresh_names(conn: &mut DbConnection, isins: &[String]) -> QueryResult<()> {
+    let sources = sources(conn)?;
+    for chunk in isins.chunks(IN_LIST_CHUNK) {
+        let rows = load_rows(conn, &sources, chunk)?;
+        // Each ISIN's names as the index's words (see `index_words`), each word once.
+        let named: Vec<(String, String)> = rows
+            .iter()
+            .filter_map(|row| {
+                let mut words: Vec<String> = Vec::new();
+                for word in row.names().into_iter().flat_map(index_words) {
+                    if !words.contains(&word) {
+                        words.push(word);
+                    }
+                }
+                (!words.is_empty()).then(|| (row.isin.clone(), words.join(" ")))
+            })
+            .collect();
+        match conn {
+            DbConnection::Sqlite(lite) => {
+                let ids: Vec<i64> = chunk.iter().map(|isin| name_rowid(isin)).collect();
+                let ids = serde_json::to_string(&ids)
+                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                diesel::sql_query("DELETE FROM isin_names WHERE rowid IN (SELECT value FROM json_each(?))")
+                    .bind::<Text, _>(ids)
+                    .execute(lite)?;
+                let named: Vec<(i64, &str)> =
+                    named.iter().map(|(isin, names)| (name_rowid(isin), names.as_str())).collect();
+                if !named.is_empty() {
+                    let json = serde_json::to_string(&named)
+                        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
+                    diesel::sql_query(
+                        "INSERT INTO isin_names (rowid, names) \
+                         SELECT r.value->>0, r.value->>1 FROM json_each(?) r",
+                    )
+                    .bind::<Text, _>(json)
+                    .execute(lite)?;
+                }
+            }
+            DbConnection::Postgresql(pg) => {
+                diesel::delete(isin_names::table.filter(isin_names::isin.eq_any(chunk))).execute(pg)?;
+                let values: Vec<_> = named
+                    .iter()
+                    .map(|(isin, names)| (isin_names::isin.eq(isin), isin_names::names.eq(names)))
+                    .collect();
+                if !values.is_empty() {
+                    diesel::insert_into(isin_names::table).values(&values).execute(pg)?;
+                    // The words as the index holds them (its parser's, not ours), each once; a
+                    // word is never taken out again, and one no name has any more matches
+                    // nothing.
+                    diesel::sql_query(
+                        "INSERT INTO isin_name_words (word) \
+                         SELECT DISTINCT unnest(tsvector_to_array(words)) FROM isin_names WHERE isin = ANY($1) \
+                         ON CONFLICT DO NOTHING",
+                    )
+                    .bind::<Array<Text>, _>(named.iter().map(|(isin, _)| isin.as_str()).collect::<Vec<_>>())
+                    .execute(pg)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}

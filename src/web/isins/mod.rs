@@ -1,0 +1,261 @@
+//! The ISIN browser's pages: the list (search, filters, sort, keyset pages, counts) and an
+//! ISIN's page (what every source lists, its history, why it is valid). The list's query string
+//! is read in `query`, its exports stream from `export`; what the pages read comes from
+//! [`crate::browse`].
+
+mod export;
+mod query;
+
+use actix_session::Session;
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
+use askama::Template;
+use serde::Deserialize;
+
+use crate::auth::CurrentUser;
+use crate::browse::{self, IsinDetail, Listed};
+use crate::domain::isin_search::IsinSearch;
+use crate::domain::{Isin, IsinError};
+use crate::models::isin_browse::{self, ChangeOfIsin, IsinRow, SourceInfo, Total};
+use crate::web::forms::FormErrors;
+use crate::web::page::{Page, render};
+use crate::web::{AppError, AppState};
+
+pub use export::{IsinOut, export_csv, export_jsonl};
+pub use query::ListQuery;
+
+const NAV: &str = "isins";
+/// ISINs per page.
+pub const PAGE_SIZE: usize = 50;
+
+/// The change kinds a run filter can ask for.
+pub const CHANGE_KINDS: [&str; 3] = ["added", "removed", "changed"];
+
+#[derive(Template)]
+#[template(path = "isins/list.html")]
+struct ListTemplate {
+    page: Page,
+    query: ListQuery,
+    errors: FormErrors,
+    sources: Vec<SourceInfo>,
+    listed: Listed,
+    search: Option<String>,
+    kinds: [&'static str; 3],
+}
+
+impl ListTemplate {
+    fn source_name(&self, id: &i64) -> &str {
+        source_name(&self.sources, *id)
+    }
+
+    fn total(&self) -> String {
+        describe_total(self.listed.total)
+    }
+
+    fn last_seen(&self, row: &IsinRow) -> String {
+        row.last_seen(&self.sources).map_or_else(|| "—".to_owned(), |at| at.format("%Y-%m-%d").to_string())
+    }
+}
+
+/// The name of source `id`, for pages that list records of several sources.
+fn source_name(sources: &[SourceInfo], id: i64) -> &str {
+    sources.iter().find(|s| s.id == id).map_or("(deleted source)", |s| s.name.as_str())
+}
+
+/// A count for people: "1 ISIN", "about 9.3 M ISINs", "more than 10,000 ISINs".
+pub fn describe_total(total: Total) -> String {
+    match total {
+        Total::Exact(1) => "1 ISIN".to_owned(),
+        Total::Exact(n) => format!("{} ISINs", thousands(n)),
+        Total::About(n) => format!("about {} ISINs", rounded(n)),
+        Total::MoreThan(n) => format!("more than {} ISINs", thousands(n)),
+    }
+}
+
+/// 1234567 → "1,234,567".
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::with_capacity(digits.len() + digits.len() / 3);
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// 9_300_000 → "9.3 M", 12_400 → "12 k".
+fn rounded(n: u64) -> String {
+    match n {
+        0..10_000 => thousands(n),
+        10_000..1_000_000 => format!("{} k", n / 1_000),
+        _ => format!("{:.1} M", n as f64 / 1e6),
+    }
+}
+
+pub async fn list(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    query: web::Query<ListQuery>,
+) -> Result<HttpResponse, AppError> {
+    let query = query.into_inner();
+    let asked = query.clone();
+    let (sources, listed, errors, search) = state
+        .db(move |conn| {
+            let mut errors = FormErrors::default();
+            let filter = browse::resolve(conn, asked.to_filter(&mut errors))?;
+            let cursor = asked.cursor(&mut errors);
+            let sources = isin_browse::sources(conn)?;
+            let listed = browse::list_page(conn, &sources, &filter, asked.sort(), cursor, PAGE_SIZE)?;
+            Ok((sources, listed, errors, filter.search.as_ref().map(IsinSearch::describe)))
+        })
+        .await?;
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    render(
+        status,
+        &ListTemplate {
+            page: Page::new(&session, Some(&me), NAV),
+            query,
+            errors,
+            sources,
+            listed,
+            search,
+            kinds: CHANGE_KINDS,
+        },
+    )
+}
+
+/// Why an ISIN is valid (or not), for its page.
+pub struct Validity {
+    pub country: String,
+    pub nsin: String,
+    pub check_digit: char,
+    pub error: Option<IsinError>,
+}
+
+fn validity(raw: &str) -> Validity {
+    match Isin::parse(raw) {
+        Ok(isin) => Validity {
+            country: country_name(isin.prefix()),
+            nsin: isin.nsin().to_owned(),
+            check_digit: isin.check_digit(),
+            error: None,
+        },
+        Err(error) => Validity {
+            country: raw.get(..2).map(country_name).unwrap_or_default(),
+            nsin: raw.get(2..11).unwrap_or_default().to_owned(),
+            check_digit: raw.chars().nth(11).unwrap_or(' '),
+            error: Some(error),
+        },
+    }
+}
+
+/// "DE" → "DE: Germany"; special prefixes say what they are.
+pub fn country_name(prefix: &str) -> String {
+    let special = match prefix {
+        "XS" => Some("international securities (Euroclear / Clearstream)"),
+        "EU" => Some("European Union instruments"),
+        "XA" | "XB" | "XC" | "XD" | "XF" | "QS" | "QT" | "QW" | "EZ" => Some("special-purpose prefix"),
+        _ => None,
+    };
+    let name = special
+        .map(str::to_owned)
+        .or_else(|| celes::Country::from_alpha2(prefix).ok().map(|c| c.long_name.to_owned()));
+    match name {
+        Some(name) => format!("{prefix}: {name}"),
+        None => prefix.to_owned(),
+    }
+}
+
+/// One listing line, parsed from a record's JSON for its page.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ListingView {
+    pub venue: Option<String>,
+    pub currency: Option<String>,
+    pub ticker: Option<String>,
+    pub first_trading: Option<String>,
+    pub termination: Option<String>,
+}
+
+/// A change of the ISIN with its values side by side.
+pub struct ChangeView {
+    pub change: ChangeOfIsin,
+    pub source: String,
+    /// `(attribute, old, new)` for a `changed` row.
+    pub fields: Vec<(String, String, String)>,
+}
+
+fn change_view(change: ChangeOfIsin, sources: &[SourceInfo]) -> ChangeView {
+    let parse = |text: &Option<String>| -> serde_json::Map<String, serde_json::Value> {
+        text.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+    };
+    let old = parse(&change.old_values);
+    let new = parse(&change.new_values);
+    let mut names: Vec<&String> = old.keys().chain(new.keys()).collect();
+    names.sort();
+    names.dedup();
+    let show = |value: Option<&serde_json::Value>| match value {
+        None | Some(serde_json::Value::Null) => "—".to_owned(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(other) => other.to_string(),
+    };
+    let fields = names.into_iter().map(|n| (n.clone(), show(old.get(n)), show(new.get(n)))).collect();
+    let source = sources
+        .iter()
+        .find(|s| s.id == change.source_id)
+        .map_or_else(|| format!("source #{} (deleted)", change.source_id), |s| s.name.clone());
+    ChangeView { change, source, fields }
+}
+
+#[derive(Template)]
+#[template(path = "isins/detail.html")]
+struct DetailTemplate {
+    page: Page,
+    isin: String,
+    row: IsinRow,
+    sources: Vec<SourceInfo>,
+    validity: Validity,
+    changes: Vec<ChangeView>,
+}
+
+impl DetailTemplate {
+    fn source_name(&self, id: &i64) -> &str {
+        source_name(&self.sources, *id)
+    }
+
+    fn listings(&self, json: &Option<String>) -> Vec<ListingView> {
+        json.as_deref().and_then(|t| serde_json::from_str(t).ok()).unwrap_or_default()
+    }
+
+    fn last_seen(&self, record: &isin_browse::ShownRecord) -> String {
+        record
+            .last_seen(self.sources.iter().find(|s| s.id == record.source_id))
+            .map_or_else(|| "—".to_owned(), |at| at.format("%Y-%m-%d %H:%M").to_string())
+    }
+}
+
+pub async fn detail(
+    state: web::Data<AppState>,
+    session: Session,
+    me: web::ReqData<CurrentUser>,
+    isin: web::Path<String>,
+) -> Result<HttpResponse, AppError> {
+    let isin = isin.into_inner().trim().to_ascii_uppercase();
+    let key = isin.clone();
+    let found = state.db(move |conn| Ok(browse::find_isin(conn, &key)?)).await?;
+    let Some(IsinDetail { row, sources, changes }) = found else { return Err(AppError::NotFound) };
+    let changes = changes.into_iter().map(|c| change_view(c, &sources)).collect();
+    render(
+        StatusCode::OK,
+        &DetailTemplate {
+            page: Page::new(&session, Some(&me), NAV),
+            validity: validity(&isin),
+            isin,
+            row,
+            sources,
+            changes,
+        },
+    )
+}

@@ -1,0 +1,185 @@
+//! The ISIN list's query string, shared by the page, its exports and the API: read into a
+//! filter (with a message per field it could not read), a sort and a cursor, and written back
+//! into the links of sorts and pages.
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::CHANGE_KINDS;
+use crate::browse::{AskedFilter, Sort};
+use crate::domain::isin_search::IsinSearch;
+use crate::models::isin_browse::{ChangeFilter, Direction, IsinFilter};
+use crate::web::forms::FormErrors;
+
+/// The list's query string: the same for the page, its exports and the API.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+pub struct ListQuery {
+    #[serde(default)]
+    pub q: String,
+    /// Two-letter ISIN prefix.
+    #[serde(default)]
+    pub country: String,
+    /// Source id.
+    #[serde(default)]
+    pub source: String,
+    /// `yes` or `no`.
+    #[serde(default)]
+    pub active: String,
+    /// A run id: the ISINs it added, removed or changed.
+    #[serde(default)]
+    pub run: String,
+    /// With `run` or `since`: `added`, `removed` or `changed`.
+    #[serde(default)]
+    pub change: String,
+    /// `YYYY-MM-DD`: ISINs imports have added, removed or changed since that day (UTC).
+    #[serde(default)]
+    pub since: String,
+    /// Sort: empty for ISIN, `name`, `first_seen` or `last_seen` (`-` before it: descending).
+    #[serde(default)]
+    pub o: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub after: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub before: Option<String>,
+}
+
+impl ListQuery {
+    /// The filter, with a message per field that could not be read (those filters are left
+    /// out), and the day a "changed since" filter starts (its runs are looked up by
+    /// [`crate::browse::resolve`]).
+    pub fn to_filter(&self, errors: &mut FormErrors) -> AskedFilter {
+        let country = self.country.trim().to_ascii_uppercase();
+        let country = if country.is_empty() {
+            None
+        } else if country.len() == 2
+            && crate::domain::isin::is_known_prefix([country.as_bytes()[0], country.as_bytes()[1]])
+        {
+            Some(country)
+        } else {
+            errors.add("country", "Enter a two-letter country code or ISIN prefix, such as DE or XS.");
+            None
+        };
+        let source_id = match self.source.trim() {
+            "" => None,
+            raw => raw.parse().ok().or_else(|| {
+                errors.add("source", "Choose a source from the list.");
+                None
+            }),
+        };
+        let active = match self.active.as_str() {
+            "yes" => Some(true),
+            "no" => Some(false),
+            _ => None,
+        };
+        let kind = CHANGE_KINDS.contains(&self.change.as_str()).then(|| self.change.clone());
+        let run_id = match self.run.trim() {
+            "" => None,
+            raw => raw.parse::<i64>().ok().or_else(|| {
+                errors.add("run", "Enter a run number.");
+                None
+            }),
+        };
+        let since = match self.since.trim() {
+            "" => None,
+            raw => NaiveDate::parse_from_str(raw, "%Y-%m-%d")
+                .ok()
+                .and_then(|d| d.and_hms_opt(0, 0, 0))
+                .or_else(|| {
+                    errors.add("since", "Enter a date as YYYY-MM-DD.");
+                    None
+                }),
+        };
+        let changes = (run_id.is_some() || since.is_some())
+            .then(|| ChangeFilter { run_ids: run_id.into_iter().collect(), kind });
+        let filter = IsinFilter { search: IsinSearch::parse(&self.q), country, source_id, active, changes };
+        AskedFilter { filter, changed_since: if run_id.is_none() { since } else { None } }
+    }
+
+    pub fn sort(&self) -> (Sort, bool) {
+        let descending = self.o.starts_with('-');
+        let sort = match self.o.trim_start_matches('-') {
+            "name" => Sort::Name,
+            "first_seen" => Sort::FirstSeen,
+            "last_seen" => Sort::LastSeen,
+            _ => Sort::Isin,
+        };
+        (sort, descending)
+    }
+
+    /// The query string of these filters (no sort, no cursor).
+    pub fn filters(&self) -> String {
+        let mut params = url::form_urlencoded::Serializer::new(String::new());
+        for (name, value) in [
+            ("q", &self.q),
+            ("country", &self.country),
+            ("source", &self.source),
+            ("active", &self.active),
+            ("run", &self.run),
+            ("change", &self.change),
+            ("since", &self.since),
+        ] {
+            if !value.trim().is_empty() {
+                params.append_pair(name, value.trim());
+            }
+        }
+        params.finish()
+    }
+
+    /// The query string of these filters, sorted by `o`.
+    pub fn sorted_by(&self, o: &str) -> String {
+        let filters = self.filters();
+        match (filters.is_empty(), o.is_empty()) {
+            (_, true) => filters,
+            (true, false) => format!("o={o}"),
+            (false, false) => format!("{filters}&o={o}"),
+        }
+    }
+
+    /// The link to sort by `column`: that column ascending, or descending if it already is.
+    pub fn sort_link(&self, column: &str) -> String {
+        let o = if self.o == column {
+            format!("-{column}")
+        } else if column == "isin" {
+            String::new()
+        } else {
+            column.to_owned()
+        };
+        self.sorted_by(&o)
+    }
+
+    /// The query string of the page after / before `isin`.
+    pub fn page_link(&self, key: &str, isin: &str) -> String {
+        let mut base = self.sorted_by(&self.o);
+        if !base.is_empty() {
+            base.push('&');
+        }
+        let encoded: String = url::form_urlencoded::byte_serialize(isin.as_bytes()).collect();
+        base.push_str(key);
+        base.push('=');
+        base.push_str(&encoded);
+        base
+    }
+
+    /// The cursor, if it is one: upper-case letters and digits, at most 12 (an ISIN or the
+    /// start of one). Anything else is reported and ignored.
+    pub fn cursor(&self, errors: &mut FormErrors) -> Option<(String, Direction)> {
+        let (field, raw, direction) = match (&self.after, &self.before) {
+            (Some(after), _) => ("after", after, Direction::After),
+            (None, Some(before)) => ("before", before, Direction::Before),
+            (None, None) => return None,
+        };
+        let valid = (1..=12).contains(&raw.len())
+            && raw.bytes().all(|b| b.is_ascii_uppercase() || b.is_ascii_digit());
+        if valid {
+            Some((raw.clone(), direction))
+        } else {
+            errors.add(field, "This page link is not valid; start again from the first page.");
+            None
+        }
+    }
+
+    /// Whether any filter is set.
+    pub fn is_filtered(&self) -> bool {
+        !self.filters().is_empty()
+    }
+}
