@@ -6,20 +6,18 @@
 mod export;
 mod query;
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
-use crate::auth::CurrentUser;
 use crate::browse::{self, IsinDetail, Listed};
 use crate::domain::isin_search::IsinSearch;
 use crate::domain::{Isin, IsinError};
 use crate::models::isin_browse::{self, ChangeOfIsin, IsinRow, SourceInfo, Total};
+use crate::web::AppError;
 use crate::web::forms::FormErrors;
-use crate::web::page::{Page, render};
-use crate::web::{AppError, AppState};
+use crate::web::page::{AdminContext, Page, render};
 
 pub use export::{IsinOut, export_csv, export_jsonl};
 pub use query::ListQuery;
@@ -95,9 +93,7 @@ fn rounded(n: u64) -> String {
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
@@ -237,9 +233,7 @@ impl DetailTemplate {
 }
 
 pub async fn detail(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     isin: web::Path<String>,
 ) -> Result<HttpResponse, AppError> {
     let isin = isin.into_inner().trim().to_ascii_uppercase();

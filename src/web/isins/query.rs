@@ -9,7 +9,7 @@ use super::CHANGE_KINDS;
 use crate::browse::{AskedFilter, Sort};
 use crate::domain::isin_search::IsinSearch;
 use crate::models::isin_browse::{ChangeFilter, Direction, IsinFilter};
-use crate::web::forms::FormErrors;
+use crate::web::forms::{FormErrors, filter_query};
 
 /// The list's query string: the same for the page, its exports and the API.
 #[derive(Debug, Clone, Default, Deserialize, Serialize)]
@@ -108,21 +108,16 @@ impl ListQuery {
 
     /// The query string of these filters (no sort, no cursor).
     pub fn filters(&self) -> String {
-        let mut params = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [
-            ("q", &self.q),
-            ("country", &self.country),
-            ("source", &self.source),
-            ("active", &self.active),
-            ("run", &self.run),
-            ("change", &self.change),
-            ("since", &self.since),
-        ] {
-            if !value.trim().is_empty() {
-                params.append_pair(name, value.trim());
-            }
-        }
-        params.finish()
+        filter_query([
+            ("q", self.q.trim()),
+            ("country", self.country.trim()),
+            ("source", self.source.trim()),
+            ("active", self.active.trim()),
+            ("run", self.run.trim()),
+            ("change", self.change.trim()),
+            ("since", self.since.trim()),
+        ])
+        .finish()
     }
 
     /// The query string of these filters, sorted by `o`.
