@@ -317,7 +317,7 @@ pub fn export() -> anyhow::Result<()> {
 /// The file for `schedules`.
 pub fn render(schedules: &[Schedule]) -> anyhow::Result<String> {
     let file =
-        ScheduleFile { schedules: schedules.iter().map(|s| Entry::from_settings(&s.changes())).collect() };
+        ScheduleFile { schedules: schedules.iter().map(|s| Entry::from_settings(&s.settings)).collect() };
     let body = toml::to_string_pretty(&file).context("Failed to write the schedules as TOML")?;
     Ok(format!(
         "# isinbeat schedules, exported {} UTC. `isinbeat schedules apply FILE` makes the database match.\n\n{body}",
@@ -376,13 +376,14 @@ pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow
     if !problems.is_empty() {
         anyhow::bail!("{}\nNothing was changed.", problems.join("\n"));
     }
-    let mut by_name: BTreeMap<String, Schedule> = existing.into_iter().map(|s| (s.name.clone(), s)).collect();
+    let mut by_name: BTreeMap<String, Schedule> =
+        existing.into_iter().map(|s| (s.settings.name.clone(), s)).collect();
     let mut plan = Plan::default();
     for settings in wanted {
         match by_name.remove(&settings.name) {
             None => plan.create.push(settings),
             Some(current) => {
-                let changes = changed_keys(&current.changes(), &settings);
+                let changes = changed_keys(&current.settings, &settings);
                 if changes.is_empty() {
                     plan.unchanged += 1;
                 } else {
@@ -484,16 +485,16 @@ pub fn describe(plan: &Plan, prune: bool) -> String {
         let _ = writeln!(out, "+ {} ({}, {timing})", settings.name, settings.task_kind);
     }
     for update in &plan.update {
-        let _ = writeln!(out, "~ {}", update.current.name);
+        let _ = writeln!(out, "~ {}", update.current.settings.name);
         for KeyChange { key, old, new } in &update.changes {
             let _ = writeln!(out, "    {key}: {old} → {new}");
         }
     }
     for gone in &plan.absent {
         if prune {
-            let _ = writeln!(out, "- {} (not in the file)", gone.name);
+            let _ = writeln!(out, "- {} (not in the file)", gone.settings.name);
         } else {
-            let _ = writeln!(out, "  {} is not in the file: kept (--prune deletes it)", gone.name);
+            let _ = writeln!(out, "  {} is not in the file: kept (--prune deletes it)", gone.settings.name);
         }
     }
     let deleting = if prune { plan.absent.len() } else { 0 };

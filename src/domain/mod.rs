@@ -1,6 +1,7 @@
 //! Pure domain types: no I/O, no web or database types. A value of one of these types has been
 //! parsed and is valid.
 
+pub mod download_params;
 pub mod ids;
 pub mod isin;
 pub mod isin_search;

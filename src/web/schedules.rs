@@ -223,7 +223,7 @@ pub async fn detail(
                 ..AuditFilter::default()
             };
             let listeners =
-                worker::listening_on(conn, &found.queue, crate::db::now(), worker::OFFLINE_AFTER)?;
+                worker::listening_on(conn, &found.settings.queue, crate::db::now(), worker::OFFLINE_AFTER)?;
             let (entries, deliveries) =
                 (audit::page(conn, &filter, None, 50)?, alert::for_schedule(conn, id, 20)?);
             Ok((found, runs, entries, deliveries, listeners))
@@ -232,7 +232,7 @@ pub async fn detail(
     let next = found.spec().map(|spec| spec.preview(Utc::now(), 5)).unwrap_or_default();
     let mut found = found;
     if !me.can(Role::Admin) {
-        found.alert_webhook_url = found.alert_webhook_url.as_deref().map(mask_webhook_url);
+        found.settings.alert_webhook_url = found.settings.alert_webhook_url.as_deref().map(mask_webhook_url);
     }
     render(
         StatusCode::OK,
@@ -470,7 +470,7 @@ pub async fn create(
     let created = state.db(move |conn| Ok(actions::create(conn, &actor, settings))).await?;
     match created {
         Ok(created) => {
-            flash_success(&session, format!("Schedule “{}” was created.", created.name));
+            flash_success(&session, format!("Schedule “{}” was created.", created.settings.name));
             Ok(see_other(&format!("/admin/schedules/{}/", created.id)))
         }
         Err(ActionError::DuplicateName) => {
@@ -490,7 +490,7 @@ pub async fn edit_form(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let found = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
-    let mut form = ScheduleForm::from_settings(&found.changes());
+    let mut form = ScheduleForm::from_settings(&found.settings);
     hide_webhook(&mut form, &me);
     let (_, preview) = form.parse(&Registry::builtin());
     let page = Page::new(&session, Some(&me), NAV);
@@ -509,7 +509,7 @@ pub async fn update(
     let mut form = ScheduleForm::from_pairs(fields.into_inner());
     // A webhook sent back as it was shown (masked) keeps the stored one.
     let stored = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
-    if let Some(url) = stored.alert_webhook_url
+    if let Some(url) = stored.settings.alert_webhook_url
         && form.alert_webhook_url.trim() == mask_webhook_url(&url)
     {
         form.alert_webhook_url = url;
@@ -576,7 +576,7 @@ pub async fn delete(
         .db(move |conn| {
             let found = schedule::find(conn, id)?.ok_or(AppError::NotFound)?;
             actions::delete(conn, &actor, id)?;
-            Ok(found.name)
+            Ok(found.settings.name)
         })
         .await?;
     flash_success(&session, format!("Schedule “{name}” was deleted; its runs stay in the history."));
