@@ -12,11 +12,12 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::schedule_settings::{ScheduleSettings, in_units};
 use crate::jobs::Registry;
 use crate::models::audit::Actor;
 use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter};
 use crate::scheduler::actions::{self, Batch};
-use crate::web::schedule_form::{ScheduleForm, in_units};
+use crate::scheduler::settings::SettingsInput;
 
 /// The file: `[[schedule]]` tables.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -151,7 +152,7 @@ fn join_duration(seconds: i64) -> String {
 impl Entry {
     /// A schedule's settings as the file writes them.
     pub fn from_settings(settings: &ScheduleChanges) -> Self {
-        let form = ScheduleForm::from_settings(settings);
+        let form = SettingsInput::from_columns(settings);
         let params = form
             .params
             .iter()
@@ -197,7 +198,7 @@ impl Entry {
 
     /// The settings this entry stands for, checked as the schedule form checks them; or the
     /// problems, each with the file's key it is about.
-    pub fn to_settings(&self, registry: &Registry) -> Result<ScheduleChanges, Vec<(String, String)>> {
+    pub fn to_settings(&self, registry: &Registry) -> Result<ScheduleSettings, Vec<(String, String)>> {
         let mut problems = Vec::new();
         let spec_kind = match (&self.cron, &self.every, &self.once_at) {
             (Some(_), None, None) => "cron",
@@ -246,7 +247,7 @@ impl Entry {
             }
         }
         let optional = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
-        let form = ScheduleForm {
+        let form = SettingsInput {
             name: self.name.clone(),
             description: self.description.clone(),
             task_kind: self.task.clone(),
@@ -275,7 +276,6 @@ impl Entry {
             alert_no_success,
             alert_no_success_unit,
             queue: self.queue.clone(),
-            action: String::new(),
         };
         let (parsed, _) = form.parse(registry);
         match parsed {
@@ -367,7 +367,7 @@ pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow
             continue;
         }
         match entry.to_settings(registry) {
-            Ok(settings) => wanted.push(settings),
+            Ok(settings) => wanted.push(ScheduleChanges::from(&settings)),
             Err(found) => problems.extend(
                 found.into_iter().map(|(key, message)| format!("{shown}: {label}: {key}: {message}")),
             ),
@@ -542,6 +542,6 @@ mod tests {
         let read: ScheduleFile = toml::from_str(&text).unwrap_or_default();
         assert_eq!(read.schedules.len(), 1, "{text}");
         let back = read.schedules[0].to_settings(&registry);
-        assert_eq!(back.as_ref().ok(), Some(&settings), "{text}\n{back:?}");
+        assert_eq!(back.as_ref().ok().map(ScheduleChanges::from), Some(settings), "{text}\n{back:?}");
     }
 }

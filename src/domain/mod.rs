@@ -10,6 +10,7 @@ pub mod password;
 pub mod policy;
 pub mod queue_name;
 pub mod role;
+pub mod schedule_settings;
 pub mod schedule_spec;
 pub mod url_secrets;
 pub mod username;

@@ -12,6 +12,7 @@ use crate::db::DbConnection;
 use crate::db::schema::{schedule_state, schedules};
 use crate::domain::download_params::Params;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
+use crate::domain::schedule_settings::{Cadence, ScheduleSettings};
 use crate::domain::schedule_spec::{CronExpr, Recurrence, ScheduleSpec, SpecError, parse_time_zone};
 
 /// A row of `schedules` with its row of `schedule_state`.
@@ -135,6 +136,46 @@ impl ScheduleChanges {
             keep_failed: 100,
             queue: crate::domain::QueueName::DEFAULT.to_owned(),
             ..Self::default()
+        }
+    }
+}
+
+/// The one place typed settings become columns.
+impl From<&ScheduleSettings> for ScheduleChanges {
+    fn from(settings: &ScheduleSettings) -> Self {
+        let (cron_expr, interval_seconds, once_at) = match &settings.timing {
+            Cadence::Cron(expr) => (Some(expr.as_str().to_owned()), None, None),
+            Cadence::Interval(every) => (None, Some(every.num_seconds()), None),
+            Cadence::Once(at) => (None, None, Some(*at)),
+        };
+        let int = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
+        Self {
+            name: settings.name.clone(),
+            description: settings.description.clone(),
+            task_kind: settings.task_kind.clone(),
+            params: serde_json::Value::Object(settings.params.clone()).to_string(),
+            spec_kind: settings.timing.kind().to_owned(),
+            cron_expr,
+            timezone: settings.zone.name().to_owned(),
+            interval_seconds,
+            once_at,
+            start_at: settings.start_at,
+            end_at: settings.end_at,
+            enabled: settings.enabled,
+            misfire_policy: settings.misfire.as_str().to_owned(),
+            misfire_grace_seconds: settings.misfire_grace.num_seconds(),
+            overlap_policy: settings.overlap.as_str().to_owned(),
+            jitter_seconds: settings.jitter.num_seconds(),
+            max_attempts: int(settings.retry.max_attempts),
+            retry_backoff_seconds: settings.retry.backoff.num_seconds(),
+            retry_backoff_max_seconds: settings.retry.max_backoff.num_seconds(),
+            timeout_seconds: settings.timeout.map(|d| d.num_seconds()),
+            expires_seconds: settings.expires.map(|d| d.num_seconds()),
+            keep_succeeded: int(settings.keep_succeeded),
+            keep_failed: int(settings.keep_failed),
+            alert_webhook_url: settings.alert_webhook_url.clone(),
+            alert_no_success_seconds: settings.alert_no_success.map(|d| d.num_seconds()),
+            queue: settings.queue.as_str().to_owned(),
         }
     }
 }

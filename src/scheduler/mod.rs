@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod beat;
 mod reconcile;
+pub mod settings;
 
 pub use reconcile::{expire_queued, forgotten, rescue_stale};
 

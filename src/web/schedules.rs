@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
+use crate::domain::schedule_settings::ScheduleSettings;
 use crate::domain::schedule_spec::FireTime;
 use crate::domain::{Role, mask_webhook_url};
 use crate::jobs::{ParamSpec, Registry};
@@ -369,23 +370,23 @@ impl FormPage {
     fn numbers(&self) -> Vec<(&'static str, &'static str, &str)> {
         let f = &self.form;
         vec![
-            ("misfire_grace_seconds", "Grace period (seconds)", f.misfire_grace_seconds.as_str()),
-            ("jitter_seconds", "Jitter (seconds)", f.jitter_seconds.as_str()),
-            ("max_attempts", "Attempts in all", f.max_attempts.as_str()),
-            ("retry_backoff_seconds", "First retry after (seconds)", f.retry_backoff_seconds.as_str()),
+            ("misfire_grace_seconds", "Grace period (seconds)", f.fields.misfire_grace_seconds.as_str()),
+            ("jitter_seconds", "Jitter (seconds)", f.fields.jitter_seconds.as_str()),
+            ("max_attempts", "Attempts in all", f.fields.max_attempts.as_str()),
+            ("retry_backoff_seconds", "First retry after (seconds)", f.fields.retry_backoff_seconds.as_str()),
             (
                 "retry_backoff_max_seconds",
                 "Longest retry delay (seconds)",
-                f.retry_backoff_max_seconds.as_str(),
+                f.fields.retry_backoff_max_seconds.as_str(),
             ),
-            ("timeout_seconds", "Timeout (seconds; empty: none)", f.timeout_seconds.as_str()),
+            ("timeout_seconds", "Timeout (seconds; empty: none)", f.fields.timeout_seconds.as_str()),
             (
                 "expires_seconds",
                 "Expires when queued longer than (seconds; empty: never)",
-                f.expires_seconds.as_str(),
+                f.fields.expires_seconds.as_str(),
             ),
-            ("keep_succeeded", "Succeeded runs kept", f.keep_succeeded.as_str()),
-            ("keep_failed", "Other finished runs kept", f.keep_failed.as_str()),
+            ("keep_succeeded", "Succeeded runs kept", f.fields.keep_succeeded.as_str()),
+            ("keep_failed", "Other finished runs kept", f.fields.keep_failed.as_str()),
         ]
     }
 
@@ -400,15 +401,15 @@ impl FormPage {
 /// Shows a webhook's address to everyone but admins as its host only (its path is its secret);
 /// sent back as shown, the form keeps the stored address (see `update`).
 fn hide_webhook(form: &mut ScheduleForm, me: &CurrentUser) {
-    if !me.can(Role::Admin) && !form.alert_webhook_url.is_empty() {
-        form.alert_webhook_url = mask_webhook_url(&form.alert_webhook_url);
+    if !me.can(Role::Admin) && !form.fields.alert_webhook_url.is_empty() {
+        form.fields.alert_webhook_url = mask_webhook_url(&form.fields.alert_webhook_url);
     }
 }
 
 /// What can be known of a webhook before calling it: an address in its URL must not be internal
-/// (a name is checked each time it is looked up).
+/// (a name is checked each time it is looked up). Returns the columns to write.
 fn check_webhook(
-    parsed: Result<ScheduleChanges, FormErrors>,
+    parsed: Result<ScheduleSettings, FormErrors>,
     outbound: &OutboundPolicy,
 ) -> Result<ScheduleChanges, FormErrors> {
     let settings = parsed?;
@@ -418,7 +419,7 @@ fn check_webhook(
         .and_then(|raw| url::Url::parse(raw).ok())
         .and_then(|url| outbound.check_url(&url).err());
     match refused {
-        None => Ok(settings),
+        None => Ok(ScheduleChanges::from(&settings)),
         Some(refused) => {
             let mut errors = FormErrors::default();
             errors.add("alert_webhook_url", format!("{refused}."));
@@ -510,9 +511,9 @@ pub async fn update(
     // A webhook sent back as it was shown (masked) keeps the stored one.
     let stored = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
     if let Some(url) = stored.settings.alert_webhook_url
-        && form.alert_webhook_url.trim() == mask_webhook_url(&url)
+        && form.fields.alert_webhook_url.trim() == mask_webhook_url(&url)
     {
-        form.alert_webhook_url = url;
+        form.fields.alert_webhook_url = url;
     }
     let (parsed, preview) = form.parse(&Registry::builtin());
     let parsed = check_webhook(parsed, &state.settings.outbound);
