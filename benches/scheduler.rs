@@ -21,9 +21,9 @@ use std::time::{Duration as StdDuration, Instant};
 use chrono::{Duration, DurationRound, NaiveDateTime, Utc};
 use diesel::prelude::*;
 use isinbeat::config::{DatabaseUrl, QueueUrl};
-use isinbeat::db::schema::{runs, schedules};
+use isinbeat::db::schema::{runs, schedule_state};
 use isinbeat::db::{self, DbPool};
-use isinbeat::models::schedule::NewSchedule;
+use isinbeat::models::schedule::{self, NewSchedule};
 use isinbeat::queue::{QUEUE_NAME, Queue};
 use isinbeat::scheduler::tick;
 
@@ -92,9 +92,9 @@ fn add_schedules(pool: &DbPool, count: usize, task: &str, params: &str) {
             })
             .collect();
         db::write_transaction(&mut conn, |conn| {
-            // One statement per row: diesel's multi-backend connection has no batch insert.
-            rows.iter()
-                .try_for_each(|row| diesel::insert_into(schedules::table).values(row).execute(conn).map(drop))
+            // One at a time: diesel's multi-backend connection has no batch insert, and each
+            // schedule gets its scheduler state row with it.
+            rows.iter().try_for_each(|row| schedule::insert(conn, row).map(drop))
         })
         .unwrap();
     }
@@ -198,7 +198,10 @@ fn burst(backend: &str, with_process: bool) {
 
     // Everything due at once.
     let due = Utc::now().naive_utc() - Duration::seconds(1);
-    diesel::update(schedules::table).set(schedules::next_fire_at.eq(due)).execute(&mut **conn).unwrap();
+    diesel::update(schedule_state::table)
+        .set(schedule_state::next_fire_at.eq(due))
+        .execute(&mut **conn)
+        .unwrap();
     let started = Instant::now();
     let claimed = tick(&mut conn, Utc::now()).unwrap();
     let claim_time = started.elapsed();

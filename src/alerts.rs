@@ -39,11 +39,11 @@ pub fn run_failed(conn: &mut DbConnection, failed: &Run, error: &str) -> QueryRe
     let Some(owner) = failed.schedule_id.map(|id| schedule::find(conn, id)).transpose()?.flatten() else {
         return Ok(None);
     };
-    let Some(url) = owner.alert_webhook_url.as_deref() else { return Ok(None) };
+    let Some(url) = owner.settings.alert_webhook_url.as_deref() else { return Ok(None) };
     let message = format!(
         "isinbeat: run {} of “{}” failed after {} attempt(s): {}",
         failed.id,
-        owner.name,
+        owner.settings.name,
         failed.attempt,
         first_line(error)
     );

@@ -71,10 +71,21 @@ fn each_occurrence_ended_once(
     let runs = runs_of(pool, id);
     let mut occurred: Vec<_> = runs.iter().filter_map(|r| r.scheduled_for).map(|t| t.and_utc()).collect();
     occurred.sort();
-    assert_eq!(occurred, expected, "“{}”: one run per occurrence, no gaps\n{}", owner.name, fleet.diagnose());
+    assert_eq!(
+        occurred,
+        expected,
+        "“{}”: one run per occurrence, no gaps\n{}",
+        owner.settings.name,
+        fleet.diagnose()
+    );
     let mut by_status = BTreeMap::new();
     for r in &runs {
-        assert!(ENDED.contains(&r.status.as_str()), "“{}” run #{} has not ended: {r:?}", owner.name, r.id);
+        assert!(
+            ENDED.contains(&r.status.as_str()),
+            "“{}” run #{} has not ended: {r:?}",
+            owner.settings.name,
+            r.id
+        );
         *by_status.entry(r.status.clone()).or_insert(0) += 1;
     }
     by_status

@@ -750,8 +750,9 @@ async fn a_source_is_changed_and_deleted_with_its_records_and_audited(backend: B
     let detail = admin.get_html(&page).await;
     assert!(detail.contains("at most 5 % of the active ISINs"));
     assert!(detail.contains("doomed-daily"), "the schedule still downloads the renamed source");
-    let params =
-        app.query(|conn| schedule::find_by_name(conn, "doomed-daily").unwrap().unwrap().params).await;
+    let params = app
+        .query(|conn| schedule::find_by_name(conn, "doomed-daily").unwrap().unwrap().settings.params)
+        .await;
     assert_eq!(params, r#"{"source":"renamed"}"#);
 
     let confirm = admin.get_html(&format!("{page}delete")).await;

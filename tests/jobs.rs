@@ -78,9 +78,9 @@ impl Fixture {
             &mut conn,
             &NewRun {
                 schedule_id: Some(schedule_id),
-                schedule_name: &owner.name,
-                task_kind: &owner.task_kind,
-                params: &owner.params,
+                schedule_name: &owner.settings.name,
+                task_kind: &owner.settings.task_kind,
+                params: &owner.settings.params,
                 scheduled_for: None,
                 trigger: "manual",
                 triggered_by: None,
@@ -89,7 +89,7 @@ impl Fixture {
                 finished_at: None,
                 error: None,
                 created_at: now,
-                queue: &owner.queue,
+                queue: &owner.settings.queue,
             },
         )
         .unwrap()

@@ -196,8 +196,8 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
             &mut pool.get().unwrap(),
             &NewRun {
                 schedule_id: Some(owner.id),
-                schedule_name: &owner.name,
-                task_kind: &owner.task_kind,
+                schedule_name: &owner.settings.name,
+                task_kind: &owner.settings.task_kind,
                 params: "{}",
                 scheduled_for: None,
                 trigger: "manual",

@@ -42,8 +42,8 @@ async fn add_run(app: &TestApp, schedule_id: i64, status: &str, trigger: &str, d
             conn,
             &NewRun {
                 schedule_id: Some(schedule_id),
-                schedule_name: &owner.name,
-                task_kind: &owner.task_kind,
+                schedule_name: &owner.settings.name,
+                task_kind: &owner.settings.task_kind,
                 params: "{}",
                 scheduled_for: None,
                 trigger: &trigger,

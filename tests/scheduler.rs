@@ -96,13 +96,13 @@ async fn a_due_occurrence_becomes_one_queued_run(backend: Backend) {
     let id = f.cron("nightly", "0 3 * * *", "UTC", |_| {});
     let created = f.tick(utc(2026, 11, 27, 10, 0));
     assert_eq!(created.rescheduled, 1);
-    assert_eq!(f.schedule(id).next_fire_at.unwrap().and_utc(), utc(2026, 11, 28, 3, 0));
+    assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 28, 3, 0));
     assert!(f.runs(id).is_empty());
 
     let claimed = f.tick(utc(2026, 11, 28, 3, 0));
     assert_eq!(claimed.queued.len(), 1);
     assert_eq!(summary(&f.runs(id)), vec![(utc(2026, 11, 28, 3, 0), "queued", "schedule")]);
-    assert_eq!(f.schedule(id).next_fire_at.unwrap().and_utc(), utc(2026, 11, 29, 3, 0));
+    assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 29, 3, 0));
 
     // Ticking again at the same instant claims nothing more.
     assert_eq!(f.tick(utc(2026, 11, 28, 3, 0)), scheduler::Claimed::default());
@@ -190,7 +190,7 @@ async fn downtime_follows_each_misfire_policy_and_records_what_was_missed(backen
         ]
     );
     for id in [skip, once, all] {
-        assert_eq!(f.schedule(id).next_fire_at.unwrap().and_utc(), utc(2026, 11, 27, 13, 0));
+        assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 27, 13, 0));
     }
 }
 
@@ -246,14 +246,14 @@ async fn an_edit_made_by_plain_sql_is_picked_up_at_the_next_tick(backend: Backen
     let Some(f) = fixture(backend) else { return };
     let id = f.cron("edited", "0 3 * * *", "UTC", |_| {});
     f.tick(utc(2026, 11, 27, 10, 0));
-    assert_eq!(f.schedule(id).next_fire_at.unwrap().and_utc(), utc(2026, 11, 28, 3, 0));
+    assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 28, 3, 0));
     diesel::update(schedules::table.find(id))
         .set(schedules::cron_expr.eq("15 10 * * *"))
         .execute(&mut **f.conn())
         .unwrap();
     let next = f.tick(utc(2026, 11, 27, 10, 1));
     assert_eq!(next.rescheduled, 1);
-    assert_eq!(f.schedule(id).next_fire_at.unwrap().and_utc(), utc(2026, 11, 27, 10, 15));
+    assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 27, 10, 15));
     f.tick(utc(2026, 11, 27, 10, 15));
     assert_eq!(summary(&f.runs(id)), vec![(utc(2026, 11, 27, 10, 15), "queued", "schedule")]);
 }
@@ -317,7 +317,7 @@ async fn a_second_scheduler_interleaved_at_the_worst_point_does_nothing(backend:
         assert_eq!((first.queued.len(), second.queued.len(), second.lost), (1, 0, 0));
     }
     assert_eq!(f.runs(id).len(), 1, "one row for the occurrence");
-    assert_eq!(f.schedule(id).next_fire_at.unwrap().and_utc(), utc(2026, 11, 29, 3, 0));
+    assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 29, 3, 0));
 }
 
 async fn two_schedulers_ticking_together_create_every_occurrence_exactly_once(backend: Backend) {
@@ -403,6 +403,6 @@ async fn a_second_scheduler_inside_a_batch_takes_its_schedule_and_the_batch_the_
     }
     for id in ids {
         assert_eq!(f.runs(id).len(), 1, "one run per schedule");
-        assert_eq!(f.schedule(id).next_fire_at.unwrap().and_utc(), utc(2026, 11, 29, 3, 0));
+        assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 29, 3, 0));
     }
 }

@@ -79,16 +79,19 @@ async fn an_operator_creates_a_schedule_through_the_form(backend: Backend) {
     assert_eq!(response.status(), 303);
     let created = app.query(|conn| schedule::find_by_name(conn, "gleif-daily").unwrap().unwrap()).await;
     assert_eq!(location(&response), format!("/admin/schedules/{}/", created.id));
-    assert_eq!(created.params, r#"{"chunk_size":"500"}"#);
+    assert_eq!(created.settings.params, r#"{"chunk_size":"500"}"#);
     assert_eq!(
-        (created.cron_expr.as_deref(), created.timezone.as_str()),
+        (created.settings.cron_expr.as_deref(), created.settings.timezone.as_str()),
         (Some("0 3 * * *"), "Europe/Berlin")
     );
     assert_eq!(
-        (created.max_attempts, created.timeout_seconds, created.expires_seconds),
+        (created.settings.max_attempts, created.settings.timeout_seconds, created.settings.expires_seconds),
         (4, Some(3600), None)
     );
-    assert_eq!((created.keep_succeeded, created.keep_failed, created.jitter_seconds), (30, 60, 30));
+    assert_eq!(
+        (created.settings.keep_succeeded, created.settings.keep_failed, created.settings.jitter_seconds),
+        (30, 60, 30)
+    );
     assert!(created.created_by.is_some());
     let detail = operator.get_html(&location(&response)).await;
     assert!(detail.contains("Schedule “gleif-daily” was created."));
@@ -112,12 +115,12 @@ async fn an_operator_creates_a_schedule_through_the_form(backend: Backend) {
     assert!(list.contains("once, at 2099-01-02 08:30 UTC"), "09:30 in Berlin is stored as UTC");
 
     // Routed to a queue of its own (left empty, the queue is `default`).
-    assert_eq!(created.queue, "default");
+    assert_eq!(created.settings.queue, "default");
     let routed = fields(&[("name", "reports-daily"), ("queue", "reports")]);
     let response = operator.submit("/admin/schedules/new", "/admin/schedules/new", &routed).await;
     assert_eq!(response.status(), 303);
     let routed = app.query(|conn| schedule::find_by_name(conn, "reports-daily").unwrap().unwrap()).await;
-    assert_eq!(routed.queue, "reports");
+    assert_eq!(routed.settings.queue, "reports");
     let detail = operator.get_html(&location(&response)).await;
     let queue = detail.split("id=\"queue\">").nth(1).unwrap().split("</dd>").next().unwrap();
     assert!(queue.starts_with("<code>reports</code>"), "{queue}");
@@ -364,7 +367,7 @@ async fn an_operator_pauses_resumes_and_runs_a_schedule_now(backend: Backend) {
     app.create_user("opal", "opal's long passphrase", Role::Operator).await;
     let operator = app.logged_in("opal", "opal's long passphrase").await;
     let detail = format!("/admin/schedules/{id}/");
-    let enabled = || app.query(move |conn| schedule::find(conn, id).unwrap().unwrap().enabled);
+    let enabled = || app.query(move |conn| schedule::find(conn, id).unwrap().unwrap().settings.enabled);
 
     let paused = operator.submit(&detail, &format!("/admin/schedules/{id}/pause"), &[]).await;
     assert_eq!(paused.status(), 303);
@@ -513,8 +516,11 @@ async fn alert_settings_are_checked_saved_and_shown(backend: Backend) {
     let response = admin.submit("/admin/schedules/new", "/admin/schedules/new", &form).await;
     assert_eq!(response.status(), 303);
     let saved = app.query(|conn| schedule::find_by_name(conn, "gleif-daily").unwrap().unwrap()).await;
-    assert_eq!(saved.alert_webhook_url.as_deref(), Some("https://hooks.example.com/services/T0/B0/x"));
-    assert_eq!(saved.alert_no_success_seconds, Some(26 * 3600));
+    assert_eq!(
+        saved.settings.alert_webhook_url.as_deref(),
+        Some("https://hooks.example.com/services/T0/B0/x")
+    );
+    assert_eq!(saved.settings.alert_no_success_seconds, Some(26 * 3600));
     let detail = admin.get_html(&location(&response)).await;
     assert!(
         detail.contains("when a run fails for good, and when it has not succeeded for 26 hours"),
@@ -531,5 +537,5 @@ async fn alert_settings_are_checked_saved_and_shown(backend: Backend) {
     let path = format!("/admin/schedules/{}/edit", saved.id);
     assert_eq!(admin.submit(&path, &path, &cleared).await.status(), 303);
     let saved = app.query(|conn| schedule::find_by_name(conn, "gleif-daily").unwrap().unwrap()).await;
-    assert_eq!((saved.alert_webhook_url, saved.alert_no_success_seconds), (None, None));
+    assert_eq!((saved.settings.alert_webhook_url, saved.settings.alert_no_success_seconds), (None, None));
 }

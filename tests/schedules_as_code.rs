@@ -92,23 +92,31 @@ async fn apply_creates_then_changes_nothing_then_shows_and_applies_each_changed_
     let pool = pool(&database);
     let gleif = find(&pool, "gleif-every-6h").unwrap();
     assert_eq!(
-        (gleif.spec_kind.as_str(), gleif.interval_seconds, gleif.max_attempts, gleif.timeout_seconds),
+        (
+            gleif.settings.spec_kind.as_str(),
+            gleif.settings.interval_seconds,
+            gleif.settings.max_attempts,
+            gleif.settings.timeout_seconds
+        ),
         ("interval", Some(21_600), 5, Some(1800))
     );
-    assert_eq!(gleif.params, r#"{"source":"GLEIF ISIN-LEI"}"#);
-    assert_eq!(gleif.queue, "imports", "routed as the file says");
+    assert_eq!(gleif.settings.params, r#"{"source":"GLEIF ISIN-LEI"}"#);
+    assert_eq!(gleif.settings.queue, "imports", "routed as the file says");
     // 06:00 in Berlin in January is 05:00 UTC.
-    assert_eq!(gleif.start_at.unwrap().to_string(), "2026-01-01 05:00:00");
+    assert_eq!(gleif.settings.start_at.unwrap().to_string(), "2026-01-01 05:00:00");
     let prune = find(&pool, "prune-nightly").unwrap();
-    assert_eq!((prune.cron_expr.as_deref(), prune.misfire_policy.as_str()), (Some("0 4 * * *"), "run_once"));
-    assert_eq!(prune.queue, "default", "no queue given: the default one");
+    assert_eq!(
+        (prune.settings.cron_expr.as_deref(), prune.settings.misfire_policy.as_str()),
+        (Some("0 4 * * *"), "run_once")
+    );
+    assert_eq!(prune.settings.queue, "default", "no queue given: the default one");
 
     // The same file again: nothing to do.
     let again = isinbeat(&database, dir.path(), &["schedules", "apply", "schedules.toml"]);
     let out = text(&again.stdout);
     assert!(again.status.success(), "{out}");
     assert!(out.contains("0 to create, 0 to change, 0 to delete, 2 unchanged.\nNothing to change."), "{out}");
-    assert_eq!(find(&pool, "prune-nightly").unwrap().version, prune.version, "not touched");
+    assert_eq!(find(&pool, "prune-nightly").unwrap().state.version, prune.state.version, "not touched");
 
     // An edit: each changed key with its old and new value, then applied and audited.
     let edit = FILE
@@ -123,9 +131,9 @@ async fn apply_creates_then_changes_nothing_then_shows_and_applies_each_changed_
     assert!(out.contains("    enabled: true → false\n"), "{out}");
     assert!(out.contains("~ gleif-every-6h\n    queue: \"imports\" → \"gleif\"\n"), "{out}");
     assert!(out.contains("0 to create, 2 to change, 0 to delete, 0 unchanged."), "{out}");
-    assert_eq!(find(&pool, "gleif-every-6h").unwrap().queue, "gleif");
+    assert_eq!(find(&pool, "gleif-every-6h").unwrap().settings.queue, "gleif");
     let prune = find(&pool, "prune-nightly").unwrap();
-    assert_eq!((prune.cron_expr.as_deref(), prune.enabled), (Some("30 5 * * *"), false));
+    assert_eq!((prune.settings.cron_expr.as_deref(), prune.settings.enabled), (Some("30 5 * * *"), false));
     let actors: Vec<(String, String)> = audit_log::table
         .filter(audit_log::object_type.eq("schedule"))
         .order(audit_log::id.asc())
@@ -148,7 +156,7 @@ async fn a_file_with_mistakes_names_each_one_and_changes_nothing(backend: Backen
     let pool = pool(&database);
     let before: Vec<(String, i64)> = ["gleif-every-6h", "prune-nightly"]
         .iter()
-        .map(|n| (n.to_string(), find(&pool, n).unwrap().version))
+        .map(|n| (n.to_string(), find(&pool, n).unwrap().state.version))
         .collect();
 
     let bad = r#"
@@ -196,7 +204,7 @@ every = "1h"
     assert!(text(&refused.stdout).is_empty(), "no plan is printed for a file with mistakes");
     let after: Vec<(String, i64)> = ["gleif-every-6h", "prune-nightly"]
         .iter()
-        .map(|n| (n.to_string(), find(&pool, n).unwrap().version))
+        .map(|n| (n.to_string(), find(&pool, n).unwrap().state.version))
         .collect();
     assert_eq!(after, before);
     assert!(find(&pool, "new-one").is_none());
@@ -239,14 +247,14 @@ async fn prune_and_dry_run_do_what_they_say(backend: Backend) {
         "{out}"
     );
     assert!(find(&pool, "gleif-every-6h").is_some());
-    assert_eq!(find(&pool, "prune-nightly").unwrap().cron_expr.as_deref(), Some("0 4 * * *"));
+    assert_eq!(find(&pool, "prune-nightly").unwrap().settings.cron_expr.as_deref(), Some("0 4 * * *"));
 
     // Without --prune a schedule the file does not name is kept, and said so.
     let kept = isinbeat(&database, dir.path(), &["schedules", "apply", "one.toml"]);
     let out = text(&kept.stdout);
     assert!(out.contains("  gleif-every-6h is not in the file: kept (--prune deletes it)\n"), "{out}");
     assert!(find(&pool, "gleif-every-6h").is_some());
-    assert_eq!(find(&pool, "prune-nightly").unwrap().cron_expr.as_deref(), Some("0 6 * * *"));
+    assert_eq!(find(&pool, "prune-nightly").unwrap().settings.cron_expr.as_deref(), Some("0 6 * * *"));
 
     let pruned = isinbeat(&database, dir.path(), &["schedules", "apply", "one.toml", "--prune"]);
     let out = text(&pruned.stdout);
@@ -278,6 +286,6 @@ async fn an_exported_file_applies_to_the_same_schedules_elsewhere(backend: Backe
     assert!(copied.status.success(), "{}", text(&copied.stderr));
     let (here, there) = (pool(&database), pool(&other));
     for name in ["gleif-every-6h", "prune-nightly"] {
-        assert_eq!(find(&here, name).unwrap().changes(), find(&there, name).unwrap().changes(), "{name}");
+        assert_eq!(find(&here, name).unwrap().settings, find(&there, name).unwrap().settings, "{name}");
     }
 }

@@ -28,14 +28,14 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
         // The same manual run "Run now" in the admin makes, audited as the command line's.
         let id = actions::run_now(&mut conn, &Actor::command_line(), owner.id)
             .context("Failed to record the run")?;
-        println!("Run #{id} of “{}” (manual): running…", owner.name);
+        println!("Run #{id} of “{}” (manual): running…", owner.settings.name);
         id
     } else {
         match scheduler::claim_latest(&mut conn, &owner, now)? {
             LatestClaim::Claimed { run_id, scheduled_for } => {
                 println!(
                     "Run #{run_id} of “{}” (scheduled for {} UTC): running…",
-                    owner.name,
+                    owner.settings.name,
                     scheduled_for.format("%Y-%m-%d %H:%M:%S")
                 );
                 run_id
@@ -48,7 +48,7 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
                 return Ok(true);
             }
             LatestClaim::NothingDue => {
-                println!("No occurrence of “{}” is due yet; nothing to do.", owner.name);
+                println!("No occurrence of “{}” is due yet; nothing to do.", owner.settings.name);
                 return Ok(true);
             }
         }

@@ -12,11 +12,12 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use crate::domain::schedule_settings::{ScheduleSettings, in_units};
 use crate::jobs::Registry;
 use crate::models::audit::Actor;
 use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter};
 use crate::scheduler::actions::{self, Batch};
-use crate::web::schedule_form::{ScheduleForm, in_units};
+use crate::scheduler::settings::SettingsInput;
 
 /// The file: `[[schedule]]` tables.
 #[derive(Debug, Default, Serialize, Deserialize)]
@@ -151,7 +152,7 @@ fn join_duration(seconds: i64) -> String {
 impl Entry {
     /// A schedule's settings as the file writes them.
     pub fn from_settings(settings: &ScheduleChanges) -> Self {
-        let form = ScheduleForm::from_settings(settings);
+        let form = SettingsInput::from_columns(settings);
         let params = form
             .params
             .iter()
@@ -197,7 +198,7 @@ impl Entry {
 
     /// The settings this entry stands for, checked as the schedule form checks them; or the
     /// problems, each with the file's key it is about.
-    pub fn to_settings(&self, registry: &Registry) -> Result<ScheduleChanges, Vec<(String, String)>> {
+    pub fn to_settings(&self, registry: &Registry) -> Result<ScheduleSettings, Vec<(String, String)>> {
         let mut problems = Vec::new();
         let spec_kind = match (&self.cron, &self.every, &self.once_at) {
             (Some(_), None, None) => "cron",
@@ -246,7 +247,7 @@ impl Entry {
             }
         }
         let optional = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
-        let form = ScheduleForm {
+        let form = SettingsInput {
             name: self.name.clone(),
             description: self.description.clone(),
             task_kind: self.task.clone(),
@@ -275,7 +276,6 @@ impl Entry {
             alert_no_success,
             alert_no_success_unit,
             queue: self.queue.clone(),
-            action: String::new(),
         };
         let (parsed, _) = form.parse(registry);
         match parsed {
@@ -317,7 +317,7 @@ pub fn export() -> anyhow::Result<()> {
 /// The file for `schedules`.
 pub fn render(schedules: &[Schedule]) -> anyhow::Result<String> {
     let file =
-        ScheduleFile { schedules: schedules.iter().map(|s| Entry::from_settings(&s.changes())).collect() };
+        ScheduleFile { schedules: schedules.iter().map(|s| Entry::from_settings(&s.settings)).collect() };
     let body = toml::to_string_pretty(&file).context("Failed to write the schedules as TOML")?;
     Ok(format!(
         "# isinbeat schedules, exported {} UTC. `isinbeat schedules apply FILE` makes the database match.\n\n{body}",
@@ -367,7 +367,7 @@ pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow
             continue;
         }
         match entry.to_settings(registry) {
-            Ok(settings) => wanted.push(settings),
+            Ok(settings) => wanted.push(ScheduleChanges::from(&settings)),
             Err(found) => problems.extend(
                 found.into_iter().map(|(key, message)| format!("{shown}: {label}: {key}: {message}")),
             ),
@@ -376,13 +376,14 @@ pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow
     if !problems.is_empty() {
         anyhow::bail!("{}\nNothing was changed.", problems.join("\n"));
     }
-    let mut by_name: BTreeMap<String, Schedule> = existing.into_iter().map(|s| (s.name.clone(), s)).collect();
+    let mut by_name: BTreeMap<String, Schedule> =
+        existing.into_iter().map(|s| (s.settings.name.clone(), s)).collect();
     let mut plan = Plan::default();
     for settings in wanted {
         match by_name.remove(&settings.name) {
             None => plan.create.push(settings),
             Some(current) => {
-                let changes = changed_keys(&current.changes(), &settings);
+                let changes = changed_keys(&current.settings, &settings);
                 if changes.is_empty() {
                     plan.unchanged += 1;
                 } else {
@@ -484,16 +485,16 @@ pub fn describe(plan: &Plan, prune: bool) -> String {
         let _ = writeln!(out, "+ {} ({}, {timing})", settings.name, settings.task_kind);
     }
     for update in &plan.update {
-        let _ = writeln!(out, "~ {}", update.current.name);
+        let _ = writeln!(out, "~ {}", update.current.settings.name);
         for KeyChange { key, old, new } in &update.changes {
             let _ = writeln!(out, "    {key}: {old} → {new}");
         }
     }
     for gone in &plan.absent {
         if prune {
-            let _ = writeln!(out, "- {} (not in the file)", gone.name);
+            let _ = writeln!(out, "- {} (not in the file)", gone.settings.name);
         } else {
-            let _ = writeln!(out, "  {} is not in the file: kept (--prune deletes it)", gone.name);
+            let _ = writeln!(out, "  {} is not in the file: kept (--prune deletes it)", gone.settings.name);
         }
     }
     let deleting = if prune { plan.absent.len() } else { 0 };
@@ -541,6 +542,6 @@ mod tests {
         let read: ScheduleFile = toml::from_str(&text).unwrap_or_default();
         assert_eq!(read.schedules.len(), 1, "{text}");
         let back = read.schedules[0].to_settings(&registry);
-        assert_eq!(back.as_ref().ok(), Some(&settings), "{text}\n{back:?}");
+        assert_eq!(back.as_ref().ok().map(ScheduleChanges::from), Some(settings), "{text}\n{back:?}");
     }
 }

@@ -166,6 +166,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    schedule_state (schedule_id) {
+        schedule_id -> Int8,
+        next_fire_at -> Nullable<Timestamp>,
+        spec_fingerprint -> Text,
+        last_fire_at -> Nullable<Timestamp>,
+        version -> Int8,
+        no_success_alerted_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
     schedules (id) {
         id -> Int8,
         name -> Text,
@@ -191,16 +202,11 @@ diesel::table! {
         expires_seconds -> Nullable<Int8>,
         keep_succeeded -> Int4,
         keep_failed -> Int4,
-        next_fire_at -> Nullable<Timestamp>,
-        spec_fingerprint -> Text,
-        last_fire_at -> Nullable<Timestamp>,
-        version -> Int8,
         created_by -> Nullable<Int8>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
         alert_webhook_url -> Nullable<Text>,
         alert_no_success_seconds -> Nullable<Int8>,
-        no_success_alerted_at -> Nullable<Timestamp>,
         queue -> Text,
     }
 }
@@ -273,6 +279,7 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(audit_log -> users (actor_id));
 diesel::joinable!(runs -> schedules (schedule_id));
 diesel::joinable!(runs -> users (triggered_by));
+diesel::joinable!(schedule_state -> schedules (schedule_id));
 diesel::joinable!(schedules -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(sources -> users (created_by));
@@ -291,6 +298,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     isins,
     login_failures,
     runs,
+    schedule_state,
     schedules,
     sessions,
     sources,

@@ -1,6 +1,7 @@
 //! Pure domain types: no I/O, no web or database types. A value of one of these types has been
 //! parsed and is valid.
 
+pub mod download_params;
 pub mod duration_text;
 pub mod ids;
 pub mod isin;
@@ -10,6 +11,7 @@ pub mod password;
 pub mod policy;
 pub mod queue_name;
 pub mod role;
+pub mod schedule_settings;
 pub mod schedule_spec;
 pub mod url_secrets;
 pub mod username;

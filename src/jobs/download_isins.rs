@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::db::DbPool;
+pub use crate::domain::download_params::Params;
 use crate::import::{self, Observer, Progress};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind};
 use crate::models::{run, source};
@@ -66,13 +67,13 @@ impl TaskKind for DownloadIsins {
     }
 
     fn run(&self, ctx: &TaskContext, params: &serde_json::Value) -> anyhow::Result<serde_json::Value> {
-        let text = |name: &str| params.get(name).and_then(|v| v.as_str()).unwrap_or("").trim().to_owned();
-        let name = text("source");
+        let asked = Params::from_value(params);
+        let name = asked.source_name();
         if name.is_empty() {
             anyhow::bail!("No source chosen: set the schedule's “Source” to a name from the Sources page.");
         }
         let mut conn = ctx.pool.get().context("Failed to get a database connection")?;
-        let found = source::find_by_name(&mut conn, &name)
+        let found = source::find_by_name(&mut conn, name)
             .context("Failed to read the source")?
             .with_context(|| format!("No source is named “{name}”: the Sources page lists them."))?;
         if !found.enabled {
@@ -80,8 +81,8 @@ impl TaskKind for DownloadIsins {
         }
         let defaults = import::Options::default();
         let options = import::Options {
-            force: text("force") == "yes",
-            accept_shrink: text("accept_shrink") == "yes",
+            force: asked.force,
+            accept_shrink: asked.accept_shrink,
             limits: crate::sources::fetch::Limits { max_bytes: self.max_download_bytes, ..defaults.limits },
             max_uncompressed_bytes: self.max_uncompressed_bytes,
             outbound: self.outbound.clone(),
@@ -173,7 +174,7 @@ pub fn import_now(pool: &DbPool, source_name: &str, label: &str) -> anyhow::Resu
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let found = source::find_by_name(&mut conn, source_name)?
         .with_context(|| format!("No source is named “{source_name}”."))?;
-    let params = serde_json::json!({ "source": found.name }).to_string();
+    let params = Params::importing(&found.name).to_json();
     let worker = crate::jobs::worker::worker_name("startup");
     let run_id = start_foreground(&mut conn, label, &params, &worker)?;
     let result = import::fetch_and_import(&mut conn, found.id, run_id, &import::Options::default(), &Quiet);
@@ -259,20 +260,15 @@ pub fn queue_import(
 ) -> diesel::QueryResult<i64> {
     use crate::models::audit::{self, NewAuditEntry};
     crate::db::write_transaction(conn, |conn| {
-        let mut params = serde_json::json!({ "source": target.name });
-        if force {
-            params["force"] = "yes".into();
-        }
-        if accept_shrink {
-            params["accept_shrink"] = "yes".into();
-        }
-        let params = params.to_string();
+        let params = Params { force, accept_shrink, ..Params::importing(&target.name) }.to_json();
         let label = format!("import {}", target.name);
         // On the queue of the schedule that imports this source (an enabled one first), so that
         // a manual import runs where the scheduled ones do.
         let mut importers = crate::models::schedule::importing_source(conn, NAME, &target.name)?;
-        importers.sort_by_key(|found| !found.enabled);
-        let queue = importers.first().map_or(crate::domain::QueueName::DEFAULT, |found| found.queue.as_str());
+        importers.sort_by_key(|found| !found.settings.enabled);
+        let queue = importers
+            .first()
+            .map_or(crate::domain::QueueName::DEFAULT, |found| found.settings.queue.as_str());
         let new = run::NewRun { queue, ..manual_run(&label, &params, "queued", actor.id.map(i64::from)) };
         let run_id = run::insert(conn, &new)?;
         audit::insert(

@@ -77,7 +77,7 @@ pub fn execute(
     };
     let params: serde_json::Value =
         serde_json::from_str(&current.params).unwrap_or_else(|_| serde_json::json!({}));
-    let timeout = owner.as_ref().and_then(|s| s.timeout_seconds).filter(|s| *s > 0);
+    let timeout = owner.as_ref().and_then(|s| s.settings.timeout_seconds).filter(|s| *s > 0);
 
     let ctx = TaskContext {
         pool: pool.clone(),
@@ -197,7 +197,8 @@ fn finish(
             }
             Err(error) => {
                 let retry_at = match ending {
-                    Ending::Retryable => schedule::retry_delay(conn, current)?.map(|delay| finished + delay),
+                    Ending::Retryable => schedule::retry_delay(conn, current.schedule_id, current.attempt)?
+                        .map(|delay| finished + delay),
                     Ending::Permanent | Ending::Cancelled => None,
                 };
                 let n = match retry_at {

@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::schema::{alert_deliveries, schedules};
+use crate::db::schema::{alert_deliveries, schedule_state, schedules};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = alert_deliveries)]
@@ -133,12 +133,11 @@ pub fn take_no_success_alert(
     since: NaiveDateTime,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let won =
-        diesel::update(schedules::table.find(schedule_id).filter(
-            schedules::no_success_alerted_at.is_null().or(schedules::no_success_alerted_at.lt(since)),
-        ))
-        .set(schedules::no_success_alerted_at.eq(at))
-        .execute(conn)?;
+    let won = diesel::update(schedule_state::table.find(schedule_id).filter(
+        schedule_state::no_success_alerted_at.is_null().or(schedule_state::no_success_alerted_at.lt(since)),
+    ))
+    .set(schedule_state::no_success_alerted_at.eq(at))
+    .execute(conn)?;
     Ok(won == 1)
 }
 

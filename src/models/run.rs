@@ -467,7 +467,9 @@ pub fn importing_source(
         .load(conn)?;
     Ok(candidates
         .into_iter()
-        .filter(|found| crate::models::schedule::names_source(&found.params, source_name))
+        .filter(|found| {
+            crate::domain::download_params::Params::parse(&found.params).names_source(source_name)
+        })
         .take(limit)
         .collect())
 }

@@ -1,56 +1,55 @@
-//! `schedules`: what runs when, and how. The timing columns become a domain `ScheduleSpec`;
-//! `next_fire_at` is advanced only by a compare-and-set on `version`.
+//! `schedules`: what runs when, and how; and `schedule_state`, the scheduler's bookkeeping of
+//! each. The timing columns become a domain `ScheduleSpec`; `next_fire_at` is advanced only by a
+//! compare-and-set on `version`.
 
 use std::collections::HashSet;
 
 use chrono::{DateTime, Duration, NaiveDateTime, Utc};
+use diesel::dsl::{InnerJoin, IntoBoxed};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::schema::schedules;
+use crate::db::schema::{schedule_state, schedules};
+use crate::domain::download_params::Params;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
+use crate::domain::schedule_settings::{Cadence, ScheduleSettings};
 use crate::domain::schedule_spec::{CronExpr, Recurrence, ScheduleSpec, SpecError, parse_time_zone};
 
-/// A row of `schedules`.
+/// A row of `schedules` with its row of `schedule_state`.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = schedules)]
 pub struct Schedule {
     pub id: i64,
-    pub name: String,
-    pub description: String,
-    pub task_kind: String,
-    pub params: String,
-    pub spec_kind: String,
-    pub cron_expr: Option<String>,
-    pub timezone: String,
-    pub interval_seconds: Option<i64>,
-    pub once_at: Option<NaiveDateTime>,
-    pub start_at: Option<NaiveDateTime>,
-    pub end_at: Option<NaiveDateTime>,
-    pub enabled: bool,
-    pub misfire_policy: String,
-    pub misfire_grace_seconds: i64,
-    pub overlap_policy: String,
-    pub jitter_seconds: i64,
-    pub max_attempts: i32,
-    pub retry_backoff_seconds: i64,
-    pub retry_backoff_max_seconds: i64,
-    pub timeout_seconds: Option<i64>,
-    pub expires_seconds: Option<i64>,
-    pub keep_succeeded: i32,
-    pub keep_failed: i32,
-    pub next_fire_at: Option<NaiveDateTime>,
-    pub spec_fingerprint: String,
-    pub last_fire_at: Option<NaiveDateTime>,
-    pub version: i64,
+    /// What the schedule form (and `schedules apply`) writes.
+    #[diesel(embed)]
+    pub settings: ScheduleChanges,
     pub created_by: Option<i64>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
-    pub alert_webhook_url: Option<String>,
-    pub alert_no_success_seconds: Option<i64>,
+    /// What the scheduler writes.
+    #[diesel(embed)]
+    pub state: ScheduleState,
+}
+
+/// A row of `schedule_state`: the scheduler's bookkeeping of one schedule, apart from its
+/// settings so that an edit and a claim each write their own row.
+#[derive(Debug, Clone, Queryable, Selectable)]
+#[diesel(table_name = schedule_state)]
+pub struct ScheduleState {
+    /// When it fires next; `None` when it never fires again (or its timing is invalid).
+    pub next_fire_at: Option<NaiveDateTime>,
+    /// The timing `next_fire_at` was computed from (see [`fingerprint_of`]).
+    pub spec_fingerprint: String,
+    pub last_fire_at: Option<NaiveDateTime>,
+    /// Moved by every claim and every change of the settings: claims compare-and-set it.
+    pub version: i64,
+    /// When the "no success" alert last fired; it fires again only after a success in between.
     pub no_success_alerted_at: Option<NaiveDateTime>,
-    /// The queue its runs go to (see `domain::queue_name`).
-    pub queue: String,
+}
+
+/// `schedules` joined with `schedule_state`: what every read of a whole [`Schedule`] selects from.
+fn with_state() -> InnerJoin<schedules::table, schedule_state::table> {
+    schedules::table.inner_join(schedule_state::table)
 }
 
 /// A schedule to create: its settings and who made it when.
@@ -77,7 +76,9 @@ impl NewSchedule {
 }
 
 /// What the schedule form may change. Every field is written; `None` clears a column.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Insertable, AsChangeset, serde::Serialize)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset, serde::Serialize,
+)]
 #[diesel(table_name = schedules, treat_none_as_null = true)]
 pub struct ScheduleChanges {
     pub name: String,
@@ -139,48 +140,60 @@ impl ScheduleChanges {
     }
 }
 
-impl Schedule {
-    /// This row's settings as the form edits them.
-    pub fn changes(&self) -> ScheduleChanges {
-        ScheduleChanges {
-            name: self.name.clone(),
-            description: self.description.clone(),
-            task_kind: self.task_kind.clone(),
-            params: self.params.clone(),
-            spec_kind: self.spec_kind.clone(),
-            cron_expr: self.cron_expr.clone(),
-            timezone: self.timezone.clone(),
-            interval_seconds: self.interval_seconds,
-            once_at: self.once_at,
-            start_at: self.start_at,
-            end_at: self.end_at,
-            enabled: self.enabled,
-            misfire_policy: self.misfire_policy.clone(),
-            misfire_grace_seconds: self.misfire_grace_seconds,
-            overlap_policy: self.overlap_policy.clone(),
-            jitter_seconds: self.jitter_seconds,
-            max_attempts: self.max_attempts,
-            retry_backoff_seconds: self.retry_backoff_seconds,
-            retry_backoff_max_seconds: self.retry_backoff_max_seconds,
-            timeout_seconds: self.timeout_seconds,
-            expires_seconds: self.expires_seconds,
-            keep_succeeded: self.keep_succeeded,
-            keep_failed: self.keep_failed,
-            alert_webhook_url: self.alert_webhook_url.clone(),
-            alert_no_success_seconds: self.alert_no_success_seconds,
-            queue: self.queue.clone(),
+/// The one place typed settings become columns.
+impl From<&ScheduleSettings> for ScheduleChanges {
+    fn from(settings: &ScheduleSettings) -> Self {
+        let (cron_expr, interval_seconds, once_at) = match &settings.timing {
+            Cadence::Cron(expr) => (Some(expr.as_str().to_owned()), None, None),
+            Cadence::Interval(every) => (None, Some(every.num_seconds()), None),
+            Cadence::Once(at) => (None, None, Some(*at)),
+        };
+        let int = |value: u32| i32::try_from(value).unwrap_or(i32::MAX);
+        Self {
+            name: settings.name.clone(),
+            description: settings.description.clone(),
+            task_kind: settings.task_kind.clone(),
+            params: serde_json::Value::Object(settings.params.clone()).to_string(),
+            spec_kind: settings.timing.kind().to_owned(),
+            cron_expr,
+            timezone: settings.zone.name().to_owned(),
+            interval_seconds,
+            once_at,
+            start_at: settings.start_at,
+            end_at: settings.end_at,
+            enabled: settings.enabled,
+            misfire_policy: settings.misfire.as_str().to_owned(),
+            misfire_grace_seconds: settings.misfire_grace.num_seconds(),
+            overlap_policy: settings.overlap.as_str().to_owned(),
+            jitter_seconds: settings.jitter.num_seconds(),
+            max_attempts: int(settings.retry.max_attempts),
+            retry_backoff_seconds: settings.retry.backoff.num_seconds(),
+            retry_backoff_max_seconds: settings.retry.max_backoff.num_seconds(),
+            timeout_seconds: settings.timeout.map(|d| d.num_seconds()),
+            expires_seconds: settings.expires.map(|d| d.num_seconds()),
+            keep_succeeded: int(settings.keep_succeeded),
+            keep_failed: int(settings.keep_failed),
+            alert_webhook_url: settings.alert_webhook_url.clone(),
+            alert_no_success_seconds: settings.alert_no_success.map(|d| d.num_seconds()),
+            queue: settings.queue.as_str().to_owned(),
         }
     }
 }
 
 /// Writes `changes` and moves `version`, so a claim that read the old settings loses.
 pub fn update(conn: &mut DbConnection, id: i64, changes: &ScheduleChanges) -> QueryResult<usize> {
-    diesel::update(schedules::table.find(id))
-        .set((
-            changes,
-            schedules::version.eq(schedules::version + 1),
-            schedules::updated_at.eq(crate::db::now()),
-        ))
+    let updated = diesel::update(schedules::table.find(id))
+        .set((changes, schedules::updated_at.eq(crate::db::now())))
+        .execute(conn)?;
+    bump_version(conn, id)?;
+    Ok(updated)
+}
+
+/// Moves `version` without a claim (the settings changed), so a claim that read the schedule
+/// before loses its compare-and-set.
+pub fn bump_version(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+    diesel::update(schedule_state::table.find(id))
+        .set(schedule_state::version.eq(schedule_state::version + 1))
         .execute(conn)
 }
 
@@ -218,62 +231,73 @@ pub fn fingerprint_of(
 impl Schedule {
     /// The domain view of this row's timing.
     pub fn spec(&self) -> Result<ScheduleSpec, SpecError> {
-        let recurrence = match self.spec_kind.as_str() {
+        let recurrence = match self.settings.spec_kind.as_str() {
             "cron" => Recurrence::Cron {
-                expr: CronExpr::parse(self.cron_expr.as_deref().unwrap_or_default())?,
-                zone: parse_time_zone(&self.timezone)?,
+                expr: CronExpr::parse(self.settings.cron_expr.as_deref().unwrap_or_default())?,
+                zone: parse_time_zone(&self.settings.timezone)?,
             },
             "interval" => Recurrence::interval(
-                Duration::seconds(self.interval_seconds.unwrap_or(0)),
-                utc(self.start_at.unwrap_or(self.created_at)),
+                Duration::seconds(self.settings.interval_seconds.unwrap_or(0)),
+                utc(self.settings.start_at.unwrap_or(self.created_at)),
             )?,
-            _ => Recurrence::Once { at: utc(self.once_at.unwrap_or(self.created_at)) },
+            _ => Recurrence::Once { at: utc(self.settings.once_at.unwrap_or(self.created_at)) },
         };
-        ScheduleSpec::new(recurrence, self.start_at.map(utc), self.end_at.map(utc))
+        ScheduleSpec::new(recurrence, self.settings.start_at.map(utc), self.settings.end_at.map(utc))
     }
 
     /// What the timing columns say now (compare with `spec_fingerprint`).
     pub fn current_fingerprint(&self) -> String {
         fingerprint_of(
-            &self.spec_kind,
-            self.cron_expr.as_deref(),
-            &self.timezone,
-            self.interval_seconds,
-            self.once_at,
-            self.start_at,
-            self.end_at,
+            &self.settings.spec_kind,
+            self.settings.cron_expr.as_deref(),
+            &self.settings.timezone,
+            self.settings.interval_seconds,
+            self.settings.once_at,
+            self.settings.start_at,
+            self.settings.end_at,
         )
     }
 
     pub fn misfire(&self) -> MisfirePolicy {
-        self.misfire_policy.parse().unwrap_or_default()
+        self.settings.misfire_policy.parse().unwrap_or_default()
     }
 
     pub fn overlap(&self) -> OverlapPolicy {
-        self.overlap_policy.parse().unwrap_or_default()
+        self.settings.overlap_policy.parse().unwrap_or_default()
     }
 
     pub fn retry(&self) -> RetryPolicy {
         RetryPolicy {
-            max_attempts: u32::try_from(self.max_attempts).unwrap_or(1).max(1),
-            backoff: Duration::seconds(self.retry_backoff_seconds.max(0)),
-            max_backoff: Duration::seconds(self.retry_backoff_max_seconds.max(0)),
+            max_attempts: u32::try_from(self.settings.max_attempts).unwrap_or(1).max(1),
+            backoff: Duration::seconds(self.settings.retry_backoff_seconds.max(0)),
+            max_backoff: Duration::seconds(self.settings.retry_backoff_max_seconds.max(0)),
         }
     }
 }
 
+/// Creates a schedule and its (fresh) scheduler state, both or neither: the scheduler computes
+/// its first fire time at its next tick.
 pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
-    diesel::insert_into(schedules::table).values(new).execute(conn)?;
-    schedules::table.filter(schedules::name.eq(&new.settings.name)).select(Schedule::as_select()).first(conn)
+    conn.transaction(|conn| {
+        diesel::insert_into(schedules::table).values(new).execute(conn)?;
+        let id = schedules::table
+            .filter(schedules::name.eq(&new.settings.name))
+            .select(schedules::id)
+            .first::<i64>(conn)?;
+        diesel::insert_into(schedule_state::table)
+            .values(schedule_state::schedule_id.eq(id))
+            .execute(conn)?;
+        with_state().filter(schedules::id.eq(id)).select(Schedule::as_select()).first(conn)
+    })
 }
 
 pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Schedule>> {
-    schedules::table.find(id).select(Schedule::as_select()).first(conn).optional()
+    with_state().filter(schedules::id.eq(id)).select(Schedule::as_select()).first(conn).optional()
 }
 
 /// The schedules `ids`, in id order (a batch of claims reads them with one query).
 pub fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Schedule>> {
-    schedules::table
+    with_state()
         .filter(schedules::id.eq_any(ids))
         .order(schedules::id)
         .select(Schedule::as_select())
@@ -281,7 +305,7 @@ pub fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Schedu
 }
 
 pub fn find_by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<Schedule>> {
-    schedules::table.filter(schedules::name.eq(name)).select(Schedule::as_select()).first(conn).optional()
+    with_state().filter(schedules::name.eq(name)).select(Schedule::as_select()).first(conn).optional()
 }
 
 /// Every schedule's id and name, by name (for filters).
@@ -291,10 +315,10 @@ pub fn names(conn: &mut DbConnection) -> QueryResult<Vec<(i64, String)>> {
 
 /// The enabled schedules that fire next, soonest first.
 pub fn next_to_fire(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Schedule>> {
-    schedules::table
+    with_state()
         .filter(schedules::enabled.eq(true))
-        .filter(schedules::next_fire_at.is_not_null())
-        .order(schedules::next_fire_at.asc())
+        .filter(schedule_state::next_fire_at.is_not_null())
+        .order(schedule_state::next_fire_at.asc())
         .limit(limit)
         .select(Schedule::as_select())
         .load(conn)
@@ -339,11 +363,12 @@ impl ScheduleOrder {
     }
 }
 
-type BoxedSchedules<'a> = schedules::BoxedQuery<'a, crate::db::MultiBackend>;
+type BoxedSchedules<'a> =
+    IntoBoxed<'a, InnerJoin<schedules::table, schedule_state::table>, crate::db::MultiBackend>;
 
 /// The schedules `filter` selects, unordered.
 fn filtered(filter: &ScheduleFilter) -> BoxedSchedules<'static> {
-    let mut query = schedules::table.into_boxed();
+    let mut query = with_state().into_boxed();
     if let Some(words) = &filter.search {
         let pattern = format!("%{}%", words.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
         query = query.filter(
@@ -400,13 +425,13 @@ fn ordered(query: BoxedSchedules<'static>, order: ScheduleOrder) -> BoxedSchedul
         ScheduleOrder::Name => query.order(schedules::name.asc()),
         ScheduleOrder::NameDesc => query.order(schedules::name.desc()),
         ScheduleOrder::NextRun => query.order((
-            schedules::next_fire_at.is_null(),
-            schedules::next_fire_at.asc(),
+            schedule_state::next_fire_at.is_null(),
+            schedule_state::next_fire_at.asc(),
             schedules::name.asc(),
         )),
         ScheduleOrder::NextRunDesc => query.order((
-            schedules::next_fire_at.is_null(),
-            schedules::next_fire_at.desc(),
+            schedule_state::next_fire_at.is_null(),
+            schedule_state::next_fire_at.desc(),
             schedules::name.asc(),
         )),
         ScheduleOrder::TaskKind => query.order((schedules::task_kind.asc(), schedules::name.asc())),
@@ -439,7 +464,9 @@ pub struct Timing {
     pub once_at: Option<NaiveDateTime>,
     pub start_at: Option<NaiveDateTime>,
     pub end_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = schedule_state::next_fire_at)]
     pub next_fire_at: Option<NaiveDateTime>,
+    #[diesel(select_expression = schedule_state::spec_fingerprint)]
     pub spec_fingerprint: String,
 }
 
@@ -461,7 +488,7 @@ impl Timing {
 /// The timing of every enabled schedule, for the scheduler's tick: ten narrow columns, not
 /// the whole row.
 pub fn enabled_timings(conn: &mut DbConnection) -> QueryResult<Vec<Timing>> {
-    schedules::table
+    with_state()
         .filter(schedules::enabled.eq(true))
         .order(schedules::id)
         .select(Timing::as_select())
@@ -492,13 +519,15 @@ pub fn advance_many(conn: &mut DbConnection, advances: &[Advance]) -> QueryResul
     let mut won = HashSet::with_capacity(advances.len());
     let DbConnection::Postgresql(pg) = conn else {
         for a in advances {
-            let moved = diesel::update(schedules::table.find(a.id).filter(schedules::version.eq(a.version)))
-                .set((
-                    schedules::next_fire_at.eq(a.next_fire_at),
-                    schedules::last_fire_at.eq(a.last_fire_at),
-                    schedules::version.eq(a.version + 1),
-                ))
-                .execute(conn)?;
+            let moved = diesel::update(
+                schedule_state::table.find(a.id).filter(schedule_state::version.eq(a.version)),
+            )
+            .set((
+                schedule_state::next_fire_at.eq(a.next_fire_at),
+                schedule_state::last_fire_at.eq(a.last_fire_at),
+                schedule_state::version.eq(a.version + 1),
+            ))
+            .execute(conn)?;
             if moved == 1 {
                 won.insert(a.id);
             }
@@ -520,9 +549,9 @@ pub fn advance_many(conn: &mut DbConnection, advances: &[Advance]) -> QueryResul
             .collect::<Vec<_>>()
             .join(", ");
         let mut query = diesel::sql_query(format!(
-            "UPDATE schedules AS s SET next_fire_at = v.next_fire_at, last_fire_at = v.last_fire_at, \
+            "UPDATE schedule_state AS s SET next_fire_at = v.next_fire_at, last_fire_at = v.last_fire_at, \
              version = s.version + 1 FROM (VALUES {values}) AS v (id, version, next_fire_at, last_fire_at) \
-             WHERE s.id = v.id AND s.version = v.version RETURNING s.id"
+             WHERE s.schedule_id = v.id AND s.version = v.version RETURNING s.schedule_id AS id"
         ))
         .into_boxed::<diesel::pg::Pg>();
         for a in chunk {
@@ -547,23 +576,27 @@ pub fn advance(
     fingerprint: &str,
     last_fire_at: Option<NaiveDateTime>,
 ) -> QueryResult<bool> {
-    let updated = diesel::update(schedules::table.find(id).filter(schedules::version.eq(version)))
+    let updated = diesel::update(schedule_state::table.find(id).filter(schedule_state::version.eq(version)))
         .set((
-            schedules::next_fire_at.eq(next_fire_at),
-            schedules::spec_fingerprint.eq(fingerprint),
-            schedules::last_fire_at.eq(last_fire_at),
-            schedules::version.eq(version + 1),
+            schedule_state::next_fire_at.eq(next_fire_at),
+            schedule_state::spec_fingerprint.eq(fingerprint),
+            schedule_state::last_fire_at.eq(last_fire_at),
+            schedule_state::version.eq(version + 1),
         ))
         .execute(conn)?;
     Ok(updated == 1)
 }
 
-/// The delay before the next attempt of `run`, or `None` when its schedule allows no more (or
-/// it has no schedule).
-pub fn retry_delay(conn: &mut DbConnection, run: &crate::models::run::Run) -> QueryResult<Option<Duration>> {
-    let Some(id) = run.schedule_id else { return Ok(None) };
+/// The delay before attempt `attempt + 1` of a run of schedule `schedule_id`, or `None` when the
+/// schedule allows no more (or the run has no schedule).
+pub fn retry_delay(
+    conn: &mut DbConnection,
+    schedule_id: Option<i64>,
+    attempt: i32,
+) -> QueryResult<Option<Duration>> {
+    let Some(id) = schedule_id else { return Ok(None) };
     let Some(owner) = find(conn, id)? else { return Ok(None) };
-    Ok(owner.retry().delay_after(u32::try_from(run.attempt).unwrap_or(u32::MAX)))
+    Ok(owner.retry().delay_after(u32::try_from(attempt).unwrap_or(u32::MAX)))
 }
 
 /// Schedules of `task_kind` whose `source` parameter is `source_name`.
@@ -572,20 +605,15 @@ pub fn importing_source(
     task_kind: &str,
     source_name: &str,
 ) -> QueryResult<Vec<Schedule>> {
-    let candidates: Vec<Schedule> = schedules::table
+    let candidates: Vec<Schedule> = with_state()
         .filter(schedules::task_kind.eq(task_kind))
         .order(schedules::name.asc())
         .select(Schedule::as_select())
         .load(conn)?;
-    Ok(candidates.into_iter().filter(|found| names_source(&found.params, source_name)).collect())
-}
-
-/// Whether task parameters (a JSON object) name `source_name` as their `source`.
-pub fn names_source(params: &str, source_name: &str) -> bool {
-    serde_json::from_str::<serde_json::Value>(params)
-        .ok()
-        .and_then(|value| value.get("source").and_then(|v| v.as_str()).map(|name| name.trim() == source_name))
-        .unwrap_or(false)
+    Ok(candidates
+        .into_iter()
+        .filter(|found| Params::parse(&found.settings.params).names_source(source_name))
+        .collect())
 }
 
 /// Points the `source` parameter of `task_kind` schedules from `old_name` to `new_name` (a
@@ -599,7 +627,7 @@ pub fn rename_source_in_params(
     let mut renamed = 0;
     for found in importing_source(conn, task_kind, old_name)? {
         let Ok(serde_json::Value::Object(mut params)) =
-            serde_json::from_str::<serde_json::Value>(&found.params)
+            serde_json::from_str::<serde_json::Value>(&found.settings.params)
         else {
             continue;
         };

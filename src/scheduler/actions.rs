@@ -99,15 +99,15 @@ fn update_within(
     settings: &ScheduleChanges,
 ) -> Result<bool, ActionError> {
     let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
-    let changes = diff(&target.changes(), settings);
+    let changes = diff(&target.settings, settings);
     if changes.as_object().is_some_and(|map| map.is_empty()) {
         return Ok(false);
     }
-    if settings.name != target.name && schedule::find_by_name(conn, &settings.name)?.is_some() {
+    if settings.name != target.settings.name && schedule::find_by_name(conn, &settings.name)?.is_some() {
         return Err(ActionError::DuplicateName);
     }
     schedule::update(conn, id, settings)?;
-    if settings.queue != target.queue {
+    if settings.queue != target.settings.queue {
         // Its waiting runs follow it; their jobs in the old queue are pushed again by a
         // scheduler (the run row names the queue), or run there if a worker takes them first.
         run::move_queued(conn, id, &settings.queue)?;
@@ -167,7 +167,7 @@ fn record(
             action,
             object_type: "schedule",
             object_id: Some(target.id.to_string()),
-            object_repr: &target.name,
+            object_repr: &target.settings.name,
             changes,
         },
     )
@@ -183,18 +183,15 @@ pub fn set_enabled(
 ) -> Result<bool, ActionError> {
     write_transaction(conn, |conn| {
         let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
-        if target.enabled == enabled {
+        if target.settings.enabled == enabled {
             return Ok(false);
         }
         diesel::update(schedules::table.find(id))
-            .set((
-                schedules::enabled.eq(enabled),
-                schedules::version.eq(target.version + 1),
-                schedules::updated_at.eq(now()),
-            ))
+            .set((schedules::enabled.eq(enabled), schedules::updated_at.eq(now())))
             .execute(conn)?;
+        schedule::bump_version(conn, id)?;
         let action = if enabled { "resume" } else { "pause" };
-        record(conn, actor, action, &target, json!({ "enabled": [target.enabled, enabled] }))?;
+        record(conn, actor, action, &target, json!({ "enabled": [target.settings.enabled, enabled] }))?;
         Ok(true)
     })
 }
@@ -208,9 +205,9 @@ pub fn run_now(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<i64, A
             conn,
             &NewRun {
                 schedule_id: Some(target.id),
-                schedule_name: &target.name,
-                task_kind: &target.task_kind,
-                params: &target.params,
+                schedule_name: &target.settings.name,
+                task_kind: &target.settings.task_kind,
+                params: &target.settings.params,
                 scheduled_for: None,
                 trigger: "manual",
                 triggered_by: actor.id.map(i64::from),
@@ -219,7 +216,7 @@ pub fn run_now(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<i64, A
                 finished_at: None,
                 error: None,
                 created_at: at,
-                queue: &target.queue,
+                queue: &target.settings.queue,
             },
         )?;
         record(conn, actor, "run now", &target, json!({ "run": [null, run_id] }))?;
@@ -250,7 +247,7 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Opti
             Some(id) => schedule::find(conn, id)?,
             None => None,
         };
-        let queue = owner.map_or(ended.queue.clone(), |owner| owner.queue);
+        let queue = owner.map_or(ended.queue.clone(), |owner| owner.settings.queue);
         let run_id = run::insert(
             conn,
             &NewRun {

@@ -11,6 +11,7 @@
 pub mod actions;
 pub mod beat;
 mod reconcile;
+pub mod settings;
 
 pub use reconcile::{expire_queued, forgotten, rescue_stale};
 
@@ -135,7 +136,7 @@ fn claim_batch(
 ) -> anyhow::Result<Claimed> {
     let result = write_transaction(conn, |conn| -> Result<Claimed, ClaimError> {
         let found = schedule::find_many(conn, ids)?;
-        let since = found.iter().filter_map(|s| s.next_fire_at).min().unwrap_or_default();
+        let since = found.iter().filter_map(|s| s.state.next_fire_at).min().unwrap_or_default();
         let taken = run::taken_since(conn, ids, since, naive(now))?;
         let mut batch = Claimed::default();
         let mut rows = Vec::new();
@@ -207,21 +208,21 @@ fn in_batches(
 fn reschedule_one(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> Result<Claimed, ClaimError> {
     let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
     let fingerprint = current.current_fingerprint();
-    if fingerprint == current.spec_fingerprint {
+    if fingerprint == current.state.spec_fingerprint {
         return Ok(Claimed::default());
     }
     let next = match current.spec() {
         Ok(spec) => spec.next_after(now).map(naive),
         Err(error) => {
             tracing::warn!(
-                schedule = current.name.as_str(),
+                schedule = current.settings.name.as_str(),
                 error = error.to_string(),
                 "schedule timing is invalid; it will not fire"
             );
             None
         }
     };
-    if !schedule::advance(conn, id, current.version, next, &fingerprint, current.last_fire_at)? {
+    if !schedule::advance(conn, id, current.state.version, next, &fingerprint, current.state.last_fire_at)? {
         return Err(ClaimError::Lost);
     }
     Ok(Claimed { rescheduled: 1, ..Claimed::default() })
@@ -246,7 +247,7 @@ fn claim_one(
 ) -> Result<Claimed, ClaimError> {
     let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
     hook.after_read(&current);
-    let taken = run::taken_since(conn, &[id], current.next_fire_at.unwrap_or_default(), naive(now))?;
+    let taken = run::taken_since(conn, &[id], current.state.next_fire_at.unwrap_or_default(), naive(now))?;
     let mut rows = Vec::new();
     let mut done = claim_loaded(conn, &current, &taken, now, &mut rows, None)?;
     write_runs(conn, &rows, &mut done)?;
@@ -266,8 +267,13 @@ fn claim_loaded<'a>(
     rows: &mut Vec<NewRun<'a>>,
     deferred: Option<&mut Vec<schedule::Advance>>,
 ) -> Result<Claimed, ClaimError> {
-    let Some(first) = current.next_fire_at.map(|at| at.and_utc()) else { return Ok(Claimed::default()) };
-    if !current.enabled || first > now || current.current_fingerprint() != current.spec_fingerprint {
+    let Some(first) = current.state.next_fire_at.map(|at| at.and_utc()) else {
+        return Ok(Claimed::default());
+    };
+    if !current.settings.enabled
+        || first > now
+        || current.current_fingerprint() != current.state.spec_fingerprint
+    {
         return Ok(Claimed::default());
     }
     let spec = current.spec().map_err(anyhow::Error::new)?;
@@ -276,14 +282,14 @@ fn claim_loaded<'a>(
     due.extend(spec.occurrences_between(first, now, MAX_OCCURRENCES_PER_CLAIM - 1));
     let last = due.last().copied().unwrap_or(first);
     let next = spec.next_after(last);
-    let grace = Duration::seconds(current.misfire_grace_seconds.max(0));
+    let grace = Duration::seconds(current.settings.misfire_grace_seconds.max(0));
     let plan = plan_due(&due, now, current.misfire(), grace);
 
     match deferred {
         // The caller compare-and-sets a whole batch at once, and drops the rows of the losers.
         Some(advances) => advances.push(schedule::Advance {
             id: current.id,
-            version: current.version,
+            version: current.state.version,
             next_fire_at: next.map(naive),
             last_fire_at: Some(naive(last)),
         }),
@@ -291,9 +297,9 @@ fn claim_loaded<'a>(
             if !schedule::advance(
                 conn,
                 current.id,
-                current.version,
+                current.state.version,
                 next.map(naive),
-                &current.spec_fingerprint,
+                &current.state.spec_fingerprint,
                 Some(naive(last)),
             )? {
                 return Err(ClaimError::Lost);
@@ -310,18 +316,20 @@ fn claim_loaded<'a>(
         let trigger = if disposition == Disposition::CatchUp { "catch_up" } else { "schedule" };
         let mut new = NewRun {
             schedule_id: Some(current.id),
-            schedule_name: &current.name,
-            task_kind: &current.task_kind,
-            params: &current.params,
+            schedule_name: &current.settings.name,
+            task_kind: &current.settings.task_kind,
+            params: &current.settings.params,
             scheduled_for: Some(naive(at)),
             trigger,
             triggered_by: None,
             status: "queued",
-            not_before: naive(at + jitter(current.id, at, Duration::seconds(current.jitter_seconds.max(0)))),
+            not_before: naive(
+                at + jitter(current.id, at, Duration::seconds(current.settings.jitter_seconds.max(0))),
+            ),
             finished_at: None,
             error: None,
             created_at: naive(now),
-            queue: &current.queue,
+            queue: &current.settings.queue,
         };
         if disposition == Disposition::Missed {
             new.status = "missed";
@@ -396,9 +404,9 @@ pub fn claim_latest(
             conn,
             &NewRun {
                 schedule_id: Some(current.id),
-                schedule_name: &current.name,
-                task_kind: &current.task_kind,
-                params: &current.params,
+                schedule_name: &current.settings.name,
+                task_kind: &current.settings.task_kind,
+                params: &current.settings.params,
                 scheduled_for: Some(naive(at)),
                 trigger: "schedule",
                 triggered_by: None,
@@ -407,7 +415,7 @@ pub fn claim_latest(
                 finished_at: None,
                 error: None,
                 created_at: naive(now),
-                queue: &current.queue,
+                queue: &current.settings.queue,
             },
         )
     });

@@ -38,7 +38,7 @@ pub fn rescue_stale(
             .find(lost.id)
             .filter(runs::status.eq("running"))
             .filter(runs::heartbeat_at.eq(lost.heartbeat_at));
-        let retry = schedule::retry_delay(conn, &lost)?;
+        let retry = schedule::retry_delay(conn, lost.schedule_id, lost.attempt)?;
         let changed = match retry {
             Some(delay) => diesel::update(still_stale)
                 .set((

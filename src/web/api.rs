@@ -245,17 +245,17 @@ impl From<Schedule> for ScheduleOut {
     fn from(s: Schedule) -> Self {
         ScheduleOut {
             id: s.id,
-            params: serde_json::from_str(&s.params).unwrap_or(serde_json::Value::Null),
-            name: s.name,
-            description: s.description,
-            task: s.task_kind,
-            spec_kind: s.spec_kind,
-            cron: s.cron_expr,
-            timezone: s.timezone,
-            interval_seconds: s.interval_seconds,
-            enabled: s.enabled,
-            next_run_at: s.next_fire_at,
-            last_run_at: s.last_fire_at,
+            params: serde_json::from_str(&s.settings.params).unwrap_or(serde_json::Value::Null),
+            name: s.settings.name,
+            description: s.settings.description,
+            task: s.settings.task_kind,
+            spec_kind: s.settings.spec_kind,
+            cron: s.settings.cron_expr,
+            timezone: s.settings.timezone,
+            interval_seconds: s.settings.interval_seconds,
+            enabled: s.settings.enabled,
+            next_run_at: s.state.next_fire_at,
+            last_run_at: s.state.last_fire_at,
         }
     }
 }

@@ -63,9 +63,10 @@ pub async fn show(
     let next_to_fire = next
         .iter()
         .map(|s| {
-            let when = s.next_fire_at.map(|at| at.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
+            let when =
+                s.state.next_fire_at.map(|at| at.format("%Y-%m-%d %H:%M").to_string()).unwrap_or_default();
             let words = s.spec().map(|spec| spec.describe()).unwrap_or_else(|e| e.to_string());
-            (s.name.clone(), when, words)
+            (s.settings.name.clone(), when, words)
         })
         .collect();
     let active_by_role = Role::ALL

@@ -213,7 +213,7 @@ fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figure
     }
     registry.register("isinbeat_runs", "Runs stored, by status and task kind", runs);
 
-    let name_of = |id: i64| schedules.iter().find(|s| s.id == id).map(|s| s.name.clone());
+    let name_of = |id: i64| schedules.iter().find(|s| s.id == id).map(|s| s.settings.name.clone());
     let succeeded = Family::<Labels, FloatGauge>::default();
     for &(id, at) in last_success {
         if let (Some(name), Some(at)) = (id.and_then(name_of), at) {
@@ -229,9 +229,9 @@ fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figure
     let next = Family::<Labels, FloatGauge>::default();
     let enabled = Family::<Labels, Gauge>::default();
     for found in schedules {
-        let labels = vec![("schedule".to_owned(), found.name.clone())];
-        enabled.get_or_create(&labels).set(i64::from(found.enabled));
-        if let Some(at) = found.next_fire_at {
+        let labels = vec![("schedule".to_owned(), found.settings.name.clone())];
+        enabled.get_or_create(&labels).set(i64::from(found.settings.enabled));
+        if let Some(at) = found.state.next_fire_at {
             next.get_or_create(&labels).set(seconds(at));
         }
     }
@@ -257,8 +257,8 @@ fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figure
 
     let behind = schedules
         .iter()
-        .filter(|s| s.enabled)
-        .filter_map(|s| s.next_fire_at)
+        .filter(|s| s.settings.enabled)
+        .filter_map(|s| s.state.next_fire_at)
         .min()
         .map_or(0.0, |at| ((now - at).num_milliseconds().max(0)) as f64 / 1000.0);
     let scheduler_behind = FloatGauge::default();

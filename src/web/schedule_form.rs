@@ -1,55 +1,21 @@
-//! The schedule form: every field as typed (strings), parsed into settings or into messages
-//! beside the fields at fault, with a preview of the next fire times. Date-times are entered
-//! in the schedule's time zone and stored in UTC.
+//! The schedule form: its fields as typed (the scheduler's [`SettingsInput`]) and the button
+//! pressed. Parsing, with the messages beside the fields at fault and the preview of the next
+//! fire times, is the scheduler's (`schedules apply` reads its files the same way).
 
-use chrono::{NaiveDateTime, TimeZone};
-use chrono_tz::Tz;
-use serde_json::json;
-
-use crate::domain::QueueName;
-use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
-use crate::domain::schedule_spec::{CronExpr, FireTime, Recurrence, ScheduleSpec, parse_time_zone};
-use crate::jobs::{Registry, validate_params};
+use crate::domain::schedule_settings::ScheduleSettings;
+use crate::domain::schedule_spec::FireTime;
+use crate::jobs::Registry;
 use crate::models::schedule::ScheduleChanges;
+use crate::scheduler::settings::SettingsInput;
 use crate::web::forms::FormErrors;
 
 /// The form as typed.
 #[derive(Debug, Clone, Default)]
 pub struct ScheduleForm {
-    pub name: String,
-    pub description: String,
-    pub task_kind: String,
-    /// `(kind, parameter) → value`.
-    pub params: Vec<((String, String), String)>,
-    pub spec_kind: String,
-    pub cron_expr: String,
-    pub timezone: String,
-    pub every: String,
-    pub every_unit: String,
-    pub once_at: String,
-    pub start_at: String,
-    pub end_at: String,
-    pub enabled: bool,
-    pub misfire_policy: String,
-    pub misfire_grace_seconds: String,
-    pub overlap_policy: String,
-    pub jitter_seconds: String,
-    pub max_attempts: String,
-    pub retry_backoff_seconds: String,
-    pub retry_backoff_max_seconds: String,
-    pub timeout_seconds: String,
-    pub expires_seconds: String,
-    pub keep_succeeded: String,
-    pub keep_failed: String,
-    pub alert_webhook_url: String,
-    pub alert_no_success: String,
-    pub alert_no_success_unit: String,
-    pub queue: String,
+    pub fields: SettingsInput,
     /// `preview` re-renders the form with the next fire times and saves nothing.
     pub action: String,
 }
-
-const UNITS: [(&str, i64); 4] = [("minutes", 60), ("hours", 3600), ("days", 86_400), ("seconds", 1)];
 
 impl ScheduleForm {
     /// From the submitted fields (a `Vec` of pairs, since parameter fields are dynamic).
@@ -57,39 +23,39 @@ impl ScheduleForm {
         let mut form = Self::default();
         for (name, value) in pairs {
             match name.as_str() {
-                "name" => form.name = value,
-                "description" => form.description = value,
-                "task_kind" => form.task_kind = value,
-                "spec_kind" => form.spec_kind = value,
-                "cron_expr" => form.cron_expr = value,
-                "timezone" => form.timezone = value,
-                "every" => form.every = value,
-                "every_unit" => form.every_unit = value,
-                "once_at" => form.once_at = value,
-                "start_at" => form.start_at = value,
-                "end_at" => form.end_at = value,
-                "enabled" => form.enabled = true,
-                "misfire_policy" => form.misfire_policy = value,
-                "misfire_grace_seconds" => form.misfire_grace_seconds = value,
-                "overlap_policy" => form.overlap_policy = value,
-                "jitter_seconds" => form.jitter_seconds = value,
-                "max_attempts" => form.max_attempts = value,
-                "retry_backoff_seconds" => form.retry_backoff_seconds = value,
-                "retry_backoff_max_seconds" => form.retry_backoff_max_seconds = value,
-                "timeout_seconds" => form.timeout_seconds = value,
-                "expires_seconds" => form.expires_seconds = value,
-                "keep_succeeded" => form.keep_succeeded = value,
-                "keep_failed" => form.keep_failed = value,
-                "alert_webhook_url" => form.alert_webhook_url = value,
-                "alert_no_success" => form.alert_no_success = value,
-                "alert_no_success_unit" => form.alert_no_success_unit = value,
-                "queue" => form.queue = value,
+                "name" => form.fields.name = value,
+                "description" => form.fields.description = value,
+                "task_kind" => form.fields.task_kind = value,
+                "spec_kind" => form.fields.spec_kind = value,
+                "cron_expr" => form.fields.cron_expr = value,
+                "timezone" => form.fields.timezone = value,
+                "every" => form.fields.every = value,
+                "every_unit" => form.fields.every_unit = value,
+                "once_at" => form.fields.once_at = value,
+                "start_at" => form.fields.start_at = value,
+                "end_at" => form.fields.end_at = value,
+                "enabled" => form.fields.enabled = true,
+                "misfire_policy" => form.fields.misfire_policy = value,
+                "misfire_grace_seconds" => form.fields.misfire_grace_seconds = value,
+                "overlap_policy" => form.fields.overlap_policy = value,
+                "jitter_seconds" => form.fields.jitter_seconds = value,
+                "max_attempts" => form.fields.max_attempts = value,
+                "retry_backoff_seconds" => form.fields.retry_backoff_seconds = value,
+                "retry_backoff_max_seconds" => form.fields.retry_backoff_max_seconds = value,
+                "timeout_seconds" => form.fields.timeout_seconds = value,
+                "expires_seconds" => form.fields.expires_seconds = value,
+                "keep_succeeded" => form.fields.keep_succeeded = value,
+                "keep_failed" => form.fields.keep_failed = value,
+                "alert_webhook_url" => form.fields.alert_webhook_url = value,
+                "alert_no_success" => form.fields.alert_no_success = value,
+                "alert_no_success_unit" => form.fields.alert_no_success_unit = value,
+                "queue" => form.fields.queue = value,
                 "action" => form.action = value,
                 other => {
                     if let Some((kind, param)) =
                         other.strip_prefix("param__").and_then(|p| p.split_once("__"))
                     {
-                        form.params.push(((kind.to_owned(), param.to_owned()), value));
+                        form.fields.params.push(((kind.to_owned(), param.to_owned()), value));
                     }
                 }
             }
@@ -97,70 +63,19 @@ impl ScheduleForm {
         form
     }
 
-    /// A schedule's settings, as the form shows them.
+    /// A schedule's stored settings, as the form shows them.
     pub fn from_settings(settings: &ScheduleChanges) -> Self {
-        let zone = parse_time_zone(&settings.timezone).unwrap_or(Tz::UTC);
-        let local = |at: Option<NaiveDateTime>| at.map(|at| local_input(at, zone)).unwrap_or_default();
-        let (every, every_unit) = in_units(settings.interval_seconds, "minutes");
-        let (alert_no_success, alert_no_success_unit) = in_units(settings.alert_no_success_seconds, "hours");
-        let params: serde_json::Value = serde_json::from_str(&settings.params).unwrap_or_else(|_| json!({}));
-        let params = params
-            .as_object()
-            .map(|map| {
-                map.iter()
-                    .map(|(name, value)| {
-                        (
-                            (settings.task_kind.clone(), name.clone()),
-                            value.as_str().unwrap_or_default().to_owned(),
-                        )
-                    })
-                    .collect()
-            })
-            .unwrap_or_default();
-        let optional = |value: Option<i64>| value.map(|v| v.to_string()).unwrap_or_default();
-        Self {
-            name: settings.name.clone(),
-            description: settings.description.clone(),
-            task_kind: settings.task_kind.clone(),
-            params,
-            spec_kind: settings.spec_kind.clone(),
-            cron_expr: settings.cron_expr.clone().unwrap_or_default(),
-            timezone: settings.timezone.clone(),
-            every,
-            every_unit,
-            once_at: local(settings.once_at),
-            start_at: local(settings.start_at),
-            end_at: local(settings.end_at),
-            enabled: settings.enabled,
-            misfire_policy: settings.misfire_policy.clone(),
-            misfire_grace_seconds: settings.misfire_grace_seconds.to_string(),
-            overlap_policy: settings.overlap_policy.clone(),
-            jitter_seconds: settings.jitter_seconds.to_string(),
-            max_attempts: settings.max_attempts.to_string(),
-            retry_backoff_seconds: settings.retry_backoff_seconds.to_string(),
-            retry_backoff_max_seconds: settings.retry_backoff_max_seconds.to_string(),
-            timeout_seconds: optional(settings.timeout_seconds),
-            expires_seconds: optional(settings.expires_seconds),
-            keep_succeeded: settings.keep_succeeded.to_string(),
-            keep_failed: settings.keep_failed.to_string(),
-            alert_webhook_url: settings.alert_webhook_url.clone().unwrap_or_default(),
-            alert_no_success,
-            alert_no_success_unit,
-            queue: settings.queue.clone(),
-            action: String::new(),
-        }
+        Self { fields: SettingsInput::from_columns(settings), action: String::new() }
     }
 
     /// The form for a new schedule: the defaults, a daily cron at 03:00 UTC.
     pub fn blank() -> Self {
-        let mut settings = ScheduleChanges::defaults("", "prune_history", "cron");
-        settings.cron_expr = Some("0 3 * * *".to_owned());
-        Self::from_settings(&settings)
+        Self { fields: SettingsInput::blank(), action: String::new() }
     }
 
     /// The value typed for a task kind's parameter (the template asks).
     pub fn param(&self, kind: &str, name: &str) -> &str {
-        self.params.iter().find(|((k, n), _)| k == kind && n == name).map_or("", |(_, value)| value.as_str())
+        self.fields.param(kind, name)
     }
 
     pub fn is_preview(&self) -> bool {
@@ -169,261 +84,15 @@ impl ScheduleForm {
 
     /// The settings, or the messages to show beside the fields; and the next fire times when the
     /// timing is valid (shown either way).
-    pub fn parse(&self, registry: &Registry) -> (Result<ScheduleChanges, FormErrors>, Vec<FireTime>) {
-        let mut errors = FormErrors::default();
-        let name = self.name.trim().to_owned();
-        if name.is_empty() {
-            errors.add("name", "Enter a name.");
-        } else if name.chars().count() > 200 {
-            errors.add("name", "Use at most 200 characters.");
-        }
-        let mut params = serde_json::Map::new();
-        match registry.find(&self.task_kind) {
-            None => errors.add("task_kind", "Choose a task."),
-            Some(kind) => {
-                for spec in kind.params() {
-                    let typed = self.param(kind.name(), spec.name).trim();
-                    let value = if typed.is_empty() { spec.default } else { typed };
-                    params.insert(spec.name.to_owned(), json!(value));
-                }
-                let params_value = serde_json::Value::Object(params.clone());
-                if let Err(problems) = validate_params(kind, &params_value) {
-                    for problem in problems {
-                        errors.add(format!("param__{}__{}", kind.name(), problem.name), problem.message);
-                    }
-                }
+    pub fn parse(&self, registry: &Registry) -> (Result<ScheduleSettings, FormErrors>, Vec<FireTime>) {
+        let (parsed, preview) = self.fields.parse(registry);
+        let parsed = parsed.map_err(|problems| {
+            let mut errors = FormErrors::default();
+            for (field, message) in problems.iter() {
+                errors.add(field, message);
             }
-        }
-        let zone = match parse_time_zone(&self.timezone) {
-            Ok(zone) => Some(zone),
-            Err(problem) => {
-                errors.add("timezone", problem);
-                None
-            }
-        };
-        let zone_or_utc = zone.unwrap_or(Tz::UTC);
-        let start = parse_local("start_at", &self.start_at, zone_or_utc, &mut errors);
-        let end = parse_local("end_at", &self.end_at, zone_or_utc, &mut errors);
-
-        let mut cron_expr = None;
-        let mut interval_seconds = None;
-        let mut once_at = None;
-        let recurrence = match self.spec_kind.as_str() {
-            "cron" => match CronExpr::parse(&self.cron_expr) {
-                Ok(expr) => {
-                    cron_expr = Some(expr.as_str().to_owned());
-                    zone.map(|zone| Recurrence::Cron { expr, zone })
-                }
-                Err(problem) => {
-                    errors.add("cron_expr", problem);
-                    None
-                }
-            },
-            "interval" => match seconds_in(&self.every, &self.every_unit) {
-                Some(seconds) => {
-                    interval_seconds = Some(seconds);
-                    let anchor = start.map_or_else(chrono::Utc::now, |s| s.and_utc());
-                    Recurrence::interval(chrono::Duration::seconds(seconds), anchor).ok()
-                }
-                _ => {
-                    errors.add("every", "Enter a whole number greater than 0.");
-                    None
-                }
-            },
-            "once" => {
-                let at = parse_local("once_at", &self.once_at, zone_or_utc, &mut errors);
-                if at.is_none() && self.once_at.trim().is_empty() {
-                    errors.add("once_at", "Enter when it runs.");
-                }
-                once_at = at;
-                at.map(|at| Recurrence::Once { at: at.and_utc() })
-            }
-            _ => {
-                errors.add("spec_kind", "Choose cron, interval or once.");
-                None
-            }
-        };
-        let mut preview = Vec::new();
-        if let Some(recurrence) = recurrence {
-            match ScheduleSpec::new(recurrence, start.map(|s| s.and_utc()), end.map(|e| e.and_utc())) {
-                Ok(spec) => {
-                    preview = spec.preview(chrono::Utc::now(), 5);
-                    if preview.is_empty() && errors.is_empty() {
-                        errors.add("spec_kind", "With these settings it never fires again.");
-                    }
-                }
-                Err(problem) => errors.add("end_at", problem),
-            }
-        }
-
-        let number = |field: &'static str, raw: &str, min: i64, max: i64, errors: &mut FormErrors| -> i64 {
-            match raw.trim().parse::<i64>() {
-                Ok(value) if (min..=max).contains(&value) => value,
-                _ => {
-                    errors.add(field, format!("Enter a whole number from {min} to {max}."));
-                    min
-                }
-            }
-        };
-        let optional = |field: &'static str, raw: &str, errors: &mut FormErrors| -> Option<i64> {
-            if raw.trim().is_empty() {
-                return None;
-            }
-            match raw.trim().parse::<i64>() {
-                Ok(value) if value > 0 => Some(value),
-                _ => {
-                    errors.add(field, "Enter a number of seconds greater than 0, or leave it empty.");
-                    None
-                }
-            }
-        };
-        let misfire_policy = self
-            .misfire_policy
-            .parse::<MisfirePolicy>()
-            .map_err(|_| errors.add("misfire_policy", "Choose a policy."))
-            .ok();
-        let overlap_policy = self
-            .overlap_policy
-            .parse::<OverlapPolicy>()
-            .map_err(|_| errors.add("overlap_policy", "Choose a policy."))
-            .ok();
-        let grace = number("misfire_grace_seconds", &self.misfire_grace_seconds, 0, 31_536_000, &mut errors);
-        let jitter = number("jitter_seconds", &self.jitter_seconds, 0, 86_400, &mut errors);
-        let attempts = number("max_attempts", &self.max_attempts, 1, 100, &mut errors);
-        let backoff = number("retry_backoff_seconds", &self.retry_backoff_seconds, 0, 86_400, &mut errors);
-        let backoff_max =
-            number("retry_backoff_max_seconds", &self.retry_backoff_max_seconds, 0, 604_800, &mut errors);
-        if backoff_max < backoff {
             errors
-                .add("retry_backoff_max_seconds", "The longest delay cannot be shorter than the first one.");
-        }
-        let timeout = optional("timeout_seconds", &self.timeout_seconds, &mut errors);
-        let expires = optional("expires_seconds", &self.expires_seconds, &mut errors);
-        let keep_succeeded = number("keep_succeeded", &self.keep_succeeded, 0, 1_000_000, &mut errors);
-        let keep_failed = number("keep_failed", &self.keep_failed, 0, 1_000_000, &mut errors);
-        let webhook = self.alert_webhook_url.trim();
-        let alert_webhook_url = if webhook.is_empty() {
-            None
-        } else {
-            match url::Url::parse(webhook) {
-                Ok(url) if matches!(url.scheme(), "http" | "https") && url.host().is_some() => {
-                    Some(webhook.to_owned())
-                }
-                _ => {
-                    errors
-                        .add("alert_webhook_url", "Enter an http:// or https:// address, or leave it empty.");
-                    None
-                }
-            }
-        };
-        let alert_no_success_seconds = if self.alert_no_success.trim().is_empty() {
-            None
-        } else {
-            let seconds = seconds_in(&self.alert_no_success, &self.alert_no_success_unit);
-            if seconds.is_none() {
-                errors.add("alert_no_success", "Enter a whole number greater than 0, or leave it empty.");
-            } else if alert_webhook_url.is_none() && webhook.is_empty() {
-                errors.add("alert_no_success", "Give a webhook address for the alert to go to.");
-            }
-            seconds
-        };
-        // Left empty (or not sent), the default queue.
-        let queue = Some(self.queue.trim())
-            .filter(|typed| !typed.is_empty())
-            .map_or(Ok(QueueName::default_queue()), QueueName::parse)
-            .map_err(|problem| errors.add("queue", problem.to_string()))
-            .map(|queue| queue.as_str().to_owned())
-            .unwrap_or_default();
-
-        if !errors.is_empty() {
-            return (Err(errors), preview);
-        }
-        let settings = ScheduleChanges {
-            name,
-            description: self.description.trim().to_owned(),
-            task_kind: self.task_kind.clone(),
-            params: serde_json::Value::Object(params).to_string(),
-            spec_kind: self.spec_kind.clone(),
-            cron_expr,
-            timezone: zone_or_utc.name().to_owned(),
-            interval_seconds,
-            once_at,
-            start_at: start,
-            end_at: end,
-            enabled: self.enabled,
-            misfire_policy: misfire_policy.unwrap_or_default().as_str().to_owned(),
-            misfire_grace_seconds: grace,
-            overlap_policy: overlap_policy.unwrap_or_default().as_str().to_owned(),
-            jitter_seconds: jitter,
-            max_attempts: i32::try_from(attempts).unwrap_or(1),
-            retry_backoff_seconds: backoff,
-            retry_backoff_max_seconds: backoff_max,
-            timeout_seconds: timeout,
-            expires_seconds: expires,
-            keep_succeeded: i32::try_from(keep_succeeded).unwrap_or(0),
-            keep_failed: i32::try_from(keep_failed).unwrap_or(0),
-            alert_webhook_url,
-            alert_no_success_seconds,
-            queue,
-        };
-        (Ok(settings), preview)
-    }
-}
-
-/// A number of seconds as the form shows it: a count in the largest unit that divides it
-/// (`21600` → `6`, `hours`); empty, in `unit_when_empty`, for none.
-pub fn in_units(seconds: Option<i64>, unit_when_empty: &str) -> (String, String) {
-    match seconds {
-        Some(seconds) => {
-            let (unit, size) = UNITS
-                .iter()
-                .filter(|(_, size)| seconds % size == 0)
-                .max_by_key(|(_, size)| *size)
-                .copied()
-                .unwrap_or(("seconds", 1));
-            ((seconds / size).to_string(), unit.to_owned())
-        }
-        None => (String::new(), unit_when_empty.to_owned()),
-    }
-}
-
-/// A count typed in a unit (one of [`UNITS`]) as seconds; `None` unless it is a whole number
-/// greater than 0 in a known unit.
-fn seconds_in(count: &str, unit: &str) -> Option<i64> {
-    let size = UNITS.iter().find(|(name, _)| *name == unit).map(|(_, size)| *size)?;
-    match count.trim().parse::<i64>() {
-        Ok(count) if count > 0 => Some(count.saturating_mul(size)),
-        _ => None,
-    }
-}
-
-/// A UTC instant as a `datetime-local` value in `zone`.
-fn local_input(at: NaiveDateTime, zone: Tz) -> String {
-    zone.from_utc_datetime(&at).format("%Y-%m-%dT%H:%M").to_string()
-}
-
-/// A `datetime-local` value in `zone` as UTC. A time in a DST gap does not exist and is
-/// refused; a repeated time means its first occurrence.
-fn parse_local(field: &'static str, raw: &str, zone: Tz, errors: &mut FormErrors) -> Option<NaiveDateTime> {
-    let raw = raw.trim();
-    if raw.is_empty() {
-        return None;
-    }
-    let Ok(naive) = NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M")
-        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%dT%H:%M:%S"))
-        .or_else(|_| NaiveDateTime::parse_from_str(raw, "%Y-%m-%d %H:%M"))
-    else {
-        errors.add(field, "Enter a date and time as YYYY-MM-DD HH:MM.");
-        return None;
-    };
-    match zone.from_local_datetime(&naive).earliest() {
-        Some(at) => Some(at.naive_utc()),
-        None => {
-            errors.add(
-                field,
-                format!("{raw} does not exist in {} (the clocks jump forward then).", zone.name()),
-            );
-            None
-        }
+        });
+        (parsed, preview)
     }
 }

@@ -13,6 +13,7 @@ use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
+use crate::domain::schedule_settings::ScheduleSettings;
 use crate::domain::schedule_spec::FireTime;
 use crate::domain::{Role, mask_webhook_url};
 use crate::jobs::{ParamSpec, Registry};
@@ -223,7 +224,7 @@ pub async fn detail(
                 ..AuditFilter::default()
             };
             let listeners =
-                worker::listening_on(conn, &found.queue, crate::db::now(), worker::OFFLINE_AFTER)?;
+                worker::listening_on(conn, &found.settings.queue, crate::db::now(), worker::OFFLINE_AFTER)?;
             let (entries, deliveries) =
                 (audit::page(conn, &filter, None, 50)?, alert::for_schedule(conn, id, 20)?);
             Ok((found, runs, entries, deliveries, listeners))
@@ -232,7 +233,7 @@ pub async fn detail(
     let next = found.spec().map(|spec| spec.preview(Utc::now(), 5)).unwrap_or_default();
     let mut found = found;
     if !me.can(Role::Admin) {
-        found.alert_webhook_url = found.alert_webhook_url.as_deref().map(mask_webhook_url);
+        found.settings.alert_webhook_url = found.settings.alert_webhook_url.as_deref().map(mask_webhook_url);
     }
     render(
         StatusCode::OK,
@@ -369,23 +370,23 @@ impl FormPage {
     fn numbers(&self) -> Vec<(&'static str, &'static str, &str)> {
         let f = &self.form;
         vec![
-            ("misfire_grace_seconds", "Grace period (seconds)", f.misfire_grace_seconds.as_str()),
-            ("jitter_seconds", "Jitter (seconds)", f.jitter_seconds.as_str()),
-            ("max_attempts", "Attempts in all", f.max_attempts.as_str()),
-            ("retry_backoff_seconds", "First retry after (seconds)", f.retry_backoff_seconds.as_str()),
+            ("misfire_grace_seconds", "Grace period (seconds)", f.fields.misfire_grace_seconds.as_str()),
+            ("jitter_seconds", "Jitter (seconds)", f.fields.jitter_seconds.as_str()),
+            ("max_attempts", "Attempts in all", f.fields.max_attempts.as_str()),
+            ("retry_backoff_seconds", "First retry after (seconds)", f.fields.retry_backoff_seconds.as_str()),
             (
                 "retry_backoff_max_seconds",
                 "Longest retry delay (seconds)",
-                f.retry_backoff_max_seconds.as_str(),
+                f.fields.retry_backoff_max_seconds.as_str(),
             ),
-            ("timeout_seconds", "Timeout (seconds; empty: none)", f.timeout_seconds.as_str()),
+            ("timeout_seconds", "Timeout (seconds; empty: none)", f.fields.timeout_seconds.as_str()),
             (
                 "expires_seconds",
                 "Expires when queued longer than (seconds; empty: never)",
-                f.expires_seconds.as_str(),
+                f.fields.expires_seconds.as_str(),
             ),
-            ("keep_succeeded", "Succeeded runs kept", f.keep_succeeded.as_str()),
-            ("keep_failed", "Other finished runs kept", f.keep_failed.as_str()),
+            ("keep_succeeded", "Succeeded runs kept", f.fields.keep_succeeded.as_str()),
+            ("keep_failed", "Other finished runs kept", f.fields.keep_failed.as_str()),
         ]
     }
 
@@ -400,15 +401,15 @@ impl FormPage {
 /// Shows a webhook's address to everyone but admins as its host only (its path is its secret);
 /// sent back as shown, the form keeps the stored address (see `update`).
 fn hide_webhook(form: &mut ScheduleForm, me: &CurrentUser) {
-    if !me.can(Role::Admin) && !form.alert_webhook_url.is_empty() {
-        form.alert_webhook_url = mask_webhook_url(&form.alert_webhook_url);
+    if !me.can(Role::Admin) && !form.fields.alert_webhook_url.is_empty() {
+        form.fields.alert_webhook_url = mask_webhook_url(&form.fields.alert_webhook_url);
     }
 }
 
 /// What can be known of a webhook before calling it: an address in its URL must not be internal
-/// (a name is checked each time it is looked up).
+/// (a name is checked each time it is looked up). Returns the columns to write.
 fn check_webhook(
-    parsed: Result<ScheduleChanges, FormErrors>,
+    parsed: Result<ScheduleSettings, FormErrors>,
     outbound: &OutboundPolicy,
 ) -> Result<ScheduleChanges, FormErrors> {
     let settings = parsed?;
@@ -418,7 +419,7 @@ fn check_webhook(
         .and_then(|raw| url::Url::parse(raw).ok())
         .and_then(|url| outbound.check_url(&url).err());
     match refused {
-        None => Ok(settings),
+        None => Ok(ScheduleChanges::from(&settings)),
         Some(refused) => {
             let mut errors = FormErrors::default();
             errors.add("alert_webhook_url", format!("{refused}."));
@@ -470,7 +471,7 @@ pub async fn create(
     let created = state.db(move |conn| Ok(actions::create(conn, &actor, settings))).await?;
     match created {
         Ok(created) => {
-            flash_success(&session, format!("Schedule “{}” was created.", created.name));
+            flash_success(&session, format!("Schedule “{}” was created.", created.settings.name));
             Ok(see_other(&format!("/admin/schedules/{}/", created.id)))
         }
         Err(ActionError::DuplicateName) => {
@@ -490,7 +491,7 @@ pub async fn edit_form(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let found = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
-    let mut form = ScheduleForm::from_settings(&found.changes());
+    let mut form = ScheduleForm::from_settings(&found.settings);
     hide_webhook(&mut form, &me);
     let (_, preview) = form.parse(&Registry::builtin());
     let page = Page::new(&session, Some(&me), NAV);
@@ -509,10 +510,10 @@ pub async fn update(
     let mut form = ScheduleForm::from_pairs(fields.into_inner());
     // A webhook sent back as it was shown (masked) keeps the stored one.
     let stored = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
-    if let Some(url) = stored.alert_webhook_url
-        && form.alert_webhook_url.trim() == mask_webhook_url(&url)
+    if let Some(url) = stored.settings.alert_webhook_url
+        && form.fields.alert_webhook_url.trim() == mask_webhook_url(&url)
     {
-        form.alert_webhook_url = url;
+        form.fields.alert_webhook_url = url;
     }
     let (parsed, preview) = form.parse(&Registry::builtin());
     let parsed = check_webhook(parsed, &state.settings.outbound);
@@ -576,7 +577,7 @@ pub async fn delete(
         .db(move |conn| {
             let found = schedule::find(conn, id)?.ok_or(AppError::NotFound)?;
             actions::delete(conn, &actor, id)?;
-            Ok(found.name)
+            Ok(found.settings.name)
         })
         .await?;
     flash_success(&session, format!("Schedule “{name}” was deleted; its runs stay in the history."));

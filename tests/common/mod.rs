@@ -477,9 +477,9 @@ pub fn insert_run(
         conn,
         &isinbeat::models::run::NewRun {
             schedule_id: Some(schedule_id),
-            schedule_name: &owner.name,
-            task_kind: &owner.task_kind,
-            params: &owner.params,
+            schedule_name: &owner.settings.name,
+            task_kind: &owner.settings.task_kind,
+            params: &owner.settings.params,
             scheduled_for: None,
             trigger: "manual",
             triggered_by: None,
@@ -488,7 +488,7 @@ pub fn insert_run(
             finished_at: finished.then(isinbeat::db::now),
             error: None,
             created_at: isinbeat::db::now(),
-            queue: &owner.queue,
+            queue: &owner.settings.queue,
         },
     )
     .unwrap()
