@@ -12,7 +12,8 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use crate::domain::schedule_settings::{ScheduleSettings, in_units};
+use crate::domain::duration_text::{TimeUnit, in_largest_unit};
+use crate::domain::schedule_settings::ScheduleSettings;
 use crate::jobs::Registry;
 use crate::models::audit::Actor;
 use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter};
@@ -130,23 +131,20 @@ mod defaults {
     }
 }
 
-/// The file's units of `every` and `alert_no_success`, and the form's name of each.
-const UNITS: [(&str, &str); 4] = [("d", "days"), ("h", "hours"), ("m", "minutes"), ("s", "seconds")];
-
-/// `15m` → (`15`, `minutes`); `None` when it is not a count and a unit.
+/// `15m` → (`15`, `minutes`): a count and a unit's suffix in the file, as the form's count and
+/// unit name; `None` when it is not a count and a unit.
 fn split_duration(text: &str) -> Option<(String, String)> {
     let text = text.trim();
-    let (suffix, unit) = UNITS.iter().find(|(suffix, _)| text.ends_with(suffix))?;
-    let count = text[..text.len() - suffix.len()].trim();
+    let unit = TimeUnit::LARGEST_FIRST.into_iter().find(|unit| text.ends_with(unit.suffix()))?;
+    let count = text[..text.len() - unit.suffix().len()].trim();
     (!count.is_empty() && count.bytes().all(|b| b.is_ascii_digit()))
-        .then(|| (count.to_owned(), (*unit).to_owned()))
+        .then(|| (count.to_owned(), unit.plural().to_owned()))
 }
 
-/// A count of seconds in the largest unit that divides it, as the form shows it (`21600` → `6h`).
+/// A count of seconds in the largest unit that divides it, as the file writes it (`21600` → `6h`).
 fn join_duration(seconds: i64) -> String {
-    let (count, unit) = in_units(Some(seconds), "seconds");
-    let suffix = UNITS.iter().find(|(_, name)| *name == unit).map_or("s", |(suffix, _)| suffix);
-    format!("{count}{suffix}")
+    let (count, unit) = in_largest_unit(seconds);
+    format!("{count}{}", unit.suffix())
 }
 
 impl Entry {

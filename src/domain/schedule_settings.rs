@@ -5,6 +5,7 @@ use chrono::{Duration, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
 use crate::domain::QueueName;
+use crate::domain::duration_text::{TimeUnit, in_largest_unit};
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::domain::schedule_spec::CronExpr;
 
@@ -60,30 +61,22 @@ pub struct ScheduleSettings {
     pub queue: QueueName,
 }
 
-/// The units a duration is typed in, largest last but one (seconds are the fallback).
-pub const UNITS: [(&str, i64); 4] = [("minutes", 60), ("hours", 3600), ("days", 86_400), ("seconds", 1)];
-
 /// A number of seconds as a count in the largest unit that divides it (`21600` → `6`,
 /// `hours`); empty, in `unit_when_empty`, for none.
 pub fn in_units(seconds: Option<i64>, unit_when_empty: &str) -> (String, String) {
     match seconds {
         Some(seconds) => {
-            let (unit, size) = UNITS
-                .iter()
-                .filter(|(_, size)| seconds % size == 0)
-                .max_by_key(|(_, size)| *size)
-                .copied()
-                .unwrap_or(("seconds", 1));
-            ((seconds / size).to_string(), unit.to_owned())
+            let (count, unit) = in_largest_unit(seconds);
+            (count.to_string(), unit.plural().to_owned())
         }
         None => (String::new(), unit_when_empty.to_owned()),
     }
 }
 
-/// A count typed in a unit (one of [`UNITS`]) as seconds; `None` unless it is a whole number
-/// greater than 0 in a known unit.
+/// A count typed in a unit (a [`TimeUnit`]'s plural name) as seconds; `None` unless it is a
+/// whole number greater than 0 in a known unit.
 pub fn seconds_in(count: &str, unit: &str) -> Option<i64> {
-    let size = UNITS.iter().find(|(name, _)| *name == unit).map(|(_, size)| *size)?;
+    let size = TimeUnit::from_plural(unit)?.seconds();
     match count.trim().parse::<i64>() {
         Ok(count) if count > 0 => Some(count.saturating_mul(size)),
         _ => None,
