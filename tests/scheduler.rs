@@ -86,6 +86,7 @@ on_both_backends!(
     pause_then_resume_applies_the_misfire_policy,
     overlap_policies_skip_replace_or_allow,
     an_edit_made_by_plain_sql_is_picked_up_at_the_next_tick,
+    a_schedule_inserted_by_plain_sql_fires_like_any_other,
     a_second_scheduler_interleaved_at_the_worst_point_does_nothing,
     a_second_scheduler_inside_a_batch_takes_its_schedule_and_the_batch_the_others,
     two_schedulers_ticking_together_create_every_occurrence_exactly_once,
@@ -256,6 +257,23 @@ async fn an_edit_made_by_plain_sql_is_picked_up_at_the_next_tick(backend: Backen
     assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 27, 10, 15));
     f.tick(utc(2026, 11, 27, 10, 15));
     assert_eq!(summary(&f.runs(id)), vec![(utc(2026, 11, 27, 10, 15), "queued", "schedule")]);
+}
+
+async fn a_schedule_inserted_by_plain_sql_fires_like_any_other(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    // Only the settings: the database makes the scheduler's state row itself.
+    let mut new = NewSchedule::with_defaults("typed-in", "prune_history", "cron");
+    new.settings.cron_expr = Some("0 3 * * *".to_owned());
+    diesel::insert_into(schedules::table).values(&new).execute(&mut **f.conn()).unwrap();
+    let id: i64 = schedules::table
+        .filter(schedules::name.eq("typed-in"))
+        .select(schedules::id)
+        .first(&mut **f.conn())
+        .unwrap();
+    assert_eq!(f.tick(utc(2026, 11, 27, 10, 0)).rescheduled, 1);
+    assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 28, 3, 0));
+    f.tick(utc(2026, 11, 28, 3, 0));
+    assert_eq!(summary(&f.runs(id)), vec![(utc(2026, 11, 28, 3, 0), "queued", "schedule")]);
 }
 
 type ClaimThread = std::thread::JoinHandle<anyhow::Result<scheduler::Claimed>>;

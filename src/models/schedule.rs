@@ -284,9 +284,7 @@ pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedul
             .filter(schedules::name.eq(&new.settings.name))
             .select(schedules::id)
             .first::<i64>(conn)?;
-        diesel::insert_into(schedule_state::table)
-            .values(schedule_state::schedule_id.eq(id))
-            .execute(conn)?;
+        // The state row is made by the `schedules_state_row` trigger, for any insert.
         with_state().filter(schedules::id.eq(id)).select(Schedule::as_select()).first(conn)
     })
 }

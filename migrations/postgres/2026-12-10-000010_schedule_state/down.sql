@@ -11,5 +11,7 @@ UPDATE schedules SET
     version = s.version,
     no_success_alerted_at = s.no_success_alerted_at
     FROM schedule_state s WHERE s.schedule_id = schedules.id;
+DROP TRIGGER schedules_state_row ON schedules;
+DROP FUNCTION schedule_state_for_new_schedule();
 DROP TABLE schedule_state;
 CREATE INDEX schedules_due ON schedules (enabled, next_fire_at);

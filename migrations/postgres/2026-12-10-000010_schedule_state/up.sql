@@ -15,6 +15,17 @@ INSERT INTO schedule_state (schedule_id, next_fire_at, spec_fingerprint, last_fi
     SELECT id, next_fire_at, spec_fingerprint, last_fire_at, version, no_success_alerted_at FROM schedules;
 CREATE INDEX schedule_state_next_fire ON schedule_state (next_fire_at);
 
+-- Every schedule has its state row, however it is inserted (the admin, `schedules apply`, or
+-- plain SQL): a schedule without one would never be seen by the scheduler.
+CREATE FUNCTION schedule_state_for_new_schedule() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO schedule_state (schedule_id) VALUES (NEW.id);
+    RETURN NEW;
+END
+$$;
+CREATE TRIGGER schedules_state_row AFTER INSERT ON schedules
+    FOR EACH ROW EXECUTE FUNCTION schedule_state_for_new_schedule();
+
 DROP INDEX schedules_due;
 ALTER TABLE schedules
     DROP COLUMN next_fire_at,

@@ -9,5 +9,6 @@ UPDATE schedules SET
     last_fire_at = (SELECT s.last_fire_at FROM schedule_state s WHERE s.schedule_id = schedules.id),
     version = COALESCE((SELECT s.version FROM schedule_state s WHERE s.schedule_id = schedules.id), 0),
     no_success_alerted_at = (SELECT s.no_success_alerted_at FROM schedule_state s WHERE s.schedule_id = schedules.id);
+DROP TRIGGER schedules_state_row;
 DROP TABLE schedule_state;
 CREATE INDEX schedules_due ON schedules (enabled, next_fire_at);

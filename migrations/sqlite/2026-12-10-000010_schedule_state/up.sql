@@ -15,6 +15,13 @@ INSERT INTO schedule_state (schedule_id, next_fire_at, spec_fingerprint, last_fi
     SELECT id, next_fire_at, spec_fingerprint, last_fire_at, version, no_success_alerted_at FROM schedules;
 CREATE INDEX schedule_state_next_fire ON schedule_state (next_fire_at);
 
+-- Every schedule has its state row, however it is inserted (the admin, `schedules apply`, or
+-- plain SQL): a schedule without one would never be seen by the scheduler.
+CREATE TRIGGER schedules_state_row AFTER INSERT ON schedules
+BEGIN
+    INSERT INTO schedule_state (schedule_id) VALUES (NEW.id);
+END;
+
 -- SQLite drops a column only when no index names it.
 DROP INDEX schedules_due;
 ALTER TABLE schedules DROP COLUMN next_fire_at;
