@@ -11,6 +11,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 
 use crate::db::DbPool;
+use crate::domain::{RunStatus, Trigger};
 use crate::import::{self, Observer, Progress};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind};
 use crate::models::{run, source};
@@ -142,7 +143,7 @@ impl RunProgress {
         let Ok(text) = serde_json::to_string(&serde_json::json!({ "progress": progress })) else { return };
         // Progress is a nicety: a failed write must not fail the import.
         if let Ok(mut conn) = self.pool.get() {
-            let _ = run::report_progress(&mut conn, self.run_id, &text);
+            let _ = run::transitions::report_progress(&mut conn, self.run_id, &text);
         }
     }
 }
@@ -186,7 +187,7 @@ pub fn import_now(pool: &DbPool, source_name: &str, label: &str) -> anyhow::Resu
 fn manual_run<'a>(
     label: &'a str,
     params: &'a str,
-    status: &'a str,
+    status: RunStatus,
     triggered_by: Option<i64>,
 ) -> run::NewRun<'a> {
     let now = crate::db::now();
@@ -196,7 +197,7 @@ fn manual_run<'a>(
         task_kind: NAME,
         params,
         scheduled_for: None,
-        trigger: "manual",
+        trigger: Trigger::Manual,
         triggered_by,
         status,
         not_before: now,
@@ -215,7 +216,7 @@ pub fn start_foreground(
     params: &str,
     worker: &str,
 ) -> anyhow::Result<i64> {
-    run::start_foreground(conn, &manual_run(label, params, "running", None), worker)
+    run::transitions::start_foreground(conn, &manual_run(label, params, RunStatus::Running, None), worker)
         .context("Failed to record the run")
 }
 
@@ -229,9 +230,9 @@ pub fn finish_foreground(
     let finished = match result {
         Ok(stats) => {
             let text = serde_json::to_string(stats).context("Failed to record the stats")?;
-            run::finish_foreground(conn, run_id, "succeeded", Some(&text), None, log)
+            run::transitions::finish_foreground(conn, run_id, Ok(&text), log)
         }
-        Err(error) => run::finish_foreground(conn, run_id, "failed", None, Some(&error.to_string()), log),
+        Err(error) => run::transitions::finish_foreground(conn, run_id, Err(&error.to_string()), log),
     };
     finished.context("Failed to record the run's end")?;
     Ok(())
@@ -273,7 +274,8 @@ pub fn queue_import(
         let mut importers = crate::models::schedule::importing_source(conn, NAME, &target.name)?;
         importers.sort_by_key(|found| !found.enabled);
         let queue = importers.first().map_or(crate::domain::QueueName::DEFAULT, |found| found.queue.as_str());
-        let new = run::NewRun { queue, ..manual_run(&label, &params, "queued", actor.id.map(i64::from)) };
+        let new =
+            run::NewRun { queue, ..manual_run(&label, &params, RunStatus::Queued, actor.id.map(i64::from)) };
         let run_id = run::insert(conn, &new)?;
         audit::insert(
             conn,
