@@ -10,6 +10,7 @@
 
 pub mod actions;
 pub mod diff;
+pub mod shrink_refused;
 mod sorted;
 
 use std::time::{Duration, Instant};

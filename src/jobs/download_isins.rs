@@ -12,6 +12,7 @@ use anyhow::Context;
 
 use crate::db::DbPool;
 use crate::domain::{RunStatus, Trigger};
+use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{self, Observer, Progress};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind};
 use crate::models::{run, source};
@@ -116,10 +117,27 @@ impl TaskKind for DownloadIsins {
             // Stopped by a cancel or the run's timeout: the context says which, in its words.
             Err(error) => match ctx.check_stop() {
                 Err(stop) => Err(anyhow::Error::from(stop)),
-                Ok(()) => Err(anyhow::Error::new(error)),
+                Ok(()) => {
+                    // The run page offers to accept a refused shrink: it reads the numbers here.
+                    // Like progress, they must not hide the import's own error if writing fails.
+                    if let Ok(Some(stats)) = refusal_stats(&mut conn, ctx.run_id, &error) {
+                        let _ = run::transitions::report_progress(&mut conn, ctx.run_id, &stats);
+                    }
+                    Err(anyhow::Error::new(error))
+                }
             },
         }
     }
+}
+
+/// The run's stats with `error`'s refused shrink added, when `error` is one.
+fn refusal_stats(
+    conn: &mut crate::db::DbConnection,
+    run_id: i64,
+    error: &import::ImportError,
+) -> diesel::QueryResult<Option<String>> {
+    let Some(current) = run::find(conn, run_id)? else { return Ok(None) };
+    Ok(ShrinkRefused::of(error, current.attempt).map(|refused| refused.added_to(current.stats.as_deref())))
 }
 
 /// An import's progress written to its run (the run page shows it), at most once a second.
@@ -230,9 +248,12 @@ pub fn finish_foreground(
     let finished = match result {
         Ok(stats) => {
             let text = serde_json::to_string(stats).context("Failed to record the stats")?;
-            run::transitions::finish_foreground(conn, run_id, Ok(&text), log)
+            run::transitions::finish_foreground(conn, run_id, Some(&text), None, log)
         }
-        Err(error) => run::transitions::finish_foreground(conn, run_id, Err(&error.to_string()), log),
+        Err(error) => {
+            let stats = refusal_stats(conn, run_id, error).context("Failed to read the run")?;
+            run::transitions::finish_foreground(conn, run_id, stats.as_deref(), Some(&error.to_string()), log)
+        }
     };
     finished.context("Failed to record the run's end")?;
     Ok(())

@@ -12,6 +12,7 @@ use serde_json::json;
 use crate::auth::CurrentUser;
 use crate::db::write_transaction;
 use crate::domain::{Role, RunStatus, Trigger};
+use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{Progress, Stats};
 use crate::jobs::download_isins;
 use crate::models::audit::{self, NewAuditEntry};
@@ -247,8 +248,8 @@ pub async fn detail(
         .filter(|_| found.status == RunStatus::Running)
         .and_then(|value| serde_json::from_value::<Progress>(value.clone()).ok());
     let shrink_refused = found.task_kind == download_isins::NAME
-        && found.status == "failed"
-        && found.error.as_deref().is_some_and(|e| e.contains("accept shrink"));
+        && found.status == RunStatus::Failed
+        && ShrinkRefused::in_stats(&stats_map, found.attempt).is_some();
     // A source URL's credentials are for admins only (the template shows refused lines' text,
     // which is the file's text, to admins only too).
     let import_source = import_source.map(|mut found| {

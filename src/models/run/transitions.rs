@@ -243,17 +243,16 @@ pub fn rescue_stale(
     Ok(requeued)
 }
 
-/// Records how a foreground run ended: succeeded with `stats`, or failed with `error`.
+/// Records how a foreground run ended: succeeded with `stats` when there is no `error`, else
+/// failed with it (and with `stats` when the failure has some, a refused shrink's numbers say).
 pub fn finish_foreground(
     conn: &mut DbConnection,
     id: i64,
-    outcome: Result<&str, &str>,
+    stats: Option<&str>,
+    error: Option<&str>,
     log: Option<&str>,
 ) -> QueryResult<usize> {
-    let (transition, stats, error) = match outcome {
-        Ok(stats) => (RunTransition::Succeed, Some(stats), None),
-        Err(error) => (RunTransition::Fail, None, Some(error)),
-    };
+    let transition = if error.is_none() { RunTransition::Succeed } else { RunTransition::Fail };
     diesel::update(runs::table.find(id).filter(movable!(transition)))
         .set((
             runs::status.eq(transition.target()),
