@@ -18,7 +18,6 @@ use crate::domain::duration_text::span;
 use crate::domain::mask_webhook_url;
 use crate::models::alert::{self, NewDelivery};
 use crate::models::run::{self, Run};
-use crate::models::schedule;
 use crate::sources::outbound::{OutboundClient, OutboundPolicy};
 
 /// How long one webhook call may take.
@@ -34,32 +33,9 @@ pub fn http_client(outbound: &OutboundPolicy, timeout: StdDuration) -> anyhow::R
 pub use crate::sources::outbound::install_tls_provider;
 
 /// Queues the "failed for good" alert of `failed` when its schedule has a webhook; call it where
-/// the run is recorded as failed.
+/// the run is recorded as failed (the run model's transitions do).
 pub fn run_failed(conn: &mut DbConnection, failed: &Run, error: &str) -> QueryResult<Option<i64>> {
-    let Some(owner) = failed.schedule_id.map(|id| schedule::find(conn, id)).transpose()?.flatten() else {
-        return Ok(None);
-    };
-    let Some(url) = owner.settings.alert_webhook_url.as_deref() else { return Ok(None) };
-    let message = format!(
-        "isinbeat: run {} of “{}” failed after {} attempt(s): {}",
-        failed.id,
-        owner.settings.name,
-        failed.attempt,
-        first_line(error)
-    );
-    let id = alert::enqueue(
-        conn,
-        &NewDelivery {
-            schedule_id: owner.id,
-            run_id: Some(failed.id),
-            kind: "run_failed",
-            url,
-            message: &message,
-            status: "pending",
-            created_at: now(),
-        },
-    )?;
-    Ok(Some(id))
+    alert::enqueue_run_failed(conn, failed, error)
 }
 
 /// The dead man's switch: queues an alert for each enabled schedule with a "no success for"
@@ -208,8 +184,4 @@ fn describe_error(error: &reqwest::Error) -> String {
         source = cause.source();
     }
     text
-}
-
-fn first_line(text: &str) -> &str {
-    text.lines().next().unwrap_or_default()
 }

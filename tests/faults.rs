@@ -86,7 +86,7 @@ fn each_occurrence_ended_once(
             owner.settings.name,
             r.id
         );
-        *by_status.entry(r.status.clone()).or_insert(0) += 1;
+        *by_status.entry(r.status.to_string()).or_insert(0) += 1;
     }
     by_status
 }
@@ -791,7 +791,7 @@ async fn a_scheduler_stopped_across_a_dst_change_applies_its_misfire_policy_on_r
             assert_eq!(passed.len(), real_hours_down * 2 + 1, "{policy}: {passed:?}");
             let got: Vec<(DateTime<Utc>, String, String)> = runs_at(&pool, *id)
                 .into_iter()
-                .map(|r| (r.scheduled_for.unwrap().and_utc(), r.status, r.trigger))
+                .map(|r| (r.scheduled_for.unwrap().and_utc(), r.status.to_string(), r.trigger.to_string()))
                 .collect();
             let last = *passed.last().unwrap();
             let want: Vec<(DateTime<Utc>, String, String)> = passed

@@ -185,7 +185,7 @@ impl CliObserver {
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 if let Ok(mut conn) = pool.get() {
-                    let _ = run::beat(&mut conn, run_id);
+                    let _ = run::transitions::heartbeat(&mut conn, run_id, crate::db::now());
                 }
                 for _ in 0..50 {
                     if done.load(Ordering::Relaxed) {

@@ -1,9 +1,6 @@
 //! What happens to occurrences that are late, overlapping or failed: the misfire, overlap and
 //! retry policies of a schedule, as pure decisions the scheduler and workers apply.
 
-use std::fmt;
-use std::str::FromStr;
-
 use chrono::{DateTime, Duration, Utc};
 
 /// The most catch-up runs `run_all` makes after downtime; older occurrences are recorded as
@@ -34,38 +31,8 @@ pub enum OverlapPolicy {
     Replace,
 }
 
-/// A policy name that is not one of the allowed ones.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("unknown choice {0:?}")]
-pub struct UnknownChoice(pub String);
-
-macro_rules! named_choices {
-    ($type:ty { $($variant:ident => $name:literal),+ $(,)? }) => {
-        impl $type {
-            /// Every choice, in the order forms list them.
-            pub const ALL: &'static [$type] = &[$(<$type>::$variant),+];
-
-            /// The name stored in the database and used in forms.
-            pub fn as_str(self) -> &'static str {
-                match self { $(<$type>::$variant => $name),+ }
-            }
-        }
-
-        impl FromStr for $type {
-            type Err = UnknownChoice;
-
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                match s { $($name => Ok(<$type>::$variant),)+ other => Err(UnknownChoice(other.to_owned())) }
-            }
-        }
-
-        impl fmt::Display for $type {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(self.as_str())
-            }
-        }
-    };
-}
+pub use super::named_choices::UnknownChoice;
+use super::named_choices::named_choices;
 
 named_choices!(MisfirePolicy { Skip => "skip", RunOnce => "run_once", RunAll => "run_all" });
 named_choices!(OverlapPolicy { Allow => "allow", Forbid => "forbid", Replace => "replace" });

@@ -166,7 +166,8 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
 fn running_import(conn: &mut DbConnection, source: &Source) -> diesel::QueryResult<Option<i64>> {
     match source.import_run_id {
         Some(run_id)
-            if crate::models::run::find(conn, run_id)?.is_some_and(|run| run.status == "running") =>
+            if crate::models::run::find(conn, run_id)?
+                .is_some_and(|run| run.status == crate::domain::RunStatus::Running) =>
         {
             Ok(Some(run_id))
         }

@@ -15,6 +15,7 @@ mod lock;
 mod preview;
 mod publish;
 mod read;
+pub mod shrink_refused;
 mod sorted;
 
 use std::time::{Duration, Instant};

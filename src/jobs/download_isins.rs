@@ -12,6 +12,8 @@ use anyhow::Context;
 
 use crate::db::DbPool;
 pub use crate::domain::download_params::Params;
+use crate::domain::{RunStatus, Trigger};
+use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{self, Observer, Progress};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind};
 use crate::models::{run, source};
@@ -116,10 +118,27 @@ impl TaskKind for DownloadIsins {
             // Stopped by a cancel or the run's timeout: the context says which, in its words.
             Err(error) => match ctx.check_stop() {
                 Err(stop) => Err(anyhow::Error::from(stop)),
-                Ok(()) => Err(anyhow::Error::new(error)),
+                Ok(()) => {
+                    // The run page offers to accept a refused shrink: it reads the numbers here.
+                    // Like progress, they must not hide the import's own error if writing fails.
+                    if let Ok(Some(stats)) = refusal_stats(&mut conn, ctx.run_id, &error) {
+                        let _ = run::transitions::report_progress(&mut conn, ctx.run_id, &stats);
+                    }
+                    Err(anyhow::Error::new(error))
+                }
             },
         }
     }
+}
+
+/// The run's stats with `error`'s refused shrink added, when `error` is one.
+fn refusal_stats(
+    conn: &mut crate::db::DbConnection,
+    run_id: i64,
+    error: &import::ImportError,
+) -> diesel::QueryResult<Option<String>> {
+    let Some(current) = run::find(conn, run_id)? else { return Ok(None) };
+    Ok(ShrinkRefused::of(error, current.attempt).map(|refused| refused.added_to(current.stats.as_deref())))
 }
 
 /// An import's progress written to its run (the run page shows it), at most once a second.
@@ -143,7 +162,7 @@ impl RunProgress {
         let Ok(text) = serde_json::to_string(&serde_json::json!({ "progress": progress })) else { return };
         // Progress is a nicety: a failed write must not fail the import.
         if let Ok(mut conn) = self.pool.get() {
-            let _ = run::report_progress(&mut conn, self.run_id, &text);
+            let _ = run::transitions::report_progress(&mut conn, self.run_id, &text);
         }
     }
 }
@@ -187,7 +206,7 @@ pub fn import_now(pool: &DbPool, source_name: &str, label: &str) -> anyhow::Resu
 fn manual_run<'a>(
     label: &'a str,
     params: &'a str,
-    status: &'a str,
+    status: RunStatus,
     triggered_by: Option<i64>,
 ) -> run::NewRun<'a> {
     let now = crate::db::now();
@@ -197,7 +216,7 @@ fn manual_run<'a>(
         task_kind: NAME,
         params,
         scheduled_for: None,
-        trigger: "manual",
+        trigger: Trigger::Manual,
         triggered_by,
         status,
         not_before: now,
@@ -216,7 +235,7 @@ pub fn start_foreground(
     params: &str,
     worker: &str,
 ) -> anyhow::Result<i64> {
-    run::start_foreground(conn, &manual_run(label, params, "running", None), worker)
+    run::transitions::start_foreground(conn, &manual_run(label, params, RunStatus::Running, None), worker)
         .context("Failed to record the run")
 }
 
@@ -230,9 +249,12 @@ pub fn finish_foreground(
     let finished = match result {
         Ok(stats) => {
             let text = serde_json::to_string(stats).context("Failed to record the stats")?;
-            run::finish_foreground(conn, run_id, "succeeded", Some(&text), None, log)
+            run::transitions::finish_foreground(conn, run_id, Some(&text), None, log)
         }
-        Err(error) => run::finish_foreground(conn, run_id, "failed", None, Some(&error.to_string()), log),
+        Err(error) => {
+            let stats = refusal_stats(conn, run_id, error).context("Failed to read the run")?;
+            run::transitions::finish_foreground(conn, run_id, stats.as_deref(), Some(&error.to_string()), log)
+        }
     };
     finished.context("Failed to record the run's end")?;
     Ok(())
@@ -269,7 +291,8 @@ pub fn queue_import(
         let queue = importers
             .first()
             .map_or(crate::domain::QueueName::DEFAULT, |found| found.settings.queue.as_str());
-        let new = run::NewRun { queue, ..manual_run(&label, &params, "queued", actor.id.map(i64::from)) };
+        let new =
+            run::NewRun { queue, ..manual_run(&label, &params, RunStatus::Queued, actor.id.map(i64::from)) };
         let run_id = run::insert(conn, &new)?;
         audit::insert(
             conn,

@@ -7,11 +7,10 @@ use std::time::{Duration as StdDuration, Instant};
 
 use anyhow::Context;
 use chrono::NaiveDateTime;
-use diesel::prelude::*;
 
-use crate::db::schema::runs;
-use crate::db::{DbPool, now, write_transaction};
+use crate::db::{DbPool, now};
 use crate::jobs::{Registry, Stop, TaskContext};
+use crate::models::run::transitions::{self, Claim};
 use crate::models::run::{self, Run};
 use crate::models::schedule;
 
@@ -44,27 +43,10 @@ pub fn execute(
     let mut pooled = pool.get().context("Failed to get a database connection")?;
     let conn: &mut crate::db::DbConnection = &mut pooled;
     let started = now();
-    let claimed = diesel::update(
-        runs::table.find(run_id).filter(runs::status.eq("queued")).filter(runs::not_before.le(started)),
-    )
-    .set((
-        runs::status.eq("running"),
-        runs::worker.eq(worker),
-        runs::started_at.eq(started),
-        runs::heartbeat_at.eq(started),
-        runs::finished_at.eq(None::<NaiveDateTime>),
-    ))
-    .execute(conn)
-    .context("Failed to claim the run")?;
-    if claimed == 0 {
-        let waiting = runs::table
-            .find(run_id)
-            .filter(runs::status.eq("queued"))
-            .select(runs::not_before)
-            .first::<NaiveDateTime>(conn)
-            .optional()
-            .context("Failed to read the run")?;
-        return Ok(waiting.map_or(Outcome::NotClaimed, |at| Outcome::NotDue { at }));
+    match transitions::claim(conn, run_id, worker, started).context("Failed to claim the run")? {
+        Claim::Claimed => {}
+        Claim::NotDue(at) => return Ok(Outcome::NotDue { at }),
+        Claim::NotQueued => return Ok(Outcome::NotClaimed),
     }
     let current = run::find(conn, run_id)?.context("The claimed run vanished")?;
     let owner = current.schedule_id.map(|id| schedule::find(conn, id)).transpose()?.flatten();
@@ -149,13 +131,10 @@ fn spawn_heartbeat(
             }
             let Ok(mut pooled) = pool.get() else { continue };
             let conn: &mut crate::db::DbConnection = &mut pooled;
-            let beat = diesel::update(runs::table.find(run_id).filter(runs::status.eq("running")))
-                .set(runs::heartbeat_at.eq(now()))
-                .execute(conn);
-            let asked_to_stop =
-                runs::table.find(run_id).select(runs::cancel_requested).first::<bool>(conn).unwrap_or(false);
+            let beat = transitions::heartbeat(conn, run_id, now());
+            let asked_to_stop = transitions::stop_requested(conn, run_id).unwrap_or(false);
             // A run that is no longer ours (rescued elsewhere) must stop too.
-            if asked_to_stop || matches!(beat, Ok(0)) {
+            if asked_to_stop || matches!(beat, Ok(false)) {
                 cancelled.store(true, Ordering::Relaxed);
             }
         }
@@ -174,67 +153,23 @@ fn finish(
     let mut pooled = pool.get().context("Failed to get a database connection")?;
     let conn: &mut crate::db::DbConnection = &mut pooled;
     let finished = now();
-    let ours =
-        runs::table.find(current.id).filter(runs::status.eq("running")).filter(runs::worker.eq(worker));
-    let (recorded, result) = if ending == Ending::Cancelled {
-        let n = diesel::update(ours)
-            .set((runs::status.eq("cancelled"), runs::finished_at.eq(finished), runs::log.eq(log)))
-            .execute(conn)?;
-        (n, Outcome::Cancelled)
-    } else {
-        match outcome {
-            Ok(stats) => {
-                let n = diesel::update(ours)
-                    .set((
-                        runs::status.eq("succeeded"),
-                        runs::finished_at.eq(finished),
-                        runs::stats.eq(stats.to_string()),
-                        runs::log.eq(log),
-                        runs::error.eq(None::<String>),
-                    ))
-                    .execute(conn)?;
-                (n, Outcome::Succeeded)
-            }
-            Err(error) => {
-                let retry_at = match ending {
-                    Ending::Retryable => schedule::retry_delay(conn, current.schedule_id, current.attempt)?
-                        .map(|delay| finished + delay),
-                    Ending::Permanent | Ending::Cancelled => None,
-                };
-                let n = match retry_at {
-                    // Same row, next attempt, later.
-                    Some(at) => diesel::update(ours)
-                        .set((
-                            runs::status.eq("queued"),
-                            runs::attempt.eq(current.attempt + 1),
-                            runs::not_before.eq(at),
-                            runs::worker.eq(None::<String>),
-                            runs::error.eq(&error),
-                            runs::log.eq(log),
-                        ))
-                        .execute(conn)?,
-                    // Failed for good: the alert is queued in the same transaction.
-                    None => write_transaction(conn, |conn| {
-                        let n = diesel::update(ours)
-                            .set((
-                                runs::status.eq("failed"),
-                                runs::finished_at.eq(finished),
-                                runs::error.eq(&error),
-                                runs::log.eq(log),
-                            ))
-                            .execute(conn)?;
-                        if n == 1 {
-                            crate::alerts::run_failed(conn, current, &error)?;
-                        }
-                        Ok::<_, diesel::result::Error>(n)
-                    })
-                    .context("Failed to record the failure")?,
-                };
-                (n, Outcome::Failed { error, retry_at })
-            }
+    let log = log.as_deref();
+    let (recorded, result) = match (ending, outcome) {
+        (Ending::Cancelled, _) => {
+            (transitions::stop(conn, current.id, worker, log, finished)?, Outcome::Cancelled)
+        }
+        (_, Ok(stats)) => {
+            let stats = stats.to_string();
+            (transitions::succeed(conn, current.id, worker, &stats, log, finished)?, Outcome::Succeeded)
+        }
+        (_, Err(error)) => {
+            let retryable = ending == Ending::Retryable;
+            let failed = transitions::fail_or_retry(conn, current, worker, &error, log, retryable, finished)
+                .context("Failed to record the failure")?;
+            (failed.recorded, Outcome::Failed { error, retry_at: failed.retry_at })
         }
     };
-    if recorded == 0 {
+    if !recorded {
         tracing::warn!(run = current.id, "the run was taken over while it ran; its outcome is not recorded");
     }
     Ok(result)

@@ -9,6 +9,7 @@ use serde_json::json;
 
 use crate::db::schema::{isin_changes, runs, schedules};
 use crate::db::write_transaction;
+use crate::domain::RunStatus;
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind, integer_param};
 
 /// The task kind.
@@ -26,9 +27,10 @@ const PARAMS: &[ParamSpec] = &[ParamSpec {
 /// How long alert deliveries are kept.
 pub const KEEP_ALERTS_DAYS: i64 = 90;
 
-/// Statuses pruned under the "succeeded" limit; every other finished status counts as failed.
-const SUCCEEDED: &[&str] = &["succeeded"];
-const OTHER_FINISHED: &[&str] = &["failed", "cancelled", "skipped", "missed", "expired"];
+/// Statuses pruned under the `succeeded` limit; every other final status counts as failed.
+const SUCCEEDED: &[RunStatus] = &[RunStatus::Succeeded];
+const OTHER_FINISHED: &[RunStatus] =
+    &[RunStatus::Failed, RunStatus::Cancelled, RunStatus::Skipped, RunStatus::Missed, RunStatus::Expired];
 
 impl TaskKind for PruneHistory {
     fn name(&self) -> &'static str {
@@ -86,5 +88,19 @@ impl TaskKind for PruneHistory {
         let alerts = crate::models::alert::prune(conn, before).context("Failed to delete old alerts")?;
         ctx.log(format!("deleted {alerts} alert deliveries older than {KEEP_ALERTS_DAYS} days"));
         Ok(json!({ "deleted_runs": deleted, "deleted_alerts": alerts }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_two_limits_cover_every_final_status_once() {
+        let mut covered: Vec<RunStatus> = SUCCEEDED.iter().chain(OTHER_FINISHED).copied().collect();
+        covered.sort_by_key(|status| status.as_str());
+        let mut finals: Vec<RunStatus> = RunStatus::ALL.iter().copied().filter(|s| s.is_final()).collect();
+        finals.sort_by_key(|status| status.as_str());
+        assert_eq!(covered, finals);
     }
 }

@@ -43,6 +43,41 @@ pub fn enqueue(conn: &mut DbConnection, new: &NewDelivery<'_>) -> QueryResult<i6
     crate::db::last_insert_id(conn)
 }
 
+/// Queues the "failed for good" alert of `failed` when its schedule has a webhook; call it in
+/// the transaction that records the run as failed. Returns the delivery's id, if one was queued.
+pub fn enqueue_run_failed(
+    conn: &mut DbConnection,
+    failed: &crate::models::run::Run,
+    error: &str,
+) -> QueryResult<Option<i64>> {
+    let Some(owner) =
+        failed.schedule_id.map(|id| crate::models::schedule::find(conn, id)).transpose()?.flatten()
+    else {
+        return Ok(None);
+    };
+    let Some(url) = owner.settings.alert_webhook_url.as_deref() else { return Ok(None) };
+    let message = format!(
+        "isinbeat: run {} of “{}” failed after {} attempt(s): {}",
+        failed.id,
+        owner.settings.name,
+        failed.attempt,
+        error.lines().next().unwrap_or_default()
+    );
+    let id = enqueue(
+        conn,
+        &NewDelivery {
+            schedule_id: owner.id,
+            run_id: Some(failed.id),
+            kind: "run_failed",
+            url,
+            message: &message,
+            status: "pending",
+            created_at: crate::db::now(),
+        },
+    )?;
+    Ok(Some(id))
+}
+
 /// Claims a pending delivery (or one whose sender died mid-way, `sending` since before
 /// `stuck_before`). False: someone else has it.
 pub fn claim(conn: &mut DbConnection, id: i64, stuck_before: NaiveDateTime) -> QueryResult<Option<Delivery>> {

@@ -13,5 +13,6 @@ pub mod run;
 pub mod schedule;
 pub mod session;
 pub mod source;
+pub mod text_columns;
 pub mod user;
 pub mod worker;

@@ -8,6 +8,9 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::runs;
+use crate::domain::{RunStatus, Trigger};
+
+pub mod transitions;
 
 /// A row of `runs`.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -19,9 +22,9 @@ pub struct Run {
     pub task_kind: String,
     pub params: String,
     pub scheduled_for: Option<NaiveDateTime>,
-    pub trigger: String,
+    pub trigger: Trigger,
     pub triggered_by: Option<i64>,
-    pub status: String,
+    pub status: RunStatus,
     pub attempt: i32,
     pub not_before: NaiveDateTime,
     pub cancel_requested: bool,
@@ -46,9 +49,9 @@ pub struct NewRun<'a> {
     pub task_kind: &'a str,
     pub params: &'a str,
     pub scheduled_for: Option<NaiveDateTime>,
-    pub trigger: &'a str,
+    pub trigger: Trigger,
     pub triggered_by: Option<i64>,
-    pub status: &'a str,
+    pub status: RunStatus,
     pub not_before: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
     pub error: Option<&'a str>,
@@ -93,13 +96,6 @@ pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Run>> {
 /// The queue a run was sent to; `None` when there is no such run.
 pub fn queue_of(conn: &mut DbConnection, id: i64) -> QueryResult<Option<String>> {
     runs::table.find(id).select(runs::queue).first(conn).optional()
-}
-
-/// Sends the queued runs of a schedule to `queue` (the schedule moved there).
-pub fn move_queued(conn: &mut DbConnection, schedule_id: i64, queue: &str) -> QueryResult<usize> {
-    diesel::update(runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq("queued")))
-        .set(runs::queue.eq(queue))
-        .execute(conn)
 }
 
 /// Runs of a schedule, newest first.
@@ -150,27 +146,17 @@ pub fn count_for_schedule(conn: &mut DbConnection, schedule_id: i64) -> QueryRes
 /// Whether the schedule has a run that is queued or running (for the overlap policy).
 pub fn has_active(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
-        runs::table
-            .filter(runs::schedule_id.eq(schedule_id))
-            .filter(runs::status.eq_any(["queued", "running"])),
+        runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq_any(RunStatus::ACTIVE)),
     ))
     .get_result(conn)
-}
-
-/// Asks the schedule's running runs to stop (the `replace` overlap policy); workers check the
-/// flag at every heartbeat.
-pub fn request_cancel_running(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<usize> {
-    diesel::update(runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq("running")))
-        .set(runs::cancel_requested.eq(true))
-        .execute(conn)
 }
 
 /// What the runs list can narrow runs to.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
     pub schedule_id: Option<i64>,
-    pub status: Option<String>,
-    pub trigger: Option<String>,
+    pub status: Option<RunStatus>,
+    pub trigger: Option<Trigger>,
     /// Runs recorded at or after this instant.
     pub since: Option<NaiveDateTime>,
     /// Runs recorded before this instant.
@@ -191,11 +177,11 @@ pub fn page(
     if let Some(id) = filter.schedule_id {
         query = query.filter(runs::schedule_id.eq(id));
     }
-    if let Some(status) = &filter.status {
-        query = query.filter(runs::status.eq(status.clone()));
+    if let Some(status) = filter.status {
+        query = query.filter(runs::status.eq(status));
     }
-    if let Some(trigger) = &filter.trigger {
-        query = query.filter(runs::trigger.eq(trigger.clone()));
+    if let Some(trigger) = filter.trigger {
+        query = query.filter(runs::trigger.eq(trigger));
     }
     if let Some(since) = filter.since {
         query = query.filter(runs::created_at.ge(since));
@@ -214,27 +200,6 @@ pub fn page(
         }
         query.order(runs::id.desc()).limit(limit).load(conn)
     }
-}
-
-/// Stops a run: a queued one is cancelled at once; a running one is asked to stop (its worker
-/// checks at every heartbeat). Returns the status it had, or `None` when it had already ended.
-pub fn cancel(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<Option<String>> {
-    let Some(current) = find(conn, id)? else { return Ok(None) };
-    let changed = match current.status.as_str() {
-        "queued" => diesel::update(runs::table.find(id).filter(runs::status.eq("queued")))
-            .set((
-                runs::status.eq("cancelled"),
-                runs::finished_at.eq(crate::db::now()),
-                runs::error.eq(reason),
-                runs::cancel_requested.eq(true),
-            ))
-            .execute(conn)?,
-        "running" => diesel::update(runs::table.find(id).filter(runs::status.eq("running")))
-            .set(runs::cancel_requested.eq(true))
-            .execute(conn)?,
-        _ => 0,
-    };
-    Ok((changed == 1).then_some(current.status))
 }
 
 /// The newest run of each of `schedule_ids`: one index seek each on (schedule_id, id), so the
@@ -266,7 +231,7 @@ pub fn last_success_per_schedule(
     conn: &mut DbConnection,
 ) -> QueryResult<Vec<(Option<i64>, Option<NaiveDateTime>)>> {
     runs::table
-        .filter(runs::status.eq("succeeded"))
+        .filter(runs::status.eq(RunStatus::Succeeded))
         .filter(runs::schedule_id.is_not_null())
         .group_by(runs::schedule_id)
         .select((runs::schedule_id, diesel::dsl::max(runs::finished_at)))
@@ -301,13 +266,13 @@ pub fn backlog_by_queue(
 ) -> QueryResult<std::collections::BTreeMap<String, QueueBacklog>> {
     use diesel::dsl::{count_star, min};
     let due: Vec<(String, i64, Option<NaiveDateTime>)> = runs::table
-        .filter(runs::status.eq("queued"))
+        .filter(runs::status.eq(RunStatus::Queued))
         .filter(runs::not_before.le(now))
         .group_by(runs::queue)
         .select((runs::queue, count_star(), min(runs::not_before)))
         .load(conn)?;
     let later: Vec<(String, i64)> = runs::table
-        .filter(runs::status.eq("queued"))
+        .filter(runs::status.eq(RunStatus::Queued))
         .filter(runs::not_before.gt(now))
         .group_by(runs::queue)
         .select((runs::queue, count_star()))
@@ -325,7 +290,11 @@ pub fn backlog_by_queue(
 
 /// Runs in progress, oldest first.
 pub fn running(conn: &mut DbConnection) -> QueryResult<Vec<Run>> {
-    runs::table.filter(runs::status.eq("running")).order(runs::id.asc()).select(Run::as_select()).load(conn)
+    runs::table
+        .filter(runs::status.eq(RunStatus::Running))
+        .order(runs::id.asc())
+        .select(Run::as_select())
+        .load(conn)
 }
 
 /// Runs created on one UTC day with one status.
@@ -334,7 +303,7 @@ pub struct DayCount {
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub day: String,
     #[diesel(sql_type = diesel::sql_types::Text)]
-    pub status: String,
+    pub status: RunStatus,
     #[diesel(sql_type = diesel::sql_types::BigInt)]
     pub runs: i64,
 }
@@ -352,14 +321,21 @@ pub fn per_day(conn: &mut DbConnection, since: NaiveDateTime) -> QueryResult<Vec
     .load(conn)
 }
 
+/// `statuses` as an SQL list of string literals. Their names are fixed identifiers of ours,
+/// never typed by anyone, so they can be written into a statement.
+fn sql_list(statuses: &[RunStatus]) -> String {
+    statuses.iter().map(|status| format!("'{status}'")).collect::<Vec<_>>().join(", ")
+}
+
 /// The schedules whose newest ended run failed or expired, with that run; newest first.
 pub fn failing(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Run>> {
     runs::table
-        .filter(runs::status.eq_any(["failed", "expired"]))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(
+        .filter(runs::status.eq_any(RunStatus::FAILURES))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
             "runs.id IN (SELECT MAX(r.id) FROM runs r WHERE r.schedule_id IS NOT NULL \
-             AND r.status IN ('succeeded', 'failed', 'expired') GROUP BY r.schedule_id)",
-        ))
+             AND r.status IN ({}) GROUP BY r.schedule_id)",
+            sql_list(RunStatus::VERDICTS)
+        )))
         .order(runs::id.desc())
         .limit(limit)
         .select(Run::as_select())
@@ -395,57 +371,12 @@ pub fn dispatched_between(
     runs::table
         .filter(runs::created_at.gt(after))
         .filter(runs::created_at.le(upto))
-        .filter(runs::trigger.eq_any(["schedule", "catch_up"]))
-        .filter(runs::status.ne_all(["missed", "skipped"]))
+        .filter(runs::trigger.eq_any(Trigger::OCCURRENCES))
+        .filter(runs::status.ne_all(RunStatus::NOT_RUN))
         .order(runs::created_at.asc())
         .limit(limit)
         .select((runs::created_at, runs::scheduled_for.assume_not_null()))
         .load(conn)
-}
-
-/// Starts a run executed in the foreground by `worker` (the command line's `import`): recorded
-/// as running from the start, with a heartbeat.
-pub fn start_foreground(conn: &mut DbConnection, new: &NewRun<'_>, worker: &str) -> QueryResult<i64> {
-    let id = insert(conn, &NewRun { status: "running", ..new.clone() })?;
-    let now = crate::db::now();
-    diesel::update(runs::table.find(id))
-        .set((runs::worker.eq(worker), runs::started_at.eq(now), runs::heartbeat_at.eq(now)))
-        .execute(conn)?;
-    Ok(id)
-}
-
-/// Records how a foreground run ended (`succeeded` with stats, or `failed` with an error).
-pub fn finish_foreground(
-    conn: &mut DbConnection,
-    id: i64,
-    status: &str,
-    stats: Option<&str>,
-    error: Option<&str>,
-    log: Option<&str>,
-) -> QueryResult<usize> {
-    diesel::update(runs::table.find(id).filter(runs::status.eq("running")))
-        .set((
-            runs::status.eq(status),
-            runs::finished_at.eq(crate::db::now()),
-            runs::stats.eq(stats),
-            runs::error.eq(error),
-            runs::log.eq(log),
-        ))
-        .execute(conn)
-}
-
-/// Marks a run alive now.
-pub fn beat(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
-    diesel::update(runs::table.find(id).filter(runs::status.eq("running")))
-        .set(runs::heartbeat_at.eq(crate::db::now()))
-        .execute(conn)
-}
-
-/// Writes a running run's stats (its progress).
-pub fn report_progress(conn: &mut DbConnection, id: i64, stats: &str) -> QueryResult<usize> {
-    diesel::update(runs::table.find(id).filter(runs::status.eq("running")))
-        .set(runs::stats.eq(stats))
-        .execute(conn)
 }
 
 /// The latest runs of `task_kind` whose `source` parameter is `source_name`, newest first.
@@ -487,7 +418,7 @@ pub fn succeeded_since(
     let changed = isin_changes::table.filter(isin_changes::run_id.eq(runs::id)).select(isin_changes::run_id);
     runs::table
         .filter(runs::task_kind.eq(task_kind))
-        .filter(runs::status.eq("succeeded"))
+        .filter(runs::status.eq(RunStatus::Succeeded))
         .filter(runs::finished_at.ge(since))
         .filter(diesel::dsl::exists(changed))
         .order(runs::id.desc())
@@ -517,7 +448,7 @@ pub fn succeeded_summaries_since(
 ) -> QueryResult<Vec<RunSummary>> {
     runs::table
         .filter(runs::task_kind.eq(task_kind))
-        .filter(runs::status.eq("succeeded"))
+        .filter(runs::status.eq(RunStatus::Succeeded))
         .filter(runs::finished_at.ge(since))
         .order(runs::id.desc())
         .select((runs::id, runs::schedule_name, runs::started_at, runs::finished_at, runs::stats))

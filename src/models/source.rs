@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{runs, sources};
+use crate::domain::RunStatus;
 
 /// A row of `sources`.
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -121,8 +122,9 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Source>> {
 /// either comes first (nothing is deleted) or finds no source. Its records are deleted by
 /// `import::actions::delete`.
 pub fn delete_unless_importing(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
-    let holder =
-        runs::table.filter(runs::id.nullable().eq(sources::import_run_id)).filter(runs::status.eq("running"));
+    let holder = runs::table
+        .filter(runs::id.nullable().eq(sources::import_run_id))
+        .filter(runs::status.eq(RunStatus::Running));
     diesel::delete(sources::table.find(id).filter(diesel::dsl::not(diesel::dsl::exists(holder))))
         .execute(conn)
 }
@@ -139,7 +141,7 @@ pub fn take_import_lock(
 ) -> QueryResult<Result<Option<i64>, i64>> {
     let live_holder = runs::table
         .filter(runs::id.nullable().eq(sources::import_run_id))
-        .filter(runs::status.eq("running"))
+        .filter(runs::status.eq(RunStatus::Running))
         .filter(runs::heartbeat_at.gt(stale_before));
     let previous: Option<Option<i64>> =
         sources::table.find(source_id).select(sources::import_run_id).first(conn).optional()?;

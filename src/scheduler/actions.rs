@@ -8,6 +8,7 @@ use serde_json::json;
 use crate::db::schema::schedules;
 use crate::db::{DbConnection, now, write_transaction};
 use crate::domain::mask_webhook_url;
+use crate::domain::{RunStatus, Trigger};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, NewSchedule, Schedule, ScheduleChanges};
@@ -110,7 +111,7 @@ fn update_within(
     if settings.queue != target.settings.queue {
         // Its waiting runs follow it; their jobs in the old queue are pushed again by a
         // scheduler (the run row names the queue), or run there if a worker takes them first.
-        run::move_queued(conn, id, &settings.queue)?;
+        run::transitions::move_queued(conn, id, &settings.queue)?;
     }
     record(conn, actor, "update", &target, changes)?;
     Ok(true)
@@ -209,9 +210,9 @@ pub fn run_now(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<i64, A
                 task_kind: &target.settings.task_kind,
                 params: &target.settings.params,
                 scheduled_for: None,
-                trigger: "manual",
+                trigger: Trigger::Manual,
                 triggered_by: actor.id.map(i64::from),
-                status: "queued",
+                status: RunStatus::Queued,
                 not_before: at,
                 finished_at: None,
                 error: None,
@@ -230,7 +231,7 @@ pub enum Retried {
     /// A new run (trigger `retry`) was queued with the ended run's task and parameters.
     Queued(i64),
     /// The run has not ended (queued or running): nothing was done.
-    StillActive(String),
+    StillActive(RunStatus),
 }
 
 /// Queues a new run of what the ended run `id` ran — same schedule, task and parameters — with
@@ -238,7 +239,7 @@ pub enum Retried {
 pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Option<Retried>, ActionError> {
     write_transaction(conn, |conn| {
         let Some(ended) = run::find(conn, id)? else { return Ok(None) };
-        if matches!(ended.status.as_str(), "queued" | "running") {
+        if ended.status.is_active() {
             return Ok(Some(Retried::StillActive(ended.status)));
         }
         let at = now();
@@ -256,9 +257,9 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Opti
                 task_kind: &ended.task_kind,
                 params: &ended.params,
                 scheduled_for: None,
-                trigger: "retry",
+                trigger: Trigger::Retry,
                 triggered_by: actor.id.map(i64::from),
-                status: "queued",
+                status: RunStatus::Queued,
                 not_before: at,
                 finished_at: None,
                 error: None,

@@ -24,6 +24,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::policy::{Disposition, OverlapAction, OverlapPolicy, jitter, plan_due};
+use crate::domain::{RunStatus, Trigger};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, Schedule};
 
@@ -313,7 +314,7 @@ fn claim_loaded<'a>(
         if taken.contains(&(current.id, naive(at))) {
             continue;
         }
-        let trigger = if disposition == Disposition::CatchUp { "catch_up" } else { "schedule" };
+        let trigger = if disposition == Disposition::CatchUp { Trigger::CatchUp } else { Trigger::Schedule };
         let mut new = NewRun {
             schedule_id: Some(current.id),
             schedule_name: &current.settings.name,
@@ -322,7 +323,7 @@ fn claim_loaded<'a>(
             scheduled_for: Some(naive(at)),
             trigger,
             triggered_by: None,
-            status: "queued",
+            status: RunStatus::Queued,
             not_before: naive(
                 at + jitter(current.id, at, Duration::seconds(current.settings.jitter_seconds.max(0))),
             ),
@@ -332,7 +333,7 @@ fn claim_loaded<'a>(
             queue: &current.settings.queue,
         };
         if disposition == Disposition::Missed {
-            new.status = "missed";
+            new.status = RunStatus::Missed;
             new.finished_at = Some(naive(now));
             new.error = Some("Not run: no scheduler was running at the time (or the schedule was paused).");
             rows.push(new);
@@ -342,7 +343,7 @@ fn claim_loaded<'a>(
         match current.overlap().decide(earlier_active) {
             OverlapAction::Run => {}
             OverlapAction::Skip => {
-                new.status = "skipped";
+                new.status = RunStatus::Skipped;
                 new.finished_at = Some(naive(now));
                 new.error =
                     Some("Not run: an earlier run of this schedule was still running (overlap: forbid).");
@@ -351,7 +352,7 @@ fn claim_loaded<'a>(
                 continue;
             }
             OverlapAction::CancelRunningThenRun => {
-                run::request_cancel_running(conn, current.id)?;
+                run::transitions::request_cancel_running(conn, current.id)?;
             }
         }
         rows.push(new);
@@ -363,7 +364,8 @@ fn claim_loaded<'a>(
 /// `done`.
 fn write_runs(conn: &mut DbConnection, rows: &[NewRun<'_>], done: &mut Claimed) -> Result<(), ClaimError> {
     let ids = run::insert_many(conn, rows)?;
-    done.queued.extend(rows.iter().zip(ids).filter(|(row, _)| row.status == "queued").map(|(_, id)| id));
+    done.queued
+        .extend(rows.iter().zip(ids).filter(|(row, _)| row.status == RunStatus::Queued).map(|(_, id)| id));
     Ok(())
 }
 
@@ -408,9 +410,9 @@ pub fn claim_latest(
                 task_kind: &current.settings.task_kind,
                 params: &current.settings.params,
                 scheduled_for: Some(naive(at)),
-                trigger: "schedule",
+                trigger: Trigger::Schedule,
                 triggered_by: None,
-                status: "queued",
+                status: RunStatus::Queued,
                 not_before: naive(now),
                 finished_at: None,
                 error: None,

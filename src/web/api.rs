@@ -4,6 +4,8 @@
 //! [`crate::web::middleware::api_access`] checks both. Errors are JSON objects with a stable
 //! `code` and a `message` for people. The OpenAPI document describes all of it.
 
+use std::sync::LazyLock;
+
 use actix_web::http::StatusCode;
 use actix_web::http::header::{CACHE_CONTROL, WWW_AUTHENTICATE};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
@@ -13,7 +15,7 @@ use serde_json::json;
 
 use crate::auth::CurrentUser;
 use crate::browse;
-use crate::domain::Role;
+use crate::domain::{ChangeKind, Role, RunStatus, Trigger};
 use crate::models::isin_browse::{self, Total};
 use crate::models::run::{self, Run};
 use crate::models::schedule::{self, Schedule, ScheduleFilter};
@@ -98,7 +100,31 @@ pub async fn not_found() -> Result<HttpResponse, ApiError> {
 
 /// The OpenAPI document (written by hand and checked against the route table by the tests).
 pub async fn openapi() -> HttpResponse {
-    HttpResponse::Ok().content_type("application/json").body(include_str!("openapi.json"))
+    HttpResponse::Ok().content_type("application/json").body(OPENAPI.as_str())
+}
+
+/// The document as served: `docs/openapi.json` with the names of run statuses and change kinds
+/// taken from their enums, so that it cannot drift from them.
+static OPENAPI: LazyLock<String> = LazyLock::new(|| {
+    let doc = include_str!("../../docs/openapi.json");
+    let doc = fill_names(doc, "filled in by the server: run statuses", RunStatus::NAMES);
+    fill_names(&doc, "filled in by the server: change kinds", ChangeKind::NAMES)
+});
+
+/// `doc` with every line that holds only the string `marker` replaced by one line per name, at
+/// the marker's indentation, as the items of a JSON array.
+fn fill_names(doc: &str, marker: &str, names: &[&str]) -> String {
+    let quoted = format!("\"{marker}\"");
+    doc.split_inclusive('\n')
+        .map(|line| {
+            if line.trim() != quoted {
+                return line.to_owned();
+            }
+            let indent = &line[..line.len() - line.trim_start().len()];
+            let items: Vec<String> = names.iter().map(|name| format!("{indent}\"{name}\"")).collect();
+            items.join(",\n") + if line.ends_with('\n') { "\n" } else { "" }
+        })
+        .collect()
 }
 
 #[derive(Debug, Deserialize)]
@@ -273,8 +299,8 @@ struct RunOut {
     schedule_id: Option<i64>,
     schedule_name: String,
     task: String,
-    status: String,
-    trigger: String,
+    status: RunStatus,
+    trigger: Trigger,
     attempt: i32,
     scheduled_for: Option<NaiveDateTime>,
     started_at: Option<NaiveDateTime>,
@@ -329,6 +355,14 @@ pub async fn get_run(
     Ok(HttpResponse::Ok().json(RunOut::new(found, &me)))
 }
 
+/// What "run now" answers: the new run, and whether it reached the queue (if not, a scheduler
+/// queues it shortly).
+#[derive(Serialize)]
+struct RunQueuedOut {
+    run_id: i64,
+    queued: bool,
+}
+
 /// `POST /api/v1/schedules/{id}/run`: queues a run now (operators).
 pub async fn run_schedule(
     req: HttpRequest,
@@ -342,5 +376,19 @@ pub async fn run_schedule(
     let queued = state.push_run(run_id).await;
     Ok(HttpResponse::Accepted()
         .insert_header((actix_web::http::header::LOCATION, format!("/api/v1/runs/{run_id}")))
-        .json(json!({ "run_id": run_id, "queued": queued })))
+        .json(RunQueuedOut { run_id, queued }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_served_document_lists_every_run_status_and_change_kind() {
+        assert!(!OPENAPI.contains("filled in by the server"));
+        let doc: serde_json::Value = serde_json::from_str(&OPENAPI).expect("the document is JSON");
+        let statuses = &doc["components"]["schemas"]["Run"]["properties"]["status"]["enum"];
+        assert_eq!(statuses, &json!(RunStatus::NAMES));
+        assert_eq!(doc["components"]["parameters"]["change"]["schema"]["enum"], json!(ChangeKind::NAMES));
+    }
 }

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Utc};
 
 use crate::db::DbConnection;
-use crate::domain::Role;
+use crate::domain::{Role, RunStatus};
 use crate::jobs::download_isins;
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
@@ -140,9 +140,9 @@ impl RunsChart {
             else {
                 continue;
             };
-            match count.status.as_str() {
-                "succeeded" => bar.succeeded += count.runs,
-                "failed" | "expired" => bar.failed += count.runs,
+            match count.status {
+                RunStatus::Succeeded => bar.succeeded += count.runs,
+                failure if RunStatus::FAILURES.contains(&failure) => bar.failed += count.runs,
                 _ => bar.other += count.runs,
             }
         }

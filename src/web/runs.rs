@@ -11,7 +11,8 @@ use serde_json::json;
 
 use crate::auth::CurrentUser;
 use crate::db::write_transaction;
-use crate::domain::Role;
+use crate::domain::{Role, RunStatus, Trigger};
+use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{Progress, Stats};
 use crate::jobs::download_isins;
 use crate::models::audit::{self, NewAuditEntry};
@@ -28,10 +29,9 @@ const NAV: &str = "runs";
 const PAGE_SIZE: i64 = 50;
 
 /// Every status a run can have, for the filter.
-pub const STATUSES: [&str; 8] =
-    ["queued", "running", "succeeded", "failed", "cancelled", "skipped", "missed", "expired"];
+pub const STATUSES: &[&str] = RunStatus::NAMES;
 /// Every trigger, for the filter.
-pub const TRIGGERS: [&str; 4] = ["schedule", "manual", "catch_up", "retry"];
+pub const TRIGGERS: &[&str] = Trigger::NAMES;
 
 /// How long a run took, for people.
 pub fn duration_of(run: &Run) -> String {
@@ -40,7 +40,7 @@ pub fn duration_of(run: &Run) -> String {
             let ms = (end - start).num_milliseconds();
             if ms < 10_000 { format!("{:.1} s", ms as f64 / 1000.0) } else { format!("{} s", ms / 1000) }
         }
-        (Some(_), None) => "running".to_owned(),
+        (Some(_), None) => RunStatus::Running.to_string(),
         _ => "—".to_owned(),
     }
 }
@@ -53,8 +53,8 @@ struct ListPage {
     schedules: Vec<(i64, String)>,
     filter: ListQuery,
     errors: FormErrors,
-    statuses: [&'static str; 8],
-    triggers: [&'static str; 4],
+    statuses: &'static [&'static str],
+    triggers: &'static [&'static str],
     /// Query string of the next page (older runs, or newer ones oldest first), if there is one.
     next_page: Option<String>,
     /// Some run on the page is queued or running: the table updates itself.
@@ -98,11 +98,10 @@ impl ListQuery {
                 }
             }
         };
-        let pick = |raw: &str, allowed: &[&str]| allowed.contains(&raw).then(|| raw.to_owned());
         RunFilter {
             schedule_id: self.schedule.trim().parse().ok(),
-            status: pick(&self.status, &STATUSES),
-            trigger: pick(&self.trigger, &TRIGGERS),
+            status: self.status.parse().ok(),
+            trigger: self.trigger.parse().ok(),
             since: date("from", &self.from, errors),
             // `to` is inclusive: runs before the next day.
             until: date("to", &self.to, errors).map(|day| day + chrono::Duration::days(1)),
@@ -169,7 +168,7 @@ pub async fn list(
     runs.truncate(PAGE_SIZE as usize);
     let next_page = if has_more { runs.last().map(|last| query.page_after(last.id)) } else { None };
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
-    let active = runs.iter().any(|r| matches!(r.status.as_str(), "queued" | "running"));
+    let active = runs.iter().any(|r| r.status.is_active());
     render(
         status,
         &ListPage {
@@ -246,11 +245,11 @@ pub async fn detail(
         .and_then(|map| serde_json::from_value::<Stats>(serde_json::Value::Object(map.clone())).ok());
     let progress = stats_map
         .get("progress")
-        .filter(|_| found.status == "running")
+        .filter(|_| found.status == RunStatus::Running)
         .and_then(|value| serde_json::from_value::<Progress>(value.clone()).ok());
     let shrink_refused = found.task_kind == download_isins::NAME
-        && found.status == "failed"
-        && found.error.as_deref().is_some_and(|e| e.contains("accept shrink"));
+        && found.status == RunStatus::Failed
+        && ShrinkRefused::in_stats(&stats_map, found.attempt).is_some();
     // A source URL's credentials are for admins only (the template shows refused lines' text,
     // which is the file's text, to admins only too).
     let import_source = import_source.map(|mut found| {
@@ -268,8 +267,8 @@ pub async fn detail(
         .into_iter()
         .map(|(name, value)| (name, value.as_str().map_or_else(|| value.to_string(), str::to_owned)))
         .collect();
-    let can_cancel = me.can(Role::Operator) && matches!(found.status.as_str(), "queued" | "running");
-    let can_retry = me.can(Role::Operator) && !matches!(found.status.as_str(), "queued" | "running");
+    let can_cancel = me.can(Role::Operator) && found.status.is_active();
+    let can_retry = me.can(Role::Operator) && found.status.is_final();
     render(
         StatusCode::OK,
         &DetailPage {
@@ -299,7 +298,9 @@ pub async fn cancel(
         .db(move |conn| {
             write_transaction(conn, |conn| -> Result<_, AppError> {
                 let Some(found) = run::find(conn, id)? else { return Ok(None) };
-                let Some(was) = run::cancel(conn, id, &reason)? else { return Ok(Some((found, None))) };
+                let Some(was) = run::transitions::cancel(conn, id, &reason)? else {
+                    return Ok(Some((found, None)));
+                };
                 audit::insert(
                     conn,
                     &NewAuditEntry {
@@ -308,7 +309,7 @@ pub async fn cancel(
                         object_type: "run",
                         object_id: Some(id.to_string()),
                         object_repr: &format!("run #{id} of {}", found.schedule_name),
-                        changes: json!({ "status": [was, if was == "queued" { "cancelled" } else { "cancelling" }] }),
+                        changes: json!({ "status": [was, cancelled_or_stopping(was)] }),
                     },
                 )?;
                 Ok(Some((found, Some(was))))
@@ -317,7 +318,7 @@ pub async fn cancel(
         .await?;
     let message = match outcome {
         None => return Err(AppError::NotFound),
-        Some((_, Some(was))) if was == "queued" => format!("Run #{id} was cancelled."),
+        Some((_, Some(RunStatus::Queued))) => format!("Run #{id} was cancelled."),
         Some((_, Some(_))) => format!("Run #{id} was asked to stop; it stops at its next check."),
         Some((found, None)) => {
             format!("Run #{id} had already ended ({}); nothing was changed.", found.status)
@@ -325,6 +326,12 @@ pub async fn cancel(
     };
     flash_success(&session, message);
     Ok(see_other(&format!("/admin/runs/{id}/")))
+}
+
+/// What the audit log says a run that was `was` became on cancel: `cancelled` at once when it
+/// was queued, `cancelling` when its worker has yet to stop it.
+fn cancelled_or_stopping(was: RunStatus) -> &'static str {
+    if was == RunStatus::Queued { RunStatus::Cancelled.as_str() } else { "cancelling" }
 }
 
 pub async fn retry(

@@ -180,7 +180,7 @@ pub async fn list(
             rows,
             filter: query,
             task_kinds,
-            statuses: &STATUSES,
+            statuses: STATUSES,
             total,
             page_number,
             pages: ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1),

@@ -9,7 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::domain::{Role, mask_url_secrets, mask_urls_in_text};
+use crate::domain::{Role, RunStatus, mask_url_secrets, mask_urls_in_text};
 use crate::import::actions::{self, SourceActionError};
 use crate::import::{self, Preview};
 use crate::jobs::download_isins;
@@ -74,8 +74,9 @@ pub async fn detail(
             Ok((found, schedules, runs))
         })
         .await?;
-    let importing =
-        found.import_run_id.filter(|holder| runs.iter().any(|r| r.id == *holder && r.status == "running"));
+    let importing = found
+        .import_run_id
+        .filter(|holder| runs.iter().any(|r| r.id == *holder && r.status == RunStatus::Running));
     let format_title = Format::parse(&found.format).map_or("unknown format", Format::title);
     let mut found = found;
     hide_secrets(&mut found, &me);

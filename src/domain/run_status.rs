@@ -1,0 +1,213 @@
+//! What a run is doing or became ([`RunStatus`]), why it exists ([`Trigger`]), the ways its
+//! status may move ([`RunTransition`]), and the kinds of change an import records
+//! ([`ChangeKind`]). Every name these are stored under is written here and nowhere else.
+//!
+//! The diesel derives only declare that each is stored as text (diesel needs them on the type);
+//! how it is written and read is `crate::models::text_columns`' business.
+
+use super::named_choices::named_choices;
+
+/// Where a run is in its life. `Queued` and `Running` are active; every other status is final.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum RunStatus {
+    /// Waiting for a worker (from `not_before` on).
+    Queued,
+    /// A worker has it and heartbeats it.
+    Running,
+    Succeeded,
+    Failed,
+    /// Stopped on request, before or while it ran.
+    Cancelled,
+    /// Not run: an earlier run of the schedule was still going (overlap `forbid`).
+    Skipped,
+    /// Not run: no scheduler ran at the time, or the schedule was paused.
+    Missed,
+    /// Not run: queued longer than its schedule allows.
+    Expired,
+}
+
+named_choices!(RunStatus {
+    Queued => "queued",
+    Running => "running",
+    Succeeded => "succeeded",
+    Failed => "failed",
+    Cancelled => "cancelled",
+    Skipped => "skipped",
+    Missed => "missed",
+    Expired => "expired",
+});
+
+impl RunStatus {
+    /// The statuses of a run that has not ended.
+    pub const ACTIVE: &'static [RunStatus] = &[RunStatus::Queued, RunStatus::Running];
+
+    /// Ended statuses that count as a failure (the dashboard's failing schedules).
+    pub const FAILURES: &'static [RunStatus] = &[RunStatus::Failed, RunStatus::Expired];
+
+    /// Ended statuses that say how the schedule's task went: it ran, or should have run and
+    /// did not (unlike `skipped`, `missed` and `cancelled`, which say nothing of the task).
+    pub const VERDICTS: &'static [RunStatus] = &[RunStatus::Succeeded, RunStatus::Failed, RunStatus::Expired];
+
+    /// The statuses a run of a due occurrence may be recorded with but which never ran it.
+    pub const NOT_RUN: &'static [RunStatus] = &[RunStatus::Missed, RunStatus::Skipped];
+
+    /// Whether the run has ended: nothing moves it any more.
+    pub fn is_final(self) -> bool {
+        !self.is_active()
+    }
+
+    /// Whether the run is queued or running.
+    pub fn is_active(self) -> bool {
+        Self::ACTIVE.contains(&self)
+    }
+
+    /// Whether some transition moves a run from this status to `next`.
+    pub fn can_become(self, next: RunStatus) -> bool {
+        RunTransition::ALL.iter().any(|t| t.target() == next && t.sources().contains(&self))
+    }
+}
+
+/// A move of a run from one status to another. Each names the statuses it starts from; the
+/// run model applies it as a conditional update on exactly those.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunTransition {
+    /// A worker takes a queued run that is due.
+    Claim,
+    /// The task returned its stats.
+    Succeed,
+    /// The task failed (or its worker vanished) with no attempt left.
+    Fail,
+    /// The task failed (or its worker vanished) and has another attempt, later.
+    Retry,
+    /// Cancelled before a worker took it.
+    Cancel,
+    /// Its worker stopped it on request (a cancel, the `replace` overlap policy).
+    Stop,
+    /// Queued longer than its schedule's `expires` allows.
+    Expire,
+}
+
+impl RunTransition {
+    pub const ALL: &'static [RunTransition] = &[
+        RunTransition::Claim,
+        RunTransition::Succeed,
+        RunTransition::Fail,
+        RunTransition::Retry,
+        RunTransition::Cancel,
+        RunTransition::Stop,
+        RunTransition::Expire,
+    ];
+
+    /// The statuses a run may have for this transition to apply.
+    pub fn sources(self) -> &'static [RunStatus] {
+        match self {
+            RunTransition::Claim | RunTransition::Cancel | RunTransition::Expire => &[RunStatus::Queued],
+            RunTransition::Succeed | RunTransition::Fail | RunTransition::Retry | RunTransition::Stop => {
+                &[RunStatus::Running]
+            }
+        }
+    }
+
+    /// The status the run has afterwards.
+    pub fn target(self) -> RunStatus {
+        match self {
+            RunTransition::Claim => RunStatus::Running,
+            RunTransition::Succeed => RunStatus::Succeeded,
+            RunTransition::Fail => RunStatus::Failed,
+            RunTransition::Retry => RunStatus::Queued,
+            RunTransition::Cancel | RunTransition::Stop => RunStatus::Cancelled,
+            RunTransition::Expire => RunStatus::Expired,
+        }
+    }
+}
+
+/// Why a run exists.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum Trigger {
+    /// An occurrence of its schedule, on time.
+    Schedule,
+    /// Run now by someone (the schedule's or source's page, the API, the command line).
+    Manual,
+    /// A late occurrence run under the schedule's misfire policy.
+    CatchUp,
+    /// Someone retried an ended run.
+    Retry,
+}
+
+named_choices!(Trigger { Schedule => "schedule", Manual => "manual", CatchUp => "catch_up", Retry => "retry" });
+
+impl Trigger {
+    /// The triggers of a schedule's own occurrences (what the scheduler claims).
+    pub const OCCURRENCES: &'static [Trigger] = &[Trigger::Schedule, Trigger::CatchUp];
+}
+
+/// What an import did to one ISIN record (`isin_changes.kind`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+pub enum ChangeKind {
+    Added,
+    Removed,
+    Changed,
+}
+
+named_choices!(ChangeKind { Added => "added", Removed => "removed", Changed => "changed" });
+
+// A status or trigger compares with its name, so that code reading a run (tests, mostly) may
+// say `run.status == "succeeded"`.
+macro_rules! compares_with_its_name {
+    ($($type:ty),+) => {$(
+        impl PartialEq<&str> for $type {
+            fn eq(&self, name: &&str) -> bool {
+                self.as_str() == *name
+            }
+        }
+
+        impl PartialEq<str> for $type {
+            fn eq(&self, name: &str) -> bool {
+                self.as_str() == name
+            }
+        }
+    )+};
+}
+
+compares_with_its_name!(RunStatus, Trigger, ChangeKind);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn statuses_triggers_and_kinds_round_trip_through_their_names() {
+        for status in RunStatus::ALL {
+            assert_eq!(status.as_str().parse::<RunStatus>(), Ok(*status));
+        }
+        for trigger in Trigger::ALL {
+            assert_eq!(trigger.as_str().parse::<Trigger>(), Ok(*trigger));
+        }
+        for kind in ChangeKind::ALL {
+            assert_eq!(kind.as_str().parse::<ChangeKind>(), Ok(*kind));
+        }
+        assert!("done".parse::<RunStatus>().is_err());
+    }
+
+    #[test]
+    fn only_queued_and_running_runs_move_and_final_ones_never_do() {
+        for from in RunStatus::ALL {
+            let moves = RunStatus::ALL.iter().any(|to| from.can_become(*to));
+            assert_eq!(moves, from.is_active(), "{from}");
+        }
+        assert!(RunStatus::Queued.can_become(RunStatus::Running));
+        assert!(RunStatus::Running.can_become(RunStatus::Queued), "a retry queues the run again");
+        assert!(!RunStatus::Queued.can_become(RunStatus::Succeeded));
+        assert!(!RunStatus::Running.can_become(RunStatus::Expired));
+    }
+
+    #[test]
+    fn a_status_compares_with_its_name() {
+        assert_eq!(RunStatus::Succeeded, "succeeded");
+        assert_ne!(Trigger::CatchUp, "catch-up");
+        assert_eq!(serde_json::to_value(Trigger::CatchUp).ok(), Some(serde_json::json!("catch_up")));
+    }
+}
