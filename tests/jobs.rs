@@ -356,7 +356,7 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
             run_id: succeeded[0],
             isin: "DE0005190003".to_owned(),
             source_id: 1,
-            kind: "added",
+            kind: isinbeat::domain::ChangeKind::Added,
             old_values: None,
             new_values: None,
         }],

@@ -12,6 +12,7 @@ use super::diff::{self, Action, Duplicate, Incoming, StagedRow};
 use super::sorted::{LeiPair, SortedRows, Sorter};
 use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Phase, Progress, Stats};
 use crate::db::{DbConnection, write_transaction};
+use crate::domain::ChangeKind;
 use crate::models::isin_record::{self, LeiIsin, NewChange, NewIsin, NewRecordVersion};
 use crate::models::source::Source;
 
@@ -216,7 +217,7 @@ fn plan(
 ) -> Writes {
     let mut writes = Writes::default();
     // The next generation's version of a record, and the change row that says why it exists.
-    let mut write = |version: NewRecordVersion, kind: &'static str, values: Option<(String, String)>| {
+    let mut write = |version: NewRecordVersion, kind: ChangeKind, values: Option<(String, String)>| {
         let (old_values, new_values) = values.unzip();
         writes.changes.push(NewChange {
             run_id,
@@ -270,7 +271,7 @@ fn plan(
                         (Some(run_id), now)
                     }
                 };
-                write(new_version(incoming, true, first_seen), "added", None);
+                write(new_version(incoming, true, first_seen), ChangeKind::Added, None);
             }
             Action::Change { incoming, previous } => {
                 stats.changed += 1;
@@ -281,7 +282,7 @@ fn plan(
                 let first_seen = (previous.first_seen_run_id, previous.first_seen_at);
                 write(
                     new_version(incoming, true, first_seen),
-                    "changed",
+                    ChangeKind::Changed,
                     Some(diff::differences(incoming, previous)),
                 );
             }
@@ -300,7 +301,7 @@ fn plan(
                 let mut version =
                     new_version(&kept, false, (previous.first_seen_run_id, previous.first_seen_at));
                 version.last_seen_at = Some(last_seen);
-                write(version, "removed", None);
+                write(version, ChangeKind::Removed, None);
             }
         }
     }

@@ -11,6 +11,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{isin_changes, isin_records, isins};
+use crate::domain::ChangeKind;
 
 /// A version of a record, as the importer compares it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -54,7 +55,7 @@ pub struct NewChange {
     pub run_id: i64,
     pub isin: String,
     pub source_id: i64,
-    pub kind: &'static str,
+    pub kind: ChangeKind,
     pub old_values: Option<String>,
     pub new_values: Option<String>,
 }

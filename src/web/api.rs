@@ -219,7 +219,7 @@ struct IsinDetailOut {
 struct ChangeOut {
     run_id: i64,
     source_id: i64,
-    kind: String,
+    kind: ChangeKind,
     old_values: Option<serde_json::Value>,
     new_values: Option<serde_json::Value>,
 }
@@ -243,7 +243,7 @@ pub async fn get_isin(state: web::Data<AppState>, isin: web::Path<String>) -> Re
         .map(|c| ChangeOut {
             run_id: c.run_id,
             source_id: c.source_id,
-            kind: c.kind.clone(),
+            kind: c.kind,
             old_values: parse(&c.old_values),
             new_values: parse(&c.new_values),
         })

@@ -114,7 +114,7 @@ pub(super) fn read_driver(
             for run_id in &changes.run_ids {
                 let mut query = isin_changes::table.filter(isin_changes::run_id.eq(*run_id)).into_boxed();
                 if let Some(kind) = &changes.kind {
-                    query = query.filter(isin_changes::kind.eq(kind.clone()));
+                    query = query.filter(isin_changes::kind.eq(*kind));
                 }
                 let found: Vec<String> = keyed!(query.select(isin_changes::isin), isin_changes::isin)?;
                 merged.extend(found);

@@ -25,6 +25,7 @@ pub use rows::load_rows;
 
 use crate::db::DbConnection;
 use crate::db::schema::{isin_changes, sources};
+use crate::domain::ChangeKind;
 use crate::domain::isin_search::IsinSearch;
 
 /// Candidates one page may look at before it stops and offers to go on.
@@ -138,8 +139,8 @@ impl IsinRow {
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeFilter {
     pub run_ids: Vec<i64>,
-    /// `added`, `removed` or `changed`; `None` for any.
-    pub kind: Option<String>,
+    /// `None` for any.
+    pub kind: Option<ChangeKind>,
 }
 
 /// What the list shows.
@@ -221,7 +222,7 @@ pub enum Total {
 pub struct ChangeOfIsin {
     pub run_id: i64,
     pub source_id: i64,
-    pub kind: String,
+    pub kind: ChangeKind,
     pub old_values: Option<String>,
     pub new_values: Option<String>,
 }

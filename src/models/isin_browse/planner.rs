@@ -114,7 +114,7 @@ fn changed_among(
             .select(isin_changes::isin)
             .into_boxed();
         if let Some(kind) = &changes.kind {
-            query = query.filter(isin_changes::kind.eq(kind.clone()));
+            query = query.filter(isin_changes::kind.eq(*kind));
         }
         found.extend(query.load::<String>(conn)?);
     }

@@ -12,6 +12,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::browse::{self, IsinDetail, Listed};
+use crate::domain::ChangeKind;
 use crate::domain::isin_search::IsinSearch;
 use crate::domain::{Isin, IsinError};
 use crate::models::isin_browse::{self, ChangeOfIsin, IsinRow, SourceInfo, Total};
@@ -27,7 +28,6 @@ const NAV: &str = "isins";
 pub const PAGE_SIZE: usize = 50;
 
 /// The change kinds a run filter can ask for.
-pub const CHANGE_KINDS: [&str; 3] = ["added", "removed", "changed"];
 
 #[derive(Template)]
 #[template(path = "isins/list.html")]
@@ -38,7 +38,7 @@ struct ListTemplate {
     sources: Vec<SourceInfo>,
     listed: Listed,
     search: Option<String>,
-    kinds: [&'static str; 3],
+    kinds: &'static [&'static str],
 }
 
 impl ListTemplate {
@@ -118,7 +118,7 @@ pub async fn list(
             sources,
             listed,
             search,
-            kinds: CHANGE_KINDS,
+            kinds: ChangeKind::NAMES,
         },
     )
 }

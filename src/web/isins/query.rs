@@ -5,8 +5,8 @@
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::CHANGE_KINDS;
 use crate::browse::{AskedFilter, Sort};
+use crate::domain::ChangeKind;
 use crate::domain::isin_search::IsinSearch;
 use crate::models::isin_browse::{ChangeFilter, Direction, IsinFilter};
 use crate::web::forms::{FormErrors, filter_query};
@@ -71,7 +71,7 @@ impl ListQuery {
             "no" => Some(false),
             _ => None,
         };
-        let kind = CHANGE_KINDS.contains(&self.change.as_str()).then(|| self.change.clone());
+        let kind = self.change.parse::<ChangeKind>().ok();
         let run_id = match self.run.trim() {
             "" => None,
             raw => raw.parse::<i64>().ok().or_else(|| {
