@@ -18,10 +18,10 @@ use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule};
 use crate::models::source::{self, Source};
 use crate::scheduler::actions::{self, Retried};
+use crate::web::AppError;
 use crate::web::client_ip::actor;
 use crate::web::forms::{FormErrors, filter_query};
 use crate::web::page::{AdminContext, Page, flash_error, flash_success, render, see_other};
-use crate::web::AppError;
 
 const NAV: &str = "runs";
 const PAGE_SIZE: i64 = 50;

@@ -24,12 +24,12 @@ use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter, S
 use crate::models::worker;
 use crate::scheduler::actions::{self, ActionError};
 use crate::sources::outbound::OutboundPolicy;
+use crate::web::AppError;
 use crate::web::client_ip::actor;
 use crate::web::forms::{FormErrors, filter_query};
 use crate::web::page::{AdminContext, Page, flash_success, render, see_other};
 use crate::web::runs::STATUSES;
 use crate::web::schedule_form::ScheduleForm;
-use crate::web::AppError;
 
 const NAV: &str = "schedules";
 
@@ -454,7 +454,7 @@ pub async fn edit_form(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let found = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let found = state.find_or_404(id, schedule::find).await?;
     let mut form = ScheduleForm::from_settings(&found.settings);
     hide_webhook(&mut form, &me);
     let (_, preview) = form.parse(&Registry::builtin());
@@ -470,7 +470,7 @@ pub async fn update(
     let id = id.into_inner();
     let mut form = ScheduleForm::from_pairs(fields.into_inner());
     // A webhook sent back as it was shown (masked) keeps the stored one.
-    let stored = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let stored = state.find_or_404(id, schedule::find).await?;
     if let Some(url) = stored.settings.alert_webhook_url
         && form.fields.alert_webhook_url.trim() == mask_webhook_url(&url)
     {
