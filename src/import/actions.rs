@@ -75,15 +75,7 @@ pub fn create(
         if source::find_by_name(conn, &settings.name)?.is_some() {
             return Err(SourceActionError::DuplicateName);
         }
-        let empty = SourceChanges {
-            name: String::new(),
-            url: String::new(),
-            format: String::new(),
-            options: String::new(),
-            enabled: false,
-            max_shrink_percent: 0,
-        };
-        let changes = diff(&empty, &settings);
+        let changes = diff(&SourceChanges::default(), &settings);
         let created = source::insert(conn, &NewSource::new(settings, actor.id.map(i64::from)))?;
         record(conn, actor, "create", &created, changes)?;
         Ok(created)

@@ -151,6 +151,14 @@ pub struct Stats {
 /// How many invalid or duplicate lines an import keeps, with their reasons.
 pub const MAX_PROBLEMS: usize = 100;
 
+/// Notes the invalid line `rejected` in `problems` while fewer than [`MAX_PROBLEMS`] are kept:
+/// what both an import's read and a source's preview do with a line the format refused.
+fn keep_problem(problems: &mut Vec<Problem>, rejected: formats::Rejected) {
+    if problems.len() < MAX_PROBLEMS {
+        problems.push(Problem { line: rejected.line, reason: rejected.reason, raw: rejected.raw });
+    }
+}
+
 /// Why an import failed. Each message says what a person can do.
 #[derive(Debug, thiserror::Error)]
 pub enum ImportError {

@@ -4,7 +4,7 @@
 use std::time::Instant;
 
 use super::read::READ_BATCH;
-use super::{ImportError, MAX_PROBLEMS, Options, Problem};
+use super::{ImportError, Options, Problem, keep_problem};
 use crate::models::source::Source;
 use crate::sources::decompress::{self, Container};
 use crate::sources::fetch::{self, Fetched, Location, Previous};
@@ -20,7 +20,7 @@ pub struct Preview {
     pub rows_read: u64,
     pub valid: u64,
     pub invalid: u64,
-    /// The first [`MAX_PROBLEMS`] invalid lines.
+    /// The first [`MAX_PROBLEMS`](super::MAX_PROBLEMS) invalid lines.
     pub problems: Vec<Problem>,
     pub not_modified: bool,
 }
@@ -81,13 +81,7 @@ pub fn preview(source: &Source, options: &Options, deadline: Instant) -> Result<
             }
             Item::Rejected(rejected) => {
                 preview.invalid += 1;
-                if preview.problems.len() < MAX_PROBLEMS {
-                    preview.problems.push(Problem {
-                        line: rejected.line,
-                        reason: rejected.reason,
-                        raw: rejected.raw,
-                    });
-                }
+                keep_problem(&mut preview.problems, rejected);
             }
         }
     }

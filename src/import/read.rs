@@ -7,7 +7,7 @@ use anyhow::Context;
 
 use super::diff::StagedRow;
 use super::sorted::{SortedRows, Sorter};
-use super::{ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats};
+use super::{ImportError, Observer, Phase, Progress, Stats, keep_problem};
 use crate::sources::formats::{self, Item, Row};
 
 /// Rows read between two progress reports and stop checks.
@@ -38,13 +38,7 @@ pub(super) fn read_sorted(
                 }
                 Some(Item::Rejected(rejected)) => {
                     stats.invalid += 1;
-                    if stats.problems.len() < MAX_PROBLEMS {
-                        stats.problems.push(Problem {
-                            line: rejected.line,
-                            reason: rejected.reason,
-                            raw: rejected.raw,
-                        });
-                    }
+                    keep_problem(&mut stats.problems, rejected);
                 }
             }
         }

@@ -34,7 +34,7 @@ pub struct Source {
 }
 
 /// What a person sets on a source (the form's fields).
-#[derive(Debug, Clone, PartialEq, Eq, AsChangeset)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, AsChangeset)]
 #[diesel(table_name = sources)]
 pub struct SourceChanges {
     pub name: String,

@@ -205,19 +205,8 @@ pub fn run_now(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<i64, A
         let run_id = run::insert(
             conn,
             &NewRun {
-                schedule_id: Some(target.id),
-                schedule_name: &target.settings.name,
-                task_kind: &target.settings.task_kind,
-                params: &target.settings.params,
-                scheduled_for: None,
-                trigger: Trigger::Manual,
                 triggered_by: actor.id.map(i64::from),
-                status: RunStatus::Queued,
-                not_before: at,
-                finished_at: None,
-                error: None,
-                created_at: at,
-                queue: &target.settings.queue,
+                ..super::queued_run_of(&target, Trigger::Manual, None, at)
             },
         )?;
         record(conn, actor, "run now", &target, json!({ "run": [null, run_id] }))?;

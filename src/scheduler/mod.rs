@@ -96,6 +96,32 @@ fn naive(at: DateTime<Utc>) -> NaiveDateTime {
     at.naive_utc()
 }
 
+/// A run of `schedule`'s task (its name, parameters and queue as they are now), queued and due
+/// at `now`, asked for by nobody: the row that a claimed occurrence, `isinbeat run` and a
+/// manual run start from; callers override what differs (when it is due, who asked).
+fn queued_run_of(
+    schedule: &Schedule,
+    trigger: Trigger,
+    scheduled_for: Option<NaiveDateTime>,
+    now: NaiveDateTime,
+) -> NewRun<'_> {
+    NewRun {
+        schedule_id: Some(schedule.id),
+        schedule_name: &schedule.settings.name,
+        task_kind: &schedule.settings.task_kind,
+        params: &schedule.settings.params,
+        scheduled_for,
+        trigger,
+        triggered_by: None,
+        status: RunStatus::Queued,
+        not_before: now,
+        finished_at: None,
+        error: None,
+        created_at: now,
+        queue: &schedule.settings.queue,
+    }
+}
+
 /// One pass over the enabled schedules: (re)computes `next_fire_at` where the timing changed
 /// and claims what is due at `now`.
 pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<Claimed> {
@@ -316,21 +342,10 @@ fn claim_loaded<'a>(
         }
         let trigger = if disposition == Disposition::CatchUp { Trigger::CatchUp } else { Trigger::Schedule };
         let mut new = NewRun {
-            schedule_id: Some(current.id),
-            schedule_name: &current.settings.name,
-            task_kind: &current.settings.task_kind,
-            params: &current.settings.params,
-            scheduled_for: Some(naive(at)),
-            trigger,
-            triggered_by: None,
-            status: RunStatus::Queued,
             not_before: naive(
                 at + jitter(current.id, at, Duration::seconds(current.settings.jitter_seconds.max(0))),
             ),
-            finished_at: None,
-            error: None,
-            created_at: naive(now),
-            queue: &current.settings.queue,
+            ..queued_run_of(current, trigger, Some(naive(at)), naive(now))
         };
         if disposition == Disposition::Missed {
             new.status = RunStatus::Missed;
@@ -402,24 +417,7 @@ pub fn claim_latest(
     let spec = current.spec().context("The schedule's timing is invalid")?;
     let Some(at) = spec.latest_at_or_before(now) else { return Ok(LatestClaim::NothingDue) };
     let inserted = write_transaction(conn, |conn| {
-        run::insert(
-            conn,
-            &NewRun {
-                schedule_id: Some(current.id),
-                schedule_name: &current.settings.name,
-                task_kind: &current.settings.task_kind,
-                params: &current.settings.params,
-                scheduled_for: Some(naive(at)),
-                trigger: Trigger::Schedule,
-                triggered_by: None,
-                status: RunStatus::Queued,
-                not_before: naive(now),
-                finished_at: None,
-                error: None,
-                created_at: naive(now),
-                queue: &current.settings.queue,
-            },
-        )
+        run::insert(conn, &queued_run_of(current, Trigger::Schedule, Some(naive(at)), naive(now)))
     });
     match inserted {
         Ok(run_id) => Ok(LatestClaim::Claimed { run_id, scheduled_for: at }),

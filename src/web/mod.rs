@@ -122,4 +122,15 @@ impl AppState {
         .await
         .map_err(|e| AppError::internal(anyhow::Error::new(e).context("A blocking task failed")))?
     }
+
+    /// Looks one stored object up with `find` (a model's `find` by id) off the reactor, and
+    /// answers "not found" when there is none: the start of every page about one object.
+    pub async fn find_or_404<K, T, F>(&self, key: K, find: F) -> Result<T, AppError>
+    where
+        K: Send + 'static,
+        T: Send + 'static,
+        F: FnOnce(&mut crate::db::DbConnection, K) -> diesel::QueryResult<Option<T>> + Send + 'static,
+    {
+        self.db(move |conn| find(conn, key)?.ok_or(AppError::NotFound)).await
+    }
 }

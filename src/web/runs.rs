@@ -1,15 +1,13 @@
 //! The runs pages (like Flower's task list): every run with filters and keyset paging, a run's
 //! detail (timings, attempts, error, log, stats), cancel and retry.
 
-use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::{NaiveDate, NaiveDateTime};
 use serde::Deserialize;
 use serde_json::json;
 
-use crate::auth::CurrentUser;
 use crate::db::write_transaction;
 use crate::domain::{Role, RunStatus, Trigger};
 use crate::import::shrink_refused::ShrinkRefused;
@@ -20,10 +18,10 @@ use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule};
 use crate::models::source::{self, Source};
 use crate::scheduler::actions::{self, Retried};
+use crate::web::AppError;
 use crate::web::client_ip::actor;
-use crate::web::forms::FormErrors;
-use crate::web::page::{Page, flash_error, flash_success, render, see_other};
-use crate::web::{AppError, AppState};
+use crate::web::forms::{FormErrors, filter_query};
+use crate::web::page::{AdminContext, Page, flash_error, flash_success, render, see_other};
 
 const NAV: &str = "runs";
 const PAGE_SIZE: i64 = 50;
@@ -135,26 +133,18 @@ impl ListQuery {
     }
 
     fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
-        let mut params = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [
-            ("schedule", &self.schedule),
+        filter_query([
+            ("schedule", self.schedule.as_str()),
             ("status", &self.status),
             ("trigger", &self.trigger),
             ("from", &self.from),
             ("to", &self.to),
-        ] {
-            if !value.is_empty() {
-                params.append_pair(name, value);
-            }
-        }
-        params
+        ])
     }
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
@@ -210,9 +200,7 @@ struct ImportView {
 }
 
 pub async fn detail(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -285,10 +273,7 @@ pub async fn detail(
 }
 
 pub async fn cancel(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -335,10 +320,7 @@ fn cancelled_or_stopping(was: RunStatus) -> &'static str {
 }
 
 pub async fn retry(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();

@@ -6,7 +6,7 @@ use std::collections::HashMap;
 
 use actix_session::Session;
 use actix_web::http::StatusCode;
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use chrono::Utc;
 use serde::Deserialize;
@@ -24,12 +24,12 @@ use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter, S
 use crate::models::worker;
 use crate::scheduler::actions::{self, ActionError};
 use crate::sources::outbound::OutboundPolicy;
+use crate::web::AppError;
 use crate::web::client_ip::actor;
-use crate::web::forms::FormErrors;
-use crate::web::page::{Page, flash_success, render, see_other};
+use crate::web::forms::{FormErrors, filter_query};
+use crate::web::page::{AdminContext, Page, flash_success, render, see_other};
 use crate::web::runs::STATUSES;
 use crate::web::schedule_form::ScheduleForm;
-use crate::web::{AppError, AppState};
 
 const NAV: &str = "schedules";
 
@@ -114,19 +114,13 @@ impl ListQuery {
     }
 
     fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
-        let mut params = url::form_urlencoded::Serializer::new(String::new());
-        for (name, value) in [
-            ("q", &self.q),
+        filter_query([
+            ("q", self.q.as_str()),
             ("enabled", &self.enabled),
             ("task", &self.task),
             ("queue", &self.queue),
             ("last", &self.last),
-        ] {
-            if !value.is_empty() {
-                params.append_pair(name, value);
-            }
-        }
-        params
+        ])
     }
 }
 
@@ -135,9 +129,7 @@ fn in_words(found: &Schedule) -> String {
 }
 
 pub async fn list(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     query: web::Query<ListQuery>,
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
@@ -207,9 +199,7 @@ struct DetailPage {
 }
 
 pub async fn detail(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -252,14 +242,8 @@ pub async fn detail(
     )
 }
 
-async fn set_enabled(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
-    id: i64,
-    enabled: bool,
-) -> Result<HttpResponse, AppError> {
+async fn set_enabled(context: AdminContext, id: i64, enabled: bool) -> Result<HttpResponse, AppError> {
+    let AdminContext { req, state, session, me } = context;
     let actor = actor(&req, &state.settings, &me);
     let changed = state.db(move |conn| Ok(actions::set_enabled(conn, &actor, id, enabled)?)).await?;
     let message = match (changed, enabled) {
@@ -274,31 +258,16 @@ async fn set_enabled(
     Ok(see_other(&format!("/admin/schedules/{id}/")))
 }
 
-pub async fn pause(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, AppError> {
-    set_enabled(req, state, session, me, id.into_inner(), false).await
+pub async fn pause(context: AdminContext, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+    set_enabled(context, id.into_inner(), false).await
 }
 
-pub async fn resume(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
-) -> Result<HttpResponse, AppError> {
-    set_enabled(req, state, session, me, id.into_inner(), true).await
+pub async fn resume(context: AdminContext, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+    set_enabled(context, id.into_inner(), true).await
 }
 
 pub async fn run_now(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -428,7 +397,7 @@ fn check_webhook(
     }
 }
 
-pub async fn new_form(session: Session, me: web::ReqData<CurrentUser>) -> Result<HttpResponse, AppError> {
+pub async fn new_form(AdminContext { session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
     let form = ScheduleForm::blank();
     let (_, preview) = form.parse(&Registry::builtin());
     let page = Page::new(&session, Some(&me), NAV);
@@ -453,10 +422,7 @@ fn show_again(
 }
 
 pub async fn create(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     fields: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let form = ScheduleForm::from_pairs(fields.into_inner());
@@ -484,13 +450,11 @@ pub async fn create(
 }
 
 pub async fn edit_form(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let found = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let found = state.find_or_404(id, schedule::find).await?;
     let mut form = ScheduleForm::from_settings(&found.settings);
     hide_webhook(&mut form, &me);
     let (_, preview) = form.parse(&Registry::builtin());
@@ -499,17 +463,14 @@ pub async fn edit_form(
 }
 
 pub async fn update(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
     fields: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let mut form = ScheduleForm::from_pairs(fields.into_inner());
     // A webhook sent back as it was shown (masked) keeps the stored one.
-    let stored = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let stored = state.find_or_404(id, schedule::find).await?;
     if let Some(url) = stored.settings.alert_webhook_url
         && form.fields.alert_webhook_url.trim() == mask_webhook_url(&url)
     {
@@ -549,9 +510,7 @@ struct DeletePage {
 }
 
 pub async fn delete_confirm(
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { state, session, me, .. }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -565,10 +524,7 @@ pub async fn delete_confirm(
 }
 
 pub async fn delete(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -594,10 +550,7 @@ struct BulkDeletePage {
 /// `POST /admin/schedules/bulk`: pause, resume, run now or delete the selected schedules.
 /// Deleting shows a confirmation page first (the second post carries `confirm=yes`).
 pub async fn bulk(
-    req: HttpRequest,
-    state: web::Data<AppState>,
-    session: Session,
-    me: web::ReqData<CurrentUser>,
+    AdminContext { req, state, session, me }: AdminContext,
     fields: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let fields = fields.into_inner();

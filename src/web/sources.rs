@@ -283,7 +283,7 @@ pub async fn edit_form(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let mut found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let mut found = state.find_or_404(id, source::find).await?;
     hide_secrets(&mut found, &me);
     let page = FormPage {
         page: Page::new(&session, Some(&me), NAV),
@@ -302,7 +302,7 @@ pub async fn update(
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let form = form.into_inner();
-    let stored = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let stored = state.find_or_404(id, source::find).await?;
     let settings = match form.parse(&state.settings.outbound, Some(&stored.url)) {
         Ok(settings) => settings,
         Err(errors) => return show_again(&session, &me, Some(id), form, errors),
@@ -334,7 +334,7 @@ pub async fn delete_confirm(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let mut found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let mut found = state.find_or_404(id, source::find).await?;
     hide_secrets(&mut found, &me);
     render(StatusCode::OK, &DeletePage { page: Page::new(&session, Some(&me), NAV), source: found })
 }
@@ -377,7 +377,7 @@ pub async fn test(
     id: web::Path<i64>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let mut found = state.db(move |conn| source::find(conn, id)?.ok_or(AppError::NotFound)).await?;
+    let mut found = state.find_or_404(id, source::find).await?;
     let target = found.clone();
     let started = std::time::Instant::now();
     // The same caps and outbound policy as an import run, and a deadline of its own.

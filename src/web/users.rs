@@ -149,7 +149,7 @@ struct DetailPage {
 }
 
 async fn load_user(state: &AppState, id: i64) -> Result<User, AppError> {
-    state.db(move |conn| user::find(conn, UserId(id))?.ok_or(AppError::NotFound)).await
+    state.find_or_404(UserId(id), user::find).await
 }
 
 pub async fn detail(

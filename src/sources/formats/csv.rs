@@ -166,6 +166,16 @@ impl ByteRecords {
         self.record.iter().map(|field| String::from_utf8_lossy(field).into_owned()).collect()
     }
 
+    /// The current record as the item a reader hands on: `parsed` (what the format made of the
+    /// record) as a row, or, where the format refused it, a rejection quoting the record joined
+    /// again with `delimiter`. Shared by the csv and Xetra readers.
+    pub(super) fn item(&self, parsed: Result<Row, String>, delimiter: u8) -> Item {
+        match parsed {
+            Ok(row) => Item::Row(row),
+            Err(reason) => Item::Rejected(Rejected::new(self.line, reason, &self.raw(delimiter))),
+        }
+    }
+
     /// The current record joined again with `delimiter` (for people; quoting is not restored).
     pub(super) fn raw(&self, delimiter: u8) -> Vec<u8> {
         let mut raw = Vec::new();
@@ -293,12 +303,7 @@ impl RowReader for CsvReader {
         if !self.records.advance()? {
             return Ok(None);
         }
-        Ok(Some(match self.row() {
-            Ok(row) => Item::Row(row),
-            Err(reason) => {
-                Item::Rejected(Rejected::new(self.records.line(), reason, &self.records.raw(self.delimiter)))
-            }
-        }))
+        Ok(Some(self.records.item(self.row(), self.delimiter)))
     }
 }
 

@@ -5,7 +5,7 @@
 use std::io::BufRead;
 
 use super::csv::{ByteRecords, Field};
-use super::{Format, FormatError, Item, Listing, Rejected, Row, RowReader};
+use super::{Format, FormatError, Item, Listing, Row, RowReader};
 use crate::domain::Isin;
 
 /// How far down the file the header may be.
@@ -99,12 +99,7 @@ impl RowReader for XetraReader {
         if !self.records.advance()? {
             return Ok(None);
         }
-        Ok(Some(match self.row() {
-            Ok(row) => Item::Row(row),
-            Err(reason) => {
-                Item::Rejected(Rejected::new(self.records.line(), reason, &self.records.raw(b';')))
-            }
-        }))
+        Ok(Some(self.records.item(self.row(), b';')))
     }
 }
 
@@ -113,7 +108,7 @@ mod tests {
     use std::io::Cursor;
 
     use super::*;
-    use crate::sources::formats::{FormatOptions, open_reader};
+    use crate::sources::formats::{FormatOptions, Rejected, open_reader};
 
     fn read_all(text: &str) -> Result<Vec<Item>, FormatError> {
         let input: Box<dyn BufRead + Send> = Box::new(Cursor::new(text.as_bytes().to_vec()));
