@@ -32,7 +32,8 @@ async fn a_running_worker_shows_with_the_run_it_has_in_hand(backend: Backend) {
     let response =
         admin.submit(&format!("/admin/schedules/{id}/"), &format!("/admin/schedules/{id}/run"), &[]).await;
     let run_page = common::location(&response);
-    let run_id: i64 = run_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let run_id: isinbeat::domain::RunId =
+        run_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let html = loop {

@@ -9,6 +9,7 @@ use anyhow::Context;
 use chrono::NaiveDateTime;
 
 use crate::db::{DbPool, now};
+use crate::domain::RunId;
 use crate::jobs::{Registry, Stop, TaskContext};
 use crate::models::run::transitions::{self, Claim};
 use crate::models::run::{self, Run};
@@ -36,7 +37,7 @@ pub enum Outcome {
 pub fn execute(
     pool: &DbPool,
     registry: &Registry,
-    run_id: i64,
+    run_id: RunId,
     worker: &str,
     heartbeat_every: StdDuration,
 ) -> anyhow::Result<Outcome> {
@@ -112,7 +113,7 @@ enum Ending {
 /// and the timeout flag when its time is up, until told the task is done.
 fn spawn_heartbeat(
     pool: DbPool,
-    run_id: i64,
+    run_id: RunId,
     every: StdDuration,
     deadline: Option<Instant>,
     cancelled: Arc<AtomicBool>,
@@ -170,7 +171,10 @@ fn finish(
         }
     };
     if !recorded {
-        tracing::warn!(run = current.id, "the run was taken over while it ran; its outcome is not recorded");
+        tracing::warn!(
+            run = current.id.0,
+            "the run was taken over while it ran; its outcome is not recorded"
+        );
     }
     Ok(result)
 }

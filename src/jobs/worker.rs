@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::alerts;
 use crate::db::{DbPool, now};
-use crate::domain::QueueName;
+use crate::domain::{DeliveryId, QueueName, RunId};
 use crate::jobs::{Outcome, Registry, execute};
 use crate::models::worker::{self as worker_row, Worker};
 use crate::queue::Queue;
@@ -233,7 +233,7 @@ async fn work_once(
                         // another worker (the run row is still queued).
                         if let Err(error) = queue.push(from.as_str(), run_id, chrono::Utc::now()).await {
                             tracing::warn!(
-                                run = run_id,
+                                run = run_id.0,
                                 error = format!("{error:#}"),
                                 "failed to hand a run back"
                             );
@@ -250,7 +250,7 @@ async fn work_once(
                         | Ok(Ok(Outcome::Failed { retry_at: Some(at), .. })) => {
                             if let Err(error) = queue.push(from.as_str(), run_id, at.and_utc()).await {
                                 tracing::warn!(
-                                    run = run_id,
+                                    run = run_id.0,
                                     error = format!("{error:#}"),
                                     "failed to queue a run again"
                                 );
@@ -259,16 +259,16 @@ async fn work_once(
                         Ok(Ok(Outcome::Failed { retry_at: None, .. })) => {
                             send_alerts(&pool, &client, run_id).await;
                         }
-                        Ok(Ok(outcome)) => tracing::debug!(run = run_id, ?outcome, "run finished"),
+                        Ok(Ok(outcome)) => tracing::debug!(run = run_id.0, ?outcome, "run finished"),
                         Ok(Err(error)) => {
                             tracing::error!(
-                                run = run_id,
+                                run = run_id.0,
                                 error = format!("{error:#}"),
                                 "run could not be executed"
                             )
                         }
                         Err(error) => {
-                            tracing::error!(run = run_id, error = error.to_string(), "run panicked")
+                            tracing::error!(run = run_id.0, error = error.to_string(), "run panicked")
                         }
                     }
                 }
@@ -279,16 +279,18 @@ async fn work_once(
 }
 
 /// Sends the alerts a run's failure queued (any left over are sent by a scheduler later).
-pub async fn send_alerts(pool: &DbPool, client: &OutboundClient, run_id: i64) {
+pub async fn send_alerts(pool: &DbPool, client: &OutboundClient, run_id: RunId) {
     let lookup = pool.clone();
-    let waiting = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<i64>> {
+    let waiting = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<DeliveryId>> {
         let mut conn = lookup.get()?;
         Ok(alerts::waiting_for_run(&mut conn, run_id)?)
     })
     .await;
     match waiting {
         Ok(Ok(ids)) => alerts::deliver(pool, client, ids).await,
-        Ok(Err(error)) => tracing::warn!(run = run_id, error = format!("{error:#}"), "could not read alerts"),
-        Err(error) => tracing::warn!(run = run_id, error = error.to_string(), "reading alerts panicked"),
+        Ok(Err(error)) => {
+            tracing::warn!(run = run_id.0, error = format!("{error:#}"), "could not read alerts")
+        }
+        Err(error) => tracing::warn!(run = run_id.0, error = error.to_string(), "reading alerts panicked"),
     }
 }

@@ -11,7 +11,7 @@ use serde_json::json;
 
 use crate::auth::CurrentUser;
 use crate::db::write_transaction;
-use crate::domain::{Role, RunStatus, Trigger};
+use crate::domain::{Role, RunId, RunStatus, ScheduleId, Trigger};
 use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{Progress, Stats};
 use crate::jobs::download_isins;
@@ -50,7 +50,7 @@ pub fn duration_of(run: &Run) -> String {
 struct ListPage {
     page: Page,
     runs: Vec<Run>,
-    schedules: Vec<(i64, String)>,
+    schedules: Vec<(ScheduleId, String)>,
     filter: ListQuery,
     errors: FormErrors,
     statuses: &'static [&'static str],
@@ -79,8 +79,8 @@ pub struct ListQuery {
     #[serde(default)]
     o: String,
     /// Keyset cursors: runs older than `before` (newest first) or newer than `after`.
-    before: Option<i64>,
-    after: Option<i64>,
+    before: Option<RunId>,
+    after: Option<RunId>,
 }
 
 impl ListQuery {
@@ -123,7 +123,7 @@ impl ListQuery {
     }
 
     /// The page after the run `id`, in this order.
-    fn page_after(&self, id: i64) -> String {
+    fn page_after(&self, id: RunId) -> String {
         let mut params = self.filters();
         if self.oldest_first() {
             params.append_pair("o", "oldest");
@@ -213,7 +213,7 @@ pub async fn detail(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let (found, owner, import_source) = state
@@ -289,7 +289,7 @@ pub async fn cancel(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);
@@ -339,7 +339,7 @@ pub async fn retry(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);

@@ -15,7 +15,7 @@ use crate::auth::CurrentUser;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_settings::ScheduleSettings;
 use crate::domain::schedule_spec::FireTime;
-use crate::domain::{Role, mask_webhook_url};
+use crate::domain::{Role, ScheduleId, mask_webhook_url};
 use crate::jobs::{ParamSpec, Registry};
 use crate::models::alert::{self, Delivery};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
@@ -157,11 +157,11 @@ pub async fn list(
     let (found, total, latest) = state
         .db(move |conn| {
             let (found, total) = schedule::page(conn, &filter, (page_number - 1) * PAGE_SIZE, PAGE_SIZE)?;
-            let ids: Vec<i64> = found.iter().map(|s| s.id).collect();
+            let ids: Vec<ScheduleId> = found.iter().map(|s| s.id).collect();
             Ok((found, total, run::latest_of(conn, &ids)?))
         })
         .await?;
-    let mut latest: HashMap<i64, Run> =
+    let mut latest: HashMap<ScheduleId, Run> =
         latest.into_iter().filter_map(|r| Some((r.schedule_id?, r))).collect();
     let rows: Vec<Row> = found
         .into_iter()
@@ -210,7 +210,7 @@ pub async fn detail(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let (found, runs, entries, deliveries, listeners) = state
@@ -257,7 +257,7 @@ async fn set_enabled(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: i64,
+    id: ScheduleId,
     enabled: bool,
 ) -> Result<HttpResponse, AppError> {
     let actor = actor(&req, &state.settings, &me);
@@ -279,7 +279,7 @@ pub async fn pause(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     set_enabled(req, state, session, me, id.into_inner(), false).await
 }
@@ -289,7 +289,7 @@ pub async fn resume(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     set_enabled(req, state, session, me, id.into_inner(), true).await
 }
@@ -299,7 +299,7 @@ pub async fn run_now(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);
@@ -325,7 +325,7 @@ struct KindFields {
 struct FormPage {
     page: Page,
     /// `None` for a new schedule.
-    schedule_id: Option<i64>,
+    schedule_id: Option<ScheduleId>,
     form: ScheduleForm,
     errors: FormErrors,
     preview: Vec<FireTime>,
@@ -337,7 +337,7 @@ struct FormPage {
 impl FormPage {
     fn new(
         page: Page,
-        schedule_id: Option<i64>,
+        schedule_id: Option<ScheduleId>,
         form: ScheduleForm,
         errors: FormErrors,
         preview: Vec<FireTime>,
@@ -439,7 +439,7 @@ pub async fn new_form(session: Session, me: web::ReqData<CurrentUser>) -> Result
 fn show_again(
     session: &Session,
     me: &CurrentUser,
-    schedule_id: Option<i64>,
+    schedule_id: Option<ScheduleId>,
     form: ScheduleForm,
     outcome: Result<(), FormErrors>,
     preview: Vec<FireTime>,
@@ -487,7 +487,7 @@ pub async fn edit_form(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let found = state.db(move |conn| schedule::find(conn, id)?.ok_or(AppError::NotFound)).await?;
@@ -503,7 +503,7 @@ pub async fn update(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
     fields: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -552,7 +552,7 @@ pub async fn delete_confirm(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let (found, runs) = state
@@ -569,7 +569,7 @@ pub async fn delete(
     state: web::Data<AppState>,
     session: Session,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);
@@ -603,7 +603,7 @@ pub async fn bulk(
     let fields = fields.into_inner();
     let value =
         |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
-    let ids: Vec<i64> =
+    let ids: Vec<ScheduleId> =
         fields.iter().filter(|(n, _)| n == "ids").filter_map(|(_, v)| v.parse().ok()).collect();
     let action = value("action");
     if ids.is_empty() {
