@@ -81,7 +81,7 @@ async fn run_once(app: &TestApp, schedule_id: ScheduleId) -> (RunId, Outcome) {
     tokio::task::spawn_blocking(move || {
         let id = common::insert_run(&mut pool.get().unwrap(), schedule_id, "queued", isinbeat::db::now());
         let registry = Registry::builtin().with(Fails);
-        (id, jobs::execute(&pool, &registry, id, "worker-a", StdDuration::from_millis(50)).unwrap())
+        (id, jobs::execute(&pool, &registry, id, &"worker-a".into(), StdDuration::from_millis(50)).unwrap())
     })
     .await
     .unwrap()

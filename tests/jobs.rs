@@ -109,7 +109,7 @@ impl Fixture {
     }
 
     fn execute(&self, id: RunId) -> Outcome {
-        jobs::execute(&self.pool, &registry(), id, "worker-a", BEAT).unwrap()
+        jobs::execute(&self.pool, &registry(), id, &"worker-a".into(), BEAT).unwrap()
     }
 }
 
@@ -274,7 +274,7 @@ async fn forgotten_runs_are_found_per_queue_and_only_where_a_worker_listens(back
     worker::register(
         &mut f.pool.get().unwrap(),
         &Worker {
-            name: "worker@box:1:abcd".to_owned(),
+            name: "worker@box:1:abcd".into(),
             hostname: "box".to_owned(),
             pid: 1,
             queue: "default".to_owned(),

@@ -242,7 +242,7 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
                                     &pool,
                                     &registry,
                                     run_id,
-                                    "worker-test",
+                                    &"worker-test".into(),
                                     StdDuration::from_secs(1),
                                 )
                             })

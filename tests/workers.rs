@@ -74,7 +74,7 @@ async fn the_queue_depth_and_stopped_or_silent_workers_are_shown(backend: Backen
             common::insert_run(conn, owner.id, "queued", not_before);
         }
         let row = |name: &str, beat: chrono::NaiveDateTime, stopped: bool| Worker {
-            name: name.to_owned(),
+            name: name.into(),
             hostname: "box-1".to_owned(),
             pid: 4242,
             queue: "default".to_owned(),
@@ -124,7 +124,7 @@ async fn each_queue_shows_who_listens_and_what_waits_and_an_unattended_one_stand
             worker::register(
                 conn,
                 &Worker {
-                    name: "worker@box-1:7:abcd".to_owned(),
+                    name: "worker@box-1:7:abcd".into(),
                     hostname: "box-1".to_owned(),
                     pid: 7,
                     queue: "default,archive".to_owned(),

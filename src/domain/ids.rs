@@ -7,6 +7,7 @@
 
 use std::fmt;
 use std::num::ParseIntError;
+use std::ops::Deref;
 use std::str::FromStr;
 
 use serde::{Deserialize, Serialize};
@@ -68,6 +69,65 @@ typed_ids! {
     AuditEntryId;
     /// The id of a row in `login_failures`.
     LoginFailureId;
+}
+
+/// The key of a row in `workers`, also written on the runs the worker takes: host, process and
+/// a random tag (`worker@host:pid:tag`). Unlike the other tables' keys it is text.
+#[derive(
+    Debug,
+    Clone,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    diesel::AsExpression,
+    diesel::FromSqlRow,
+)]
+#[diesel(sql_type = diesel::sql_types::Text)]
+#[serde(transparent)]
+pub struct WorkerName(pub String);
+
+impl WorkerName {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<String> for WorkerName {
+    fn from(name: String) -> Self {
+        Self(name)
+    }
+}
+
+impl From<&str> for WorkerName {
+    fn from(name: &str) -> Self {
+        Self(name.to_owned())
+    }
+}
+
+// A worker's name is read as text wherever it is shown or taken apart (the runs pages, the
+// process tests' pid lookup), so it derefs to its text like a `String` does.
+impl Deref for WorkerName {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl AsRef<str> for WorkerName {
+    fn as_ref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for WorkerName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        self.0.fmt(f)
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use crate::db::DbPool;
 pub use crate::domain::download_params::Params;
-use crate::domain::{RunId, RunStatus, Trigger, UserId};
+use crate::domain::{RunId, RunStatus, Trigger, UserId, WorkerName};
 use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{self, Observer, Progress};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind};
@@ -233,7 +233,7 @@ pub fn start_foreground(
     conn: &mut crate::db::DbConnection,
     label: &str,
     params: &str,
-    worker: &str,
+    worker: &WorkerName,
 ) -> anyhow::Result<RunId> {
     run::transitions::start_foreground(conn, &manual_run(label, params, RunStatus::Running, None), worker)
         .context("Failed to record the run")

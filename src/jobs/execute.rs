@@ -9,7 +9,7 @@ use anyhow::Context;
 use chrono::NaiveDateTime;
 
 use crate::db::{DbPool, now};
-use crate::domain::RunId;
+use crate::domain::{RunId, WorkerName};
 use crate::jobs::{Registry, Stop, TaskContext};
 use crate::models::run::transitions::{self, Claim};
 use crate::models::run::{self, Run};
@@ -38,7 +38,7 @@ pub fn execute(
     pool: &DbPool,
     registry: &Registry,
     run_id: RunId,
-    worker: &str,
+    worker: &WorkerName,
     heartbeat_every: StdDuration,
 ) -> anyhow::Result<Outcome> {
     let mut pooled = pool.get().context("Failed to get a database connection")?;
@@ -146,7 +146,7 @@ fn spawn_heartbeat(
 fn finish(
     pool: &DbPool,
     current: &Run,
-    worker: &str,
+    worker: &WorkerName,
     outcome: Result<serde_json::Value, String>,
     log: Option<String>,
     ending: Ending,

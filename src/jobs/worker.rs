@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::alerts;
 use crate::db::{DbPool, now};
-use crate::domain::{DeliveryId, QueueName, RunId};
+use crate::domain::{DeliveryId, QueueName, RunId, WorkerName};
 use crate::jobs::{Outcome, Registry, execute};
 use crate::models::worker::{self as worker_row, Worker};
 use crate::queue::Queue;
@@ -18,10 +18,10 @@ use crate::sources::outbound::{OutboundClient, OutboundPolicy};
 
 /// A worker's name: host, process and a random tag, so the runs pages say who ran what and no
 /// two workers share a name (a restarted container keeps its host name and pid 1).
-pub fn worker_name(role: &str) -> String {
+pub fn worker_name(role: &str) -> WorkerName {
     use rand::distr::{Alphanumeric, SampleString};
     let tag = Alphanumeric.sample_string(&mut rand::rng(), 4).to_lowercase();
-    format!("{role}@{}:{}:{tag}", hostname(), std::process::id())
+    WorkerName(format!("{role}@{}:{}:{tag}", hostname(), std::process::id()))
 }
 
 /// This machine's name (the container's, in a container).
@@ -40,7 +40,7 @@ pub const PRESENCE_EVERY: StdDuration = StdDuration::from_secs(5);
 /// all its queues together) and how often a run heartbeats.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    pub name: String,
+    pub name: WorkerName,
     pub queues: Vec<QueueName>,
     pub concurrency: usize,
     pub run_heartbeat: StdDuration,
@@ -138,10 +138,10 @@ async fn serve(
 }
 
 /// This worker's row in `workers`; `queue` lists the queues it listens on.
-fn presence_row(name: &str, queues: &[QueueName], concurrency: usize) -> Worker {
+fn presence_row(name: &WorkerName, queues: &[QueueName], concurrency: usize) -> Worker {
     let started = now();
     Worker {
-        name: name.to_owned(),
+        name: name.clone(),
         hostname: hostname(),
         pid: i64::from(std::process::id()),
         queue: queues.iter().map(QueueName::as_str).collect::<Vec<_>>().join(","),
@@ -192,7 +192,7 @@ struct Running<'a> {
     pool: &'a DbPool,
     registry: &'a Registry,
     client: &'a OutboundClient,
-    name: &'a str,
+    name: &'a WorkerName,
     slots: &'a Arc<tokio::sync::Semaphore>,
     stop: &'a tokio::sync::watch::Receiver<bool>,
     run_heartbeat: StdDuration,
@@ -209,7 +209,7 @@ async fn work_once(
     let Running { pool, registry, client, name, slots, stop, run_heartbeat } = running;
     let (pool, registry, client, slots) = (pool.clone(), registry.clone(), client.clone(), Arc::clone(slots));
     let (requeue, stop, from) = (queue.clone(), stop.clone(), Arc::new(listened.clone()));
-    let worker = Arc::new(name.to_owned());
+    let worker = Arc::new(name.clone());
     queue
         .work(
             listened,

@@ -1,15 +1,16 @@
-//! How the domain's typed ids are stored: as the `BIGINT` they wrap, on both backends.
+//! How the domain's typed ids are stored: as the `BIGINT` they wrap, on both backends (and a
+//! worker's name as its text).
 //!
-//! The ids only derive diesel's markers (`AsExpression`, `FromSqlRow` for `BigInt`); the
-//! conversions live here, out of the domain, and hand the inner `i64` to diesel.
+//! The ids only derive diesel's markers (`AsExpression`, `FromSqlRow` for `BigInt` or `Text`);
+//! the conversions live here, out of the domain, and hand the inner value to diesel.
 
 use diesel::backend::Backend;
 use diesel::deserialize::{self, FromSql};
 use diesel::serialize::{self, Output, ToSql};
-use diesel::sql_types::BigInt;
+use diesel::sql_types::{BigInt, Text};
 
 use crate::domain::ids::{
-    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SourceId, UserId,
+    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SourceId, UserId, WorkerName,
 };
 
 macro_rules! stored_as_bigint {
@@ -35,3 +36,21 @@ macro_rules! stored_as_bigint {
 }
 
 stored_as_bigint!(UserId, ScheduleId, RunId, SourceId, ApiTokenId, DeliveryId, AuditEntryId, LoginFailureId);
+
+impl<DB: Backend> ToSql<Text, DB> for WorkerName
+where
+    str: ToSql<Text, DB>,
+{
+    fn to_sql<'b>(&'b self, out: &mut Output<'b, '_, DB>) -> serialize::Result {
+        <str as ToSql<Text, DB>>::to_sql(self.as_str(), out)
+    }
+}
+
+impl<DB: Backend> FromSql<Text, DB> for WorkerName
+where
+    String: FromSql<Text, DB>,
+{
+    fn from_sql(bytes: DB::RawValue<'_>) -> deserialize::Result<Self> {
+        <String as FromSql<Text, DB>>::from_sql(bytes).map(WorkerName)
+    }
+}

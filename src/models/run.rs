@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::runs;
-use crate::domain::{RunId, RunStatus, ScheduleId, Trigger, UserId};
+use crate::domain::{RunId, RunStatus, ScheduleId, Trigger, UserId, WorkerName};
 
 pub mod transitions;
 
@@ -28,7 +28,7 @@ pub struct Run {
     pub attempt: i32,
     pub not_before: NaiveDateTime,
     pub cancel_requested: bool,
-    pub worker: Option<String>,
+    pub worker: Option<WorkerName>,
     pub heartbeat_at: Option<NaiveDateTime>,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,

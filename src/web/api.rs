@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::auth::CurrentUser;
 use crate::browse;
-use crate::domain::{ChangeKind, Role, RunId, RunStatus, ScheduleId, SourceId, Trigger};
+use crate::domain::{ChangeKind, Role, RunId, RunStatus, ScheduleId, SourceId, Trigger, WorkerName};
 use crate::models::isin_browse::{self, Total};
 use crate::models::run::{self, Run};
 use crate::models::schedule::{self, Schedule, ScheduleFilter};
@@ -305,7 +305,7 @@ struct RunOut {
     scheduled_for: Option<NaiveDateTime>,
     started_at: Option<NaiveDateTime>,
     finished_at: Option<NaiveDateTime>,
-    worker: Option<String>,
+    worker: Option<WorkerName>,
     error: Option<String>,
     stats: Option<serde_json::Value>,
 }

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use super::{NewRun, Run, find, insert};
 use crate::db::schema::runs;
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::{RunId, RunStatus, RunTransition, ScheduleId};
+use crate::domain::{RunId, RunStatus, RunTransition, ScheduleId, WorkerName};
 use crate::models::{alert, schedule};
 
 /// The runs `transition` may move: those in one of its source statuses.
@@ -39,7 +39,12 @@ pub enum Claim {
 }
 
 /// A worker takes the queued run `id` if it is due at `at`.
-pub fn claim(conn: &mut DbConnection, id: RunId, worker: &str, at: NaiveDateTime) -> QueryResult<Claim> {
+pub fn claim(
+    conn: &mut DbConnection,
+    id: RunId,
+    worker: &WorkerName,
+    at: NaiveDateTime,
+) -> QueryResult<Claim> {
     let claimed = diesel::update(
         runs::table.find(id).filter(movable!(RunTransition::Claim)).filter(runs::not_before.le(at)),
     )
@@ -65,7 +70,11 @@ pub fn claim(conn: &mut DbConnection, id: RunId, worker: &str, at: NaiveDateTime
 
 /// Records a run executed in the foreground by `worker` (the command line's `import`, the first
 /// start's sample): running from the start, with a heartbeat. Returns its id.
-pub fn start_foreground(conn: &mut DbConnection, new: &NewRun<'_>, worker: &str) -> QueryResult<RunId> {
+pub fn start_foreground(
+    conn: &mut DbConnection,
+    new: &NewRun<'_>,
+    worker: &WorkerName,
+) -> QueryResult<RunId> {
     let id = insert(conn, &NewRun { status: RunStatus::Running, ..new.clone() })?;
     let now = crate::db::now();
     diesel::update(runs::table.find(id))
@@ -99,7 +108,7 @@ pub fn stop_requested(conn: &mut DbConnection, id: RunId) -> QueryResult<bool> {
 pub fn succeed(
     conn: &mut DbConnection,
     id: RunId,
-    worker: &str,
+    worker: &WorkerName,
     stats: &str,
     log: Option<&str>,
     at: NaiveDateTime,
@@ -120,7 +129,7 @@ pub fn succeed(
 pub fn stop(
     conn: &mut DbConnection,
     id: RunId,
-    worker: &str,
+    worker: &WorkerName,
     log: Option<&str>,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
@@ -145,7 +154,7 @@ pub struct AttemptFailed {
 pub fn fail_or_retry(
     conn: &mut DbConnection,
     current: &Run,
-    worker: &str,
+    worker: &WorkerName,
     error: &str,
     log: Option<&str>,
     retryable: bool,
