@@ -388,3 +388,16 @@ where
     (handle.as_ref())(job.run_id).await;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_job_reads_and_writes_the_bare_run_number() {
+        // Jobs already waiting in a broker or a queue table must still be read after an upgrade.
+        let job = RunJob { run_id: RunId(42) };
+        assert_eq!(serde_json::to_string(&job).ok().as_deref(), Some(r#"{"run_id":42}"#));
+        assert_eq!(serde_json::from_str::<RunJob>(r#"{"run_id":42}"#).ok(), Some(job));
+    }
+}
