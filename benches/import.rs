@@ -137,7 +137,7 @@ fn run_import(args: &[String]) {
         )
         .unwrap(),
     };
-    let run_id = download_isins::start_foreground(&mut conn, "bench", "{}", "bench").unwrap();
+    let run_id = download_isins::start_foreground(&mut conn, "bench", "{}", &"bench".into()).unwrap();
     let options = import::Options { force, ..import::Options::default() };
     let started = Instant::now();
     let result = import::fetch_and_import(&mut conn, target.id, run_id, &options, &Quiet);

@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use crate::db::schema::alert_deliveries;
 use crate::db::{DbConnection, DbPool, now};
 use crate::domain::duration_text::span;
-use crate::domain::mask_webhook_url;
+use crate::domain::{DeliveryId, RunId, ScheduleId, mask_webhook_url};
 use crate::models::alert::{self, NewDelivery};
 use crate::models::run::{self, Run};
 use crate::sources::outbound::{OutboundClient, OutboundPolicy};
@@ -34,19 +34,19 @@ pub use crate::sources::outbound::install_tls_provider;
 
 /// Queues the "failed for good" alert of `failed` when its schedule has a webhook; call it where
 /// the run is recorded as failed (the run model's transitions do).
-pub fn run_failed(conn: &mut DbConnection, failed: &Run, error: &str) -> QueryResult<Option<i64>> {
+pub fn run_failed(conn: &mut DbConnection, failed: &Run, error: &str) -> QueryResult<Option<DeliveryId>> {
     alert::enqueue_run_failed(conn, failed, error)
 }
 
 /// The dead man's switch: queues an alert for each enabled schedule with a "no success for"
 /// window that has not succeeded for that long (counted from its last success, or from its last
 /// change when that is later), once per silence. Returns the deliveries queued.
-pub fn check_no_success(conn: &mut DbConnection, at: NaiveDateTime) -> anyhow::Result<Vec<i64>> {
+pub fn check_no_success(conn: &mut DbConnection, at: NaiveDateTime) -> anyhow::Result<Vec<DeliveryId>> {
     let watched = alert::watched(conn).context("Failed to read the watched schedules")?;
     if watched.is_empty() {
         return Ok(Vec::new());
     }
-    let last_success: HashMap<i64, NaiveDateTime> = run::last_success_per_schedule(conn)?
+    let last_success: HashMap<ScheduleId, NaiveDateTime> = run::last_success_per_schedule(conn)?
         .into_iter()
         .filter_map(|(id, finished)| Some((id?, finished?)))
         .collect();
@@ -91,12 +91,12 @@ pub fn check_no_success(conn: &mut DbConnection, at: NaiveDateTime) -> anyhow::R
 }
 
 /// Deliveries waiting to be sent (including ones whose sender died), oldest first.
-pub fn waiting(conn: &mut DbConnection) -> QueryResult<Vec<i64>> {
+pub fn waiting(conn: &mut DbConnection) -> QueryResult<Vec<DeliveryId>> {
     alert::waiting(conn, now() - alert::STUCK_AFTER, 100)
 }
 
 /// The waiting deliveries of one run (the worker sends its own at once).
-pub fn waiting_for_run(conn: &mut DbConnection, run_id: i64) -> QueryResult<Vec<i64>> {
+pub fn waiting_for_run(conn: &mut DbConnection, run_id: RunId) -> QueryResult<Vec<DeliveryId>> {
     alert_deliveries::table
         .filter(alert_deliveries::run_id.eq(run_id))
         .filter(alert_deliveries::status.eq("pending"))
@@ -105,7 +105,7 @@ pub fn waiting_for_run(conn: &mut DbConnection, run_id: i64) -> QueryResult<Vec<
 }
 
 /// Sends the deliveries `ids` that nobody else has claimed, recording each answer.
-pub async fn deliver(pool: &DbPool, client: &OutboundClient, ids: Vec<i64>) {
+pub async fn deliver(pool: &DbPool, client: &OutboundClient, ids: Vec<DeliveryId>) {
     for id in ids {
         let claim_pool = pool.clone();
         let claimed = tokio::task::spawn_blocking(move || {
@@ -117,11 +117,11 @@ pub async fn deliver(pool: &DbPool, client: &OutboundClient, ids: Vec<i64>) {
             Ok(Ok(Some(delivery))) => delivery,
             Ok(Ok(None)) => continue,
             Ok(Err(error)) => {
-                tracing::warn!(alert = id, error = format!("{error:#}"), "could not claim an alert");
+                tracing::warn!(alert = id.0, error = format!("{error:#}"), "could not claim an alert");
                 continue;
             }
             Err(error) => {
-                tracing::warn!(alert = id, error = error.to_string(), "claiming an alert panicked");
+                tracing::warn!(alert = id.0, error = error.to_string(), "claiming an alert panicked");
                 continue;
             }
         };
@@ -150,9 +150,9 @@ pub async fn deliver(pool: &DbPool, client: &OutboundClient, ids: Vec<i64>) {
         // The path of a webhook is its secret: logs name its host only.
         let shown = mask_webhook_url(&delivery.url);
         if delivered {
-            tracing::info!(alert = id, url = ?shown, "alert delivered");
+            tracing::info!(alert = id.0, url = ?shown, "alert delivered");
         } else {
-            tracing::warn!(alert = id, url = ?shown, error = error.as_deref(), "alert not delivered");
+            tracing::warn!(alert = id.0, url = ?shown, error = error.as_deref(), "alert not delivered");
         }
         let record_pool = pool.clone();
         let recorded = tokio::task::spawn_blocking(move || {
@@ -162,7 +162,11 @@ pub async fn deliver(pool: &DbPool, client: &OutboundClient, ids: Vec<i64>) {
         })
         .await;
         if let Ok(Err(error)) = recorded {
-            tracing::warn!(alert = id, error = format!("{error:#}"), "could not record an alert's delivery");
+            tracing::warn!(
+                alert = id.0,
+                error = format!("{error:#}"),
+                "could not record an alert's delivery"
+            );
         }
     }
 }

@@ -119,7 +119,7 @@ fn seed_defaults(pool: &DbPool, conn: &mut db::DbConnection) -> anyhow::Result<(
 
     seed_source(conn, SAMPLE_SOURCE, sample::SAMPLE_URL, true)?;
     let (run_id, stats) = download_isins::import_now(pool, SAMPLE_SOURCE, "import the bundled sample")?;
-    tracing::info!(run_id, isins = stats.active, "imported the bundled sample");
+    tracing::info!(run_id = run_id.0, isins = stats.active, "imported the bundled sample");
     Ok(())
 }
 

@@ -15,6 +15,7 @@ use common::{Backend, Fails, TestApp, spawn_app};
 use diesel::prelude::*;
 use isinbeat::alerts;
 use isinbeat::db::schema::schedules;
+use isinbeat::domain::{RunId, ScheduleId};
 use isinbeat::jobs::{self, Outcome, Registry};
 use isinbeat::models::schedule::{self, NewSchedule};
 
@@ -60,7 +61,7 @@ impl Webhook {
     }
 }
 
-async fn add_schedule(app: &TestApp, name: &str, kind: &str, url: &str, window: Option<i64>) -> i64 {
+async fn add_schedule(app: &TestApp, name: &str, kind: &str, url: &str, window: Option<i64>) -> ScheduleId {
     let (name, kind, url) = (name.to_owned(), kind.to_owned(), url.to_owned());
     app.query(move |conn| {
         let mut new = NewSchedule::with_defaults(&name, &kind, "cron");
@@ -75,12 +76,12 @@ async fn add_schedule(app: &TestApp, name: &str, kind: &str, url: &str, window: 
 
 /// Queues a manual run of `schedule_id` and executes it here with a registry that knows
 /// `test_fails`.
-async fn run_once(app: &TestApp, schedule_id: i64) -> (i64, Outcome) {
+async fn run_once(app: &TestApp, schedule_id: ScheduleId) -> (RunId, Outcome) {
     let pool = app.pool.clone();
     tokio::task::spawn_blocking(move || {
         let id = common::insert_run(&mut pool.get().unwrap(), schedule_id, "queued", isinbeat::db::now());
         let registry = Registry::builtin().with(Fails);
-        (id, jobs::execute(&pool, &registry, id, "worker-a", StdDuration::from_millis(50)).unwrap())
+        (id, jobs::execute(&pool, &registry, id, &"worker-a".into(), StdDuration::from_millis(50)).unwrap())
     })
     .await
     .unwrap()
@@ -109,7 +110,7 @@ async fn a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows
     let text = bodies[0]["text"].as_str().unwrap();
     assert!(text.contains(&format!("run {run_id} of “gleif-daily” failed")), "{text}");
     assert!(text.contains("Failed to download the file"), "the error is in the message: {text}");
-    assert_eq!(bodies[0]["isinbeat"]["run_id"], run_id);
+    assert_eq!(bodies[0]["isinbeat"]["run_id"], run_id.0);
 
     // Sending again sends nothing: the delivery is done.
     jobs::worker::send_alerts(&app.pool, &client(), run_id).await;

@@ -23,6 +23,7 @@ use diesel::prelude::*;
 use isinbeat::config::{DatabaseUrl, QueueUrl};
 use isinbeat::db::schema::isin_records;
 use isinbeat::db::{self, DbPool};
+use isinbeat::domain::{RunId, ScheduleId, SourceId};
 use isinbeat::models::run::{self, Run};
 use isinbeat::models::schedule::{self, NewSchedule};
 use isinbeat::models::source::{self, NewSource, SourceChanges};
@@ -62,7 +63,7 @@ async fn killing_schedulers_and_workers_every_few_seconds_loses_and_repeats_noth
 fn each_occurrence_ended_once(
     pool: &DbPool,
     fleet: &Fleet,
-    id: i64,
+    id: ScheduleId,
     after: DateTime<Utc>,
     until: DateTime<Utc>,
 ) -> BTreeMap<String, usize> {
@@ -96,7 +97,7 @@ fn each_occurrence_ended_once(
 fn wait_for_every_occurrence(
     fleet: &Fleet,
     pool: &DbPool,
-    schedules: &[i64],
+    schedules: &[ScheduleId],
     after: DateTime<Utc>,
     until: DateTime<Utc>,
     within: Duration,
@@ -126,7 +127,7 @@ fn wait_for_every_occurrence(
 }
 
 /// Whether every occurrence of schedule `id` up to `until` has a run that ended.
-fn all_ended(pool: &DbPool, id: i64, after: DateTime<Utc>, until: DateTime<Utc>) -> bool {
+fn all_ended(pool: &DbPool, id: ScheduleId, after: DateTime<Utc>, until: DateTime<Utc>) -> bool {
     let owner = schedule::find(&mut pool.get().unwrap(), id).unwrap().unwrap();
     let expected = owner.spec().unwrap().occurrences_between(after, until, 100_000);
     let runs = runs_of(pool, id);
@@ -151,7 +152,7 @@ fn isins_of(file: &[u8]) -> BTreeSet<(String, String)> {
         .collect()
 }
 
-fn add_source(pool: &DbPool, name: &str, url: &str) -> i64 {
+fn add_source(pool: &DbPool, name: &str, url: &str) -> SourceId {
     let changes = SourceChanges {
         name: name.to_owned(),
         url: url.to_owned(),
@@ -188,7 +189,7 @@ fn every_second(
     params: &str,
     start: DateTime<Utc>,
     end: DateTime<Utc>,
-) -> i64 {
+) -> ScheduleId {
     let mut new = NewSchedule::with_defaults(name, kind, "cron");
     new.settings.cron_expr = Some("* * * * * *".to_owned());
     new.settings.params = params.to_owned();
@@ -382,7 +383,7 @@ async fn chaos(backend: Backend, broker: Broker) {
 
     let start = (Utc::now() + TimeDelta::seconds(5)).duration_trunc(TimeDelta::seconds(1)).unwrap();
     let end = start + TimeDelta::seconds(55);
-    let mut schedules: Vec<i64> = (1..=4)
+    let mut schedules: Vec<ScheduleId> = (1..=4)
         .map(|n| every_second(&pool, &format!("sleep-{n}"), "sleep", r#"{"seconds":"1"}"#, start, end))
         .collect();
     let import = {
@@ -732,7 +733,7 @@ async fn broker_outages(fleet: &mut Fleet, database: &TestDatabase, mut outage: 
     let pool = pool(database);
     let start = (Utc::now() + TimeDelta::seconds(4)).duration_trunc(TimeDelta::seconds(1)).unwrap();
     let end = start + TimeDelta::seconds(40);
-    let schedules: Vec<i64> = (1..=2)
+    let schedules: Vec<ScheduleId> = (1..=2)
         .map(|n| every_second(&pool, &format!("sleep-{n}"), "sleep", r#"{"seconds":"1"}"#, start, end))
         .collect();
     fleet.start("scheduler", &["scheduler"]);
@@ -780,7 +781,8 @@ async fn a_scheduler_stopped_across_a_dst_change_applies_its_misfire_policy_on_r
         (utc(2026, 3, 29, 0, 40), utc(2026, 3, 29, 2, 20), 1),
         (utc(2026, 10, 24, 23, 40), utc(2026, 10, 25, 3, 20), 3),
     ] {
-        let ids: Vec<i64> = policies.iter().map(|p| schedule_with(&format!("{p}-{down}"), p)).collect();
+        let ids: Vec<ScheduleId> =
+            policies.iter().map(|p| schedule_with(&format!("{p}-{down}"), p)).collect();
         isinbeat::scheduler::tick(&mut pool.get().unwrap(), down).unwrap();
         isinbeat::scheduler::tick(&mut pool.get().unwrap(), up).unwrap();
         for (id, policy) in ids.iter().zip(policies) {
@@ -811,7 +813,7 @@ async fn a_scheduler_stopped_across_a_dst_change_applies_its_misfire_policy_on_r
 }
 
 /// A schedule's runs, oldest occurrence first.
-fn runs_at(pool: &DbPool, schedule_id: i64) -> Vec<Run> {
+fn runs_at(pool: &DbPool, schedule_id: ScheduleId) -> Vec<Run> {
     let mut runs = runs_of(pool, schedule_id);
     runs.sort_by_key(|r| r.scheduled_for);
     runs
@@ -893,7 +895,7 @@ async fn misbehaving_source_servers_fail_their_runs_clearly_and_change_nothing(b
     let url = DatabaseUrl::parse(&database.url()).unwrap();
     let queue =
         Queue::connect(&url, &QueueUrl::Database, isinbeat::queue::QUEUE_NAME.to_owned()).await.unwrap();
-    let run_to_end = |run_id: i64| {
+    let run_to_end = |run_id: RunId| {
         wait_until(&fleet, Duration::from_secs(60), "the run ended", || {
             ENDED.contains(&run::find(&mut pool.get().unwrap(), run_id).unwrap().unwrap().status.as_str())
         });

@@ -18,7 +18,7 @@ use actix_web::{App, HttpRequest, HttpResponse, HttpServer, web};
 use common::{Backend, TestApp, TestDatabase, lei, location, spawn_app, spawn_app_running, spawn_app_with};
 use diesel::prelude::*;
 use isinbeat::db::schema::{isin_changes, isin_records};
-use isinbeat::domain::Role;
+use isinbeat::domain::{Role, RunId};
 use isinbeat::models::{run, schedule, source};
 use isinbeat::sources::fetch::{self, FetchError, Fetched, Limits, Location, Previous};
 use isinbeat::sources::sample::isin_for;
@@ -118,7 +118,7 @@ fn visible(database: &TestDatabase, name: &str) -> (Vec<Record>, i64, i64, i64) 
     (records, found.generation, found.active_isins, found.inactive_isins)
 }
 
-fn changes_of(database: &TestDatabase, run_id: i64, kind: &str) -> Vec<String> {
+fn changes_of(database: &TestDatabase, run_id: RunId, kind: &str) -> Vec<String> {
     let mut conn = connect(database);
     isin_changes::table
         .filter(isin_changes::run_id.eq(run_id))
@@ -130,7 +130,7 @@ fn changes_of(database: &TestDatabase, run_id: i64, kind: &str) -> Vec<String> {
 }
 
 /// The run number an import printed ("… as run #N …" or "Import run #N …").
-fn run_number(output: &str) -> i64 {
+fn run_number(output: &str) -> RunId {
     let start = output.find("run #").expect("a run number") + 5;
     output[start..].chars().take_while(char::is_ascii_digit).collect::<String>().parse().unwrap()
 }
@@ -507,11 +507,11 @@ async fn run_now(app: &TestApp, browser: &common::Browser, schedule_page: &str) 
     let ran = browser.submit(schedule_page, &format!("{schedule_page}run"), &[]).await;
     assert_eq!(ran.status(), 303);
     let run_page = location(&ran);
-    let run_id: i64 = run_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let run_id: RunId = run_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     wait_for_end(app, run_id).await
 }
 
-async fn wait_for_end(app: &TestApp, run_id: i64) -> run::Run {
+async fn wait_for_end(app: &TestApp, run_id: RunId) -> run::Run {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let found = app.query(move |conn| run::find(conn, run_id).unwrap().unwrap()).await;
@@ -588,7 +588,7 @@ async fn an_operator_adds_tests_and_schedules_an_http_source_and_sees_its_stats(
     // "Import now, even if unchanged" from the source page goes past the shortcut.
     let forced = operator.submit(&source_page, &format!("{source_page}import"), &[("force", "yes")]).await;
     assert_eq!(forced.status(), 303);
-    let run_id: i64 = location(&forced).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let run_id: RunId = location(&forced).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     let forced = wait_for_end(&app, run_id).await;
     assert_eq!(forced.status, "succeeded", "{:?}", forced.error);
     assert!(forced.stats.unwrap().contains("\"unchanged\":300"));
@@ -661,7 +661,7 @@ async fn a_cancelled_import_changes_nothing(backend: Backend) {
         .await;
     let source_page = location(&created);
     let first = admin.submit(&source_page, &format!("{source_page}import"), &[]).await;
-    let first_id: i64 = location(&first).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let first_id: RunId = location(&first).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     assert_eq!(wait_for_end(&app, first_id).await.status, "succeeded");
     let before = app.query(|conn| source::find_by_name(conn, "slow").unwrap().unwrap()).await;
 
@@ -676,7 +676,7 @@ async fn a_cancelled_import_changes_nothing(backend: Backend) {
     .await;
     let second = admin.submit(&source_page, &format!("{source_page}import"), &[]).await;
     let run_page = location(&second);
-    let run_id: i64 = run_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let run_id: RunId = run_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let found = app.query(move |conn| run::find(conn, run_id).unwrap().unwrap()).await;
@@ -721,7 +721,7 @@ async fn a_source_is_changed_and_deleted_with_its_records_and_audited(backend: B
         admin.submit("/admin/sources/new", "/admin/sources/new", &source_fields("doomed", &path)).await;
     let page = location(&created);
     let imported = admin.submit(&page, &format!("{page}import"), &[]).await;
-    let run_id: i64 = location(&imported).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let run_id: RunId = location(&imported).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     assert_eq!(wait_for_end(&app, run_id).await.status, "succeeded");
 
     // Bad options are refused beside their field; good ones are saved.
@@ -891,7 +891,7 @@ async fn import_now_goes_to_the_queue_of_the_schedule_that_imports_the_source(ba
     let queue_of_import_now = || async {
         let pushed = admin.submit(&source_page, &format!("{source_page}import"), &[]).await;
         assert_eq!(pushed.status(), 303);
-        let run_id: i64 = location(&pushed).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+        let run_id: RunId = location(&pushed).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
         app.query(move |conn| run::find(conn, run_id).unwrap().unwrap().queue).await
     };
     assert_eq!(queue_of_import_now().await, "default", "no schedule imports it yet");

@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use isinbeat::config::DatabaseUrl;
 use isinbeat::db::schema::runs;
 use isinbeat::db::{self, DbPool};
+use isinbeat::domain::{RunId, ScheduleId, SourceId};
 use isinbeat::jobs::{self, Outcome, ParamSpec, Registry, TaskContext, TaskKind};
 use isinbeat::models::run::{self, NewRun, Run};
 use isinbeat::models::schedule::{self, NewSchedule};
@@ -62,7 +63,7 @@ fn fixture(backend: Backend) -> Option<Fixture> {
 }
 
 impl Fixture {
-    fn schedule(&self, name: &str, kind: &str, tweak: impl FnOnce(&mut NewSchedule)) -> i64 {
+    fn schedule(&self, name: &str, kind: &str, tweak: impl FnOnce(&mut NewSchedule)) -> ScheduleId {
         let mut new = NewSchedule::with_defaults(name, kind, "cron");
         new.settings.cron_expr = Some("0 3 * * *".to_owned());
         tweak(&mut new);
@@ -70,7 +71,7 @@ impl Fixture {
     }
 
     /// A run of `schedule_id` on its queue, as "run now" makes it.
-    fn queue(&self, schedule_id: i64, status: &str) -> i64 {
+    fn queue(&self, schedule_id: ScheduleId, status: &str) -> RunId {
         let mut conn = self.pool.get().unwrap();
         let owner = schedule::find(&mut conn, schedule_id).unwrap().unwrap();
         let now = db::now();
@@ -95,20 +96,20 @@ impl Fixture {
         .unwrap()
     }
 
-    fn run(&self, id: i64) -> Run {
+    fn run(&self, id: RunId) -> Run {
         run::find(&mut self.pool.get().unwrap(), id).unwrap().unwrap()
     }
 
     /// Pretends the run's backoff is over.
-    fn make_due(&self, id: i64) {
+    fn make_due(&self, id: RunId) {
         diesel::update(runs::table.find(id))
             .set(runs::not_before.eq(db::now() - Duration::seconds(1)))
             .execute(&mut **self.pool.get().unwrap())
             .unwrap();
     }
 
-    fn execute(&self, id: i64) -> Outcome {
-        jobs::execute(&self.pool, &registry(), id, "worker-a", BEAT).unwrap()
+    fn execute(&self, id: RunId) -> Outcome {
+        jobs::execute(&self.pool, &registry(), id, &"worker-a".into(), BEAT).unwrap()
     }
 }
 
@@ -258,7 +259,7 @@ async fn forgotten_runs_are_found_per_queue_and_only_where_a_worker_listens(back
         f.schedule(name, "prune_history", move |s| s.settings.queue = queue)
     };
     let (worked, unworked) = (on("worked", "default"), on("unworked", "archive"));
-    let overdue = |schedule_id: i64| {
+    let overdue = |schedule_id: ScheduleId| {
         let id = f.queue(schedule_id, "queued");
         diesel::update(runs::table.find(id))
             .set(runs::not_before.eq(db::now() - Duration::minutes(10)))
@@ -266,14 +267,14 @@ async fn forgotten_runs_are_found_per_queue_and_only_where_a_worker_listens(back
             .unwrap();
         id
     };
-    let unworked_runs: Vec<i64> = (0..3).map(|_| overdue(unworked)).collect();
+    let unworked_runs: Vec<RunId> = (0..3).map(|_| overdue(unworked)).collect();
     let lost = overdue(worked);
     let just_due = f.queue(worked, "queued");
     let now = db::now();
     worker::register(
         &mut f.pool.get().unwrap(),
         &Worker {
-            name: "worker@box:1:abcd".to_owned(),
+            name: "worker@box:1:abcd".into(),
             hostname: "box".to_owned(),
             pid: 1,
             queue: "default".to_owned(),
@@ -355,7 +356,7 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
         vec![isinbeat::models::isin_record::NewChange {
             run_id: succeeded[0],
             isin: "DE0005190003".to_owned(),
-            source_id: 1,
+            source_id: SourceId(1),
             kind: isinbeat::domain::ChangeKind::Added,
             old_values: None,
             new_values: None,
@@ -367,7 +368,7 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
     assert_eq!(f.run(id).stats.as_deref(), Some(r#"{"deleted_alerts":1,"deleted_runs":14}"#));
     let alerts_left = isinbeat::models::alert::for_schedule(&mut f.pool.get().unwrap(), busy, 10).unwrap();
     assert_eq!(alerts_left.len(), 1, "the recent delivery stays");
-    let left: Vec<i64> = runs::table
+    let left: Vec<RunId> = runs::table
         .filter(runs::schedule_id.eq(busy))
         .order(runs::id)
         .select(runs::id)

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
 use common::{Backend, Browser, TestApp, location, spawn_app_running_with};
-use isinbeat::domain::Role;
+use isinbeat::domain::{Role, RunId, SourceId};
 use isinbeat::models::run;
 use isinbeat::models::source::{self, NewSource, SourceChanges};
 
@@ -109,7 +109,7 @@ async fn source_count(app: &TestApp) -> usize {
 }
 
 /// Saves a source straight into the database, as one saved before the policy existed.
-async fn saved_before_the_upgrade(app: &TestApp, name: &str, url: &str) -> i64 {
+async fn saved_before_the_upgrade(app: &TestApp, name: &str, url: &str) -> SourceId {
     let (name, url) = (name.to_owned(), url.to_owned());
     app.query(move |conn| {
         let changes = SourceChanges {
@@ -126,7 +126,7 @@ async fn saved_before_the_upgrade(app: &TestApp, name: &str, url: &str) -> i64 {
 }
 
 /// Presses "Test source" on source `id`'s page; returns the page.
-async fn test_source(browser: &Browser, id: i64) -> String {
+async fn test_source(browser: &Browser, id: SourceId) -> String {
     let page = format!("/admin/sources/{id}/");
     let tested = browser.submit(&page, &format!("{page}test"), &[]).await;
     assert_eq!(tested.status(), 200);
@@ -134,11 +134,11 @@ async fn test_source(browser: &Browser, id: i64) -> String {
 }
 
 /// Presses "Import now" on source `id`'s page and waits for the run to end.
-async fn import_now(app: &TestApp, browser: &Browser, id: i64) -> run::Run {
+async fn import_now(app: &TestApp, browser: &Browser, id: SourceId) -> run::Run {
     let page = format!("/admin/sources/{id}/");
     let queued = browser.submit(&page, &format!("{page}import"), &[]).await;
     assert_eq!(queued.status(), 303);
-    let run_id: i64 = location(&queued).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let run_id: RunId = location(&queued).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let found = app.query(move |conn| run::find(conn, run_id).unwrap().unwrap()).await;
@@ -276,7 +276,7 @@ async fn a_name_resolving_to_loopback_and_redirects_to_internal_addresses_are_re
         let saved =
             olga.submit("/admin/sources/new", "/admin/sources/new", &csv_source(&format!("s{i}"), url)).await;
         assert_eq!(saved.status(), 303, "{url}");
-        let id: i64 = location(&saved).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+        let id: SourceId = location(&saved).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
         let tested = test_source(&olga, id).await;
         assert!(tested.contains(reason), "{url}: Test source says {reason:?}:\n{tested}");
         assert!(!tested.contains(SECRET));
@@ -296,7 +296,7 @@ async fn a_name_resolving_to_loopback_and_redirects_to_internal_addresses_are_re
         ("enabled", "on"),
     ];
     let saved = olga.submit("/admin/sources/new", "/admin/sources/new", &fields).await;
-    let id: i64 = location(&saved).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let id: SourceId = location(&saved).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     assert_eq!(import_now(&app, &olga, id).await.status, "succeeded");
 }
 
@@ -479,7 +479,7 @@ async fn test_source_and_runs_fail_on_a_line_without_end_and_an_unterminated_quo
         ];
         let saved = olga.submit("/admin/sources/new", "/admin/sources/new", &fields).await;
         assert_eq!(saved.status(), 303);
-        let id: i64 = location(&saved).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+        let id: SourceId = location(&saved).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
         let tested = test_source(&olga, id).await;
         assert!(tested.contains(reason), "Test source of {path:?} says {reason:?}:\n{tested}");
         let failed = import_now(&app, &olga, id).await;
@@ -490,7 +490,7 @@ async fn test_source_and_runs_fail_on_a_line_without_end_and_an_unterminated_quo
     // A refused line's text is the file's: admins see it, operators the line and the reason.
     let fields = csv_source("passwd", passwd.to_str().unwrap());
     let saved = olga.submit("/admin/sources/new", "/admin/sources/new", &fields).await;
-    let id: i64 = location(&saved).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let id: SourceId = location(&saved).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     let as_operator = test_source(&olga, id).await;
     assert!(as_operator.contains("id=\"test-problems\"") && !as_operator.contains(SECRET), "{as_operator}");
     assert!(as_operator.contains("shown to admins only"));

@@ -17,6 +17,7 @@ use diesel::prelude::*;
 use isinbeat::config::{DatabaseUrl, QueueUrl};
 use isinbeat::db::DbPool;
 use isinbeat::db::schema::{runs, workers};
+use isinbeat::domain::{RunId, ScheduleId};
 use isinbeat::models::run::{self, Run};
 use isinbeat::models::schedule::{self, NewSchedule};
 use isinbeat::queue::{QUEUE_NAME, Queue};
@@ -74,14 +75,14 @@ async fn runs_are_routed_by_queue(backend: Backend, broker: Broker) {
     fleet.start("scheduler", &["scheduler"]);
     fleet.start("plain-worker", &["worker"]);
     fleet.start("routed-worker", &["worker", "--queues", "reports,eu", "--concurrency", "1"]);
-    let all_done = |id: i64| {
+    let all_done = |id: ScheduleId| {
         let done = runs_of(&pool, id);
         done.len() == expected && done.iter().all(|r| r.status == "succeeded")
     };
     wait_until(&fleet, Duration::from_secs(60), "the routed schedules' runs succeeded", || {
         [plain.id, reports.id, eu.id].into_iter().all(all_done)
     });
-    let taken_by = |fleet: &Fleet, id: i64| -> std::collections::BTreeSet<String> {
+    let taken_by = |fleet: &Fleet, id: ScheduleId| -> std::collections::BTreeSet<String> {
         runs_of(&pool, id).into_iter().map(|r| fleet.label_of_pid(pid_in(&r.worker.unwrap()))).collect()
     };
     assert_eq!(taken_by(&fleet, plain.id), ["plain-worker".to_owned()].into(), "{}", fleet.diagnose());
@@ -200,7 +201,7 @@ async fn every_occurrence_runs_exactly_once(backend: Backend, broker: Broker) {
     assert_eq!(unfinished, 0);
 }
 
-fn find_run(pool: &DbPool, id: i64) -> Run {
+fn find_run(pool: &DbPool, id: RunId) -> Run {
     run::find(&mut pool.get().unwrap(), id).unwrap().unwrap()
 }
 

@@ -13,7 +13,7 @@ use chrono::{Duration, Utc};
 use common::{Backend, Broker, TestDatabase};
 use isinbeat::config::{DatabaseUrl, QueueUrl};
 use isinbeat::db;
-use isinbeat::domain::QueueName;
+use isinbeat::domain::{QueueName, RunId};
 use isinbeat::jobs::{self, Registry};
 use isinbeat::models::run::{self, NewRun};
 use isinbeat::models::schedule::{self, NewSchedule};
@@ -73,7 +73,7 @@ async fn one_worker_takes_many_more_jobs_than_it_fetches_at_once(backend: Backen
     let pool = db::connect_pool(&url, 2).unwrap();
     db::run_migrations(&mut pool.get().unwrap()).unwrap();
     let Some(queue) = open_queue(&url, broker).await else { return };
-    let jobs: Vec<(i64, chrono::DateTime<Utc>)> = (1..=100).map(|id| (id, Utc::now())).collect();
+    let jobs: Vec<(RunId, chrono::DateTime<Utc>)> = (1..=100).map(|id| (RunId(id), Utc::now())).collect();
     queue.push_many("default", &jobs).await.unwrap();
 
     let taken = Arc::new(std::sync::Mutex::new(std::collections::BTreeSet::new()));
@@ -110,12 +110,12 @@ async fn a_worker_takes_jobs_only_from_the_queue_it_listens_on(backend: Backend,
     let pool = db::connect_pool(&url, 2).unwrap();
     db::run_migrations(&mut pool.get().unwrap()).unwrap();
     let Some(queue) = open_queue(&url, broker).await else { return };
-    let ids = |from: i64| (from..from + 5).map(|id| (id, Utc::now())).collect::<Vec<_>>();
+    let ids = |from: i64| (from..from + 5).map(|id| (RunId(id), Utc::now())).collect::<Vec<_>>();
     queue.push_many("default", &ids(100)).await.unwrap();
     queue.push_many("reports", &ids(200)).await.unwrap();
     queue.push_many("eu", &ids(300)).await.unwrap();
 
-    let taken = Arc::new(std::sync::Mutex::new(Vec::<(String, i64)>::new()));
+    let taken = Arc::new(std::sync::Mutex::new(Vec::<(String, RunId)>::new()));
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let workers: Vec<_> = ["default", "reports", "eu"]
         .into_iter()
@@ -152,9 +152,9 @@ async fn a_worker_takes_jobs_only_from_the_queue_it_listens_on(backend: Backend,
 
     let mut taken = taken.lock().unwrap().clone();
     taken.sort_by_key(|(_, id)| *id);
-    let expected: Vec<(String, i64)> = [("default", 100), ("reports", 200), ("eu", 300)]
+    let expected: Vec<(String, RunId)> = [("default", 100), ("reports", 200), ("eu", 300)]
         .into_iter()
-        .flat_map(|(queue, from)| (from..from + 5).map(move |id| (queue.to_owned(), id)))
+        .flat_map(|(queue, from)| (from..from + 5).map(move |id| (queue.to_owned(), RunId(id))))
         .collect();
     assert_eq!(taken, expected);
 }
@@ -242,7 +242,7 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
                                     &pool,
                                     &registry,
                                     run_id,
-                                    "worker-test",
+                                    &"worker-test".into(),
                                     StdDuration::from_secs(1),
                                 )
                             })
@@ -287,7 +287,7 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
     worker.await.unwrap().unwrap();
 
     let executions = executions.lock().unwrap();
-    let succeeded: Vec<i64> = executions
+    let succeeded: Vec<RunId> = executions
         .iter()
         .filter(|(_, outcome, _)| *outcome == jobs::Outcome::Succeeded)
         .map(|(id, _, _)| *id)

@@ -8,7 +8,7 @@ mod common;
 use common::{Backend, TestApp, location, spawn_app};
 use diesel::prelude::*;
 use isinbeat::db::schema::runs;
-use isinbeat::domain::Role;
+use isinbeat::domain::{Role, RunId, ScheduleId};
 use isinbeat::models::run::{self, NewRun};
 use isinbeat::models::schedule::{self, NewSchedule};
 
@@ -22,7 +22,7 @@ on_both_backends!(
     the_dashboard_shows_failing_schedules_and_runs_per_day,
 );
 
-async fn schedule(app: &TestApp, name: &str) -> i64 {
+async fn schedule(app: &TestApp, name: &str) -> ScheduleId {
     let name = name.to_owned();
     app.query(move |conn| {
         let mut new = NewSchedule::with_defaults(&name, "prune_history", "cron");
@@ -33,7 +33,7 @@ async fn schedule(app: &TestApp, name: &str) -> i64 {
 }
 
 /// Records a run with `status` and `trigger`, created at `day` (YYYY-MM-DD) noon.
-async fn add_run(app: &TestApp, schedule_id: i64, status: &str, trigger: &str, day: &str) -> i64 {
+async fn add_run(app: &TestApp, schedule_id: ScheduleId, status: &str, trigger: &str, day: &str) -> RunId {
     let (status, trigger) = (status.to_owned(), trigger.to_owned());
     let at = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap().and_hms_opt(12, 0, 0).unwrap();
     app.query(move |conn| {
@@ -61,7 +61,7 @@ async fn add_run(app: &TestApp, schedule_id: i64, status: &str, trigger: &str, d
     .await
 }
 
-fn run_ids(html: &str) -> Vec<i64> {
+fn run_ids(html: &str) -> Vec<RunId> {
     html.split("<td><a href=\"/admin/runs/")
         .skip(1)
         .map(|rest| rest.split('/').next().unwrap().parse().unwrap())
@@ -121,7 +121,7 @@ async fn the_list_pages_by_keyset_without_repeats_or_gaps(backend: Backend) {
     let second_ids = run_ids(&second);
     assert_eq!(second_ids.len(), 10);
     assert!(!second.contains("class=\"pager\""), "no third page");
-    let mut seen: Vec<i64> = first_ids.into_iter().chain(second_ids).collect();
+    let mut seen: Vec<RunId> = first_ids.into_iter().chain(second_ids).collect();
     seen.sort_unstable();
     created.sort_unstable();
     assert_eq!(seen, created);
@@ -140,7 +140,7 @@ async fn the_list_pages_by_keyset_without_repeats_or_gaps(backend: Backend) {
     assert_eq!(rest, all, "the second page continues where the first ended");
 }
 
-async fn all_runs_ascending(app: &TestApp) -> Vec<i64> {
+async fn all_runs_ascending(app: &TestApp) -> Vec<RunId> {
     app.query(|conn| runs::table.order(runs::id.asc()).select(runs::id).load(conn).unwrap()).await
 }
 
@@ -228,7 +228,7 @@ async fn an_operator_retries_an_ended_run_as_a_new_run(backend: Backend) {
     let response = operator.submit(&page, &format!("/admin/runs/{failed}/retry"), &[]).await;
     assert_eq!(response.status(), 303);
     let new_page = location(&response);
-    let retried: i64 = new_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let retried: RunId = new_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     assert_ne!(retried, failed);
     let html = operator.get_html(&new_page).await;
     assert!(html.contains(&format!("Run #{failed} is retried as run #{retried}")), "a message says so");

@@ -14,6 +14,7 @@ use diesel::prelude::*;
 use isinbeat::config::DatabaseUrl;
 use isinbeat::db::schema::{runs, schedules};
 use isinbeat::db::{self, DbPool};
+use isinbeat::domain::ScheduleId;
 use isinbeat::models::run::Run;
 use isinbeat::models::schedule::{self, NewSchedule, Schedule};
 use isinbeat::scheduler::{self, ClaimHook, NoHook};
@@ -39,7 +40,7 @@ impl Fixture {
         self.pool.get().unwrap()
     }
 
-    fn cron(&self, name: &str, expr: &str, zone: &str, tweak: impl FnOnce(&mut NewSchedule)) -> i64 {
+    fn cron(&self, name: &str, expr: &str, zone: &str, tweak: impl FnOnce(&mut NewSchedule)) -> ScheduleId {
         let mut new = NewSchedule::with_defaults(name, "prune_history", "cron");
         new.settings.cron_expr = Some(expr.to_owned());
         new.settings.timezone = zone.to_owned();
@@ -60,7 +61,7 @@ impl Fixture {
         }
     }
 
-    fn runs(&self, schedule_id: i64) -> Vec<Run> {
+    fn runs(&self, schedule_id: ScheduleId) -> Vec<Run> {
         runs::table
             .filter(runs::schedule_id.eq(schedule_id))
             .order(runs::scheduled_for.asc())
@@ -69,7 +70,7 @@ impl Fixture {
             .unwrap()
     }
 
-    fn schedule(&self, id: i64) -> Schedule {
+    fn schedule(&self, id: ScheduleId) -> Schedule {
         schedule::find(&mut self.conn(), id).unwrap().unwrap()
     }
 }
@@ -265,7 +266,7 @@ async fn a_schedule_inserted_by_plain_sql_fires_like_any_other(backend: Backend)
     let mut new = NewSchedule::with_defaults("typed-in", "prune_history", "cron");
     new.settings.cron_expr = Some("0 3 * * *".to_owned());
     diesel::insert_into(schedules::table).values(&new).execute(&mut **f.conn()).unwrap();
-    let id: i64 = schedules::table
+    let id: ScheduleId = schedules::table
         .filter(schedules::name.eq("typed-in"))
         .select(schedules::id)
         .first(&mut **f.conn())
@@ -341,7 +342,7 @@ async fn a_second_scheduler_interleaved_at_the_worst_point_does_nothing(backend:
 async fn two_schedulers_ticking_together_create_every_occurrence_exactly_once(backend: Backend) {
     let Some(f) = fixture(backend) else { return };
     let specs = [("every-minute", "* * * * *"), ("every-7", "*/7 * * * *"), ("at-13", "13 * * * *")];
-    let ids: Vec<i64> = specs
+    let ids: Vec<ScheduleId> = specs
         .iter()
         .map(|(name, expr)| {
             f.cron(name, expr, "Europe/Berlin", |s| s.settings.overlap_policy = "allow".to_owned())
@@ -380,7 +381,7 @@ async fn two_schedulers_ticking_together_create_every_occurrence_exactly_once(ba
 
 /// Lets the hook's second scheduler in only for the schedule `target`.
 struct OnlyFor<'a> {
-    target: i64,
+    target: ScheduleId,
     inner: &'a SecondScheduler,
 }
 
@@ -394,7 +395,8 @@ impl ClaimHook for OnlyFor<'_> {
 
 async fn a_second_scheduler_inside_a_batch_takes_its_schedule_and_the_batch_the_others(backend: Backend) {
     let Some(f) = fixture(backend) else { return };
-    let ids: Vec<i64> = ["a", "b", "c"].iter().map(|name| f.cron(name, "0 3 * * *", "UTC", |_| {})).collect();
+    let ids: Vec<ScheduleId> =
+        ["a", "b", "c"].iter().map(|name| f.cron(name, "0 3 * * *", "UTC", |_| {})).collect();
     f.tick(utc(2026, 11, 27, 10, 0));
     let now = utc(2026, 11, 28, 3, 0);
     let second = SecondScheduler {

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{Backend, TestApp, location, spawn_app};
-use isinbeat::domain::Role;
+use isinbeat::domain::{Role, RunId, ScheduleId};
 use isinbeat::models::run;
 use isinbeat::models::schedule::{self, NewSchedule};
 
@@ -141,13 +141,13 @@ async fn an_operator_creates_a_schedule_through_the_form(backend: Backend) {
     let moved = fields(&[("name", "reports-daily"), ("queue", "eu")]);
     let edit_page = format!("/admin/schedules/{}/edit", routed.id);
     assert_eq!(operator.submit(&edit_page, &edit_page, &moved).await.status(), 303);
-    let queue_of = |id: i64| app.query(move |conn| run::find(conn, id).unwrap().unwrap().queue);
+    let queue_of = |id: RunId| app.query(move |conn| run::find(conn, id).unwrap().unwrap().queue);
     assert_eq!(queue_of(waiting).await, "eu");
     assert_eq!(queue_of(ended).await, "reports", "history stays as it was");
     let run_page = format!("/admin/runs/{ended}/");
     let retried = operator.submit(&run_page, &format!("{run_page}retry"), &[]).await;
     assert_eq!(retried.status(), 303);
-    let retry: i64 = location(&retried).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let retry: RunId = location(&retried).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     assert_eq!(queue_of(retry).await, "eu");
 }
 
@@ -281,7 +281,14 @@ async fn deleting_asks_first_and_keeps_the_runs(backend: Backend) {
     assert!(audit.contains("<td>delete</td>"));
 }
 
-async fn add(app: &TestApp, name: &str, description: &str, cron: &str, zone: &str, enabled: bool) -> i64 {
+async fn add(
+    app: &TestApp,
+    name: &str,
+    description: &str,
+    cron: &str,
+    zone: &str,
+    enabled: bool,
+) -> ScheduleId {
     let (name, description, cron, zone) =
         (name.to_owned(), description.to_owned(), cron.to_owned(), zone.to_owned());
     app.query(move |conn| {
@@ -383,7 +390,7 @@ async fn an_operator_pauses_resumes_and_runs_a_schedule_now(backend: Backend) {
     let run_now = operator.submit(&detail, &format!("/admin/schedules/{id}/run"), &[]).await;
     assert_eq!(run_now.status(), 303);
     let run_page = location(&run_now);
-    let run_id: i64 = run_page.trim_start_matches("/admin/runs/").trim_end_matches('/').parse().unwrap();
+    let run_id: RunId = run_page.trim_start_matches("/admin/runs/").trim_end_matches('/').parse().unwrap();
     assert!(operator.get_html(&run_page).await.contains(&format!("Run #{run_id} was queued.")));
     let made = app.query(move |conn| run::find(conn, run_id).unwrap().unwrap()).await;
     assert_eq!(
@@ -433,7 +440,7 @@ async fn bulk_actions_apply_to_the_selected_schedules_only(backend: Backend) {
             runs::table
                 .filter(runs::trigger.eq("manual"))
                 .select(runs::schedule_id)
-                .load::<Option<i64>>(conn)
+                .load::<Option<ScheduleId>>(conn)
                 .unwrap()
         })
         .await;
@@ -461,7 +468,7 @@ async fn bulk_actions_apply_to_the_selected_schedules_only(backend: Backend) {
 
 async fn the_list_pages_through_many_schedules_and_filters_by_the_last_run(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let ids: Vec<i64> = app
+    let ids: Vec<ScheduleId> = app
         .query(|conn| {
             (0..130)
                 .map(|i| {

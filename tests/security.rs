@@ -70,7 +70,8 @@ async fn run_from_the_form(app: &TestApp, admin: &Browser, name: &str, source: &
     let page = location(&created);
     let ran = admin.submit(&page, &format!("{page}run"), &[]).await;
     assert_eq!(ran.status(), 303);
-    let id: i64 = location(&ran).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let id: isinbeat::domain::RunId =
+        location(&ran).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let found = app.query(move |conn| run::find(conn, id).unwrap().unwrap()).await;

@@ -32,7 +32,8 @@ async fn a_running_worker_shows_with_the_run_it_has_in_hand(backend: Backend) {
     let response =
         admin.submit(&format!("/admin/schedules/{id}/"), &format!("/admin/schedules/{id}/run"), &[]).await;
     let run_page = common::location(&response);
-    let run_id: i64 = run_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let run_id: isinbeat::domain::RunId =
+        run_page.trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
 
     let deadline = Instant::now() + Duration::from_secs(15);
     let html = loop {
@@ -73,7 +74,7 @@ async fn the_queue_depth_and_stopped_or_silent_workers_are_shown(backend: Backen
             common::insert_run(conn, owner.id, "queued", not_before);
         }
         let row = |name: &str, beat: chrono::NaiveDateTime, stopped: bool| Worker {
-            name: name.to_owned(),
+            name: name.into(),
             hostname: "box-1".to_owned(),
             pid: 4242,
             queue: "default".to_owned(),
@@ -123,7 +124,7 @@ async fn each_queue_shows_who_listens_and_what_waits_and_an_unattended_one_stand
             worker::register(
                 conn,
                 &Worker {
-                    name: "worker@box-1:7:abcd".to_owned(),
+                    name: "worker@box-1:7:abcd".into(),
                     hostname: "box-1".to_owned(),
                     pid: 7,
                     queue: "default,archive".to_owned(),

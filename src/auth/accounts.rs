@@ -108,7 +108,7 @@ pub fn update_user(
         let mut tokens_revoked = 0;
         if !is_active {
             session::delete_for_user(conn, id, None)?;
-            tokens_revoked = api_token::revoke_all_of_user(conn, id.0, now)?;
+            tokens_revoked = api_token::revoke_all_of_user(conn, id, now)?;
             if tokens_revoked > 0 {
                 changes.insert(FIELD_TOKENS.into(), json!([tokens_revoked, 0]));
             }
@@ -157,7 +157,7 @@ pub fn set_password(
         login_failure::clear_username(conn, &target.username)?;
         let tokens_revoked = match kind {
             PasswordChange::Own => 0,
-            PasswordChange::Reset => api_token::revoke_all_of_user(conn, id.0, crate::db::now())?,
+            PasswordChange::Reset => api_token::revoke_all_of_user(conn, id, crate::db::now())?,
         };
         let mut changes = json!({ "password": ["********", "********"] });
         if tokens_revoked > 0 {

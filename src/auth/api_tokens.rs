@@ -11,7 +11,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::{CurrentUser, load_current_user};
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::UserId;
+use crate::domain::{ApiTokenId, UserId};
 use crate::models::api_token::{self, ApiToken, NewApiToken};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::user;
@@ -44,7 +44,7 @@ pub enum TokenError {
 const OBJECT_USER: &str = "user";
 const FIELD_TOKEN: &str = "api token";
 
-fn label(name: &str, id: i64) -> String {
+fn label(name: &str, id: ApiTokenId) -> String {
     format!("{name} (#{id})")
 }
 
@@ -62,7 +62,7 @@ pub fn create(
     owner: UserId,
     name: &str,
     expires_at: Option<NaiveDateTime>,
-) -> diesel::QueryResult<(i64, String)> {
+) -> diesel::QueryResult<(ApiTokenId, String)> {
     let secret = format!("{SECRET_PREFIX}{}", Alphanumeric.sample_string(&mut rand::rng(), 40));
     let token_hash = hash(&secret);
     write_transaction(conn, |conn| {
@@ -70,7 +70,7 @@ pub fn create(
         let id = api_token::insert(
             conn,
             &NewApiToken {
-                user_id: owner.id.0,
+                user_id: owner.id,
                 name,
                 prefix: &secret[..SHOWN],
                 token_hash: &token_hash,
@@ -103,12 +103,12 @@ pub fn revoke(
     conn: &mut DbConnection,
     actor: &Actor,
     owner: UserId,
-    id: i64,
+    id: ApiTokenId,
 ) -> diesel::QueryResult<Option<ApiToken>> {
     write_transaction(conn, |conn| {
-        let Some(token) = api_token::find_of_user(conn, owner.0, id)? else { return Ok(None) };
+        let Some(token) = api_token::find_of_user(conn, owner, id)? else { return Ok(None) };
         let Some(owner) = user::find(conn, owner)? else { return Ok(None) };
-        if api_token::revoke(conn, owner.id.0, id, crate::db::now())? == 0 {
+        if api_token::revoke(conn, owner.id, id, crate::db::now())? == 0 {
             return Ok(None);
         }
         audit::insert(
@@ -144,8 +144,7 @@ pub fn authenticate(conn: &mut DbConnection, header: Option<&str>) -> Result<Cur
     if token.is_expired(now) {
         return Err(AuthFailure::Token(TokenError::Expired));
     }
-    let user =
-        load_current_user(conn, UserId(token.user_id))?.ok_or(AuthFailure::Token(TokenError::Invalid))?;
+    let user = load_current_user(conn, token.user_id)?.ok_or(AuthFailure::Token(TokenError::Invalid))?;
     // A write only when the last use on record is a minute old: most requests only read.
     if token.last_used_at.is_none_or(|at| now - at >= chrono::Duration::minutes(1)) {
         api_token::touch(conn, token.id, now)?;

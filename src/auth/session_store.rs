@@ -83,13 +83,7 @@ impl DbSessionStore {
             let now = crate::db::now();
             session::insert(
                 conn,
-                &NewSession {
-                    key_hash: &hash,
-                    user_id: user.map(i64::from),
-                    state: &encoded,
-                    created_at: now,
-                    expires_at,
-                },
+                &NewSession { key_hash: &hash, user_id: user, state: &encoded, created_at: now, expires_at },
             )?;
             Ok(())
         })
@@ -105,7 +99,7 @@ pub fn key_hash(key: &str) -> String {
 
 fn user_of(state: &SessionState) -> Option<UserId> {
     // actix-session keeps each value JSON-encoded; an id is a bare number.
-    state.get(USER_ID_KEY).and_then(|raw| raw.parse::<i64>().ok()).map(UserId)
+    state.get(USER_ID_KEY).and_then(|raw| raw.parse::<UserId>().ok())
 }
 
 fn expiry(ttl: &Duration) -> NaiveDateTime {

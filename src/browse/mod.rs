@@ -156,7 +156,7 @@ mod tests {
                 first_seen_run_id: None,
                 records: vec![ShownRecord {
                     isin: format!("DE{i:010}"),
-                    source_id: 1,
+                    source_id: crate::domain::SourceId(1),
                     since_gen: 1,
                     until_gen: None,
                     active: true,

@@ -12,6 +12,7 @@ use anyhow::Context;
 use indicatif::{ProgressBar, ProgressStyle};
 
 use crate::db::DbPool;
+use crate::domain::RunId;
 use crate::import::{self, Observer, Phase, Progress, Stats};
 use crate::jobs::download_isins::{self, RunProgress};
 use crate::jobs::worker::worker_name;
@@ -116,7 +117,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
     }
 }
 
-fn print_summary(file: &Path, source: &str, run_id: i64, took: Duration, stats: &Stats) {
+fn print_summary(file: &Path, source: &str, run_id: RunId, took: Duration, stats: &Stats) {
     let seconds = took.as_secs_f64();
     if stats.not_modified {
         println!(
@@ -155,7 +156,7 @@ fn print_summary(file: &Path, source: &str, run_id: i64, took: Duration, stats: 
 /// The progress bar, the run's heartbeat and its progress on the run page.
 struct CliObserver {
     pool: DbPool,
-    run_id: i64,
+    run_id: RunId,
     bar: ProgressBar,
     done: std::sync::Arc<AtomicBool>,
     run_progress: RunProgress,
@@ -163,7 +164,7 @@ struct CliObserver {
 }
 
 impl CliObserver {
-    fn new(pool: DbPool, run_id: i64) -> Self {
+    fn new(pool: DbPool, run_id: RunId) -> Self {
         let bar = ProgressBar::new_spinner();
         bar.set_style(
             ProgressStyle::with_template("{spinner} {msg:10} {human_pos:>12} rows  {per_sec:>14}  {elapsed}")

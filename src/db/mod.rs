@@ -221,7 +221,7 @@ where
 
 /// The id the last INSERT on this connection generated (diesel's run-time backend choice has
 /// no RETURNING).
-pub fn last_insert_id(conn: &mut DbConnection) -> diesel::QueryResult<i64> {
+pub fn last_insert_id<Id: From<i64>>(conn: &mut DbConnection) -> diesel::QueryResult<Id> {
     #[derive(diesel::QueryableByName)]
     struct LastId {
         #[diesel(sql_type = diesel::sql_types::BigInt)]
@@ -231,7 +231,7 @@ pub fn last_insert_id(conn: &mut DbConnection) -> diesel::QueryResult<i64> {
         DbConnection::Postgresql(_) => "SELECT lastval() AS id",
         DbConnection::Sqlite(_) => "SELECT last_insert_rowid() AS id",
     };
-    diesel::sql_query(sql).get_result::<LastId>(conn).map(|row| row.id)
+    diesel::sql_query(sql).get_result::<LastId>(conn).map(|row| Id::from(row.id))
 }
 
 /// The current time in UTC, as stored in every timestamp column. Rounded to microseconds,

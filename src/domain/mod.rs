@@ -18,7 +18,9 @@ pub mod schedule_spec;
 pub mod url_secrets;
 pub mod username;
 
-pub use ids::UserId;
+pub use ids::{
+    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SourceId, UserId, WorkerName,
+};
 pub use isin::{Isin, IsinError};
 pub use lei::{Lei, LeiError};
 pub use password::{NewPassword, PasswordError};

@@ -31,6 +31,7 @@ pub enum OverlapPolicy {
     Replace,
 }
 
+use super::ids::ScheduleId;
 pub use super::named_choices::UnknownChoice;
 use super::named_choices::named_choices;
 
@@ -117,13 +118,13 @@ impl RetryPolicy {
 
 /// A jitter in `[0, max]` that is the same for the same schedule and occurrence, so every
 /// scheduler computes the same dispatch time and jitter never changes which occurrence it is.
-pub fn jitter(schedule_id: i64, scheduled_for: DateTime<Utc>, max: Duration) -> Duration {
+pub fn jitter(schedule_id: ScheduleId, scheduled_for: DateTime<Utc>, max: Duration) -> Duration {
     let max_ms = max.num_milliseconds();
     if max_ms <= 0 {
         return Duration::zero();
     }
     // SplitMix64 over the id and the instant: cheap, well spread, stable across versions.
-    let mut x = (schedule_id as u64) ^ (scheduled_for.timestamp_millis() as u64).rotate_left(32);
+    let mut x = (schedule_id.0 as u64) ^ (scheduled_for.timestamp_millis() as u64).rotate_left(32);
     x = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
     x = (x ^ (x >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     x = (x ^ (x >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
@@ -225,12 +226,13 @@ mod tests {
     fn jitter_is_bounded_and_stable() {
         let max = Duration::seconds(60);
         for id in 0..200 {
-            let j = jitter(id, at(3), max);
+            let j = jitter(ScheduleId(id), at(3), max);
             assert!(j >= Duration::zero() && j <= max);
-            assert_eq!(j, jitter(id, at(3), max));
+            assert_eq!(j, jitter(ScheduleId(id), at(3), max));
         }
-        assert_eq!(jitter(7, at(3), Duration::zero()), Duration::zero());
-        let spread: std::collections::HashSet<_> = (0..200).map(|id| jitter(id, at(3), max)).collect();
+        assert_eq!(jitter(ScheduleId(7), at(3), Duration::zero()), Duration::zero());
+        let spread: std::collections::HashSet<_> =
+            (0..200).map(|id| jitter(ScheduleId(id), at(3), max)).collect();
         assert!(spread.len() > 100, "jitter spreads schedules apart");
     }
 

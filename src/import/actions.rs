@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::mask_url_secrets;
+use crate::domain::{RunId, SourceId, mask_url_secrets};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::source::{self, NewSource, Source, SourceChanges};
 use crate::models::{isin_index, isin_record, schedule};
@@ -18,7 +18,7 @@ pub enum SourceActionError {
     #[error("A source with this name already exists.")]
     DuplicateName,
     #[error("Run {0} is importing this source; try again when it has finished.")]
-    Importing(i64),
+    Importing(RunId),
     #[error(transparent)]
     Database(#[from] diesel::result::Error),
 }
@@ -76,7 +76,7 @@ pub fn create(
             return Err(SourceActionError::DuplicateName);
         }
         let changes = diff(&SourceChanges::default(), &settings);
-        let created = source::insert(conn, &NewSource::new(settings, actor.id.map(i64::from)))?;
+        let created = source::insert(conn, &NewSource::new(settings, actor.id))?;
         record(conn, actor, "create", &created, changes)?;
         Ok(created)
     })
@@ -87,7 +87,7 @@ pub fn create(
 pub fn update(
     conn: &mut DbConnection,
     actor: &Actor,
-    id: i64,
+    id: SourceId,
     settings: &SourceChanges,
 ) -> Result<bool, SourceActionError> {
     write_transaction(conn, |conn| {
@@ -110,7 +110,7 @@ pub fn update(
 
 /// Deletes a source and its records (in chunks, so other writers are not held up; a source
 /// being imported cannot be deleted). Its runs keep their history of what they changed.
-pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source, SourceActionError> {
+pub fn delete(conn: &mut DbConnection, actor: &Actor, id: SourceId) -> Result<Source, SourceActionError> {
     let target = source::find(conn, id)?.ok_or(SourceActionError::NotFound)?;
     if let Some(run_id) = running_import(conn, &target)? {
         return Err(SourceActionError::Importing(run_id));
@@ -155,7 +155,7 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Source,
 }
 
 /// The run importing `source` now, if one is.
-fn running_import(conn: &mut DbConnection, source: &Source) -> diesel::QueryResult<Option<i64>> {
+fn running_import(conn: &mut DbConnection, source: &Source) -> diesel::QueryResult<Option<RunId>> {
     match source.import_run_id {
         Some(run_id)
             if crate::models::run::find(conn, run_id)?

@@ -12,7 +12,7 @@ use super::diff::{self, Action, Duplicate, Incoming, StagedRow};
 use super::sorted::{LeiPair, SortedRows, Sorter};
 use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Phase, Progress, Stats};
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::ChangeKind;
+use crate::domain::{ChangeKind, RunId, SourceId};
 use crate::models::isin_record::{self, LeiIsin, NewChange, NewIsin, NewRecordVersion};
 use crate::models::source::Source;
 
@@ -195,7 +195,7 @@ impl Writes {
         self.versions.is_empty() && self.close.is_empty()
     }
 
-    fn write(self, conn: &mut DbConnection, source_id: i64, next: i64) -> diesel::QueryResult<()> {
+    fn write(self, conn: &mut DbConnection, source_id: SourceId, next: i64) -> diesel::QueryResult<()> {
         let close: Vec<&str> = self.close.iter().map(String::as_str).collect();
         isin_record::close_versions(conn, source_id, &close, next)?;
         isin_record::insert_versions(conn, self.versions)?;
@@ -207,8 +207,8 @@ impl Writes {
 
 /// Turns one key range's actions into its writes, counting them in `stats`.
 fn plan(
-    source_id: i64,
-    run_id: i64,
+    source_id: SourceId,
+    run_id: RunId,
     next: i64,
     now: NaiveDateTime,
     last_seen: NaiveDateTime,
@@ -230,7 +230,7 @@ fn plan(
         writes.versions.push(version);
     };
     let new_version =
-        |incoming: &Incoming, active: bool, first_seen: (Option<i64>, NaiveDateTime)| NewRecordVersion {
+        |incoming: &Incoming, active: bool, first_seen: (Option<RunId>, NaiveDateTime)| NewRecordVersion {
             source_id,
             isin: incoming.isin.clone(),
             since_gen: next,

@@ -214,7 +214,7 @@ mod tests {
             cfi: None,
             currency: None,
             listings: None,
-            first_seen_run_id: Some(1),
+            first_seen_run_id: Some(crate::domain::RunId(1)),
             first_seen_at: chrono::NaiveDateTime::default(),
             last_seen_at: None,
         }

@@ -8,14 +8,15 @@ use anyhow::Context;
 
 use super::{CHUNK, Import, ImportError, Observer, Options, Phase, Progress, apply};
 use crate::db::{DbConnection, write_transaction};
+use crate::domain::{RunId, SourceId};
 use crate::models::isin_record;
 use crate::models::source::{self, Source};
 
 /// Waits for the source's lock, then puts right what an import that died left behind.
 pub(super) fn lock_source(
     conn: &mut DbConnection,
-    source_id: i64,
-    run_id: i64,
+    source_id: SourceId,
+    run_id: RunId,
     options: &Options,
     observer: &dyn Observer,
 ) -> Result<Source, ImportError> {
@@ -68,7 +69,7 @@ pub(super) fn finish_locked(conn: &mut DbConnection, import: &Import<'_>, succee
 
 /// Takes back everything run `run_id` wrote for `source` and did not publish. Returns how many
 /// changes it took back.
-fn undo(conn: &mut DbConnection, source: &Source, run_id: i64) -> anyhow::Result<usize> {
+fn undo(conn: &mut DbConnection, source: &Source, run_id: RunId) -> anyhow::Result<usize> {
     let next = source.generation + 1;
     let mut undone = 0;
     loop {

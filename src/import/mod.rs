@@ -24,6 +24,7 @@ use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{DbConnection, write_transaction};
+use crate::domain::{RunId, SourceId};
 use crate::models::source::{self, Source};
 use crate::sources::decompress::{self, Container};
 use crate::sources::fetch::{self, Content, Fetched, Limits, Location, Previous};
@@ -126,7 +127,7 @@ pub struct Problem {
 #[serde(default)]
 pub struct Stats {
     pub source: String,
-    pub source_id: i64,
+    pub source_id: SourceId,
     pub not_modified: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub not_modified_because: Option<String>,
@@ -192,7 +193,7 @@ const CHUNK: i64 = 2_000;
 /// borrows that mutably.
 struct Import<'a> {
     source: &'a Source,
-    run_id: i64,
+    run_id: RunId,
     options: &'a Options,
     observer: &'a dyn Observer,
 }
@@ -208,8 +209,8 @@ impl Import<'_> {
 /// heartbeat going; this takes and releases the source's lock.
 pub fn fetch_and_import(
     conn: &mut DbConnection,
-    source_id: i64,
-    run_id: i64,
+    source_id: SourceId,
+    run_id: RunId,
     options: &Options,
     observer: &dyn Observer,
 ) -> Result<Stats, ImportError> {
@@ -223,8 +224,8 @@ pub fn fetch_and_import(
 /// Imports the local file at `path` into `source_id` as run `run_id` (the CLI's `import`).
 pub fn import_file(
     conn: &mut DbConnection,
-    source_id: i64,
-    run_id: i64,
+    source_id: SourceId,
+    run_id: RunId,
     path: &std::path::Path,
     options: &Options,
     observer: &dyn Observer,

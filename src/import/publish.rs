@@ -11,6 +11,7 @@ use super::{
     CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, apply, lock,
 };
 use crate::db::{DbConnection, write_transaction};
+use crate::domain::RunId;
 use crate::models::isin_index;
 use crate::models::isin_record::{self, LeiIsin};
 use crate::models::source::{self, Published, Source};
@@ -130,7 +131,7 @@ fn refresh_browsing(
     conn: &mut DbConnection,
     source: &Source,
     format: Format,
-    run_id: i64,
+    run_id: RunId,
     generation: i64,
     observer: &dyn Observer,
 ) {
@@ -149,7 +150,7 @@ fn refresh_browsing(
             format!("the import was published, but the browser's indexes were not updated: {error:#}");
         // The cause is a field (escaped in text logs), not part of the message.
         tracing::warn!(
-            run = run_id,
+            run = run_id.0,
             source = source.name,
             error = format!("{error:#}"),
             "the import was published, but the browser's indexes were not updated"
@@ -159,7 +160,7 @@ fn refresh_browsing(
 }
 
 /// Rewrites the name index of the ISINs run `run_id` changed, a chunk at a time.
-fn refresh_names_of_run(conn: &mut DbConnection, run_id: i64) -> anyhow::Result<()> {
+fn refresh_names_of_run(conn: &mut DbConnection, run_id: RunId) -> anyhow::Result<()> {
     let mut after: Option<String> = None;
     loop {
         let batch = isin_record::changes_of_run(conn, run_id, after.as_deref(), CHUNK)

@@ -12,7 +12,7 @@ use anyhow::Context;
 
 use crate::db::DbPool;
 pub use crate::domain::download_params::Params;
-use crate::domain::{RunStatus, Trigger};
+use crate::domain::{RunId, RunStatus, Trigger, UserId, WorkerName};
 use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{self, Observer, Progress};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind};
@@ -134,7 +134,7 @@ impl TaskKind for DownloadIsins {
 /// The run's stats with `error`'s refused shrink added, when `error` is one.
 fn refusal_stats(
     conn: &mut crate::db::DbConnection,
-    run_id: i64,
+    run_id: RunId,
     error: &import::ImportError,
 ) -> diesel::QueryResult<Option<String>> {
     let Some(current) = run::find(conn, run_id)? else { return Ok(None) };
@@ -144,12 +144,12 @@ fn refusal_stats(
 /// An import's progress written to its run (the run page shows it), at most once a second.
 pub struct RunProgress {
     pool: DbPool,
-    run_id: i64,
+    run_id: RunId,
     last_report: Mutex<Option<Instant>>,
 }
 
 impl RunProgress {
-    pub fn new(pool: DbPool, run_id: i64) -> Self {
+    pub fn new(pool: DbPool, run_id: RunId) -> Self {
         Self { pool, run_id, last_report: Mutex::new(None) }
     }
 
@@ -189,7 +189,7 @@ impl Observer for RunObserver<'_> {
 
 /// Imports source `source_name` now, in this thread, as a manual run labelled `label` (the
 /// bundled sample on first start). Returns the run's id and stats.
-pub fn import_now(pool: &DbPool, source_name: &str, label: &str) -> anyhow::Result<(i64, import::Stats)> {
+pub fn import_now(pool: &DbPool, source_name: &str, label: &str) -> anyhow::Result<(RunId, import::Stats)> {
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let found = source::find_by_name(&mut conn, source_name)?
         .with_context(|| format!("No source is named “{source_name}”."))?;
@@ -207,7 +207,7 @@ fn manual_run<'a>(
     label: &'a str,
     params: &'a str,
     status: RunStatus,
-    triggered_by: Option<i64>,
+    triggered_by: Option<UserId>,
 ) -> run::NewRun<'a> {
     let now = crate::db::now();
     run::NewRun {
@@ -233,8 +233,8 @@ pub fn start_foreground(
     conn: &mut crate::db::DbConnection,
     label: &str,
     params: &str,
-    worker: &str,
-) -> anyhow::Result<i64> {
+    worker: &WorkerName,
+) -> anyhow::Result<RunId> {
     run::transitions::start_foreground(conn, &manual_run(label, params, RunStatus::Running, None), worker)
         .context("Failed to record the run")
 }
@@ -242,7 +242,7 @@ pub fn start_foreground(
 /// Records how a foreground import ended: succeeded with its stats, or failed with the error.
 pub fn finish_foreground(
     conn: &mut crate::db::DbConnection,
-    run_id: i64,
+    run_id: RunId,
     result: &Result<import::Stats, import::ImportError>,
     log: Option<&str>,
 ) -> anyhow::Result<()> {
@@ -279,7 +279,7 @@ pub fn queue_import(
     target: &source::Source,
     force: bool,
     accept_shrink: bool,
-) -> diesel::QueryResult<i64> {
+) -> diesel::QueryResult<RunId> {
     use crate::models::audit::{self, NewAuditEntry};
     crate::db::write_transaction(conn, |conn| {
         let params = Params { force, accept_shrink, ..Params::importing(&target.name) }.to_json();
@@ -291,8 +291,7 @@ pub fn queue_import(
         let queue = importers
             .first()
             .map_or(crate::domain::QueueName::DEFAULT, |found| found.settings.queue.as_str());
-        let new =
-            run::NewRun { queue, ..manual_run(&label, &params, RunStatus::Queued, actor.id.map(i64::from)) };
+        let new = run::NewRun { queue, ..manual_run(&label, &params, RunStatus::Queued, actor.id) };
         let run_id = run::insert(conn, &new)?;
         audit::insert(
             conn,

@@ -9,6 +9,7 @@ use anyhow::Context;
 use chrono::NaiveDateTime;
 
 use crate::db::{DbPool, now};
+use crate::domain::{RunId, WorkerName};
 use crate::jobs::{Registry, Stop, TaskContext};
 use crate::models::run::transitions::{self, Claim};
 use crate::models::run::{self, Run};
@@ -36,8 +37,8 @@ pub enum Outcome {
 pub fn execute(
     pool: &DbPool,
     registry: &Registry,
-    run_id: i64,
-    worker: &str,
+    run_id: RunId,
+    worker: &WorkerName,
     heartbeat_every: StdDuration,
 ) -> anyhow::Result<Outcome> {
     let mut pooled = pool.get().context("Failed to get a database connection")?;
@@ -112,7 +113,7 @@ enum Ending {
 /// and the timeout flag when its time is up, until told the task is done.
 fn spawn_heartbeat(
     pool: DbPool,
-    run_id: i64,
+    run_id: RunId,
     every: StdDuration,
     deadline: Option<Instant>,
     cancelled: Arc<AtomicBool>,
@@ -145,7 +146,7 @@ fn spawn_heartbeat(
 fn finish(
     pool: &DbPool,
     current: &Run,
-    worker: &str,
+    worker: &WorkerName,
     outcome: Result<serde_json::Value, String>,
     log: Option<String>,
     ending: Ending,
@@ -170,7 +171,10 @@ fn finish(
         }
     };
     if !recorded {
-        tracing::warn!(run = current.id, "the run was taken over while it ran; its outcome is not recorded");
+        tracing::warn!(
+            run = current.id.0,
+            "the run was taken over while it ran; its outcome is not recorded"
+        );
     }
     Ok(result)
 }

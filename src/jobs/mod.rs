@@ -16,6 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 pub use execute::{Outcome, execute};
 
 use crate::db::DbPool;
+use crate::domain::{RunId, ScheduleId};
 
 /// The kind of value a parameter takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -59,8 +60,8 @@ pub enum Stop {
 /// check between units of work (cancellation and the timeout are cooperative).
 pub struct TaskContext {
     pub pool: DbPool,
-    pub run_id: i64,
-    pub schedule_id: Option<i64>,
+    pub run_id: RunId,
+    pub schedule_id: Option<ScheduleId>,
     cancelled: Arc<AtomicBool>,
     timed_out: Arc<AtomicBool>,
     log: Mutex<Vec<String>>,

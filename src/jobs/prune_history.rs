@@ -9,7 +9,7 @@ use serde_json::json;
 
 use crate::db::schema::{isin_changes, runs, schedules};
 use crate::db::write_transaction;
-use crate::domain::RunStatus;
+use crate::domain::{RunId, RunStatus, ScheduleId};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind, integer_param};
 
 /// The task kind.
@@ -49,7 +49,7 @@ impl TaskKind for PruneHistory {
         let chunk = integer_param(self, params, "chunk_size").max(1);
         let mut pooled = ctx.pool.get().context("Failed to get a database connection")?;
         let conn: &mut crate::db::DbConnection = &mut pooled;
-        let limits: Vec<(i64, i32, i32)> = schedules::table
+        let limits: Vec<(ScheduleId, i32, i32)> = schedules::table
             .select((schedules::id, schedules::keep_succeeded, schedules::keep_failed))
             .load(conn)
             .context("Failed to read the history limits")?;
@@ -62,7 +62,7 @@ impl TaskKind for PruneHistory {
                     let changed_data = isin_changes::table
                         .select(isin_changes::run_id)
                         .filter(isin_changes::run_id.eq(runs::id));
-                    let doomed: Vec<i64> = runs::table
+                    let doomed: Vec<RunId> = runs::table
                         .filter(runs::schedule_id.eq(schedule_id))
                         .filter(runs::status.eq_any(statuses))
                         .filter(diesel::dsl::not(diesel::dsl::exists(changed_data)))

@@ -10,7 +10,7 @@ use anyhow::Context;
 
 use crate::alerts;
 use crate::db::{DbPool, now};
-use crate::domain::QueueName;
+use crate::domain::{DeliveryId, QueueName, RunId, WorkerName};
 use crate::jobs::{Outcome, Registry, execute};
 use crate::models::worker::{self as worker_row, Worker};
 use crate::queue::Queue;
@@ -18,10 +18,10 @@ use crate::sources::outbound::{OutboundClient, OutboundPolicy};
 
 /// A worker's name: host, process and a random tag, so the runs pages say who ran what and no
 /// two workers share a name (a restarted container keeps its host name and pid 1).
-pub fn worker_name(role: &str) -> String {
+pub fn worker_name(role: &str) -> WorkerName {
     use rand::distr::{Alphanumeric, SampleString};
     let tag = Alphanumeric.sample_string(&mut rand::rng(), 4).to_lowercase();
-    format!("{role}@{}:{}:{tag}", hostname(), std::process::id())
+    WorkerName(format!("{role}@{}:{}:{tag}", hostname(), std::process::id()))
 }
 
 /// This machine's name (the container's, in a container).
@@ -40,7 +40,7 @@ pub const PRESENCE_EVERY: StdDuration = StdDuration::from_secs(5);
 /// all its queues together) and how often a run heartbeats.
 #[derive(Debug, Clone)]
 pub struct WorkerOptions {
-    pub name: String,
+    pub name: WorkerName,
     pub queues: Vec<QueueName>,
     pub concurrency: usize,
     pub run_heartbeat: StdDuration,
@@ -138,10 +138,10 @@ async fn serve(
 }
 
 /// This worker's row in `workers`; `queue` lists the queues it listens on.
-fn presence_row(name: &str, queues: &[QueueName], concurrency: usize) -> Worker {
+fn presence_row(name: &WorkerName, queues: &[QueueName], concurrency: usize) -> Worker {
     let started = now();
     Worker {
-        name: name.to_owned(),
+        name: name.clone(),
         hostname: hostname(),
         pid: i64::from(std::process::id()),
         queue: queues.iter().map(QueueName::as_str).collect::<Vec<_>>().join(","),
@@ -192,7 +192,7 @@ struct Running<'a> {
     pool: &'a DbPool,
     registry: &'a Registry,
     client: &'a OutboundClient,
-    name: &'a str,
+    name: &'a WorkerName,
     slots: &'a Arc<tokio::sync::Semaphore>,
     stop: &'a tokio::sync::watch::Receiver<bool>,
     run_heartbeat: StdDuration,
@@ -209,7 +209,7 @@ async fn work_once(
     let Running { pool, registry, client, name, slots, stop, run_heartbeat } = running;
     let (pool, registry, client, slots) = (pool.clone(), registry.clone(), client.clone(), Arc::clone(slots));
     let (requeue, stop, from) = (queue.clone(), stop.clone(), Arc::new(listened.clone()));
-    let worker = Arc::new(name.to_owned());
+    let worker = Arc::new(name.clone());
     queue
         .work(
             listened,
@@ -233,7 +233,7 @@ async fn work_once(
                         // another worker (the run row is still queued).
                         if let Err(error) = queue.push(from.as_str(), run_id, chrono::Utc::now()).await {
                             tracing::warn!(
-                                run = run_id,
+                                run = run_id.0,
                                 error = format!("{error:#}"),
                                 "failed to hand a run back"
                             );
@@ -250,7 +250,7 @@ async fn work_once(
                         | Ok(Ok(Outcome::Failed { retry_at: Some(at), .. })) => {
                             if let Err(error) = queue.push(from.as_str(), run_id, at.and_utc()).await {
                                 tracing::warn!(
-                                    run = run_id,
+                                    run = run_id.0,
                                     error = format!("{error:#}"),
                                     "failed to queue a run again"
                                 );
@@ -259,16 +259,16 @@ async fn work_once(
                         Ok(Ok(Outcome::Failed { retry_at: None, .. })) => {
                             send_alerts(&pool, &client, run_id).await;
                         }
-                        Ok(Ok(outcome)) => tracing::debug!(run = run_id, ?outcome, "run finished"),
+                        Ok(Ok(outcome)) => tracing::debug!(run = run_id.0, ?outcome, "run finished"),
                         Ok(Err(error)) => {
                             tracing::error!(
-                                run = run_id,
+                                run = run_id.0,
                                 error = format!("{error:#}"),
                                 "run could not be executed"
                             )
                         }
                         Err(error) => {
-                            tracing::error!(run = run_id, error = error.to_string(), "run panicked")
+                            tracing::error!(run = run_id.0, error = error.to_string(), "run panicked")
                         }
                     }
                 }
@@ -279,16 +279,18 @@ async fn work_once(
 }
 
 /// Sends the alerts a run's failure queued (any left over are sent by a scheduler later).
-pub async fn send_alerts(pool: &DbPool, client: &OutboundClient, run_id: i64) {
+pub async fn send_alerts(pool: &DbPool, client: &OutboundClient, run_id: RunId) {
     let lookup = pool.clone();
-    let waiting = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<i64>> {
+    let waiting = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<DeliveryId>> {
         let mut conn = lookup.get()?;
         Ok(alerts::waiting_for_run(&mut conn, run_id)?)
     })
     .await;
     match waiting {
         Ok(Ok(ids)) => alerts::deliver(pool, client, ids).await,
-        Ok(Err(error)) => tracing::warn!(run = run_id, error = format!("{error:#}"), "could not read alerts"),
-        Err(error) => tracing::warn!(run = run_id, error = error.to_string(), "reading alerts panicked"),
+        Ok(Err(error)) => {
+            tracing::warn!(run = run_id.0, error = format!("{error:#}"), "could not read alerts")
+        }
+        Err(error) => tracing::warn!(run = run_id.0, error = error.to_string(), "reading alerts panicked"),
     }
 }

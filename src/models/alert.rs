@@ -7,13 +7,14 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{alert_deliveries, schedule_state, schedules};
+use crate::domain::{DeliveryId, RunId, ScheduleId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = alert_deliveries)]
 pub struct Delivery {
-    pub id: i64,
-    pub schedule_id: i64,
-    pub run_id: Option<i64>,
+    pub id: DeliveryId,
+    pub schedule_id: ScheduleId,
+    pub run_id: Option<RunId>,
     pub kind: String,
     pub url: String,
     pub message: String,
@@ -28,8 +29,8 @@ pub struct Delivery {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = alert_deliveries)]
 pub struct NewDelivery<'a> {
-    pub schedule_id: i64,
-    pub run_id: Option<i64>,
+    pub schedule_id: ScheduleId,
+    pub run_id: Option<RunId>,
     pub kind: &'a str,
     pub url: &'a str,
     pub message: &'a str,
@@ -38,7 +39,7 @@ pub struct NewDelivery<'a> {
 }
 
 /// Queues an alert for delivery; returns its id.
-pub fn enqueue(conn: &mut DbConnection, new: &NewDelivery<'_>) -> QueryResult<i64> {
+pub fn enqueue(conn: &mut DbConnection, new: &NewDelivery<'_>) -> QueryResult<DeliveryId> {
     diesel::insert_into(alert_deliveries::table).values(new).execute(conn)?;
     crate::db::last_insert_id(conn)
 }
@@ -49,7 +50,7 @@ pub fn enqueue_run_failed(
     conn: &mut DbConnection,
     failed: &crate::models::run::Run,
     error: &str,
-) -> QueryResult<Option<i64>> {
+) -> QueryResult<Option<DeliveryId>> {
     let Some(owner) =
         failed.schedule_id.map(|id| crate::models::schedule::find(conn, id)).transpose()?.flatten()
     else {
@@ -80,7 +81,11 @@ pub fn enqueue_run_failed(
 
 /// Claims a pending delivery (or one whose sender died mid-way, `sending` since before
 /// `stuck_before`). False: someone else has it.
-pub fn claim(conn: &mut DbConnection, id: i64, stuck_before: NaiveDateTime) -> QueryResult<Option<Delivery>> {
+pub fn claim(
+    conn: &mut DbConnection,
+    id: DeliveryId,
+    stuck_before: NaiveDateTime,
+) -> QueryResult<Option<Delivery>> {
     let claimed =
         diesel::update(alert_deliveries::table.find(id).filter(
             alert_deliveries::status.eq("pending").or(
@@ -101,7 +106,7 @@ pub fn claim(conn: &mut DbConnection, id: i64, stuck_before: NaiveDateTime) -> Q
 /// Records what the webhook answered.
 pub fn record(
     conn: &mut DbConnection,
-    id: i64,
+    id: DeliveryId,
     delivered: bool,
     response_status: Option<i32>,
     error: Option<&str>,
@@ -118,7 +123,11 @@ pub fn record(
 }
 
 /// Deliveries waiting (and ones stuck `sending` since before `stuck_before`), oldest first.
-pub fn waiting(conn: &mut DbConnection, stuck_before: NaiveDateTime, limit: i64) -> QueryResult<Vec<i64>> {
+pub fn waiting(
+    conn: &mut DbConnection,
+    stuck_before: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<DeliveryId>> {
     alert_deliveries::table
         .filter(
             alert_deliveries::status.eq("pending").or(alert_deliveries::status
@@ -132,7 +141,11 @@ pub fn waiting(conn: &mut DbConnection, stuck_before: NaiveDateTime, limit: i64)
 }
 
 /// A schedule's newest deliveries.
-pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> QueryResult<Vec<Delivery>> {
+pub fn for_schedule(
+    conn: &mut DbConnection,
+    schedule_id: ScheduleId,
+    limit: i64,
+) -> QueryResult<Vec<Delivery>> {
     alert_deliveries::table
         .filter(alert_deliveries::schedule_id.eq(schedule_id))
         .order(alert_deliveries::id.desc())
@@ -144,7 +157,7 @@ pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> Qu
 /// Enabled schedules with a "no success for" window: `(id, name, url, window, last changed)`.
 /// The silence is measured from the later of the last success and the last change (a new or
 /// resumed schedule gets a whole window).
-pub type Watched = (i64, String, Option<String>, i64, NaiveDateTime);
+pub type Watched = (ScheduleId, String, Option<String>, i64, NaiveDateTime);
 
 pub fn watched(conn: &mut DbConnection) -> QueryResult<Vec<Watched>> {
     schedules::table
@@ -164,7 +177,7 @@ pub fn watched(conn: &mut DbConnection) -> QueryResult<Vec<Watched>> {
 /// this call won and should queue the alert.
 pub fn take_no_success_alert(
     conn: &mut DbConnection,
-    schedule_id: i64,
+    schedule_id: ScheduleId,
     since: NaiveDateTime,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {

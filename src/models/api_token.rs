@@ -6,13 +6,14 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::api_tokens;
+use crate::domain::{ApiTokenId, UserId};
 
 /// A row of `api_tokens`.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = api_tokens)]
 pub struct ApiToken {
-    pub id: i64,
-    pub user_id: i64,
+    pub id: ApiTokenId,
+    pub user_id: UserId,
     pub name: String,
     /// The secret's first characters, to tell tokens apart.
     pub prefix: String,
@@ -34,7 +35,7 @@ impl ApiToken {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = api_tokens)]
 pub struct NewApiToken<'a> {
-    pub user_id: i64,
+    pub user_id: UserId,
     pub name: &'a str,
     pub prefix: &'a str,
     pub token_hash: &'a str,
@@ -42,12 +43,12 @@ pub struct NewApiToken<'a> {
     pub expires_at: Option<NaiveDateTime>,
 }
 
-pub fn insert(conn: &mut DbConnection, new: &NewApiToken<'_>) -> QueryResult<i64> {
+pub fn insert(conn: &mut DbConnection, new: &NewApiToken<'_>) -> QueryResult<ApiTokenId> {
     diesel::insert_into(api_tokens::table).values(new).returning(api_tokens::id).get_result(conn)
 }
 
 /// A user's tokens, newest first.
-pub fn of_user(conn: &mut DbConnection, user_id: i64) -> QueryResult<Vec<ApiToken>> {
+pub fn of_user(conn: &mut DbConnection, user_id: UserId) -> QueryResult<Vec<ApiToken>> {
     api_tokens::table
         .filter(api_tokens::user_id.eq(user_id))
         .order(api_tokens::id.desc())
@@ -56,7 +57,11 @@ pub fn of_user(conn: &mut DbConnection, user_id: i64) -> QueryResult<Vec<ApiToke
 }
 
 /// One of a user's tokens, revoked or not; `None` when `id` is not theirs.
-pub fn find_of_user(conn: &mut DbConnection, user_id: i64, id: i64) -> QueryResult<Option<ApiToken>> {
+pub fn find_of_user(
+    conn: &mut DbConnection,
+    user_id: UserId,
+    id: ApiTokenId,
+) -> QueryResult<Option<ApiToken>> {
     api_tokens::table
         .filter(api_tokens::id.eq(id))
         .filter(api_tokens::user_id.eq(user_id))
@@ -75,7 +80,12 @@ pub fn find_by_hash(conn: &mut DbConnection, token_hash: &str) -> QueryResult<Op
 }
 
 /// Revokes one of a user's tokens; 0 when it is not theirs or already revoked.
-pub fn revoke(conn: &mut DbConnection, user_id: i64, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn revoke(
+    conn: &mut DbConnection,
+    user_id: UserId,
+    id: ApiTokenId,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(
         api_tokens::table
             .filter(api_tokens::id.eq(id))
@@ -88,7 +98,11 @@ pub fn revoke(conn: &mut DbConnection, user_id: i64, id: i64, now: NaiveDateTime
 
 /// Revokes every token of a user that still works at `now` (expired ones stay as they are, so
 /// the lists keep saying "expired"); returns how many.
-pub fn revoke_all_of_user(conn: &mut DbConnection, user_id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn revoke_all_of_user(
+    conn: &mut DbConnection,
+    user_id: UserId,
+    now: NaiveDateTime,
+) -> QueryResult<usize> {
     diesel::update(
         api_tokens::table
             .filter(api_tokens::user_id.eq(user_id))
@@ -101,7 +115,7 @@ pub fn revoke_all_of_user(conn: &mut DbConnection, user_id: i64, now: NaiveDateT
 
 /// Notes a use, at most once a minute per token (a write per request would contend with imports
 /// for SQLite's single writer).
-pub fn touch(conn: &mut DbConnection, id: i64, now: NaiveDateTime) -> QueryResult<usize> {
+pub fn touch(conn: &mut DbConnection, id: ApiTokenId, now: NaiveDateTime) -> QueryResult<usize> {
     let stale = now - chrono::Duration::minutes(1);
     diesel::update(
         api_tokens::table

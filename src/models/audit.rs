@@ -6,15 +6,15 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::audit_log;
-use crate::domain::UserId;
+use crate::domain::{AuditEntryId, UserId};
 
 /// A row of `audit_log`.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = audit_log)]
 pub struct AuditEntry {
-    pub id: i64,
+    pub id: AuditEntryId,
     pub created_at: NaiveDateTime,
-    pub actor_id: Option<i64>,
+    pub actor_id: Option<UserId>,
     pub actor: String,
     pub action: String,
     pub object_type: String,
@@ -55,7 +55,7 @@ pub fn insert(conn: &mut DbConnection, entry: &NewAuditEntry<'_>) -> QueryResult
     diesel::insert_into(audit_log::table)
         .values((
             audit_log::created_at.eq(crate::db::now()),
-            audit_log::actor_id.eq(entry.actor.id.map(i64::from)),
+            audit_log::actor_id.eq(entry.actor.id),
             audit_log::actor.eq(&entry.actor.name),
             audit_log::action.eq(entry.action),
             audit_log::object_type.eq(entry.object_type),
@@ -80,7 +80,7 @@ pub struct AuditFilter {
 pub fn page(
     conn: &mut DbConnection,
     filter: &AuditFilter,
-    before: Option<i64>,
+    before: Option<AuditEntryId>,
     limit: i64,
 ) -> QueryResult<Vec<AuditEntry>> {
     let mut query = audit_log::table.select(AuditEntry::as_select()).into_boxed();

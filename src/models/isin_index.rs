@@ -9,6 +9,7 @@ use diesel::sql_types::{Array, BigInt, Text};
 
 use crate::db::DbConnection;
 use crate::db::schema::{isin_names, isin_records, isin_stats};
+use crate::domain::SourceId;
 use crate::domain::isin_search::index_words;
 use crate::models::isin_browse::{CountryCount, IN_LIST_CHUNK, load_rows, name_rowid, sources};
 
@@ -26,7 +27,7 @@ struct Counted {
 /// records; no write lock is held while it runs).
 pub fn count_per_country(
     conn: &mut DbConnection,
-    source_id: i64,
+    source_id: SourceId,
     generation: i64,
 ) -> QueryResult<Vec<CountryCount>> {
     // Only integers are written into the statement.
@@ -49,7 +50,11 @@ pub fn count_per_country(
 }
 
 /// Replaces a source's per-country counts (a few hundred rows at most: one per country).
-pub fn store_counts(conn: &mut DbConnection, source_id: i64, counts: &[CountryCount]) -> QueryResult<()> {
+pub fn store_counts(
+    conn: &mut DbConnection,
+    source_id: SourceId,
+    counts: &[CountryCount],
+) -> QueryResult<()> {
     diesel::delete(isin_stats::table.filter(isin_stats::source_id.eq(source_id))).execute(conn)?;
     for count in counts {
         diesel::insert_into(isin_stats::table)
@@ -67,7 +72,7 @@ pub fn store_counts(conn: &mut DbConnection, source_id: i64, counts: &[CountryCo
 /// Up to `limit` ISINs after `after` that a source gives a name (any version).
 pub fn named_isins_of_source(
     conn: &mut DbConnection,
-    source_id: i64,
+    source_id: SourceId,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<String>> {
@@ -86,7 +91,7 @@ pub fn named_isins_of_source(
 }
 
 /// Forgets a deleted source's counts.
-pub fn forget_counts(conn: &mut DbConnection, source_id: i64) -> QueryResult<usize> {
+pub fn forget_counts(conn: &mut DbConnection, source_id: SourceId) -> QueryResult<usize> {
     diesel::delete(isin_stats::table.filter(isin_stats::source_id.eq(source_id))).execute(conn)
 }
 

@@ -11,7 +11,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{isin_changes, isin_records, isins};
-use crate::domain::ChangeKind;
+use crate::domain::{ChangeKind, RunId, SourceId};
 
 /// A version of a record, as the importer compares it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -25,7 +25,7 @@ pub struct RecordVersion {
     pub cfi: Option<String>,
     pub currency: Option<String>,
     pub listings: Option<String>,
-    pub first_seen_run_id: Option<i64>,
+    pub first_seen_run_id: Option<RunId>,
     pub first_seen_at: NaiveDateTime,
     pub last_seen_at: Option<NaiveDateTime>,
 }
@@ -34,7 +34,7 @@ pub struct RecordVersion {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = isin_records, treat_none_as_default_value = false)]
 pub struct NewRecordVersion {
-    pub source_id: i64,
+    pub source_id: SourceId,
     pub isin: String,
     pub since_gen: i64,
     pub active: bool,
@@ -43,7 +43,7 @@ pub struct NewRecordVersion {
     pub cfi: Option<String>,
     pub currency: Option<String>,
     pub listings: Option<String>,
-    pub first_seen_run_id: Option<i64>,
+    pub first_seen_run_id: Option<RunId>,
     pub first_seen_at: NaiveDateTime,
     pub last_seen_at: Option<NaiveDateTime>,
 }
@@ -52,9 +52,9 @@ pub struct NewRecordVersion {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = isin_changes, treat_none_as_default_value = false)]
 pub struct NewChange {
-    pub run_id: i64,
+    pub run_id: RunId,
     pub isin: String,
-    pub source_id: i64,
+    pub source_id: SourceId,
     pub kind: ChangeKind,
     pub old_values: Option<String>,
     pub new_values: Option<String>,
@@ -66,7 +66,7 @@ pub struct NewChange {
 pub struct NewIsin {
     pub isin: String,
     pub first_seen_at: NaiveDateTime,
-    pub first_seen_run_id: Option<i64>,
+    pub first_seen_run_id: Option<RunId>,
 }
 
 /// ISINs per `IN (…)` list, well under SQLite's 32,766 bound parameters.
@@ -107,7 +107,7 @@ impl TimeText {
 /// and up to `upto` (inclusive; `None` is unbounded), by ISIN.
 pub fn visible_between(
     conn: &mut DbConnection,
-    source_id: i64,
+    source_id: SourceId,
     generation: i64,
     after: Option<&str>,
     upto: Option<&str>,
@@ -132,7 +132,7 @@ pub fn visible_between(
 /// this only picks chunk boundaries), or `None` when there are fewer.
 pub fn key_after(
     conn: &mut DbConnection,
-    source_id: i64,
+    source_id: SourceId,
     after: Option<&str>,
     offset: i64,
 ) -> QueryResult<Option<String>> {
@@ -153,7 +153,7 @@ pub fn key_after(
 /// published).
 pub fn close_versions(
     conn: &mut DbConnection,
-    source_id: i64,
+    source_id: SourceId,
     isins: &[&str],
     next_generation: i64,
 ) -> QueryResult<usize> {
@@ -269,7 +269,7 @@ pub fn insert_isins(conn: &mut DbConnection, rows: &[NewIsin]) -> QueryResult<us
 /// many it deleted (0: none left).
 pub fn delete_superseded(
     conn: &mut DbConnection,
-    source_id: i64,
+    source_id: SourceId,
     generation: i64,
     limit: i64,
 ) -> QueryResult<usize> {
@@ -298,7 +298,7 @@ pub fn delete_superseded(
 /// The ISINs a run recorded changes for, after `after`, up to `limit`, with the change kind.
 pub fn changes_of_run(
     conn: &mut DbConnection,
-    run_id: i64,
+    run_id: RunId,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<(String, String)>> {
@@ -319,8 +319,8 @@ pub fn changes_of_run(
 /// more are forgotten.
 pub fn undo_versions(
     conn: &mut DbConnection,
-    source_id: i64,
-    run_id: i64,
+    source_id: SourceId,
+    run_id: RunId,
     isins_written: &[&str],
     generation: i64,
 ) -> QueryResult<()> {
@@ -467,7 +467,7 @@ fn lei_pairs(rows: Vec<(String, Option<String>)>) -> (Vec<String>, Vec<LeiIsin>)
 }
 
 /// Deletes every record version of a source.
-pub fn delete_all_of_source(conn: &mut DbConnection, source_id: i64) -> QueryResult<usize> {
+pub fn delete_all_of_source(conn: &mut DbConnection, source_id: SourceId) -> QueryResult<usize> {
     let doomed = isin_records::table
         .filter(isin_records::source_id.eq(source_id))
         .select((isin_records::isin, isin_records::lei))
@@ -483,7 +483,7 @@ pub fn delete_all_of_source(conn: &mut DbConnection, source_id: i64) -> QueryRes
 /// the ISINs whose records went (none left: empty).
 pub fn delete_some_of_source(
     conn: &mut DbConnection,
-    source_id: i64,
+    source_id: SourceId,
     limit: i64,
 ) -> QueryResult<Vec<String>> {
     let doomed = isin_records::table

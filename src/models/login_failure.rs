@@ -7,9 +7,15 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::login_failures;
+use crate::domain::LoginFailureId;
 
 /// Records an attempt and returns its id.
-pub fn record(conn: &mut DbConnection, username: &str, ip: &str, at: NaiveDateTime) -> QueryResult<i64> {
+pub fn record(
+    conn: &mut DbConnection,
+    username: &str,
+    ip: &str,
+    at: NaiveDateTime,
+) -> QueryResult<LoginFailureId> {
     diesel::insert_into(login_failures::table)
         .values((
             login_failures::username.eq(username),
@@ -21,7 +27,7 @@ pub fn record(conn: &mut DbConnection, username: &str, ip: &str, at: NaiveDateTi
 }
 
 /// Forgets one recorded attempt.
-pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+pub fn delete(conn: &mut DbConnection, id: LoginFailureId) -> QueryResult<usize> {
     diesel::delete(login_failures::table.find(id)).execute(conn)
 }
 
@@ -59,7 +65,7 @@ pub fn recent_for_username(
     conn: &mut DbConnection,
     username: &str,
     since: NaiveDateTime,
-    except: i64,
+    except: LoginFailureId,
 ) -> QueryResult<(i64, Option<NaiveDateTime>)> {
     login_failures::table
         .filter(login_failures::username.eq(username))

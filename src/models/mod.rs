@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod api_token;
 pub mod audit;
+pub mod id_columns;
 pub mod instance_secret;
 pub mod isin_browse;
 pub mod isin_index;

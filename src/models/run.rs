@@ -8,7 +8,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::runs;
-use crate::domain::{RunStatus, Trigger};
+use crate::domain::{RunId, RunStatus, ScheduleId, Trigger, UserId, WorkerName};
 
 pub mod transitions;
 
@@ -16,19 +16,19 @@ pub mod transitions;
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = runs)]
 pub struct Run {
-    pub id: i64,
-    pub schedule_id: Option<i64>,
+    pub id: RunId,
+    pub schedule_id: Option<ScheduleId>,
     pub schedule_name: String,
     pub task_kind: String,
     pub params: String,
     pub scheduled_for: Option<NaiveDateTime>,
     pub trigger: Trigger,
-    pub triggered_by: Option<i64>,
+    pub triggered_by: Option<UserId>,
     pub status: RunStatus,
     pub attempt: i32,
     pub not_before: NaiveDateTime,
     pub cancel_requested: bool,
-    pub worker: Option<String>,
+    pub worker: Option<WorkerName>,
     pub heartbeat_at: Option<NaiveDateTime>,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,
@@ -44,13 +44,13 @@ pub struct Run {
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = runs)]
 pub struct NewRun<'a> {
-    pub schedule_id: Option<i64>,
+    pub schedule_id: Option<ScheduleId>,
     pub schedule_name: &'a str,
     pub task_kind: &'a str,
     pub params: &'a str,
     pub scheduled_for: Option<NaiveDateTime>,
     pub trigger: Trigger,
-    pub triggered_by: Option<i64>,
+    pub triggered_by: Option<UserId>,
     pub status: RunStatus,
     pub not_before: NaiveDateTime,
     pub finished_at: Option<NaiveDateTime>,
@@ -61,18 +61,18 @@ pub struct NewRun<'a> {
 
 /// Inserts a run and returns its id. A scheduled occurrence that already has a run fails with
 /// a unique violation: that is how a second scheduler learns it lost.
-pub fn insert(conn: &mut DbConnection, new: &NewRun<'_>) -> QueryResult<i64> {
+pub fn insert(conn: &mut DbConnection, new: &NewRun<'_>) -> QueryResult<RunId> {
     insert_many(conn, std::slice::from_ref(new))?.pop().ok_or(diesel::result::Error::NotFound)
 }
 
 /// Inserts runs with one statement per [`INSERT_CHUNK`] rows and returns their ids, in order.
 /// Like [`insert`], a scheduled occurrence that already has a run fails with a unique violation.
-pub fn insert_many(conn: &mut DbConnection, rows: &[NewRun<'_>]) -> QueryResult<Vec<i64>> {
+pub fn insert_many(conn: &mut DbConnection, rows: &[NewRun<'_>]) -> QueryResult<Vec<RunId>> {
     let mut ids = Vec::with_capacity(rows.len());
     // The backends are matched here because diesel's multi-backend connection has neither
     // multi-row inserts nor RETURNING; each backend on its own has both.
     for chunk in rows.chunks(INSERT_CHUNK) {
-        let inserted: Vec<i64> = match conn {
+        let inserted: Vec<RunId> = match conn {
             DbConnection::Postgresql(pg) => {
                 diesel::insert_into(runs::table).values(chunk).returning(runs::id).get_results(pg)?
             }
@@ -89,17 +89,17 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[NewRun<'_>]) -> QueryResult<
 /// parameters.
 pub const INSERT_CHUNK: usize = 500;
 
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Run>> {
+pub fn find(conn: &mut DbConnection, id: RunId) -> QueryResult<Option<Run>> {
     runs::table.find(id).select(Run::as_select()).first(conn).optional()
 }
 
 /// The queue a run was sent to; `None` when there is no such run.
-pub fn queue_of(conn: &mut DbConnection, id: i64) -> QueryResult<Option<String>> {
+pub fn queue_of(conn: &mut DbConnection, id: RunId) -> QueryResult<Option<String>> {
     runs::table.find(id).select(runs::queue).first(conn).optional()
 }
 
 /// Runs of a schedule, newest first.
-pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> QueryResult<Vec<Run>> {
+pub fn for_schedule(conn: &mut DbConnection, schedule_id: ScheduleId, limit: i64) -> QueryResult<Vec<Run>> {
     runs::table
         .filter(runs::schedule_id.eq(schedule_id))
         .order(runs::id.desc())
@@ -112,11 +112,11 @@ pub fn for_schedule(conn: &mut DbConnection, schedule_id: i64, limit: i64) -> Qu
 /// `(schedule id, scheduled for)`: one query for a batch of claims.
 pub fn taken_since(
     conn: &mut DbConnection,
-    ids: &[i64],
+    ids: &[ScheduleId],
     since: NaiveDateTime,
     until: NaiveDateTime,
-) -> QueryResult<HashSet<(i64, NaiveDateTime)>> {
-    let found: Vec<(Option<i64>, Option<NaiveDateTime>)> = runs::table
+) -> QueryResult<HashSet<(ScheduleId, NaiveDateTime)>> {
+    let found: Vec<(Option<ScheduleId>, Option<NaiveDateTime>)> = runs::table
         .filter(runs::schedule_id.eq_any(ids))
         .filter(runs::scheduled_for.ge(since))
         .filter(runs::scheduled_for.le(until))
@@ -128,9 +128,9 @@ pub fn taken_since(
 /// The run of one occurrence, if there is one.
 pub fn taken_occurrence(
     conn: &mut DbConnection,
-    schedule_id: i64,
+    schedule_id: ScheduleId,
     at: NaiveDateTime,
-) -> QueryResult<Option<i64>> {
+) -> QueryResult<Option<RunId>> {
     runs::table
         .filter(runs::schedule_id.eq(schedule_id))
         .filter(runs::scheduled_for.eq(at))
@@ -139,12 +139,12 @@ pub fn taken_occurrence(
         .optional()
 }
 
-pub fn count_for_schedule(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<i64> {
+pub fn count_for_schedule(conn: &mut DbConnection, schedule_id: ScheduleId) -> QueryResult<i64> {
     runs::table.filter(runs::schedule_id.eq(schedule_id)).count().get_result(conn)
 }
 
 /// Whether the schedule has a run that is queued or running (for the overlap policy).
-pub fn has_active(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<bool> {
+pub fn has_active(conn: &mut DbConnection, schedule_id: ScheduleId) -> QueryResult<bool> {
     diesel::select(diesel::dsl::exists(
         runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq_any(RunStatus::ACTIVE)),
     ))
@@ -154,7 +154,7 @@ pub fn has_active(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<bool
 /// What the runs list can narrow runs to.
 #[derive(Debug, Clone, Default)]
 pub struct RunFilter {
-    pub schedule_id: Option<i64>,
+    pub schedule_id: Option<ScheduleId>,
     pub status: Option<RunStatus>,
     pub trigger: Option<Trigger>,
     /// Runs recorded at or after this instant.
@@ -170,7 +170,7 @@ pub struct RunFilter {
 pub fn page(
     conn: &mut DbConnection,
     filter: &RunFilter,
-    cursor: Option<i64>,
+    cursor: Option<RunId>,
     limit: i64,
 ) -> QueryResult<Vec<Run>> {
     let mut query = runs::table.select(Run::as_select()).into_boxed();
@@ -204,7 +204,7 @@ pub fn page(
 
 /// The newest run of each of `schedule_ids`: one index seek each on (schedule_id, id), so the
 /// schedules list stays fast however long the history grows.
-pub fn latest_of(conn: &mut DbConnection, schedule_ids: &[i64]) -> QueryResult<Vec<Run>> {
+pub fn latest_of(conn: &mut DbConnection, schedule_ids: &[ScheduleId]) -> QueryResult<Vec<Run>> {
     let mut found = Vec::with_capacity(schedule_ids.len());
     for id in schedule_ids {
         let newest = runs::table
@@ -229,7 +229,7 @@ pub fn counts_by_status_and_kind(conn: &mut DbConnection) -> QueryResult<Vec<(St
 /// When each schedule last succeeded (finish time of its newest succeeded run).
 pub fn last_success_per_schedule(
     conn: &mut DbConnection,
-) -> QueryResult<Vec<(Option<i64>, Option<NaiveDateTime>)>> {
+) -> QueryResult<Vec<(Option<ScheduleId>, Option<NaiveDateTime>)>> {
     runs::table
         .filter(runs::status.eq(RunStatus::Succeeded))
         .filter(runs::schedule_id.is_not_null())
@@ -413,7 +413,7 @@ pub fn succeeded_since(
     task_kind: &str,
     since: NaiveDateTime,
     limit: i64,
-) -> QueryResult<Vec<i64>> {
+) -> QueryResult<Vec<RunId>> {
     use crate::db::schema::isin_changes;
     let changed = isin_changes::table.filter(isin_changes::run_id.eq(runs::id)).select(isin_changes::run_id);
     runs::table
@@ -430,7 +430,7 @@ pub fn succeeded_since(
 /// What the dashboard reads of a finished run.
 #[derive(Debug, Clone, Queryable)]
 pub struct RunSummary {
-    pub id: i64,
+    pub id: RunId,
     pub schedule_name: String,
     pub started_at: Option<NaiveDateTime>,
     pub finished_at: Option<NaiveDateTime>,

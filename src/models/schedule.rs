@@ -14,16 +14,17 @@ use crate::domain::download_params::Params;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::domain::schedule_settings::{Cadence, ScheduleSettings};
 use crate::domain::schedule_spec::{CronExpr, Recurrence, ScheduleSpec, SpecError, parse_time_zone};
+use crate::domain::{ScheduleId, UserId};
 
 /// A row of `schedules` with its row of `schedule_state`.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = schedules)]
 pub struct Schedule {
-    pub id: i64,
+    pub id: ScheduleId,
     /// What the schedule form (and `schedules apply`) writes.
     #[diesel(embed)]
     pub settings: ScheduleChanges,
-    pub created_by: Option<i64>,
+    pub created_by: Option<UserId>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
     /// What the scheduler writes.
@@ -58,13 +59,13 @@ fn with_state() -> InnerJoin<schedules::table, schedule_state::table> {
 pub struct NewSchedule {
     #[diesel(embed)]
     pub settings: ScheduleChanges,
-    pub created_by: Option<i64>,
+    pub created_by: Option<UserId>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
 impl NewSchedule {
-    pub fn new(settings: ScheduleChanges, created_by: Option<i64>) -> Self {
+    pub fn new(settings: ScheduleChanges, created_by: Option<UserId>) -> Self {
         let now = crate::db::now();
         Self { settings, created_by, created_at: now, updated_at: now }
     }
@@ -181,7 +182,7 @@ impl From<&ScheduleSettings> for ScheduleChanges {
 }
 
 /// Writes `changes` and moves `version`, so a claim that read the old settings loses.
-pub fn update(conn: &mut DbConnection, id: i64, changes: &ScheduleChanges) -> QueryResult<usize> {
+pub fn update(conn: &mut DbConnection, id: ScheduleId, changes: &ScheduleChanges) -> QueryResult<usize> {
     let updated = diesel::update(schedules::table.find(id))
         .set((changes, schedules::updated_at.eq(crate::db::now())))
         .execute(conn)?;
@@ -191,14 +192,14 @@ pub fn update(conn: &mut DbConnection, id: i64, changes: &ScheduleChanges) -> Qu
 
 /// Moves `version` without a claim (the settings changed), so a claim that read the schedule
 /// before loses its compare-and-set.
-pub fn bump_version(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+pub fn bump_version(conn: &mut DbConnection, id: ScheduleId) -> QueryResult<usize> {
     diesel::update(schedule_state::table.find(id))
         .set(schedule_state::version.eq(schedule_state::version + 1))
         .execute(conn)
 }
 
 /// Deletes a schedule; its runs stay as history (their `schedule_id` becomes NULL).
-pub fn delete(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+pub fn delete(conn: &mut DbConnection, id: ScheduleId) -> QueryResult<usize> {
     diesel::delete(schedules::table.find(id)).execute(conn)
 }
 
@@ -283,18 +284,18 @@ pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedul
         let id = schedules::table
             .filter(schedules::name.eq(&new.settings.name))
             .select(schedules::id)
-            .first::<i64>(conn)?;
+            .first::<ScheduleId>(conn)?;
         // The state row is made by the `schedules_state_row` trigger, for any insert.
         with_state().filter(schedules::id.eq(id)).select(Schedule::as_select()).first(conn)
     })
 }
 
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Schedule>> {
+pub fn find(conn: &mut DbConnection, id: ScheduleId) -> QueryResult<Option<Schedule>> {
     with_state().filter(schedules::id.eq(id)).select(Schedule::as_select()).first(conn).optional()
 }
 
 /// The schedules `ids`, in id order (a batch of claims reads them with one query).
-pub fn find_many(conn: &mut DbConnection, ids: &[i64]) -> QueryResult<Vec<Schedule>> {
+pub fn find_many(conn: &mut DbConnection, ids: &[ScheduleId]) -> QueryResult<Vec<Schedule>> {
     with_state()
         .filter(schedules::id.eq_any(ids))
         .order(schedules::id)
@@ -307,7 +308,7 @@ pub fn find_by_name(conn: &mut DbConnection, name: &str) -> QueryResult<Option<S
 }
 
 /// Every schedule's id and name, by name (for filters).
-pub fn names(conn: &mut DbConnection) -> QueryResult<Vec<(i64, String)>> {
+pub fn names(conn: &mut DbConnection) -> QueryResult<Vec<(ScheduleId, String)>> {
     schedules::table.order(schedules::name).select((schedules::id, schedules::name)).load(conn)
 }
 
@@ -454,7 +455,7 @@ pub fn count(conn: &mut DbConnection) -> QueryResult<i64> {
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = schedules)]
 pub struct Timing {
-    pub id: i64,
+    pub id: ScheduleId,
     pub spec_kind: String,
     pub cron_expr: Option<String>,
     pub timezone: String,
@@ -496,7 +497,7 @@ pub fn enabled_timings(conn: &mut DbConnection) -> QueryResult<Vec<Timing>> {
 /// One claim's move of `next_fire_at`, for [`advance_many`].
 #[derive(Debug, Clone, Copy)]
 pub struct Advance {
-    pub id: i64,
+    pub id: ScheduleId,
     /// The version the claim read.
     pub version: i64,
     pub next_fire_at: Option<NaiveDateTime>,
@@ -506,13 +507,13 @@ pub struct Advance {
 /// [`advance`] for many schedules in one statement (PostgreSQL: `UPDATE … FROM (VALUES …)`),
 /// keeping each one's fingerprint. Returns the ids whose version was still the one read: the
 /// claims that won.
-pub fn advance_many(conn: &mut DbConnection, advances: &[Advance]) -> QueryResult<HashSet<i64>> {
+pub fn advance_many(conn: &mut DbConnection, advances: &[Advance]) -> QueryResult<HashSet<ScheduleId>> {
     use diesel::sql_types::{BigInt, Nullable, Timestamp};
 
     #[derive(QueryableByName)]
     struct Won {
         #[diesel(sql_type = BigInt)]
-        id: i64,
+        id: ScheduleId,
     }
     let mut won = HashSet::with_capacity(advances.len());
     let DbConnection::Postgresql(pg) = conn else {
@@ -568,7 +569,7 @@ pub fn advance_many(conn: &mut DbConnection, advances: &[Advance]) -> QueryResul
 /// schedule since it was read at `version`. Returns false when someone did: the caller lost.
 pub fn advance(
     conn: &mut DbConnection,
-    id: i64,
+    id: ScheduleId,
     version: i64,
     next_fire_at: Option<NaiveDateTime>,
     fingerprint: &str,
@@ -589,7 +590,7 @@ pub fn advance(
 /// schedule allows no more (or the run has no schedule).
 pub fn retry_delay(
     conn: &mut DbConnection,
-    schedule_id: Option<i64>,
+    schedule_id: Option<ScheduleId>,
     attempt: i32,
 ) -> QueryResult<Option<Duration>> {
     let Some(id) = schedule_id else { return Ok(None) };

@@ -13,7 +13,7 @@ use crate::domain::UserId;
 #[diesel(table_name = sessions)]
 pub struct NewSession<'a> {
     pub key_hash: &'a str,
-    pub user_id: Option<i64>,
+    pub user_id: Option<UserId>,
     pub state: &'a str,
     pub created_at: NaiveDateTime,
     pub expires_at: NaiveDateTime,
@@ -46,11 +46,7 @@ pub fn update_state(
     expires_at: NaiveDateTime,
 ) -> QueryResult<usize> {
     diesel::update(sessions::table.find(key_hash))
-        .set((
-            sessions::state.eq(state),
-            sessions::user_id.eq(user_id.map(i64::from)),
-            sessions::expires_at.eq(expires_at),
-        ))
+        .set((sessions::state.eq(state), sessions::user_id.eq(user_id), sessions::expires_at.eq(expires_at)))
         .execute(conn)
 }
 

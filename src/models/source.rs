@@ -6,13 +6,13 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{runs, sources};
-use crate::domain::RunStatus;
+use crate::domain::{RunId, RunStatus, SourceId, UserId};
 
 /// A row of `sources`.
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = sources)]
 pub struct Source {
-    pub id: i64,
+    pub id: SourceId,
     pub name: String,
     pub url: String,
     pub format: String,
@@ -25,10 +25,10 @@ pub struct Source {
     pub etag: Option<String>,
     pub last_modified: Option<String>,
     pub content_sha256: Option<String>,
-    pub last_import_run_id: Option<i64>,
+    pub last_import_run_id: Option<RunId>,
     pub last_imported_at: Option<NaiveDateTime>,
-    pub import_run_id: Option<i64>,
-    pub created_by: Option<i64>,
+    pub import_run_id: Option<RunId>,
+    pub created_by: Option<UserId>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
@@ -55,13 +55,13 @@ pub struct NewSource {
     pub options: String,
     pub enabled: bool,
     pub max_shrink_percent: i32,
-    pub created_by: Option<i64>,
+    pub created_by: Option<UserId>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
 }
 
 impl NewSource {
-    pub fn new(settings: SourceChanges, created_by: Option<i64>) -> Self {
+    pub fn new(settings: SourceChanges, created_by: Option<UserId>) -> Self {
         let now = crate::db::now();
         Self {
             name: settings.name,
@@ -98,13 +98,13 @@ pub fn insert(conn: &mut DbConnection, new: &NewSource) -> QueryResult<Source> {
     find_by_name(conn, &new.name)?.ok_or(diesel::result::Error::NotFound)
 }
 
-pub fn update(conn: &mut DbConnection, id: i64, changes: &SourceChanges) -> QueryResult<usize> {
+pub fn update(conn: &mut DbConnection, id: SourceId, changes: &SourceChanges) -> QueryResult<usize> {
     diesel::update(sources::table.find(id))
         .set((changes, sources::updated_at.eq(crate::db::now())))
         .execute(conn)
 }
 
-pub fn find(conn: &mut DbConnection, id: i64) -> QueryResult<Option<Source>> {
+pub fn find(conn: &mut DbConnection, id: SourceId) -> QueryResult<Option<Source>> {
     sources::table.find(id).select(Source::as_select()).first(conn).optional()
 }
 
@@ -121,7 +121,7 @@ pub fn list(conn: &mut DbConnection) -> QueryResult<Vec<Source>> {
 /// The condition is part of the statement, so an import taking the lock at the same moment
 /// either comes first (nothing is deleted) or finds no source. Its records are deleted by
 /// `import::actions::delete`.
-pub fn delete_unless_importing(conn: &mut DbConnection, id: i64) -> QueryResult<usize> {
+pub fn delete_unless_importing(conn: &mut DbConnection, id: SourceId) -> QueryResult<usize> {
     let holder = runs::table
         .filter(runs::id.nullable().eq(sources::import_run_id))
         .filter(runs::status.eq(RunStatus::Running));
@@ -135,15 +135,15 @@ pub fn delete_unless_importing(conn: &mut DbConnection, id: i64) -> QueryResult<
 /// it now (`Err`).
 pub fn take_import_lock(
     conn: &mut DbConnection,
-    source_id: i64,
-    run_id: i64,
+    source_id: SourceId,
+    run_id: RunId,
     stale_before: NaiveDateTime,
-) -> QueryResult<Result<Option<i64>, i64>> {
+) -> QueryResult<Result<Option<RunId>, RunId>> {
     let live_holder = runs::table
         .filter(runs::id.nullable().eq(sources::import_run_id))
         .filter(runs::status.eq(RunStatus::Running))
         .filter(runs::heartbeat_at.gt(stale_before));
-    let previous: Option<Option<i64>> =
+    let previous: Option<Option<RunId>> =
         sources::table.find(source_id).select(sources::import_run_id).first(conn).optional()?;
     let Some(previous) = previous else {
         return Err(diesel::result::Error::NotFound);
@@ -168,15 +168,19 @@ pub fn take_import_lock(
         Ok(Ok(previous))
     } else {
         let holder =
-            sources::table.find(source_id).select(sources::import_run_id).first::<Option<i64>>(conn)?;
+            sources::table.find(source_id).select(sources::import_run_id).first::<Option<RunId>>(conn)?;
         Ok(Err(holder.unwrap_or(run_id)))
     }
 }
 
 /// Lets go of the lock if `run_id` holds it.
-pub fn release_import_lock(conn: &mut DbConnection, source_id: i64, run_id: i64) -> QueryResult<usize> {
+pub fn release_import_lock(
+    conn: &mut DbConnection,
+    source_id: SourceId,
+    run_id: RunId,
+) -> QueryResult<usize> {
     diesel::update(sources::table.find(source_id).filter(sources::import_run_id.eq(run_id)))
-        .set(sources::import_run_id.eq(None::<i64>))
+        .set(sources::import_run_id.eq(None::<RunId>))
         .execute(conn)
 }
 
@@ -189,12 +193,12 @@ pub struct Published<'a> {
     pub etag: Option<&'a str>,
     pub last_modified: Option<&'a str>,
     pub content_sha256: &'a str,
-    pub run_id: i64,
+    pub run_id: RunId,
 }
 
 /// Makes generation `published.generation` visible, if the source is still at the one before
 /// and `run_id` holds its lock. Returns whether it did.
-pub fn publish(conn: &mut DbConnection, source_id: i64, published: &Published<'_>) -> QueryResult<bool> {
+pub fn publish(conn: &mut DbConnection, source_id: SourceId, published: &Published<'_>) -> QueryResult<bool> {
     let now = crate::db::now();
     let updated = diesel::update(
         sources::table
@@ -218,7 +222,7 @@ pub fn publish(conn: &mut DbConnection, source_id: i64, published: &Published<'_
 
 /// Records a download that changed nothing (HTTP 304 or identical content): the source was
 /// still checked now.
-pub fn touch_not_modified(conn: &mut DbConnection, source_id: i64, run_id: i64) -> QueryResult<usize> {
+pub fn touch_not_modified(conn: &mut DbConnection, source_id: SourceId, run_id: RunId) -> QueryResult<usize> {
     diesel::update(sources::table.find(source_id))
         .set((sources::last_import_run_id.eq(run_id), sources::last_imported_at.eq(crate::db::now())))
         .execute(conn)

@@ -11,7 +11,6 @@ use crate::domain::{Role, UserId, Username};
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = users)]
 pub struct User {
-    #[diesel(deserialize_as = i64)]
     pub id: UserId,
     pub username: String,
     pub password_hash: String,

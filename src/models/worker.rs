@@ -6,6 +6,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::workers;
+use crate::domain::WorkerName;
 
 /// A worker not heard from for this long counts as offline (it heartbeats every 5 s).
 pub const OFFLINE_AFTER: Duration = Duration::seconds(30);
@@ -13,7 +14,7 @@ pub const OFFLINE_AFTER: Duration = Duration::seconds(30);
 #[derive(Debug, Clone, Queryable, Selectable, Insertable)]
 #[diesel(table_name = workers)]
 pub struct Worker {
-    pub name: String,
+    pub name: WorkerName,
     pub hostname: String,
     pub pid: i64,
     /// The queues it listens on, comma-separated.
@@ -80,11 +81,11 @@ pub fn register(conn: &mut DbConnection, worker: &Worker) -> QueryResult<usize> 
 }
 
 /// The worker's heartbeat. 0 rows: its row was removed (pruned while the worker hung).
-pub fn beat(conn: &mut DbConnection, name: &str, at: NaiveDateTime) -> QueryResult<usize> {
+pub fn beat(conn: &mut DbConnection, name: &WorkerName, at: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(workers::table.find(name)).set(workers::heartbeat_at.eq(at)).execute(conn)
 }
 
-pub fn mark_stopped(conn: &mut DbConnection, name: &str, at: NaiveDateTime) -> QueryResult<usize> {
+pub fn mark_stopped(conn: &mut DbConnection, name: &WorkerName, at: NaiveDateTime) -> QueryResult<usize> {
     diesel::update(workers::table.find(name))
         .set((workers::stopped_at.eq(at), workers::heartbeat_at.eq(at)))
         .execute(conn)

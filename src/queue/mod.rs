@@ -30,7 +30,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::config::{DatabaseUrl, QueueUrl, Settings};
 use crate::db::DbPool;
-use crate::domain::QueueName;
+use crate::domain::{QueueName, RunId};
 
 /// The installation's queue name in the database's queue tables (its default queue).
 pub const QUEUE_NAME: &str = "isinbeat-runs";
@@ -48,7 +48,7 @@ const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 /// A job: run this run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RunJob {
-    pub run_id: i64,
+    pub run_id: RunId,
 }
 
 /// A handle to push jobs with and to run workers on: the installation's queues on one broker
@@ -69,7 +69,7 @@ enum Backend {
 }
 
 /// The job for a run, due at `not_before`.
-fn job(run_id: i64, not_before: DateTime<Utc>) -> Task<RunJob> {
+fn job(run_id: RunId, not_before: DateTime<Utc>) -> Task<RunJob> {
     // apalis keeps whole seconds: round up, so a job is never taken before its time.
     let millis = not_before.timestamp_millis().max(0);
     let run_at = u64::try_from((millis + 999) / 1000).unwrap_or(0);
@@ -243,13 +243,13 @@ impl Queue {
     }
 
     /// Pushes a job for `run_id` to `queue`, to be taken no earlier than `not_before`.
-    pub async fn push(&self, queue: &str, run_id: i64, not_before: DateTime<Utc>) -> anyhow::Result<()> {
+    pub async fn push(&self, queue: &str, run_id: RunId, not_before: DateTime<Utc>) -> anyhow::Result<()> {
         self.push_many(queue, &[(run_id, not_before)]).await
     }
 
     /// Pushes jobs for many runs of one queue in one go (the backend writes them together): a
     /// scheduler's burst of due runs.
-    pub async fn push_many(&self, queue: &str, runs: &[(i64, DateTime<Utc>)]) -> anyhow::Result<()> {
+    pub async fn push_many(&self, queue: &str, runs: &[(RunId, DateTime<Utc>)]) -> anyhow::Result<()> {
         if runs.is_empty() {
             return Ok(());
         }
@@ -285,7 +285,7 @@ impl Queue {
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> anyhow::Result<()>
     where
-        H: Fn(i64) -> Fut + Send + Sync + 'static,
+        H: Fn(RunId) -> Fut + Send + Sync + 'static,
         Fut: Future<Output = ()> + Send + 'static,
     {
         let handle = Arc::new(handle);
@@ -321,7 +321,7 @@ impl Queue {
 /// to live per message, holds a short delay behind a long one): a run due now is published
 /// now, and one due later is published at its time by this process. Should the process stop
 /// first, a scheduler queues the run again once it is overdue (the runs table is the truth).
-async fn push_amqp(backend: &AmqpBackend<RunJob>, runs: &[(i64, DateTime<Utc>)]) -> anyhow::Result<()> {
+async fn push_amqp(backend: &AmqpBackend<RunJob>, runs: &[(RunId, DateTime<Utc>)]) -> anyhow::Result<()> {
     let now = Utc::now();
     let mut due = Vec::new();
     for &(run_id, not_before) in runs {
@@ -334,7 +334,7 @@ async fn push_amqp(backend: &AmqpBackend<RunJob>, runs: &[(i64, DateTime<Utc>)])
             tokio::time::sleep(wait).await;
             if let Err(error) = backend.push_task(immediate_job(run_id)).await {
                 tracing::warn!(
-                    run = run_id,
+                    run = run_id.0,
                     error = error.to_string(),
                     "failed to queue a run at its time; a scheduler queues it again"
                 );
@@ -376,15 +376,28 @@ async fn connected_amqp(
 }
 
 /// The job for a run that is due now (no time to wait for: see [`push_amqp`]).
-fn immediate_job(run_id: i64) -> Task<RunJob> {
+fn immediate_job(run_id: RunId) -> Task<RunJob> {
     TaskBuilder::new(RunJob { run_id }).max_attempts(1).build()
 }
 
 async fn run_job<H, Fut>(job: RunJob, handle: Data<Arc<H>>) -> Result<(), BoxDynError>
 where
-    H: Fn(i64) -> Fut + Send + Sync + 'static,
+    H: Fn(RunId) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
     (handle.as_ref())(job.run_id).await;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_run_job_reads_and_writes_the_bare_run_number() {
+        // Jobs already waiting in a broker or a queue table must still be read after an upgrade.
+        let job = RunJob { run_id: RunId(42) };
+        assert_eq!(serde_json::to_string(&job).ok().as_deref(), Some(r#"{"run_id":42}"#));
+        assert_eq!(serde_json::from_str::<RunJob>(r#"{"run_id":42}"#).ok(), Some(job));
+    }
 }

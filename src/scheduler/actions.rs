@@ -8,7 +8,7 @@ use serde_json::json;
 use crate::db::schema::schedules;
 use crate::db::{DbConnection, now, write_transaction};
 use crate::domain::mask_webhook_url;
-use crate::domain::{RunStatus, Trigger};
+use crate::domain::{RunId, RunStatus, ScheduleId, Trigger};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, NewSchedule, Schedule, ScheduleChanges};
@@ -78,7 +78,7 @@ fn create_within(
         return Err(ActionError::DuplicateName);
     }
     let changes = diff(&ScheduleChanges::default(), &settings);
-    let created = schedule::insert(conn, &NewSchedule::new(settings, actor.id.map(i64::from)))?;
+    let created = schedule::insert(conn, &NewSchedule::new(settings, actor.id))?;
     record(conn, actor, "create", &created, changes)?;
     Ok(created)
 }
@@ -87,7 +87,7 @@ fn create_within(
 pub fn update(
     conn: &mut DbConnection,
     actor: &Actor,
-    id: i64,
+    id: ScheduleId,
     settings: &ScheduleChanges,
 ) -> Result<bool, ActionError> {
     write_transaction(conn, |conn| update_within(conn, actor, id, settings))
@@ -96,7 +96,7 @@ pub fn update(
 fn update_within(
     conn: &mut DbConnection,
     actor: &Actor,
-    id: i64,
+    id: ScheduleId,
     settings: &ScheduleChanges,
 ) -> Result<bool, ActionError> {
     let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
@@ -118,11 +118,11 @@ fn update_within(
 }
 
 /// Deletes a schedule; its runs stay as history.
-pub fn delete(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<(), ActionError> {
+pub fn delete(conn: &mut DbConnection, actor: &Actor, id: ScheduleId) -> Result<(), ActionError> {
     write_transaction(conn, |conn| delete_within(conn, actor, id))
 }
 
-fn delete_within(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<(), ActionError> {
+fn delete_within(conn: &mut DbConnection, actor: &Actor, id: ScheduleId) -> Result<(), ActionError> {
     let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
     schedule::delete(conn, id)?;
     record(conn, actor, "delete", &target, json!({}))?;
@@ -134,8 +134,8 @@ fn delete_within(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<(), 
 pub struct Batch {
     pub create: Vec<ScheduleChanges>,
     /// Schedule id and its new settings.
-    pub update: Vec<(i64, ScheduleChanges)>,
-    pub delete: Vec<i64>,
+    pub update: Vec<(ScheduleId, ScheduleChanges)>,
+    pub delete: Vec<ScheduleId>,
 }
 
 /// Makes every change of `batch` in one transaction, each audited: all of them or none.
@@ -179,7 +179,7 @@ fn record(
 pub fn set_enabled(
     conn: &mut DbConnection,
     actor: &Actor,
-    id: i64,
+    id: ScheduleId,
     enabled: bool,
 ) -> Result<bool, ActionError> {
     write_transaction(conn, |conn| {
@@ -198,16 +198,13 @@ pub fn set_enabled(
 }
 
 /// Makes a manual run of the schedule, queued now; returns its id for the queue.
-pub fn run_now(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<i64, ActionError> {
+pub fn run_now(conn: &mut DbConnection, actor: &Actor, id: ScheduleId) -> Result<RunId, ActionError> {
     write_transaction(conn, |conn| {
         let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
         let at = now();
         let run_id = run::insert(
             conn,
-            &NewRun {
-                triggered_by: actor.id.map(i64::from),
-                ..super::queued_run_of(&target, Trigger::Manual, None, at)
-            },
+            &NewRun { triggered_by: actor.id, ..super::queued_run_of(&target, Trigger::Manual, None, at) },
         )?;
         record(conn, actor, "run now", &target, json!({ "run": [null, run_id] }))?;
         Ok(run_id)
@@ -218,14 +215,14 @@ pub fn run_now(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<i64, A
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Retried {
     /// A new run (trigger `retry`) was queued with the ended run's task and parameters.
-    Queued(i64),
+    Queued(RunId),
     /// The run has not ended (queued or running): nothing was done.
     StillActive(RunStatus),
 }
 
 /// Queues a new run of what the ended run `id` ran — same schedule, task and parameters — with
 /// trigger `retry`, and writes the audit entry. `None` when there is no such run.
-pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Option<Retried>, ActionError> {
+pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: RunId) -> Result<Option<Retried>, ActionError> {
     write_transaction(conn, |conn| {
         let Some(ended) = run::find(conn, id)? else { return Ok(None) };
         if ended.status.is_active() {
@@ -247,7 +244,7 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: i64) -> Result<Opti
                 params: &ended.params,
                 scheduled_for: None,
                 trigger: Trigger::Retry,
-                triggered_by: actor.id.map(i64::from),
+                triggered_by: actor.id,
                 status: RunStatus::Queued,
                 not_before: at,
                 finished_at: None,

@@ -13,6 +13,7 @@ use diesel::prelude::*;
 
 use crate::db::schema::runs;
 use crate::db::{DbPool, now};
+use crate::domain::{DeliveryId, RunId};
 use crate::queue::Queue;
 use crate::scheduler::{expire_queued, rescue_stale, tick};
 use crate::sources::outbound::OutboundPolicy;
@@ -62,7 +63,7 @@ pub async fn run(
     let mut delivering: Option<tokio::task::JoinHandle<()>> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_reconcile = std::time::Instant::now() - reconcile_every;
-    let mut repushed: HashMap<i64, std::time::Instant> = HashMap::new();
+    let mut repushed: HashMap<RunId, std::time::Instant> = HashMap::new();
     loop {
         tokio::select! {
             () = &mut shutdown => return,
@@ -103,8 +104,8 @@ pub async fn run(
 }
 
 /// Pushes runs to their queues, [`PUSH_BATCH`] at a time per queue.
-async fn push_by_queue(queue: &Queue, runs: impl Iterator<Item = (i64, String, chrono::NaiveDateTime)>) {
-    let mut by_queue: BTreeMap<String, Vec<(i64, chrono::DateTime<Utc>)>> = BTreeMap::new();
+async fn push_by_queue(queue: &Queue, runs: impl Iterator<Item = (RunId, String, chrono::NaiveDateTime)>) {
+    let mut by_queue: BTreeMap<String, Vec<(RunId, chrono::DateTime<Utc>)>> = BTreeMap::new();
     for (run_id, name, not_before) in runs {
         by_queue.entry(name).or_default().push((run_id, not_before.and_utc()));
     }
@@ -130,11 +131,11 @@ fn until_next_tick(now: chrono::DateTime<Utc>) -> StdDuration {
 }
 
 /// Runs to push, with their queues and due times.
-type ToPush = Vec<(i64, String, chrono::NaiveDateTime)>;
+type ToPush = Vec<(RunId, String, chrono::NaiveDateTime)>;
 
 /// One tick (and a reconcile when asked): the runs to push — the new ones, and the forgotten
 /// ones that waited too long — with their due times, and the alerts to send.
-fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, ToPush), Vec<i64>)> {
+fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, ToPush), Vec<DeliveryId>)> {
     let mut pooled = pool.get().context("Failed to get a database connection")?;
     let conn: &mut crate::db::DbConnection = &mut pooled;
     let claimed = tick(conn, Utc::now())?;
@@ -155,7 +156,7 @@ fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, 
         crate::models::worker::forget_older(conn, at - FORGET_WORKERS_AFTER)
             .context("Failed to forget old workers")?;
     }
-    let mut due_times = |ids: &[i64]| -> anyhow::Result<ToPush> {
+    let mut due_times = |ids: &[RunId]| -> anyhow::Result<ToPush> {
         runs::table
             .filter(runs::id.eq_any(ids))
             .select((runs::id, runs::queue, runs::not_before))

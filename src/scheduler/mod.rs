@@ -24,7 +24,7 @@ use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::policy::{Disposition, OverlapAction, OverlapPolicy, jitter, plan_due};
-use crate::domain::{RunStatus, Trigger};
+use crate::domain::{RunId, RunStatus, ScheduleId, Trigger};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, Schedule};
 
@@ -39,7 +39,7 @@ pub const CLAIMS_PER_TRANSACTION: usize = 100;
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub struct Claimed {
     /// Runs created `queued`: to be pushed to the queue after the transaction commits.
-    pub queued: Vec<i64>,
+    pub queued: Vec<RunId>,
     pub missed: usize,
     pub skipped: usize,
     /// Schedules whose `next_fire_at` was (re)computed because their timing changed.
@@ -157,7 +157,7 @@ pub fn tick_with_hook(
 /// claimed again one schedule per transaction.
 fn claim_batch(
     conn: &mut DbConnection,
-    ids: &[i64],
+    ids: &[ScheduleId],
     now: DateTime<Utc>,
     hook: &dyn ClaimHook,
 ) -> anyhow::Result<Claimed> {
@@ -209,8 +209,8 @@ fn claim_batch(
 /// savepoint: a lost race rolls back that one and counts it.
 fn in_batches(
     conn: &mut DbConnection,
-    ids: &[i64],
-    mut each: impl FnMut(&mut DbConnection, i64) -> Result<Claimed, ClaimError>,
+    ids: &[ScheduleId],
+    mut each: impl FnMut(&mut DbConnection, ScheduleId) -> Result<Claimed, ClaimError>,
 ) -> anyhow::Result<Claimed> {
     let mut done = Claimed::default();
     for chunk in ids.chunks(CLAIMS_PER_TRANSACTION) {
@@ -232,7 +232,11 @@ fn in_batches(
 
 /// Computes `next_fire_at` from the schedule's current timing (new schedule, or an edit): the
 /// first occurrence after `now`. A timing that cannot be understood never fires.
-fn reschedule_one(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> Result<Claimed, ClaimError> {
+fn reschedule_one(
+    conn: &mut DbConnection,
+    id: ScheduleId,
+    now: DateTime<Utc>,
+) -> Result<Claimed, ClaimError> {
     let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
     let fingerprint = current.current_fingerprint();
     if fingerprint == current.state.spec_fingerprint {
@@ -258,7 +262,7 @@ fn reschedule_one(conn: &mut DbConnection, id: i64, now: DateTime<Utc>) -> Resul
 /// Claims the due occurrences of one schedule at `now`.
 pub fn claim(
     conn: &mut DbConnection,
-    id: i64,
+    id: ScheduleId,
     now: DateTime<Utc>,
     hook: &dyn ClaimHook,
 ) -> anyhow::Result<Claimed> {
@@ -268,7 +272,7 @@ pub fn claim(
 /// The claim itself, inside the caller's transaction.
 fn claim_one(
     conn: &mut DbConnection,
-    id: i64,
+    id: ScheduleId,
     now: DateTime<Utc>,
     hook: &dyn ClaimHook,
 ) -> Result<Claimed, ClaimError> {
@@ -289,7 +293,7 @@ fn claim_one(
 fn claim_loaded<'a>(
     conn: &mut DbConnection,
     current: &'a Schedule,
-    taken: &HashSet<(i64, NaiveDateTime)>,
+    taken: &HashSet<(ScheduleId, NaiveDateTime)>,
     now: DateTime<Utc>,
     rows: &mut Vec<NewRun<'a>>,
     deferred: Option<&mut Vec<schedule::Advance>>,
@@ -400,9 +404,9 @@ fn settle(result: Result<Claimed, ClaimError>) -> anyhow::Result<Claimed> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum LatestClaim {
     /// A new run for this occurrence, queued.
-    Claimed { run_id: i64, scheduled_for: DateTime<Utc> },
+    Claimed { run_id: RunId, scheduled_for: DateTime<Utc> },
     /// Someone already has a run for the latest occurrence.
-    AlreadyClaimed { run_id: i64, scheduled_for: DateTime<Utc> },
+    AlreadyClaimed { run_id: RunId, scheduled_for: DateTime<Utc> },
     /// The schedule has no occurrence at or before now.
     NothingDue,
 }

@@ -9,7 +9,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::runs;
-use crate::domain::RunStatus;
+use crate::domain::{RunId, RunStatus};
 use crate::models::run::transitions;
 use crate::models::worker;
 
@@ -20,7 +20,7 @@ pub fn rescue_stale(
     conn: &mut DbConnection,
     at: NaiveDateTime,
     stale_after: Duration,
-) -> anyhow::Result<Vec<i64>> {
+) -> anyhow::Result<Vec<RunId>> {
     transitions::rescue_stale(conn, at, stale_after).context("Failed to rescue stale runs")
 }
 
@@ -38,7 +38,7 @@ pub fn forgotten(
     at: NaiveDateTime,
     overdue_by: Duration,
     at_most: i64,
-) -> QueryResult<Vec<i64>> {
+) -> QueryResult<Vec<RunId>> {
     let overdue = || {
         runs::table.filter(runs::status.eq(RunStatus::Queued)).filter(runs::not_before.lt(at - overdue_by))
     };
@@ -46,7 +46,7 @@ pub fn forgotten(
     let queues: Vec<String> = overdue().select(runs::queue).distinct().load(conn)?;
     let mut ids = Vec::new();
     for queue in queues.into_iter().filter(|queue| listened.contains(queue)) {
-        let oldest: Vec<i64> = overdue()
+        let oldest: Vec<RunId> = overdue()
             .filter(runs::queue.eq(queue))
             .order(runs::not_before.asc())
             .select(runs::id)

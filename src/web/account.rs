@@ -11,6 +11,7 @@ use crate::auth::CurrentUser;
 use crate::auth::accounts::{self, PasswordChange};
 use crate::auth::api_tokens;
 use crate::auth::login::{LoginError, Throttle};
+use crate::domain::ApiTokenId;
 use crate::models::api_token::{self, ApiToken};
 use crate::models::user::{self, User};
 use crate::web::client_ip::{actor, client_ip};
@@ -64,7 +65,7 @@ async fn load_me(state: &AppState, me: &CurrentUser) -> Result<(User, Vec<ApiTok
     state
         .db(move |conn| {
             let user = user::find(conn, id)?.ok_or(AppError::NotFound)?;
-            Ok((user, api_token::of_user(conn, id.0)?))
+            Ok((user, api_token::of_user(conn, id)?))
         })
         .await
 }
@@ -184,7 +185,7 @@ pub async fn create_token(
         let (id, secret) = state
             .db(move |conn| Ok(api_tokens::create(conn, &actor, owner, &token_name, expires_at)?))
             .await?;
-        tracing::info!(user = me.username.as_str(), token = id, "an API token was created");
+        tracing::info!(user = me.username.as_str(), token = id.0, "an API token was created");
         new_token = Some((name, secret));
     }
     let mut page = AccountPage::new(Page::new(&session, Some(&me), NAV), load_me(&state, &me).await?);
@@ -203,12 +204,12 @@ pub async fn create_token(
 /// Revokes one of one's own tokens.
 pub async fn revoke_token(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<ApiTokenId>,
 ) -> Result<HttpResponse, AppError> {
     let (actor, owner, token_id) = (actor(&req, &state.settings, &me), me.id, id.into_inner());
     let revoked = state.db(move |conn| Ok(api_tokens::revoke(conn, &actor, owner, token_id)?)).await?;
     let Some(token) = revoked else { return Err(AppError::NotFound) };
-    tracing::info!(user = me.username.as_str(), token = token.id, "an API token was revoked");
+    tracing::info!(user = me.username.as_str(), token = token.id.0, "an API token was revoked");
     flash_success(
         &session,
         format!("The token “{}” was revoked: requests with it are refused from now on.", token.name),

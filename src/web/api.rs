@@ -15,7 +15,7 @@ use serde_json::json;
 
 use crate::auth::CurrentUser;
 use crate::browse;
-use crate::domain::{ChangeKind, Role, RunStatus, Trigger};
+use crate::domain::{ChangeKind, Role, RunId, RunStatus, ScheduleId, SourceId, Trigger, WorkerName};
 use crate::models::isin_browse::{self, Total};
 use crate::models::run::{self, Run};
 use crate::models::schedule::{self, Schedule, ScheduleFilter};
@@ -217,8 +217,8 @@ struct IsinDetailOut {
 
 #[derive(Serialize)]
 struct ChangeOut {
-    run_id: i64,
-    source_id: i64,
+    run_id: RunId,
+    source_id: SourceId,
     kind: ChangeKind,
     old_values: Option<serde_json::Value>,
     new_values: Option<serde_json::Value>,
@@ -253,7 +253,7 @@ pub async fn get_isin(state: web::Data<AppState>, isin: web::Path<String>) -> Re
 
 #[derive(Serialize)]
 struct ScheduleOut {
-    id: i64,
+    id: ScheduleId,
     name: String,
     description: String,
     task: String,
@@ -295,8 +295,8 @@ pub async fn list_schedules(state: web::Data<AppState>) -> Result<HttpResponse, 
 
 #[derive(Serialize)]
 struct RunOut {
-    id: i64,
-    schedule_id: Option<i64>,
+    id: RunId,
+    schedule_id: Option<ScheduleId>,
     schedule_name: String,
     task: String,
     status: RunStatus,
@@ -305,7 +305,7 @@ struct RunOut {
     scheduled_for: Option<NaiveDateTime>,
     started_at: Option<NaiveDateTime>,
     finished_at: Option<NaiveDateTime>,
-    worker: Option<String>,
+    worker: Option<WorkerName>,
     error: Option<String>,
     stats: Option<serde_json::Value>,
 }
@@ -346,7 +346,7 @@ impl RunOut {
 pub async fn get_run(
     state: web::Data<AppState>,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let found = state.db(move |conn| Ok(run::find(conn, id)?)).await?;
@@ -359,7 +359,7 @@ pub async fn get_run(
 /// queues it shortly).
 #[derive(Serialize)]
 struct RunQueuedOut {
-    run_id: i64,
+    run_id: RunId,
     queued: bool,
 }
 
@@ -368,7 +368,7 @@ pub async fn run_schedule(
     req: HttpRequest,
     state: web::Data<AppState>,
     me: web::ReqData<CurrentUser>,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, ApiError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);

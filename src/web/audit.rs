@@ -5,6 +5,7 @@ use actix_web::{HttpResponse, web};
 use askama::Template;
 use serde::Deserialize;
 
+use crate::domain::AuditEntryId;
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::web::AppError;
 use crate::web::forms::filter_query;
@@ -28,7 +29,7 @@ struct AuditPage {
 pub struct AuditQuery {
     actor: Option<String>,
     object_type: Option<String>,
-    before: Option<i64>,
+    before: Option<AuditEntryId>,
 }
 
 pub async fn list(

@@ -80,7 +80,7 @@ pub async fn submit(
             // A new session id at login, so an id planted before login is worthless after it.
             session.renew();
             session
-                .insert(USER_ID_KEY, user.id.0)
+                .insert(USER_ID_KEY, user.id)
                 .map_err(|e| AppError::internal(anyhow::anyhow!("Failed to store the session: {e}")))?;
             csrf::rotate(&session);
             tracing::info!(user = user.username.as_str(), "logged in");

@@ -26,6 +26,7 @@ use sha2::{Digest, Sha256};
 
 use crate::auth::api_tokens::bearer_token;
 use crate::auth::csrf::constant_time_eq;
+use crate::domain::ScheduleId;
 use crate::models::{run, schedule};
 use crate::web::{AppError, AppState};
 
@@ -128,7 +129,7 @@ fn bearer_matches(request: &HttpRequest, token: &str) -> bool {
 /// What one reading takes from the database.
 struct Figures {
     by_status: Vec<(String, String, i64)>,
-    last_success: Vec<(Option<i64>, Option<NaiveDateTime>)>,
+    last_success: Vec<(Option<ScheduleId>, Option<NaiveDateTime>)>,
     schedules: Vec<schedule::Schedule>,
     per_queue: BTreeMap<String, run::QueueBacklog>,
     /// Runs that ended in the window: task kind, start, end.
@@ -213,7 +214,7 @@ fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figure
     }
     registry.register("isinbeat_runs", "Runs stored, by status and task kind", runs);
 
-    let name_of = |id: i64| schedules.iter().find(|s| s.id == id).map(|s| s.settings.name.clone());
+    let name_of = |id: ScheduleId| schedules.iter().find(|s| s.id == id).map(|s| s.settings.name.clone());
     let succeeded = Family::<Labels, FloatGauge>::default();
     for &(id, at) in last_success {
         if let (Some(name), Some(at)) = (id.and_then(name_of), at) {

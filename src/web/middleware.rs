@@ -27,8 +27,8 @@ pub async fn access(
         return Err(AppError::internal(anyhow::anyhow!("AppState is not registered")).into());
     };
     let session = req.get_session();
-    if let Ok(Some(id)) = session.get::<i64>(USER_ID_KEY) {
-        let user = state.db(move |conn| Ok(auth::load_current_user(conn, UserId(id))?)).await?;
+    if let Ok(Some(id)) = session.get::<UserId>(USER_ID_KEY) {
+        let user = state.db(move |conn| Ok(auth::load_current_user(conn, id)?)).await?;
         match user {
             Some(user) => {
                 req.extensions_mut().insert(user);

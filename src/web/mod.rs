@@ -87,20 +87,20 @@ impl ConnectionSocket {
 impl AppState {
     /// Pushes a run the web recorded (run now, retry) to the queue, due now. False when the
     /// queue is unreachable: the run row is safe and a scheduler's reconciler queues it shortly.
-    pub async fn push_run(&self, run_id: i64) -> bool {
+    pub async fn push_run(&self, run_id: crate::domain::RunId) -> bool {
         // The run names its queue (its schedule's when it was made).
         let queue = match self.db(move |conn| Ok(crate::models::run::queue_of(conn, run_id)?)).await {
             Ok(Some(queue)) => queue,
             Ok(None) => return false,
             Err(error) => {
-                tracing::warn!(run = run_id, error = error.to_string(), "failed to read a run's queue");
+                tracing::warn!(run = run_id.0, error = error.to_string(), "failed to read a run's queue");
                 return false;
             }
         };
         match self.queue.push(&queue, run_id, chrono::Utc::now()).await {
             Ok(()) => true,
             Err(error) => {
-                tracing::warn!(run = run_id, error = format!("{error:#}"), "failed to queue a run");
+                tracing::warn!(run = run_id.0, error = format!("{error:#}"), "failed to queue a run");
                 false
             }
         }

@@ -9,7 +9,7 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::db::write_transaction;
-use crate::domain::{Role, RunStatus, Trigger};
+use crate::domain::{Role, RunId, RunStatus, ScheduleId, Trigger};
 use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{Progress, Stats};
 use crate::jobs::download_isins;
@@ -48,7 +48,7 @@ pub fn duration_of(run: &Run) -> String {
 struct ListPage {
     page: Page,
     runs: Vec<Run>,
-    schedules: Vec<(i64, String)>,
+    schedules: Vec<(ScheduleId, String)>,
     filter: ListQuery,
     errors: FormErrors,
     statuses: &'static [&'static str],
@@ -77,8 +77,8 @@ pub struct ListQuery {
     #[serde(default)]
     o: String,
     /// Keyset cursors: runs older than `before` (newest first) or newer than `after`.
-    before: Option<i64>,
-    after: Option<i64>,
+    before: Option<RunId>,
+    after: Option<RunId>,
 }
 
 impl ListQuery {
@@ -121,7 +121,7 @@ impl ListQuery {
     }
 
     /// The page after the run `id`, in this order.
-    fn page_after(&self, id: i64) -> String {
+    fn page_after(&self, id: RunId) -> String {
         let mut params = self.filters();
         if self.oldest_first() {
             params.append_pair("o", "oldest");
@@ -201,7 +201,7 @@ struct ImportView {
 
 pub async fn detail(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let (found, owner, import_source) = state
@@ -274,7 +274,7 @@ pub async fn detail(
 
 pub async fn cancel(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);
@@ -321,7 +321,7 @@ fn cancelled_or_stopping(was: RunStatus) -> &'static str {
 
 pub async fn retry(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);

@@ -15,7 +15,7 @@ use crate::auth::CurrentUser;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_settings::ScheduleSettings;
 use crate::domain::schedule_spec::FireTime;
-use crate::domain::{Role, mask_webhook_url};
+use crate::domain::{Role, ScheduleId, mask_webhook_url};
 use crate::jobs::{ParamSpec, Registry};
 use crate::models::alert::{self, Delivery};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
@@ -149,11 +149,11 @@ pub async fn list(
     let (found, total, latest) = state
         .db(move |conn| {
             let (found, total) = schedule::page(conn, &filter, (page_number - 1) * PAGE_SIZE, PAGE_SIZE)?;
-            let ids: Vec<i64> = found.iter().map(|s| s.id).collect();
+            let ids: Vec<ScheduleId> = found.iter().map(|s| s.id).collect();
             Ok((found, total, run::latest_of(conn, &ids)?))
         })
         .await?;
-    let mut latest: HashMap<i64, Run> =
+    let mut latest: HashMap<ScheduleId, Run> =
         latest.into_iter().filter_map(|r| Some((r.schedule_id?, r))).collect();
     let rows: Vec<Row> = found
         .into_iter()
@@ -200,7 +200,7 @@ struct DetailPage {
 
 pub async fn detail(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let (found, runs, entries, deliveries, listeners) = state
@@ -242,7 +242,7 @@ pub async fn detail(
     )
 }
 
-async fn set_enabled(context: AdminContext, id: i64, enabled: bool) -> Result<HttpResponse, AppError> {
+async fn set_enabled(context: AdminContext, id: ScheduleId, enabled: bool) -> Result<HttpResponse, AppError> {
     let AdminContext { req, state, session, me } = context;
     let actor = actor(&req, &state.settings, &me);
     let changed = state.db(move |conn| Ok(actions::set_enabled(conn, &actor, id, enabled)?)).await?;
@@ -258,17 +258,17 @@ async fn set_enabled(context: AdminContext, id: i64, enabled: bool) -> Result<Ht
     Ok(see_other(&format!("/admin/schedules/{id}/")))
 }
 
-pub async fn pause(context: AdminContext, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn pause(context: AdminContext, id: web::Path<ScheduleId>) -> Result<HttpResponse, AppError> {
     set_enabled(context, id.into_inner(), false).await
 }
 
-pub async fn resume(context: AdminContext, id: web::Path<i64>) -> Result<HttpResponse, AppError> {
+pub async fn resume(context: AdminContext, id: web::Path<ScheduleId>) -> Result<HttpResponse, AppError> {
     set_enabled(context, id.into_inner(), true).await
 }
 
 pub async fn run_now(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);
@@ -294,7 +294,7 @@ struct KindFields {
 struct FormPage {
     page: Page,
     /// `None` for a new schedule.
-    schedule_id: Option<i64>,
+    schedule_id: Option<ScheduleId>,
     form: ScheduleForm,
     errors: FormErrors,
     preview: Vec<FireTime>,
@@ -306,7 +306,7 @@ struct FormPage {
 impl FormPage {
     fn new(
         page: Page,
-        schedule_id: Option<i64>,
+        schedule_id: Option<ScheduleId>,
         form: ScheduleForm,
         errors: FormErrors,
         preview: Vec<FireTime>,
@@ -408,7 +408,7 @@ pub async fn new_form(AdminContext { session, me, .. }: AdminContext) -> Result<
 fn show_again(
     session: &Session,
     me: &CurrentUser,
-    schedule_id: Option<i64>,
+    schedule_id: Option<ScheduleId>,
     form: ScheduleForm,
     outcome: Result<(), FormErrors>,
     preview: Vec<FireTime>,
@@ -451,7 +451,7 @@ pub async fn create(
 
 pub async fn edit_form(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let found = state.find_or_404(id, schedule::find).await?;
@@ -464,7 +464,7 @@ pub async fn edit_form(
 
 pub async fn update(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
     fields: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -511,7 +511,7 @@ struct DeletePage {
 
 pub async fn delete_confirm(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let (found, runs) = state
@@ -525,7 +525,7 @@ pub async fn delete_confirm(
 
 pub async fn delete(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<ScheduleId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);
@@ -556,7 +556,7 @@ pub async fn bulk(
     let fields = fields.into_inner();
     let value =
         |name: &str| fields.iter().find(|(n, _)| n == name).map(|(_, v)| v.clone()).unwrap_or_default();
-    let ids: Vec<i64> =
+    let ids: Vec<ScheduleId> =
         fields.iter().filter(|(n, _)| n == "ids").filter_map(|(_, v)| v.parse().ok()).collect();
     let action = value("action");
     if ids.is_empty() {

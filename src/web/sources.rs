@@ -9,7 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
-use crate::domain::{Role, RunStatus, mask_url_secrets, mask_urls_in_text};
+use crate::domain::{Role, RunId, RunStatus, SourceId, mask_url_secrets, mask_urls_in_text};
 use crate::import::actions::{self, SourceActionError};
 use crate::import::{self, Preview};
 use crate::jobs::download_isins;
@@ -58,12 +58,12 @@ struct DetailPage {
     format_title: &'static str,
     schedules: Vec<Schedule>,
     runs: Vec<Run>,
-    importing: Option<i64>,
+    importing: Option<RunId>,
 }
 
 pub async fn detail(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<SourceId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let (found, schedules, runs) = state
@@ -215,7 +215,7 @@ impl SourceForm {
 #[template(path = "sources/form.html")]
 struct FormPage {
     page: Page,
-    source_id: Option<i64>,
+    source_id: Option<SourceId>,
     form: SourceForm,
     errors: FormErrors,
     formats: [Format; 4],
@@ -242,7 +242,7 @@ pub async fn new_form(AdminContext { session, me, .. }: AdminContext) -> Result<
 fn show_again(
     session: &Session,
     me: &CurrentUser,
-    source_id: Option<i64>,
+    source_id: Option<SourceId>,
     form: SourceForm,
     errors: FormErrors,
 ) -> Result<HttpResponse, AppError> {
@@ -280,7 +280,7 @@ pub async fn create(
 
 pub async fn edit_form(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<SourceId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let mut found = state.find_or_404(id, source::find).await?;
@@ -297,7 +297,7 @@ pub async fn edit_form(
 
 pub async fn update(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<SourceId>,
     form: web::Form<SourceForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
@@ -331,7 +331,7 @@ struct DeletePage {
 
 pub async fn delete_confirm(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<SourceId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let mut found = state.find_or_404(id, source::find).await?;
@@ -341,7 +341,7 @@ pub async fn delete_confirm(
 
 pub async fn delete(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<SourceId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let actor = actor(&req, &state.settings, &me);
@@ -374,7 +374,7 @@ struct TestPage {
 /// `POST /admin/sources/{id}/test`: fetches the file and shows what it holds; imports nothing.
 pub async fn test(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<SourceId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
     let mut found = state.find_or_404(id, source::find).await?;
@@ -416,7 +416,7 @@ pub struct ImportForm {
 /// `POST /admin/sources/{id}/import`: queues a manual import run.
 pub async fn import_now(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<SourceId>,
     form: web::Form<ImportForm>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();

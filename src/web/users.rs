@@ -10,7 +10,7 @@ use serde::Deserialize;
 use crate::auth::accounts::{self, AccountError, PasswordChange};
 use crate::auth::api_tokens;
 use crate::auth::password::HashedPassword;
-use crate::domain::{NewPassword, Role, UserId, Username};
+use crate::domain::{ApiTokenId, NewPassword, Role, UserId, Username};
 use crate::models::api_token::{self, ApiToken};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::session;
@@ -148,20 +148,20 @@ struct DetailPage {
     show_ip: bool,
 }
 
-async fn load_user(state: &AppState, id: i64) -> Result<User, AppError> {
-    state.find_or_404(UserId(id), user::find).await
+async fn load_user(state: &AppState, id: UserId) -> Result<User, AppError> {
+    state.find_or_404(id, user::find).await
 }
 
 pub async fn detail(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<UserId>,
 ) -> Result<HttpResponse, AppError> {
-    let id = UserId(id.into_inner());
+    let id = id.into_inner();
     let (found, sessions, tokens, entries) = state
         .db(move |conn| {
             let found = user::find(conn, id)?.ok_or(AppError::NotFound)?;
             let sessions = session::count_active_for_user(conn, id, crate::db::now())?;
-            let tokens = api_token::of_user(conn, id.0)?;
+            let tokens = api_token::of_user(conn, id)?;
             let filter = AuditFilter {
                 object_type: Some("user".to_owned()),
                 object_id: Some(id.to_string()),
@@ -188,14 +188,18 @@ pub async fn detail(
 /// Revokes one of a user's API tokens (an admin stopping a script, or a leaked token).
 pub async fn revoke_token(
     AdminContext { req, state, session, me }: AdminContext,
-    path: web::Path<(i64, i64)>,
+    path: web::Path<(UserId, ApiTokenId)>,
 ) -> Result<HttpResponse, AppError> {
     let (owner, token_id) = path.into_inner();
     let actor = actor(&req, &state.settings, &me);
-    let revoked =
-        state.db(move |conn| Ok(api_tokens::revoke(conn, &actor, UserId(owner), token_id)?)).await?;
+    let revoked = state.db(move |conn| Ok(api_tokens::revoke(conn, &actor, owner, token_id)?)).await?;
     let Some(token) = revoked else { return Err(AppError::NotFound) };
-    tracing::info!(user = me.username.as_str(), owner, token = token.id, "an API token was revoked");
+    tracing::info!(
+        user = me.username.as_str(),
+        owner = owner.0,
+        token = token.id.0,
+        "an API token was revoked"
+    );
     flash_success(
         &session,
         format!("The token “{}” was revoked: requests with it are refused from now on.", token.name),
@@ -225,7 +229,7 @@ struct EditPage {
 
 pub async fn edit_form(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<UserId>,
 ) -> Result<HttpResponse, AppError> {
     let found = load_user(&state, id.into_inner()).await?;
     render(
@@ -251,7 +255,7 @@ pub struct EditUserForm {
 
 pub async fn update(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<UserId>,
     form: web::Form<EditUserForm>,
 ) -> Result<HttpResponse, AppError> {
     let found = load_user(&state, id.into_inner()).await?;
@@ -305,7 +309,7 @@ struct PasswordPage {
 
 pub async fn password_form(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<UserId>,
 ) -> Result<HttpResponse, AppError> {
     let found = load_user(&state, id.into_inner()).await?;
     render(
@@ -328,7 +332,7 @@ pub struct PasswordForm {
 
 pub async fn reset_password(
     AdminContext { req, state, session, me }: AdminContext,
-    id: web::Path<i64>,
+    id: web::Path<UserId>,
     form: web::Form<PasswordForm>,
 ) -> Result<HttpResponse, AppError> {
     let found = load_user(&state, id.into_inner()).await?;

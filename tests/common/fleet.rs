@@ -158,7 +158,7 @@ pub fn pool(database: &TestDatabase) -> DbPool {
     db::connect_pool(&DatabaseUrl::parse(&database.url()).unwrap(), 4).unwrap()
 }
 
-pub fn runs_of(pool: &DbPool, schedule_id: i64) -> Vec<Run> {
+pub fn runs_of(pool: &DbPool, schedule_id: isinbeat::domain::ScheduleId) -> Vec<Run> {
     runs::table
         .filter(runs::schedule_id.eq(schedule_id))
         .order(runs::id.asc())
@@ -183,7 +183,11 @@ pub fn pid_in(worker_name: &str) -> u32 {
 
 /// Records a manual run of `schedule_id` and pushes it to the schedule's queue, as "run now"
 /// does.
-pub async fn run_now(pool: &DbPool, queue: &Queue, schedule_id: i64) -> i64 {
+pub async fn run_now(
+    pool: &DbPool,
+    queue: &Queue,
+    schedule_id: isinbeat::domain::ScheduleId,
+) -> isinbeat::domain::RunId {
     let id = super::insert_run(&mut pool.get().unwrap(), schedule_id, "queued", db::now());
     let routed = run::find(&mut pool.get().unwrap(), id).unwrap().unwrap().queue;
     queue.push(&routed, id, chrono::Utc::now()).await.unwrap();

@@ -467,10 +467,10 @@ macro_rules! on_both_backends {
 /// "run now" writes when `status` is `queued`, or a finished run's row otherwise. Returns its id.
 pub fn insert_run(
     conn: &mut isinbeat::db::DbConnection,
-    schedule_id: i64,
+    schedule_id: isinbeat::domain::ScheduleId,
     status: &str,
     not_before: chrono::NaiveDateTime,
-) -> i64 {
+) -> isinbeat::domain::RunId {
     let owner = isinbeat::models::schedule::find(conn, schedule_id).unwrap().unwrap();
     let finished = !matches!(status, "queued" | "running");
     isinbeat::models::run::insert(

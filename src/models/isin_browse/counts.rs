@@ -10,6 +10,7 @@ use super::planner::{Checks, Plan};
 use super::{Direction, EXACT_COUNT_LIMIT, IsinFilter, SourceInfo, Total, load_rows};
 use crate::db::DbConnection;
 use crate::db::schema::isin_stats;
+use crate::domain::SourceId;
 use crate::domain::isin_search::IsinSearch;
 
 /// How many ISINs match: exact up to [`EXACT_COUNT_LIMIT`], else estimated from the per-source,
@@ -72,7 +73,7 @@ fn estimate(conn: &mut DbConnection, filter: &IsinFilter, prefix: Option<&str>) 
     if let Some(source_id) = filter.source_id {
         query = query.filter(isin_stats::source_id.eq(source_id));
     }
-    let sums: Vec<(i64, i64, i64)> = query.load(conn)?;
+    let sums: Vec<(SourceId, i64, i64)> = query.load(conn)?;
     Ok(sums
         .into_iter()
         .map(|(_, active, inactive)| if filter.active == Some(true) { active } else { active + inactive })
@@ -83,7 +84,7 @@ fn estimate(conn: &mut DbConnection, filter: &IsinFilter, prefix: Option<&str>) 
 /// A row of `isin_stats`.
 #[derive(Debug, Clone, Queryable)]
 pub struct CountryCount {
-    pub source_id: i64,
+    pub source_id: SourceId,
     pub country: String,
     pub active: i64,
     pub inactive: i64,

@@ -11,6 +11,7 @@ use super::names::{IsinText, RowidRow, bump, fts_query, isin_of_rowid, padded_ro
 use super::{ChangeFilter, Direction, IsinFilter};
 use crate::db::DbConnection;
 use crate::db::schema::{isin_changes, isin_leis, isin_records, isins};
+use crate::domain::SourceId;
 
 /// Where candidates come from, in key order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -18,7 +19,7 @@ pub(super) enum Driver {
     /// Every ISIN (`isins`).
     Keys,
     /// ISINs a source has a record of.
-    Source(i64),
+    Source(SourceId),
     /// ISINs with a record of this issuer (the LEI index: pairs of any version, checked).
     Lei(String),
     /// ISINs whose names have these words (the name index); with every match in key order

@@ -25,8 +25,8 @@ pub use rows::load_rows;
 
 use crate::db::DbConnection;
 use crate::db::schema::{isin_changes, sources};
-use crate::domain::ChangeKind;
 use crate::domain::isin_search::IsinSearch;
+use crate::domain::{ChangeKind, RunId, SourceId};
 
 /// Candidates one page may look at before it stops and offers to go on.
 pub const SCAN_LIMIT: usize = 10_000;
@@ -38,7 +38,7 @@ pub(in crate::models) const IN_LIST_CHUNK: usize = 2_000;
 /// A source as the browser needs it.
 #[derive(Debug, Clone, Queryable)]
 pub struct SourceInfo {
-    pub id: i64,
+    pub id: SourceId,
     pub name: String,
     pub format: String,
     pub generation: i64,
@@ -57,7 +57,7 @@ pub fn sources(conn: &mut DbConnection) -> QueryResult<Vec<SourceInfo>> {
 #[derive(Debug, Clone, PartialEq, Eq, Queryable)]
 pub struct ShownRecord {
     pub isin: String,
-    pub source_id: i64,
+    pub source_id: SourceId,
     pub since_gen: i64,
     pub until_gen: Option<i64>,
     pub active: bool,
@@ -67,7 +67,7 @@ pub struct ShownRecord {
     pub currency: Option<String>,
     /// JSON array of listings (FIRDS venues, Xetra currency lines).
     pub listings: Option<String>,
-    pub first_seen_run_id: Option<i64>,
+    pub first_seen_run_id: Option<RunId>,
     pub first_seen_at: NaiveDateTime,
     /// For an inactive record: when the source last listed it.
     pub last_seen_at: Option<NaiveDateTime>,
@@ -85,7 +85,7 @@ impl ShownRecord {
 pub struct IsinRow {
     pub isin: String,
     pub first_seen_at: NaiveDateTime,
-    pub first_seen_run_id: Option<i64>,
+    pub first_seen_run_id: Option<RunId>,
     /// The visible records, one per source that lists or listed it.
     pub records: Vec<ShownRecord>,
 }
@@ -138,7 +138,7 @@ impl IsinRow {
 /// Which changes of which runs an ISIN must have (the per-run view, "changed since").
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ChangeFilter {
-    pub run_ids: Vec<i64>,
+    pub run_ids: Vec<RunId>,
     /// `None` for any.
     pub kind: Option<ChangeKind>,
 }
@@ -149,7 +149,7 @@ pub struct IsinFilter {
     pub search: Option<IsinSearch>,
     /// Two-letter ISIN prefix.
     pub country: Option<String>,
-    pub source_id: Option<i64>,
+    pub source_id: Option<SourceId>,
     /// Listed now by some source (`true`) or by none (`false`).
     pub active: Option<bool>,
     pub changes: Option<ChangeFilter>,
@@ -220,8 +220,8 @@ pub enum Total {
 /// One change of an ISIN, for its detail page.
 #[derive(Debug, Clone, Queryable)]
 pub struct ChangeOfIsin {
-    pub run_id: i64,
-    pub source_id: i64,
+    pub run_id: RunId,
+    pub source_id: SourceId,
     pub kind: ChangeKind,
     pub old_values: Option<String>,
     pub new_values: Option<String>,

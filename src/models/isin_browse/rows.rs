@@ -10,6 +10,7 @@ use diesel::sql_types::Text;
 use super::{IN_LIST_CHUNK, IsinRow, ShownRecord, SourceInfo};
 use crate::db::DbConnection;
 use crate::db::schema::{isin_records, isins};
+use crate::domain::{RunId, SourceId};
 
 /// Parses a timestamp read as text (`CAST(… AS TEXT)`: `YYYY-MM-DD HH:MM:SS[.ffffff]` on both
 /// backends) with a format read once. Diesel's own SQLite timestamps
@@ -30,11 +31,11 @@ pub fn load_rows(
     sources: &[SourceInfo],
     isins: &[String],
 ) -> QueryResult<Vec<IsinRow>> {
-    let generation: HashMap<i64, i64> = sources.iter().map(|s| (s.id, s.generation)).collect();
-    let mut known: HashMap<String, (NaiveDateTime, Option<i64>)> = HashMap::with_capacity(isins.len());
+    let generation: HashMap<SourceId, i64> = sources.iter().map(|s| (s.id, s.generation)).collect();
+    let mut known: HashMap<String, (NaiveDateTime, Option<RunId>)> = HashMap::with_capacity(isins.len());
     let mut records: HashMap<String, Vec<ShownRecord>> = HashMap::with_capacity(isins.len());
     for chunk in isins.chunks(IN_LIST_CHUNK) {
-        let found: Vec<(String, String, Option<i64>)> = isins::table
+        let found: Vec<(String, String, Option<RunId>)> = isins::table
             .filter(isins::isin.eq_any(chunk))
             .select((
                 isins::isin,
@@ -47,7 +48,7 @@ pub fn load_rows(
         }
         type Raw = (
             String,
-            i64,
+            SourceId,
             i64,
             Option<i64>,
             bool,
@@ -56,7 +57,7 @@ pub fn load_rows(
             Option<String>,
             Option<String>,
             Option<String>,
-            Option<i64>,
+            Option<RunId>,
             String,
             Option<String>,
         );
@@ -122,7 +123,7 @@ pub fn load_rows(
             }
         }
     }
-    let order: HashMap<i64, usize> = sources.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
+    let order: HashMap<SourceId, usize> = sources.iter().enumerate().map(|(i, s)| (s.id, i)).collect();
     Ok(isins
         .iter()
         .filter_map(|isin| {

@@ -10,7 +10,7 @@ use diesel::prelude::*;
 use super::{NewRun, Run, find, insert};
 use crate::db::schema::runs;
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::{RunStatus, RunTransition};
+use crate::domain::{RunId, RunStatus, RunTransition, ScheduleId, WorkerName};
 use crate::models::{alert, schedule};
 
 /// The runs `transition` may move: those in one of its source statuses.
@@ -39,7 +39,12 @@ pub enum Claim {
 }
 
 /// A worker takes the queued run `id` if it is due at `at`.
-pub fn claim(conn: &mut DbConnection, id: i64, worker: &str, at: NaiveDateTime) -> QueryResult<Claim> {
+pub fn claim(
+    conn: &mut DbConnection,
+    id: RunId,
+    worker: &WorkerName,
+    at: NaiveDateTime,
+) -> QueryResult<Claim> {
     let claimed = diesel::update(
         runs::table.find(id).filter(movable!(RunTransition::Claim)).filter(runs::not_before.le(at)),
     )
@@ -65,7 +70,11 @@ pub fn claim(conn: &mut DbConnection, id: i64, worker: &str, at: NaiveDateTime) 
 
 /// Records a run executed in the foreground by `worker` (the command line's `import`, the first
 /// start's sample): running from the start, with a heartbeat. Returns its id.
-pub fn start_foreground(conn: &mut DbConnection, new: &NewRun<'_>, worker: &str) -> QueryResult<i64> {
+pub fn start_foreground(
+    conn: &mut DbConnection,
+    new: &NewRun<'_>,
+    worker: &WorkerName,
+) -> QueryResult<RunId> {
     let id = insert(conn, &NewRun { status: RunStatus::Running, ..new.clone() })?;
     let now = crate::db::now();
     diesel::update(runs::table.find(id))
@@ -75,7 +84,7 @@ pub fn start_foreground(conn: &mut DbConnection, new: &NewRun<'_>, worker: &str)
 }
 
 /// Marks the running run `id` alive at `at`. Returns whether it is still running.
-pub fn heartbeat(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryResult<bool> {
+pub fn heartbeat(conn: &mut DbConnection, id: RunId, at: NaiveDateTime) -> QueryResult<bool> {
     let beat = diesel::update(runs::table.find(id).filter(runs::status.eq(RunStatus::Running)))
         .set(runs::heartbeat_at.eq(at))
         .execute(conn)?;
@@ -83,14 +92,14 @@ pub fn heartbeat(conn: &mut DbConnection, id: i64, at: NaiveDateTime) -> QueryRe
 }
 
 /// Writes the running run's stats (its progress).
-pub fn report_progress(conn: &mut DbConnection, id: i64, stats: &str) -> QueryResult<usize> {
+pub fn report_progress(conn: &mut DbConnection, id: RunId, stats: &str) -> QueryResult<usize> {
     diesel::update(runs::table.find(id).filter(runs::status.eq(RunStatus::Running)))
         .set(runs::stats.eq(stats))
         .execute(conn)
 }
 
 /// Whether someone asked the run `id` to stop (its worker checks at every heartbeat).
-pub fn stop_requested(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
+pub fn stop_requested(conn: &mut DbConnection, id: RunId) -> QueryResult<bool> {
     runs::table.find(id).select(runs::cancel_requested).first(conn)
 }
 
@@ -98,8 +107,8 @@ pub fn stop_requested(conn: &mut DbConnection, id: i64) -> QueryResult<bool> {
 /// outcome was recorded (`false`: the run stopped being the worker's, rescued meanwhile).
 pub fn succeed(
     conn: &mut DbConnection,
-    id: i64,
-    worker: &str,
+    id: RunId,
+    worker: &WorkerName,
     stats: &str,
     log: Option<&str>,
     at: NaiveDateTime,
@@ -119,8 +128,8 @@ pub fn succeed(
 /// The run `id`'s worker stopped it on request. Returns whether that was recorded.
 pub fn stop(
     conn: &mut DbConnection,
-    id: i64,
-    worker: &str,
+    id: RunId,
+    worker: &WorkerName,
     log: Option<&str>,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
@@ -145,7 +154,7 @@ pub struct AttemptFailed {
 pub fn fail_or_retry(
     conn: &mut DbConnection,
     current: &Run,
-    worker: &str,
+    worker: &WorkerName,
     error: &str,
     log: Option<&str>,
     retryable: bool,
@@ -193,7 +202,7 @@ pub fn rescue_stale(
     conn: &mut DbConnection,
     at: NaiveDateTime,
     stale_after: Duration,
-) -> QueryResult<Vec<i64>> {
+) -> QueryResult<Vec<RunId>> {
     let stale: Vec<Run> = runs::table
         .filter(runs::status.eq(RunStatus::Running))
         .filter(runs::heartbeat_at.lt(at - stale_after))
@@ -250,7 +259,7 @@ pub fn rescue_stale(
 /// failed with it (and with `stats` when the failure has some, a refused shrink's numbers say).
 pub fn finish_foreground(
     conn: &mut DbConnection,
-    id: i64,
+    id: RunId,
     stats: Option<&str>,
     error: Option<&str>,
     log: Option<&str>,
@@ -270,7 +279,7 @@ pub fn finish_foreground(
 /// Stops a run: a queued one is cancelled at once (with `reason`); a running one is asked to
 /// stop (its worker checks at every heartbeat). Returns the status it had, or `None` when it
 /// had already ended.
-pub fn cancel(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<Option<RunStatus>> {
+pub fn cancel(conn: &mut DbConnection, id: RunId, reason: &str) -> QueryResult<Option<RunStatus>> {
     let Some(current) = find(conn, id)? else { return Ok(None) };
     let changed = match current.status {
         RunStatus::Queued => diesel::update(runs::table.find(id).filter(movable!(RunTransition::Cancel)))
@@ -291,7 +300,7 @@ pub fn cancel(conn: &mut DbConnection, id: i64, reason: &str) -> QueryResult<Opt
 
 /// Asks the schedule's running runs to stop (the `replace` overlap policy); their workers see
 /// the flag at their next heartbeat and end them with [`stop`].
-pub fn request_cancel_running(conn: &mut DbConnection, schedule_id: i64) -> QueryResult<usize> {
+pub fn request_cancel_running(conn: &mut DbConnection, schedule_id: ScheduleId) -> QueryResult<usize> {
     diesel::update(
         runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(movable!(RunTransition::Stop)),
     )
@@ -303,7 +312,7 @@ pub fn request_cancel_running(conn: &mut DbConnection, schedule_id: i64) -> Quer
 /// `expired`. Returns how many.
 pub fn expire_queued(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<usize> {
     use crate::db::schema::schedules;
-    let waiting: Vec<(i64, NaiveDateTime, i64)> = runs::table
+    let waiting: Vec<(RunId, NaiveDateTime, i64)> = runs::table
         .inner_join(schedules::table)
         .filter(movable!(RunTransition::Expire))
         .filter(schedules::expires_seconds.is_not_null())
@@ -325,7 +334,7 @@ pub fn expire_queued(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<
 }
 
 /// Sends the queued runs of a schedule to `queue` (the schedule moved there).
-pub fn move_queued(conn: &mut DbConnection, schedule_id: i64, queue: &str) -> QueryResult<usize> {
+pub fn move_queued(conn: &mut DbConnection, schedule_id: ScheduleId, queue: &str) -> QueryResult<usize> {
     diesel::update(
         runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq(RunStatus::Queued)),
     )

@@ -21,6 +21,7 @@ use tokio::sync::OwnedSemaphorePermit;
 
 use super::ListQuery;
 use crate::browse;
+use crate::domain::{RunId, SourceId};
 use crate::models::isin_browse::{self, Direction, IsinFilter, IsinRow, SourceInfo};
 use crate::web::forms::FormErrors;
 use crate::web::{AppError, AppState, ConnectionSocket};
@@ -60,7 +61,7 @@ pub struct IsinOut {
     pub isin: String,
     pub active: bool,
     pub first_seen_at: NaiveDateTime,
-    pub first_seen_run_id: Option<i64>,
+    pub first_seen_run_id: Option<RunId>,
     pub last_seen_at: Option<NaiveDateTime>,
     pub records: Vec<RecordOut>,
 }
@@ -81,7 +82,7 @@ pub struct RecordOut {
 
 impl IsinOut {
     pub fn new(row: &IsinRow, sources: &[SourceInfo]) -> Self {
-        let source = |id: i64| sources.iter().find(|s| s.id == id);
+        let source = |id: SourceId| sources.iter().find(|s| s.id == id);
         IsinOut {
             isin: row.isin.clone(),
             active: row.active(),

@@ -14,7 +14,7 @@ use serde::Deserialize;
 use crate::browse::{self, IsinDetail, Listed};
 use crate::domain::ChangeKind;
 use crate::domain::isin_search::IsinSearch;
-use crate::domain::{Isin, IsinError};
+use crate::domain::{Isin, IsinError, SourceId};
 use crate::models::isin_browse::{self, ChangeOfIsin, IsinRow, SourceInfo, Total};
 use crate::web::AppError;
 use crate::web::forms::FormErrors;
@@ -42,7 +42,7 @@ struct ListTemplate {
 }
 
 impl ListTemplate {
-    fn source_name(&self, id: &i64) -> &str {
+    fn source_name(&self, id: &SourceId) -> &str {
         source_name(&self.sources, *id)
     }
 
@@ -56,7 +56,7 @@ impl ListTemplate {
 }
 
 /// The name of source `id`, for pages that list records of several sources.
-fn source_name(sources: &[SourceInfo], id: i64) -> &str {
+fn source_name(sources: &[SourceInfo], id: SourceId) -> &str {
     sources.iter().find(|s| s.id == id).map_or("(deleted source)", |s| s.name.as_str())
 }
 
@@ -217,7 +217,7 @@ struct DetailTemplate {
 }
 
 impl DetailTemplate {
-    fn source_name(&self, id: &i64) -> &str {
+    fn source_name(&self, id: &SourceId) -> &str {
         source_name(&self.sources, *id)
     }
 

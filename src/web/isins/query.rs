@@ -6,8 +6,8 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::browse::{AskedFilter, Sort};
-use crate::domain::ChangeKind;
 use crate::domain::isin_search::IsinSearch;
+use crate::domain::{ChangeKind, RunId};
 use crate::models::isin_browse::{ChangeFilter, Direction, IsinFilter};
 use crate::web::forms::{FormErrors, filter_query};
 
@@ -74,7 +74,7 @@ impl ListQuery {
         let kind = self.change.parse::<ChangeKind>().ok();
         let run_id = match self.run.trim() {
             "" => None,
-            raw => raw.parse::<i64>().ok().or_else(|| {
+            raw => raw.parse::<RunId>().ok().or_else(|| {
                 errors.add("run", "Enter a run number.");
                 None
             }),
