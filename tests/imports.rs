@@ -35,6 +35,7 @@ on_both_backends!(
     firds_entities_are_never_expanded,
     an_operator_adds_tests_and_schedules_an_http_source_and_sees_its_stats,
     a_file_source_scheduled_from_the_ui_imports_and_shows_its_stats,
+    a_refused_shrink_is_offered_again_on_its_run_page_and_accepted_from_there,
     a_failing_server_is_retried_and_a_silent_one_times_out,
     a_cancelled_import_changes_nothing,
     a_source_is_changed_and_deleted_with_its_records_and_audited,
@@ -621,6 +622,48 @@ async fn a_file_source_scheduled_from_the_ui_imports_and_shows_its_stats(backend
     let missing = run_from_ui(&app, &admin, &schedule_fields("nowhere", "no-such-source", "1", "")).await;
     assert_eq!(missing.status, "failed");
     assert!(missing.error.unwrap().contains("No source is named “no-such-source”"));
+}
+
+async fn a_refused_shrink_is_offered_again_on_its_run_page_and_accepted_from_there(backend: Backend) {
+    let Some(app) = spawn_app_running(backend).await else { return };
+    let admin = app.admin().await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = gleif_file(dir.path(), "isins.csv", 0..100, |_| 0);
+    let url = url::Url::from_file_path(&file).unwrap().to_string();
+    let created =
+        admin.submit("/admin/sources/new", "/admin/sources/new", &source_fields("shrinking", &url)).await;
+    assert_eq!(created.status(), 303);
+    let source_page = location(&created);
+    let fields = schedule_fields("shrinking-daily", "shrinking", "1", "");
+    let schedule_created = admin.submit("/admin/schedules/new", "/admin/schedules/new", &fields).await;
+    assert_eq!(schedule_created.status(), 303);
+    let schedule_page = location(&schedule_created);
+    let first = run_now(&app, &admin, &schedule_page).await;
+    assert_eq!(first.status, "succeeded", "{:?}", first.error);
+
+    // Half the ISINs are gone: more than the source's 20 %, so the import is refused, and its
+    // run page offers to import again accepting the shrink.
+    gleif_file(dir.path(), "isins.csv", 0..50, |_| 0);
+    let refused = run_now(&app, &admin, &schedule_page).await;
+    assert_eq!(refused.status, "failed");
+    let refused_page = admin.get_html(&format!("/admin/runs/{}/", refused.id)).await;
+    assert!(refused_page.contains("id=\"accept-shrink\""), "{refused_page}");
+    assert!(!admin.get_html(&format!("/admin/runs/{}/", first.id)).await.contains("id=\"accept-shrink\""));
+
+    let again = admin
+        .submit(
+            &format!("/admin/runs/{}/", refused.id),
+            &format!("{source_page}import"),
+            &[("accept_shrink", "yes")],
+        )
+        .await;
+    assert_eq!(again.status(), 303);
+    let run_id: RunId = location(&again).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
+    let accepted = wait_for_end(&app, run_id).await;
+    assert_eq!(accepted.status, "succeeded", "{:?}", accepted.error);
+    let active =
+        app.query(|conn| source::find_by_name(conn, "shrinking").unwrap().unwrap().active_isins).await;
+    assert_eq!(active, 50);
 }
 
 async fn a_failing_server_is_retried_and_a_silent_one_times_out(backend: Backend) {
