@@ -442,12 +442,12 @@ async fn chaos(backend: Backend, broker: Broker) {
     // The sleeps only fail if one is killed on five attempts in a row; none may be lost.
     for id in &schedules[..4] {
         let runs = runs_of(&pool, *id);
-        let failed: Vec<&Run> = runs.iter().filter(|r| r.status != "succeeded").collect();
+        let failed: Vec<&Run> = runs.iter().filter(|r| r.status.as_str() != "succeeded").collect();
         assert!(failed.is_empty(), "every sleep succeeded: {failed:?}\n{}", fleet.diagnose());
     }
     // The source shows one whole file, never a mix of two.
     let imports = runs_of(&pool, import);
-    assert!(imports.iter().any(|r| r.status == "succeeded"), "{imports:?}\n{}", fleet.diagnose());
+    assert!(imports.iter().any(|r| r.status.as_str() == "succeeded"), "{imports:?}\n{}", fleet.diagnose());
     let (visible, counted) = visible_isins(&pool, "chaos");
     assert!(
         visible == isins_of(&file_a) || visible == isins_of(&file_b),
@@ -488,7 +488,7 @@ async fn postgres_connections_terminated_mid_import_leave_no_run_stuck_and_no_ha
     .unwrap();
     let first = run_now(&pool, &queue, id).await;
     wait_until(&fleet, Duration::from_secs(60), "the first import succeeded", || {
-        run::find(&mut pool.get().unwrap(), first).unwrap().unwrap().status == "succeeded"
+        run::find(&mut pool.get().unwrap(), first).unwrap().unwrap().status.as_str() == "succeeded"
     });
     assert_eq!(visible_isins(&pool, "terminated").0, isins_of(&file_a));
 
@@ -499,7 +499,7 @@ async fn postgres_connections_terminated_mid_import_leave_no_run_stuck_and_no_ha
     let cut = run_now(&pool, &queue, id).await;
     wait_until(&fleet, Duration::from_secs(60), "the import started writing", || {
         let r = run::find(&mut pool.get().unwrap(), cut).unwrap().unwrap();
-        r.status == "running" && r.stats.as_deref().is_some_and(|s| s.contains("applying"))
+        r.status.as_str() == "running" && r.stats.as_deref().is_some_and(|s| s.contains("applying"))
     });
     let name = match &database {
         TestDatabase::Postgres { name, .. } => name.clone(),
@@ -533,7 +533,7 @@ async fn postgres_connections_terminated_mid_import_leave_no_run_stuck_and_no_ha
     // The processes got their connections back: the next run is taken and succeeds.
     let again = run_now(&pool, &queue, id).await;
     wait_until(&fleet, Duration::from_secs(60), "a run after the cut succeeded", || {
-        run::find(&mut pool.get().unwrap(), again).unwrap().unwrap().status == "succeeded"
+        run::find(&mut pool.get().unwrap(), again).unwrap().unwrap().status.as_str() == "succeeded"
     });
     assert_eq!(visible_isins(&pool, "terminated").0, isins_of(&file_b));
 }
@@ -902,7 +902,7 @@ async fn misbehaving_source_servers_fail_their_runs_clearly_and_change_nothing(b
         run::find(&mut pool.get().unwrap(), run_id).unwrap().unwrap()
     };
     let first = run_to_end(run_now(&pool, &queue, id).await);
-    assert_eq!(first.status, "succeeded", "{first:?}");
+    assert_eq!(first.status.as_str(), "succeeded", "{first:?}");
     let generation = source::find(&mut pool.get().unwrap(), source_id).unwrap().unwrap().generation;
 
     for (path, message) in [
@@ -920,7 +920,7 @@ async fn misbehaving_source_servers_fail_their_runs_clearly_and_change_nothing(b
         let ended = run_to_end(run_now(&pool, &queue, id).await);
         let error = ended.error.clone().unwrap_or_default();
         eprintln!("{path}: {} after {:.1} s: {error}", ended.status, started.elapsed().as_secs_f64());
-        assert_eq!(ended.status, "failed", "{path}: {ended:?}");
+        assert_eq!(ended.status.as_str(), "failed", "{path}: {ended:?}");
         assert!(error.contains(message), "{path}: the run says why: {error}");
         assert!(
             started.elapsed() < Duration::from_secs(30),
@@ -950,7 +950,7 @@ async fn misbehaving_source_servers_fail_their_runs_clearly_and_change_nothing(b
     let names: Vec<Option<String>> =
         isin_records::table.select(isin_records::name).load(&mut **pool.get().unwrap()).unwrap();
     assert!(names.iter().flatten().all(|name| !name.contains("SECRET")), "{names:?}");
-    if ended.status != "succeeded" {
+    if ended.status.as_str() != "succeeded" {
         assert!(ended.error.as_deref().unwrap_or_default().contains("entit"), "{ended:?}");
     }
 }

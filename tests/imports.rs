@@ -276,7 +276,7 @@ async fn a_broken_file_fails_clearly_and_changes_nothing(backend: Backend) {
         assert_eq!(visible(&database, "gleif"), before);
         let mut conn = connect(&database);
         let failed_run = run::find(&mut conn, run_number(&err)).unwrap().unwrap();
-        assert_eq!(failed_run.status, "failed");
+        assert_eq!(failed_run.status.as_str(), "failed");
         assert!(failed_run.error.unwrap().contains(message));
     }
 }
@@ -565,7 +565,7 @@ async fn an_operator_adds_tests_and_schedules_an_http_source_and_sees_its_stats(
 
     let finished =
         run_from_ui(&app, &operator, &schedule_fields("gleif-local-daily", "gleif-local", "1", "")).await;
-    assert_eq!(finished.status, "succeeded", "{:?}", finished.error);
+    assert_eq!(finished.status.as_str(), "succeeded", "{:?}", finished.error);
     let page = operator.get_html(&format!("/admin/runs/{}/", finished.id)).await;
     let added = format!(
         "<dd id=\"import-added\"><a href=\"/admin/isins/?run={}&amp;change=added\">300</a>",
@@ -581,7 +581,7 @@ async fn an_operator_adds_tests_and_schedules_an_http_source_and_sees_its_stats(
     let hits_before = server.hits.load(Ordering::SeqCst);
     let schedule_id = finished.schedule_id.unwrap();
     let again = run_now(&app, &operator, &format!("/admin/schedules/{schedule_id}/")).await;
-    assert_eq!(again.status, "succeeded");
+    assert_eq!(again.status.as_str(), "succeeded");
     assert_eq!(server.hits.load(Ordering::SeqCst), hits_before + 1);
     let page = operator.get_html(&format!("/admin/runs/{}/", again.id)).await;
     assert!(page.contains("304 Not Modified"), "{page}");
@@ -591,7 +591,7 @@ async fn an_operator_adds_tests_and_schedules_an_http_source_and_sees_its_stats(
     assert_eq!(forced.status(), 303);
     let run_id: RunId = location(&forced).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     let forced = wait_for_end(&app, run_id).await;
-    assert_eq!(forced.status, "succeeded", "{:?}", forced.error);
+    assert_eq!(forced.status.as_str(), "succeeded", "{:?}", forced.error);
     assert!(forced.stats.unwrap().contains("\"unchanged\":300"));
 }
 
@@ -607,7 +607,7 @@ async fn a_file_source_scheduled_from_the_ui_imports_and_shows_its_stats(backend
     assert_eq!(created.status(), 303);
     let finished =
         run_from_ui(&app, &admin, &schedule_fields("local-file-daily", "local-file", "1", "")).await;
-    assert_eq!(finished.status, "succeeded", "{:?}", finished.error);
+    assert_eq!(finished.status.as_str(), "succeeded", "{:?}", finished.error);
     let page = admin.get_html(&format!("/admin/runs/{}/", finished.id)).await;
     let added = format!(
         "<dd id=\"import-added\"><a href=\"/admin/isins/?run={}&amp;change=added\">250</a>",
@@ -620,7 +620,7 @@ async fn a_file_source_scheduled_from_the_ui_imports_and_shows_its_stats(backend
 
     // A schedule naming no existing source fails with a message that says so.
     let missing = run_from_ui(&app, &admin, &schedule_fields("nowhere", "no-such-source", "1", "")).await;
-    assert_eq!(missing.status, "failed");
+    assert_eq!(missing.status.as_str(), "failed");
     assert!(missing.error.unwrap().contains("No source is named “no-such-source”"));
 }
 
@@ -639,13 +639,13 @@ async fn a_refused_shrink_is_offered_again_on_its_run_page_and_accepted_from_the
     assert_eq!(schedule_created.status(), 303);
     let schedule_page = location(&schedule_created);
     let first = run_now(&app, &admin, &schedule_page).await;
-    assert_eq!(first.status, "succeeded", "{:?}", first.error);
+    assert_eq!(first.status.as_str(), "succeeded", "{:?}", first.error);
 
     // Half the ISINs are gone: more than the source's 20 %, so the import is refused, and its
     // run page offers to import again accepting the shrink.
     gleif_file(dir.path(), "isins.csv", 0..50, |_| 0);
     let refused = run_now(&app, &admin, &schedule_page).await;
-    assert_eq!(refused.status, "failed");
+    assert_eq!(refused.status.as_str(), "failed");
     let refused_page = admin.get_html(&format!("/admin/runs/{}/", refused.id)).await;
     assert!(refused_page.contains("id=\"accept-shrink\""), "{refused_page}");
     assert!(!admin.get_html(&format!("/admin/runs/{}/", first.id)).await.contains("id=\"accept-shrink\""));
@@ -660,7 +660,7 @@ async fn a_refused_shrink_is_offered_again_on_its_run_page_and_accepted_from_the
     assert_eq!(again.status(), 303);
     let run_id: RunId = location(&again).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
     let accepted = wait_for_end(&app, run_id).await;
-    assert_eq!(accepted.status, "succeeded", "{:?}", accepted.error);
+    assert_eq!(accepted.status.as_str(), "succeeded", "{:?}", accepted.error);
     let active =
         app.query(|conn| source::find_by_name(conn, "shrinking").unwrap().unwrap().active_isins).await;
     assert_eq!(active, 50);
@@ -679,13 +679,13 @@ async fn a_failing_server_is_retried_and_a_silent_one_times_out(backend: Backend
     }
     // HTTP 500 first: the run is retried (the schedule allows 2 attempts) and then succeeds.
     let flaky = run_from_ui(&app, &admin, &schedule_fields("flaky-daily", "flaky", "2", "")).await;
-    assert_eq!(flaky.status, "succeeded", "{:?}", flaky.error);
+    assert_eq!(flaky.status.as_str(), "succeeded", "{:?}", flaky.error);
     assert_eq!(flaky.attempt, 2);
     assert!(flaky.stats.unwrap().contains("\"added\":100"));
 
     // A server that never answers: the run's 2-second timeout stops it.
     let silent = run_from_ui(&app, &admin, &schedule_fields("silent-daily", "silent", "1", "2")).await;
-    assert_eq!(silent.status, "failed");
+    assert_eq!(silent.status.as_str(), "failed");
     assert!(silent.error.as_deref().unwrap().contains("Timed out after 2 s"), "{:?}", silent.error);
     let active = app.query(|conn| source::find_by_name(conn, "silent").unwrap().unwrap().active_isins).await;
     assert_eq!(active, 0);
@@ -705,7 +705,7 @@ async fn a_cancelled_import_changes_nothing(backend: Backend) {
     let source_page = location(&created);
     let first = admin.submit(&source_page, &format!("{source_page}import"), &[]).await;
     let first_id: RunId = location(&first).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
-    assert_eq!(wait_for_end(&app, first_id).await.status, "succeeded");
+    assert_eq!(wait_for_end(&app, first_id).await.status.as_str(), "succeeded");
     let before = app.query(|conn| source::find_by_name(conn, "slow").unwrap().unwrap()).await;
 
     // The next file comes from a slow server; the import is cancelled while it downloads.
@@ -723,7 +723,7 @@ async fn a_cancelled_import_changes_nothing(backend: Backend) {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let found = app.query(move |conn| run::find(conn, run_id).unwrap().unwrap()).await;
-        if found.status == "running" && found.stats.is_some_and(|s| s.contains("fetching")) {
+        if found.status.as_str() == "running" && found.stats.is_some_and(|s| s.contains("fetching")) {
             break;
         }
         assert!(Instant::now() < deadline, "the download never started");
@@ -742,7 +742,7 @@ async fn a_cancelled_import_changes_nothing(backend: Backend) {
     let cancelled = admin.submit(&run_page, &format!("{run_page}cancel"), &[]).await;
     assert_eq!(cancelled.status(), 303);
     let ended = wait_for_end(&app, run_id).await;
-    assert_eq!(ended.status, "cancelled", "{:?}", ended.error);
+    assert_eq!(ended.status.as_str(), "cancelled", "{:?}", ended.error);
     let after = app.query(|conn| source::find_by_name(conn, "slow").unwrap().unwrap()).await;
     assert_eq!((after.generation, after.active_isins), (before.generation, 100), "nothing was published");
     assert_eq!(after.import_run_id, None, "the lock was let go");
@@ -765,7 +765,7 @@ async fn a_source_is_changed_and_deleted_with_its_records_and_audited(backend: B
     let page = location(&created);
     let imported = admin.submit(&page, &format!("{page}import"), &[]).await;
     let run_id: RunId = location(&imported).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
-    assert_eq!(wait_for_end(&app, run_id).await.status, "succeeded");
+    assert_eq!(wait_for_end(&app, run_id).await.status.as_str(), "succeeded");
 
     // Bad options are refused beside their field; good ones are saved.
     let mut fields = source_fields("doomed", &path);
@@ -909,7 +909,7 @@ async fn logins_and_pages_answer_within_a_second_during_a_large_import() {
         checks += 1;
         // The import's run page shows how far it has got.
         let latest = app.query(|conn| run::page(conn, &Default::default(), None, 1).unwrap()).await;
-        if let Some(running) = latest.first().filter(|r| r.status == "running") {
+        if let Some(running) = latest.first().filter(|r| r.status.as_str() == "running") {
             let page = browser.get_html(&format!("/admin/runs/{}/", running.id)).await;
             progress_seen |= page.contains("rows so far") || page.contains("ISINs compared so far");
         }

@@ -132,7 +132,7 @@ async fn a_run_that_succeeds_records_its_stats_and_timings(backend: Backend) {
     let started = Utc::now().naive_utc();
     assert_eq!(f.execute(id), Outcome::Succeeded);
     let done = f.run(id);
-    assert_eq!(done.status, "succeeded");
+    assert_eq!(done.status.as_str(), "succeeded");
     assert_eq!(done.worker.as_deref(), Some("worker-a"));
     assert_eq!(done.stats.as_deref(), Some(r#"{"steps":300}"#));
     assert!(done.started_at.unwrap() >= started - Duration::seconds(1));
@@ -149,7 +149,7 @@ async fn a_run_is_executed_only_from_queued(backend: Backend) {
     for status in ["running", "succeeded", "cancelled"] {
         let id = f.queue(owner, status);
         assert_eq!(f.execute(id), Outcome::NotClaimed, "{status}");
-        assert_eq!(f.run(id).status, status, "untouched");
+        assert_eq!(f.run(id).status.as_str(), status, "untouched");
     }
 }
 
@@ -199,7 +199,7 @@ async fn a_cancelled_run_stops_at_its_next_check(backend: Backend) {
     assert_eq!(f.execute(id), Outcome::Cancelled);
     canceller.join().unwrap();
     assert!(started.elapsed() < StdDuration::from_millis(2500), "stopped before the end");
-    assert_eq!(f.run(id).status, "cancelled");
+    assert_eq!(f.run(id).status.as_str(), "cancelled");
 }
 
 async fn a_run_past_its_timeout_is_stopped_and_failed(backend: Backend) {
@@ -212,7 +212,7 @@ async fn a_run_past_its_timeout_is_stopped_and_failed(backend: Backend) {
     let started = std::time::Instant::now();
     assert_eq!(f.execute(id), Outcome::Failed { error: "Timed out after 1 s.".to_owned(), retry_at: None });
     assert!(started.elapsed() < StdDuration::from_millis(2500), "stopped before the end");
-    assert_eq!(f.run(id).status, "failed");
+    assert_eq!(f.run(id).status.as_str(), "failed");
 }
 
 async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
@@ -238,7 +238,7 @@ async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
     let (a_run, b_run) = (f.run(a), f.run(b));
     assert_eq!((a_run.status.as_str(), a_run.attempt), ("queued", 2));
     assert!(a_run.error.unwrap().starts_with("Worker worker-dead stopped responding"));
-    assert_eq!(b_run.status, "failed");
+    assert_eq!(b_run.status.as_str(), "failed");
     // A second rescue finds nothing: each run is rescued once.
     assert!(
         isinbeat::scheduler::rescue_stale(&mut f.pool.get().unwrap(), now, Duration::seconds(60))
@@ -314,8 +314,8 @@ async fn a_run_queued_longer_than_expires_is_expired(backend: Backend) {
         .execute(&mut **f.pool.get().unwrap())
         .unwrap();
     assert_eq!(isinbeat::scheduler::expire_queued(&mut f.pool.get().unwrap(), db::now()).unwrap(), 1);
-    assert_eq!(f.run(old).status, "expired");
-    assert_eq!(f.run(fresh).status, "queued");
+    assert_eq!(f.run(old).status.as_str(), "expired");
+    assert_eq!(f.run(fresh).status.as_str(), "queued");
 }
 
 async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {

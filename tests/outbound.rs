@@ -234,7 +234,7 @@ async fn sources_saved_before_the_upgrade_fail_their_test_and_run_without_readin
         assert!(!tested.contains(SECRET));
 
         let failed = import_now(&app, &olga, id).await;
-        assert_eq!(failed.status, "failed");
+        assert_eq!(failed.status.as_str(), "failed");
         let error = failed.error.clone().unwrap();
         assert!(error.contains(reason), "the run's error says why: {error}");
         let row = format!("{failed:?}");
@@ -281,7 +281,7 @@ async fn a_name_resolving_to_loopback_and_redirects_to_internal_addresses_are_re
         assert!(tested.contains(reason), "{url}: Test source says {reason:?}:\n{tested}");
         assert!(!tested.contains(SECRET));
         let failed = import_now(&app, &olga, id).await;
-        assert_eq!(failed.status, "failed");
+        assert_eq!(failed.status.as_str(), "failed");
         assert!(failed.error.as_deref().unwrap().contains(reason), "{failed:?}");
     }
     assert_eq!(server.secret_hits.load(Ordering::SeqCst), 0, "the secret was never fetched");
@@ -297,7 +297,7 @@ async fn a_name_resolving_to_loopback_and_redirects_to_internal_addresses_are_re
     ];
     let saved = olga.submit("/admin/sources/new", "/admin/sources/new", &fields).await;
     let id: SourceId = location(&saved).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
-    assert_eq!(import_now(&app, &olga, id).await.status, "succeeded");
+    assert_eq!(import_now(&app, &olga, id).await.status.as_str(), "succeeded");
 }
 
 #[tokio::test]
@@ -483,7 +483,7 @@ async fn test_source_and_runs_fail_on_a_line_without_end_and_an_unterminated_quo
         let tested = test_source(&olga, id).await;
         assert!(tested.contains(reason), "Test source of {path:?} says {reason:?}:\n{tested}");
         let failed = import_now(&app, &olga, id).await;
-        assert_eq!(failed.status, "failed");
+        assert_eq!(failed.status.as_str(), "failed");
         assert!(failed.error.as_deref().unwrap().contains(reason), "{failed:?}");
     }
 

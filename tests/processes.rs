@@ -77,7 +77,7 @@ async fn runs_are_routed_by_queue(backend: Backend, broker: Broker) {
     fleet.start("routed-worker", &["worker", "--queues", "reports,eu", "--concurrency", "1"]);
     let all_done = |id: ScheduleId| {
         let done = runs_of(&pool, id);
-        done.len() == expected && done.iter().all(|r| r.status == "succeeded")
+        done.len() == expected && done.iter().all(|r| r.status.as_str() == "succeeded")
     };
     wait_until(&fleet, Duration::from_secs(60), "the routed schedules' runs succeeded", || {
         [plain.id, reports.id, eu.id].into_iter().all(all_done)
@@ -104,7 +104,9 @@ async fn runs_are_routed_by_queue(backend: Backend, broker: Broker) {
     // Nobody listens on `archive`: its runs are queued there, untouched.
     let waiting = runs_of(&pool, archive.id);
     assert_eq!(waiting.len(), expected, "{waiting:?}");
-    assert!(waiting.iter().all(|r| r.status == "queued" && r.worker.is_none() && r.queue == "archive"));
+    assert!(
+        waiting.iter().all(|r| r.status.as_str() == "queued" && r.worker.is_none() && r.queue == "archive")
+    );
 
     // A worker for `archive` takes what waited for it.
     fleet.start("archive-worker", &["worker", "--queues", "archive"]);
@@ -162,7 +164,7 @@ async fn every_occurrence_runs_exactly_once(backend: Backend, broker: Broker) {
     }
     wait_until(&fleet, Duration::from_secs(60), "every occurrence succeeded", || {
         let done = runs_of(&pool, id);
-        done.len() >= expected.len() && done.iter().all(|r| r.status == "succeeded")
+        done.len() >= expected.len() && done.iter().all(|r| r.status.as_str() == "succeeded")
     });
     // A little longer: a duplicate would show up now if there were going to be one.
     std::thread::sleep(Duration::from_secs(2));
@@ -226,13 +228,13 @@ async fn a_killed_worker_s_run_is_rescued_and_sigterm_finishes_the_run_in_hand(b
     // SIGKILL the worker running it, mid-run.
     let doomed = run_now(&pool, &queue, id).await;
     wait_until(&fleet, Duration::from_secs(20), "the run started", || {
-        find_run(&pool, doomed).status == "running"
+        find_run(&pool, doomed).status.as_str() == "running"
     });
     let first = find_run(&pool, doomed);
     let victim = fleet.label_of_pid(pid_in(first.worker.as_deref().unwrap()));
     fleet.kill(&victim);
     wait_until(&fleet, Duration::from_secs(45), "the run was rescued and finished", || {
-        find_run(&pool, doomed).status == "succeeded"
+        find_run(&pool, doomed).status.as_str() == "succeeded"
     });
     let rescued = find_run(&pool, doomed);
     assert_eq!(rescued.attempt, 2, "the second attempt finished it: {rescued:?}");
@@ -242,7 +244,7 @@ async fn a_killed_worker_s_run_is_rescued_and_sigterm_finishes_the_run_in_hand(b
     // SIGTERM while a run is in hand: the worker finishes it, then exits 0.
     let in_hand = run_now(&pool, &queue, id).await;
     wait_until(&fleet, Duration::from_secs(20), "the run started", || {
-        find_run(&pool, in_hand).status == "running"
+        find_run(&pool, in_hand).status.as_str() == "running"
     });
     assert!(fleet.terminate(&survivor, Duration::from_secs(20)), "exit 0 after SIGTERM");
     let finished = find_run(&pool, in_hand);

@@ -268,7 +268,9 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
     loop {
         let done = ids
             .iter()
-            .filter(|id| run::find(&mut pool.get().unwrap(), **id).unwrap().unwrap().status == "succeeded")
+            .filter(|id| {
+                run::find(&mut pool.get().unwrap(), **id).unwrap().unwrap().status.as_str() == "succeeded"
+            })
             .count();
         if done == 3 {
             break;

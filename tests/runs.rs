@@ -203,11 +203,11 @@ async fn an_operator_cancels_a_queued_run_and_stops_a_running_one(backend: Backe
     }
     let state = |id| app.query(move |conn| run::find(conn, id).unwrap().unwrap());
     let queued_now = state(queued).await;
-    assert_eq!(queued_now.status, "cancelled");
+    assert_eq!(queued_now.status.as_str(), "cancelled");
     assert_eq!(queued_now.error.as_deref(), Some("Cancelled by otto."));
     let running_now = state(running).await;
     assert_eq!((running_now.status.as_str(), running_now.cancel_requested), ("running", true));
-    assert_eq!(state(finished).await.status, "succeeded");
+    assert_eq!(state(finished).await.status.as_str(), "succeeded");
 
     let audit = app.admin().await.get_html("/admin/audit/?object_type=run").await;
     assert!(audit.contains(&format!("run #{queued} of nightly")));

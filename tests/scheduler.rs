@@ -134,7 +134,7 @@ async fn dst_changes_fire_each_local_time_once_in_berlin_and_new_york(backend: B
     let fired = |id| -> Vec<DateTime<Utc>> {
         f.runs(id)
             .iter()
-            .filter(|r| r.status == "queued")
+            .filter(|r| r.status.as_str() == "queued")
             .map(|r| r.scheduled_for.unwrap().and_utc())
             .collect()
     };
@@ -234,13 +234,13 @@ async fn overlap_policies_skip_replace_or_allow(backend: Backend) {
     f.tick(utc(2026, 11, 27, 10, 10));
     let status_at = |id, t| f.runs(id).into_iter().find(|r| r.scheduled_for.unwrap().and_utc() == t).unwrap();
     let ten_past = utc(2026, 11, 27, 10, 10);
-    assert_eq!(status_at(forbid, ten_past).status, "skipped");
-    assert_eq!(status_at(replace, ten_past).status, "queued");
+    assert_eq!(status_at(forbid, ten_past).status.as_str(), "skipped");
+    assert_eq!(status_at(replace, ten_past).status.as_str(), "queued");
     assert!(
         status_at(replace, utc(2026, 11, 27, 10, 0)).cancel_requested,
         "the running one is asked to stop"
     );
-    assert_eq!(status_at(allow, ten_past).status, "queued");
+    assert_eq!(status_at(allow, ten_past).status.as_str(), "queued");
     assert!(!status_at(allow, utc(2026, 11, 27, 10, 0)).cancel_requested);
 }
 
@@ -372,7 +372,7 @@ async fn two_schedulers_ticking_together_create_every_occurrence_exactly_once(ba
         let mut seen: HashMap<DateTime<Utc>, usize> = HashMap::new();
         for r in f.runs(*id) {
             *seen.entry(r.scheduled_for.unwrap().and_utc()).or_default() += 1;
-            assert_eq!(r.status, "queued", "{name}: nothing missed while schedulers ran");
+            assert_eq!(r.status.as_str(), "queued", "{name}: nothing missed while schedulers ran");
         }
         assert_eq!(seen.len(), expected.len(), "{name}: no gaps");
         assert!(expected.iter().all(|t| seen.get(t) == Some(&1)), "{name}: every occurrence exactly once");

@@ -114,10 +114,10 @@ async fn every_admin_page_escapes_names_that_carry_markup(backend: Backend) {
     let created = admin.submit("/admin/sources/new", "/admin/sources/new", &source).await;
     assert_eq!(created.status(), 303, "{}", created.text().await.unwrap());
     let imported = run_from_the_form(&app, &admin, PAYLOAD, PAYLOAD).await;
-    assert_eq!(imported.status, "succeeded", "{imported:?}");
+    assert_eq!(imported.status.as_str(), "succeeded", "{imported:?}");
     let missing_source = format!("no such {PAYLOAD}");
     let failed = run_from_the_form(&app, &admin, &format!("{PAYLOAD} 2"), &missing_source).await;
-    assert_eq!(failed.status, "failed");
+    assert_eq!(failed.status.as_str(), "failed");
     assert!(failed.error.as_deref().unwrap().contains(RAW), "the error holds the payload: {failed:?}");
     let token = admin.submit("/admin/account/", "/admin/account/tokens", &[("name", PAYLOAD)]).await;
     assert!(token.status().is_success() || token.status() == 303, "{}", token.status());

@@ -154,26 +154,6 @@ pub enum ChangeKind {
 
 named_choices!(ChangeKind { Added => "added", Removed => "removed", Changed => "changed" });
 
-// A status or trigger compares with its name, so that code reading a run (tests, mostly) may
-// say `run.status == "succeeded"`.
-macro_rules! compares_with_its_name {
-    ($($type:ty),+) => {$(
-        impl PartialEq<&str> for $type {
-            fn eq(&self, name: &&str) -> bool {
-                self.as_str() == *name
-            }
-        }
-
-        impl PartialEq<str> for $type {
-            fn eq(&self, name: &str) -> bool {
-                self.as_str() == name
-            }
-        }
-    )+};
-}
-
-compares_with_its_name!(RunStatus, Trigger, ChangeKind);
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -205,9 +185,10 @@ mod tests {
     }
 
     #[test]
-    fn a_status_compares_with_its_name() {
-        assert_eq!(RunStatus::Succeeded, "succeeded");
-        assert_ne!(Trigger::CatchUp, "catch-up");
+    fn a_status_is_stored_and_sent_under_its_name() {
+        assert_eq!(RunStatus::Succeeded.as_str(), "succeeded");
+        assert_eq!("catch_up".parse(), Ok(Trigger::CatchUp));
+        assert!("catch-up".parse::<Trigger>().is_err());
         assert_eq!(serde_json::to_value(Trigger::CatchUp).ok(), Some(serde_json::json!("catch_up")));
     }
 }
