@@ -276,18 +276,12 @@ impl Schedule {
     }
 }
 
-/// Creates a schedule and its (fresh) scheduler state, both or neither: the scheduler computes
-/// its first fire time at its next tick.
+/// Creates a schedule. Its (fresh) scheduler state row is made with it by the
+/// `schedules_state_row` trigger, for any insert; the scheduler computes its first fire time at
+/// its next tick.
 pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
-    conn.transaction(|conn| {
-        diesel::insert_into(schedules::table).values(new).execute(conn)?;
-        let id = schedules::table
-            .filter(schedules::name.eq(&new.settings.name))
-            .select(schedules::id)
-            .first::<ScheduleId>(conn)?;
-        // The state row is made by the `schedules_state_row` trigger, for any insert.
-        with_state().filter(schedules::id.eq(id)).select(Schedule::as_select()).first(conn)
-    })
+    diesel::insert_into(schedules::table).values(new).execute(conn)?;
+    with_state().filter(schedules::name.eq(&new.settings.name)).select(Schedule::as_select()).first(conn)
 }
 
 pub fn find(conn: &mut DbConnection, id: ScheduleId) -> QueryResult<Option<Schedule>> {
