@@ -1,10 +1,12 @@
-//! Importing GLEIF-format files of N rows end to end (not a test: figures for BENCHMARKS.md).
+//! Importing source files (GLEIF, FIRDS) of N rows end to end (not a test: figures for BENCHMARKS.md).
 //!
 //! ```text
 //! cargo bench --bench import -- gen 1000000 /tmp/gleif-1m.zip              # a file of N rows
 //! cargo bench --bench import -- gen 1000000 /tmp/gleif-1m-1pct.zip 100     # 1 row in 100 changed
 //! cargo bench --bench import -- run DATABASE_URL /tmp/gleif-1m.zip [--force]
 //! cargo bench --bench import -- gen-names 1000000 /tmp/xetra-1m.csv        # named instruments
+//! cargo bench --bench import -- gen-firds 2500000 /tmp/FULINS_E_20250104_01of01.zip  # ~5 M records
+//! cargo bench --bench import -- run DATABASE_URL FILE.zip --format firds_fulins
 //! ```
 //!
 //! `gen-names` writes a Xetra-format file (`isinbeat import FILE --format xetra_instruments`)
@@ -28,15 +30,17 @@ use isinbeat::db;
 use isinbeat::import::{self, Observer, Progress};
 use isinbeat::jobs::download_isins;
 use isinbeat::models::source::{self, NewSource, SourceChanges};
+use isinbeat::sources::sample::{FIRST, FORM, KIND, SECOND};
 
 fn main() {
     let args: Vec<String> = std::env::args().skip(1).filter(|a| a != "--bench").collect();
     match args.first().map(String::as_str) {
         Some("gen") => generate(&args[1..]),
         Some("gen-names") => generate_names(&args[1..]),
+        Some("gen-firds") => generate_firds(&args[1..]),
         Some("run") => run_import(&args[1..]),
         _ => eprintln!(
-            "usage: gen N FILE.zip [CHANGED_EVERY] | gen-names N FILE.csv | run DATABASE_URL FILE.zip [--force]"
+            "usage: gen N FILE.zip [CHANGED_EVERY] | gen-names N FILE.csv | gen-firds ISINS FILE.zip | run DATABASE_URL FILE.zip [--force]"
         ),
     }
 }
@@ -57,16 +61,6 @@ fn generate(args: &[String]) {
     let bytes = std::fs::metadata(path).unwrap().len();
     println!("wrote {path}: {rows} rows, {bytes} bytes zipped, in {:.1} s", started.elapsed().as_secs_f64());
 }
-
-/// Words of the synthetic names: 100 of each kind.
-const FIRST: [&str; 10] =
-    ["Alpine", "Baltic", "Cobalt", "Delta", "Emerald", "Falcon", "Granite", "Harbor", "Ivory", "Juniper"];
-const SECOND: [&str; 10] = [
-    "Orchard", "Summit", "Meridian", "Beacon", "Lantern", "Quarry", "Willow", "Pioneer", "Saffron", "Tundra",
-];
-const KIND: [&str; 10] =
-    ["Holding", "Capital", "Energy", "Bank", "Telecom", "Pharma", "Motors", "Foods", "Realty", "Logistics"];
-const FORM: [&str; 10] = ["AG", "SE", "PLC", "Inc.", "N.V.", "S.A.", "Corp.", "Ltd.", "ASA", "Oyj"];
 
 fn generate_names(args: &[String]) {
     let rows: u64 = args[0].parse().unwrap();
@@ -96,6 +90,31 @@ fn generate_names(args: &[String]) {
     println!("wrote {path}: {rows} named rows, {bytes} bytes, in {:.1} s", started.elapsed().as_secs_f64());
 }
 
+/// A FIRDS full file (FULINS) of `ISINS` instruments on one to three venues each, zipped the
+/// way ESMA publishes it (one XML member named like the zip).
+fn generate_firds(args: &[String]) {
+    let isins: u64 = args[0].parse().unwrap();
+    let path = &args[1];
+    let started = Instant::now();
+    let member = std::path::Path::new(path).with_extension("xml");
+    let member = member.file_name().unwrap().to_str().unwrap();
+    let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
+    let deflate = zip::write::SimpleFileOptions::default()
+        .compression_method(zip::CompressionMethod::Deflated)
+        .large_file(true);
+    zip.start_file(member, deflate).unwrap();
+    let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut zip);
+    let records = isinbeat::sources::sample::write_firds_fulins(&mut out, isins).unwrap();
+    out.flush().unwrap();
+    drop(out);
+    zip.finish().unwrap();
+    let bytes = std::fs::metadata(path).unwrap().len();
+    println!(
+        "wrote {path}: {isins} ISINs, {records} records, {bytes} bytes zipped, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
 struct Quiet;
 
 impl Observer for Quiet {
@@ -109,6 +128,11 @@ fn run_import(args: &[String]) {
     let url = DatabaseUrl::parse(&args[0]).unwrap();
     let path = std::path::absolute(&args[1]).unwrap();
     let force = args.iter().any(|a| a == "--force");
+    let format = args
+        .iter()
+        .position(|a| a == "--format")
+        .and_then(|at| args.get(at + 1))
+        .map_or("gleif_isin_lei", String::as_str);
     let pool = db::connect_pool(&url, 3).unwrap();
     let mut conn = pool.get().unwrap();
     db::run_migrations(&mut conn).unwrap();
@@ -118,6 +142,7 @@ fn run_import(args: &[String]) {
             let mut changes = found.changes();
             changes.url = file_url;
             changes.max_shrink_percent = 100;
+            changes.format = format.to_owned();
             source::update(&mut conn, found.id, &changes).unwrap();
             found
         }
@@ -127,7 +152,7 @@ fn run_import(args: &[String]) {
                 SourceChanges {
                     name: "bench".to_owned(),
                     url: file_url,
-                    format: "gleif_isin_lei".to_owned(),
+                    format: format.to_owned(),
                     options: "{}".to_owned(),
                     enabled: true,
                     max_shrink_percent: 100,

@@ -105,7 +105,7 @@ fn seed_defaults(pool: &DbPool, conn: &mut db::DbConnection) -> anyhow::Result<(
         schedule::insert(conn, &prune).context("Failed to create the prune-history schedule")?;
     }
 
-    let gleif = seed_source(conn, GLEIF_SOURCE, GLEIF_URL, true)?;
+    let gleif = seed_source(conn, GLEIF_SOURCE, GLEIF_URL, Format::GleifIsinLei, true)?;
     let mut daily = NewSchedule::with_defaults("gleif-isin-lei-daily", download_isins::NAME, "cron");
     daily.settings.description =
         "GLEIF's ISIN-to-LEI file, every day after it is published (about 07:15 UTC).".to_owned();
@@ -117,7 +117,7 @@ fn seed_defaults(pool: &DbPool, conn: &mut db::DbConnection) -> anyhow::Result<(
         schedule::insert(conn, &daily).context("Failed to create the GLEIF schedule")?;
     }
 
-    seed_source(conn, SAMPLE_SOURCE, sample::SAMPLE_URL, true)?;
+    seed_source(conn, SAMPLE_SOURCE, sample::SAMPLE_URL, Format::FirdsFulins, true)?;
     let (run_id, stats) = download_isins::import_now(pool, SAMPLE_SOURCE, "import the bundled sample")?;
     tracing::info!(run_id = run_id.0, isins = stats.active, "imported the bundled sample");
     Ok(())
@@ -129,14 +129,20 @@ const GLEIF_URL: &str = "https://mapping.gleif.org/api/v2/isin-lei/latest/downlo
 /// The seeded sample source.
 pub const SAMPLE_SOURCE: &str = "Sample (synthetic)";
 
-fn seed_source(conn: &mut db::DbConnection, name: &str, url: &str, enabled: bool) -> anyhow::Result<Source> {
+fn seed_source(
+    conn: &mut db::DbConnection,
+    name: &str,
+    url: &str,
+    format: Format,
+    enabled: bool,
+) -> anyhow::Result<Source> {
     if let Some(found) = source::find_by_name(conn, name)? {
         return Ok(found);
     }
     let settings = SourceChanges {
         name: name.to_owned(),
         url: url.to_owned(),
-        format: Format::GleifIsinLei.name().to_owned(),
+        format: format.name().to_owned(),
         options: "{}".to_owned(),
         enabled,
         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,

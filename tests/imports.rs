@@ -877,6 +877,14 @@ async fn a_new_installation_has_the_gleif_source_its_schedule_and_the_sample() {
     assert!(list.contains("Sample (synthetic)"));
     let sample = app.query(|conn| source::find_by_name(conn, "Sample (synthetic)").unwrap().unwrap()).await;
     assert_eq!(sample.active_isins, 3_000, "the bundled sample is imported at first start");
+    // It looks like real reference data: a name, a CFI code, a currency and its venues.
+    let isin = isin_for(7).unwrap();
+    let detail = admin.get_html(&format!("/admin/isins/{}/", isin.as_str())).await;
+    let name = isinbeat::sources::sample::name_for(7);
+    assert!(detail.contains(&name), "{name} is not on the page:\n{detail}");
+    for shown in ["CEOGMS", "EUR", "XSTO", "XETR"] {
+        assert!(detail.contains(shown), "{shown} is not on the page:\n{detail}");
+    }
     let schedules = admin.get_html("/admin/schedules/").await;
     assert!(schedules.contains("gleif-isin-lei-daily"));
     let gleif = app.query(|conn| source::find_by_name(conn, "GLEIF ISIN-LEI").unwrap().unwrap()).await;

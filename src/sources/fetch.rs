@@ -154,8 +154,8 @@ pub async fn fetch(
             let mut file =
                 tempfile::Builder::new().prefix("isinbeat-sample-").tempfile().map_err(FetchError::Temp)?;
             let mut out = std::io::BufWriter::new(file.as_file_mut());
-            crate::sources::sample::write_gleif_csv(&mut out, crate::sources::sample::SAMPLE_ROWS, None)
-                .and_then(|()| out.flush())
+            crate::sources::sample::write_firds_fulins(&mut out, crate::sources::sample::SAMPLE_ISINS)
+                .and_then(|_| out.flush())
                 .map_err(FetchError::Temp)?;
             drop(out);
             let temporary = file.into_temp_path();

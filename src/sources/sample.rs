@@ -1,13 +1,14 @@
-//! Synthetic ISIN lists in GLEIF's ISIN-to-LEI layout, made by isinbeat itself: the bundled
-//! sample a new installation imports (so there is data to browse without internet), and files
-//! of any size for the import benchmarks. Deterministic: the same arguments give the same bytes.
+//! Synthetic ISIN lists made by isinbeat itself: the bundled sample a new installation imports
+//! (a FIRDS-shaped full file, so there are names, CFI codes, currencies and venues to browse
+//! without internet), and files of any size for the import benchmarks (GLEIF's ISIN-to-LEI
+//! layout and FIRDS full files). Deterministic: the same arguments give the same bytes.
 
 use std::io::{self, Write};
 
 use crate::domain::{Isin, Lei};
 
-/// Rows in the bundled sample.
-pub const SAMPLE_ROWS: u64 = 3_000;
+/// Instruments (ISINs) in the bundled sample; each trades on one to three venues.
+pub const SAMPLE_ISINS: u64 = 3_000;
 
 /// The source URL that names the bundled sample.
 pub const SAMPLE_URL: &str = "bundled:sample";
@@ -63,6 +64,92 @@ pub fn isin_for(index: u64) -> io::Result<Isin> {
     Isin::with_check_digit(&format!("{prefix}{nsin:09}")).map_err(|e| io::Error::other(e.to_string()))
 }
 
+/// Words of the synthetic names: ten of each kind, so names repeat like real ones do.
+pub const FIRST: [&str; 10] =
+    ["Alpine", "Baltic", "Cobalt", "Delta", "Emerald", "Falcon", "Granite", "Harbor", "Ivory", "Juniper"];
+pub const SECOND: [&str; 10] = [
+    "Orchard", "Summit", "Meridian", "Beacon", "Lantern", "Quarry", "Willow", "Pioneer", "Saffron", "Tundra",
+];
+pub const KIND: [&str; 10] =
+    ["Holding", "Capital", "Energy", "Bank", "Telecom", "Pharma", "Motors", "Foods", "Realty", "Logistics"];
+pub const FORM: [&str; 10] = ["AG", "SE", "PLC", "Inc.", "N.V.", "S.A.", "Corp.", "Ltd.", "ASA", "Oyj"];
+
+/// The `index`-th synthetic instrument name, e.g. "Cobalt Beacon Energy SE".
+pub fn name_for(index: u64) -> String {
+    // Mixing the index spreads each word over the whole key range.
+    let k = index.wrapping_mul(2_654_435_761) % 100_000_000;
+    format!(
+        "{} {} {} {}",
+        FIRST[(k % 10) as usize],
+        SECOND[(k / 10 % 10) as usize],
+        KIND[(k / 100 % 10) as usize],
+        FORM[(k / 1_000 % 10) as usize],
+    )
+}
+
+/// Venues (MICs) the synthetic instruments trade on.
+const VENUES: [&str; 8] = ["XETR", "XFRA", "XPAR", "XAMS", "XMIL", "XSWX", "XLON", "XSTO"];
+
+/// The synthetic instruments' kinds: CFI code and how the name ends, per 10 instruments.
+const CLASSES: [(&str, &str); 10] = [
+    ("ESVUFR", ""),
+    ("ESVUFR", ""),
+    ("ESVUFR", ""),
+    ("ESVUFR", ""),
+    ("ESNUFR", " Pref."),
+    ("DBFTFB", " 3.25% Bond"),
+    ("DBFTFB", " 4.5% Bond"),
+    ("CEOGMS", " Fund"),
+    ("CEOGMS", " Index ETF"),
+    ("RWSNCA", " Warrant"),
+];
+
+/// The currency of an instrument issued in `country`.
+fn currency_of(country: &str) -> &'static str {
+    match country {
+        "US" => "USD",
+        "GB" => "GBP",
+        "CH" => "CHF",
+        "SE" => "SEK",
+        _ => "EUR",
+    }
+}
+
+/// Writes an ESMA FIRDS full file (FULINS, `auth.017`) of `isins` instruments, each on one to
+/// three venues with a name, CFI code, currency, issuer LEI and first trading day. Returns how
+/// many records (one per instrument and venue) it wrote.
+pub fn write_firds_fulins(out: &mut impl Write, isins: u64) -> io::Result<u64> {
+    out.write_all(
+        br#"<?xml version="1.0" encoding="UTF-8"?><BizData xmlns="urn:iso:std:iso:20022:tech:xsd:head.003.001.01"><Hdr><AppHdr><Fr><OrgId><Id><OrgId><Othr><Id>EU</Id></Othr></OrgId></Id></OrgId></Fr><MsgDefIdr>auth.017.001.02</MsgDefIdr></AppHdr></Hdr><Pyld><Document xmlns="urn:iso:std:iso:20022:tech:xsd:auth.017.001.02"><FinInstrmRptgRefDataRpt><RptHdr><RptgNtty><NtlCmptntAuthrty>EU</NtlCmptntAuthrty></RptgNtty></RptHdr>"#,
+    )?;
+    let mut records = 0;
+    for index in 0..isins {
+        let isin = isin_for(index)?;
+        let (cfi, suffix) = CLASSES[(index % 10) as usize];
+        let name = format!("{}{suffix}", name_for(index));
+        let currency = currency_of(&isin.as_str()[..2]);
+        let lei = lei_for(index / 3)?;
+        let venues = 1 + (index.wrapping_mul(7) % 3) as usize;
+        let first_venue = (index % VENUES.len() as u64) as usize;
+        let first_trading = 2000 + index % 25;
+        for venue in 0..venues {
+            let mic = VENUES[(first_venue + venue) % VENUES.len()];
+            writeln!(
+                out,
+                "<RefData><FinInstrmGnlAttrbts><Id>{}</Id><FullNm>{name}</FullNm><ClssfctnTp>{cfi}</ClssfctnTp>\
+                 <NtnlCcy>{currency}</NtnlCcy><CmmdtyDerivInd>false</CmmdtyDerivInd></FinInstrmGnlAttrbts>\
+                 <Issr>{}</Issr><TradgVnRltdAttrbts><Id>{mic}</Id><IssrReq>false</IssrReq>\
+                 <FrstTradDt>{first_trading}-03-01T07:00:00Z</FrstTradDt></TradgVnRltdAttrbts></RefData>",
+                isin.as_str(),
+                lei.as_str(),
+            )?;
+            records += 1;
+        }
+    }
+    out.write_all(b"</FinInstrmRptgRefDataRpt></Document></Pyld></BizData>\n")?;
+    Ok(records)
+}
+
 fn lei_for(index: u64) -> io::Result<Lei> {
     Lei::with_check_digits(&format!("5299{:014}", index % 100_000_000_000_000))
         .map_err(|e| io::Error::other(e.to_string()))
@@ -101,6 +188,34 @@ mod tests {
         let (day1, day2) = (String::from_utf8(day1)?, String::from_utf8(day2)?);
         let differing = day1.lines().zip(day2.lines()).filter(|(a, b)| a != b).count();
         assert_eq!(differing, 10);
+        Ok(())
+    }
+    #[test]
+    fn the_firds_sample_reads_as_named_instruments_on_several_venues()
+    -> Result<(), Box<dyn std::error::Error>> {
+        use crate::sources::formats::{self, Format, FormatOptions, Item};
+        let mut out = Vec::new();
+        let records = write_firds_fulins(&mut out, 300)?;
+        let mut again = Vec::new();
+        write_firds_fulins(&mut again, 300)?;
+        assert_eq!(out, again, "the same arguments give the same bytes");
+        let input: Box<dyn io::BufRead + Send> = Box::new(io::Cursor::new(out));
+        let mut reader = formats::open_reader(Format::FirdsFulins, &FormatOptions::default(), input)?;
+        let (mut rows, mut isins, mut venues) =
+            (0, std::collections::HashSet::new(), std::collections::HashSet::new());
+        while let Some(item) = reader.next_item()? {
+            let Item::Row(row) = item else { panic!("a sample record was refused: {item:?}") };
+            rows += 1;
+            assert!(row.name.as_deref().is_some_and(|name| name.contains(' ')), "{row:?}");
+            assert!(row.cfi.as_deref().is_some_and(|cfi| cfi.len() == 6), "{row:?}");
+            assert!(row.currency.is_some() && row.lei.is_some(), "{row:?}");
+            isins.insert(row.isin.as_str().to_owned());
+            venues.insert(row.listing.and_then(|listing| listing.venue).ok_or("no venue")?);
+        }
+        assert_eq!(rows, records);
+        assert_eq!(isins.len(), 300);
+        assert!(records > 450 && records < 750, "one to three venues each: {records}");
+        assert_eq!(venues.len(), VENUES.len());
         Ok(())
     }
 }
