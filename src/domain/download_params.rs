@@ -1,6 +1,7 @@
 //! The parameters of a `download_isins` run or schedule, read from their JSON text in one place
 //! (the job, the source's schedules and the source's runs all ask what they name).
 
+use chrono::NaiveDate;
 use serde_json::{Map, Value};
 
 /// What a `download_isins` task is asked to do: which source, and the manual-import overrides.
@@ -14,6 +15,10 @@ pub struct Params {
     /// Let the file mark more ISINs inactive than the shrink guard allows
     /// (`"accept_shrink": "yes"`).
     pub accept_shrink: bool,
+    /// The run's logical date (`"date": "YYYY-MM-DD"`): the day whose publication a dated
+    /// source (a URL template, ESMA FIRDS) brings the source up to. `None`: the day the run
+    /// starts. Backfills and `isinbeat import --source NAME --date D` set it.
+    pub date: Option<NaiveDate>,
 }
 
 impl Params {
@@ -29,6 +34,7 @@ impl Params {
             source: value.get("source").and_then(Value::as_str).map(|name| name.trim().to_owned()),
             force: text("force") == "yes",
             accept_shrink: text("accept_shrink") == "yes",
+            date: NaiveDate::parse_from_str(text("date"), "%Y-%m-%d").ok(),
         }
     }
 
@@ -53,6 +59,9 @@ impl Params {
         }
         if self.accept_shrink {
             map.insert("accept_shrink".to_owned(), Value::String("yes".to_owned()));
+        }
+        if let Some(date) = self.date {
+            map.insert("date".to_owned(), Value::String(date.format("%Y-%m-%d").to_string()));
         }
         Value::Object(map).to_string()
     }
@@ -84,5 +93,9 @@ mod tests {
         let written: Value = serde_json::from_str(&both.to_json()).unwrap();
         assert_eq!(written, serde_json::json!({"source": "X", "force": "yes", "accept_shrink": "yes"}));
         assert_eq!(Params::parse(&both.to_json()), both);
+        let dated = Params { date: NaiveDate::from_ymd_opt(2025, 1, 6), ..Params::importing("X") };
+        assert_eq!(dated.to_json(), r#"{"date":"2025-01-06","source":"X"}"#);
+        assert_eq!(Params::parse(&dated.to_json()), dated);
+        assert_eq!(Params::parse(r#"{"source":"X","date":"6 Jan"}"#).date, None);
     }
 }
