@@ -244,3 +244,200 @@ pub fn collect_day(
     }
     Ok(collector.finish())
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use std::cell::RefCell;
+
+    use super::*;
+    use crate::sources::esma_firds::FileKind;
+    use crate::sources::esma_firds::solr::parse_page;
+    use crate::sources::esma_firds::solr::tests::PAGES;
+
+    pub(in crate::sources::esma_firds) fn date(text: &str) -> NaiveDate {
+        NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap()
+    }
+
+    /// A fixture page of `day` from `start`, as the list would answer it.
+    fn fixture_page(day: NaiveDate, start: u64, format: ListFormat) -> Result<Page, ListError> {
+        let (.., xml, json) = PAGES
+            .iter()
+            .find(|(page_day, page_start, ..)| date(page_day) == day && *page_start == start)
+            .unwrap_or_else(|| panic!("no fixture page of {day} from {start}"));
+        let body = if format == ListFormat::Xml { xml } else { json };
+        Ok(parse_page(body.as_bytes(), format).unwrap())
+    }
+
+    /// The fixture list of `day` (an empty list for a day without pages).
+    pub(in crate::sources::esma_firds) fn fixture_day(day: NaiveDate, format: ListFormat) -> DayList {
+        if !PAGES.iter().any(|(page_day, ..)| date(page_day) == day) {
+            return DayList::empty(day);
+        }
+        collect_day(day, None, |start| fixture_page(day, start, format)).unwrap()
+    }
+
+    fn names(list: &DayList) -> Vec<&str> {
+        list.files.iter().map(|file| file.name.as_str()).collect()
+    }
+
+    #[test]
+    fn a_day_on_two_pages_is_read_whole_asking_from_the_documents_received() {
+        let day = date("2025-01-06");
+        let asked = RefCell::new(Vec::new());
+        let list = collect_day(day, None, |start| {
+            asked.borrow_mut().push(start);
+            fixture_page(day, start, ListFormat::Xml)
+        })
+        .unwrap();
+        assert_eq!(*asked.borrow(), [0, 3]);
+        assert_eq!(
+            names(&list),
+            [
+                "DLTINS_20250106_01of03.zip",
+                "DLTINS_20250106_02of03.zip",
+                "DLTINS_20250106_03of03.zip",
+                "FULCAN_20250106_01of01.zip"
+            ]
+        );
+        assert_eq!((list.num_found, list.ignored), (4, 0));
+        let second = &list.files[1];
+        assert_eq!((second.kind, second.date, second.part, second.of), (FileKind::Dltins, day, 2, 3));
+        assert_eq!(second.md5, "581b4cb91a06c312349f5d7a078e4f0c");
+        assert_eq!(second.publication_date, day);
+        assert_eq!(second.url.as_str(), "https://firds.esma.europa.eu/firds/DLTINS_20250106_02of03.zip");
+    }
+
+    #[test]
+    fn the_last_modification_marker_is_ignored_but_counted() {
+        let list = fixture_day(date("2025-01-08"), ListFormat::Json);
+        assert_eq!(names(&list), ["DLTINS_20250108_01of01.zip"]);
+        assert_eq!((list.num_found, list.ignored), (2, 1));
+    }
+
+    #[test]
+    fn xml_and_json_give_the_same_day_lists() {
+        for day in ["2025-01-04", "2025-01-05", "2025-01-06", "2025-01-07", "2025-01-08"] {
+            let day = date(day);
+            assert_eq!(fixture_day(day, ListFormat::Xml), fixture_day(day, ListFormat::Json), "{day}");
+        }
+        assert_eq!(fixture_day(date("2025-01-04"), ListFormat::Xml).files.len(), 3);
+    }
+
+    #[test]
+    fn a_list_that_changes_between_pages_gives_nothing_and_says_to_try_again() {
+        let day = date("2025-01-06");
+        let result = collect_day(day, None, |start| {
+            let mut page = fixture_page(day, start, ListFormat::Xml)?;
+            if start > 0 {
+                page.num_found = 5;
+            }
+            Ok(page)
+        });
+        let error = result.unwrap_err();
+        assert_eq!(error, ListError::Changed { date: day, first: 4, then: 5 });
+        assert_eq!(
+            error.to_string(),
+            "FIRDS list of 2025-01-06: the list changed while it was read (numFound 4 then 5): try again later"
+        );
+    }
+
+    #[test]
+    fn links_are_moved_onto_the_files_base() {
+        let day = date("2025-01-05");
+        let base = Url::parse("http://127.0.0.1:9/mirror/").unwrap();
+        let list = collect_day(day, Some(base), |start| fixture_page(day, start, ListFormat::Xml)).unwrap();
+        assert_eq!(list.files[0].url.as_str(), "http://127.0.0.1:9/mirror/firds/DLTINS_20250105_01of01.zip");
+    }
+
+    fn doc(name: &str, link: Option<&str>, checksum: Option<&str>) -> Doc {
+        Doc {
+            file_name: Some(name.to_owned()),
+            download_link: link.map(str::to_owned),
+            checksum: checksum.map(str::to_owned),
+            publication_date: Some("2025-01-05T00:00:00Z".to_owned()),
+        }
+    }
+
+    const LINK: Option<&str> = Some("https://firds.esma.europa.eu/firds/x.zip");
+    const SUM: Option<&str> = Some("0123456789ABCDEF0123456789abcdef");
+
+    fn one_page(docs: Vec<Doc>) -> Result<DayList, ListError> {
+        let page = Page { num_found: docs.len() as u64, start: Some(0), docs };
+        let mut pages = vec![page];
+        collect_day(date("2025-01-05"), None, |_| Ok(pages.remove(0)))
+    }
+
+    #[test]
+    fn documents_that_are_not_files_read_here_are_ignored() {
+        let list = one_page(vec![
+            doc("DVCAP_20250105_01of01.zip", LINK, SUM),
+            doc("DLTINS_20250105_01of01.zip", None, SUM),
+            doc("  ", LINK, SUM),
+            doc("DLTINS_20250105_01of01.zip", LINK, SUM),
+            doc("DLTINS_20250105_01of01.zip", LINK, SUM),
+        ])
+        .unwrap();
+        assert_eq!(names(&list), ["DLTINS_20250105_01of01.zip"]);
+        assert_eq!(list.ignored, 4, "three non-files and a repeat of the same file");
+        assert_eq!(list.files[0].md5, "0123456789abcdef0123456789abcdef");
+    }
+
+    #[test]
+    fn a_listed_file_that_cannot_be_used_is_named() {
+        let message = |docs| one_page(docs).unwrap_err().to_string();
+        assert!(
+            message(vec![doc("DLTINS_2025015_01of01.zip", LINK, SUM)]).starts_with(
+                "FIRDS list of 2025-01-05: the list names a file \"DLTINS_2025015_01of01.zip\", which is not a FIRDS file name"
+            )
+        );
+        assert!(
+            message(vec![doc("DLTINS_20250105_01of01.zip", LINK, None)])
+                .contains("DLTINS_20250105_01of01.zip: the list gives no checksum")
+        );
+        assert!(
+            message(vec![doc("DLTINS_20250105_01of01.zip", LINK, Some("abc"))])
+                .contains("the listed checksum \"abc\" is not an MD5")
+        );
+        assert!(
+            message(vec![doc("DLTINS_20250105_01of01.zip", Some("ftp://x/y.zip"), SUM)])
+                .contains("is not an http(s) URL")
+        );
+        let twice = message(vec![
+            doc("DLTINS_20250105_01of01.zip", LINK, SUM),
+            doc("DLTINS_20250105_01of01.zip", LINK, Some("ffffffffffffffffffffffffffffffff")),
+        ]);
+        assert!(twice.contains("DLTINS_20250105_01of01.zip is listed twice"), "{twice}");
+    }
+
+    #[test]
+    fn a_list_that_stops_early_or_answers_another_page_is_refused() {
+        let day = date("2025-01-06");
+        let short = collect_day(day, None, |start| {
+            let mut page = fixture_page(day, 0, ListFormat::Xml)?;
+            if start > 0 {
+                page.docs.clear();
+                page.start = Some(start);
+            }
+            Ok(page)
+        });
+        assert!(short.unwrap_err().to_string().contains("the list stopped after 3 of its 4 documents"));
+        let repeated = collect_day(day, None, |_| fixture_page(day, 0, ListFormat::Xml));
+        assert!(
+            repeated
+                .unwrap_err()
+                .to_string()
+                .contains("asked for the documents from 3, the list answered with those from 0")
+        );
+    }
+
+    #[test]
+    fn an_empty_day_is_one_question() {
+        let mut asked = 0;
+        let list = collect_day(date("2025-01-09"), None, |_| {
+            asked += 1;
+            Ok(Page { num_found: 0, start: Some(0), docs: Vec::new() })
+        })
+        .unwrap();
+        assert_eq!((asked, list.files.len(), list.num_found), (1, 0, 0));
+    }
+}

@@ -400,3 +400,6 @@ pub fn dated_files(
     }
     Ok(listed)
 }
+
+#[cfg(test)]
+mod tests;

@@ -277,3 +277,155 @@ fn attribute(start: &BytesStart<'_>, key: &str) -> Result<Option<String>, String
         Err(e) => Err(format!("attributes of an XML element: {e}")),
     }
 }
+
+#[cfg(test)]
+pub(super) mod tests {
+    use super::*;
+
+    /// The fixture week's pages: (publication date, start, XML, JSON).
+    pub(in crate::sources::esma_firds) const PAGES: [(&str, u64, &str, &str); 6] = [
+        (
+            "2025-01-04",
+            0,
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-04.xml"),
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-04.json"),
+        ),
+        (
+            "2025-01-05",
+            0,
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-05.xml"),
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-05.json"),
+        ),
+        (
+            "2025-01-06",
+            0,
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-06-page1.xml"),
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-06-page1.json"),
+        ),
+        (
+            "2025-01-06",
+            3,
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-06-page2.xml"),
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-06-page2.json"),
+        ),
+        (
+            "2025-01-07",
+            0,
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-07.xml"),
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-07.json"),
+        ),
+        (
+            "2025-01-08",
+            0,
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-08.xml"),
+            include_str!("../../../tests/data/publishers/esma/solr-2025-01-08.json"),
+        ),
+    ];
+
+    #[test]
+    fn an_xml_page_gives_numfound_start_and_each_documents_fields() {
+        let page = parse_page(PAGES[0].2.as_bytes(), ListFormat::Xml).unwrap();
+        assert_eq!((page.num_found, page.start), (3, Some(0)));
+        let names: Vec<_> = page.docs.iter().map(|doc| doc.file_name.as_deref().unwrap()).collect();
+        assert_eq!(
+            names,
+            ["FULINS_E_20250104_02of02.zip", "FULINS_D_20250104_01of01.zip", "FULINS_E_20250104_01of02.zip"]
+        );
+        let first = &page.docs[0];
+        assert_eq!(
+            first.download_link.as_deref(),
+            Some("https://firds.esma.europa.eu/firds/FULINS_E_20250104_02of02.zip")
+        );
+        assert_eq!(first.publication_date.as_deref(), Some("2025-01-04T00:00:00Z"));
+        assert_eq!(first.checksum.as_deref().map(str::len), Some(32));
+    }
+
+    #[test]
+    fn xml_and_json_pages_carry_the_same_documents() {
+        for (date, start, xml, json) in PAGES {
+            let from_xml = parse_page(xml.as_bytes(), ListFormat::Xml).unwrap();
+            let from_json = parse_page(json.as_bytes(), ListFormat::Json).unwrap();
+            assert_eq!(from_xml, from_json, "{date} from {start}");
+            assert_eq!(from_xml.start, Some(start));
+        }
+    }
+
+    #[test]
+    fn the_marker_document_has_no_file_name_and_no_link() {
+        for format in [ListFormat::Xml, ListFormat::Json] {
+            let (.., xml, json) = PAGES[5];
+            let body = if format == ListFormat::Xml { xml } else { json };
+            let page = parse_page(body.as_bytes(), format).unwrap();
+            assert_eq!(page.docs.len(), 2);
+            assert_eq!(page.docs[1].file_name.as_deref(), Some(""));
+            assert_eq!(page.docs[1].download_link, None);
+        }
+    }
+
+    #[test]
+    fn a_page_is_asked_for_as_esma_documents_it() {
+        let list = Url::parse(DEFAULT_LIST_URL).unwrap();
+        let date = NaiveDate::from_ymd_opt(2025, 1, 6).unwrap();
+        let url = page_url(&list, date, ListFormat::Json, 3, 100);
+        assert_eq!(url.path(), "/solr/esma_registers_firds_files/select");
+        let pairs: Vec<(String, String)> =
+            url.query_pairs().map(|(k, v)| (k.into_owned(), v.into_owned())).collect();
+        let expected = [
+            ("q", "*"),
+            ("fq", "publication_date:[2025-01-06T00:00:00Z TO 2025-01-06T23:59:59Z]"),
+            ("wt", "json"),
+            ("indent", "true"),
+            ("start", "3"),
+            ("rows", "100"),
+        ];
+        assert_eq!(pairs, expected.map(|(k, v)| (k.to_owned(), v.to_owned())));
+    }
+
+    #[test]
+    fn a_solr_error_is_reported_with_its_message() {
+        let xml = r#"<response><lst name="responseHeader"><int name="status">400</int></lst>
+            <lst name="error"><str name="msg">Invalid Date String:'2025-13-01'</str><int name="code">400</int></lst></response>"#;
+        assert_eq!(
+            parse_page(xml.as_bytes(), ListFormat::Xml).unwrap_err(),
+            "the list answered with an error: Invalid Date String:'2025-13-01'"
+        );
+        let json = r#"{"error": {"msg": "undefined field x", "code": 400}}"#;
+        assert_eq!(
+            parse_page(json.as_bytes(), ListFormat::Json).unwrap_err(),
+            "the list answered with an error: undefined field x"
+        );
+    }
+
+    #[test]
+    fn an_answer_that_is_not_a_list_says_so() {
+        let html = b"<html><body>Service unavailable</body></html>";
+        assert_eq!(parse_page(html, ListFormat::Xml).unwrap_err(), "the answer has no <result> element");
+        assert!(parse_page(b"<response><result>", ListFormat::Xml).unwrap_err().contains("numFound"));
+        assert!(parse_page(b"<response><result numFound=\"1\"><doc></result>", ListFormat::Xml).is_err());
+        assert!(parse_page(html, ListFormat::Json).unwrap_err().starts_with("not valid JSON"));
+        assert_eq!(
+            parse_page(b"{\"response\": {\"docs\": []}}", ListFormat::Json).unwrap_err(),
+            "response.numFound is missing or not a whole number"
+        );
+    }
+
+    #[test]
+    fn entities_are_decoded_and_a_multi_valued_field_counts_by_its_first_value() {
+        let xml = r#"<response><result name="response" numFound="1" start="0"><doc>
+            <arr name="file_name"><str>DLTINS_20250105_01of01.zip</str><str>other.zip</str></arr>
+            <str name="download_link">https://m.example/get?f=1&amp;g=&#50;</str>
+            <str name="checksum"><![CDATA[ABC]]></str></doc></result></response>"#;
+        let page = parse_page(xml.as_bytes(), ListFormat::Xml).unwrap();
+        let doc = &page.docs[0];
+        assert_eq!(doc.file_name.as_deref(), Some("DLTINS_20250105_01of01.zip"));
+        assert_eq!(doc.download_link.as_deref(), Some("https://m.example/get?f=1&g=2"));
+        assert_eq!(doc.checksum.as_deref(), Some("ABC"));
+        let json =
+            r#"{"response": {"numFound": 1, "docs": [{"file_name": ["DLTINS_20250105_01of01.zip", "x"]}]}}"#;
+        let page = parse_page(json.as_bytes(), ListFormat::Json).unwrap();
+        assert_eq!(page.docs[0].file_name.as_deref(), Some("DLTINS_20250105_01of01.zip"));
+        assert_eq!(page.start, None);
+        let unknown = r#"<response><result numFound="1"><doc><str name="file_name">&nbsp;</str></doc></result></response>"#;
+        assert!(parse_page(unknown.as_bytes(), ListFormat::Xml).unwrap_err().contains("&nbsp;"));
+    }
+}
