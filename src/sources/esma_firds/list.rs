@@ -18,7 +18,7 @@ const MAX_DOCS_PER_DAY: u64 = 10_000;
 /// Where and how a source's FIRDS list is read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ListSettings {
-    /// The Solr `select` address ([`DEFAULT_LIST_URL`] for ESMA).
+    /// The Solr `select` address ([`super::DEFAULT_LIST_URL`] for ESMA).
     pub list_url: Url,
     /// Asked the same query when `list_url` cannot be read.
     pub second_list_url: Option<Url>,

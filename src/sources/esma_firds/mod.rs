@@ -1,6 +1,6 @@
 //! ESMA FIRDS reference data files: what their names mean, where they are listed (ESMA's Solr
 //! file list: [`solr`] reads a page, [`list`] a day, [`http`] asks the publisher), which of
-//! them a source needs next ([`plan`]), and the checks a downloaded file must pass before it is
+//! them a source needs next ([`mod@plan`]), and the checks a downloaded file must pass before it is
 //! applied (its listed MD5, one XML member named like the zip).
 //!
 //! FIRDS publishes a weekly full set (`FULINS_<CFI letter>_<date>_<k>of<n>.zip`, several parts

@@ -97,12 +97,19 @@ impl fmt::Display for Stop {
                  list has it or a newer full set is listed",
                 names(missing)
             ),
-            Stop::Incomplete { kind, date, missing } => write!(
-                f,
-                "the {} of {date} is incomplete: {} not in the list of {date}; it is applied once every part is listed",
-                kind.as_str(),
-                names(missing)
-            ),
+            Stop::Incomplete { kind, date, missing } => {
+                let unit = match kind {
+                    UnitKind::FullSet => "full set (FULINS)",
+                    UnitKind::Delta => "delta (DLTINS)",
+                    UnitKind::Cancellations => "cancellations file (FULCAN)",
+                };
+                write!(
+                    f,
+                    "the {unit} of {date} is incomplete: {} not in the list of {date}; it is applied once \
+                     every part is listed",
+                    names(missing)
+                )
+            }
         }
     }
 }
@@ -262,7 +269,7 @@ impl Planned<'_> {
 /// listed DLTINS without a complete DLTINS is a gap: a complete full set listed on or after it
 /// (up to `target`) replaces the chain, else the plan stops there. A DLTINS not listed yet
 /// after the newest listed one ends the plan without a stop; a unit with a part not listed
-/// stops it.
+/// stops it. A file counts for the date in its name, taken from the list of that date.
 pub fn plan(
     applied: &Applied,
     target: NaiveDate,

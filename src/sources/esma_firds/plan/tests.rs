@@ -265,7 +265,7 @@ fn an_incomplete_newest_day_stops_after_the_units_before_it() {
     let stop = plan.then.unwrap().to_string();
     assert!(
         stop.starts_with(
-            "the cancellations of 2025-01-06 is incomplete: FULCAN_20250106_01of02.zip is not in the list"
+            "the cancellations file (FULCAN) of 2025-01-06 is incomplete: FULCAN_20250106_01of02.zip is not in the list"
         ),
         "{stop}"
     );
