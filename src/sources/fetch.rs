@@ -318,7 +318,7 @@ async fn poll_stopping<T>(
 
 /// reqwest's error with its causes, in words (a timeout says so, and a refusal by the outbound
 /// policy is said as it is), URLs in it masked.
-fn describe(error: &reqwest::Error) -> String {
+pub(crate) fn describe(error: &reqwest::Error) -> String {
     if let Some(refused) = crate::sources::outbound::refusal_in(error) {
         return format!("refused: {refused}");
     }

@@ -3,6 +3,7 @@
 //! source's format. Knows nothing of the database.
 
 pub mod decompress;
+pub mod esma_firds;
 pub mod fetch;
 pub mod formats;
 pub mod outbound;
