@@ -401,7 +401,7 @@ fn read_delta(
             }
         }
         stats.rows = stats.valid + stats.invalid;
-        if stats.rows % READ_BATCH == 0 {
+        if stats.rows.is_multiple_of(READ_BATCH) {
             observer.progress(&Progress {
                 phase: Phase::Reading,
                 bytes: stats.bytes,

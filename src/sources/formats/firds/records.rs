@@ -192,7 +192,7 @@ mod tests {
 
     #[test]
     fn the_full_file_format_still_reads_refdata_only() {
-        use crate::sources::formats::{Format, FormatOptions, RowReader as _, open_reader};
+        use crate::sources::formats::{Format, FormatOptions, open_reader};
         let xml =
             delta(&format!("<FinInstrm><NewRcrd>{}</NewRcrd></FinInstrm>", body("DE000BAY0017", "XETR", "")));
         let input: Box<dyn BufRead + Send> = Box::new(Cursor::new(xml.into_bytes()));
