@@ -466,7 +466,11 @@ async fn a_delta_day_that_fails_changes_nothing_and_applies_cleanly_afterwards(b
     let mut wrong = unit(UnitKind::Cancellations, &["DLTINS_20250106_01of03.zip"]);
     wrong.files[0].md5 = None;
     let error = apply(&mut conn, source_id, &wrong, &Quiet).1.err().unwrap();
-    assert!(error.to_string().contains("holds a NewRcrd record"), "{error}");
+    assert_eq!(
+        error.to_string(),
+        "DLTINS_20250106_01of03.zip: the file holds a NewRcrd record, which a cancellations unit cannot hold \
+         (a file of another kind?)"
+    );
     assert_eq!(seen(&mut conn, source_id), before);
 
     // The day then applies as if nothing had happened.

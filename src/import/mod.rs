@@ -48,7 +48,8 @@ pub const TASK_KIND: &str = "download_isins";
 /// How an import behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Import even when the file is the one imported last (same ETag or same sha256).
+    /// Import even when the file is the one imported last (same ETag or same sha256); for a
+    /// unit of files ([`import_unit`]), apply files the source has applied already.
     pub force: bool,
     /// Let the import mark more ISINs inactive than the source's shrink guard allows.
     pub accept_shrink: bool,
@@ -189,6 +190,9 @@ pub enum ImportError {
     Shrink { removed: u64, active: i64, percent: f64, limit: i32 },
     #[error("stopped: {0}")]
     Stopped(String),
+    /// A unit of files that cannot be imported as given (no file, a file of another kind).
+    #[error("{0}")]
+    Unit(String),
     /// What went wrong with one file of a unit, naming it. (Not a `source`: the message says
     /// the cause once.)
     #[error("{file}: {error}")]

@@ -6,7 +6,8 @@
 //! - A full set is read into one sort (the parts in the order given, their records numbered on
 //!   across parts, so that of a repeated (ISIN, MIC) the last in part and document order wins)
 //!   and compared with the whole source, as a full file always is: ISINs it does not list become
-//!   inactive.
+//!   inactive (their venues then count as terminated), and an ISIN it lists keeps exactly the
+//!   venues it lists.
 //! - A delta or cancellations unit is applied on the source's current state: its records, in
 //!   apply order across parts, change the venues of the ISINs they name (see `delta`), and only
 //!   those ISINs are compared and written; every other record stays exactly as it was.
@@ -146,7 +147,7 @@ fn import_locked(
         )));
     }
     if unit.files.is_empty() {
-        return Err(ImportError::Settings("the unit has no file to apply".to_owned()));
+        return Err(ImportError::Unit("the unit has no file to apply".to_owned()));
     }
     let started = Instant::now();
     let mut stats = super::new_stats(source);
@@ -297,7 +298,7 @@ impl Records {
             if !allowed(self.unit, kind) {
                 return Err(in_file(
                     &name,
-                    ImportError::Settings(format!(
+                    ImportError::Unit(format!(
                         "the file holds a {} record, which a {} unit cannot hold (a file of another kind?)",
                         kind.as_str(),
                         self.unit.as_str().replace('_', " ")
