@@ -1,6 +1,6 @@
 //! What a FIRDS delta or cancellations file does to one ISIN's record, with no I/O: the ISIN's
-//! records of the unit, in document order across its parts, applied to its venues one by one
-//! (the rules of `tests/data/publishers/README.md`, rule 4), and counted.
+//! records of the unit, in document order across its parts, applied to its venues one by one,
+//! and counted. The rules (those the publisher fixtures' README states as its rule 4):
 //!
 //! - `RefData`, `NewRcrd`: an unknown venue is inserted as listed; a terminated or cancelled one
 //!   takes the new values and is listed again (reactivated); a listed one takes the new values
