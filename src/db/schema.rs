@@ -222,6 +222,22 @@ diesel::table! {
 }
 
 diesel::table! {
+    source_files (id) {
+        id -> Int8,
+        source_id -> Int8,
+        run_id -> Int8,
+        name -> Text,
+        kind -> Text,
+        publication_date -> Date,
+        bytes -> Int8,
+        md5 -> Nullable<Text>,
+        sha256 -> Text,
+        url -> Text,
+        applied_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     sources (id) {
         id -> Int8,
         name -> Text,
@@ -282,6 +298,7 @@ diesel::joinable!(runs -> users (triggered_by));
 diesel::joinable!(schedule_state -> schedules (schedule_id));
 diesel::joinable!(schedules -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
+diesel::joinable!(source_files -> sources (source_id));
 diesel::joinable!(sources -> users (created_by));
 
 diesel::allow_tables_to_appear_in_same_query!(
@@ -301,6 +318,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     schedule_state,
     schedules,
     sessions,
+    source_files,
     sources,
     users,
     workers,

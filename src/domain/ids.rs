@@ -69,6 +69,8 @@ typed_ids! {
     AuditEntryId;
     /// The id of a row in `login_failures`.
     LoginFailureId;
+    /// The id of a row in `source_files`.
+    SourceFileId;
 }
 
 /// The key of a row in `workers`, also written on the runs the worker takes: host, process and

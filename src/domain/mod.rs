@@ -15,11 +15,14 @@ pub mod role;
 pub mod run_status;
 pub mod schedule_settings;
 pub mod schedule_spec;
+pub mod unit_kind;
 pub mod url_secrets;
 pub mod username;
+pub mod venue;
 
 pub use ids::{
-    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SourceId, UserId, WorkerName,
+    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SourceFileId, SourceId, UserId,
+    WorkerName,
 };
 pub use isin::{Isin, IsinError};
 pub use lei::{Lei, LeiError};
@@ -27,5 +30,6 @@ pub use password::{NewPassword, PasswordError};
 pub use queue_name::{QueueName, QueueNameError};
 pub use role::Role;
 pub use run_status::{ChangeKind, RunStatus, RunTransition, Trigger};
+pub use unit_kind::UnitKind;
 pub use url_secrets::{mask_url_secrets, mask_urls_in_text, mask_webhook_url};
 pub use username::{Username, UsernameError};

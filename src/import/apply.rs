@@ -15,6 +15,7 @@ use crate::db::{DbConnection, write_transaction};
 use crate::domain::{ChangeKind, RunId, SourceId};
 use crate::models::isin_record::{self, LeiIsin, NewChange, NewIsin, NewRecordVersion};
 use crate::models::source::Source;
+use crate::sources::formats::Format;
 
 /// How long one chunk's write transaction should hold SQLite's one write lock: long enough to
 /// be efficient, short enough that other writers (a login, the scheduler) wait milliseconds.
@@ -65,6 +66,30 @@ pub(super) fn shrink_error(source: &Source, removed: u64) -> ImportError {
     ImportError::Shrink { removed, active: source.active_isins, percent, limit: source.max_shrink_percent }
 }
 
+/// What an import wrote besides what its stats count, for the source's counts when it publishes.
+#[derive(Debug, Clone, Default)]
+pub(super) struct Tally {
+    /// ISINs that came back after being inactive.
+    pub returned: u64,
+    /// ISINs new to the source that arrived inactive.
+    pub new_inactive: u64,
+    /// ISINs written without a change row (new or changed inactive records), whose names the
+    /// browser's index learns after the publish: at most [`SILENT_KEPT`] of them.
+    pub silent: Vec<String>,
+}
+
+/// The most ISINs a [`Tally`] keeps in `silent`; past it their names wait for the next rebuild.
+const SILENT_KEPT: usize = 100_000;
+
+impl Tally {
+    pub(super) fn add(&mut self, writes: &mut Writes) {
+        self.returned += writes.returned;
+        self.new_inactive += writes.new_inactive;
+        let room = SILENT_KEPT.saturating_sub(self.silent.len());
+        self.silent.extend(writes.silent.drain(..).take(room));
+    }
+}
+
 /// Compares the file's sorted rows with the visible records one key range at a time and writes
 /// the next generation's versions and the change rows, one short transaction per range.
 pub(super) fn apply(
@@ -74,11 +99,12 @@ pub(super) fn apply(
     stats: &mut Stats,
     duplicates: &mut Vec<Duplicate>,
     leis: &mut Sorter<LeiPair>,
-) -> Result<u64, ImportError> {
+) -> Result<Tally, ImportError> {
     let Import { source, run_id, options, observer } = *import;
     let next = import.next_generation();
     let limit = shrink_limit(source);
-    let mut returned = 0;
+    let venue_overrides = Format::parse(&source.format) == Some(Format::FirdsFulins);
+    let mut tally = Tally::default();
     let now = crate::db::now();
     let last_seen = source.last_imported_at.unwrap_or(now);
     let mut after: Option<String> = None;
@@ -94,7 +120,7 @@ pub(super) fn apply(
             next_range(rows, usize::try_from(chunk).unwrap_or(usize::MAX), record_bound.as_deref())
                 .context("Failed to read the sorted rows (temporary files)")?;
         let known = duplicates.len();
-        let incoming = diff::fold(range_rows, duplicates);
+        let incoming = diff::fold(range_rows, duplicates, venue_overrides);
         stats.duplicates += (duplicates.len() - known) as u64;
         // Only the first lines are reported: memory must not grow with a file of repeats.
         if duplicates.len() > 2 * MAX_PROBLEMS {
@@ -114,10 +140,8 @@ pub(super) fn apply(
         if !options.accept_shrink && stats.removed > limit {
             return Err(shrink_error(source, stats.removed));
         }
-        returned += writes.returned;
-        for (lei, isin) in std::mem::take(&mut writes.leis) {
-            leis.push(LeiPair { lei, isin }).context("Failed to sort the LEIs (temporary files)")?;
-        }
+        tally.add(&mut writes);
+        writes.sort_leis(leis)?;
         if !writes.is_empty() {
             let started = Instant::now();
             write_transaction(conn, move |c| writes.write(c, source.id, next))
@@ -136,7 +160,7 @@ pub(super) fn apply(
             bound => after = bound,
         }
     }
-    Ok(returned)
+    Ok(tally)
 }
 
 /// After a chunk's write transaction that took `took`: the next chunk's size, aimed at the
@@ -177,11 +201,15 @@ pub(super) fn narrow_cache(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     }
 }
 
-/// The writes of one key range.
+/// The writes of one key range (or of one batch of a delta's ISINs).
 #[derive(Default)]
-struct Writes {
+pub(super) struct Writes {
     /// ISINs that came back after being inactive.
     returned: u64,
+    /// ISINs new to the source that arrived inactive.
+    new_inactive: u64,
+    /// ISINs written without a change row.
+    silent: Vec<String>,
     close: Vec<String>,
     versions: Vec<NewRecordVersion>,
     changes: Vec<NewChange>,
@@ -191,11 +219,41 @@ struct Writes {
 }
 
 impl Writes {
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.versions.is_empty() && self.close.is_empty()
     }
 
-    fn write(self, conn: &mut DbConnection, source_id: SourceId, next: i64) -> diesel::QueryResult<()> {
+    /// How many versions these writes hold.
+    pub(super) fn len(&self) -> usize {
+        self.versions.len()
+    }
+
+    /// Adds `other`'s writes to these.
+    pub(super) fn append(&mut self, mut other: Writes) {
+        self.returned += other.returned;
+        self.new_inactive += other.new_inactive;
+        self.silent.append(&mut other.silent);
+        self.close.append(&mut other.close);
+        self.versions.append(&mut other.versions);
+        self.changes.append(&mut other.changes);
+        self.isins.append(&mut other.isins);
+        self.leis.append(&mut other.leis);
+    }
+
+    /// Hands the (LEI, ISIN) pairs to the LEI sort.
+    pub(super) fn sort_leis(&mut self, leis: &mut Sorter<LeiPair>) -> Result<(), ImportError> {
+        for (lei, isin) in std::mem::take(&mut self.leis) {
+            leis.push(LeiPair { lei, isin }).context("Failed to sort the LEIs (temporary files)")?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn write(
+        self,
+        conn: &mut DbConnection,
+        source_id: SourceId,
+        next: i64,
+    ) -> diesel::QueryResult<()> {
         let close: Vec<&str> = self.close.iter().map(String::as_str).collect();
         isin_record::close_versions(conn, source_id, &close, next)?;
         isin_record::insert_versions(conn, self.versions)?;
@@ -206,7 +264,7 @@ impl Writes {
 }
 
 /// Turns one key range's actions into its writes, counting them in `stats`.
-fn plan(
+pub(super) fn plan(
     source_id: SourceId,
     run_id: RunId,
     next: i64,
@@ -247,6 +305,10 @@ fn plan(
     let mut close = Vec::new();
     let mut isins = Vec::new();
     let mut returned = 0;
+    let mut new_inactive = 0;
+    let mut silent = Vec::new();
+    // Versions without a change row, added after the loop (`write` holds the others).
+    let mut silent_versions = Vec::new();
     for action in actions {
         match action {
             Action::Unchanged => stats.unchanged += 1,
@@ -286,27 +348,71 @@ fn plan(
                     Some(diff::differences(incoming, previous)),
                 );
             }
-            Action::Remove { previous } => {
+            Action::Remove { previous, incoming } => {
                 stats.removed += 1;
                 close.push(previous.isin.clone());
-                // The record as it was, inactive from this generation on.
-                let kept = Incoming {
-                    isin: previous.isin.clone(),
-                    lei: previous.lei.clone(),
-                    name: previous.name.clone(),
-                    cfi: previous.cfi.clone(),
-                    currency: previous.currency.clone(),
-                    listings: previous.listings.clone(),
+                // The record as the delta left it, or as it was, inactive from this generation on.
+                let kept = match incoming {
+                    Some(incoming) => {
+                        if let Some(lei) =
+                            incoming.lei.as_ref().filter(|lei| previous.lei.as_ref() != Some(lei))
+                        {
+                            writes.leis.push((lei.clone(), incoming.isin.clone()));
+                        }
+                        (*incoming).clone()
+                    }
+                    None => Incoming {
+                        isin: previous.isin.clone(),
+                        lei: previous.lei.clone(),
+                        name: previous.name.clone(),
+                        cfi: previous.cfi.clone(),
+                        currency: previous.currency.clone(),
+                        listings: previous.listings.clone(),
+                        active: false,
+                    },
                 };
                 let mut version =
                     new_version(&kept, false, (previous.first_seen_run_id, previous.first_seen_at));
                 version.last_seen_at = Some(last_seen);
                 write(version, ChangeKind::Removed, None);
             }
+            Action::Inactive { incoming, previous } => {
+                if let Some(lei) =
+                    incoming.lei.as_ref().filter(|lei| previous.and_then(|p| p.lei.as_ref()) != Some(lei))
+                {
+                    writes.leis.push((lei.clone(), incoming.isin.clone()));
+                }
+                silent.push(incoming.isin.clone());
+                let version = match previous {
+                    Some(previous) => {
+                        close.push(previous.isin.clone());
+                        let mut version = new_version(
+                            incoming,
+                            false,
+                            (previous.first_seen_run_id, previous.first_seen_at),
+                        );
+                        version.last_seen_at = previous.last_seen_at;
+                        version
+                    }
+                    None => {
+                        new_inactive += 1;
+                        isins.push(NewIsin {
+                            isin: incoming.isin.clone(),
+                            first_seen_at: now,
+                            first_seen_run_id: Some(run_id),
+                        });
+                        new_version(incoming, false, (Some(run_id), now))
+                    }
+                };
+                silent_versions.push(version);
+            }
         }
     }
+    writes.versions.append(&mut silent_versions);
     writes.close = close;
     writes.isins = isins;
     writes.returned = returned;
+    writes.new_inactive = new_inactive;
+    writes.silent = silent;
     writes
 }

@@ -1,13 +1,15 @@
 //! The comparison at the heart of an import, with no I/O: what a file says about a run of ISINs
-//! (folded from its rows, duplicates resolved) against the records a source shows now.
+//! (folded from its rows, duplicates resolved), or what a delta made of them, against the
+//! records a source shows now.
 
 use std::cmp::Ordering;
 
 use serde_json::{Map, Value};
 
+use crate::domain::venue::{self, Attributes};
 use crate::models::isin_record::RecordVersion;
 
-/// What the file says about one ISIN, folded from all its rows.
+/// What the file says about one ISIN, folded from all its rows (or what a delta made of it).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Incoming {
     pub isin: String,
@@ -17,6 +19,9 @@ pub struct Incoming {
     pub currency: Option<String>,
     /// A JSON array of the ISIN's listings in file order, or `None` when the format has none.
     pub listings: Option<String>,
+    /// Whether the source lists it now: always for a full file's ISINs; for a delta's, whether
+    /// at least one of its venues is listed.
+    pub active: bool,
 }
 
 /// One valid row of the file, as the sort hands it back in (ISIN, listing key, line) order.
@@ -43,8 +48,10 @@ pub struct Duplicate {
 
 /// Folds rows sorted by (ISIN, listing key, line) into one [`Incoming`] per ISIN. Of rows with
 /// the same ISIN and listing key the last line wins and the others are duplicates; the record's
-/// attributes come from the ISIN's last line, its listings are kept in file order.
-pub fn fold(rows: Vec<StagedRow>, duplicates: &mut Vec<Duplicate>) -> Vec<Incoming> {
+/// attributes come from the ISIN's last line, its listings are kept in file order. With
+/// `venue_overrides` (FIRDS, whose listings are venues) a listing whose line has other
+/// attributes than the last line keeps its own where they differ (see `domain::venue`).
+pub fn fold(rows: Vec<StagedRow>, duplicates: &mut Vec<Duplicate>, venue_overrides: bool) -> Vec<Incoming> {
     let mut folded: Vec<Incoming> = Vec::new();
     let mut index = 0;
     while index < rows.len() {
@@ -77,7 +84,20 @@ pub fn fold(rows: Vec<StagedRow>, duplicates: &mut Vec<Duplicate>) -> Vec<Incomi
             continue;
         };
         let listings = if kept.iter().any(|row| row.listing.is_some()) {
-            let items: Vec<&str> = kept.iter().filter_map(|row| row.listing.as_deref()).collect();
+            let record = attributes_of(last);
+            let items: Vec<String> = kept
+                .iter()
+                .filter_map(|row| {
+                    let listing = row.listing.as_deref()?;
+                    let own = attributes_of(row);
+                    if !venue_overrides || own == record {
+                        return Some(listing.to_owned());
+                    }
+                    // A listing this import wrote itself always parses; should it not, it is
+                    // kept as it was rather than lost.
+                    Some(venue::with_overrides(listing, &own, &record).unwrap_or_else(|_| listing.to_owned()))
+                })
+                .collect();
             Some(format!("[{}]", items.join(",")))
         } else {
             None
@@ -89,16 +109,27 @@ pub fn fold(rows: Vec<StagedRow>, duplicates: &mut Vec<Duplicate>) -> Vec<Incomi
             cfi: last.cfi.clone(),
             currency: last.currency.clone(),
             listings,
+            active: true,
         });
         index = end;
     }
     folded
 }
 
+fn attributes_of(row: &StagedRow) -> Attributes {
+    Attributes {
+        name: row.name.clone(),
+        cfi: row.cfi.clone(),
+        currency: row.currency.clone(),
+        lei: row.lei.clone(),
+    }
+}
+
 /// What to do with one ISIN.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action<'a> {
-    /// New to the source, or back after it had gone (`previous` is then its inactive version).
+    /// Active now and not before: new to the source, or back after it had gone (`previous` is
+    /// then its inactive version).
     Add {
         incoming: &'a Incoming,
         previous: Option<&'a RecordVersion>,
@@ -107,15 +138,26 @@ pub enum Action<'a> {
         incoming: &'a Incoming,
         previous: &'a RecordVersion,
     },
+    /// Active before and not now: gone from a full file (`incoming` is `None`, the record is kept
+    /// as it was), or made inactive by a delta (`incoming` holds its values now).
     Remove {
         previous: &'a RecordVersion,
+        incoming: Option<&'a Incoming>,
+    },
+    /// Inactive now and not active before, with values to keep: new to the source but inactive
+    /// already (`previous` is `None`), or an inactive record whose values changed. People saw it
+    /// neither appear nor go, so there is no change row.
+    Inactive {
+        incoming: &'a Incoming,
+        previous: Option<&'a RecordVersion>,
     },
     Unchanged,
-    /// Inactive before and still absent: nothing to do or count.
+    /// Inactive before and still absent (or inactive with the same values): nothing to do or count.
     StillGone,
 }
 
 /// Merges the file's ISINs with the visible records over the same key range; both sorted by ISIN.
+/// A record with no incoming counterpart is gone from the file.
 pub fn merge<'a>(incoming: &'a [Incoming], current: &'a [RecordVersion]) -> Vec<Action<'a>> {
     let mut actions = Vec::with_capacity(incoming.len().max(current.len()));
     let (mut i, mut c) = (0, 0);
@@ -128,22 +170,32 @@ pub fn merge<'a>(incoming: &'a [Incoming], current: &'a [RecordVersion]) -> Vec<
         };
         match order {
             Ordering::Less => {
-                actions.push(Action::Add { incoming: &incoming[i], previous: None });
+                let new = &incoming[i];
+                actions.push(if new.active {
+                    Action::Add { incoming: new, previous: None }
+                } else {
+                    Action::Inactive { incoming: new, previous: None }
+                });
                 i += 1;
             }
             Ordering::Greater => {
                 let previous = &current[c];
-                actions.push(if previous.active { Action::Remove { previous } } else { Action::StillGone });
+                actions.push(if previous.active {
+                    Action::Remove { previous, incoming: None }
+                } else {
+                    Action::StillGone
+                });
                 c += 1;
             }
             Ordering::Equal => {
                 let (new, previous) = (&incoming[i], &current[c]);
-                actions.push(if !previous.active {
-                    Action::Add { incoming: new, previous: Some(previous) }
-                } else if same_attributes(new, previous) {
-                    Action::Unchanged
-                } else {
-                    Action::Change { incoming: new, previous }
+                actions.push(match (previous.active, new.active) {
+                    (false, true) => Action::Add { incoming: new, previous: Some(previous) },
+                    (true, true) if same_attributes(new, previous) => Action::Unchanged,
+                    (true, true) => Action::Change { incoming: new, previous },
+                    (true, false) => Action::Remove { previous, incoming: Some(new) },
+                    (false, false) if same_attributes(new, previous) => Action::StillGone,
+                    (false, false) => Action::Inactive { incoming: new, previous: Some(previous) },
                 });
                 i += 1;
                 c += 1;
@@ -228,6 +280,7 @@ mod tests {
             cfi: None,
             currency: None,
             listings: None,
+            active: true,
         }
     }
 
@@ -240,7 +293,7 @@ mod tests {
             staged(12, "A", "", "L3"),
             staged(4, "B", "", "L4"),
         ];
-        let folded = fold(rows, &mut duplicates);
+        let folded = fold(rows, &mut duplicates, false);
         assert_eq!(folded, vec![incoming("A", "L3"), incoming("B", "L4")]);
         assert_eq!(
             duplicates,
@@ -257,7 +310,7 @@ mod tests {
         // Sorted by (isin, key, line) as the sort returns them.
         let rows =
             vec![staged(7, "A", "XAMS", "L1"), staged(2, "A", "XETR", "L1"), staged(5, "A", "XETR", "L1")];
-        let folded = fold(rows, &mut duplicates);
+        let folded = fold(rows, &mut duplicates, false);
         assert_eq!(folded.len(), 1);
         assert_eq!(folded[0].listings.as_deref(), Some(r#"[{"venue":"XETR"},{"venue":"XAMS"}]"#));
         assert_eq!(duplicates, vec![Duplicate { line: 2, isin: "A".into(), kept_line: 5 }]);
@@ -275,12 +328,52 @@ mod tests {
         let actions = merge(&new, &old);
         assert!(matches!(actions[0], Action::Add { previous: None, .. }));
         assert!(matches!(actions[1], Action::Change { .. }));
-        assert!(matches!(actions[2], Action::Remove { .. }));
+        assert!(matches!(actions[2], Action::Remove { incoming: None, .. }));
         assert_eq!(actions[3], Action::Unchanged);
         assert!(matches!(actions[4], Action::Add { previous: Some(_), .. }));
         assert_eq!(actions.len(), 5);
         let gone = vec![record("Z", "L1", false)];
         assert_eq!(merge(&[], &gone), vec![Action::StillGone]);
+    }
+
+    #[test]
+    fn an_inactive_incoming_is_removed_kept_inactive_or_left_alone() {
+        let gone = |isin: &str, lei: &str| Incoming { active: false, ..incoming(isin, lei) };
+        let new = vec![gone("A", "L1"), gone("B", "L2"), gone("C", "L3"), gone("D", "L4")];
+        let old = vec![record("B", "L9", true), record("C", "L3", false), record("D", "L0", false)];
+        let actions = merge(&new, &old);
+        assert!(matches!(actions[0], Action::Inactive { previous: None, .. }), "{actions:?}");
+        assert!(matches!(actions[1], Action::Remove { incoming: Some(_), .. }), "{actions:?}");
+        assert_eq!(actions[2], Action::StillGone);
+        assert!(matches!(actions[3], Action::Inactive { previous: Some(_), .. }), "{actions:?}");
+    }
+
+    #[test]
+    fn venues_whose_lines_disagree_keep_their_own_values_and_others_stay_as_written() {
+        let row = |line: i64, venue: &str, lei: &str| StagedRow {
+            listing: Some(format!("{{\"venue\":\"{venue}\",\"first_trading\":\"2025-01-06\"}}")),
+            ..staged(line, "XS2904928483", venue, lei)
+        };
+        let rows = vec![row(2, "FRAA", "L2"), row(1, "XLUX", "L1"), row(3, "XPAR", "L2")];
+        let mut duplicates = Vec::new();
+        let plain = fold(rows.clone(), &mut duplicates, false);
+        assert_eq!(
+            plain[0].listings.as_deref(),
+            Some(
+                r#"[{"venue":"XLUX","first_trading":"2025-01-06"},{"venue":"FRAA","first_trading":"2025-01-06"},{"venue":"XPAR","first_trading":"2025-01-06"}]"#
+            )
+        );
+        let venues = fold(rows, &mut duplicates, true);
+        assert_eq!(venues[0].lei.as_deref(), Some("L2"));
+        assert_eq!(
+            venues[0].listings.as_deref(),
+            Some(
+                r#"[{"venue":"XLUX","first_trading":"2025-01-06","lei":"L1"},{"venue":"FRAA","first_trading":"2025-01-06"},{"venue":"XPAR","first_trading":"2025-01-06"}]"#
+            )
+        );
+        // Venues that agree: the JSON is what it always was.
+        let same = vec![row(1, "XLUX", "L1"), row(2, "FRAA", "L1")];
+        assert_eq!(fold(same.clone(), &mut duplicates, true), fold(same, &mut duplicates, false));
     }
 
     #[test]

@@ -68,7 +68,7 @@ pub(super) fn finish_locked(conn: &mut DbConnection, import: &Import<'_>, succee
 }
 
 /// Takes back everything run `run_id` wrote for `source` and did not publish. Returns how many
-/// changes it took back.
+/// records it took back (changed or not).
 fn undo(conn: &mut DbConnection, source: &Source, run_id: RunId) -> anyhow::Result<usize> {
     let next = source.generation + 1;
     let mut undone = 0;
@@ -76,12 +76,25 @@ fn undo(conn: &mut DbConnection, source: &Source, run_id: RunId) -> anyhow::Resu
         let batch =
             isin_record::changes_of_run(conn, run_id, None, CHUNK).context("Failed to read the changes")?;
         if batch.is_empty() {
-            return Ok(undone);
+            break;
         }
         let isins: Vec<&str> = batch.iter().map(|(isin, _)| isin.as_str()).collect();
         write_transaction(conn, |c| isin_record::undo_versions(c, source.id, run_id, &isins, next))
             .context("Failed to take back changes")?;
         undone += batch.len();
+    }
+    // A delta also writes inactive versions without a change row (see `units`): those of the
+    // unpublished generation go too.
+    loop {
+        let isins = isin_record::unpublished_inactive(conn, source.id, next, CHUNK)
+            .context("Failed to read the unpublished records")?;
+        if isins.is_empty() {
+            return Ok(undone);
+        }
+        let isins: Vec<&str> = isins.iter().map(String::as_str).collect();
+        write_transaction(conn, |c| isin_record::undo_versions(c, source.id, run_id, &isins, next))
+            .context("Failed to take back changes")?;
+        undone += isins.len();
     }
 }
 

@@ -7,9 +7,14 @@
 //! see exactly as it was: the next generation is invisible until published, and what a broken
 //! import wrote is taken back by that import or, if it died, by the next one. Only one import
 //! per source runs at a time (a lock on the source row).
+//!
+//! A publisher's files that come as units — a multi-part full set, a day's delta — are imported
+//! one unit at a time by [`import_unit`] (see `units`).
 
 pub mod actions;
 mod apply;
+mod delta;
+mod delta_apply;
 pub mod diff;
 mod lock;
 mod preview;
@@ -17,6 +22,7 @@ mod publish;
 mod read;
 pub mod shrink_refused;
 mod sorted;
+mod units;
 
 use std::time::{Duration, Instant};
 
@@ -33,6 +39,7 @@ use crate::sources::outbound::OutboundPolicy;
 
 pub use preview::{PREVIEW_ROWS, PREVIEW_SECONDS, Preview, preview};
 pub use publish::{browsing_indexes_added, rebuild_browsing};
+pub use units::{UnitFile, UnitFiles, UnitOutcome, import_unit};
 
 /// The task kind that runs imports (`jobs::download_isins`); its schedules name their source
 /// in the `source` parameter.
@@ -41,7 +48,8 @@ pub const TASK_KIND: &str = "download_isins";
 /// How an import behaves.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// Import even when the file is the one imported last (same ETag or same sha256).
+    /// Import even when the file is the one imported last (same ETag or same sha256); for a
+    /// unit of files ([`import_unit`]), apply files the source has applied already.
     pub force: bool,
     /// Let the import mark more ISINs inactive than the source's shrink guard allows.
     pub accept_shrink: bool,
@@ -147,6 +155,9 @@ pub struct Stats {
     pub seconds: Seconds,
     /// The first [`MAX_PROBLEMS`] invalid and duplicate lines, by line.
     pub problems: Vec<Problem>,
+    /// For an import of a unit of files ([`import_unit`]): its files and what its records did.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unit: Option<UnitOutcome>,
 }
 
 /// How many invalid or duplicate lines an import keeps, with their reasons.
@@ -179,6 +190,22 @@ pub enum ImportError {
     Shrink { removed: u64, active: i64, percent: f64, limit: i32 },
     #[error("stopped: {0}")]
     Stopped(String),
+    /// A unit of files that cannot be imported as given (no file, a file of another kind).
+    #[error("{0}")]
+    Unit(String),
+    /// What went wrong with one file of a unit, naming it. (Not a `source`: the message says
+    /// the cause once.)
+    #[error("{file}: {error}")]
+    InFile { file: String, error: Box<ImportError> },
+    #[error(
+        "the MD5 of the file is {found}, but the publisher lists {expected}: a broken or changed download; download it again"
+    )]
+    Checksum { expected: String, found: String },
+    #[error(
+        "{file} was applied to this source already, by run {run_id} at {applied_at} UTC: a file is not applied twice \
+         (to apply it again anyway, force the import)"
+    )]
+    AlreadyApplied { file: String, run_id: RunId, applied_at: chrono::NaiveDateTime },
     #[error(transparent)]
     Other(#[from] anyhow::Error),
 }
@@ -319,7 +346,8 @@ fn import_content(
         stats.member = Some(member.clone());
     }
     let mut reader = formats::open_reader(format, &format_options, input)?;
-    let rows = read::read_sorted(reader.as_mut(), observer, &mut stats)?;
+    let mut next_item = || reader.next_item().map_err(ImportError::from);
+    let rows = read::read_sorted(&mut next_item, observer, &mut stats)?;
 
     // A lower bound on what the file removes, known before any write: a truncated or empty
     // file stops here.
@@ -329,5 +357,5 @@ fn import_content(
         return Err(apply::shrink_error(source, at_least_removed));
     }
 
-    publish::write_and_publish(conn, import, content, stats, format, rows)
+    publish::write_and_publish(conn, import, publish::Origin::of_content(content), stats, format, rows)
 }

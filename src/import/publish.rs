@@ -1,11 +1,13 @@
 //! Finishing an import: the LEI index written, the next generation published in one short
-//! transaction, superseded versions cleaned up, and the browser's counts and name index brought
-//! up to date (also rebuilt whole after the migration that adds them).
+//! transaction (with the publisher's files it applied), superseded versions cleaned up, and the
+//! browser's counts and name index brought up to date (also rebuilt whole after the migration
+//! that adds them).
 
 use std::time::Instant;
 
 use anyhow::Context;
 
+use super::apply::Tally;
 use super::sorted::{LeiPair, SortedRows, Sorter};
 use super::{
     CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, apply, lock,
@@ -15,6 +17,7 @@ use crate::domain::RunId;
 use crate::models::isin_index;
 use crate::models::isin_record::{self, LeiIsin};
 use crate::models::source::{self, Published, Source};
+use crate::models::source_file::{self, NewSourceFile};
 use crate::sources::fetch::Content;
 use crate::sources::formats::Format;
 
@@ -26,27 +29,46 @@ const LEI_CHUNK: i64 = 25_000;
 /// Written rows after which an import refreshes the planner's statistics of the ISIN tables.
 const ANALYZE_AFTER: u64 = 100_000;
 
+/// Where a published generation came from: what the source keeps of the download (for the
+/// next conditional GET and the "identical file" check), and the publisher's files the import
+/// applied, recorded as applied in the publishing transaction.
+pub(super) struct Origin<'a> {
+    pub etag: Option<&'a str>,
+    pub last_modified: Option<&'a str>,
+    pub sha256: &'a str,
+    /// Their `applied_at` is set to the moment of the publish.
+    pub files: Vec<NewSourceFile>,
+}
+
+impl<'a> Origin<'a> {
+    /// A downloaded (or local) file, not recorded in `source_files`.
+    pub(super) fn of_content(content: &'a Content) -> Self {
+        Origin {
+            etag: content.etag.as_deref(),
+            last_modified: content.last_modified.as_deref(),
+            sha256: &content.sha256,
+            files: Vec::new(),
+        }
+    }
+}
+
 /// Writes the differences as the next generation, publishes it, and cleans up after it.
 pub(super) fn write_and_publish(
     conn: &mut DbConnection,
     import: &Import<'_>,
-    content: &Content,
+    origin: Origin<'_>,
     mut stats: Stats,
     format: Format,
     mut rows: SortedRows,
 ) -> Result<Stats, ImportError> {
-    let Import { source, run_id, observer, .. } = *import;
     let started = Instant::now();
     apply::widen_cache(conn).context("Failed to set up the import's connection")?;
-    let next = import.next_generation();
     let mut duplicates = Vec::new();
     // The pairs are sorted while the records are written, whose chunks hold most of the
     // import's memory: a smaller segment keeps the two together under the import's budget.
-    let mut leis = Sorter::with_segment_rows(LEI_SEGMENT);
-    let returned = apply::apply(conn, import, &mut rows, &mut stats, &mut duplicates, &mut leis)?;
+    let mut leis = lei_sorter();
+    let tally = apply::apply(conn, import, &mut rows, &mut stats, &mut duplicates, &mut leis)?;
     drop(rows);
-    let leis = leis.finish().context("Failed to sort the LEIs (temporary files)")?;
-    write_lei_pairs(conn, leis, stats.bytes, observer)?;
     stats.problems.extend(duplicates.iter().map(|d| Problem {
         line: d.line as u64,
         reason: format!("duplicate: {} again on line {}, which is kept", d.isin, d.kept_line),
@@ -54,24 +76,60 @@ pub(super) fn write_and_publish(
     }));
     stats.problems.sort_by_key(|p| p.line);
     stats.problems.truncate(MAX_PROBLEMS);
+    publish(conn, import, origin, stats, format, tally, leis, started)
+}
+
+/// The sort an import hands the (LEI, ISIN) pairs of what it writes to.
+pub(super) fn lei_sorter() -> Sorter<LeiPair> {
+    Sorter::with_segment_rows(LEI_SEGMENT)
+}
+
+/// After the next generation is written (`tally` and `stats` say what it holds): writes its LEI
+/// pairs, publishes it with the files of `origin`, and cleans up after it. `started` is when
+/// the apply phase began.
+#[allow(clippy::too_many_arguments)] // one finishing step, called from two imports
+pub(super) fn publish(
+    conn: &mut DbConnection,
+    import: &Import<'_>,
+    origin: Origin<'_>,
+    mut stats: Stats,
+    format: Format,
+    tally: Tally,
+    leis: Sorter<LeiPair>,
+    started: Instant,
+) -> Result<Stats, ImportError> {
+    let Import { source, run_id, observer, .. } = *import;
+    let next = import.next_generation();
+    let leis = leis.finish().context("Failed to sort the LEIs (temporary files)")?;
+    write_lei_pairs(conn, leis, stats.bytes, observer)?;
 
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let active = source.active_isins + count(stats.added) - count(stats.removed);
-    let inactive = source.inactive_isins - count(returned) + count(stats.removed);
+    let inactive =
+        source.inactive_isins - count(tally.returned) + count(stats.removed) + count(tally.new_inactive);
+    let mut files = origin.files;
     let published = write_transaction(conn, |c| {
-        source::publish(
+        let published = source::publish(
             c,
             source.id,
             &Published {
                 generation: next,
                 active_isins: active,
                 inactive_isins: inactive,
-                etag: content.etag.as_deref(),
-                last_modified: content.last_modified.as_deref(),
-                content_sha256: &content.sha256,
+                etag: origin.etag,
+                last_modified: origin.last_modified,
+                content_sha256: origin.sha256,
                 run_id,
             },
-        )
+        )?;
+        if published {
+            let now = crate::db::now();
+            for file in &mut files {
+                file.applied_at = now;
+            }
+            source_file::insert_all(c, &files)?;
+        }
+        Ok::<_, diesel::result::Error>(published)
     })
     .context("Failed to publish the import")?;
     if !published {
@@ -81,7 +139,7 @@ pub(super) fn write_and_publish(
     }
     stats.active = active;
     lock::collect_superseded(conn, source, next).context("Failed to clean up old record versions")?;
-    refresh_browsing(conn, source, format, run_id, next, observer);
+    refresh_browsing(conn, source, format, run_id, next, &tally.silent, observer);
     if stats.added + stats.removed + stats.changed >= ANALYZE_AFTER {
         isin_record::refresh_statistics(conn).context("Failed to analyze the ISIN tables")?;
     }
@@ -133,6 +191,7 @@ fn refresh_browsing(
     format: Format,
     run_id: RunId,
     generation: i64,
+    silent: &[String],
     observer: &dyn Observer,
 ) {
     let result = (|| -> anyhow::Result<()> {
@@ -142,6 +201,10 @@ fn refresh_browsing(
             .context("Failed to store the source's counts")?;
         if format.has_names() {
             refresh_names_of_run(conn, run_id)?;
+            for chunk in silent.chunks(usize::try_from(CHUNK).unwrap_or(2_000)) {
+                write_transaction(conn, |c| isin_index::refresh_names(c, chunk))
+                    .context("Failed to update the name index")?;
+            }
         }
         Ok(())
     })();

@@ -8,14 +8,15 @@ use anyhow::Context;
 use super::diff::StagedRow;
 use super::sorted::{SortedRows, Sorter};
 use super::{ImportError, Observer, Phase, Progress, Stats, keep_problem};
-use crate::sources::formats::{self, Item, Row};
+use crate::sources::formats::{Item, Row};
 
 /// Rows read between two progress reports and stop checks.
 pub(super) const READ_BATCH: usize = 20_000;
 
-/// Reads every row, keeps the valid ones and sorts them by key.
+/// Reads every row `next_item` gives (`None` at the end), keeps the valid ones and sorts them
+/// by key.
 pub(super) fn read_sorted(
-    reader: &mut (dyn formats::RowReader + Send),
+    next_item: &mut dyn FnMut() -> Result<Option<Item>, ImportError>,
     observer: &dyn Observer,
     stats: &mut Stats,
 ) -> Result<SortedRows, ImportError> {
@@ -27,7 +28,7 @@ pub(super) fn read_sorted(
     while !finished {
         let started = Instant::now();
         while batch.len() < READ_BATCH {
-            match reader.next_item()? {
+            match next_item()? {
                 None => {
                     finished = true;
                     break;

@@ -283,7 +283,7 @@ impl Spill for LeiPair {
 
 const NONE: u32 = u32::MAX;
 
-fn put<W: Write>(writer: &mut W, text: Option<&str>) -> io::Result<()> {
+pub(super) fn put<W: Write>(writer: &mut W, text: Option<&str>) -> io::Result<()> {
     match text {
         None => writer.write_all(&NONE.to_le_bytes()),
         Some(text) => {
@@ -297,7 +297,7 @@ fn put<W: Write>(writer: &mut W, text: Option<&str>) -> io::Result<()> {
     }
 }
 
-fn get<R: Read>(reader: &mut R) -> io::Result<Option<String>> {
+pub(super) fn get<R: Read>(reader: &mut R) -> io::Result<Option<String>> {
     let mut length = [0; 4];
     reader.read_exact(&mut length)?;
     text_of(reader, u32::from_le_bytes(length))

@@ -10,7 +10,8 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{BigInt, Text};
 
 use crate::domain::ids::{
-    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SourceId, UserId, WorkerName,
+    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SourceFileId, SourceId, UserId,
+    WorkerName,
 };
 
 macro_rules! stored_as_bigint {
@@ -35,7 +36,17 @@ macro_rules! stored_as_bigint {
     )+};
 }
 
-stored_as_bigint!(UserId, ScheduleId, RunId, SourceId, ApiTokenId, DeliveryId, AuditEntryId, LoginFailureId);
+stored_as_bigint!(
+    UserId,
+    ScheduleId,
+    RunId,
+    SourceId,
+    ApiTokenId,
+    DeliveryId,
+    AuditEntryId,
+    LoginFailureId,
+    SourceFileId,
+);
 
 impl<DB: Backend> ToSql<Text, DB> for WorkerName
 where

@@ -128,6 +128,72 @@ pub fn visible_between(
     query.load(conn)
 }
 
+/// The versions of `source_id`'s records visible at `generation` for `isins` (any order, each
+/// once), by ISIN: looked up in `IN` lists, so that a delta reads only the records it touches.
+pub fn visible_for_isins(
+    conn: &mut DbConnection,
+    source_id: SourceId,
+    generation: i64,
+    isins: &[&str],
+) -> QueryResult<Vec<RecordVersion>> {
+    let mut found = Vec::with_capacity(isins.len());
+    for chunk in isins.chunks(IN_LIST_CHUNK) {
+        found.extend(
+            isin_records::table
+                .filter(isin_records::source_id.eq(source_id))
+                .filter(isin_records::isin.eq_any(chunk))
+                .filter(isin_records::since_gen.le(generation))
+                .filter(isin_records::until_gen.is_null().or(isin_records::until_gen.gt(generation)))
+                .select(RecordVersion::as_select())
+                .load::<RecordVersion>(conn)?,
+        );
+    }
+    found.sort_by(|a, b| a.isin.cmp(&b.isin));
+    Ok(found)
+}
+
+/// Up to `limit` of the versions of `source_id`'s records visible at `generation` with ISINs
+/// after `after`, by ISIN: a source's records a page at a time.
+pub fn visible_page(
+    conn: &mut DbConnection,
+    source_id: SourceId,
+    generation: i64,
+    after: Option<&str>,
+    limit: i64,
+) -> QueryResult<Vec<RecordVersion>> {
+    let mut query = isin_records::table
+        .filter(isin_records::source_id.eq(source_id))
+        .filter(isin_records::since_gen.le(generation))
+        .filter(isin_records::until_gen.is_null().or(isin_records::until_gen.gt(generation)))
+        .select(RecordVersion::as_select())
+        .order(isin_records::isin.asc())
+        .limit(limit)
+        .into_boxed();
+    if let Some(after) = after {
+        query = query.filter(isin_records::isin.gt(after.to_owned()));
+    }
+    query.load(conn)
+}
+
+/// Up to `limit` ISINs of `source_id` with an inactive version of `generation` or later: an
+/// import that did not publish may have written such versions without a change row (see
+/// `import::units`), and taking it back finds them here.
+pub fn unpublished_inactive(
+    conn: &mut DbConnection,
+    source_id: SourceId,
+    generation: i64,
+    limit: i64,
+) -> QueryResult<Vec<String>> {
+    // `NOT active`, as the partial index `isin_records_inactive` says it, so both databases use it.
+    isin_records::table
+        .filter(isin_records::source_id.eq(source_id))
+        .filter(isin_records::since_gen.ge(generation))
+        .filter(diesel::dsl::not(isin_records::active))
+        .select(isin_records::isin)
+        .limit(limit)
+        .load(conn)
+}
+
 /// The ISIN `offset` places after `after` among `source_id`'s record versions (any version:
 /// this only picks chunk boundaries), or `None` when there are fewer.
 pub fn key_after(

@@ -14,6 +14,8 @@ pub mod run;
 pub mod schedule;
 pub mod session;
 pub mod source;
+pub mod source_file;
 pub mod text_columns;
 pub mod user;
+pub mod venue_record;
 pub mod worker;

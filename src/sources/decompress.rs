@@ -54,6 +54,10 @@ pub enum DecompressError {
         "the zip member {member} is compressed with {method}; only stored and deflate members can be read"
     )]
     UnsupportedCompression { member: String, method: String },
+    #[error("not a zip archive (a broken or wrong download?)")]
+    NotZip,
+    #[error("the zip must hold exactly one file, {expected}; it holds: {found}")]
+    NotSoleMember { expected: String, found: String },
 }
 
 /// The error inside the `io::Error` that reading past the size cap gives.
@@ -101,6 +105,39 @@ pub fn open(
         };
     let capped = Capped { inner: content, remaining: max_bytes, limit: max_bytes };
     Ok((container, Box::new(BufReader::with_capacity(BUFFER_BYTES, capped))))
+}
+
+/// Opens the zip at `path` for reading its one member, which must be named `member` exactly
+/// (publishers that ship one file per zip, such as ESMA FIRDS, promise that shape): anything
+/// else — not a zip, no member, several, another name — is refused before any content is read.
+/// The content is capped at `max_bytes` as [`open`] does.
+pub fn open_sole_member(
+    path: &Path,
+    member: &str,
+    max_bytes: u64,
+) -> Result<Box<dyn BufRead + Send>, DecompressError> {
+    let io_error = |source| DecompressError::Io { path: path.to_owned(), source };
+    let mut file = File::open(path).map_err(io_error)?;
+    let mut magic = [0u8; 4];
+    let sniffed = read_prefix(&mut file, &mut magic).map_err(io_error)?;
+    if !magic[..sniffed].starts_with(b"PK\x03\x04") && !magic[..sniffed].starts_with(b"PK\x05\x06") {
+        return Err(DecompressError::NotZip);
+    }
+    file.seek(SeekFrom::Start(0)).map_err(io_error)?;
+    let archive = zip::ZipArchive::new(file).map_err(zip_error)?;
+    let names: Vec<String> = archive
+        .file_names()
+        .map(|name| name.map(|name| name.into_owned()))
+        .collect::<Result<_, _>>()
+        .map_err(zip_error)?;
+    if names != [member] {
+        let found =
+            if names.is_empty() { "nothing".to_owned() } else { list(names.iter().map(String::as_str)) };
+        return Err(DecompressError::NotSoleMember { expected: member.to_owned(), found });
+    }
+    let (container, content) = open(path, Some(member), max_bytes)?;
+    debug_assert_eq!(container, Container::Zip { member: member.to_owned() });
+    Ok(content)
 }
 
 /// Fills as much of `buffer` as the file has; the number of bytes read.
@@ -478,6 +515,24 @@ mod tests {
         assert_eq!(error.to_string(), "the zip holds no .csv/.xml/.txt member: a.txt.bak, b.bin");
         let file = zip_of(&[]);
         assert!(matches!(open(file.path(), None, 1 << 20).err().unwrap(), DecompressError::EmptyZip));
+    }
+
+    #[test]
+    fn a_sole_member_is_read_and_any_other_shape_is_refused() {
+        let one = zip_of(&[("A_01of01.xml", b"<x/>")]);
+        let mut reader = open_sole_member(one.path(), "A_01of01.xml", 1 << 20).unwrap();
+        assert_eq!(read_to_end(&mut reader).unwrap(), b"<x/>");
+        let error = open_sole_member(one.path(), "B_01of01.xml", 1 << 20).err().unwrap();
+        assert_eq!(
+            error.to_string(),
+            "the zip must hold exactly one file, B_01of01.xml; it holds: A_01of01.xml"
+        );
+        let two = zip_of(&[("A_01of01.xml", b"<x/>"), ("readme.txt", b"hi")]);
+        let error = open_sole_member(two.path(), "A_01of01.xml", 1 << 20).err().unwrap();
+        assert!(error.to_string().ends_with("it holds: A_01of01.xml, readme.txt"), "{error}");
+        let mut plain = tempfile::NamedTempFile::new().unwrap();
+        plain.write_all(b"<x/>").unwrap();
+        assert!(matches!(open_sole_member(plain.path(), "x.xml", 1 << 20), Err(DecompressError::NotZip)));
     }
 
     #[test]

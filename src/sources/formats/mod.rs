@@ -8,7 +8,7 @@
 
 pub mod bounded;
 mod csv;
-mod firds;
+pub mod firds;
 mod gleif;
 mod xetra;
 

@@ -1,5 +1,8 @@
-//! ESMA FIRDS full reference data (FULINS, auth.017): one `RefData` element per (ISIN, venue),
-//! read as a stream of XML events so that a file of hundreds of megabytes never sits in memory.
+//! ESMA FIRDS reference data, read as a stream of XML events so that a file of hundreds of
+//! megabytes never sits in memory: the full file (FULINS, auth.017) has one `RefData` element per
+//! (ISIN, venue); [`records`] also reads the delta (DLTINS, auth.036: `NewRcrd`, `ModfdRcrd`,
+//! `TermntdRcrd`, `CancRcrd` inside `FinInstrm`) and the cancellations (FULCAN, auth.102:
+//! `CxlData`), each record with its kind. The `firds_fulins` format reads `RefData` only.
 //!
 //! Elements are matched by local name, with or without a namespace prefix. Only the five
 //! predefined entities and numeric character references are decoded: a DTD's entities are never
@@ -15,6 +18,10 @@ use super::bounded::LineTooLong;
 use super::{FormatError, Item, Listing, Rejected, Row, RowReader};
 use crate::domain::{Isin, Lei};
 
+pub mod records;
+
+pub use records::{FirdsItem, FirdsRecordReader, RecordKind};
+
 /// The longest text kept for one field; a longer one rejects its record instead of growing
 /// memory with a hostile file.
 const FIELD_MAX_BYTES: usize = 4096;
@@ -22,7 +29,8 @@ const FIELD_MAX_BYTES: usize = 4096;
 /// The element names the reader cares about (local names, without a namespace prefix).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Tag {
-    RefData,
+    /// A record element: one instrument on one venue.
+    Record(RecordKind),
     FinInstrmGnlAttrbts,
     TradgVnRltdAttrbts,
     Issr,
@@ -38,7 +46,12 @@ enum Tag {
 impl Tag {
     fn of(start: &BytesStart<'_>) -> Tag {
         match start.local_name().as_ref() {
-            "RefData" => Tag::RefData,
+            "RefData" => Tag::Record(RecordKind::RefData),
+            "NewRcrd" => Tag::Record(RecordKind::NewRcrd),
+            "ModfdRcrd" => Tag::Record(RecordKind::ModfdRcrd),
+            "TermntdRcrd" => Tag::Record(RecordKind::TermntdRcrd),
+            "CancRcrd" => Tag::Record(RecordKind::CancRcrd),
+            "CxlData" => Tag::Record(RecordKind::CxlData),
             "FinInstrmGnlAttrbts" => Tag::FinInstrmGnlAttrbts,
             "TradgVnRltdAttrbts" => Tag::TradgVnRltdAttrbts,
             "Issr" => Tag::Issr,
@@ -53,7 +66,7 @@ impl Tag {
     }
 }
 
-/// The children of `RefData` whose fields are read.
+/// The children of a record whose fields are read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
     General,
@@ -61,7 +74,7 @@ enum Part {
     Other,
 }
 
-/// The fields read from a `RefData`.
+/// The fields read from a record.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum FieldName {
     Isin,
@@ -75,7 +88,7 @@ enum FieldName {
 }
 
 impl FieldName {
-    /// The element's path inside `RefData`, for messages.
+    /// The element's path inside the record, for messages.
     fn path(self) -> &'static str {
         match self {
             FieldName::Isin => "FinInstrmGnlAttrbts/Id",
@@ -90,7 +103,7 @@ impl FieldName {
     }
 }
 
-/// What has been read of the current `RefData`.
+/// What has been read of the current record.
 #[derive(Debug, Default)]
 struct Record {
     isin: Option<String>,
@@ -155,8 +168,8 @@ impl Record {
     }
 
     /// A short description of the record for people (the XML has no lines worth quoting).
-    fn describe(&self, ordinal: u64) -> String {
-        let mut text = format!("RefData #{ordinal}");
+    fn describe(&self, kind: RecordKind, ordinal: u64) -> String {
+        let mut text = format!("{} #{ordinal}", kind.as_str());
         for (label, value) in
             [("Id", &self.isin), ("FullNm", &self.name), ("Issr", &self.issuer), ("venue", &self.mic)]
         {
@@ -176,8 +189,20 @@ fn date_part(mut value: String) -> String {
     value
 }
 
-/// Reads a FIRDS FULINS XML file record by record.
+/// Which record elements a reader reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Kinds {
+    /// `RefData` only (the `firds_fulins` format): any other element is not a record.
+    FullOnly,
+    /// Every kind of [`RecordKind`].
+    All,
+}
+
+/// Reads a FIRDS XML file record by record.
 pub(super) struct FirdsReader {
+    kinds: Kinds,
+    /// The kind of the open (or last) record.
+    kind: RecordKind,
     reader: Reader<Box<dyn BufRead + Send>>,
     /// The event buffer, reused for every event.
     buffer: Vec<u8>,
@@ -185,27 +210,34 @@ pub(super) struct FirdsReader {
     depth: usize,
     /// Whether any element has been seen.
     seen_root: bool,
-    /// The depth of the open `RefData`, if one is open.
+    /// The depth of the open record, if one is open.
     record_depth: Option<usize>,
-    /// The open child of `RefData`.
+    /// The open child of the record.
     part: Option<Part>,
     /// The open field element and its depth.
     field: Option<(FieldName, usize)>,
     /// The open field's text so far.
     text: String,
-    /// How many `RefData` elements have started.
+    /// How many records have started.
     ordinal: u64,
     record: Record,
     finished: bool,
 }
 
 impl FirdsReader {
+    /// A reader of the full file's `RefData` records.
     pub(super) fn new(input: Box<dyn BufRead + Send>) -> Self {
+        Self::reading(input, Kinds::FullOnly)
+    }
+
+    fn reading(input: Box<dyn BufRead + Send>, kinds: Kinds) -> Self {
         let mut reader = Reader::from_reader(input);
         let config = reader.config_mut();
         config.check_end_names = true;
         config.trim_text(false);
         FirdsReader {
+            kinds,
+            kind: RecordKind::RefData,
             reader,
             buffer: Vec::with_capacity(4096),
             depth: 0,
@@ -240,12 +272,16 @@ impl FirdsReader {
     fn open(&mut self, tag: Tag) {
         let depth = self.depth;
         match self.record_depth {
-            None if tag == Tag::RefData => {
-                self.record_depth = Some(depth);
-                self.ordinal += 1;
-                self.record = Record::default();
+            None => {
+                if let Tag::Record(kind) = tag
+                    && (self.kinds == Kinds::All || kind == RecordKind::RefData)
+                {
+                    self.kind = kind;
+                    self.record_depth = Some(depth);
+                    self.ordinal += 1;
+                    self.record = Record::default();
+                }
             }
-            None => {}
             Some(record) if depth == record + 1 => {
                 self.part = Some(match tag {
                     Tag::FinInstrmGnlAttrbts => Part::General,
@@ -280,7 +316,7 @@ impl FirdsReader {
     }
 
     /// Handles a closing tag at `self.depth` (before it is decreased); the finished record, if
-    /// this closes a `RefData`.
+    /// this closes one.
     fn close(&mut self) -> Option<Item> {
         let depth = self.depth;
         if let Some((field, field_depth)) = self.field
@@ -304,7 +340,7 @@ impl FirdsReader {
         }
         self.record_depth = None;
         let record = std::mem::take(&mut self.record);
-        let description = record.describe(self.ordinal);
+        let description = record.describe(self.kind, self.ordinal);
         Some(match record.into_row(self.ordinal) {
             Ok(row) => Item::Row(row),
             Err(reason) => Item::Rejected(Rejected::new(self.ordinal, reason, description.as_bytes())),
@@ -419,8 +455,9 @@ impl FirdsReader {
     }
 }
 
-impl RowReader for FirdsReader {
-    fn next_item(&mut self) -> Result<Option<Item>, FormatError> {
+impl FirdsReader {
+    /// The next record with its kind; `None` at the end of the file.
+    fn next_record(&mut self) -> Result<Option<(RecordKind, Item)>, FormatError> {
         if self.finished {
             return Ok(None);
         }
@@ -429,7 +466,7 @@ impl RowReader for FirdsReader {
         let result = loop {
             match self.step(&mut buffer) {
                 Ok(None) => continue,
-                Ok(Some(item)) => break Ok(item),
+                Ok(Some(item)) => break Ok(item.map(|item| (self.kind, item))),
                 Err(error) => break Err(error),
             }
         };
@@ -438,200 +475,11 @@ impl RowReader for FirdsReader {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use std::io::Cursor;
-
-    use super::*;
-    use crate::sources::formats::{Format, FormatOptions, open_reader};
-
-    fn read_all(xml: &str) -> Result<Vec<Item>, FormatError> {
-        let input: Box<dyn BufRead + Send> = Box::new(Cursor::new(xml.as_bytes().to_vec()));
-        let mut reader = open_reader(Format::FirdsFulins, &FormatOptions::default(), input)?;
-        let mut items = Vec::new();
-        while let Some(item) = reader.next_item()? {
-            items.push(item);
-        }
-        Ok(items)
-    }
-
-    /// A FULINS document with `records` inside the report.
-    fn document(records: &str) -> String {
-        format!(
-            r#"<?xml version="1.0" encoding="UTF-8"?><BizData xmlns="urn:iso:std:iso:20022:tech:xsd:head.003.001.01"><Hdr><AppHdr><Fr><OrgId><Id><OrgId><Othr><Id>EU</Id></Othr></OrgId></Id></OrgId></Fr></AppHdr></Hdr><Pyld><Document xmlns="urn:iso:std:iso:20022:tech:xsd:auth.017.001.02"><FinInstrmRptgRefDataRpt><RptHdr><RptgNtty><NtlCmptntAuthrty>EU</NtlCmptntAuthrty></RptgNtty></RptHdr>{records}</FinInstrmRptgRefDataRpt></Document></Pyld></BizData>"#
-        )
-    }
-
-    fn record(isin: &str, name: &str, lei: &str, venue: &str, extra: &str) -> String {
-        format!(
-            "<RefData><FinInstrmGnlAttrbts><Id>{isin}</Id><FullNm>{name}</FullNm><ShrtNm>X/SHS</ShrtNm>\
-             <ClssfctnTp>ESVUFR</ClssfctnTp><NtnlCcy>EUR</NtnlCcy><CmmdtyDerivInd>false</CmmdtyDerivInd>\
-             </FinInstrmGnlAttrbts><Issr>{lei}</Issr><TradgVnRltdAttrbts><Id>{venue}</Id><IssrReq>true</IssrReq>\
-             <FrstTradDt>2007-11-25T07:00:00Z</FrstTradDt>{extra}</TradgVnRltdAttrbts><TechAttrbts>\
-             <RlvntCmptntAuthrty>DE</RlvntCmptntAuthrty><RlvntTradgVn>XETR</RlvntTradgVn></TechAttrbts></RefData>"
-        )
-    }
-
-    fn row(item: &Item) -> &Row {
-        match item {
-            Item::Row(row) => row,
-            Item::Rejected(rejected) => panic!("rejected: {rejected:?}"),
-        }
-    }
-
-    fn reason(item: &Item) -> (u64, &str) {
-        match item {
-            Item::Rejected(rejected) => (rejected.line, rejected.reason.as_str()),
-            Item::Row(row) => panic!("a row: {row:?}"),
-        }
-    }
-
-    #[test]
-    fn each_refdata_is_a_row_with_its_fields() {
-        let xml = document(&format!(
-            "{}{}",
-            record("DE000BAY0017", "Bayer AG", "5493001KJTIIGC8Y1R12", "XETR", ""),
-            record(
-                "DE000BAY0017",
-                "Bayer AG",
-                "5493001KJTIIGC8Y1R12",
-                "XFRA",
-                "<TermntnDt>2024-01-31T23:59:59Z</TermntnDt>"
-            ),
-        ));
-        let items = read_all(&xml).unwrap();
-        assert_eq!(items.len(), 2);
-        let first = row(&items[0]);
-        assert_eq!(first.line, 1);
-        assert_eq!(first.isin.as_str(), "DE000BAY0017");
-        assert_eq!(first.name.as_deref(), Some("Bayer AG"));
-        assert_eq!(first.cfi.as_deref(), Some("ESVUFR"));
-        assert_eq!(first.currency.as_deref(), Some("EUR"));
-        assert_eq!(first.lei.map(|lei| lei.to_string()).as_deref(), Some("5493001KJTIIGC8Y1R12"));
-        assert_eq!(
-            first.listing,
-            Some(Listing {
-                venue: Some("XETR".to_owned()),
-                first_trading: Some("2007-11-25".to_owned()),
-                ..Listing::default()
-            })
-        );
-        assert_eq!(first.listing_key(), "XETR");
-        let second = row(&items[1]);
-        assert_eq!(second.line, 2);
-        assert_eq!(second.listing_key(), "XFRA");
-        assert_eq!(second.listing.as_ref().unwrap().termination.as_deref(), Some("2024-01-31"));
-    }
-
-    #[test]
-    fn namespace_prefixes_do_not_matter() {
-        let xml = r#"<?xml version="1.0"?><h:BizData xmlns:h="urn:h" xmlns:a="urn:a"><h:Pyld><a:Document><a:FinInstrmRptgRefDataRpt><a:RefData><a:FinInstrmGnlAttrbts><a:Id>US0378331005</a:Id><a:FullNm>Apple Inc.</a:FullNm></a:FinInstrmGnlAttrbts><a:TradgVnRltdAttrbts><a:Id>XETR</a:Id></a:TradgVnRltdAttrbts></a:RefData></a:FinInstrmRptgRefDataRpt></a:Document></h:Pyld></h:BizData>"#;
-        let items = read_all(xml).unwrap();
-        let apple = row(&items[0]);
-        assert_eq!(
-            (apple.isin.as_str(), apple.name.as_deref(), apple.lei),
-            ("US0378331005", Some("Apple Inc."), None)
-        );
-        assert_eq!(apple.listing_key(), "XETR");
-    }
-
-    #[test]
-    fn predefined_entities_and_character_references_are_decoded() {
-        let xml = document(&record(
-            "DE000BAY0017",
-            "M&#252;ller &amp; S&#xF6;hne &lt;Brands&gt; &quot;Q&quot; d&apos;&#201;nergie <![CDATA[& Co]]>",
-            "5493001KJTIIGC8Y1R12",
-            "XETR",
-            "",
-        ));
-        let items = read_all(&xml).unwrap();
-        assert_eq!(row(&items[0]).name.as_deref(), Some("Müller & Söhne <Brands> \"Q\" d'Énergie & Co"));
-    }
-
-    #[test]
-    fn a_declared_entity_is_never_expanded_and_rejects_its_record() {
-        let xml = format!(
-            "<?xml version=\"1.0\"?><!DOCTYPE BizData [<!ENTITY boom \"BOOM-TEXT\"><!ENTITY file SYSTEM \"file:///etc/passwd\">]>{}",
-            &document(&format!(
-                "{}{}{}",
-                record("DE000BAY0017", "Bayer &boom; AG", "5493001KJTIIGC8Y1R12", "XETR", ""),
-                record("US0378331005", "Apple &file;", "HWUPKR0MPOU8FGXBT394", "XETR", ""),
-                record("GB00B03MLX29", "Royal Dutch", "HWUPKR0MPOU8FGXBT394", "XLON", ""),
-            ))["<?xml version=\"1.0\" encoding=\"UTF-8\"?>".len()..]
-        );
-        let items = read_all(&xml).unwrap();
-        assert_eq!(reason(&items[0]), (1, "unknown entity &boom;"));
-        assert_eq!(reason(&items[1]), (2, "unknown entity &file;"));
-        assert_eq!(row(&items[2]).isin.as_str(), "GB00B03MLX29");
-        for item in &items {
-            let text = format!("{item:?}");
-            assert!(!text.contains("BOOM-TEXT") && !text.contains("root:"), "{text}");
-        }
-    }
-
-    #[test]
-    fn bad_records_are_rejected_and_the_rest_read() {
-        let xml = document(&format!(
-            "{}{}{}{}{}",
-            record("US0378331000", "Wrong check digit", "HWUPKR0MPOU8FGXBT394", "XETR", ""),
-            "<RefData><Issr>HWUPKR0MPOU8FGXBT394</Issr></RefData>",
-            record("US0378331005", "Bad LEI", "HWUPKR0MPOU8FGXBT395", "XETR", ""),
-            "<RefData/>",
-            record("US0378331005", "Good", "HWUPKR0MPOU8FGXBT394", "XETR", ""),
-        ));
-        let items = read_all(&xml).unwrap();
-        assert_eq!(reason(&items[0]), (1, "ISIN: check digit: 0, expected 5"));
-        assert_eq!(reason(&items[1]), (2, "no ISIN: the record has no FinInstrmGnlAttrbts/Id"));
-        assert_eq!(reason(&items[2]), (3, "LEI: check digits: 95, expected 94"));
-        assert_eq!(reason(&items[3]), (4, "no ISIN: the record has no FinInstrmGnlAttrbts/Id"));
-        assert_eq!(row(&items[4]).line, 5);
-        let Item::Rejected(rejected) = &items[0] else { panic!() };
-        assert_eq!(
-            rejected.raw,
-            r#"RefData #1 Id="US0378331000" FullNm="Wrong check digit" Issr="HWUPKR0MPOU8FGXBT394" venue="XETR""#
-        );
-    }
-
-    #[test]
-    fn nothing_is_trimmed() {
-        let xml = document(&record(" US0378331005", "Apple", "HWUPKR0MPOU8FGXBT394", "XETR", ""));
-        let items = read_all(&xml).unwrap();
-        assert_eq!(reason(&items[0]), (1, "ISIN: length: 13 characters, an ISIN has 12"));
-    }
-
-    #[test]
-    fn a_truncated_file_fails_with_a_position() {
-        let xml = document(&record("US0378331005", "Apple", "HWUPKR0MPOU8FGXBT394", "XETR", ""));
-        for cut in [xml.len() / 2, xml.len() - 5, xml.len() - 12] {
-            let result = read_all(&xml[..cut]);
-            match result {
-                Err(FormatError::Xml { position, message }) => {
-                    assert!(position > 0 && position <= cut as u64, "{position} {message}");
-                }
-                other => panic!("cut at {cut}: {other:?}"),
-            }
-        }
-    }
-
-    #[test]
-    fn malformed_xml_and_other_files_fail() {
-        for text in ["<BizData><RefData></BizData>", "LEI,ISIN\n5493001KJTIIGC8Y1R12,US0378331005\n", ""] {
-            assert!(matches!(read_all(text), Err(FormatError::Xml { .. })), "{text:?}");
-        }
-        let error = read_all("<a><b>&undefined</b></a>").unwrap_err();
-        assert!(matches!(error, FormatError::Xml { .. }), "{error}");
-    }
-
-    #[test]
-    fn an_overlong_field_rejects_its_record() {
-        let name = "x".repeat(FIELD_MAX_BYTES + 1);
-        let xml = document(&record("US0378331005", &name, "HWUPKR0MPOU8FGXBT394", "XETR", ""));
-        let items = read_all(&xml).unwrap();
-        assert_eq!(reason(&items[0]), (1, "FinInstrmGnlAttrbts/FullNm is longer than 4096 bytes"));
-    }
-
-    #[test]
-    fn a_report_without_records_is_empty() {
-        assert_eq!(read_all(&document("")).unwrap(), []);
+impl RowReader for FirdsReader {
+    fn next_item(&mut self) -> Result<Option<Item>, FormatError> {
+        Ok(self.next_record()?.map(|(_, item)| item))
     }
 }
+
+#[cfg(test)]
+mod tests;

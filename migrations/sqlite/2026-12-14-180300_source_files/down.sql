@@ -1,0 +1,2 @@
+DROP INDEX isin_records_inactive;
+DROP TABLE source_files;

@@ -1,0 +1,520 @@
+//! ESMA FIRDS files applied as units, as a FIRDS source takes them: the multi-part full set of
+//! `tests/data/publishers/` (a copy of the shared publisher fixtures), then each delta day and the
+//! cancellations file, in the README's apply order. After every unit the source must be exactly
+//! what `expected.json` says — outcome counts, ISIN and (ISIN, MIC) totals, the diff and its
+//! ISINs — and after the last, every (ISIN, MIC) record. A unit with a bad file changes nothing
+//! and names the file; a file applied once is not applied again.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use chrono::NaiveDate;
+use common::{Backend, TestDatabase};
+use diesel::prelude::*;
+use isinbeat::db::DbConnection;
+use isinbeat::db::schema::isin_changes;
+use isinbeat::domain::{RunId, SourceId, UnitKind};
+use isinbeat::import::{
+    self, ImportError, Observer, Phase, Progress, Stats, UnitFile, UnitFiles, UnitOutcome,
+};
+use isinbeat::jobs::download_isins;
+use isinbeat::models::source::{self, NewSource, SourceChanges};
+use isinbeat::models::{source_file, venue_record};
+use serde_json::Value;
+
+on_both_backends!(
+    the_fixture_week_applied_unit_by_unit_is_what_expected_json_says_after_every_step,
+    a_full_set_with_a_bad_part_imports_nothing_and_names_the_part,
+    a_delta_day_that_fails_changes_nothing_and_applies_cleanly_afterwards,
+    a_file_applied_once_is_refused_the_second_time,
+);
+
+fn data() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/data/publishers")
+}
+
+fn expected() -> Value {
+    serde_json::from_str(&std::fs::read_to_string(data().join("expected.json")).unwrap()).unwrap()
+}
+
+/// A migrated database and a connection to it.
+fn migrated(backend: Backend) -> Option<(TestDatabase, DbConnection)> {
+    let database = TestDatabase::create(backend)?;
+    let url = isinbeat::config::DatabaseUrl::parse(&database.url()).unwrap();
+    let mut conn = isinbeat::db::establish(&url).unwrap();
+    isinbeat::db::run_migrations(&mut conn).unwrap();
+    Some((database, conn))
+}
+
+fn firds_source(conn: &mut DbConnection, name: &str) -> SourceId {
+    let settings = SourceChanges {
+        name: name.to_owned(),
+        url: "https://registers.esma.europa.eu/solr/esma_registers_firds_files/select".to_owned(),
+        format: "firds_fulins".to_owned(),
+        options: "{}".to_owned(),
+        enabled: true,
+        max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
+    };
+    source::insert(conn, &NewSource::new(settings, None)).unwrap().id
+}
+
+struct Quiet;
+
+impl Observer for Quiet {
+    fn progress(&self, _progress: &Progress) {}
+
+    fn check_stop(&self) -> Result<(), String> {
+        Ok(())
+    }
+}
+
+/// Stops the import at the first check after it has written its records and the first LEIs
+/// (as a cancel would): just before it would publish.
+#[derive(Default)]
+struct StopAfterWriting {
+    wrote: AtomicBool,
+}
+
+impl Observer for StopAfterWriting {
+    fn progress(&self, progress: &Progress) {
+        if progress.phase == Phase::Indexing {
+            self.wrote.store(true, Ordering::SeqCst);
+        }
+    }
+
+    fn check_stop(&self) -> Result<(), String> {
+        if self.wrote.load(Ordering::SeqCst) { Err("cancelled by the test".to_owned()) } else { Ok(()) }
+    }
+}
+
+/// The file `name` of the fixtures as a unit file, with its listed link and MD5.
+fn unit_file(name: &str, path: &Path) -> UnitFile {
+    let expected = expected();
+    let listed = expected["esma"]["listing_by_date"]
+        .as_object()
+        .unwrap()
+        .values()
+        .flat_map(|day| day["files"].as_array().unwrap())
+        .find(|file| file["file_name"] == name)
+        .unwrap_or_else(|| panic!("{name} is not listed"))
+        .clone();
+    let date =
+        name.split('_').find(|part| part.len() == 8 && part.bytes().all(|b| b.is_ascii_digit())).unwrap();
+    UnitFile {
+        name: name.to_owned(),
+        path: path.to_owned(),
+        publication_date: NaiveDate::parse_from_str(date, "%Y%m%d").unwrap(),
+        url: listed["download_link"].as_str().unwrap().to_owned(),
+        md5: listed["checksum_md5"].as_str().map(str::to_owned),
+    }
+}
+
+fn unit(kind: UnitKind, names: &[&str]) -> UnitFiles {
+    let files = names.iter().map(|name| unit_file(name, &data().join("esma").join(name))).collect();
+    UnitFiles { kind, files }
+}
+
+fn kind_of(step: &Value) -> UnitKind {
+    let first = step["files"][0].as_str().unwrap();
+    match &first[..6] {
+        "FULINS" => UnitKind::FullSet,
+        "DLTINS" => UnitKind::Delta,
+        "FULCAN" => UnitKind::Cancellations,
+        other => panic!("unknown file type {other}"),
+    }
+}
+
+fn names(step: &Value) -> Vec<&str> {
+    step["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect()
+}
+
+fn apply(
+    conn: &mut DbConnection,
+    source_id: SourceId,
+    unit: &UnitFiles,
+    observer: &dyn Observer,
+) -> (RunId, Result<Stats, ImportError>) {
+    let run_id = download_isins::start_foreground(conn, "firds unit", "{}", &"test".into()).unwrap();
+    let options = import::Options::default();
+    (run_id, import::import_unit(conn, source_id, run_id, unit, &options, observer))
+}
+
+fn changed_isins(conn: &mut DbConnection, run_id: RunId, kind: &str) -> Vec<String> {
+    isin_changes::table
+        .filter(isin_changes::run_id.eq(run_id))
+        .filter(isin_changes::kind.eq(kind))
+        .order(isin_changes::isin.asc())
+        .select(isin_changes::isin)
+        .load(conn)
+        .unwrap()
+}
+
+/// The non-zero outcome counts, named as `expected.json` names them.
+fn outcome_counts(outcome: &UnitOutcome, invalid: u64) -> BTreeMap<String, u64> {
+    [
+        ("inserted", outcome.inserted),
+        ("updated", outcome.updated),
+        ("noop", outcome.noop),
+        ("terminated", outcome.terminated),
+        ("cancelled", outcome.cancelled),
+        ("reactivated", outcome.reactivated),
+        ("unknown_skipped", outcome.unknown_skipped),
+        ("modified_unknown", outcome.modified_unknown),
+        ("inserted_terminated", outcome.inserted_terminated),
+        ("invalid", invalid),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(name, n)| (name.to_owned(), n))
+    .collect()
+}
+
+fn counts_of(value: &Value) -> BTreeMap<String, u64> {
+    value.as_object().map_or_else(BTreeMap::new, |map| {
+        map.iter().map(|(key, n)| (key.clone(), n.as_u64().unwrap())).collect()
+    })
+}
+
+/// What people see of a source: (generation, active ISINs, inactive ISINs) and every venue
+/// record as (isin, mic, name, cfi, currency, lei, termination, active, status).
+type Seen = ((i64, i64, i64), Vec<Value>);
+
+fn seen(conn: &mut DbConnection, source_id: SourceId) -> Seen {
+    let found = source::find(conn, source_id).unwrap().unwrap();
+    let mut records: Vec<Value> = venue_record::all_of_source(conn, source_id)
+        .unwrap()
+        .into_iter()
+        .map(|r| {
+            serde_json::json!({
+                "isin": r.isin, "mic": r.mic, "name": r.name, "cfi": r.cfi, "currency": r.currency,
+                "lei": r.lei, "termination_date": r.termination_date, "active": r.active,
+                "status": r.status.as_str(),
+            })
+        })
+        .collect();
+    records.sort_by_key(|r| {
+        (r["isin"].as_str().unwrap().to_owned(), r["mic"].as_str().unwrap_or("").to_owned())
+    });
+    ((found.generation, found.active_isins, found.inactive_isins), records)
+}
+
+fn count_where(records: &[Value], field: &str, value: Value) -> u64 {
+    records.iter().filter(|r| r[field] == value).count() as u64
+}
+
+async fn the_fixture_week_applied_unit_by_unit_is_what_expected_json_says_after_every_step(backend: Backend) {
+    let Some((_database, mut conn)) = migrated(backend) else { return };
+    let source_id = firds_source(&mut conn, "esma-firds");
+    let expected = expected();
+    let esma = &expected["esma"];
+    let steps = esma["steps"].as_array().unwrap();
+    let order: Vec<&str> = steps.iter().flat_map(names).collect();
+    let apply_order: Vec<&str> =
+        esma["apply_order"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert_eq!(order, apply_order, "the steps are the README's apply order");
+
+    for step in steps {
+        let label = step["unit"].as_str().unwrap();
+        let (run_id, result) = apply(&mut conn, source_id, &unit(kind_of(step), &names(step)), &Quiet);
+        let stats = result.unwrap_or_else(|e| panic!("{label}: {e}"));
+        let outcome = stats.unit.clone().unwrap();
+        assert_eq!(outcome.records_read, step["records_read"].as_u64().unwrap(), "{label}: records read");
+        assert_eq!(stats.rows, outcome.records_read, "{label}");
+        assert_eq!(outcome.files, names(step), "{label}");
+        if let Some(kinds) = step.get("records_by_kind") {
+            assert_eq!(outcome.records_by_kind, counts_of(kinds), "{label}: records by kind");
+        }
+        if let Some(expected_outcome) = step.get("outcome") {
+            assert_eq!(
+                outcome_counts(&outcome, stats.invalid),
+                counts_of(expected_outcome),
+                "{label}: outcome"
+            );
+        }
+        if let Some(invalid) = step.get("invalid") {
+            assert_eq!(stats.invalid, invalid.as_u64().unwrap(), "{label}: invalid");
+        }
+        if let Some(duplicates) = step.get("duplicates") {
+            assert_eq!(stats.duplicates, duplicates.as_u64().unwrap(), "{label}: duplicates");
+        }
+
+        let ((_, active, inactive), records) = seen(&mut conn, source_id);
+        let isins = &step["isins"];
+        assert_eq!(
+            (active + inactive, active, inactive),
+            (
+                isins["total"].as_i64().unwrap(),
+                isins["active"].as_i64().unwrap(),
+                isins["inactive"].as_i64().unwrap()
+            ),
+            "{label}: ISINs total / active / inactive"
+        );
+        assert_eq!(stats.active, active, "{label}");
+        let mut distinct: Vec<&str> = records.iter().map(|r| r["isin"].as_str().unwrap()).collect();
+        distinct.dedup();
+        let active_isins = records
+            .iter()
+            .filter(|r| r["active"] == true)
+            .map(|r| r["isin"].as_str().unwrap())
+            .collect::<std::collections::BTreeSet<_>>();
+        assert_eq!(
+            (distinct.len() as i64, active_isins.len() as i64),
+            (active + inactive, active),
+            "{label}: counts match the records"
+        );
+        let totals = &step["records"];
+        assert_eq!(
+            [
+                records.len() as u64,
+                count_where(&records, "active", true.into()),
+                count_where(&records, "active", false.into()),
+                count_where(&records, "status", "terminated".into()),
+                count_where(&records, "status", "cancelled".into()),
+            ],
+            ["total", "active", "inactive", "terminated", "cancelled"].map(|k| totals[k].as_u64().unwrap()),
+            "{label}: (ISIN, MIC) total / active / inactive / terminated / cancelled"
+        );
+
+        let diff = &step["diff"];
+        assert_eq!(
+            (stats.added, stats.removed, stats.changed),
+            (
+                diff["added"].as_u64().unwrap(),
+                diff["removed"].as_u64().unwrap(),
+                diff["changed"].as_u64().unwrap()
+            ),
+            "{label}: added / removed / changed"
+        );
+        for (kind, list) in
+            [("added", "added_isins"), ("removed", "removed_isins"), ("changed", "changed_isins")]
+        {
+            let rows = changed_isins(&mut conn, run_id, kind);
+            assert_eq!(rows.len() as u64, diff[kind].as_u64().unwrap(), "{label}: {kind} change rows");
+            if let Some(isins) = diff.get(list) {
+                let isins: Vec<&str> =
+                    isins.as_array().unwrap().iter().map(|i| i.as_str().unwrap()).collect();
+                assert_eq!(rows, isins, "{label}: {list}");
+            }
+        }
+    }
+
+    let (_, records) = seen(&mut conn, source_id);
+    let final_records = esma["final_records_sorted_by_isin_mic"].as_array().unwrap();
+    assert_eq!(records.len(), final_records.len());
+    for (got, want) in records.iter().zip(final_records) {
+        assert_eq!(got, want);
+    }
+
+    let applied = source_file::applied_to(&mut conn, source_id).unwrap();
+    assert_eq!(applied.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), apply_order);
+    assert_eq!(applied[0].kind, UnitKind::FullSet);
+    assert_eq!(
+        applied[0].bytes,
+        std::fs::metadata(data().join("esma").join(apply_order[0])).unwrap().len() as i64
+    );
+    assert_eq!(applied[0].sha256.len(), 64);
+    assert_eq!(applied[0].url, format!("https://firds.esma.europa.eu/firds/{}", apply_order[0]));
+    let date = |text: &str| NaiveDate::parse_from_str(text, "%Y-%m-%d").unwrap();
+    assert_eq!(source_file::newest_full_set_date(&mut conn, source_id).unwrap(), Some(date("2025-01-04")));
+    assert_eq!(source_file::last_delta_date(&mut conn, source_id).unwrap(), Some(date("2025-01-08")));
+    let last = unit_file(apply_order[9], Path::new("unused"));
+    assert!(source_file::is_applied(&mut conn, source_id, &last.name, last.md5.as_deref()).unwrap());
+    assert!(
+        !source_file::is_applied(&mut conn, source_id, &last.name, Some("00000000000000000000000000000000"))
+            .unwrap()
+    );
+    assert!(!source_file::is_applied(&mut conn, source_id, "DLTINS_20250109_01of01.zip", None).unwrap());
+}
+
+/// `file`'s bytes written to `dir` under its own name, changed by `change`.
+fn altered(dir: &Path, file: &str, change: impl FnOnce(Vec<u8>) -> Vec<u8>) -> PathBuf {
+    let path = dir.join(file);
+    std::fs::write(&path, change(std::fs::read(data().join("esma").join(file)).unwrap())).unwrap();
+    path
+}
+
+/// A zip of `members`, as a FIRDS zip is made (deflated).
+fn zip_of(members: &[(&str, &[u8])]) -> Vec<u8> {
+    use std::io::Write;
+    let mut writer = zip::ZipWriter::new(std::io::Cursor::new(Vec::new()));
+    for (name, content) in members {
+        writer.start_file(*name, zip::write::SimpleFileOptions::default()).unwrap();
+        writer.write_all(content).unwrap();
+    }
+    writer.finish().unwrap().into_inner()
+}
+
+/// The XML inside the fixture zip `file`.
+fn xml_of(file: &str) -> Vec<u8> {
+    use std::io::Read;
+    let mut archive =
+        zip::ZipArchive::new(std::fs::File::open(data().join("esma").join(file)).unwrap()).unwrap();
+    let mut member = archive.by_index(0).unwrap();
+    let mut xml = Vec::new();
+    member.read_to_end(&mut xml).unwrap();
+    xml
+}
+
+/// The full set with its part `bad` replaced by `path` (and no listed MD5 for it).
+fn full_set_with(bad: &str, path: &Path) -> UnitFiles {
+    let mut unit = unit(
+        UnitKind::FullSet,
+        &["FULINS_D_20250104_01of01.zip", "FULINS_E_20250104_01of02.zip", "FULINS_E_20250104_02of02.zip"],
+    );
+    for file in &mut unit.files {
+        if file.name == bad {
+            file.path = path.to_owned();
+            file.md5 = None;
+        }
+    }
+    unit
+}
+
+async fn a_full_set_with_a_bad_part_imports_nothing_and_names_the_part(backend: Backend) {
+    let Some((_database, mut conn)) = migrated(backend) else { return };
+    let source_id = firds_source(&mut conn, "esma-firds");
+    let dir = tempfile::tempdir().unwrap();
+    let part = "FULINS_E_20250104_02of02.zip";
+    let member = "FULINS_E_20250104_02of02.xml";
+    let xml = xml_of(part);
+    let broken: Vec<(&str, UnitFiles)> = vec![
+        (
+            "cut short",
+            full_set_with(part, &altered(dir.path(), part, |bytes| bytes[..bytes.len() / 2].to_vec())),
+        ),
+        ("two members", {
+            let path = dir.path().join("two").join(part);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, zip_of(&[(member, &xml), ("README.txt", b"extra")])).unwrap();
+            full_set_with(part, &path)
+        }),
+        ("broken XML", {
+            let path = dir.path().join("xml").join(part);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(&path, zip_of(&[(member, &xml[..xml.len() - 300])])).unwrap();
+            full_set_with(part, &path)
+        }),
+        ("wrong MD5", {
+            let mut unit = full_set_with(part, &data().join("esma").join(part));
+            unit.files[2].md5 = Some("0521318883d519a0ddc772cbc578768c".to_owned());
+            unit
+        }),
+    ];
+    let before = seen(&mut conn, source_id);
+    for (what, unit) in &broken {
+        let (_, result) = apply(&mut conn, source_id, unit, &Quiet);
+        let error = result.err().unwrap_or_else(|| panic!("{what}: the set was imported"));
+        assert!(error.to_string().starts_with(&format!("{part}: ")), "{what}: {error}");
+        assert_eq!(seen(&mut conn, source_id), before, "{what}: something changed");
+        assert!(source_file::applied_to(&mut conn, source_id).unwrap().is_empty(), "{what}");
+    }
+    assert_eq!(before, ((0, 0, 0), Vec::new()));
+    // The good set goes in whole after all that.
+    let good =
+        unit(UnitKind::FullSet, &["FULINS_D_20250104_01of01.zip", "FULINS_E_20250104_01of02.zip", part]);
+    let (_, result) = apply(&mut conn, source_id, &good, &Quiet);
+    assert_eq!(result.unwrap().added, 650);
+}
+
+async fn a_delta_day_that_fails_changes_nothing_and_applies_cleanly_afterwards(backend: Backend) {
+    let Some((_database, mut conn)) = migrated(backend) else { return };
+    let source_id = firds_source(&mut conn, "esma-firds");
+    let expected = expected();
+    let steps = expected["esma"]["steps"].as_array().unwrap();
+    for step in &steps[..2] {
+        apply(&mut conn, source_id, &unit(kind_of(step), &names(step)), &Quiet).1.unwrap();
+    }
+    let before = seen(&mut conn, source_id);
+    let day = &steps[2];
+    let dir = tempfile::tempdir().unwrap();
+
+    // The last part's XML breaks off: parts 01 and 02 were read, nothing is applied.
+    let last = "DLTINS_20250106_03of03.zip";
+    let xml = xml_of(last);
+    let path = dir.path().join(last);
+    std::fs::write(&path, zip_of(&[("DLTINS_20250106_03of03.xml", &xml[..xml.len() - 40])])).unwrap();
+    let mut corrupt = unit(UnitKind::Delta, &names(day));
+    corrupt.files[2].path = path;
+    corrupt.files[2].md5 = None;
+    let (run_id, result) = apply(&mut conn, source_id, &corrupt, &Quiet);
+    let error = result.err().unwrap();
+    assert!(error.to_string().starts_with(&format!("{last}: the XML is not well-formed")), "{error}");
+    assert_eq!(seen(&mut conn, source_id), before);
+    assert!(changed_isins(&mut conn, run_id, "added").is_empty());
+
+    // Stopped after its records were written (a new inactive one among them): all taken back.
+    let stopper = StopAfterWriting::default();
+    let (run_id, result) = apply(&mut conn, source_id, &unit(UnitKind::Delta, &names(day)), &stopper);
+    assert!(matches!(result, Err(ImportError::Stopped(_))), "{result:?}");
+    assert!(stopper.wrote.load(Ordering::SeqCst), "the test must stop the import after it wrote");
+    assert_eq!(seen(&mut conn, source_id), before);
+    assert!(changed_isins(&mut conn, run_id, "added").is_empty());
+    assert_eq!(source_file::applied_to(&mut conn, source_id).unwrap().len(), 4);
+    let unpublished: i64 = isinbeat::db::schema::isin_records::table
+        .filter(isinbeat::db::schema::isin_records::since_gen.gt(before.0.0))
+        .count()
+        .get_result(&mut conn)
+        .unwrap();
+    assert_eq!(unpublished, 0, "the stopped import left records of its generation behind");
+
+    // A delta file in place of a cancellations file is refused as a whole.
+    let mut wrong = unit(UnitKind::Cancellations, &["DLTINS_20250106_01of03.zip"]);
+    wrong.files[0].md5 = None;
+    let error = apply(&mut conn, source_id, &wrong, &Quiet).1.err().unwrap();
+    assert_eq!(
+        error.to_string(),
+        "DLTINS_20250106_01of03.zip: the file holds a NewRcrd record, which a cancellations unit cannot hold \
+         (a file of another kind?)"
+    );
+    assert_eq!(seen(&mut conn, source_id), before);
+
+    // The day then applies as if nothing had happened.
+    let stats = apply(&mut conn, source_id, &unit(UnitKind::Delta, &names(day)), &Quiet).1.unwrap();
+    assert_eq!((stats.added, stats.removed, stats.changed), (2, 1, 3));
+    let ((_, active, inactive), records) = seen(&mut conn, source_id);
+    assert_eq!((active, inactive, records.len()), (651, 2, 1354));
+}
+
+async fn a_file_applied_once_is_refused_the_second_time(backend: Backend) {
+    let Some((_database, mut conn)) = migrated(backend) else { return };
+    let source_id = firds_source(&mut conn, "esma-firds");
+    let full = unit(
+        UnitKind::FullSet,
+        &["FULINS_D_20250104_01of01.zip", "FULINS_E_20250104_01of02.zip", "FULINS_E_20250104_02of02.zip"],
+    );
+    let day = unit(UnitKind::Delta, &["DLTINS_20250105_01of01.zip"]);
+    let (full_run, result) = apply(&mut conn, source_id, &full, &Quiet);
+    result.unwrap();
+    apply(&mut conn, source_id, &day, &Quiet).1.unwrap();
+    let before = seen(&mut conn, source_id);
+    for unit in [&full, &day] {
+        let error = apply(&mut conn, source_id, unit, &Quiet).1.err().unwrap();
+        assert!(matches!(error, ImportError::AlreadyApplied { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("{} was applied to this source already", unit.files[0].name)),
+            "{error}"
+        );
+        assert_eq!(seen(&mut conn, source_id), before);
+    }
+    let ImportError::AlreadyApplied { run_id, .. } =
+        apply(&mut conn, source_id, &full, &Quiet).1.err().unwrap()
+    else {
+        panic!()
+    };
+    assert_eq!(run_id, full_run);
+    // Forced, the day applies again and finds nothing to do.
+    let run_id = download_isins::start_foreground(&mut conn, "again", "{}", &"test".into()).unwrap();
+    let options = import::Options { force: true, ..import::Options::default() };
+    let stats = import::import_unit(&mut conn, source_id, run_id, &day, &options, &Quiet).unwrap();
+    let outcome = stats.unit.unwrap();
+    assert_eq!((outcome.noop, outcome.inserted, stats.changed), (3, 0, 0));
+    assert_eq!(seen(&mut conn, source_id).1, before.1);
+    assert_eq!(source_file::applied_to(&mut conn, source_id).unwrap().len(), 5);
+}
