@@ -17,6 +17,17 @@ pub enum UnitKind {
 
 named_choices!(UnitKind { FullSet => "full_set", Delta => "delta", Cancellations => "cancellations" });
 
+impl UnitKind {
+    /// As a person says it: "full set", "delta", "cancellations".
+    pub fn title(self) -> &'static str {
+        match self {
+            UnitKind::FullSet => "full set",
+            UnitKind::Delta => "delta",
+            UnitKind::Cancellations => "cancellations",
+        }
+    }
+}
+
 impl<'de> serde::Deserialize<'de> for UnitKind {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let name = String::deserialize(deserializer)?;

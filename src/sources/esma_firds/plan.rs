@@ -13,6 +13,7 @@ use chrono::{Days, NaiveDate};
 
 use super::list::{DayList, DayLister, ListError};
 use super::{FileKind, FileName, FirdsFile};
+pub use crate::domain::UnitKind;
 
 /// How far before the run's date a first full set is looked for: full sets are weekly.
 pub const DEFAULT_LOOKBACK_DAYS: u32 = 14;
@@ -26,28 +27,6 @@ pub struct Applied {
     pub through: Option<NaiveDate>,
     /// (name, MD5) of every file applied.
     pub files: HashSet<(String, String)>,
-}
-
-/// What one import applies.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum UnitKind {
-    /// Every part of every chosen CFI letter of one date's FULINS.
-    FullSet,
-    /// Every part of one day's DLTINS.
-    Delta,
-    /// Every part of one day's FULCAN.
-    Cancellations,
-}
-
-impl UnitKind {
-    /// As a person says it.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            UnitKind::FullSet => "full set",
-            UnitKind::Delta => "delta",
-            UnitKind::Cancellations => "cancellations",
-        }
-    }
 }
 
 /// The files one import applies, in the order they are applied: by CFI letter then part for a
@@ -66,7 +45,7 @@ impl fmt::Display for Unit {
         write!(
             f,
             "{} of {} ({count} file{})",
-            self.kind.as_str(),
+            self.kind.title(),
             self.date,
             if count == 1 { "" } else { "s" }
         )
