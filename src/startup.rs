@@ -140,6 +140,7 @@ fn seed_source(conn: &mut db::DbConnection, name: &str, url: &str, enabled: bool
         options: "{}".to_owned(),
         enabled,
         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
+        locator: crate::domain::locator::Locator::default().to_json(),
     };
     source::insert(conn, &NewSource::new(settings, None))
         .with_context(|| format!("Failed to create the source “{name}”"))

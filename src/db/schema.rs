@@ -242,6 +242,7 @@ diesel::table! {
         created_by -> Nullable<Int8>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        locator -> Text,
     }
 }
 

@@ -5,5 +5,6 @@
 pub mod decompress;
 pub mod fetch;
 pub mod formats;
+pub mod locators;
 pub mod outbound;
 pub mod sample;
