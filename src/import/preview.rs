@@ -71,7 +71,7 @@ pub fn preview(source: &Source, options: &Options, deadline: Instant) -> Result<
     let mut reader = formats::open_reader(format, &format_options, input)?;
     while let Some(item) = reader.next_item()? {
         preview.rows_read += 1;
-        if preview.rows_read % READ_BATCH as u64 == 0 && Instant::now() >= deadline {
+        if preview.rows_read.is_multiple_of(READ_BATCH as u64) && Instant::now() >= deadline {
             return Err(out_of_time());
         }
         match item {
