@@ -321,6 +321,11 @@ async fn locator_mistakes_are_shown_beside_their_fields_and_nothing_is_saved(bac
             "http:// or https://",
         ),
         (
+            source_form("bad", "gleif_isin_lei", "gleif_api", "", "", "http://10.1.2.3/"),
+            "error_files_base",
+            "is a private address",
+        ),
+        (
             source_form("bad", "gleif_isin_lei", "carrier_pigeon", "", "", ""),
             "error_locator",
             "Choose how the file is found",

@@ -286,10 +286,15 @@ impl SourceForm {
         {
             url = default.to_owned();
         }
-        for (field, raw) in [("files_base", &files_base), ("second_list_url", &second_list_url)] {
-            if let Ok(parsed) = url::Url::parse(raw)
-                && let Err(refused) = outbound.check_url(&parsed)
-            {
+        // The base URLs the locator uses must be reachable under the outbound policy.
+        let second = match &locator {
+            Some(Locator::EsmaFirds { second_list_url, .. }) => second_list_url.as_ref(),
+            _ => None,
+        };
+        let bases =
+            [("files_base", locator.as_ref().and_then(Locator::files_base)), ("second_list_url", second)];
+        for (field, base) in bases {
+            if let Some(Err(refused)) = base.map(|base| outbound.check_url(base)) {
                 errors.add(field, refused.0);
             }
         }

@@ -138,7 +138,10 @@ fn url_file_name(url: &url::Url) -> String {
     if decoded.is_empty() { mask_url_secrets(url.as_str()).into_owned() } else { decoded }
 }
 
+/// `text` with its `%XX` escapes decoded (invalid UTF-8 replaced).
 fn percent_decode(text: &str) -> String {
+    // The form decoder of the url crate decodes `%XX`; a `+` is escaped first so that it stays
+    // a plus rather than becoming a space, as it would in a form.
     url::form_urlencoded::parse(format!("x={}", text.replace('+', "%2B")).as_bytes())
         .next()
         .map(|(_, value)| value.into_owned())
