@@ -156,6 +156,7 @@ fn run_import(args: &[String]) {
                     options: "{}".to_owned(),
                     enabled: true,
                     max_shrink_percent: 100,
+                    ..SourceChanges::default()
                 },
                 None,
             ),

@@ -146,6 +146,7 @@ fn seed_source(
         options: "{}".to_owned(),
         enabled,
         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
+        locator: crate::domain::locator::Locator::default().to_json(),
     };
     source::insert(conn, &NewSource::new(settings, None))
         .with_context(|| format!("Failed to create the source “{name}”"))

@@ -161,6 +161,7 @@ fn add_source(pool: &DbPool, name: &str, url: &str) -> SourceId {
         enabled: true,
         // The files these tests alternate between differ by half: no shrink guard here.
         max_shrink_percent: 100,
+        ..SourceChanges::default()
     };
     source::insert(&mut pool.get().unwrap(), &NewSource::new(changes, None)).unwrap().id
 }
@@ -941,6 +942,7 @@ async fn misbehaving_source_servers_fail_their_runs_clearly_and_change_nothing(b
             options: "{}".to_owned(),
             enabled: true,
             max_shrink_percent: 100,
+            ..SourceChanges::default()
         };
         source::insert(&mut pool.get().unwrap(), &NewSource::new(changes, None)).unwrap();
         schedule_for("hostile-xml-daily", "hostile-xml")

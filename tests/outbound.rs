@@ -119,6 +119,7 @@ async fn saved_before_the_upgrade(app: &TestApp, name: &str, url: &str) -> Sourc
             options: r#"{"isin_column": "1", "header": false, "delimiter": ":"}"#.to_owned(),
             enabled: true,
             max_shrink_percent: 100,
+            ..SourceChanges::default()
         };
         source::insert(conn, &NewSource::new(changes, None)).unwrap().id
     })

@@ -64,6 +64,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
                         options: FormatOptions::default().to_json(),
                         enabled: true,
                         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
+                        locator: crate::domain::locator::Locator::default().to_json(),
                     },
                     None,
                 ),

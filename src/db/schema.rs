@@ -258,6 +258,7 @@ diesel::table! {
         created_by -> Nullable<Int8>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
+        locator -> Text,
     }
 }
 

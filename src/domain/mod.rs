@@ -7,6 +7,7 @@ pub mod ids;
 pub mod isin;
 pub mod isin_search;
 pub mod lei;
+pub mod locator;
 pub mod named_choices;
 pub mod password;
 pub mod policy;

@@ -4,7 +4,7 @@
 use serde_json::json;
 
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::{RunId, SourceId, mask_url_secrets};
+use crate::domain::{RunId, SourceId, mask_url_secrets, mask_urls_in_text};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::source::{self, NewSource, Source, SourceChanges};
 use crate::models::{isin_index, isin_record, schedule};
@@ -30,6 +30,12 @@ fn diff(before: &SourceChanges, after: &SourceChanges) -> serde_json::Value {
     if before.url != after.url && old_url == new_url {
         new_url.push_str(" (credentials changed)");
     }
+    // The locator's base URLs may carry credentials too.
+    let (old_locator, mut new_locator) =
+        (mask_urls_in_text(&before.locator), mask_urls_in_text(&after.locator).into_owned());
+    if before.locator != after.locator && old_locator == new_locator {
+        new_locator.push_str(" (credentials changed)");
+    }
     let pairs = [
         ("name", json!(before.name), json!(after.name)),
         ("url", json!(old_url), json!(new_url)),
@@ -37,6 +43,7 @@ fn diff(before: &SourceChanges, after: &SourceChanges) -> serde_json::Value {
         ("options", json!(before.options), json!(after.options)),
         ("enabled", json!(before.enabled), json!(after.enabled)),
         ("max_shrink_percent", json!(before.max_shrink_percent), json!(after.max_shrink_percent)),
+        ("locator", json!(old_locator), json!(new_locator)),
     ];
     let changed: serde_json::Map<String, serde_json::Value> = pairs
         .into_iter()

@@ -27,14 +27,17 @@ mod units;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::db::{DbConnection, write_transaction};
+use crate::domain::locator::Locator;
 use crate::domain::{RunId, SourceId};
 use crate::models::source::{self, Source};
 use crate::sources::decompress::{self, Container};
 use crate::sources::fetch::{self, Content, Fetched, Limits, Location, Previous};
 use crate::sources::formats::{self, Format, FormatOptions};
+use crate::sources::locators::{self, LocateError};
 use crate::sources::outbound::OutboundPolicy;
 
 pub use preview::{PREVIEW_ROWS, PREVIEW_SECONDS, Preview, preview};
@@ -61,6 +64,9 @@ pub struct Options {
     pub stale_after: Duration,
     /// What the download may reach (addresses, local folders).
     pub outbound: OutboundPolicy,
+    /// The day the run is for, which dated locators (`url_template`) fill in; today (UTC)
+    /// when `None`.
+    pub logical_date: Option<NaiveDate>,
 }
 
 impl Default for Options {
@@ -72,6 +78,7 @@ impl Default for Options {
             max_uncompressed_bytes: 64 << 30,
             stale_after: Duration::from_secs(60),
             outbound: OutboundPolicy::default(),
+            logical_date: None,
         }
     }
 }
@@ -121,6 +128,17 @@ pub struct Seconds {
     pub apply: f64,
 }
 
+/// The file a locator found for a run, as its run shows it.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LocatedFile {
+    /// Its name as published.
+    pub name: String,
+    /// Its address as listed (credentials masked).
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub published: Option<chrono::NaiveDateTime>,
+}
+
 /// A line left out, with why.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Problem {
@@ -142,6 +160,9 @@ pub struct Stats {
     pub bytes: u64,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub member: Option<String>,
+    /// The file the source's locator found (none for a fixed URL).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub file: Option<LocatedFile>,
     pub rows: u64,
     pub valid: u64,
     pub invalid: u64,
@@ -183,6 +204,9 @@ pub enum ImportError {
     Format(#[from] formats::FormatError),
     #[error("the source's settings are not valid: {0}")]
     Settings(String),
+    /// The source's locator found no file (or not exactly one).
+    #[error(transparent)]
+    Locate(#[from] LocateError),
     #[error(
         "the file would mark {removed} of {active} active ISINs inactive ({percent:.1} %), more than the {limit} % \
          this source allows: a truncated or wrong file? If the shrink is real, run it again with “accept shrink”"
@@ -289,7 +313,11 @@ fn new_stats(source: &Source) -> Stats {
 fn fetch_and_import_locked(conn: &mut DbConnection, import: &Import<'_>) -> Result<Stats, ImportError> {
     let Import { source, run_id, options, observer } = *import;
     let mut stats = new_stats(source);
-    let location = Location::parse(&source.url).map_err(ImportError::Settings)?;
+    let (location, file) = locate(source, options)?;
+    if let Some(file) = &file {
+        observer.log(&format!("found the file {} at {}", file.name, file.url));
+    }
+    stats.file = file;
     let previous = if options.force {
         Previous::default()
     } else {
@@ -317,6 +345,25 @@ fn fetch_and_import_locked(conn: &mut DbConnection, import: &Import<'_>) -> Resu
         }
         Fetched::Content(content) => import_content(conn, import, &content, stats),
     }
+}
+
+/// Where `source`'s file for this run is: its URL for the `url` locator (as it always was),
+/// otherwise what its locator finds for the run's logical date, with the file it found. The
+/// file's address changes with the file for `page_link` and `gleif_api`; the conditional GET
+/// and the sha256 comparison still keep an unchanged file from being imported again.
+fn locate(source: &Source, options: &Options) -> Result<(Location, Option<LocatedFile>), ImportError> {
+    let locator = Locator::from_json(&source.locator).map_err(ImportError::Settings)?;
+    if locator == (Locator::Url {}) {
+        return Ok((Location::parse(&source.url).map_err(ImportError::Settings)?, None));
+    }
+    let logical_date = options.logical_date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let located = locators::locate(&source.url, &locator, logical_date, &options.outbound, &options.limits)?;
+    let file = LocatedFile {
+        name: located.name,
+        url: crate::domain::mask_url_secrets(&located.listed_url).into_owned(),
+        published: located.published,
+    };
+    Ok((located.location, Some(file)))
 }
 
 /// Imports fetched content (the source's lock is held).

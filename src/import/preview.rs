@@ -7,7 +7,7 @@ use super::read::READ_BATCH;
 use super::{ImportError, Options, Problem, keep_problem};
 use crate::models::source::Source;
 use crate::sources::decompress::{self, Container};
-use crate::sources::fetch::{self, Fetched, Location, Previous};
+use crate::sources::fetch::{self, Fetched, Previous};
 use crate::sources::formats::{self, Format, FormatOptions, Item, Row};
 
 /// What a source's file holds, read without importing anything (the “test source” button).
@@ -15,6 +15,8 @@ use crate::sources::formats::{self, Format, FormatOptions, Item, Row};
 pub struct Preview {
     pub bytes: u64,
     pub member: Option<String>,
+    /// The file the source's locator found (none for a fixed URL).
+    pub file: Option<super::LocatedFile>,
     /// The first [`PREVIEW_ROWS`] valid rows.
     pub rows: Vec<Row>,
     pub rows_read: u64,
@@ -37,14 +39,14 @@ pub fn preview(source: &Source, options: &Options, deadline: Instant) -> Result<
     let format = Format::parse(&source.format)
         .ok_or_else(|| ImportError::Settings(format!("unknown format “{}”", source.format)))?;
     let format_options = FormatOptions::from_json(&source.options).map_err(ImportError::Settings)?;
-    let location = Location::parse(&source.url).map_err(ImportError::Settings)?;
+    let (location, file) = super::locate(source, options)?;
     let out_of_time = || {
         ImportError::Stopped(format!(
             "the test took longer than {} s; an import run is not limited this way",
             PREVIEW_SECONDS
         ))
     };
-    let mut preview = Preview::default();
+    let mut preview = Preview { file, ..Preview::default() };
     let before_deadline =
         |_, _| if Instant::now() < deadline { Ok(()) } else { Err(out_of_time().to_string()) };
     let content = match fetch::fetch_blocking(
@@ -69,7 +71,7 @@ pub fn preview(source: &Source, options: &Options, deadline: Instant) -> Result<
     let mut reader = formats::open_reader(format, &format_options, input)?;
     while let Some(item) = reader.next_item()? {
         preview.rows_read += 1;
-        if preview.rows_read % READ_BATCH as u64 == 0 && Instant::now() >= deadline {
+        if preview.rows_read.is_multiple_of(READ_BATCH as u64) && Instant::now() >= deadline {
             return Err(out_of_time());
         }
         match item {

@@ -31,10 +31,12 @@ pub struct Source {
     pub created_by: Option<UserId>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
+    /// How a run finds its file, from `url` on: JSON of [`crate::domain::locator::Locator`].
+    pub locator: String,
 }
 
 /// What a person sets on a source (the form's fields).
-#[derive(Debug, Clone, Default, PartialEq, Eq, AsChangeset)]
+#[derive(Debug, Clone, PartialEq, Eq, AsChangeset)]
 #[diesel(table_name = sources)]
 pub struct SourceChanges {
     pub name: String,
@@ -43,6 +45,23 @@ pub struct SourceChanges {
     pub options: String,
     pub enabled: bool,
     pub max_shrink_percent: i32,
+    /// JSON of [`crate::domain::locator::Locator`] (parsed where it is used).
+    pub locator: String,
+}
+
+impl Default for SourceChanges {
+    /// Blank settings that download the URL as it is.
+    fn default() -> Self {
+        Self {
+            name: String::new(),
+            url: String::new(),
+            format: String::new(),
+            options: String::new(),
+            enabled: false,
+            max_shrink_percent: 0,
+            locator: crate::domain::locator::Locator::default().to_json(),
+        }
+    }
 }
 
 /// A source to create.
@@ -55,6 +74,7 @@ pub struct NewSource {
     pub options: String,
     pub enabled: bool,
     pub max_shrink_percent: i32,
+    pub locator: String,
     pub created_by: Option<UserId>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -70,6 +90,7 @@ impl NewSource {
             options: settings.options,
             enabled: settings.enabled,
             max_shrink_percent: settings.max_shrink_percent,
+            locator: settings.locator,
             created_by,
             created_at: now,
             updated_at: now,
@@ -89,6 +110,7 @@ impl Source {
             options: self.options.clone(),
             enabled: self.enabled,
             max_shrink_percent: self.max_shrink_percent,
+            locator: self.locator.clone(),
         }
     }
 }

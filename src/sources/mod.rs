@@ -6,5 +6,6 @@ pub mod decompress;
 pub mod esma_firds;
 pub mod fetch;
 pub mod formats;
+pub mod locators;
 pub mod outbound;
 pub mod sample;

@@ -9,6 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
+use crate::domain::locator::{Locator, LocatorFields, LocatorKind, expand_template};
 use crate::domain::{Role, RunId, RunStatus, SourceId, mask_url_secrets, mask_urls_in_text};
 use crate::import::actions::{self, SourceActionError};
 use crate::import::{self, Preview};
@@ -56,6 +57,8 @@ struct DetailPage {
     page: Page,
     source: Source,
     format_title: &'static str,
+    locator_title: &'static str,
+    locator_is_url: bool,
     schedules: Vec<Schedule>,
     runs: Vec<Run>,
     importing: Option<RunId>,
@@ -78,6 +81,9 @@ pub async fn detail(
         .import_run_id
         .filter(|holder| runs.iter().any(|r| r.id == *holder && r.status == RunStatus::Running));
     let format_title = Format::parse(&found.format).map_or("unknown format", Format::title);
+    let locator = Locator::from_json(&found.locator);
+    let locator_title = locator.as_ref().map_or("unreadable locator", |l| l.kind().title());
+    let locator_is_url = locator.is_ok_and(|l| l == Locator::Url {});
     let mut found = found;
     hide_secrets(&mut found, &me);
     render(
@@ -86,6 +92,8 @@ pub async fn detail(
             page: Page::new(&session, Some(&me), NAV),
             source: found,
             format_title,
+            locator_title,
+            locator_is_url,
             schedules,
             runs,
             importing,
@@ -93,10 +101,22 @@ pub async fn detail(
     )
 }
 
-/// Masks the credentials in a source's URL for everyone but admins (the stored value is kept).
+/// Masks the credentials in a source's URL and its locator's base URLs for everyone but admins
+/// (the stored values are kept).
 pub(crate) fn hide_secrets(found: &mut Source, me: &CurrentUser) {
     if !me.can(Role::Admin) {
         found.url = mask_url_secrets(&found.url).into_owned();
+        found.locator = mask_urls_in_text(&found.locator).into_owned();
+    }
+}
+
+/// `typed` as the person meant it: a value sent back as it was shown (credentials masked) is
+/// the stored one.
+fn unmasked(typed: &str, stored: Option<&str>) -> String {
+    let typed = typed.trim();
+    match stored {
+        Some(stored) if typed != stored && typed == mask_url_secrets(stored) => stored.to_owned(),
+        _ => typed.to_owned(),
     }
 }
 
@@ -115,18 +135,48 @@ pub struct SourceForm {
     enabled: Option<String>,
     #[serde(default)]
     max_shrink_percent: String,
+    /// The locator's kind; blank is a fixed URL (forms and clients from before locators).
+    #[serde(default)]
+    locator: String,
+    #[serde(default)]
+    pattern: String,
+    #[serde(default)]
+    files_base: String,
+    #[serde(default)]
+    second_list_url: String,
+    #[serde(default)]
+    letters: String,
+    #[serde(default)]
+    list_format: String,
 }
 
 impl SourceForm {
     fn from_source(found: &Source) -> Self {
-        Self {
+        let locator = Locator::from_json(&found.locator).unwrap_or_default();
+        let url_text = |url: Option<&url::Url>| {
+            url.map(|u| mask_url_secrets(u.as_str()).into_owned()).unwrap_or_default()
+        };
+        let mut form = Self {
             name: found.name.clone(),
             url: found.url.clone(),
             format: found.format.clone(),
             options: if found.options == "{}" { String::new() } else { found.options.clone() },
             enabled: found.enabled.then(|| "on".to_owned()),
             max_shrink_percent: found.max_shrink_percent.to_string(),
+            locator: locator.kind().as_str().to_owned(),
+            files_base: url_text(locator.files_base()),
+            ..Self::default()
+        };
+        match locator {
+            Locator::PageLink { pattern, .. } => form.pattern = pattern,
+            Locator::EsmaFirds { second_list_url, letters, list_format, .. } => {
+                form.second_list_url = url_text(second_list_url.as_ref());
+                form.letters = letters.join(", ");
+                form.list_format = list_format.as_str().to_owned();
+            }
+            Locator::Url {} | Locator::UrlTemplate {} | Locator::GleifApi { .. } => {}
         }
+        form
     }
 
     fn blank() -> Self {
@@ -134,6 +184,7 @@ impl SourceForm {
             format: Format::GleifIsinLei.name().to_owned(),
             enabled: Some("on".to_owned()),
             max_shrink_percent: DEFAULT_MAX_SHRINK_PERCENT.to_string(),
+            locator: LocatorKind::Url.as_str().to_owned(),
             ..Self::default()
         }
     }
@@ -142,13 +193,9 @@ impl SourceForm {
         self.enabled.is_some()
     }
 
-    /// The settings, or the messages to show beside the fields. `stored_url` is the source's URL
-    /// before this edit: a URL sent back as it was shown (credentials masked) keeps it.
-    fn parse(
-        &self,
-        outbound: &OutboundPolicy,
-        stored_url: Option<&str>,
-    ) -> Result<SourceChanges, FormErrors> {
+    /// The settings, or the messages to show beside the fields. `stored` is the source before
+    /// this edit: a URL sent back as it was shown (credentials masked) keeps the stored one.
+    fn parse(&self, outbound: &OutboundPolicy, stored: Option<&Source>) -> Result<SourceChanges, FormErrors> {
         let mut errors = FormErrors::default();
         let name = self.name.trim().to_owned();
         if name.is_empty() {
@@ -156,21 +203,7 @@ impl SourceForm {
         } else if name.chars().count() > 200 {
             errors.add("name", "Use at most 200 characters.");
         }
-        let mut url = self.url.trim().to_owned();
-        if let Some(stored) = stored_url
-            && url != stored
-            && url == mask_url_secrets(stored)
-        {
-            url = stored.to_owned();
-        }
-        match Location::parse(&url) {
-            Err(problem) => errors.add("url", problem),
-            Ok(location) => {
-                if let Err(refused) = location.check(outbound) {
-                    errors.add("url", refused.0);
-                }
-            }
-        }
+        let (url, locator) = self.parse_location(outbound, stored, &mut errors);
         let format = Format::parse(&self.format);
         if format.is_none() {
             errors.add("format", "Choose a format.");
@@ -197,17 +230,100 @@ impl SourceForm {
                 0
             }
         };
-        match (errors.is_empty(), format, options) {
-            (true, Some(format), Some(options)) => Ok(SourceChanges {
+        match (errors.is_empty(), format, options, locator) {
+            (true, Some(format), Some(options), Some(locator)) => Ok(SourceChanges {
                 name,
                 url,
                 format: format.name().to_owned(),
                 options: options.to_json(),
                 enabled: self.is_enabled(),
                 max_shrink_percent: percent,
+                locator: locator.to_json(),
             }),
             _ => Err(errors),
         }
+    }
+
+    /// The URL (the publisher's when left blank for a locator that has one) and the locator,
+    /// each problem noted beside its field.
+    fn parse_location(
+        &self,
+        outbound: &OutboundPolicy,
+        stored: Option<&Source>,
+        errors: &mut FormErrors,
+    ) -> (String, Option<Locator>) {
+        let stored_locator = stored.and_then(|found| Locator::from_json(&found.locator).ok());
+        let stored_base = stored_locator.as_ref().and_then(Locator::files_base).map(url::Url::as_str);
+        let stored_second = match &stored_locator {
+            Some(Locator::EsmaFirds { second_list_url: Some(second), .. }) => Some(second.as_str()),
+            _ => None,
+        };
+        let files_base = unmasked(&self.files_base, stored_base);
+        let second_list_url = unmasked(&self.second_list_url, stored_second);
+        let kind =
+            if self.locator.trim().is_empty() { LocatorKind::Url.as_str() } else { self.locator.trim() };
+        let mut url = unmasked(&self.url, stored.map(|found| found.url.as_str()));
+        let fields = LocatorFields {
+            kind,
+            pattern: &self.pattern,
+            files_base: &files_base,
+            second_list_url: &second_list_url,
+            letters: &self.letters,
+            list_format: &self.list_format,
+        };
+        let locator = match Locator::from_fields(&fields, url.is_empty()) {
+            Ok(locator) => Some(locator),
+            Err(problems) => {
+                for (field, message) in problems {
+                    errors.add(if field == "kind" { "locator" } else { field }, message);
+                }
+                None
+            }
+        };
+        let kind = kind.parse::<LocatorKind>().ok();
+        if url.is_empty()
+            && let Some(default) = kind.and_then(LocatorKind::default_url)
+        {
+            url = default.to_owned();
+        }
+        // The base URLs the locator uses must be reachable under the outbound policy.
+        let second = match &locator {
+            Some(Locator::EsmaFirds { second_list_url, .. }) => second_list_url.as_ref(),
+            _ => None,
+        };
+        let bases =
+            [("files_base", locator.as_ref().and_then(Locator::files_base)), ("second_list_url", second)];
+        for (field, base) in bases {
+            if let Some(Err(refused)) = base.map(|base| outbound.check_url(base)) {
+                errors.add(field, refused.0);
+            }
+        }
+        let address = match locator.as_ref().map(|locator| locator.url_problem(&url)) {
+            Some(Some(problem)) => {
+                errors.add("url", problem);
+                None
+            }
+            // A template is checked as the address it gives today.
+            _ if kind == Some(LocatorKind::UrlTemplate) => {
+                Some(expand_template(&url, chrono::Utc::now().date_naive()).unwrap_or_else(|_| url.clone()))
+            }
+            _ => Some(url.clone()),
+        };
+        match address.as_deref().map(Location::parse) {
+            None => {}
+            Some(Err(problem)) => errors.add("url", problem),
+            Some(Ok(location)) => {
+                if kind.is_some_and(LocatorKind::needs_http) && !matches!(location, Location::Http(_)) {
+                    errors.add(
+                        "url",
+                        "This locator starts from a web page or API: enter an http:// or https:// address.",
+                    );
+                } else if let Err(refused) = location.check(outbound) {
+                    errors.add("url", refused.0);
+                }
+            }
+        }
+        (url, locator)
     }
 }
 
@@ -219,6 +335,7 @@ struct FormPage {
     form: SourceForm,
     errors: FormErrors,
     formats: [Format; 4],
+    locators: &'static [LocatorKind],
 }
 
 impl FormPage {
@@ -235,6 +352,7 @@ pub async fn new_form(AdminContext { session, me, .. }: AdminContext) -> Result<
         form: SourceForm::blank(),
         errors: FormErrors::default(),
         formats: Format::ALL,
+        locators: LocatorKind::ALL,
     };
     render(StatusCode::OK, &page)
 }
@@ -246,8 +364,14 @@ fn show_again(
     form: SourceForm,
     errors: FormErrors,
 ) -> Result<HttpResponse, AppError> {
-    let page =
-        FormPage { page: Page::new(session, Some(me), NAV), source_id, form, errors, formats: Format::ALL };
+    let page = FormPage {
+        page: Page::new(session, Some(me), NAV),
+        source_id,
+        form,
+        errors,
+        formats: Format::ALL,
+        locators: LocatorKind::ALL,
+    };
     render(StatusCode::UNPROCESSABLE_ENTITY, &page)
 }
 
@@ -291,6 +415,7 @@ pub async fn edit_form(
         form: SourceForm::from_source(&found),
         errors: FormErrors::default(),
         formats: Format::ALL,
+        locators: LocatorKind::ALL,
     };
     render(StatusCode::OK, &page)
 }
@@ -303,7 +428,7 @@ pub async fn update(
     let id = id.into_inner();
     let form = form.into_inner();
     let stored = state.find_or_404(id, source::find).await?;
-    let settings = match form.parse(&state.settings.outbound, Some(&stored.url)) {
+    let settings = match form.parse(&state.settings.outbound, Some(&stored)) {
         Ok(settings) => settings,
         Err(errors) => return show_again(&session, &me, Some(id), form, errors),
     };

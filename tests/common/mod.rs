@@ -6,6 +6,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod fleet;
+pub mod publishers;
 pub mod skip;
 
 use std::collections::HashMap;
