@@ -59,6 +59,7 @@ fn firds_source(conn: &mut DbConnection, name: &str) -> SourceId {
         options: "{}".to_owned(),
         enabled: true,
         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
+        ..SourceChanges::default()
     };
     source::insert(conn, &NewSource::new(settings, None)).unwrap().id
 }
