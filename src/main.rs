@@ -69,17 +69,23 @@ enum Command {
         #[arg(long)]
         now: bool,
     },
-    /// Import a local ISIN list file as a run (with a progress bar) and print what changed;
-    /// exits non-zero when the import failed (nothing is changed then).
+    /// Import a local ISIN list file as a run, or (without FILE) bring a source up to a date
+    /// through its locator, with a progress bar, and print what changed; exits non-zero with
+    /// the reason when the run failed.
     Import {
-        /// The file: CSV, XML, or a zip or gzip holding one.
-        file: std::path::PathBuf,
-        /// Its layout: gleif_isin_lei, firds_fulins, xetra_instruments or csv.
+        /// The file: CSV, XML, or a zip or gzip holding one. Without it, --source names the
+        /// source whose own files are downloaded.
+        file: Option<std::path::PathBuf>,
+        /// The file's layout: gleif_isin_lei, firds_fulins, xetra_instruments or csv.
         #[arg(long)]
-        format: String,
-        /// The source to import into (created if missing); default: one named after the format.
+        format: Option<String>,
+        /// The source to import into (with FILE: created if missing; default one named after
+        /// the format).
         #[arg(long)]
         source: Option<String>,
+        /// Without FILE: the logical date to bring the source up to (YYYY-MM-DD; default today).
+        #[arg(long)]
+        date: Option<chrono::NaiveDate>,
         /// Import even if the file is identical to the one imported last.
         #[arg(long)]
         force: bool,
@@ -156,11 +162,12 @@ fn main() -> ExitCode {
         Command::Check => commands::check().map(done),
         Command::Run { schedule, now } => commands::run::run(&schedule, now)
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE }),
-        Command::Import { file, format, source, force, accept_shrink } => {
+        Command::Import { file, format, source, date, force, accept_shrink } => {
             commands::import::import(&commands::import::ImportArgs {
                 file,
                 format,
                 source,
+                date,
                 force,
                 accept_shrink,
             })

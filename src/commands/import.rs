@@ -2,6 +2,11 @@
 //! with a progress bar, and prints what it read and what changed. Without `--source` the rows
 //! go to a source named after the format (created if missing), so importing one day's file
 //! and then the next shows the difference.
+//!
+//! `isinbeat import --source NAME [--date D]`, without a file: brings the source up to the
+//! logical date D (default today) through its locator, in the foreground, exactly as a
+//! scheduled run would; for ESMA FIRDS the newest full set at or before D if the source does
+//! not have it, then each day's delta after it up to D.
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -14,7 +19,7 @@ use indicatif::{ProgressBar, ProgressStyle};
 use crate::db::DbPool;
 use crate::domain::RunId;
 use crate::import::{self, Observer, Phase, Progress, Stats};
-use crate::jobs::download_isins::{self, RunProgress};
+use crate::jobs::download_isins::{self, Params, RunProgress};
 use crate::jobs::worker::worker_name;
 use crate::models::run;
 use crate::models::source::{self, NewSource, SourceChanges};
@@ -23,21 +28,126 @@ use crate::sources::formats::{Format, FormatOptions};
 /// What to import and how.
 #[derive(Debug, Clone)]
 pub struct ImportArgs {
-    pub file: std::path::PathBuf,
-    pub format: String,
+    /// A local file; `None`: the source's own file(s), through its locator.
+    pub file: Option<std::path::PathBuf>,
+    pub format: Option<String>,
     pub source: Option<String>,
+    /// The logical date to bring the source up to (without a file).
+    pub date: Option<chrono::NaiveDate>,
     pub force: bool,
     pub accept_shrink: bool,
 }
 
 /// Runs the import; returns whether it succeeded.
 pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
-    let format = Format::parse(&args.format).with_context(|| {
+    match &args.file {
+        Some(file) => {
+            if args.date.is_some() {
+                anyhow::bail!("--date is for a source's own files: leave out FILE, or leave out --date.");
+            }
+            let format = args.format.as_deref().context(
+                "Say the file's layout with --format (gleif_isin_lei, firds_fulins, xetra_instruments or csv).",
+            )?;
+            import_file(file, format, args)
+        }
+        None => {
+            let name = args.source.as_deref().context(
+                "Name a file to import, or --source NAME to bring a source up to date through its locator.",
+            )?;
+            import_source(name, args)
+        }
+    }
+}
+
+/// `isinbeat import --source NAME [--date D]`.
+fn import_source(name: &str, args: &ImportArgs) -> anyhow::Result<bool> {
+    let settings = super::load_settings()?;
+    let pool = super::migrated_pool_sized(&settings, 3)?;
+    let mut conn = pool.get().context("Failed to get a database connection")?;
+    let target = source::find_by_name(&mut conn, name)
+        .context("Failed to read the sources")?
+        .with_context(|| format!("No source is named “{name}”: the Sources page lists them."))?;
+    if let Some(format) = &args.format
+        && *format != target.format
+    {
+        anyhow::bail!(
+            "The source “{name}” reads the format {}, not {format}: leave out --format.",
+            target.format
+        );
+    }
+    let date = args.date.unwrap_or_else(|| chrono::Utc::now().date_naive());
+    let params = Params {
+        force: args.force,
+        accept_shrink: args.accept_shrink,
+        date: Some(date),
+        ..Params::importing(&target.name)
+    }
+    .to_json();
+    let worker = worker_name("cli");
+    let run_id = download_isins::start_foreground(
+        &mut conn,
+        &format!("import {name} up to {date}"),
+        &params,
+        &worker,
+    )?;
+
+    let started = Instant::now();
+    let observer = CliObserver::new(pool.clone(), run_id);
+    let heartbeat = observer.spawn_heartbeat();
+    let options = import::Options {
+        force: args.force,
+        accept_shrink: args.accept_shrink,
+        limits: crate::sources::fetch::Limits {
+            max_bytes: settings.download_max_bytes,
+            ..crate::sources::fetch::Limits::default()
+        },
+        max_uncompressed_bytes: settings.uncompressed_max_bytes,
+        outbound: settings.outbound.clone(),
+        logical_date: Some(date),
+        ..import::Options::default()
+    };
+    let result = import::fetch_and_import(&mut conn, target.id, run_id, &options, &observer);
+    observer.bar.finish_and_clear();
+    observer.done.store(true, Ordering::Relaxed);
+    let _ = heartbeat.join();
+    let log = observer.log_text();
+
+    download_isins::finish_foreground(&mut conn, run_id, &result, log.as_deref())?;
+    let what = format!("“{name}” up to {date}");
+    match result {
+        Ok(stats) => {
+            print_summary(&what, &target.name, run_id, started.elapsed(), &stats);
+            Ok(true)
+        }
+        Err(error) => {
+            eprintln!("Import run #{run_id} of {what} failed: {error}");
+            let applied =
+                run::find(&mut conn, run_id).ok().flatten().and_then(|run| run.stats).and_then(|stats| {
+                    serde_json::from_str::<Stats>(&stats).ok().filter(|stats| !stats.units.is_empty())
+                });
+            match applied {
+                Some(stats) => {
+                    eprintln!(
+                        "Applied before the failure ({} unit(s), they stay applied):",
+                        stats.units.len()
+                    );
+                    print_units(&stats, &mut std::io::stderr());
+                }
+                None => eprintln!("Nothing was changed."),
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// `isinbeat import FILE --format F`.
+fn import_file(file: &Path, format: &str, args: &ImportArgs) -> anyhow::Result<bool> {
+    let format = Format::parse(format).with_context(|| {
         let names: Vec<&str> = Format::ALL.iter().map(|f| f.name()).collect();
-        format!("Unknown format “{}”: use one of {}.", args.format, names.join(", "))
+        format!("Unknown format “{format}”: use one of {}.", names.join(", "))
     })?;
-    if !args.file.is_file() {
-        anyhow::bail!("{} is not a file.", args.file.display());
+    if !file.is_file() {
+        anyhow::bail!("{} is not a file.", file.display());
     }
     let settings = super::load_settings()?;
     let pool = super::migrated_pool_sized(&settings, 3)?;
@@ -53,7 +163,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
         ),
         Some(existing) => existing,
         None => {
-            let path = std::path::absolute(&args.file).unwrap_or_else(|_| args.file.clone());
+            let path = std::path::absolute(file).unwrap_or_else(|_| file.to_owned());
             let created = source::insert(
                 &mut conn,
                 &NewSource::new(
@@ -77,16 +187,14 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
 
     let params = serde_json::json!({
         "source": target.name,
-        "file": args.file.display().to_string(),
+        "file": file.display().to_string(),
         "force": if args.force { "yes" } else { "no" },
         "accept_shrink": if args.accept_shrink { "yes" } else { "no" },
     })
     .to_string();
     let worker = worker_name("cli");
-    let label = format!(
-        "import {}",
-        args.file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned())
-    );
+    let label =
+        format!("import {}", file.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()));
     let run_id = download_isins::start_foreground(&mut conn, &label, &params, &worker)?;
 
     let started = Instant::now();
@@ -98,7 +206,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
         max_uncompressed_bytes: settings.uncompressed_max_bytes,
         ..import::Options::default()
     };
-    let result = import::import_file(&mut conn, target.id, run_id, &args.file, &options, &observer);
+    let result = import::import_file(&mut conn, target.id, run_id, file, &options, &observer);
     observer.bar.finish_and_clear();
     observer.done.store(true, Ordering::Relaxed);
     let _ = heartbeat.join();
@@ -107,7 +215,7 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
     download_isins::finish_foreground(&mut conn, run_id, &result, log.as_deref())?;
     match result {
         Ok(stats) => {
-            print_summary(&args.file, &target.name, run_id, started.elapsed(), &stats);
+            print_summary(&file.display().to_string(), &target.name, run_id, started.elapsed(), &stats);
             Ok(true)
         }
         Err(error) => {
@@ -118,21 +226,21 @@ pub fn import(args: &ImportArgs) -> anyhow::Result<bool> {
     }
 }
 
-fn print_summary(file: &Path, source: &str, run_id: RunId, took: Duration, stats: &Stats) {
+/// What an import did, on stdout; `what` names the file or the source and date.
+fn print_summary(what: &str, source: &str, run_id: RunId, took: Duration, stats: &Stats) {
     let seconds = took.as_secs_f64();
     if stats.not_modified {
         println!(
-            "Not modified: {} ({}); run #{run_id}, nothing changed. Use --force to import it anyway.",
-            file.display(),
+            "Not modified: {what} ({}); run #{run_id}, nothing changed. Use --force to import it anyway.",
             stats.not_modified_because.as_deref().unwrap_or("")
         );
         return;
     }
     let rate = if seconds > 0.0 { stats.rows as f64 / seconds } else { 0.0 };
-    println!(
-        "Imported {} into “{source}” as run #{run_id} in {seconds:.1} s ({rate:.0} rows/s).",
-        file.display()
-    );
+    println!("Imported {what} into “{source}” as run #{run_id} in {seconds:.1} s ({rate:.0} rows/s).");
+    if !stats.units.is_empty() {
+        print_units(stats, &mut std::io::stdout());
+    }
     println!(
         "  rows {}  valid {}  invalid {}  duplicates {}",
         stats.rows, stats.valid, stats.invalid, stats.duplicates
@@ -151,6 +259,22 @@ fn print_summary(file: &Path, source: &str, run_id: RunId, took: Duration, stats
         if more > 0 {
             println!("    … and {more} more (the run page lists up to {})", import::MAX_PROBLEMS);
         }
+    }
+}
+
+/// One line per unit a run applied: `  delta 2025-01-06  DLTINS_…, …  added 2  removed 1  changed 3`.
+fn print_units(stats: &Stats, out: &mut dyn std::io::Write) {
+    for unit in &stats.units {
+        let Some(outcome) = &unit.unit else { continue };
+        let kind = outcome.kind.map_or("unit", |kind| kind.title());
+        let _ = writeln!(
+            out,
+            "  {kind}: {}  added {}  removed {}  changed {}",
+            outcome.files.join(", "),
+            unit.added,
+            unit.removed,
+            unit.changed
+        );
     }
 }
 

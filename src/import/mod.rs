@@ -19,6 +19,7 @@ pub mod diff;
 mod lock;
 mod preview;
 mod publish;
+mod publisher;
 mod read;
 pub mod shrink_refused;
 mod sorted;
@@ -32,8 +33,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::locator::Locator;
-use crate::domain::{RunId, SourceId};
+use crate::domain::{RunId, SourceId, UnitKind};
 use crate::models::source::{self, Source};
+use crate::models::source_file::NewSourceFile;
 use crate::sources::decompress::{self, Container};
 use crate::sources::fetch::{self, Content, Fetched, Limits, Location, Previous};
 use crate::sources::formats::{self, Format, FormatOptions};
@@ -179,6 +181,10 @@ pub struct Stats {
     /// For an import of a unit of files ([`import_unit`]): its files and what its records did.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unit: Option<UnitOutcome>,
+    /// For a run that followed a publisher's list: each unit it imported, in order (the counts
+    /// above are their sums; `active` is after the last).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub units: Vec<Stats>,
 }
 
 /// How many invalid or duplicate lines an import keeps, with their reasons.
@@ -256,8 +262,9 @@ impl Import<'_> {
     }
 }
 
-/// Fetches `source`'s file and imports it as run `run_id`. The caller keeps the run's
-/// heartbeat going; this takes and releases the source's lock.
+/// Fetches `source`'s file and imports it as run `run_id`; for a source that follows a
+/// publisher's list (ESMA FIRDS), imports each unit that brings it up to the run's logical date.
+/// The caller keeps the run's heartbeat going; this takes and releases the source's lock.
 pub fn fetch_and_import(
     conn: &mut DbConnection,
     source_id: SourceId,
@@ -265,6 +272,12 @@ pub fn fetch_and_import(
     options: &Options,
     observer: &dyn Observer,
 ) -> Result<Stats, ImportError> {
+    let found =
+        source::find(conn, source_id).context("Failed to read the source")?.context("The source is gone")?;
+    let locator = Locator::from_json(&found.locator).map_err(ImportError::Settings)?;
+    if matches!(locator, Locator::EsmaFirds { .. }) {
+        return publisher::follow_firds(conn, &found, &locator, run_id, options, observer);
+    }
     let source = lock::lock_source(conn, source_id, run_id, options, observer)?;
     let import = Import { source: &source, run_id, options, observer };
     let result = fetch_and_import_locked(conn, &import);
@@ -295,7 +308,12 @@ pub fn import_file(
         };
         let mut stats = new_stats(&source);
         stats.seconds.fetch = started.elapsed().as_secs_f64();
-        import_content(conn, &import, &content, stats)
+        let taken = Taken::named(
+            path.file_name().map_or_else(String::new, |n| n.to_string_lossy().into_owned()),
+            path.display().to_string(),
+            options,
+        );
+        import_content(conn, &import, &content, taken, stats)
     })();
     lock::finish_locked(conn, &import, result.is_ok());
     result
@@ -343,7 +361,23 @@ fn fetch_and_import_locked(conn: &mut DbConnection, import: &Import<'_>) -> Resu
                 .context("Failed to record the check")?;
             Ok(stats)
         }
-        Fetched::Content(content) => import_content(conn, import, &content, stats),
+        Fetched::Content(content) => {
+            let taken = match &stats.file {
+                Some(file) => Taken {
+                    name: file.name.clone(),
+                    url: file.url.clone(),
+                    publication_date: file
+                        .published
+                        .map_or_else(|| Taken::logical_date(options), |at| at.date()),
+                },
+                None => {
+                    let shown = crate::domain::mask_url_secrets(&source.url).into_owned();
+                    let name = shown.trim_end_matches('/').rsplit('/').next().unwrap_or_default().to_owned();
+                    Taken::named(name, shown, options)
+                }
+            };
+            import_content(conn, import, &content, taken, stats)
+        }
     }
 }
 
@@ -366,11 +400,31 @@ fn locate(source: &Source, options: &Options) -> Result<(Location, Option<Locate
     Ok((located.location, Some(file)))
 }
 
+/// The file an import takes, as its run's page and `source_files` name it.
+struct Taken {
+    name: String,
+    /// Where it came from (credentials masked), or the local path.
+    url: String,
+    publication_date: NaiveDate,
+}
+
+impl Taken {
+    /// A file that says nothing of when it was published: the run's logical date.
+    fn named(name: String, url: String, options: &Options) -> Self {
+        Self { name, url, publication_date: Self::logical_date(options) }
+    }
+
+    fn logical_date(options: &Options) -> NaiveDate {
+        options.logical_date.unwrap_or_else(|| chrono::Utc::now().date_naive())
+    }
+}
+
 /// Imports fetched content (the source's lock is held).
 fn import_content(
     conn: &mut DbConnection,
     import: &Import<'_>,
     content: &Content,
+    taken: Taken,
     mut stats: Stats,
 ) -> Result<Stats, ImportError> {
     let Import { source, run_id, options, observer } = *import;
@@ -404,5 +458,18 @@ fn import_content(
         return Err(apply::shrink_error(source, at_least_removed));
     }
 
-    publish::write_and_publish(conn, import, publish::Origin::of_content(content), stats, format, rows)
+    let file = NewSourceFile {
+        source_id: source.id,
+        run_id,
+        name: taken.name,
+        kind: UnitKind::FullSet,
+        publication_date: taken.publication_date,
+        bytes: i64::try_from(content.bytes).unwrap_or(i64::MAX),
+        md5: None,
+        sha256: content.sha256.clone(),
+        url: taken.url,
+        applied_at: crate::db::now(),
+    };
+    let origin = publish::Origin { files: vec![file], ..publish::Origin::of_content(content) };
+    publish::write_and_publish(conn, import, origin, stats, format, rows)
 }

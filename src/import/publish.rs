@@ -41,7 +41,7 @@ pub(super) struct Origin<'a> {
 }
 
 impl<'a> Origin<'a> {
-    /// A downloaded (or local) file, not recorded in `source_files`.
+    /// A downloaded (or local) file; the caller adds the `source_files` row it is recorded as.
     pub(super) fn of_content(content: &'a Content) -> Self {
         Origin {
             etag: content.etag.as_deref(),

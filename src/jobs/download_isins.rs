@@ -3,7 +3,8 @@
 //!
 //! Parameters: `source` (the source's name, a form field). Runs started from the source page or
 //! a failed run's page may also carry `force` ("yes": import even an unchanged file) and
-//! `accept_shrink` ("yes": let the file mark more ISINs inactive than the shrink guard allows).
+//! `accept_shrink` ("yes": let the file mark more ISINs inactive than the shrink guard allows);
+//! backfills and `isinbeat import --source NAME --date D` carry `date`, the run's logical date.
 
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
@@ -88,6 +89,7 @@ impl TaskKind for DownloadIsins {
             limits: crate::sources::fetch::Limits { max_bytes: self.max_download_bytes, ..defaults.limits },
             max_uncompressed_bytes: self.max_uncompressed_bytes,
             outbound: self.outbound.clone(),
+            logical_date: asked.date,
             ..defaults
         };
         let observer = RunObserver { ctx, progress: RunProgress::new(ctx.pool.clone(), ctx.run_id) };

@@ -243,8 +243,10 @@ impl Planned<'_> {
 
 /// What brings a source from `applied` up to `target`: without a full set, the newest full set
 /// (the chosen CFI `letters`, empty for all) listed at most `lookback_days` before `target`;
-/// then for each day after the full set (or after `applied.through`) the DLTINS of that day,
-/// then its FULCAN if listed. A unit already applied is left out. A day before the newest
+/// then for each day after the full set the DLTINS of that day, then its FULCAN if listed. A
+/// source with deltas applied starts again at its last delta day, not after it, so that a
+/// cancellations file listed after that day's delta was applied is not missed; a unit already
+/// applied is left out. A day before the newest
 /// listed DLTINS without a complete DLTINS is a gap: a complete full set listed on or after it
 /// (up to `target`) replaces the chain, else the plan stops there. A DLTINS not listed yet
 /// after the newest listed one ends the plan without a stop; a unit with a part not listed
@@ -260,7 +262,10 @@ pub fn plan(
     let mut lists = Lists { lister, days: HashMap::new() };
     let mut planned = Planned { applied, units: Vec::new() };
     let mut next = match applied.full_set {
-        Some(full_set) => applied.through.map_or(full_set, |through| through.max(full_set)).succ_opt(),
+        Some(full_set) => match applied.through {
+            Some(through) if through > full_set => Some(through),
+            _ => full_set.succ_opt(),
+        },
         None => {
             let from = target.checked_sub_days(Days::new(lookback_days.into())).unwrap_or(NaiveDate::MIN);
             let mut found = None;

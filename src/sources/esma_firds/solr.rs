@@ -14,22 +14,8 @@ pub const DEFAULT_LIST_URL: &str = "https://registers.esma.europa.eu/solr/esma_r
 /// Documents asked for per page.
 pub const DEFAULT_ROWS: u32 = 100;
 
-/// The answer format asked for (`wt=`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum ListFormat {
-    #[default]
-    Xml,
-    Json,
-}
-
-impl ListFormat {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ListFormat::Xml => "xml",
-            ListFormat::Json => "json",
-        }
-    }
-}
+/// The answer format asked for (`wt=`): a source setting.
+pub use crate::domain::locator::ListFormat;
 
 /// The address of one page of a day's list: `q=*`, `fq=publication_date:[D… TO D…]`, `wt`,
 /// `indent=true`, `start` and `rows`, after any query `list_url` has.

@@ -122,22 +122,27 @@ fn the_fixture_week_from_nothing_is_applied_in_the_readmes_order_listing_each_da
 }
 
 #[test]
-fn day_by_day_each_run_takes_its_own_day_with_one_list_question() {
+fn day_by_day_each_run_takes_its_own_day_asking_for_its_last_delta_day_and_its_own() {
     let lists = Memory::week();
     let mut applied = nothing();
     let mut all = Vec::new();
-    let steps: [(&str, &[&str]); 5] = [
-        ("2025-01-04", &WEEK[..3]),
-        ("2025-01-05", &WEEK[3..4]),
-        ("2025-01-06", &WEEK[4..8]),
-        ("2025-01-07", &WEEK[8..9]),
-        ("2025-01-08", &WEEK[9..]),
+    // Each run lists the last day it applied deltas of again (its cancellations may come later).
+    let steps: [(&str, &[&str], &[&str]); 5] = [
+        ("2025-01-04", &WEEK[..3], &["2025-01-04"]),
+        ("2025-01-05", &WEEK[3..4], &["2025-01-05"]),
+        ("2025-01-06", &WEEK[4..8], &["2025-01-05", "2025-01-06"]),
+        ("2025-01-07", &WEEK[8..9], &["2025-01-06", "2025-01-07"]),
+        ("2025-01-08", &WEEK[9..], &["2025-01-07", "2025-01-08"]),
     ];
-    for (target, expected) in steps {
+    for (target, expected, asked) in steps {
         let step = plan(&applied, date(target), &[], &lists, DEFAULT_LOOKBACK_DAYS).unwrap();
         assert_eq!(order(&step), expected, "run for {target}");
         assert_eq!(step.then, None);
-        assert_eq!(lists.take_asked(), [date(target)], "lists asked by the run for {target}");
+        assert_eq!(
+            lists.take_asked(),
+            asked.iter().map(|day| date(day)).collect::<Vec<_>>(),
+            "lists asked by the run for {target}"
+        );
         apply(&mut applied, &step);
         all.extend(order(&step).into_iter().map(str::to_owned));
         let again = plan(&applied, date(target), &[], &lists, DEFAULT_LOOKBACK_DAYS).unwrap();
@@ -156,7 +161,20 @@ fn a_delta_not_published_yet_is_not_a_gap() {
     lists.take_asked();
     let later = plan(&applied, date("2025-01-10"), &[], &lists, 14).unwrap();
     assert_eq!(later, Plan::default());
-    assert_eq!(lists.take_asked(), [date("2025-01-09"), date("2025-01-10")]);
+    assert_eq!(lists.take_asked(), [date("2025-01-08"), date("2025-01-09"), date("2025-01-10")]);
+}
+
+#[test]
+fn a_cancellations_file_listed_after_its_days_delta_was_applied_is_taken_by_the_next_run() {
+    let late = Memory::week().without("FULCAN_20250106_01of01.zip");
+    let mut applied = nothing();
+    let first = plan(&applied, date("2025-01-06"), &[], &late, 14).unwrap();
+    assert_eq!(order(&first), [&WEEK[..7]].concat());
+    apply(&mut applied, &first);
+    let lists = Memory::week();
+    let next = plan(&applied, date("2025-01-06"), &[], &lists, 14).unwrap();
+    assert_eq!(order(&next), ["FULCAN_20250106_01of01.zip"]);
+    assert_eq!(next.then, None);
 }
 
 #[test]
