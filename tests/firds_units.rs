@@ -9,22 +9,20 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use chrono::NaiveDate;
+use common::firds::{check_final, check_state, check_unit, names, seen};
 use common::{Backend, TestDatabase};
 use diesel::prelude::*;
 use isinbeat::db::DbConnection;
 use isinbeat::db::schema::isin_changes;
 use isinbeat::domain::{RunId, SourceId, UnitKind};
-use isinbeat::import::{
-    self, ImportError, Observer, Phase, Progress, Stats, UnitFile, UnitFiles, UnitOutcome,
-};
+use isinbeat::import::{self, ImportError, Observer, Phase, Progress, Stats, UnitFile, UnitFiles};
 use isinbeat::jobs::download_isins;
 use isinbeat::models::source::{self, NewSource, SourceChanges};
-use isinbeat::models::{source_file, venue_record};
+use isinbeat::models::source_file;
 use serde_json::Value;
 
 on_both_backends!(
@@ -32,6 +30,7 @@ on_both_backends!(
     a_full_set_with_a_bad_part_imports_nothing_and_names_the_part,
     a_delta_day_that_fails_changes_nothing_and_applies_cleanly_afterwards,
     a_file_applied_once_is_refused_the_second_time,
+    a_run_whose_later_unit_fails_keeps_the_earlier_ones_and_takes_back_only_its_own,
 );
 
 fn data() -> PathBuf {
@@ -130,10 +129,6 @@ fn kind_of(step: &Value) -> UnitKind {
     }
 }
 
-fn names(step: &Value) -> Vec<&str> {
-    step["files"].as_array().unwrap().iter().map(|f| f.as_str().unwrap()).collect()
-}
-
 fn apply(
     conn: &mut DbConnection,
     source_id: SourceId,
@@ -155,59 +150,6 @@ fn changed_isins(conn: &mut DbConnection, run_id: RunId, kind: &str) -> Vec<Stri
         .unwrap()
 }
 
-/// The non-zero outcome counts, named as `expected.json` names them.
-fn outcome_counts(outcome: &UnitOutcome, invalid: u64) -> BTreeMap<String, u64> {
-    [
-        ("inserted", outcome.inserted),
-        ("updated", outcome.updated),
-        ("noop", outcome.noop),
-        ("terminated", outcome.terminated),
-        ("cancelled", outcome.cancelled),
-        ("reactivated", outcome.reactivated),
-        ("unknown_skipped", outcome.unknown_skipped),
-        ("modified_unknown", outcome.modified_unknown),
-        ("inserted_terminated", outcome.inserted_terminated),
-        ("invalid", invalid),
-    ]
-    .into_iter()
-    .filter(|(_, n)| *n > 0)
-    .map(|(name, n)| (name.to_owned(), n))
-    .collect()
-}
-
-fn counts_of(value: &Value) -> BTreeMap<String, u64> {
-    value.as_object().map_or_else(BTreeMap::new, |map| {
-        map.iter().map(|(key, n)| (key.clone(), n.as_u64().unwrap())).collect()
-    })
-}
-
-/// What people see of a source: (generation, active ISINs, inactive ISINs) and every venue
-/// record as (isin, mic, name, cfi, currency, lei, termination, active, status).
-type Seen = ((i64, i64, i64), Vec<Value>);
-
-fn seen(conn: &mut DbConnection, source_id: SourceId) -> Seen {
-    let found = source::find(conn, source_id).unwrap().unwrap();
-    let mut records: Vec<Value> = venue_record::all_of_source(conn, source_id)
-        .unwrap()
-        .into_iter()
-        .map(|r| {
-            serde_json::json!({
-                "isin": r.isin, "mic": r.mic, "name": r.name, "cfi": r.cfi, "currency": r.currency,
-                "lei": r.lei, "termination_date": r.termination_date, "active": r.active,
-                "status": r.status.as_str(),
-            })
-        })
-        .collect();
-    records.sort_by_key(|r| {
-        (r["isin"].as_str().unwrap().to_owned(), r["mic"].as_str().unwrap_or("").to_owned())
-    });
-    ((found.generation, found.active_isins, found.inactive_isins), records)
-}
-
-fn count_where(records: &[Value], field: &str, value: Value) -> u64 {
-    records.iter().filter(|r| r[field] == value).count() as u64
-}
-
 async fn the_fixture_week_applied_unit_by_unit_is_what_expected_json_says_after_every_step(backend: Backend) {
     let Some((_database, mut conn)) = migrated(backend) else { return };
     let source_id = firds_source(&mut conn, "esma-firds");
@@ -223,74 +165,9 @@ async fn the_fixture_week_applied_unit_by_unit_is_what_expected_json_says_after_
         let label = step["unit"].as_str().unwrap();
         let (run_id, result) = apply(&mut conn, source_id, &unit(kind_of(step), &names(step)), &Quiet);
         let stats = result.unwrap_or_else(|e| panic!("{label}: {e}"));
-        let outcome = stats.unit.clone().unwrap();
-        assert_eq!(outcome.records_read, step["records_read"].as_u64().unwrap(), "{label}: records read");
-        assert_eq!(stats.rows, outcome.records_read, "{label}");
-        assert_eq!(outcome.files, names(step), "{label}");
-        if let Some(kinds) = step.get("records_by_kind") {
-            assert_eq!(outcome.records_by_kind, counts_of(kinds), "{label}: records by kind");
-        }
-        if let Some(expected_outcome) = step.get("outcome") {
-            assert_eq!(
-                outcome_counts(&outcome, stats.invalid),
-                counts_of(expected_outcome),
-                "{label}: outcome"
-            );
-        }
-        if let Some(invalid) = step.get("invalid") {
-            assert_eq!(stats.invalid, invalid.as_u64().unwrap(), "{label}: invalid");
-        }
-        if let Some(duplicates) = step.get("duplicates") {
-            assert_eq!(stats.duplicates, duplicates.as_u64().unwrap(), "{label}: duplicates");
-        }
-
-        let ((_, active, inactive), records) = seen(&mut conn, source_id);
-        let isins = &step["isins"];
-        assert_eq!(
-            (active + inactive, active, inactive),
-            (
-                isins["total"].as_i64().unwrap(),
-                isins["active"].as_i64().unwrap(),
-                isins["inactive"].as_i64().unwrap()
-            ),
-            "{label}: ISINs total / active / inactive"
-        );
-        assert_eq!(stats.active, active, "{label}");
-        let mut distinct: Vec<&str> = records.iter().map(|r| r["isin"].as_str().unwrap()).collect();
-        distinct.dedup();
-        let active_isins = records
-            .iter()
-            .filter(|r| r["active"] == true)
-            .map(|r| r["isin"].as_str().unwrap())
-            .collect::<std::collections::BTreeSet<_>>();
-        assert_eq!(
-            (distinct.len() as i64, active_isins.len() as i64),
-            (active + inactive, active),
-            "{label}: counts match the records"
-        );
-        let totals = &step["records"];
-        assert_eq!(
-            [
-                records.len() as u64,
-                count_where(&records, "active", true.into()),
-                count_where(&records, "active", false.into()),
-                count_where(&records, "status", "terminated".into()),
-                count_where(&records, "status", "cancelled".into()),
-            ],
-            ["total", "active", "inactive", "terminated", "cancelled"].map(|k| totals[k].as_u64().unwrap()),
-            "{label}: (ISIN, MIC) total / active / inactive / terminated / cancelled"
-        );
-
+        check_unit(label, step, &stats);
+        check_state(label, step, &mut conn, source_id);
         let diff = &step["diff"];
-        assert_eq!(
-            (stats.added, stats.removed, stats.changed),
-            (
-                diff["added"].as_u64().unwrap(),
-                diff["removed"].as_u64().unwrap(),
-                diff["changed"].as_u64().unwrap()
-            ),
-            "{label}: added / removed / changed"
-        );
         for (kind, list) in
             [("added", "added_isins"), ("removed", "removed_isins"), ("changed", "changed_isins")]
         {
@@ -303,13 +180,7 @@ async fn the_fixture_week_applied_unit_by_unit_is_what_expected_json_says_after_
             }
         }
     }
-
-    let (_, records) = seen(&mut conn, source_id);
-    let final_records = esma["final_records_sorted_by_isin_mic"].as_array().unwrap();
-    assert_eq!(records.len(), final_records.len());
-    for (got, want) in records.iter().zip(final_records) {
-        assert_eq!(got, want);
-    }
+    check_final(&mut conn, source_id, &expected);
 
     let applied = source_file::applied_to(&mut conn, source_id).unwrap();
     assert_eq!(applied.iter().map(|f| f.name.as_str()).collect::<Vec<_>>(), apply_order);
@@ -518,4 +389,38 @@ async fn a_file_applied_once_is_refused_the_second_time(backend: Backend) {
     assert_eq!((outcome.noop, outcome.inserted, stats.changed), (3, 0, 0));
     assert_eq!(seen(&mut conn, source_id).1, before.1);
     assert_eq!(source_file::applied_to(&mut conn, source_id).unwrap().len(), 5);
+}
+
+/// A run that follows a publisher's list imports several units under one run id: when a later
+/// unit fails after writing, only its own writes are taken back, and the next run applies it
+/// cleanly (change rows of the same ISIN in two units of one run are kept apart by generation).
+async fn a_run_whose_later_unit_fails_keeps_the_earlier_ones_and_takes_back_only_its_own(backend: Backend) {
+    let Some((_database, mut conn)) = migrated(backend) else { return };
+    let source_id = firds_source(&mut conn, "esma-firds");
+    let expected = expected();
+    let steps = expected["esma"]["steps"].as_array().unwrap();
+    let run_id = download_isins::start_foreground(&mut conn, "firds units", "{}", &"test".into()).unwrap();
+    let options = import::Options::default();
+    for step in &steps[..2] {
+        let applied = unit(kind_of(step), &names(step));
+        import::import_unit(&mut conn, source_id, run_id, &applied, &options, &Quiet).unwrap();
+    }
+    let before = seen(&mut conn, source_id);
+
+    let stopping = StopAfterWriting { wrote: AtomicBool::new(false) };
+    let day = unit(kind_of(&steps[2]), &names(&steps[2]));
+    let error = import::import_unit(&mut conn, source_id, run_id, &day, &options, &stopping).unwrap_err();
+    assert!(stopping.wrote.load(Ordering::SeqCst), "the delta wrote before it was stopped: {error}");
+    assert_eq!(seen(&mut conn, source_id), before, "the stopped delta is taken back");
+    assert_eq!(changed_isins(&mut conn, run_id, "added").len(), 650, "the full set's change rows stay");
+    assert_eq!(changed_isins(&mut conn, run_id, "changed").len(), 3, "the first delta's change rows stay");
+
+    // The same run goes on with the day (as a retry would): applied once, on top of the rest.
+    let stats = import::import_unit(&mut conn, source_id, run_id, &day, &options, &Quiet).unwrap();
+    check_unit("the day again", &steps[2], &stats);
+    check_state("the day again", &steps[2], &mut conn, source_id);
+    // DE000A212ST3 changed on the 5th and again on the 6th: two rows of one run.
+    let changed = changed_isins(&mut conn, run_id, "changed");
+    assert_eq!(changed.len(), 6, "{changed:?}");
+    assert_eq!(changed.iter().filter(|isin| *isin == "DE000A212ST3").count(), 2);
 }

@@ -360,6 +360,7 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
             kind: isinbeat::domain::ChangeKind::Added,
             old_values: None,
             new_values: None,
+            generation: 1,
         }],
     )
     .unwrap();

@@ -113,14 +113,14 @@ fn import_source(name: &str, args: &ImportArgs) -> anyhow::Result<bool> {
     let log = observer.log_text();
 
     download_isins::finish_foreground(&mut conn, run_id, &result, log.as_deref())?;
-    let what = format!("“{name}” up to {date}");
+    let what = format!("the files up to {date}");
     match result {
         Ok(stats) => {
             print_summary(&what, &target.name, run_id, started.elapsed(), &stats);
             Ok(true)
         }
         Err(error) => {
-            eprintln!("Import run #{run_id} of {what} failed: {error}");
+            eprintln!("Import run #{run_id} of {what} into “{name}” failed: {error}");
             let applied =
                 run::find(&mut conn, run_id).ok().flatten().and_then(|run| run.stats).and_then(|stats| {
                     serde_json::from_str::<Stats>(&stats).ok().filter(|stats| !stats.units.is_empty())

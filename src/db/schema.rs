@@ -61,13 +61,14 @@ diesel::table! {
 }
 
 diesel::table! {
-    isin_changes (run_id, isin) {
+    isin_changes (run_id, isin, generation) {
         run_id -> Int8,
         isin -> Text,
         source_id -> Int8,
         kind -> Text,
         old_values -> Nullable<Text>,
         new_values -> Nullable<Text>,
+        generation -> Int8,
     }
 }
 

@@ -284,6 +284,7 @@ pub(super) fn plan(
             kind,
             old_values,
             new_values,
+            generation: next,
         });
         writes.versions.push(version);
     };

@@ -41,7 +41,9 @@ pub(super) fn lock_source(
     };
     let source =
         source::find(conn, source_id).context("Failed to read the source")?.context("The source is gone")?;
-    if let Some(dead) = previous.filter(|holder| Some(*holder) != source.last_import_run_id) {
+    // Only what the dead run did not publish is taken back (its generation and later): a run
+    // that imports several units may have published some of them before it died.
+    if let Some(dead) = previous {
         let undone = undo(conn, &source, dead).context("Failed to take back an unfinished import")?;
         if undone > 0 {
             observer.log(&format!("took back {undone} changes of run {dead}, which did not finish"));
@@ -57,8 +59,9 @@ pub(super) fn finish_locked(conn: &mut DbConnection, import: &Import<'_>, succee
     let Import { source, run_id, observer, .. } = *import;
     let _ = apply::narrow_cache(conn);
     if !succeeded {
+        // Published: the source's generation moved past the one it had when the lock was taken.
         let still = source::find(conn, source.id).ok().flatten();
-        let published = still.as_ref().is_some_and(|s| s.last_import_run_id == Some(run_id));
+        let published = still.as_ref().is_some_and(|s| s.generation > source.generation);
         if !published && let Err(error) = undo(conn, source, run_id) {
             observer.log(&format!("could not take back this run's changes yet: {error:#}"));
             return;
@@ -73,8 +76,8 @@ fn undo(conn: &mut DbConnection, source: &Source, run_id: RunId) -> anyhow::Resu
     let next = source.generation + 1;
     let mut undone = 0;
     loop {
-        let batch =
-            isin_record::changes_of_run(conn, run_id, None, CHUNK).context("Failed to read the changes")?;
+        let batch = isin_record::changes_of_run(conn, run_id, next, None, CHUNK)
+            .context("Failed to read the changes")?;
         if batch.is_empty() {
             break;
         }

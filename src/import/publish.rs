@@ -200,7 +200,7 @@ fn refresh_browsing(
         write_transaction(conn, |c| isin_index::store_counts(c, source.id, &counts))
             .context("Failed to store the source's counts")?;
         if format.has_names() {
-            refresh_names_of_run(conn, run_id)?;
+            refresh_names_of_run(conn, run_id, generation)?;
             for chunk in silent.chunks(usize::try_from(CHUNK).unwrap_or(2_000)) {
                 write_transaction(conn, |c| isin_index::refresh_names(c, chunk))
                     .context("Failed to update the name index")?;
@@ -222,11 +222,11 @@ fn refresh_browsing(
     }
 }
 
-/// Rewrites the name index of the ISINs run `run_id` changed, a chunk at a time.
-fn refresh_names_of_run(conn: &mut DbConnection, run_id: RunId) -> anyhow::Result<()> {
+/// Rewrites the name index of the ISINs run `run_id` changed in `generation`, a chunk at a time.
+fn refresh_names_of_run(conn: &mut DbConnection, run_id: RunId, generation: i64) -> anyhow::Result<()> {
     let mut after: Option<String> = None;
     loop {
-        let batch = isin_record::changes_of_run(conn, run_id, after.as_deref(), CHUNK)
+        let batch = isin_record::changes_of_run(conn, run_id, generation, after.as_deref(), CHUNK)
             .context("Failed to read the changes")?;
         let Some((last, _)) = batch.last() else { return Ok(()) };
         after = Some(last.clone());

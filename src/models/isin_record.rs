@@ -58,6 +58,9 @@ pub struct NewChange {
     pub kind: ChangeKind,
     pub old_values: Option<String>,
     pub new_values: Option<String>,
+    /// The generation the change is published in (a run that imports several units writes
+    /// several).
+    pub generation: i64,
 }
 
 /// A newly seen ISIN.
@@ -289,11 +292,11 @@ pub fn insert_changes(conn: &mut DbConnection, rows: Vec<NewChange>) -> QueryRes
         DbConnection::Sqlite(_) if rows.is_empty() => Ok(0),
         DbConnection::Sqlite(lite) => {
             let json = sqlite_rows(&rows, |r| {
-                (r.run_id, &r.isin, r.source_id, r.kind, &r.old_values, &r.new_values)
+                (r.run_id, &r.isin, r.source_id, r.kind, &r.old_values, &r.new_values, r.generation)
             })?;
             diesel::sql_query(
-                "INSERT INTO isin_changes (run_id, isin, source_id, kind, old_values, new_values) \
-                 SELECT r.value->>0, r.value->>1, r.value->>2, r.value->>3, r.value->>4, r.value->>5 \
+                "INSERT INTO isin_changes (run_id, isin, source_id, kind, old_values, new_values, generation) \
+                 SELECT r.value->>0, r.value->>1, r.value->>2, r.value->>3, r.value->>4, r.value->>5, r.value->>6 \
                  FROM jsonb_each(?) r",
             )
             .bind::<diesel::sql_types::Text, _>(json)
@@ -361,15 +364,18 @@ pub fn delete_superseded(
     Ok(deleted)
 }
 
-/// The ISINs a run recorded changes for, after `after`, up to `limit`, with the change kind.
+/// The ISINs a run recorded changes for in generations from `generation` on, after `after`, up
+/// to `limit`, with the change kind.
 pub fn changes_of_run(
     conn: &mut DbConnection,
     run_id: RunId,
+    generation: i64,
     after: Option<&str>,
     limit: i64,
 ) -> QueryResult<Vec<(String, String)>> {
     let mut query = isin_changes::table
         .filter(isin_changes::run_id.eq(run_id))
+        .filter(isin_changes::generation.ge(generation))
         .select((isin_changes::isin, isin_changes::kind))
         .order(isin_changes::isin.asc())
         .limit(limit)
@@ -415,6 +421,7 @@ pub fn undo_versions(
     diesel::delete(
         isin_changes::table
             .filter(isin_changes::run_id.eq(run_id))
+            .filter(isin_changes::generation.ge(generation))
             .filter(isin_changes::isin.eq_any(isins_written)),
     )
     .execute(conn)?;

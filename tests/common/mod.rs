@@ -5,6 +5,7 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod firds;
 pub mod fleet;
 pub mod publishers;
 pub mod skip;

@@ -48,8 +48,9 @@ pub fn data(file: &str) -> Vec<u8> {
     std::fs::read(data_dir().join(file)).unwrap_or_else(|e| panic!("tests/data/publishers/{file}: {e}"))
 }
 
-#[derive(Default)]
 struct Knobs {
+    /// The folder the files are served from.
+    dir: PathBuf,
     /// Bodies served instead of a data file, by its relative name.
     instead: HashMap<String, Vec<u8>>,
     /// Data files that answer 404.
@@ -68,9 +69,20 @@ pub struct PublisherServer {
 }
 
 impl PublisherServer {
-    /// Starts the fake on a free port of 127.0.0.1.
+    /// Starts the fake on a free port of 127.0.0.1, serving the project's copy of the files.
     pub fn start() -> Self {
-        let knobs = Arc::new(Mutex::new(Knobs::default()));
+        Self::start_in(data_dir())
+    }
+
+    /// Starts the fake serving the files of `dir` (laid out as `tests/data/publishers/`).
+    pub fn start_in(dir: PathBuf) -> Self {
+        let knobs = Arc::new(Mutex::new(Knobs {
+            dir,
+            instead: HashMap::new(),
+            removed: HashSet::new(),
+            added: HashMap::new(),
+            requests: Vec::new(),
+        }));
         let shared = Arc::clone(&knobs);
         let server = HttpServer::new(move || {
             App::new().app_data(web::Data::new(Arc::clone(&shared))).default_service(web::to(answer))
@@ -150,7 +162,7 @@ async fn answer(req: HttpRequest, knobs: Shared) -> HttpResponse {
         if knobs.removed.contains(&file) {
             None
         } else {
-            knobs.instead.get(&file).cloned().or_else(|| std::fs::read(data_dir().join(&file)).ok())
+            knobs.instead.get(&file).cloned().or_else(|| std::fs::read(knobs.dir.join(&file)).ok())
         }
     };
     file_response(&req, &file, body)
