@@ -20,6 +20,7 @@ use crate::auth::accounts::{FirstAdmin, ensure_first_admin};
 use crate::auth::session_store::DbSessionStore;
 use crate::config::Settings;
 use crate::db::{self, DbPool};
+use crate::domain::locator::{self, ListFormat, Locator};
 use crate::jobs::{Registry, download_isins, worker};
 use crate::models::schedule::{self, NewSchedule};
 use crate::models::source::{self, NewSource, Source, SourceChanges};
@@ -94,8 +95,11 @@ fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     Ok(Prepared { pool, applied, first_admin, cookie_key })
 }
 
-/// What a new installation starts with: the prune-history schedule; GLEIF's ISIN-to-LEI file
-/// as a source with a daily schedule (it fails visibly without internet); and the bundled
+/// What a new installation starts with: the prune-history schedule; the three real
+/// publications as sources with their schedules — GLEIF's ISIN-to-LEI file through GLEIF's API
+/// (enabled: it fails visibly without internet), ESMA FIRDS equities (weekly full set and daily
+/// deltas) and Xetra's "all tradable instruments" through its downloads page (both paused, so
+/// an installation without internet shows no red until someone enables them); and the bundled
 /// synthetic sample, imported now so there is data to browse at once.
 fn seed_defaults(pool: &DbPool, conn: &mut db::DbConnection) -> anyhow::Result<()> {
     let mut prune = NewSchedule::with_defaults("prune-history", "prune_history", "cron");
@@ -105,27 +109,92 @@ fn seed_defaults(pool: &DbPool, conn: &mut db::DbConnection) -> anyhow::Result<(
         schedule::insert(conn, &prune).context("Failed to create the prune-history schedule")?;
     }
 
-    let gleif = seed_source(conn, GLEIF_SOURCE, GLEIF_URL, Format::GleifIsinLei, true)?;
-    let mut daily = NewSchedule::with_defaults("gleif-isin-lei-daily", download_isins::NAME, "cron");
-    daily.settings.description =
-        "GLEIF's ISIN-to-LEI file, every day after it is published (about 07:15 UTC).".to_owned();
-    daily.settings.cron_expr = Some("30 7 * * *".to_owned());
-    daily.settings.params = serde_json::json!({ "source": gleif.name }).to_string();
-    daily.settings.retry_backoff_seconds = 600;
-    daily.settings.timeout_seconds = Some(3 * 3600);
-    if schedule::find_by_name(conn, &daily.settings.name)?.is_none() {
-        schedule::insert(conn, &daily).context("Failed to create the GLEIF schedule")?;
+    for publication in publications() {
+        let found =
+            seed_source(conn, publication.source, publication.url, publication.format, &publication.locator)?;
+        let mut daily = NewSchedule::with_defaults(publication.schedule, download_isins::NAME, "cron");
+        daily.settings.description = publication.description.to_owned();
+        daily.settings.cron_expr = Some(publication.cron.to_owned());
+        daily.settings.params = serde_json::json!({ "source": found.name }).to_string();
+        daily.settings.enabled = publication.enabled;
+        daily.settings.retry_backoff_seconds = 600;
+        daily.settings.timeout_seconds = Some(3 * 3600);
+        if schedule::find_by_name(conn, &daily.settings.name)?.is_none() {
+            schedule::insert(conn, &daily)
+                .with_context(|| format!("Failed to create the schedule {}", publication.schedule))?;
+        }
     }
 
-    seed_source(conn, SAMPLE_SOURCE, sample::SAMPLE_URL, Format::FirdsFulins, true)?;
+    seed_source(conn, SAMPLE_SOURCE, sample::SAMPLE_URL, Format::FirdsFulins, &Locator::default())?;
     let (run_id, stats) = download_isins::import_now(pool, SAMPLE_SOURCE, "import the bundled sample")?;
     tracing::info!(run_id = run_id.0, isins = stats.active, "imported the bundled sample");
     Ok(())
 }
 
+/// A real publication a new installation knows: its source and the schedule that downloads it.
+struct Publication {
+    source: &'static str,
+    url: &'static str,
+    format: Format,
+    locator: Locator,
+    schedule: &'static str,
+    description: &'static str,
+    /// When, in UTC.
+    cron: &'static str,
+    enabled: bool,
+}
+
+fn publications() -> [Publication; 3] {
+    [
+        Publication {
+            source: GLEIF_SOURCE,
+            url: locator::GLEIF_API_URL,
+            format: Format::GleifIsinLei,
+            locator: Locator::GleifApi { files_base: None },
+            schedule: "gleif-isin-lei-daily",
+            description: "GLEIF's ISIN-to-LEI file, every day after it is published (about 07:15 UTC).",
+            cron: "30 7 * * *",
+            enabled: true,
+        },
+        Publication {
+            source: FIRDS_SOURCE,
+            url: locator::ESMA_FIRDS_LIST_URL,
+            format: Format::FirdsFulins,
+            locator: Locator::EsmaFirds {
+                files_base: None,
+                second_list_url: None,
+                letters: vec!["E".to_owned()],
+                list_format: ListFormat::Xml,
+            },
+            schedule: "esma-firds-equities-daily",
+            description: "ESMA FIRDS equities: the weekly full set when the source has none, then each day's \
+                          delta and cancellations (published early in the morning). Paused until enabled.",
+            cron: "0 9 * * *",
+            enabled: false,
+        },
+        Publication {
+            source: XETRA_SOURCE,
+            url: locator::XETRA_DOWNLOADS_URL,
+            format: Format::XetraInstruments,
+            locator: Locator::PageLink {
+                pattern: locator::XETRA_ALL_TRADABLE_PATTERN.to_owned(),
+                files_base: None,
+            },
+            schedule: "xetra-all-tradable-daily",
+            description: "Deutsche Börse's Xetra “All tradable instruments” file, through the link on its \
+                          downloads page (it changes with every file). Paused until enabled.",
+            cron: "0 6 * * *",
+            enabled: false,
+        },
+    ]
+}
+
 /// The seeded GLEIF source.
 pub const GLEIF_SOURCE: &str = "GLEIF ISIN-LEI";
-const GLEIF_URL: &str = "https://mapping.gleif.org/api/v2/isin-lei/latest/download";
+/// The seeded ESMA FIRDS source (equities).
+pub const FIRDS_SOURCE: &str = "ESMA FIRDS equities";
+/// The seeded Xetra source.
+pub const XETRA_SOURCE: &str = "Xetra all tradable instruments";
 /// The seeded sample source.
 pub const SAMPLE_SOURCE: &str = "Sample (synthetic)";
 
@@ -134,7 +203,7 @@ fn seed_source(
     name: &str,
     url: &str,
     format: Format,
-    enabled: bool,
+    locator: &Locator,
 ) -> anyhow::Result<Source> {
     if let Some(found) = source::find_by_name(conn, name)? {
         return Ok(found);
@@ -144,9 +213,9 @@ fn seed_source(
         url: url.to_owned(),
         format: format.name().to_owned(),
         options: "{}".to_owned(),
-        enabled,
+        enabled: true,
         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
-        locator: crate::domain::locator::Locator::default().to_json(),
+        locator: locator.to_json(),
     };
     source::insert(conn, &NewSource::new(settings, None))
         .with_context(|| format!("Failed to create the source “{name}”"))

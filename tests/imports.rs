@@ -868,13 +868,38 @@ async fn fetching_obeys_the_size_cap_and_reports_broken_downloads() {
 }
 
 #[tokio::test]
-async fn a_new_installation_has_the_gleif_source_its_schedule_and_the_sample() {
+async fn a_new_installation_has_the_real_publishers_their_schedules_and_the_sample() {
     let Some(app) = spawn_app_with(Backend::Sqlite, &[("ISINBEAT_SEED", "default")]).await else { return };
     let admin = app.admin().await;
     let list = admin.get_html("/admin/sources/").await;
-    assert!(list.contains("GLEIF ISIN-LEI"));
-    assert!(list.contains("https://mapping.gleif.org/api/v2/isin-lei/latest/download"));
-    assert!(list.contains("Sample (synthetic)"));
+    for shown in [
+        "GLEIF ISIN-LEI",
+        "https://mapping.gleif.org/api/v2/isin-lei",
+        "ESMA FIRDS equities",
+        "https://registers.esma.europa.eu/solr/esma_registers_firds_files/select",
+        "Xetra all tradable instruments",
+        "https://www.cashmarket.deutsche-boerse.com/cash-en/trading/Tradable-Instruments-Xetra/Downloads",
+        "Sample (synthetic)",
+    ] {
+        assert!(list.contains(shown), "{shown} is not on the sources list");
+    }
+    let locators = app
+        .query(|conn| {
+            ["GLEIF ISIN-LEI", "ESMA FIRDS equities", "Xetra all tradable instruments"]
+                .map(|name| source::find_by_name(conn, name).unwrap().unwrap().locator)
+        })
+        .await;
+    assert!(locators[0].contains("gleif_api"), "{}", locators[0]);
+    assert!(locators[1].contains("esma_firds") && locators[1].contains("\"E\""), "{}", locators[1]);
+    assert!(locators[2].contains("page_link"), "{}", locators[2]);
+    // FIRDS and Xetra are paused until someone enables them: nothing red offline.
+    let paused = app
+        .query(|conn| {
+            ["gleif-isin-lei-daily", "esma-firds-equities-daily", "xetra-all-tradable-daily"]
+                .map(|name| schedule::find_by_name(conn, name).unwrap().unwrap().settings.enabled)
+        })
+        .await;
+    assert_eq!(paused, [true, false, false]);
     let sample = app.query(|conn| source::find_by_name(conn, "Sample (synthetic)").unwrap().unwrap()).await;
     assert_eq!(sample.active_isins, 3_000, "the bundled sample is imported at first start");
     // It looks like real reference data: a name, a CFI code, a currency and its venues.
