@@ -31,6 +31,7 @@ on_both_backends!(
     a_delta_day_that_fails_changes_nothing_and_applies_cleanly_afterwards,
     a_file_applied_once_is_refused_the_second_time,
     a_run_whose_later_unit_fails_keeps_the_earlier_ones_and_takes_back_only_its_own,
+    a_source_of_equities_takes_only_equities_from_a_delta,
 );
 
 fn data() -> PathBuf {
@@ -116,7 +117,7 @@ fn unit_file(name: &str, path: &Path) -> UnitFile {
 
 fn unit(kind: UnitKind, names: &[&str]) -> UnitFiles {
     let files = names.iter().map(|name| unit_file(name, &data().join("esma").join(name))).collect();
-    UnitFiles { kind, files }
+    UnitFiles { kind, files, letters: Vec::new() }
 }
 
 fn kind_of(step: &Value) -> UnitKind {
@@ -423,4 +424,26 @@ async fn a_run_whose_later_unit_fails_keeps_the_earlier_ones_and_takes_back_only
     let changed = changed_isins(&mut conn, run_id, "changed");
     assert_eq!(changed.len(), 6, "{changed:?}");
     assert_eq!(changed.iter().filter(|isin| *isin == "DE000A212ST3").count(), 2);
+}
+
+/// A delta covers every CFI category; a source that follows equities (`E`) leaves the rest out.
+async fn a_source_of_equities_takes_only_equities_from_a_delta(backend: Backend) {
+    let Some((_database, mut conn)) = migrated(backend) else { return };
+    let source_id = firds_source(&mut conn, "esma-firds-equities");
+    let mut equities =
+        unit(UnitKind::FullSet, &["FULINS_E_20250104_01of02.zip", "FULINS_E_20250104_02of02.zip"]);
+    equities.letters = vec!['E'];
+    apply(&mut conn, source_id, &equities, &Quiet).1.unwrap();
+    let mut day = unit(
+        UnitKind::Delta,
+        &["DLTINS_20250106_01of03.zip", "DLTINS_20250106_02of03.zip", "DLTINS_20250106_03of03.zip"],
+    );
+    day.letters = vec!['E'];
+    let stats = apply(&mut conn, source_id, &day, &Quiet).1.unwrap();
+    let outcome = stats.unit.unwrap();
+    // The day's two new bond venues (XS2904928483) and its bond modification (XS2128112732).
+    assert_eq!(outcome.other_classes, 3, "{outcome:?}");
+    let (_, records) = seen(&mut conn, source_id);
+    assert!(records.iter().all(|r| r["cfi"].as_str().is_some_and(|cfi| cfi.starts_with('E'))));
+    assert!(records.iter().any(|r| r["isin"] == "DE000A4GLCP8"), "the day's new equity is taken");
 }

@@ -81,7 +81,7 @@ pub(super) fn follow_firds(
     for unit in &units {
         observer.check_stop().map_err(ImportError::Stopped)?;
         observer.log(&format!("applying the {unit}: {}", names(unit)));
-        match apply_unit(conn, source, unit, run_id, options, observer) {
+        match apply_unit(conn, source, unit, &followed.letters, run_id, options, observer) {
             Ok(stats) => add_unit(&mut total, stats),
             // Another run applied it meanwhile (it planned the same day): nothing to do twice.
             Err(ImportError::AlreadyApplied { file, run_id: by, .. }) if by != run_id => {
@@ -128,6 +128,7 @@ fn apply_unit(
     conn: &mut DbConnection,
     source: &Source,
     unit: &Unit,
+    letters: &[char],
     run_id: RunId,
     options: &Options,
     observer: &dyn Observer,
@@ -171,8 +172,8 @@ fn apply_unit(
         })
         .collect();
     let fetch_seconds = started.elapsed().as_secs_f64();
-    let mut stats =
-        import_unit(conn, source.id, run_id, &UnitFiles { kind: unit.kind, files }, options, observer)?;
+    let unit = UnitFiles { kind: unit.kind, files, letters: letters.to_vec() };
+    let mut stats = import_unit(conn, source.id, run_id, &unit, options, observer)?;
     stats.seconds.fetch += fetch_seconds;
     Ok(stats)
 }

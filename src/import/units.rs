@@ -64,6 +64,10 @@ pub struct UnitFile {
 pub struct UnitFiles {
     pub kind: UnitKind,
     pub files: Vec<UnitFile>,
+    /// The CFI categories (first letters) the source follows; empty: all. A full set holds
+    /// only its letters' files already; a delta or cancellations file covers every category,
+    /// and its records of other categories are left out (counted as `other_classes`).
+    pub letters: Vec<char>,
 }
 
 /// What a unit's records did, kept in the run's stats beside the diff counts.
@@ -101,6 +105,9 @@ pub struct UnitOutcome {
     /// Terminations of venues the source did not have, inserted as terminated.
     #[serde(skip_serializing_if = "is_zero")]
     pub inserted_terminated: u64,
+    /// Records of CFI categories the source does not follow, left out.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub other_classes: u64,
 }
 
 fn is_zero(n: &u64) -> bool {
@@ -202,7 +209,7 @@ fn import_locked(
     let result = match unit.kind {
         UnitKind::FullSet => import_full_set(conn, import, parts, origin, stats, &mut outcome),
         UnitKind::Delta | UnitKind::Cancellations => {
-            import_delta(conn, import, unit.kind, parts, origin, stats, &mut outcome)
+            import_delta(conn, import, unit.kind, &unit.letters, parts, origin, stats, &mut outcome)
         }
     };
     result.map(|mut stats| {
@@ -357,6 +364,17 @@ fn import_full_set(
     publish::write_and_publish(conn, import, origin, stats, Format::FirdsFulins, rows)
 }
 
+/// Whether a record of CFI code `cfi` belongs to the categories `letters` (empty: all; a record
+/// without a CFI code, e.g. a cancellation that does not repeat it, is kept).
+fn follows(letters: &[char], cfi: Option<&str>) -> bool {
+    match cfi.and_then(|cfi| cfi.chars().next()) {
+        Some(category) if !letters.is_empty() => {
+            letters.iter().any(|letter| letter.eq_ignore_ascii_case(&category))
+        }
+        _ => true,
+    }
+}
+
 /// Rows read between two progress reports and stop checks.
 const READ_BATCH: u64 = 20_000;
 
@@ -364,6 +382,7 @@ const READ_BATCH: u64 = 20_000;
 fn read_delta(
     unit: UnitKind,
     parts: Vec<Part>,
+    letters: &[char],
     observer: &dyn Observer,
     stats: &mut Stats,
     outcome: &mut UnitOutcome,
@@ -374,6 +393,7 @@ fn read_delta(
     let mut records = Records::new(unit, parts);
     while let Some((kind, item)) = records.next(outcome)? {
         match item {
+            Item::Row(row) if !follows(letters, row.cfi.as_deref()) => outcome.other_classes += 1,
             Item::Row(row) => {
                 stats.valid += 1;
                 let listing = row.listing.unwrap_or_default();
@@ -424,12 +444,13 @@ fn import_delta(
     conn: &mut DbConnection,
     import: &Import<'_>,
     unit: UnitKind,
+    letters: &[char],
     parts: Vec<Part>,
     origin: Origin<'_>,
     mut stats: Stats,
     outcome: &mut UnitOutcome,
 ) -> Result<Stats, ImportError> {
-    let mut rows = read_delta(unit, parts, import.observer, &mut stats, outcome)?;
+    let mut rows = read_delta(unit, parts, letters, import.observer, &mut stats, outcome)?;
     let started = Instant::now();
     apply::widen_cache(conn).context("Failed to set up the import's connection")?;
     let mut leis = publish::lei_sorter();
