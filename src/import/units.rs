@@ -209,7 +209,7 @@ fn import_locked(
     let result = match unit.kind {
         UnitKind::FullSet => import_full_set(conn, import, parts, origin, stats, &mut outcome),
         UnitKind::Delta | UnitKind::Cancellations => {
-            import_delta(conn, import, unit.kind, &unit.letters, parts, origin, stats, &mut outcome)
+            import_delta(conn, import, unit, parts, origin, stats, &mut outcome)
         }
     };
     result.map(|mut stats| {
@@ -443,14 +443,13 @@ fn read_delta(
 fn import_delta(
     conn: &mut DbConnection,
     import: &Import<'_>,
-    unit: UnitKind,
-    letters: &[char],
+    files: &UnitFiles,
     parts: Vec<Part>,
     origin: Origin<'_>,
     mut stats: Stats,
     outcome: &mut UnitOutcome,
 ) -> Result<Stats, ImportError> {
-    let mut rows = read_delta(unit, parts, letters, import.observer, &mut stats, outcome)?;
+    let mut rows = read_delta(files.kind, parts, &files.letters, import.observer, &mut stats, outcome)?;
     let started = Instant::now();
     apply::widen_cache(conn).context("Failed to set up the import's connection")?;
     let mut leis = publish::lei_sorter();
