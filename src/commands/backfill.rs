@@ -98,7 +98,7 @@ pub fn describe(plan: &BackfillPlan) -> String {
     let files = plan.file_count();
     let _ = write!(out, "{files} file{} listed; ", if files == 1 { "" } else { "s" });
     if dates.is_empty() {
-        let _ = writeln!(out, "0 runs to create: every file of the range is applied already.");
+        let _ = writeln!(out, "0 runs to create: {}.", plan.why_no_runs());
     } else {
         let listed: Vec<String> = dates.iter().map(NaiveDate::to_string).collect();
         let _ = writeln!(

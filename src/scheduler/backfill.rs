@@ -18,7 +18,7 @@ use serde_json::json;
 
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::download_params::Params;
-use crate::domain::locator::{ListFormat, Locator, LocatorKind};
+use crate::domain::locator::{Locator, LocatorKind};
 use crate::domain::{RunId, RunStatus, SourceId, Trigger, UnitKind, mask_url_secrets};
 use crate::import::TASK_KIND;
 use crate::models::audit::{self, Actor, NewAuditEntry};
@@ -153,12 +153,9 @@ pub fn list(
             })?);
             settings.second_list_url = second_list_url.clone();
             settings.files_base = files_base.clone();
-            settings.format = match list_format {
-                ListFormat::Xml => esma_firds::ListFormat::Xml,
-                ListFormat::Json => esma_firds::ListFormat::Json,
-            };
+            settings.format = *list_format;
             let letters: Vec<char> = letters.iter().filter_map(|letter| letter.chars().next()).collect();
-            let lister = HttpLister::new(settings, policy.clone(), limits.clone());
+            let lister = HttpLister::new(settings, policy.clone(), *limits);
             let units = esma_firds::dated_files(range.from, range.to, &letters, &lister)
                 .map_err(|e| BackfillError::List(e.to_string()))?;
             firds_days(range, units)
@@ -276,6 +273,15 @@ impl BackfillPlan {
     /// The dates that get a run, oldest first.
     pub fn run_dates(&self) -> Vec<NaiveDate> {
         self.days.iter().filter(|day| day.run).map(|day| day.date).collect()
+    }
+
+    /// Why the plan creates no run, in words (when it creates none).
+    pub fn why_no_runs(&self) -> &'static str {
+        match (self.days.iter().any(|day| day.queued.is_some()), self.file_count() > 0) {
+            (true, _) => "each date's files are applied already or have a run waiting",
+            (false, true) => "every file of the range is applied already",
+            (false, false) => "nothing is listed for these dates",
+        }
     }
 
     /// How many files the range lists.
