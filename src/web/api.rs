@@ -385,7 +385,7 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_served_document_lists_every_run_status_and_change_kind() {
+    fn the_served_document_lists_every_run_status_trigger_and_change_kind() {
         assert!(!OPENAPI.contains("filled in by the server"));
         let doc: serde_json::Value = serde_json::from_str(&OPENAPI).expect("the document is JSON");
         let statuses = &doc["components"]["schemas"]["Run"]["properties"]["status"]["enum"];
