@@ -350,6 +350,8 @@ async fn a_firds_backfill_through_the_form_applies_the_delta_days_in_date_order_
     }
     assert_eq!(runs[3].status, RunStatus::Succeeded, "{:?}", runs[3].error);
     assert!(runs.iter().all(|r| r.trigger == Trigger::Backfill && r.triggered_by.is_some()));
+    let audit = admin.get_html("/admin/audit/").await;
+    assert!(audit.contains("backfill"), "the backfill is in the audit log: {audit}");
 
     // The source is exactly what the fixtures say after their last step.
     let last = &listed["esma"]["steps"][5];
