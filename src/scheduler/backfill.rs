@@ -132,11 +132,10 @@ pub fn list(
     limits: &Limits,
 ) -> Result<Listing, BackfillError> {
     let locator = Locator::from_json(&found.locator).map_err(BackfillError::Settings)?;
+    let not_dated =
+        || BackfillError::NotDated { source_name: found.name.clone(), locator: locator.kind().title() };
     if !matches!(locator.kind(), LocatorKind::UrlTemplate | LocatorKind::EsmaFirds) {
-        return Err(BackfillError::NotDated {
-            source_name: found.name.clone(),
-            locator: locator.kind().title(),
-        });
+        return Err(not_dated());
     }
     if !found.enabled {
         return Err(BackfillError::Disabled(found.name.clone()));
@@ -154,13 +153,14 @@ pub fn list(
             settings.second_list_url = second_list_url.clone();
             settings.files_base = files_base.clone();
             settings.format = *list_format;
-            let letters: Vec<char> = letters.iter().filter_map(|letter| letter.chars().next()).collect();
+            let letters: Vec<char> =
+                letters.iter().filter_map(|letter| letter.trim().chars().next()).collect();
             let lister = HttpLister::new(settings, policy.clone(), *limits);
             let units = esma_firds::dated_files(range.from, range.to, &letters, &lister)
                 .map_err(|e| BackfillError::List(e.to_string()))?;
             firds_days(range, units)
         }
-        Locator::Url {} | Locator::PageLink { .. } | Locator::GleifApi { .. } => Vec::new(),
+        Locator::Url {} | Locator::PageLink { .. } | Locator::GleifApi { .. } => return Err(not_dated()),
     };
     Ok(Listing { locator: locator.kind(), range, days })
 }
