@@ -93,6 +93,25 @@ enum Command {
         #[arg(long)]
         accept_shrink: bool,
     },
+    /// Backfill or replay a dated source (URL template, ESMA FIRDS): prints the files of each
+    /// date and the runs it creates — one per date whose files are not all applied, oldest
+    /// first — then creates them for the workers, who apply them one at a time.
+    Backfill {
+        /// The source's name.
+        source: String,
+        /// The first logical date, YYYY-MM-DD.
+        #[arg(long, value_parser = parse_date)]
+        from: chrono::NaiveDate,
+        /// The last logical date, included (at most 366 days after the first).
+        #[arg(long, value_parser = parse_date)]
+        to: chrono::NaiveDate,
+        /// Print what would be created and create nothing.
+        #[arg(long)]
+        dry_run: bool,
+        /// A run for every date that has files, applied or not, importing them again.
+        #[arg(long)]
+        reprocess: bool,
+    },
     /// Work with ISINs.
     Isin {
         #[command(subcommand)]
@@ -142,6 +161,12 @@ fn parse_queue(raw: &str) -> Result<QueueName, String> {
     QueueName::parse(raw).map_err(|error| error.to_string())
 }
 
+/// A date given on the command line.
+fn parse_date(raw: &str) -> Result<chrono::NaiveDate, String> {
+    chrono::NaiveDate::parse_from_str(raw.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("{raw:?} is not a date written YYYY-MM-DD"))
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let done = |()| ExitCode::SUCCESS;
@@ -172,6 +197,16 @@ fn main() -> ExitCode {
                 accept_shrink,
             })
             .map(|ok| if ok { ExitCode::SUCCESS } else { ExitCode::FAILURE })
+        }
+        Command::Backfill { source, from, to, dry_run, reprocess } => {
+            commands::backfill::backfill(&commands::backfill::BackfillArgs {
+                source,
+                from,
+                to,
+                dry_run,
+                reprocess,
+            })
+            .map(done)
         }
         Command::Isin { command: IsinCommand::Validate { isins, only_invalid } } => {
             commands::isin::validate(&isins, only_invalid)

@@ -305,3 +305,68 @@ async fn a_person_adds_a_source_tests_it_imports_it_and_sees_what_was_added() {
     screenshot(&client, "isin-detail").await;
     client.close().await.unwrap();
 }
+
+#[tokio::test]
+async fn an_operator_previews_a_backfill_of_five_dates_creates_the_runs_and_sees_them_listed() {
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let server = common::publishers::PublisherServer::start();
+    // An ESMA FIRDS source that has applied nothing yet, reading the fake publisher's list.
+    let source_id = app
+        .query(move |conn| {
+            let locator = isinbeat::domain::locator::Locator::EsmaFirds {
+                files_base: Some(url::Url::parse(&format!("{}/", server.base)).unwrap()),
+                second_list_url: None,
+                letters: Vec::new(),
+                list_format: isinbeat::domain::locator::ListFormat::Xml,
+            };
+            let settings = isinbeat::models::source::SourceChanges {
+                name: "ESMA FIRDS".to_owned(),
+                url: server.url(common::publishers::ESMA_LIST_PATH),
+                format: "firds_fulins".to_owned(),
+                options: "{}".to_owned(),
+                enabled: true,
+                max_shrink_percent: 20,
+                locator: locator.to_json(),
+            };
+            let new = isinbeat::models::source::NewSource::new(settings, None);
+            isinbeat::models::source::insert(conn, &new).unwrap().id
+        })
+        .await;
+    let (_driver, client) = start_driver(&chromedriver).await;
+    log_in(&client, &app.address).await;
+    client.goto(&format!("{}/admin/sources/{source_id}/", app.address)).await.unwrap();
+    client.wait().for_element(Locator::Id("backfill-link")).await.unwrap().click().await.unwrap();
+
+    // A date field takes its value in the browser's locale when typed: set it as the form sends it.
+    client.wait().for_element(Locator::Id("id_from")).await.unwrap();
+    client
+        .execute(
+            "document.getElementById('id_from').value = '2025-01-04'; \
+             document.getElementById('id_to').value = '2025-01-08'; return null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    client.find(Locator::Css("#backfill-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    let count = wait_for_text(&client, "#backfill-run-count", "5 runs").await;
+    assert_eq!(count, "5 runs");
+    let days = wait_for_text(&client, "#backfill-days", "DLTINS_20250108_01of01.zip").await;
+    for name in ["FULINS_E_20250104_01of02.zip", "DLTINS_20250106_02of03.zip", "FULCAN_20250106_01of01.zip"] {
+        assert!(days.contains(name), "{name}: {days}");
+    }
+    let rows = client.find_all(Locator::Css("#backfill-days tr.backfill-run")).await.unwrap();
+    assert_eq!(rows.len(), 5, "one run per date");
+    screenshot(&client, "backfill-preview").await;
+
+    client.find(Locator::Css("#backfill-create button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, ".flash-success", "5 backfill runs were created, 2025-01-04 to 2025-01-08").await;
+    let listed = wait_for_text(&client, "#runs tbody", "backfill ESMA FIRDS 2025-01-08").await;
+    for date in ["2025-01-04", "2025-01-05", "2025-01-06", "2025-01-07"] {
+        assert!(listed.contains(&format!("backfill ESMA FIRDS {date}")), "{date}: {listed}");
+    }
+    let rows = client.find_all(Locator::Css("#runs tbody tr")).await.unwrap();
+    assert_eq!(rows.len(), 5, "the list shows the backfill's runs");
+    screenshot(&client, "backfill-runs").await;
+    client.close().await.unwrap();
+}

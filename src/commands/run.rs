@@ -89,6 +89,13 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
                 eprintln!("Run #{run_id} was taken by another worker or cancelled before it started.");
                 return Ok(false);
             }
+            Outcome::Waiting { behind } => {
+                eprintln!(
+                    "Run #{run_id} stays queued behind run #{behind}, an earlier-dated import of the same \
+                     source; a worker runs it once that one has ended."
+                );
+                return Ok(false);
+            }
         }
     }
 }

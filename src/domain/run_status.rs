@@ -134,9 +134,18 @@ pub enum Trigger {
     CatchUp,
     /// Someone retried an ended run.
     Retry,
+    /// One logical date of a backfill (or replay) of a dated source, created with the others of
+    /// its range and run in date order.
+    Backfill,
 }
 
-named_choices!(Trigger { Schedule => "schedule", Manual => "manual", CatchUp => "catch_up", Retry => "retry" });
+named_choices!(Trigger {
+    Schedule => "schedule",
+    Manual => "manual",
+    CatchUp => "catch_up",
+    Retry => "retry",
+    Backfill => "backfill",
+});
 
 impl Trigger {
     /// The triggers of a schedule's own occurrences (what the scheduler claims).
@@ -188,6 +197,7 @@ mod tests {
     fn a_status_is_stored_and_sent_under_its_name() {
         assert_eq!(RunStatus::Succeeded.as_str(), "succeeded");
         assert_eq!("catch_up".parse(), Ok(Trigger::CatchUp));
+        assert_eq!("backfill".parse(), Ok(Trigger::Backfill));
         assert!("catch-up".parse::<Trigger>().is_err());
         assert_eq!(serde_json::to_value(Trigger::CatchUp).ok(), Some(serde_json::json!("catch_up")));
     }

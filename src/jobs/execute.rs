@@ -9,8 +9,8 @@ use anyhow::Context;
 use chrono::NaiveDateTime;
 
 use crate::db::{DbPool, now};
-use crate::domain::{RunId, WorkerName};
-use crate::jobs::{Registry, Stop, TaskContext};
+use crate::domain::{RunId, RunStatus, WorkerName};
+use crate::jobs::{Registry, Stop, TaskContext, date_order};
 use crate::models::run::transitions::{self, Claim};
 use crate::models::run::{self, Run};
 use crate::models::schedule;
@@ -24,6 +24,11 @@ pub enum Outcome {
     NotDue {
         at: NaiveDateTime,
     },
+    /// The run is a dated import and an earlier-dated run of its source has not ended: left
+    /// queued, to be pushed when that one ends (see `date_order`).
+    Waiting {
+        behind: RunId,
+    },
     Succeeded,
     /// Failed; `retry_at` says when the next attempt is due, if there is one.
     Failed {
@@ -31,6 +36,13 @@ pub enum Outcome {
         retry_at: Option<NaiveDateTime>,
     },
     Cancelled,
+}
+
+impl Outcome {
+    /// Whether the run has ended (for good: a failure with a retry to come has not).
+    pub fn ended(&self) -> bool {
+        matches!(self, Outcome::Succeeded | Outcome::Cancelled | Outcome::Failed { retry_at: None, .. })
+    }
 }
 
 /// Runs the run `run_id` in this thread as `worker`. Blocking.
@@ -43,6 +55,11 @@ pub fn execute(
 ) -> anyhow::Result<Outcome> {
     let mut pooled = pool.get().context("Failed to get a database connection")?;
     let conn: &mut crate::db::DbConnection = &mut pooled;
+    if let Some(queued) = run::find(conn, run_id)?.filter(|found| found.status == RunStatus::Queued)
+        && let Some(behind) = date_order::waits_for(conn, &queued).context("Failed to read the run's turn")?
+    {
+        return Ok(Outcome::Waiting { behind });
+    }
     let started = now();
     match transitions::claim(conn, run_id, worker, started).context("Failed to claim the run")? {
         Claim::Claimed => {}

@@ -3,6 +3,7 @@
 //! queued run, runs its task with heartbeats, a timeout and cancellation, and records the
 //! outcome — retrying with backoff as the schedule says. Knows nothing of the queue or the web.
 
+pub mod date_order;
 pub mod download_isins;
 mod execute;
 pub mod prune_history;

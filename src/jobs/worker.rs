@@ -245,6 +245,9 @@ async fn work_once(
                         execute(&executing, &registry, run_id, &worker, run_heartbeat)
                     })
                     .await;
+                    if matches!(&outcome, Ok(Ok(ended)) if ended.ended()) {
+                        push_next_dated(&pool, &queue, run_id).await;
+                    }
                     match outcome {
                         Ok(Ok(Outcome::NotDue { at }))
                         | Ok(Ok(Outcome::Failed { retry_at: Some(at), .. })) => {
@@ -259,6 +262,11 @@ async fn work_once(
                         Ok(Ok(Outcome::Failed { retry_at: None, .. })) => {
                             send_alerts(&pool, &client, run_id).await;
                         }
+                        Ok(Ok(Outcome::Waiting { behind })) => tracing::debug!(
+                            run = run_id.0,
+                            behind = behind.0,
+                            "run left queued behind an earlier-dated run of its source"
+                        ),
                         Ok(Ok(outcome)) => tracing::debug!(run = run_id.0, ?outcome, "run finished"),
                         Ok(Err(error)) => {
                             tracing::error!(
@@ -276,6 +284,32 @@ async fn work_once(
             shutdown,
         )
         .await
+}
+
+/// Pushes the next dated run of the source of `ended`, a dated import run that just ended (see
+/// `jobs::date_order`). Should this fail, a scheduler's reconciler pushes it later.
+async fn push_next_dated(pool: &DbPool, queue: &Queue, ended: RunId) {
+    let lookup = pool.clone();
+    let next = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+        let mut conn = lookup.get()?;
+        Ok(crate::jobs::date_order::next_to_push(&mut conn, ended)?)
+    })
+    .await;
+    let next = match next {
+        Ok(Ok(Some(next))) => next,
+        Ok(Ok(None)) => return,
+        Ok(Err(error)) => {
+            tracing::warn!(run = ended.0, error = format!("{error:#}"), "could not read the next dated run");
+            return;
+        }
+        Err(error) => {
+            tracing::warn!(run = ended.0, error = error.to_string(), "reading the next dated run panicked");
+            return;
+        }
+    };
+    if let Err(error) = queue.push(&next.queue, next.id, next.not_before.and_utc()).await {
+        tracing::warn!(run = next.id.0, error = format!("{error:#}"), "failed to queue the next dated run");
+    }
 }
 
 /// Sends the alerts a run's failure queued (any left over are sent by a scheduler later).

@@ -10,6 +10,7 @@ use crate::db::DbConnection;
 use crate::db::schema::runs;
 use crate::domain::{RunId, RunStatus, ScheduleId, Trigger, UserId, WorkerName};
 
+pub mod dated;
 pub mod transitions;
 
 /// A row of `runs`.
@@ -161,6 +162,8 @@ pub struct RunFilter {
     pub since: Option<NaiveDateTime>,
     /// Runs recorded before this instant.
     pub until: Option<NaiveDateTime>,
+    /// Runs whose parameters name this source (imports of it).
+    pub source: Option<String>,
     /// Oldest first instead of newest first.
     pub oldest_first: bool,
 }
@@ -188,6 +191,12 @@ pub fn page(
     }
     if let Some(until) = filter.until {
         query = query.filter(runs::created_at.lt(until));
+    }
+    if let Some(source) = &filter.source {
+        // Parameters are written as compact JSON by isinbeat (`{"source":"X",…}`), so the pair
+        // is found as text; a page cannot be filtered again after it is read.
+        let pair = format!(r#""source":{}"#, serde_json::Value::String(source.clone()));
+        query = query.filter(runs::params.like(like_pattern(&pair)).escape('\\'));
     }
     if filter.oldest_first {
         if let Some(after) = cursor {
@@ -387,11 +396,9 @@ pub fn importing_source(
     limit: usize,
 ) -> QueryResult<Vec<Run>> {
     // The parameters are JSON text: narrow down with LIKE, then check exactly.
-    let needle = serde_json::Value::String(source_name.to_owned()).to_string();
-    let pattern = format!("%{}%", needle.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"));
     let candidates: Vec<Run> = runs::table
         .filter(runs::task_kind.eq(task_kind))
-        .filter(runs::params.like(pattern).escape('\\'))
+        .filter(runs::params.like(params_naming(source_name)).escape('\\'))
         .order(runs::id.desc())
         .limit(i64::try_from(limit * 4).unwrap_or(i64::MAX))
         .select(Run::as_select())
@@ -403,6 +410,17 @@ pub fn importing_source(
         })
         .take(limit)
         .collect())
+}
+
+/// A LIKE pattern (escaped with a backslash) for parameters whose text holds `source_name` as a JSON
+/// string: it narrows runs down to those that may name the source; callers check exactly.
+pub(crate) fn params_naming(source_name: &str) -> String {
+    like_pattern(&serde_json::Value::String(source_name.to_owned()).to_string())
+}
+
+/// A LIKE pattern (escaped with a backslash) for text that contains `text`.
+fn like_pattern(text: &str) -> String {
+    format!("%{}%", text.replace('\\', "\\\\").replace('%', "\\%").replace('_', "\\_"))
 }
 
 /// The ids of runs of `task_kind` that succeeded since `since` and changed ISIN records,

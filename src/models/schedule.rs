@@ -609,6 +609,18 @@ pub fn importing_source(
         .collect())
 }
 
+/// The queue an import of `source_name` made outside its schedules (a backfill) goes to: that of
+/// the schedule that imports it, an enabled one first, so that it runs where the scheduled ones
+/// do; the default queue when no schedule imports it.
+pub fn import_queue(conn: &mut DbConnection, task_kind: &str, source_name: &str) -> QueryResult<String> {
+    let mut importers = importing_source(conn, task_kind, source_name)?;
+    importers.sort_by_key(|found| !found.settings.enabled);
+    Ok(importers
+        .into_iter()
+        .next()
+        .map_or_else(|| crate::domain::QueueName::DEFAULT.to_owned(), |found| found.settings.queue))
+}
+
 /// Points the `source` parameter of `task_kind` schedules from `old_name` to `new_name` (a
 /// source was renamed). Returns how many schedules changed.
 pub fn rename_source_in_params(

@@ -9,6 +9,7 @@
 //! in (`now`), so tests drive the scheduler with their own clock.
 
 pub mod actions;
+pub mod backfill;
 pub mod beat;
 mod reconcile;
 pub mod settings;

@@ -103,11 +103,12 @@ pub async fn openapi() -> HttpResponse {
     HttpResponse::Ok().content_type("application/json").body(OPENAPI.as_str())
 }
 
-/// The document as served: `docs/openapi.json` with the names of run statuses and change kinds
-/// taken from their enums, so that it cannot drift from them.
+/// The document as served: `docs/openapi.json` with the names of run statuses, run triggers and
+/// change kinds taken from their enums, so that it cannot drift from them.
 static OPENAPI: LazyLock<String> = LazyLock::new(|| {
     let doc = include_str!("../../docs/openapi.json");
     let doc = fill_names(doc, "filled in by the server: run statuses", RunStatus::NAMES);
+    let doc = fill_names(&doc, "filled in by the server: run triggers", Trigger::NAMES);
     fill_names(&doc, "filled in by the server: change kinds", ChangeKind::NAMES)
 });
 
@@ -384,11 +385,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_served_document_lists_every_run_status_and_change_kind() {
+    fn the_served_document_lists_every_run_status_trigger_and_change_kind() {
         assert!(!OPENAPI.contains("filled in by the server"));
         let doc: serde_json::Value = serde_json::from_str(&OPENAPI).expect("the document is JSON");
         let statuses = &doc["components"]["schemas"]["Run"]["properties"]["status"]["enum"];
         assert_eq!(statuses, &json!(RunStatus::NAMES));
+        let triggers = &doc["components"]["schemas"]["Run"]["properties"]["trigger"]["enum"];
+        assert_eq!(triggers, &json!(Trigger::NAMES));
         assert_eq!(doc["components"]["parameters"]["change"]["schema"]["enum"], json!(ChangeKind::NAMES));
     }
 }

@@ -8,6 +8,7 @@ mod account;
 pub mod api;
 mod assets;
 mod audit;
+mod backfill;
 mod charts;
 mod client_ip;
 mod dashboard;

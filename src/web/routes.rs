@@ -9,8 +9,8 @@ use actix_web::{Route, web};
 
 use crate::domain::Role;
 use crate::web::{
-    account, api, assets, audit, dashboard, health, isins, login, metrics, runs, schedules, sources, users,
-    workers,
+    account, api, assets, audit, backfill, dashboard, health, isins, login, metrics, runs, schedules,
+    sources, users, workers,
 };
 
 /// Who may call a route.
@@ -104,6 +104,8 @@ pub fn table() -> Vec<RouteDef> {
         post("/admin/sources/{id}/delete", OPERATOR, |r| r.to(sources::delete)),
         post("/admin/sources/{id}/test", OPERATOR, |r| r.to(sources::test)),
         post("/admin/sources/{id}/import", OPERATOR, |r| r.to(sources::import_now)),
+        get("/admin/sources/{id}/backfill/", OPERATOR, |r| r.to(backfill::form)),
+        post("/admin/sources/{id}/backfill/", OPERATOR, |r| r.to(backfill::create)),
         get("/admin/isins/", VIEWER, |r| r.to(isins::list)),
         get("/admin/isins/export.csv", VIEWER, |r| r.to(isins::export_csv)),
         get("/admin/isins/export.jsonl", VIEWER, |r| r.to(isins::export_jsonl)),

@@ -9,7 +9,8 @@ use serde::Deserialize;
 use serde_json::json;
 
 use crate::db::write_transaction;
-use crate::domain::{Role, RunId, RunStatus, ScheduleId, Trigger};
+use crate::domain::download_params::Params;
+use crate::domain::{Role, RunId, RunStatus, ScheduleId, Trigger, UnitKind};
 use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{Progress, Stats};
 use crate::jobs::download_isins;
@@ -17,6 +18,7 @@ use crate::models::audit::{self, NewAuditEntry};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule};
 use crate::models::source::{self, Source};
+use crate::models::source_file::{self, SourceFile};
 use crate::scheduler::actions::{self, Retried};
 use crate::web::AppError;
 use crate::web::client_ip::actor;
@@ -49,6 +51,8 @@ struct ListPage {
     page: Page,
     runs: Vec<Run>,
     schedules: Vec<(ScheduleId, String)>,
+    /// The sources' names, for the filter.
+    sources: Vec<String>,
     filter: ListQuery,
     errors: FormErrors,
     statuses: &'static [&'static str],
@@ -67,6 +71,9 @@ pub struct ListQuery {
     status: String,
     #[serde(default)]
     trigger: String,
+    /// A source's name: its imports.
+    #[serde(default)]
+    source: String,
     /// `YYYY-MM-DD`, inclusive.
     #[serde(default)]
     from: String,
@@ -103,6 +110,7 @@ impl ListQuery {
             since: date("from", &self.from, errors),
             // `to` is inclusive: runs before the next day.
             until: date("to", &self.to, errors).map(|day| day + chrono::Duration::days(1)),
+            source: Some(self.source.trim()).filter(|name| !name.is_empty()).map(str::to_owned),
             oldest_first: self.oldest_first(),
         }
     }
@@ -137,6 +145,7 @@ impl ListQuery {
             ("schedule", self.schedule.as_str()),
             ("status", &self.status),
             ("trigger", &self.trigger),
+            ("source", &self.source),
             ("from", &self.from),
             ("to", &self.to),
         ])
@@ -151,8 +160,11 @@ pub async fn list(
     let mut errors = FormErrors::default();
     let filter = query.to_filter(&mut errors);
     let cursor = if query.oldest_first() { query.after } else { query.before };
-    let (mut runs, schedules) = state
-        .db(move |conn| Ok((run::page(conn, &filter, cursor, PAGE_SIZE + 1)?, schedule::names(conn)?)))
+    let (mut runs, schedules, sources) = state
+        .db(move |conn| {
+            let sources = source::list(conn)?.into_iter().map(|found| found.name).collect();
+            Ok((run::page(conn, &filter, cursor, PAGE_SIZE + 1)?, schedule::names(conn)?, sources))
+        })
         .await?;
     let has_more = runs.len() > PAGE_SIZE as usize;
     runs.truncate(PAGE_SIZE as usize);
@@ -165,6 +177,7 @@ pub async fn list(
             page: Page::new(&session, Some(&me), NAV),
             runs,
             schedules,
+            sources,
             filter: query,
             errors,
             statuses: STATUSES,
@@ -186,8 +199,96 @@ struct DetailPage {
     import: Option<ImportView>,
     /// A running import's progress.
     progress: Option<Progress>,
+    /// An import run's logical date, as shown ("2025-01-06", or the day it started).
+    logical_date: Option<String>,
+    /// The publisher's files the run applied (links masked).
+    files: Vec<SourceFile>,
+    /// What each unit of files did (FIRDS runs).
+    units: Vec<UnitView>,
     can_cancel: bool,
     can_retry: bool,
+}
+
+/// One unit of files an import run applied: its kind, date and files, and what its records did.
+pub struct UnitView {
+    pub kind: &'static str,
+    pub date: String,
+    pub files: Vec<String>,
+    pub records: u64,
+    pub added: u64,
+    pub removed: u64,
+    pub changed: u64,
+    pub inserted: u64,
+    pub updated: u64,
+    pub unchanged: u64,
+    pub terminated: u64,
+    pub cancelled: u64,
+    pub reactivated: u64,
+    pub unknown_skipped: u64,
+    pub invalid: u64,
+}
+
+impl UnitView {
+    /// The unit of `stats` (an import of one unit), dated by the files the run applied or, for
+    /// files it did not apply, by the date in their names.
+    fn of(stats: &Stats, applied: &[SourceFile]) -> Option<Self> {
+        let unit = stats.unit.as_ref()?;
+        let date = unit
+            .files
+            .iter()
+            .find_map(|name| {
+                applied.iter().find(|file| file.name == *name).map(|file| file.publication_date).or_else(
+                    || {
+                        crate::sources::esma_firds::FileName::parse(name)
+                            .ok()
+                            .flatten()
+                            .map(|parsed| parsed.date)
+                    },
+                )
+            })
+            .map_or_else(|| "—".to_owned(), |date| date.to_string());
+        Some(Self {
+            kind: unit.kind.map_or("unit", UnitKind::title),
+            date,
+            files: unit.files.clone(),
+            records: unit.records_read,
+            added: stats.added,
+            removed: stats.removed,
+            changed: stats.changed,
+            inserted: unit.inserted,
+            updated: unit.updated,
+            unchanged: unit.noop,
+            terminated: unit.terminated,
+            cancelled: unit.cancelled,
+            reactivated: unit.reactivated,
+            unknown_skipped: unit.unknown_skipped,
+            invalid: stats.invalid,
+        })
+    }
+}
+
+/// The units of an import run's stats: each of `units` (a run that applied several), or the
+/// run's own unit.
+fn units_of(stats_map: &serde_json::Map<String, serde_json::Value>, applied: &[SourceFile]) -> Vec<UnitView> {
+    let read = |value: &serde_json::Value| serde_json::from_value::<Stats>(value.clone()).ok();
+    match stats_map.get("units").and_then(serde_json::Value::as_array) {
+        Some(units) => {
+            units.iter().filter_map(read).filter_map(|stats| UnitView::of(&stats, applied)).collect()
+        }
+        None => read(&serde_json::Value::Object(stats_map.clone()))
+            .and_then(|stats| UnitView::of(&stats, applied))
+            .into_iter()
+            .collect(),
+    }
+}
+
+/// An import run's logical date: the `date` of its parameters, else the day it started.
+fn logical_date(found: &Run) -> String {
+    match (Params::parse(&found.params).date, found.started_at) {
+        (Some(date), _) => date.to_string(),
+        (None, Some(started)) => format!("{} (the day it started)", started.date()),
+        (None, None) => "the day it starts".to_owned(),
+    }
 }
 
 /// What an import run read and changed.
@@ -204,7 +305,7 @@ pub async fn detail(
     id: web::Path<RunId>,
 ) -> Result<HttpResponse, AppError> {
     let id = id.into_inner();
-    let (found, owner, import_source) = state
+    let (found, owner, import_source, mut files) = state
         .db(move |conn| {
             let found = run::find(conn, id)?.ok_or(AppError::NotFound)?;
             let owner = match found.schedule_id {
@@ -220,7 +321,8 @@ pub async fn detail(
                 Some(name) => source::find_by_name(conn, &name)?,
                 None => None,
             };
-            Ok((found, owner, import_source))
+            let files = source_file::applied_by_run(conn, id)?;
+            Ok((found, owner, import_source, files))
         })
         .await?;
     let stats_map = found
@@ -235,6 +337,12 @@ pub async fn detail(
         .get("progress")
         .filter(|_| found.status == RunStatus::Running)
         .and_then(|value| serde_json::from_value::<Progress>(value.clone()).ok());
+    for file in &mut files {
+        file.url = crate::domain::mask_url_secrets(&file.url).into_owned();
+    }
+    let is_import = found.task_kind == download_isins::NAME;
+    let units = if is_import { units_of(&stats_map, &files) } else { Vec::new() };
+    let logical_date = is_import.then(|| logical_date(&found));
     let shrink_refused = found.task_kind == download_isins::NAME
         && found.status == RunStatus::Failed
         && ShrinkRefused::in_stats(&stats_map, found.attempt).is_some();
@@ -266,6 +374,9 @@ pub async fn detail(
             stats,
             import,
             progress,
+            logical_date,
+            files,
+            units,
             can_cancel,
             can_retry,
         },

@@ -59,6 +59,8 @@ struct DetailPage {
     format_title: &'static str,
     locator_title: &'static str,
     locator_is_url: bool,
+    /// Whether the locator takes a date, so that the source can be backfilled.
+    locator_is_dated: bool,
     schedules: Vec<Schedule>,
     runs: Vec<Run>,
     importing: Option<RunId>,
@@ -83,6 +85,8 @@ pub async fn detail(
     let format_title = Format::parse(&found.format).map_or("unknown format", Format::title);
     let locator = Locator::from_json(&found.locator);
     let locator_title = locator.as_ref().map_or("unreadable locator", |l| l.kind().title());
+    let locator_is_dated =
+        locator.as_ref().is_ok_and(|l| matches!(l.kind(), LocatorKind::UrlTemplate | LocatorKind::EsmaFirds));
     let locator_is_url = locator.is_ok_and(|l| l == Locator::Url {});
     let mut found = found;
     hide_secrets(&mut found, &me);
@@ -94,6 +98,7 @@ pub async fn detail(
             format_title,
             locator_title,
             locator_is_url,
+            locator_is_dated,
             schedules,
             runs,
             importing,
