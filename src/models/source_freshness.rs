@@ -37,7 +37,10 @@ pub fn mark_stale(
 /// Takes the stale mark off the source if it has one; true when this call took it off.
 pub fn mark_fresh(conn: &mut DbConnection, id: SourceId) -> QueryResult<bool> {
     let cleared = diesel::update(sources::table.find(id).filter(sources::stale_since.is_not_null()))
-        .set((sources::stale_since.eq(None::<NaiveDateTime>), sources::stale_alerted_at.eq(None::<NaiveDateTime>)))
+        .set((
+            sources::stale_since.eq(None::<NaiveDateTime>),
+            sources::stale_alerted_at.eq(None::<NaiveDateTime>),
+        ))
         .execute(conn)?;
     Ok(cleared == 1)
 }
