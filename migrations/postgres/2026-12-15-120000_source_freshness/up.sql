@@ -10,3 +10,8 @@ ALTER TABLE sources ADD COLUMN published_at TIMESTAMP;
 ALTER TABLE sources ADD COLUMN stale_since TIMESTAMP;
 ALTER TABLE sources ADD COLUMN stale_alerted_at TIMESTAMP;
 UPDATE sources SET published_at = last_imported_at WHERE generation > 0;
+
+-- Alerts gain two kinds: "publisher stale" and "publisher recovered".
+ALTER TABLE alert_deliveries DROP CONSTRAINT alert_deliveries_kind_check;
+ALTER TABLE alert_deliveries ADD CONSTRAINT alert_deliveries_kind_check
+    CHECK (kind IN ('run_failed', 'no_success', 'test', 'source_stale', 'source_recovered'));
