@@ -439,9 +439,22 @@ async fn a_holiday_occurrence_is_a_skipped_run_that_alerts_nobody(backend: Backe
     assert!(alert_kinds(&app).await.is_empty());
     assert!(hook.bodies().is_empty());
 
+    // `isinbeat run` (a CronJob) on New Year's Day records the occurrence as a holiday too.
+    let claimed = app
+        .query(move |conn| {
+            let owner = schedule::find(conn, download).unwrap().unwrap();
+            scheduler::claim_latest(conn, &owner, utc(2026, 1, 1, 4, 0)).unwrap()
+        })
+        .await;
+    let scheduler::LatestClaim::Holiday { reason, scheduled_for, .. } = claimed else {
+        panic!("not a holiday: {claimed:?}")
+    };
+    assert_eq!(scheduled_for, utc(2026, 1, 1, 3, 0));
+    assert!(reason.contains("2026-01-01 is a TARGET2 closing day (New Year's Day)"), "{reason}");
+
     let admin = app.admin().await;
     let list = admin.get_html("/admin/runs/").await;
-    assert_eq!(list.matches("run-reason\">holiday</small>").count(), 2, "{list}");
+    assert_eq!(list.matches("run-reason\">holiday</small>").count(), 3, "{list}");
     let skipped: RunId = downloads[0].id;
     let page = admin.get_html(&format!("/admin/runs/{skipped}/")).await;
     assert!(

@@ -440,12 +440,16 @@ pub enum LatestClaim {
     Claimed { run_id: RunId, scheduled_for: DateTime<Utc> },
     /// Someone already has a run for the latest occurrence.
     AlreadyClaimed { run_id: RunId, scheduled_for: DateTime<Utc> },
+    /// The latest occurrence falls on a closed day of the schedule's source: recorded as a
+    /// skipped run with this reason, not to be run.
+    Holiday { run_id: RunId, scheduled_for: DateTime<Utc>, reason: String },
     /// The schedule has no occurrence at or before now.
     NothingDue,
 }
 
 /// Claims the latest occurrence at or before `now` through the occurrence key — what
-/// `isinbeat run` does, so that a CronJob started twice runs the occurrence once.
+/// `isinbeat run` does, so that a CronJob started twice runs the occurrence once. An
+/// occurrence on a holiday of the schedule's source is claimed as a skipped run.
 pub fn claim_latest(
     conn: &mut DbConnection,
     current: &Schedule,
@@ -453,11 +457,21 @@ pub fn claim_latest(
 ) -> anyhow::Result<LatestClaim> {
     let spec = current.spec().context("The schedule's timing is invalid")?;
     let Some(at) = spec.latest_at_or_before(now) else { return Ok(LatestClaim::NothingDue) };
-    let inserted = write_transaction(conn, |conn| {
-        run::insert(conn, &queued_run_of(current, Trigger::Schedule, Some(naive(at)), naive(now)))
-    });
+    let mut holidays = Holidays::load(conn, [current]).context("Failed to read the source's calendar")?;
+    let holiday = holidays.skip(current, at);
+    let mut row = queued_run_of(current, Trigger::Schedule, Some(naive(at)), naive(now));
+    let reason = holidays.reason(&row).map(str::to_owned);
+    if holiday {
+        row.status = RunStatus::Skipped;
+        row.finished_at = Some(naive(now));
+        row.error = reason.as_deref();
+    }
+    let inserted = write_transaction(conn, |conn| run::insert(conn, &row));
     match inserted {
-        Ok(run_id) => Ok(LatestClaim::Claimed { run_id, scheduled_for: at }),
+        Ok(run_id) => match reason {
+            Some(reason) => Ok(LatestClaim::Holiday { run_id, scheduled_for: at, reason }),
+            None => Ok(LatestClaim::Claimed { run_id, scheduled_for: at }),
+        },
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             let taken =
                 run::taken_occurrence(conn, current.id, naive(at))?.context("The claimed run vanished")?;
