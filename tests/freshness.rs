@@ -35,6 +35,7 @@ use isinbeat::scheduler::{self, freshness::check_freshness};
 on_both_backends!(
     a_daily_source_whose_publisher_stops_goes_stale_once_and_recovers_once,
     closed_days_are_not_missed_publications,
+    a_file_then_another_missed_publication_between_two_checks_alerts_recovered_then_stale,
     a_holiday_occurrence_is_a_skipped_run_that_alerts_nobody,
     the_source_form_takes_freshness_settings_and_shows_errors_beside_the_fields,
     the_running_app_alerts_once_when_a_publisher_stops_and_once_when_it_recovers,
@@ -324,6 +325,31 @@ async fn a_daily_source_whose_publisher_stops_goes_stale_once_and_recovers_once(
         deliveries.contains("<td>publisher stale</td>")
             && deliveries.contains("<td>publisher recovered</td>")
     );
+}
+
+async fn a_file_then_another_missed_publication_between_two_checks_alerts_recovered_then_stale(
+    backend: Backend,
+) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let hook = webhook();
+    let id = add_source(&app, "gappy", "file:///nowhere/isins.csv", berlin_daily(false, false, "")).await;
+    add_download_schedule(&app, "gappy-import", "gappy", &hook.url, "0 3 * * *").await;
+    newest_file_at(&app, id, utc(2025, 1, 9, 6, 30)).await;
+    assert_eq!(check(&app, utc(2025, 1, 10, 9, 0)).await.len(), 1);
+    // Saturday's file came, Sunday's did not, and nobody checked in between.
+    newest_file_at(&app, id, utc(2025, 1, 11, 6, 30)).await;
+    let both = check(&app, utc(2025, 1, 12, 9, 0)).await;
+    assert_eq!(both.len(), 2);
+    assert!(check(&app, utc(2025, 1, 12, 9, 1)).await.is_empty(), "each once");
+    assert_eq!(stale_since(&app, id).await, Some(utc(2025, 1, 12, 8, 15).naive_utc()));
+    assert_eq!(alert_kinds(&app).await, ["source_stale", "source_recovered", "source_stale"]);
+    alerts::deliver(&app.pool, &client(), both).await;
+    let texts = hook.texts();
+    assert!(
+        texts[0].contains("got a new file at 2025-01-11 06:30 UTC (stale since 2025-01-10 08:15 UTC)"),
+        "{texts:?}"
+    );
+    assert!(texts[1].contains("no new file since 2025-01-11 06:30 UTC"), "{texts:?}");
 }
 
 async fn closed_days_are_not_missed_publications(backend: Backend) {

@@ -34,6 +34,22 @@ pub fn mark_stale(
     Ok(marked == 1)
 }
 
+/// Moves the stale mark of a source marked stale since `was` to `since` (it got a new file and
+/// then missed another publication before anyone checked); true when this call moved it. The
+/// value compared is the one read from the database, so the comparison is exact.
+pub fn mark_stale_again(
+    conn: &mut DbConnection,
+    id: SourceId,
+    was: NaiveDateTime,
+    since: NaiveDateTime,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let moved = diesel::update(sources::table.find(id).filter(sources::stale_since.eq(was)))
+        .set((sources::stale_since.eq(since), sources::stale_alerted_at.eq(at)))
+        .execute(conn)?;
+    Ok(moved == 1)
+}
+
 /// Takes the stale mark off the source if it has one; true when this call took it off.
 pub fn mark_fresh(conn: &mut DbConnection, id: SourceId) -> QueryResult<bool> {
     let cleared = diesel::update(sources::table.find(id).filter(sources::stale_since.is_not_null()))

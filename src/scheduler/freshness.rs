@@ -75,6 +75,22 @@ pub fn check_freshness(conn: &mut DbConnection, now: NaiveDateTime) -> anyhow::R
                     enqueue_for_source(conn, &found.name, STALE_ALERT, &message, now)
                 })
             }
+            // A new file came and the next publication was missed too, with no check between:
+            // the recovery and the new staleness are each alerted once.
+            (Verdict::Stale { since, expected }, Some(was))
+                if found.published_at.is_some_and(|at| at > was) && since.naive_utc() > was =>
+            {
+                let recovered = recovered_message(&found, was);
+                let stale = stale_message(&found, *since, *expected);
+                write_transaction(conn, |conn| {
+                    if !source_freshness::mark_stale_again(conn, found.id, was, since.naive_utc(), now)? {
+                        return Ok(Vec::new());
+                    }
+                    let mut queued = enqueue_for_source(conn, &found.name, RECOVERED_ALERT, &recovered, now)?;
+                    queued.extend(enqueue_for_source(conn, &found.name, STALE_ALERT, &stale, now)?);
+                    Ok(queued)
+                })
+            }
             (Verdict::Fresh { .. } | Verdict::Unwatched, Some(stale_since)) => {
                 // Only a new file is a recovery; a source no longer watched loses its mark quietly.
                 let recovered = matches!(verdict, Verdict::Fresh { .. })
