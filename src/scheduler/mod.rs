@@ -19,8 +19,6 @@ pub mod settings;
 pub use holidays::HOLIDAY_REASON;
 pub use reconcile::{expire_queued, forgotten, rescue_stale};
 
-use holidays::Holidays;
-
 use std::collections::HashSet;
 
 use anyhow::Context;
@@ -33,6 +31,7 @@ use crate::domain::policy::{Disposition, OverlapAction, OverlapPolicy, jitter, p
 use crate::domain::{RunId, RunStatus, ScheduleId, Trigger};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, Schedule};
+use holidays::Holidays;
 
 /// The most occurrences one claim records; a longer backlog continues at the next tick.
 pub const MAX_OCCURRENCES_PER_CLAIM: usize = 1000;
