@@ -47,6 +47,10 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
                 );
                 return Ok(true);
             }
+            LatestClaim::Holiday { run_id, reason, .. } => {
+                println!("Run #{run_id} was recorded as skipped. {reason}");
+                return Ok(true);
+            }
             LatestClaim::NothingDue => {
                 println!("No occurrence of “{}” is due yet; nothing to do.", owner.settings.name);
                 return Ok(true);

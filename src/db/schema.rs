@@ -260,6 +260,10 @@ diesel::table! {
         created_at -> Timestamp,
         updated_at -> Timestamp,
         locator -> Text,
+        freshness -> Text,
+        published_at -> Nullable<Timestamp>,
+        stale_since -> Nullable<Timestamp>,
+        stale_alerted_at -> Nullable<Timestamp>,
     }
 }
 

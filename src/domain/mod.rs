@@ -1,8 +1,10 @@
 //! Pure domain types: no I/O, no web or database types. A value of one of these types has been
 //! parsed and is valid.
 
+pub mod calendar;
 pub mod download_params;
 pub mod duration_text;
+pub mod freshness;
 pub mod ids;
 pub mod isin;
 pub mod isin_search;

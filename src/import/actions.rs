@@ -4,10 +4,11 @@
 use serde_json::json;
 
 use crate::db::{DbConnection, write_transaction};
+use crate::domain::freshness::Freshness;
 use crate::domain::{RunId, SourceId, mask_url_secrets, mask_urls_in_text};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::source::{self, NewSource, Source, SourceChanges};
-use crate::models::{isin_index, isin_record, schedule};
+use crate::models::{isin_index, isin_record, schedule, source_freshness};
 use crate::sources::formats::Format;
 
 /// Why an action did not happen.
@@ -78,12 +79,28 @@ pub fn create(
     actor: &Actor,
     settings: SourceChanges,
 ) -> Result<Source, SourceActionError> {
+    create_with_freshness(conn, actor, settings, None)
+}
+
+/// [`create`], with the publisher's freshness settings when `freshness` is given (the source
+/// form's), recorded in the same transaction and audit entry.
+pub fn create_with_freshness(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    settings: SourceChanges,
+    freshness: Option<&Freshness>,
+) -> Result<Source, SourceActionError> {
     write_transaction(conn, |conn| {
         if source::find_by_name(conn, &settings.name)?.is_some() {
             return Err(SourceActionError::DuplicateName);
         }
-        let changes = diff(&SourceChanges::default(), &settings);
-        let created = source::insert(conn, &NewSource::new(settings, actor.id))?;
+        let mut changes = diff(&SourceChanges::default(), &settings);
+        let mut created = source::insert(conn, &NewSource::new(settings, actor.id))?;
+        if let Some(freshness) = freshness {
+            add_freshness_change(&mut changes, &Freshness::default(), freshness);
+            source_freshness::set(conn, created.id, freshness)?;
+            created.freshness = freshness.to_json();
+        }
         record(conn, actor, "create", &created, changes)?;
         Ok(created)
     })
@@ -97,9 +114,23 @@ pub fn update(
     id: SourceId,
     settings: &SourceChanges,
 ) -> Result<bool, SourceActionError> {
+    update_with_freshness(conn, actor, id, settings, None)
+}
+
+/// [`update`], changing the publisher's freshness settings too when `freshness` is given.
+pub fn update_with_freshness(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: SourceId,
+    settings: &SourceChanges,
+    freshness: Option<&Freshness>,
+) -> Result<bool, SourceActionError> {
     write_transaction(conn, |conn| {
         let target = source::find(conn, id)?.ok_or(SourceActionError::NotFound)?;
-        let changes = diff(&target.changes(), settings);
+        let mut changes = diff(&target.changes(), settings);
+        if let Some(freshness) = freshness {
+            add_freshness_change(&mut changes, &target.freshness_settings(), freshness);
+        }
         if changes.as_object().is_some_and(|map| map.is_empty()) {
             return Ok(false);
         }
@@ -107,12 +138,24 @@ pub fn update(
             return Err(SourceActionError::DuplicateName);
         }
         source::update(conn, id, settings)?;
+        if let Some(freshness) = freshness {
+            source_freshness::set(conn, id, freshness)?;
+        }
         if settings.name != target.name {
             schedule::rename_source_in_params(conn, super::TASK_KIND, &target.name, &settings.name)?;
         }
         record(conn, actor, "update", &target, changes)?;
         Ok(true)
     })
+}
+
+/// Adds `"freshness": [old, new]` (their JSON) to an audit diff when the settings differ.
+fn add_freshness_change(changes: &mut serde_json::Value, before: &Freshness, after: &Freshness) {
+    if before != after
+        && let Some(map) = changes.as_object_mut()
+    {
+        map.insert("freshness".to_owned(), json!([before.to_json(), after.to_json()]));
+    }
 }
 
 /// Deletes a source and its records (in chunks, so other writers are not held up; a source

@@ -15,6 +15,7 @@ pub mod schedule;
 pub mod session;
 pub mod source;
 pub mod source_file;
+pub mod source_freshness;
 pub mod text_columns;
 pub mod user;
 pub mod venue_record;

@@ -41,6 +41,20 @@ pub struct Run {
     pub queue: String,
 }
 
+impl Run {
+    /// Why a run that never ran (skipped, missed, expired) was not run, in a few words for the
+    /// runs list: its reason after "Not run: ", up to the first dash, parenthesis or full stop
+    /// ("holiday", "an earlier run of this schedule was still running").
+    pub fn not_run_reason(&self) -> Option<&str> {
+        if !matches!(self.status, RunStatus::Skipped | RunStatus::Missed | RunStatus::Expired) {
+            return None;
+        }
+        let reason = self.error.as_deref()?.strip_prefix("Not run: ")?;
+        let end = [" —", " (", ".", ":"].iter().filter_map(|stop| reason.find(stop)).min();
+        Some(reason[..end.unwrap_or(reason.len())].trim()).filter(|words| !words.is_empty())
+    }
+}
+
 /// A run to record.
 #[derive(Debug, Clone, Insertable)]
 #[diesel(table_name = runs)]

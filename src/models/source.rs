@@ -33,6 +33,16 @@ pub struct Source {
     pub updated_at: NaiveDateTime,
     /// How a run finds its file, from `url` on: JSON of [`crate::domain::locator::Locator`].
     pub locator: String,
+    /// The publisher's cadence, expected time, grace and calendar: JSON of
+    /// [`crate::domain::freshness::Freshness`] (see [`crate::models::source_freshness`]).
+    pub freshness: String,
+    /// When the source last got a new file: an import published a new generation. A download
+    /// that found nothing new moves `last_imported_at`, not this.
+    pub published_at: Option<NaiveDateTime>,
+    /// When the source became stale (its publisher's file is overdue); `None` while fresh.
+    pub stale_since: Option<NaiveDateTime>,
+    /// When the staleness was recorded and its alert queued.
+    pub stale_alerted_at: Option<NaiveDateTime>,
 }
 
 /// What a person sets on a source (the form's fields).
@@ -237,6 +247,7 @@ pub fn publish(conn: &mut DbConnection, source_id: SourceId, published: &Publish
         sources::content_sha256.eq(published.content_sha256),
         sources::last_import_run_id.eq(published.run_id),
         sources::last_imported_at.eq(now),
+        sources::published_at.eq(now),
     ))
     .execute(conn)?;
     Ok(updated == 1)

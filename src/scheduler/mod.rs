@@ -5,15 +5,19 @@
 //! row for the same occurrence — and advance `next_fire_at` with a compare-and-set on
 //! `version`. A scheduler that loses a race (unique violation, or the version moved) rolls back
 //! and does nothing. Late occurrences follow the schedule's misfire policy and every one that
-//! is not run is recorded as a `missed` run; overlaps follow the overlap policy. Time is passed
-//! in (`now`), so tests drive the scheduler with their own clock.
+//! is not run is recorded as a `missed` run; overlaps follow the overlap policy; an occurrence
+//! of a download on a closed day of its source's calendar is recorded as a `skipped` run (a
+//! holiday). Time is passed in (`now`), so tests drive the scheduler with their own clock.
 
 pub mod actions;
 pub mod backfill;
 pub mod beat;
+pub mod freshness;
+mod holidays;
 mod reconcile;
 pub mod settings;
 
+pub use holidays::HOLIDAY_REASON;
 pub use reconcile::{expire_queued, forgotten, rescue_stale};
 
 use std::collections::HashSet;
@@ -28,6 +32,7 @@ use crate::domain::policy::{Disposition, OverlapAction, OverlapPolicy, jitter, p
 use crate::domain::{RunId, RunStatus, ScheduleId, Trigger};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, Schedule};
+use holidays::Holidays;
 
 /// The most occurrences one claim records; a longer backlog continues at the next tick.
 pub const MAX_OCCURRENCES_PER_CLAIM: usize = 1000;
@@ -164,6 +169,7 @@ fn claim_batch(
 ) -> anyhow::Result<Claimed> {
     let result = write_transaction(conn, |conn| -> Result<Claimed, ClaimError> {
         let found = schedule::find_many(conn, ids)?;
+        let mut holidays = Holidays::load(conn, &found)?;
         let since = found.iter().filter_map(|s| s.state.next_fire_at).min().unwrap_or_default();
         let taken = run::taken_since(conn, ids, since, naive(now))?;
         let mut batch = Claimed::default();
@@ -173,7 +179,7 @@ fn claim_batch(
         let mut claims = Vec::with_capacity(found.len());
         for current in &found {
             hook.after_read(current);
-            match claim_loaded(conn, current, &taken, now, &mut rows, advances.as_mut()) {
+            match claim_loaded(conn, current, &taken, now, &mut rows, advances.as_mut(), &mut holidays) {
                 Ok(one) => claims.push((current.id, one)),
                 Err(ClaimError::Lost) => batch.lost += 1,
                 Err(other) => return Err(other),
@@ -190,7 +196,7 @@ fn claim_batch(
                 batch.lost += 1;
             }
         }
-        write_runs(conn, &rows, &mut batch)?;
+        write_runs(conn, &rows, &holidays, &mut batch)?;
         Ok(batch)
     });
     match result {
@@ -280,14 +286,17 @@ fn claim_one(
     let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
     hook.after_read(&current);
     let taken = run::taken_since(conn, &[id], current.state.next_fire_at.unwrap_or_default(), naive(now))?;
+    let mut holidays = Holidays::load(conn, [&current])?;
     let mut rows = Vec::new();
-    let mut done = claim_loaded(conn, &current, &taken, now, &mut rows, None)?;
-    write_runs(conn, &rows, &mut done)?;
+    let mut done = claim_loaded(conn, &current, &taken, now, &mut rows, None, &mut holidays)?;
+    write_runs(conn, &rows, &holidays, &mut done)?;
     Ok(done)
 }
 
 /// Claims the due occurrences of `current` (as read in this transaction) at `now`. `taken` holds
 /// the occurrences that already have a run (`isinbeat run` from a CronJob): they are passed over.
+/// An occurrence on a closed day of the source it downloads (`holidays`) is skipped, whatever
+/// the misfire and overlap policies would have made of it: it would not have run anyway.
 ///
 /// The compare-and-set on `version` comes first, so a claim that lost the race has written
 /// nothing; only then are the run rows inserted.
@@ -298,6 +307,7 @@ fn claim_loaded<'a>(
     now: DateTime<Utc>,
     rows: &mut Vec<NewRun<'a>>,
     deferred: Option<&mut Vec<schedule::Advance>>,
+    holidays: &mut Holidays,
 ) -> Result<Claimed, ClaimError> {
     let Some(first) = current.state.next_fire_at.map(|at| at.and_utc()) else {
         return Ok(Claimed::default());
@@ -352,6 +362,15 @@ fn claim_loaded<'a>(
             ),
             ..queued_run_of(current, trigger, Some(naive(at)), naive(now))
         };
+        if holidays.skip(current, at) {
+            // The reason, which names the day and the source, is written with the row.
+            new.status = RunStatus::Skipped;
+            new.finished_at = Some(naive(now));
+            new.error = Some(HOLIDAY_REASON);
+            rows.push(new);
+            done.skipped += 1;
+            continue;
+        }
         if disposition == Disposition::Missed {
             new.status = RunStatus::Missed;
             new.finished_at = Some(naive(now));
@@ -380,10 +399,23 @@ fn claim_loaded<'a>(
     Ok(done)
 }
 
-/// Writes the run rows that claims collected, all at once, and adds the queued ones' ids to
-/// `done`.
-fn write_runs(conn: &mut DbConnection, rows: &[NewRun<'_>], done: &mut Claimed) -> Result<(), ClaimError> {
-    let ids = run::insert_many(conn, rows)?;
+/// Writes the run rows that claims collected, all at once (a holiday's with its reason), and
+/// adds the queued ones' ids to `done`.
+fn write_runs(
+    conn: &mut DbConnection,
+    rows: &[NewRun<'_>],
+    holidays: &Holidays,
+    done: &mut Claimed,
+) -> Result<(), ClaimError> {
+    let ids = if holidays.skipped_none() {
+        run::insert_many(conn, rows)?
+    } else {
+        let with_reasons: Vec<NewRun<'_>> = rows
+            .iter()
+            .map(|row| NewRun { error: holidays.reason(row).or(row.error), ..row.clone() })
+            .collect();
+        run::insert_many(conn, &with_reasons)?
+    };
     done.queued
         .extend(rows.iter().zip(ids).filter(|(row, _)| row.status == RunStatus::Queued).map(|(_, id)| id));
     Ok(())
@@ -408,12 +440,16 @@ pub enum LatestClaim {
     Claimed { run_id: RunId, scheduled_for: DateTime<Utc> },
     /// Someone already has a run for the latest occurrence.
     AlreadyClaimed { run_id: RunId, scheduled_for: DateTime<Utc> },
+    /// The latest occurrence falls on a closed day of the schedule's source: recorded as a
+    /// skipped run with this reason, not to be run.
+    Holiday { run_id: RunId, scheduled_for: DateTime<Utc>, reason: String },
     /// The schedule has no occurrence at or before now.
     NothingDue,
 }
 
 /// Claims the latest occurrence at or before `now` through the occurrence key — what
-/// `isinbeat run` does, so that a CronJob started twice runs the occurrence once.
+/// `isinbeat run` does, so that a CronJob started twice runs the occurrence once. An
+/// occurrence on a holiday of the schedule's source is claimed as a skipped run.
 pub fn claim_latest(
     conn: &mut DbConnection,
     current: &Schedule,
@@ -421,11 +457,21 @@ pub fn claim_latest(
 ) -> anyhow::Result<LatestClaim> {
     let spec = current.spec().context("The schedule's timing is invalid")?;
     let Some(at) = spec.latest_at_or_before(now) else { return Ok(LatestClaim::NothingDue) };
-    let inserted = write_transaction(conn, |conn| {
-        run::insert(conn, &queued_run_of(current, Trigger::Schedule, Some(naive(at)), naive(now)))
-    });
+    let mut holidays = Holidays::load(conn, [current]).context("Failed to read the source's calendar")?;
+    let holiday = holidays.skip(current, at);
+    let mut row = queued_run_of(current, Trigger::Schedule, Some(naive(at)), naive(now));
+    let reason = holidays.reason(&row).map(str::to_owned);
+    if holiday {
+        row.status = RunStatus::Skipped;
+        row.finished_at = Some(naive(now));
+        row.error = reason.as_deref();
+    }
+    let inserted = write_transaction(conn, |conn| run::insert(conn, &row));
     match inserted {
-        Ok(run_id) => Ok(LatestClaim::Claimed { run_id, scheduled_for: at }),
+        Ok(run_id) => match reason {
+            Some(reason) => Ok(LatestClaim::Holiday { run_id, scheduled_for: at, reason }),
+            None => Ok(LatestClaim::Claimed { run_id, scheduled_for: at }),
+        },
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             let taken =
                 run::taken_occurrence(conn, current.id, naive(at))?.context("The claimed run vanished")?;

@@ -12,7 +12,7 @@ use crate::domain::{Role, RunStatus};
 use crate::jobs::download_isins;
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
-use crate::models::{isin_browse, schedule, source, user};
+use crate::models::{isin_browse, schedule, source, source_freshness, user};
 use crate::web::AppError;
 use crate::web::charts::{BarChart, Stack};
 use crate::web::isins::{country_name, describe_total, thousands};
@@ -30,6 +30,8 @@ struct DashboardPage {
     next_to_fire: Vec<(String, String, String)>,
     recent_runs: Vec<Run>,
     failing: Vec<Run>,
+    /// Sources whose publisher's file is overdue.
+    stale: Vec<source::Source>,
     chart: RunsChart,
     isins: IsinCharts,
     backend: &'static str,
@@ -45,6 +47,7 @@ pub async fn show(
 ) -> Result<HttpResponse, AppError> {
     let chart_since = (Utc::now() - Duration::days(CHART_DAYS - 1)).date_naive();
     let isins = state.db(IsinCharts::load).await?;
+    let stale = state.db(|conn| Ok(source_freshness::stale(conn)?)).await?;
     let (users_total, by_role, entries, schedules_total, next, recent_runs, failing, per_day) = state
         .db(move |conn| {
             Ok((
@@ -85,6 +88,7 @@ pub async fn show(
             next_to_fire,
             recent_runs,
             failing,
+            stale,
             chart: RunsChart::new(chart_since, &per_day),
             isins,
             backend: state.settings.database_url.backend_name(),

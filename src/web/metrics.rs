@@ -1,12 +1,12 @@
-//! `/metrics` for Prometheus (OpenMetrics text): the state of runs and schedules as the
-//! database holds it, so every replica reports the same numbers. The queries are grouped counts
-//! over the runs table, which history pruning keeps bounded; still, a process reads them at most
-//! once per [`FRESH_FOR`] and serves scrapes in between from that reading (its time is the gauge
-//! `isinbeat_metrics_collected_timestamp_seconds`, its age the `Age` header). The two
-//! histograms (run durations, scheduler lag) are fed from the runs table too: each reading
-//! observes the runs that ended or were dispatched since the previous one, so their counts only
-//! grow, as Prometheus expects, whichever process ran the runs. With `ISINBEAT_METRICS_TOKEN`
-//! set, a scrape must bring it as a bearer token.
+//! `/metrics` for Prometheus (OpenMetrics text): the state of runs, schedules and the sources'
+//! freshness as the database holds it, so every replica reports the same numbers. The queries
+//! are grouped counts over the runs table, which history pruning keeps bounded; still, a process
+//! reads them at most once per [`FRESH_FOR`] and serves scrapes in between from that reading
+//! (its time is the gauge `isinbeat_metrics_collected_timestamp_seconds`, its age the `Age`
+//! header). The two histograms (run durations, scheduler lag) are fed from the runs table too:
+//! each reading observes the runs that ended or were dispatched since the previous one, so
+//! their counts only grow, as Prometheus expects, whichever process ran the runs. With
+//! `ISINBEAT_METRICS_TOKEN` set, a scrape must bring it as a bearer token.
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -27,7 +27,7 @@ use sha2::{Digest, Sha256};
 use crate::auth::api_tokens::bearer_token;
 use crate::auth::csrf::constant_time_eq;
 use crate::domain::ScheduleId;
-use crate::models::{run, schedule};
+use crate::models::{run, schedule, source};
 use crate::web::{AppError, AppState};
 
 type Labels = Vec<(String, String)>;
@@ -136,6 +136,7 @@ struct Figures {
     finished: Vec<(String, NaiveDateTime, NaiveDateTime)>,
     /// Runs dispatched in the window: created, scheduled for.
     dispatched: Vec<(NaiveDateTime, NaiveDateTime)>,
+    sources: Vec<source::Source>,
 }
 
 /// Reads the figures from the database and writes them out as OpenMetrics text.
@@ -159,6 +160,7 @@ async fn collect(state: &AppState) -> Result<String, AppError> {
                 per_queue: run::backlog_by_queue(conn, now)?,
                 finished: run::finished_between(conn, finished_from, upto, OBSERVE_AT_MOST)?,
                 dispatched: run::dispatched_between(conn, dispatched_from, upto, OBSERVE_AT_MOST)?,
+                sources: source::list(conn)?,
             })
         })
         .await?;
@@ -284,6 +286,21 @@ fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figure
                 .set(count);
         }
     }
+    let stale = Family::<Labels, Gauge>::default();
+    for found in &figures.sources {
+        // Watched sources, and any still marked (until the next check takes the mark off).
+        if (found.enabled && found.freshness_settings().is_watched()) || found.is_stale() {
+            stale
+                .get_or_create(&vec![("source".to_owned(), found.name.clone())])
+                .set(i64::from(found.is_stale()));
+        }
+    }
+    registry.register(
+        "isinbeat_source_stale",
+        "1 when a watched source's publisher file is overdue (its cadence's expected time plus the grace period passed without a new file), else 0",
+        stale,
+    );
+
     registry.register(
         "isinbeat_queue_depth",
         "Queued runs per queue (as schedules name them), due now or waiting for a later time",

@@ -23,6 +23,7 @@ mod page;
 mod runs;
 pub mod schedule_form;
 mod schedules;
+mod source_freshness;
 mod sources;
 mod users;
 mod workers;

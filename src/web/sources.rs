@@ -9,6 +9,7 @@ use askama::Template;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
+use crate::domain::freshness::Freshness;
 use crate::domain::locator::{Locator, LocatorFields, LocatorKind, expand_template};
 use crate::domain::{Role, RunId, RunStatus, SourceId, mask_url_secrets, mask_urls_in_text};
 use crate::import::actions::{self, SourceActionError};
@@ -17,6 +18,7 @@ use crate::jobs::download_isins;
 use crate::models::run::{self, Run};
 use crate::models::schedule::{self, Schedule};
 use crate::models::source::{self, DEFAULT_MAX_SHRINK_PERCENT, Source, SourceChanges};
+use crate::scheduler::freshness;
 use crate::sources::fetch::{Limits, Location};
 use crate::sources::formats::{Format, FormatOptions};
 use crate::sources::outbound::OutboundPolicy;
@@ -24,6 +26,7 @@ use crate::web::AppError;
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
 use crate::web::page::{AdminContext, Page, flash_error, flash_success, render, see_other};
+use crate::web::source_freshness::FreshnessForm;
 
 const NAV: &str = "sources";
 
@@ -64,6 +67,10 @@ struct DetailPage {
     schedules: Vec<Schedule>,
     runs: Vec<Run>,
     importing: Option<RunId>,
+    /// The freshness settings in words.
+    freshness: String,
+    /// When a fresh, watched source becomes stale unless a new file comes.
+    stale_after: Option<chrono::NaiveDateTime>,
 }
 
 pub async fn detail(
@@ -88,6 +95,11 @@ pub async fn detail(
     let locator_is_dated =
         locator.as_ref().is_ok_and(|l| matches!(l.kind(), LocatorKind::UrlTemplate | LocatorKind::EsmaFirds));
     let locator_is_url = locator.is_ok_and(|l| l == Locator::Url {});
+    let stale_after = match freshness::verdict(&found, chrono::Utc::now()) {
+        freshness::Verdict::Fresh { stale_after } => Some(stale_after.naive_utc()),
+        _ => None,
+    };
+    let freshness = found.freshness_settings().describe();
     let mut found = found;
     hide_secrets(&mut found, &me);
     render(
@@ -102,6 +114,8 @@ pub async fn detail(
             schedules,
             runs,
             importing,
+            freshness,
+            stale_after,
         },
     )
 }
@@ -153,6 +167,9 @@ pub struct SourceForm {
     letters: String,
     #[serde(default)]
     list_format: String,
+    /// The publisher's cadence, expected time, grace and calendar.
+    #[serde(flatten)]
+    freshness: FreshnessForm,
 }
 
 impl SourceForm {
@@ -170,6 +187,7 @@ impl SourceForm {
             max_shrink_percent: found.max_shrink_percent.to_string(),
             locator: locator.kind().as_str().to_owned(),
             files_base: url_text(locator.files_base()),
+            freshness: FreshnessForm::from_settings(&found.freshness_settings()),
             ..Self::default()
         };
         match locator {
@@ -190,6 +208,7 @@ impl SourceForm {
             enabled: Some("on".to_owned()),
             max_shrink_percent: DEFAULT_MAX_SHRINK_PERCENT.to_string(),
             locator: LocatorKind::Url.as_str().to_owned(),
+            freshness: FreshnessForm::blank(),
             ..Self::default()
         }
     }
@@ -198,9 +217,14 @@ impl SourceForm {
         self.enabled.is_some()
     }
 
-    /// The settings, or the messages to show beside the fields. `stored` is the source before
-    /// this edit: a URL sent back as it was shown (credentials masked) keeps the stored one.
-    fn parse(&self, outbound: &OutboundPolicy, stored: Option<&Source>) -> Result<SourceChanges, FormErrors> {
+    /// The settings and the publisher's freshness settings, or the messages to show beside the
+    /// fields. `stored` is the source before this edit: a URL sent back as it was shown
+    /// (credentials masked) keeps the stored one.
+    fn parse(
+        &self,
+        outbound: &OutboundPolicy,
+        stored: Option<&Source>,
+    ) -> Result<(SourceChanges, Freshness), FormErrors> {
         let mut errors = FormErrors::default();
         let name = self.name.trim().to_owned();
         if name.is_empty() {
@@ -235,16 +259,20 @@ impl SourceForm {
                 0
             }
         };
-        match (errors.is_empty(), format, options, locator) {
-            (true, Some(format), Some(options), Some(locator)) => Ok(SourceChanges {
-                name,
-                url,
-                format: format.name().to_owned(),
-                options: options.to_json(),
-                enabled: self.is_enabled(),
-                max_shrink_percent: percent,
-                locator: locator.to_json(),
-            }),
+        let freshness = self.freshness.parse(&mut errors);
+        match (errors.is_empty(), format, options, locator, freshness) {
+            (true, Some(format), Some(options), Some(locator), Some(freshness)) => Ok((
+                SourceChanges {
+                    name,
+                    url,
+                    format: format.name().to_owned(),
+                    options: options.to_json(),
+                    enabled: self.is_enabled(),
+                    max_shrink_percent: percent,
+                    locator: locator.to_json(),
+                },
+                freshness,
+            )),
             _ => Err(errors),
         }
     }
@@ -385,12 +413,15 @@ pub async fn create(
     form: web::Form<SourceForm>,
 ) -> Result<HttpResponse, AppError> {
     let form = form.into_inner();
-    let settings = match form.parse(&state.settings.outbound, None) {
-        Ok(settings) => settings,
+    let (settings, freshness) = match form.parse(&state.settings.outbound, None) {
+        Ok(parsed) => parsed,
         Err(errors) => return show_again(&session, &me, None, form, errors),
     };
     let actor = actor(&req, &state.settings, &me);
-    match state.db(move |conn| Ok(actions::create(conn, &actor, settings))).await? {
+    let created = state
+        .db(move |conn| Ok(actions::create_with_freshness(conn, &actor, settings, Some(&freshness))))
+        .await?;
+    match created {
         Ok(created) => {
             flash_success(
                 &session,
@@ -433,12 +464,15 @@ pub async fn update(
     let id = id.into_inner();
     let form = form.into_inner();
     let stored = state.find_or_404(id, source::find).await?;
-    let settings = match form.parse(&state.settings.outbound, Some(&stored)) {
-        Ok(settings) => settings,
+    let (settings, freshness) = match form.parse(&state.settings.outbound, Some(&stored)) {
+        Ok(parsed) => parsed,
         Err(errors) => return show_again(&session, &me, Some(id), form, errors),
     };
     let actor = actor(&req, &state.settings, &me);
-    match state.db(move |conn| Ok(actions::update(conn, &actor, id, &settings))).await? {
+    let changed = state
+        .db(move |conn| Ok(actions::update_with_freshness(conn, &actor, id, &settings, Some(&freshness))))
+        .await?;
+    match changed {
         Ok(changed) => {
             flash_success(&session, if changed { "The source was changed." } else { "Nothing was changed." });
             Ok(see_other(&format!("/admin/sources/{id}/")))
