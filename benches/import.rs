@@ -7,7 +7,13 @@
 //! cargo bench --bench import -- gen-names 1000000 /tmp/xetra-1m.csv        # named instruments
 //! cargo bench --bench import -- gen-firds 2500000 /tmp/FULINS_E_20250104_01of01.zip  # ~5 M records
 //! cargo bench --bench import -- run DATABASE_URL FILE.zip --format firds_fulins
+//! cargo bench --bench import -- gen-dltins 100000 2500000 /tmp/DLTINS_20250105_01of01.zip
+//! cargo bench --bench import -- run-delta DATABASE_URL /tmp/DLTINS_20250105_01of01.zip
 //! ```
+//!
+//! `gen-dltins` writes a day's delta for the source `gen-firds ISINS` filled (modifications,
+//! new instruments, terminations, cancellations); `run-delta` applies it to the `bench` source as
+//! one unit, as a FIRDS run does.
 //!
 //! `gen-names` writes a Xetra-format file (`isinbeat import FILE --format xetra_instruments`)
 //! whose instruments carry names: the same ISINs as the GLEIF files, names made of words drawn
@@ -38,9 +44,11 @@ fn main() {
         Some("gen") => generate(&args[1..]),
         Some("gen-names") => generate_names(&args[1..]),
         Some("gen-firds") => generate_firds(&args[1..]),
+        Some("gen-dltins") => generate_dltins(&args[1..]),
+        Some("run-delta") => run_delta(&args[1..]),
         Some("run") => run_import(&args[1..]),
         _ => eprintln!(
-            "usage: gen N FILE.zip [CHANGED_EVERY] | gen-names N FILE.csv | gen-firds ISINS FILE.zip | run DATABASE_URL FILE.zip [--force]"
+            "usage: gen N FILE.zip [CHANGED_EVERY] | gen-names N FILE.csv | gen-firds ISINS FILE.zip | gen-dltins RECORDS ISINS FILE.zip | run DATABASE_URL FILE.zip [--force] [--format F] | run-delta DATABASE_URL FILE.zip"
         ),
     }
 }
@@ -90,12 +98,9 @@ fn generate_names(args: &[String]) {
     println!("wrote {path}: {rows} named rows, {bytes} bytes, in {:.1} s", started.elapsed().as_secs_f64());
 }
 
-/// A FIRDS full file (FULINS) of `ISINS` instruments on one to three venues each, zipped the
-/// way ESMA publishes it (one XML member named like the zip).
-fn generate_firds(args: &[String]) {
-    let isins: u64 = args[0].parse().unwrap();
-    let path = &args[1];
-    let started = Instant::now();
+/// Writes the zip `path` holding one XML member named like it, deflated, whose bytes `write`
+/// writes; returns what `write` returns (how many records).
+fn write_zip(path: &str, write: impl FnOnce(&mut dyn Write) -> u64) -> u64 {
     let member = std::path::Path::new(path).with_extension("xml");
     let member = member.file_name().unwrap().to_str().unwrap();
     let mut zip = zip::ZipWriter::new(std::fs::File::create(path).unwrap());
@@ -104,10 +109,82 @@ fn generate_firds(args: &[String]) {
         .large_file(true);
     zip.start_file(member, deflate).unwrap();
     let mut out = std::io::BufWriter::with_capacity(1 << 20, &mut zip);
-    let records = isinbeat::sources::sample::write_firds_fulins(&mut out, isins).unwrap();
+    let written = write(&mut out);
     out.flush().unwrap();
     drop(out);
     zip.finish().unwrap();
+    written
+}
+
+/// A FIRDS delta (DLTINS) of `RECORDS` records for the source `gen-firds ISINS` filled.
+fn generate_dltins(args: &[String]) {
+    let records: u64 = args[0].parse().unwrap();
+    let isins: u64 = args[1].parse().unwrap();
+    let path = &args[2];
+    let started = Instant::now();
+    let written = write_zip(path, |out| {
+        isinbeat::sources::sample::write_firds_delta(&mut std::io::BufWriter::new(out), records, isins)
+            .unwrap()
+    });
+    let bytes = std::fs::metadata(path).unwrap().len();
+    println!(
+        "wrote {path}: {written} delta records, {bytes} bytes zipped, in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+/// Applies a delta zip to the `bench` source (a FIRDS source `run --format firds_fulins` made)
+/// as one unit.
+fn run_delta(args: &[String]) {
+    let url = DatabaseUrl::parse(&args[0]).unwrap();
+    let path = std::path::absolute(&args[1]).unwrap();
+    let pool = db::connect_pool(&url, 3).unwrap();
+    let mut conn = pool.get().unwrap();
+    let target =
+        source::find_by_name(&mut conn, "bench").unwrap().expect("run `run … --format firds_fulins` first");
+    let run_id = download_isins::start_foreground(&mut conn, "bench delta", "{}", &"bench".into()).unwrap();
+    let unit = import::UnitFiles {
+        kind: isinbeat::domain::UnitKind::Delta,
+        files: vec![import::UnitFile {
+            name: path.file_name().unwrap().to_string_lossy().into_owned(),
+            path: path.clone(),
+            publication_date: chrono::Utc::now().date_naive(),
+            url: url::Url::from_file_path(&path).unwrap().to_string(),
+            md5: None,
+        }],
+        letters: Vec::new(),
+    };
+    let options = import::Options { accept_shrink: true, ..import::Options::default() };
+    let started = Instant::now();
+    let result = import::import_unit(&mut conn, target.id, run_id, &unit, &options, &Quiet);
+    let seconds = started.elapsed().as_secs_f64();
+    download_isins::finish_foreground(&mut conn, run_id, &result, None).unwrap();
+    let stats = result.unwrap();
+    let outcome = stats.unit.clone().unwrap_or_default();
+    println!(
+        "{} delta records in {seconds:.2} s = {:.0} records/s | inserted {} updated {} terminated {} cancelled {} | added {} removed {} changed {} | peak RSS {:.0} MB",
+        outcome.records_read,
+        outcome.records_read as f64 / seconds,
+        outcome.inserted,
+        outcome.updated,
+        outcome.terminated,
+        outcome.cancelled,
+        stats.added,
+        stats.removed,
+        stats.changed,
+        peak_rss_kb() as f64 / 1024.0,
+    );
+}
+
+/// A FIRDS full file (FULINS) of `ISINS` instruments on one to three venues each, zipped the
+/// way ESMA publishes it (one XML member named like the zip).
+fn generate_firds(args: &[String]) {
+    let isins: u64 = args[0].parse().unwrap();
+    let path = &args[1];
+    let started = Instant::now();
+    let records = write_zip(path, |out| {
+        isinbeat::sources::sample::write_firds_fulins(&mut std::io::BufWriter::new(out), isins).unwrap()
+    });
     let bytes = std::fs::metadata(path).unwrap().len();
     println!(
         "wrote {path}: {isins} ISINs, {records} records, {bytes} bytes zipped, in {:.1} s",

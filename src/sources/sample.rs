@@ -115,39 +115,89 @@ fn currency_of(country: &str) -> &'static str {
     }
 }
 
+/// The XML before a FIRDS report's records: the envelope, the application header naming the
+/// message, and the report's opening element and header.
+fn firds_head(out: &mut impl Write, message: &str, report: &str) -> io::Result<()> {
+    write!(
+        out,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><BizData xmlns=\"urn:iso:std:iso:20022:tech:xsd:head.003.001.01\">\
+         <Hdr><AppHdr><Fr><OrgId><Id><OrgId><Othr><Id>EU</Id></Othr></OrgId></Id></OrgId></Fr>\
+         <MsgDefIdr>{message}</MsgDefIdr></AppHdr></Hdr><Pyld><Document xmlns=\"urn:iso:std:iso:20022:tech:xsd:{message}\">\
+         <{report}><RptHdr><RptgNtty><NtlCmptntAuthrty>EU</NtlCmptntAuthrty></RptgNtty></RptHdr>"
+    )
+}
+
+/// The `index`-th synthetic instrument's venue `venue` (0-based) as the body of a FIRDS
+/// record (general attributes, issuer, venue), with `name_suffix` after its name. Returns
+/// `None` past the instrument's venues.
+fn firds_record(index: u64, venue: usize, name_suffix: &str) -> io::Result<Option<String>> {
+    let venues = 1 + (index.wrapping_mul(7) % 3) as usize;
+    if venue >= venues {
+        return Ok(None);
+    }
+    let isin = isin_for(index)?;
+    let (cfi, suffix) = CLASSES[(index % 10) as usize];
+    let currency = currency_of(&isin.as_str()[..2]);
+    let lei = lei_for(index / 3)?;
+    let mic = VENUES[((index % VENUES.len() as u64) as usize + venue) % VENUES.len()];
+    let first_trading = 2000 + index % 25;
+    Ok(Some(format!(
+        "<FinInstrmGnlAttrbts><Id>{}</Id><FullNm>{}{suffix}{name_suffix}</FullNm><ClssfctnTp>{cfi}</ClssfctnTp>\
+         <NtnlCcy>{currency}</NtnlCcy><CmmdtyDerivInd>false</CmmdtyDerivInd></FinInstrmGnlAttrbts>\
+         <Issr>{}</Issr><TradgVnRltdAttrbts><Id>{mic}</Id><IssrReq>false</IssrReq>\
+         <FrstTradDt>{first_trading}-03-01T07:00:00Z</FrstTradDt></TradgVnRltdAttrbts>",
+        isin.as_str(),
+        name_for(index),
+        lei.as_str(),
+    )))
+}
+
 /// Writes an ESMA FIRDS full file (FULINS, `auth.017`) of `isins` instruments, each on one to
 /// three venues with a name, CFI code, currency, issuer LEI and first trading day. Returns how
 /// many records (one per instrument and venue) it wrote.
 pub fn write_firds_fulins(out: &mut impl Write, isins: u64) -> io::Result<u64> {
-    out.write_all(
-        br#"<?xml version="1.0" encoding="UTF-8"?><BizData xmlns="urn:iso:std:iso:20022:tech:xsd:head.003.001.01"><Hdr><AppHdr><Fr><OrgId><Id><OrgId><Othr><Id>EU</Id></Othr></OrgId></Id></OrgId></Fr><MsgDefIdr>auth.017.001.02</MsgDefIdr></AppHdr></Hdr><Pyld><Document xmlns="urn:iso:std:iso:20022:tech:xsd:auth.017.001.02"><FinInstrmRptgRefDataRpt><RptHdr><RptgNtty><NtlCmptntAuthrty>EU</NtlCmptntAuthrty></RptgNtty></RptHdr>"#,
-    )?;
+    firds_head(out, "auth.017.001.02", "FinInstrmRptgRefDataRpt")?;
     let mut records = 0;
     for index in 0..isins {
-        let isin = isin_for(index)?;
-        let (cfi, suffix) = CLASSES[(index % 10) as usize];
-        let name = format!("{}{suffix}", name_for(index));
-        let currency = currency_of(&isin.as_str()[..2]);
-        let lei = lei_for(index / 3)?;
-        let venues = 1 + (index.wrapping_mul(7) % 3) as usize;
-        let first_venue = (index % VENUES.len() as u64) as usize;
-        let first_trading = 2000 + index % 25;
-        for venue in 0..venues {
-            let mic = VENUES[(first_venue + venue) % VENUES.len()];
-            writeln!(
-                out,
-                "<RefData><FinInstrmGnlAttrbts><Id>{}</Id><FullNm>{name}</FullNm><ClssfctnTp>{cfi}</ClssfctnTp>\
-                 <NtnlCcy>{currency}</NtnlCcy><CmmdtyDerivInd>false</CmmdtyDerivInd></FinInstrmGnlAttrbts>\
-                 <Issr>{}</Issr><TradgVnRltdAttrbts><Id>{mic}</Id><IssrReq>false</IssrReq>\
-                 <FrstTradDt>{first_trading}-03-01T07:00:00Z</FrstTradDt></TradgVnRltdAttrbts></RefData>",
-                isin.as_str(),
-                lei.as_str(),
-            )?;
+        let mut venue = 0;
+        while let Some(body) = firds_record(index, venue, "")? {
+            writeln!(out, "<RefData>{body}</RefData>")?;
             records += 1;
+            venue += 1;
         }
     }
     out.write_all(b"</FinInstrmRptgRefDataRpt></Document></Pyld></BizData>\n")?;
     Ok(records)
+}
+
+/// Writes an ESMA FIRDS delta file (DLTINS, `auth.036`) of `records` records for a source that
+/// holds [`write_firds_fulins`]`(isins)`: of every ten, four modify the name of a venue it has,
+/// three list new instruments, two terminate a venue and one cancels one. Returns how many
+/// records it wrote.
+pub fn write_firds_delta(out: &mut impl Write, records: u64, isins: u64) -> io::Result<u64> {
+    firds_head(out, "auth.036.001.03", "FinInstrmRptgRefDataDltaRpt")?;
+    let mut written = 0;
+    let mut new_index = isins;
+    let mut step = 0u64;
+    while written < records {
+        // Spread over the whole source, one venue (the first) of each instrument touched.
+        let index = step.wrapping_mul(2_654_435_761) % isins.max(1);
+        let (kind, body) = match step % 10 {
+            0..=3 => ("ModfdRcrd", firds_record(index, 0, " (renamed)")?),
+            4..=6 => {
+                new_index += 1;
+                ("NewRcrd", firds_record(new_index, 0, "")?)
+            }
+            7 | 8 => ("TermntdRcrd", firds_record(index, 0, "")?),
+            _ => ("CancRcrd", firds_record(index, 0, "")?),
+        };
+        step += 1;
+        let Some(body) = body else { continue };
+        writeln!(out, "<FinInstrm><{kind}>{body}</{kind}></FinInstrm>")?;
+        written += 1;
+    }
+    out.write_all(b"</FinInstrmRptgRefDataDltaRpt></Document></Pyld></BizData>\n")?;
+    Ok(written)
 }
 
 fn lei_for(index: u64) -> io::Result<Lei> {
