@@ -241,7 +241,13 @@ fn run_import(args: &[String]) {
         .unwrap(),
     };
     let run_id = download_isins::start_foreground(&mut conn, "bench", "{}", &"bench".into()).unwrap();
-    let options = import::Options { force, ..import::Options::default() };
+    // The bench names its own file: any local path is read, as `isinbeat import FILE` does.
+    let defaults = import::Options::default();
+    let options = import::Options {
+        force,
+        outbound: defaults.outbound.clone().with_local_files_anywhere(),
+        ..defaults
+    };
     let started = Instant::now();
     let result = import::fetch_and_import(&mut conn, target.id, run_id, &options, &Quiet);
     let seconds = started.elapsed().as_secs_f64();
