@@ -10,7 +10,8 @@ use chrono::NaiveDate;
 use url::Url;
 
 use super::solr::{DEFAULT_ROWS, Doc, ListFormat, Page};
-use super::{FileName, FirdsFile, rebase_link};
+use super::{FileName, FirdsFile};
+use crate::domain::locator::rebase;
 
 /// The most documents one day may list: a day has tens of files; more means a broken list.
 const MAX_DOCS_PER_DAY: u64 = 10_000;
@@ -186,7 +187,7 @@ impl DayCollector {
             .filter(|url| matches!(url.scheme(), "http" | "https"))
             .ok_or_else(|| format!("{name}: the download link {link:?} is not an http(s) URL"))?;
         let url = match &self.files_base {
-            Some(base) => rebase_link(&url, base),
+            Some(base) => rebase(base, &url),
             None => url,
         };
         let md5 = match present(&doc.checksum) {
