@@ -288,12 +288,8 @@ pub fn queue_import(
         let label = format!("import {}", target.name);
         // On the queue of the schedule that imports this source (an enabled one first), so that
         // a manual import runs where the scheduled ones do.
-        let mut importers = crate::models::schedule::importing_source(conn, NAME, &target.name)?;
-        importers.sort_by_key(|found| !found.settings.enabled);
-        let queue = importers
-            .first()
-            .map_or(crate::domain::QueueName::DEFAULT, |found| found.settings.queue.as_str());
-        let new = run::NewRun { queue, ..manual_run(&label, &params, RunStatus::Queued, actor.id) };
+        let queue = crate::models::schedule::import_queue(conn, NAME, &target.name)?;
+        let new = run::NewRun { queue: &queue, ..manual_run(&label, &params, RunStatus::Queued, actor.id) };
         let run_id = run::insert(conn, &new)?;
         audit::insert(
             conn,
