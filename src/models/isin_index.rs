@@ -11,7 +11,7 @@ use crate::db::DbConnection;
 use crate::db::schema::{isin_names, isin_records, isin_stats};
 use crate::domain::SourceId;
 use crate::domain::isin_search::index_words;
-use crate::models::isin_browse::{CountryCount, IN_LIST_CHUNK, load_rows, name_rowid, sources};
+use crate::models::isin_browse::{CountryCount, IN_LIST_CHUNK, SourceInfo, name_rowid, sources};
 
 #[derive(QueryableByName)]
 struct Counted {
@@ -90,6 +90,52 @@ pub fn named_isins_of_source(
     query.load(conn)
 }
 
+/// The names the sources show now of each of `isins` that has one, in source order (as the
+/// browser lists them), each name once. Reads the names alone: an import that changed a
+/// million ISINs refreshes their names without loading their venues.
+fn visible_names(
+    conn: &mut DbConnection,
+    sources: &[SourceInfo],
+    isins: &[String],
+) -> QueryResult<Vec<(String, Vec<String>)>> {
+    let order: HashMap<SourceId, (usize, i64)> =
+        sources.iter().enumerate().map(|(i, s)| (s.id, (i, s.generation))).collect();
+    // (ISIN, source, since_gen, until_gen, name) of every version with a name.
+    type Named = (String, SourceId, i64, Option<i64>, Option<String>);
+    let found: Vec<Named> = isin_records::table
+        .filter(isin_records::isin.eq_any(isins))
+        .filter(isin_records::name.is_not_null())
+        .select((
+            isin_records::isin,
+            isin_records::source_id,
+            isin_records::since_gen,
+            isin_records::until_gen,
+            isin_records::name,
+        ))
+        .load(conn)?;
+    let mut shown: HashMap<String, Vec<(usize, String)>> = HashMap::new();
+    for (isin, source_id, since_gen, until_gen, name) in found {
+        let Some(&(position, generation)) = order.get(&source_id) else { continue };
+        let visible = since_gen <= generation && until_gen.is_none_or(|until| until > generation);
+        if let (true, Some(name)) = (visible, name) {
+            shown.entry(isin).or_default().push((position, name));
+        }
+    }
+    Ok(shown
+        .into_iter()
+        .map(|(isin, mut names)| {
+            names.sort_by_key(|(position, _)| *position);
+            let mut distinct: Vec<String> = Vec::with_capacity(names.len());
+            for (_, name) in names {
+                if !distinct.contains(&name) {
+                    distinct.push(name);
+                }
+            }
+            (isin, distinct)
+        })
+        .collect())
+}
+
 /// Forgets a deleted source's counts.
 pub fn forget_counts(conn: &mut DbConnection, source_id: SourceId) -> QueryResult<usize> {
     diesel::delete(isin_stats::table.filter(isin_stats::source_id.eq(source_id))).execute(conn)
@@ -102,18 +148,17 @@ pub fn forget_counts(conn: &mut DbConnection, source_id: SourceId) -> QueryResul
 pub fn refresh_names(conn: &mut DbConnection, isins: &[String]) -> QueryResult<()> {
     let sources = sources(conn)?;
     for chunk in isins.chunks(IN_LIST_CHUNK) {
-        let rows = load_rows(conn, &sources, chunk)?;
         // Each ISIN's names as the index's words (see `index_words`), each word once.
-        let named: Vec<(String, String)> = rows
-            .iter()
-            .filter_map(|row| {
+        let named: Vec<(String, String)> = visible_names(conn, &sources, chunk)?
+            .into_iter()
+            .filter_map(|(isin, names)| {
                 let mut words: Vec<String> = Vec::new();
-                for word in row.names().into_iter().flat_map(index_words) {
+                for word in names.iter().flat_map(|name| index_words(name)) {
                     if !words.contains(&word) {
                         words.push(word);
                     }
                 }
-                (!words.is_empty()).then(|| (row.isin.clone(), words.join(" ")))
+                (!words.is_empty()).then(|| (isin, words.join(" ")))
             })
             .collect();
         match conn {

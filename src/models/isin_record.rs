@@ -353,13 +353,25 @@ pub fn delete_superseded(
     if doomed.is_empty() {
         return Ok(0);
     }
-    let deleted = diesel::delete(
-        isin_records::table
-            .filter(isin_records::source_id.eq(source_id))
-            .filter(isin_records::isin.eq_any(&doomed))
-            .filter(isin_records::until_gen.le(generation)),
-    )
-    .execute(conn)?;
+    let deleted = match conn {
+        // By primary key: SQLite would otherwise pick the index of superseded versions for
+        // `until_gen` and read all of them again for every chunk (the `+` keeps it off it).
+        DbConnection::Sqlite(lite) => diesel::sql_query(
+            "DELETE FROM isin_records WHERE source_id = ? AND +until_gen <= ? \
+             AND isin IN (SELECT value FROM json_each(?))",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(source_id.0)
+        .bind::<diesel::sql_types::BigInt, _>(generation)
+        .bind::<diesel::sql_types::Text, _>(sqlite_rows(&doomed, |isin| isin)?)
+        .execute(lite)?,
+        DbConnection::Postgresql(_) => diesel::delete(
+            isin_records::table
+                .filter(isin_records::source_id.eq(source_id))
+                .filter(isin_records::isin.eq_any(&doomed))
+                .filter(isin_records::until_gen.le(generation)),
+        )
+        .execute(conn)?,
+    };
     forget_lei_pairs(conn, &pairs)?;
     Ok(deleted)
 }
