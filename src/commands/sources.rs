@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 
 use super::schedules::{Applied, KeyChange};
 use crate::db::DbConnection;
-use crate::domain::freshness::{Cadence, Freshness};
+use crate::domain::freshness::{Cadence, Freshness, weekday_name};
 use crate::domain::locator::{Locator, LocatorKind};
 use crate::domain::{RunStatus, mask_url_secrets};
 use crate::import::actions::{self, Batch};
@@ -298,10 +298,6 @@ impl FreshnessEntry {
                 .push(("freshness.cron".to_owned(), "only a cron cadence has a cron expression.".to_owned()));
         }
     }
-}
-
-fn weekday_name(day: chrono::Weekday) -> &'static str {
-    ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][day.num_days_from_monday() as usize]
 }
 
 impl Entry {
