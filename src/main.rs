@@ -122,6 +122,34 @@ enum Command {
         #[command(subcommand)]
         command: SchedulesCommand,
     },
+    /// Keep sources as code: export them to a TOML file, apply a file.
+    Sources {
+        #[command(subcommand)]
+        command: SourcesCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum SourcesCommand {
+    /// Print every source with every setting of the source form as TOML (`> sources.toml`):
+    /// locator and freshness included, base URLs written out even when they are the
+    /// publisher's, credentials in URLs masked (•••).
+    Export,
+    /// Make the sources match FILE: checks every entry as the source form does, prints what
+    /// differs (+ create, ~ change, - delete), then changes it all in one transaction; a mistake
+    /// in the file changes nothing. Applying the same file again changes nothing. A masked URL
+    /// keeps the credentials stored for that source.
+    Apply {
+        /// The TOML file (`[[source]]` tables, as `sources export` writes them).
+        file: std::path::PathBuf,
+        /// Also delete the sources the file does not name, with their ISIN records (their runs
+        /// stay as history; schedules that download them fail until they name another source).
+        #[arg(long)]
+        prune: bool,
+        /// Print what would change and change nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Debug, Subcommand)]
@@ -215,6 +243,10 @@ fn main() -> ExitCode {
         Command::Schedules { command: SchedulesCommand::Export } => commands::schedules::export().map(done),
         Command::Schedules { command: SchedulesCommand::Apply { file, prune, dry_run } } => {
             commands::schedules::apply(&file, prune, dry_run).map(|_| ExitCode::SUCCESS)
+        }
+        Command::Sources { command: SourcesCommand::Export } => commands::sources::export().map(done),
+        Command::Sources { command: SourcesCommand::Apply { file, prune, dry_run } } => {
+            commands::sources::apply(&file, prune, dry_run).map(|_| ExitCode::SUCCESS)
         }
     };
     result.unwrap_or_else(|error| {

@@ -9,6 +9,7 @@ pub mod processes;
 pub mod run;
 pub mod schedules;
 mod serve;
+pub mod sources;
 mod users;
 
 pub use check::check;

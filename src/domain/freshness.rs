@@ -151,7 +151,8 @@ const SEARCH_LIMIT: usize = 1000;
 /// The longest grace period: a year.
 const MAX_GRACE_MINUTES: i64 = 366 * 24 * 60;
 
-fn weekday_name(day: Weekday) -> &'static str {
+/// A weekday as the stored settings (and a settings file) write it: `mon` … `sun`.
+pub fn weekday_name(day: Weekday) -> &'static str {
     match day {
         Weekday::Mon => "mon",
         Weekday::Tue => "tue",

@@ -21,6 +21,12 @@ pub const ESMA_FIRDS_LIST_URL: &str =
 /// Deutsche Börse's downloads page of the Xetra "All tradable instruments" file.
 pub const XETRA_DOWNLOADS_URL: &str =
     "https://www.cashmarket.deutsche-boerse.com/cash-en/trading/Tradable-Instruments-Xetra/Downloads";
+/// Where GLEIF's listing links its files (`…/api/v2/isin-lei/<id>/download`).
+pub const GLEIF_FILES_BASE: &str = "https://mapping.gleif.org/";
+/// Where ESMA's FIRDS file list links its files (`…/firds/FULINS_E_….zip`).
+pub const ESMA_FIRDS_FILES_BASE: &str = "https://firds.esma.europa.eu/";
+/// Where Deutsche Börse's downloads page links its files (`/resource/blob/…`, relative).
+pub const XETRA_FILES_BASE: &str = "https://www.cashmarket.deutsche-boerse.com/";
 /// The link of [`XETRA_DOWNLOADS_URL`] to follow: its last path segment is the file's name.
 pub const XETRA_ALL_TRADABLE_PATTERN: &str = r"(?i)/t7-xetr-allTradableInstruments\.csv([?#]|$)";
 
@@ -119,6 +125,22 @@ impl LocatorKind {
         }
     }
 
+    /// The host the publisher's listing or page ([`Self::default_url`]) links its files on:
+    /// a files base equal to it changes nothing for that listing or page.
+    pub fn default_files_base(self) -> Option<&'static str> {
+        match self {
+            Self::Url | Self::UrlTemplate => None,
+            Self::PageLink => Some(XETRA_FILES_BASE),
+            Self::GleifApi => Some(GLEIF_FILES_BASE),
+            Self::EsmaFirds => Some(ESMA_FIRDS_FILES_BASE),
+        }
+    }
+
+    /// Whether the locator takes a files base (it follows links from a page or a listing).
+    pub fn has_files_base(self) -> bool {
+        self.default_files_base().is_some()
+    }
+
     /// Whether the source's URL must be a web address (a page or an API), not a local file.
     pub fn needs_http(self) -> bool {
         !matches!(self, Self::Url | Self::UrlTemplate)
@@ -200,6 +222,41 @@ impl Locator {
             | Self::EsmaFirds { files_base, .. } => files_base.as_ref(),
             Self::Url {} | Self::UrlTemplate {} => None,
         }
+    }
+
+    /// Where a source with this locator and `url` downloads its listed or linked files, written
+    /// out in full: the files base set; else the publisher's file host when `url` is the
+    /// publisher's listing or page (its links point there); else `None`, the links as listed.
+    pub fn written_files_base(&self, url: &str) -> Option<Url> {
+        self.files_base().cloned().or_else(|| self.publisher_files_base(url))
+    }
+
+    /// The same settings with a files base dropped where it changes nothing: the publisher's
+    /// file host, for a source reading the publisher's own listing or page, whose links point
+    /// there already. One spelling for one behaviour, so that a settings file that writes the
+    /// default out compares equal to a source that leaves it unset.
+    pub fn without_default_files_base(mut self, url: &str) -> Self {
+        let default = self.publisher_files_base(url);
+        match &mut self {
+            Self::PageLink { files_base, .. }
+            | Self::GleifApi { files_base }
+            | Self::EsmaFirds { files_base, .. } => {
+                if files_base.is_some() && *files_base == default {
+                    *files_base = None;
+                }
+            }
+            Self::Url {} | Self::UrlTemplate {} => {}
+        }
+        self
+    }
+
+    /// The publisher's file host, when `url` is the publisher's listing or page.
+    fn publisher_files_base(&self, url: &str) -> Option<Url> {
+        let kind = self.kind();
+        if kind.default_url() != Some(url.trim()) {
+            return None;
+        }
+        kind.default_files_base().and_then(|base| Url::parse(base).ok())
     }
 
     /// Builds a locator from a form's fields; the fields a kind does not use are ignored. A
@@ -474,6 +531,39 @@ mod tests {
         }
         assert_eq!(LocatorKind::GleifApi.default_url(), Some(GLEIF_API_URL));
         assert_eq!(LocatorKind::Url.default_url(), None);
+    }
+
+    #[test]
+    fn the_publishers_file_host_is_written_out_and_read_back_as_unset() {
+        let firds = Locator::EsmaFirds {
+            files_base: None,
+            second_list_url: None,
+            letters: vec!["E".to_owned()],
+            list_format: ListFormat::Xml,
+        };
+        let written = firds.written_files_base(ESMA_FIRDS_LIST_URL);
+        assert_eq!(written.as_ref().map(Url::as_str), Some(ESMA_FIRDS_FILES_BASE));
+        assert_eq!(firds.written_files_base("https://mirror.example/select"), None, "links as listed");
+        let Locator::EsmaFirds { letters, list_format, second_list_url, .. } = firds.clone() else {
+            unreachable!()
+        };
+        let spelled_out = Locator::EsmaFirds { files_base: written, second_list_url, letters, list_format };
+        assert_eq!(spelled_out.clone().without_default_files_base(ESMA_FIRDS_LIST_URL), firds);
+        // On another listing the same base is a choice: files come from ESMA, whatever it links.
+        assert_eq!(
+            spelled_out.clone().without_default_files_base("https://mirror.example/select"),
+            spelled_out
+        );
+        let mirror = Locator::GleifApi { files_base: Some(url("https://mirror.example/gleif/")) };
+        assert_eq!(mirror.clone().without_default_files_base(GLEIF_API_URL), mirror);
+        let page = Locator::PageLink { pattern: "x".to_owned(), files_base: None };
+        assert_eq!(
+            page.written_files_base(XETRA_DOWNLOADS_URL).as_ref().map(Url::as_str),
+            Some(XETRA_FILES_BASE)
+        );
+        for kind in LocatorKind::ALL {
+            assert_eq!(kind.default_url().is_some(), kind.has_files_base(), "{kind:?}");
+        }
     }
 
     #[test]

@@ -4,6 +4,7 @@
 pub mod calendar;
 pub mod download_params;
 pub mod duration_text;
+pub mod field_errors;
 pub mod freshness;
 pub mod ids;
 pub mod isin;

@@ -23,6 +23,7 @@ mod publisher;
 mod read;
 pub mod shrink_refused;
 mod sorted;
+pub mod source_settings;
 mod units;
 
 use std::time::{Duration, Instant};

@@ -3,38 +3,17 @@
 //! fault, with a preview of the next fire times. Date-times are entered in the schedule's time
 //! zone and stored in UTC.
 
-use std::collections::BTreeMap;
-
 use chrono::{Duration, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde_json::json;
 
 use crate::domain::QueueName;
+pub use crate::domain::field_errors::FieldErrors;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::domain::schedule_settings::{Cadence, ScheduleSettings, in_units, local_input, seconds_in};
 use crate::domain::schedule_spec::{CronExpr, FireTime, Recurrence, ScheduleSpec, parse_time_zone};
 use crate::jobs::{Registry, validate_params};
 use crate::models::schedule::ScheduleChanges;
-
-/// Messages per field, shown beside the field (or, by `schedules apply`, with the file's key).
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct FieldErrors(BTreeMap<String, String>);
-
-impl FieldErrors {
-    /// Adds a message for `field`; the first one for a field is the one shown.
-    pub fn add(&mut self, field: impl Into<String>, message: impl ToString) {
-        self.0.entry(field.into()).or_insert_with(|| message.to_string());
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.0.is_empty()
-    }
-
-    /// Every `(field, message)`, by field.
-    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.0.iter().map(|(field, message)| (field.as_str(), message.as_str()))
-    }
-}
 
 /// A schedule's settings as typed: the schedule form's fields, and what a `schedules apply`
 /// file entry is read as. [`SettingsInput::parse`] turns them into [`ScheduleSettings`].

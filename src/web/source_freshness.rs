@@ -1,10 +1,10 @@
 //! The publisher-freshness part of the source form: cadence, expected time and zone, grace
-//! period and calendar, as typed, turned into [`Freshness`] or into messages beside the fields.
+//! period and calendar, as typed (read with the rest of the source's fields by
+//! `import::source_settings`).
 
 use serde::Deserialize;
 
-use crate::domain::freshness::{Cadence, CadenceKind, Freshness, FreshnessFields};
-use crate::web::forms::FormErrors;
+use crate::domain::freshness::{Cadence, CadenceKind, Freshness};
 
 /// The freshness fields of the source form, as typed.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -72,36 +72,6 @@ impl FreshnessForm {
     /// The fields of a new source: not watched, every day open.
     pub fn blank() -> Self {
         Self::from_settings(&Freshness::default())
-    }
-
-    /// The settings, or `None` with each problem added beside its field.
-    pub fn parse(&self, errors: &mut FormErrors) -> Option<Freshness> {
-        let fields = FreshnessFields {
-            cadence: &self.cadence,
-            weekday: &self.weekday,
-            cron: &self.cadence_cron,
-            at: &self.expected_at,
-            time_zone: &self.time_zone,
-            grace_minutes: &self.grace_minutes,
-            weekends: self.closed_weekends.is_some(),
-            target2: self.closed_target2.is_some(),
-            closed: &self.closed_dates,
-        };
-        match Freshness::from_fields(&fields) {
-            Ok(settings) => Some(settings),
-            Err(problems) => {
-                for (field, message) in problems {
-                    let field = match field {
-                        "cron" => "cadence_cron",
-                        "at" => "expected_at",
-                        "closed" => "closed_dates",
-                        other => other,
-                    };
-                    errors.add(field, message);
-                }
-                None
-            }
-        }
     }
 
     /// The cadences a form offers.

@@ -10,17 +10,18 @@ use serde::Deserialize;
 
 use crate::auth::CurrentUser;
 use crate::domain::freshness::Freshness;
-use crate::domain::locator::{Locator, LocatorFields, LocatorKind, expand_template};
+use crate::domain::locator::{Locator, LocatorKind};
 use crate::domain::{Role, RunId, RunStatus, SourceId, mask_url_secrets, mask_urls_in_text};
 use crate::import::actions::{self, SourceActionError};
+use crate::import::source_settings::SourceInput;
 use crate::import::{self, Preview};
 use crate::jobs::download_isins;
 use crate::models::run::{self, Run};
 use crate::models::schedule::{self, Schedule};
 use crate::models::source::{self, DEFAULT_MAX_SHRINK_PERCENT, Source, SourceChanges};
 use crate::scheduler::freshness;
-use crate::sources::fetch::{Limits, Location};
-use crate::sources::formats::{Format, FormatOptions};
+use crate::sources::fetch::Limits;
+use crate::sources::formats::Format;
 use crate::sources::outbound::OutboundPolicy;
 use crate::web::AppError;
 use crate::web::client_ip::actor;
@@ -129,16 +130,6 @@ pub(crate) fn hide_secrets(found: &mut Source, me: &CurrentUser) {
     }
 }
 
-/// `typed` as the person meant it: a value sent back as it was shown (credentials masked) is
-/// the stored one.
-fn unmasked(typed: &str, stored: Option<&str>) -> String {
-    let typed = typed.trim();
-    match stored {
-        Some(stored) if typed != stored && typed == mask_url_secrets(stored) => stored.to_owned(),
-        _ => typed.to_owned(),
-    }
-}
-
 /// The form's fields as typed.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct SourceForm {
@@ -217,6 +208,34 @@ impl SourceForm {
         self.enabled.is_some()
     }
 
+    /// The fields as the shared reading of a source's settings takes them.
+    fn input(&self) -> SourceInput {
+        let freshness = &self.freshness;
+        SourceInput {
+            name: self.name.clone(),
+            url: self.url.clone(),
+            format: self.format.clone(),
+            options: self.options.clone(),
+            enabled: self.is_enabled(),
+            max_shrink_percent: self.max_shrink_percent.clone(),
+            locator: self.locator.clone(),
+            pattern: self.pattern.clone(),
+            files_base: self.files_base.clone(),
+            second_list_url: self.second_list_url.clone(),
+            letters: self.letters.clone(),
+            list_format: self.list_format.clone(),
+            cadence: freshness.cadence.clone(),
+            weekday: freshness.weekday.clone(),
+            cadence_cron: freshness.cadence_cron.clone(),
+            expected_at: freshness.expected_at.clone(),
+            time_zone: freshness.time_zone.clone(),
+            grace_minutes: freshness.grace_minutes.clone(),
+            closed_weekends: freshness.closed_weekends.is_some(),
+            closed_target2: freshness.closed_target2.is_some(),
+            closed_dates: freshness.closed_dates.clone(),
+        }
+    }
+
     /// The settings and the publisher's freshness settings, or the messages to show beside the
     /// fields. `stored` is the source before this edit: a URL sent back as it was shown
     /// (credentials masked) keeps the stored one.
@@ -225,138 +244,13 @@ impl SourceForm {
         outbound: &OutboundPolicy,
         stored: Option<&Source>,
     ) -> Result<(SourceChanges, Freshness), FormErrors> {
-        let mut errors = FormErrors::default();
-        let name = self.name.trim().to_owned();
-        if name.is_empty() {
-            errors.add("name", "Enter a name.");
-        } else if name.chars().count() > 200 {
-            errors.add("name", "Use at most 200 characters.");
-        }
-        let (url, locator) = self.parse_location(outbound, stored, &mut errors);
-        let format = Format::parse(&self.format);
-        if format.is_none() {
-            errors.add("format", "Choose a format.");
-        }
-        let options_text = if self.options.trim().is_empty() { "{}" } else { self.options.trim() };
-        let options = match FormatOptions::from_json(options_text) {
-            Ok(options) => Some(options),
-            Err(problem) => {
-                errors.add("options", problem);
-                None
+        self.input().parse(outbound, stored).map_err(|problems| {
+            let mut errors = FormErrors::default();
+            for (field, message) in problems.iter() {
+                errors.add(field, message);
             }
-        };
-        if let (Some(options), Some(format)) = (&options, format)
-            && let Err(problems) = options.check(format)
-        {
-            let text: Vec<String> =
-                problems.iter().map(|(key, message)| format!("{key}: {message}")).collect();
-            errors.add("options", text.join(" "));
-        }
-        let percent = match self.max_shrink_percent.trim().parse::<i32>() {
-            Ok(value) if (0..=100).contains(&value) => value,
-            _ => {
-                errors.add("max_shrink_percent", "Enter a whole number from 0 to 100.");
-                0
-            }
-        };
-        let freshness = self.freshness.parse(&mut errors);
-        match (errors.is_empty(), format, options, locator, freshness) {
-            (true, Some(format), Some(options), Some(locator), Some(freshness)) => Ok((
-                SourceChanges {
-                    name,
-                    url,
-                    format: format.name().to_owned(),
-                    options: options.to_json(),
-                    enabled: self.is_enabled(),
-                    max_shrink_percent: percent,
-                    locator: locator.to_json(),
-                },
-                freshness,
-            )),
-            _ => Err(errors),
-        }
-    }
-
-    /// The URL (the publisher's when left blank for a locator that has one) and the locator,
-    /// each problem noted beside its field.
-    fn parse_location(
-        &self,
-        outbound: &OutboundPolicy,
-        stored: Option<&Source>,
-        errors: &mut FormErrors,
-    ) -> (String, Option<Locator>) {
-        let stored_locator = stored.and_then(|found| Locator::from_json(&found.locator).ok());
-        let stored_base = stored_locator.as_ref().and_then(Locator::files_base).map(url::Url::as_str);
-        let stored_second = match &stored_locator {
-            Some(Locator::EsmaFirds { second_list_url: Some(second), .. }) => Some(second.as_str()),
-            _ => None,
-        };
-        let files_base = unmasked(&self.files_base, stored_base);
-        let second_list_url = unmasked(&self.second_list_url, stored_second);
-        let kind =
-            if self.locator.trim().is_empty() { LocatorKind::Url.as_str() } else { self.locator.trim() };
-        let mut url = unmasked(&self.url, stored.map(|found| found.url.as_str()));
-        let fields = LocatorFields {
-            kind,
-            pattern: &self.pattern,
-            files_base: &files_base,
-            second_list_url: &second_list_url,
-            letters: &self.letters,
-            list_format: &self.list_format,
-        };
-        let locator = match Locator::from_fields(&fields, url.is_empty()) {
-            Ok(locator) => Some(locator),
-            Err(problems) => {
-                for (field, message) in problems {
-                    errors.add(if field == "kind" { "locator" } else { field }, message);
-                }
-                None
-            }
-        };
-        let kind = kind.parse::<LocatorKind>().ok();
-        if url.is_empty()
-            && let Some(default) = kind.and_then(LocatorKind::default_url)
-        {
-            url = default.to_owned();
-        }
-        // The base URLs the locator uses must be reachable under the outbound policy.
-        let second = match &locator {
-            Some(Locator::EsmaFirds { second_list_url, .. }) => second_list_url.as_ref(),
-            _ => None,
-        };
-        let bases =
-            [("files_base", locator.as_ref().and_then(Locator::files_base)), ("second_list_url", second)];
-        for (field, base) in bases {
-            if let Some(Err(refused)) = base.map(|base| outbound.check_url(base)) {
-                errors.add(field, refused.0);
-            }
-        }
-        let address = match locator.as_ref().map(|locator| locator.url_problem(&url)) {
-            Some(Some(problem)) => {
-                errors.add("url", problem);
-                None
-            }
-            // A template is checked as the address it gives today.
-            _ if kind == Some(LocatorKind::UrlTemplate) => {
-                Some(expand_template(&url, chrono::Utc::now().date_naive()).unwrap_or_else(|_| url.clone()))
-            }
-            _ => Some(url.clone()),
-        };
-        match address.as_deref().map(Location::parse) {
-            None => {}
-            Some(Err(problem)) => errors.add("url", problem),
-            Some(Ok(location)) => {
-                if kind.is_some_and(LocatorKind::needs_http) && !matches!(location, Location::Http(_)) {
-                    errors.add(
-                        "url",
-                        "This locator starts from a web page or API: enter an http:// or https:// address.",
-                    );
-                } else if let Err(refused) = location.check(outbound) {
-                    errors.add("url", refused.0);
-                }
-            }
-        }
-        (url, locator)
+            errors
+        })
     }
 }
 
