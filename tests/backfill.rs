@@ -2,9 +2,11 @@
 //! previews the files of each date and the runs it would create, "Create N runs" creates them,
 //! the workers apply them one at a time in date order, and the same range again creates none.
 //! Against the local fake of ESMA's FIRDS list (`common::publishers`): a source that has the
-//! fixtures' full set takes the delta days through a backfill and ends exactly as
-//! `expected.json` says after its last step. Also: the run page's logical date, files and units,
-//! the rule that holds a dated run behind an earlier one, and `isinbeat backfill`.
+//! fixtures' full set takes five delta days through a backfill — the fixtures' four and the
+//! project's own fifth (`tests/data/publishers/EXTRA.md`) — and ends exactly as `expected.json`
+//! says after its last step, plus that fifth day's two changes. Also: the run page's logical
+//! date, files and units, the rule that holds a dated run behind an earlier one, and
+//! `isinbeat backfill`.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -271,7 +273,7 @@ async fn a_firds_backfill_through_the_form_applies_the_delta_days_in_date_order_
 ) {
     let Some(app) = spawn_app_running(backend).await else { return };
     let admin = app.admin().await;
-    let server = PublisherServer::start();
+    let server = PublisherServer::start().with_extra_day();
     let list_url = server.url(publishers::ESMA_LIST_PATH);
     let files_base = format!("{}/", server.base);
     let fields = [
@@ -298,9 +300,10 @@ async fn a_firds_backfill_through_the_form_applies_the_delta_days_in_date_order_
         "a link to the form"
     );
 
-    // The preview: every date with its files; the full set is applied, four delta days are not.
+    // The preview: every date with its files; the full set is applied, five delta days are not.
+    let delta_days = ["2025-01-05", "2025-01-06", "2025-01-07", "2025-01-08", publishers::EXTRA_DAY];
     let form = format!("{source_page}backfill/");
-    let preview = admin.get_html(&format!("{form}?from=2025-01-04&to=2025-01-08")).await;
+    let preview = admin.get_html(&format!("{form}?from=2025-01-04&to={}", publishers::EXTRA_DAY)).await;
     let listed = expected();
     for (date, files) in listed["esma"]["listing_by_date"].as_object().unwrap() {
         assert!(preview.contains(&format!(r#"id="backfill-{date}""#)), "{date}: {preview}");
@@ -310,25 +313,27 @@ async fn a_firds_backfill_through_the_form_applies_the_delta_days_in_date_order_
             }
         }
     }
+    let extra = row(&preview, publishers::EXTRA_DAY);
+    assert!(extra.contains(&format!("<code>{}</code>", publishers::EXTRA_DAY_FILE)), "{extra}");
     let full_set = row(&preview, "2025-01-04");
     assert!(full_set.contains("applied already") && !full_set.contains("new run"), "{full_set}");
-    for date in ["2025-01-05", "2025-01-06", "2025-01-07", "2025-01-08"] {
+    for date in delta_days {
         let row = row(&preview, date);
         assert!(row.contains("not applied yet") && row.contains("new run"), "{date}: {row}");
     }
-    assert!(preview.contains(r#"<strong id="backfill-run-count">4 runs</strong>"#), "{preview}");
-    assert!(preview.contains("Create 4 runs"), "{preview}");
+    assert!(preview.contains(r#"<strong id="backfill-run-count">5 runs</strong>"#), "{preview}");
+    assert!(preview.contains("Create 5 runs"), "{preview}");
     assert!(backfill_runs(&app).await.is_empty(), "a preview creates nothing");
 
     let token = common::extract_csrf(&preview).unwrap();
-    let fields = [("csrf_token", token.as_str()), ("from", "2025-01-04"), ("to", "2025-01-08")];
+    let fields = [("csrf_token", token.as_str()), ("from", "2025-01-04"), ("to", publishers::EXTRA_DAY)];
     let made = admin.post_raw(&form, &fields).await;
     assert_eq!(made.status(), 303, "{}", made.text().await.unwrap());
     let runs_list = location(&made);
     assert_eq!(runs_list, "/admin/runs/?source=ESMA+FIRDS&trigger=backfill&o=oldest");
     let listed_runs = admin.get_html(&runs_list).await;
-    assert!(listed_runs.contains("4 backfill runs were created, 2025-01-05 to 2025-01-08"), "{listed_runs}");
-    for date in ["2025-01-05", "2025-01-06", "2025-01-07", "2025-01-08"] {
+    assert!(listed_runs.contains("5 backfill runs were created, 2025-01-05 to 2025-01-09"), "{listed_runs}");
+    for date in delta_days {
         assert!(listed_runs.contains(&format!("backfill ESMA FIRDS {date}")), "{listed_runs}");
     }
     assert!(!listed_runs.contains("<td>import ESMA FIRDS</td>"), "only the backfill's runs: {listed_runs}");
@@ -336,8 +341,7 @@ async fn a_firds_backfill_through_the_form_applies_the_delta_days_in_date_order_
     // The workers apply them one at a time, oldest date first.
     let runs = ended_backfill_runs(&app).await;
     let dates: Vec<Option<NaiveDate>> = runs.iter().map(|r| Params::parse(&r.params).date).collect();
-    let wanted: Vec<Option<NaiveDate>> =
-        ["2025-01-05", "2025-01-06", "2025-01-07", "2025-01-08"].iter().map(|d| Some(day(d))).collect();
+    let wanted: Vec<Option<NaiveDate>> = delta_days.iter().map(|d| Some(day(d))).collect();
     assert_eq!(dates, wanted);
     for pair in runs.windows(2) {
         assert_eq!(pair[0].status, RunStatus::Succeeded, "{:?}", pair[0].error);
@@ -348,22 +352,47 @@ async fn a_firds_backfill_through_the_form_applies_the_delta_days_in_date_order_
             pair[0].id
         );
     }
-    assert_eq!(runs[3].status, RunStatus::Succeeded, "{:?}", runs[3].error);
+    assert_eq!(runs[4].status, RunStatus::Succeeded, "{:?}", runs[4].error);
     assert!(runs.iter().all(|r| r.trigger == Trigger::Backfill && r.triggered_by.is_some()));
     let audit = admin.get_html("/admin/audit/").await;
     assert!(audit.contains("backfill"), "the backfill is in the audit log: {audit}");
 
-    // The source is exactly what the fixtures say after their last step.
+    // The fifth day added one ISIN and changed one, and removed none.
+    let fifth: Stats = serde_json::from_str(runs[4].stats.as_deref().unwrap()).unwrap();
+    assert_eq!((fifth.rows, fifth.added, fifth.removed, fifth.changed), (2, 1, 0, 1), "{fifth:?}");
+
+    // The source is exactly what the fixtures say after their last step, plus the fifth day:
+    // its new instrument on its one venue, and the new name of the record it modified.
     let last = &listed["esma"]["steps"][5];
-    let final_records = listed["esma"]["final_records_sorted_by_isin_mic"].clone();
     let (active, seen) = app
         .query(move |conn| {
             (source::find(conn, source_id).unwrap().unwrap().active_isins, records(conn, source_id))
         })
         .await;
-    assert_eq!(active, last["isins"]["active"].as_i64().unwrap());
-    assert_eq!(seen.len() as u64, last["records"]["total"].as_u64().unwrap());
-    assert_eq!(Value::Array(seen), final_records);
+    let record = |isin: &str, mic: &str| {
+        seen.iter()
+            .find(|r| r["isin"] == isin && r["mic"] == mic)
+            .unwrap_or_else(|| panic!("no {isin} on {mic}"))
+    };
+    assert_eq!(record("AT0043600456", "CEUX")["name"], "Vertex Systems Holding AG");
+    let new = serde_json::json!({
+        "isin": "DE000A40LWK1", "mic": "XETA", "name": "Lumen Werkstoffe AG", "cfi": "ESVUFR",
+        "currency": "EUR", "lei": "529900LUMENW3RK0AG60", "termination_date": null, "active": true,
+        "status": "listed",
+    });
+    assert_eq!(record("DE000A40LWK1", "XETA"), &new);
+    assert_eq!(seen.iter().filter(|r| r["isin"] == "DE000A40LWK1").count(), 1, "on one venue only");
+    let mut wanted = listed["esma"]["final_records_sorted_by_isin_mic"].as_array().unwrap().clone();
+    let renamed = wanted.iter_mut().find(|r| r["isin"] == "AT0043600456" && r["mic"] == "CEUX").unwrap();
+    assert_eq!(renamed["name"], "Vertex Systems AG", "the fixtures' name before the fifth day");
+    renamed["name"] = "Vertex Systems Holding AG".into();
+    wanted.push(new);
+    wanted.sort_by_key(|r| {
+        (r["isin"].as_str().unwrap().to_owned(), r["mic"].as_str().unwrap_or("").to_owned())
+    });
+    assert_eq!(active, last["isins"]["active"].as_i64().unwrap() + 1);
+    assert_eq!(seen.len() as u64, last["records"]["total"].as_u64().unwrap() + 1);
+    assert_eq!(Value::Array(seen), Value::Array(wanted));
 
     // Each run's page shows its date and the files it took.
     let page = admin.get_html(&format!("/admin/runs/{}/", runs[1].id)).await;
@@ -380,14 +409,14 @@ async fn a_firds_backfill_through_the_form_applies_the_delta_days_in_date_order_
     assert!(section(&page, "run-units").contains("<td>cancellations</td>"), "{page}");
 
     // The same range again: nothing to create, and creating anyway creates nothing.
-    let again = admin.get_html(&format!("{form}?from=2025-01-04&to=2025-01-08")).await;
+    let again = admin.get_html(&format!("{form}?from=2025-01-04&to={}", publishers::EXTRA_DAY)).await;
     assert!(again.contains(r#"<strong id="backfill-run-count">0 runs</strong>"#), "{again}");
     assert!(again.contains("0 runs to create: every file of the range is applied already"), "{again}");
     assert!(!again.contains("id=\"backfill-create\""), "no button to create nothing");
     let made = admin.post_raw(&form, &fields).await;
     assert_eq!(made.status(), 303);
     assert!(admin.get_html(&location(&made)).await.contains("0 runs created"));
-    assert_eq!(backfill_runs(&app).await.len(), 4, "no run was created the second time");
+    assert_eq!(backfill_runs(&app).await.len(), 5, "no run was created the second time");
 }
 
 /// A queued run, as a backfill creates them.

@@ -307,11 +307,12 @@ async fn a_person_adds_a_source_tests_it_imports_it_and_sees_what_was_added() {
 }
 
 #[tokio::test]
-async fn an_operator_previews_a_backfill_of_five_dates_creates_the_runs_and_sees_them_listed() {
+async fn an_operator_previews_a_backfill_of_five_delta_days_creates_the_runs_and_sees_them_listed() {
     let Some(chromedriver) = chromedriver_path() else { return };
     let app = spawn_app(Backend::Sqlite).await.unwrap();
-    let server = common::publishers::PublisherServer::start();
-    // An ESMA FIRDS source that has applied nothing yet, reading the fake publisher's list.
+    // The fixtures' week and the project's own fifth delta day (tests/data/publishers/EXTRA.md).
+    let server = common::publishers::PublisherServer::start().with_extra_day();
+    // An ESMA FIRDS source reading the fake publisher's list.
     let source_id = app
         .query(move |conn| {
             let locator = isinbeat::domain::locator::Locator::EsmaFirds {
@@ -333,6 +334,19 @@ async fn an_operator_previews_a_backfill_of_five_dates_creates_the_runs_and_sees
             isinbeat::models::source::insert(conn, &new).unwrap().id
         })
         .await;
+    // It has the full set of 2025-01-04, taken from the command line, so the backfill is of
+    // delta days only.
+    let mut import = Command::new(env!("CARGO_BIN_EXE_isinbeat"));
+    import
+        .args(["import", "--source", "ESMA FIRDS", "--date", "2025-01-04"])
+        .env_clear()
+        .env("DATABASE_URL", app.database.url())
+        .env("ISINBEAT_LOG", "warn")
+        .env("ISINBEAT_SEED", "none")
+        .env("ISINBEAT_OUTBOUND_ALLOW", "127.0.0.1")
+        .stdin(Stdio::null());
+    let imported = tokio::task::spawn_blocking(move || import.output().unwrap()).await.unwrap();
+    assert!(imported.status.success(), "{}", String::from_utf8_lossy(&imported.stderr));
     let (_driver, client) = start_driver(&chromedriver).await;
     log_in(&client, &app.address).await;
     client.goto(&format!("{}/admin/sources/{source_id}/", app.address)).await.unwrap();
@@ -343,7 +357,7 @@ async fn an_operator_previews_a_backfill_of_five_dates_creates_the_runs_and_sees
     client
         .execute(
             "document.getElementById('id_from').value = '2025-01-04'; \
-             document.getElementById('id_to').value = '2025-01-08'; return null;",
+             document.getElementById('id_to').value = '2025-01-09'; return null;",
             vec![],
         )
         .await
@@ -351,20 +365,31 @@ async fn an_operator_previews_a_backfill_of_five_dates_creates_the_runs_and_sees
     client.find(Locator::Css("#backfill-form button[type=submit]")).await.unwrap().click().await.unwrap();
     let count = wait_for_text(&client, "#backfill-run-count", "5 runs").await;
     assert_eq!(count, "5 runs");
-    let days = wait_for_text(&client, "#backfill-days", "DLTINS_20250108_01of01.zip").await;
-    for name in ["FULINS_E_20250104_01of02.zip", "DLTINS_20250106_02of03.zip", "FULCAN_20250106_01of01.zip"] {
+    let days = wait_for_text(&client, "#backfill-days", "DLTINS_20250109_01of01.zip").await;
+    for name in [
+        "FULINS_E_20250104_01of02.zip",
+        "DLTINS_20250105_01of01.zip",
+        "DLTINS_20250106_02of03.zip",
+        "FULCAN_20250106_01of01.zip",
+        "DLTINS_20250107_01of01.zip",
+        "DLTINS_20250108_01of01.zip",
+    ] {
         assert!(days.contains(name), "{name}: {days}");
     }
+    // One new run per delta day; the full set's date has none, it is applied already.
     let rows = client.find_all(Locator::Css("#backfill-days tr.backfill-run")).await.unwrap();
-    assert_eq!(rows.len(), 5, "one run per date");
+    assert_eq!(rows.len(), 5, "one run per delta day");
+    let full_set = client.find(Locator::Id("backfill-2025-01-04")).await.unwrap().text().await.unwrap();
+    assert!(full_set.contains("applied already"), "{full_set}");
     screenshot(&client, "backfill-preview").await;
 
     client.find(Locator::Css("#backfill-create button")).await.unwrap().click().await.unwrap();
-    wait_for_text(&client, ".flash-success", "5 backfill runs were created, 2025-01-04 to 2025-01-08").await;
-    let listed = wait_for_text(&client, "#runs tbody", "backfill ESMA FIRDS 2025-01-08").await;
-    for date in ["2025-01-04", "2025-01-05", "2025-01-06", "2025-01-07"] {
+    wait_for_text(&client, ".flash-success", "5 backfill runs were created, 2025-01-05 to 2025-01-09").await;
+    let listed = wait_for_text(&client, "#runs tbody", "backfill ESMA FIRDS 2025-01-09").await;
+    for date in ["2025-01-05", "2025-01-06", "2025-01-07", "2025-01-08"] {
         assert!(listed.contains(&format!("backfill ESMA FIRDS {date}")), "{date}: {listed}");
     }
+    assert!(!listed.contains("backfill ESMA FIRDS 2025-01-04"), "no run for the full set: {listed}");
     let rows = client.find_all(Locator::Css("#runs tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 5, "the list shows the backfill's runs");
     screenshot(&client, "backfill-runs").await;

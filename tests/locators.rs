@@ -452,12 +452,13 @@ async fn the_fake_publishers_answer_like_the_real_ones() {
         let client = client.clone();
         async move { client.get(path).send().await.unwrap() }
     };
-    let list = |date: &str, wt: &str, start: u32| {
-        server.url(&format!(
+    let list_path = |date: &str, wt: &str, start: u32| {
+        format!(
             "{}?q=*&fq=publication_date:%5B{date}T00:00:00Z%20TO%20{date}T23:59:59Z%5D&wt={wt}&indent=true&start={start}&rows=100",
             publishers::ESMA_LIST_PATH
-        ))
+        )
     };
+    let list = |date: &str, wt: &str, start: u32| server.url(&list_path(date, wt, start));
     let page1 = get(list("2025-01-06", "json", 0)).await.text().await.unwrap();
     assert_eq!(page1, String::from_utf8(publishers::data("esma/solr-2025-01-06-page1.json")).unwrap());
     let page2 = get(list("2025-01-06", "xml", 3)).await.text().await.unwrap();
@@ -477,4 +478,13 @@ async fn the_fake_publishers_answer_like_the_real_ones() {
         .unwrap();
     assert_eq!(refused.status(), 406);
     assert_eq!(server.count(publishers::ESMA_LIST_PATH), 3);
+    assert_eq!(get(server.url(&format!("/firds/{}", publishers::EXTRA_DAY_FILE))).await.status(), 404);
+
+    // Started with the project's own fifth day, the fake lists it and serves its file.
+    let extra = PublisherServer::start().with_extra_day();
+    let listed = get(extra.url(&list_path(publishers::EXTRA_DAY, "xml", 0))).await.text().await.unwrap();
+    assert_eq!(listed, String::from_utf8(publishers::data("esma/solr-2025-01-09.xml")).unwrap());
+    let zip = get(extra.url(&format!("/firds/{}", publishers::EXTRA_DAY_FILE))).await;
+    assert_eq!(zip.status(), 200);
+    assert_eq!(zip.bytes().await.unwrap(), publishers::data(&format!("esma/{}", publishers::EXTRA_DAY_FILE)));
 }

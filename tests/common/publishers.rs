@@ -11,6 +11,11 @@
 //! | `GET /solr/esma_registers_firds_files/select?…fq=publication_date:[<D>T00:00:00Z TO …]&wt=xml\|json&start=S&rows=R` | `esma/solr-<D>.<wt>` (2025-01-06: at most 3 documents a page, `-page1` at start=0, `-page2` at start=3); a date without a file: an empty list |
 //! | `GET /firds/<name>` | `esma/<name>` |
 //!
+//! The folder also holds a fifth delta day of the project's own, [`EXTRA_DAY`]
+//! (`tests/data/publishers/EXTRA.md`). It is published only by a fake started
+//! [`with_extra_day`](PublisherServer::with_extra_day); otherwise the fake is the shared fixtures'
+//! week, whose list of that date is empty and whose file is not there.
+//!
 //! The files name the production hosts in their links: a source under test sets its files base
 //! to [`PublisherServer::base`]. Knobs for failures: [`PublisherServer::serve_instead`] (another
 //! body for a file, e.g. a page without the link), [`PublisherServer::remove`] (the file answers
@@ -37,6 +42,10 @@ pub const XETRA_CSV_PATH: &str =
     "/resource/blob/1528/7878c81ee889373a70ac503f9e62352b/data/t7-xetr-allTradableInstruments.csv";
 /// The path of ESMA's FIRDS file list.
 pub const ESMA_LIST_PATH: &str = "/solr/esma_registers_firds_files/select";
+/// The publication date of the project's own delta day, after the shared fixtures' week.
+pub const EXTRA_DAY: &str = "2025-01-09";
+/// The one file of [`EXTRA_DAY`].
+pub const EXTRA_DAY_FILE: &str = "DLTINS_20250109_01of01.zip";
 
 /// The folder of the publishers' files.
 pub fn data_dir() -> PathBuf {
@@ -59,6 +68,8 @@ struct Knobs {
     added: HashMap<String, Vec<u8>>,
     /// Every request's path and query, in order.
     requests: Vec<String>,
+    /// Whether [`EXTRA_DAY`] is published.
+    extra_day: bool,
 }
 
 /// The running fake; it stops with the test's runtime.
@@ -82,6 +93,7 @@ impl PublisherServer {
             removed: HashSet::new(),
             added: HashMap::new(),
             requests: Vec::new(),
+            extra_day: false,
         }));
         let shared = Arc::clone(&knobs);
         let server = HttpServer::new(move || {
@@ -93,6 +105,12 @@ impl PublisherServer {
         let port = server.addrs()[0].port();
         tokio::spawn(server.run());
         Self { base: format!("http://127.0.0.1:{port}"), knobs }
+    }
+
+    /// Publishes [`EXTRA_DAY`] too: its list and its file, after the fixtures' week.
+    pub fn with_extra_day(self) -> Self {
+        self.knobs.lock().unwrap().extra_day = true;
+        self
     }
 
     /// The address of `path` on the fake.
@@ -143,17 +161,17 @@ async fn answer(req: HttpRequest, knobs: Shared) -> HttpResponse {
         web::Query::<HashMap<String, String>>::from_query(req.query_string())
             .map(|q| q.into_inner())
             .unwrap_or_default();
-    let added = {
+    let (added, published) = {
         let mut knobs = knobs.lock().unwrap();
         knobs
             .requests
             .push(req.uri().path_and_query().map_or_else(|| path.clone(), |pq| pq.as_str().to_owned()));
-        knobs.added.get(&path).cloned()
+        (knobs.added.get(&path).cloned(), Published { dir: knobs.dir.clone(), extra_day: knobs.extra_day })
     };
     if let Some(body) = added {
         return file_response(&req, &path, Some(body));
     }
-    let file = match route(&req, &path, &query) {
+    let file = match route(&req, &path, &query, &published) {
         Routed::File(file) => file,
         Routed::Answer(response) => return response,
     };
@@ -168,6 +186,21 @@ async fn answer(req: HttpRequest, knobs: Shared) -> HttpResponse {
     file_response(&req, &file, body)
 }
 
+/// What the fake publishes: the files of a folder, with or without [`EXTRA_DAY`].
+struct Published {
+    dir: PathBuf,
+    extra_day: bool,
+}
+
+impl Published {
+    /// Whether the data file `file` (a name relative to the folder) is there to be served.
+    fn has(&self, file: &str) -> bool {
+        let of_extra_day =
+            file == format!("esma/{EXTRA_DAY_FILE}") || file.starts_with(&format!("esma/solr-{EXTRA_DAY}"));
+        (self.extra_day || !of_extra_day) && self.dir.join(file).is_file()
+    }
+}
+
 /// Where a request leads.
 enum Routed {
     /// A data file, by its relative name.
@@ -177,7 +210,7 @@ enum Routed {
 }
 
 /// The data file a request asks for, or the answer when it is not one.
-fn route(req: &HttpRequest, path: &str, query: &HashMap<String, String>) -> Routed {
+fn route(req: &HttpRequest, path: &str, query: &HashMap<String, String>, published: &Published) -> Routed {
     if path == GLEIF_LISTING_PATH || path.starts_with("/api/v2/isin-lei/") {
         let accept = req.headers().get("accept").and_then(|v| v.to_str().ok()).unwrap_or("*/*");
         if !accept.contains("*/*") && !accept.contains("json") {
@@ -210,16 +243,21 @@ fn route(req: &HttpRequest, path: &str, query: &HashMap<String, String>) -> Rout
         return Routed::File(format!("xetra/{}", path.rsplit('/').next().unwrap_or_default()));
     }
     if let Some(name) = path.strip_prefix("/firds/") {
-        return Routed::File(format!("esma/{name}"));
+        let file = format!("esma/{name}");
+        return if name == EXTRA_DAY_FILE && !published.has(&file) {
+            Routed::Answer(HttpResponse::NotFound().body(format!("{name} is published with_extra_day only")))
+        } else {
+            Routed::File(file)
+        };
     }
     if path == ESMA_LIST_PATH {
-        return esma_list(query);
+        return esma_list(query, published);
     }
     Routed::Answer(HttpResponse::NotFound().body("the fake publishers have nothing here"))
 }
 
 /// The FIRDS file list's page for a query, or an empty list for a date it has no file for.
-fn esma_list(query: &HashMap<String, String>) -> Routed {
+fn esma_list(query: &HashMap<String, String>, published: &Published) -> Routed {
     let fq = query.get("fq").map_or("", String::as_str);
     let Some(date) = fq.strip_prefix("publication_date:[").and_then(|rest| rest.get(..10)) else {
         return Routed::Answer(
@@ -244,11 +282,7 @@ fn esma_list(query: &HashMap<String, String>) -> Routed {
                 )));
             }
         };
-    if data_dir().join(&file).is_file() {
-        Routed::File(file)
-    } else {
-        Routed::Answer(empty_list(date, wt, start))
-    }
+    if published.has(&file) { Routed::File(file) } else { Routed::Answer(empty_list(date, wt, start)) }
 }
 
 /// What Solr answers for a date without files.
