@@ -2,7 +2,7 @@
 //! per-source, per-country counts (`isin_stats`) and the name index (`isin_names`, and
 //! `isin_name_words` on PostgreSQL).
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
@@ -90,8 +90,8 @@ pub fn named_isins_of_source(
     query.load(conn)
 }
 
-/// The names the sources show now of each of `isins` that has one, in source order (as the
-/// browser lists them), each name once. Reads the names alone: an import that changed a
+/// The names the sources show now of each of `isins` that has one, in ISIN order, each ISIN's
+/// in source order (as the browser lists them), each name once. Reads the names alone: an import that changed a
 /// million ISINs refreshes their names without loading their venues.
 fn visible_names(
     conn: &mut DbConnection,
@@ -113,7 +113,9 @@ fn visible_names(
             isin_records::name,
         ))
         .load(conn)?;
-    let mut shown: HashMap<String, Vec<(usize, String)>> = HashMap::new();
+    // In ISIN order, which is the name index's row id order: the full-text index appends rows
+    // given in that order, and must flush what it holds whenever a lower row id comes.
+    let mut shown: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
     for (isin, source_id, since_gen, until_gen, name) in found {
         let Some(&(position, generation)) = order.get(&source_id) else { continue };
         let visible = since_gen <= generation && until_gen.is_none_or(|until| until > generation);
