@@ -3,7 +3,6 @@
 //! transaction that SQLite needs to begin `IMMEDIATE`.
 
 pub mod schema;
-pub mod write_waiters;
 
 use std::time::{Duration, Instant};
 
@@ -192,8 +191,7 @@ pub fn pending_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>
 /// Runs `f` in a transaction meant to write. On SQLite it begins `IMMEDIATE`: a deferred
 /// transaction that reads and then writes fails with SQLITE_BUSY when another writer got in
 /// between, whatever the busy timeout; `IMMEDIATE` takes the write lock up front (waiting for
-/// it under the busy timeout), counted among the writers who wait meanwhile (see
-/// [`write_waiters`]). On PostgreSQL it is an ordinary transaction.
+/// it under the busy timeout). On PostgreSQL it is an ordinary transaction.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -201,9 +199,7 @@ where
 {
     match conn {
         DbConnection::Sqlite(inner) => {
-            write_waiters::while_waiting(inner, |inner| {
-                AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
-            })?;
+            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
         }
         DbConnection::Postgresql(_) => {
             <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?;

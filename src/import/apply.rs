@@ -11,7 +11,7 @@ use diesel::connection::SimpleConnection;
 use super::diff::{self, Action, Duplicate, Incoming, StagedRow};
 use super::sorted::{LeiPair, SortedRows, Sorter};
 use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Phase, Progress, Stats};
-use crate::db::{DbConnection, write_transaction, write_waiters};
+use crate::db::{DbConnection, write_transaction};
 use crate::domain::{ChangeKind, RunId, SourceId};
 use crate::models::isin_record::{self, LeiIsin, NewChange, NewIsin, NewRecordVersion};
 use crate::models::source::Source;
@@ -23,9 +23,6 @@ const WRITE_BUDGET: Duration = Duration::from_millis(40);
 /// The same on PostgreSQL, where a transaction locks only the rows it writes (nobody else's):
 /// longer chunks, fewer commits.
 const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
-/// The longest an import leaves SQLite's write lock to waiting writers after a chunk: more than
-/// the 100 ms a writer that has waited long sleeps between its tries.
-const STEP_ASIDE_AT_MOST: Duration = Duration::from_millis(200);
 /// Bounds on the chunk size.
 const CHUNK_RANGE: (i64, i64) = (200, 100_000);
 
@@ -167,12 +164,12 @@ pub(super) fn apply(
 }
 
 /// After a chunk's write transaction that took `took`: the next chunk's size, aimed at the
-/// write budget (growing or shrinking by at most 2×). On SQLite, which has one writer, it first
-/// leaves the write lock free while other writers wait for it (a login, the scheduler; see
-/// `db::write_waiters`), and goes straight on when nobody does.
-pub(super) fn pace(conn: &mut DbConnection, took: Duration, chunk: i64) -> i64 {
-    if let DbConnection::Sqlite(lite) = conn {
-        write_waiters::step_aside(lite, STEP_ASIDE_AT_MOST);
+/// write budget (growing or shrinking by at most 2×). On SQLite, which has one writer, and
+/// where a waiting writer (a login) polls for the lock with growing sleeps, it first leaves
+/// the lock free half as long as it was held, so that waiters get in.
+pub(super) fn pace(conn: &DbConnection, took: Duration, chunk: i64) -> i64 {
+    if matches!(conn, DbConnection::Sqlite(_)) {
+        std::thread::sleep(took / 2);
     }
     let took = took.as_secs_f64().max(1e-4);
     let budget = match conn {
