@@ -1,6 +1,7 @@
 //! The manage.py-style commands behind `isinbeat <command>`. Each returns an error with
 //! context; `main` prints it on stderr and exits non-zero.
 
+pub mod as_code;
 pub mod backfill;
 mod check;
 pub mod import;

@@ -12,6 +12,7 @@ use std::path::Path;
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
+use super::as_code::{self, Applied, KeyChange};
 use crate::domain::duration_text::{TimeUnit, in_largest_unit};
 use crate::domain::schedule_settings::ScheduleSettings;
 use crate::jobs::Registry;
@@ -323,14 +324,6 @@ pub fn render(schedules: &[Schedule]) -> anyhow::Result<String> {
     ))
 }
 
-/// One of the file's keys whose value changes, both values as the file writes them.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct KeyChange {
-    pub key: String,
-    pub old: String,
-    pub new: String,
-}
-
 /// A schedule the file changes.
 #[derive(Debug)]
 pub struct Update {
@@ -354,8 +347,7 @@ pub struct Plan {
 /// Reads and checks `path`, and works out what applying it would change in `existing`.
 pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow::Result<Plan> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path).with_context(|| format!("Cannot read {shown}"))?;
-    let file: ScheduleFile = toml::from_str(&text).map_err(|error| anyhow::anyhow!("{shown}: {error}"))?;
+    let file: ScheduleFile = as_code::read_file(path)?;
     let mut problems = Vec::new();
     let mut wanted = Vec::new();
     for (index, entry) in file.schedules.iter().enumerate() {
@@ -380,13 +372,10 @@ pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow
     for settings in wanted {
         match by_name.remove(&settings.name) {
             None => plan.create.push(settings),
+            Some(current) if current.settings == settings => plan.unchanged += 1,
             Some(current) => {
                 let changes = changed_keys(&current.settings, &settings);
-                if changes.is_empty() {
-                    plan.unchanged += 1;
-                } else {
-                    plan.update.push(Update { current, settings, changes });
-                }
+                plan.update.push(Update { current, settings, changes });
             }
         }
     }
@@ -396,44 +385,9 @@ pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow
 
 /// The file's keys whose values differ, with both values as the file writes them.
 fn changed_keys(before: &ScheduleChanges, after: &ScheduleChanges) -> Vec<KeyChange> {
-    let table = |settings: &ScheduleChanges| -> BTreeMap<String, String> {
-        let value = toml::Value::try_from(Entry::from_settings(settings))
-            .unwrap_or(toml::Value::Table(Default::default()));
-        match value {
-            toml::Value::Table(table) => {
-                table.into_iter().map(|(key, value)| (key, value.to_string())).collect()
-            }
-            _ => BTreeMap::new(),
-        }
-    };
-    let (old, new) = (table(before), table(after));
-    let keys: std::collections::BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-    let mut changed: Vec<KeyChange> = keys
-        .into_iter()
-        .filter(|key| old.get(*key) != new.get(*key))
-        .map(|key| {
-            let shown = |side: &BTreeMap<String, String>| {
-                side.get(key).cloned().unwrap_or_else(|| "(unset)".to_owned())
-            };
-            KeyChange { key: key.clone(), old: shown(&old), new: shown(&new) }
-        })
-        .collect();
-    // A difference the file cannot show (it should not happen) still counts as a change.
-    if changed.is_empty() && before != after {
-        changed.push(KeyChange {
-            key: "(settings)".to_owned(),
-            old: "as stored".to_owned(),
-            new: "as the file says".to_owned(),
-        });
-    }
-    changed
-}
-
-/// How applying went, for the exit code.
-pub enum Applied {
-    Changed,
-    NothingToDo,
-    DryRun,
+    let (old, new) =
+        (as_code::keys_of(Entry::from_settings(before)), as_code::keys_of(Entry::from_settings(after)));
+    as_code::changed_keys((&old, &new), (&old, &new))
 }
 
 /// `isinbeat schedules apply FILE [--prune] [--dry-run]`.
@@ -444,15 +398,10 @@ pub fn apply(path: &Path, prune: bool, dry_run: bool) -> anyhow::Result<Applied>
     let existing =
         schedule::list(&mut conn, &ScheduleFilter::default()).context("Failed to read the schedules")?;
     let plan = plan(path, &Registry::from_settings(&settings), existing)?;
-    print!("{}", describe(&plan, prune));
     let deleting = if prune { plan.absent.len() } else { 0 };
-    if plan.create.is_empty() && plan.update.is_empty() && deleting == 0 {
-        println!("Nothing to change.");
-        return Ok(Applied::NothingToDo);
-    }
-    if dry_run {
-        println!("Dry run: nothing was changed.");
-        return Ok(Applied::DryRun);
+    let changes = plan.create.len() + plan.update.len() + deleting;
+    if let Some(ended) = as_code::print_plan(&describe(&plan, prune), changes, dry_run) {
+        return Ok(ended);
     }
     let batch = Batch {
         delete: if prune { plan.absent.iter().map(|s| s.id).collect() } else { Vec::new() },

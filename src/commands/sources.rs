@@ -28,13 +28,13 @@
 //! form does; a masked credential anywhere else (a new source, another host) is refused, so the
 //! credentials of a source created by a file are written in that file.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::Context;
 use serde::{Deserialize, Serialize};
 
-use super::schedules::{Applied, KeyChange};
+use super::as_code::{self, Applied, KeyChange};
 use crate::db::DbConnection;
 use crate::domain::freshness::{Cadence, Freshness, weekday_name};
 use crate::domain::locator::{Locator, LocatorKind};
@@ -499,8 +499,7 @@ pub struct Plan {
 /// Reads and checks `path`, and works out what applying it would change in the database.
 pub fn plan(path: &Path, outbound: &OutboundPolicy, conn: &mut DbConnection) -> anyhow::Result<Plan> {
     let shown = path.display();
-    let text = std::fs::read_to_string(path).with_context(|| format!("Cannot read {shown}"))?;
-    let file: SourceFile = toml::from_str(&text).map_err(|error| anyhow::anyhow!("{shown}: {error}"))?;
+    let file: SourceFile = as_code::read_file(path)?;
     let existing = source::list(conn).context("Failed to read the sources")?;
     let mut by_name: BTreeMap<String, Source> = existing.into_iter().map(|s| (s.name.clone(), s)).collect();
     let mut problems = Vec::new();
@@ -553,55 +552,17 @@ fn keyed(
     freshness: &Freshness,
     credentials: Credentials,
 ) -> BTreeMap<String, String> {
-    let entry = Entry::from_settings(settings, freshness, credentials);
-    let mut keys = BTreeMap::new();
-    if let Ok(toml::Value::Table(table)) = toml::Value::try_from(entry) {
-        for (key, value) in table {
-            match value {
-                toml::Value::Table(inner) => {
-                    for (name, value) in inner {
-                        keys.insert(format!("{key}.{name}"), value.to_string());
-                    }
-                }
-                value => {
-                    keys.insert(key, value.to_string());
-                }
-            }
-        }
-    }
-    keys
+    as_code::keys_of(Entry::from_settings(settings, freshness, credentials))
 }
 
 /// The file's keys whose values differ, with both values as the file writes them (credentials
 /// masked: a change of them alone is said in words).
 fn changed_keys(before: &(SourceChanges, Freshness), after: (&SourceChanges, &Freshness)) -> Vec<KeyChange> {
-    let (old, new) =
+    let compared =
         (keyed(&before.0, &before.1, Credentials::InClear), keyed(after.0, after.1, Credentials::InClear));
-    let (old_shown, new_shown) =
+    let shown =
         (keyed(&before.0, &before.1, Credentials::Masked), keyed(after.0, after.1, Credentials::Masked));
-    let keys: BTreeSet<&String> = old.keys().chain(new.keys()).collect();
-    let unset = || "(unset)".to_owned();
-    let mut changed: Vec<KeyChange> = keys
-        .into_iter()
-        .filter(|key| old.get(*key) != new.get(*key))
-        .map(|key| {
-            let old = old_shown.get(key).cloned().unwrap_or_else(unset);
-            let mut new = new_shown.get(key).cloned().unwrap_or_else(unset);
-            if old == new {
-                new.push_str(" (credentials changed)");
-            }
-            KeyChange { key: key.clone(), old, new }
-        })
-        .collect();
-    // A difference the file cannot show (it should not happen) still counts as a change.
-    if changed.is_empty() {
-        changed.push(KeyChange {
-            key: "(settings)".to_owned(),
-            old: "as stored".to_owned(),
-            new: "as the file says".to_owned(),
-        });
-    }
-    changed
+    as_code::changed_keys((&compared.0, &compared.1), (&shown.0, &shown.1))
 }
 
 /// `isinbeat sources apply FILE [--prune] [--dry-run]`.
@@ -610,15 +571,10 @@ pub fn apply(path: &Path, prune: bool, dry_run: bool) -> anyhow::Result<Applied>
     let pool = super::migrated_pool_sized(&settings, 1)?;
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let plan = plan(path, &settings.outbound, &mut conn)?;
-    print!("{}", describe(&plan, prune));
     let deleting = if prune { plan.absent.len() } else { 0 };
-    if plan.create.is_empty() && plan.update.is_empty() && deleting == 0 {
-        println!("Nothing to change.");
-        return Ok(Applied::NothingToDo);
-    }
-    if dry_run {
-        println!("Dry run: nothing was changed.");
-        return Ok(Applied::DryRun);
+    let changes = plan.create.len() + plan.update.len() + deleting;
+    if let Some(ended) = as_code::print_plan(&describe(&plan, prune), changes, dry_run) {
+        return Ok(ended);
     }
     if prune {
         for gone in &plan.absent {
