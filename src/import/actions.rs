@@ -74,16 +74,8 @@ fn record(
     )
 }
 
-pub fn create(
-    conn: &mut DbConnection,
-    actor: &Actor,
-    settings: SourceChanges,
-) -> Result<Source, SourceActionError> {
-    create_with_freshness(conn, actor, settings, None)
-}
-
-/// [`create`], with the publisher's freshness settings when `freshness` is given (the source
-/// form's), recorded in the same transaction and audit entry.
+/// Creates a source, with the publisher's freshness settings when `freshness` is given (the
+/// source form's), recorded in the same transaction and audit entry.
 pub fn create_with_freshness(
     conn: &mut DbConnection,
     actor: &Actor,
@@ -113,18 +105,9 @@ fn create_within(
     Ok(created)
 }
 
-/// Changes a source's settings. Returns false when nothing changed. Renaming a source renames
-/// it in the schedules that download it, so they keep working.
-pub fn update(
-    conn: &mut DbConnection,
-    actor: &Actor,
-    id: SourceId,
-    settings: &SourceChanges,
-) -> Result<bool, SourceActionError> {
-    update_with_freshness(conn, actor, id, settings, None)
-}
-
-/// [`update`], changing the publisher's freshness settings too when `freshness` is given.
+/// Changes a source's settings, and the publisher's freshness settings too when `freshness` is
+/// given. Returns false when nothing changed. Renaming a source renames it in the schedules
+/// that download it, so they keep working.
 pub fn update_with_freshness(
     conn: &mut DbConnection,
     actor: &Actor,

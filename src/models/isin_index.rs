@@ -11,7 +11,7 @@ use crate::db::DbConnection;
 use crate::db::schema::{isin_names, isin_records, isin_stats};
 use crate::domain::SourceId;
 use crate::domain::isin_search::index_words;
-use crate::models::isin_browse::{CountryCount, IN_LIST_CHUNK, SourceInfo, name_rowid, sources};
+use crate::models::isin_browse::{CountryCount, IN_LIST_CHUNK, SourceInfo, name_rowid, sources, visible_at};
 
 #[derive(QueryableByName)]
 struct Counted {
@@ -118,8 +118,7 @@ fn visible_names(
     let mut shown: BTreeMap<String, Vec<(usize, String)>> = BTreeMap::new();
     for (isin, source_id, since_gen, until_gen, name) in found {
         let Some(&(position, generation)) = order.get(&source_id) else { continue };
-        let visible = since_gen <= generation && until_gen.is_none_or(|until| until > generation);
-        if let (true, Some(name)) = (visible, name) {
+        if let (true, Some(name)) = (visible_at(since_gen, until_gen, generation), name) {
             shown.entry(isin).or_default().push((position, name));
         }
     }

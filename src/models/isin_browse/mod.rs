@@ -35,6 +35,12 @@ pub const EXACT_COUNT_LIMIT: u64 = 10_000;
 /// ISINs per statement when looking up a batch (well under SQLite's bound-parameter limit).
 pub(in crate::models) const IN_LIST_CHUNK: usize = 2_000;
 
+/// Whether a version written in `since_gen` and superseded in `until_gen` (if it was) is what
+/// its source shows at `generation`.
+pub(in crate::models) fn visible_at(since_gen: i64, until_gen: Option<i64>, generation: i64) -> bool {
+    since_gen <= generation && until_gen.is_none_or(|until| until > generation)
+}
+
 /// A source as the browser needs it.
 #[derive(Debug, Clone, Queryable)]
 pub struct SourceInfo {

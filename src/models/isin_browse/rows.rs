@@ -7,7 +7,7 @@ use chrono::NaiveDateTime;
 use diesel::prelude::*;
 use diesel::sql_types::Text;
 
-use super::{IN_LIST_CHUNK, IsinRow, ShownRecord, SourceInfo};
+use super::{IN_LIST_CHUNK, IsinRow, ShownRecord, SourceInfo, visible_at};
 use crate::db::DbConnection;
 use crate::db::schema::{isin_records, isins};
 use crate::domain::{RunId, SourceId};
@@ -115,9 +115,9 @@ pub fn load_rows(
             });
         }
         for version in versions {
-            let visible = generation.get(&version.source_id).is_some_and(|&generation| {
-                version.since_gen <= generation && version.until_gen.is_none_or(|until| until > generation)
-            });
+            let visible = generation
+                .get(&version.source_id)
+                .is_some_and(|&generation| visible_at(version.since_gen, version.until_gen, generation));
             if visible {
                 records.entry(version.isin.clone()).or_default().push(version);
             }
