@@ -156,7 +156,7 @@ fn run_delta(args: &[String]) {
     };
     let options = import::Options { accept_shrink: true, ..import::Options::default() };
     let started = Instant::now();
-    let result = import::import_unit(&mut conn, target.id, run_id, &unit, &options, &Quiet);
+    let result = import::import_unit(conn.as_bulk_writer(), target.id, run_id, &unit, &options, &Quiet);
     let seconds = started.elapsed().as_secs_f64();
     download_isins::finish_foreground(&mut conn, run_id, &result, None).unwrap();
     let stats = result.unwrap();
@@ -249,7 +249,7 @@ fn run_import(args: &[String]) {
         ..defaults
     };
     let started = Instant::now();
-    let result = import::fetch_and_import(&mut conn, target.id, run_id, &options, &Quiet);
+    let result = import::fetch_and_import(conn.as_bulk_writer(), target.id, run_id, &options, &Quiet);
     let seconds = started.elapsed().as_secs_f64();
     download_isins::finish_foreground(&mut conn, run_id, &result, None).unwrap();
     let stats = result.unwrap();

@@ -164,7 +164,7 @@ fn watch_claims(
     let deadline = Instant::now() + within;
     while Instant::now() < deadline {
         let made: i64 =
-            runs::table.filter(runs::scheduled_for.eq(boundary)).count().get_result(&mut **conn).unwrap();
+            runs::table.filter(runs::scheduled_for.eq(boundary)).count().get_result(&mut *conn).unwrap();
         let after = (Utc::now().naive_utc() - boundary).num_microseconds().unwrap_or(0) as f64 / 1e6;
         if p50.is_nan() && made * 2 >= expected {
             p50 = after;
@@ -200,7 +200,7 @@ fn burst(backend: &str, with_process: bool) {
     let due = Utc::now().naive_utc() - Duration::seconds(1);
     diesel::update(schedule_state::table)
         .set(schedule_state::next_fire_at.eq(due))
-        .execute(&mut **conn)
+        .execute(&mut *conn)
         .unwrap();
     let started = Instant::now();
     let claimed = tick(&mut conn, Utc::now()).unwrap();
@@ -254,7 +254,7 @@ fn burst(backend: &str, with_process: bool) {
     }
 
     // The real scheduler process: one minute boundary with 10,000 occurrences.
-    diesel::delete(runs::table).execute(&mut **pool.get().unwrap()).unwrap();
+    diesel::delete(runs::table).execute(&mut *pool.get().unwrap()).unwrap();
     let scheduler = start(&scratch.url, &["scheduler"]);
     std::thread::sleep(StdDuration::from_secs(3));
     let (idle_rss, _) = memory(&scheduler);
@@ -300,7 +300,7 @@ fn lateness(backend: &str) {
     let rows: Vec<(NaiveDateTime, Option<NaiveDateTime>)> = runs::table
         .filter(runs::scheduled_for.eq_any([first, second]))
         .select((runs::scheduled_for.assume_not_null(), runs::started_at))
-        .load(&mut **pool.get().unwrap())
+        .load(&mut *pool.get().unwrap())
         .unwrap();
     let seconds = |d: Duration| d.num_microseconds().unwrap_or(0) as f64 / 1e6;
     let mut started: Vec<f64> =

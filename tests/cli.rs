@@ -406,7 +406,7 @@ async fn run_claims_the_latest_occurrence_once_and_exits_with_the_runs_status(ba
     let scheduled: Vec<(String, String)> = runs::table
         .filter(runs::schedule_id.eq(daily.id))
         .select((runs::trigger, runs::status))
-        .load(&mut **pool.get().unwrap())
+        .load(&mut *pool.get().unwrap())
         .unwrap();
     assert_eq!(scheduled, vec![("schedule".to_owned(), "succeeded".to_owned())]);
 
@@ -416,7 +416,7 @@ async fn run_claims_the_latest_occurrence_once_and_exits_with_the_runs_status(ba
         .filter(runs::schedule_id.eq(daily.id))
         .filter(runs::trigger.eq("manual"))
         .count()
-        .get_result(&mut **pool.get().unwrap())
+        .get_result(&mut *pool.get().unwrap())
         .unwrap();
     assert_eq!(manual, 1);
 

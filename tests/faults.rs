@@ -176,7 +176,7 @@ fn visible_isins(pool: &DbPool, name: &str) -> (BTreeSet<(String, String)>, i64)
         .filter(isin_records::until_gen.is_null().or(isin_records::until_gen.gt(found.generation)))
         .filter(isin_records::active.eq(true))
         .select((isin_records::isin, isin_records::lei))
-        .load(&mut **conn)
+        .load(&mut *conn)
         .unwrap();
     let isins = records.into_iter().map(|(isin, lei)| (isin, lei.unwrap_or_default())).collect();
     (isins, found.active_isins)
@@ -510,7 +510,7 @@ async fn postgres_connections_terminated_mid_import_leave_no_run_stuck_and_no_ha
         "SELECT pg_terminate_backend(pid) AS t FROM pg_stat_activity \
          WHERE datname = '{name}' AND pid <> pg_backend_pid()"
     ))
-    .load::<Terminated>(&mut **pool.get().unwrap())
+    .load::<Terminated>(&mut *pool.get().unwrap())
     .unwrap()
     .into_iter()
     .map(|row| row.t)
@@ -950,7 +950,7 @@ async fn misbehaving_source_servers_fail_their_runs_clearly_and_change_nothing(b
     let ended = run_to_end(run_now(&pool, &queue, xml_id).await);
     assert_eq!((server.asked_for("/secret"), server.asked_for("/secret.dtd")), (0, 0), "nothing was fetched");
     let names: Vec<Option<String>> =
-        isin_records::table.select(isin_records::name).load(&mut **pool.get().unwrap()).unwrap();
+        isin_records::table.select(isin_records::name).load(&mut *pool.get().unwrap()).unwrap();
     assert!(names.iter().flatten().all(|name| !name.contains("SECRET")), "{names:?}");
     if ended.status.as_str() != "succeeded" {
         assert!(ended.error.as_deref().unwrap_or_default().contains("entit"), "{ended:?}");

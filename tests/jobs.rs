@@ -104,7 +104,7 @@ impl Fixture {
     fn make_due(&self, id: RunId) {
         diesel::update(runs::table.find(id))
             .set(runs::not_before.eq(db::now() - Duration::seconds(1)))
-            .execute(&mut **self.pool.get().unwrap())
+            .execute(&mut *self.pool.get().unwrap())
             .unwrap();
     }
 
@@ -192,7 +192,7 @@ async fn a_cancelled_run_stops_at_its_next_check(backend: Backend) {
         std::thread::sleep(StdDuration::from_millis(200));
         diesel::update(runs::table.find(id))
             .set(runs::cancel_requested.eq(true))
-            .execute(&mut **pool.get().unwrap())
+            .execute(&mut *pool.get().unwrap())
             .unwrap();
     });
     let started = std::time::Instant::now();
@@ -228,7 +228,7 @@ async fn a_run_whose_worker_died_is_rescued_once(backend: Backend) {
                 runs::worker.eq("worker-dead"),
                 runs::heartbeat_at.eq(long_ago),
             ))
-            .execute(&mut **f.pool.get().unwrap())
+            .execute(&mut *f.pool.get().unwrap())
             .unwrap();
     }
     let now = db::now();
@@ -263,7 +263,7 @@ async fn forgotten_runs_are_found_per_queue_and_only_where_a_worker_listens(back
         let id = f.queue(schedule_id, "queued");
         diesel::update(runs::table.find(id))
             .set(runs::not_before.eq(db::now() - Duration::minutes(10)))
-            .execute(&mut **f.pool.get().unwrap())
+            .execute(&mut *f.pool.get().unwrap())
             .unwrap();
         id
     };
@@ -296,7 +296,7 @@ async fn forgotten_runs_are_found_per_queue_and_only_where_a_worker_listens(back
     // Once a worker listens on `archive` too, its runs are found, oldest first.
     diesel::update(db::schema::workers::table)
         .set(db::schema::workers::queue.eq("default,archive"))
-        .execute(&mut **f.pool.get().unwrap())
+        .execute(&mut *f.pool.get().unwrap())
         .unwrap();
     let mut all = found(10);
     all.sort();
@@ -311,7 +311,7 @@ async fn a_run_queued_longer_than_expires_is_expired(backend: Backend) {
     let (old, fresh) = (f.queue(owner, "queued"), f.queue(owner, "queued"));
     diesel::update(runs::table.find(old))
         .set(runs::not_before.eq(db::now() - Duration::minutes(5)))
-        .execute(&mut **f.pool.get().unwrap())
+        .execute(&mut *f.pool.get().unwrap())
         .unwrap();
     assert_eq!(isinbeat::scheduler::expire_queued(&mut f.pool.get().unwrap(), db::now()).unwrap(), 1);
     assert_eq!(f.run(old).status.as_str(), "expired");
@@ -373,7 +373,7 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
         .filter(runs::schedule_id.eq(busy))
         .order(runs::id)
         .select(runs::id)
-        .load(&mut **f.pool.get().unwrap())
+        .load(&mut *f.pool.get().unwrap())
         .unwrap();
     let mut expected = [&failed[8..], &succeeded[7..], &[running, succeeded[0]]].concat();
     expected.sort_unstable();

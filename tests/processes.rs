@@ -181,7 +181,7 @@ async fn every_occurrence_runs_exactly_once(backend: Backend, broker: Broker) {
     let online: i64 = workers::table
         .filter(workers::stopped_at.is_null())
         .count()
-        .get_result(&mut **pool.get().unwrap())
+        .get_result(&mut *pool.get().unwrap())
         .unwrap();
     assert_eq!(online, 3, "each worker registered itself");
 
@@ -192,13 +192,13 @@ async fn every_occurrence_runs_exactly_once(backend: Backend, broker: Broker) {
     let stopped: i64 = workers::table
         .filter(workers::stopped_at.is_not_null())
         .count()
-        .get_result(&mut **pool.get().unwrap())
+        .get_result(&mut *pool.get().unwrap())
         .unwrap();
     assert_eq!(stopped, 3);
     let unfinished: i64 = runs::table
         .filter(runs::status.eq_any(["queued", "running"]))
         .count()
-        .get_result(&mut **pool.get().unwrap())
+        .get_result(&mut *pool.get().unwrap())
         .unwrap();
     assert_eq!(unfinished, 0);
 }
@@ -252,13 +252,13 @@ async fn a_killed_worker_s_run_is_rescued_and_sigterm_finishes_the_run_in_hand(b
     let worker_row: Option<chrono::NaiveDateTime> = workers::table
         .filter(workers::pid.eq(i64::from(fleet.pid_of(&survivor))))
         .select(workers::stopped_at)
-        .first(&mut **pool.get().unwrap())
+        .first(&mut *pool.get().unwrap())
         .unwrap();
     assert!(worker_row.is_some(), "the worker recorded that it stopped");
     let unfinished: i64 = runs::table
         .filter(runs::status.eq_any(["queued", "running"]))
         .count()
-        .get_result(&mut **pool.get().unwrap())
+        .get_result(&mut *pool.get().unwrap())
         .unwrap();
     assert_eq!(unfinished, 0, "nothing orphaned");
 }

@@ -66,7 +66,7 @@ impl Fixture {
             .filter(runs::schedule_id.eq(schedule_id))
             .order(runs::scheduled_for.asc())
             .select(Run::as_select())
-            .load(&mut **self.conn())
+            .load(&mut *self.conn())
             .unwrap()
     }
 
@@ -203,7 +203,7 @@ async fn pause_then_resume_applies_the_misfire_policy(backend: Backend) {
     let set_enabled = |enabled: bool| {
         diesel::update(schedules::table.find(id))
             .set(schedules::enabled.eq(enabled))
-            .execute(&mut **f.conn())
+            .execute(&mut *f.conn())
             .unwrap();
     };
     set_enabled(false);
@@ -230,7 +230,7 @@ async fn overlap_policies_skip_replace_or_allow(backend: Backend) {
     f.tick(utc(2026, 11, 27, 9, 55));
     f.tick(utc(2026, 11, 27, 10, 0));
     // The 10:00 runs are running when 10:10 comes.
-    diesel::update(runs::table).set(runs::status.eq("running")).execute(&mut **f.conn()).unwrap();
+    diesel::update(runs::table).set(runs::status.eq("running")).execute(&mut *f.conn()).unwrap();
     f.tick(utc(2026, 11, 27, 10, 10));
     let status_at = |id, t| f.runs(id).into_iter().find(|r| r.scheduled_for.unwrap().and_utc() == t).unwrap();
     let ten_past = utc(2026, 11, 27, 10, 10);
@@ -251,7 +251,7 @@ async fn an_edit_made_by_plain_sql_is_picked_up_at_the_next_tick(backend: Backen
     assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 28, 3, 0));
     diesel::update(schedules::table.find(id))
         .set(schedules::cron_expr.eq("15 10 * * *"))
-        .execute(&mut **f.conn())
+        .execute(&mut *f.conn())
         .unwrap();
     let next = f.tick(utc(2026, 11, 27, 10, 1));
     assert_eq!(next.rescheduled, 1);
@@ -265,11 +265,11 @@ async fn a_schedule_inserted_by_plain_sql_fires_like_any_other(backend: Backend)
     // Only the settings: the database makes the scheduler's state row itself.
     let mut new = NewSchedule::with_defaults("typed-in", "prune_history", "cron");
     new.settings.cron_expr = Some("0 3 * * *".to_owned());
-    diesel::insert_into(schedules::table).values(&new).execute(&mut **f.conn()).unwrap();
+    diesel::insert_into(schedules::table).values(&new).execute(&mut *f.conn()).unwrap();
     let id: ScheduleId = schedules::table
         .filter(schedules::name.eq("typed-in"))
         .select(schedules::id)
-        .first(&mut **f.conn())
+        .first(&mut *f.conn())
         .unwrap();
     assert_eq!(f.tick(utc(2026, 11, 27, 10, 0)).rescheduled, 1);
     assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 28, 3, 0));

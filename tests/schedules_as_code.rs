@@ -138,7 +138,7 @@ async fn apply_creates_then_changes_nothing_then_shows_and_applies_each_changed_
         .filter(audit_log::object_type.eq("schedule"))
         .order(audit_log::id.asc())
         .select((audit_log::actor, audit_log::action))
-        .load(&mut **pool.get().unwrap())
+        .load(&mut *pool.get().unwrap())
         .unwrap();
     let by_apply =
         actors.iter().filter(|(actor, _)| actor == "command line (schedules apply schedules.toml)");

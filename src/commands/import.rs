@@ -106,7 +106,7 @@ fn import_source(name: &str, args: &ImportArgs) -> anyhow::Result<bool> {
         logical_date: Some(date),
         ..import::Options::default()
     };
-    let result = import::fetch_and_import(&mut conn, target.id, run_id, &options, &observer);
+    let result = import::fetch_and_import(conn.as_bulk_writer(), target.id, run_id, &options, &observer);
     observer.bar.finish_and_clear();
     observer.done.store(true, Ordering::Relaxed);
     let _ = heartbeat.join();
@@ -206,7 +206,7 @@ fn import_file(file: &Path, format: &str, args: &ImportArgs) -> anyhow::Result<b
         max_uncompressed_bytes: settings.uncompressed_max_bytes,
         ..import::Options::default()
     };
-    let result = import::import_file(&mut conn, target.id, run_id, file, &options, &observer);
+    let result = import::import_file(conn.as_bulk_writer(), target.id, run_id, file, &options, &observer);
     observer.bar.finish_and_clear();
     observer.done.store(true, Ordering::Relaxed);
     let _ = heartbeat.join();

@@ -3,6 +3,7 @@
 //! transaction that SQLite needs to begin `IMMEDIATE`.
 
 pub mod schema;
+pub mod writers;
 
 use std::time::{Duration, Instant};
 
@@ -25,14 +26,58 @@ pub enum DbConnection {
     Sqlite(SqliteConnection),
 }
 
-/// The connection pool every process shares between its threads.
-pub type DbPool = Pool<ConnectionManager>;
+/// The connection pool every process shares between its threads. A connection checked out of
+/// it says, on SQLite, that it may write until it goes back (see [`writers`]).
+#[derive(Debug, Clone)]
+pub struct DbPool(Pool<ConnectionManager>);
+
+impl DbPool {
+    /// Checks a connection out, waiting up to the pool's time-out for one.
+    pub fn get(&self) -> Result<PooledConn, r2d2::PoolError> {
+        let mut pooled = self.0.get()?;
+        pooled.presence.announce();
+        Ok(PooledConn(pooled))
+    }
+}
+
+/// A connection checked out of the pool; it goes back when dropped.
+pub struct PooledConn(PooledConnection<ConnectionManager>);
+
+impl PooledConn {
+    /// For an import, which writes in many short transactions and leaves SQLite's write lock to
+    /// whoever else may write between them: this connection stops counting among those.
+    pub fn as_bulk_writer(&mut self) -> &mut DbConnection {
+        self.0.presence.withdraw();
+        &mut self.0.conn
+    }
+}
+
+impl std::ops::Deref for PooledConn {
+    type Target = DbConnection;
+
+    fn deref(&self) -> &DbConnection {
+        &self.0.conn
+    }
+}
+
+impl std::ops::DerefMut for PooledConn {
+    fn deref_mut(&mut self) -> &mut DbConnection {
+        &mut self.0.conn
+    }
+}
+
+impl Drop for PooledConn {
+    fn drop(&mut self) {
+        self.0.presence.withdraw();
+    }
+}
 
 /// A pooled connection and when it was last checked out, so that a connection in steady use is
 /// not pinged before every use (three pings were a fifth of a PostgreSQL list page's time).
 pub struct PoolConnection {
     conn: DbConnection,
     last_checkout: Option<Instant>,
+    presence: writers::Presence,
 }
 
 impl std::ops::Deref for PoolConnection {
@@ -55,9 +100,6 @@ impl std::ops::DerefMut for PoolConnection {
 /// it does not answer.
 const PING_UNLESS_USED_WITHIN: Duration = Duration::from_secs(1);
 
-/// A connection checked out of the pool.
-pub type PooledConn = PooledConnection<ConnectionManager>;
-
 const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
 const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
 
@@ -74,7 +116,11 @@ impl ManageConnection for ConnectionManager {
 
     fn connect(&self) -> Result<PoolConnection, r2d2::Error> {
         let conn = establish(&self.url).map_err(r2d2::Error::ConnectionError)?;
-        Ok(PoolConnection { conn, last_checkout: None })
+        let presence = match &self.url {
+            DatabaseUrl::Sqlite(path) => writers::Presence::for_database(path),
+            DatabaseUrl::Postgres(_) => writers::Presence::default(),
+        };
+        Ok(PoolConnection { conn, last_checkout: None, presence })
     }
 
     /// Called on every checkout.
@@ -131,6 +177,7 @@ pub fn connect_pool(url: &DatabaseUrl, size: u32) -> anyhow::Result<DbPool> {
         .max_size(size)
         .connection_timeout(Duration::from_secs(10))
         .build(manager)
+        .map(DbPool)
         .with_context(|| format!("Failed to open a connection pool to {}", url.masked()))
 }
 
@@ -191,7 +238,8 @@ pub fn pending_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>
 /// Runs `f` in a transaction meant to write. On SQLite it begins `IMMEDIATE`: a deferred
 /// transaction that reads and then writes fails with SQLITE_BUSY when another writer got in
 /// between, whatever the busy timeout; `IMMEDIATE` takes the write lock up front (waiting for
-/// it under the busy timeout). On PostgreSQL it is an ordinary transaction.
+/// it under the busy timeout), counted meanwhile among those who may write (see [`writers`]).
+/// On PostgreSQL it is an ordinary transaction.
 pub fn write_transaction<T, E, F>(conn: &mut DbConnection, f: F) -> Result<T, E>
 where
     F: FnOnce(&mut DbConnection) -> Result<T, E>,
@@ -199,7 +247,9 @@ where
 {
     match conn {
         DbConnection::Sqlite(inner) => {
-            AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")?;
+            writers::while_waiting(inner, |inner| {
+                AnsiTransactionManager::begin_transaction_sql(inner, "BEGIN IMMEDIATE")
+            })?;
         }
         DbConnection::Postgresql(_) => {
             <DbConnection as Connection>::TransactionManager::begin_transaction(conn)?;

@@ -2,6 +2,7 @@
 //! range at a time, turned into the next generation's versions and change rows, and written in
 //! short transactions paced so that other writers get in; the shrink guard checks as it goes.
 
+use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use anyhow::Context;
@@ -11,7 +12,7 @@ use diesel::connection::SimpleConnection;
 use super::diff::{self, Action, Duplicate, Incoming, StagedRow};
 use super::sorted::{LeiPair, SortedRows, Sorter};
 use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Phase, Progress, Stats};
-use crate::db::{DbConnection, write_transaction};
+use crate::db::{DbConnection, write_transaction, writers};
 use crate::domain::{ChangeKind, RunId, SourceId};
 use crate::models::isin_record::{self, LeiIsin, NewChange, NewIsin, NewRecordVersion};
 use crate::models::source::Source;
@@ -23,6 +24,9 @@ const WRITE_BUDGET: Duration = Duration::from_millis(40);
 /// The same on PostgreSQL, where a transaction locks only the rows it writes (nobody else's):
 /// longer chunks, fewer commits.
 const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
+/// The shortest an import leaves SQLite's write lock to others who may want it: longer than the
+/// 25 ms a writer that has waited up to a tenth of a second sleeps between its tries.
+const STEP_ASIDE_AT_LEAST: Duration = Duration::from_millis(30);
 /// Bounds on the chunk size.
 const CHUNK_RANGE: (i64, i64) = (200, 100_000);
 
@@ -76,6 +80,32 @@ pub(super) struct Tally {
     /// ISINs written without a change row (new or changed inactive records), whose names the
     /// browser's index learns after the publish: at most [`SILENT_KEPT`] of them.
     pub silent: Vec<String>,
+    /// How the source's active and inactive ISINs per country move when it publishes.
+    pub countries: CountryMoves,
+}
+
+/// Per country (an ISIN's first two letters): how many more (or fewer) active and inactive
+/// ISINs a source shows, so that publishing adds them to its counts rather than counting all
+/// its records again.
+pub(super) type CountryMoves = BTreeMap<String, (i64, i64)>;
+
+/// Notes that one of `isin`'s country's ISINs moves by `active` and `inactive`.
+fn move_country(moves: &mut CountryMoves, isin: &str, active: i64, inactive: i64) {
+    let country = isin.get(..2).unwrap_or(isin);
+    let moved = match moves.get_mut(country) {
+        Some(moved) => moved,
+        None => moves.entry(country.to_owned()).or_default(),
+    };
+    moved.0 += active;
+    moved.1 += inactive;
+}
+
+fn add_moves(into: &mut CountryMoves, from: CountryMoves) {
+    for (country, (active, inactive)) in from {
+        let moved = into.entry(country).or_default();
+        moved.0 += active;
+        moved.1 += inactive;
+    }
 }
 
 /// The most ISINs a [`Tally`] keeps in `silent`; past it their names wait for the next rebuild.
@@ -87,6 +117,7 @@ impl Tally {
         self.new_inactive += writes.new_inactive;
         let room = SILENT_KEPT.saturating_sub(self.silent.len());
         self.silent.extend(writes.silent.drain(..).take(room));
+        add_moves(&mut self.countries, std::mem::take(&mut writes.countries));
     }
 }
 
@@ -164,12 +195,13 @@ pub(super) fn apply(
 }
 
 /// After a chunk's write transaction that took `took`: the next chunk's size, aimed at the
-/// write budget (growing or shrinking by at most 2×). On SQLite, which has one writer, and
-/// where a waiting writer (a login) polls for the lock with growing sleeps, it first leaves
-/// the lock free half as long as it was held, so that waiters get in.
-pub(super) fn pace(conn: &DbConnection, took: Duration, chunk: i64) -> i64 {
-    if matches!(conn, DbConnection::Sqlite(_)) {
-        std::thread::sleep(took / 2);
+/// write budget (growing or shrinking by at most 2×). On SQLite, which has one writer, it first
+/// leaves the write lock free while anyone else may want it — a login, a page, the scheduler,
+/// another import (see `db::writers`) — for half as long as it held it, or [`STEP_ASIDE_AT_LEAST`]
+/// if that is longer; when nobody is there it goes straight on.
+pub(super) fn pace(conn: &mut DbConnection, took: Duration, chunk: i64) -> i64 {
+    if let DbConnection::Sqlite(lite) = conn {
+        writers::step_aside(lite, (took / 2).max(STEP_ASIDE_AT_LEAST));
     }
     let took = took.as_secs_f64().max(1e-4);
     let budget = match conn {
@@ -210,6 +242,8 @@ pub(super) struct Writes {
     new_inactive: u64,
     /// ISINs written without a change row.
     silent: Vec<String>,
+    /// How the counts per country move.
+    countries: CountryMoves,
     close: Vec<String>,
     versions: Vec<NewRecordVersion>,
     changes: Vec<NewChange>,
@@ -233,6 +267,7 @@ impl Writes {
         self.returned += other.returned;
         self.new_inactive += other.new_inactive;
         self.silent.append(&mut other.silent);
+        add_moves(&mut self.countries, other.countries);
         self.close.append(&mut other.close);
         self.versions.append(&mut other.versions);
         self.changes.append(&mut other.changes);
@@ -308,6 +343,7 @@ pub(super) fn plan(
     let mut returned = 0;
     let mut new_inactive = 0;
     let mut silent = Vec::new();
+    let mut countries = CountryMoves::new();
     // Versions without a change row, added after the loop (`write` holds the others).
     let mut silent_versions = Vec::new();
     for action in actions {
@@ -322,10 +358,12 @@ pub(super) fn plan(
                 let first_seen = match previous {
                     Some(previous) => {
                         returned += 1;
+                        move_country(&mut countries, &incoming.isin, 1, -1);
                         close.push(previous.isin.clone());
                         (previous.first_seen_run_id, previous.first_seen_at)
                     }
                     None => {
+                        move_country(&mut countries, &incoming.isin, 1, 0);
                         isins.push(NewIsin {
                             isin: incoming.isin.clone(),
                             first_seen_at: now,
@@ -351,6 +389,7 @@ pub(super) fn plan(
             }
             Action::Remove { previous, incoming } => {
                 stats.removed += 1;
+                move_country(&mut countries, &previous.isin, -1, 1);
                 close.push(previous.isin.clone());
                 // The record as the delta left it, or as it was, inactive from this generation on.
                 let kept = match incoming {
@@ -397,6 +436,7 @@ pub(super) fn plan(
                     }
                     None => {
                         new_inactive += 1;
+                        move_country(&mut countries, &incoming.isin, 0, 1);
                         isins.push(NewIsin {
                             isin: incoming.isin.clone(),
                             first_seen_at: now,
@@ -415,5 +455,6 @@ pub(super) fn plan(
     writes.returned = returned;
     writes.new_inactive = new_inactive;
     writes.silent = silent;
+    writes.countries = countries;
     writes
 }

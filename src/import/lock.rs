@@ -101,17 +101,21 @@ fn undo(conn: &mut DbConnection, source: &Source, run_id: RunId) -> anyhow::Resu
     }
 }
 
-/// Deletes versions no generation from `generation` on can see, in chunks.
+/// Deletes versions no generation from `generation` on can see, a chunk per short transaction,
+/// paced as the import's writes are.
 pub(super) fn collect_superseded(
     conn: &mut DbConnection,
     source: &Source,
     generation: i64,
 ) -> anyhow::Result<()> {
+    let mut chunk = CHUNK;
     loop {
+        let started = std::time::Instant::now();
         let deleted =
-            write_transaction(conn, |c| isin_record::delete_superseded(c, source.id, generation, CHUNK))?;
+            write_transaction(conn, |c| isin_record::delete_superseded(c, source.id, generation, chunk))?;
         if deleted == 0 {
             return Ok(());
         }
+        chunk = apply::pace(conn, started.elapsed(), chunk);
     }
 }

@@ -1,7 +1,7 @@
 //! Finishing an import: the LEI index written, the next generation published in one short
-//! transaction (with the publisher's files it applied), superseded versions cleaned up, and the
-//! browser's counts and name index brought up to date (also rebuilt whole after the migration
-//! that adds them).
+//! transaction (with the publisher's files it applied, and the browser's counts per country
+//! moved by what it changed), superseded versions cleaned up, and the browser's name index
+//! brought up to date (both rebuilt whole after the migration that adds them).
 
 use std::time::Instant;
 
@@ -128,6 +128,7 @@ pub(super) fn publish(
                 file.applied_at = now;
             }
             source_file::insert_all(c, &files)?;
+            isin_index::move_counts(c, source.id, &tally.countries)?;
         }
         Ok::<_, diesel::result::Error>(published)
     })
@@ -180,9 +181,8 @@ fn write_lei_pairs(
     }
 }
 
-/// Brings what the ISIN browser reads besides the records up to date with a published import:
-/// the source's counts per country, and the name index of the ISINs the import changed (GLEIF
-/// files carry no names). The import has published by then, so a failure here does not fail
+/// Brings the browser's name index up to date with a published import: the names of the ISINs
+/// it changed (GLEIF files carry no names). (The counts per country moved with the publish.) The import has published by then, so a failure here does not fail
 /// it: it is logged and the run's log says so; the next import that changes those ISINs, or
 /// [`rebuild_browsing`], mends it.
 fn refresh_browsing(
@@ -195,15 +195,15 @@ fn refresh_browsing(
     observer: &dyn Observer,
 ) {
     let result = (|| -> anyhow::Result<()> {
-        let counts = isin_index::count_per_country(conn, source.id, generation)
-            .context("Failed to count the source's ISINs per country")?;
-        write_transaction(conn, |c| isin_index::store_counts(c, source.id, &counts))
-            .context("Failed to store the source's counts")?;
         if format.has_names() {
             refresh_names_of_run(conn, run_id, generation)?;
-            for chunk in silent.chunks(usize::try_from(CHUNK).unwrap_or(2_000)) {
-                write_transaction(conn, |c| isin_index::refresh_names(c, chunk))
-                    .context("Failed to update the name index")?;
+            let mut chunk = CHUNK;
+            let mut rest = silent;
+            while !rest.is_empty() {
+                let (now, later) =
+                    rest.split_at(rest.len().min(usize::try_from(chunk).unwrap_or(usize::MAX)));
+                chunk = refresh_names_paced(conn, now, chunk)?;
+                rest = later;
             }
         }
         Ok(())
@@ -222,18 +222,28 @@ fn refresh_browsing(
     }
 }
 
-/// Rewrites the name index of the ISINs run `run_id` changed in `generation`, a chunk at a time.
+/// Rewrites the name index of the ISINs run `run_id` changed in `generation`, a chunk per short
+/// transaction, paced as the records' chunks are.
 fn refresh_names_of_run(conn: &mut DbConnection, run_id: RunId, generation: i64) -> anyhow::Result<()> {
     let mut after: Option<String> = None;
+    let mut chunk = CHUNK;
     loop {
-        let batch = isin_record::changes_of_run(conn, run_id, generation, after.as_deref(), CHUNK)
+        let batch = isin_record::changes_of_run(conn, run_id, generation, after.as_deref(), chunk)
             .context("Failed to read the changes")?;
         let Some((last, _)) = batch.last() else { return Ok(()) };
         after = Some(last.clone());
         let isins: Vec<String> = batch.into_iter().map(|(isin, _)| isin).collect();
-        write_transaction(conn, |c| isin_index::refresh_names(c, &isins))
-            .context("Failed to update the name index")?;
+        chunk = refresh_names_paced(conn, &isins, chunk)?;
     }
+}
+
+/// Rewrites the name index of `isins` in one write transaction; returns the next chunk's size
+/// (see `apply::pace`).
+fn refresh_names_paced(conn: &mut DbConnection, isins: &[String], chunk: i64) -> anyhow::Result<i64> {
+    let started = Instant::now();
+    write_transaction(conn, |c| isin_index::refresh_names(c, isins))
+        .context("Failed to update the name index")?;
+    Ok(apply::pace(conn, started.elapsed(), chunk))
 }
 
 /// Rebuilds the per-country counts and the name index from every source's records (once,

@@ -98,7 +98,7 @@ impl TaskKind for DownloadIsins {
             found.name,
             crate::domain::mask_url_secrets(&found.url)
         ));
-        match import::fetch_and_import(&mut conn, found.id, ctx.run_id, &options, &observer) {
+        match import::fetch_and_import(conn.as_bulk_writer(), found.id, ctx.run_id, &options, &observer) {
             Ok(stats) => {
                 if stats.not_modified {
                     ctx.log(format!("not modified: {}", stats.not_modified_because.as_deref().unwrap_or("")));
@@ -198,7 +198,13 @@ pub fn import_now(pool: &DbPool, source_name: &str, label: &str) -> anyhow::Resu
     let params = Params::importing(&found.name).to_json();
     let worker = crate::jobs::worker::worker_name("startup");
     let run_id = start_foreground(&mut conn, label, &params, &worker)?;
-    let result = import::fetch_and_import(&mut conn, found.id, run_id, &import::Options::default(), &Quiet);
+    let result = import::fetch_and_import(
+        conn.as_bulk_writer(),
+        found.id,
+        run_id,
+        &import::Options::default(),
+        &Quiet,
+    );
     finish_foreground(&mut conn, run_id, &result, None)?;
     let stats = result.with_context(|| format!("Failed to import “{source_name}”"))?;
     Ok((run_id, stats))

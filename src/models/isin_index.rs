@@ -69,6 +69,43 @@ pub fn store_counts(
     Ok(())
 }
 
+/// Moves a source's per-country counts by `moves` (country → more active, more inactive), as
+/// an import publishes; a country left with no ISINs goes.
+pub fn move_counts(
+    conn: &mut DbConnection,
+    source_id: SourceId,
+    moves: &BTreeMap<String, (i64, i64)>,
+) -> QueryResult<()> {
+    use diesel::upsert::excluded;
+    for (country, (active, inactive)) in moves.iter().filter(|(_, moved)| **moved != (0, 0)) {
+        let upsert = diesel::insert_into(isin_stats::table)
+            .values((
+                isin_stats::source_id.eq(source_id),
+                isin_stats::country.eq(country),
+                isin_stats::active.eq(active),
+                isin_stats::inactive.eq(inactive),
+            ))
+            .on_conflict((isin_stats::source_id, isin_stats::country))
+            .do_update()
+            .set((
+                isin_stats::active.eq(isin_stats::active + excluded(isin_stats::active)),
+                isin_stats::inactive.eq(isin_stats::inactive + excluded(isin_stats::inactive)),
+            ));
+        match conn {
+            DbConnection::Sqlite(lite) => upsert.execute(lite)?,
+            DbConnection::Postgresql(pg) => upsert.execute(pg)?,
+        };
+    }
+    diesel::delete(
+        isin_stats::table
+            .filter(isin_stats::source_id.eq(source_id))
+            .filter(isin_stats::active.eq(0))
+            .filter(isin_stats::inactive.eq(0)),
+    )
+    .execute(conn)?;
+    Ok(())
+}
+
 /// Up to `limit` ISINs after `after` that a source gives a name (any version).
 pub fn named_isins_of_source(
     conn: &mut DbConnection,

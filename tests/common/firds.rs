@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use isinbeat::db::DbConnection;
 use isinbeat::domain::SourceId;
 use isinbeat::import::{Stats, UnitOutcome};
-use isinbeat::models::{source, venue_record};
+use isinbeat::models::{isin_browse, source, venue_record};
 use serde_json::Value;
 
 /// The file names of a step of `expected.json`, in apply order.
@@ -131,6 +131,20 @@ pub fn check_state(label: &str, step: &Value, conn: &mut DbConnection, source_id
         ["total", "active", "inactive", "terminated", "cancelled"].map(|k| totals[k].as_u64().unwrap()),
         "{label}: (ISIN, MIC) total / active / inactive / terminated / cancelled"
     );
+    // The browser's counts per country (moved by each publish, not counted again) are what
+    // the records say: an ISIN is active when one of its venue records is.
+    let mut wanted: BTreeMap<String, (i64, i64)> = BTreeMap::new();
+    for isin in &distinct {
+        let country = wanted.entry(isin[..2].to_owned()).or_default();
+        if active_isins.contains(isin) { country.0 += 1 } else { country.1 += 1 }
+    }
+    let shown: BTreeMap<String, (i64, i64)> = isin_browse::country_counts(conn)
+        .unwrap()
+        .into_iter()
+        .filter(|count| count.source_id == source_id)
+        .map(|count| (count.country, (count.active, count.inactive)))
+        .collect();
+    assert_eq!(shown, wanted, "{label}: the browser's active / inactive ISINs per country");
 }
 
 /// Every venue record of the source against `final_records_sorted_by_isin_mic`.

@@ -163,7 +163,7 @@ pub fn runs_of(pool: &DbPool, schedule_id: isinbeat::domain::ScheduleId) -> Vec<
         .filter(runs::schedule_id.eq(schedule_id))
         .order(runs::id.asc())
         .select(Run::as_select())
-        .load(&mut **pool.get().unwrap())
+        .load(&mut *pool.get().unwrap())
         .unwrap()
 }
 
