@@ -21,3 +21,9 @@ pub mod sources;
 pub mod startup;
 pub mod telemetry;
 pub mod web;
+
+/// Every binary built on the library (the server, the benches, the tests) allocates with
+/// mimalloc: rows allocated on an import's reading thread are freed on the thread that sorts
+/// them, which glibc's allocator serialises on a lock.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

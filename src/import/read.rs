@@ -1,69 +1,111 @@
 //! Reading a source's file for an import: every row validated, the invalid ones counted (the
-//! first kept with their reasons), the valid ones sorted by key, spilling to disk past a bound.
+//! first kept with their reasons), the valid ones sorted by key, spilling to disk past a bound;
+//! the reading on a thread of its own, beside the sort.
 
-use std::time::{Duration, Instant};
+use std::sync::mpsc;
+use std::time::Instant;
 
 use anyhow::Context;
 
 use super::diff::StagedRow;
 use super::sorted::{SortedRows, Sorter};
-use super::{ImportError, Observer, Phase, Progress, Stats, keep_problem};
+use super::{ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, keep_problem};
 use crate::sources::formats::{Item, Row};
 
 /// Rows read between two progress reports and stop checks.
 pub(super) const READ_BATCH: usize = 20_000;
 
+/// What the reading thread hands over: a batch of valid rows, and the invalid lines met on the
+/// way.
+struct Batch {
+    rows: Vec<StagedRow>,
+    invalid: u64,
+    problems: Vec<Problem>,
+    /// The last batch: the file is done.
+    last: bool,
+}
+
 /// Reads every row `next_item` gives (`None` at the end), keeps the valid ones and sorts them
-/// by key.
+/// by key. The file is read and parsed on a thread of its own while this one sorts and spills
+/// what it has read so far: on two cores the sort costs no time of its own.
 pub(super) fn read_sorted(
-    next_item: &mut dyn FnMut() -> Result<Option<Item>, ImportError>,
+    next_item: &mut (dyn FnMut() -> Result<Option<Item>, ImportError> + Send),
     observer: &dyn Observer,
     stats: &mut Stats,
 ) -> Result<SortedRows, ImportError> {
     let mut sorter = Sorter::new();
-    let mut batch: Vec<StagedRow> = Vec::with_capacity(READ_BATCH);
-    let mut parse = Duration::ZERO;
-    let mut load = Duration::ZERO;
-    let mut finished = false;
-    while !finished {
-        let started = Instant::now();
-        while batch.len() < READ_BATCH {
-            match next_item()? {
-                None => {
-                    finished = true;
+    let started = Instant::now();
+    // Two batches in flight at most: memory stays bounded whichever side is slower.
+    let (sender, batches) = mpsc::sync_channel::<Result<Batch, ImportError>>(2);
+    std::thread::scope(|scope| {
+        scope.spawn(move || read_batches(next_item, &sender));
+        for batch in batches.iter() {
+            let batch = batch?;
+            stats.valid += batch.rows.len() as u64;
+            for row in batch.rows {
+                sorter.push(row).context("Failed to sort the rows (temporary files)")?;
+            }
+            stats.invalid += batch.invalid;
+            for problem in batch.problems {
+                if stats.problems.len() < MAX_PROBLEMS {
+                    stats.problems.push(problem);
+                }
+            }
+            stats.rows = stats.valid + stats.invalid;
+            observer.progress(&Progress {
+                phase: Phase::Reading,
+                bytes: stats.bytes,
+                total_bytes: None,
+                rows: stats.rows,
+            });
+            // Returning drops the receiver: the reading thread stops at its next batch.
+            observer.check_stop().map_err(ImportError::Stopped)?;
+            if batch.last {
+                return Ok(());
+            }
+        }
+        Err(ImportError::Other(anyhow::anyhow!("the thread reading the file stopped early")))
+    })?;
+    let finished = Instant::now();
+    let sorted = sorter.finish().context("Failed to sort the rows (temporary files)")?;
+    // Reading and sorting overlap: parse is the time until the last row was read, load the
+    // sort's own time after that.
+    stats.seconds.parse = (finished - started).as_secs_f64();
+    stats.seconds.load = finished.elapsed().as_secs_f64();
+    Ok(sorted)
+}
+
+/// The reading thread: batches of up to [`READ_BATCH`] valid rows, until the file ends, it
+/// fails, or nobody takes the batches any more.
+fn read_batches(
+    next_item: &mut (dyn FnMut() -> Result<Option<Item>, ImportError> + Send),
+    sender: &mpsc::SyncSender<Result<Batch, ImportError>>,
+) {
+    loop {
+        let mut batch =
+            Batch { rows: Vec::with_capacity(READ_BATCH), invalid: 0, problems: Vec::new(), last: false };
+        while batch.rows.len() < READ_BATCH {
+            match next_item() {
+                Ok(None) => {
+                    batch.last = true;
                     break;
                 }
-                Some(Item::Row(row)) => {
-                    stats.valid += 1;
-                    batch.push(staged(row));
+                Ok(Some(Item::Row(row))) => batch.rows.push(staged(row)),
+                Ok(Some(Item::Rejected(rejected))) => {
+                    batch.invalid += 1;
+                    keep_problem(&mut batch.problems, rejected);
                 }
-                Some(Item::Rejected(rejected)) => {
-                    stats.invalid += 1;
-                    keep_problem(&mut stats.problems, rejected);
+                Err(error) => {
+                    let _ = sender.send(Err(error));
+                    return;
                 }
             }
         }
-        parse += started.elapsed();
-        let started = Instant::now();
-        for row in batch.drain(..) {
-            sorter.push(row).context("Failed to sort the rows (temporary files)")?;
+        let last = batch.last;
+        if sender.send(Ok(batch)).is_err() || last {
+            return;
         }
-        load += started.elapsed();
-        stats.rows = stats.valid + stats.invalid;
-        observer.progress(&Progress {
-            phase: Phase::Reading,
-            bytes: stats.bytes,
-            total_bytes: None,
-            rows: stats.rows,
-        });
-        observer.check_stop().map_err(ImportError::Stopped)?;
     }
-    let started = Instant::now();
-    let sorted = sorter.finish().context("Failed to sort the rows (temporary files)")?;
-    load += started.elapsed();
-    stats.seconds.parse = parse.as_secs_f64();
-    stats.seconds.load = load.as_secs_f64();
-    Ok(sorted)
 }
 
 fn staged(row: Row) -> StagedRow {
