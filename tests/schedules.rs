@@ -623,6 +623,11 @@ async fn a_pause_says_who_why_and_until_when_in_the_list_the_page_and_the_audit_
     assert!(notice.contains("by opal on ") && notice.contains("upstream outage, OPS-123"), "{notice}");
     assert!(notice.contains("2099-01-02 09:30 Europe/Berlin</span> (2099-01-02 08:30 UTC)"), "{notice}");
     assert!(notice.contains("misfire policy (run_once)"), "{notice}");
+    let metrics = app.browser().get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("isinbeat_schedule_resume_timestamp_seconds{schedule=\"gleif-daily\"} 4071025800\n"),
+        "{metrics}"
+    );
     let audit = operator.get_html("/admin/audit/?object_type=schedule").await;
     let entry = audit.split("<td>pause</td>").nth(1).expect("the pause is audited");
     assert!(entry.contains("upstream outage, OPS-123") && entry.contains("2099-01-02 08:30 UTC"), "{entry}");
