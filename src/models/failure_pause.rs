@@ -19,6 +19,27 @@ use crate::models::schedule::{self, PausedBy};
 /// The alert kind of a schedule that paused itself.
 pub const ALERT_KIND: &str = "paused";
 
+/// The first key of the advisory locks [`take_turns`] takes ("isb!"); the second is the
+/// schedule's id. Two-key advisory locks do not share their key space with one-key ones.
+const TURN_LOCK_CLASS: i32 = 0x6973_6221;
+
+/// On PostgreSQL, the failures of one schedule recorded at once take turns from here to the
+/// end of their transactions (an advisory lock), so that each counts the other's: two failures
+/// that together make N in a row pause the schedule, where each alone would see N − 1. SQLite's
+/// write transactions take turns already.
+fn take_turns(conn: &mut DbConnection, id: crate::domain::ScheduleId) -> QueryResult<()> {
+    use diesel::sql_types::Integer;
+    if let DbConnection::Postgresql(pg) = conn {
+        // Ids beyond 2³¹ share a key with a smaller one: they take turns needlessly, no harm.
+        let key = i32::try_from(id.0 % i64::from(i32::MAX)).unwrap_or_default();
+        diesel::sql_query("SELECT pg_advisory_xact_lock($1, $2)")
+            .bind::<Integer, _>(TURN_LOCK_CLASS)
+            .bind::<Integer, _>(key)
+            .execute(pg)?;
+    }
+    Ok(())
+}
+
 /// `failed` has just been recorded as failed for good at `at`: pauses its schedule when that
 /// makes as many failures in a row as the schedule allows, audited as the scheduler's doing,
 /// and queues the alert saying so when the schedule has a webhook. Returns whether it paused.
@@ -32,6 +53,7 @@ pub fn after_final_failure(conn: &mut DbConnection, failed: &Run, at: NaiveDateT
     if !owner.settings.enabled {
         return Ok(false);
     }
+    take_turns(conn, owner.id)?;
     let outcomes = run::newest_outcomes(conn, owner.id, owner.updated_at, i64::from(limit))?;
     if !failed_in_a_row(&outcomes, limit) || !schedule::set_enabled(conn, owner.id, false)? {
         return Ok(false);
