@@ -100,6 +100,7 @@ pub fn waiting_for_run(conn: &mut DbConnection, run_id: RunId) -> QueryResult<Ve
     alert_deliveries::table
         .filter(alert_deliveries::run_id.eq(run_id))
         .filter(alert_deliveries::status.eq("pending"))
+        .order(alert_deliveries::id.asc())
         .select(alert_deliveries::id)
         .load(conn)
 }

@@ -21,8 +21,9 @@ use crate::auth::session_store::DbSessionStore;
 use crate::config::Settings;
 use crate::db::{self, DbPool};
 use crate::domain::locator::{self, ListFormat, Locator};
+use crate::domain::pause::PauseNote;
 use crate::jobs::{Registry, download_isins, worker};
-use crate::models::schedule::{self, NewSchedule};
+use crate::models::schedule::{self, NewSchedule, PausedBy};
 use crate::models::source::{self, NewSource, Source, SourceChanges};
 use crate::models::{instance_secret, login_failure, session};
 use crate::queue::Queue;
@@ -120,8 +121,20 @@ fn seed_defaults(pool: &DbPool, conn: &mut db::DbConnection) -> anyhow::Result<(
         daily.settings.retry_backoff_seconds = 600;
         daily.settings.timeout_seconds = Some(3 * 3600);
         if schedule::find_by_name(conn, &daily.settings.name)?.is_none() {
-            schedule::insert(conn, &daily)
+            let created = schedule::insert(conn, &daily)
                 .with_context(|| format!("Failed to create the schedule {}", publication.schedule))?;
+            if !created.settings.enabled {
+                // The list says why it is paused, as for a pause by hand.
+                let note = PauseNote {
+                    reason: Some(
+                        "it downloads from the publisher over the internet: resume it to start".to_owned(),
+                    ),
+                    resume_at: None,
+                };
+                let paused = PausedBy { by: "first start", at: db::now(), note: &note };
+                schedule::record_pause(conn, created.id, Some(paused))
+                    .with_context(|| format!("Failed to record why {} is paused", publication.schedule))?;
+            }
         }
     }
 

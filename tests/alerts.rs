@@ -23,6 +23,7 @@ on_both_backends!(
     a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows_it,
     a_webhook_that_refuses_is_recorded_as_failed_with_its_answer,
     no_success_for_the_window_alerts_once_per_silence,
+    a_schedule_that_fails_n_times_in_a_row_pauses_itself_and_says_so_once,
 );
 
 /// A webhook on 127.0.0.1 that records every JSON body and answers `status`.
@@ -198,4 +199,54 @@ async fn no_success_for_the_window_alerts_once_per_silence(backend: Backend) {
     let html = app.admin().await.get_html(&format!("/admin/schedules/{id}/")).await;
     let table = html.split("id=\"alert-deliveries\"").nth(1).expect("the deliveries are listed");
     assert_eq!(table.matches("<td>no success</td>").count(), 2);
+}
+
+async fn a_schedule_that_fails_n_times_in_a_row_pauses_itself_and_says_so_once(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let hook = webhook(200);
+    let id = add_schedule(&app, "gleif-daily", "test_fails", &hook.url, None).await;
+    app.query(move |conn| {
+        diesel::update(schedules::table.find(id))
+            .set(schedules::pause_after_failures.eq(Some(2)))
+            .execute(conn)
+            .unwrap()
+    })
+    .await;
+
+    let (first, _) = run_once(&app, id).await;
+    jobs::worker::send_alerts(&app.pool, &client(), first).await;
+    let enabled = || app.query(move |conn| schedule::find(conn, id).unwrap().unwrap().settings.enabled);
+    assert!(enabled().await, "one failure is not two in a row");
+    let (second, _) = run_once(&app, id).await;
+    jobs::worker::send_alerts(&app.pool, &client(), second).await;
+    assert!(!enabled().await, "the second failure in a row pauses it");
+
+    let kinds: Vec<String> =
+        hook.bodies().iter().map(|body| body["isinbeat"]["kind"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(kinds, ["run_failed", "run_failed", "paused"]);
+    let text = hook.bodies()[2]["text"].as_str().unwrap().to_owned();
+    assert_eq!(
+        text,
+        format!(
+            "isinbeat: “gleif-daily” was paused after 2 consecutive failures (the last: run {second}). \
+             Nothing runs until someone resumes it."
+        )
+    );
+
+    // A run made by hand while it is paused fails too: it is not paused again, nobody is told twice.
+    let (third, _) = run_once(&app, id).await;
+    jobs::worker::send_alerts(&app.pool, &client(), third).await;
+    assert_eq!(hook.bodies().iter().filter(|body| body["isinbeat"]["kind"] == "paused").count(), 1);
+
+    let admin = app.admin().await;
+    let list = admin.get_html("/admin/schedules/").await;
+    assert!(list.contains("paused by scheduler: paused after 2 consecutive failures"), "{list}");
+    let page = admin.get_html(&format!("/admin/schedules/{id}/")).await;
+    let table = page.split("id=\"alert-deliveries\"").nth(1).unwrap();
+    assert!(
+        table.contains(&format!("paused after <a href=\"/admin/runs/{second}/\">#{second}</a> failed")),
+        "{table}"
+    );
+    let audit = admin.get_html("/admin/audit/?object_type=schedule").await;
+    assert!(audit.contains("<td>scheduler</td>\n      <td>pause</td>"), "{audit}");
 }

@@ -194,6 +194,7 @@ async fn a_run_page_shows_its_logical_date_and_the_files_and_units_it_took(backe
                     error: None,
                     created_at: now,
                     queue: "default",
+                    note: None,
                 };
                 let worker = jobs::worker::worker_name("test");
                 let id = run::transitions::start_foreground(conn, &new, &worker).unwrap();
@@ -438,6 +439,7 @@ fn queued(conn: &mut DbConnection, params: &str) -> RunId {
             error: None,
             created_at: now,
             queue: "default",
+            note: None,
         },
     )
     .unwrap()

@@ -180,7 +180,7 @@ async fn log_in(client: &Client, address: &str) {
 }
 
 #[tokio::test]
-async fn a_person_creates_a_schedule_pauses_it_and_sees_it_paused() {
+async fn a_person_creates_a_schedule_pauses_it_with_a_reason_and_sees_it_in_the_list_and_the_audit_log() {
     let Some(chromedriver) = chromedriver_path() else { return };
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     let (_driver, client) = start_driver(&chromedriver).await;
@@ -207,13 +207,30 @@ async fn a_person_creates_a_schedule_pauses_it_and_sees_it_paused() {
 
     let settings = wait_for_text(&client, "#schedule-settings", "every day at 02:30 (Europe/Berlin)").await;
     assert!(settings.contains("imports — no worker online listens on this queue"), "{settings}");
-    client.find(Locator::Css("form[action$='/pause'] button")).await.unwrap().click().await.unwrap();
+    // Pausing asks why; a blank reason is refused beside the field.
+    client.find(Locator::LinkText("Pause…")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::Id("id_reason")).await.unwrap().send_keys("  ").await.unwrap();
+    client.find(Locator::Css("#pause-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, "#error_reason", "Say why it is paused").await;
+    let reason = client.find(Locator::Id("id_reason")).await.unwrap();
+    reason.clear().await.unwrap();
+    reason.send_keys("upstream outage, OPS-123").await.unwrap();
+    screenshot(&client, "schedule-pause").await;
+    client.find(Locator::Css("#pause-form button[type=submit]")).await.unwrap().click().await.unwrap();
     wait_for_text(&client, ".flash-success", "The schedule was paused").await;
+    wait_for_text(&client, "#pause", "by admin").await;
 
     client.find(Locator::LinkText("Schedules")).await.unwrap().click().await.unwrap();
     let text = wait_for_text(&client, "#schedules tbody tr", "nightly-gleif").await;
-    assert!(text.contains("paused") && text.contains("→ imports"), "{text}");
+    assert!(
+        text.contains("paused by admin: upstream outage, OPS-123") && text.contains("→ imports"),
+        "{text}"
+    );
     screenshot(&client, "schedules-list").await;
+
+    client.find(Locator::LinkText("Audit log")).await.unwrap().click().await.unwrap();
+    let entry = wait_for_text(&client, ".audit-table tbody tr", "pause").await;
+    assert!(entry.contains("nightly-gleif") && entry.contains("upstream outage, OPS-123"), "{entry}");
     client.close().await.unwrap();
 }
 

@@ -900,6 +900,12 @@ async fn a_new_installation_has_the_real_publishers_their_schedules_and_the_samp
         })
         .await;
     assert_eq!(paused, [true, false, false]);
+    let list = admin.get_html("/admin/schedules/").await;
+    assert_eq!(
+        list.matches("paused by first start: it downloads from the publisher over the internet").count(),
+        2,
+        "the list says why they are paused: {list}"
+    );
     let sample = app.query(|conn| source::find_by_name(conn, "Sample (synthetic)").unwrap().unwrap()).await;
     assert_eq!(sample.active_isins, 3_000, "the bundled sample is imported at first start");
     // It looks like real reference data: a name, a CFI code, a currency and its venues.

@@ -91,6 +91,7 @@ impl Fixture {
                 error: None,
                 created_at: now,
                 queue: &owner.settings.queue,
+                note: None,
             },
         )
         .unwrap()

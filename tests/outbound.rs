@@ -327,6 +327,7 @@ async fn a_webhook_at_an_internal_address_is_refused_in_the_form_and_when_called
                     conn,
                     &isinbeat::models::audit::Actor::command_line(),
                     settings,
+                    &isinbeat::domain::pause::PauseNote::default(),
                 )
                 .unwrap()
                 .id

@@ -208,6 +208,7 @@ async fn a_worker_executes_each_queued_run_once_and_not_before_its_time(backend:
                 error: None,
                 created_at: now,
                 queue: "default",
+                note: None,
             },
         )
         .unwrap();

@@ -1,5 +1,5 @@
-//! The runs pages over HTTP: list with filters and keyset paging, detail, cancel, retry; and
-//! what the dashboard shows of runs.
+//! The runs pages over HTTP: list with filters and keyset paging, detail, cancel, retry, notes;
+//! and what the dashboard shows of runs.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -20,6 +20,7 @@ on_both_backends!(
     an_operator_cancels_a_queued_run_and_stops_a_running_one,
     an_operator_retries_an_ended_run_as_a_new_run,
     the_dashboard_shows_failing_schedules_and_runs_per_day,
+    an_operator_notes_a_run_and_the_lists_show_it,
 );
 
 async fn schedule(app: &TestApp, name: &str) -> ScheduleId {
@@ -54,6 +55,7 @@ async fn add_run(app: &TestApp, schedule_id: ScheduleId, status: &str, trigger: 
                 error: None,
                 created_at: at,
                 queue: "default",
+                note: None,
             },
         )
         .unwrap()
@@ -301,4 +303,47 @@ async fn the_dashboard_shows_failing_schedules_and_runs_per_day(backend: Backend
 /// The chart's label of a day: "Thu 2026-11-26".
 fn day_label(day: &str) -> String {
     chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d").unwrap().format("%a %Y-%m-%d").to_string()
+}
+
+async fn an_operator_notes_a_run_and_the_lists_show_it(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let nightly = schedule(&app, "nightly").await;
+    let failed = add_run(&app, nightly, "failed", "schedule", "2026-11-20").await;
+    app.create_user("olga", "olga's long passphrase", Role::Operator).await;
+    let operator = app.logged_in("olga", "olga's long passphrase").await;
+    let (page, post) = (format!("/admin/runs/{failed}/"), format!("/admin/runs/{failed}/note"));
+
+    // Too long: refused beside the field, with what was typed, and nothing saved.
+    let long = "x".repeat(501);
+    let refused = operator.submit(&page, &post, &[("note", &long)]).await;
+    assert_eq!(refused.status(), 422);
+    let html = refused.text().await.unwrap();
+    assert!(html.contains("<p class=\"field-error\" id=\"error_note\">Use at most 500 characters.</p>"));
+    assert!(html.contains(&format!("value=\"{long}\"")));
+    let note_of = |id| app.query(move |conn| run::find(conn, id).unwrap().unwrap().note);
+    assert_eq!(note_of(failed).await, None);
+
+    let saved = operator.submit(&page, &post, &[("note", " upstream 503s, see <OPS-9> ")]).await;
+    assert_eq!((saved.status().as_u16(), location(&saved)), (303, page.clone()));
+    assert_eq!(note_of(failed).await.as_deref(), Some("upstream 503s, see <OPS-9>"));
+    let shown = "upstream 503s, see &#60;OPS-9&#62;";
+    let html = operator.get_html(&page).await;
+    assert!(html.contains("The note was saved.") && html.contains(&format!("value=\"{shown}\"")), "{html}");
+    let list = operator.get_html("/admin/runs/").await;
+    assert!(list.contains(&format!("<td class=\"run-note\">{shown}</td>")), "{list}");
+    let schedule_page = operator.get_html(&format!("/admin/schedules/{nightly}/")).await;
+    assert!(schedule_page.contains(&format!("<td class=\"run-note\">{shown}</td>")));
+    let audit = operator.get_html("/admin/audit/?object_type=run").await;
+    let entry = audit.split("<td>note</td>").nth(1).expect("the note is audited");
+    assert!(entry.contains(&format!("run #{failed} of nightly")) && entry.contains(shown), "{entry}");
+
+    // A viewer sees it and cannot change it; an empty note removes it.
+    app.create_user("vic", "vic's long passphrase", Role::Viewer).await;
+    let viewer = app.logged_in("vic", "vic's long passphrase").await;
+    let html = viewer.get_html(&page).await;
+    assert!(html.contains(&format!("<p id=\"run-note\">{shown}</p>")) && !html.contains("note-form"));
+    let token = viewer.csrf_token("/admin/").await;
+    assert_eq!(viewer.post_raw(&post, &[("csrf_token", &token), ("note", "mine")]).await.status(), 403);
+    operator.submit(&page, &post, &[("note", "")]).await;
+    assert_eq!(note_of(failed).await, None);
 }

@@ -1,6 +1,7 @@
 //! The scheduler's claim, driven with an injected clock on SQLite and PostgreSQL: occurrences
 //! become runs exactly once, through DST changes, downtime, pauses, overlaps, edits made by
-//! plain SQL, and races between schedulers.
+//! plain SQL, and races between schedulers; resumes at a set time, occurrences skipped on
+//! request, and schedules that pause themselves after failures.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -15,8 +16,11 @@ use isinbeat::config::DatabaseUrl;
 use isinbeat::db::schema::{runs, schedules};
 use isinbeat::db::{self, DbPool};
 use isinbeat::domain::ScheduleId;
+use isinbeat::domain::pause::PauseNote;
+use isinbeat::models::audit::Actor;
 use isinbeat::models::run::Run;
 use isinbeat::models::schedule::{self, NewSchedule, Schedule};
+use isinbeat::scheduler::actions;
 use isinbeat::scheduler::{self, ClaimHook, NoHook};
 
 fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
@@ -91,6 +95,9 @@ on_both_backends!(
     a_second_scheduler_interleaved_at_the_worst_point_does_nothing,
     a_second_scheduler_inside_a_batch_takes_its_schedule_and_the_batch_the_others,
     two_schedulers_ticking_together_create_every_occurrence_exactly_once,
+    a_paused_schedule_resumes_by_itself_at_its_resume_time_under_its_misfire_policy,
+    occurrences_skipped_on_request_are_recorded_skipped_with_their_note_even_while_paused,
+    a_schedule_pauses_itself_once_after_n_failed_runs_in_a_row,
 );
 
 async fn a_due_occurrence_becomes_one_queued_run(backend: Backend) {
@@ -425,4 +432,216 @@ async fn a_second_scheduler_inside_a_batch_takes_its_schedule_and_the_batch_the_
         assert_eq!(f.runs(id).len(), 1, "one run per schedule");
         assert_eq!(f.schedule(id).state.next_fire_at.unwrap().and_utc(), utc(2026, 11, 29, 3, 0));
     }
+}
+
+/// The audit entries of schedule `id`, oldest first, as (who, action, changes).
+fn audit_of(f: &Fixture, id: ScheduleId) -> Vec<(String, String, String)> {
+    let filter = isinbeat::models::audit::AuditFilter {
+        object_type: Some("schedule".to_owned()),
+        object_id: Some(id.to_string()),
+        ..Default::default()
+    };
+    let mut entries = isinbeat::models::audit::page(&mut f.conn(), &filter, None, 100).unwrap();
+    entries.reverse();
+    entries.into_iter().map(|e| (e.actor, e.action, e.changes)).collect()
+}
+
+async fn a_paused_schedule_resumes_by_itself_at_its_resume_time_under_its_misfire_policy(backend: Backend) {
+    let Some(f) = fixture(backend) else { return };
+    let id = f.cron("hourly", "0 * * * *", "UTC", |_| {});
+    f.tick(utc(2026, 11, 27, 9, 30));
+    let opal = Actor { id: None, name: "opal".to_owned(), ip: None };
+    let note = PauseNote {
+        reason: Some("upstream outage".to_owned()),
+        resume_at: Some(utc(2026, 11, 27, 12, 30).naive_utc()),
+    };
+    assert_eq!(actions::pause(&mut f.conn(), &opal, id, &note).unwrap(), actions::Paused::Paused);
+
+    // Paused until 12:30: nothing runs, and at 12:29 it is still paused.
+    f.run_clock(utc(2026, 11, 27, 9, 31), utc(2026, 11, 27, 12, 29), Duration::minutes(1));
+    assert!(f.runs(id).is_empty(), "nothing runs while paused");
+    assert!(!f.schedule(id).settings.enabled);
+
+    // The first tick at or after its resume time resumes it and, in the same tick, records what
+    // it missed under its misfire policy (run_once): 10:00 and 11:00 missed, 12:00 caught up.
+    let done = f.tick(utc(2026, 11, 27, 12, 30));
+    assert_eq!((done.resumed, done.missed, done.queued.len()), (1, 2, 1));
+    assert_eq!(
+        summary(&f.runs(id)),
+        vec![
+            (utc(2026, 11, 27, 10, 0), "missed", "schedule"),
+            (utc(2026, 11, 27, 11, 0), "missed", "schedule"),
+            (utc(2026, 11, 27, 12, 0), "queued", "catch_up"),
+        ]
+    );
+    let resumed = f.schedule(id);
+    assert!(resumed.settings.enabled);
+    assert_eq!((resumed.state.paused_reason, resumed.state.resume_at), (None, None), "the pause is over");
+    assert_eq!(f.tick(utc(2026, 11, 27, 12, 31)).resumed, 0, "resumed once");
+    let audit = audit_of(&f, id);
+    let actions: Vec<(&str, &str)> =
+        audit.iter().map(|(who, what, _)| (who.as_str(), what.as_str())).collect();
+    assert_eq!(actions, [("opal", "pause"), ("scheduler", "resume")]);
+    assert!(
+        audit[1].2.contains("2026-11-27 12:30 UTC") && audit[1].2.contains("upstream outage"),
+        "{audit:?}"
+    );
+
+    // Resumed by hand before its time: the scheduler has nothing left to resume.
+    let later =
+        PauseNote { reason: Some("again".to_owned()), resume_at: Some(utc(2026, 11, 28, 0, 0).naive_utc()) };
+    actions::pause(&mut f.conn(), &opal, id, &later).unwrap();
+    assert!(actions::resume(&mut f.conn(), &opal, id).unwrap());
+    assert_eq!(f.tick(utc(2026, 11, 28, 0, 0)).resumed, 0);
+    assert_eq!(audit_of(&f, id).len(), 4, "pause, resume, pause, resume by hand: no second resume");
+}
+
+async fn occurrences_skipped_on_request_are_recorded_skipped_with_their_note_even_while_paused(
+    backend: Backend,
+) {
+    let Some(f) = fixture(backend) else { return };
+    // Daily at 03:00 UTC; no worker runs here, so overlap `allow` keeps queued runs from
+    // skipping the next one.
+    let id = f.cron("nightly", "0 3 * * *", "UTC", |s| {
+        s.settings.overlap_policy = "allow".to_owned();
+        s.settings.misfire_policy = "run_all".to_owned();
+    });
+    let now = utc(2026, 12, 20, 10, 0);
+    f.tick(now);
+    let opal = Actor { id: None, name: "opal".to_owned(), ip: None };
+    let skip = |at: DateTime<Utc>, note: &str| {
+        actions::skip_occurrence(&mut f.conn(), &opal, id, at, note, now).unwrap()
+    };
+    assert_eq!(skip(utc(2026, 12, 24, 3, 0), "office closed"), Ok(()));
+    let refused = skip(utc(2026, 12, 24, 4, 0), "x").unwrap_err();
+    assert_eq!(
+        refused.to_string(),
+        "2026-12-24 04:00 UTC is not an occurrence of this schedule; the nearest are 2026-12-24 03:00 UTC \
+         and 2026-12-25 03:00 UTC."
+    );
+    assert_eq!(skip(utc(2026, 12, 19, 3, 0), "x"), Err(actions::SkipRefused::Passed));
+    assert_eq!(skip(utc(2026, 12, 24, 3, 0), "x"), Err(actions::SkipRefused::SkippedAlready));
+
+    f.run_clock(utc(2026, 12, 21, 2, 0), utc(2026, 12, 25, 4, 0), Duration::hours(1));
+    let statuses: Vec<_> = f.runs(id).iter().map(|r| (r.status.as_str(), r.note.clone())).collect();
+    assert_eq!(
+        statuses,
+        [
+            ("queued", None),
+            ("queued", None),
+            ("queued", None),
+            ("skipped", Some("office closed".to_owned())),
+            ("queued", None),
+        ]
+    );
+    let skipped = &f.runs(id)[3];
+    assert!(skipped.error.as_deref().unwrap().starts_with("Not run: skipped on request by opal"));
+    assert_eq!(skipped.not_run_reason(), Some("skipped on request by opal"));
+
+    // Skipped while paused: on resume it is skipped, not missed or caught up.
+    let quiet = PauseNote { reason: Some("holidays".to_owned()), resume_at: None };
+    actions::pause(&mut f.conn(), &opal, id, &quiet).unwrap();
+    let now = utc(2026, 12, 28, 10, 0);
+    assert_eq!(
+        actions::skip_occurrence(&mut f.conn(), &opal, id, utc(2026, 12, 27, 3, 0), "year end", now).unwrap(),
+        Ok(()),
+        "a paused schedule's passed occurrence can still be skipped: the scheduler has not reached it"
+    );
+    actions::resume(&mut f.conn(), &opal, id).unwrap();
+    f.tick(now);
+    let after: Vec<_> =
+        f.runs(id)[5..].iter().map(|r| (r.scheduled_for.unwrap().and_utc(), r.status.as_str())).collect();
+    assert_eq!(
+        after,
+        [
+            (utc(2026, 12, 26, 3, 0), "queued"),
+            (utc(2026, 12, 27, 3, 0), "skipped"),
+            (utc(2026, 12, 28, 3, 0), "queued"),
+        ],
+        "run_all catches up on the others"
+    );
+
+    // `isinbeat run` (a CronJob) honours a skip too.
+    assert_eq!(
+        actions::skip_occurrence(&mut f.conn(), &opal, id, utc(2026, 12, 29, 3, 0), "cronjob", now).unwrap(),
+        Ok(())
+    );
+    let owner = f.schedule(id);
+    let claimed = scheduler::claim_latest(&mut f.conn(), &owner, utc(2026, 12, 29, 3, 0)).unwrap();
+    assert!(matches!(claimed, scheduler::LatestClaim::Skipped { .. }), "{claimed:?}");
+    assert_eq!(f.runs(id).last().unwrap().note.as_deref(), Some("cronjob"));
+}
+
+async fn a_schedule_pauses_itself_once_after_n_failed_runs_in_a_row(backend: Backend) {
+    use isinbeat::models::run::transitions;
+    let Some(f) = fixture(backend) else { return };
+    let id = f.cron("flaky", "0 3 * * *", "UTC", |s| {
+        s.settings.max_attempts = 1;
+        s.settings.pause_after_failures = Some(3);
+        s.settings.alert_webhook_url = Some("https://hooks.example.org/isinbeat".to_owned());
+    });
+    let worker: isinbeat::domain::WorkerName = "worker-a".into();
+    // A run that ran and ended now. (Failures count from the schedule's last change, which is
+    // stamped with the real clock, so these runs are too.)
+    let finish = |status: &str| {
+        let clock = db::now();
+        let mut conn = f.conn();
+        let run_id = common::insert_run(&mut conn, id, "queued", clock);
+        transitions::claim(&mut conn, run_id, &worker, clock).unwrap();
+        let current = isinbeat::models::run::find(&mut conn, run_id).unwrap().unwrap();
+        match status {
+            "failed" => {
+                transitions::fail_or_retry(&mut conn, &current, &worker, "boom", None, true, clock).unwrap();
+            }
+            _ => {
+                transitions::succeed(&mut conn, run_id, &worker, "{}", None, clock).unwrap();
+            }
+        }
+        run_id
+    };
+    let paused_alerts = || {
+        use isinbeat::db::schema::alert_deliveries;
+        alert_deliveries::table
+            .filter(alert_deliveries::kind.eq("paused"))
+            .select((alert_deliveries::run_id, alert_deliveries::message))
+            .load::<(Option<isinbeat::domain::RunId>, String)>(&mut **f.conn())
+            .unwrap()
+    };
+
+    // Two failures, a success, two failures: never three in a row.
+    for status in ["failed", "failed", "succeeded", "failed", "failed"] {
+        finish(status);
+    }
+    assert!(f.schedule(id).settings.enabled, "two in a row is not three");
+    let third = finish("failed");
+    let paused = f.schedule(id);
+    assert!(!paused.settings.enabled, "the third failure in a row pauses it");
+    assert_eq!(paused.state.paused_reason.as_deref(), Some("paused after 3 consecutive failures"));
+    assert_eq!(paused.state.paused_by.as_deref(), Some("scheduler"));
+    let alerts = paused_alerts();
+    assert_eq!(alerts.len(), 1);
+    assert_eq!(alerts[0].0, Some(third));
+    assert!(
+        alerts[0].1.contains("“flaky” was paused after 3 consecutive failures (the last: run"),
+        "{alerts:?}"
+    );
+    let audit = audit_of(&f, id);
+    let last = audit.last().unwrap();
+    assert_eq!((last.0.as_str(), last.1.as_str()), ("scheduler", "pause"));
+    assert!(last.2.contains("paused after 3 consecutive failures"));
+
+    // A run in hand when it paused fails too: no second pause, no second alert.
+    finish("failed");
+    assert_eq!(paused_alerts().len(), 1, "exactly once");
+    assert_eq!(audit_of(&f, id).len(), 1);
+
+    // Resumed after a fix, it gets three fresh tries.
+    let opal = Actor { id: None, name: "opal".to_owned(), ip: None };
+    actions::resume(&mut f.conn(), &opal, id).unwrap();
+    finish("failed");
+    finish("failed");
+    assert!(f.schedule(id).settings.enabled, "the failures before the resume do not count");
+    finish("failed");
+    assert!(!f.schedule(id).settings.enabled);
+    assert_eq!(paused_alerts().len(), 2);
 }

@@ -1,10 +1,12 @@
 //! The schedules pages over HTTP: list with search and filters, detail with the next fire times
-//! (DST changes marked), pause, resume and run now — each audited.
+//! (DST changes marked), pause (with a reason and a resume time), resume, run now and skipping
+//! an occurrence — each audited.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use chrono::TimeZone;
 use common::{Backend, TestApp, location, spawn_app};
 use isinbeat::domain::{Role, RunId, ScheduleId};
 use isinbeat::models::run;
@@ -22,6 +24,9 @@ on_both_backends!(
     bulk_actions_apply_to_the_selected_schedules_only,
     the_list_pages_through_many_schedules_and_filters_by_the_last_run,
     alert_settings_are_checked_saved_and_shown,
+    a_pause_says_who_why_and_until_when_in_the_list_the_page_and_the_audit_log,
+    an_occurrence_skipped_with_a_note_is_recorded_skipped_when_its_time_comes,
+    pause_after_failures_is_set_on_the_form_and_checked,
 );
 
 /// A complete, valid form for a daily schedule, with `overrides`.
@@ -320,7 +325,7 @@ async fn the_list_finds_schedules_by_words_state_and_task(backend: Backend) {
     let all = viewer.get_html("/admin/schedules/").await;
     assert_eq!(names(&all), vec!["firds-weekly", "gleif-daily", "prune"]);
     assert!(all.contains("every day at 03:00 (Europe/Berlin)"));
-    assert!(all.contains("<td class=\"nowrap\">paused</td>"));
+    assert!(all.contains("<td class=\"pause-note\">paused</td>"), "paused by plain SQL: nobody said why");
     for (query, expected) in [
         ("q=gleif", vec!["gleif-daily"]),
         ("q=ISIN-LEI", vec!["gleif-daily"]),
@@ -376,7 +381,8 @@ async fn an_operator_pauses_resumes_and_runs_a_schedule_now(backend: Backend) {
     let detail = format!("/admin/schedules/{id}/");
     let enabled = || app.query(move |conn| schedule::find(conn, id).unwrap().unwrap().settings.enabled);
 
-    let paused = operator.submit(&detail, &format!("/admin/schedules/{id}/pause"), &[]).await;
+    let pause = format!("/admin/schedules/{id}/pause");
+    let paused = operator.submit(&pause, &pause, &[("reason", "disk full"), ("resume_at", "")]).await;
     assert_eq!(paused.status(), 303);
     assert!(operator.get_html(&detail).await.contains("The schedule was paused"));
     assert!(!enabled().await);
@@ -427,9 +433,25 @@ async fn bulk_actions_apply_to_the_selected_schedules_only(backend: Backend) {
     let selected =
         |action: &'static str| vec![("action", action), ("ids", a_id.as_str()), ("ids", b_id.as_str())];
 
-    let paused = operator.submit("/admin/schedules/", "/admin/schedules/bulk", &selected("pause")).await;
+    // Pausing asks why first.
+    let ask = operator.submit("/admin/schedules/", "/admin/schedules/bulk", &selected("pause")).await;
+    assert_eq!(ask.status(), 200);
+    let page = ask.text().await.unwrap();
+    assert!(page.contains("Pause 2 schedules") && page.contains("<li>alpha</li>"), "{page}");
+    assert!(page.contains("in each schedule&#39;s own time zone"));
+    let mut paused = selected("pause");
+    paused.extend([("confirm", "yes"), ("reason", ""), ("resume_at", "")]);
+    let unsaid = operator.submit("/admin/schedules/", "/admin/schedules/bulk", &paused).await;
+    assert_eq!(unsaid.status(), 422);
+    assert!(unsaid.text().await.unwrap().contains("id=\"error_reason\">Say why it is paused"));
+    assert_eq!(names(&operator.get_html("/admin/schedules/?enabled=no").await), Vec::<String>::new());
+    paused.retain(|(name, _)| *name != "reason");
+    paused.push(("reason", "registry maintenance"));
+    let paused = operator.submit("/admin/schedules/", "/admin/schedules/bulk", &paused).await;
     assert_eq!(paused.status(), 303);
-    assert!(operator.get_html("/admin/schedules/").await.contains("2 schedule(s) paused."));
+    let list = operator.get_html("/admin/schedules/").await;
+    assert!(list.contains("2 schedule(s) paused."));
+    assert_eq!(list.matches("paused by opal: registry maintenance").count(), 2, "{list}");
     assert_eq!(names(&operator.get_html("/admin/schedules/?enabled=no").await), vec!["alpha", "bravo"]);
 
     operator.submit("/admin/schedules/", "/admin/schedules/bulk", &selected("run")).await;
@@ -545,4 +567,217 @@ async fn alert_settings_are_checked_saved_and_shown(backend: Backend) {
     assert_eq!(admin.submit(&path, &path, &cleared).await.status(), 303);
     let saved = app.query(|conn| schedule::find_by_name(conn, "gleif-daily").unwrap().unwrap()).await;
     assert_eq!((saved.settings.alert_webhook_url, saved.settings.alert_no_success_seconds), (None, None));
+}
+
+/// The text of the element with `id` on `html`, up to its closing tag `end`.
+fn part<'a>(html: &'a str, id: &str, end: &str) -> &'a str {
+    html.split(&format!("id=\"{id}\""))
+        .nth(1)
+        .unwrap_or_else(|| panic!("no #{id}"))
+        .split(end)
+        .next()
+        .unwrap()
+}
+
+async fn a_pause_says_who_why_and_until_when_in_the_list_the_page_and_the_audit_log(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let id = add(&app, "gleif-daily", "", "0 3 * * *", "Europe/Berlin", true).await;
+    app.create_user("opal", "opal's long passphrase", Role::Operator).await;
+    let operator = app.logged_in("opal", "opal's long passphrase").await;
+    let (detail, pause) = (format!("/admin/schedules/{id}/"), format!("/admin/schedules/{id}/pause"));
+
+    let form = operator.get_html(&pause).await;
+    assert!(form.contains("Pause schedule “gleif-daily”"), "{form}");
+    assert!(form.contains("in the schedule&#39;s time zone, Europe/Berlin"), "the form says which zone");
+    // Without a reason, or with a resume time that has passed: nothing is paused.
+    for (fields, field, message) in [
+        (vec![("reason", " "), ("resume_at", "")], "reason", "Say why it is paused"),
+        (vec![("reason", "outage"), ("resume_at", "2020-01-01T00:00")], "resume_at", "That time has passed"),
+        (vec![("reason", "outage"), ("resume_at", "next week")], "resume_at", "Enter a date and time"),
+    ] {
+        let refused = operator.submit(&pause, &pause, &fields).await;
+        assert_eq!(refused.status(), 422, "{fields:?}");
+        let html = refused.text().await.unwrap();
+        assert!(html.contains(&format!("<p class=\"field-error\" id=\"error_{field}\">{message}")), "{html}");
+        assert!(html.contains("value=\"outage\"") || field == "reason", "what was typed stays");
+    }
+    assert!(app.query(move |conn| schedule::find(conn, id).unwrap().unwrap().settings.enabled).await);
+
+    // 09:30 in Berlin on 2 January is 08:30 UTC.
+    let typed = [("reason", "upstream outage, OPS-123"), ("resume_at", "2099-01-02T09:30")];
+    let paused = operator.submit(&pause, &pause, &typed).await;
+    assert_eq!((paused.status().as_u16(), location(&paused)), (303, detail.clone()));
+    let stored = app.query(move |conn| schedule::find(conn, id).unwrap().unwrap()).await;
+    assert!(!stored.settings.enabled);
+    assert_eq!(stored.state.paused_by.as_deref(), Some("opal"));
+    assert_eq!(stored.state.paused_reason.as_deref(), Some("upstream outage, OPS-123"));
+    assert_eq!(stored.state.resume_at.map(|at| at.to_string()).as_deref(), Some("2099-01-02 08:30:00"));
+
+    let list = operator.get_html("/admin/schedules/").await;
+    assert!(
+        list.contains("paused by opal: upstream outage, OPS-123 (until 2099-01-02 09:30 Europe/Berlin)"),
+        "{list}"
+    );
+    let page = operator.get_html(&detail).await;
+    let notice = part(&page, "pause", "</div>");
+    assert!(notice.contains("by opal on ") && notice.contains("upstream outage, OPS-123"), "{notice}");
+    assert!(notice.contains("2099-01-02 09:30 Europe/Berlin</span> (2099-01-02 08:30 UTC)"), "{notice}");
+    assert!(notice.contains("misfire policy (run_once)"), "{notice}");
+    let metrics = app.browser().get("/metrics").await.text().await.unwrap();
+    assert!(
+        metrics.contains("isinbeat_schedule_resume_timestamp_seconds{schedule=\"gleif-daily\"} 4071025800\n"),
+        "{metrics}"
+    );
+    let audit = operator.get_html("/admin/audit/?object_type=schedule").await;
+    let entry = audit.split("<td>pause</td>").nth(1).expect("the pause is audited");
+    assert!(entry.contains("upstream outage, OPS-123") && entry.contains("2099-01-02 08:30 UTC"), "{entry}");
+
+    // The pause page of a paused schedule changes its pause; who paused it stays.
+    let form = operator.get_html(&pause).await;
+    assert!(
+        form.contains("value=\"upstream outage, OPS-123\"") && form.contains("value=\"2099-01-02T09:30\"")
+    );
+    operator.submit(&pause, &pause, &[("reason", "upstream outage, OPS-124"), ("resume_at", "")]).await;
+    let stored = app.query(move |conn| schedule::find(conn, id).unwrap().unwrap()).await;
+    assert_eq!(
+        (stored.state.paused_reason.as_deref(), stored.state.resume_at),
+        (Some("upstream outage, OPS-124"), None)
+    );
+    assert!(operator.get_html(&detail).await.contains("Nothing runs until someone resumes it"));
+
+    // Resuming forgets the pause; the audit log keeps it.
+    operator.submit(&detail, &format!("/admin/schedules/{id}/resume"), &[]).await;
+    let stored = app.query(move |conn| schedule::find(conn, id).unwrap().unwrap()).await;
+    assert!(stored.settings.enabled);
+    assert_eq!((stored.state.paused_by, stored.state.paused_reason), (None, None));
+    let audit = operator.get_html("/admin/audit/?object_type=schedule").await;
+    let resumed = audit.split("<td>resume</td>").nth(1).expect("the resume is audited");
+    assert!(resumed.contains("upstream outage, OPS-124"), "the reason it had: {resumed}");
+    assert!(!operator.get_html("/admin/schedules/").await.contains("paused by"));
+
+    // Unticking "Enabled" on the form pauses too, without a reason.
+    let edit = format!("/admin/schedules/{id}/edit");
+    let unticked = fields(&[("name", "gleif-daily"), ("enabled", "")]);
+    assert_eq!(operator.submit(&edit, &edit, &unticked).await.status(), 303);
+    assert!(
+        operator.get_html("/admin/schedules/").await.contains("<td class=\"pause-note\">paused by opal</td>")
+    );
+}
+
+async fn an_occurrence_skipped_with_a_note_is_recorded_skipped_when_its_time_comes(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    // Every day at 03:00 in Berlin: 02:00 UTC in winter.
+    let id = add(&app, "gleif-daily", "", "0 3 * * *", "Europe/Berlin", true).await;
+    app.create_user("opal", "opal's long passphrase", Role::Operator).await;
+    let operator = app.logged_in("opal", "opal's long passphrase").await;
+    let (detail, skips) = (format!("/admin/schedules/{id}/"), format!("/admin/schedules/{id}/skips"));
+    assert!(operator.get_html(&detail).await.contains("No occurrence is skipped on request."));
+
+    for (fields, field, message) in [
+        (
+            vec![("at", "2099-12-24T04:00"), ("note", "office closed")],
+            "at",
+            "2099-12-24 04:00 CET is not an occurrence of this schedule; the nearest are 2099-12-24 03:00 CET \
+             and 2099-12-25 03:00 CET.",
+        ),
+        (vec![("at", "2099-12-24T03:00"), ("note", "")], "note", "Say why it is skipped"),
+        (vec![("at", ""), ("note", "office closed")], "at", "Enter the occurrence&#39;s date and time."),
+        (vec![("at", "2020-12-24T03:00"), ("note", "office closed")], "at", "That occurrence has passed."),
+    ] {
+        let refused = operator.submit(&detail, &skips, &fields).await;
+        assert_eq!(refused.status(), 422, "{fields:?}");
+        let html = refused.text().await.unwrap();
+        assert!(html.contains(&format!("<p class=\"field-error\" id=\"error_{field}\">{message}")), "{html}");
+        assert!(html.contains("Nothing was skipped."), "the schedule's page again, with the form as typed");
+    }
+
+    let typed = [("at", "2099-12-24T03:00"), ("note", "office closed, OPS-7")];
+    let skipped = operator.submit(&detail, &skips, &typed).await;
+    assert_eq!(skipped.status(), 303);
+    let page = operator.get_html(&detail).await;
+    let table = part(&page, "schedule-skips", "</table>");
+    assert!(table.contains("Thu 2099-12-24 03:00 CET") && table.contains("2099-12-24 02:00"), "{table}");
+    assert!(table.contains("office closed, OPS-7") && table.contains("<td>opal</td>"), "{table}");
+    let again = operator.submit(&detail, &skips, &typed).await;
+    assert_eq!(again.status(), 422);
+    assert!(again.text().await.unwrap().contains("That occurrence is skipped already."));
+    let audit = operator.get_html("/admin/audit/?object_type=schedule").await;
+    let entry = audit.split("<td>skip occurrence</td>").nth(1).expect("the skip is audited");
+    assert!(
+        entry.contains("2099-12-24 03:00 CET (2099-12-24 02:00 UTC)")
+            && entry.contains("office closed, OPS-7")
+    );
+
+    // When its time comes (a scheduler's clock), it is recorded as skipped with the note; the day
+    // after runs. (No worker here: overlap `allow` keeps the queued runs from skipping the next.)
+    let at = |day: u32| chrono::Utc.with_ymd_and_hms(2099, 12, day, 2, 0, 0).unwrap();
+    app.query(move |conn| {
+        use diesel::prelude::*;
+        use isinbeat::db::schema::schedules;
+        diesel::update(schedules::table.find(id))
+            .set(schedules::overlap_policy.eq("allow"))
+            .execute(conn)
+            .unwrap();
+        isinbeat::scheduler::tick(conn, at(23) - chrono::Duration::hours(1)).unwrap();
+        for day in [23, 24, 25] {
+            isinbeat::scheduler::tick(conn, at(day)).unwrap();
+        }
+    })
+    .await;
+    let recorded = app.query(move |conn| run::for_schedule(conn, id, 10).unwrap()).await;
+    let statuses: Vec<(&str, Option<&str>)> =
+        recorded.iter().rev().map(|r| (r.status.as_str(), r.note.as_deref())).collect();
+    assert_eq!(statuses, [("queued", None), ("skipped", Some("office closed, OPS-7")), ("queued", None)]);
+    let runs = operator.get_html(&format!("/admin/runs/?schedule={id}")).await;
+    assert!(runs.contains("skipped on request by opal") && runs.contains("office closed, OPS-7"), "{runs}");
+    let page = operator.get_html(&detail).await;
+    let table = part(&page, "schedule-skips", "</table>");
+    assert!(table.contains(&format!("recorded as <a href=\"/admin/runs/{}/\"", recorded[1].id)), "{table}");
+
+    // A skip taken back before its time: that occurrence runs after all.
+    let typed = [("at", "2099-12-31T03:00"), ("note", "maybe")];
+    assert_eq!(operator.submit(&detail, &skips, &typed).await.status(), 303);
+    let skip_id = app
+        .query(move |conn| {
+            use diesel::prelude::*;
+            use isinbeat::db::schema::schedule_skips;
+            schedule_skips::table
+                .select(schedule_skips::id)
+                .order(schedule_skips::id.desc())
+                .first::<i64>(conn)
+                .unwrap()
+        })
+        .await;
+    let taken_back = operator.submit(&detail, &format!("{skips}/{skip_id}/delete"), &[]).await;
+    assert_eq!(taken_back.status(), 303);
+    assert!(operator.get_html(&detail).await.contains("The skip was taken back"));
+    let left = app
+        .query(move |conn| {
+            let since = chrono::NaiveDate::from_ymd_opt(2000, 1, 1).unwrap().and_hms_opt(0, 0, 0).unwrap();
+            isinbeat::models::schedule_skip::for_schedule(conn, id, since, 10).unwrap().len()
+        })
+        .await;
+    assert_eq!(left, 1, "only the recorded one is left");
+}
+
+async fn pause_after_failures_is_set_on_the_form_and_checked(backend: Backend) {
+    let Some(app) = spawn_app(backend).await else { return };
+    let admin = app.admin().await;
+    let refused = admin
+        .submit("/admin/schedules/new", "/admin/schedules/new", &fields(&[("pause_after_failures", "0")]))
+        .await;
+    assert_eq!(refused.status(), 422);
+    assert!(refused.text().await.unwrap().contains(
+        "<p class=\"field-error\" id=\"error_pause_after_failures\">Enter a whole number from 1 to 1000, or leave it empty."
+    ));
+    let created = admin
+        .submit("/admin/schedules/new", "/admin/schedules/new", &fields(&[("pause_after_failures", "3")]))
+        .await;
+    assert_eq!(created.status(), 303);
+    let stored = app.query(|conn| schedule::find_by_name(conn, "gleif-daily").unwrap().unwrap()).await;
+    assert_eq!(stored.settings.pause_after_failures, Some(3));
+    let page = admin.get_html(&location(&created)).await;
+    assert!(page.contains("pauses itself after 3 failed runs in a row"));
+    let edit = admin.get_html(&format!("/admin/schedules/{}/edit", stored.id)).await;
+    assert!(edit.contains("name=\"pause_after_failures\" value=\"3\""));
 }

@@ -14,7 +14,10 @@ use diesel::prelude::*;
 use isinbeat::config::DatabaseUrl;
 use isinbeat::db::schema::audit_log;
 use isinbeat::db::{self, DbPool};
+use isinbeat::domain::pause::PauseNote;
+use isinbeat::models::audit::Actor;
 use isinbeat::models::schedule::{self, Schedule};
+use isinbeat::scheduler::actions;
 
 const BIN: &str = env!("CARGO_BIN_EXE_isinbeat");
 
@@ -74,6 +77,7 @@ on_both_backends!(
     a_file_with_mistakes_names_each_one_and_changes_nothing,
     prune_and_dry_run_do_what_they_say,
     an_exported_file_applies_to_the_same_schedules_elsewhere,
+    a_pause_is_exported_with_its_reason_and_resume_time_and_applied_back,
 );
 
 async fn apply_creates_then_changes_nothing_then_shows_and_applies_each_changed_key(backend: Backend) {
@@ -288,4 +292,78 @@ async fn an_exported_file_applies_to_the_same_schedules_elsewhere(backend: Backe
     for name in ["gleif-every-6h", "prune-nightly"] {
         assert_eq!(find(&here, name).unwrap().settings, find(&there, name).unwrap().settings, "{name}");
     }
+}
+
+async fn a_pause_is_exported_with_its_reason_and_resume_time_and_applied_back(backend: Backend) {
+    let Some(database) = migrated(backend) else { return };
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("mine.toml"), FILE).unwrap();
+    assert!(isinbeat(&database, dir.path(), &["schedules", "apply", "mine.toml"]).status.success());
+    let here = pool(&database);
+    // Paused in the admin until 2 January 2099, 08:00 in Berlin (07:00 UTC).
+    let gleif = find(&here, "gleif-every-6h").unwrap();
+    let note = PauseNote {
+        reason: Some("upstream outage".to_owned()),
+        resume_at: chrono::NaiveDate::from_ymd_opt(2099, 1, 2).unwrap().and_hms_opt(7, 0, 0),
+    };
+    let opal = Actor { id: None, name: "opal".to_owned(), ip: None };
+    actions::pause(&mut here.get().unwrap(), &opal, gleif.id, &note).unwrap();
+
+    let exported = isinbeat(&database, dir.path(), &["schedules", "export"]);
+    let file = text(&exported.stdout);
+    assert!(
+        file.contains("enabled = false\n")
+            && file.contains("paused_reason = \"upstream outage\"\n")
+            && file.contains("resume_at = \"2099-01-02 08:00\"\n"),
+        "{file}"
+    );
+    assert_eq!(file.matches("paused_reason").count(), 1, "only the paused schedule has one");
+    std::fs::write(dir.path().join("exported.toml"), &file).unwrap();
+    let same = isinbeat(&database, dir.path(), &["schedules", "apply", "exported.toml"]);
+    assert!(text(&same.stdout).contains("Nothing to change."), "{}", text(&same.stdout));
+
+    // Applied to another installation: paused there, so, by the command line.
+    let Some(other) = migrated(Backend::Sqlite) else { return };
+    let copied = isinbeat(&other, dir.path(), &["schedules", "apply", "exported.toml"]);
+    assert!(copied.status.success(), "{}", text(&copied.stderr));
+    let there = find(&pool(&other), "gleif-every-6h").unwrap();
+    assert!(!there.settings.enabled);
+    assert_eq!(there.state.pause_note(), note);
+    assert_eq!(there.state.paused_by.as_deref(), Some("command line (schedules apply exported.toml)"));
+
+    // A changed reason is one changed key, applied to the paused schedule.
+    std::fs::write(
+        dir.path().join("exported.toml"),
+        file.replace("upstream outage", "upstream outage, OPS-9"),
+    )
+    .unwrap();
+    let changed = isinbeat(&database, dir.path(), &["schedules", "apply", "exported.toml"]);
+    let out = text(&changed.stdout);
+    assert!(
+        out.contains(
+            "~ gleif-every-6h\n    paused_reason: \"upstream outage\" → \"upstream outage, OPS-9\"\n"
+        ),
+        "{out}"
+    );
+    let changed = find(&here, "gleif-every-6h").unwrap();
+    assert_eq!(changed.state.paused_reason.as_deref(), Some("upstream outage, OPS-9"));
+    assert_eq!(changed.state.paused_by.as_deref(), Some("opal"), "who paused it stays");
+
+    // Mistakes are named with their key, and nothing changes.
+    let bad = FILE.replace("max_attempts = 5", "max_attempts = 5\npaused_reason = \"x\"").replace(
+        "cron = \"0 4 * * *\"",
+        "cron = \"0 4 * * *\"\nenabled = false\nresume_at = \"2001-01-01 00:00\"\npause_after_failures = -1",
+    );
+    std::fs::write(dir.path().join("bad.toml"), bad).unwrap();
+    let refused = isinbeat(&database, dir.path(), &["schedules", "apply", "bad.toml"]);
+    let err = text(&refused.stderr);
+    assert_eq!(refused.status.code(), Some(1), "{err}");
+    for expected in [
+        "bad.toml: schedule 1 “gleif-every-6h”: paused_reason: Only a paused schedule (enabled = false) has this key.",
+        "bad.toml: schedule 2 “prune-nightly”: resume_at: That time has passed; choose a later one, or leave it empty.",
+        "bad.toml: schedule 2 “prune-nightly”: pause_after_failures: Enter a whole number from 1 to 1000, or leave it empty.",
+    ] {
+        assert!(err.contains(expected), "missing {expected:?} in:\n{err}");
+    }
+    assert!(find(&here, "prune-nightly").unwrap().settings.enabled, "nothing was changed");
 }

@@ -47,7 +47,7 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
                 );
                 return Ok(true);
             }
-            LatestClaim::Holiday { run_id, reason, .. } => {
+            LatestClaim::Holiday { run_id, reason, .. } | LatestClaim::Skipped { run_id, reason, .. } => {
                 println!("Run #{run_id} was recorded as skipped. {reason}");
                 return Ok(true);
             }

@@ -5,6 +5,8 @@
 //! differs — created, changed field by field, deleted — and then makes the database match in
 //! one audited transaction. Schedules missing from the file are kept unless `--prune` is given,
 //! so a file can own a subset. Applying the same file twice changes nothing the second time.
+//! A paused schedule (`enabled = false`) is written with why it is paused (`paused_reason`) and
+//! when the scheduler resumes it (`resume_at`, local time in its `timezone`), and read back so.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -14,11 +16,14 @@ use serde::{Deserialize, Serialize};
 
 use super::as_code::{self, Applied, KeyChange};
 use crate::domain::duration_text::{TimeUnit, in_largest_unit};
+use crate::domain::pause::PauseNote;
 use crate::domain::schedule_settings::ScheduleSettings;
+use crate::domain::schedule_spec::parse_time_zone;
 use crate::jobs::Registry;
 use crate::models::audit::Actor;
 use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter};
 use crate::scheduler::actions::{self, Batch};
+use crate::scheduler::pause::PauseInput;
 use crate::scheduler::settings::SettingsInput;
 
 /// The file: `[[schedule]]` tables.
@@ -91,6 +96,16 @@ pub struct Entry {
     /// The queue its runs go to (Celery's routing): only workers listening on it take them.
     #[serde(default = "defaults::queue")]
     pub queue: String,
+    /// It pauses itself after this many failed runs in a row.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pause_after_failures: Option<i64>,
+    /// Why it is paused (only with `enabled = false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub paused_reason: Option<String>,
+    /// When the scheduler resumes it (`YYYY-MM-DD HH:MM`, in `timezone`; only with
+    /// `enabled = false`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resume_at: Option<String>,
 }
 
 /// The defaults of a new schedule, from the one place that defines them.
@@ -148,10 +163,17 @@ fn join_duration(seconds: i64) -> String {
     format!("{count}{}", unit.suffix())
 }
 
+/// Why a schedule is paused and until when, as it stands (nothing for a running one).
+fn pause_of(current: &Schedule) -> PauseNote {
+    if current.settings.enabled { PauseNote::default() } else { current.state.pause_note() }
+}
+
 impl Entry {
-    /// A schedule's settings as the file writes them.
-    pub fn from_settings(settings: &ScheduleChanges) -> Self {
+    /// A schedule's settings as the file writes them, with why it is paused and until when.
+    pub fn from_settings(settings: &ScheduleChanges, pause: &PauseNote) -> Self {
         let form = SettingsInput::from_columns(settings);
+        let zone = parse_time_zone(&settings.timezone).unwrap_or(chrono_tz::Tz::UTC);
+        let paused = PauseInput::from_note(pause, zone);
         let params = form
             .params
             .iter()
@@ -192,13 +214,43 @@ impl Entry {
             alert_webhook_url: settings.alert_webhook_url.clone(),
             alert_no_success: settings.alert_no_success_seconds.map(join_duration),
             queue: settings.queue.clone(),
+            pause_after_failures: settings.pause_after_failures.map(i64::from),
+            paused_reason: pause.reason.clone().filter(|_| !settings.enabled),
+            resume_at: text(&paused.resume_at).filter(|_| !settings.enabled).map(|t| t.replace('T', " ")),
         }
     }
 
-    /// The settings this entry stands for, checked as the schedule form checks them; or the
-    /// problems, each with the file's key it is about.
-    pub fn to_settings(&self, registry: &Registry) -> Result<ScheduleSettings, Vec<(String, String)>> {
+    /// The settings this entry stands for, checked as the schedule form checks them, with why
+    /// it is paused and until when (a resume time must be after `now`); or the problems, each
+    /// with the file's key it is about.
+    pub fn to_settings(
+        &self,
+        registry: &Registry,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(ScheduleSettings, PauseNote), Vec<(String, String)>> {
         let mut problems = Vec::new();
+        for (key, given) in
+            [("paused_reason", self.paused_reason.is_some()), ("resume_at", self.resume_at.is_some())]
+        {
+            if given && self.enabled {
+                problems.push((
+                    key.to_owned(),
+                    "Only a paused schedule (enabled = false) has this key.".to_owned(),
+                ));
+            }
+        }
+        let pause = PauseInput {
+            reason: self.paused_reason.clone().unwrap_or_default(),
+            resume_at: self.resume_at.clone().unwrap_or_default(),
+        }
+        .parse(parse_time_zone(&self.timezone).unwrap_or(chrono_tz::Tz::UTC), now, false)
+        .map_err(|errors| {
+            problems.extend(errors.iter().map(|(field, message)| {
+                let key = if field == "reason" { "paused_reason" } else { field };
+                (key.to_owned(), message.to_owned())
+            }));
+        })
+        .ok();
         let spec_kind = match (&self.cron, &self.every, &self.once_at) {
             (Some(_), None, None) => "cron",
             (None, Some(_), None) => "interval",
@@ -275,12 +327,13 @@ impl Entry {
             alert_no_success,
             alert_no_success_unit,
             queue: self.queue.clone(),
+            pause_after_failures: self.pause_after_failures.map(|n| n.to_string()).unwrap_or_default(),
         };
         let (parsed, _) = form.parse(registry);
-        match parsed {
-            Ok(settings) if problems.is_empty() => Ok(settings),
-            Ok(_) => Err(problems),
-            Err(errors) => {
+        match (parsed, pause) {
+            (Ok(settings), Some(pause)) if problems.is_empty() => Ok((settings, pause)),
+            (Ok(_), _) => Err(problems),
+            (Err(errors), _) => {
                 problems.extend(errors.iter().map(|(field, message)| (file_key(field), message.to_owned())));
                 Err(problems)
             }
@@ -315,8 +368,9 @@ pub fn export() -> anyhow::Result<()> {
 
 /// The file for `schedules`.
 pub fn render(schedules: &[Schedule]) -> anyhow::Result<String> {
-    let file =
-        ScheduleFile { schedules: schedules.iter().map(|s| Entry::from_settings(&s.settings)).collect() };
+    let file = ScheduleFile {
+        schedules: schedules.iter().map(|s| Entry::from_settings(&s.settings, &pause_of(s))).collect(),
+    };
     let body = toml::to_string_pretty(&file).context("Failed to write the schedules as TOML")?;
     Ok(format!(
         "# isinbeat schedules, exported {} UTC. `isinbeat schedules apply FILE` makes the database match.\n\n{body}",
@@ -331,13 +385,15 @@ pub struct Update {
     pub current: Schedule,
     /// Its settings as the file says.
     pub settings: ScheduleChanges,
+    /// Why it is paused and until when, as the file says.
+    pub pause: PauseNote,
     pub changes: Vec<KeyChange>,
 }
 
 /// What applying a file would do.
 #[derive(Debug, Default)]
 pub struct Plan {
-    pub create: Vec<ScheduleChanges>,
+    pub create: Vec<(ScheduleChanges, PauseNote)>,
     pub update: Vec<Update>,
     /// Schedules the file does not name: deleted with `--prune`, kept otherwise.
     pub absent: Vec<Schedule>,
@@ -356,8 +412,8 @@ pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow
             problems.push(format!("{shown}: {label}: name: another schedule in the file has this name."));
             continue;
         }
-        match entry.to_settings(registry) {
-            Ok(settings) => wanted.push(ScheduleChanges::from(&settings)),
+        match entry.to_settings(registry, chrono::Utc::now()) {
+            Ok((settings, pause)) => wanted.push((ScheduleChanges::from(&settings), pause)),
             Err(found) => problems.extend(
                 found.into_iter().map(|(key, message)| format!("{shown}: {label}: {key}: {message}")),
             ),
@@ -369,13 +425,15 @@ pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow
     let mut by_name: BTreeMap<String, Schedule> =
         existing.into_iter().map(|s| (s.settings.name.clone(), s)).collect();
     let mut plan = Plan::default();
-    for settings in wanted {
+    for (settings, pause) in wanted {
         match by_name.remove(&settings.name) {
-            None => plan.create.push(settings),
-            Some(current) if current.settings == settings => plan.unchanged += 1,
+            None => plan.create.push((settings, pause)),
+            Some(current) if current.settings == settings && pause_of(&current) == pause => {
+                plan.unchanged += 1
+            }
             Some(current) => {
-                let changes = changed_keys(&current.settings, &settings);
-                plan.update.push(Update { current, settings, changes });
+                let changes = changed_keys((&current.settings, &pause_of(&current)), (&settings, &pause));
+                plan.update.push(Update { current, settings, pause, changes });
             }
         }
     }
@@ -384,9 +442,14 @@ pub fn plan(path: &Path, registry: &Registry, existing: Vec<Schedule>) -> anyhow
 }
 
 /// The file's keys whose values differ, with both values as the file writes them.
-fn changed_keys(before: &ScheduleChanges, after: &ScheduleChanges) -> Vec<KeyChange> {
-    let (old, new) =
-        (as_code::keys_of(Entry::from_settings(before)), as_code::keys_of(Entry::from_settings(after)));
+fn changed_keys(
+    before: (&ScheduleChanges, &PauseNote),
+    after: (&ScheduleChanges, &PauseNote),
+) -> Vec<KeyChange> {
+    let (old, new) = (
+        as_code::keys_of(Entry::from_settings(before.0, before.1)),
+        as_code::keys_of(Entry::from_settings(after.0, after.1)),
+    );
     as_code::changed_keys((&old, &new), (&old, &new))
 }
 
@@ -405,7 +468,11 @@ pub fn apply(path: &Path, prune: bool, dry_run: bool) -> anyhow::Result<Applied>
     }
     let batch = Batch {
         delete: if prune { plan.absent.iter().map(|s| s.id).collect() } else { Vec::new() },
-        update: plan.update.iter().map(|update| (update.current.id, update.settings.clone())).collect(),
+        update: plan
+            .update
+            .iter()
+            .map(|update| (update.current.id, update.settings.clone(), update.pause.clone()))
+            .collect(),
         create: plan.create.clone(),
     };
     let actor =
@@ -419,7 +486,7 @@ pub fn apply(path: &Path, prune: bool, dry_run: bool) -> anyhow::Result<Applied>
 pub fn describe(plan: &Plan, prune: bool) -> String {
     use std::fmt::Write;
     let mut out = String::new();
-    for settings in &plan.create {
+    for (settings, _) in &plan.create {
         let timing = match settings.spec_kind.as_str() {
             "cron" => {
                 format!("cron {:?} {}", settings.cron_expr.as_deref().unwrap_or_default(), settings.timezone)
@@ -484,11 +551,40 @@ mod tests {
         settings.timeout_seconds = Some(900);
         settings.alert_webhook_url = Some("https://hooks.example.org/isinbeat".to_owned());
         settings.alert_no_success_seconds = Some(2 * 86_400);
-        let entry = Entry::from_settings(&settings);
+        settings.pause_after_failures = Some(3);
+        settings.enabled = false;
+        let pause = PauseNote {
+            reason: Some("upstream outage".to_owned()),
+            resume_at: chrono::NaiveDate::from_ymd_opt(2099, 1, 2).and_then(|d| d.and_hms_opt(7, 0, 0)),
+        };
+        let entry = Entry::from_settings(&settings, &pause);
+        assert_eq!(entry.resume_at.as_deref(), Some("2099-01-02 08:00"), "local time in Berlin");
         let text = toml::to_string_pretty(&ScheduleFile { schedules: vec![entry] }).unwrap_or_default();
         let read: ScheduleFile = toml::from_str(&text).unwrap_or_default();
         assert_eq!(read.schedules.len(), 1, "{text}");
-        let back = read.schedules[0].to_settings(&registry);
-        assert_eq!(back.as_ref().ok().map(ScheduleChanges::from), Some(settings), "{text}\n{back:?}");
+        let back = read.schedules[0].to_settings(&registry, chrono::Utc::now());
+        let back = back.map(|(settings, pause)| (ScheduleChanges::from(&settings), pause));
+        assert_eq!(back.as_ref().ok(), Some(&(settings, pause)), "{text}\n{back:?}");
+    }
+
+    #[test]
+    fn a_pause_is_only_for_a_paused_schedule_and_resumes_later() {
+        let registry = Registry::builtin();
+        let read = |extra: &str| {
+            let text = format!(
+                "[[schedule]]\nname = \"a\"\ntask = \"prune_history\"\ncron = \"0 3 * * *\"\n{extra}"
+            );
+            let file: ScheduleFile = toml::from_str(&text).unwrap_or_default();
+            file.schedules[0].to_settings(&registry, chrono::Utc::now()).err().unwrap_or_default()
+        };
+        let keys =
+            |problems: Vec<(String, String)>| problems.into_iter().map(|(key, _)| key).collect::<Vec<_>>();
+        assert_eq!(keys(read("paused_reason = \"x\"\n")), ["paused_reason"]);
+        assert_eq!(keys(read("enabled = false\nresume_at = \"2001-01-01 00:00\"\n")), ["resume_at"]);
+        assert_eq!(keys(read("enabled = false\nresume_at = \"soon\"\n")), ["resume_at"]);
+        assert_eq!(keys(read("pause_after_failures = 0\n")), ["pause_after_failures"]);
+        assert!(
+            read("enabled = false\npaused_reason = \"x\"\nresume_at = \"2099-01-01 00:00\"\n").is_empty()
+        );
     }
 }

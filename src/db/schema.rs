@@ -163,6 +163,18 @@ diesel::table! {
         stats -> Nullable<Text>,
         created_at -> Timestamp,
         queue -> Text,
+        note -> Nullable<Text>,
+    }
+}
+
+diesel::table! {
+    schedule_skips (id) {
+        id -> Int8,
+        schedule_id -> Int8,
+        occurs_at -> Timestamp,
+        note -> Text,
+        created_by -> Text,
+        created_at -> Timestamp,
     }
 }
 
@@ -174,6 +186,10 @@ diesel::table! {
         last_fire_at -> Nullable<Timestamp>,
         version -> Int8,
         no_success_alerted_at -> Nullable<Timestamp>,
+        paused_by -> Nullable<Text>,
+        paused_at -> Nullable<Timestamp>,
+        paused_reason -> Nullable<Text>,
+        resume_at -> Nullable<Timestamp>,
     }
 }
 
@@ -209,6 +225,7 @@ diesel::table! {
         alert_webhook_url -> Nullable<Text>,
         alert_no_success_seconds -> Nullable<Int8>,
         queue -> Text,
+        pause_after_failures -> Nullable<Int4>,
     }
 }
 
@@ -301,6 +318,7 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(audit_log -> users (actor_id));
 diesel::joinable!(runs -> schedules (schedule_id));
 diesel::joinable!(runs -> users (triggered_by));
+diesel::joinable!(schedule_skips -> schedules (schedule_id));
 diesel::joinable!(schedule_state -> schedules (schedule_id));
 diesel::joinable!(schedules -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
@@ -321,6 +339,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     isins,
     login_failures,
     runs,
+    schedule_skips,
     schedule_state,
     schedules,
     sessions,

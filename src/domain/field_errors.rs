@@ -14,6 +14,11 @@ impl FieldErrors {
         self.0.entry(field.into()).or_insert_with(|| message.to_string());
     }
 
+    /// The message for `field`, if any.
+    pub fn get(&self, field: &str) -> Option<&str> {
+        self.0.get(field).map(String::as_str)
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

@@ -71,6 +71,8 @@ typed_ids! {
     LoginFailureId;
     /// The id of a row in `source_files`.
     SourceFileId;
+    /// The id of a row in `schedule_skips`.
+    SkipId;
 }
 
 /// The key of a row in `workers`, also written on the runs the worker takes: host, process and

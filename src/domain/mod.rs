@@ -13,6 +13,7 @@ pub mod lei;
 pub mod locator;
 pub mod named_choices;
 pub mod password;
+pub mod pause;
 pub mod policy;
 pub mod queue_name;
 pub mod role;
@@ -25,8 +26,8 @@ pub mod username;
 pub mod venue;
 
 pub use ids::{
-    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SourceFileId, SourceId, UserId,
-    WorkerName,
+    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SkipId, SourceFileId, SourceId,
+    UserId, WorkerName,
 };
 pub use isin::{Isin, IsinError};
 pub use lei::{Lei, LeiError};

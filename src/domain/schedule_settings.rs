@@ -59,6 +59,8 @@ pub struct ScheduleSettings {
     /// The "no success for" window of the dead man's switch.
     pub alert_no_success: Option<Duration>,
     pub queue: QueueName,
+    /// The schedule pauses itself when this many of its runs in a row failed for good.
+    pub pause_after_failures: Option<u32>,
 }
 
 /// A number of seconds as a count in the largest unit that divides it (`21600` → `6`,

@@ -225,6 +225,11 @@ impl ScheduleSpec {
         }
     }
 
+    /// Whether `at` is one of the occurrences (inside the start/end window).
+    pub fn occurs_at(&self, at: DateTime<Utc>) -> bool {
+        self.latest_at_or_before(at) == Some(at)
+    }
+
     /// Every occurrence in `(after, until]`, oldest first, at most `limit` of them.
     pub fn occurrences_between(
         &self,

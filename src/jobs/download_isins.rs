@@ -232,6 +232,7 @@ fn manual_run<'a>(
         error: None,
         created_at: now,
         queue: crate::domain::QueueName::DEFAULT,
+        note: None,
     }
 }
 

@@ -38,6 +38,12 @@ impl Actor {
     pub fn command_line() -> Self {
         Self { id: None, name: "command line".to_owned(), ip: None }
     }
+
+    /// A change the scheduler made by itself: a resume at the time an operator set, a pause
+    /// after failures in a row.
+    pub fn scheduler() -> Self {
+        Self { id: None, name: "scheduler".to_owned(), ip: None }
+    }
 }
 
 /// An entry to write.

@@ -10,8 +10,8 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{BigInt, Text};
 
 use crate::domain::ids::{
-    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SourceFileId, SourceId, UserId,
-    WorkerName,
+    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SkipId, SourceFileId, SourceId,
+    UserId, WorkerName,
 };
 
 macro_rules! stored_as_bigint {
@@ -46,6 +46,7 @@ stored_as_bigint!(
     AuditEntryId,
     LoginFailureId,
     SourceFileId,
+    SkipId,
 );
 
 impl<DB: Backend> ToSql<Text, DB> for WorkerName

@@ -4,6 +4,7 @@
 pub mod alert;
 pub mod api_token;
 pub mod audit;
+pub mod failure_pause;
 pub mod id_columns;
 pub mod instance_secret;
 pub mod isin_browse;
@@ -12,6 +13,7 @@ pub mod isin_record;
 pub mod login_failure;
 pub mod run;
 pub mod schedule;
+pub mod schedule_skip;
 pub mod session;
 pub mod source;
 pub mod source_file;

@@ -39,6 +39,8 @@ pub struct Run {
     pub created_at: NaiveDateTime,
     /// The queue it was sent to; retries and re-pushes go there too.
     pub queue: String,
+    /// An operator's note on it (an occurrence skipped on request carries the skip's note).
+    pub note: Option<String>,
 }
 
 impl Run {
@@ -72,6 +74,7 @@ pub struct NewRun<'a> {
     pub error: Option<&'a str>,
     pub created_at: NaiveDateTime,
     pub queue: &'a str,
+    pub note: Option<&'a str>,
 }
 
 /// Inserts a run and returns its id. A scheduled occurrence that already has a run fails with
@@ -100,7 +103,7 @@ pub fn insert_many(conn: &mut DbConnection, rows: &[NewRun<'_>]) -> QueryResult<
     Ok(ids)
 }
 
-/// Rows per multi-row insert: 13 columns each stays well within both backends' limit on bound
+/// Rows per multi-row insert: 14 columns each stays well within both backends' limit on bound
 /// parameters.
 pub const INSERT_CHUNK: usize = 500;
 
@@ -152,6 +155,29 @@ pub fn taken_occurrence(
         .select(runs::id)
         .first(conn)
         .optional()
+}
+
+/// Writes (or, with `None`, clears) the note on the run `id`. Returns how many runs changed.
+pub fn set_note(conn: &mut DbConnection, id: RunId, note: Option<&str>) -> QueryResult<usize> {
+    diesel::update(runs::table.find(id)).set(runs::note.eq(note)).execute(conn)
+}
+
+/// How the newest `limit` runs of the schedule whose task ran and ended (succeeded or failed)
+/// ended, newest first, among those that ended at or after `since`.
+pub fn newest_outcomes(
+    conn: &mut DbConnection,
+    schedule_id: ScheduleId,
+    since: NaiveDateTime,
+    limit: i64,
+) -> QueryResult<Vec<RunStatus>> {
+    runs::table
+        .filter(runs::schedule_id.eq(schedule_id))
+        .filter(runs::status.eq_any([RunStatus::Succeeded, RunStatus::Failed]))
+        .filter(runs::finished_at.ge(since))
+        .order((runs::finished_at.desc(), runs::id.desc()))
+        .limit(limit)
+        .select(runs::status)
+        .load(conn)
 }
 
 pub fn count_for_schedule(conn: &mut DbConnection, schedule_id: ScheduleId) -> QueryResult<i64> {

@@ -11,6 +11,7 @@ use diesel::prelude::*;
 use crate::db::DbConnection;
 use crate::db::schema::{schedule_state, schedules};
 use crate::domain::download_params::Params;
+use crate::domain::pause::PauseNote;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::domain::schedule_settings::{Cadence, ScheduleSettings};
 use crate::domain::schedule_spec::{CronExpr, Recurrence, ScheduleSpec, SpecError, parse_time_zone};
@@ -46,6 +47,20 @@ pub struct ScheduleState {
     pub version: i64,
     /// When the "no success" alert last fired; it fires again only after a success in between.
     pub no_success_alerted_at: Option<NaiveDateTime>,
+    /// Who paused it (a user's name, `scheduler`, the command line) and when, while paused.
+    pub paused_by: Option<String>,
+    pub paused_at: Option<NaiveDateTime>,
+    /// What they said, while paused.
+    pub paused_reason: Option<String>,
+    /// When the scheduler resumes it by itself, while paused.
+    pub resume_at: Option<NaiveDateTime>,
+}
+
+impl ScheduleState {
+    /// Why it is paused and until when, as recorded (empty when it is not paused).
+    pub fn pause_note(&self) -> PauseNote {
+        PauseNote { reason: self.paused_reason.clone(), resume_at: self.resume_at }
+    }
 }
 
 /// `schedules` joined with `schedule_state`: what every read of a whole [`Schedule`] selects from.
@@ -111,6 +126,8 @@ pub struct ScheduleChanges {
     pub alert_no_success_seconds: Option<i64>,
     /// The queue its runs go to: only workers listening on it take them.
     pub queue: String,
+    /// It pauses itself when this many of its runs in a row failed for good; `None`: never.
+    pub pause_after_failures: Option<i32>,
 }
 
 impl ScheduleChanges {
@@ -177,6 +194,7 @@ impl From<&ScheduleSettings> for ScheduleChanges {
             alert_webhook_url: settings.alert_webhook_url.clone(),
             alert_no_success_seconds: settings.alert_no_success.map(|d| d.num_seconds()),
             queue: settings.queue.as_str().to_owned(),
+            pause_after_failures: settings.pause_after_failures.map(int),
         }
     }
 }
@@ -196,6 +214,63 @@ pub fn bump_version(conn: &mut DbConnection, id: ScheduleId) -> QueryResult<usiz
     diesel::update(schedule_state::table.find(id))
         .set(schedule_state::version.eq(schedule_state::version + 1))
         .execute(conn)
+}
+
+/// Pauses (`enabled = false`) or resumes the schedule `id` if it is not so already, moving
+/// `version` so that a claim that read it before loses. Returns whether it changed: of two
+/// processes pausing (or resuming) at once, one does.
+pub fn set_enabled(conn: &mut DbConnection, id: ScheduleId, enabled: bool) -> QueryResult<bool> {
+    let changed = diesel::update(schedules::table.find(id).filter(schedules::enabled.eq(!enabled)))
+        .set((schedules::enabled.eq(enabled), schedules::updated_at.eq(crate::db::now())))
+        .execute(conn)?;
+    if changed == 1 {
+        bump_version(conn, id)?;
+    }
+    Ok(changed == 1)
+}
+
+/// Who paused a schedule and when, with what they said: `None` clears it (a resume).
+#[derive(Debug, Clone, Copy)]
+pub struct PausedBy<'a> {
+    pub by: &'a str,
+    pub at: NaiveDateTime,
+    pub note: &'a PauseNote,
+}
+
+/// Records how the schedule `id` came to be paused (`None`: it was resumed, forget it).
+pub fn record_pause(
+    conn: &mut DbConnection,
+    id: ScheduleId,
+    paused: Option<PausedBy<'_>>,
+) -> QueryResult<usize> {
+    diesel::update(schedule_state::table.find(id))
+        .set((
+            schedule_state::paused_by.eq(paused.map(|p| p.by)),
+            schedule_state::paused_at.eq(paused.map(|p| p.at)),
+            schedule_state::paused_reason.eq(paused.and_then(|p| p.note.reason.as_deref())),
+            schedule_state::resume_at.eq(paused.and_then(|p| p.note.resume_at)),
+        ))
+        .execute(conn)
+}
+
+/// Changes why a paused schedule is paused and when it resumes, keeping who paused it and when.
+pub fn change_pause_note(conn: &mut DbConnection, id: ScheduleId, note: &PauseNote) -> QueryResult<usize> {
+    diesel::update(schedule_state::table.find(id))
+        .set((
+            schedule_state::paused_reason.eq(note.reason.as_deref()),
+            schedule_state::resume_at.eq(note.resume_at),
+        ))
+        .execute(conn)
+}
+
+/// The paused schedules whose resume time has come at `now`, by id.
+pub fn due_to_resume(conn: &mut DbConnection, now: NaiveDateTime) -> QueryResult<Vec<ScheduleId>> {
+    with_state()
+        .filter(schedules::enabled.eq(false))
+        .filter(schedule_state::resume_at.le(now))
+        .order(schedules::id)
+        .select(schedules::id)
+        .load(conn)
 }
 
 /// Deletes a schedule; its runs stay as history (their `schedule_id` becomes NULL).

@@ -1,17 +1,19 @@
-//! What operators do to a schedule — pause, resume, run now — each with its audit entry in the
-//! same transaction. Pausing and resuming move `version`, so a claim that read the schedule
-//! before the change loses its compare-and-set and does nothing.
+//! What operators do to a schedule — create, change, delete, pause (with a reason and a resume
+//! time), resume, run now, skip an occurrence, note a run — each with its audit entry in the
+//! same transaction; and the scheduler's resume of a schedule whose resume time has come.
+//! Pausing and resuming move `version`, so a claim that read the schedule before the change
+//! loses its compare-and-set and does nothing.
 
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::db::schema::schedules;
 use crate::db::{DbConnection, now, write_transaction};
 use crate::domain::mask_webhook_url;
+use crate::domain::pause::PauseNote;
 use crate::domain::{RunId, RunStatus, ScheduleId, Trigger};
 use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::run::{self, NewRun};
-use crate::models::schedule::{self, NewSchedule, Schedule, ScheduleChanges};
+use crate::models::schedule::{self, NewSchedule, PausedBy, Schedule, ScheduleChanges};
 
 /// Why an action did not happen.
 #[derive(Debug, thiserror::Error)]
@@ -60,37 +62,48 @@ fn diff(before: &ScheduleChanges, after: &ScheduleChanges) -> serde_json::Value 
     serde_json::Value::Object(changed)
 }
 
-/// Creates a schedule; the scheduler computes its first fire time at its next tick.
+/// Creates a schedule; the scheduler computes its first fire time at its next tick. One made
+/// paused (not enabled) is recorded as paused by `actor`, with `pause`'s reason and resume time.
 pub fn create(
     conn: &mut DbConnection,
     actor: &Actor,
     settings: ScheduleChanges,
+    pause: &PauseNote,
 ) -> Result<Schedule, ActionError> {
-    write_transaction(conn, |conn| create_within(conn, actor, settings))
+    write_transaction(conn, |conn| create_within(conn, actor, settings, pause))
 }
 
 fn create_within(
     conn: &mut DbConnection,
     actor: &Actor,
     settings: ScheduleChanges,
+    pause: &PauseNote,
 ) -> Result<Schedule, ActionError> {
     if schedule::find_by_name(conn, &settings.name)?.is_some() {
         return Err(ActionError::DuplicateName);
     }
-    let changes = diff(&ScheduleChanges::default(), &settings);
+    let mut changes = diff(&ScheduleChanges::default(), &settings);
     let created = schedule::insert(conn, &NewSchedule::new(settings, actor.id))?;
+    if !created.settings.enabled {
+        schedule::record_pause(conn, created.id, Some(PausedBy { by: &actor.name, at: now(), note: pause }))?;
+        extend(&mut changes, pause_diff(&PauseNote::default(), pause));
+    }
     record(conn, actor, "create", &created, changes)?;
     Ok(created)
 }
 
 /// Changes a schedule's settings; the scheduler picks the new timing up at its next tick.
+/// Unticking "Enabled" pauses it (recorded as paused by `actor`), ticking it resumes it. `pause`
+/// is why it is paused and until when, as a `schedules apply` file says; `None` (the schedule
+/// form, which does not ask) keeps what a paused schedule had.
 pub fn update(
     conn: &mut DbConnection,
     actor: &Actor,
     id: ScheduleId,
     settings: &ScheduleChanges,
+    pause: Option<&PauseNote>,
 ) -> Result<bool, ActionError> {
-    write_transaction(conn, |conn| update_within(conn, actor, id, settings))
+    write_transaction(conn, |conn| update_within(conn, actor, id, settings, pause))
 }
 
 fn update_within(
@@ -98,9 +111,17 @@ fn update_within(
     actor: &Actor,
     id: ScheduleId,
     settings: &ScheduleChanges,
+    pause: Option<&PauseNote>,
 ) -> Result<bool, ActionError> {
     let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
-    let changes = diff(&target.settings, settings);
+    let mut changes = diff(&target.settings, settings);
+    let was = if target.settings.enabled { PauseNote::default() } else { target.state.pause_note() };
+    let will = match (settings.enabled, pause) {
+        (true, _) => PauseNote::default(),
+        (false, Some(pause)) => pause.clone(),
+        (false, None) => was.clone(),
+    };
+    extend(&mut changes, pause_diff(&was, &will));
     if changes.as_object().is_some_and(|map| map.is_empty()) {
         return Ok(false);
     }
@@ -108,6 +129,18 @@ fn update_within(
         return Err(ActionError::DuplicateName);
     }
     schedule::update(conn, id, settings)?;
+    match (target.settings.enabled, settings.enabled) {
+        (true, false) => {
+            schedule::record_pause(conn, id, Some(PausedBy { by: &actor.name, at: now(), note: &will }))?;
+        }
+        (false, true) => {
+            schedule::record_pause(conn, id, None)?;
+        }
+        (false, false) if was != will => {
+            schedule::change_pause_note(conn, id, &will)?;
+        }
+        _ => {}
+    }
     if settings.queue != target.settings.queue {
         // Its waiting runs follow it; their jobs in the old queue are pushed again by a
         // scheduler (the run row names the queue), or run there if a worker takes them first.
@@ -132,9 +165,10 @@ fn delete_within(conn: &mut DbConnection, actor: &Actor, id: ScheduleId) -> Resu
 /// Changes to many schedules at once (`isinbeat schedules apply`).
 #[derive(Debug, Clone, Default)]
 pub struct Batch {
-    pub create: Vec<ScheduleChanges>,
-    /// Schedule id and its new settings.
-    pub update: Vec<(ScheduleId, ScheduleChanges)>,
+    /// Settings, and why it is paused and until when (for one not enabled).
+    pub create: Vec<(ScheduleChanges, PauseNote)>,
+    /// Schedule id, its new settings, and why it is paused and until when.
+    pub update: Vec<(ScheduleId, ScheduleChanges, PauseNote)>,
     pub delete: Vec<ScheduleId>,
 }
 
@@ -144,11 +178,11 @@ pub fn apply(conn: &mut DbConnection, actor: &Actor, batch: Batch) -> Result<(),
         for id in batch.delete {
             delete_within(conn, actor, id)?;
         }
-        for (id, settings) in &batch.update {
-            update_within(conn, actor, *id, settings)?;
+        for (id, settings, pause) in &batch.update {
+            update_within(conn, actor, *id, settings, Some(pause))?;
         }
-        for settings in batch.create {
-            create_within(conn, actor, settings)?;
+        for (settings, pause) in batch.create {
+            create_within(conn, actor, settings, &pause)?;
         }
         Ok(())
     })
@@ -174,26 +208,108 @@ fn record(
     )
 }
 
-/// Pauses (`enabled = false`) or resumes a schedule. Resuming lets the misfire policy decide
-/// about the occurrences that passed while it was paused. Returns false when it already was so.
-pub fn set_enabled(
+/// Adds the pairs of `more` to the audit entry's `changes`.
+fn extend(changes: &mut serde_json::Value, more: serde_json::Map<String, serde_json::Value>) {
+    if let Some(map) = changes.as_object_mut() {
+        map.extend(more);
+    }
+}
+
+/// How a pause's reason and resume time changed, as `{"field": [old, new]}` (the resume time as
+/// UTC text), for the audit log.
+fn pause_diff(old: &PauseNote, new: &PauseNote) -> serde_json::Map<String, serde_json::Value> {
+    let instant =
+        |at: Option<chrono::NaiveDateTime>| at.map(|at| format!("{} UTC", at.format("%Y-%m-%d %H:%M")));
+    let mut changes = serde_json::Map::new();
+    if old.reason != new.reason {
+        changes.insert("paused_reason".to_owned(), json!([old.reason, new.reason]));
+    }
+    if old.resume_at != new.resume_at {
+        changes.insert("resume_at".to_owned(), json!([instant(old.resume_at), instant(new.resume_at)]));
+    }
+    changes
+}
+
+/// What [`pause`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Paused {
+    /// It was running and is paused now.
+    Paused,
+    /// It was paused already; its reason or resume time changed.
+    Changed,
+    /// It was paused already, with this reason and resume time.
+    Unchanged,
+}
+
+/// Pauses a schedule (`enabled = false`) saying why and, optionally, when the scheduler resumes
+/// it by itself; recorded as paused by `actor`, now. A schedule paused already keeps who paused
+/// it and when, and takes the new reason and resume time.
+pub fn pause(
     conn: &mut DbConnection,
     actor: &Actor,
     id: ScheduleId,
-    enabled: bool,
-) -> Result<bool, ActionError> {
+    note: &PauseNote,
+) -> Result<Paused, ActionError> {
+    write_transaction(conn, |conn| {
+        let mut target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+        if target.settings.enabled {
+            if schedule::set_enabled(conn, id, false)? {
+                schedule::record_pause(conn, id, Some(PausedBy { by: &actor.name, at: now(), note }))?;
+                let mut changes = json!({ "enabled": [true, false] });
+                extend(&mut changes, pause_diff(&PauseNote::default(), note));
+                record(conn, actor, "pause", &target, changes)?;
+                return Ok(Paused::Paused);
+            }
+            // Paused by someone else since it was read: change their pause.
+            target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+        }
+        let was = target.state.pause_note();
+        if was == *note {
+            return Ok(Paused::Unchanged);
+        }
+        schedule::change_pause_note(conn, id, note)?;
+        record(conn, actor, "pause", &target, serde_json::Value::Object(pause_diff(&was, note)))?;
+        Ok(Paused::Changed)
+    })
+}
+
+/// Resumes a paused schedule. The occurrences that passed while it was paused follow its
+/// misfire policy at the scheduler's next tick. Returns false when it was not paused.
+pub fn resume(conn: &mut DbConnection, actor: &Actor, id: ScheduleId) -> Result<bool, ActionError> {
     write_transaction(conn, |conn| {
         let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
-        if target.settings.enabled == enabled {
+        resume_within(conn, actor, &target)
+    })
+}
+
+/// Resumes `target` (as read in this transaction) unless it is running already or someone else
+/// resumed it meanwhile, forgetting why it was paused (the audit entry keeps it).
+fn resume_within(conn: &mut DbConnection, actor: &Actor, target: &Schedule) -> Result<bool, ActionError> {
+    if target.settings.enabled || !schedule::set_enabled(conn, target.id, true)? {
+        return Ok(false);
+    }
+    schedule::record_pause(conn, target.id, None)?;
+    let mut changes = json!({ "enabled": [false, true] });
+    extend(&mut changes, pause_diff(&target.state.pause_note(), &PauseNote::default()));
+    record(conn, actor, "resume", target, changes)?;
+    Ok(true)
+}
+
+/// Resumes the paused schedule `id` if its resume time has come at `now` — the scheduler's
+/// doing, audited as such — exactly as a resume by hand: its misfire policy decides about the
+/// occurrences it missed. Returns false when there was nothing to do (resumed by someone else,
+/// or its resume time changed meanwhile).
+pub fn resume_when_due(
+    conn: &mut DbConnection,
+    id: ScheduleId,
+    now: chrono::NaiveDateTime,
+) -> Result<bool, ActionError> {
+    write_transaction(conn, |conn| {
+        let Some(target) = schedule::find(conn, id)? else { return Ok(false) };
+        if target.state.resume_at.is_none_or(|at| at > now) {
             return Ok(false);
         }
-        diesel::update(schedules::table.find(id))
-            .set((schedules::enabled.eq(enabled), schedules::updated_at.eq(now())))
-            .execute(conn)?;
-        schedule::bump_version(conn, id)?;
-        let action = if enabled { "resume" } else { "pause" };
-        record(conn, actor, action, &target, json!({ "enabled": [target.settings.enabled, enabled] }))?;
-        Ok(true)
+        resume_within(conn, &Actor::scheduler(), &target)
     })
 }
 
@@ -251,6 +367,7 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: RunId) -> Result<Op
                 error: None,
                 created_at: at,
                 queue: &queue,
+                note: None,
             },
         )?;
         audit::insert(
@@ -265,5 +382,156 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: RunId) -> Result<Op
             },
         )?;
         Ok(Some(Retried::Queued(run_id)))
+    })
+}
+
+/// Why an occurrence was not skipped: the message to show beside the time typed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SkipRefused {
+    #[error("{0}")]
+    InvalidTiming(String),
+    /// Not a fire time of the schedule; the ones around it, in its time zone.
+    #[error("{at} is not an occurrence of this schedule{}.", neighbours(previous.as_deref(), next.as_deref()))]
+    NotAnOccurrence { at: String, previous: Option<String>, next: Option<String> },
+    #[error("That occurrence has passed.")]
+    Passed,
+    #[error("That occurrence is recorded already (run #{0}).")]
+    Recorded(RunId),
+    #[error("That occurrence is skipped already.")]
+    SkippedAlready,
+}
+
+fn neighbours(previous: Option<&str>, next: Option<&str>) -> String {
+    match (previous, next) {
+        (Some(previous), Some(next)) => format!("; the nearest are {previous} and {next}"),
+        (Some(previous), None) => format!("; the last is {previous}"),
+        (None, Some(next)) => format!("; the next is {next}"),
+        (None, None) => String::new(),
+    }
+}
+
+/// An instant as the schedule's pages show it: local time in `zone`, with the zone's name.
+fn local_text(at: chrono::DateTime<chrono::Utc>, zone: chrono_tz::Tz) -> String {
+    at.with_timezone(&zone).format("%Y-%m-%d %H:%M %Z").to_string()
+}
+
+/// Records that the occurrence of the schedule `id` at `at` is not to run, with `note`: when
+/// its time comes, the scheduler records it as a skipped run carrying the note. Refused (with
+/// the reason) unless `at` is an occurrence of the schedule that has no run yet and has not
+/// passed at `now` — one the scheduler has still to reach (a paused schedule's are, until it
+/// resumes).
+pub fn skip_occurrence(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ScheduleId,
+    at: chrono::DateTime<chrono::Utc>,
+    note: &str,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Result<Result<(), SkipRefused>, ActionError> {
+    use crate::models::schedule_skip::{self, NewSkip};
+    write_transaction(conn, |conn| {
+        let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+        let spec = match target.spec() {
+            Ok(spec) => spec,
+            Err(problem) => return Ok(Err(SkipRefused::InvalidTiming(problem.to_string()))),
+        };
+        // The zone the schedule's times are typed and shown in (its cron's, or its dates').
+        let zone = crate::domain::schedule_spec::parse_time_zone(&target.settings.timezone)
+            .unwrap_or(chrono_tz::Tz::UTC);
+        if !spec.occurs_at(at) {
+            return Ok(Err(SkipRefused::NotAnOccurrence {
+                at: local_text(at, zone),
+                previous: spec.latest_at_or_before(at).map(|t| local_text(t, zone)),
+                next: spec.next_after(at).map(|t| local_text(t, zone)),
+            }));
+        }
+        if let Some(recorded) = run::taken_occurrence(conn, id, at.naive_utc())? {
+            return Ok(Err(SkipRefused::Recorded(recorded)));
+        }
+        let reached = target.state.next_fire_at.is_none_or(|next| at.naive_utc() < next);
+        if at <= now && reached {
+            return Ok(Err(SkipRefused::Passed));
+        }
+        if schedule_skip::of_occurrence(conn, id, at.naive_utc())?.is_some() {
+            return Ok(Err(SkipRefused::SkippedAlready));
+        }
+        schedule_skip::insert(
+            conn,
+            &NewSkip {
+                schedule_id: id,
+                occurs_at: at.naive_utc(),
+                note,
+                created_by: &actor.name,
+                created_at: now.naive_utc(),
+            },
+        )?;
+        let shown = format!("{} ({} UTC)", local_text(at, zone), at.format("%Y-%m-%d %H:%M"));
+        record(
+            conn,
+            actor,
+            "skip occurrence",
+            &target,
+            json!({ "occurrence": [null, shown], "note": [null, note] }),
+        )?;
+        Ok(Ok(()))
+    })
+}
+
+/// Takes back the skip `skip_id` of the schedule `id`, so that its occurrence runs after all.
+/// Returns false when there is no such skip, or its occurrence is recorded already.
+pub fn unskip_occurrence(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: ScheduleId,
+    skip_id: crate::domain::SkipId,
+) -> Result<bool, ActionError> {
+    use crate::models::schedule_skip;
+    write_transaction(conn, |conn| {
+        let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+        let Some(skip) = schedule_skip::find(conn, skip_id)?.filter(|skip| skip.schedule_id == id) else {
+            return Ok(false);
+        };
+        if run::taken_occurrence(conn, id, skip.occurs_at)?.is_some() {
+            return Ok(false);
+        }
+        schedule_skip::delete(conn, skip_id)?;
+        let shown = format!("{} UTC", skip.occurs_at.format("%Y-%m-%d %H:%M"));
+        record(
+            conn,
+            actor,
+            "unskip occurrence",
+            &target,
+            json!({ "occurrence": [shown, null], "note": [skip.note, null] }),
+        )?;
+        Ok(true)
+    })
+}
+
+/// Writes (or, with `None`, clears) the note on the run `id`, audited. `None` when there is no
+/// such run; `Some(false)` when the note was so already.
+pub fn note_run(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    id: RunId,
+    note: Option<&str>,
+) -> Result<Option<bool>, ActionError> {
+    write_transaction(conn, |conn| {
+        let Some(found) = run::find(conn, id)? else { return Ok(None) };
+        if found.note.as_deref() == note {
+            return Ok(Some(false));
+        }
+        run::set_note(conn, id, note)?;
+        audit::insert(
+            conn,
+            &NewAuditEntry {
+                actor,
+                action: "note",
+                object_type: "run",
+                object_id: Some(id.to_string()),
+                object_repr: &format!("run #{id} of {}", found.schedule_name),
+                changes: json!({ "note": [found.note, note] }),
+            },
+        )?;
+        Ok(Some(true))
     })
 }

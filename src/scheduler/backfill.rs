@@ -391,6 +391,7 @@ pub fn create(conn: &mut DbConnection, plan: &BackfillPlan, actor: &Actor) -> Qu
                     error: None,
                     created_at: now,
                     queue: &plan.queue,
+                    note: None,
                 },
             )?;
             runs.push((id, date));

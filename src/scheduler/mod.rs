@@ -7,15 +7,19 @@
 //! and does nothing. Late occurrences follow the schedule's misfire policy and every one that
 //! is not run is recorded as a `missed` run; overlaps follow the overlap policy; an occurrence
 //! of a download on a closed day of its source's calendar is recorded as a `skipped` run (a
-//! holiday). Time is passed in (`now`), so tests drive the scheduler with their own clock.
+//! holiday), and so is an occurrence an operator asked to skip (with their note). A paused
+//! schedule whose resume time has come is resumed first, in the same tick, and then claimed
+//! like any other. Time is passed in (`now`), so tests drive the scheduler with their own clock.
 
 pub mod actions;
 pub mod backfill;
 pub mod beat;
 pub mod freshness;
 mod holidays;
+pub mod pause;
 mod reconcile;
 pub mod settings;
+pub mod skips;
 
 pub use holidays::HOLIDAY_REASON;
 pub use reconcile::{expire_queued, forgotten, rescue_stale};
@@ -33,6 +37,7 @@ use crate::domain::{RunId, RunStatus, ScheduleId, Trigger};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, Schedule};
 use holidays::Holidays;
+use skips::Skips;
 
 /// The most occurrences one claim records; a longer backlog continues at the next tick.
 pub const MAX_OCCURRENCES_PER_CLAIM: usize = 1000;
@@ -52,6 +57,8 @@ pub struct Claimed {
     pub rescheduled: usize,
     /// Claims that found another scheduler had done the work.
     pub lost: usize,
+    /// Paused schedules resumed because their resume time had come.
+    pub resumed: usize,
 }
 
 impl Claimed {
@@ -61,6 +68,7 @@ impl Claimed {
         self.skipped += other.skipped;
         self.rescheduled += other.rescheduled;
         self.lost += other.lost;
+        self.resumed += other.resumed;
     }
 }
 
@@ -125,11 +133,12 @@ fn queued_run_of(
         error: None,
         created_at: now,
         queue: &schedule.settings.queue,
+        note: None,
     }
 }
 
-/// One pass over the enabled schedules: (re)computes `next_fire_at` where the timing changed
-/// and claims what is due at `now`.
+/// One pass over the schedules: resumes the paused ones whose resume time has come,
+/// (re)computes `next_fire_at` where the timing changed, and claims what is due at `now`.
 pub fn tick(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<Claimed> {
     tick_with_hook(conn, now, &NoHook)
 }
@@ -140,6 +149,7 @@ pub fn tick_with_hook(
     now: DateTime<Utc>,
     hook: &dyn ClaimHook,
 ) -> anyhow::Result<Claimed> {
+    let resumed = resume_due(conn, now)?;
     let mut changed = Vec::new();
     let mut due = Vec::new();
     for found in schedule::enabled_timings(conn).context("Failed to read the schedules")? {
@@ -153,7 +163,24 @@ pub fn tick_with_hook(
     for chunk in due.chunks(CLAIMS_PER_TRANSACTION) {
         done.absorb(claim_batch(conn, chunk, now, hook)?);
     }
+    done.resumed += resumed;
     Ok(done)
+}
+
+/// Resumes the paused schedules whose resume time has come at `now`, as the scheduler (each
+/// audited, each once however many schedulers tick). Their missed occurrences are claimed
+/// right after, in the same tick, under their misfire policy. Returns how many it resumed.
+fn resume_due(conn: &mut DbConnection, now: DateTime<Utc>) -> anyhow::Result<usize> {
+    let mut resumed = 0;
+    for id in schedule::due_to_resume(conn, naive(now)).context("Failed to read the paused schedules")? {
+        if actions::resume_when_due(conn, id, naive(now))
+            .map_err(anyhow::Error::new)
+            .context("Failed to resume a schedule at its resume time")?
+        {
+            resumed += 1;
+        }
+    }
+    Ok(resumed)
 }
 
 /// Claims the due occurrences of the schedules `ids` in one write transaction: their rows and
@@ -172,6 +199,7 @@ fn claim_batch(
         let mut holidays = Holidays::load(conn, &found)?;
         let since = found.iter().filter_map(|s| s.state.next_fire_at).min().unwrap_or_default();
         let taken = run::taken_since(conn, ids, since, naive(now))?;
+        let skips = Skips::load(conn, ids, since, naive(now))?;
         let mut batch = Claimed::default();
         let mut rows = Vec::new();
         // On PostgreSQL every statement is a round trip: the batch's compare-and-sets go in one.
@@ -179,7 +207,15 @@ fn claim_batch(
         let mut claims = Vec::with_capacity(found.len());
         for current in &found {
             hook.after_read(current);
-            match claim_loaded(conn, current, &taken, now, &mut rows, advances.as_mut(), &mut holidays) {
+            match claim_loaded(
+                conn,
+                current,
+                &taken,
+                now,
+                &mut rows,
+                advances.as_mut(),
+                (&mut holidays, &skips),
+            ) {
                 Ok(one) => claims.push((current.id, one)),
                 Err(ClaimError::Lost) => batch.lost += 1,
                 Err(other) => return Err(other),
@@ -285,18 +321,21 @@ fn claim_one(
 ) -> Result<Claimed, ClaimError> {
     let Some(current) = schedule::find(conn, id)? else { return Ok(Claimed::default()) };
     hook.after_read(&current);
-    let taken = run::taken_since(conn, &[id], current.state.next_fire_at.unwrap_or_default(), naive(now))?;
+    let since = current.state.next_fire_at.unwrap_or_default();
+    let taken = run::taken_since(conn, &[id], since, naive(now))?;
     let mut holidays = Holidays::load(conn, [&current])?;
+    let skips = Skips::load(conn, &[id], since, naive(now))?;
     let mut rows = Vec::new();
-    let mut done = claim_loaded(conn, &current, &taken, now, &mut rows, None, &mut holidays)?;
+    let mut done = claim_loaded(conn, &current, &taken, now, &mut rows, None, (&mut holidays, &skips))?;
     write_runs(conn, &rows, &holidays, &mut done)?;
     Ok(done)
 }
 
 /// Claims the due occurrences of `current` (as read in this transaction) at `now`. `taken` holds
 /// the occurrences that already have a run (`isinbeat run` from a CronJob): they are passed over.
-/// An occurrence on a closed day of the source it downloads (`holidays`) is skipped, whatever
-/// the misfire and overlap policies would have made of it: it would not have run anyway.
+/// An occurrence an operator asked to skip (`skips`), or on a closed day of the source it
+/// downloads (`holidays`), is skipped, whatever the misfire and overlap policies would have
+/// made of it: it would not have run anyway.
 ///
 /// The compare-and-set on `version` comes first, so a claim that lost the race has written
 /// nothing; only then are the run rows inserted.
@@ -307,7 +346,7 @@ fn claim_loaded<'a>(
     now: DateTime<Utc>,
     rows: &mut Vec<NewRun<'a>>,
     deferred: Option<&mut Vec<schedule::Advance>>,
-    holidays: &mut Holidays,
+    (holidays, skips): (&mut Holidays, &'a Skips),
 ) -> Result<Claimed, ClaimError> {
     let Some(first) = current.state.next_fire_at.map(|at| at.and_utc()) else {
         return Ok(Claimed::default());
@@ -362,6 +401,15 @@ fn claim_loaded<'a>(
             ),
             ..queued_run_of(current, trigger, Some(naive(at)), naive(now))
         };
+        if let Some(skipped) = skips.get(current.id, at) {
+            new.status = RunStatus::Skipped;
+            new.finished_at = Some(naive(now));
+            new.error = Some(&skipped.reason);
+            new.note = Some(&skipped.note);
+            rows.push(new);
+            done.skipped += 1;
+            continue;
+        }
         if holidays.skip(current, at) {
             // The reason, which names the day and the source, is written with the row.
             new.status = RunStatus::Skipped;
@@ -443,6 +491,9 @@ pub enum LatestClaim {
     /// The latest occurrence falls on a closed day of the schedule's source: recorded as a
     /// skipped run with this reason, not to be run.
     Holiday { run_id: RunId, scheduled_for: DateTime<Utc>, reason: String },
+    /// An operator asked to skip the latest occurrence: recorded as a skipped run with this
+    /// reason (and their note), not to be run.
+    Skipped { run_id: RunId, scheduled_for: DateTime<Utc>, reason: String },
     /// The schedule has no occurrence at or before now.
     NothingDue,
 }
@@ -458,7 +509,10 @@ pub fn claim_latest(
     let spec = current.spec().context("The schedule's timing is invalid")?;
     let Some(at) = spec.latest_at_or_before(now) else { return Ok(LatestClaim::NothingDue) };
     let mut holidays = Holidays::load(conn, [current]).context("Failed to read the source's calendar")?;
-    let holiday = holidays.skip(current, at);
+    let skipped = crate::models::schedule_skip::of_occurrence(conn, current.id, naive(at))
+        .context("Failed to read the skipped occurrences")?
+        .map(|skip| skips::Skipped::of(&skip));
+    let holiday = skipped.is_none() && holidays.skip(current, at);
     let mut row = queued_run_of(current, Trigger::Schedule, Some(naive(at)), naive(now));
     let reason = holidays.reason(&row).map(str::to_owned);
     if holiday {
@@ -466,11 +520,20 @@ pub fn claim_latest(
         row.finished_at = Some(naive(now));
         row.error = reason.as_deref();
     }
+    if let Some(skipped) = &skipped {
+        row.status = RunStatus::Skipped;
+        row.finished_at = Some(naive(now));
+        row.error = Some(&skipped.reason);
+        row.note = Some(&skipped.note);
+    }
     let inserted = write_transaction(conn, |conn| run::insert(conn, &row));
     match inserted {
-        Ok(run_id) => match reason {
-            Some(reason) => Ok(LatestClaim::Holiday { run_id, scheduled_for: at, reason }),
-            None => Ok(LatestClaim::Claimed { run_id, scheduled_for: at }),
+        Ok(run_id) => match (skipped, reason) {
+            (Some(skipped), _) => {
+                Ok(LatestClaim::Skipped { run_id, scheduled_for: at, reason: skipped.reason })
+            }
+            (None, Some(reason)) => Ok(LatestClaim::Holiday { run_id, scheduled_for: at, reason }),
+            (None, None) => Ok(LatestClaim::Claimed { run_id, scheduled_for: at }),
         },
         Err(DieselError::DatabaseError(DatabaseErrorKind::UniqueViolation, _)) => {
             let taken =

@@ -48,6 +48,8 @@ pub struct SettingsInput {
     pub alert_no_success: String,
     pub alert_no_success_unit: String,
     pub queue: String,
+    /// Pause after this many failed runs in a row; empty: never.
+    pub pause_after_failures: String,
 }
 
 impl SettingsInput {
@@ -101,6 +103,7 @@ impl SettingsInput {
             alert_no_success,
             alert_no_success_unit,
             queue: settings.queue.clone(),
+            pause_after_failures: settings.pause_after_failures.map(|n| n.to_string()).unwrap_or_default(),
         }
     }
 
@@ -276,6 +279,19 @@ impl SettingsInput {
             }
             seconds
         };
+        let pause_after_failures = match self.pause_after_failures.trim() {
+            "" => None,
+            typed => match typed.parse::<u32>() {
+                Ok(count) if (1..=1000).contains(&count) => Some(count),
+                _ => {
+                    errors.add(
+                        "pause_after_failures",
+                        "Enter a whole number from 1 to 1000, or leave it empty.",
+                    );
+                    None
+                }
+            },
+        };
         // Left empty (or not sent), the default queue.
         let queue = Some(self.queue.trim())
             .filter(|typed| !typed.is_empty())
@@ -319,6 +335,7 @@ impl SettingsInput {
             alert_webhook_url,
             alert_no_success: seconds(alert_no_success_seconds),
             queue,
+            pause_after_failures,
         };
         (Ok(settings), preview)
     }
@@ -326,7 +343,12 @@ impl SettingsInput {
 
 /// A `datetime-local` value in `zone` as UTC. A time in a DST gap does not exist and is
 /// refused; a repeated time means its first occurrence.
-fn parse_local(field: &'static str, raw: &str, zone: Tz, errors: &mut FieldErrors) -> Option<NaiveDateTime> {
+pub(crate) fn parse_local(
+    field: &'static str,
+    raw: &str,
+    zone: Tz,
+    errors: &mut FieldErrors,
+) -> Option<NaiveDateTime> {
     let raw = raw.trim();
     if raw.is_empty() {
         return None;

@@ -264,6 +264,12 @@ struct ScheduleOut {
     timezone: String,
     interval_seconds: Option<i64>,
     enabled: bool,
+    /// Why a paused schedule is paused, and who paused it.
+    paused_reason: Option<String>,
+    paused_by: Option<String>,
+    /// When the scheduler resumes a paused schedule (UTC).
+    resume_at: Option<NaiveDateTime>,
+    pause_after_failures: Option<i32>,
     next_run_at: Option<NaiveDateTime>,
     last_run_at: Option<NaiveDateTime>,
 }
@@ -281,6 +287,10 @@ impl From<Schedule> for ScheduleOut {
             timezone: s.settings.timezone,
             interval_seconds: s.settings.interval_seconds,
             enabled: s.settings.enabled,
+            paused_reason: s.state.paused_reason.filter(|_| !s.settings.enabled),
+            paused_by: s.state.paused_by.filter(|_| !s.settings.enabled),
+            resume_at: s.state.resume_at.filter(|_| !s.settings.enabled),
+            pause_after_failures: s.settings.pause_after_failures,
             next_run_at: s.state.next_fire_at,
             last_run_at: s.state.last_fire_at,
         }
@@ -309,6 +319,8 @@ struct RunOut {
     worker: Option<WorkerName>,
     error: Option<String>,
     stats: Option<serde_json::Value>,
+    /// An operator's note on the run.
+    note: Option<String>,
 }
 
 impl RunOut {
@@ -339,6 +351,7 @@ impl RunOut {
             finished_at: r.finished_at,
             worker: r.worker,
             error: r.error,
+            note: r.note,
         }
     }
 }

@@ -231,11 +231,15 @@ fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figure
 
     let next = Family::<Labels, FloatGauge>::default();
     let enabled = Family::<Labels, Gauge>::default();
+    let resumes = Family::<Labels, Gauge>::default();
     for found in schedules {
         let labels = vec![("schedule".to_owned(), found.settings.name.clone())];
         enabled.get_or_create(&labels).set(i64::from(found.settings.enabled));
         if let Some(at) = found.state.next_fire_at {
             next.get_or_create(&labels).set(seconds(at));
+        }
+        if let Some(at) = found.state.resume_at.filter(|_| !found.settings.enabled) {
+            resumes.get_or_create(&labels).set(at.and_utc().timestamp());
         }
     }
     registry.register(
@@ -244,6 +248,11 @@ fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figure
         next,
     );
     registry.register("isinbeat_schedule_enabled", "1 when the schedule is enabled, 0 when paused", enabled);
+    registry.register(
+        "isinbeat_schedule_resume_timestamp_seconds",
+        "When a paused schedule resumes by itself (Unix time; only paused schedules with a resume time)",
+        resumes,
+    );
 
     let run::QueueBacklog { due, oldest_due: oldest, .. } =
         run::QueueBacklog::total(figures.per_queue.values());

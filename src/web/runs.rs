@@ -207,6 +207,9 @@ struct DetailPage {
     units: Vec<UnitView>,
     can_cancel: bool,
     can_retry: bool,
+    /// The note form as typed (the run's note, or what was sent), and what is wrong with it.
+    note_form: String,
+    note_errors: FormErrors,
 }
 
 /// One unit of files an import run applied: its kind, date and files, and what its records did.
@@ -300,11 +303,17 @@ struct ImportView {
     shrink_refused: bool,
 }
 
-pub async fn detail(
+pub async fn detail(context: AdminContext, id: web::Path<RunId>) -> Result<HttpResponse, AppError> {
+    show_detail(context, id.into_inner(), None).await
+}
+
+/// The run's page; with `note` (what was typed, and what is wrong with it) it is shown again
+/// with 422 and the message beside the note.
+async fn show_detail(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<RunId>,
+    id: RunId,
+    note: Option<(String, FormErrors)>,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
     let (found, owner, import_source, mut files) = state
         .db(move |conn| {
             let found = run::find(conn, id)?.ok_or(AppError::NotFound)?;
@@ -365,8 +374,12 @@ pub async fn detail(
         .collect();
     let can_cancel = me.can(Role::Operator) && found.status.is_active();
     let can_retry = me.can(Role::Operator) && found.status.is_final();
+    let (status, note_form, note_errors) = match note {
+        Some((typed, errors)) => (StatusCode::UNPROCESSABLE_ENTITY, typed, errors),
+        None => (StatusCode::OK, found.note.clone().unwrap_or_default(), FormErrors::default()),
+    };
     render(
-        StatusCode::OK,
+        status,
         &DetailPage {
             page: Page::new(&session, Some(&me), NAV),
             run: found,
@@ -379,8 +392,45 @@ pub async fn detail(
             units,
             can_cancel,
             can_retry,
+            note_form,
+            note_errors,
         },
     )
+}
+
+/// The note form's field.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct NoteFields {
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /admin/runs/{id}/note`: writes the operator's note on the run (empty clears it),
+/// audited; a note too long is refused beside the field.
+pub async fn note(
+    context: AdminContext,
+    id: web::Path<RunId>,
+    fields: web::Form<NoteFields>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let typed = fields.into_inner().note;
+    let note = match crate::domain::pause::short_text(&typed) {
+        Ok(note) => note,
+        Err(problem) => {
+            let mut errors = FormErrors::default();
+            errors.add("note", problem);
+            return show_detail(context, id, Some((typed, errors))).await;
+        }
+    };
+    let AdminContext { req, state, session, me } = context;
+    let actor = actor(&req, &state.settings, &me);
+    let done = state.db(move |conn| Ok(actions::note_run(conn, &actor, id, note.as_deref())?)).await?;
+    match done {
+        None => return Err(AppError::NotFound),
+        Some(true) => flash_success(&session, "The note was saved."),
+        Some(false) => flash_success(&session, "The note was so already; nothing was changed."),
+    }
+    Ok(see_other(&format!("/admin/runs/{id}/")))
 }
 
 pub async fn cancel(

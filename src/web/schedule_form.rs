@@ -50,6 +50,7 @@ impl ScheduleForm {
                 "alert_no_success" => form.fields.alert_no_success = value,
                 "alert_no_success_unit" => form.fields.alert_no_success_unit = value,
                 "queue" => form.fields.queue = value,
+                "pause_after_failures" => form.fields.pause_after_failures = value,
                 "action" => form.action = value,
                 other => {
                     if let Some((kind, param)) =

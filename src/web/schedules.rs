@@ -1,6 +1,8 @@
-//! The schedules pages: the list (search, filters), a schedule's detail (settings, the next fire
-//! times in its time zone and UTC with DST changes marked, recent runs, and every change with
-//! who made it), and the operator actions pause, resume and run now.
+//! The schedules pages: the list (search, filters; a paused schedule says who paused it, why and
+//! until when), a schedule's detail (settings, the next fire times in its time zone and UTC with
+//! DST changes marked, the occurrences skipped on request, recent runs, and every change with
+//! who made it), and the operator actions: pause (with a reason and a resume time), resume, run
+//! now, skip an occurrence and take a skip back.
 
 use std::collections::HashMap;
 
@@ -12,22 +14,26 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
+use crate::domain::field_errors::FieldErrors;
+use crate::domain::pause::PauseNote;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_settings::ScheduleSettings;
-use crate::domain::schedule_spec::FireTime;
-use crate::domain::{Role, ScheduleId, mask_webhook_url};
+use crate::domain::schedule_spec::{FireTime, parse_time_zone};
+use crate::domain::{Role, RunId, ScheduleId, SkipId, mask_webhook_url};
 use crate::jobs::{ParamSpec, Registry};
 use crate::models::alert::{self, Delivery};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter, ScheduleOrder};
+use crate::models::schedule_skip::{self, ScheduleSkip};
 use crate::models::worker;
-use crate::scheduler::actions::{self, ActionError};
+use crate::scheduler::actions::{self, ActionError, Paused};
+use crate::scheduler::pause::{PauseInput, SkipInput};
 use crate::sources::outbound::OutboundPolicy;
 use crate::web::AppError;
 use crate::web::client_ip::actor;
 use crate::web::forms::{FormErrors, filter_query};
-use crate::web::page::{AdminContext, Page, flash_success, render, see_other};
+use crate::web::page::{AdminContext, Page, flash_error, flash_success, render, see_other};
 use crate::web::runs::STATUSES;
 use crate::web::schedule_form::ScheduleForm;
 
@@ -38,6 +44,56 @@ struct Row {
     schedule: Schedule,
     in_words: String,
     last_run: Option<Run>,
+    /// Who paused it, why and until when, while it is paused.
+    pause: Option<PauseView>,
+}
+
+/// How a paused schedule came to be paused, as its pages show it.
+pub struct PauseView {
+    pub by: Option<String>,
+    /// When it was paused, UTC.
+    pub at: Option<chrono::NaiveDateTime>,
+    pub reason: Option<String>,
+    /// When the scheduler resumes it: in the schedule's time zone (with the zone's name), and UTC.
+    pub resume_local: Option<String>,
+    pub resume_utc: Option<chrono::NaiveDateTime>,
+}
+
+impl PauseView {
+    /// The pause of `found`, if it is paused.
+    fn of(found: &Schedule) -> Option<Self> {
+        if found.settings.enabled {
+            return None;
+        }
+        let zone = parse_time_zone(&found.settings.timezone).unwrap_or(chrono_tz::Tz::UTC);
+        let state = &found.state;
+        Some(Self {
+            by: state.paused_by.clone(),
+            at: state.paused_at,
+            reason: state.paused_reason.clone(),
+            resume_local: state.resume_at.map(|at| {
+                use chrono::TimeZone;
+                format!("{} {}", zone.from_utc_datetime(&at).format("%Y-%m-%d %H:%M"), zone.name())
+            }),
+            resume_utc: state.resume_at,
+        })
+    }
+
+    /// In a few words, for the list: "paused by alice: upstream outage (until 2026-12-27 08:00
+    /// Europe/Berlin)".
+    pub fn summary(&self) -> String {
+        let mut text = "paused".to_owned();
+        if let Some(by) = &self.by {
+            text.push_str(&format!(" by {by}"));
+        }
+        if let Some(reason) = &self.reason {
+            text.push_str(&format!(": {reason}"));
+        }
+        if let Some(until) = &self.resume_local {
+            text.push_str(&format!(" (until {until})"));
+        }
+        text
+    }
 }
 
 #[derive(Template)]
@@ -160,6 +216,7 @@ pub async fn list(
         .map(|schedule| Row {
             in_words: in_words(&schedule),
             last_run: latest.remove(&schedule.id),
+            pause: PauseView::of(&schedule),
             schedule,
         })
         .collect();
@@ -196,14 +253,39 @@ struct DetailPage {
     listeners: usize,
     show_ip: bool,
     can_operate: bool,
+    pause: Option<PauseView>,
+    /// The occurrences skipped on request (recent and to come), each with its run once recorded.
+    skips: Vec<SkipRow>,
+    /// The "skip an occurrence" form as typed, and what is wrong with it.
+    skip_form: SkipInput,
+    skip_errors: FormErrors,
 }
 
-pub async fn detail(
+/// A skipped occurrence on the schedule's page.
+struct SkipRow {
+    skip: ScheduleSkip,
+    /// Its time in the schedule's time zone.
+    local: String,
+    /// The skipped run, once its time came.
+    run: Option<RunId>,
+}
+
+/// How far back the schedule's page lists skipped occurrences (their runs stay in the history).
+const SKIPS_SHOWN_SINCE: chrono::Duration = chrono::Duration::days(31);
+
+pub async fn detail(context: AdminContext, id: web::Path<ScheduleId>) -> Result<HttpResponse, AppError> {
+    show_detail(context, id.into_inner(), SkipInput::default(), FormErrors::default()).await
+}
+
+/// The schedule's page, with the "skip an occurrence" form as typed: 200 without errors, 422
+/// with them beside the fields.
+async fn show_detail(
     AdminContext { state, session, me, .. }: AdminContext,
-    id: web::Path<ScheduleId>,
+    id: ScheduleId,
+    skip_form: SkipInput,
+    skip_errors: FormErrors,
 ) -> Result<HttpResponse, AppError> {
-    let id = id.into_inner();
-    let (found, runs, entries, deliveries, listeners) = state
+    let (found, runs, entries, deliveries, listeners, skips) = state
         .db(move |conn| {
             let found = schedule::find(conn, id)?.ok_or(AppError::NotFound)?;
             let runs =
@@ -217,19 +299,42 @@ pub async fn detail(
                 worker::listening_on(conn, &found.settings.queue, crate::db::now(), worker::OFFLINE_AFTER)?;
             let (entries, deliveries) =
                 (audit::page(conn, &filter, None, 50)?, alert::for_schedule(conn, id, 20)?);
-            Ok((found, runs, entries, deliveries, listeners))
+            let since = crate::db::now() - SKIPS_SHOWN_SINCE;
+            let skips = schedule_skip::for_schedule(conn, id, since, 100)?;
+            let until = skips.last().map_or(since, |skip| skip.occurs_at);
+            let recorded = run::taken_since(conn, &[id], since, until)?;
+            let skips: Vec<(ScheduleSkip, Option<RunId>)> = skips
+                .into_iter()
+                .map(|skip| {
+                    let taken = recorded.contains(&(id, skip.occurs_at));
+                    let run = if taken { run::taken_occurrence(conn, id, skip.occurs_at)? } else { None };
+                    Ok::<_, diesel::result::Error>((skip, run))
+                })
+                .collect::<Result<_, _>>()?;
+            Ok((found, runs, entries, deliveries, listeners, skips))
         })
         .await?;
     let next = found.spec().map(|spec| spec.preview(Utc::now(), 5)).unwrap_or_default();
+    let zone = parse_time_zone(&found.settings.timezone).unwrap_or(chrono_tz::Tz::UTC);
+    let skips = skips
+        .into_iter()
+        .map(|(skip, run)| {
+            use chrono::TimeZone;
+            let local = zone.from_utc_datetime(&skip.occurs_at).format("%a %Y-%m-%d %H:%M %Z").to_string();
+            SkipRow { skip, local, run }
+        })
+        .collect();
     let mut found = found;
     if !me.can(Role::Admin) {
         found.settings.alert_webhook_url = found.settings.alert_webhook_url.as_deref().map(mask_webhook_url);
     }
+    let status = if skip_errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     render(
-        StatusCode::OK,
+        status,
         &DetailPage {
             page: Page::new(&session, Some(&me), NAV),
             in_words: in_words(&found),
+            pause: PauseView::of(&found),
             schedule: found,
             next,
             runs,
@@ -238,32 +343,198 @@ pub async fn detail(
             listeners,
             show_ip: me.can(Role::Admin),
             can_operate: me.can(Role::Operator),
+            skips,
+            skip_form,
+            skip_errors,
         },
     )
 }
 
-async fn set_enabled(context: AdminContext, id: ScheduleId, enabled: bool) -> Result<HttpResponse, AppError> {
-    let AdminContext { req, state, session, me } = context;
-    let actor = actor(&req, &state.settings, &me);
-    let changed = state.db(move |conn| Ok(actions::set_enabled(conn, &actor, id, enabled)?)).await?;
-    let message = match (changed, enabled) {
-        (true, true) => {
-            "The schedule was resumed; occurrences missed while it was paused follow its misfire policy."
+/// Domain messages as the form shows them.
+fn form_errors(problems: &FieldErrors) -> FormErrors {
+    let mut errors = FormErrors::default();
+    for (field, message) in problems.iter() {
+        errors.add(field, message);
+    }
+    errors
+}
+
+/// The schedule's time zone, in which the pause and skip forms' times are typed.
+fn zone_of(found: &Schedule) -> chrono_tz::Tz {
+    parse_time_zone(&found.settings.timezone).unwrap_or(chrono_tz::Tz::UTC)
+}
+
+#[derive(Template)]
+#[template(path = "schedules/pause.html")]
+struct PausePage {
+    page: Page,
+    /// The schedules to pause: one (its own pause page) or those ticked in the list.
+    schedules: Vec<Schedule>,
+    /// Pausing from the list (the form posts to the bulk action).
+    bulk: bool,
+    form: PauseInput,
+    errors: FormErrors,
+}
+
+impl PausePage {
+    /// Whether the schedules are paused already (the form changes their pause).
+    fn changing(&self) -> bool {
+        !self.schedules.is_empty() && self.schedules.iter().all(|found| !found.settings.enabled)
+    }
+
+    /// The one schedule, on its own pause page.
+    fn single(&self) -> Option<&Schedule> {
+        self.schedules.first().filter(|_| !self.bulk)
+    }
+
+    /// The time zone the resume time is typed in, in words.
+    fn zone_text(&self) -> String {
+        match self.single() {
+            Some(one) => format!("in the schedule's time zone, {}", one.settings.timezone),
+            None => "in each schedule's own time zone".to_owned(),
         }
-        (true, false) => "The schedule was paused; nothing runs until it is resumed.",
-        (false, true) => "The schedule was already running.",
-        (false, false) => "The schedule was already paused.",
+    }
+}
+
+fn render_pause(
+    session: &Session,
+    me: &CurrentUser,
+    (schedules, bulk): (Vec<Schedule>, bool),
+    form: PauseInput,
+    errors: FormErrors,
+) -> Result<HttpResponse, AppError> {
+    let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    render(status, &PausePage { page: Page::new(session, Some(me), NAV), schedules, bulk, form, errors })
+}
+
+/// `GET /admin/schedules/{id}/pause`: the pause form (a paused schedule's shows its reason and
+/// resume time, to change them).
+pub async fn pause_form(
+    AdminContext { state, session, me, .. }: AdminContext,
+    id: web::Path<ScheduleId>,
+) -> Result<HttpResponse, AppError> {
+    let found = state.find_or_404(id.into_inner(), schedule::find).await?;
+    let form = if found.settings.enabled {
+        PauseInput::default()
+    } else {
+        PauseInput::from_note(&found.state.pause_note(), zone_of(&found))
+    };
+    render_pause(&session, &me, (vec![found], false), form, FormErrors::default())
+}
+
+/// The pause form's fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct PauseFields {
+    #[serde(default)]
+    reason: String,
+    #[serde(default)]
+    resume_at: String,
+}
+
+/// `POST /admin/schedules/{id}/pause`: pauses with a reason (required) and an optional resume
+/// time, or changes those of a paused schedule.
+pub async fn pause(
+    AdminContext { req, state, session, me }: AdminContext,
+    id: web::Path<ScheduleId>,
+    fields: web::Form<PauseFields>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let fields = fields.into_inner();
+    let form = PauseInput { reason: fields.reason, resume_at: fields.resume_at };
+    let found = state.find_or_404(id, schedule::find).await?;
+    let note = match form.parse(zone_of(&found), Utc::now(), true) {
+        Ok(note) => note,
+        Err(problems) => {
+            return render_pause(&session, &me, (vec![found], false), form, form_errors(&problems));
+        }
+    };
+    let actor = actor(&req, &state.settings, &me);
+    let done = state.db(move |conn| Ok(actions::pause(conn, &actor, id, &note)?)).await?;
+    let message = match done {
+        Paused::Paused => "The schedule was paused; nothing runs until it is resumed.",
+        Paused::Changed => "The pause was changed.",
+        Paused::Unchanged => "The schedule was already paused so; nothing was changed.",
     };
     flash_success(&session, message);
     Ok(see_other(&format!("/admin/schedules/{id}/")))
 }
 
-pub async fn pause(context: AdminContext, id: web::Path<ScheduleId>) -> Result<HttpResponse, AppError> {
-    set_enabled(context, id.into_inner(), false).await
+pub async fn resume(
+    AdminContext { req, state, session, me }: AdminContext,
+    id: web::Path<ScheduleId>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let actor = actor(&req, &state.settings, &me);
+    let changed = state.db(move |conn| Ok(actions::resume(conn, &actor, id)?)).await?;
+    let message = if changed {
+        "The schedule was resumed; occurrences missed while it was paused follow its misfire policy."
+    } else {
+        "The schedule was already running."
+    };
+    flash_success(&session, message);
+    Ok(see_other(&format!("/admin/schedules/{id}/")))
 }
 
-pub async fn resume(context: AdminContext, id: web::Path<ScheduleId>) -> Result<HttpResponse, AppError> {
-    set_enabled(context, id.into_inner(), true).await
+/// `POST /admin/schedules/{id}/skips`: skips an occurrence of the schedule (`at`, in its time
+/// zone) with a note. A time that is not an occurrence, or one already past or recorded, is
+/// refused beside the field.
+pub async fn skip(
+    context: AdminContext,
+    id: web::Path<ScheduleId>,
+    fields: web::Form<SkipFields>,
+) -> Result<HttpResponse, AppError> {
+    let id = id.into_inner();
+    let fields = fields.into_inner();
+    let form = SkipInput { at: fields.at, note: fields.note };
+    let found = context.state.find_or_404(id, schedule::find).await?;
+    let (at, note) = match form.parse(zone_of(&found)) {
+        Ok(parsed) => parsed,
+        Err(problems) => return show_detail(context, id, form, form_errors(&problems)).await,
+    };
+    let actor = actor(&context.req, &context.state.settings, &context.me);
+    let done = context
+        .state
+        .db(move |conn| Ok(actions::skip_occurrence(conn, &actor, id, at, &note, Utc::now())?))
+        .await?;
+    if let Err(refused) = done {
+        let mut errors = FormErrors::default();
+        errors.add("at", refused);
+        return show_detail(context, id, form, errors).await;
+    }
+    flash_success(
+        &context.session,
+        "The occurrence will not run: when its time comes it is recorded as skipped, with your note.",
+    );
+    Ok(see_other(&format!("/admin/schedules/{id}/#skips")))
+}
+
+/// The "skip an occurrence" form's fields.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct SkipFields {
+    #[serde(default)]
+    at: String,
+    #[serde(default)]
+    note: String,
+}
+
+/// `POST /admin/schedules/{id}/skips/{skip_id}/delete`: takes a skip back; its occurrence runs
+/// after all.
+pub async fn unskip(
+    AdminContext { req, state, session, me }: AdminContext,
+    path: web::Path<(ScheduleId, SkipId)>,
+) -> Result<HttpResponse, AppError> {
+    let (id, skip_id) = path.into_inner();
+    let actor = actor(&req, &state.settings, &me);
+    let done = state.db(move |conn| Ok(actions::unskip_occurrence(conn, &actor, id, skip_id)?)).await?;
+    if done {
+        flash_success(&session, "The skip was taken back: that occurrence runs after all.");
+    } else {
+        flash_error(
+            &session,
+            "That skip is gone or its occurrence is recorded already; nothing was changed.",
+        );
+    }
+    Ok(see_other(&format!("/admin/schedules/{id}/#skips")))
 }
 
 pub async fn run_now(
@@ -434,7 +705,8 @@ pub async fn create(
         Err(errors) => return show_again(&session, &me, None, form, Err(errors), preview),
     };
     let actor = actor(&req, &state.settings, &me);
-    let created = state.db(move |conn| Ok(actions::create(conn, &actor, settings))).await?;
+    let created =
+        state.db(move |conn| Ok(actions::create(conn, &actor, settings, &PauseNote::default()))).await?;
     match created {
         Ok(created) => {
             flash_success(&session, format!("Schedule “{}” was created.", created.settings.name));
@@ -485,7 +757,7 @@ pub async fn update(
         Err(errors) => return show_again(&session, &me, Some(id), form, Err(errors), preview),
     };
     let actor = actor(&req, &state.settings, &me);
-    let updated = state.db(move |conn| Ok(actions::update(conn, &actor, id, &settings))).await?;
+    let updated = state.db(move |conn| Ok(actions::update(conn, &actor, id, &settings, None))).await?;
     match updated {
         Ok(changed) => {
             let message = if changed { "The schedule was saved." } else { "Nothing was changed." };
@@ -547,8 +819,22 @@ struct BulkDeletePage {
     schedules: Vec<Schedule>,
 }
 
+/// The schedules `ids` that exist, in that order.
+async fn selected(state: &crate::web::AppState, ids: Vec<ScheduleId>) -> Result<Vec<Schedule>, AppError> {
+    state
+        .db(move |conn| {
+            let mut found = Vec::new();
+            for id in ids {
+                found.extend(schedule::find(conn, id)?);
+            }
+            Ok(found)
+        })
+        .await
+}
+
 /// `POST /admin/schedules/bulk`: pause, resume, run now or delete the selected schedules.
-/// Deleting shows a confirmation page first (the second post carries `confirm=yes`).
+/// Pausing asks for a reason (and a resume time) on a page of its own first, and deleting for a
+/// confirmation; the second post carries `confirm=yes`.
 pub async fn bulk(
     AdminContext { req, state, session, me }: AdminContext,
     fields: web::Form<Vec<(String, String)>>,
@@ -563,20 +849,30 @@ pub async fn bulk(
         flash_success(&session, "Select at least one schedule first.");
         return Ok(see_other("/admin/schedules/"));
     }
-    if action == "delete" && value("confirm") != "yes" {
-        let schedules = state
-            .db(move |conn| {
-                let mut found = Vec::new();
-                for id in ids {
-                    found.extend(schedule::find(conn, id)?);
-                }
-                Ok(found)
-            })
-            .await?;
+    let confirmed = value("confirm") == "yes";
+    if action == "delete" && !confirmed {
+        let schedules = selected(&state, ids).await?;
         return render(
             StatusCode::OK,
             &BulkDeletePage { page: Page::new(&session, Some(&me), NAV), schedules },
         );
+    }
+    let mut notes = HashMap::new();
+    if action == "pause" {
+        let schedules = selected(&state, ids.clone()).await?;
+        let form = PauseInput { reason: value("reason"), resume_at: value("resume_at") };
+        if !confirmed {
+            return render_pause(&session, &me, (schedules, true), form, FormErrors::default());
+        }
+        // A resume time is read in each schedule's own time zone.
+        for found in &schedules {
+            match form.parse(zone_of(found), Utc::now(), true) {
+                Ok(note) => notes.insert(found.id, note),
+                Err(problems) => {
+                    return render_pause(&session, &me, (schedules, true), form, form_errors(&problems));
+                }
+            };
+        }
     }
     let actor = actor(&req, &state.settings, &me);
     let count = ids.len();
@@ -585,8 +881,11 @@ pub async fn bulk(
             let mut queued = Vec::new();
             for id in ids {
                 let done = match action.as_str() {
-                    "pause" => actions::set_enabled(conn, &actor, id, false).map(|_| ()),
-                    "resume" => actions::set_enabled(conn, &actor, id, true).map(|_| ()),
+                    "pause" => match notes.get(&id) {
+                        Some(note) => actions::pause(conn, &actor, id, note).map(|_| ()),
+                        None => Ok(()),
+                    },
+                    "resume" => actions::resume(conn, &actor, id).map(|_| ()),
                     "run" => actions::run_now(conn, &actor, id).map(|run_id| queued.push(run_id)),
                     "delete" => actions::delete(conn, &actor, id),
                     _ => return Err(AppError::NotFound),

@@ -491,6 +491,7 @@ pub fn insert_run(
             error: None,
             created_at: isinbeat::db::now(),
             queue: &owner.settings.queue,
+            note: None,
         },
     )
     .unwrap()

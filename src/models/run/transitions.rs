@@ -11,7 +11,7 @@ use super::{NewRun, Run, find, insert};
 use crate::db::schema::runs;
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::{RunId, RunStatus, RunTransition, ScheduleId, WorkerName};
-use crate::models::{alert, schedule};
+use crate::models::{alert, failure_pause, schedule};
 
 /// The runs `transition` may move: those in one of its source statuses.
 macro_rules! movable {
@@ -150,7 +150,8 @@ pub struct AttemptFailed {
 
 /// The attempt of `current` running on `worker` failed with `error` at `at`. It is queued again
 /// for its next attempt when `retryable` and its schedule's retry policy has one left; else it
-/// fails for good, and the schedule's alert is queued in the same transaction.
+/// fails for good, and the schedule's alert is queued in the same transaction (with the pause,
+/// when that failure makes as many in a row as the schedule allows).
 pub fn fail_or_retry(
     conn: &mut DbConnection,
     current: &Run,
@@ -188,6 +189,7 @@ pub fn fail_or_retry(
                 .execute(conn)?;
             if n == 1 {
                 alert::enqueue_run_failed(conn, current, error)?;
+                failure_pause::after_final_failure(conn, current, at)?;
             }
             Ok::<_, diesel::result::Error>(n)
         })?,
@@ -244,6 +246,7 @@ pub fn rescue_stale(
                     .execute(conn)?;
                 if n == 1 {
                     alert::enqueue_run_failed(conn, &lost, &error)?;
+                    failure_pause::after_final_failure(conn, &lost, at)?;
                 }
                 Ok::<_, diesel::result::Error>(n)
             })?,
