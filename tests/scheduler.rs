@@ -604,7 +604,7 @@ async fn a_schedule_pauses_itself_once_after_n_failed_runs_in_a_row(backend: Bac
         alert_deliveries::table
             .filter(alert_deliveries::kind.eq("paused"))
             .select((alert_deliveries::run_id, alert_deliveries::message))
-            .load::<(Option<isinbeat::domain::RunId>, String)>(&mut **f.conn())
+            .load::<(Option<isinbeat::domain::RunId>, String)>(&mut *f.conn())
             .unwrap()
     };
 
