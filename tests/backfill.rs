@@ -395,6 +395,18 @@ async fn a_firds_backfill_through_the_form_applies_the_delta_days_in_date_order_
     assert_eq!(seen.len() as u64, last["records"]["total"].as_u64().unwrap() + 1);
     assert_eq!(Value::Array(seen), Value::Array(wanted));
 
+    // The name search finds the new instrument and the new name, and a name the delta days did
+    // not touch as before (and only where it is).
+    for (words, isin, found) in [
+        ("lumen+werkstoffe", "DE000A40LWK1", true),
+        ("vertex+holding", "AT0043600456", true),
+        ("republik+oesterreich+2032", "AT0000A3J9B1", true),
+        ("lumen+werkstoffe", "AT0000A3J9B1", false),
+    ] {
+        let page = admin.get_html(&format!("/admin/isins/?q={words}")).await;
+        assert_eq!(page.contains(&format!("/admin/isins/{isin}/")), found, "{words}: {page}");
+    }
+
     // Each run's page shows its date and the files it took.
     let page = admin.get_html(&format!("/admin/runs/{}/", runs[1].id)).await;
     assert!(page.contains(r#"<dd id="run-logical-date">2025-01-06</dd>"#), "{page}");

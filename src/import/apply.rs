@@ -71,7 +71,7 @@ pub(super) fn shrink_error(source: &Source, removed: u64) -> ImportError {
 }
 
 /// What an import wrote besides what its stats count, for the source's counts when it publishes.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub(super) struct Tally {
     /// ISINs that came back after being inactive.
     pub returned: u64,
@@ -82,6 +82,25 @@ pub(super) struct Tally {
     pub silent: Vec<String>,
     /// How the source's active and inactive ISINs per country move when it publishes.
     pub countries: CountryMoves,
+    /// ISINs with a change row whose name the import changed (or gave), in ISIN order, whose
+    /// names the browser's index learns after the publish; `None` when there were more than
+    /// [`RENAMED_KEPT`]: then every ISIN with a change row is refreshed.
+    pub renamed: Option<Vec<String>>,
+}
+
+/// The most ISINs a [`Tally`] keeps in `renamed` (a few MB).
+const RENAMED_KEPT: usize = 200_000;
+
+impl Default for Tally {
+    fn default() -> Self {
+        Self {
+            returned: 0,
+            new_inactive: 0,
+            silent: Vec::new(),
+            countries: CountryMoves::new(),
+            renamed: Some(Vec::new()),
+        }
+    }
 }
 
 /// Per country (an ISIN's first two letters): how many more (or fewer) active and inactive
@@ -118,6 +137,13 @@ impl Tally {
         let room = SILENT_KEPT.saturating_sub(self.silent.len());
         self.silent.extend(writes.silent.drain(..).take(room));
         add_moves(&mut self.countries, std::mem::take(&mut writes.countries));
+        if let Some(renamed) = &mut self.renamed {
+            if renamed.len() + writes.renamed.len() > RENAMED_KEPT {
+                self.renamed = None;
+            } else {
+                renamed.append(&mut writes.renamed);
+            }
+        }
     }
 }
 
@@ -244,6 +270,8 @@ pub(super) struct Writes {
     silent: Vec<String>,
     /// How the counts per country move.
     countries: CountryMoves,
+    /// ISINs with a change row whose name changed (or came).
+    renamed: Vec<String>,
     close: Vec<String>,
     versions: Vec<NewRecordVersion>,
     changes: Vec<NewChange>,
@@ -268,6 +296,7 @@ impl Writes {
         self.new_inactive += other.new_inactive;
         self.silent.append(&mut other.silent);
         add_moves(&mut self.countries, other.countries);
+        self.renamed.append(&mut other.renamed);
         self.close.append(&mut other.close);
         self.versions.append(&mut other.versions);
         self.changes.append(&mut other.changes);
@@ -344,6 +373,7 @@ pub(super) fn plan(
     let mut new_inactive = 0;
     let mut silent = Vec::new();
     let mut countries = CountryMoves::new();
+    let mut renamed = Vec::new();
     // Versions without a change row, added after the loop (`write` holds the others).
     let mut silent_versions = Vec::new();
     for action in actions {
@@ -352,6 +382,9 @@ pub(super) fn plan(
             Action::StillGone => {}
             Action::Add { incoming, previous } => {
                 stats.added += 1;
+                if incoming.name.as_deref() != previous.and_then(|previous| previous.name.as_deref()) {
+                    renamed.push(incoming.isin.clone());
+                }
                 if let Some(lei) = &incoming.lei {
                     writes.leis.push((lei.clone(), incoming.isin.clone()));
                 }
@@ -376,6 +409,9 @@ pub(super) fn plan(
             }
             Action::Change { incoming, previous } => {
                 stats.changed += 1;
+                if incoming.name != previous.name {
+                    renamed.push(incoming.isin.clone());
+                }
                 if let Some(lei) = incoming.lei.as_ref().filter(|lei| previous.lei.as_ref() != Some(lei)) {
                     writes.leis.push((lei.clone(), incoming.isin.clone()));
                 }
@@ -394,6 +430,9 @@ pub(super) fn plan(
                 // The record as the delta left it, or as it was, inactive from this generation on.
                 let kept = match incoming {
                     Some(incoming) => {
+                        if incoming.name != previous.name {
+                            renamed.push(incoming.isin.clone());
+                        }
                         if let Some(lei) =
                             incoming.lei.as_ref().filter(|lei| previous.lei.as_ref() != Some(lei))
                         {
@@ -456,5 +495,6 @@ pub(super) fn plan(
     writes.new_inactive = new_inactive;
     writes.silent = silent;
     writes.countries = countries;
+    writes.renamed = renamed;
     writes
 }

@@ -140,7 +140,7 @@ pub(super) fn publish(
     }
     stats.active = active;
     lock::collect_superseded(conn, source, next).context("Failed to clean up old record versions")?;
-    refresh_browsing(conn, source, format, run_id, next, &tally.silent, observer);
+    refresh_browsing(conn, source, format, run_id, next, &tally, observer);
     if stats.added + stats.removed + stats.changed >= ANALYZE_AFTER {
         isin_record::refresh_statistics(conn).context("Failed to analyze the ISIN tables")?;
     }
@@ -182,7 +182,7 @@ fn write_lei_pairs(
 }
 
 /// Brings the browser's name index up to date with a published import: the names of the ISINs
-/// it changed (GLEIF files carry no names). (The counts per country moved with the publish.) The import has published by then, so a failure here does not fail
+/// whose name it changed or gave (GLEIF files carry no names). (The counts per country moved with the publish.) The import has published by then, so a failure here does not fail
 /// it: it is logged and the run's log says so; the next import that changes those ISINs, or
 /// [`rebuild_browsing`], mends it.
 fn refresh_browsing(
@@ -191,20 +191,16 @@ fn refresh_browsing(
     format: Format,
     run_id: RunId,
     generation: i64,
-    silent: &[String],
+    tally: &Tally,
     observer: &dyn Observer,
 ) {
     let result = (|| -> anyhow::Result<()> {
         if format.has_names() {
-            refresh_names_of_run(conn, run_id, generation)?;
-            let mut chunk = CHUNK;
-            let mut rest = silent;
-            while !rest.is_empty() {
-                let (now, later) =
-                    rest.split_at(rest.len().min(usize::try_from(chunk).unwrap_or(usize::MAX)));
-                chunk = refresh_names_paced(conn, now, chunk)?;
-                rest = later;
+            match &tally.renamed {
+                Some(renamed) => refresh_names_of(conn, renamed)?,
+                None => refresh_names_of_run(conn, run_id, generation)?,
             }
+            refresh_names_of(conn, &tally.silent)?;
         }
         Ok(())
     })();
@@ -235,6 +231,18 @@ fn refresh_names_of_run(conn: &mut DbConnection, run_id: RunId, generation: i64)
         let isins: Vec<String> = batch.into_iter().map(|(isin, _)| isin).collect();
         chunk = refresh_names_paced(conn, &isins, chunk)?;
     }
+}
+
+/// Rewrites the name index of `isins` (in ISIN order), a chunk per short transaction.
+fn refresh_names_of(conn: &mut DbConnection, isins: &[String]) -> anyhow::Result<()> {
+    let mut chunk = CHUNK;
+    let mut rest = isins;
+    while !rest.is_empty() {
+        let (now, later) = rest.split_at(rest.len().min(usize::try_from(chunk).unwrap_or(usize::MAX)));
+        chunk = refresh_names_paced(conn, now, chunk)?;
+        rest = later;
+    }
+    Ok(())
 }
 
 /// Rewrites the name index of `isins` in one write transaction; returns the next chunk's size
