@@ -35,8 +35,9 @@ pub(super) fn read_sorted(
 ) -> Result<SortedRows, ImportError> {
     let mut sorter = Sorter::new();
     let started = Instant::now();
-    // Two batches in flight at most: memory stays bounded whichever side is slower.
-    let (sender, batches) = mpsc::sync_channel::<Result<Batch, ImportError>>(2);
+    // One batch waits at most (and one is being read): memory stays bounded whichever side is
+    // slower.
+    let (sender, batches) = mpsc::sync_channel::<Result<Batch, ImportError>>(1);
     std::thread::scope(|scope| {
         scope.spawn(move || read_batches(next_item, &sender));
         for batch in batches.iter() {

@@ -16,8 +16,9 @@ use std::io::{self, BufReader, BufWriter, Read, Seek, Write};
 
 use crate::import::diff::StagedRow;
 
-/// Rows sorted in memory before a segment spills to disk: about 30 MB of GLEIF rows.
-const SEGMENT_ROWS: usize = 100_000;
+/// Rows sorted in memory before a segment spills to disk: about 20 MB of GLEIF rows, 30 MB of
+/// FIRDS rows with their venues (the file is read meanwhile, a batch or two ahead).
+const SEGMENT_ROWS: usize = 64_000;
 
 /// Spilled segments kept at most (one open file each); when there are this many they are
 /// merged into one, so that a file of any length stays far below the open-file limit.
