@@ -185,6 +185,13 @@ const DURATION_RUNS: usize = 30;
 const TOP_COUNTRIES: usize = 12;
 /// Import runs read for the charts, at most (a month of imports every 15 minutes).
 const MAX_IMPORT_RUNS: i64 = 3_000;
+/// Width of the horizontal bar charts: they sit two abreast at 1280 pixels and are drawn at
+/// this size there, not shrunk (their labels stay readable).
+const HBAR_WIDTH: i64 = 460;
+/// Thickness of and gap between the bars of the day and duration charts: thirty bars fit the
+/// same width.
+const VBAR_WIDTH: i64 = 11;
+const VBAR_GAP: i64 = 4;
 
 /// The dashboard's ISIN charts.
 pub struct IsinCharts {
@@ -251,12 +258,15 @@ fn by_source_chart(sources: &[source::Source]) -> BarChart {
                         thousands(inactive)
                     ),
                     parts: vec![(active, "bar-succeeded"), (inactive, "bar-other")],
+                    name: s.name.clone(),
+                    figures: vec![thousands(active), thousands(inactive)],
                 }
             })
             .collect(),
-        560,
+        HBAR_WIDTH,
         thousands,
     )
+    .with_columns(&["Source", "Active", "No longer listed"])
 }
 
 /// Active records per country, the largest [`TOP_COUNTRIES`] and the rest as "other".
@@ -277,13 +287,16 @@ fn by_country_chart(counts: Vec<isin_browse::CountryCount>) -> BarChart {
             .into_iter()
             .map(|(country, n)| Stack {
                 title: format!("{}: {} active records", country_name(&country), thousands(n)),
+                name: country_name(&country),
                 label: country,
                 parts: vec![(n, "bar-succeeded")],
+                figures: vec![thousands(n)],
             })
             .collect(),
-        560,
+        HBAR_WIDTH,
         thousands,
     )
+    .with_columns(&["Country (ISIN prefix)", "Active records"])
 }
 
 /// ISINs added and removed per day, for [`CHANGE_DAYS`] days from `first`, from the runs'
@@ -323,12 +336,15 @@ fn changes_chart(per_day: Vec<DayChanges>, first: NaiveDate, today: NaiveDate) -
                     thousands(removed)
                 ),
                 parts: vec![(added, "bar-succeeded"), (removed, "bar-failed")],
+                name: day.format("%a %Y-%m-%d").to_string(),
+                figures: vec![thousands(added), thousands(removed)],
             })
             .collect(),
-        14,
-        4,
+        VBAR_WIDTH,
+        VBAR_GAP,
         100,
     )
+    .with_columns(&["Day (UTC)", "Added", "Removed"])
 }
 
 /// How long the latest [`DURATION_RUNS`] import runs took, oldest first.
@@ -349,10 +365,13 @@ fn durations_chart(stats: &[(&run::RunSummary, serde_json::Value)]) -> BarChart 
                 label: String::new(),
                 title: format!("Run #{} ({}): {:.1} s", r.id, r.schedule_name, ms as f64 / 1000.0),
                 parts: vec![(ms, "bar-other")],
+                name: format!("#{} ({})", r.id, r.schedule_name),
+                figures: vec![format!("{:.1} s", ms as f64 / 1000.0)],
             })
             .collect(),
-        14,
-        4,
+        VBAR_WIDTH,
+        VBAR_GAP,
         100,
     )
+    .with_columns(&["Run", "Duration"])
 }
