@@ -1,13 +1,14 @@
 //! The dashboard: what is in the installation and what happened lately.
 
-use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use std::collections::HashMap;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Utc};
 
 use crate::db::DbConnection;
+use crate::domain::day_window::DayWindow;
 use crate::domain::{Role, RunStatus};
 use crate::jobs::download_isins;
 use crate::models::audit::{self, AuditEntry, AuditFilter};
@@ -16,6 +17,7 @@ use crate::models::{isin_browse, schedule, source, source_freshness, user};
 use crate::web::AppError;
 use crate::web::charts::{BarChart, Stack};
 use crate::web::isins::{country_name, describe_total, thousands};
+use crate::web::occurrence_grid::{GridQuery, OccurrenceGrid};
 use crate::web::page::{AdminContext, Page, render, see_other};
 
 #[derive(Template)]
@@ -33,6 +35,9 @@ struct DashboardPage {
     /// Sources whose publisher's file is overdue.
     stale: Vec<source::Source>,
     chart: RunsChart,
+    /// The busiest schedules' occurrences of the last days.
+    grid: OccurrenceGrid,
+    grid_caption: &'static str,
     isins: IsinCharts,
     backend: &'static str,
     version: &'static str,
@@ -42,11 +47,25 @@ pub async fn root() -> HttpResponse {
     see_other("/admin/")
 }
 
+/// Days of the grid of occurrences unless `?days=` says otherwise.
+const GRID_DAYS: u32 = 7;
+/// Schedules in the grid: the busiest of its days.
+const GRID_ROWS: i64 = 10;
+/// Occurrences in a row of the grid, at most (the newest; a schedule that fires every minute
+/// would otherwise draw ten thousand a week).
+const GRID_CELLS_PER_ROW: i64 = 100;
+
 pub async fn show(
     AdminContext { state, session, me: user, .. }: AdminContext,
+    query: web::Query<GridQuery>,
 ) -> Result<HttpResponse, AppError> {
     let chart_since = (Utc::now() - Duration::days(CHART_DAYS - 1)).date_naive();
     let isins = state.db(IsinCharts::load).await?;
+    // The dashboard's days are UTC days, as in its other charts.
+    let window = DayWindow::ending_at(Utc::now(), chrono_tz::Tz::UTC, query.days(GRID_DAYS));
+    let grid = state
+        .db(move |conn| OccurrenceGrid::busiest(conn, &window, GRID_ROWS, GRID_CELLS_PER_ROW, "/admin/"))
+        .await?;
     let stale = state.db(|conn| Ok(source_freshness::stale(conn)?)).await?;
     let (users_total, by_role, entries, schedules_total, next, recent_runs, failing, per_day) = state
         .db(move |conn| {
@@ -90,6 +109,8 @@ pub async fn show(
             failing,
             stale,
             chart: RunsChart::new(chart_since, &per_day),
+            grid,
+            grid_caption: "The schedules with the most occurrences",
             isins,
             backend: state.settings.database_url.backend_name(),
             version: env!("CARGO_PKG_VERSION"),
