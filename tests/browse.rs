@@ -490,6 +490,34 @@ async fn the_dashboard_charts_isins_by_source_country_and_day(backend: Backend) 
     assert!(page.contains(&format!("{today}: 333 added, 30 removed")), "{page}");
     assert!(page.contains("id=\"import-durations\""));
     assert_eq!(page.matches("<title>Run #").count(), 3, "one bar per import");
+
+    // Each chart has its figures as a table too, for those who cannot see the bars.
+    let figures = |chart: &str| {
+        page.split(&format!("id=\"{chart}-figures\""))
+            .nth(1)
+            .unwrap()
+            .split("</table>")
+            .next()
+            .unwrap()
+            .to_owned()
+    };
+    let cell = |n: &str| format!("<td class=\"number\">{n}</td>");
+    let by_source = figures("isins-by-source");
+    assert!(
+        by_source.contains(&format!("<th scope=\"row\">gleif</th>{}{}", cell("280"), cell("30"))),
+        "{by_source}"
+    );
+    assert!(by_source.contains(&format!("<th scope=\"row\">xetra</th>{}{}", cell("23"), cell("0"))));
+    let by_country = figures("isins-by-country");
+    let us_line = format!("<th scope=\"row\">US: The United States Of America</th>{}", cell(&us.to_string()));
+    assert!(by_country.contains(&us_line), "{by_country}");
+    let changes = figures("isin-changes");
+    assert_eq!(changes.matches("<th scope=\"row\">").count(), 30, "one line per day");
+    assert!(
+        changes.contains(&format!("<th scope=\"row\">{today}</th>{}{}", cell("333"), cell("30"))),
+        "{changes}"
+    );
+    assert_eq!(figures("import-durations").matches("<th scope=\"row\">#").count(), 3, "one line per import");
 }
 
 async fn an_lei_search_follows_imports_changes_and_deleted_sources(backend: Backend) {

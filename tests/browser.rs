@@ -179,6 +179,133 @@ async fn log_in(client: &Client, address: &str) {
     client.wait().for_element(Locator::Id("users-total")).await.unwrap();
 }
 
+/// Imports `rows` synthetic ISINs into the source `gleif` with `isinbeat import`.
+fn import_isins(app: &common::TestApp, dir: &Path, name: &str, rows: std::ops::Range<u64>) {
+    let file = dir.join(name);
+    std::fs::write(&file, common::gleif_csv(rows.map(|i| (i, i / 10)))).unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_isinbeat"))
+        .args(["import", &file.to_string_lossy(), "--format", "gleif_isin_lei", "--source", "gleif"])
+        .env_clear()
+        .env("DATABASE_URL", app.database.url())
+        .env("ISINBEAT_LOG", "warn")
+        .env("ISINBEAT_SEED", "none")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+}
+
+#[tokio::test]
+async fn at_1280_pixels_the_dashboard_draws_its_charts_at_full_size_and_a_grid_mark_opens_its_run() {
+    use isinbeat::models::run::{self, NewRun};
+    use isinbeat::models::schedule::{self, NewSchedule};
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    import_isins(&app, dir.path(), "day1.csv", 0..400);
+    import_isins(&app, dir.path(), "day2.csv", 40..420);
+    // A daily schedule's week: succeeded but for yesterday's, which failed.
+    let failed = app
+        .query(|conn| {
+            let mut new = NewSchedule::with_defaults("daily-isins", "prune_history", "cron");
+            new.settings.cron_expr = Some("0 6 * * *".to_owned());
+            let owner = schedule::insert(conn, &new).unwrap();
+            let today = chrono::Utc::now().date_naive();
+            let mut failed = None;
+            for days_ago in (0..7).rev() {
+                let at = (today - chrono::Duration::days(days_ago)).and_hms_opt(6, 0, 0).unwrap();
+                let status = if days_ago == 1 { "failed" } else { "succeeded" };
+                let id = run::insert(
+                    conn,
+                    &NewRun {
+                        schedule_id: Some(owner.id),
+                        schedule_name: &owner.settings.name,
+                        task_kind: &owner.settings.task_kind,
+                        params: "{}",
+                        scheduled_for: Some(at),
+                        trigger: "schedule".parse().unwrap(),
+                        triggered_by: None,
+                        status: status.parse().unwrap(),
+                        not_before: at,
+                        finished_at: Some(at),
+                        error: None,
+                        created_at: at,
+                        queue: "default",
+                        note: None,
+                    },
+                )
+                .unwrap();
+                failed = failed.or((days_ago == 1).then_some(id));
+            }
+            failed.unwrap()
+        })
+        .await;
+
+    let (_driver, client) = start_driver(&chromedriver).await;
+    log_in(&client, &app.address).await;
+    client.wait().for_element(Locator::Id("occurrence-grid")).await.unwrap();
+    let width = client.execute("return window.innerWidth;", vec![]).await.unwrap().as_f64().unwrap();
+    assert!((1200.0..=1280.0).contains(&width), "a window 1280 pixels wide, not {width}");
+    // Every chart is drawn at least at the size it was laid out for: none is shrunk until its
+    // labels cannot be read.
+    let charts = client
+        .execute(
+            "return Array.from(document.querySelectorAll('svg.chart'))\
+               .map(svg => [svg.id, svg.getBoundingClientRect().width, svg.viewBox.baseVal.width]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let charts = charts.as_array().unwrap();
+    assert_eq!(charts.len(), 5, "{charts:?}");
+    for chart in charts {
+        let (drawn, designed) = (chart[1].as_f64().unwrap(), chart[2].as_f64().unwrap());
+        assert!(drawn >= designed - 0.5, "{} is drawn {drawn} px wide, made for {designed}", chart[0]);
+    }
+    // The ISIN charts sit two abreast, and the page does not scroll sideways.
+    let tops = client
+        .execute(
+            "return Array.from(document.querySelectorAll('.chart-card')).map(c => c.getBoundingClientRect().top);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let tops: Vec<f64> = tops.as_array().unwrap().iter().map(|top| top.as_f64().unwrap()).collect();
+    assert!(tops.len() == 4 && tops[0] == tops[1] && tops[2] == tops[3] && tops[2] > tops[0], "{tops:?}");
+    let sideways = client
+        .execute(
+            "return document.documentElement.scrollWidth - document.documentElement.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(sideways, json!(0));
+    // Each chart's figures open as a table.
+    let summary = client.find(Locator::Css("#isin-charts details summary")).await.unwrap();
+    summary.click().await.unwrap();
+    wait_for_text(&client, "#isins-by-source-figures", "gleif").await;
+    screenshot(&client, "dashboard").await;
+
+    // The week's grid fits, and yesterday's failed mark opens its run.
+    let fits = client
+        .execute(
+            "const s = document.querySelector('.grid-scroll'); return s.scrollWidth <= s.clientWidth;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(fits, json!(true));
+    client.execute("document.getElementById('occurrences').scrollIntoView();", vec![]).await.unwrap();
+    screenshot(&client, "dashboard-occurrences").await;
+    let mark = client.find(Locator::Css("#occurrence-grid a.occ-failed")).await.unwrap();
+    let name = mark.attr("aria-label").await.unwrap().unwrap();
+    assert!(name.starts_with("daily-isins, ") && name.ends_with(" 06:00 UTC: failed"), "{name}");
+    mark.click().await.unwrap();
+    let heading = wait_for_text(&client, "main h1", &format!("Run #{failed} of daily-isins")).await;
+    assert!(heading.contains("failed"), "{heading}");
+    client.close().await.unwrap();
+}
+
 #[tokio::test]
 async fn a_person_creates_a_schedule_pauses_it_with_a_reason_and_sees_it_in_the_list_and_the_audit_log() {
     let Some(chromedriver) = chromedriver_path() else { return };

@@ -298,6 +298,21 @@ async fn the_dashboard_shows_failing_schedules_and_runs_per_day(backend: Backend
     assert!(chart.contains(&format!("{}: 1 succeeded, 1 failed, 1 other", day_label(&day(0)))), "{chart}");
     assert!(chart.contains(&format!("{}: 0 succeeded, 1 failed, 0 other", day_label(&day(2)))), "{chart}");
     assert_eq!(chart.matches("class=\"bar-succeeded\"").count(), 2, "bars only where there were runs");
+
+    // The same figures as a table, for those who cannot see the bars.
+    let figures = html.split("id=\"runs-chart-figures\"").nth(1).unwrap().split("</table>").next().unwrap();
+    assert_eq!(figures.matches("<th scope=\"row\">").count(), 14, "one line per day");
+    let line = |day: &str, counts: [u32; 3]| {
+        format!(
+            "<th scope=\"row\">{}</th><td class=\"number\">{}</td><td class=\"number\">{}</td><td class=\"number\">{}</td>",
+            day_label(day),
+            counts[0],
+            counts[1],
+            counts[2]
+        )
+    };
+    assert!(figures.contains(&line(&day(1), [4, 0, 0])), "{figures}");
+    assert!(figures.contains(&line(&day(0), [1, 1, 1])), "{figures}");
 }
 
 /// The chart's label of a day: "Thu 2026-11-26".

@@ -11,6 +11,7 @@ use crate::db::schema::runs;
 use crate::domain::{RunId, RunStatus, ScheduleId, Trigger, UserId, WorkerName};
 
 pub mod dated;
+pub mod occurrences;
 pub mod transitions;
 
 /// A row of `runs`.

@@ -1,6 +1,7 @@
 //! Small SVG charts drawn on the server (no JavaScript): horizontal bars for counts by
-//! category, and vertical bars over days or runs. Only the geometry lives here; the templates
-//! draw it.
+//! category, and vertical bars over days or runs, each with its figures as a table (the text
+//! alternative of the picture). Only the geometry and the figures live here; the templates draw
+//! them.
 
 /// One segment of a bar: where it starts and how long it is (pixels), and its CSS class.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -19,6 +20,9 @@ pub struct Bar {
     pub value: String,
     pub title: String,
     pub segments: Vec<Segment>,
+    /// Its line in the table of figures: its name, then one figure per column.
+    pub name: String,
+    pub figures: Vec<String>,
 }
 
 /// A bar chart of stacked bars.
@@ -31,13 +35,20 @@ pub struct BarChart {
     pub thickness: i64,
     /// Where bars start (horizontal: after the labels; vertical: the baseline).
     pub origin: i64,
+    /// The headings of the table of figures: what the bars' names are, then what each figure is.
+    pub columns: Vec<&'static str>,
 }
 
 /// Stacked values of one bar: `(value, class)` from the base outwards.
 pub struct Stack {
+    /// Drawn beside or under the bar (empty: none); cut to [`LABEL_CHARS`] beside a bar.
     pub label: String,
+    /// Its tooltip.
     pub title: String,
     pub parts: Vec<(u64, &'static str)>,
+    /// Its name in full and its figures, for the table of figures.
+    pub name: String,
+    pub figures: Vec<String>,
 }
 
 impl Stack {
@@ -46,8 +57,11 @@ impl Stack {
     }
 }
 
-const LABEL_WIDTH: i64 = 110;
-const VALUE_WIDTH: i64 = 90;
+const LABEL_WIDTH: i64 = 140;
+const VALUE_WIDTH: i64 = 80;
+/// Characters of a label beside a horizontal bar that fit in [`LABEL_WIDTH`] at the charts'
+/// type size; a longer one is cut with an ellipsis (the tooltip and the table have it whole).
+const LABEL_CHARS: usize = 22;
 const ROW: i64 = 22;
 const THICK: i64 = 16;
 
@@ -84,9 +98,11 @@ impl BarChart {
                 Bar {
                     position: i as i64 * ROW,
                     value: value(stack.total()),
-                    label: stack.label,
+                    label: shortened(stack.label),
                     title: stack.title,
                     segments,
+                    name: stack.name,
+                    figures: stack.figures,
                 }
             })
             .collect::<Vec<_>>();
@@ -96,6 +112,7 @@ impl BarChart {
             width,
             thickness: THICK,
             origin: LABEL_WIDTH,
+            columns: Vec::new(),
         }
     }
 
@@ -123,11 +140,20 @@ impl BarChart {
                     label: stack.label,
                     title: stack.title,
                     segments,
+                    name: stack.name,
+                    figures: stack.figures,
                 }
             })
             .collect();
         let width = (bars.len() as i64 * (bar + gap) - gap).max(bar);
-        BarChart { bars, width, height: plot + 16, thickness: bar, origin: plot }
+        BarChart { bars, width, height: plot + 16, thickness: bar, origin: plot, columns: Vec::new() }
+    }
+
+    /// The chart with the headings of its table of figures: what the bars are, then one per
+    /// figure of a bar.
+    pub fn with_columns(mut self, columns: &[&'static str]) -> Self {
+        self.columns = columns.to_vec();
+        self
     }
 
     /// Where the labels under vertical bars go.
@@ -146,12 +172,28 @@ impl BarChart {
     }
 }
 
+/// `label`, cut to [`LABEL_CHARS`] characters with an ellipsis when longer.
+fn shortened(label: String) -> String {
+    if label.chars().count() <= LABEL_CHARS {
+        return label;
+    }
+    let mut cut: String = label.chars().take(LABEL_CHARS - 1).collect();
+    cut.push('…');
+    cut
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     fn stack(parts: &[(u64, &'static str)]) -> Stack {
-        Stack { label: String::new(), title: String::new(), parts: parts.to_vec() }
+        Stack {
+            label: String::new(),
+            title: String::new(),
+            parts: parts.to_vec(),
+            name: String::new(),
+            figures: Vec::new(),
+        }
     }
 
     #[test]
@@ -177,5 +219,16 @@ mod tests {
         assert_eq!((first[1].offset, first[1].length), (0, 50));
         assert_eq!(chart.bars[1].position, 12);
         assert_eq!(chart.width, 22);
+    }
+
+    #[test]
+    fn a_long_label_is_cut_beside_its_bar_and_kept_whole_in_the_table() {
+        let long = "ESMA FIRDS equities and debt, all venues";
+        let mut stack = stack(&[(1, "a")]);
+        (stack.label, stack.name) = (long.to_owned(), long.to_owned());
+        let chart = BarChart::horizontal(vec![stack], 400, |n| n.to_string());
+        assert_eq!(chart.bars[0].label, "ESMA FIRDS equities a…");
+        assert_eq!(chart.bars[0].label.chars().count(), LABEL_CHARS);
+        assert_eq!(chart.bars[0].name, long);
     }
 }

@@ -1,13 +1,14 @@
 //! The dashboard: what is in the installation and what happened lately.
 
-use actix_web::HttpResponse;
 use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, web};
 use askama::Template;
 use std::collections::HashMap;
 
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Utc};
 
 use crate::db::DbConnection;
+use crate::domain::day_window::DayWindow;
 use crate::domain::{Role, RunStatus};
 use crate::jobs::download_isins;
 use crate::models::audit::{self, AuditEntry, AuditFilter};
@@ -16,6 +17,7 @@ use crate::models::{isin_browse, schedule, source, source_freshness, user};
 use crate::web::AppError;
 use crate::web::charts::{BarChart, Stack};
 use crate::web::isins::{country_name, describe_total, thousands};
+use crate::web::occurrence_grid::{GridQuery, OccurrenceGrid};
 use crate::web::page::{AdminContext, Page, render, see_other};
 
 #[derive(Template)]
@@ -33,6 +35,9 @@ struct DashboardPage {
     /// Sources whose publisher's file is overdue.
     stale: Vec<source::Source>,
     chart: RunsChart,
+    /// The busiest schedules' occurrences of the last days.
+    grid: OccurrenceGrid,
+    grid_caption: &'static str,
     isins: IsinCharts,
     backend: &'static str,
     version: &'static str,
@@ -42,11 +47,25 @@ pub async fn root() -> HttpResponse {
     see_other("/admin/")
 }
 
+/// Days of the grid of occurrences unless `?days=` says otherwise.
+const GRID_DAYS: u32 = 7;
+/// Schedules in the grid: the busiest of its days.
+const GRID_ROWS: i64 = 10;
+/// Occurrences in a row of the grid, at most (the newest; a schedule that fires every minute
+/// would otherwise draw ten thousand a week).
+const GRID_CELLS_PER_ROW: i64 = 100;
+
 pub async fn show(
     AdminContext { state, session, me: user, .. }: AdminContext,
+    query: web::Query<GridQuery>,
 ) -> Result<HttpResponse, AppError> {
     let chart_since = (Utc::now() - Duration::days(CHART_DAYS - 1)).date_naive();
     let isins = state.db(IsinCharts::load).await?;
+    // The dashboard's days are UTC days, as in its other charts.
+    let window = DayWindow::ending_at(Utc::now(), chrono_tz::Tz::UTC, query.days(GRID_DAYS));
+    let grid = state
+        .db(move |conn| OccurrenceGrid::busiest(conn, &window, GRID_ROWS, GRID_CELLS_PER_ROW, "/admin/"))
+        .await?;
     let stale = state.db(|conn| Ok(source_freshness::stale(conn)?)).await?;
     let (users_total, by_role, entries, schedules_total, next, recent_runs, failing, per_day) = state
         .db(move |conn| {
@@ -90,6 +109,8 @@ pub async fn show(
             failing,
             stale,
             chart: RunsChart::new(chart_since, &per_day),
+            grid,
+            grid_caption: "The schedules with the most occurrences",
             isins,
             backend: state.settings.database_url.backend_name(),
             version: env!("CARGO_PKG_VERSION"),
@@ -185,6 +206,13 @@ const DURATION_RUNS: usize = 30;
 const TOP_COUNTRIES: usize = 12;
 /// Import runs read for the charts, at most (a month of imports every 15 minutes).
 const MAX_IMPORT_RUNS: i64 = 3_000;
+/// Width of the horizontal bar charts: they sit two abreast at 1280 pixels and are drawn at
+/// this size there, not shrunk (their labels stay readable).
+const HBAR_WIDTH: i64 = 460;
+/// Thickness of and gap between the bars of the day and duration charts: thirty bars fit the
+/// same width.
+const VBAR_WIDTH: i64 = 11;
+const VBAR_GAP: i64 = 4;
 
 /// The dashboard's ISIN charts.
 pub struct IsinCharts {
@@ -251,12 +279,15 @@ fn by_source_chart(sources: &[source::Source]) -> BarChart {
                         thousands(inactive)
                     ),
                     parts: vec![(active, "bar-succeeded"), (inactive, "bar-other")],
+                    name: s.name.clone(),
+                    figures: vec![thousands(active), thousands(inactive)],
                 }
             })
             .collect(),
-        560,
+        HBAR_WIDTH,
         thousands,
     )
+    .with_columns(&["Source", "Active", "No longer listed"])
 }
 
 /// Active records per country, the largest [`TOP_COUNTRIES`] and the rest as "other".
@@ -277,13 +308,16 @@ fn by_country_chart(counts: Vec<isin_browse::CountryCount>) -> BarChart {
             .into_iter()
             .map(|(country, n)| Stack {
                 title: format!("{}: {} active records", country_name(&country), thousands(n)),
+                name: country_name(&country),
                 label: country,
                 parts: vec![(n, "bar-succeeded")],
+                figures: vec![thousands(n)],
             })
             .collect(),
-        560,
+        HBAR_WIDTH,
         thousands,
     )
+    .with_columns(&["Country (ISIN prefix)", "Active records"])
 }
 
 /// ISINs added and removed per day, for [`CHANGE_DAYS`] days from `first`, from the runs'
@@ -323,12 +357,15 @@ fn changes_chart(per_day: Vec<DayChanges>, first: NaiveDate, today: NaiveDate) -
                     thousands(removed)
                 ),
                 parts: vec![(added, "bar-succeeded"), (removed, "bar-failed")],
+                name: day.format("%a %Y-%m-%d").to_string(),
+                figures: vec![thousands(added), thousands(removed)],
             })
             .collect(),
-        14,
-        4,
+        VBAR_WIDTH,
+        VBAR_GAP,
         100,
     )
+    .with_columns(&["Day (UTC)", "Added", "Removed"])
 }
 
 /// How long the latest [`DURATION_RUNS`] import runs took, oldest first.
@@ -349,10 +386,13 @@ fn durations_chart(stats: &[(&run::RunSummary, serde_json::Value)]) -> BarChart 
                 label: String::new(),
                 title: format!("Run #{} ({}): {:.1} s", r.id, r.schedule_name, ms as f64 / 1000.0),
                 parts: vec![(ms, "bar-other")],
+                name: format!("#{} ({})", r.id, r.schedule_name),
+                figures: vec![format!("{:.1} s", ms as f64 / 1000.0)],
             })
             .collect(),
-        14,
-        4,
+        VBAR_WIDTH,
+        VBAR_GAP,
         100,
     )
+    .with_columns(&["Run", "Duration"])
 }

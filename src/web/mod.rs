@@ -19,6 +19,7 @@ mod isins;
 mod login;
 pub mod metrics;
 pub mod middleware;
+mod occurrence_grid;
 mod page;
 mod runs;
 pub mod schedule_form;

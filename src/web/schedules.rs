@@ -1,7 +1,7 @@
 //! The schedules pages: the list (search, filters; a paused schedule says who paused it, why and
 //! until when), a schedule's detail (settings, the next fire times in its time zone and UTC with
 //! DST changes marked, the occurrences skipped on request, recent runs, and every change with
-//! who made it), and the operator actions: pause (with a reason and a resume time), resume, run
+//! who made it, and the grid of its occurrences of the last days), and the operator actions: pause (with a reason and a resume time), resume, run
 //! now, skip an occurrence and take a skip back.
 
 use std::collections::HashMap;
@@ -14,6 +14,7 @@ use chrono::Utc;
 use serde::Deserialize;
 
 use crate::auth::CurrentUser;
+use crate::domain::day_window::DayWindow;
 use crate::domain::field_errors::FieldErrors;
 use crate::domain::pause::PauseNote;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
@@ -33,6 +34,7 @@ use crate::sources::outbound::OutboundPolicy;
 use crate::web::AppError;
 use crate::web::client_ip::actor;
 use crate::web::forms::{FormErrors, filter_query};
+use crate::web::occurrence_grid::{GridQuery, OccurrenceGrid};
 use crate::web::page::{AdminContext, Page, flash_error, flash_success, render, see_other};
 use crate::web::runs::STATUSES;
 use crate::web::schedule_form::ScheduleForm;
@@ -259,6 +261,9 @@ struct DetailPage {
     /// The "skip an occurrence" form as typed, and what is wrong with it.
     skip_form: SkipInput,
     skip_errors: FormErrors,
+    /// Its occurrences of the last days.
+    grid: OccurrenceGrid,
+    grid_caption: String,
 }
 
 /// A skipped occurrence on the schedule's page.
@@ -273,21 +278,36 @@ struct SkipRow {
 /// How far back the schedule's page lists skipped occurrences (their runs stay in the history).
 const SKIPS_SHOWN_SINCE: chrono::Duration = chrono::Duration::days(31);
 
-pub async fn detail(context: AdminContext, id: web::Path<ScheduleId>) -> Result<HttpResponse, AppError> {
-    show_detail(context, id.into_inner(), SkipInput::default(), FormErrors::default()).await
+/// Days of the schedule page's grid of occurrences unless `?days=` says otherwise.
+const GRID_DAYS: u32 = 14;
+/// Occurrences in the schedule page's grid, at most (the newest).
+const GRID_CELLS: i64 = 500;
+
+pub async fn detail(
+    context: AdminContext,
+    id: web::Path<ScheduleId>,
+    query: web::Query<GridQuery>,
+) -> Result<HttpResponse, AppError> {
+    let days = query.days(GRID_DAYS);
+    show_detail(context, id.into_inner(), SkipInput::default(), FormErrors::default(), days).await
 }
 
-/// The schedule's page, with the "skip an occurrence" form as typed: 200 without errors, 422
-/// with them beside the fields.
+/// The schedule's page, with the "skip an occurrence" form as typed (200 without errors, 422
+/// with them beside the fields) and its occurrences of the last `grid_days` days.
 async fn show_detail(
     AdminContext { state, session, me, .. }: AdminContext,
     id: ScheduleId,
     skip_form: SkipInput,
     skip_errors: FormErrors,
+    grid_days: u32,
 ) -> Result<HttpResponse, AppError> {
-    let (found, runs, entries, deliveries, listeners, skips) = state
+    let (found, runs, entries, deliveries, listeners, skips, grid) = state
         .db(move |conn| {
             let found = schedule::find(conn, id)?.ok_or(AppError::NotFound)?;
+            // The schedule's own days, in its time zone.
+            let window = DayWindow::ending_at(Utc::now(), zone_of(&found), grid_days);
+            let path = format!("/admin/schedules/{id}/");
+            let grid = OccurrenceGrid::of_schedule(conn, &found, &window, GRID_CELLS, &path)?;
             let runs =
                 run::page(conn, &RunFilter { schedule_id: Some(id), ..RunFilter::default() }, None, 20)?;
             let filter = AuditFilter {
@@ -311,7 +331,7 @@ async fn show_detail(
                     Ok::<_, diesel::result::Error>((skip, run))
                 })
                 .collect::<Result<_, _>>()?;
-            Ok((found, runs, entries, deliveries, listeners, skips))
+            Ok((found, runs, entries, deliveries, listeners, skips, grid))
         })
         .await?;
     let next = found.spec().map(|spec| spec.preview(Utc::now(), 5)).unwrap_or_default();
@@ -328,6 +348,7 @@ async fn show_detail(
     if !me.can(Role::Admin) {
         found.settings.alert_webhook_url = found.settings.alert_webhook_url.as_deref().map(mask_webhook_url);
     }
+    let grid_caption = format!("Occurrences of {}", found.settings.name);
     let status = if skip_errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
     render(
         status,
@@ -346,6 +367,8 @@ async fn show_detail(
             skips,
             skip_form,
             skip_errors,
+            grid_caption,
+            grid,
         },
     )
 }
@@ -489,7 +512,7 @@ pub async fn skip(
     let found = context.state.find_or_404(id, schedule::find).await?;
     let (at, note) = match form.parse(zone_of(&found)) {
         Ok(parsed) => parsed,
-        Err(problems) => return show_detail(context, id, form, form_errors(&problems)).await,
+        Err(problems) => return show_detail(context, id, form, form_errors(&problems), GRID_DAYS).await,
     };
     let actor = actor(&context.req, &context.state.settings, &context.me);
     let done = context
@@ -499,7 +522,7 @@ pub async fn skip(
     if let Err(refused) = done {
         let mut errors = FormErrors::default();
         errors.add("at", refused);
-        return show_detail(context, id, form, errors).await;
+        return show_detail(context, id, form, errors, GRID_DAYS).await;
     }
     flash_success(
         &context.session,
