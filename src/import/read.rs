@@ -40,6 +40,10 @@ pub(super) fn read_sorted(
     let (sender, batches) = mpsc::sync_channel::<Result<Batch, ImportError>>(1);
     std::thread::scope(|scope| {
         scope.spawn(move || read_batches(next_item, &sender));
+        // Owned here, so that returning early (a stop, a failed sort) drops it before the scope
+        // waits for the reading thread, which then stops at its next batch instead of waiting
+        // for room in the channel for ever.
+        let batches = batches;
         for batch in batches.iter() {
             let batch = batch?;
             stats.valid += batch.rows.len() as u64;
@@ -59,7 +63,6 @@ pub(super) fn read_sorted(
                 total_bytes: None,
                 rows: stats.rows,
             });
-            // Returning drops the receiver: the reading thread stops at its next batch.
             observer.check_stop().map_err(ImportError::Stopped)?;
             if batch.last {
                 return Ok(());
@@ -120,5 +123,43 @@ fn staged(row: Row) -> StagedRow {
         cfi: row.cfi,
         currency: row.currency,
         listing: row.listing.as_ref().and_then(|listing| serde_json::to_string(listing).ok()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    struct StopAtOnce;
+
+    impl Observer for StopAtOnce {
+        fn progress(&self, _progress: &Progress) {}
+
+        fn check_stop(&self) -> Result<(), String> {
+            Err("cancelled".to_owned())
+        }
+    }
+
+    #[test]
+    fn a_stop_while_the_file_is_read_ends_the_read_instead_of_waiting_for_the_reading_thread() {
+        let isin = crate::sources::sample::isin_for(1).unwrap();
+        let mut line = 0;
+        // A file without end: only the stop can end the read.
+        let mut endless = || {
+            line += 1;
+            Ok(Some(Item::Row(Row {
+                line,
+                isin,
+                lei: None,
+                name: None,
+                cfi: None,
+                currency: None,
+                listing: None,
+            })))
+        };
+        let mut stats = Stats::default();
+        let result = read_sorted(&mut endless, &StopAtOnce, &mut stats);
+        assert!(matches!(result, Err(ImportError::Stopped(why)) if why == "cancelled"));
+        assert_eq!(stats.valid, READ_BATCH as u64, "the first batch was taken, then the read stopped");
     }
 }
