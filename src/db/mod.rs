@@ -80,20 +80,6 @@ pub struct PoolConnection {
     presence: writers::Presence,
 }
 
-impl std::ops::Deref for PoolConnection {
-    type Target = DbConnection;
-
-    fn deref(&self) -> &DbConnection {
-        &self.conn
-    }
-}
-
-impl std::ops::DerefMut for PoolConnection {
-    fn deref_mut(&mut self) -> &mut DbConnection {
-        &mut self.conn
-    }
-}
-
 /// A connection checked out again within this long of its last checkout has been idle for
 /// less than that, and is used without a ping first (as HikariCP's bypass window does). One
 /// idle longer — through a server restart or a dropped link, say — is pinged, and replaced if

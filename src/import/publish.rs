@@ -182,8 +182,9 @@ fn write_lei_pairs(
 }
 
 /// Brings the browser's name index up to date with a published import: the names of the ISINs
-/// whose name it changed or gave (GLEIF files carry no names). (The counts per country moved with the publish.) The import has published by then, so a failure here does not fail
-/// it: it is logged and the run's log says so; the next import that changes those ISINs, or
+/// whose name it changed or gave (GLEIF files carry no names); the counts per country moved
+/// with the publish. The import has published by then, so a failure here does not fail it: it
+/// is logged and the run's log says so; the next import that changes those ISINs, or
 /// [`rebuild_browsing`], mends it.
 fn refresh_browsing(
     conn: &mut DbConnection,

@@ -51,11 +51,8 @@ pub(super) fn read_sorted(
                 sorter.push(row).context("Failed to sort the rows (temporary files)")?;
             }
             stats.invalid += batch.invalid;
-            for problem in batch.problems {
-                if stats.problems.len() < MAX_PROBLEMS {
-                    stats.problems.push(problem);
-                }
-            }
+            let room = MAX_PROBLEMS.saturating_sub(stats.problems.len());
+            stats.problems.extend(batch.problems.into_iter().take(room));
             stats.rows = stats.valid + stats.invalid;
             observer.progress(&Progress {
                 phase: Phase::Reading,

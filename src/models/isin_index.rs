@@ -128,8 +128,8 @@ pub fn named_isins_of_source(
 }
 
 /// The names the sources show now of each of `isins` that has one, in ISIN order, each ISIN's
-/// in source order (as the browser lists them), each name once. Reads the names alone: an import that changed a
-/// million ISINs refreshes their names without loading their venues.
+/// in source order (as the browser lists them), each name once. Reads the names alone: an
+/// import that changed a million ISINs refreshes their names without loading their venues.
 fn visible_names(
     conn: &mut DbConnection,
     sources: &[SourceInfo],
