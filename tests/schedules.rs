@@ -340,8 +340,12 @@ async fn the_list_finds_schedules_by_words_state_and_task(backend: Backend) {
     }
     assert!(!all.contains("Run now"), "no actions in the list for a viewer");
 
-    // Sortable columns; the scheduler computes next runs (gleif 02:00 UTC, prune 04:00, firds Monday).
-    app.query(|conn| isinbeat::scheduler::tick(conn, chrono::Utc::now()).unwrap()).await;
+    // Sortable columns; the scheduler computes next runs from a tick at 00:30 UTC tomorrow, so
+    // that whatever the hour the test runs, gleif (03:00 Berlin = 01:00 or 02:00 UTC) comes
+    // before prune (04:00 UTC), and firds on a Monday.
+    let half_past_midnight =
+        (chrono::Utc::now().date_naive() + chrono::Days::new(1)).and_hms_opt(0, 30, 0).unwrap().and_utc();
+    app.query(move |conn| isinbeat::scheduler::tick(conn, half_past_midnight).unwrap()).await;
     assert_eq!(
         names(&viewer.get_html("/admin/schedules/?o=-name").await),
         vec!["prune", "gleif-daily", "firds-weekly"]
