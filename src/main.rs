@@ -112,6 +112,17 @@ enum Command {
         #[arg(long)]
         reprocess: bool,
     },
+    /// Print the change feed as JSON lines (one added, removed or changed ISIN per line, in the
+    /// order imports were published), from the beginning or after a cursor. Each line has the
+    /// `cursor` to pass as --after to resume right after it.
+    Changes {
+        /// A cursor a previous line (or the API) gave; 0 is the beginning.
+        #[arg(long, default_value = "0")]
+        after: String,
+        /// Print at most this many changes.
+        #[arg(long)]
+        limit: Option<u64>,
+    },
     /// Work with ISINs.
     Isin {
         #[command(subcommand)]
@@ -236,6 +247,7 @@ fn main() -> ExitCode {
             })
             .map(done)
         }
+        Command::Changes { after, limit } => commands::changes::changes(&after, limit).map(done),
         Command::Isin { command: IsinCommand::Validate { isins, only_invalid } } => {
             commands::isin::validate(&isins, only_invalid)
                 .map(|all_valid| if all_valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })

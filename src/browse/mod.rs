@@ -4,6 +4,8 @@
 //! `models` (it also names the import's task kind, whose runs a "since" filter looks at) and
 //! knows no HTTP type.
 
+pub mod feed;
+
 use chrono::NaiveDateTime;
 use diesel::QueryResult;
 

@@ -3,6 +3,7 @@
 
 pub mod as_code;
 pub mod backfill;
+pub mod changes;
 mod check;
 pub mod import;
 pub mod isin;

@@ -141,6 +141,19 @@ diesel::table! {
 }
 
 diesel::table! {
+    publications (seq) {
+        seq -> Int8,
+        source_id -> Int8,
+        run_id -> Int8,
+        generation -> Int8,
+        published_at -> Timestamp,
+        added -> Int8,
+        removed -> Int8,
+        changed -> Int8,
+    }
+}
+
+diesel::table! {
     runs (id) {
         id -> Int8,
         schedule_id -> Nullable<Int8>,
@@ -338,6 +351,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     isin_stats,
     isins,
     login_failures,
+    publications,
     runs,
     schedule_skips,
     schedule_state,

@@ -5,6 +5,7 @@ pub mod calendar;
 pub mod day_window;
 pub mod download_params;
 pub mod duration_text;
+pub mod feed_cursor;
 pub mod field_errors;
 pub mod freshness;
 pub mod ids;

@@ -1,7 +1,8 @@
 //! Finishing an import: the LEI index written, the next generation published in one short
-//! transaction (with the publisher's files it applied, and the browser's counts per country
-//! moved by what it changed), superseded versions cleaned up, and the browser's name index
-//! brought up to date (both rebuilt whole after the migration that adds them).
+//! transaction (with the publisher's files it applied, the browser's counts per country moved
+//! by what it changed, and its number in the change feed), superseded versions cleaned up, and
+//! the browser's name index brought up to date (both rebuilt whole after the migration that
+//! adds them).
 
 use std::time::Instant;
 
@@ -16,6 +17,7 @@ use crate::db::{DbConnection, write_transaction};
 use crate::domain::RunId;
 use crate::models::isin_index;
 use crate::models::isin_record::{self, LeiIsin};
+use crate::models::publication::{self, NewPublication};
 use crate::models::source::{self, Published, Source};
 use crate::models::source_file::{self, NewSourceFile};
 use crate::sources::fetch::Content;
@@ -129,6 +131,18 @@ pub(super) fn publish(
             }
             source_file::insert_all(c, &files)?;
             isin_index::move_counts(c, source.id, &tally.countries)?;
+            publication::record(
+                c,
+                &NewPublication {
+                    source_id: source.id,
+                    run_id,
+                    generation: next,
+                    published_at: now,
+                    added: count(stats.added),
+                    removed: count(stats.removed),
+                    changed: count(stats.changed),
+                },
+            )?;
         }
         Ok::<_, diesel::result::Error>(published)
     })

@@ -14,7 +14,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use crate::auth::CurrentUser;
-use crate::browse;
+use crate::browse::{self, feed};
+use crate::domain::feed_cursor::FeedCursor;
 use crate::domain::{ChangeKind, Role, RunId, RunStatus, ScheduleId, SourceId, Trigger, WorkerName};
 use crate::models::isin_browse::{self, Total};
 use crate::models::run::{self, Run};
@@ -391,6 +392,43 @@ pub async fn run_schedule(
     Ok(HttpResponse::Accepted()
         .insert_header((actix_web::http::header::LOCATION, format!("/api/v1/runs/{run_id}")))
         .json(RunQueuedOut { run_id, queued }))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ChangesQuery {
+    after: Option<String>,
+    limit: Option<String>,
+}
+
+/// `GET /api/v1/changes`: the change feed, from the beginning or after the cursor a previous
+/// read returned.
+pub async fn list_changes(
+    state: web::Data<AppState>,
+    query: web::Query<ChangesQuery>,
+) -> Result<HttpResponse, ApiError> {
+    let ChangesQuery { after, limit } = query.into_inner();
+    let mut errors = FormErrors::default();
+    let after = match after.as_deref().map(str::parse::<FeedCursor>) {
+        None => FeedCursor::START,
+        Some(Ok(cursor)) => cursor,
+        Some(Err(error)) => {
+            errors.add("after", error.to_string());
+            FeedCursor::START
+        }
+    };
+    let limit = match limit.as_deref().map(str::parse::<usize>) {
+        None => feed::DEFAULT_LIMIT,
+        Some(Ok(n)) if (1..=feed::MAX_LIMIT).contains(&n) => n,
+        Some(_) => {
+            errors.add("limit", format!("Enter a number from 1 to {}.", feed::MAX_LIMIT));
+            feed::DEFAULT_LIMIT
+        }
+    };
+    if !errors.is_empty() {
+        return Err(invalid(&errors));
+    }
+    let page = state.db(move |conn| Ok(feed::read(conn, &after, limit)?)).await?;
+    Ok(HttpResponse::Ok().insert_header((CACHE_CONTROL, "no-store")).json(page))
 }
 
 #[cfg(test)]

@@ -72,6 +72,7 @@ pub fn table() -> Vec<RouteDef> {
         get("/api/v1/schedules", API_VIEWER, |r| r.to(api::list_schedules)),
         post("/api/v1/schedules/{id}/run", API_OPERATOR, |r| r.to(api::run_schedule)),
         get("/api/v1/runs/{id}", API_VIEWER, |r| r.to(api::get_run)),
+        get("/api/v1/changes", API_VIEWER, |r| r.to(api::list_changes)),
         get("/", Access::Public, |r| r.to(dashboard::root)),
         get("/login", Access::Public, |r| r.to(login::form)),
         post("/login", Access::Public, |r| r.to(login::submit)),
