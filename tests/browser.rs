@@ -143,7 +143,7 @@ async fn a_person_logs_in_through_the_form_and_sees_the_dashboard() {
     let header_color =
         client.find(Locator::Css(".site-header")).await.unwrap().css_value("background-color").await.unwrap();
     assert_eq!(header_color, "rgba(31, 78, 121, 1)");
-    screenshot(&client, "dashboard").await;
+    screenshot(&client, "dashboard-first-login").await;
 
     client.find(Locator::Css(".user-tools button")).await.unwrap().click().await.unwrap();
     let note = client.wait().for_element(Locator::Css(".flash-info")).await.unwrap();
