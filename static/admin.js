@@ -52,14 +52,19 @@
     return checked ? checked.value : "";
   }
 
+  // A field the server found wrong stays in sight whatever is chosen.
+  function wrong(group) {
+    return group.classList.contains("has-error") || group.querySelector(".has-error") !== null;
+  }
+
   function showChosen() {
     var kind = task ? task.value : "";
     form.querySelectorAll("[data-task]").forEach(function (group) {
-      group.hidden = group.getAttribute("data-task") !== kind;
+      group.hidden = group.getAttribute("data-task") !== kind && !wrong(group);
     });
     var spec = chosenSpec();
     form.querySelectorAll("[data-spec]").forEach(function (group) {
-      group.hidden = group.getAttribute("data-spec").split(" ").indexOf(spec) < 0;
+      group.hidden = group.getAttribute("data-spec").split(" ").indexOf(spec) < 0 && !wrong(group);
     });
   }
 
