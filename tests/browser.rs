@@ -143,7 +143,7 @@ async fn a_person_logs_in_through_the_form_and_sees_the_dashboard() {
     let header_color =
         client.find(Locator::Css(".site-header")).await.unwrap().css_value("background-color").await.unwrap();
     assert_eq!(header_color, "rgba(31, 78, 121, 1)");
-    screenshot(&client, "dashboard").await;
+    screenshot(&client, "dashboard-first-login").await;
 
     client.find(Locator::Css(".user-tools button")).await.unwrap().click().await.unwrap();
     let note = client.wait().for_element(Locator::Css(".flash-info")).await.unwrap();
@@ -323,13 +323,15 @@ async fn a_person_creates_a_schedule_pauses_it_with_a_reason_and_sees_it_in_the_
     let zone = client.find(Locator::Id("id_timezone")).await.unwrap();
     zone.clear().await.unwrap();
     zone.send_keys("Europe/Berlin").await.unwrap();
+    // The queue is an advanced setting, folded until asked for.
+    client.find(Locator::Css("details.advanced summary")).await.unwrap().click().await.unwrap();
     let queue = client.find(Locator::Id("id_queue")).await.unwrap();
     queue.clear().await.unwrap();
     queue.send_keys("imports").await.unwrap();
     client.find(Locator::Css("button[value=preview]")).await.unwrap().click().await.unwrap();
     // The preview of the new expression, in local time.
     wait_for_text(&client, "#preview tbody tr", "02:30:00 CE").await;
-    screenshot(&client, "schedule-form").await;
+    screenshot(&client, "schedule-form-previewed").await;
     client.find(Locator::Css("button[value=save]")).await.unwrap().click().await.unwrap();
 
     let settings = wait_for_text(&client, "#schedule-settings", "every day at 02:30 (Europe/Berlin)").await;
@@ -358,6 +360,112 @@ async fn a_person_creates_a_schedule_pauses_it_with_a_reason_and_sees_it_in_the_
     client.find(Locator::LinkText("Audit log")).await.unwrap().click().await.unwrap();
     let entry = wait_for_text(&client, ".audit-table tbody tr", "pause").await;
     assert!(entry.contains("nightly-gleif") && entry.contains("upstream outage, OPS-123"), "{entry}");
+    client.close().await.unwrap();
+}
+
+/// Whether the element with `id` is shown (not hidden by the form's script, not folded away).
+async fn shown(client: &Client, id: &str) -> bool {
+    client.find(Locator::Id(id)).await.unwrap().is_displayed().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_person_creates_a_download_schedule_from_the_pickers_and_sees_only_the_fields_that_apply() {
+    use isinbeat::models::source::{self, NewSource, SourceChanges};
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.query(|conn| {
+        for name in ["GLEIF ISIN-LEI", "Xetra instruments"] {
+            let settings = SourceChanges {
+                name: name.to_owned(),
+                url: "https://example.org/isins.csv".to_owned(),
+                format: "gleif_isin_lei".to_owned(),
+                enabled: true,
+                ..SourceChanges::default()
+            };
+            source::insert(conn, &NewSource::new(settings, None)).unwrap();
+        }
+    })
+    .await;
+    let (_driver, client) = start_driver(&chromedriver).await;
+    log_in(&client, &app.address).await;
+    client.find(Locator::LinkText("Schedules")).await.unwrap().click().await.unwrap();
+    client.wait().for_element(Locator::LinkText("Add schedule")).await.unwrap().click().await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Id("id_name"))
+        .await
+        .unwrap()
+        .send_keys("gleif-mornings")
+        .await
+        .unwrap();
+    // A reload would lose this mark; the preview is updated in place.
+    client.execute("window.notReloaded = true; return null;", vec![]).await.unwrap();
+
+    // A new schedule starts as a nightly prune: its parameter shows, the download's does not.
+    assert!(shown(&client, "id_param__prune_history__chunk_size").await);
+    assert!(!shown(&client, "id_param__download_isins__source").await);
+    client.find(Locator::Id("id_task_kind")).await.unwrap().select_by_value("download_isins").await.unwrap();
+    assert!(shown(&client, "id_param__download_isins__source").await, "the source list shows");
+    assert!(!shown(&client, "id_param__prune_history__chunk_size").await, "the prune's parameter is hidden");
+    assert!(!shown(&client, "id_param__sleep__seconds").await);
+    let source = client.find(Locator::Id("id_param__download_isins__source")).await.unwrap();
+    let offered = source.text().await.unwrap();
+    assert!(offered.contains("GLEIF ISIN-LEI") && offered.contains("Xetra instruments"), "{offered}");
+    source.select_by_value("GLEIF ISIN-LEI").await.unwrap();
+
+    // Cron is the repeat mode: the interval's and the one-off's fields are hidden.
+    assert!(shown(&client, "id_cron_expr").await);
+    assert!(!shown(&client, "id_every").await && !shown(&client, "id_once_at").await);
+    client.find(Locator::Id("id_spec_kind_interval")).await.unwrap().click().await.unwrap();
+    assert!(shown(&client, "id_every").await && !shown(&client, "id_cron_expr").await);
+    client.find(Locator::Id("id_spec_kind_cron")).await.unwrap().click().await.unwrap();
+    assert!(shown(&client, "id_cron_expr").await && !shown(&client, "id_every").await);
+    // The advanced settings are folded away.
+    assert!(!shown(&client, "id_max_attempts").await && !shown(&client, "id_queue").await);
+
+    // The time zone is offered from the IANA list as it is typed.
+    let zone = client.find(Locator::Id("id_timezone")).await.unwrap();
+    assert_eq!(zone.attr("list").await.unwrap().as_deref(), Some("time-zones"));
+    let offered = client
+        .execute(
+            "return document.querySelector('#time-zones option[value=\"Europe/Berlin\"]') !== null;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(offered, json!(true));
+    zone.clear().await.unwrap();
+    zone.send_keys("Europe/Berlin").await.unwrap();
+
+    // The preview follows the cron expression as it is typed: a message while it is incomplete,
+    // then the words and the next fire times.
+    let cron = client.find(Locator::Id("id_cron_expr")).await.unwrap();
+    cron.clear().await.unwrap();
+    cron.send_keys("15 6 * *").await.unwrap();
+    wait_for_text(&client, "#preview-problems", "A cron expression has 5 fields").await;
+    cron.send_keys(" 1-5").await.unwrap();
+    wait_for_text(&client, "#preview-words", "Runs every weekday at 06:15 (Europe/Berlin).").await;
+    let times = wait_for_text(&client, "#preview tbody", "06:15:00 CE").await;
+    assert!(!times.contains("Sat ") && !times.contains("Sun "), "weekdays only: {times}");
+    let kept = client.execute("return window.notReloaded === true;", vec![]).await.unwrap();
+    assert_eq!(kept, json!(true), "the preview was updated without reloading the page");
+    client.execute("window.scrollTo(0, 0); return null;", vec![]).await.unwrap();
+    screenshot(&client, "schedule-form").await;
+    client
+        .execute("document.getElementById('preview').scrollIntoView(false); return null;", vec![])
+        .await
+        .unwrap();
+    screenshot(&client, "schedule-form-preview").await;
+
+    client.find(Locator::Css("button[value=save]")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, ".flash-success", "Schedule “gleif-mornings” was created.").await;
+    let settings =
+        wait_for_text(&client, "#schedule-settings", "every weekday at 06:15 (Europe/Berlin)").await;
+    assert!(settings.contains("GLEIF ISIN-LEI"), "{settings}");
+    screenshot(&client, "schedule-detail").await;
+    client.find(Locator::LinkText("Schedules")).await.unwrap().click().await.unwrap();
+    let row = wait_for_text(&client, "#schedules tbody tr", "gleif-mornings").await;
+    assert!(row.contains("every weekday at 06:15 (Europe/Berlin)"), "{row}");
     client.close().await.unwrap();
 }
 

@@ -618,10 +618,35 @@ async fn a_file_source_scheduled_from_the_ui_imports_and_shows_its_stats(backend
     assert!(source_page.contains("<dd id=\"source-active\">250</dd>"));
     assert!(source_page.contains("local-file-daily"), "the schedule is listed on the source page");
 
-    // A schedule naming no existing source fails with a message that says so.
-    let missing = run_from_ui(&app, &admin, &schedule_fields("nowhere", "no-such-source", "1", "")).await;
+    // The form refuses a source that does not exist; a schedule whose source went later (here
+    // renamed behind its back) fails with a message that says so.
+    let refused = admin
+        .submit(
+            "/admin/schedules/new",
+            "/admin/schedules/new",
+            &schedule_fields("nowhere", "no-such-source", "1", ""),
+        )
+        .await;
+    assert_eq!(refused.status(), 422);
+    let created = admin
+        .submit(
+            "/admin/schedules/new",
+            "/admin/schedules/new",
+            &schedule_fields("nowhere", "local-file", "1", ""),
+        )
+        .await;
+    assert_eq!(created.status(), 303);
+    app.query(|conn| {
+        RunQueryDsl::execute(
+            diesel::sql_query("UPDATE sources SET name = 'no-such-source-now' WHERE name = 'local-file'"),
+            conn,
+        )
+        .unwrap()
+    })
+    .await;
+    let missing = run_now(&app, &admin, &location(&created)).await;
     assert_eq!(missing.status.as_str(), "failed");
-    assert!(missing.error.unwrap().contains("No source is named “no-such-source”"));
+    assert!(missing.error.unwrap().contains("No source is named “local-file”"));
 }
 
 async fn a_refused_shrink_is_offered_again_on_its_run_page_and_accepted_from_there(backend: Backend) {

@@ -67,8 +67,12 @@ async fn run_from_the_form(app: &TestApp, admin: &Browser, name: &str, source: &
     let created =
         admin.submit("/admin/schedules/new", "/admin/schedules/new", &schedule_fields(name, source)).await;
     assert_eq!(created.status(), 303, "{}", created.text().await.unwrap());
-    let page = location(&created);
-    let ran = admin.submit(&page, &format!("{page}run"), &[]).await;
+    run_now(app, admin, &location(&created)).await
+}
+
+/// Presses "Run now" on the schedule's page and waits for the run to end.
+async fn run_now(app: &TestApp, admin: &Browser, page: &str) -> run::Run {
+    let ran = admin.submit(page, &format!("{page}run"), &[]).await;
     assert_eq!(ran.status(), 303);
     let id: isinbeat::domain::RunId =
         location(&ran).trim_matches('/').rsplit('/').next().unwrap().parse().unwrap();
@@ -115,8 +119,21 @@ async fn every_admin_page_escapes_names_that_carry_markup(backend: Backend) {
     assert_eq!(created.status(), 303, "{}", created.text().await.unwrap());
     let imported = run_from_the_form(&app, &admin, PAYLOAD, PAYLOAD).await;
     assert_eq!(imported.status.as_str(), "succeeded", "{imported:?}");
+    // A schedule whose source is gone (the form refuses one that does not exist, so it is
+    // written directly) fails with the name in its error.
     let missing_source = format!("no such {PAYLOAD}");
-    let failed = run_from_the_form(&app, &admin, &format!("{PAYLOAD} 2"), &missing_source).await;
+    let orphan = format!("{PAYLOAD} 2");
+    let orphan_id = app
+        .query(move |conn| {
+            let mut new =
+                isinbeat::models::schedule::NewSchedule::with_defaults(&orphan, "download_isins", "cron");
+            new.settings.cron_expr = Some("30 7 * * *".to_owned());
+            new.settings.max_attempts = 1;
+            new.settings.params = serde_json::json!({ "source": missing_source }).to_string();
+            isinbeat::models::schedule::insert(conn, &new).unwrap().id
+        })
+        .await;
+    let failed = run_now(&app, &admin, &format!("/admin/schedules/{orphan_id}/")).await;
     assert_eq!(failed.status.as_str(), "failed");
     assert!(failed.error.as_deref().unwrap().contains(RAW), "the error holds the payload: {failed:?}");
     let token = admin.submit("/admin/account/", "/admin/account/tokens", &[("name", PAYLOAD)]).await;

@@ -2,6 +2,7 @@
 //! parsed and is valid.
 
 pub mod calendar;
+pub mod cron_words;
 pub mod day_window;
 pub mod download_params;
 pub mod duration_text;

@@ -15,7 +15,7 @@ use chrono_tz::Tz;
 use croner::Cron;
 use croner::parser::{CronParser, Seconds, Year};
 
-use crate::domain::duration_text;
+use crate::domain::{cron_words, duration_text};
 
 /// A cron expression with 5 fields (minute precision) or 6 (with seconds first).
 #[derive(Clone)]
@@ -278,7 +278,8 @@ impl ScheduleSpec {
     }
 }
 
-/// Words for the common shapes of a 5-field expression; the expression itself otherwise.
+/// Words for the common shapes of an expression (see [`cron_words`]); the expression itself
+/// otherwise.
 fn describe_cron(source: &str) -> String {
     let fields: Vec<&str> = source.split(' ').collect();
     let number = |field: &str| field.parse::<u32>().ok();
@@ -296,7 +297,7 @@ fn describe_cron(source: &str) -> String {
         [step, "*", "*", "*", "*"] if step.strip_prefix("*/").and_then(number).is_some() => {
             format!("every {} minutes", step.trim_start_matches("*/"))
         }
-        _ => format!("cron “{source}”"),
+        _ => cron_words::describe(source).unwrap_or_else(|| format!("cron “{source}”")),
     }
 }
 
@@ -460,7 +461,8 @@ mod tests {
         assert_eq!(describe_cron("15 * * * *"), "every hour at minute 15");
         assert_eq!(describe_cron("*/5 * * * *"), "every 5 minutes");
         assert_eq!(describe_cron("0 7 * * 1-5"), "every weekday at 07:00");
-        assert_eq!(describe_cron("0 7 1 * *"), "cron “0 7 1 * *”");
+        assert_eq!(describe_cron("0 7 1 * *"), "at 07:00 on day 1 of the month");
+        assert_eq!(describe_cron("1-10/2 * * * *"), "cron “1-10/2 * * * *”");
         assert_eq!(describe_duration(Duration::minutes(90)), "90 minutes");
         assert_eq!(describe_duration(Duration::days(1)), "day");
     }

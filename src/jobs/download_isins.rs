@@ -48,8 +48,8 @@ pub const NAME: &str = import::TASK_KIND;
 const PARAMS: &[ParamSpec] = &[ParamSpec {
     name: "source",
     label: "Source",
-    help: "The name of the source to download, as the Sources page lists it.",
-    kind: ParamKind::Text,
+    help: "The source to download, one of those the Sources page lists.",
+    kind: ParamKind::Source,
     default: "",
 }];
 

@@ -23,6 +23,9 @@ use crate::domain::{RunId, ScheduleId};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamKind {
     Text,
+    /// The name of one of the sources: the schedule form offers them in a list and refuses a name
+    /// no source has (the check needs the database, so it is the form's, not [`validate_params`]).
+    Source,
     /// A whole number within bounds.
     Integer {
         min: i64,

@@ -87,6 +87,7 @@ pub fn table() -> Vec<RouteDef> {
         post("/admin/schedules/bulk", OPERATOR, |r| r.to(schedules::bulk)),
         get("/admin/schedules/new", OPERATOR, |r| r.to(schedules::new_form)),
         post("/admin/schedules/new", OPERATOR, |r| r.to(schedules::create)),
+        get("/admin/schedules/preview", OPERATOR, |r| r.to(schedules::preview)),
         get("/admin/schedules/{id}/", VIEWER, |r| r.to(schedules::detail)),
         get("/admin/schedules/{id}/edit", OPERATOR, |r| r.to(schedules::edit_form)),
         post("/admin/schedules/{id}/edit", OPERATOR, |r| r.to(schedules::update)),

@@ -1,10 +1,15 @@
 //! The schedule form: its fields as typed (the scheduler's [`SettingsInput`]) and the button
 //! pressed. Parsing, with the messages beside the fields at fault and the preview of the next
-//! fire times, is the scheduler's (`schedules apply` reads its files the same way).
+//! fire times, is the scheduler's (`schedules apply` reads its files the same way). The form's
+//! preview — the timing in words and the next fire times — is [`TimingPreview`], shown on the
+//! page and, as the timing is typed, by the fragment `admin.js` fetches.
 
-use crate::domain::schedule_settings::ScheduleSettings;
-use crate::domain::schedule_spec::FireTime;
-use crate::jobs::Registry;
+use chrono::{Offset, TimeZone, Utc};
+use serde::Deserialize;
+
+use crate::domain::schedule_settings::{Cadence, ScheduleSettings};
+use crate::domain::schedule_spec::{FireTime, Recurrence, ScheduleSpec, parse_time_zone};
+use crate::jobs::{ParamKind, Registry};
 use crate::models::schedule::ScheduleChanges;
 use crate::scheduler::settings::SettingsInput;
 use crate::web::forms::FormErrors;
@@ -83,6 +88,41 @@ impl ScheduleForm {
         self.action == "preview"
     }
 
+    /// Its timing fields, for the preview.
+    pub fn timing(&self) -> TimingQuery {
+        let f = &self.fields;
+        TimingQuery {
+            spec_kind: f.spec_kind.clone(),
+            cron_expr: f.cron_expr.clone(),
+            timezone: f.timezone.clone(),
+            every: f.every.clone(),
+            every_unit: f.every_unit.clone(),
+            once_at: f.once_at.clone(),
+            start_at: f.start_at.clone(),
+            end_at: f.end_at.clone(),
+        }
+    }
+
+    /// Messages for the source parameters of the chosen task that name no source in `sources`
+    /// (the names there are). Any other task, or a task unknown, has none.
+    pub fn source_errors(&self, registry: &Registry, sources: &[String]) -> FormErrors {
+        let mut errors = FormErrors::default();
+        let Some(kind) = registry.find(&self.fields.task_kind) else { return errors };
+        for spec in kind.params().iter().filter(|spec| spec.kind == ParamKind::Source) {
+            let chosen = self.param(kind.name(), spec.name).trim();
+            let field = format!("param__{}__{}", kind.name(), spec.name);
+            if chosen.is_empty() {
+                errors.add(field, "Choose a source.");
+            } else if !sources.iter().any(|name| name == chosen) {
+                errors.add(
+                    field,
+                    format!("No source is named “{chosen}”: choose one of the list, or add it first."),
+                );
+            }
+        }
+        errors
+    }
+
     /// The settings, or the messages to show beside the fields; and the next fire times when the
     /// timing is valid (shown either way).
     pub fn parse(&self, registry: &Registry) -> (Result<ScheduleSettings, FormErrors>, Vec<FireTime>) {
@@ -96,4 +136,107 @@ impl ScheduleForm {
         });
         (parsed, preview)
     }
+}
+
+/// The form's timing fields, as `admin.js` sends them to the preview fragment (the same names as
+/// the form's; a missing `spec_kind` means cron).
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct TimingQuery {
+    #[serde(default)]
+    pub spec_kind: String,
+    #[serde(default)]
+    pub cron_expr: String,
+    #[serde(default)]
+    pub timezone: String,
+    #[serde(default)]
+    pub every: String,
+    #[serde(default)]
+    pub every_unit: String,
+    #[serde(default)]
+    pub once_at: String,
+    #[serde(default)]
+    pub start_at: String,
+    #[serde(default)]
+    pub end_at: String,
+}
+
+/// The timing fields with the labels the form gives them (for the fragment's messages).
+const TIMING_FIELDS: [(&str, &str); 7] = [
+    ("spec_kind", "Repeats"),
+    ("cron_expr", "Cron expression"),
+    ("timezone", "Time zone"),
+    ("every", "Every"),
+    ("once_at", "Once at"),
+    ("start_at", "Start"),
+    ("end_at", "End"),
+];
+
+/// What the form's timing means: in words, the next fire times, and what is wrong with it.
+#[derive(Debug, Clone, Default)]
+pub struct TimingPreview {
+    /// "every day at 03:00 (Europe/Berlin)", when the timing is valid.
+    pub words: Option<String>,
+    pub fire_times: Vec<FireTime>,
+    /// (field label, message) for each timing field at fault.
+    pub problems: Vec<(&'static str, String)>,
+}
+
+impl TimingPreview {
+    /// The preview of `timing`. The other settings are the new schedule's defaults, so what it
+    /// says of the timing is exactly what saving would say.
+    pub fn of(timing: &TimingQuery, registry: &Registry) -> Self {
+        let mut input = SettingsInput::blank();
+        input.name = "preview".to_owned();
+        input.spec_kind =
+            if timing.spec_kind.is_empty() { "cron".to_owned() } else { timing.spec_kind.clone() };
+        input.cron_expr = timing.cron_expr.clone();
+        input.timezone = timing.timezone.clone();
+        input.every = timing.every.clone();
+        input.every_unit = timing.every_unit.clone();
+        input.once_at = timing.once_at.clone();
+        input.start_at = timing.start_at.clone();
+        input.end_at = timing.end_at.clone();
+        let (parsed, mut fire_times) = input.parse(registry);
+        // An interval or a one-off runs on UTC instants; the form shows them in the zone chosen,
+        // as it shows a cron's.
+        if let Ok(zone) = parse_time_zone(&timing.timezone) {
+            let mut previous = zone.offset_from_utc_datetime(&Utc::now().naive_utc()).fix();
+            for fire in &mut fire_times {
+                fire.local = fire.utc.with_timezone(&zone);
+                let offset = fire.local.offset().fix();
+                fire.offset_changed = offset != previous;
+                previous = offset;
+            }
+        }
+        match parsed {
+            Ok(settings) => Self { words: in_words(&settings), fire_times, problems: Vec::new() },
+            Err(problems) => {
+                let problems = TIMING_FIELDS
+                    .iter()
+                    .filter_map(|(field, label)| {
+                        problems.get(field).map(|message| (*label, message.to_owned()))
+                    })
+                    .collect();
+                Self { words: None, fire_times, problems }
+            }
+        }
+    }
+
+    /// Whether it has nothing to show.
+    pub fn is_empty(&self) -> bool {
+        self.words.is_none() && self.fire_times.is_empty() && self.problems.is_empty()
+    }
+}
+
+/// The timing of `settings` in words.
+fn in_words(settings: &ScheduleSettings) -> Option<String> {
+    let recurrence = match &settings.timing {
+        Cadence::Cron(expr) => Recurrence::Cron { expr: expr.clone(), zone: settings.zone },
+        Cadence::Interval(every) => {
+            Recurrence::interval(*every, settings.start_at.map_or_else(Utc::now, |start| start.and_utc()))
+                .ok()?
+        }
+        Cadence::Once(at) => Recurrence::Once { at: at.and_utc() },
+    };
+    ScheduleSpec::new(recurrence, None, None).ok().map(|spec| spec.describe())
 }

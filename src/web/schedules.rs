@@ -21,12 +21,13 @@ use crate::domain::policy::{MisfirePolicy, OverlapPolicy};
 use crate::domain::schedule_settings::ScheduleSettings;
 use crate::domain::schedule_spec::{FireTime, parse_time_zone};
 use crate::domain::{Role, RunId, ScheduleId, SkipId, mask_webhook_url};
-use crate::jobs::{ParamSpec, Registry};
+use crate::jobs::{ParamKind, ParamSpec, Registry};
 use crate::models::alert::{self, Delivery};
 use crate::models::audit::{self, AuditEntry, AuditFilter};
 use crate::models::run::{self, Run, RunFilter};
 use crate::models::schedule::{self, Schedule, ScheduleChanges, ScheduleFilter, ScheduleOrder};
 use crate::models::schedule_skip::{self, ScheduleSkip};
+use crate::models::source;
 use crate::models::worker;
 use crate::scheduler::actions::{self, ActionError, Paused};
 use crate::scheduler::pause::{PauseInput, SkipInput};
@@ -37,7 +38,7 @@ use crate::web::forms::{FormErrors, filter_query};
 use crate::web::occurrence_grid::{GridQuery, OccurrenceGrid};
 use crate::web::page::{AdminContext, Page, flash_error, flash_success, render, see_other};
 use crate::web::runs::STATUSES;
-use crate::web::schedule_form::ScheduleForm;
+use crate::web::schedule_form::{ScheduleForm, TimingPreview, TimingQuery};
 
 const NAV: &str = "schedules";
 
@@ -576,12 +577,46 @@ pub async fn run_now(
     Ok(see_other(&format!("/admin/runs/{run_id}/")))
 }
 
-/// One task kind with its parameters (and their form field names), for the form.
+/// One task kind with its parameters, for the form.
 struct KindFields {
     name: &'static str,
     title: &'static str,
-    params: Vec<(ParamSpec, String)>,
+    params: Vec<ParamField>,
 }
+
+/// One parameter of a task kind, as the form shows it.
+struct ParamField {
+    spec: ParamSpec,
+    /// Its form field's name: `param__{kind}__{name}`.
+    field: String,
+    /// Chosen from the sources (a list), not typed.
+    picks_source: bool,
+}
+
+/// A source in the form's list.
+struct SourceChoice {
+    name: String,
+    enabled: bool,
+}
+
+/// The advanced settings' fields: the section folded away unless one of them has a message.
+const ADVANCED_FIELDS: &[&str] = &[
+    "queue",
+    "misfire_policy",
+    "misfire_grace_seconds",
+    "overlap_policy",
+    "jitter_seconds",
+    "max_attempts",
+    "retry_backoff_seconds",
+    "retry_backoff_max_seconds",
+    "timeout_seconds",
+    "expires_seconds",
+    "keep_succeeded",
+    "keep_failed",
+    "pause_after_failures",
+    "alert_webhook_url",
+    "alert_no_success",
+];
 
 #[derive(Template)]
 #[template(path = "schedules/form.html")]
@@ -591,8 +626,13 @@ struct FormPage {
     schedule_id: Option<ScheduleId>,
     form: ScheduleForm,
     errors: FormErrors,
-    preview: Vec<FireTime>,
+    /// The timing in words and its next fire times; the messages are beside the fields.
+    preview: TimingPreview,
+    show_problems: bool,
     kinds: Vec<KindFields>,
+    sources: Vec<SourceChoice>,
+    /// Every IANA time zone, offered as the time zone is typed.
+    zones: &'static [chrono_tz::Tz],
     misfire_policies: &'static [MisfirePolicy],
     overlap_policies: &'static [OverlapPolicy],
 }
@@ -603,9 +643,10 @@ impl FormPage {
         schedule_id: Option<ScheduleId>,
         form: ScheduleForm,
         errors: FormErrors,
-        preview: Vec<FireTime>,
+        sources: Vec<SourceChoice>,
     ) -> Self {
-        let kinds = Registry::builtin()
+        let registry = Registry::builtin();
+        let kinds = registry
             .kinds()
             .map(|kind| KindFields {
                 name: kind.name(),
@@ -613,20 +654,39 @@ impl FormPage {
                 params: kind
                     .params()
                     .iter()
-                    .map(|param| (*param, format!("param__{}__{}", kind.name(), param.name)))
+                    .map(|param| ParamField {
+                        spec: *param,
+                        field: format!("param__{}__{}", kind.name(), param.name),
+                        picks_source: param.kind == ParamKind::Source,
+                    })
                     .collect(),
             })
             .collect();
+        let preview = TimingPreview::of(&form.timing(), &registry);
         Self {
             page,
             schedule_id,
             form,
             errors,
             preview,
+            show_problems: false,
             kinds,
+            sources,
+            zones: &chrono_tz::TZ_VARIANTS,
             misfire_policies: MisfirePolicy::ALL,
             overlap_policies: OverlapPolicy::ALL,
         }
+    }
+
+    /// Whether `chosen` (a source parameter's value) names none of the sources: the list then
+    /// shows it too, marked, so that the page says what is stored.
+    fn unknown_source(&self, chosen: &str) -> bool {
+        !chosen.is_empty() && !self.sources.iter().any(|source| source.name == chosen)
+    }
+
+    /// Whether one of the advanced settings has a message (its section is then open).
+    fn advanced_has_error(&self) -> bool {
+        ADVANCED_FIELDS.iter().any(|field| self.errors.get(field).is_some())
     }
 
     /// The plain number fields: (name, label, value).
@@ -661,6 +721,27 @@ impl FormPage {
     }
 }
 
+/// The sources, by name, for the form's list.
+async fn source_choices(state: &crate::web::AppState) -> Result<Vec<SourceChoice>, AppError> {
+    let found = state.db(|conn| Ok(source::list(conn)?)).await?;
+    Ok(found.into_iter().map(|s| SourceChoice { name: s.name, enabled: s.enabled }).collect())
+}
+
+/// The form's messages with `more` added (each field keeps its first message).
+fn with_errors(
+    parsed: Result<ScheduleChanges, FormErrors>,
+    more: FormErrors,
+) -> Result<ScheduleChanges, FormErrors> {
+    if more.is_empty() {
+        return parsed;
+    }
+    let mut errors = parsed.err().unwrap_or_default();
+    for (field, message) in more.iter() {
+        errors.add(field, message);
+    }
+    Err(errors)
+}
+
 /// Shows a webhook's address to everyone but admins as its host only (its path is its secret);
 /// sent back as shown, the form keeps the stored address (see `update`).
 fn hide_webhook(form: &mut ScheduleForm, me: &CurrentUser) {
@@ -691,28 +772,40 @@ fn check_webhook(
     }
 }
 
-pub async fn new_form(AdminContext { session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
-    let form = ScheduleForm::blank();
-    let (_, preview) = form.parse(&Registry::builtin());
+/// Parses the form and checks what parsing cannot: the webhook's address and the source named.
+fn check_form(
+    form: &ScheduleForm,
+    outbound: &OutboundPolicy,
+    sources: &[SourceChoice],
+) -> Result<ScheduleChanges, FormErrors> {
+    let registry = Registry::builtin();
+    let (parsed, _) = form.parse(&registry);
+    let names: Vec<String> = sources.iter().map(|source| source.name.clone()).collect();
+    with_errors(check_webhook(parsed, outbound), form.source_errors(&registry, &names))
+}
+
+pub async fn new_form(
+    AdminContext { state, session, me, .. }: AdminContext,
+) -> Result<HttpResponse, AppError> {
+    let sources = source_choices(&state).await?;
     let page = Page::new(&session, Some(&me), NAV);
-    render(StatusCode::OK, &FormPage::new(page, None, form, FormErrors::default(), preview))
+    render(StatusCode::OK, &FormPage::new(page, None, ScheduleForm::blank(), FormErrors::default(), sources))
 }
 
 /// Shows the form again: with the preview (200) or with the errors (422).
 fn show_again(
-    session: &Session,
-    me: &CurrentUser,
+    (session, me): (&Session, &CurrentUser),
     schedule_id: Option<ScheduleId>,
     form: ScheduleForm,
     outcome: Result<(), FormErrors>,
-    preview: Vec<FireTime>,
+    sources: Vec<SourceChoice>,
 ) -> Result<HttpResponse, AppError> {
     let (status, errors) = match outcome {
         Ok(()) => (StatusCode::OK, FormErrors::default()),
         Err(errors) => (StatusCode::UNPROCESSABLE_ENTITY, errors),
     };
     let page = Page::new(session, Some(me), NAV);
-    render(status, &FormPage::new(page, schedule_id, form, errors, preview))
+    render(status, &FormPage::new(page, schedule_id, form, errors, sources))
 }
 
 pub async fn create(
@@ -720,12 +813,11 @@ pub async fn create(
     fields: web::Form<Vec<(String, String)>>,
 ) -> Result<HttpResponse, AppError> {
     let form = ScheduleForm::from_pairs(fields.into_inner());
-    let (parsed, preview) = form.parse(&Registry::builtin());
-    let parsed = check_webhook(parsed, &state.settings.outbound);
-    let settings = match parsed {
+    let sources = source_choices(&state).await?;
+    let settings = match check_form(&form, &state.settings.outbound, &sources) {
         Ok(settings) if !form.is_preview() => settings,
-        Ok(_) => return show_again(&session, &me, None, form, Ok(()), preview),
-        Err(errors) => return show_again(&session, &me, None, form, Err(errors), preview),
+        Ok(_) => return show_again((&session, &me), None, form, Ok(()), sources),
+        Err(errors) => return show_again((&session, &me), None, form, Err(errors), sources),
     };
     let actor = actor(&req, &state.settings, &me);
     let created =
@@ -738,7 +830,7 @@ pub async fn create(
         Err(ActionError::DuplicateName) => {
             let mut errors = FormErrors::default();
             errors.add("name", ActionError::DuplicateName);
-            show_again(&session, &me, None, form, Err(errors), preview)
+            show_again((&session, &me), None, form, Err(errors), sources)
         }
         Err(other) => Err(other.into()),
     }
@@ -752,9 +844,9 @@ pub async fn edit_form(
     let found = state.find_or_404(id, schedule::find).await?;
     let mut form = ScheduleForm::from_settings(&found.settings);
     hide_webhook(&mut form, &me);
-    let (_, preview) = form.parse(&Registry::builtin());
+    let sources = source_choices(&state).await?;
     let page = Page::new(&session, Some(&me), NAV);
-    render(StatusCode::OK, &FormPage::new(page, Some(id), form, FormErrors::default(), preview))
+    render(StatusCode::OK, &FormPage::new(page, Some(id), form, FormErrors::default(), sources))
 }
 
 pub async fn update(
@@ -771,13 +863,13 @@ pub async fn update(
     {
         form.fields.alert_webhook_url = url;
     }
-    let (parsed, preview) = form.parse(&Registry::builtin());
-    let parsed = check_webhook(parsed, &state.settings.outbound);
+    let sources = source_choices(&state).await?;
+    let checked = check_form(&form, &state.settings.outbound, &sources);
     hide_webhook(&mut form, &me);
-    let settings = match parsed {
+    let settings = match checked {
         Ok(settings) if !form.is_preview() => settings,
-        Ok(_) => return show_again(&session, &me, Some(id), form, Ok(()), preview),
-        Err(errors) => return show_again(&session, &me, Some(id), form, Err(errors), preview),
+        Ok(_) => return show_again((&session, &me), Some(id), form, Ok(()), sources),
+        Err(errors) => return show_again((&session, &me), Some(id), form, Err(errors), sources),
     };
     let actor = actor(&req, &state.settings, &me);
     let updated = state.db(move |conn| Ok(actions::update(conn, &actor, id, &settings, None))).await?;
@@ -790,10 +882,28 @@ pub async fn update(
         Err(ActionError::DuplicateName) => {
             let mut errors = FormErrors::default();
             errors.add("name", ActionError::DuplicateName);
-            show_again(&session, &me, Some(id), form, Err(errors), preview)
+            show_again((&session, &me), Some(id), form, Err(errors), sources)
         }
         Err(other) => Err(other.into()),
     }
+}
+
+/// The form's preview alone: the timing in words and the next fire times, or what is wrong
+/// with it. A fragment, not a page (`admin.js` puts it into the form's preview as the timing is
+/// typed), so it does not extend `base.html`.
+#[derive(Template)]
+#[template(path = "schedules/preview.html")]
+struct PreviewFragment {
+    preview: TimingPreview,
+    show_problems: bool,
+}
+
+/// `GET /admin/schedules/preview?cron_expr=…&timezone=…` (and the form's other timing fields):
+/// the preview fragment; 422 when the timing is not valid, with the messages.
+pub async fn preview(query: web::Query<TimingQuery>) -> Result<HttpResponse, AppError> {
+    let preview = TimingPreview::of(&query.into_inner(), &Registry::builtin());
+    let status = if preview.problems.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
+    render(status, &PreviewFragment { preview, show_problems: true })
 }
 
 #[derive(Template)]
