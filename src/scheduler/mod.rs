@@ -18,6 +18,7 @@ pub mod freshness;
 mod holidays;
 pub mod pause;
 mod reconcile;
+pub mod run_bulk;
 pub mod settings;
 pub mod skips;
 
