@@ -99,6 +99,13 @@ pub struct Entry {
     /// It pauses itself after this many failed runs in a row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_after_failures: Option<i64>,
+    /// Alert when a run takes longer than this many minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_max_run_minutes: Option<i64>,
+    /// Alert when it has not succeeded by this time of day (`HH:MM`, in `timezone`) on an
+    /// occurrence's day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_deadline: Option<String>,
     /// Why it is paused (only with `enabled = false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_reason: Option<String>,
@@ -215,6 +222,8 @@ impl Entry {
             alert_no_success: settings.alert_no_success_seconds.map(join_duration),
             queue: settings.queue.clone(),
             pause_after_failures: settings.pause_after_failures.map(i64::from),
+            alert_max_run_minutes: settings.alert_max_run_minutes.map(i64::from),
+            alert_deadline: settings.alert_deadline.map(crate::domain::deadline::time_text),
             paused_reason: pause.reason.clone().filter(|_| !settings.enabled),
             resume_at: text(&paused.resume_at).filter(|_| !settings.enabled).map(|t| t.replace('T', " ")),
         }
@@ -328,6 +337,8 @@ impl Entry {
             alert_no_success_unit,
             queue: self.queue.clone(),
             pause_after_failures: self.pause_after_failures.map(|n| n.to_string()).unwrap_or_default(),
+            alert_max_run_minutes: optional(self.alert_max_run_minutes),
+            alert_deadline: self.alert_deadline.clone().unwrap_or_default(),
         };
         let (parsed, _) = form.parse(registry);
         match (parsed, pause) {

@@ -42,6 +42,10 @@ pub struct Run {
     pub queue: String,
     /// An operator's note on it (an occurrence skipped on request carries the skip's note).
     pub note: Option<String>,
+    /// It ran longer than this many minutes (its schedule's limit then) …
+    pub duration_alert_minutes: Option<i32>,
+    /// … and was alerted at this time.
+    pub duration_alerted_at: Option<NaiveDateTime>,
 }
 
 impl Run {
@@ -551,5 +555,38 @@ pub fn succeeded_summaries_since(
         .order(runs::id.desc())
         .select((runs::id, runs::schedule_name, runs::started_at, runs::finished_at, runs::stats))
         .limit(limit)
+        .load(conn)
+}
+
+/// Whether a run of the schedule succeeded, finishing in `[from, until]`.
+pub fn succeeded_within(
+    conn: &mut DbConnection,
+    schedule_id: ScheduleId,
+    from: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        runs::table
+            .filter(runs::schedule_id.eq(schedule_id))
+            .filter(runs::status.eq(RunStatus::Succeeded))
+            .filter(runs::finished_at.ge(from))
+            .filter(runs::finished_at.le(until)),
+    ))
+    .get_result(conn)
+}
+
+/// The runs of the schedule's occurrences in `[from, until]`, as `(id, status)`, oldest first.
+pub fn occurrences_within(
+    conn: &mut DbConnection,
+    schedule_id: ScheduleId,
+    from: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<Vec<(RunId, RunStatus)>> {
+    runs::table
+        .filter(runs::schedule_id.eq(schedule_id))
+        .filter(runs::scheduled_for.ge(from))
+        .filter(runs::scheduled_for.le(until))
+        .order(runs::scheduled_for.asc())
+        .select((runs::id, runs::status))
         .load(conn)
 }

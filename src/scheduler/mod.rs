@@ -21,6 +21,7 @@ mod reconcile;
 pub mod run_bulk;
 pub mod settings;
 pub mod skips;
+pub mod time_alerts;
 
 pub use holidays::HOLIDAY_REASON;
 pub use reconcile::{expire_queued, forgotten, rescue_stale};
