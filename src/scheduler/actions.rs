@@ -400,11 +400,13 @@ fn retry_queue(
     ended_queue: &str,
 ) -> QueryResult<String> {
     let Some(id) = schedule_id else { return Ok(ended_queue.to_owned()) };
-    if !known.contains_key(&id) {
-        let queue = schedule::find(conn, id)?.map(|owner| owner.settings.queue);
-        known.insert(id, queue);
-    }
-    Ok(known.get(&id).cloned().flatten().unwrap_or_else(|| ended_queue.to_owned()))
+    let queue = match known.entry(id) {
+        std::collections::hash_map::Entry::Occupied(seen) => seen.get().clone(),
+        std::collections::hash_map::Entry::Vacant(unseen) => {
+            unseen.insert(schedule::find(conn, id)?.map(|owner| owner.settings.queue)).clone()
+        }
+    };
+    Ok(queue.unwrap_or_else(|| ended_queue.to_owned()))
 }
 
 /// The run that retries `ended`: same schedule, task and parameters, trigger `retry`, queued
