@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use crate::db::schema::alert_deliveries;
 use crate::db::{DbConnection, DbPool, now};
 use crate::domain::duration_text::span;
-use crate::domain::{DeliveryId, RunId, ScheduleId, mask_webhook_url};
+use crate::domain::{AlertKind, DeliveryId, RunId, ScheduleId, mask_webhook_url};
 use crate::models::alert::{self, NewDelivery};
 use crate::models::run::{self, Run};
 use crate::sources::outbound::{OutboundClient, OutboundPolicy};
@@ -76,7 +76,7 @@ pub fn check_no_success(conn: &mut DbConnection, at: NaiveDateTime) -> anyhow::R
                 &NewDelivery {
                     schedule_id: id,
                     run_id: None,
-                    kind: "no_success",
+                    kind: AlertKind::NoSuccess,
                     url: &url,
                     message: &message,
                     status: "pending",

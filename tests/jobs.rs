@@ -342,7 +342,7 @@ async fn prune_history_keeps_the_newest_runs_per_schedule(backend: Backend) {
             &isinbeat::models::alert::NewDelivery {
                 schedule_id: busy,
                 run_id: None,
-                kind: "no_success",
+                kind: isinbeat::domain::AlertKind::NoSuccess,
                 url: "http://127.0.0.1:9/hook",
                 message: "silent",
                 status: "delivered",

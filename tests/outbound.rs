@@ -337,7 +337,7 @@ async fn a_webhook_at_an_internal_address_is_refused_in_the_form_and_when_called
                 &NewDelivery {
                     schedule_id,
                     run_id: None,
-                    kind: "run_failed",
+                    kind: isinbeat::domain::AlertKind::RunFailed,
                     url: &hook,
                     message: "isinbeat: a test alert",
                     status: "pending",

@@ -99,6 +99,13 @@ pub struct Entry {
     /// It pauses itself after this many failed runs in a row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_after_failures: Option<i64>,
+    /// Alert when a run takes longer than this many minutes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_max_run_minutes: Option<i64>,
+    /// Alert when it has not succeeded by this time of day (`HH:MM`, in `timezone`) on an
+    /// occurrence's day.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert_deadline: Option<String>,
     /// Why it is paused (only with `enabled = false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_reason: Option<String>,
@@ -215,6 +222,8 @@ impl Entry {
             alert_no_success: settings.alert_no_success_seconds.map(join_duration),
             queue: settings.queue.clone(),
             pause_after_failures: settings.pause_after_failures.map(i64::from),
+            alert_max_run_minutes: settings.alert_max_run_minutes.map(i64::from),
+            alert_deadline: settings.alert_deadline.map(crate::domain::deadline::time_text),
             paused_reason: pause.reason.clone().filter(|_| !settings.enabled),
             resume_at: text(&paused.resume_at).filter(|_| !settings.enabled).map(|t| t.replace('T', " ")),
         }
@@ -328,6 +337,8 @@ impl Entry {
             alert_no_success_unit,
             queue: self.queue.clone(),
             pause_after_failures: self.pause_after_failures.map(|n| n.to_string()).unwrap_or_default(),
+            alert_max_run_minutes: optional(self.alert_max_run_minutes),
+            alert_deadline: self.alert_deadline.clone().unwrap_or_default(),
         };
         let (parsed, _) = form.parse(registry);
         match (parsed, pause) {
@@ -552,6 +563,8 @@ mod tests {
         settings.alert_webhook_url = Some("https://hooks.example.org/isinbeat".to_owned());
         settings.alert_no_success_seconds = Some(2 * 86_400);
         settings.pause_after_failures = Some(3);
+        settings.alert_max_run_minutes = Some(90);
+        settings.alert_deadline = chrono::NaiveTime::from_hms_opt(9, 0, 0);
         settings.enabled = false;
         let pause = PauseNote {
             reason: Some("upstream outage".to_owned()),
@@ -559,6 +572,7 @@ mod tests {
         };
         let entry = Entry::from_settings(&settings, &pause);
         assert_eq!(entry.resume_at.as_deref(), Some("2099-01-02 08:00"), "local time in Berlin");
+        assert_eq!(entry.alert_deadline.as_deref(), Some("09:00"), "a deadline is written as HH:MM");
         let text = toml::to_string_pretty(&ScheduleFile { schedules: vec![entry] }).unwrap_or_default();
         let read: ScheduleFile = toml::from_str(&text).unwrap_or_default();
         assert_eq!(read.schedules.len(), 1, "{text}");
@@ -583,6 +597,10 @@ mod tests {
         assert_eq!(keys(read("enabled = false\nresume_at = \"2001-01-01 00:00\"\n")), ["resume_at"]);
         assert_eq!(keys(read("enabled = false\nresume_at = \"soon\"\n")), ["resume_at"]);
         assert_eq!(keys(read("pause_after_failures = 0\n")), ["pause_after_failures"]);
+        let hook = "alert_webhook_url = \"https://hooks.example.org/x\"\n";
+        assert_eq!(keys(read(&format!("{hook}alert_max_run_minutes = 0\n"))), ["alert_max_run_minutes"]);
+        assert_eq!(keys(read(&format!("{hook}alert_deadline = \"25:00\"\n"))), ["alert_deadline"]);
+        assert_eq!(keys(read("alert_deadline = \"09:00\"\n")), ["alert_deadline"], "it needs a webhook");
         assert!(
             read("enabled = false\npaused_reason = \"x\"\nresume_at = \"2099-01-01 00:00\"\n").is_empty()
         );

@@ -177,6 +177,8 @@ diesel::table! {
         created_at -> Timestamp,
         queue -> Text,
         note -> Nullable<Text>,
+        duration_alert_minutes -> Nullable<Int4>,
+        duration_alerted_at -> Nullable<Timestamp>,
     }
 }
 
@@ -203,6 +205,8 @@ diesel::table! {
         paused_at -> Nullable<Timestamp>,
         paused_reason -> Nullable<Text>,
         resume_at -> Nullable<Timestamp>,
+        deadline_missed_on -> Nullable<Date>,
+        deadline_alerted_at -> Nullable<Timestamp>,
     }
 }
 
@@ -239,6 +243,8 @@ diesel::table! {
         alert_no_success_seconds -> Nullable<Int8>,
         queue -> Text,
         pause_after_failures -> Nullable<Int4>,
+        alert_max_run_minutes -> Nullable<Int4>,
+        alert_deadline -> Nullable<Time>,
     }
 }
 

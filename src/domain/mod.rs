@@ -1,9 +1,11 @@
 //! Pure domain types: no I/O, no web or database types. A value of one of these types has been
 //! parsed and is valid.
 
+pub mod alert_kind;
 pub mod calendar;
 pub mod cron_words;
 pub mod day_window;
+pub mod deadline;
 pub mod download_params;
 pub mod duration_text;
 pub mod feed_cursor;
@@ -28,6 +30,7 @@ pub mod url_secrets;
 pub mod username;
 pub mod venue;
 
+pub use alert_kind::AlertKind;
 pub use ids::{
     ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SkipId, SourceFileId, SourceId,
     UserId, WorkerName,

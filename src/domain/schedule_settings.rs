@@ -1,7 +1,7 @@
 //! A schedule's settings as typed values: what the schedule form and `schedules apply` produce
 //! once every field has been parsed, and what the `schedules` row is written from.
 
-use chrono::{Duration, NaiveDateTime, TimeZone};
+use chrono::{Duration, NaiveDateTime, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 
 use crate::domain::QueueName;
@@ -61,6 +61,10 @@ pub struct ScheduleSettings {
     pub queue: QueueName,
     /// The schedule pauses itself when this many of its runs in a row failed for good.
     pub pause_after_failures: Option<u32>,
+    /// Alert when a run has been running for longer than this many minutes.
+    pub alert_max_run_minutes: Option<u32>,
+    /// Alert when it has not succeeded by this local time (in `zone`) on an occurrence's day.
+    pub alert_deadline: Option<NaiveTime>,
 }
 
 /// A number of seconds as a count in the largest unit that divides it (`21600` → `6`,

@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{alert_deliveries, schedule_state, schedules};
-use crate::domain::{DeliveryId, RunId, ScheduleId};
+use crate::domain::{AlertKind, DeliveryId, RunId, ScheduleId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = alert_deliveries)]
@@ -15,7 +15,7 @@ pub struct Delivery {
     pub id: DeliveryId,
     pub schedule_id: ScheduleId,
     pub run_id: Option<RunId>,
-    pub kind: String,
+    pub kind: AlertKind,
     pub url: String,
     pub message: String,
     pub status: String,
@@ -31,7 +31,7 @@ pub struct Delivery {
 pub struct NewDelivery<'a> {
     pub schedule_id: ScheduleId,
     pub run_id: Option<RunId>,
-    pub kind: &'a str,
+    pub kind: AlertKind,
     pub url: &'a str,
     pub message: &'a str,
     pub status: &'a str,
@@ -69,7 +69,7 @@ pub fn enqueue_run_failed(
         &NewDelivery {
             schedule_id: owner.id,
             run_id: Some(failed.id),
-            kind: "run_failed",
+            kind: AlertKind::RunFailed,
             url,
             message: &message,
             status: "pending",
@@ -196,3 +196,86 @@ pub fn prune(conn: &mut DbConnection, before: NaiveDateTime) -> QueryResult<usiz
 
 /// How long a `sending` delivery may take before another process may try it again.
 pub const STUCK_AFTER: Duration = Duration::minutes(5);
+
+/// A running run whose schedule alerts on runs longer than some minutes, not alerted yet.
+#[derive(Debug, Clone, Queryable)]
+pub struct RunningWatched {
+    pub run_id: RunId,
+    pub started_at: Option<NaiveDateTime>,
+    pub schedule_id: ScheduleId,
+    pub schedule_name: String,
+    pub url: String,
+    pub max_minutes: i32,
+}
+
+/// The running runs whose schedule has a "longer than" limit and a webhook, and that have not
+/// been alerted about.
+pub fn running_watched(conn: &mut DbConnection) -> QueryResult<Vec<RunningWatched>> {
+    use crate::db::schema::runs;
+    use crate::domain::RunStatus;
+    runs::table
+        .inner_join(schedules::table)
+        .filter(runs::status.eq(RunStatus::Running))
+        .filter(runs::duration_alerted_at.is_null())
+        .filter(schedules::alert_max_run_minutes.is_not_null())
+        .filter(schedules::alert_webhook_url.is_not_null())
+        .select((
+            runs::id,
+            runs::started_at,
+            schedules::id,
+            schedules::name,
+            schedules::alert_webhook_url.assume_not_null(),
+            schedules::alert_max_run_minutes.assume_not_null(),
+        ))
+        .load(conn)
+}
+
+/// Marks the run `run_id` as having run longer than `minutes`, alerted at `at`, unless it was
+/// marked already or stopped running; true when this call won and should queue the alert.
+pub fn take_run_too_long(
+    conn: &mut DbConnection,
+    run_id: RunId,
+    minutes: i32,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    use crate::db::schema::runs;
+    use crate::domain::RunStatus;
+    let won = diesel::update(
+        runs::table
+            .find(run_id)
+            .filter(runs::duration_alerted_at.is_null())
+            .filter(runs::status.eq(RunStatus::Running)),
+    )
+    .set((runs::duration_alert_minutes.eq(minutes), runs::duration_alerted_at.eq(at)))
+    .execute(conn)?;
+    Ok(won == 1)
+}
+
+/// The enabled schedules with a deadline and a webhook.
+pub fn with_deadline(conn: &mut DbConnection) -> QueryResult<Vec<ScheduleId>> {
+    schedules::table
+        .filter(schedules::enabled.eq(true))
+        .filter(schedules::alert_deadline.is_not_null())
+        .filter(schedules::alert_webhook_url.is_not_null())
+        .order(schedules::id)
+        .select(schedules::id)
+        .load(conn)
+}
+
+/// Marks the deadline of the schedule's occurrence day `day` as missed, noticed at `at`, unless
+/// that day (or a later one) was marked already; true when this call won and should queue the
+/// alert.
+pub fn take_deadline_missed(
+    conn: &mut DbConnection,
+    schedule_id: ScheduleId,
+    day: chrono::NaiveDate,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let won =
+        diesel::update(schedule_state::table.find(schedule_id).filter(
+            schedule_state::deadline_missed_on.is_null().or(schedule_state::deadline_missed_on.lt(day)),
+        ))
+        .set((schedule_state::deadline_missed_on.eq(day), schedule_state::deadline_alerted_at.eq(at)))
+        .execute(conn)?;
+    Ok(won == 1)
+}

@@ -16,9 +16,6 @@ use crate::models::audit::{self, Actor, NewAuditEntry};
 use crate::models::run::{self, Run};
 use crate::models::schedule::{self, PausedBy};
 
-/// The alert kind of a schedule that paused itself.
-pub const ALERT_KIND: &str = "paused";
-
 /// The first key of the advisory locks [`take_turns`] takes ("isb!"); the second is the
 /// schedule's id. Two-key advisory locks do not share their key space with one-key ones.
 const TURN_LOCK_CLASS: i32 = 0x6973_6221;
@@ -87,7 +84,7 @@ pub fn after_final_failure(conn: &mut DbConnection, failed: &Run, at: NaiveDateT
             &NewDelivery {
                 schedule_id: owner.id,
                 run_id: Some(failed.id),
-                kind: ALERT_KIND,
+                kind: crate::domain::AlertKind::Paused,
                 url,
                 message: &message,
                 status: "pending",

@@ -42,6 +42,10 @@ pub struct Run {
     pub queue: String,
     /// An operator's note on it (an occurrence skipped on request carries the skip's note).
     pub note: Option<String>,
+    /// It ran longer than this many minutes (its schedule's limit then) …
+    pub duration_alert_minutes: Option<i32>,
+    /// … and was alerted at this time.
+    pub duration_alerted_at: Option<NaiveDateTime>,
 }
 
 impl Run {
@@ -205,19 +209,18 @@ pub struct RunFilter {
     pub until: Option<NaiveDateTime>,
     /// Runs whose parameters name this source (imports of it).
     pub source: Option<String>,
+    /// Only these runs (the ticked rows of the list); `None`: any.
+    pub ids: Option<Vec<RunId>>,
     /// Oldest first instead of newest first.
     pub oldest_first: bool,
 }
 
-/// `limit` runs after the run `cursor` in the filter's order — newest first, or oldest first —
-/// (keyset paging: a page costs the same however deep it is).
-pub fn page(
-    conn: &mut DbConnection,
-    filter: &RunFilter,
-    cursor: Option<RunId>,
-    limit: i64,
-) -> QueryResult<Vec<Run>> {
-    let mut query = runs::table.select(Run::as_select()).into_boxed();
+/// The runs `filter` selects, as a boxed query of whole rows, unordered.
+fn filtered(filter: &RunFilter) -> runs::BoxedQuery<'static, crate::db::MultiBackend> {
+    let mut query = runs::table.into_boxed();
+    if let Some(ids) = &filter.ids {
+        query = query.filter(runs::id.eq_any(ids.clone()));
+    }
     if let Some(id) = filter.schedule_id {
         query = query.filter(runs::schedule_id.eq(id));
     }
@@ -239,17 +242,57 @@ pub fn page(
         let pair = format!(r#""source":{}"#, serde_json::Value::String(source.clone()));
         query = query.filter(runs::params.like(like_pattern(&pair)).escape('\\'));
     }
+    query
+}
+
+/// `limit` runs after the run `cursor` in the filter's order — newest first, or oldest first —
+/// (keyset paging: a page costs the same however deep it is).
+pub fn page(
+    conn: &mut DbConnection,
+    filter: &RunFilter,
+    cursor: Option<RunId>,
+    limit: i64,
+) -> QueryResult<Vec<Run>> {
+    let mut query = filtered(filter);
     if filter.oldest_first {
         if let Some(after) = cursor {
             query = query.filter(runs::id.gt(after));
         }
-        query.order(runs::id.asc()).limit(limit).load(conn)
+        query.order(runs::id.asc()).limit(limit).select(Run::as_select()).load(conn)
     } else {
         if let Some(before) = cursor {
             query = query.filter(runs::id.lt(before));
         }
-        query.order(runs::id.desc()).limit(limit).load(conn)
+        query.order(runs::id.desc()).limit(limit).select(Run::as_select()).load(conn)
     }
+}
+
+/// The newest run id there is (`None`: no runs yet): a bulk action touches no run made after
+/// the count it showed.
+pub fn newest_id(conn: &mut DbConnection) -> QueryResult<Option<RunId>> {
+    runs::table.select(diesel::dsl::max(runs::id)).get_result(conn)
+}
+
+/// How many runs `filter` selects among those up to `upto` (a bulk action's exact count, asked
+/// for once, before an operator confirms).
+pub fn count_matching(conn: &mut DbConnection, filter: &RunFilter, upto: RunId) -> QueryResult<i64> {
+    filtered(filter).filter(runs::id.le(upto)).count().get_result(conn)
+}
+
+/// The ids of at most `limit` runs `filter` selects after `after` and up to `upto`, in id
+/// order: one batch of a bulk action, so that no batch loads or locks them all.
+pub fn matching_ids(
+    conn: &mut DbConnection,
+    filter: &RunFilter,
+    after: Option<RunId>,
+    upto: RunId,
+    limit: i64,
+) -> QueryResult<Vec<RunId>> {
+    let mut query = filtered(filter).filter(runs::id.le(upto));
+    if let Some(after) = after {
+        query = query.filter(runs::id.gt(after));
+    }
+    query.order(runs::id.asc()).limit(limit).select(runs::id).load(conn)
 }
 
 /// The newest run of each of `schedule_ids`: one index seek each on (schedule_id, id), so the
@@ -512,5 +555,38 @@ pub fn succeeded_summaries_since(
         .order(runs::id.desc())
         .select((runs::id, runs::schedule_name, runs::started_at, runs::finished_at, runs::stats))
         .limit(limit)
+        .load(conn)
+}
+
+/// Whether a run of the schedule succeeded, finishing in `[from, until]`.
+pub fn succeeded_within(
+    conn: &mut DbConnection,
+    schedule_id: ScheduleId,
+    from: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<bool> {
+    diesel::select(diesel::dsl::exists(
+        runs::table
+            .filter(runs::schedule_id.eq(schedule_id))
+            .filter(runs::status.eq(RunStatus::Succeeded))
+            .filter(runs::finished_at.ge(from))
+            .filter(runs::finished_at.le(until)),
+    ))
+    .get_result(conn)
+}
+
+/// The runs of the schedule's occurrences in `[from, until]`, as `(id, status)`, oldest first.
+pub fn occurrences_within(
+    conn: &mut DbConnection,
+    schedule_id: ScheduleId,
+    from: NaiveDateTime,
+    until: NaiveDateTime,
+) -> QueryResult<Vec<(RunId, RunStatus)>> {
+    runs::table
+        .filter(runs::schedule_id.eq(schedule_id))
+        .filter(runs::scheduled_for.ge(from))
+        .filter(runs::scheduled_for.le(until))
+        .order(runs::scheduled_for.asc())
+        .select((runs::id, runs::status))
         .load(conn)
 }

@@ -54,6 +54,10 @@ pub struct ScheduleState {
     pub paused_reason: Option<String>,
     /// When the scheduler resumes it by itself, while paused.
     pub resume_at: Option<NaiveDateTime>,
+    /// The last occurrence day (in its time zone) whose deadline it missed.
+    pub deadline_missed_on: Option<chrono::NaiveDate>,
+    /// When that miss was noticed and alerted.
+    pub deadline_alerted_at: Option<NaiveDateTime>,
 }
 
 impl ScheduleState {
@@ -128,6 +132,10 @@ pub struct ScheduleChanges {
     pub queue: String,
     /// It pauses itself when this many of its runs in a row failed for good; `None`: never.
     pub pause_after_failures: Option<i32>,
+    /// Alert when a run has been running longer than this many minutes.
+    pub alert_max_run_minutes: Option<i32>,
+    /// Alert when it has not succeeded by this local time (in `timezone`) on an occurrence's day.
+    pub alert_deadline: Option<chrono::NaiveTime>,
 }
 
 impl ScheduleChanges {
@@ -195,6 +203,8 @@ impl From<&ScheduleSettings> for ScheduleChanges {
             alert_no_success_seconds: settings.alert_no_success.map(|d| d.num_seconds()),
             queue: settings.queue.as_str().to_owned(),
             pause_after_failures: settings.pause_after_failures.map(int),
+            alert_max_run_minutes: settings.alert_max_run_minutes.map(int),
+            alert_deadline: settings.alert_deadline,
         }
     }
 }

@@ -1,4 +1,4 @@
-//! How the domain's named choices (run statuses, triggers, change kinds, unit kinds) are
+//! How the domain's named choices (run statuses, triggers, change kinds, unit kinds, alert kinds) are
 //! stored: as their names, in TEXT columns, on both backends.
 //!
 //! The enums only derive diesel's markers (`AsExpression`, `FromSqlRow` for `Text`); the
@@ -10,7 +10,7 @@ use diesel::deserialize::{self, FromSql};
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
-use crate::domain::{ChangeKind, RunStatus, Trigger, UnitKind};
+use crate::domain::{AlertKind, ChangeKind, RunStatus, Trigger, UnitKind};
 
 macro_rules! stored_as_text {
     ($($type:ty),+ $(,)?) => {$(
@@ -34,4 +34,4 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(RunStatus, Trigger, ChangeKind, UnitKind);
+stored_as_text!(RunStatus, Trigger, ChangeKind, UnitKind, AlertKind);

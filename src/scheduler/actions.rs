@@ -4,6 +4,8 @@
 //! Pausing and resuming move `version`, so a claim that read the schedule before the change
 //! loses its compare-and-set and does nothing.
 
+use std::collections::HashMap;
+
 use diesel::prelude::*;
 use serde_json::json;
 
@@ -12,7 +14,7 @@ use crate::domain::mask_webhook_url;
 use crate::domain::pause::PauseNote;
 use crate::domain::{RunId, RunStatus, ScheduleId, Trigger};
 use crate::models::audit::{self, Actor, NewAuditEntry};
-use crate::models::run::{self, NewRun};
+use crate::models::run::{self, NewRun, Run};
 use crate::models::schedule::{self, NewSchedule, PausedBy, Schedule, ScheduleChanges};
 
 /// Why an action did not happen.
@@ -344,32 +346,9 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: RunId) -> Result<Op
         if ended.status.is_active() {
             return Ok(Some(Retried::StillActive(ended.status)));
         }
-        let at = now();
-        // The schedule's queue as it is now (it may have moved since), else the ended run's.
-        let owner = match ended.schedule_id {
-            Some(id) => schedule::find(conn, id)?,
-            None => None,
-        };
-        let queue = owner.map_or(ended.queue.clone(), |owner| owner.settings.queue);
-        let run_id = run::insert(
-            conn,
-            &NewRun {
-                schedule_id: ended.schedule_id,
-                schedule_name: &ended.schedule_name,
-                task_kind: &ended.task_kind,
-                params: &ended.params,
-                scheduled_for: None,
-                trigger: Trigger::Retry,
-                triggered_by: actor.id,
-                status: RunStatus::Queued,
-                not_before: at,
-                finished_at: None,
-                error: None,
-                created_at: at,
-                queue: &queue,
-                note: None,
-            },
-        )?;
+        let mut queues = HashMap::new();
+        let queue = retry_queue(conn, &mut queues, ended.schedule_id, &ended.queue)?;
+        let run_id = run::insert(conn, &retry_of(&ended, &queue, actor, now()))?;
         audit::insert(
             conn,
             &NewAuditEntry {
@@ -383,6 +362,72 @@ pub fn retry_run(conn: &mut DbConnection, actor: &Actor, id: RunId) -> Result<Op
         )?;
         Ok(Some(Retried::Queued(run_id)))
     })
+}
+
+/// Retries those of the runs `ids` that failed, each as [`retry_run`] does (a new run of the
+/// same task, trigger `retry`, asked for by `actor`), in the caller's transaction and without
+/// an audit entry each: the runs list's bulk action writes one for them all. A run that is not
+/// failed (any more) is left alone. Returns the new runs with their queues, for the queue.
+pub fn retry_failed(
+    conn: &mut DbConnection,
+    actor: &Actor,
+    ids: &[RunId],
+) -> QueryResult<Vec<(RunId, String)>> {
+    let failed: Vec<Run> = crate::db::schema::runs::table
+        .filter(crate::db::schema::runs::id.eq_any(ids))
+        .filter(crate::db::schema::runs::status.eq(RunStatus::Failed))
+        .order(crate::db::schema::runs::id.asc())
+        .select(Run::as_select())
+        .load(conn)?;
+    let mut queues = HashMap::new();
+    let mut targets = Vec::with_capacity(failed.len());
+    for ended in &failed {
+        targets.push(retry_queue(conn, &mut queues, ended.schedule_id, &ended.queue)?);
+    }
+    let at = now();
+    let rows: Vec<NewRun<'_>> =
+        failed.iter().zip(&targets).map(|(ended, queue)| retry_of(ended, queue, actor, at)).collect();
+    let new_ids = run::insert_many(conn, &rows)?;
+    Ok(new_ids.into_iter().zip(targets).collect())
+}
+
+/// The queue a retry goes to: its schedule's as it is now (it may have moved since; looked up
+/// once per schedule in `known`), else the ended run's.
+fn retry_queue(
+    conn: &mut DbConnection,
+    known: &mut HashMap<ScheduleId, Option<String>>,
+    schedule_id: Option<ScheduleId>,
+    ended_queue: &str,
+) -> QueryResult<String> {
+    let Some(id) = schedule_id else { return Ok(ended_queue.to_owned()) };
+    let queue = match known.entry(id) {
+        std::collections::hash_map::Entry::Occupied(seen) => seen.get().clone(),
+        std::collections::hash_map::Entry::Vacant(unseen) => {
+            unseen.insert(schedule::find(conn, id)?.map(|owner| owner.settings.queue)).clone()
+        }
+    };
+    Ok(queue.unwrap_or_else(|| ended_queue.to_owned()))
+}
+
+/// The run that retries `ended`: same schedule, task and parameters, trigger `retry`, queued
+/// on `queue` and due at `at`, asked for by `actor`.
+fn retry_of<'a>(ended: &'a Run, queue: &'a str, actor: &Actor, at: chrono::NaiveDateTime) -> NewRun<'a> {
+    NewRun {
+        schedule_id: ended.schedule_id,
+        schedule_name: &ended.schedule_name,
+        task_kind: &ended.task_kind,
+        params: &ended.params,
+        scheduled_for: None,
+        trigger: Trigger::Retry,
+        triggered_by: actor.id,
+        status: RunStatus::Queued,
+        not_before: at,
+        finished_at: None,
+        error: None,
+        created_at: at,
+        queue,
+        note: None,
+    }
 }
 
 /// Why an occurrence was not skipped: the message to show beside the time typed.

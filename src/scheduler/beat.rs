@@ -1,7 +1,7 @@
 //! The scheduler process's loop: a tick every second (claim due occurrences, push their runs to
 //! the queue) and, every few seconds, the reconciler — rescue runs whose worker died, expire
 //! runs queued too long, push again queued runs that are due but were not picked up (their job
-//! was lost), fire "no success" alerts, mark stale sources (and fresh ones again) with their
+//! was lost), fire "no success", "ran too long" and "deadline missed" alerts, mark stale sources (and fresh ones again) with their
 //! alerts, and send alerts left waiting. Any number of these loops may run against one
 //! database.
 
@@ -154,6 +154,7 @@ fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, 
             .context("Failed to find queued runs")?;
         crate::alerts::check_no_success(conn, at)?;
         crate::scheduler::freshness::check_freshness(conn, at)?;
+        crate::scheduler::time_alerts::check_time_alerts(conn, at)?;
         alerts = crate::alerts::waiting(conn).context("Failed to find alerts to send")?;
         crate::models::worker::forget_older(conn, at - FORGET_WORKERS_AFTER)
             .context("Failed to forget old workers")?;

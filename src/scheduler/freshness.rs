@@ -15,16 +15,16 @@ use chrono::{DateTime, NaiveDateTime, Utc};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::duration_text::span;
 use crate::domain::freshness::Freshness;
-use crate::domain::{DeliveryId, ScheduleId};
+use crate::domain::{AlertKind, DeliveryId, ScheduleId};
 use crate::models::alert::{self, NewDelivery};
 use crate::models::schedule;
 use crate::models::source::{self, Source};
 use crate::models::source_freshness;
 
 /// The delivery kind of a "publisher stale" alert.
-pub const STALE_ALERT: &str = "source_stale";
+pub const STALE_ALERT: AlertKind = AlertKind::SourceStale;
 /// The delivery kind of a "publisher recovered" alert.
-pub const RECOVERED_ALERT: &str = "source_recovered";
+pub const RECOVERED_ALERT: AlertKind = AlertKind::SourceRecovered;
 
 /// What a check of one source found.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -115,7 +115,7 @@ pub fn check_freshness(conn: &mut DbConnection, now: NaiveDateTime) -> anyhow::R
 fn enqueue_for_source(
     conn: &mut DbConnection,
     source_name: &str,
-    kind: &str,
+    kind: AlertKind,
     message: &str,
     at: NaiveDateTime,
 ) -> diesel::QueryResult<Vec<DeliveryId>> {

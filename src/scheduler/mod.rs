@@ -18,8 +18,10 @@ pub mod freshness;
 mod holidays;
 pub mod pause;
 mod reconcile;
+pub mod run_bulk;
 pub mod settings;
 pub mod skips;
+pub mod time_alerts;
 
 pub use holidays::HOLIDAY_REASON;
 pub use reconcile::{expire_queued, forgotten, rescue_stale};

@@ -8,12 +8,16 @@ use chrono_tz::Tz;
 use serde_json::json;
 
 use crate::domain::QueueName;
+use crate::domain::deadline::{parse_time as parse_deadline, time_text};
 pub use crate::domain::field_errors::FieldErrors;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::domain::schedule_settings::{Cadence, ScheduleSettings, in_units, local_input, seconds_in};
 use crate::domain::schedule_spec::{CronExpr, FireTime, Recurrence, ScheduleSpec, parse_time_zone};
 use crate::jobs::{Registry, validate_params};
 use crate::models::schedule::ScheduleChanges;
+
+/// The longest "run longer than" alert, in minutes: a week.
+pub const MAX_RUN_MINUTES: u32 = 7 * 24 * 60;
 
 /// A schedule's settings as typed: the schedule form's fields, and what a `schedules apply`
 /// file entry is read as. [`SettingsInput::parse`] turns them into [`ScheduleSettings`].
@@ -50,6 +54,10 @@ pub struct SettingsInput {
     pub queue: String,
     /// Pause after this many failed runs in a row; empty: never.
     pub pause_after_failures: String,
+    /// Alert when a run is longer than this many minutes; empty: never.
+    pub alert_max_run_minutes: String,
+    /// Alert when not succeeded by this time (`HH:MM` in the time zone) on its day; empty: never.
+    pub alert_deadline: String,
 }
 
 impl SettingsInput {
@@ -104,6 +112,8 @@ impl SettingsInput {
             alert_no_success_unit,
             queue: settings.queue.clone(),
             pause_after_failures: settings.pause_after_failures.map(|n| n.to_string()).unwrap_or_default(),
+            alert_max_run_minutes: settings.alert_max_run_minutes.map(|n| n.to_string()).unwrap_or_default(),
+            alert_deadline: settings.alert_deadline.map(time_text).unwrap_or_default(),
         }
     }
 
@@ -292,6 +302,33 @@ impl SettingsInput {
                 }
             },
         };
+        let alert_max_run_minutes = match self.alert_max_run_minutes.trim() {
+            "" => None,
+            typed => {
+                match typed.parse::<u32>() {
+                    Ok(minutes) if (1..=MAX_RUN_MINUTES).contains(&minutes) => Some(minutes),
+                    _ => {
+                        errors.add(
+                        "alert_max_run_minutes",
+                        format!("Enter a whole number of minutes from 1 to {MAX_RUN_MINUTES}, or leave it empty."),
+                    );
+                        None
+                    }
+                }
+            }
+        };
+        let alert_deadline = match self.alert_deadline.trim() {
+            "" => None,
+            typed => parse_deadline(typed).map_err(|problem| errors.add("alert_deadline", problem)).ok(),
+        };
+        for (field, set) in [
+            ("alert_max_run_minutes", alert_max_run_minutes.is_some()),
+            ("alert_deadline", alert_deadline.is_some()),
+        ] {
+            if set && webhook.is_empty() {
+                errors.add(field, "Give a webhook address for the alert to go to.");
+            }
+        }
         // Left empty (or not sent), the default queue.
         let queue = Some(self.queue.trim())
             .filter(|typed| !typed.is_empty())
@@ -336,6 +373,8 @@ impl SettingsInput {
             alert_no_success: seconds(alert_no_success_seconds),
             queue,
             pause_after_failures,
+            alert_max_run_minutes,
+            alert_deadline,
         };
         (Ok(settings), preview)
     }

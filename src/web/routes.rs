@@ -9,8 +9,8 @@ use actix_web::{Route, web};
 
 use crate::domain::Role;
 use crate::web::{
-    account, api, assets, audit, backfill, dashboard, health, isins, login, metrics, runs, schedules,
-    sources, users, workers,
+    account, api, assets, audit, backfill, dashboard, health, isins, login, metrics, run_bulk, runs,
+    schedules, sources, users, workers,
 };
 
 /// Who may call a route.
@@ -116,6 +116,7 @@ pub fn table() -> Vec<RouteDef> {
         get("/admin/isins/export.jsonl", VIEWER, |r| r.to(isins::export_jsonl)),
         get("/admin/isins/{isin}/", VIEWER, |r| r.to(isins::detail)),
         get("/admin/runs/", VIEWER, |r| r.to(runs::list)),
+        post("/admin/runs/bulk", OPERATOR, |r| r.to(run_bulk::bulk)),
         get("/admin/runs/{id}/", VIEWER, |r| r.to(runs::detail)),
         post("/admin/runs/{id}/cancel", OPERATOR, |r| r.to(runs::cancel)),
         post("/admin/runs/{id}/retry", OPERATOR, |r| r.to(runs::retry)),

@@ -20,6 +20,7 @@ use crate::models::schedule::{self, Schedule};
 use crate::models::source::{self, Source};
 use crate::models::source_file::{self, SourceFile};
 use crate::scheduler::actions::{self, Retried};
+use crate::scheduler::run_bulk::BulkAction;
 use crate::web::AppError;
 use crate::web::client_ip::actor;
 use crate::web::forms::{FormErrors, filter_query};
@@ -61,35 +62,37 @@ struct ListPage {
     next_page: Option<String>,
     /// Some run on the page is queued or running: the table updates itself.
     active: bool,
+    /// What the bulk form offers.
+    bulk_actions: &'static [BulkAction],
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct ListQuery {
     #[serde(default)]
-    schedule: String,
+    pub(crate) schedule: String,
     #[serde(default)]
-    status: String,
+    pub(crate) status: String,
     #[serde(default)]
-    trigger: String,
+    pub(crate) trigger: String,
     /// A source's name: its imports.
     #[serde(default)]
-    source: String,
+    pub(crate) source: String,
     /// `YYYY-MM-DD`, inclusive.
     #[serde(default)]
-    from: String,
+    pub(crate) from: String,
     /// `YYYY-MM-DD`, inclusive.
     #[serde(default)]
-    to: String,
+    pub(crate) to: String,
     /// Sort: empty for newest first, `oldest` for oldest first.
     #[serde(default)]
-    o: String,
+    pub(crate) o: String,
     /// Keyset cursors: runs older than `before` (newest first) or newer than `after`.
-    before: Option<RunId>,
-    after: Option<RunId>,
+    pub(crate) before: Option<RunId>,
+    pub(crate) after: Option<RunId>,
 }
 
 impl ListQuery {
-    fn to_filter(&self, errors: &mut FormErrors) -> RunFilter {
+    pub(crate) fn to_filter(&self, errors: &mut FormErrors) -> RunFilter {
         let date = |field: &'static str, raw: &str, errors: &mut FormErrors| -> Option<NaiveDateTime> {
             let raw = raw.trim();
             if raw.is_empty() {
@@ -111,6 +114,7 @@ impl ListQuery {
             // `to` is inclusive: runs before the next day.
             until: date("to", &self.to, errors).map(|day| day + chrono::Duration::days(1)),
             source: Some(self.source.trim()).filter(|name| !name.is_empty()).map(str::to_owned),
+            ids: None,
             oldest_first: self.oldest_first(),
         }
     }
@@ -140,7 +144,7 @@ impl ListQuery {
         params.finish()
     }
 
-    fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
+    pub(crate) fn filters(&self) -> url::form_urlencoded::Serializer<'static, String> {
         filter_query([
             ("schedule", self.schedule.as_str()),
             ("status", &self.status),
@@ -184,6 +188,7 @@ pub async fn list(
             triggers: TRIGGERS,
             next_page,
             active,
+            bulk_actions: BulkAction::ALL,
         },
     )
 }

@@ -616,6 +616,8 @@ const ADVANCED_FIELDS: &[&str] = &[
     "pause_after_failures",
     "alert_webhook_url",
     "alert_no_success",
+    "alert_max_run_minutes",
+    "alert_deadline",
 ];
 
 #[derive(Template)]

@@ -285,20 +285,28 @@ pub fn finish_foreground(
 pub fn cancel(conn: &mut DbConnection, id: RunId, reason: &str) -> QueryResult<Option<RunStatus>> {
     let Some(current) = find(conn, id)? else { return Ok(None) };
     let changed = match current.status {
-        RunStatus::Queued => diesel::update(runs::table.find(id).filter(movable!(RunTransition::Cancel)))
-            .set((
-                runs::status.eq(RunTransition::Cancel.target()),
-                runs::finished_at.eq(crate::db::now()),
-                runs::error.eq(reason),
-                runs::cancel_requested.eq(true),
-            ))
-            .execute(conn)?,
+        RunStatus::Queued => cancel_queued(conn, &[id], reason)?,
         RunStatus::Running => diesel::update(runs::table.find(id).filter(movable!(RunTransition::Stop)))
             .set(runs::cancel_requested.eq(true))
             .execute(conn)?,
         _ => 0,
     };
     Ok((changed == 1).then_some(current.status))
+}
+
+/// Cancels those of the runs `ids` that are still queued, with `reason` — what cancelling one
+/// queued run does, for many in one statement (the runs list's bulk action). A run that left
+/// `queued` meanwhile (a worker took it, someone else cancelled it) is not touched. Returns how
+/// many were cancelled.
+pub fn cancel_queued(conn: &mut DbConnection, ids: &[RunId], reason: &str) -> QueryResult<usize> {
+    diesel::update(runs::table.filter(runs::id.eq_any(ids)).filter(movable!(RunTransition::Cancel)))
+        .set((
+            runs::status.eq(RunTransition::Cancel.target()),
+            runs::finished_at.eq(crate::db::now()),
+            runs::error.eq(reason),
+            runs::cancel_requested.eq(true),
+        ))
+        .execute(conn)
 }
 
 /// Asks the schedule's running runs to stop (the `replace` overlap policy); their workers see
