@@ -6,6 +6,7 @@ pub mod backfill;
 mod check;
 pub mod import;
 pub mod isin;
+pub mod pools;
 pub mod processes;
 pub mod run;
 pub mod schedules;

@@ -141,6 +141,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    pools (name) {
+        name -> Text,
+        slots -> Int4,
+        description -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     runs (id) {
         id -> Int8,
         schedule_id -> Nullable<Int8>,
@@ -226,6 +236,7 @@ diesel::table! {
         alert_no_success_seconds -> Nullable<Int8>,
         queue -> Text,
         pause_after_failures -> Nullable<Int4>,
+        pool -> Nullable<Text>,
     }
 }
 
@@ -320,6 +331,7 @@ diesel::joinable!(runs -> schedules (schedule_id));
 diesel::joinable!(runs -> users (triggered_by));
 diesel::joinable!(schedule_skips -> schedules (schedule_id));
 diesel::joinable!(schedule_state -> schedules (schedule_id));
+diesel::joinable!(schedules -> pools (pool));
 diesel::joinable!(schedules -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(source_files -> sources (source_id));
@@ -338,6 +350,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     isin_stats,
     isins,
     login_failures,
+    pools,
     runs,
     schedule_skips,
     schedule_state,

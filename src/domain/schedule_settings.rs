@@ -4,10 +4,10 @@
 use chrono::{Duration, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 
-use crate::domain::QueueName;
 use crate::domain::duration_text::{TimeUnit, in_largest_unit};
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::domain::schedule_spec::CronExpr;
+use crate::domain::{PoolName, QueueName};
 
 /// When a schedule fires, apart from its time zone and its start and end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -61,6 +61,9 @@ pub struct ScheduleSettings {
     pub queue: QueueName,
     /// The schedule pauses itself when this many of its runs in a row failed for good.
     pub pause_after_failures: Option<u32>,
+    /// The concurrency pool its runs take a slot of while they run; `None`: no limit but the
+    /// workers'.
+    pub pool: Option<PoolName>,
 }
 
 /// A number of seconds as a count in the largest unit that divides it (`21600` → `6`,

@@ -11,6 +11,7 @@ pub mod isin_browse;
 pub mod isin_index;
 pub mod isin_record;
 pub mod login_failure;
+pub mod pool;
 pub mod run;
 pub mod schedule;
 pub mod schedule_skip;

@@ -128,6 +128,8 @@ pub struct ScheduleChanges {
     pub queue: String,
     /// It pauses itself when this many of its runs in a row failed for good; `None`: never.
     pub pause_after_failures: Option<i32>,
+    /// The concurrency pool whose slots its runs take; `None`: none.
+    pub pool: Option<String>,
 }
 
 impl ScheduleChanges {
@@ -195,6 +197,7 @@ impl From<&ScheduleSettings> for ScheduleChanges {
             alert_no_success_seconds: settings.alert_no_success.map(|d| d.num_seconds()),
             queue: settings.queue.as_str().to_owned(),
             pause_after_failures: settings.pause_after_failures.map(int),
+            pool: settings.pool.as_ref().map(|pool| pool.as_str().to_owned()),
         }
     }
 }

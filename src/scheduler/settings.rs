@@ -7,11 +7,11 @@ use chrono::{Duration, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde_json::json;
 
-use crate::domain::QueueName;
 pub use crate::domain::field_errors::FieldErrors;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::domain::schedule_settings::{Cadence, ScheduleSettings, in_units, local_input, seconds_in};
 use crate::domain::schedule_spec::{CronExpr, FireTime, Recurrence, ScheduleSpec, parse_time_zone};
+use crate::domain::{PoolName, QueueName};
 use crate::jobs::{Registry, validate_params};
 use crate::models::schedule::ScheduleChanges;
 
@@ -50,6 +50,9 @@ pub struct SettingsInput {
     pub queue: String,
     /// Pause after this many failed runs in a row; empty: never.
     pub pause_after_failures: String,
+    /// The concurrency pool's name; empty: none. Whether that pool exists is the database's to
+    /// say (see `actions::create`).
+    pub pool: String,
 }
 
 impl SettingsInput {
@@ -104,6 +107,7 @@ impl SettingsInput {
             alert_no_success_unit,
             queue: settings.queue.clone(),
             pause_after_failures: settings.pause_after_failures.map(|n| n.to_string()).unwrap_or_default(),
+            pool: settings.pool.clone().unwrap_or_default(),
         }
     }
 
@@ -299,6 +303,11 @@ impl SettingsInput {
             .map_err(|problem| errors.add("queue", problem.to_string()))
             .ok();
 
+        let pool = match self.pool.trim() {
+            "" => None,
+            typed => PoolName::parse(typed).map_err(|problem| errors.add("pool", problem.to_string())).ok(),
+        };
+
         let timing = match (cron_expr, interval_seconds, once_at) {
             (Some(expr), _, _) => Some(Cadence::Cron(expr)),
             (_, Some(seconds), _) => Some(Cadence::Interval(Duration::seconds(seconds))),
@@ -336,6 +345,7 @@ impl SettingsInput {
             alert_no_success: seconds(alert_no_success_seconds),
             queue,
             pause_after_failures,
+            pool,
         };
         (Ok(settings), preview)
     }

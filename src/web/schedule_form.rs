@@ -51,6 +51,7 @@ impl ScheduleForm {
                 "alert_no_success_unit" => form.fields.alert_no_success_unit = value,
                 "queue" => form.fields.queue = value,
                 "pause_after_failures" => form.fields.pause_after_failures = value,
+                "pool" => form.fields.pool = value,
                 "action" => form.action = value,
                 other => {
                     if let Some((kind, param)) =

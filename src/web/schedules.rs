@@ -691,6 +691,19 @@ fn check_webhook(
     }
 }
 
+/// A refusal of the settings as the message beside the field it is about.
+fn field_error(refused: &ActionError) -> FormErrors {
+    let mut errors = FormErrors::default();
+    match refused {
+        ActionError::UnknownPool(name) => errors.add(
+            "pool",
+            format!("There is no pool “{name}”. Make it first (isinbeat pools set {name} --slots N), or leave this empty."),
+        ),
+        other => errors.add("name", other),
+    }
+    errors
+}
+
 pub async fn new_form(AdminContext { session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
     let form = ScheduleForm::blank();
     let (_, preview) = form.parse(&Registry::builtin());
@@ -735,10 +748,8 @@ pub async fn create(
             flash_success(&session, format!("Schedule “{}” was created.", created.settings.name));
             Ok(see_other(&format!("/admin/schedules/{}/", created.id)))
         }
-        Err(ActionError::DuplicateName) => {
-            let mut errors = FormErrors::default();
-            errors.add("name", ActionError::DuplicateName);
-            show_again(&session, &me, None, form, Err(errors), preview)
+        Err(refused @ (ActionError::DuplicateName | ActionError::UnknownPool(_))) => {
+            show_again(&session, &me, None, form, Err(field_error(&refused)), preview)
         }
         Err(other) => Err(other.into()),
     }
@@ -787,10 +798,8 @@ pub async fn update(
             flash_success(&session, message);
             Ok(see_other(&format!("/admin/schedules/{id}/")))
         }
-        Err(ActionError::DuplicateName) => {
-            let mut errors = FormErrors::default();
-            errors.add("name", ActionError::DuplicateName);
-            show_again(&session, &me, Some(id), form, Err(errors), preview)
+        Err(refused @ (ActionError::DuplicateName | ActionError::UnknownPool(_))) => {
+            show_again(&session, &me, Some(id), form, Err(field_error(&refused)), preview)
         }
         Err(other) => Err(other.into()),
     }
