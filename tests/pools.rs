@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, DurationRound, NaiveDate, TimeZone, Utc};
-use common::{Backend, TestDatabase, spawn_app};
+use common::{Backend, TestDatabase, spawn_app, spawn_app_running_with};
 use diesel::prelude::*;
 use isinbeat::config::DatabaseUrl;
 use isinbeat::db::schema::runs;
@@ -37,6 +37,7 @@ on_both_backends!(
     the_workers_page_shows_each_pool_with_its_running_and_waiting_runs,
     the_schedule_form_refuses_a_pool_that_does_not_exist_beside_the_field,
     pools_are_managed_from_the_command_line_and_schedules_carry_them_through_export_and_apply,
+    the_running_app_holds_a_pools_runs_back_and_starts_each_as_a_slot_frees,
 );
 
 fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
@@ -596,4 +597,51 @@ async fn pools_are_managed_from_the_command_line_and_schedules_carry_them_throug
     let deleted = run(&["pools", "delete", "publishers"]);
     assert!(deleted.status.success(), "{}", text(&deleted.stderr));
     assert!(text(&run(&["pools", "list"]).stdout).contains("No pools."));
+}
+
+async fn the_running_app_holds_a_pools_runs_back_and_starts_each_as_a_slot_frees(backend: Backend) {
+    // A worker that could run four at once, and a pool of one: the pool decides.
+    let Some(app) = spawn_app_running_with(backend, &[("ISINBEAT_WORKER_CONCURRENCY", "4")]).await else {
+        return;
+    };
+    let ids: Vec<ScheduleId> = app
+        .query(|conn| {
+            pool::set(conn, &PoolName::parse("solo").unwrap(), 1, None, db::now()).unwrap();
+            ["first", "second", "third"]
+                .into_iter()
+                .map(|name| {
+                    let mut new = NewSchedule::with_defaults(name, "sleep", "once");
+                    new.settings.once_at = Some(db::now() + Duration::seconds(2));
+                    new.settings.params = r#"{"seconds":"1"}"#.to_owned();
+                    new.settings.pool = Some("solo".to_owned());
+                    schedule::insert(conn, &new).unwrap().id
+                })
+                .collect()
+        })
+        .await;
+    // The three come due together; each starts only when the one before has ended, pushed
+    // again by the worker that ran it (not by the reconciler, which would take 30 s or more).
+    let deadline = Instant::now() + StdDuration::from_secs(15);
+    let mut most_running = 0;
+    let ended = loop {
+        let found: Vec<Run> = {
+            let ids = ids.clone();
+            app.query(move |conn| {
+                runs::table.filter(runs::schedule_id.eq_any(ids)).select(Run::as_select()).load(conn).unwrap()
+            })
+            .await
+        };
+        most_running = most_running.max(found.iter().filter(|r| r.status == RunStatus::Running).count());
+        if found.len() == 3 && found.iter().all(|r| r.status == RunStatus::Succeeded) {
+            break found;
+        }
+        assert!(Instant::now() < deadline, "the pool's runs did not all run: {found:?}");
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    };
+    assert_eq!(most_running, 1, "never two of the pool at once");
+    let mut spans: Vec<_> = ended.iter().map(|r| (r.started_at.unwrap(), r.finished_at.unwrap())).collect();
+    spans.sort();
+    for pair in spans.windows(2) {
+        assert!(pair[0].1 <= pair[1].0, "one after the other: {spans:?}");
+    }
 }
