@@ -143,9 +143,8 @@ async fn queue_one_keeps_one_occurrence_waiting_skips_the_next_and_releases_it_o
     // it is released once.
     assert!(transitions::succeed(&mut f.conn(), first.id, &w1, "{}", None, db::now()).unwrap());
     let released: Vec<RunId> = std::thread::scope(|scope| {
-        let ticks: Vec<_> = (0..2)
-            .map(|_| scope.spawn(|| f.tick(utc(2026, 11, 27, 10, 22)).queued))
-            .collect();
+        let ticks: Vec<_> =
+            (0..2).map(|_| scope.spawn(|| f.tick(utc(2026, 11, 27, 10, 22)).queued)).collect();
         let workers: Vec<_> = (0..2)
             .map(|_| {
                 scope.spawn(|| {
@@ -272,10 +271,11 @@ async fn a_pool_never_runs_more_than_its_slots_under_two_schedulers_and_three_wo
             new.settings.overlap_policy = "allow".to_owned();
         }
     };
-    let schedules: Vec<ScheduleId> = [("a", "imports"), ("b", "imports"), ("c", "imports"), ("d", "solo"), ("e", "solo")]
-        .into_iter()
-        .map(|(name, pool)| f.schedule(name, every_5s, in_pool(pool)))
-        .collect();
+    let schedules: Vec<ScheduleId> =
+        [("a", "imports"), ("b", "imports"), ("c", "imports"), ("d", "solo"), ("e", "solo")]
+            .into_iter()
+            .map(|(name, pool)| f.schedule(name, every_5s, in_pool(pool)))
+            .collect();
     let unpooled = f.schedule("free", every_5s, |new| {
         new.settings.task_kind = "test_gauge".to_owned();
         new.settings.params = r#"{"pool":"none"}"#.to_owned();
@@ -405,7 +405,8 @@ async fn the_runs_pages_say_which_run_a_waiting_run_waits_for(backend: Backend) 
             let first = scheduler::tick(conn, utc(2026, 11, 27, 10, 0)).unwrap().queued[0];
             transitions::claim(conn, first, &worker("w1"), db::now()).unwrap();
             scheduler::tick(conn, utc(2026, 11, 27, 10, 10)).unwrap();
-            let second = run::taken_occurrence(conn, id, utc(2026, 11, 27, 10, 10).naive_utc()).unwrap().unwrap();
+            let second =
+                run::taken_occurrence(conn, id, utc(2026, 11, 27, 10, 10).naive_utc()).unwrap().unwrap();
             (first, second)
         })
         .await;
@@ -418,7 +419,10 @@ async fn the_runs_pages_say_which_run_a_waiting_run_waits_for(backend: Backend) 
     );
     let page = admin.get_html(&format!("/admin/runs/{second}/")).await;
     assert!(page.contains("id=\"run-waiting\""), "{page}");
-    assert!(page.contains(&format!("Waiting for <a href=\"/admin/runs/{first}/\">run #{first}</a> to end")), "{page}");
+    assert!(
+        page.contains(&format!("Waiting for <a href=\"/admin/runs/{first}/\">run #{first}</a> to end")),
+        "{page}"
+    );
     assert!(page.contains("Cancel this run"), "a waiting run can be cancelled");
 }
 
@@ -429,8 +433,14 @@ async fn the_workers_page_shows_each_pool_with_its_running_and_waiting_runs(back
     assert!(empty.contains("id=\"pools-none\""), "no pool yet, and how to make one");
     let waiting = app
         .query(|conn| {
-            pool::set(conn, &PoolName::parse("imports").unwrap(), 1, Some("The publishers' servers"), db::now())
-                .unwrap();
+            pool::set(
+                conn,
+                &PoolName::parse("imports").unwrap(),
+                1,
+                Some("The publishers' servers"),
+                db::now(),
+            )
+            .unwrap();
             let mut new = NewSchedule::with_defaults("pooled", "prune_history", "cron");
             new.settings.cron_expr = Some("0 3 * * *".to_owned());
             new.settings.pool = Some("imports".to_owned());
@@ -445,10 +455,16 @@ async fn the_workers_page_shows_each_pool_with_its_running_and_waiting_runs(back
         .await;
     let html = admin.get_html("/admin/workers/").await;
     let row = html.split("id=\"pool-row-imports\"").nth(1).unwrap().split("</tr>").next().unwrap();
-    assert!(row.contains("The publishers&#39; servers") || row.contains("The publishers&#x27; servers"), "{row}");
+    assert!(
+        row.contains("The publishers&#39; servers") || row.contains("The publishers&#x27; servers"),
+        "{row}"
+    );
     assert!(row.contains("<td class=\"pool-slots\">1</td>"), "{row}");
     assert!(row.contains("<td class=\"pool-running\">1</td>"), "{row}");
-    assert!(row.contains("<td class=\"pool-waiting\">2</td>"), "due and waiting; the later one is not due: {row}");
+    assert!(
+        row.contains("<td class=\"pool-waiting\">2</td>"),
+        "due and waiting; the later one is not due: {row}"
+    );
     let (first, second) = waiting;
     let (at_first, at_second) = (
         row.find(&format!("<a href=\"/admin/runs/{first}/\">#{first}</a> pooled")).unwrap(),
@@ -490,24 +506,33 @@ fn form_fields<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> 
 async fn the_schedule_form_refuses_a_pool_that_does_not_exist_beside_the_field(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let admin = app.admin().await;
-    let response =
-        admin.submit("/admin/schedules/new", "/admin/schedules/new", &form_fields(&[("pool", "nightly-batch")])).await;
+    let response = admin
+        .submit("/admin/schedules/new", "/admin/schedules/new", &form_fields(&[("pool", "nightly-batch")]))
+        .await;
     assert_eq!(response.status(), 422);
     let html = response.text().await.unwrap();
     let error = html.split("id=\"error_pool\"").nth(1).unwrap();
     assert!(error.starts_with(">There is no pool “nightly-batch”."), "{error}");
     assert!(html.contains("id=\"id_pool\" name=\"pool\" value=\"nightly-batch\""), "the value typed is kept");
-    assert!(app.query(|conn| schedule::find_by_name(conn, "pooled").unwrap()).await.is_none(), "nothing saved");
+    assert!(
+        app.query(|conn| schedule::find_by_name(conn, "pooled").unwrap()).await.is_none(),
+        "nothing saved"
+    );
 
-    let bad = admin.submit("/admin/schedules/new", "/admin/schedules/new", &form_fields(&[("pool", "Nightly")])).await;
+    let bad = admin
+        .submit("/admin/schedules/new", "/admin/schedules/new", &form_fields(&[("pool", "Nightly")]))
+        .await;
     assert_eq!(bad.status(), 422);
     assert!(bad.text().await.unwrap().contains("id=\"error_pool\">Use only lower-case letters"));
 
     // Once the pool exists the same form saves, with queue_one.
-    app.query(|conn| pool::set(conn, &PoolName::parse("nightly-batch").unwrap(), 2, None, db::now()).unwrap())
+    app.query(|conn| {
+        pool::set(conn, &PoolName::parse("nightly-batch").unwrap(), 2, None, db::now()).unwrap()
+    })
+    .await;
+    let saved = admin
+        .submit("/admin/schedules/new", "/admin/schedules/new", &form_fields(&[("pool", "nightly-batch")]))
         .await;
-    let saved =
-        admin.submit("/admin/schedules/new", "/admin/schedules/new", &form_fields(&[("pool", "nightly-batch")])).await;
     assert_eq!(saved.status(), 303);
     let stored = app.query(|conn| schedule::find_by_name(conn, "pooled").unwrap().unwrap()).await;
     assert_eq!(
@@ -559,9 +584,13 @@ async fn pools_are_managed_from_the_command_line_and_schedules_carry_them_throug
     let refused = run(&["schedules", "apply", "schedules.toml"]);
     assert!(!refused.status.success());
     let message = text(&refused.stderr);
-    assert!(message.contains("pool: there is no pool “publishers”") && message.contains("Nothing was changed."), "{message}");
+    assert!(
+        message.contains("pool: there is no pool “publishers”") && message.contains("Nothing was changed."),
+        "{message}"
+    );
 
-    let made = run(&["pools", "set", "publishers", "--slots", "2", "--description", "Downloads from publishers"]);
+    let made =
+        run(&["pools", "set", "publishers", "--slots", "2", "--description", "Downloads from publishers"]);
     assert!(made.status.success(), "{}", text(&made.stderr));
     assert!(text(&made.stdout).contains("Pool “publishers” created with 2 slot(s)."));
     let bad = run(&["pools", "set", "publishers", "--slots", "0"]);
@@ -575,7 +604,11 @@ async fn pools_are_managed_from_the_command_line_and_schedules_carry_them_throug
     // The export applied back changes nothing: the round trip keeps both.
     std::fs::write(dir.path().join("exported.toml"), &file).unwrap();
     let again = run(&["schedules", "apply", "exported.toml"]);
-    assert!(text(&again.stdout).contains("0 to create, 0 to change, 0 to delete, 1 unchanged."), "{}", text(&again.stdout));
+    assert!(
+        text(&again.stdout).contains("0 to create, 0 to change, 0 to delete, 1 unchanged."),
+        "{}",
+        text(&again.stdout)
+    );
 
     let listed = text(&run(&["pools", "list"]).stdout);
     let line = listed.lines().find(|line| line.starts_with("publishers")).unwrap();
@@ -588,7 +621,11 @@ async fn pools_are_managed_from_the_command_line_and_schedules_carry_them_throug
 
     let in_use = run(&["pools", "delete", "publishers"]);
     assert!(!in_use.status.success());
-    assert!(text(&in_use.stderr).contains("named by 1 schedule(s) (firds-daily)"), "{}", text(&in_use.stderr));
+    assert!(
+        text(&in_use.stderr).contains("named by 1 schedule(s) (firds-daily)"),
+        "{}",
+        text(&in_use.stderr)
+    );
 
     // Out of the file's schedule, the pool can go.
     std::fs::write(dir.path().join("schedules.toml"), FILE.replace("pool = \"publishers\"\n", "")).unwrap();
