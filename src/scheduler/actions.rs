@@ -172,6 +172,9 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: ScheduleId) -> Result<
 
 fn delete_within(conn: &mut DbConnection, actor: &Actor, id: ScheduleId) -> Result<(), ActionError> {
     let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+    // Its runs stay as history; one waiting for an earlier run (overlap `queue_one`) would wait
+    // for ever once the schedule is gone.
+    run::transitions::cancel_waiting(conn, id, "Not run: its schedule was deleted while it waited.")?;
     schedule::delete(conn, id)?;
     record(conn, actor, "delete", &target, json!({}))?;
     Ok(())

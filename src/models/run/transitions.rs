@@ -394,6 +394,19 @@ pub fn release_waiting(
     Ok(released)
 }
 
+/// Cancels the waiting runs of a schedule (it is being deleted: nothing would release them).
+pub fn cancel_waiting(conn: &mut DbConnection, schedule_id: ScheduleId, reason: &str) -> QueryResult<usize> {
+    diesel::update(
+        runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq(RunStatus::Waiting)),
+    )
+    .set((
+        runs::status.eq(RunTransition::Cancel.target()),
+        runs::finished_at.eq(crate::db::now()),
+        runs::error.eq(reason),
+    ))
+    .execute(conn)
+}
+
 /// Sends the queued runs of a schedule to `queue` (the schedule moved there).
 pub fn move_queued(conn: &mut DbConnection, schedule_id: ScheduleId, queue: &str) -> QueryResult<usize> {
     diesel::update(
