@@ -172,8 +172,7 @@ async fn queue_one_keeps_one_occurrence_waiting_skips_the_next_and_releases_it_o
     f.tick(utc(2026, 11, 27, 10, 30));
     let fourth = f.run_at(id, utc(2026, 11, 27, 10, 30));
     assert_eq!(fourth.status, RunStatus::Waiting);
-    isinbeat::scheduler::actions::delete(&mut f.conn(), &isinbeat::models::audit::Actor::command_line(), id)
-        .unwrap();
+    scheduler::actions::delete(&mut f.conn(), &isinbeat::models::audit::Actor::command_line(), id).unwrap();
     let gone = run::find(&mut f.conn(), fourth.id).unwrap().unwrap();
     assert_eq!(gone.status, RunStatus::Cancelled);
     assert_eq!(gone.error.as_deref(), Some("Not run: its schedule was deleted while it waited."));
