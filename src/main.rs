@@ -138,6 +138,30 @@ enum Command {
         #[command(subcommand)]
         command: SourcesCommand,
     },
+    /// Concurrency pools: named numbers of slots that the schedules naming them share.
+    Pools {
+        #[command(subcommand)]
+        command: PoolsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum PoolsCommand {
+    /// Every pool: its slots, its runs running and those waiting for a slot.
+    List,
+    /// Make a pool, or change its slots: no more runs of the schedules in it run at once.
+    Set {
+        /// The pool's name (lower-case letters, digits, - and _).
+        name: String,
+        /// How many of its runs may run at once.
+        #[arg(long)]
+        slots: i64,
+        /// What it is for (kept when not given).
+        #[arg(long)]
+        description: Option<String>,
+    },
+    /// Delete a pool that no schedule names.
+    Delete { name: String },
 }
 
 #[derive(Debug, Subcommand)]
@@ -256,6 +280,11 @@ fn main() -> ExitCode {
         Command::Schedules { command: SchedulesCommand::Apply { file, prune, dry_run } } => {
             commands::schedules::apply(&file, prune, dry_run).map(|_| ExitCode::SUCCESS)
         }
+        Command::Pools { command: PoolsCommand::List } => commands::pools::list().map(done),
+        Command::Pools { command: PoolsCommand::Set { name, slots, description } } => {
+            commands::pools::set(&name, slots, description.as_deref()).map(done)
+        }
+        Command::Pools { command: PoolsCommand::Delete { name } } => commands::pools::delete(&name).map(done),
         Command::Sources { command: SourcesCommand::Export } => commands::sources::export().map(done),
         Command::Sources { command: SourcesCommand::Apply { file, prune, dry_run } } => {
             commands::sources::apply(&file, prune, dry_run).map(|_| ExitCode::SUCCESS)

@@ -7,6 +7,7 @@ pub mod changes;
 mod check;
 pub mod import;
 pub mod isin;
+pub mod pools;
 pub mod processes;
 pub mod run;
 pub mod schedules;

@@ -15,6 +15,9 @@ use crate::models::{run, schedule};
 use crate::scheduler::actions;
 use crate::scheduler::{self, LatestClaim};
 
+/// How often a run in the foreground asks its pool for a slot again.
+const POOL_RETRY: StdDuration = StdDuration::from_secs(2);
+
 /// Runs the schedule named `name`. Returns whether the run succeeded (or had nothing to do).
 pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
     let settings = super::load_settings()?;
@@ -61,6 +64,7 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
 
     let worker = worker_name("cli");
     let registry = Registry::from_settings(&settings);
+    let mut told_pool_full = false;
     loop {
         let started = std::time::Instant::now();
         let outcome = jobs::execute(&pool, &registry, run_id, &worker, StdDuration::from_secs(5))?;
@@ -80,6 +84,14 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
             }
             Outcome::NotDue { at } => {
                 std::thread::sleep((at.and_utc() - Utc::now()).to_std().unwrap_or_default());
+            }
+            Outcome::PoolFull { pool: name } => {
+                // In the foreground there is no queue to be sent back to: it tries again.
+                if !told_pool_full {
+                    eprintln!("Run #{run_id} waits for a free slot of pool “{name}”.");
+                    told_pool_full = true;
+                }
+                std::thread::sleep(POOL_RETRY);
             }
             Outcome::Failed { error, retry_at: None } => {
                 eprintln!("Run #{run_id} failed: {error}");

@@ -69,7 +69,7 @@ pub struct Entry {
     pub misfire: String,
     #[serde(default = "defaults::misfire_grace_seconds")]
     pub misfire_grace_seconds: i64,
-    /// `forbid`, `replace` or `allow`.
+    /// `forbid`, `replace`, `allow` or `queue_one`.
     #[serde(default = "defaults::overlap")]
     pub overlap: String,
     #[serde(default)]
@@ -99,6 +99,9 @@ pub struct Entry {
     /// It pauses itself after this many failed runs in a row.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pause_after_failures: Option<i64>,
+    /// The concurrency pool whose slots its runs take (`isinbeat pools set NAME --slots N`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pool: Option<String>,
     /// Alert when a run takes longer than this many minutes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_max_run_minutes: Option<i64>,
@@ -222,6 +225,7 @@ impl Entry {
             alert_no_success: settings.alert_no_success_seconds.map(join_duration),
             queue: settings.queue.clone(),
             pause_after_failures: settings.pause_after_failures.map(i64::from),
+            pool: settings.pool.clone(),
             alert_max_run_minutes: settings.alert_max_run_minutes.map(i64::from),
             alert_deadline: settings.alert_deadline.map(crate::domain::deadline::time_text),
             paused_reason: pause.reason.clone().filter(|_| !settings.enabled),
@@ -337,6 +341,7 @@ impl Entry {
             alert_no_success_unit,
             queue: self.queue.clone(),
             pause_after_failures: self.pause_after_failures.map(|n| n.to_string()).unwrap_or_default(),
+            pool: self.pool.clone().unwrap_or_default(),
             alert_max_run_minutes: optional(self.alert_max_run_minutes),
             alert_deadline: self.alert_deadline.clone().unwrap_or_default(),
         };
@@ -472,6 +477,29 @@ pub fn apply(path: &Path, prune: bool, dry_run: bool) -> anyhow::Result<Applied>
     let existing =
         schedule::list(&mut conn, &ScheduleFilter::default()).context("Failed to read the schedules")?;
     let plan = plan(path, &Registry::from_settings(&settings), existing)?;
+    let pools: Vec<String> = crate::models::pool::list(&mut conn)
+        .context("Failed to read the pools")?
+        .into_iter()
+        .map(|found| found.name)
+        .collect();
+    let unknown: Vec<String> = plan
+        .create
+        .iter()
+        .map(|(wanted, _)| wanted)
+        .chain(plan.update.iter().map(|update| &update.settings))
+        .filter_map(|wanted| {
+            let pool = wanted.pool.as_ref().filter(|pool| !pools.contains(pool))?;
+            Some(format!(
+                "{}: schedule “{}”: pool: there is no pool “{pool}” (`isinbeat pools set {pool} --slots N` \
+                 makes one).",
+                path.display(),
+                wanted.name
+            ))
+        })
+        .collect();
+    if !unknown.is_empty() {
+        anyhow::bail!("{}\nNothing was changed.", unknown.join("\n"));
+    }
     let deleting = if prune { plan.absent.len() } else { 0 };
     let changes = plan.create.len() + plan.update.len() + deleting;
     if let Some(ended) = as_code::print_plan(&describe(&plan, prune), changes, dry_run) {

@@ -141,6 +141,16 @@ diesel::table! {
 }
 
 diesel::table! {
+    pools (name) {
+        name -> Text,
+        slots -> Int4,
+        description -> Text,
+        created_at -> Timestamp,
+        updated_at -> Timestamp,
+    }
+}
+
+diesel::table! {
     publications (seq) {
         seq -> Int8,
         source_id -> Int8,
@@ -243,6 +253,7 @@ diesel::table! {
         alert_no_success_seconds -> Nullable<Int8>,
         queue -> Text,
         pause_after_failures -> Nullable<Int4>,
+        pool -> Nullable<Text>,
         alert_max_run_minutes -> Nullable<Int4>,
         alert_deadline -> Nullable<Time>,
     }
@@ -339,6 +350,7 @@ diesel::joinable!(runs -> schedules (schedule_id));
 diesel::joinable!(runs -> users (triggered_by));
 diesel::joinable!(schedule_skips -> schedules (schedule_id));
 diesel::joinable!(schedule_state -> schedules (schedule_id));
+diesel::joinable!(schedules -> pools (pool));
 diesel::joinable!(schedules -> users (created_by));
 diesel::joinable!(sessions -> users (user_id));
 diesel::joinable!(source_files -> sources (source_id));
@@ -357,6 +369,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     isin_stats,
     isins,
     login_failures,
+    pools,
     publications,
     runs,
     schedule_skips,

@@ -20,6 +20,7 @@ pub mod named_choices;
 pub mod password;
 pub mod pause;
 pub mod policy;
+pub mod pool_name;
 pub mod queue_name;
 pub mod role;
 pub mod run_status;
@@ -38,6 +39,7 @@ pub use ids::{
 pub use isin::{Isin, IsinError};
 pub use lei::{Lei, LeiError};
 pub use password::{NewPassword, PasswordError};
+pub use pool_name::{PoolError, PoolName};
 pub use queue_name::{QueueName, QueueNameError};
 pub use role::Role;
 pub use run_status::{ChangeKind, RunStatus, RunTransition, Trigger};

@@ -29,6 +29,9 @@ pub enum OverlapPolicy {
     Forbid,
     /// Cancel the running one and run the new one.
     Replace,
+    /// Keep the new occurrence waiting until the running one ends, then run it; at most one
+    /// waits, a further one is recorded as skipped (Temporal's BufferOne).
+    QueueOne,
 }
 
 use super::ids::ScheduleId;
@@ -36,7 +39,12 @@ pub use super::named_choices::UnknownChoice;
 use super::named_choices::named_choices;
 
 named_choices!(MisfirePolicy { Skip => "skip", RunOnce => "run_once", RunAll => "run_all" });
-named_choices!(OverlapPolicy { Allow => "allow", Forbid => "forbid", Replace => "replace" });
+named_choices!(OverlapPolicy {
+    Allow => "allow",
+    Forbid => "forbid",
+    Replace => "replace",
+    QueueOne => "queue_one",
+});
 
 /// Why an occurrence is run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -80,14 +88,28 @@ pub enum OverlapAction {
     Run,
     Skip,
     CancelRunningThenRun,
+    /// Created waiting: it is released to the queue when the earlier run ends.
+    Wait,
+}
+
+/// What a due occurrence finds of its schedule's earlier runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Earlier {
+    /// A run of the schedule is queued or running.
+    pub active: bool,
+    /// A run of the schedule waits for the active one to end (overlap `queue_one`).
+    pub waiting: bool,
 }
 
 impl OverlapPolicy {
-    pub fn decide(self, another_is_running: bool) -> OverlapAction {
-        match (self, another_is_running) {
-            (_, false) | (OverlapPolicy::Allow, true) => OverlapAction::Run,
-            (OverlapPolicy::Forbid, true) => OverlapAction::Skip,
-            (OverlapPolicy::Replace, true) => OverlapAction::CancelRunningThenRun,
+    pub fn decide(self, earlier: Earlier) -> OverlapAction {
+        match (self, earlier) {
+            // Whatever else there is, the one already waiting comes first and is the only one.
+            (OverlapPolicy::QueueOne, Earlier { waiting: true, .. }) => OverlapAction::Skip,
+            (_, Earlier { active: false, .. }) | (OverlapPolicy::Allow, _) => OverlapAction::Run,
+            (OverlapPolicy::Forbid, _) => OverlapAction::Skip,
+            (OverlapPolicy::Replace, _) => OverlapAction::CancelRunningThenRun,
+            (OverlapPolicy::QueueOne, _) => OverlapAction::Wait,
         }
     }
 }
@@ -194,10 +216,19 @@ mod tests {
 
     #[test]
     fn overlap_policies_decide_what_a_due_occurrence_does() {
-        assert_eq!(OverlapPolicy::Forbid.decide(false), OverlapAction::Run);
-        assert_eq!(OverlapPolicy::Allow.decide(true), OverlapAction::Run);
-        assert_eq!(OverlapPolicy::Forbid.decide(true), OverlapAction::Skip);
-        assert_eq!(OverlapPolicy::Replace.decide(true), OverlapAction::CancelRunningThenRun);
+        let idle = Earlier::default();
+        let running = Earlier { active: true, waiting: false };
+        let buffered = Earlier { active: true, waiting: true };
+        assert_eq!(OverlapPolicy::Forbid.decide(idle), OverlapAction::Run);
+        assert_eq!(OverlapPolicy::Allow.decide(running), OverlapAction::Run);
+        assert_eq!(OverlapPolicy::Forbid.decide(running), OverlapAction::Skip);
+        assert_eq!(OverlapPolicy::Replace.decide(running), OverlapAction::CancelRunningThenRun);
+        assert_eq!(OverlapPolicy::QueueOne.decide(idle), OverlapAction::Run);
+        assert_eq!(OverlapPolicy::QueueOne.decide(running), OverlapAction::Wait);
+        assert_eq!(OverlapPolicy::QueueOne.decide(buffered), OverlapAction::Skip, "at most one waits");
+        // The waiting one is about to be released: a new occurrence does not jump ahead of it.
+        let released_soon = Earlier { active: false, waiting: true };
+        assert_eq!(OverlapPolicy::QueueOne.decide(released_soon), OverlapAction::Skip);
     }
 
     #[test]

@@ -7,7 +7,8 @@
 
 use super::named_choices::named_choices;
 
-/// Where a run is in its life. `Queued` and `Running` are active; every other status is final.
+/// Where a run is in its life. `Waiting`, `Queued` and `Running` are active; every other status
+/// is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
 #[diesel(sql_type = diesel::sql_types::Text)]
 pub enum RunStatus {
@@ -25,6 +26,9 @@ pub enum RunStatus {
     Missed,
     /// Not run: queued longer than its schedule allows.
     Expired,
+    /// Created, but not sent to a worker until the schedule's active run ends (overlap
+    /// `queue_one`); then it is released: queued.
+    Waiting,
 }
 
 named_choices!(RunStatus {
@@ -36,11 +40,16 @@ named_choices!(RunStatus {
     Skipped => "skipped",
     Missed => "missed",
     Expired => "expired",
+    Waiting => "waiting",
 });
 
 impl RunStatus {
     /// The statuses of a run that has not ended.
-    pub const ACTIVE: &'static [RunStatus] = &[RunStatus::Queued, RunStatus::Running];
+    pub const ACTIVE: &'static [RunStatus] = &[RunStatus::Waiting, RunStatus::Queued, RunStatus::Running];
+
+    /// The statuses of a run that is sent to workers or runs on one: what a run of the same
+    /// schedule overlaps, and what a waiting run waits for.
+    pub const DISPATCHED: &'static [RunStatus] = &[RunStatus::Queued, RunStatus::Running];
 
     /// Ended statuses that count as a failure (the dashboard's failing schedules).
     pub const FAILURES: &'static [RunStatus] = &[RunStatus::Failed, RunStatus::Expired];
@@ -57,7 +66,7 @@ impl RunStatus {
         !self.is_active()
     }
 
-    /// Whether the run is queued or running.
+    /// Whether the run is waiting, queued or running.
     pub fn is_active(self) -> bool {
         Self::ACTIVE.contains(&self)
     }
@@ -80,12 +89,14 @@ pub enum RunTransition {
     Fail,
     /// The task failed (or its worker vanished) and has another attempt, later.
     Retry,
-    /// Cancelled before a worker took it.
+    /// Cancelled before a worker took it (queued, or still waiting).
     Cancel,
     /// Its worker stopped it on request (a cancel, the `replace` overlap policy).
     Stop,
     /// Queued longer than its schedule's `expires` allows.
     Expire,
+    /// A waiting run is sent to the queue: the run it waited for ended.
+    Release,
 }
 
 impl RunTransition {
@@ -97,12 +108,15 @@ impl RunTransition {
         RunTransition::Cancel,
         RunTransition::Stop,
         RunTransition::Expire,
+        RunTransition::Release,
     ];
 
     /// The statuses a run may have for this transition to apply.
     pub fn sources(self) -> &'static [RunStatus] {
         match self {
-            RunTransition::Claim | RunTransition::Cancel | RunTransition::Expire => &[RunStatus::Queued],
+            RunTransition::Claim | RunTransition::Expire => &[RunStatus::Queued],
+            RunTransition::Cancel => &[RunStatus::Queued, RunStatus::Waiting],
+            RunTransition::Release => &[RunStatus::Waiting],
             RunTransition::Succeed | RunTransition::Fail | RunTransition::Retry | RunTransition::Stop => {
                 &[RunStatus::Running]
             }
@@ -115,7 +129,7 @@ impl RunTransition {
             RunTransition::Claim => RunStatus::Running,
             RunTransition::Succeed => RunStatus::Succeeded,
             RunTransition::Fail => RunStatus::Failed,
-            RunTransition::Retry => RunStatus::Queued,
+            RunTransition::Retry | RunTransition::Release => RunStatus::Queued,
             RunTransition::Cancel | RunTransition::Stop => RunStatus::Cancelled,
             RunTransition::Expire => RunStatus::Expired,
         }
@@ -182,7 +196,7 @@ mod tests {
     }
 
     #[test]
-    fn only_queued_and_running_runs_move_and_final_ones_never_do() {
+    fn only_waiting_queued_and_running_runs_move_and_final_ones_never_do() {
         for from in RunStatus::ALL {
             let moves = RunStatus::ALL.iter().any(|to| from.can_become(*to));
             assert_eq!(moves, from.is_active(), "{from}");
@@ -191,6 +205,8 @@ mod tests {
         assert!(RunStatus::Running.can_become(RunStatus::Queued), "a retry queues the run again");
         assert!(!RunStatus::Queued.can_become(RunStatus::Succeeded));
         assert!(!RunStatus::Running.can_become(RunStatus::Expired));
+        assert!(RunStatus::Waiting.can_become(RunStatus::Queued), "released when the earlier run ends");
+        assert!(!RunStatus::Waiting.can_become(RunStatus::Running), "never taken before it is released");
     }
 
     #[test]

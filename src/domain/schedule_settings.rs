@@ -4,10 +4,10 @@
 use chrono::{Duration, NaiveDateTime, NaiveTime, TimeZone};
 use chrono_tz::Tz;
 
-use crate::domain::QueueName;
 use crate::domain::duration_text::{TimeUnit, in_largest_unit};
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::domain::schedule_spec::CronExpr;
+use crate::domain::{PoolName, QueueName};
 
 /// When a schedule fires, apart from its time zone and its start and end.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,6 +65,9 @@ pub struct ScheduleSettings {
     pub alert_max_run_minutes: Option<u32>,
     /// Alert when it has not succeeded by this local time (in `zone`) on an occurrence's day.
     pub alert_deadline: Option<NaiveTime>,
+    /// The concurrency pool its runs take a slot of while they run; `None`: no limit but the
+    /// workers'.
+    pub pool: Option<PoolName>,
 }
 
 /// A number of seconds as a count in the largest unit that divides it (`21600` → `6`,

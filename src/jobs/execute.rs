@@ -29,6 +29,11 @@ pub enum Outcome {
     Waiting {
         behind: RunId,
     },
+    /// Its schedule's concurrency pool has no free slot: left queued, to be pushed when a run
+    /// of the pool ends.
+    PoolFull {
+        pool: String,
+    },
     Succeeded,
     /// Failed; `retry_at` says when the next attempt is due, if there is one.
     Failed {
@@ -42,6 +47,11 @@ impl Outcome {
     /// Whether the run has ended (for good: a failure with a retry to come has not).
     pub fn ended(&self) -> bool {
         matches!(self, Outcome::Succeeded | Outcome::Cancelled | Outcome::Failed { retry_at: None, .. })
+    }
+
+    /// Whether the run ran (and so held a slot of its pool, if it has one, until now).
+    pub fn ran(&self) -> bool {
+        matches!(self, Outcome::Succeeded | Outcome::Cancelled | Outcome::Failed { .. })
     }
 }
 
@@ -65,6 +75,7 @@ pub fn execute(
         Claim::Claimed => {}
         Claim::NotDue(at) => return Ok(Outcome::NotDue { at }),
         Claim::NotQueued => return Ok(Outcome::NotClaimed),
+        Claim::PoolFull(pool) => return Ok(Outcome::PoolFull { pool }),
     }
     let current = run::find(conn, run_id)?.context("The claimed run vanished")?;
     let owner = current.schedule_id.map(|id| schedule::find(conn, id)).transpose()?.flatten();
@@ -113,6 +124,45 @@ pub fn execute(
     };
     let ending = if cancelled { Ending::Cancelled } else { Ending::Retryable };
     finish(pool, &current, worker, outcome, ctx.log_excerpt(), ending)
+}
+
+/// The runs that may start now that the run `ran` stopped running (`ended`: for good), as
+/// `(run, queue, due)`: the next dated run of its source when it ended, the run of its schedule
+/// that waited for it (released here: queued, once however many processes try), and as many
+/// of its pool's queued runs, first due first, as the pool has free slots.
+pub fn follow_ups(
+    conn: &mut crate::db::DbConnection,
+    ran: RunId,
+    ended: bool,
+    at: NaiveDateTime,
+) -> anyhow::Result<Vec<crate::models::pool::ToPush>> {
+    let Some(found) = run::find(conn, ran)? else { return Ok(Vec::new()) };
+    let mut next = Vec::new();
+    if ended
+        && let Some(dated) =
+            date_order::next_to_push(conn, ran).context("Failed to read the next dated run")?
+    {
+        next.push((dated.id, dated.queue, dated.not_before));
+    }
+    if let Some(schedule_id) = found.schedule_id {
+        for released in transitions::release_waiting(conn, Some(schedule_id), at)
+            .context("Failed to release the run that waited")?
+        {
+            if let Some(queued) = run::find(conn, released)? {
+                next.push((queued.id, queued.queue, queued.not_before));
+            }
+        }
+    }
+    if let Some(name) = crate::models::pool::of_run(conn, ran)? {
+        for head in
+            crate::models::pool::heads(conn, &name, at).context("Failed to read the pool's next runs")?
+        {
+            if !next.iter().any(|(id, ..)| *id == head.0) {
+                next.push(head);
+            }
+        }
+    }
+    Ok(next)
 }
 
 /// How a failure may end.

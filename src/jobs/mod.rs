@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 
-pub use execute::{Outcome, execute};
+pub use execute::{Outcome, execute, follow_ups};
 
 use crate::db::DbPool;
 use crate::domain::{RunId, ScheduleId};

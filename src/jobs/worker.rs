@@ -245,8 +245,10 @@ async fn work_once(
                         execute(&executing, &registry, run_id, &worker, run_heartbeat)
                     })
                     .await;
-                    if matches!(&outcome, Ok(Ok(ended)) if ended.ended()) {
-                        push_next_dated(&pool, &queue, run_id).await;
+                    if let Ok(Ok(done)) = &outcome
+                        && done.ran()
+                    {
+                        push_follow_ups(&pool, &queue, run_id, done.ended()).await;
                     }
                     match outcome {
                         Ok(Ok(Outcome::NotDue { at }))
@@ -267,6 +269,11 @@ async fn work_once(
                             behind = behind.0,
                             "run left queued behind an earlier-dated run of its source"
                         ),
+                        Ok(Ok(Outcome::PoolFull { pool: name })) => tracing::debug!(
+                            run = run_id.0,
+                            pool = name.as_str(),
+                            "run left queued until its pool has a free slot"
+                        ),
                         Ok(Ok(outcome)) => tracing::debug!(run = run_id.0, ?outcome, "run finished"),
                         Ok(Err(error)) => {
                             tracing::error!(
@@ -286,29 +293,37 @@ async fn work_once(
         .await
 }
 
-/// Pushes the next dated run of the source of `ended`, a dated import run that just ended (see
-/// `jobs::date_order`). Should this fail, a scheduler's reconciler pushes it later.
-async fn push_next_dated(pool: &DbPool, queue: &Queue, ended: RunId) {
+/// Pushes what may start now that the run `ran` stopped running (`ended`: for good, not only
+/// until a retry): the next dated run of its source (see `jobs::date_order`), the run of its
+/// schedule that waited for it (overlap `queue_one`), and the runs its pool now has a slot for.
+/// Should this fail, a scheduler pushes them later (its tick releases waiting runs, its
+/// reconciler pushes queued runs that are due and not taken).
+async fn push_follow_ups(pool: &DbPool, queue: &Queue, ran: RunId, ended: bool) {
     let lookup = pool.clone();
-    let next = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
+    let found = tokio::task::spawn_blocking(move || -> anyhow::Result<_> {
         let mut conn = lookup.get()?;
-        Ok(crate::jobs::date_order::next_to_push(&mut conn, ended)?)
+        crate::jobs::follow_ups(&mut conn, ran, ended, now())
     })
     .await;
-    let next = match next {
-        Ok(Ok(Some(next))) => next,
-        Ok(Ok(None)) => return,
+    let next = match found {
+        Ok(Ok(next)) => next,
         Ok(Err(error)) => {
-            tracing::warn!(run = ended.0, error = format!("{error:#}"), "could not read the next dated run");
+            tracing::warn!(
+                run = ran.0,
+                error = format!("{error:#}"),
+                "could not read the runs to start next"
+            );
             return;
         }
         Err(error) => {
-            tracing::warn!(run = ended.0, error = error.to_string(), "reading the next dated run panicked");
+            tracing::warn!(run = ran.0, error = error.to_string(), "reading the runs to start next panicked");
             return;
         }
     };
-    if let Err(error) = queue.push(&next.queue, next.id, next.not_before.and_utc()).await {
-        tracing::warn!(run = next.id.0, error = format!("{error:#}"), "failed to queue the next dated run");
+    for (id, name, not_before) in next {
+        if let Err(error) = queue.push(&name, id, not_before.and_utc()).await {
+            tracing::warn!(run = id.0, error = format!("{error:#}"), "failed to queue a run that may start");
+        }
     }
 }
 

@@ -12,6 +12,7 @@ pub mod isin_index;
 pub mod isin_record;
 pub mod login_failure;
 pub mod publication;
+pub mod pool;
 pub mod run;
 pub mod schedule;
 pub mod schedule_skip;

@@ -8,6 +8,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::runs;
+use crate::domain::policy::Earlier;
 use crate::domain::{RunId, RunStatus, ScheduleId, Trigger, UserId, WorkerName};
 
 pub mod dated;
@@ -189,12 +190,36 @@ pub fn count_for_schedule(conn: &mut DbConnection, schedule_id: ScheduleId) -> Q
     runs::table.filter(runs::schedule_id.eq(schedule_id)).count().get_result(conn)
 }
 
-/// Whether the schedule has a run that is queued or running (for the overlap policy).
-pub fn has_active(conn: &mut DbConnection, schedule_id: ScheduleId) -> QueryResult<bool> {
-    diesel::select(diesel::dsl::exists(
-        runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq_any(RunStatus::ACTIVE)),
-    ))
-    .get_result(conn)
+/// What the schedule's earlier runs are doing (for the overlap policy): whether one is queued
+/// or running, and whether one waits for it.
+pub fn earlier(conn: &mut DbConnection, schedule_id: ScheduleId) -> QueryResult<Earlier> {
+    let statuses: Vec<RunStatus> = runs::table
+        .filter(runs::schedule_id.eq(schedule_id))
+        .filter(runs::status.eq_any(RunStatus::ACTIVE))
+        .select(runs::status)
+        .distinct()
+        .load(conn)?;
+    Ok(Earlier {
+        active: statuses.iter().any(|status| RunStatus::DISPATCHED.contains(status)),
+        waiting: statuses.contains(&RunStatus::Waiting),
+    })
+}
+
+/// The run that the waiting run `waiting` of the schedule waits for: the schedule's oldest
+/// queued or running run. `None` when there is none (it is about to be released).
+pub fn waits_for(
+    conn: &mut DbConnection,
+    schedule_id: ScheduleId,
+    waiting: RunId,
+) -> QueryResult<Option<RunId>> {
+    runs::table
+        .filter(runs::schedule_id.eq(schedule_id))
+        .filter(runs::status.eq_any(RunStatus::DISPATCHED))
+        .filter(runs::id.ne(waiting))
+        .order(runs::id.asc())
+        .select(runs::id)
+        .first(conn)
+        .optional()
 }
 
 /// What the runs list can narrow runs to.

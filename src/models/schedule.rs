@@ -136,6 +136,8 @@ pub struct ScheduleChanges {
     pub alert_max_run_minutes: Option<i32>,
     /// Alert when it has not succeeded by this local time (in `timezone`) on an occurrence's day.
     pub alert_deadline: Option<chrono::NaiveTime>,
+    /// The concurrency pool whose slots its runs take; `None`: none.
+    pub pool: Option<String>,
 }
 
 impl ScheduleChanges {
@@ -205,6 +207,7 @@ impl From<&ScheduleSettings> for ScheduleChanges {
             pause_after_failures: settings.pause_after_failures.map(int),
             alert_max_run_minutes: settings.alert_max_run_minutes.map(int),
             alert_deadline: settings.alert_deadline,
+            pool: settings.pool.as_ref().map(|pool| pool.as_str().to_owned()),
         }
     }
 }

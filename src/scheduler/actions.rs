@@ -24,6 +24,9 @@ pub enum ActionError {
     NotFound,
     #[error("A schedule with this name already exists.")]
     DuplicateName,
+    /// The settings name a concurrency pool that does not exist.
+    #[error("There is no pool “{0}”.")]
+    UnknownPool(String),
     #[error(transparent)]
     Database(diesel::result::Error),
 }
@@ -64,6 +67,16 @@ fn diff(before: &ScheduleChanges, after: &ScheduleChanges) -> serde_json::Value 
     serde_json::Value::Object(changed)
 }
 
+/// Refuses settings that name a pool that does not exist.
+fn check_pool(conn: &mut DbConnection, settings: &ScheduleChanges) -> Result<(), ActionError> {
+    match &settings.pool {
+        Some(name) if crate::models::pool::find(conn, name)?.is_none() => {
+            Err(ActionError::UnknownPool(name.clone()))
+        }
+        _ => Ok(()),
+    }
+}
+
 /// Creates a schedule; the scheduler computes its first fire time at its next tick. One made
 /// paused (not enabled) is recorded as paused by `actor`, with `pause`'s reason and resume time.
 pub fn create(
@@ -84,6 +97,7 @@ fn create_within(
     if schedule::find_by_name(conn, &settings.name)?.is_some() {
         return Err(ActionError::DuplicateName);
     }
+    check_pool(conn, &settings)?;
     let mut changes = diff(&ScheduleChanges::default(), &settings);
     let created = schedule::insert(conn, &NewSchedule::new(settings, actor.id))?;
     if !created.settings.enabled {
@@ -130,6 +144,7 @@ fn update_within(
     if settings.name != target.settings.name && schedule::find_by_name(conn, &settings.name)?.is_some() {
         return Err(ActionError::DuplicateName);
     }
+    check_pool(conn, settings)?;
     schedule::update(conn, id, settings)?;
     match (target.settings.enabled, settings.enabled) {
         (true, false) => {
@@ -159,6 +174,9 @@ pub fn delete(conn: &mut DbConnection, actor: &Actor, id: ScheduleId) -> Result<
 
 fn delete_within(conn: &mut DbConnection, actor: &Actor, id: ScheduleId) -> Result<(), ActionError> {
     let target = schedule::find(conn, id)?.ok_or(ActionError::NotFound)?;
+    // Its runs stay as history; one waiting for an earlier run (overlap `queue_one`) would wait
+    // for ever once the schedule is gone.
+    run::transitions::cancel_waiting(conn, id, "Not run: its schedule was deleted while it waited.")?;
     schedule::delete(conn, id)?;
     record(conn, actor, "delete", &target, json!({}))?;
     Ok(())

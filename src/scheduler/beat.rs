@@ -152,6 +152,13 @@ fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, 
         }
         forgotten = crate::scheduler::forgotten(conn, at, REPUSH_AFTER, REPUSH_AT_MOST)
             .context("Failed to find queued runs")?;
+        // A slot freed where no worker said so (a run rescued from a dead worker, a pool made
+        // larger): the runs its pool has room for now, throttled like the forgotten ones.
+        for (id, ..) in crate::models::pool::all_heads(conn, at).context("Failed to read the pools")? {
+            if !forgotten.contains(&id) {
+                forgotten.push(id);
+            }
+        }
         crate::alerts::check_no_success(conn, at)?;
         crate::scheduler::freshness::check_freshness(conn, at)?;
         crate::scheduler::time_alerts::check_time_alerts(conn, at)?;

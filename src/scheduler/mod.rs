@@ -34,7 +34,7 @@ use diesel::Connection;
 use diesel::result::{DatabaseErrorKind, Error as DieselError};
 
 use crate::db::{DbConnection, write_transaction};
-use crate::domain::policy::{Disposition, OverlapAction, OverlapPolicy, jitter, plan_due};
+use crate::domain::policy::{Disposition, Earlier, OverlapAction, OverlapPolicy, jitter, plan_due};
 use crate::domain::{RunId, RunStatus, ScheduleId, Trigger};
 use crate::models::run::{self, NewRun};
 use crate::models::schedule::{self, Schedule};
@@ -55,6 +55,10 @@ pub struct Claimed {
     pub queued: Vec<RunId>,
     pub missed: usize,
     pub skipped: usize,
+    /// Runs created waiting for an earlier run of their schedule (overlap `queue_one`).
+    pub waiting: usize,
+    /// Waiting runs released to the queue (in `queued` too): the run they waited for ended.
+    pub released: usize,
     /// Schedules whose `next_fire_at` was (re)computed because their timing changed.
     pub rescheduled: usize,
     /// Claims that found another scheduler had done the work.
@@ -68,6 +72,8 @@ impl Claimed {
         self.queued.extend(other.queued);
         self.missed += other.missed;
         self.skipped += other.skipped;
+        self.waiting += other.waiting;
+        self.released += other.released;
         self.rescheduled += other.rescheduled;
         self.lost += other.lost;
         self.resumed += other.resumed;
@@ -152,6 +158,10 @@ pub fn tick_with_hook(
     hook: &dyn ClaimHook,
 ) -> anyhow::Result<Claimed> {
     let resumed = resume_due(conn, now)?;
+    // Before the claims, so that an occurrence due now finds the waiting run already queued
+    // (and waits, or is skipped, behind it) instead of jumping ahead of it.
+    let released = run::transitions::release_waiting(conn, None, naive(now))
+        .context("Failed to release the waiting runs")?;
     let mut changed = Vec::new();
     let mut due = Vec::new();
     for found in schedule::enabled_timings(conn).context("Failed to read the schedules")? {
@@ -166,6 +176,8 @@ pub fn tick_with_hook(
         done.absorb(claim_batch(conn, chunk, now, hook)?);
     }
     done.resumed += resumed;
+    done.released += released.len();
+    done.queued.extend(released);
     Ok(done)
 }
 
@@ -389,8 +401,13 @@ fn claim_loaded<'a>(
             }
         }
     }
-    // Runs created by this claim do not overlap each other: only earlier ones count.
-    let earlier_active = current.overlap() != OverlapPolicy::Allow && run::has_active(conn, current.id)?;
+    // Runs created by this claim do not overlap each other: only earlier ones count, and one
+    // made waiting by this claim (counted below).
+    let mut earlier = if current.overlap() == OverlapPolicy::Allow {
+        Earlier::default()
+    } else {
+        run::earlier(conn, current.id)?
+    };
     let mut done = Claimed::default();
     for (at, disposition) in plan {
         if taken.contains(&(current.id, naive(at))) {
@@ -429,13 +446,17 @@ fn claim_loaded<'a>(
             done.missed += 1;
             continue;
         }
-        match current.overlap().decide(earlier_active) {
+        match current.overlap().decide(earlier) {
             OverlapAction::Run => {}
             OverlapAction::Skip => {
                 new.status = RunStatus::Skipped;
                 new.finished_at = Some(naive(now));
-                new.error =
-                    Some("Not run: an earlier run of this schedule was still running (overlap: forbid).");
+                new.error = Some(if current.overlap() == OverlapPolicy::QueueOne {
+                    "Not run: an earlier run of this schedule was still running and another was \
+                     already waiting for it (overlap: queue_one)."
+                } else {
+                    "Not run: an earlier run of this schedule was still running (overlap: forbid)."
+                });
                 rows.push(new);
                 done.skipped += 1;
                 continue;
@@ -443,6 +464,18 @@ fn claim_loaded<'a>(
             OverlapAction::CancelRunningThenRun => {
                 run::transitions::request_cancel_running(conn, current.id)?;
             }
+            OverlapAction::Wait => {
+                // Released to the queue when the earlier run ends (see `release_waiting`).
+                new.status = RunStatus::Waiting;
+                earlier.waiting = true;
+                rows.push(new);
+                done.waiting += 1;
+                continue;
+            }
+        }
+        if current.overlap() == OverlapPolicy::QueueOne {
+            // A later occurrence of this same claim overlaps this one.
+            earlier.active = true;
         }
         rows.push(new);
     }

@@ -7,12 +7,12 @@ use chrono::{Duration, NaiveDateTime, TimeZone};
 use chrono_tz::Tz;
 use serde_json::json;
 
-use crate::domain::QueueName;
 use crate::domain::deadline::{parse_time as parse_deadline, time_text};
 pub use crate::domain::field_errors::FieldErrors;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
 use crate::domain::schedule_settings::{Cadence, ScheduleSettings, in_units, local_input, seconds_in};
 use crate::domain::schedule_spec::{CronExpr, FireTime, Recurrence, ScheduleSpec, parse_time_zone};
+use crate::domain::{PoolName, QueueName};
 use crate::jobs::{Registry, validate_params};
 use crate::models::schedule::ScheduleChanges;
 
@@ -58,6 +58,9 @@ pub struct SettingsInput {
     pub alert_max_run_minutes: String,
     /// Alert when not succeeded by this time (`HH:MM` in the time zone) on its day; empty: never.
     pub alert_deadline: String,
+    /// The concurrency pool's name; empty: none. Whether that pool exists is the database's to
+    /// say (see `actions::create`).
+    pub pool: String,
 }
 
 impl SettingsInput {
@@ -114,6 +117,7 @@ impl SettingsInput {
             pause_after_failures: settings.pause_after_failures.map(|n| n.to_string()).unwrap_or_default(),
             alert_max_run_minutes: settings.alert_max_run_minutes.map(|n| n.to_string()).unwrap_or_default(),
             alert_deadline: settings.alert_deadline.map(time_text).unwrap_or_default(),
+            pool: settings.pool.clone().unwrap_or_default(),
         }
     }
 
@@ -336,6 +340,11 @@ impl SettingsInput {
             .map_err(|problem| errors.add("queue", problem.to_string()))
             .ok();
 
+        let pool = match self.pool.trim() {
+            "" => None,
+            typed => PoolName::parse(typed).map_err(|problem| errors.add("pool", problem.to_string())).ok(),
+        };
+
         let timing = match (cron_expr, interval_seconds, once_at) {
             (Some(expr), _, _) => Some(Cadence::Cron(expr)),
             (_, Some(seconds), _) => Some(Cadence::Interval(Duration::seconds(seconds))),
@@ -375,6 +384,7 @@ impl SettingsInput {
             pause_after_failures,
             alert_max_run_minutes,
             alert_deadline,
+            pool,
         };
         (Ok(settings), preview)
     }

@@ -25,12 +25,13 @@ pub const MAX_DAYS: u32 = 31;
 const DAY_CHOICES: [u32; 3] = [7, 14, 31];
 
 /// The statuses in the order the legend lists them, with what each means.
-const LEGEND: [(RunStatus, &str); 8] = [
+const LEGEND: [(RunStatus, &str); 9] = [
     (RunStatus::Succeeded, "succeeded"),
     (RunStatus::Failed, "failed"),
     (RunStatus::Expired, "expired: queued longer than allowed"),
     (RunStatus::Running, "running"),
     (RunStatus::Queued, "queued"),
+    (RunStatus::Waiting, "waiting for the schedule's earlier run (overlap queue_one)"),
     (RunStatus::Missed, "missed: no scheduler, or paused"),
     (RunStatus::Skipped, "skipped: overlap, holiday or on request"),
     (RunStatus::Cancelled, "cancelled"),

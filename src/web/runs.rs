@@ -64,6 +64,31 @@ struct ListPage {
     active: bool,
     /// What the bulk form offers.
     bulk_actions: &'static [BulkAction],
+    /// For each waiting run on the page, the run it waits for.
+    behind: Vec<(RunId, RunId)>,
+}
+
+impl ListPage {
+    /// The run that the waiting run `waiting` waits for (overlap `queue_one`).
+    fn waiting_for(&self, waiting: &Run) -> Option<RunId> {
+        self.behind.iter().find(|(id, _)| *id == waiting.id).map(|(_, behind)| *behind)
+    }
+}
+
+/// For each waiting run of `runs`, the run it waits for: the schedule's queued or running run.
+fn waiting_behind(
+    conn: &mut crate::db::DbConnection,
+    runs: &[Run],
+) -> diesel::QueryResult<Vec<(RunId, RunId)>> {
+    let mut behind = Vec::new();
+    for waiting in runs.iter().filter(|found| found.status == RunStatus::Waiting) {
+        if let Some(schedule_id) = waiting.schedule_id
+            && let Some(first) = run::waits_for(conn, schedule_id, waiting.id)?
+        {
+            behind.push((waiting.id, first));
+        }
+    }
+    Ok(behind)
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -164,10 +189,12 @@ pub async fn list(
     let mut errors = FormErrors::default();
     let filter = query.to_filter(&mut errors);
     let cursor = if query.oldest_first() { query.after } else { query.before };
-    let (mut runs, schedules, sources) = state
+    let (mut runs, schedules, sources, behind) = state
         .db(move |conn| {
             let sources = source::list(conn)?.into_iter().map(|found| found.name).collect();
-            Ok((run::page(conn, &filter, cursor, PAGE_SIZE + 1)?, schedule::names(conn)?, sources))
+            let runs = run::page(conn, &filter, cursor, PAGE_SIZE + 1)?;
+            let behind = waiting_behind(conn, &runs)?;
+            Ok((runs, schedule::names(conn)?, sources, behind))
         })
         .await?;
     let has_more = runs.len() > PAGE_SIZE as usize;
@@ -189,6 +216,7 @@ pub async fn list(
             next_page,
             active,
             bulk_actions: BulkAction::ALL,
+            behind,
         },
     )
 }
@@ -212,6 +240,8 @@ struct DetailPage {
     units: Vec<UnitView>,
     can_cancel: bool,
     can_retry: bool,
+    /// The run it waits for, when it is waiting (overlap `queue_one`).
+    waiting_for: Option<RunId>,
     /// The note form as typed (the run's note, or what was sent), and what is wrong with it.
     note_form: String,
     note_errors: FormErrors,
@@ -319,7 +349,7 @@ async fn show_detail(
     id: RunId,
     note: Option<(String, FormErrors)>,
 ) -> Result<HttpResponse, AppError> {
-    let (found, owner, import_source, mut files) = state
+    let (found, owner, import_source, mut files, waiting_for) = state
         .db(move |conn| {
             let found = run::find(conn, id)?.ok_or(AppError::NotFound)?;
             let owner = match found.schedule_id {
@@ -336,7 +366,9 @@ async fn show_detail(
                 None => None,
             };
             let files = source_file::applied_by_run(conn, id)?;
-            Ok((found, owner, import_source, files))
+            let waiting_for =
+                waiting_behind(conn, std::slice::from_ref(&found))?.first().map(|(_, behind)| *behind);
+            Ok((found, owner, import_source, files, waiting_for))
         })
         .await?;
     let stats_map = found
@@ -397,6 +429,7 @@ async fn show_detail(
             units,
             can_cancel,
             can_retry,
+            waiting_for,
             note_form,
             note_errors,
         },

@@ -56,6 +56,7 @@ impl ScheduleForm {
                 "alert_no_success_unit" => form.fields.alert_no_success_unit = value,
                 "queue" => form.fields.queue = value,
                 "pause_after_failures" => form.fields.pause_after_failures = value,
+                "pool" => form.fields.pool = value,
                 "alert_max_run_minutes" => form.fields.alert_max_run_minutes = value,
                 "alert_deadline" => form.fields.alert_deadline = value,
                 "action" => form.action = value,

@@ -605,6 +605,7 @@ const ADVANCED_FIELDS: &[&str] = &[
     "misfire_policy",
     "misfire_grace_seconds",
     "overlap_policy",
+    "pool",
     "jitter_seconds",
     "max_attempts",
     "retry_backoff_seconds",
@@ -774,6 +775,19 @@ fn check_webhook(
     }
 }
 
+/// A refusal of the settings as the message beside the field it is about.
+fn field_error(refused: &ActionError) -> FormErrors {
+    let mut errors = FormErrors::default();
+    match refused {
+        ActionError::UnknownPool(name) => errors.add(
+            "pool",
+            format!("There is no pool “{name}”. Make it first (isinbeat pools set {name} --slots N), or leave this empty."),
+        ),
+        other => errors.add("name", other),
+    }
+    errors
+}
+
 /// Parses the form and checks what parsing cannot: the webhook's address and the source named.
 fn check_form(
     form: &ScheduleForm,
@@ -829,10 +843,8 @@ pub async fn create(
             flash_success(&session, format!("Schedule “{}” was created.", created.settings.name));
             Ok(see_other(&format!("/admin/schedules/{}/", created.id)))
         }
-        Err(ActionError::DuplicateName) => {
-            let mut errors = FormErrors::default();
-            errors.add("name", ActionError::DuplicateName);
-            show_again((&session, &me), None, form, Err(errors), sources)
+        Err(refused @ (ActionError::DuplicateName | ActionError::UnknownPool(_))) => {
+            show_again((&session, &me), None, form, Err(field_error(&refused)), sources)
         }
         Err(other) => Err(other.into()),
     }
@@ -881,10 +893,8 @@ pub async fn update(
             flash_success(&session, message);
             Ok(see_other(&format!("/admin/schedules/{id}/")))
         }
-        Err(ActionError::DuplicateName) => {
-            let mut errors = FormErrors::default();
-            errors.add("name", ActionError::DuplicateName);
-            show_again((&session, &me), Some(id), form, Err(errors), sources)
+        Err(refused @ (ActionError::DuplicateName | ActionError::UnknownPool(_))) => {
+            show_again((&session, &me), Some(id), form, Err(field_error(&refused)), sources)
         }
         Err(other) => Err(other.into()),
     }

@@ -1,6 +1,7 @@
 //! The workers page, like Flower's: every worker heard from lately (host, pid, start, last
 //! heartbeat, queues, concurrency, what it runs now), and per queue how many runs wait and who
-//! listens — a queue that schedules route to and no worker takes from stands out.
+//! listens — a queue that schedules route to and no worker takes from stands out — and per
+//! concurrency pool its limit, what runs in it and what waits on it.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -10,6 +11,7 @@ use askama::Template;
 use chrono::NaiveDateTime;
 
 use crate::domain::QueueName;
+use crate::models::pool::{self, Usage};
 use crate::models::run::{self, QueueBacklog, Run};
 use crate::models::schedule;
 use crate::models::worker::OFFLINE_AFTER;
@@ -60,18 +62,24 @@ struct WorkersPage {
     later: i64,
     oldest_wait: Option<i64>,
     running_total: usize,
+    /// Every concurrency pool: its slots, its runs running and those waiting on it.
+    pools: Vec<Usage>,
     now: NaiveDateTime,
 }
 
+/// The waiting runs of a pool the page names, first due first.
+const POOL_WAITING_SHOWN: i64 = 10;
+
 pub async fn list(AdminContext { state, session, me, .. }: AdminContext) -> Result<HttpResponse, AppError> {
     let now = crate::db::now();
-    let (found, running, backlog, routed) = state
+    let (found, running, backlog, routed, pools) = state
         .db(move |conn| {
             Ok((
                 worker::seen_since(conn, now - FORGET_WORKERS_AFTER)?,
                 run::running(conn)?,
                 run::backlog_by_queue(conn, now)?,
                 schedule::enabled_per_queue(conn)?,
+                pool::usage(conn, now, POOL_WAITING_SHOWN)?,
             ))
         })
         .await?;
@@ -108,6 +116,7 @@ pub async fn list(AdminContext { state, session, me, .. }: AdminContext) -> Resu
             later,
             oldest_wait: oldest.map(|at| (now - at).num_seconds().max(0)),
             running_total,
+            pools,
             now,
         },
     )

@@ -11,7 +11,7 @@ use super::{NewRun, Run, find, insert};
 use crate::db::schema::runs;
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::{RunId, RunStatus, RunTransition, ScheduleId, WorkerName};
-use crate::models::{alert, failure_pause, schedule};
+use crate::models::{alert, failure_pause, pool, schedule};
 
 /// The runs `transition` may move: those in one of its source statuses.
 macro_rules! movable {
@@ -28,7 +28,7 @@ macro_rules! held_by {
 }
 
 /// What came of a worker's attempt to take a run.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Claim {
     /// It is the worker's now: running, started and heartbeated at the claim's time.
     Claimed,
@@ -36,10 +36,32 @@ pub enum Claim {
     NotDue(NaiveDateTime),
     /// Not queued: another worker has it, or it ended (cancelled, expired).
     NotQueued,
+    /// Its schedule's concurrency pool has no slot for it yet: it stays queued, and is sent to
+    /// the queue again when a run of the pool ends (see [`pool::heads`]).
+    PoolFull(String),
 }
 
-/// A worker takes the queued run `id` if it is due at `at`.
+/// A worker takes the queued run `id` if it is due at `at` and, when its schedule is in a
+/// concurrency pool, the pool has a slot for it — checked and taken in one write transaction,
+/// so that however many workers claim at once no more runs of a pool run than its slots.
 pub fn claim(
+    conn: &mut DbConnection,
+    id: RunId,
+    worker: &WorkerName,
+    at: NaiveDateTime,
+) -> QueryResult<Claim> {
+    let Some(name) = pool::of_run(conn, id)? else { return claim_now(conn, id, worker, at) };
+    write_transaction(conn, |conn| {
+        if pool::has_room(conn, &name, id, at)? {
+            claim_now(conn, id, worker, at)
+        } else {
+            Ok(Claim::PoolFull(name))
+        }
+    })
+}
+
+/// The claim itself: `queued → running` if due.
+fn claim_now(
     conn: &mut DbConnection,
     id: RunId,
     worker: &WorkerName,
@@ -279,13 +301,13 @@ pub fn finish_foreground(
         .execute(conn)
 }
 
-/// Stops a run: a queued one is cancelled at once (with `reason`); a running one is asked to
+/// Stops a run: a queued or waiting one is cancelled at once (with `reason`); a running one is asked to
 /// stop (its worker checks at every heartbeat). Returns the status it had, or `None` when it
 /// had already ended.
 pub fn cancel(conn: &mut DbConnection, id: RunId, reason: &str) -> QueryResult<Option<RunStatus>> {
     let Some(current) = find(conn, id)? else { return Ok(None) };
     let changed = match current.status {
-        RunStatus::Queued => cancel_queued(conn, &[id], reason)?,
+        RunStatus::Queued | RunStatus::Waiting => cancel_queued(conn, &[id], reason)?,
         RunStatus::Running => diesel::update(runs::table.find(id).filter(movable!(RunTransition::Stop)))
             .set(runs::cancel_requested.eq(true))
             .execute(conn)?,
@@ -342,6 +364,53 @@ pub fn expire_queued(conn: &mut DbConnection, at: NaiveDateTime) -> QueryResult<
         }
     }
     Ok(expired)
+}
+
+/// Releases the waiting runs (overlap `queue_one`) of the schedule `only`, or of every schedule,
+/// whose schedule has no queued or running run any more: each becomes queued, due at `at` at
+/// the earliest. Each release is a compare-and-set on `waiting`, so however many schedulers and
+/// workers release at once, each run is released once. Returns the ids released, for the queue.
+pub fn release_waiting(
+    conn: &mut DbConnection,
+    only: Option<ScheduleId>,
+    at: NaiveDateTime,
+) -> QueryResult<Vec<RunId>> {
+    let mut query = runs::table
+        .filter(movable!(RunTransition::Release))
+        .select((runs::id, runs::schedule_id, runs::not_before))
+        .order(runs::id.asc())
+        .into_boxed();
+    if let Some(id) = only {
+        query = query.filter(runs::schedule_id.eq(id));
+    }
+    let waiting: Vec<(RunId, Option<ScheduleId>, NaiveDateTime)> = query.load(conn)?;
+    let mut released = Vec::new();
+    for (id, schedule_id, not_before) in waiting {
+        let Some(schedule_id) = schedule_id else { continue };
+        if super::waits_for(conn, schedule_id, id)?.is_some() {
+            continue;
+        }
+        let moved = diesel::update(runs::table.find(id).filter(movable!(RunTransition::Release)))
+            .set((runs::status.eq(RunTransition::Release.target()), runs::not_before.eq(not_before.max(at))))
+            .execute(conn)?;
+        if moved == 1 {
+            released.push(id);
+        }
+    }
+    Ok(released)
+}
+
+/// Cancels the waiting runs of a schedule (it is being deleted: nothing would release them).
+pub fn cancel_waiting(conn: &mut DbConnection, schedule_id: ScheduleId, reason: &str) -> QueryResult<usize> {
+    diesel::update(
+        runs::table.filter(runs::schedule_id.eq(schedule_id)).filter(runs::status.eq(RunStatus::Waiting)),
+    )
+    .set((
+        runs::status.eq(RunTransition::Cancel.target()),
+        runs::finished_at.eq(crate::db::now()),
+        runs::error.eq(reason),
+    ))
+    .execute(conn)
 }
 
 /// Sends the queued runs of a schedule to `queue` (the schedule moved there).
