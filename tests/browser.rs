@@ -14,6 +14,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ADMIN_PASSWORD, Backend, is_ci, spawn_app};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
 use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
 use isinbeat::domain::{RunId, ScheduleId};
@@ -832,5 +834,93 @@ async fn every_admin_page_reachable_from_the_dashboard_has_no_serious_or_critica
         visited.len(),
         found.join("\n")
     );
+    client.close().await.unwrap();
+}
+
+/// Presses each key of `keys` (text, or a [`Key`] such as `&Key::Tab`) on whatever has the
+/// focus, as a person at the keyboard does: no element is picked out first.
+async fn press(client: &Client, keys: &str) {
+    let mut keyboard = KeyActions::new("keyboard".to_owned());
+    for key in keys.chars() {
+        keyboard = keyboard.then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+    }
+    client.perform_actions(keyboard).await.unwrap();
+}
+
+/// What has the focus: `#id` for a form control, its text for a link or button; and whether a
+/// focus ring is drawn around it.
+async fn focused(client: &Client) -> (String, bool) {
+    let found = client
+        .execute(
+            "const e = document.activeElement, style = getComputedStyle(e);
+             const name = ['INPUT', 'SELECT', 'TEXTAREA'].includes(e.tagName) && e.id
+               ? '#' + e.id : (e.getAttribute('aria-label') || e.innerText || '').trim();
+             return [name, style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (found[0].as_str().unwrap().to_owned(), found[1].as_bool().unwrap())
+}
+
+/// Presses Tab until `target` (as [`focused`] names it) has the focus, checking on the way
+/// that every element reached shows that it has it.
+async fn tab_to(client: &Client, target: &str) {
+    let mut passed = Vec::new();
+    for _ in 0..80 {
+        press(client, &Key::Tab).await;
+        let (name, ring) = focused(client).await;
+        assert!(ring, "{name:?} has the focus but no focus ring of 2 pixels or more");
+        if name == target {
+            return;
+        }
+        passed.push(name);
+    }
+    panic!("Tab never reached {target:?}; it went through {passed:?}");
+}
+
+#[tokio::test]
+async fn a_person_logs_in_and_pauses_a_schedule_with_the_keyboard_alone() {
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.query(insert_daily_week).await;
+    let (_driver, client) = start_driver(&chromedriver).await;
+
+    // The login form has the focus on the username; Enter in the password logs in.
+    client.goto(&format!("{}/login", app.address)).await.unwrap();
+    assert_eq!(focused(&client).await.0, "#id_username");
+    press(&client, "admin").await;
+    tab_to(&client, "#id_password").await;
+    press(&client, ADMIN_PASSWORD).await;
+    press(&client, &Key::Enter).await;
+    client.wait().for_element(Locator::Id("users-total")).await.unwrap();
+
+    // The first Tab on a page offers to skip the header, shown where it is read.
+    press(&client, &Key::Tab).await;
+    assert_eq!(focused(&client).await, ("Skip to content".to_owned(), true));
+    let top =
+        client.execute("return document.activeElement.getBoundingClientRect().top;", vec![]).await.unwrap();
+    assert!(top.as_f64().unwrap() >= 0.0, "the skip link is off screen when focused: {top}");
+    press(&client, &Key::Enter).await;
+    // From the content on, the dashboard's recent runs lead to the schedule.
+    tab_to(&client, "daily-isins").await;
+    press(&client, &Key::Enter).await;
+    wait_for_text(&client, "main h1", "daily-isins").await;
+    tab_to(&client, "Pause…").await;
+    press(&client, &Key::Enter).await;
+    client.wait().for_element(Locator::Id("pause-form")).await.unwrap();
+    tab_to(&client, "#id_reason").await;
+    press(&client, "upstream outage, OPS-123").await;
+    press(&client, &Key::Enter).await;
+    wait_for_text(&client, ".flash-success", "The schedule was paused").await;
+    let pause = wait_for_text(&client, "#pause", "by admin").await;
+    assert!(pause.contains("upstream outage, OPS-123"), "{pause}");
+
+    // The schedules list, through the header's navigation, shows it paused and why.
+    tab_to(&client, "Schedules").await;
+    press(&client, &Key::Enter).await;
+    let row = wait_for_text(&client, "#schedules tbody tr", "daily-isins").await;
+    assert!(row.contains("paused by admin: upstream outage, OPS-123"), "{row}");
+    screenshot(&client, "keyboard-paused").await;
     client.close().await.unwrap();
 }
