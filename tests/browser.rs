@@ -959,6 +959,7 @@ async fn a_person_logs_in_and_pauses_a_schedule_with_the_keyboard_alone() {
     press(&client, &Key::Enter).await;
     wait_for_text(&client, "main h1", "daily-isins").await;
     tab_to(&client, "Pause…").await;
+    screenshot(&client, "keyboard-focus").await;
     press(&client, &Key::Enter).await;
     client.wait().for_element(Locator::Id("pause-form")).await.unwrap();
     tab_to(&client, "#id_reason").await;
@@ -973,6 +974,5 @@ async fn a_person_logs_in_and_pauses_a_schedule_with_the_keyboard_alone() {
     press(&client, &Key::Enter).await;
     let row = wait_for_text(&client, "#schedules tbody tr", "daily-isins").await;
     assert!(row.contains("paused by admin: upstream outage, OPS-123"), "{row}");
-    screenshot(&client, "keyboard-paused").await;
     client.close().await.unwrap();
 }
