@@ -787,6 +787,7 @@ async fn every_admin_page_reachable_from_the_dashboard_has_no_serious_or_critica
         "/admin/sources/new".to_owned(),
         "/admin/users/new".to_owned(),
         format!("/admin/schedules/{schedule_id}/pause"),
+        format!("/admin/sources/{source_id}/backfill/"),
     ];
     let mut queue: std::collections::VecDeque<url::Url> =
         must.iter().map(|path| origin.join(path).unwrap()).collect();
