@@ -8,6 +8,7 @@
 
 mod common;
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -789,16 +790,14 @@ async fn every_admin_page_reachable_from_the_dashboard_has_no_serious_or_critica
         format!("/admin/schedules/{schedule_id}/pause"),
         format!("/admin/sources/{source_id}/backfill/"),
     ];
-    let mut queue: std::collections::VecDeque<url::Url> =
-        must.iter().map(|path| origin.join(path).unwrap()).collect();
-    let mut seen: std::collections::HashSet<url::Url> = queue.iter().cloned().collect();
-    let mut per_kind: std::collections::HashMap<String, usize> = std::collections::HashMap::new();
+    let mut queue: VecDeque<url::Url> = must.iter().map(|path| origin.join(path).unwrap()).collect();
+    let mut seen: HashSet<url::Url> = queue.iter().cloned().collect();
+    let mut per_kind: HashMap<String, usize> = HashMap::new();
     let mut visited = Vec::new();
     const MAX_PAGES: usize = 60;
-    while let Some(page) = queue.pop_front() {
-        if visited.len() == MAX_PAGES {
-            break;
-        }
+    while visited.len() < MAX_PAGES
+        && let Some(page) = queue.pop_front()
+    {
         client.goto(page.as_str()).await.unwrap();
         let at = client.current_url().await.unwrap();
         assert!(at.path().starts_with("/admin/"), "{page} led to {at}");
