@@ -1,20 +1,25 @@
 //! End to end in headless Chromium, through chromedriver: a person opens the admin, is sent to
-//! the login form, logs in and sees the dashboard, then logs out. Needs `chromedriver` (and
-//! Chromium) on the PATH or in `ISINBEAT_TEST_CHROMEDRIVER`; skipped without them outside CI,
-//! failed without them in CI.
+//! the login form, logs in and sees the dashboard, then logs out; the admin's main flows; and
+//! axe-core on every admin page. Needs `chromedriver` (and Chromium) on the PATH or in
+//! `ISINBEAT_TEST_CHROMEDRIVER`, and axe-core's `axe.min.js` in `ISINBEAT_TEST_AXE` for the
+//! accessibility test; skipped without them outside CI, failed without them in CI.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
 
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::{ADMIN_PASSWORD, Backend, is_ci, spawn_app};
+use fantoccini::actions::{InputSource, KeyAction, KeyActions};
+use fantoccini::key::Key;
 use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder, Locator};
+use isinbeat::domain::{RunId, ScheduleId};
 use serde_json::json;
 
 fn find_on_path(name: &str) -> Option<PathBuf> {
@@ -195,51 +200,52 @@ fn import_isins(app: &common::TestApp, dir: &Path, name: &str, rows: std::ops::R
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
 }
 
-#[tokio::test]
-async fn at_1280_pixels_the_dashboard_draws_its_charts_at_full_size_and_a_grid_mark_opens_its_run() {
+/// A daily schedule `daily-isins` and its week of runs at 06:00 UTC, succeeded but for
+/// yesterday's, which failed. Returns the schedule and the failed run.
+fn insert_daily_week(conn: &mut isinbeat::db::DbConnection) -> (ScheduleId, RunId) {
     use isinbeat::models::run::{self, NewRun};
     use isinbeat::models::schedule::{self, NewSchedule};
+    let mut new = NewSchedule::with_defaults("daily-isins", "prune_history", "cron");
+    new.settings.cron_expr = Some("0 6 * * *".to_owned());
+    let owner = schedule::insert(conn, &new).unwrap();
+    let today = chrono::Utc::now().date_naive();
+    let mut failed = None;
+    for days_ago in (0..7).rev() {
+        let at = (today - chrono::Duration::days(days_ago)).and_hms_opt(6, 0, 0).unwrap();
+        let status = if days_ago == 1 { "failed" } else { "succeeded" };
+        let id = run::insert(
+            conn,
+            &NewRun {
+                schedule_id: Some(owner.id),
+                schedule_name: &owner.settings.name,
+                task_kind: &owner.settings.task_kind,
+                params: "{}",
+                scheduled_for: Some(at),
+                trigger: "schedule".parse().unwrap(),
+                triggered_by: None,
+                status: status.parse().unwrap(),
+                not_before: at,
+                finished_at: Some(at),
+                error: (days_ago == 1).then_some("Failed to prune: the database is read-only"),
+                created_at: at,
+                queue: "default",
+                note: None,
+            },
+        )
+        .unwrap();
+        failed = failed.or((days_ago == 1).then_some(id));
+    }
+    (owner.id, failed.unwrap())
+}
+
+#[tokio::test]
+async fn at_1280_pixels_the_dashboard_draws_its_charts_at_full_size_and_a_grid_mark_opens_its_run() {
     let Some(chromedriver) = chromedriver_path() else { return };
     let app = spawn_app(Backend::Sqlite).await.unwrap();
     let dir = tempfile::tempdir().unwrap();
     import_isins(&app, dir.path(), "day1.csv", 0..400);
     import_isins(&app, dir.path(), "day2.csv", 40..420);
-    // A daily schedule's week: succeeded but for yesterday's, which failed.
-    let failed = app
-        .query(|conn| {
-            let mut new = NewSchedule::with_defaults("daily-isins", "prune_history", "cron");
-            new.settings.cron_expr = Some("0 6 * * *".to_owned());
-            let owner = schedule::insert(conn, &new).unwrap();
-            let today = chrono::Utc::now().date_naive();
-            let mut failed = None;
-            for days_ago in (0..7).rev() {
-                let at = (today - chrono::Duration::days(days_ago)).and_hms_opt(6, 0, 0).unwrap();
-                let status = if days_ago == 1 { "failed" } else { "succeeded" };
-                let id = run::insert(
-                    conn,
-                    &NewRun {
-                        schedule_id: Some(owner.id),
-                        schedule_name: &owner.settings.name,
-                        task_kind: &owner.settings.task_kind,
-                        params: "{}",
-                        scheduled_for: Some(at),
-                        trigger: "schedule".parse().unwrap(),
-                        triggered_by: None,
-                        status: status.parse().unwrap(),
-                        not_before: at,
-                        finished_at: Some(at),
-                        error: None,
-                        created_at: at,
-                        queue: "default",
-                        note: None,
-                    },
-                )
-                .unwrap();
-                failed = failed.or((days_ago == 1).then_some(id));
-            }
-            failed.unwrap()
-        })
-        .await;
+    let (_, failed) = app.query(insert_daily_week).await;
 
     let (_driver, client) = start_driver(&chromedriver).await;
     log_in(&client, &app.address).await;
@@ -645,5 +651,328 @@ async fn an_operator_previews_a_backfill_of_five_delta_days_creates_the_runs_and
     let rows = client.find_all(Locator::Css("#runs tbody tr")).await.unwrap();
     assert_eq!(rows.len(), 5, "the list shows the backfill's runs");
     screenshot(&client, "backfill-runs").await;
+    client.close().await.unwrap();
+}
+
+/// axe-core's `axe.min.js`, read from `ISINBEAT_TEST_AXE` (`.ci/run` takes axe-core from the
+/// npm registry and sets it). Without it the test is skipped outside CI and fails in CI.
+fn axe_script() -> Option<String> {
+    match std::env::var_os("ISINBEAT_TEST_AXE").filter(|path| !path.is_empty()) {
+        Some(path) => match std::fs::read_to_string(&path) {
+            Ok(script) => Some(script),
+            Err(error) => panic!("cannot read ISINBEAT_TEST_AXE={}: {error}", Path::new(&path).display()),
+        },
+        None if is_ci() => {
+            panic!("CI=true but ISINBEAT_TEST_AXE is not set: .ci/run fetches axe-core and sets it")
+        }
+        None => {
+            common::report_skip(
+                "axe-core (npm pack axe-core, then set ISINBEAT_TEST_AXE to the package's axe.min.js)",
+            );
+            None
+        }
+    }
+}
+
+/// Runs axe-core on the page the browser shows and returns its serious and critical
+/// violations, one line each: rule, impact, what it asks for and the elements it found.
+async fn serious_axe_violations(client: &Client, axe: &str) -> Vec<String> {
+    // WebDriver runs the script outside the page's content security policy, which allows no
+    // inline script; axe-core needs no eval.
+    let loaded = client.execute(&format!("{axe}\nreturn typeof window.axe;"), vec![]).await.unwrap();
+    assert_eq!(loaded, json!("object"), "axe-core did not load");
+    let found = client
+        .execute_async(
+            "const done = arguments[arguments.length - 1];
+             axe.run(document, { resultTypes: ['violations'] })
+               .then(results => done(results.violations
+                 .filter(v => v.impact === 'serious' || v.impact === 'critical')
+                 .map(v => `${v.id} (${v.impact}): ${v.help}; at ${v.nodes.map(n => n.target.join(' ')).join(', ')}`)))
+               .catch(error => done([`axe-core failed: ${error}`]));",
+            vec![],
+        )
+        .await
+        .unwrap();
+    found.as_array().unwrap().iter().map(|line| line.as_str().unwrap().to_owned()).collect()
+}
+
+/// The admin pages a page links to, in the order of the links: same origin, under `/admin/`,
+/// without fragment; downloads (CSV, JSON lines) left out. Logging out and every other action
+/// is a form's POST, never a link.
+async fn admin_links(client: &Client, origin: &url::Url) -> Vec<url::Url> {
+    let hrefs = client
+        .execute("return Array.from(document.querySelectorAll('a[href]'), a => a.href);", vec![])
+        .await
+        .unwrap();
+    hrefs
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|href| url::Url::parse(href.as_str()?).ok())
+        .filter(|url| url.origin() == origin.origin() && url.path().starts_with("/admin/"))
+        .filter(|url| {
+            !url.path().contains("/export") && !url.path().ends_with(".csv") && !url.path().ends_with(".json")
+        })
+        .map(|mut url| {
+            url.set_fragment(None);
+            url
+        })
+        .collect()
+}
+
+/// What kind of page `url` is: its path with each segment that names one object (an id, an
+/// ISIN) as `{}`, so that `/admin/runs/8/` and `/admin/runs/9/` are one kind.
+fn page_kind(url: &url::Url) -> String {
+    url.path()
+        .split('/')
+        .map(|segment| if segment.bytes().any(|b| b.is_ascii_digit()) { "{}" } else { segment })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+#[tokio::test]
+async fn every_admin_page_reachable_from_the_dashboard_has_no_serious_or_critical_axe_violation() {
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let Some(axe) = axe_script() else { return };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    // Something on every page: ISINs from a source, a schedule with a week of runs (one
+    // failed), a schedule paused with a reason, a second user.
+    let dir = tempfile::tempdir().unwrap();
+    import_isins(&app, dir.path(), "day1.csv", 0..60);
+    import_isins(&app, dir.path(), "day2.csv", 10..70);
+    let (schedule_id, failed_run) = app.query(insert_daily_week).await;
+    let paused_id = app
+        .query(|conn| {
+            let new = isinbeat::models::schedule::NewSchedule::with_defaults(
+                "weekly-prune",
+                "prune_history",
+                "cron",
+            );
+            isinbeat::models::schedule::insert(conn, &new).unwrap().id
+        })
+        .await;
+    let admin = app.admin().await;
+    let pause = format!("/admin/schedules/{paused_id}/pause");
+    let response =
+        admin.submit(&pause, &pause, &[("reason", "upstream outage, OPS-123"), ("resume_at", "")]).await;
+    assert_eq!(response.status(), 303, "the schedule is paused");
+    app.create_user("olga", "a long enough password", isinbeat::domain::Role::Operator).await;
+    let (source_id, user_id) = app
+        .query(|conn| {
+            let source = isinbeat::models::source::find_by_name(conn, "gleif").unwrap().unwrap().id;
+            let olga = isinbeat::domain::Username::parse("olga").unwrap();
+            (source, isinbeat::models::user::find_by_username(conn, &olga).unwrap().unwrap().id)
+        })
+        .await;
+    let isin = isinbeat::sources::sample::isin_for(12).unwrap().as_str().to_owned();
+
+    let (_driver, client) = start_driver(&chromedriver).await;
+    let mut found = Vec::new();
+    client.goto(&format!("{}/login", app.address)).await.unwrap();
+    found.extend(serious_axe_violations(&client, &axe).await.into_iter().map(|v| format!("/login: {v}")));
+    log_in(&client, &app.address).await;
+
+    // Breadth first from the dashboard, the detail page of each kind and the forms first (so
+    // that the cap never leaves them out); at most three addresses of each kind of page (the
+    // pages of two runs, or a list's filters and pages, are one template).
+    let origin = url::Url::parse(&app.address).unwrap();
+    let must = [
+        "/admin/".to_owned(),
+        format!("/admin/schedules/{schedule_id}/"),
+        format!("/admin/schedules/{paused_id}/"),
+        format!("/admin/runs/{failed_run}/"),
+        format!("/admin/sources/{source_id}/"),
+        format!("/admin/isins/{isin}/"),
+        format!("/admin/users/{user_id}/"),
+        "/admin/schedules/new".to_owned(),
+        "/admin/sources/new".to_owned(),
+        "/admin/users/new".to_owned(),
+        format!("/admin/schedules/{schedule_id}/pause"),
+        format!("/admin/sources/{source_id}/backfill/"),
+    ];
+    let mut queue: VecDeque<url::Url> = must.iter().map(|path| origin.join(path).unwrap()).collect();
+    let mut seen: HashSet<url::Url> = queue.iter().cloned().collect();
+    let mut per_kind: HashMap<String, usize> = HashMap::new();
+    let mut visited = Vec::new();
+    const MAX_PAGES: usize = 60;
+    while visited.len() < MAX_PAGES
+        && let Some(page) = queue.pop_front()
+    {
+        client.goto(page.as_str()).await.unwrap();
+        let at = client.current_url().await.unwrap();
+        assert!(at.path().starts_with("/admin/"), "{page} led to {at}");
+        let name = match page.query() {
+            Some(query) => format!("{}?{query}", page.path()),
+            None => page.path().to_owned(),
+        };
+        found.extend(serious_axe_violations(&client, &axe).await.into_iter().map(|v| format!("{name}: {v}")));
+        visited.push(name);
+        for link in admin_links(&client, &origin).await {
+            let variants = per_kind.entry(page_kind(&link)).or_default();
+            if *variants < 3 && seen.insert(link.clone()) {
+                *variants += 1;
+                queue.push_back(link);
+            }
+        }
+    }
+    // The crawl reached the whole admin, not only the pages it started from.
+    for area in [
+        "/admin/runs/",
+        "/admin/isins/",
+        "/admin/sources/",
+        "/admin/workers/",
+        "/admin/audit/",
+        "/admin/account/",
+        "/admin/users/",
+    ] {
+        assert!(visited.iter().any(|page| page == area), "{area} was not reached: {visited:?}");
+    }
+
+    // The pages a person meets after sending a form: each form sent empty comes back with a
+    // message beside each bad field, which a screen reader reads with the field; and a flash
+    // after an action.
+    let forms = [
+        ("/admin/sources/new", "main form.form button[type=submit]", true),
+        ("/admin/users/new", "main form.form button[type=submit]", true),
+        ("/admin/account/", "main form.form button[type=submit]", true),
+        // The schedule form is being reworked; its messages are not yet tied to their fields.
+        ("/admin/schedules/new", "button[value=save]", false),
+    ];
+    let mut untied = Vec::new();
+    for (form, submit, tied) in forms {
+        client.goto(&format!("{}{form}", app.address)).await.unwrap();
+        // Past the browser's own checks of required fields, to the server's messages.
+        client
+            .execute(
+                "document.querySelectorAll('form').forEach(f => f.noValidate = true); return null;",
+                vec![],
+            )
+            .await
+            .unwrap();
+        client.find(Locator::Css(submit)).await.unwrap().click().await.unwrap();
+        client.wait().for_element(Locator::Css(".field-error")).await.unwrap();
+        found.extend(
+            serious_axe_violations(&client, &axe)
+                .await
+                .into_iter()
+                .map(|v| format!("{form} (sent empty): {v}")),
+        );
+        let loose = client
+            .execute(
+                "return Array.from(document.querySelectorAll('.field-error[id]'))
+                   .filter(p => !document.querySelector(`[aria-invalid=true][aria-describedby~=\"${p.id}\"]`))
+                   .map(p => p.id);",
+                vec![],
+            )
+            .await
+            .unwrap();
+        if tied {
+            untied.extend(
+                loose.as_array().unwrap().iter().map(|id| format!("{form}: {}", id.as_str().unwrap())),
+            );
+        }
+    }
+    client.goto(&format!("{}/admin/schedules/{paused_id}/", app.address)).await.unwrap();
+    client.find(Locator::Css("form[action$='/resume'] button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, ".flash-success", "resumed").await;
+    found.extend(serious_axe_violations(&client, &axe).await.into_iter().map(|v| format!("flash: {v}")));
+
+    assert!(
+        found.is_empty(),
+        "{} serious or critical violations on {} pages:\n{}",
+        found.len(),
+        visited.len(),
+        found.join("\n")
+    );
+
+    assert!(untied.is_empty(), "field errors no field points to with aria-describedby: {untied:?}");
+    client.close().await.unwrap();
+}
+
+/// Presses each key of `keys` (text, or a [`Key`] such as `&Key::Tab`) on whatever has the
+/// focus, as a person at the keyboard does: no element is picked out first.
+async fn press(client: &Client, keys: &str) {
+    let mut keyboard = KeyActions::new("keyboard".to_owned());
+    for key in keys.chars() {
+        keyboard = keyboard.then(KeyAction::Down { value: key }).then(KeyAction::Up { value: key });
+    }
+    client.perform_actions(keyboard).await.unwrap();
+}
+
+/// What has the focus: `#id` for a form control, its text for a link or button; and whether a
+/// focus ring is drawn around it.
+async fn focused(client: &Client) -> (String, bool) {
+    let found = client
+        .execute(
+            "const e = document.activeElement, style = getComputedStyle(e);
+             const name = ['INPUT', 'SELECT', 'TEXTAREA'].includes(e.tagName) && e.id
+               ? '#' + e.id : (e.getAttribute('aria-label') || e.innerText || '').trim();
+             return [name, style.outlineStyle !== 'none' && parseFloat(style.outlineWidth) >= 2];",
+            vec![],
+        )
+        .await
+        .unwrap();
+    (found[0].as_str().unwrap().to_owned(), found[1].as_bool().unwrap())
+}
+
+/// Presses Tab until `target` (as [`focused`] names it) has the focus, checking on the way
+/// that every element reached shows that it has it.
+async fn tab_to(client: &Client, target: &str) {
+    let mut passed = Vec::new();
+    for _ in 0..80 {
+        press(client, &Key::Tab).await;
+        let (name, ring) = focused(client).await;
+        assert!(ring, "{name:?} has the focus but no focus ring of 2 pixels or more");
+        if name == target {
+            return;
+        }
+        passed.push(name);
+    }
+    panic!("Tab never reached {target:?}; it went through {passed:?}");
+}
+
+#[tokio::test]
+async fn a_person_logs_in_and_pauses_a_schedule_with_the_keyboard_alone() {
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let app = spawn_app(Backend::Sqlite).await.unwrap();
+    app.query(insert_daily_week).await;
+    let (_driver, client) = start_driver(&chromedriver).await;
+
+    // The login form has the focus on the username; Enter in the password logs in.
+    client.goto(&format!("{}/login", app.address)).await.unwrap();
+    assert_eq!(focused(&client).await.0, "#id_username");
+    press(&client, "admin").await;
+    tab_to(&client, "#id_password").await;
+    press(&client, ADMIN_PASSWORD).await;
+    press(&client, &Key::Enter).await;
+    client.wait().for_element(Locator::Id("users-total")).await.unwrap();
+
+    // The first Tab on a page offers to skip the header, shown where it is read.
+    press(&client, &Key::Tab).await;
+    assert_eq!(focused(&client).await, ("Skip to content".to_owned(), true));
+    let top =
+        client.execute("return document.activeElement.getBoundingClientRect().top;", vec![]).await.unwrap();
+    assert!(top.as_f64().unwrap() >= 0.0, "the skip link is off screen when focused: {top}");
+    press(&client, &Key::Enter).await;
+    // From the content on, the dashboard's recent runs lead to the schedule.
+    tab_to(&client, "daily-isins").await;
+    press(&client, &Key::Enter).await;
+    wait_for_text(&client, "main h1", "daily-isins").await;
+    tab_to(&client, "Pause…").await;
+    screenshot(&client, "keyboard-focus").await;
+    press(&client, &Key::Enter).await;
+    client.wait().for_element(Locator::Id("pause-form")).await.unwrap();
+    tab_to(&client, "#id_reason").await;
+    press(&client, "upstream outage, OPS-123").await;
+    press(&client, &Key::Enter).await;
+    wait_for_text(&client, ".flash-success", "The schedule was paused").await;
+    let pause = wait_for_text(&client, "#pause", "by admin").await;
+    assert!(pause.contains("upstream outage, OPS-123"), "{pause}");
+
+    // The schedules list, through the header's navigation, shows it paused and why.
+    tab_to(&client, "Schedules").await;
+    press(&client, &Key::Enter).await;
+    let row = wait_for_text(&client, "#schedules tbody tr", "daily-isins").await;
+    assert!(row.contains("paused by admin: upstream outage, OPS-123"), "{row}");
     client.close().await.unwrap();
 }
