@@ -6,11 +6,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use chrono::Duration;
+use common::webhook::webhook_answering;
 use common::{Backend, Fails, TestApp, spawn_app};
 use diesel::prelude::*;
 use isinbeat::alerts;
@@ -25,42 +24,6 @@ on_both_backends!(
     no_success_for_the_window_alerts_once_per_silence,
     a_schedule_that_fails_n_times_in_a_row_pauses_itself_and_says_so_once,
 );
-
-/// A webhook on 127.0.0.1 that records every JSON body and answers `status`.
-struct Webhook {
-    url: String,
-    received: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-fn webhook(status: u16) -> Webhook {
-    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let store = Arc::clone(&received);
-    let server = HttpServer::new(move || {
-        let store = Arc::clone(&store);
-        App::new().route(
-            "/hook",
-            web::post().to(move |body: web::Json<serde_json::Value>| {
-                let store = Arc::clone(&store);
-                async move {
-                    store.lock().unwrap().push(body.into_inner());
-                    HttpResponse::build(actix_web::http::StatusCode::from_u16(status).unwrap()).body("ok")
-                }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let port = server.addrs()[0].port();
-    tokio::spawn(server.run());
-    Webhook { url: format!("http://127.0.0.1:{port}/hook"), received }
-}
-
-impl Webhook {
-    fn bodies(&self) -> Vec<serde_json::Value> {
-        self.received.lock().unwrap().clone()
-    }
-}
 
 async fn add_schedule(app: &TestApp, name: &str, kind: &str, url: &str, window: Option<i64>) -> ScheduleId {
     let (name, kind, url) = (name.to_owned(), kind.to_owned(), url.to_owned());
@@ -99,7 +62,7 @@ fn client() -> isinbeat::sources::outbound::OutboundClient {
 
 async fn a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows_it(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let hook = webhook(200);
+    let hook = webhook_answering(200);
     let id = add_schedule(&app, "gleif-daily", "test_fails", &hook.url, None).await;
 
     let (run_id, outcome) = run_once(&app, id).await;
@@ -134,7 +97,7 @@ async fn a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows
 
 async fn a_webhook_that_refuses_is_recorded_as_failed_with_its_answer(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let refusing = webhook(500);
+    let refusing = webhook_answering(500);
     let id = add_schedule(&app, "refused", "test_fails", &refusing.url, None).await;
     let (run_id, _) = run_once(&app, id).await;
     jobs::worker::send_alerts(&app.pool, &client(), run_id).await;
@@ -158,7 +121,7 @@ async fn a_webhook_that_refuses_is_recorded_as_failed_with_its_answer(backend: B
 
 async fn no_success_for_the_window_alerts_once_per_silence(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let hook = webhook(200);
+    let hook = webhook_answering(200);
     let id = add_schedule(&app, "gleif-daily", "prune_history", &hook.url, Some(3600)).await;
     let paused = add_schedule(&app, "paused", "prune_history", &hook.url, Some(3600)).await;
     // Both were set up two hours ago; one is paused.
@@ -203,7 +166,7 @@ async fn no_success_for_the_window_alerts_once_per_silence(backend: Backend) {
 
 async fn a_schedule_that_fails_n_times_in_a_row_pauses_itself_and_says_so_once(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let hook = webhook(200);
+    let hook = webhook_answering(200);
     let id = add_schedule(&app, "gleif-daily", "test_fails", &hook.url, None).await;
     app.query(move |conn| {
         diesel::update(schedules::table.find(id))

@@ -12,11 +12,10 @@ mod common;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, Instant};
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
+use common::webhook::webhook;
 use common::{Backend, TestApp, location, spawn_app, spawn_app_running_with};
 use diesel::prelude::*;
 use isinbeat::alerts;
@@ -43,58 +42,6 @@ on_both_backends!(
 
 fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
     Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
-}
-
-/// A webhook on 127.0.0.1 that records every JSON body.
-struct Webhook {
-    url: String,
-    received: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-fn webhook() -> Webhook {
-    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let store = Arc::clone(&received);
-    let server = HttpServer::new(move || {
-        let store = Arc::clone(&store);
-        App::new().route(
-            "/hook",
-            web::post().to(move |body: web::Json<serde_json::Value>| {
-                let store = Arc::clone(&store);
-                async move {
-                    store.lock().unwrap().push(body.into_inner());
-                    HttpResponse::Ok().body("ok")
-                }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let port = server.addrs()[0].port();
-    tokio::spawn(server.run());
-    Webhook { url: format!("http://127.0.0.1:{port}/hook"), received }
-}
-
-impl Webhook {
-    fn bodies(&self) -> Vec<serde_json::Value> {
-        self.received.lock().unwrap().clone()
-    }
-
-    fn texts(&self) -> Vec<String> {
-        self.bodies().iter().map(|body| body["text"].as_str().unwrap().to_owned()).collect()
-    }
-
-    /// Waits until `count` bodies have come (at most `within`).
-    async fn wait_for(&self, count: usize, within: StdDuration) -> Vec<serde_json::Value> {
-        let deadline = Instant::now() + within;
-        loop {
-            let bodies = self.bodies();
-            if bodies.len() >= count || Instant::now() > deadline {
-                return bodies;
-            }
-            tokio::time::sleep(StdDuration::from_millis(200)).await;
-        }
-    }
 }
 
 /// The client the alerts are sent with, allowed to reach the test's webhook.

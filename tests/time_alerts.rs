@@ -7,11 +7,10 @@
 
 mod common;
 
-use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use actix_web::{App, HttpResponse, HttpServer, web};
 use chrono::{Duration, NaiveDateTime};
+use common::webhook::webhook;
 use common::{Backend, TestApp, location, spawn_app};
 use diesel::prelude::*;
 use isinbeat::alerts;
@@ -25,52 +24,6 @@ on_both_backends!(
     a_missed_deadline_is_alerted_once_per_day_and_not_when_the_run_succeeded_in_time,
     the_time_alert_settings_are_checked_beside_their_fields_and_shown,
 );
-
-/// A webhook on 127.0.0.1 that records every JSON body.
-struct Webhook {
-    url: String,
-    received: Arc<Mutex<Vec<serde_json::Value>>>,
-}
-
-fn webhook() -> Webhook {
-    let received: Arc<Mutex<Vec<serde_json::Value>>> = Arc::default();
-    let store = Arc::clone(&received);
-    let server = HttpServer::new(move || {
-        let store = Arc::clone(&store);
-        App::new().route(
-            "/hook",
-            web::post().to(move |body: web::Json<serde_json::Value>| {
-                let store = Arc::clone(&store);
-                async move {
-                    store.lock().unwrap().push(body.into_inner());
-                    HttpResponse::Ok().body("ok")
-                }
-            }),
-        )
-    })
-    .workers(1)
-    .bind("127.0.0.1:0")
-    .unwrap();
-    let port = server.addrs()[0].port();
-    tokio::spawn(server.run());
-    Webhook { url: format!("http://127.0.0.1:{port}/hook"), received }
-}
-
-impl Webhook {
-    fn texts(&self) -> Vec<(String, String)> {
-        self.received
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|body| {
-                (
-                    body["isinbeat"]["kind"].as_str().unwrap().to_owned(),
-                    body["text"].as_str().unwrap().to_owned(),
-                )
-            })
-            .collect()
-    }
-}
 
 fn client() -> isinbeat::sources::outbound::OutboundClient {
     let allowed = isinbeat::sources::outbound::AllowRule::parse_list("127.0.0.1").unwrap();
@@ -159,7 +112,7 @@ async fn a_run_longer_than_its_limit_is_alerted_once_and_its_page_says_so(backen
     assert_eq!(queued.len(), 1, "the long run is alerted; the quick one, which ended, is not");
     assert!(check(&app, start + Duration::minutes(45)).await.is_empty(), "not again at the next tick");
     alerts::deliver(&app.pool, &client(), queued).await;
-    let texts = hook.texts();
+    let texts = hook.kinds_and_texts();
     assert_eq!(texts.len(), 1);
     assert_eq!(texts[0].0, "run_too_long");
     assert_eq!(
@@ -207,7 +160,7 @@ async fn a_missed_deadline_is_alerted_once_per_day_and_not_when_the_run_succeede
     assert_eq!(queued.len(), 1);
     assert!(check(&app, at("2026-12-21 09:00")).await.is_empty(), "not again on the same day");
     alerts::deliver(&app.pool, &client(), queued).await;
-    let texts = hook.texts();
+    let texts = hook.kinds_and_texts();
     assert_eq!(texts.len(), 1);
     assert_eq!(texts[0].0, "deadline_missed");
     assert_eq!(

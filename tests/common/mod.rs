@@ -9,6 +9,7 @@ pub mod firds;
 pub mod fleet;
 pub mod publishers;
 pub mod skip;
+pub mod webhook;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
