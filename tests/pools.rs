@@ -484,7 +484,7 @@ async fn the_workers_page_shows_each_pool_with_its_running_and_waiting_runs(back
 
 /// A complete, valid schedule form, with `overrides`.
 fn form_fields<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut all: Vec<(&str, &str)> = vec![
+    let all: Vec<(&str, &str)> = vec![
         ("name", "pooled"),
         ("task_kind", "prune_history"),
         ("spec_kind", "cron"),
@@ -503,13 +503,7 @@ fn form_fields<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> 
         ("keep_failed", "60"),
         ("action", "save"),
     ];
-    for (name, value) in overrides {
-        match all.iter_mut().find(|(n, _)| n == name) {
-            Some(field) => field.1 = value,
-            None => all.push((name, value)),
-        }
-    }
-    all
+    common::form_with(all, overrides)
 }
 
 async fn the_schedule_form_refuses_a_pool_that_does_not_exist_beside_the_field(backend: Backend) {

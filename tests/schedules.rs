@@ -31,7 +31,7 @@ on_both_backends!(
 
 /// A complete, valid form for a daily schedule, with `overrides`.
 fn fields<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut all: Vec<(&str, &str)> = vec![
+    let all: Vec<(&str, &str)> = vec![
         ("name", "gleif-daily"),
         ("description", "Download the GLEIF ISIN-LEI file"),
         ("task_kind", "prune_history"),
@@ -58,12 +58,7 @@ fn fields<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         ("keep_failed", "60"),
         ("action", "save"),
     ];
-    for (name, value) in overrides {
-        match all.iter_mut().find(|(n, _)| n == name) {
-            Some(field) => field.1 = value,
-            None => all.push((name, value)),
-        }
-    }
+    let mut all = common::form_with(all, overrides);
     all.retain(|(name, value)| !(*name == "enabled" && value.is_empty()));
     all
 }

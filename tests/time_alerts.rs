@@ -197,7 +197,7 @@ async fn a_missed_deadline_is_alerted_once_per_day_and_not_when_the_run_succeede
 
 /// The schedule form's fields, with `overrides`.
 fn fields<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
-    let mut all: Vec<(&str, &str)> = vec![
+    let all: Vec<(&str, &str)> = vec![
         ("name", "gleif-daily"),
         ("task_kind", "prune_history"),
         ("param__prune_history__chunk_size", "500"),
@@ -218,13 +218,7 @@ fn fields<'a>(overrides: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
         ("alert_webhook_url", "https://hooks.example.com/T1"),
         ("action", "save"),
     ];
-    for (name, value) in overrides {
-        match all.iter_mut().find(|(n, _)| n == name) {
-            Some(field) => field.1 = value,
-            None => all.push((name, value)),
-        }
-    }
-    all
+    common::form_with(all, overrides)
 }
 
 async fn the_time_alert_settings_are_checked_beside_their_fields_and_shown(backend: Backend) {

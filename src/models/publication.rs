@@ -50,8 +50,7 @@ pub fn record(conn: &mut DbConnection, new: &NewPublication) -> QueryResult<i64>
     if let DbConnection::Postgresql(pg) = conn {
         diesel::sql_query("LOCK TABLE publications IN SHARE ROW EXCLUSIVE MODE").execute(pg)?;
     }
-    let last: Option<i64> = publications::table.select(diesel::dsl::max(publications::seq)).first(conn)?;
-    let seq = last.unwrap_or(0) + 1;
+    let seq = last_seq(conn)? + 1;
     diesel::insert_into(publications::table)
         .values((
             publications::seq.eq(seq),
@@ -65,15 +64,6 @@ pub fn record(conn: &mut DbConnection, new: &NewPublication) -> QueryResult<i64>
         ))
         .execute(conn)?;
     Ok(seq)
-}
-
-/// The publications of run `run_id`, in order.
-pub fn of_run(conn: &mut DbConnection, run_id: RunId) -> QueryResult<Vec<Publication>> {
-    publications::table
-        .filter(publications::run_id.eq(run_id))
-        .order(publications::seq)
-        .select(Publication::as_select())
-        .load(conn)
 }
 
 /// The newest publication's number (0 before the first).

@@ -535,3 +535,18 @@ pub fn gleif_csv(rows: impl IntoIterator<Item = (u64, u64)>) -> Vec<u8> {
     }
     out
 }
+
+/// `base` (a form's fields as sent) with `overrides` applied: each replaces the field of its
+/// name, or is added when the form has none.
+pub fn form_with<'a>(
+    mut base: Vec<(&'a str, &'a str)>,
+    overrides: &[(&'a str, &'a str)],
+) -> Vec<(&'a str, &'a str)> {
+    for (name, value) in overrides {
+        match base.iter_mut().find(|(n, _)| n == name) {
+            Some(field) => field.1 = value,
+            None => base.push((name, value)),
+        }
+    }
+    base
+}
