@@ -2,7 +2,8 @@
 # The change feed's benchmark of BENCHMARKS.md: a release `isinbeat serve` (web only) on
 # 127.0.0.1 over a first import of ROWS GLEIF-format ISINs (ROWS "added" changes) and a second
 # file with 1 % of them changed, read from the beginning through GET /api/v1/changes in pages of
-# 10,000 by one client following `next`, then through `isinbeat changes` to /dev/null.
+# 10,000 by one client following `next` (benches/feed.rs), then through `isinbeat changes` to
+# /dev/null.
 #
 #   benches/feed.sh ROWS [DATABASE_URL]      # default: 1000000, a SQLite file in BENCH_DIR
 #
@@ -19,6 +20,7 @@ url="${2:-$work/feed-$rows.sqlite3}"
 target="${CARGO_TARGET_DIR:-target}"
 cargo build -q --release --bin isinbeat
 cargo bench -q --bench import --no-run 2>/dev/null
+cargo bench -q --bench feed --no-run 2>/dev/null
 bin="$target/release/isinbeat"
 export DATABASE_URL="$url" ISINBEAT_SEED=none ISINBEAT_LOG=warn
 
@@ -50,19 +52,9 @@ token=$(csrf_token "$base" "$jar" /admin/account/)
 secret=$(curl -s -b "$jar" --data-urlencode "csrf_token=$token" --data-urlencode "name=bench" \
   "$base/admin/account/tokens" | grep -o 'isb_[A-Za-z0-9]*' | head -1)
 
-# One client reads the whole feed; the cursor is the last field of each page.
-cursor=0 changes=0 pages=0
-started=$(date +%s.%N)
-while :; do
-  curl -s -H "Authorization: Bearer $secret" "$base/api/v1/changes?after=$cursor&limit=10000" >"$work/page.json"
-  got=$({ grep -o '"cursor":' "$work/page.json" || true; } | wc -l)
-  changes=$(( changes + got ))
-  pages=$(( pages + 1 ))
-  cursor=$(tail -c 200 "$work/page.json" | grep -o '"next":"[^"]*"' | sed 's/"next":"//;s/"$//')
-  grep -q '"more":true' "$work/page.json" || break
-done
-took=$(awk -v a="$started" -v b="$(date +%s.%N)" 'BEGIN { print b - a }')
-awk -v n="$changes" -v p="$pages" -v t="$took" 'BEGIN { printf "API: %d changes in %d pages, %.2f s, %.0f changes/s\n", n, p, t, n / t }'
+# One client (benches/feed.rs) reads the whole feed on one kept-alive connection, parsing each
+# page and following its `next`.
+cargo bench -q --bench feed -- read "$base" "$secret"
 
 started=$(date +%s.%N)
 lines=$("$bin" changes | wc -l)
