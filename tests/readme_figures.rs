@@ -8,6 +8,8 @@
 //! when the same text is there (bold and line breaks aside), or, for a range, each end with the
 //! unit.
 
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
 use std::path::Path;
 
 use regex::Regex;
