@@ -1,6 +1,7 @@
 //! Alerts: a schedule's webhook is called (a JSON POST with a Slack-compatible `text`) when one
 //! of its runs fails for good, and when it has not succeeded for its "no success for" window —
-//! a dead man's switch. Each alert is first written to the `alert_deliveries` outbox in the
+//! a dead man's switch; and, when the schedule asks, once per publish of its runs that changed
+//! ISINs (`isins_changed`, with the counts and the change feed's cursor range). Each alert is first written to the `alert_deliveries` outbox in the
 //! same place as what it reports, then delivered by whoever gets to it first (the worker at once,
 //! any scheduler's reconciler otherwise), so a process dying in between loses nothing and two
 //! schedulers never send one alert twice.
@@ -126,14 +127,21 @@ pub async fn deliver(pool: &DbPool, client: &OutboundClient, ids: Vec<DeliveryId
                 continue;
             }
         };
-        let body = serde_json::json!({
-            "text": delivery.message,
-            "isinbeat": {
-                "kind": delivery.kind,
-                "schedule_id": delivery.schedule_id,
-                "run_id": delivery.run_id,
-            },
+        let mut about = serde_json::json!({
+            "kind": delivery.kind,
+            "schedule_id": delivery.schedule_id,
+            "run_id": delivery.run_id,
         });
+        // The details a kind carries (stored as a JSON object) join the three fields above.
+        if let (Some(map), Some(serde_json::Value::Object(details))) = (
+            about.as_object_mut(),
+            delivery.details.as_deref().and_then(|text| serde_json::from_str(text).ok()),
+        ) {
+            for (key, value) in details {
+                map.entry(key).or_insert(value);
+            }
+        }
+        let body = serde_json::json!({ "text": delivery.message, "isinbeat": about });
         let (delivered, status, error) = match client.post(&delivery.url) {
             Err(refused) => (false, None, Some(format!("Refused: {refused}."))),
             Ok(request) => match request.json(&body).send().await {

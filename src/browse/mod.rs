@@ -1,8 +1,8 @@
 //! The ISIN list and an ISIN's detail as the admin pages, their exports and the JSON API read
 //! them: a filter whose "changed since" day becomes import runs, a page in the sort asked for
-//! with how many match, and one ISIN with its latest changes. It sits between `web` and
-//! `models` (it also names the import's task kind, whose runs a "since" filter looks at) and
-//! knows no HTTP type.
+//! with how many match, and one ISIN with its latest changes and where each of its values came
+//! from. It sits between `web` and `models` (it also names the import's task kind, whose runs a
+//! "since" filter looks at) and knows no HTTP type.
 
 pub mod feed;
 
@@ -11,6 +11,7 @@ use diesel::QueryResult;
 
 use crate::db::DbConnection;
 use crate::import;
+use crate::models::isin_browse::provenance::{self, RecordProvenance};
 use crate::models::isin_browse::{
     self, ChangeOfIsin, Direction, IsinFilter, IsinRow, ListPage, SourceInfo, Total,
 };
@@ -127,6 +128,8 @@ pub struct IsinDetail {
     pub row: IsinRow,
     pub sources: Vec<SourceInfo>,
     pub changes: Vec<ChangeOfIsin>,
+    /// Where each value of each record came from, in the records' order.
+    pub provenance: Vec<RecordProvenance>,
 }
 
 /// The ISIN `isin` (upper-cased), or `None` when no source has listed it.
@@ -136,7 +139,8 @@ pub fn find_isin(conn: &mut DbConnection, isin: &str) -> QueryResult<Option<Isin
         return Ok(None);
     };
     let changes = isin_browse::changes_of(conn, isin, HISTORY)?;
-    Ok(Some(IsinDetail { row, sources, changes }))
+    let provenance = provenance::provenance_of(conn, isin, &row.records, &sources)?;
+    Ok(Some(IsinDetail { row, sources, changes, provenance }))
 }
 
 #[cfg(test)]

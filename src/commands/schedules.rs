@@ -109,6 +109,9 @@ pub struct Entry {
     /// occurrence's day.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alert_deadline: Option<String>,
+    /// Call the webhook once per publish of its runs that changed ISINs (`isins_changed`).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub alert_isins_changed: bool,
     /// Why it is paused (only with `enabled = false`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub paused_reason: Option<String>,
@@ -228,6 +231,7 @@ impl Entry {
             pool: settings.pool.clone(),
             alert_max_run_minutes: settings.alert_max_run_minutes.map(i64::from),
             alert_deadline: settings.alert_deadline.map(crate::domain::deadline::time_text),
+            alert_isins_changed: settings.alert_isins_changed,
             paused_reason: pause.reason.clone().filter(|_| !settings.enabled),
             resume_at: text(&paused.resume_at).filter(|_| !settings.enabled).map(|t| t.replace('T', " ")),
         }
@@ -344,6 +348,7 @@ impl Entry {
             pool: self.pool.clone().unwrap_or_default(),
             alert_max_run_minutes: optional(self.alert_max_run_minutes),
             alert_deadline: self.alert_deadline.clone().unwrap_or_default(),
+            alert_isins_changed: self.alert_isins_changed,
         };
         let (parsed, _) = form.parse(registry);
         match (parsed, pause) {
@@ -593,6 +598,7 @@ mod tests {
         settings.pause_after_failures = Some(3);
         settings.alert_max_run_minutes = Some(90);
         settings.alert_deadline = chrono::NaiveTime::from_hms_opt(9, 0, 0);
+        settings.alert_isins_changed = true;
         settings.enabled = false;
         let pause = PauseNote {
             reason: Some("upstream outage".to_owned()),
@@ -629,6 +635,7 @@ mod tests {
         assert_eq!(keys(read(&format!("{hook}alert_max_run_minutes = 0\n"))), ["alert_max_run_minutes"]);
         assert_eq!(keys(read(&format!("{hook}alert_deadline = \"25:00\"\n"))), ["alert_deadline"]);
         assert_eq!(keys(read("alert_deadline = \"09:00\"\n")), ["alert_deadline"], "it needs a webhook");
+        assert_eq!(keys(read("alert_isins_changed = true\n")), ["alert_isins_changed"], "it needs a webhook");
         assert!(
             read("enabled = false\npaused_reason = \"x\"\nresume_at = \"2099-01-01 00:00\"\n").is_empty()
         );

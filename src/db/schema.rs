@@ -20,6 +20,7 @@ diesel::table! {
         error -> Nullable<Text>,
         created_at -> Timestamp,
         sent_at -> Nullable<Timestamp>,
+        details -> Nullable<Text>,
     }
 }
 
@@ -256,6 +257,7 @@ diesel::table! {
         pool -> Nullable<Text>,
         alert_max_run_minutes -> Nullable<Int4>,
         alert_deadline -> Nullable<Time>,
+        alert_isins_changed -> Bool,
     }
 }
 

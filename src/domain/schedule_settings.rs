@@ -65,6 +65,8 @@ pub struct ScheduleSettings {
     pub alert_max_run_minutes: Option<u32>,
     /// Alert when it has not succeeded by this local time (in `zone`) on an occurrence's day.
     pub alert_deadline: Option<NaiveTime>,
+    /// Call the webhook once per publish of its runs that changed ISINs (`isins_changed`).
+    pub alert_isins_changed: bool,
     /// The concurrency pool its runs take a slot of while they run; `None`: no limit but the
     /// workers'.
     pub pool: Option<PoolName>,

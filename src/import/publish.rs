@@ -1,6 +1,7 @@
 //! Finishing an import: the LEI index written, the next generation published in one short
 //! transaction (with the publisher's files it applied, the browser's counts per country moved
-//! by what it changed, and its number in the change feed), superseded versions cleaned up, and
+//! by what it changed, its number in the change feed, and the `isins_changed` notification its
+//! schedule may ask for), superseded versions cleaned up, and
 //! the browser's name index brought up to date (both rebuilt whole after the migration that
 //! adds them).
 
@@ -15,11 +16,11 @@ use super::{
 };
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::RunId;
-use crate::models::isin_index;
 use crate::models::isin_record::{self, LeiIsin};
 use crate::models::publication::{self, NewPublication};
 use crate::models::source::{self, Published, Source};
 use crate::models::source_file::{self, NewSourceFile};
+use crate::models::{alert, isin_index};
 use crate::sources::fetch::Content;
 use crate::sources::formats::Format;
 
@@ -131,13 +132,27 @@ pub(super) fn publish(
             }
             source_file::insert_all(c, &files)?;
             isin_index::move_counts(c, source.id, &tally.countries)?;
-            publication::record(
+            let seq = publication::record(
                 c,
                 &NewPublication {
                     source_id: source.id,
                     run_id,
                     generation: next,
                     published_at: now,
+                    added: count(stats.added),
+                    removed: count(stats.removed),
+                    changed: count(stats.changed),
+                },
+            )?;
+            // In this transaction: the notification exists exactly when the publish does.
+            alert::enqueue_isins_changed(
+                c,
+                &alert::Published {
+                    run_id,
+                    source_id: source.id,
+                    source_name: &source.name,
+                    seq,
+                    generation: next,
                     added: count(stats.added),
                     removed: count(stats.removed),
                     changed: count(stats.changed),

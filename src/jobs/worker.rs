@@ -261,7 +261,8 @@ async fn work_once(
                                 );
                             }
                         }
-                        Ok(Ok(Outcome::Failed { retry_at: None, .. })) => {
+                        // A success may have queued `isins_changed` notifications.
+                        Ok(Ok(Outcome::Failed { retry_at: None, .. } | Outcome::Succeeded)) => {
                             send_alerts(&pool, &client, run_id).await;
                         }
                         Ok(Ok(Outcome::Waiting { behind })) => tracing::debug!(
@@ -327,7 +328,7 @@ async fn push_follow_ups(pool: &DbPool, queue: &Queue, ran: RunId, ended: bool) 
     }
 }
 
-/// Sends the alerts a run's failure queued (any left over are sent by a scheduler later).
+/// Sends the alerts a run queued: its failure's, its publishes' (any left over are sent by a scheduler later).
 pub async fn send_alerts(pool: &DbPool, client: &OutboundClient, run_id: RunId) {
     let lookup = pool.clone();
     let waiting = tokio::task::spawn_blocking(move || -> anyhow::Result<Vec<DeliveryId>> {

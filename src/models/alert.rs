@@ -7,7 +7,7 @@ use diesel::prelude::*;
 
 use crate::db::DbConnection;
 use crate::db::schema::{alert_deliveries, schedule_state, schedules};
-use crate::domain::{AlertKind, DeliveryId, RunId, ScheduleId};
+use crate::domain::{AlertKind, DeliveryId, RunId, ScheduleId, SourceId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
 #[diesel(table_name = alert_deliveries)]
@@ -24,6 +24,8 @@ pub struct Delivery {
     pub error: Option<String>,
     pub created_at: NaiveDateTime,
     pub sent_at: Option<NaiveDateTime>,
+    /// What the call carries beside its text (a JSON object), for the kinds that have some.
+    pub details: Option<String>,
 }
 
 #[derive(Debug, Clone, Insertable)]
@@ -42,6 +44,110 @@ pub struct NewDelivery<'a> {
 pub fn enqueue(conn: &mut DbConnection, new: &NewDelivery<'_>) -> QueryResult<DeliveryId> {
     diesel::insert_into(alert_deliveries::table).values(new).execute(conn)?;
     crate::db::last_insert_id(conn)
+}
+
+/// Queues an alert that carries `details` (a JSON object merged into the body's `isinbeat`
+/// object) beside its text; returns its id.
+pub fn enqueue_with_details(
+    conn: &mut DbConnection,
+    new: &NewDelivery<'_>,
+    details: &str,
+) -> QueryResult<DeliveryId> {
+    diesel::insert_into(alert_deliveries::table)
+        .values((new, alert_deliveries::details.eq(details)))
+        .execute(conn)?;
+    crate::db::last_insert_id(conn)
+}
+
+/// What a publish changed, for the `isins_changed` notification.
+#[derive(Debug, Clone, Copy)]
+pub struct Published<'a> {
+    pub run_id: RunId,
+    pub source_id: SourceId,
+    pub source_name: &'a str,
+    /// The publication's number in the change feed.
+    pub seq: i64,
+    pub generation: i64,
+    pub added: i64,
+    pub removed: i64,
+    pub changed: i64,
+}
+
+/// Queues the `isins_changed` notification of a publish, when the run that made it belongs to a
+/// schedule that asks for it (a webhook and "notify on ISIN changes") and the publish changed
+/// something: a publish of 0 added, 0 removed, 0 changed sends nothing (nor does a run that
+/// found its file not modified, or failed: they publish nothing). Call it in the transaction
+/// that records the publication, after it is numbered, so the notification exists exactly when
+/// the publish does. The cursor range is what `GET /api/v1/changes` reads this publish's
+/// changes with: `after` is the cursor before it (after the whole of the publication before),
+/// `until` the cursor of its last change, the one that page ends on.
+pub fn enqueue_isins_changed(
+    conn: &mut DbConnection,
+    published: &Published<'_>,
+) -> QueryResult<Option<DeliveryId>> {
+    use crate::db::schema::{isin_changes, runs};
+    use crate::domain::feed_cursor::FeedCursor;
+    if published.added + published.removed + published.changed == 0 {
+        return Ok(None);
+    }
+    let owner: Option<(ScheduleId, String, Option<String>, bool)> = runs::table
+        .inner_join(schedules::table)
+        .filter(runs::id.eq(published.run_id))
+        .select((
+            schedules::id,
+            schedules::name,
+            schedules::alert_webhook_url,
+            schedules::alert_isins_changed,
+        ))
+        .first(conn)
+        .optional()?;
+    let Some((schedule_id, schedule_name, Some(url), true)) = owner else { return Ok(None) };
+    let last: Option<String> = isin_changes::table
+        .filter(isin_changes::run_id.eq(published.run_id))
+        .filter(isin_changes::generation.eq(published.generation))
+        .filter(isin_changes::source_id.eq(published.source_id))
+        .select(diesel::dsl::max(isin_changes::isin))
+        .first(conn)?;
+    let after = FeedCursor::after_publication(published.seq - 1);
+    let until = match &last {
+        Some(isin) => FeedCursor::after_change(published.seq, isin),
+        None => FeedCursor::after_publication(published.seq),
+    };
+    let message = format!(
+        "isinbeat: run {} of “{schedule_name}” published {}: {} added, {} removed, {} changed (publication {}); \
+         read them from the change feed after cursor {after} until {until}.",
+        published.run_id,
+        published.source_name,
+        published.added,
+        published.removed,
+        published.changed,
+        published.seq,
+    );
+    let details = serde_json::json!({
+        "schedule": schedule_name,
+        "source": published.source_name,
+        "source_id": published.source_id,
+        "publication": published.seq,
+        "added": published.added,
+        "removed": published.removed,
+        "changed": published.changed,
+        "after": after.to_string(),
+        "until": until.to_string(),
+    });
+    let id = enqueue_with_details(
+        conn,
+        &NewDelivery {
+            schedule_id,
+            run_id: Some(published.run_id),
+            kind: AlertKind::IsinsChanged,
+            url: &url,
+            message: &message,
+            status: "pending",
+            created_at: crate::db::now(),
+        },
+        &details.to_string(),
+    )?;
+    Ok(Some(id))
 }
 
 /// Queues the "failed for good" alert of `failed` when its schedule has a webhook; call it in

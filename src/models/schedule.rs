@@ -138,6 +138,8 @@ pub struct ScheduleChanges {
     pub alert_deadline: Option<chrono::NaiveTime>,
     /// The concurrency pool whose slots its runs take; `None`: none.
     pub pool: Option<String>,
+    /// Call the webhook once per publish of its runs that changed ISINs (`isins_changed`).
+    pub alert_isins_changed: bool,
 }
 
 impl ScheduleChanges {
@@ -208,6 +210,7 @@ impl From<&ScheduleSettings> for ScheduleChanges {
             alert_max_run_minutes: settings.alert_max_run_minutes.map(int),
             alert_deadline: settings.alert_deadline,
             pool: settings.pool.as_ref().map(|pool| pool.as_str().to_owned()),
+            alert_isins_changed: settings.alert_isins_changed,
         }
     }
 }

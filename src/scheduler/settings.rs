@@ -61,6 +61,8 @@ pub struct SettingsInput {
     /// The concurrency pool's name; empty: none. Whether that pool exists is the database's to
     /// say (see `actions::create`).
     pub pool: String,
+    /// Notify the webhook of each publish that changed ISINs (a checkbox).
+    pub alert_isins_changed: bool,
 }
 
 impl SettingsInput {
@@ -118,6 +120,7 @@ impl SettingsInput {
             alert_max_run_minutes: settings.alert_max_run_minutes.map(|n| n.to_string()).unwrap_or_default(),
             alert_deadline: settings.alert_deadline.map(time_text).unwrap_or_default(),
             pool: settings.pool.clone().unwrap_or_default(),
+            alert_isins_changed: settings.alert_isins_changed,
         }
     }
 
@@ -328,6 +331,7 @@ impl SettingsInput {
         for (field, set) in [
             ("alert_max_run_minutes", alert_max_run_minutes.is_some()),
             ("alert_deadline", alert_deadline.is_some()),
+            ("alert_isins_changed", self.alert_isins_changed),
         ] {
             if set && webhook.is_empty() {
                 errors.add(field, "Give a webhook address for the alert to go to.");
@@ -384,6 +388,7 @@ impl SettingsInput {
             pause_after_failures,
             alert_max_run_minutes,
             alert_deadline,
+            alert_isins_changed: self.alert_isins_changed,
             pool,
         };
         (Ok(settings), preview)

@@ -17,6 +17,7 @@ use crate::auth::CurrentUser;
 use crate::browse::{self, feed};
 use crate::domain::feed_cursor::FeedCursor;
 use crate::domain::{ChangeKind, Role, RunId, RunStatus, ScheduleId, SourceId, Trigger, WorkerName};
+use crate::models::isin_browse::provenance::RecordProvenance;
 use crate::models::isin_browse::{self, Total};
 use crate::models::run::{self, Run};
 use crate::models::schedule::{self, Schedule, ScheduleFilter};
@@ -215,6 +216,8 @@ struct IsinDetailOut {
     #[serde(flatten)]
     isin: IsinOut,
     changes: Vec<ChangeOut>,
+    /// Where each value of each source's record came from.
+    provenance: Vec<RecordProvenance>,
 }
 
 #[derive(Serialize)]
@@ -226,7 +229,8 @@ struct ChangeOut {
     new_values: Option<serde_json::Value>,
 }
 
-/// `GET /api/v1/isins/{isin}`: what every source lists for it, and its latest changes.
+/// `GET /api/v1/isins/{isin}`: what every source lists for it, its latest changes, and where
+/// each value came from.
 pub async fn get_isin(state: web::Data<AppState>, isin: web::Path<String>) -> Result<HttpResponse, ApiError> {
     let isin = isin.into_inner().trim().to_ascii_uppercase();
     let key = isin.clone();
@@ -250,7 +254,11 @@ pub async fn get_isin(state: web::Data<AppState>, isin: web::Path<String>) -> Re
             new_values: parse(&c.new_values),
         })
         .collect();
-    Ok(HttpResponse::Ok().json(IsinDetailOut { isin: IsinOut::new(&detail.row, &detail.sources), changes }))
+    Ok(HttpResponse::Ok().json(IsinDetailOut {
+        isin: IsinOut::new(&detail.row, &detail.sources),
+        changes,
+        provenance: detail.provenance,
+    }))
 }
 
 #[derive(Serialize)]

@@ -59,6 +59,7 @@ impl ScheduleForm {
                 "pool" => form.fields.pool = value,
                 "alert_max_run_minutes" => form.fields.alert_max_run_minutes = value,
                 "alert_deadline" => form.fields.alert_deadline = value,
+                "alert_isins_changed" => form.fields.alert_isins_changed = true,
                 "action" => form.action = value,
                 other => {
                     if let Some((kind, param)) =

@@ -619,6 +619,7 @@ const ADVANCED_FIELDS: &[&str] = &[
     "alert_no_success",
     "alert_max_run_minutes",
     "alert_deadline",
+    "alert_isins_changed",
 ];
 
 #[derive(Template)]

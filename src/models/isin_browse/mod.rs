@@ -14,6 +14,7 @@ mod counts;
 mod drivers;
 mod names;
 mod planner;
+pub mod provenance;
 mod rows;
 
 use chrono::NaiveDateTime;

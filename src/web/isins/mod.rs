@@ -1,5 +1,6 @@
 //! The ISIN browser's pages: the list (search, filters, sort, keyset pages, counts) and an
-//! ISIN's page (what every source lists, its history, why it is valid). The list's query string
+//! ISIN's page (what every source lists and where each value came from, its history, why it is
+//! valid). The list's query string
 //! is read in `query`, its exports stream from `export`; what the pages read comes from
 //! [`crate::browse`].
 
@@ -15,6 +16,7 @@ use crate::browse::{self, IsinDetail, Listed};
 use crate::domain::ChangeKind;
 use crate::domain::isin_search::IsinSearch;
 use crate::domain::{Isin, IsinError, SourceId};
+use crate::models::isin_browse::provenance::RecordProvenance;
 use crate::models::isin_browse::{self, ChangeOfIsin, IsinRow, SourceInfo, Total};
 use crate::web::AppError;
 use crate::web::forms::FormErrors;
@@ -214,6 +216,8 @@ struct DetailTemplate {
     sources: Vec<SourceInfo>,
     validity: Validity,
     changes: Vec<ChangeView>,
+    /// Where each value of each record came from, in the records' order.
+    provenance: Vec<RecordProvenance>,
 }
 
 impl DetailTemplate {
@@ -239,7 +243,9 @@ pub async fn detail(
     let isin = isin.into_inner().trim().to_ascii_uppercase();
     let key = isin.clone();
     let found = state.db(move |conn| Ok(browse::find_isin(conn, &key)?)).await?;
-    let Some(IsinDetail { row, sources, changes }) = found else { return Err(AppError::NotFound) };
+    let Some(IsinDetail { row, sources, changes, provenance }) = found else {
+        return Err(AppError::NotFound);
+    };
     let changes = changes.into_iter().map(|c| change_view(c, &sources)).collect();
     render(
         StatusCode::OK,
@@ -250,6 +256,7 @@ pub async fn detail(
             row,
             sources,
             changes,
+            provenance,
         },
     )
 }
