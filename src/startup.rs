@@ -79,6 +79,9 @@ fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     if crate::import::browsing_indexes_added(&applied) {
         crate::import::rebuild_browsing(&mut conn)?;
     }
+    if crate::import::codes_index_added(&applied) {
+        crate::import::rebuild_codes(&mut conn)?;
+    }
     let first_admin = ensure_first_admin(&mut conn, settings.admin_password.as_ref().map(|s| s.expose()))?;
     if settings.seed && matches!(first_admin, FirstAdmin::Created { .. }) {
         seed_defaults(&pool, &mut conn)?;

@@ -40,6 +40,9 @@ pub async fn migrate() -> anyhow::Result<()> {
     if crate::import::browsing_indexes_added(&applied) {
         crate::import::rebuild_browsing(&mut conn)?;
     }
+    if crate::import::codes_index_added(&applied) {
+        crate::import::rebuild_codes(&mut conn)?;
+    }
     drop(conn);
     if applied.is_empty() {
         println!("No migrations to apply: {} is up to date.", settings.database_url.masked());

@@ -74,6 +74,13 @@ diesel::table! {
 }
 
 diesel::table! {
+    isin_codes (code, isin) {
+        code -> Text,
+        isin -> Text,
+    }
+}
+
+diesel::table! {
     isin_leis (lei, isin) {
         lei -> Text,
         isin -> Text,
@@ -364,6 +371,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     audit_log,
     instance_secrets,
     isin_changes,
+    isin_codes,
     isin_leis,
     isin_name_words,
     isin_names,

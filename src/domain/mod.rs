@@ -3,6 +3,8 @@
 
 pub mod alert_kind;
 pub mod calendar;
+pub mod cfi;
+pub mod country;
 pub mod cron_words;
 pub mod day_window;
 pub mod deadline;
@@ -16,6 +18,7 @@ pub mod isin;
 pub mod isin_search;
 pub mod lei;
 pub mod locator;
+pub mod mic;
 pub mod named_choices;
 pub mod password;
 pub mod pause;

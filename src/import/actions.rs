@@ -211,6 +211,9 @@ fn delete_some_records(conn: &mut DbConnection, id: SourceId, has_names: bool) -
     if has_names && !isins.is_empty() {
         isin_index::refresh_names(conn, &isins)?;
     }
+    if !isins.is_empty() {
+        isin_index::refresh_codes(conn, &isins)?;
+    }
     Ok(isins.len())
 }
 

@@ -232,6 +232,10 @@ fn refresh_browsing(
             }
             refresh_names_of(conn, &tally.silent)?;
         }
+        // The code index of the CFI and venue filters, for every format: the ISINs the run
+        // changed (a new CFI code or venue is a change) and those written without a change row.
+        refresh_codes_of_run(conn, run_id, generation)?;
+        refresh_codes_of(conn, &tally.silent)?;
         Ok(())
     })();
     if let Err(error) = result {
@@ -282,6 +286,48 @@ fn refresh_names_paced(conn: &mut DbConnection, isins: &[String], chunk: i64) ->
     write_transaction(conn, |c| isin_index::refresh_names(c, isins))
         .context("Failed to update the name index")?;
     Ok(apply::pace(conn, started.elapsed(), chunk))
+}
+
+/// Rewrites the code index of the ISINs run `run_id` changed in `generation`, a chunk per short
+/// transaction.
+fn refresh_codes_of_run(conn: &mut DbConnection, run_id: RunId, generation: i64) -> anyhow::Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let batch = isin_record::changes_of_run(conn, run_id, generation, after.as_deref(), CHUNK)
+            .context("Failed to read the changes")?;
+        let Some((last, _)) = batch.last() else { return Ok(()) };
+        after = Some(last.clone());
+        let isins: Vec<String> = batch.into_iter().map(|(isin, _)| isin).collect();
+        refresh_codes_of(conn, &isins)?;
+    }
+}
+
+/// Rewrites the code index of `isins`, a chunk per short transaction.
+fn refresh_codes_of(conn: &mut DbConnection, isins: &[String]) -> anyhow::Result<()> {
+    for chunk in isins.chunks(usize::try_from(CHUNK).unwrap_or(usize::MAX)) {
+        write_transaction(conn, |c| isin_index::refresh_codes(c, chunk))
+            .context("Failed to update the code index")?;
+    }
+    Ok(())
+}
+
+/// Fills the code index from every ISIN's records (once, when the migration that adds it has
+/// run on a database that already had ISINs).
+pub fn rebuild_codes(conn: &mut DbConnection) -> anyhow::Result<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let isins =
+            isin_index::isins_after(conn, after.as_deref(), CHUNK).context("Failed to read the ISINs")?;
+        let Some(last) = isins.last() else { return Ok(()) };
+        after = Some(last.clone());
+        refresh_codes_of(conn, &isins)?;
+    }
+}
+
+/// Whether the migrations just applied (their names) added the code index, so that
+/// [`rebuild_codes`] has to fill it.
+pub fn codes_index_added(applied: &[String]) -> bool {
+    applied.iter().any(|name| name.contains("_decoded_codes"))
 }
 
 /// Rebuilds the per-country counts and the name index from every source's records (once,

@@ -1,6 +1,7 @@
 //! Keeps the ISIN browser's derived tables up to date as imports publish and sources go: the
-//! per-source, per-country counts (`isin_stats`) and the name index (`isin_names`, and
-//! `isin_name_words` on PostgreSQL).
+//! per-source, per-country counts (`isin_stats`), the name index (`isin_names`, and
+//! `isin_name_words` on PostgreSQL), and the code index of the CFI and venue filters
+//! (`isin_codes`).
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,10 +9,12 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 
 use crate::db::DbConnection;
-use crate::db::schema::{isin_names, isin_records, isin_stats};
+use crate::db::schema::{isin_codes, isin_names, isin_records, isin_stats, isins};
 use crate::domain::SourceId;
 use crate::domain::isin_search::index_words;
-use crate::models::isin_browse::{CountryCount, IN_LIST_CHUNK, SourceInfo, name_rowid, sources, visible_at};
+use crate::models::isin_browse::{
+    CountryCount, IN_LIST_CHUNK, SourceInfo, code_keys, name_rowid, sources, visible_at,
+};
 
 #[derive(QueryableByName)]
 struct Counted {
@@ -243,4 +246,65 @@ pub fn refresh_names(conn: &mut DbConnection, isins: &[String]) -> QueryResult<(
         }
     }
     Ok(())
+}
+
+/// Rewrites the code index (`isin_codes`: CFI category, CFI category and group, venue) of
+/// `isins` from the records every source shows now. Call it in a write transaction, as
+/// [`refresh_names`].
+pub fn refresh_codes(conn: &mut DbConnection, isins: &[String]) -> QueryResult<()> {
+    let sources = sources(conn)?;
+    let generation: HashMap<SourceId, i64> = sources.iter().map(|s| (s.id, s.generation)).collect();
+    for chunk in isins.chunks(IN_LIST_CHUNK) {
+        type Coded = (String, SourceId, i64, Option<i64>, Option<String>, Option<String>);
+        let found: Vec<Coded> = isin_records::table
+            .filter(isin_records::isin.eq_any(chunk))
+            .select((
+                isin_records::isin,
+                isin_records::source_id,
+                isin_records::since_gen,
+                isin_records::until_gen,
+                isin_records::cfi,
+                isin_records::listings,
+            ))
+            .load(conn)?;
+        // In (code, ISIN) order, each pair once.
+        let mut pairs: Vec<(String, String)> = Vec::new();
+        for (isin, source_id, since_gen, until_gen, cfi, listings) in found {
+            let shown = generation.get(&source_id).is_some_and(|&g| visible_at(since_gen, until_gen, g));
+            if shown {
+                pairs.extend(
+                    code_keys(cfi.as_deref(), listings.as_deref())
+                        .into_iter()
+                        .map(|code| (code, isin.clone())),
+                );
+            }
+        }
+        pairs.sort_unstable();
+        pairs.dedup();
+        diesel::delete(isin_codes::table.filter(isin_codes::isin.eq_any(chunk))).execute(conn)?;
+        for rows in pairs.chunks(IN_LIST_CHUNK) {
+            let values: Vec<_> = rows
+                .iter()
+                .map(|(code, isin)| (isin_codes::code.eq(code), isin_codes::isin.eq(isin)))
+                .collect();
+            match conn {
+                DbConnection::Sqlite(lite) => {
+                    diesel::insert_into(isin_codes::table).values(&values).execute(lite)?;
+                }
+                DbConnection::Postgresql(pg) => {
+                    diesel::insert_into(isin_codes::table).values(&values).execute(pg)?;
+                }
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Up to `limit` ISINs after `after`, in key order (rebuilding the code index in chunks).
+pub fn isins_after(conn: &mut DbConnection, after: Option<&str>, limit: i64) -> QueryResult<Vec<String>> {
+    let mut query = isins::table.select(isins::isin).order(isins::isin.asc()).limit(limit).into_boxed();
+    if let Some(after) = after {
+        query = query.filter(isins::isin.gt(after.to_owned()));
+    }
+    query.load(conn)
 }

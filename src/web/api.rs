@@ -15,7 +15,10 @@ use serde_json::json;
 
 use crate::auth::CurrentUser;
 use crate::browse::{self, feed};
+use crate::domain::cfi::{Cfi, Meaning};
+use crate::domain::country::prefix_name;
 use crate::domain::feed_cursor::FeedCursor;
+use crate::domain::mic;
 use crate::domain::{ChangeKind, Role, RunId, RunStatus, ScheduleId, SourceId, Trigger, WorkerName};
 use crate::models::isin_browse::provenance::RecordProvenance;
 use crate::models::isin_browse::{self, Total};
@@ -218,6 +221,107 @@ struct IsinDetailOut {
     changes: Vec<ChangeOut>,
     /// Where each value of each source's record came from.
     provenance: Vec<RecordProvenance>,
+    decoded: DecodedOut,
+}
+
+/// The ISIN's codes decoded: its prefix's country, its CFI codes, its venues.
+#[derive(Serialize)]
+struct DecodedOut {
+    country: CountryOut,
+    cfi: Vec<CfiOut>,
+    venues: Vec<VenueOut>,
+    /// The date of the MIC list the venues were read from.
+    mic_list: &'static str,
+}
+
+#[derive(Serialize)]
+struct CountryOut {
+    prefix: String,
+    name: Option<String>,
+}
+
+#[derive(Serialize)]
+struct CfiOut {
+    code: String,
+    label: String,
+    undefined: bool,
+    category: Option<&'static str>,
+    group: Option<&'static str>,
+    attributes: Vec<CfiAttributeOut>,
+}
+
+#[derive(Serialize)]
+struct CfiAttributeOut {
+    name: &'static str,
+    letter: char,
+    meaning: &'static str,
+}
+
+#[derive(Serialize)]
+struct VenueOut {
+    mic: String,
+    known: bool,
+    name: Option<&'static str>,
+    operating_mic: Option<&'static str>,
+    country: Option<&'static str>,
+    country_name: Option<String>,
+    status: Option<&'static str>,
+}
+
+impl DecodedOut {
+    fn new(row: &isin_browse::IsinRow) -> Self {
+        let defined = |meaning: &Meaning| match meaning {
+            Meaning::Defined(text) => Some(*text),
+            _ => None,
+        };
+        let cfi = row
+            .cfis()
+            .into_iter()
+            .filter_map(Cfi::decode)
+            .map(|cfi| CfiOut {
+                label: cfi.label(),
+                undefined: cfi.undefined(),
+                category: defined(&cfi.category),
+                group: defined(&cfi.group),
+                attributes: cfi
+                    .attributes
+                    .iter()
+                    .map(|a| CfiAttributeOut { name: a.name, letter: a.letter, meaning: a.meaning.text() })
+                    .collect(),
+                code: cfi.code,
+            })
+            .collect();
+        let mut mics: Vec<String> = Vec::new();
+        for record in &row.records {
+            for venue in isin_browse::venues_of(record.listings.as_deref()) {
+                if !mics.contains(&venue) {
+                    mics.push(venue);
+                }
+            }
+        }
+        let venues = mics
+            .into_iter()
+            .map(|code| {
+                let found = mic::venue(&code);
+                VenueOut {
+                    known: found.is_some(),
+                    name: found.map(|v| v.name.as_str()),
+                    operating_mic: found.map(|v| v.operating_mic.as_str()),
+                    country: found.map(|v| v.country.as_str()),
+                    country_name: found.and_then(|v| prefix_name(&v.country)),
+                    status: found.map(|v| v.status.as_str()),
+                    mic: code,
+                }
+            })
+            .collect();
+        let prefix = row.isin.get(..2).unwrap_or_default().to_owned();
+        DecodedOut {
+            country: CountryOut { name: prefix_name(&prefix), prefix },
+            cfi,
+            venues,
+            mic_list: mic::snapshot_date(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -258,6 +362,7 @@ pub async fn get_isin(state: web::Data<AppState>, isin: web::Path<String>) -> Re
         isin: IsinOut::new(&detail.row, &detail.sources),
         changes,
         provenance: detail.provenance,
+        decoded: DecodedOut::new(&detail.row),
     }))
 }
 

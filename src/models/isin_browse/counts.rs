@@ -54,6 +54,8 @@ pub fn count(
 fn estimate(conn: &mut DbConnection, filter: &IsinFilter, prefix: Option<&str>) -> QueryResult<Option<u64>> {
     if filter.search.as_ref().is_some_and(|s| !matches!(s, IsinSearch::Prefix(p) if p.len() <= 2))
         || filter.changes.is_some()
+        || filter.cfi.is_some()
+        || filter.venue.is_some()
         || filter.active == Some(false)
     {
         return Ok(None);

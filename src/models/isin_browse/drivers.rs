@@ -1,6 +1,7 @@
 //! The list's drivers: the ordered indexes that yield candidate ISINs in key order (the `isins`
-//! key, a source's records, an LEI, the name index, a run's changes), the key bounds a page
-//! reads them within, and the bounded probe that counts a driver's candidates.
+//! key, a source's records, an LEI, the name index, a run's changes, the code index of CFI
+//! categories, groups and venues), the key bounds a page reads them within, and the bounded
+//! probe that counts a driver's candidates.
 
 use std::sync::Arc;
 
@@ -10,7 +11,7 @@ use diesel::sql_types::{Array, BigInt, Text};
 use super::names::{IsinText, RowidRow, bump, fts_query, isin_of_rowid, padded_rowid};
 use super::{ChangeFilter, Direction, IsinFilter};
 use crate::db::DbConnection;
-use crate::db::schema::{isin_changes, isin_leis, isin_records, isins};
+use crate::db::schema::{isin_changes, isin_codes, isin_leis, isin_records, isins};
 use crate::domain::SourceId;
 
 /// Where candidates come from, in key order.
@@ -27,6 +28,11 @@ pub(super) enum Driver {
     Words(Vec<String>, Option<Arc<[String]>>),
     /// ISINs changed by these runs.
     Changes(ChangeFilter),
+    /// ISINs with a record of this CFI category or group, or on this venue: a key of the code
+    /// index (`cfi:E`, `cfi:ES`, `mic:XETR`; see [`super::code_keys`]). A filter on a rare
+    /// category or venue is read from its own few rows here rather than found by checking
+    /// every ISIN's records, which would leave page after page empty at [`super::SCAN_LIMIT`].
+    Code(String),
 }
 
 /// Key bounds of a read: inclusive `lo` and exclusive `hi` from the prefix, and the cursor.
@@ -108,6 +114,10 @@ pub(super) fn read_driver(
         Driver::Lei(lei) => keyed!(
             isin_leis::table.filter(isin_leis::lei.eq(lei.clone())).select(isin_leis::isin).into_boxed(),
             isin_leis::isin
+        ),
+        Driver::Code(code) => keyed!(
+            isin_codes::table.filter(isin_codes::code.eq(code.clone())).select(isin_codes::isin).into_boxed(),
+            isin_codes::isin
         ),
         Driver::Changes(changes) => {
             // One key range per run, merged: each is a range of the (run_id, isin) key.
@@ -262,6 +272,7 @@ pub(super) fn drivers(filter: &IsinFilter) -> Vec<Driver> {
     if let Some(words) = filter.words() {
         drivers.push(Driver::Words(words.to_vec(), None));
     }
+    drivers.extend(filter.codes().into_iter().map(Driver::Code));
     if let Some(source_id) = filter.source_id {
         drivers.push(Driver::Source(source_id));
     }

@@ -26,7 +26,9 @@ pub use rows::load_rows;
 
 use crate::db::DbConnection;
 use crate::db::schema::{isin_changes, sources};
+use crate::domain::cfi::CfiFilter;
 use crate::domain::isin_search::IsinSearch;
+use crate::domain::mic::MicFilter;
 use crate::domain::{ChangeKind, RunId, SourceId};
 
 /// Candidates one page may look at before it stops and offers to go on.
@@ -160,6 +162,10 @@ pub struct IsinFilter {
     /// Listed now by some source (`true`) or by none (`false`).
     pub active: Option<bool>,
     pub changes: Option<ChangeFilter>,
+    /// A CFI category or category and group of some record.
+    pub cfi: Option<CfiFilter>,
+    /// A venue (MIC) some record lists the ISIN on.
+    pub venue: Option<MicFilter>,
 }
 
 impl IsinFilter {
@@ -177,6 +183,22 @@ impl IsinFilter {
         }
     }
 
+    /// The code index's key of each code filter (see [`code_keys`]).
+    fn codes(&self) -> Vec<String> {
+        let cfi = self.cfi.iter().map(|cfi| format!("cfi:{}", cfi.as_str()));
+        cfi.chain(self.venue.iter().map(|mic| format!("mic:{}", mic.as_str()))).collect()
+    }
+
+    /// Whether a row passes the code filters (checked on the records it shows).
+    fn codes_match(&self, row: &IsinRow) -> bool {
+        self.cfi
+            .as_ref()
+            .is_none_or(|cfi| row.records.iter().any(|r| r.cfi.as_deref().is_some_and(|c| cfi.matches(c))))
+            && self.venue.as_ref().is_none_or(|mic| {
+                row.records.iter().any(|r| venues_of(r.listings.as_deref()).iter().any(|v| v == mic.as_str()))
+            })
+    }
+
     fn words(&self) -> Option<&[String]> {
         match &self.search {
             Some(IsinSearch::Words(words)) => Some(words),
@@ -190,6 +212,31 @@ impl IsinFilter {
             _ => None,
         }
     }
+}
+
+/// The venues (MICs) of a record's listings JSON, each once.
+pub fn venues_of(listings: Option<&str>) -> Vec<String> {
+    let parsed: Vec<serde_json::Value> =
+        listings.and_then(|text| serde_json::from_str(text).ok()).unwrap_or_default();
+    let mut venues: Vec<String> = Vec::new();
+    for venue in parsed.iter().filter_map(|listing| listing.get("venue")?.as_str()) {
+        if !venues.iter().any(|v| v == venue) {
+            venues.push(venue.to_owned());
+        }
+    }
+    venues
+}
+
+/// The code index's keys of a record (`isin_codes`): `cfi:E` and `cfi:ES` for a six-letter CFI
+/// code `ES….`, `mic:XETR` for each venue of its listings.
+pub fn code_keys(cfi: Option<&str>, listings: Option<&str>) -> Vec<String> {
+    let mut keys = Vec::new();
+    if let Some(cfi) = cfi.filter(|c| c.len() == 6 && c.bytes().all(|b| b.is_ascii_uppercase())) {
+        keys.push(format!("cfi:{}", &cfi[..1]));
+        keys.push(format!("cfi:{}", &cfi[..2]));
+    }
+    keys.extend(venues_of(listings).into_iter().map(|mic| format!("mic:{mic}")));
+    keys
 }
 
 /// Which way a page goes from its cursor.

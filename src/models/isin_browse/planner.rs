@@ -64,6 +64,10 @@ impl Checks<'_> {
             || (f.lei().is_some() && !matches!(self.driver, Driver::Lei(_)))
             || (f.words().is_some() && !matches!(self.driver, Driver::Words(..)))
             || (f.changes.is_some() && !matches!(self.driver, Driver::Changes(_)))
+            // Code filters are always checked on the records shown: the code index is
+            // rewritten just after a publish, so for a moment it may lag behind them.
+            || f.cfi.is_some()
+            || f.venue.is_some()
             // A source's or an LEI's driver also finds records that are not visible.
             || matches!(self.driver, Driver::Source(_) | Driver::Lei(_))
     }
@@ -95,6 +99,7 @@ impl Checks<'_> {
                     && f.lei().is_none_or(|lei| row.records.iter().any(|r| r.lei.as_deref() == Some(lei)))
                     && named.as_ref().is_none_or(|set| set.contains(&row.isin))
                     && changed.as_ref().is_none_or(|set| set.contains(&row.isin))
+                    && f.codes_match(row)
             })
             .collect())
     }

@@ -14,7 +14,10 @@ use serde::Deserialize;
 
 use crate::browse::{self, IsinDetail, Listed};
 use crate::domain::ChangeKind;
+use crate::domain::cfi::{self, Cfi};
+use crate::domain::country::prefix_name;
 use crate::domain::isin_search::IsinSearch;
+use crate::domain::mic;
 use crate::domain::{Isin, IsinError, SourceId};
 use crate::models::isin_browse::provenance::RecordProvenance;
 use crate::models::isin_browse::{self, ChangeOfIsin, IsinRow, SourceInfo, Total};
@@ -41,9 +44,85 @@ struct ListTemplate {
     listed: Listed,
     search: Option<String>,
     kinds: &'static [&'static str],
+    /// The country facet: each prefix the sources list, with its name.
+    countries: Vec<CountryFacet>,
+    categories: &'static [cfi::Category],
+}
+
+/// A country the sources list ISINs of, for the list's country filter.
+pub struct CountryFacet {
+    pub prefix: String,
+    /// "DE: Germany".
+    pub label: String,
+    /// Active records of the source that lists most of them.
+    pub active: String,
+}
+
+/// The prefixes the per-country counts know, in prefix order, each with its name.
+fn country_facets(counts: Vec<isin_browse::CountryCount>) -> Vec<CountryFacet> {
+    let mut most: std::collections::BTreeMap<String, i64> = std::collections::BTreeMap::new();
+    for row in counts {
+        let entry = most.entry(row.country).or_default();
+        *entry = (*entry).max(row.active);
+    }
+    most.into_iter()
+        .map(|(prefix, active)| CountryFacet {
+            label: country_name(&prefix),
+            active: thousands(u64::try_from(active).unwrap_or(0)),
+            prefix,
+        })
+        .collect()
+}
+
+/// A CFI code decoded for a page: "Equities · common/ordinary shares · …", with
+/// " (undefined combination)" after a code with a letter the standard does not define.
+pub fn cfi_title(code: &str) -> String {
+    match Cfi::decode(code) {
+        Some(cfi) if cfi.undefined() => format!("{} (undefined combination)", cfi.label()),
+        Some(cfi) => cfi.label(),
+        None => "not a CFI code (six letters)".to_owned(),
+    }
+}
+
+/// A venue for a page: "XETRA · operating MIC XETR · DE: Germany", or that the MIC list does
+/// not have it.
+pub fn venue_text(mic: &str) -> String {
+    match mic::venue(mic) {
+        Some(venue) => format!(
+            "{}{} · operating MIC {} · {}",
+            venue.name,
+            if venue.expired() { " (expired MIC)" } else { "" },
+            venue.operating_mic,
+            country_name(&venue.country)
+        ),
+        None => format!("not in the ISO 10383 MIC list of {}", mic::snapshot_date()),
+    }
 }
 
 impl ListTemplate {
+    fn cfi_title(&self, code: &str) -> String {
+        cfi_title(code)
+    }
+
+    /// Whether the CFI filter asks for `key` ("E", "ES").
+    fn cfi_asked(&self, key: &str) -> bool {
+        self.query.cfi.trim().eq_ignore_ascii_case(key)
+    }
+
+    fn cfi_undefined(&self, code: &str) -> bool {
+        Cfi::decode(code).is_none_or(|cfi| cfi.undefined())
+    }
+
+    fn prefix_name(&self, prefix: &str) -> String {
+        prefix_name(prefix).unwrap_or_else(|| "unknown prefix".to_owned())
+    }
+
+    /// The name of the country filter's prefix, if it has one.
+    fn asked_country(&self) -> Option<String> {
+        let asked = self.query.country.trim().to_ascii_uppercase();
+        prefix_name(&asked).map(|name| format!("{asked}: {name}"))
+    }
+
     fn source_name(&self, id: &SourceId) -> &str {
         source_name(&self.sources, *id)
     }
@@ -100,14 +179,15 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
     let asked = query.clone();
-    let (sources, listed, errors, search) = state
+    let (sources, listed, errors, search, countries) = state
         .db(move |conn| {
             let mut errors = FormErrors::default();
             let filter = browse::resolve(conn, asked.to_filter(&mut errors))?;
             let cursor = asked.cursor(&mut errors);
             let sources = isin_browse::sources(conn)?;
             let listed = browse::list_page(conn, &sources, &filter, asked.sort(), cursor, PAGE_SIZE)?;
-            Ok((sources, listed, errors, filter.search.as_ref().map(IsinSearch::describe)))
+            let countries = country_facets(isin_browse::country_counts(conn)?);
+            Ok((sources, listed, errors, filter.search.as_ref().map(IsinSearch::describe), countries))
         })
         .await?;
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -121,6 +201,8 @@ pub async fn list(
             listed,
             search,
             kinds: ChangeKind::NAMES,
+            countries,
+            categories: cfi::CATEGORIES,
         },
     )
 }
@@ -152,19 +234,7 @@ fn validity(raw: &str) -> Validity {
 
 /// "DE" → "DE: Germany"; special prefixes say what they are.
 pub fn country_name(prefix: &str) -> String {
-    let special = match prefix {
-        "XS" => Some("international securities (Euroclear / Clearstream)"),
-        "EU" => Some("European Union instruments"),
-        "XA" | "XB" | "XC" | "XD" | "XF" | "QS" | "QT" | "QW" | "EZ" => Some("special-purpose prefix"),
-        _ => None,
-    };
-    let name = special
-        .map(str::to_owned)
-        .or_else(|| celes::Country::from_alpha2(prefix).ok().map(|c| c.long_name.to_owned()));
-    match name {
-        Some(name) => format!("{prefix}: {name}"),
-        None => prefix.to_owned(),
-    }
+    crate::domain::country::prefix_with_name(prefix)
 }
 
 /// One listing line, parsed from a record's JSON for its page.
@@ -223,6 +293,14 @@ struct DetailTemplate {
 impl DetailTemplate {
     fn source_name(&self, id: &SourceId) -> &str {
         source_name(&self.sources, *id)
+    }
+
+    fn cfi(&self, code: &str) -> Option<Cfi> {
+        Cfi::decode(code)
+    }
+
+    fn venue_text(&self, mic: &str) -> String {
+        venue_text(mic)
     }
 
     fn listings(&self, json: &Option<String>) -> Vec<ListingView> {

@@ -6,7 +6,9 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use crate::browse::{AskedFilter, Sort};
+use crate::domain::cfi::CfiFilter;
 use crate::domain::isin_search::IsinSearch;
+use crate::domain::mic::MicFilter;
 use crate::domain::{ChangeKind, RunId};
 use crate::models::isin_browse::{ChangeFilter, Direction, IsinFilter};
 use crate::web::forms::{FormErrors, filter_query};
@@ -34,6 +36,12 @@ pub struct ListQuery {
     /// `YYYY-MM-DD`: ISINs imports have added, removed or changed since that day (UTC).
     #[serde(default)]
     pub since: String,
+    /// A CFI category (`E`) or category and group (`ES`).
+    #[serde(default)]
+    pub cfi: String,
+    /// A venue's MIC (`XETR`).
+    #[serde(default)]
+    pub venue: String,
     /// Sort: empty for ISIN, `name`, `first_seen` or `last_seen` (`-` before it: descending).
     #[serde(default)]
     pub o: String,
@@ -91,7 +99,23 @@ impl ListQuery {
         };
         let changes = (run_id.is_some() || since.is_some())
             .then(|| ChangeFilter { run_ids: run_id.into_iter().collect(), kind });
-        let filter = IsinFilter { search: IsinSearch::parse(&self.q), country, source_id, active, changes };
+        let cfi = match self.cfi.trim() {
+            "" => None,
+            raw => CfiFilter::parse(raw).map_err(|e| errors.add("cfi", e.to_string())).ok(),
+        };
+        let venue = match self.venue.trim() {
+            "" => None,
+            raw => MicFilter::parse(raw).map_err(|e| errors.add("venue", e.to_string())).ok(),
+        };
+        let filter = IsinFilter {
+            search: IsinSearch::parse(&self.q),
+            country,
+            source_id,
+            active,
+            changes,
+            cfi,
+            venue,
+        };
         AskedFilter { filter, changed_since: if run_id.is_none() { since } else { None } }
     }
 
@@ -116,6 +140,8 @@ impl ListQuery {
             ("run", self.run.trim()),
             ("change", self.change.trim()),
             ("since", self.since.trim()),
+            ("cfi", self.cfi.trim()),
+            ("venue", self.venue.trim()),
         ])
         .finish()
     }

@@ -1,0 +1,1 @@
+DROP TABLE isin_codes;
