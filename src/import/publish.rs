@@ -15,6 +15,7 @@ use super::{
 };
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::RunId;
+use crate::domain::quality_gates::QualityGates;
 use crate::models::isin_index;
 use crate::models::isin_record::{self, LeiIsin};
 use crate::models::publication::{self, NewPublication};
@@ -40,6 +41,9 @@ pub(super) struct Origin<'a> {
     pub sha256: &'a str,
     /// Their `applied_at` is set to the moment of the publish.
     pub files: Vec<NewSourceFile>,
+    /// The source's quality gates, when the import is judged by them before it publishes
+    /// (a broken one quarantines it: see `quarantine`).
+    pub gates: Option<QualityGates>,
 }
 
 impl<'a> Origin<'a> {
@@ -50,6 +54,7 @@ impl<'a> Origin<'a> {
             last_modified: content.last_modified.as_deref(),
             sha256: &content.sha256,
             files: Vec::new(),
+            gates: None,
         }
     }
 }
@@ -109,6 +114,21 @@ pub(super) fn publish(
     let active = source.active_isins + count(stats.added) - count(stats.removed);
     let inactive =
         source.inactive_isins - count(tally.returned) + count(stats.removed) + count(tally.new_inactive);
+    if let Some(gates) = origin.gates.as_ref().filter(|gates| !gates.is_empty()) {
+        let broken = super::quarantine::judge(conn, import, gates, &stats, active)?;
+        if !broken.is_empty() {
+            return super::quarantine::hold(
+                conn,
+                import,
+                origin,
+                stats,
+                tally,
+                (active, inactive),
+                broken,
+                started,
+            );
+        }
+    }
     let mut files = origin.files;
     let published = write_transaction(conn, |c| {
         let published = source::publish(
@@ -200,7 +220,7 @@ fn write_lei_pairs(
 /// with the publish. The import has published by then, so a failure here does not fail it: it
 /// is logged and the run's log says so; the next import that changes those ISINs, or
 /// [`rebuild_browsing`], mends it.
-fn refresh_browsing(
+pub(super) fn refresh_browsing(
     conn: &mut DbConnection,
     source: &Source,
     format: Format,
