@@ -32,6 +32,9 @@ on_both_backends!(
     gates_are_source_settings_with_field_errors_and_kept_as_code,
 );
 
+/// What the file server serves, and how many requests it answered.
+type Served = (Arc<Mutex<Vec<u8>>>, Arc<AtomicUsize>);
+
 /// A file server with one file at `/isins.csv` that the test replaces, counting requests.
 struct FileServer {
     url: String,
@@ -48,7 +51,7 @@ impl FileServer {
             let state = (Arc::clone(&served), Arc::clone(&counted));
             App::new().app_data(web::Data::new(state)).route(
                 "/isins.csv",
-                web::get().to(|state: web::Data<(Arc<Mutex<Vec<u8>>>, Arc<AtomicUsize>)>| async move {
+                web::get().to(|state: web::Data<Served>| async move {
                     state.1.fetch_add(1, Ordering::SeqCst);
                     let body = state.0.lock().unwrap().clone();
                     HttpResponse::Ok().body(body)
