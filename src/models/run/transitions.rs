@@ -488,7 +488,7 @@ mod tests {
         for transition in RunTransition::ALL {
             assert!(!transition.sources().is_empty(), "{transition:?}");
             for from in transition.sources() {
-                assert!(from.is_active(), "{transition:?} starts from a final status");
+                assert!(!from.is_final(), "{transition:?} starts from a final status");
                 assert!(from.can_become(transition.target()), "{transition:?}");
             }
         }
