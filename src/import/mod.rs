@@ -6,7 +6,9 @@
 //! Whatever happens before the publish (an error, a cancel, a killed process) leaves what people
 //! see exactly as it was: the next generation is invisible until published, and what a broken
 //! import wrote is taken back by that import or, if it died, by the next one. Only one import
-//! per source runs at a time (a lock on the source row).
+//! per source runs at a time (a lock on the source row). An import that breaks one of the
+//! source's quality gates is kept written but unpublished until someone decides (see
+//! [`quarantine`]); meanwhile the source's other imports are refused.
 //!
 //! A publisher's files that come as units — a multi-part full set, a day's delta — are imported
 //! one unit at a time by [`import_unit`] (see `units`).
