@@ -232,6 +232,7 @@ fn seed_source(
         enabled: true,
         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
         locator: locator.to_json(),
+        quality_gates: "{}".to_owned(),
     };
     source::insert(conn, &NewSource::new(settings, None))
         .with_context(|| format!("Failed to create the source “{name}”"))

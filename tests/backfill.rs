@@ -64,6 +64,7 @@ fn firds_source(conn: &mut DbConnection, server: &PublisherServer, name: &str) -
         enabled: true,
         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
         locator: locator.to_json(),
+        quality_gates: "{}".to_owned(),
     };
     source::insert(conn, &NewSource::new(settings, None)).unwrap().id
 }
@@ -514,6 +515,7 @@ async fn backfill_mistakes_are_shown_beside_their_fields_and_sources_without_dat
                 enabled: true,
                 max_shrink_percent: 20,
                 locator: Locator::Url {}.to_json(),
+                quality_gates: "{}".to_owned(),
             };
             (firds, source::insert(conn, &NewSource::new(settings, None)).unwrap().id)
         })

@@ -587,6 +587,7 @@ async fn an_operator_previews_a_backfill_of_five_delta_days_creates_the_runs_and
                 enabled: true,
                 max_shrink_percent: 20,
                 locator: locator.to_json(),
+                quality_gates: "{}".to_owned(),
             };
             let new = isinbeat::models::source::NewSource::new(settings, None);
             isinbeat::models::source::insert(conn, &new).unwrap().id
@@ -973,5 +974,90 @@ async fn a_person_logs_in_and_pauses_a_schedule_with_the_keyboard_alone() {
     press(&client, &Key::Enter).await;
     let row = wait_for_text(&client, "#schedules tbody tr", "daily-isins").await;
     assert!(row.contains("paused by admin: upstream outage, OPS-123"), "{row}");
+    client.close().await.unwrap();
+}
+
+/// Logs in through the form as `username`, and waits for the dashboard.
+async fn log_in_as(client: &Client, address: &str, username: &str, password: &str) {
+    client.goto(&format!("{address}/login")).await.unwrap();
+    client.find(Locator::Id("id_username")).await.unwrap().send_keys(username).await.unwrap();
+    client.find(Locator::Id("id_password")).await.unwrap().send_keys(password).await.unwrap();
+    client.find(Locator::Css("button[type=submit]")).await.unwrap().click().await.unwrap();
+    let deadline = Instant::now() + Duration::from_secs(15);
+    while client.current_url().await.unwrap().path() != "/admin/" {
+        assert!(Instant::now() < deadline, "{username} did not reach the dashboard");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test]
+async fn an_import_quarantined_by_a_gate_is_published_by_a_second_operator_and_not_by_its_starter() {
+    let Some(chromedriver) = chromedriver_path() else { return };
+    let app = common::spawn_app_running(Backend::Sqlite).await.unwrap();
+    app.create_user("ava", "ava's long passphrase", isinbeat::domain::Role::Operator).await;
+    app.create_user("bob", "bob's long passphrase", isinbeat::domain::Role::Operator).await;
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("isins.csv");
+    std::fs::write(&file, common::gleif_csv((0..40).map(|i| (i, i / 10)))).unwrap();
+    // A source whose gate wants at least 1,000 rows: the file's 40 break it.
+    let url = url::Url::from_file_path(&file).unwrap().to_string();
+    let source_id = app
+        .query(move |conn| {
+            let settings = isinbeat::models::source::SourceChanges {
+                name: "gated".to_owned(),
+                url,
+                format: "gleif_isin_lei".to_owned(),
+                enabled: true,
+                max_shrink_percent: 20,
+                options: "{}".to_owned(),
+                quality_gates: r#"{"min_rows": 1000}"#.to_owned(),
+                ..isinbeat::models::source::SourceChanges::default()
+            };
+            let new = isinbeat::models::source::NewSource::new(settings, None);
+            isinbeat::models::source::insert(conn, &new).unwrap().id
+        })
+        .await;
+
+    // Ava starts the import; the gate quarantines it, and she may not publish it herself.
+    let (_driver, client) = start_driver(&chromedriver).await;
+    log_in_as(&client, &app.address, "ava", "ava's long passphrase").await;
+    client.goto(&format!("{}/admin/sources/{source_id}/", app.address)).await.unwrap();
+    client.wait().for_element(Locator::Css("#import-form button")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, "#run-page h1", "quarantined").await;
+    let gates = wait_for_text(&client, "#quarantine-gates", "Minimum valid rows").await;
+    assert!(gates.contains("1000") && gates.contains("40"), "limit and measured value: {gates}");
+    wait_for_text(&client, "#publish-own", "another operator, or an admin, must publish it").await;
+    assert!(client.find(Locator::Id("publish-form")).await.is_err(), "no Publish anyway for the starter");
+    screenshot(&client, "quarantined-own").await;
+    let run_url = client.current_url().await.unwrap();
+    client.goto(&format!("{}/admin/sources/{source_id}/", app.address)).await.unwrap();
+    wait_for_text(&client, "#source-quarantine", "Quarantined").await;
+    let active = app
+        .query(move |conn| isinbeat::models::source::find(conn, source_id).unwrap().unwrap().active_isins)
+        .await;
+    assert_eq!(active, 0, "nothing published");
+
+    // Bob publishes it with a reason.
+    client.delete_all_cookies().await.unwrap();
+    log_in_as(&client, &app.address, "bob", "bob's long passphrase").await;
+    client.goto(run_url.as_str()).await.unwrap();
+    client
+        .wait()
+        .for_element(Locator::Id("id_publish_reason"))
+        .await
+        .unwrap()
+        .send_keys("a small test list: 40 rows are expected")
+        .await
+        .unwrap();
+    client.find(Locator::Css("#publish-form button[type=submit]")).await.unwrap().click().await.unwrap();
+    wait_for_text(&client, ".flash-success", "was published").await;
+    wait_for_text(&client, "#run-page h1", "succeeded").await;
+    let decision = wait_for_text(&client, "#quarantine-decision", "Published after quarantine by bob").await;
+    assert!(decision.contains("40 rows are expected"), "{decision}");
+    screenshot(&client, "quarantine-published").await;
+    let active = app
+        .query(move |conn| isinbeat::models::source::find(conn, source_id).unwrap().unwrap().active_isins)
+        .await;
+    assert_eq!(active, 40, "published");
     client.close().await.unwrap();
 }

@@ -94,6 +94,7 @@ fn gleif_source(conn: &mut DbConnection, name: &str) -> SourceId {
         enabled: true,
         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
         locator: "{}".to_owned(),
+        quality_gates: "{}".to_owned(),
     };
     source::insert(conn, &NewSource::new(settings, None)).unwrap().id
 }

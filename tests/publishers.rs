@@ -65,6 +65,7 @@ async fn firds_source(app: &TestApp, server: &PublisherServer, format: &str) -> 
         enabled: true,
         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
         locator,
+        quality_gates: "{}".to_owned(),
     };
     app.query(move |conn| source::insert(conn, &NewSource::new(settings, None)).unwrap().id).await
 }

@@ -175,6 +175,7 @@ fn import_file(file: &Path, format: &str, args: &ImportArgs) -> anyhow::Result<b
                         enabled: true,
                         max_shrink_percent: source::DEFAULT_MAX_SHRINK_PERCENT,
                         locator: crate::domain::locator::Locator::default().to_json(),
+                        quality_gates: "{}".to_owned(),
                     },
                     None,
                 ),
@@ -214,6 +215,10 @@ fn import_file(file: &Path, format: &str, args: &ImportArgs) -> anyhow::Result<b
 
     download_isins::finish_foreground(&mut conn, run_id, &result, log.as_deref())?;
     match result {
+        Ok(stats) if stats.quarantine.is_some() => {
+            print_quarantined(&target.name, run_id, &stats);
+            Ok(false)
+        }
         Ok(stats) => {
             print_summary(&file.display().to_string(), &target.name, run_id, started.elapsed(), &stats);
             Ok(true)
@@ -224,6 +229,23 @@ fn import_file(file: &Path, format: &str, args: &ImportArgs) -> anyhow::Result<b
             Ok(false)
         }
     }
+}
+
+/// A quarantined import, on stderr: which gates broke; nothing was published.
+fn print_quarantined(source: &str, run_id: RunId, stats: &Stats) {
+    eprintln!(
+        "Import run #{run_id} into “{source}” broke a quality gate and is quarantined: nothing was published."
+    );
+    for broken in stats.quarantine.iter().flat_map(|held| &held.broken) {
+        let number = crate::domain::quality_gates::format_number;
+        eprintln!(
+            "  {}: limit {}, measured {}",
+            broken.gate.gate.label(),
+            number(broken.gate.limit),
+            number(broken.gate.measured)
+        );
+    }
+    eprintln!("Publish it anyway (another operator, or an admin) or discard it on the run's page.");
 }
 
 /// What an import did, on stdout; `what` names the file or the source and date.

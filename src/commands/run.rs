@@ -97,6 +97,13 @@ pub fn run(name: &str, now_flag: bool) -> anyhow::Result<bool> {
                 eprintln!("Run #{run_id} failed: {error}");
                 return Ok(false);
             }
+            Outcome::Quarantined => {
+                eprintln!(
+                    "Run #{run_id} broke a quality gate of its source: quarantined, nothing published. \
+                     Its page lists what broke; an operator may publish it anyway or discard it."
+                );
+                return Ok(false);
+            }
             Outcome::Cancelled => {
                 eprintln!("Run #{run_id} was cancelled.");
                 return Ok(false);

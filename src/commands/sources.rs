@@ -11,7 +11,9 @@
 //! `max_shrink_percent`, `options` (the format's options as a table, or their JSON text),
 //! `[source.locator]` (`kind` and that kind's settings) and `[source.freshness]` (the
 //! publisher's cadence, expected time, zone, grace and calendar; `cadence = "none"` when the
-//! source is not watched).
+//! source is not watched) and `[source.gates]` (the quality gates set: `min_rows`,
+//! `max_changed_percent`, `max_cfi_changed_percent`, `max_invalid_percent`,
+//! `min_lei_coverage_percent`; left out when none is).
 //!
 //! **Base URLs** are written out even when they are the publisher's: the source's `url` (the
 //! listing or page), and a locator's `files_base`. A locator without a files base follows the
@@ -38,6 +40,7 @@ use super::as_code::{self, Applied, KeyChange};
 use crate::db::DbConnection;
 use crate::domain::freshness::{Cadence, Freshness, weekday_name};
 use crate::domain::locator::{Locator, LocatorKind};
+use crate::domain::quality_gates::{GateKind, QualityGates};
 use crate::domain::{RunStatus, mask_url_secrets};
 use crate::import::actions::{self, Batch};
 use crate::import::source_settings::SourceInput;
@@ -81,6 +84,9 @@ pub struct Entry {
     pub locator: LocatorEntry,
     #[serde(default)]
     pub freshness: FreshnessEntry,
+    /// `[source.gates]`: the quality gates set (see `domain::quality_gates`).
+    #[serde(default, skip_serializing_if = "QualityGates::is_empty")]
+    pub gates: QualityGates,
 }
 
 /// `[source.locator]`: how a run finds its file(s). Only the keys of its kind may be given.
@@ -319,6 +325,7 @@ impl Entry {
             options,
             locator: LocatorEntry::from_locator(&locator, &settings.url, credentials),
             freshness: FreshnessEntry::from_settings(freshness),
+            gates: QualityGates::from_json(&settings.quality_gates).unwrap_or_default(),
         }
     }
 
@@ -375,6 +382,11 @@ impl Entry {
             closed_weekends: self.freshness.closed_weekends,
             closed_target2: self.freshness.closed_target2,
             closed_dates: closed_dates.join(","),
+            min_rows: self.gates.field(GateKind::MinRows),
+            max_changed_percent: self.gates.field(GateKind::MaxChangedPercent),
+            max_cfi_changed_percent: self.gates.field(GateKind::MaxCfiChangedPercent),
+            max_invalid_percent: self.gates.field(GateKind::MaxInvalidPercent),
+            min_lei_coverage_percent: self.gates.field(GateKind::MinLeiCoveragePercent),
         };
         if problems.is_empty() { Ok(input) } else { Err(problems) }
     }
@@ -421,6 +433,7 @@ fn file_key(field: &str) -> String {
             format!("locator.{field}")
         }
         "cadence_cron" => "freshness.cron".to_owned(),
+        gate if gate.parse::<GateKind>().is_ok() => format!("gates.{gate}"),
         "cadence" | "weekday" | "expected_at" | "time_zone" | "grace_minutes" | "closed_dates" => {
             format!("freshness.{field}")
         }
@@ -681,6 +694,7 @@ mod tests {
             enabled: false,
             max_shrink_percent: 35,
             locator: locator.to_json(),
+            quality_gates: "{}".to_owned(),
         };
         let freshness = Freshness::from_json(
             r#"{"cadence":"weekly","weekday":"sat","at":"07:30","time_zone":"Europe/Paris","grace_minutes":180,
@@ -703,6 +717,7 @@ mod tests {
             enabled: true,
             max_shrink_percent: 0,
             locator: Locator::UrlTemplate {}.to_json(),
+            quality_gates: "{}".to_owned(),
         };
         let cron = Freshness::from_json(
             r#"{"cadence":"cron","cron":"15 6 * * 1-5","at":"00:00","time_zone":"Europe/Berlin","grace_minutes":60,
@@ -721,6 +736,7 @@ mod tests {
                 files_base: url::Url::parse("https://files.example.org/mirror/").ok(),
             }
             .to_json(),
+            quality_gates: r#"{"min_rows":1000,"max_changed_percent":12.5}"#.to_owned(),
         };
         assert!(cron.is_watched() && firds_mirror().1.is_watched(), "the settings under test were read");
         for (settings, freshness) in [firds_mirror(), (csv, cron), (page, Freshness::default())] {
@@ -747,6 +763,7 @@ mod tests {
             enabled: true,
             max_shrink_percent: 20,
             locator: firds.to_json(),
+            quality_gates: "{}".to_owned(),
         };
         let entry = read_back(Entry::from_settings(&settings, &Freshness::default(), Credentials::Masked));
         assert_eq!(entry.locator.files_base.as_deref(), Some("https://firds.esma.europa.eu/"));

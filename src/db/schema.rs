@@ -320,6 +320,8 @@ diesel::table! {
         published_at -> Nullable<Timestamp>,
         stale_since -> Nullable<Timestamp>,
         stale_alerted_at -> Nullable<Timestamp>,
+        quality_gates -> Text,
+        quarantined_run_id -> Nullable<Int8>,
     }
 }
 

@@ -24,6 +24,7 @@ pub mod password;
 pub mod pause;
 pub mod policy;
 pub mod pool_name;
+pub mod quality_gates;
 pub mod queue_name;
 pub mod role;
 pub mod run_status;

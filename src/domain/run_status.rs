@@ -7,8 +7,8 @@
 
 use super::named_choices::named_choices;
 
-/// Where a run is in its life. `Waiting`, `Queued` and `Running` are active; every other status
-/// is final.
+/// Where a run is in its life. `Waiting`, `Queued` and `Running` are active; `Quarantined`
+/// has ended its work but waits for a person (publish or discard); every other status is final.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, diesel::AsExpression, diesel::FromSqlRow)]
 #[diesel(sql_type = diesel::sql_types::Text)]
 pub enum RunStatus {
@@ -29,6 +29,10 @@ pub enum RunStatus {
     /// Created, but not sent to a worker until the schedule's active run ends (overlap
     /// `queue_one`); then it is released: queued.
     Waiting,
+    /// Its import broke a quality gate of its source: the new generation is written but not
+    /// published until an operator publishes it anyway (→ `succeeded`) or discards it
+    /// (→ `cancelled`). Neither a success nor a failure.
+    Quarantined,
 }
 
 named_choices!(RunStatus {
@@ -41,6 +45,7 @@ named_choices!(RunStatus {
     Missed => "missed",
     Expired => "expired",
     Waiting => "waiting",
+    Quarantined => "quarantined",
 });
 
 impl RunStatus {
@@ -61,9 +66,10 @@ impl RunStatus {
     /// The statuses a run of a due occurrence may be recorded with but which never ran it.
     pub const NOT_RUN: &'static [RunStatus] = &[RunStatus::Missed, RunStatus::Skipped];
 
-    /// Whether the run has ended: nothing moves it any more.
+    /// Whether the run has ended: nothing moves it any more (a quarantined run still waits
+    /// for a person).
     pub fn is_final(self) -> bool {
-        !self.is_active()
+        !self.is_active() && self != RunStatus::Quarantined
     }
 
     /// Whether the run is waiting, queued or running.
@@ -97,6 +103,12 @@ pub enum RunTransition {
     Expire,
     /// A waiting run is sent to the queue: the run it waited for ended.
     Release,
+    /// The import broke a quality gate: written, not published.
+    Quarantine,
+    /// Someone published a quarantined import anyway.
+    PublishAnyway,
+    /// Someone discarded a quarantined import.
+    Discard,
 }
 
 impl RunTransition {
@@ -109,6 +121,9 @@ impl RunTransition {
         RunTransition::Stop,
         RunTransition::Expire,
         RunTransition::Release,
+        RunTransition::Quarantine,
+        RunTransition::PublishAnyway,
+        RunTransition::Discard,
     ];
 
     /// The statuses a run may have for this transition to apply.
@@ -117,9 +132,12 @@ impl RunTransition {
             RunTransition::Claim | RunTransition::Expire => &[RunStatus::Queued],
             RunTransition::Cancel => &[RunStatus::Queued, RunStatus::Waiting],
             RunTransition::Release => &[RunStatus::Waiting],
-            RunTransition::Succeed | RunTransition::Fail | RunTransition::Retry | RunTransition::Stop => {
-                &[RunStatus::Running]
-            }
+            RunTransition::Succeed
+            | RunTransition::Fail
+            | RunTransition::Retry
+            | RunTransition::Stop
+            | RunTransition::Quarantine => &[RunStatus::Running],
+            RunTransition::PublishAnyway | RunTransition::Discard => &[RunStatus::Quarantined],
         }
     }
 
@@ -127,10 +145,11 @@ impl RunTransition {
     pub fn target(self) -> RunStatus {
         match self {
             RunTransition::Claim => RunStatus::Running,
-            RunTransition::Succeed => RunStatus::Succeeded,
+            RunTransition::Succeed | RunTransition::PublishAnyway => RunStatus::Succeeded,
+            RunTransition::Quarantine => RunStatus::Quarantined,
             RunTransition::Fail => RunStatus::Failed,
             RunTransition::Retry | RunTransition::Release => RunStatus::Queued,
-            RunTransition::Cancel | RunTransition::Stop => RunStatus::Cancelled,
+            RunTransition::Cancel | RunTransition::Stop | RunTransition::Discard => RunStatus::Cancelled,
             RunTransition::Expire => RunStatus::Expired,
         }
     }
@@ -196,11 +215,15 @@ mod tests {
     }
 
     #[test]
-    fn only_waiting_queued_and_running_runs_move_and_final_ones_never_do() {
+    fn only_active_and_quarantined_runs_move_and_final_ones_never_do() {
         for from in RunStatus::ALL {
             let moves = RunStatus::ALL.iter().any(|to| from.can_become(*to));
-            assert_eq!(moves, from.is_active(), "{from}");
+            assert_eq!(moves, !from.is_final(), "{from}");
         }
+        assert!(!RunStatus::Quarantined.is_active(), "a quarantined run holds no worker and no overlap");
+        assert!(RunStatus::Quarantined.can_become(RunStatus::Succeeded), "published anyway");
+        assert!(RunStatus::Quarantined.can_become(RunStatus::Cancelled), "discarded");
+        assert!(!RunStatus::Quarantined.can_become(RunStatus::Queued), "never retried as such");
         assert!(RunStatus::Queued.can_become(RunStatus::Running));
         assert!(RunStatus::Running.can_become(RunStatus::Queued), "a retry queues the run again");
         assert!(!RunStatus::Queued.can_become(RunStatus::Succeeded));

@@ -45,6 +45,7 @@ fn diff(before: &SourceChanges, after: &SourceChanges) -> serde_json::Value {
         ("enabled", json!(before.enabled), json!(after.enabled)),
         ("max_shrink_percent", json!(before.max_shrink_percent), json!(after.max_shrink_percent)),
         ("locator", json!(old_locator), json!(new_locator)),
+        ("quality_gates", json!(before.quality_gates), json!(after.quality_gates)),
     ];
     let changed: serde_json::Map<String, serde_json::Value> = pairs
         .into_iter()

@@ -41,6 +41,14 @@ pub(super) fn lock_source(
     };
     let source =
         source::find(conn, source_id).context("Failed to read the source")?.context("The source is gone")?;
+    // A quarantined import is kept until someone publishes or discards it: no import of the
+    // source runs meanwhile (nor takes it back as a dead run's leftovers).
+    if let Some(quarantined) = source.quarantined_run_id
+        && quarantined != run_id
+    {
+        let _ = write_transaction(conn, |c| source::release_import_lock(c, source_id, run_id));
+        return Err(ImportError::Quarantined(quarantined));
+    }
     // Only what the dead run did not publish is taken back (its generation and later): a run
     // that imports several units may have published some of them before it died.
     if let Some(dead) = previous {
@@ -72,7 +80,7 @@ pub(super) fn finish_locked(conn: &mut DbConnection, import: &Import<'_>, succee
 
 /// Takes back everything run `run_id` wrote for `source` and did not publish. Returns how many
 /// records it took back (changed or not).
-fn undo(conn: &mut DbConnection, source: &Source, run_id: RunId) -> anyhow::Result<usize> {
+pub(super) fn undo(conn: &mut DbConnection, source: &Source, run_id: RunId) -> anyhow::Result<usize> {
     let next = source.generation + 1;
     let mut undone = 0;
     loop {

@@ -6,7 +6,9 @@
 //! Whatever happens before the publish (an error, a cancel, a killed process) leaves what people
 //! see exactly as it was: the next generation is invisible until published, and what a broken
 //! import wrote is taken back by that import or, if it died, by the next one. Only one import
-//! per source runs at a time (a lock on the source row).
+//! per source runs at a time (a lock on the source row). An import that breaks one of the
+//! source's quality gates is kept written but unpublished until someone decides (see
+//! [`quarantine`]); meanwhile the source's other imports are refused.
 //!
 //! A publisher's files that come as units — a multi-part full set, a day's delta — are imported
 //! one unit at a time by [`import_unit`] (see `units`).
@@ -20,6 +22,7 @@ mod lock;
 mod preview;
 mod publish;
 mod publisher;
+pub mod quarantine;
 mod read;
 pub mod shrink_refused;
 mod sorted;
@@ -186,6 +189,10 @@ pub struct Stats {
     /// above are their sums; `active` is after the last).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub units: Vec<Stats>,
+    /// For an import that broke a quality gate: what broke, what publishing it needs, and
+    /// whether someone published or discarded it (see [`quarantine`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quarantine: Option<quarantine::Quarantine>,
 }
 
 /// How many invalid or duplicate lines an import keeps, with their reasons.
@@ -221,6 +228,11 @@ pub enum ImportError {
     Shrink { removed: u64, active: i64, percent: f64, limit: i32 },
     #[error("stopped: {0}")]
     Stopped(String),
+    #[error(
+        "run {0} of this source broke a quality gate and is quarantined: publish it anyway or discard it on its \
+         page before importing the source again"
+    )]
+    Quarantined(RunId),
     /// A unit of files that cannot be imported as given (no file, a file of another kind).
     #[error("{0}")]
     Unit(String),
@@ -471,6 +483,10 @@ fn import_content(
         url: taken.url,
         applied_at: crate::db::now(),
     };
-    let origin = publish::Origin { files: vec![file], ..publish::Origin::of_content(content) };
+    // Only a whole file is judged by the source's quality gates (not a publisher's units).
+    let gates = crate::domain::quality_gates::QualityGates::from_json(&source.quality_gates)
+        .map_err(ImportError::Settings)?;
+    let origin =
+        publish::Origin { files: vec![file], gates: Some(gates), ..publish::Origin::of_content(content) };
     publish::write_and_publish(conn, import, origin, stats, format, rows)
 }

@@ -16,6 +16,7 @@ use super::{
 };
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::RunId;
+use crate::domain::quality_gates::QualityGates;
 use crate::models::isin_record::{self, LeiIsin};
 use crate::models::publication::{self, NewPublication};
 use crate::models::source::{self, Published, Source};
@@ -41,6 +42,9 @@ pub(super) struct Origin<'a> {
     pub sha256: &'a str,
     /// Their `applied_at` is set to the moment of the publish.
     pub files: Vec<NewSourceFile>,
+    /// The source's quality gates, when the import is judged by them before it publishes
+    /// (a broken one quarantines it: see `quarantine`).
+    pub gates: Option<QualityGates>,
 }
 
 impl<'a> Origin<'a> {
@@ -51,6 +55,7 @@ impl<'a> Origin<'a> {
             last_modified: content.last_modified.as_deref(),
             sha256: &content.sha256,
             files: Vec::new(),
+            gates: None,
         }
     }
 }
@@ -110,6 +115,21 @@ pub(super) fn publish(
     let active = source.active_isins + count(stats.added) - count(stats.removed);
     let inactive =
         source.inactive_isins - count(tally.returned) + count(stats.removed) + count(tally.new_inactive);
+    if let Some(gates) = origin.gates.as_ref().filter(|gates| !gates.is_empty()) {
+        let broken = super::quarantine::judge(conn, import, gates, &stats, active)?;
+        if !broken.is_empty() {
+            return super::quarantine::hold(
+                conn,
+                import,
+                origin,
+                stats,
+                tally,
+                (active, inactive),
+                broken,
+                started,
+            );
+        }
+    }
     let mut files = origin.files;
     let published = write_transaction(conn, |c| {
         let published = source::publish(
@@ -215,7 +235,7 @@ fn write_lei_pairs(
 /// with the publish. The import has published by then, so a failure here does not fail it: it
 /// is logged and the run's log says so; the next import that changes those ISINs, or
 /// [`rebuild_browsing`], mends it.
-fn refresh_browsing(
+pub(super) fn refresh_browsing(
     conn: &mut DbConnection,
     source: &Source,
     format: Format,

@@ -10,6 +10,7 @@ use crate::domain::field_errors::FieldErrors;
 use crate::domain::freshness::{Freshness, FreshnessFields};
 use crate::domain::locator::{Locator, LocatorFields, LocatorKind, expand_template};
 use crate::domain::mask_url_secrets;
+use crate::domain::quality_gates::{GateKind, QualityGates};
 use crate::domain::url_secrets::MASK;
 use crate::models::source::{Source, SourceChanges};
 use crate::sources::fetch::Location;
@@ -50,6 +51,12 @@ pub struct SourceInput {
     pub closed_target2: bool,
     /// Dates `YYYY-MM-DD`, separated by commas, spaces or lines.
     pub closed_dates: String,
+    /// The quality gates' limits, each blank for "not set" (see [`QualityGates`]).
+    pub min_rows: String,
+    pub max_changed_percent: String,
+    pub max_cfi_changed_percent: String,
+    pub max_invalid_percent: String,
+    pub min_lei_coverage_percent: String,
 }
 
 /// `typed` as the person meant it: a value sent back as it was shown (credentials masked) is
@@ -106,8 +113,17 @@ impl SourceInput {
             }
         };
         let freshness = self.parse_freshness(&mut errors);
-        match (errors.is_empty(), format, options, locator, freshness) {
-            (true, Some(format), Some(options), Some(locator), Some(freshness)) => Ok((
+        let gates = match QualityGates::parse_fields(|gate| self.gate_field(gate).to_owned()) {
+            Ok(gates) => Some(gates),
+            Err(problems) => {
+                for (field, message) in problems.iter() {
+                    errors.add(field, message);
+                }
+                None
+            }
+        };
+        match (errors.is_empty(), format, options, locator, freshness, gates) {
+            (true, Some(format), Some(options), Some(locator), Some(freshness), Some(gates)) => Ok((
                 SourceChanges {
                     name,
                     url,
@@ -116,6 +132,7 @@ impl SourceInput {
                     enabled: self.enabled,
                     max_shrink_percent: percent,
                     locator: locator.to_json(),
+                    quality_gates: gates.to_json(),
                 },
                 freshness,
             )),
@@ -215,6 +232,17 @@ impl SourceInput {
         (url, locator)
     }
 
+    /// What was typed for the limit of `gate`.
+    pub fn gate_field(&self, gate: GateKind) -> &str {
+        match gate {
+            GateKind::MinRows => &self.min_rows,
+            GateKind::MaxChangedPercent => &self.max_changed_percent,
+            GateKind::MaxCfiChangedPercent => &self.max_cfi_changed_percent,
+            GateKind::MaxInvalidPercent => &self.max_invalid_percent,
+            GateKind::MinLeiCoveragePercent => &self.min_lei_coverage_percent,
+        }
+    }
+
     /// The publisher's freshness settings, or `None` with each problem added beside its field.
     fn parse_freshness(&self, errors: &mut FieldErrors) -> Option<Freshness> {
         let fields = FreshnessFields {
@@ -292,6 +320,8 @@ mod tests {
             published_at: None,
             stale_since: None,
             stale_alerted_at: None,
+            quality_gates: created.quality_gates.clone(),
+            quarantined_run_id: None,
         };
         let masked = mask_url_secrets(secret).into_owned();
         let (kept, _) = input(&masked).parse(&policy, Some(&stored)).unwrap();
@@ -316,11 +346,13 @@ mod tests {
             cadence: "daily".to_owned(),
             expected_at: "25:00".to_owned(),
             max_shrink_percent: "101".to_owned(),
+            min_rows: "many".to_owned(),
+            max_cfi_changed_percent: "5".to_owned(),
             ..input("")
         };
         let errors = wrong.parse(&policy, None).unwrap_err();
         let fields: Vec<&str> = errors.iter().map(|(field, _)| field).collect();
-        assert_eq!(fields, ["expected_at", "letters", "max_shrink_percent", "name"]);
+        assert_eq!(fields, ["expected_at", "letters", "max_shrink_percent", "min_rows", "name"]);
         let unknown = SourceInput { locator: "ftp".to_owned(), ..input("https://x.example/a.csv") };
         let errors = unknown.parse(&policy, None).unwrap_err();
         assert!(errors.iter().any(|(field, _)| field == "locator"), "{errors:?}");

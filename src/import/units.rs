@@ -205,7 +205,7 @@ fn import_locked(
     }
     stats.seconds.fetch = started.elapsed().as_secs_f64();
     let sha256 = hex::encode(digest.finalize());
-    let origin = Origin { etag: None, last_modified: None, sha256: &sha256, files };
+    let origin = Origin { etag: None, last_modified: None, sha256: &sha256, files, gates: None };
     let result = match unit.kind {
         UnitKind::FullSet => import_full_set(conn, import, parts, origin, stats, &mut outcome),
         UnitKind::Delta | UnitKind::Cancellations => {

@@ -256,6 +256,10 @@ pub fn finish_foreground(
     log: Option<&str>,
 ) -> anyhow::Result<()> {
     let finished = match result {
+        Ok(stats) if stats.quarantine.is_some() => {
+            let text = serde_json::to_string(stats).context("Failed to record the stats")?;
+            run::transitions::quarantine_foreground(conn, run_id, &text, log)
+        }
         Ok(stats) => {
             let text = serde_json::to_string(stats).context("Failed to record the stats")?;
             run::transitions::finish_foreground(conn, run_id, Some(&text), None, log)

@@ -35,6 +35,9 @@ pub enum Outcome {
         pool: String,
     },
     Succeeded,
+    /// An import that broke a quality gate: written, not published, until someone publishes or
+    /// discards it (see `import::quarantine`).
+    Quarantined,
     /// Failed; `retry_at` says when the next attempt is due, if there is one.
     Failed {
         error: String,
@@ -46,12 +49,21 @@ pub enum Outcome {
 impl Outcome {
     /// Whether the run has ended (for good: a failure with a retry to come has not).
     pub fn ended(&self) -> bool {
-        matches!(self, Outcome::Succeeded | Outcome::Cancelled | Outcome::Failed { retry_at: None, .. })
+        matches!(
+            self,
+            Outcome::Succeeded
+                | Outcome::Quarantined
+                | Outcome::Cancelled
+                | Outcome::Failed { retry_at: None, .. }
+        )
     }
 
     /// Whether the run ran (and so held a slot of its pool, if it has one, until now).
     pub fn ran(&self) -> bool {
-        matches!(self, Outcome::Succeeded | Outcome::Cancelled | Outcome::Failed { .. })
+        matches!(
+            self,
+            Outcome::Succeeded | Outcome::Quarantined | Outcome::Cancelled | Outcome::Failed { .. }
+        )
     }
 }
 
@@ -225,6 +237,10 @@ fn finish(
     let (recorded, result) = match (ending, outcome) {
         (Ending::Cancelled, _) => {
             (transitions::stop(conn, current.id, worker, log, finished)?, Outcome::Cancelled)
+        }
+        (_, Ok(stats)) if crate::import::quarantine::is_quarantined(&stats) => {
+            let stats = stats.to_string();
+            (transitions::quarantine(conn, current.id, worker, &stats, log, finished)?, Outcome::Quarantined)
         }
         (_, Ok(stats)) => {
             let stats = stats.to_string();

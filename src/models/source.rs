@@ -43,6 +43,11 @@ pub struct Source {
     pub stale_since: Option<NaiveDateTime>,
     /// When the staleness was recorded and its alert queued.
     pub stale_alerted_at: Option<NaiveDateTime>,
+    /// JSON of [`crate::domain::quality_gates::QualityGates`] (`{}`: none set).
+    pub quality_gates: String,
+    /// The run whose import broke a quality gate and waits, written but unpublished, for
+    /// "Publish anyway" or "Discard" (see `import::quarantine`).
+    pub quarantined_run_id: Option<RunId>,
 }
 
 /// What a person sets on a source (the form's fields).
@@ -57,6 +62,8 @@ pub struct SourceChanges {
     pub max_shrink_percent: i32,
     /// JSON of [`crate::domain::locator::Locator`] (parsed where it is used).
     pub locator: String,
+    /// JSON of [`crate::domain::quality_gates::QualityGates`] (parsed where it is used).
+    pub quality_gates: String,
 }
 
 impl Default for SourceChanges {
@@ -70,6 +77,7 @@ impl Default for SourceChanges {
             enabled: false,
             max_shrink_percent: 0,
             locator: crate::domain::locator::Locator::default().to_json(),
+            quality_gates: crate::domain::quality_gates::QualityGates::default().to_json(),
         }
     }
 }
@@ -85,6 +93,7 @@ pub struct NewSource {
     pub enabled: bool,
     pub max_shrink_percent: i32,
     pub locator: String,
+    pub quality_gates: String,
     pub created_by: Option<UserId>,
     pub created_at: NaiveDateTime,
     pub updated_at: NaiveDateTime,
@@ -101,6 +110,7 @@ impl NewSource {
             enabled: settings.enabled,
             max_shrink_percent: settings.max_shrink_percent,
             locator: settings.locator,
+            quality_gates: settings.quality_gates,
             created_by,
             created_at: now,
             updated_at: now,
@@ -121,6 +131,7 @@ impl Source {
             enabled: self.enabled,
             max_shrink_percent: self.max_shrink_percent,
             locator: self.locator.clone(),
+            quality_gates: self.quality_gates.clone(),
         }
     }
 }

@@ -310,6 +310,18 @@ fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figure
         stale,
     );
 
+    let quarantined = Family::<Labels, Gauge>::default();
+    for found in &figures.sources {
+        quarantined
+            .get_or_create(&vec![("source".to_owned(), found.name.clone())])
+            .set(i64::from(found.quarantined_run_id.is_some()));
+    }
+    registry.register(
+        "isinbeat_source_quarantined",
+        "1 when the source has an import quarantined by a quality gate (written, not published, waiting for publish anyway or discard), else 0",
+        quarantined,
+    );
+
     registry.register(
         "isinbeat_queue_depth",
         "Queued runs per queue (as schedules name them), due now or waiting for a later time",

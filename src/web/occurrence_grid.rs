@@ -25,10 +25,11 @@ pub const MAX_DAYS: u32 = 31;
 const DAY_CHOICES: [u32; 3] = [7, 14, 31];
 
 /// The statuses in the order the legend lists them, with what each means.
-const LEGEND: [(RunStatus, &str); 9] = [
+const LEGEND: [(RunStatus, &str); 10] = [
     (RunStatus::Succeeded, "succeeded"),
     (RunStatus::Failed, "failed"),
     (RunStatus::Expired, "expired: queued longer than allowed"),
+    (RunStatus::Quarantined, "quarantined: a quality gate broke; waits to be published or discarded"),
     (RunStatus::Running, "running"),
     (RunStatus::Queued, "queued"),
     (RunStatus::Waiting, "waiting for the schedule's earlier run (overlap queue_one)"),

@@ -121,6 +121,8 @@ pub fn table() -> Vec<RouteDef> {
         post("/admin/runs/{id}/cancel", OPERATOR, |r| r.to(runs::cancel)),
         post("/admin/runs/{id}/retry", OPERATOR, |r| r.to(runs::retry)),
         post("/admin/runs/{id}/note", OPERATOR, |r| r.to(runs::note)),
+        post("/admin/runs/{id}/publish", OPERATOR, |r| r.to(runs::publish_anyway)),
+        post("/admin/runs/{id}/discard", OPERATOR, |r| r.to(runs::discard)),
         get("/admin/workers/", VIEWER, |r| r.to(workers::list)),
         get("/admin/users/", ADMIN, |r| r.to(users::list)),
         get("/admin/users/new", ADMIN, |r| r.to(users::new_form)),

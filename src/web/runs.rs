@@ -11,6 +11,7 @@ use serde_json::json;
 use crate::db::write_transaction;
 use crate::domain::download_params::Params;
 use crate::domain::{Role, RunId, RunStatus, ScheduleId, Trigger, UnitKind};
+use crate::import::quarantine::{self, QuarantineError};
 use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{Progress, Stats};
 use crate::jobs::download_isins;
@@ -245,6 +246,21 @@ struct DetailPage {
     /// The note form as typed (the run's note, or what was sent), and what is wrong with it.
     note_form: String,
     note_errors: FormErrors,
+    /// "Publish anyway" and "Discard" of a quarantined import.
+    decision: DecisionForm,
+}
+
+/// The forms of a quarantined import: who may use which, the reasons as typed, and what is
+/// wrong with them.
+#[derive(Debug, Default)]
+struct DecisionForm {
+    /// The viewer started the run.
+    own_run: bool,
+    can_publish: bool,
+    can_discard: bool,
+    publish_reason: String,
+    discard_reason: String,
+    errors: FormErrors,
 }
 
 /// One unit of files an import run applied: its kind, date and files, and what its records did.
@@ -339,15 +355,30 @@ struct ImportView {
 }
 
 pub async fn detail(context: AdminContext, id: web::Path<RunId>) -> Result<HttpResponse, AppError> {
-    show_detail(context, id.into_inner(), None).await
+    show_detail(context, id.into_inner(), Retyped::Nothing).await
 }
 
-/// The run's page; with `note` (what was typed, and what is wrong with it) it is shown again
-/// with 422 and the message beside the note.
+/// What a form of the run's page sent that is shown again, with what is wrong with it.
+enum Retyped {
+    Nothing,
+    /// The note form (422).
+    Note(String, FormErrors),
+    /// The reason of "Publish anyway" or "Discard" (`publish_reason` or `discard_reason`),
+    /// with the status to answer.
+    Decision {
+        status: StatusCode,
+        field: &'static str,
+        reason: String,
+        errors: FormErrors,
+    },
+}
+
+/// The run's page; with what a form sent (and what is wrong with it) it is shown again with
+/// the message beside the field.
 async fn show_detail(
     AdminContext { state, session, me, .. }: AdminContext,
     id: RunId,
-    note: Option<(String, FormErrors)>,
+    retyped: Retyped,
 ) -> Result<HttpResponse, AppError> {
     let (found, owner, import_source, mut files, waiting_for) = state
         .db(move |conn| {
@@ -411,9 +442,25 @@ async fn show_detail(
         .collect();
     let can_cancel = me.can(Role::Operator) && found.status.is_active();
     let can_retry = me.can(Role::Operator) && found.status.is_final();
-    let (status, note_form, note_errors) = match note {
-        Some((typed, errors)) => (StatusCode::UNPROCESSABLE_ENTITY, typed, errors),
-        None => (StatusCode::OK, found.note.clone().unwrap_or_default(), FormErrors::default()),
+    let quarantined = found.status == RunStatus::Quarantined && me.can(Role::Operator);
+    // Four eyes: who started the run publishes it only as an admin (a scheduled run has no
+    // starter).
+    let own_run = found.triggered_by.is_some() && found.triggered_by == Some(me.id);
+    let can_publish = quarantined && (!own_run || me.can(Role::Admin));
+    let mut decision =
+        DecisionForm { own_run, can_publish, can_discard: quarantined, ..DecisionForm::default() };
+    let (status, note_form, note_errors) = match retyped {
+        Retyped::Note(typed, errors) => (StatusCode::UNPROCESSABLE_ENTITY, typed, errors),
+        Retyped::Nothing => (StatusCode::OK, found.note.clone().unwrap_or_default(), FormErrors::default()),
+        Retyped::Decision { status, field, reason, errors } => {
+            if field == "publish_reason" {
+                decision.publish_reason = reason;
+            } else {
+                decision.discard_reason = reason;
+            }
+            decision.errors = errors;
+            (status, found.note.clone().unwrap_or_default(), FormErrors::default())
+        }
     };
     render(
         status,
@@ -432,6 +479,7 @@ async fn show_detail(
             waiting_for,
             note_form,
             note_errors,
+            decision,
         },
     )
 }
@@ -457,7 +505,7 @@ pub async fn note(
         Err(problem) => {
             let mut errors = FormErrors::default();
             errors.add("note", problem);
-            return show_detail(context, id, Some((typed, errors))).await;
+            return show_detail(context, id, Retyped::Note(typed, errors)).await;
         }
     };
     let AdminContext { req, state, session, me } = context;
@@ -540,5 +588,95 @@ pub async fn retry(
             flash_success(&session, message);
             Ok(see_other(&format!("/admin/runs/{run_id}/")))
         }
+    }
+}
+
+/// The reason field of "Publish anyway" and "Discard".
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct ReasonFields {
+    #[serde(default)]
+    reason: String,
+}
+
+/// `POST /admin/runs/{id}/publish`: publishes a quarantined import anyway, with a written
+/// reason, by someone other than who started the run (or an admin); audited.
+pub async fn publish_anyway(
+    context: AdminContext,
+    id: web::Path<RunId>,
+    fields: web::Form<ReasonFields>,
+) -> Result<HttpResponse, AppError> {
+    decide(context, id.into_inner(), fields.into_inner().reason, true).await
+}
+
+/// `POST /admin/runs/{id}/discard`: discards a quarantined import, with a written reason;
+/// audited.
+pub async fn discard(
+    context: AdminContext,
+    id: web::Path<RunId>,
+    fields: web::Form<ReasonFields>,
+) -> Result<HttpResponse, AppError> {
+    decide(context, id.into_inner(), fields.into_inner().reason, false).await
+}
+
+/// The longest reason, in characters.
+const MAX_REASON_CHARS: usize = 1_000;
+
+async fn decide(
+    context: AdminContext,
+    id: RunId,
+    typed: String,
+    publish: bool,
+) -> Result<HttpResponse, AppError> {
+    let field = if publish { "publish_reason" } else { "discard_reason" };
+    let reason = typed.trim().to_owned();
+    let refuse = |status: StatusCode, message: String| {
+        let mut errors = FormErrors::default();
+        errors.add(field, message);
+        Retyped::Decision { status, field, reason: typed.clone(), errors }
+    };
+    if reason.is_empty() {
+        let retyped =
+            refuse(StatusCode::UNPROCESSABLE_ENTITY, "Write why (it is kept in the audit log).".to_owned());
+        return show_detail(context, id, retyped).await;
+    }
+    if reason.chars().count() > MAX_REASON_CHARS {
+        let retyped =
+            refuse(StatusCode::UNPROCESSABLE_ENTITY, format!("Use at most {MAX_REASON_CHARS} characters."));
+        return show_detail(context, id, retyped).await;
+    }
+    let actor = actor(&context.req, &context.state.settings, &context.me);
+    let is_admin = context.me.can(Role::Admin);
+    let done = context
+        .state
+        .db(move |conn| {
+            Ok(if publish {
+                quarantine::publish_anyway(conn, id, &actor, is_admin, &reason)
+            } else {
+                quarantine::discard(conn, id, &actor, &reason)
+            })
+        })
+        .await?;
+    match done {
+        Ok(()) => {
+            let message = if publish {
+                format!("Run #{id} was published: its changes are visible now.")
+            } else {
+                format!(
+                    "Run #{id} was discarded: nothing of it was published, and the source may import again."
+                )
+            };
+            flash_success(&context.session, message);
+            Ok(see_other(&format!("/admin/runs/{id}/")))
+        }
+        Err(QuarantineError::OwnRun) => {
+            let retyped = refuse(StatusCode::FORBIDDEN, QuarantineError::OwnRun.to_string());
+            show_detail(context, id, retyped).await
+        }
+        Err(refused @ (QuarantineError::NotQuarantined | QuarantineError::Busy(_))) => {
+            flash_error(&context.session, refused.to_string());
+            Ok(see_other(&format!("/admin/runs/{id}/")))
+        }
+        Err(QuarantineError::Database(error)) => Err(error.into()),
+        Err(QuarantineError::Other(error)) => Err(AppError::internal(error)),
     }
 }

@@ -11,6 +11,7 @@ use serde::Deserialize;
 use crate::auth::CurrentUser;
 use crate::domain::freshness::Freshness;
 use crate::domain::locator::{Locator, LocatorKind};
+use crate::domain::quality_gates::{GateKind, QualityGates, format_number};
 use crate::domain::{Role, RunId, RunStatus, SourceId, mask_url_secrets, mask_urls_in_text};
 use crate::import::actions::{self, SourceActionError};
 use crate::import::source_settings::SourceInput;
@@ -72,6 +73,8 @@ struct DetailPage {
     freshness: String,
     /// When a fresh, watched source becomes stale unless a new file comes.
     stale_after: Option<chrono::NaiveDateTime>,
+    /// The quality gates set, in words (gate, limit).
+    gates: Vec<(&'static str, String)>,
 }
 
 pub async fn detail(
@@ -101,6 +104,14 @@ pub async fn detail(
         _ => None,
     };
     let freshness = found.freshness_settings().describe();
+    let gates = QualityGates::from_json(&found.quality_gates)
+        .unwrap_or_default()
+        .limits()
+        .into_iter()
+        .map(|(gate, limit)| {
+            (gate.label(), format!("{}{}", format_number(limit), if gate.is_percent() { " %" } else { "" }))
+        })
+        .collect();
     let mut found = found;
     hide_secrets(&mut found, &me);
     render(
@@ -117,6 +128,7 @@ pub async fn detail(
             importing,
             freshness,
             stale_after,
+            gates,
         },
     )
 }
@@ -161,6 +173,25 @@ pub struct SourceForm {
     /// The publisher's cadence, expected time, grace and calendar.
     #[serde(flatten)]
     freshness: FreshnessForm,
+    /// The quality gates' limits, blank for "not set".
+    #[serde(default)]
+    min_rows: String,
+    #[serde(default)]
+    max_changed_percent: String,
+    #[serde(default)]
+    max_cfi_changed_percent: String,
+    #[serde(default)]
+    max_invalid_percent: String,
+    #[serde(default)]
+    min_lei_coverage_percent: String,
+}
+
+/// One quality gate's field of the source form.
+pub struct GateField {
+    pub name: &'static str,
+    pub label: &'static str,
+    pub value: String,
+    pub help: &'static str,
 }
 
 impl SourceForm {
@@ -181,6 +212,12 @@ impl SourceForm {
             freshness: FreshnessForm::from_settings(&found.freshness_settings()),
             ..Self::default()
         };
+        let gates = QualityGates::from_json(&found.quality_gates).unwrap_or_default();
+        form.min_rows = gates.field(GateKind::MinRows);
+        form.max_changed_percent = gates.field(GateKind::MaxChangedPercent);
+        form.max_cfi_changed_percent = gates.field(GateKind::MaxCfiChangedPercent);
+        form.max_invalid_percent = gates.field(GateKind::MaxInvalidPercent);
+        form.min_lei_coverage_percent = gates.field(GateKind::MinLeiCoveragePercent);
         match locator {
             Locator::PageLink { pattern, .. } => form.pattern = pattern,
             Locator::EsmaFirds { second_list_url, letters, list_format, .. } => {
@@ -208,6 +245,32 @@ impl SourceForm {
         self.enabled.is_some()
     }
 
+    /// The quality gates' fields, in the form's order.
+    pub fn gate_fields(&self) -> Vec<GateField> {
+        let input = self.input();
+        GateKind::ALL
+            .iter()
+            .map(|gate| GateField {
+                name: gate.as_str(),
+                label: gate.label(),
+                value: input.gate_field(*gate).to_owned(),
+                help: match gate {
+                    GateKind::MinRows => "At least this many valid rows in the file.",
+                    GateKind::MaxChangedPercent => {
+                        "At most this share of the source's active ISINs added, removed or changed (not judged on a first import)."
+                    }
+                    GateKind::MaxCfiChangedPercent => {
+                        "At most this share of the source's active ISINs with a changed CFI code (not judged on a first import)."
+                    }
+                    GateKind::MaxInvalidPercent => "At most this share of the file's rows invalid.",
+                    GateKind::MinLeiCoveragePercent => {
+                        "At least this share of the active ISINs after the import with an issuer LEI."
+                    }
+                },
+            })
+            .collect()
+    }
+
     /// The fields as the shared reading of a source's settings takes them.
     fn input(&self) -> SourceInput {
         let freshness = &self.freshness;
@@ -233,6 +296,11 @@ impl SourceForm {
             closed_weekends: freshness.closed_weekends.is_some(),
             closed_target2: freshness.closed_target2.is_some(),
             closed_dates: freshness.closed_dates.clone(),
+            min_rows: self.min_rows.clone(),
+            max_changed_percent: self.max_changed_percent.clone(),
+            max_cfi_changed_percent: self.max_cfi_changed_percent.clone(),
+            max_invalid_percent: self.max_invalid_percent.clone(),
+            min_lei_coverage_percent: self.min_lei_coverage_percent.clone(),
         }
     }
 

@@ -147,6 +147,63 @@ pub fn succeed(
     Ok(n == 1)
 }
 
+/// The import of the run `id`, running on `worker`, broke a quality gate: it ends
+/// `quarantined` with `stats` (which say what broke). Returns whether that was recorded.
+pub fn quarantine(
+    conn: &mut DbConnection,
+    id: RunId,
+    worker: &WorkerName,
+    stats: &str,
+    log: Option<&str>,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let n = diesel::update(held_by!(id, worker, RunTransition::Quarantine))
+        .set((
+            runs::status.eq(RunTransition::Quarantine.target()),
+            runs::finished_at.eq(at),
+            runs::stats.eq(stats),
+            runs::log.eq(log),
+            runs::error.eq(None::<String>),
+        ))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// A foreground import (the command line's) broke a quality gate: quarantined with `stats`.
+pub fn quarantine_foreground(
+    conn: &mut DbConnection,
+    id: RunId,
+    stats: &str,
+    log: Option<&str>,
+) -> QueryResult<usize> {
+    diesel::update(runs::table.find(id).filter(movable!(RunTransition::Quarantine)))
+        .set((
+            runs::status.eq(RunTransition::Quarantine.target()),
+            runs::finished_at.eq(crate::db::now()),
+            runs::stats.eq(stats),
+            runs::log.eq(log),
+        ))
+        .execute(conn)
+}
+
+/// The quarantined run `id` was published anyway: it succeeds with `stats` (which say by whom
+/// and why). Returns whether it was still quarantined.
+pub fn publish_anyway(conn: &mut DbConnection, id: RunId, stats: &str) -> QueryResult<bool> {
+    let n = diesel::update(runs::table.find(id).filter(movable!(RunTransition::PublishAnyway)))
+        .set((runs::status.eq(RunTransition::PublishAnyway.target()), runs::stats.eq(stats)))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
+/// The quarantined run `id` was discarded: cancelled with `error` (who and why), `stats` kept.
+/// Returns whether it was still quarantined.
+pub fn discard(conn: &mut DbConnection, id: RunId, stats: &str, error: &str) -> QueryResult<bool> {
+    let n = diesel::update(runs::table.find(id).filter(movable!(RunTransition::Discard)))
+        .set((runs::status.eq(RunTransition::Discard.target()), runs::stats.eq(stats), runs::error.eq(error)))
+        .execute(conn)?;
+    Ok(n == 1)
+}
+
 /// The run `id`'s worker stopped it on request. Returns whether that was recorded.
 pub fn stop(
     conn: &mut DbConnection,
@@ -431,7 +488,7 @@ mod tests {
         for transition in RunTransition::ALL {
             assert!(!transition.sources().is_empty(), "{transition:?}");
             for from in transition.sources() {
-                assert!(from.is_active(), "{transition:?} starts from a final status");
+                assert!(!from.is_final(), "{transition:?} starts from a final status");
                 assert!(from.can_become(transition.target()), "{transition:?}");
             }
         }
