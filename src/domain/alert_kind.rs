@@ -23,6 +23,8 @@ pub enum AlertKind {
     RunTooLong,
     /// It had not succeeded by its deadline on an occurrence's day.
     DeadlineMissed,
+    /// A reconciliation rule's count moved by more than the threshold after an import.
+    ReconciliationMoved,
 }
 
 named_choices!(AlertKind {
@@ -34,6 +36,7 @@ named_choices!(AlertKind {
     Paused => "paused",
     RunTooLong => "run_too_long",
     DeadlineMissed => "deadline_missed",
+    ReconciliationMoved => "reconciliation_moved",
 });
 
 impl AlertKind {
@@ -48,6 +51,7 @@ impl AlertKind {
             Self::Paused => "paused",
             Self::RunTooLong => "ran too long",
             Self::DeadlineMissed => "deadline missed",
+            Self::ReconciliationMoved => "reconciliation moved",
         }
     }
 }

@@ -22,6 +22,7 @@ pub mod pause;
 pub mod policy;
 pub mod pool_name;
 pub mod queue_name;
+pub mod reconciliation;
 pub mod role;
 pub mod run_status;
 pub mod schedule_settings;
@@ -33,8 +34,8 @@ pub mod venue;
 
 pub use alert_kind::AlertKind;
 pub use ids::{
-    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SkipId, SourceFileId, SourceId,
-    UserId, WorkerName,
+    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, ReconciliationBuildId, RunId, ScheduleId, SkipId,
+    SourceFileId, SourceId, UserId, WorkerName,
 };
 pub use isin::{Isin, IsinError};
 pub use lei::{Lei, LeiError};

@@ -13,6 +13,7 @@ pub mod isin_record;
 pub mod login_failure;
 pub mod pool;
 pub mod publication;
+pub mod reconciliation;
 pub mod run;
 pub mod schedule;
 pub mod schedule_skip;
