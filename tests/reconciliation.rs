@@ -30,6 +30,8 @@ use serde_json::Value;
 on_both_backends!(
     each_rule_s_count_equals_an_independent_query_and_its_pairs_link_both_runs,
     an_import_that_moves_a_count_past_the_threshold_alerts_the_schedule_s_webhook,
+    the_command_line_computes_the_same_counts_and_prints_them,
+    of_two_computations_finishing_at_once_the_one_that_saw_more_stays_current,
 );
 
 /// The alert threshold and the venue-operator threshold the tests run with.
@@ -579,4 +581,54 @@ async fn an_import_that_moves_a_count_past_the_threshold_alerts_the_schedule_s_w
     let third = import(&app, firds_watched).await;
     assert_ne!(third, second);
     assert_eq!(alerts_of_kind(&app).await.len(), 1);
+}
+
+async fn the_command_line_computes_the_same_counts_and_prints_them(backend: Backend) {
+    let Some(Story { app, .. }) = story(backend, None).await else { return };
+    let (counts, _, _) = expected(&app).await;
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_isinbeat"))
+        .arg("reconcile")
+        .env_clear()
+        .env("DATABASE_URL", app.database.url())
+        .env("ISINBEAT_LOG", "warn")
+        .env("ISINBEAT_SEED", "none")
+        .env("ISINBEAT_RECONCILIATION_VENUE_MIN_ISSUERS", SETTINGS[1].1)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+    let stdout = String::from_utf8(output.stdout).unwrap();
+    for (rule, n) in &counts {
+        assert!(
+            stdout.lines().any(|line| line.starts_with(&format!("{rule}\t{n}\t"))),
+            "{rule} {n}: {stdout}"
+        );
+    }
+    assert!(stdout.contains("computed in"), "{stdout}");
+    // The page now shows that computation: no run asked for it.
+    let page = app.admin().await.get_html("/admin/reconciliation/").await;
+    assert!(page.contains("Computed after publication") && !page.contains("asked for by"), "{page}");
+}
+
+async fn of_two_computations_finishing_at_once_the_one_that_saw_more_stays_current(backend: Backend) {
+    use isinbeat::models::reconciliation as stored;
+    let Some(app) = spawn_app(backend).await else { return };
+    app.query(|conn| {
+        let now = isinbeat::db::now();
+        let current =
+            |conn: &mut isinbeat::db::DbConnection| stored::current(conn).unwrap().map(|build| build.id);
+        // Both saw publication 5; the later start wins whichever finishes first.
+        let early = stored::start_build(conn, 5, None, now).unwrap();
+        let late = stored::start_build(conn, 5, None, now).unwrap();
+        assert!(stored::make_current(conn, late, 5, now, |_, previous| Ok(previous)).unwrap().is_some());
+        assert_eq!(stored::make_current(conn, early, 5, now, |_, _| Ok(())).unwrap(), None, "superseded");
+        assert_eq!(current(conn), Some(late));
+        // One that saw publication 6 wins even when it started first.
+        let first_started = stored::start_build(conn, 6, None, now).unwrap();
+        let second_started = stored::start_build(conn, 4, None, now).unwrap();
+        assert_eq!(stored::make_current(conn, second_started, 4, now, |_, _| Ok(())).unwrap(), None);
+        let previous = stored::make_current(conn, first_started, 6, now, |_, previous| Ok(previous)).unwrap();
+        assert_eq!(previous, Some(Some(Vec::new())), "it saw the counts of the build it replaced");
+        assert_eq!(current(conn), Some(first_started));
+    })
+    .await;
 }
