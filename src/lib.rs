@@ -16,6 +16,7 @@ pub mod import;
 pub mod jobs;
 pub mod models;
 pub mod queue;
+pub mod reconciliation;
 pub mod scheduler;
 pub mod sources;
 pub mod startup;

@@ -123,6 +123,9 @@ enum Command {
         #[arg(long)]
         limit: Option<u64>,
     },
+    /// Compute the reconciliation across sources again now (imports do it after they publish)
+    /// and print each rule's count.
+    Reconcile,
     /// Work with ISINs.
     Isin {
         #[command(subcommand)]
@@ -272,6 +275,7 @@ fn main() -> ExitCode {
             .map(done)
         }
         Command::Changes { after, limit } => commands::changes::changes(&after, limit).map(done),
+        Command::Reconcile => commands::reconcile::reconcile().map(done),
         Command::Isin { command: IsinCommand::Validate { isins, only_invalid } } => {
             commands::isin::validate(&isins, only_invalid)
                 .map(|all_valid| if all_valid { ExitCode::SUCCESS } else { ExitCode::FAILURE })

@@ -19,7 +19,10 @@ on_both_backends!(
 
 /// A concrete URL for a route pattern (`{id}` → 1, `{file}` → admin.css).
 fn concrete(path: &str) -> String {
-    path.replace("{id}", "1").replace("{file}", "admin.css").replace("{isin}", "US0378331005")
+    path.replace("{id}", "1")
+        .replace("{file}", "admin.css")
+        .replace("{isin}", "US0378331005")
+        .replace("{rule}", "lei_mismatch")
 }
 
 async fn send(browser: &Browser, def: &RouteDef, token: Option<&str>) -> reqwest::Response {

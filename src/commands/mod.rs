@@ -9,6 +9,7 @@ pub mod import;
 pub mod isin;
 pub mod pools;
 pub mod processes;
+pub mod reconcile;
 pub mod run;
 pub mod schedules;
 mod serve;

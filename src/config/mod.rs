@@ -11,7 +11,8 @@ use std::time::Duration;
 
 use ipnet::IpNet;
 
-use crate::domain::QueueName;
+use crate::domain::reconciliation::{self, Thresholds};
+use crate::domain::{Lei, QueueName};
 use crate::sources::outbound::{LocalFiles, OutboundPolicy};
 use network::{parse_outbound, parse_proxies};
 
@@ -235,6 +236,9 @@ pub struct Settings {
     /// A tracing filter such as `info` or `isinbeat=debug,actix_web=info`.
     pub log_level: String,
     pub log_format: LogFormat,
+    /// How reconciliation across sources is tuned: `ISINBEAT_RECONCILIATION_ALERT_PERCENT`,
+    /// `ISINBEAT_RECONCILIATION_VENUE_MIN_ISSUERS` and `ISINBEAT_RECONCILIATION_VENUE_LEIS`.
+    pub reconciliation: Thresholds,
 }
 
 /// How long an export waits for a client that stopped reading, unless
@@ -323,6 +327,24 @@ impl Settings {
             32,
             " (64 random bytes, hex-encoded, are best)",
         )?;
+        let reconciliation = Thresholds {
+            alert_percent: parse_number(
+                &get,
+                "ISINBEAT_RECONCILIATION_ALERT_PERCENT",
+                reconciliation::DEFAULT_ALERT_PERCENT,
+                0..=100_000,
+            )?,
+            venue_min_issuers: parse_number(
+                &get,
+                "ISINBEAT_RECONCILIATION_VENUE_MIN_ISSUERS",
+                reconciliation::DEFAULT_VENUE_MIN_ISSUERS,
+                2..=100_000_000,
+            )?,
+            venue_leis: match get("ISINBEAT_RECONCILIATION_VENUE_LEIS") {
+                Some(raw) => parse_leis(&raw)?,
+                None => Vec::new(),
+            },
+        };
         Ok(Self {
             database_url,
             queue_url,
@@ -377,6 +399,7 @@ impl Settings {
             },
             log_level: get("ISINBEAT_LOG").unwrap_or_else(|| "info".to_owned()),
             log_format,
+            reconciliation,
         })
     }
 
@@ -457,6 +480,24 @@ impl Settings {
                 }
                 .to_owned(),
             ),
+            row("ISINBEAT_RECONCILIATION_ALERT_PERCENT", self.reconciliation.alert_percent.to_string()),
+            row(
+                "ISINBEAT_RECONCILIATION_VENUE_MIN_ISSUERS",
+                self.reconciliation.venue_min_issuers.to_string(),
+            ),
+            row(
+                "ISINBEAT_RECONCILIATION_VENUE_LEIS",
+                if self.reconciliation.venue_leis.is_empty() {
+                    "(none)".to_owned()
+                } else {
+                    self.reconciliation
+                        .venue_leis
+                        .iter()
+                        .map(|lei| lei.as_str())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                },
+            ),
         ]
     }
 
@@ -485,6 +526,20 @@ where
     };
     let value: T = raw.trim().parse().map_err(|_| invalid())?;
     if range.contains(&value) { Ok(value) } else { Err(invalid()) }
+}
+
+/// LEIs separated by commas (or white space).
+fn parse_leis(raw: &str) -> Result<Vec<Lei>, ConfigError> {
+    raw.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|part| !part.is_empty())
+        .map(|part| {
+            Lei::parse(part).map_err(|error| ConfigError::Invalid {
+                name: "ISINBEAT_RECONCILIATION_VENUE_LEIS",
+                value: raw.to_owned(),
+                reason: format!("{part}: {error}"),
+            })
+        })
+        .collect()
 }
 
 fn parse_bool(
@@ -606,6 +661,26 @@ mod tests {
         assert!(settings(&[("ISINBEAT_HTTPS", "maybe")]).is_err());
         assert!(settings(&[("ISINBEAT_TRUSTED_PROXIES", "10.0.0.0/8,nonsense")]).is_err());
         assert!(settings(&[("ISINBEAT_SECRET_KEY", "short")]).is_err());
+    }
+
+    #[test]
+    fn reconciliation_thresholds_and_venue_leis_are_read_and_checked() {
+        let s = settings(&[]).unwrap();
+        assert_eq!(s.reconciliation, Thresholds::default());
+        let lei = "529900T8BM49AURSDO55";
+        let s = settings(&[
+            ("ISINBEAT_RECONCILIATION_ALERT_PERCENT", "25"),
+            ("ISINBEAT_RECONCILIATION_VENUE_MIN_ISSUERS", "50"),
+            ("ISINBEAT_RECONCILIATION_VENUE_LEIS", &format!("{lei}, {lei}")),
+        ])
+        .unwrap();
+        assert_eq!((s.reconciliation.alert_percent, s.reconciliation.venue_min_issuers), (25, 50));
+        assert_eq!(s.reconciliation.venue_leis.len(), 2);
+        let row = s.rows().into_iter().find(|row| row.name == "ISINBEAT_RECONCILIATION_VENUE_LEIS").unwrap();
+        assert_eq!(row.value, format!("{lei},{lei}"));
+        let err = settings(&[("ISINBEAT_RECONCILIATION_VENUE_LEIS", "529900T8BM49AURSDO56")]).unwrap_err();
+        assert!(err.to_string().contains("ISINBEAT_RECONCILIATION_VENUE_LEIS"), "{err}");
+        assert!(settings(&[("ISINBEAT_RECONCILIATION_VENUE_MIN_ISSUERS", "1")]).is_err());
     }
 
     #[test]

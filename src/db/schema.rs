@@ -172,6 +172,56 @@ diesel::table! {
 }
 
 diesel::table! {
+    reconciliation_builds (id) {
+        id -> Int8,
+        seq -> Int8,
+        run_id -> Nullable<Int8>,
+        started_at -> Timestamp,
+        finished_at -> Nullable<Timestamp>,
+    }
+}
+
+diesel::table! {
+    reconciliation_counts (build_id, rule) {
+        build_id -> Int8,
+        rule -> Text,
+        isins -> Int8,
+    }
+}
+
+diesel::table! {
+    reconciliation_coverage (build_id, country) {
+        build_id -> Int8,
+        country -> Text,
+        isins -> Int8,
+        with_lei -> Int8,
+    }
+}
+
+diesel::table! {
+    reconciliation_items (build_id, rule, isin, position) {
+        build_id -> Int8,
+        rule -> Text,
+        isin -> Text,
+        position -> Int4,
+        left_source_id -> Int8,
+        left_value -> Nullable<Text>,
+        left_run_id -> Nullable<Int8>,
+        right_source_id -> Nullable<Int8>,
+        right_value -> Nullable<Text>,
+        right_run_id -> Nullable<Int8>,
+    }
+}
+
+diesel::table! {
+    reconciliation_state (id) {
+        id -> Int4,
+        build_id -> Nullable<Int8>,
+        seq -> Int8,
+    }
+}
+
+diesel::table! {
     runs (id) {
         id -> Int8,
         schedule_id -> Nullable<Int8>,
@@ -383,6 +433,11 @@ diesel::allow_tables_to_appear_in_same_query!(
     login_failures,
     pools,
     publications,
+    reconciliation_builds,
+    reconciliation_counts,
+    reconciliation_coverage,
+    reconciliation_items,
+    reconciliation_state,
     runs,
     schedule_skips,
     schedule_state,

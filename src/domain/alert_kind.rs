@@ -25,6 +25,8 @@ pub enum AlertKind {
     DeadlineMissed,
     /// One of its runs published a source's new state that changed ISINs (one per publish).
     IsinsChanged,
+    /// A reconciliation rule's count moved by more than the threshold after an import.
+    ReconciliationMoved,
 }
 
 named_choices!(AlertKind {
@@ -37,6 +39,7 @@ named_choices!(AlertKind {
     RunTooLong => "run_too_long",
     DeadlineMissed => "deadline_missed",
     IsinsChanged => "isins_changed",
+    ReconciliationMoved => "reconciliation_moved",
 });
 
 impl AlertKind {
@@ -52,6 +55,7 @@ impl AlertKind {
             Self::RunTooLong => "ran too long",
             Self::DeadlineMissed => "deadline missed",
             Self::IsinsChanged => "ISINs changed",
+            Self::ReconciliationMoved => "reconciliation moved",
         }
     }
 }

@@ -73,6 +73,8 @@ typed_ids! {
     SourceFileId;
     /// The id of a row in `schedule_skips`.
     SkipId;
+    /// The id of a row in `reconciliation_builds`.
+    ReconciliationBuildId;
 }
 
 /// The key of a row in `workers`, also written on the runs the worker takes: host, process and

@@ -26,6 +26,7 @@ pub mod policy;
 pub mod pool_name;
 pub mod quality_gates;
 pub mod queue_name;
+pub mod reconciliation;
 pub mod role;
 pub mod run_status;
 pub mod schedule_settings;
@@ -37,8 +38,8 @@ pub mod venue;
 
 pub use alert_kind::AlertKind;
 pub use ids::{
-    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SkipId, SourceFileId, SourceId,
-    UserId, WorkerName,
+    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, ReconciliationBuildId, RunId, ScheduleId, SkipId,
+    SourceFileId, SourceId, UserId, WorkerName,
 };
 pub use isin::{Isin, IsinError};
 pub use lei::{Lei, LeiError};

@@ -13,6 +13,7 @@ use anyhow::Context;
 
 use crate::db::DbPool;
 pub use crate::domain::download_params::Params;
+use crate::domain::reconciliation::Thresholds;
 use crate::domain::{RunId, RunStatus, Trigger, UserId, WorkerName};
 use crate::import::shrink_refused::ShrinkRefused;
 use crate::import::{self, Observer, Progress};
@@ -29,6 +30,8 @@ pub struct DownloadIsins {
     pub max_uncompressed_bytes: u64,
     /// What downloads may reach.
     pub outbound: OutboundPolicy,
+    /// How the reconciliation refreshed after each import is tuned.
+    pub reconciliation: Thresholds,
 }
 
 impl Default for DownloadIsins {
@@ -38,6 +41,7 @@ impl Default for DownloadIsins {
             max_download_bytes: options.limits.max_bytes,
             max_uncompressed_bytes: options.max_uncompressed_bytes,
             outbound: options.outbound,
+            reconciliation: Thresholds::default(),
         }
     }
 }
@@ -114,6 +118,7 @@ impl TaskKind for DownloadIsins {
                         stats.changed,
                         stats.unchanged
                     ));
+                    refresh_reconciliation(ctx, &mut conn, &self.reconciliation);
                 }
                 Ok(serde_json::to_value(&stats).context("Failed to record the stats")?)
             }
@@ -129,6 +134,29 @@ impl TaskKind for DownloadIsins {
                     Err(anyhow::Error::new(error))
                 }
             },
+        }
+    }
+}
+
+/// Refreshes the reconciliation across sources after a publish (see `crate::reconciliation`),
+/// outside the publishing transaction. The import stands whatever happens here: a failure is
+/// logged, and the next import's refresh makes up for it.
+fn refresh_reconciliation(ctx: &TaskContext, conn: &mut crate::db::DbConnection, thresholds: &Thresholds) {
+    let started = Instant::now();
+    match crate::reconciliation::refresh(conn, thresholds, Some(ctx.run_id)) {
+        Ok(refreshed) => {
+            let counts: Vec<String> =
+                refreshed.counts.iter().map(|(rule, n)| format!("{} {n}", rule.as_str())).collect();
+            ctx.log(format!(
+                "reconciliation refreshed in {} ms{}: {}",
+                started.elapsed().as_millis(),
+                if refreshed.current { "" } else { " (a later refresh was already current)" },
+                counts.join(", ")
+            ));
+        }
+        Err(error) => {
+            tracing::warn!(run = ctx.run_id.0, error = format!("{error:#}"), "reconciliation failed");
+            ctx.log(format!("reconciliation not refreshed: {error:#}"));
         }
     }
 }

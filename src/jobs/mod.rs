@@ -135,6 +135,7 @@ impl Registry {
             max_download_bytes: settings.download_max_bytes,
             max_uncompressed_bytes: settings.uncompressed_max_bytes,
             outbound: settings.outbound.clone(),
+            reconciliation: settings.reconciliation.clone(),
         })
     }
 

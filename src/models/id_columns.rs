@@ -10,8 +10,8 @@ use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::{BigInt, Text};
 
 use crate::domain::ids::{
-    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, RunId, ScheduleId, SkipId, SourceFileId, SourceId,
-    UserId, WorkerName,
+    ApiTokenId, AuditEntryId, DeliveryId, LoginFailureId, ReconciliationBuildId, RunId, ScheduleId, SkipId,
+    SourceFileId, SourceId, UserId, WorkerName,
 };
 
 macro_rules! stored_as_bigint {
@@ -47,6 +47,7 @@ stored_as_bigint!(
     LoginFailureId,
     SourceFileId,
     SkipId,
+    ReconciliationBuildId,
 );
 
 impl<DB: Backend> ToSql<Text, DB> for WorkerName

@@ -14,6 +14,7 @@ pub mod login_failure;
 pub mod pool;
 pub mod publication;
 pub mod quarantine;
+pub mod reconciliation;
 pub mod run;
 pub mod schedule;
 pub mod schedule_skip;

@@ -10,6 +10,7 @@ use diesel::deserialize::{self, FromSql};
 use diesel::serialize::{self, Output, ToSql};
 use diesel::sql_types::Text;
 
+use crate::domain::reconciliation::Rule;
 use crate::domain::{AlertKind, ChangeKind, RunStatus, Trigger, UnitKind};
 
 macro_rules! stored_as_text {
@@ -34,4 +35,4 @@ macro_rules! stored_as_text {
     )+};
 }
 
-stored_as_text!(RunStatus, Trigger, ChangeKind, UnitKind, AlertKind);
+stored_as_text!(RunStatus, Trigger, ChangeKind, UnitKind, AlertKind, Rule);

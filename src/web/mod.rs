@@ -21,6 +21,7 @@ pub mod metrics;
 pub mod middleware;
 mod occurrence_grid;
 mod page;
+mod reconciliation;
 mod run_bulk;
 mod runs;
 pub mod schedule_form;

@@ -9,8 +9,8 @@ use actix_web::{Route, web};
 
 use crate::domain::Role;
 use crate::web::{
-    account, api, assets, audit, backfill, dashboard, health, isins, login, metrics, run_bulk, runs,
-    schedules, sources, users, workers,
+    account, api, assets, audit, backfill, dashboard, health, isins, login, metrics, reconciliation,
+    run_bulk, runs, schedules, sources, users, workers,
 };
 
 /// Who may call a route.
@@ -73,6 +73,8 @@ pub fn table() -> Vec<RouteDef> {
         post("/api/v1/schedules/{id}/run", API_OPERATOR, |r| r.to(api::run_schedule)),
         get("/api/v1/runs/{id}", API_VIEWER, |r| r.to(api::get_run)),
         get("/api/v1/changes", API_VIEWER, |r| r.to(api::list_changes)),
+        get("/api/v1/reconciliation", API_VIEWER, |r| r.to(reconciliation::api_overview)),
+        get("/api/v1/reconciliation/{rule}", API_VIEWER, |r| r.to(reconciliation::api_rule)),
         get("/", Access::Public, |r| r.to(dashboard::root)),
         get("/login", Access::Public, |r| r.to(login::form)),
         post("/login", Access::Public, |r| r.to(login::submit)),
@@ -115,6 +117,9 @@ pub fn table() -> Vec<RouteDef> {
         get("/admin/isins/export.csv", VIEWER, |r| r.to(isins::export_csv)),
         get("/admin/isins/export.jsonl", VIEWER, |r| r.to(isins::export_jsonl)),
         get("/admin/isins/{isin}/", VIEWER, |r| r.to(isins::detail)),
+        get("/admin/reconciliation/", VIEWER, |r| r.to(reconciliation::show)),
+        get("/admin/reconciliation/{rule}/", VIEWER, |r| r.to(reconciliation::rule)),
+        get("/admin/reconciliation/{rule}/export.csv", VIEWER, |r| r.to(reconciliation::export_csv)),
         get("/admin/runs/", VIEWER, |r| r.to(runs::list)),
         post("/admin/runs/bulk", OPERATOR, |r| r.to(run_bulk::bulk)),
         get("/admin/runs/{id}/", VIEWER, |r| r.to(runs::detail)),

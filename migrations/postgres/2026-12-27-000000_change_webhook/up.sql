@@ -12,4 +12,4 @@ ALTER TABLE alert_deliveries ADD COLUMN details TEXT;
 ALTER TABLE alert_deliveries DROP CONSTRAINT alert_deliveries_kind_check;
 ALTER TABLE alert_deliveries ADD CONSTRAINT alert_deliveries_kind_check
     CHECK (kind IN ('run_failed', 'no_success', 'test', 'source_stale', 'source_recovered', 'paused',
-                    'run_too_long', 'deadline_missed', 'isins_changed'));
+                    'run_too_long', 'deadline_missed', 'reconciliation_moved', 'isins_changed'));

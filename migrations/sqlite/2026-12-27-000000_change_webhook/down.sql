@@ -4,7 +4,7 @@ CREATE TABLE alert_deliveries_old (
     schedule_id BIGINT NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
     run_id BIGINT REFERENCES runs (id) ON DELETE SET NULL,
     kind TEXT NOT NULL CHECK (kind IN ('run_failed', 'no_success', 'test', 'source_stale', 'source_recovered', 'paused',
-                                          'run_too_long', 'deadline_missed')),
+                                          'run_too_long', 'deadline_missed', 'reconciliation_moved')),
     url TEXT NOT NULL,
     message TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'delivered', 'failed')),

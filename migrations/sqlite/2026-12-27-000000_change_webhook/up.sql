@@ -13,7 +13,7 @@ CREATE TABLE alert_deliveries_new (
     schedule_id BIGINT NOT NULL REFERENCES schedules (id) ON DELETE CASCADE,
     run_id BIGINT REFERENCES runs (id) ON DELETE SET NULL,
     kind TEXT NOT NULL CHECK (kind IN ('run_failed', 'no_success', 'test', 'source_stale', 'source_recovered', 'paused',
-                                          'run_too_long', 'deadline_missed', 'isins_changed')),
+                                          'run_too_long', 'deadline_missed', 'reconciliation_moved', 'isins_changed')),
     url TEXT NOT NULL,
     message TEXT NOT NULL,
     status TEXT NOT NULL CHECK (status IN ('pending', 'sending', 'delivered', 'failed')),

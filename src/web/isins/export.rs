@@ -119,7 +119,7 @@ const CSV_HEADER: [&str; 10] =
 /// `@`, a tab or a carriage return) gets a leading apostrophe, which spreadsheets show as text
 /// and hide. Names and source names come from outside (a source's file, an operator); ISINs,
 /// LEIs, codes and dates never begin so.
-fn spreadsheet_text(text: String) -> String {
+pub fn spreadsheet_text(text: String) -> String {
     match text.as_bytes().first() {
         Some(b'=' | b'+' | b'-' | b'@' | b'\t' | b'\r') => format!("'{text}"),
         _ => text,

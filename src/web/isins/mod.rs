@@ -25,7 +25,7 @@ use crate::web::AppError;
 use crate::web::forms::FormErrors;
 use crate::web::page::{AdminContext, Page, render};
 
-pub use export::{IsinOut, export_csv, export_jsonl};
+pub use export::{IsinOut, export_csv, export_jsonl, spreadsheet_text};
 pub use query::ListQuery;
 
 const NAV: &str = "isins";
