@@ -1,8 +1,8 @@
 //! Finishing an import: the LEI index written, the next generation published in one short
 //! transaction (with the publisher's files it applied, the browser's counts per country moved
-//! by what it changed, and its number in the change feed), superseded versions cleaned up, and
-//! the browser's name index brought up to date (both rebuilt whole after the migration that
-//! adds them).
+//! by what it changed, and its number in the change feed), and the browser's name index
+//! brought up to date (both rebuilt whole after the migration that adds them). The versions the
+//! publish supersedes stay for "as of" reads until `prune_history` deletes them.
 
 use std::time::Instant;
 
@@ -10,9 +10,7 @@ use anyhow::Context;
 
 use super::apply::Tally;
 use super::sorted::{LeiPair, SortedRows, Sorter};
-use super::{
-    CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, apply, lock,
-};
+use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, apply};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::RunId;
 use crate::models::isin_index;
@@ -111,6 +109,7 @@ pub(super) fn publish(
         source.inactive_isins - count(tally.returned) + count(stats.removed) + count(tally.new_inactive);
     let mut files = origin.files;
     let published = write_transaction(conn, |c| {
+        let now = crate::db::now();
         let published = source::publish(
             c,
             source.id,
@@ -122,10 +121,10 @@ pub(super) fn publish(
                 last_modified: origin.last_modified,
                 content_sha256: origin.sha256,
                 run_id,
+                at: now,
             },
         )?;
         if published {
-            let now = crate::db::now();
             for file in &mut files {
                 file.applied_at = now;
             }
@@ -153,7 +152,6 @@ pub(super) fn publish(
         )));
     }
     stats.active = active;
-    lock::collect_superseded(conn, source, next).context("Failed to clean up old record versions")?;
     refresh_browsing(conn, source, format, run_id, next, &tally, observer);
     if stats.added + stats.removed + stats.changed >= ANALYZE_AFTER {
         isin_record::refresh_statistics(conn).context("Failed to analyze the ISIN tables")?;

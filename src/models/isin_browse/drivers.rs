@@ -259,7 +259,8 @@ pub(super) fn drivers(filter: &IsinFilter) -> Vec<Driver> {
     if let Some(changes) = &filter.changes {
         drivers.push(Driver::Changes(changes.clone()));
     }
-    if let Some(words) = filter.words() {
+    // The name index holds the present names: a past name search is checked on the records.
+    if let Some(words) = filter.words().filter(|_| !filter.past) {
         drivers.push(Driver::Words(words.to_vec(), None));
     }
     if let Some(source_id) = filter.source_id {
