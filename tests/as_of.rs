@@ -13,7 +13,7 @@ use chrono::NaiveDateTime;
 use common::{Backend, Browser, TestApp, lei, spawn_app, spawn_app_with};
 use diesel::prelude::*;
 use isinbeat::db::DbConnection;
-use isinbeat::db::schema::{isin_records, publications};
+use isinbeat::db::schema::{isin_leis, isin_records, publications};
 use isinbeat::domain::SourceId;
 use isinbeat::domain::download_params::Params;
 use isinbeat::import::{self, Observer, Progress};
@@ -451,6 +451,14 @@ async fn pruning_deletes_only_the_versions_superseded_before_the_window(backend:
     .unwrap();
     assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
     assert_eq!(versions(&app).await, 40, "the first publish's versions went, the later two stay");
+    let pairs = app
+        .query(|conn| {
+            [1, 2, 3].map(|k| {
+                isin_leis::table.filter(isin_leis::lei.eq(lei(k))).count().get_result::<i64>(conn).unwrap()
+            })
+        })
+        .await;
+    assert_eq!(pairs, [0, 20, 20], "the LEI index forgot the pairs only the pruned versions had");
 
     let three_days_ago = rfc3339(now - chrono::Duration::days(3));
     let then = admin.get_html(&format!("/admin/isins/?as_of={three_days_ago}")).await;
