@@ -1,8 +1,9 @@
 //! The ISIN list and an ISIN's detail as the admin pages, their exports and the JSON API read
 //! them: a filter whose "changed since" day becomes import runs, a page in the sort asked for
 //! with how many match, and one ISIN with its latest changes and where each of its values came
-//! from. It sits between `web` and `models` (it also names the import's task kind, whose runs a
-//! "since" filter looks at) and knows no HTTP type.
+//! from — now, or as of a past moment (the sources' generations published then, see
+//! [`sources_at`]). It sits between `web` and `models` (it also names the import's task kind,
+//! whose runs a "since" filter looks at) and knows no HTTP type.
 
 pub mod feed;
 
@@ -15,7 +16,7 @@ use crate::models::isin_browse::provenance::{self, RecordProvenance};
 use crate::models::isin_browse::{
     self, ChangeOfIsin, Direction, IsinFilter, IsinRow, ListPage, SourceInfo, Total,
 };
-use crate::models::run;
+use crate::models::{publication, run};
 
 /// Import runs a "changed since" filter looks at, at most.
 const MAX_RUNS_SINCE: i64 = 1_000;
@@ -39,11 +40,14 @@ pub struct AskedFilter {
     pub filter: IsinFilter,
     /// ISINs imports changed since this time (the filter's change filter then names no run).
     pub changed_since: Option<NaiveDateTime>,
+    /// The past moment the read is as of (`None`: now); the filter is then marked past.
+    pub as_of: Option<NaiveDateTime>,
 }
 
 /// Reads the filter: the "since" date becomes the import runs that ended since then.
 pub fn resolve(conn: &mut DbConnection, asked: AskedFilter) -> QueryResult<IsinFilter> {
-    let AskedFilter { mut filter, changed_since: since } = asked;
+    let AskedFilter { mut filter, changed_since: since, as_of } = asked;
+    filter.past = as_of.is_some();
     if let (Some(since), Some(changes)) = (since, &mut filter.changes) {
         changes.run_ids = run::succeeded_since(conn, import::TASK_KIND, since, MAX_RUNS_SINCE)?;
     }
@@ -123,6 +127,24 @@ fn sorted_page(
     ListPage { rows, next_after, previous_before, looked_until: None }
 }
 
+/// Every source, with the generation it shows at `as_of`: the one it has published now, or
+/// (at a past moment) the one its latest publication by then published, with that publication's
+/// time as its last import. A source that had published nothing by then shows generation 0,
+/// which no version has: nothing. A download after that publication that found nothing new is
+/// not remembered, so an ISIN's "last seen" as of a moment is its source's last publication by
+/// then.
+pub fn sources_at(conn: &mut DbConnection, as_of: Option<NaiveDateTime>) -> QueryResult<Vec<SourceInfo>> {
+    let mut sources = isin_browse::sources(conn)?;
+    if let Some(at) = as_of {
+        for source in &mut sources {
+            let then = publication::generation_at(conn, source.id, at)?;
+            source.generation = then.map_or(0, |(generation, _)| generation);
+            source.last_imported_at = then.map(|(_, published_at)| published_at);
+        }
+    }
+    Ok(sources)
+}
+
 /// An ISIN and what each source says of it.
 pub struct IsinDetail {
     pub row: IsinRow,
@@ -132,13 +154,30 @@ pub struct IsinDetail {
     pub provenance: Vec<RecordProvenance>,
 }
 
-/// The ISIN `isin` (upper-cased), or `None` when no source has listed it.
-pub fn find_isin(conn: &mut DbConnection, isin: &str) -> QueryResult<Option<IsinDetail>> {
-    let sources = isin_browse::sources(conn)?;
+/// The ISIN `isin` (upper-cased), or `None` when no source has listed it (by `as_of`, for a
+/// past moment: then the history too is what had been published by that moment).
+pub fn find_isin(
+    conn: &mut DbConnection,
+    isin: &str,
+    as_of: Option<NaiveDateTime>,
+) -> QueryResult<Option<IsinDetail>> {
+    let sources = sources_at(conn, as_of)?;
     let Some(row) = isin_browse::load_rows(conn, &sources, &[isin.to_owned()])?.pop() else {
         return Ok(None);
     };
-    let changes = isin_browse::changes_of(conn, isin, HISTORY)?;
+    if as_of.is_some() && row.records.is_empty() {
+        return Ok(None);
+    }
+    let mut changes = isin_browse::changes_of(conn, isin, HISTORY)?;
+    if as_of.is_some() {
+        // A deleted source's changes stay, as they do now.
+        changes.retain(|change| {
+            sources
+                .iter()
+                .find(|s| s.id == change.source_id)
+                .is_none_or(|s| change.generation <= s.generation)
+        });
+    }
     let provenance = provenance::provenance_of(conn, isin, &row.records, &sources)?;
     Ok(Some(IsinDetail { row, sources, changes, provenance }))
 }

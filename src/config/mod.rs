@@ -211,6 +211,10 @@ pub struct Settings {
     /// How long an export waits for its client to take the last piece (32 KiB) it was handed
     /// before it ends the export and its connection (`ISINBEAT_EXPORT_STALL_SECONDS`).
     pub export_stall: Duration,
+    /// Days of the past the ISIN list, an ISIN's page, the exports and the API can show
+    /// (`as_of=`; `ISINBEAT_AS_OF_DAYS`): record versions superseded longer ago are deleted by
+    /// `prune_history`, and an older `as_of` is refused. 0 keeps only the present.
+    pub as_of_days: u32,
     /// The bearer token `/metrics` asks for (`ISINBEAT_METRICS_TOKEN`); unset, `/metrics` is open.
     pub metrics_token: Option<Secret>,
     /// Runs one worker executes at once.
@@ -240,6 +244,9 @@ pub struct Settings {
     /// `ISINBEAT_RECONCILIATION_VENUE_MIN_ISSUERS` and `ISINBEAT_RECONCILIATION_VENUE_LEIS`.
     pub reconciliation: Thresholds,
 }
+
+/// Days of the past `as_of` reads can show, unless `ISINBEAT_AS_OF_DAYS` says otherwise.
+pub const DEFAULT_AS_OF_DAYS: u32 = 90;
 
 /// How long an export waits for a client that stopped reading, unless
 /// `ISINBEAT_EXPORT_STALL_SECONDS` says otherwise.
@@ -373,6 +380,7 @@ impl Settings {
                 DEFAULT_EXPORT_STALL_SECONDS,
                 1..=3600,
             )?),
+            as_of_days: parse_number(&get, "ISINBEAT_AS_OF_DAYS", DEFAULT_AS_OF_DAYS, 0..=3650)?,
             metrics_token,
             worker_concurrency: parse_number(&get, "ISINBEAT_WORKER_CONCURRENCY", 2, 1..=256)?,
             worker_queues,
@@ -437,6 +445,7 @@ impl Settings {
             ),
             row("ISINBEAT_EXPORTS_MAX", self.exports_max.to_string()),
             row("ISINBEAT_EXPORT_STALL_SECONDS", self.export_stall.as_secs().to_string()),
+            row("ISINBEAT_AS_OF_DAYS", self.as_of_days.to_string()),
             row("ISINBEAT_METRICS_TOKEN", secret(&self.metrics_token, "(unset: /metrics is open)")),
             row("ISINBEAT_WORKER_CONCURRENCY", self.worker_concurrency.to_string()),
             row(
@@ -687,6 +696,7 @@ mod tests {
     fn exports_are_capped_and_metrics_open_unless_told() {
         let s = settings(&[]).unwrap();
         assert_eq!(s.exports_max, 4);
+        assert_eq!(s.as_of_days, DEFAULT_AS_OF_DAYS);
         assert_eq!(s.export_stall, Duration::from_secs(DEFAULT_EXPORT_STALL_SECONDS));
         assert!(s.metrics_token.is_none());
         let s = settings(&[
@@ -698,6 +708,8 @@ mod tests {
         assert_eq!((s.exports_max, s.export_stall), (10, Duration::from_secs(5)));
         assert_eq!(s.metrics_token.as_ref().map(Secret::expose), Some("0123456789abcdef"));
         assert!(settings(&[("ISINBEAT_EXPORTS_MAX", "0")]).is_err());
+        assert_eq!(settings(&[("ISINBEAT_AS_OF_DAYS", "0")]).unwrap().as_of_days, 0);
+        assert!(settings(&[("ISINBEAT_AS_OF_DAYS", "many")]).is_err());
         assert!(settings(&[("ISINBEAT_EXPORT_STALL_SECONDS", "0")]).is_err());
         let short = settings(&[("ISINBEAT_METRICS_TOKEN", "secret")]).unwrap_err().to_string();
         assert!(short.contains("ISINBEAT_METRICS_TOKEN") && !short.contains("secret\""), "{short}");

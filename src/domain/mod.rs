@@ -2,6 +2,7 @@
 //! parsed and is valid.
 
 pub mod alert_kind;
+pub mod as_of;
 pub mod calendar;
 pub mod cfi;
 pub mod country;

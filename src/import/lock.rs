@@ -1,6 +1,7 @@
 //! The source's import lock: taking it (and first taking back what an import that died left
 //! behind), releasing it (and first taking back what a failed import wrote), and the chunked
-//! clean-ups both need.
+//! clean-up both need. Versions a publish superseded are kept for "as of" reads; the
+//! `prune_history` task deletes those superseded before the kept window.
 
 use std::time::Duration;
 
@@ -57,7 +58,6 @@ pub(super) fn lock_source(
             observer.log(&format!("took back {undone} changes of run {dead}, which did not finish"));
         }
     }
-    collect_superseded(conn, &source, source.generation).context("Failed to clean up old record versions")?;
     Ok(source)
 }
 
@@ -106,24 +106,5 @@ pub(super) fn undo(conn: &mut DbConnection, source: &Source, run_id: RunId) -> a
         write_transaction(conn, |c| isin_record::undo_versions(c, source.id, run_id, &isins, next))
             .context("Failed to take back changes")?;
         undone += isins.len();
-    }
-}
-
-/// Deletes versions no generation from `generation` on can see, a chunk per short transaction,
-/// paced as the import's writes are.
-pub(super) fn collect_superseded(
-    conn: &mut DbConnection,
-    source: &Source,
-    generation: i64,
-) -> anyhow::Result<()> {
-    let mut chunk = CHUNK;
-    loop {
-        let started = std::time::Instant::now();
-        let deleted =
-            write_transaction(conn, |c| isin_record::delete_superseded(c, source.id, generation, chunk))?;
-        if deleted == 0 {
-            return Ok(());
-        }
-        chunk = apply::pace(conn, started.elapsed(), chunk);
     }
 }

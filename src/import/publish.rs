@@ -1,9 +1,9 @@
 //! Finishing an import: the LEI index written, the next generation published in one short
 //! transaction (with the publisher's files it applied, the browser's counts per country moved
 //! by what it changed, its number in the change feed, and the `isins_changed` notification its
-//! schedule may ask for), superseded versions cleaned up, and
-//! the browser's name index brought up to date (both rebuilt whole after the migration that
-//! adds them).
+//! schedule may ask for), and the browser's name and code indexes brought up to date (rebuilt
+//! whole after the migrations that add them). The versions the publish supersedes stay for
+//! "as of" reads until `prune_history` deletes them.
 
 use std::time::Instant;
 
@@ -11,9 +11,7 @@ use anyhow::Context;
 
 use super::apply::Tally;
 use super::sorted::{LeiPair, SortedRows, Sorter};
-use super::{
-    CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, apply, lock,
-};
+use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, apply};
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::RunId;
 use crate::domain::quality_gates::QualityGates;
@@ -132,6 +130,7 @@ pub(super) fn publish(
     }
     let mut files = origin.files;
     let published = write_transaction(conn, |c| {
+        let now = crate::db::now();
         let published = source::publish(
             c,
             source.id,
@@ -143,10 +142,10 @@ pub(super) fn publish(
                 last_modified: origin.last_modified,
                 content_sha256: origin.sha256,
                 run_id,
+                at: now,
             },
         )?;
         if published {
-            let now = crate::db::now();
             for file in &mut files {
                 file.applied_at = now;
             }
@@ -188,7 +187,6 @@ pub(super) fn publish(
         )));
     }
     stats.active = active;
-    lock::collect_superseded(conn, source, next).context("Failed to clean up old record versions")?;
     refresh_browsing(conn, source, format, run_id, next, &tally, observer);
     if stats.added + stats.removed + stats.changed >= ANALYZE_AFTER {
         isin_record::refresh_statistics(conn).context("Failed to analyze the ISIN tables")?;

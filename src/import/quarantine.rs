@@ -390,8 +390,6 @@ pub fn publish_anyway(
     if !published {
         return Err(QuarantineError::NotQuarantined);
     }
-    lock::collect_superseded(conn, &held_by, pending.generation)
-        .context("Failed to clean up old record versions")?;
     let tally = Tally { silent: pending.silent.clone(), renamed: None, ..Tally::default() };
     let format = Format::parse(&held_by.format).unwrap_or(Format::Csv);
     publish::refresh_browsing(conn, &held_by, format, run_id, pending.generation, &tally, &Quiet);
@@ -414,6 +412,8 @@ fn publish_locked(
     let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
     let (added, removed, changed) = (count(stats.added), count(stats.removed), count(stats.changed));
     let published = write_transaction(conn, |c| {
+        // One instant for the source's publish time and the publication's, as an import's publish.
+        let now = crate::db::now();
         let published = source::publish(
             c,
             held_by.id,
@@ -425,6 +425,7 @@ fn publish_locked(
                 last_modified: pending.last_modified.as_deref(),
                 content_sha256: &pending.sha256,
                 run_id,
+                at: now,
             },
         )?;
         if !published
@@ -434,7 +435,6 @@ fn publish_locked(
             // Someone else decided first: nothing of this is kept.
             return Err(diesel::result::Error::RollbackTransaction);
         }
-        let now = crate::db::now();
         let files: Vec<NewSourceFile> = pending
             .files
             .iter()

@@ -126,23 +126,25 @@ pub struct Registry {
 impl Registry {
     /// The kinds isinbeat ships, with the default size caps on downloads.
     pub fn builtin() -> Self {
-        Self::with_download_caps(download_isins::DownloadIsins::default())
+        Self::with_caps(download_isins::DownloadIsins::default(), prune_history::PruneHistory::default())
     }
 
-    /// The kinds isinbeat ships, downloads capped as `settings` say (what workers run with).
+    /// The kinds isinbeat ships, downloads capped and the past kept as `settings` say (what
+    /// workers run with).
     pub fn from_settings(settings: &crate::config::Settings) -> Self {
-        Self::with_download_caps(download_isins::DownloadIsins {
-            max_download_bytes: settings.download_max_bytes,
-            max_uncompressed_bytes: settings.uncompressed_max_bytes,
-            outbound: settings.outbound.clone(),
-            reconciliation: settings.reconciliation.clone(),
-        })
+        Self::with_caps(
+            download_isins::DownloadIsins {
+                max_download_bytes: settings.download_max_bytes,
+                max_uncompressed_bytes: settings.uncompressed_max_bytes,
+                outbound: settings.outbound.clone(),
+                reconciliation: settings.reconciliation.clone(),
+            },
+            prune_history::PruneHistory { as_of_days: settings.as_of_days },
+        )
     }
 
-    fn with_download_caps(download: download_isins::DownloadIsins) -> Self {
-        Self {
-            kinds: vec![Arc::new(download), Arc::new(prune_history::PruneHistory), Arc::new(sleep::Sleep)],
-        }
+    fn with_caps(download: download_isins::DownloadIsins, prune: prune_history::PruneHistory) -> Self {
+        Self { kinds: vec![Arc::new(download), Arc::new(prune), Arc::new(sleep::Sleep)] }
     }
 
     /// Adds a kind (tests add kinds that fail or wait on purpose).

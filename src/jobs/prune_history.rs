@@ -1,20 +1,32 @@
 //! `prune_history`: deletes finished runs beyond each schedule's history limits (keep the last
 //! N succeeded and M others), in chunks, so that a long history never holds the database's
 //! write lock for long. Runs that changed ISIN data are kept: they are the history of what each
-//! import added, removed and changed. Alert deliveries older than [`KEEP_ALERTS_DAYS`] go too.
+//! import added, removed and changed. Alert deliveries older than [`KEEP_ALERTS_DAYS`] go too,
+//! and so do the ISIN record versions superseded before the window "as of" reads can show
+//! (`ISINBEAT_AS_OF_DAYS`), a short chunk per transaction.
 
 use anyhow::Context;
 use diesel::prelude::*;
 use serde_json::json;
 
-use crate::db::schema::{isin_changes, runs, schedules};
+use crate::db::schema::{isin_changes, runs, schedules, sources};
 use crate::db::write_transaction;
-use crate::domain::{RunId, RunStatus, ScheduleId};
+use crate::domain::{RunId, RunStatus, ScheduleId, SourceId};
 use crate::jobs::{ParamKind, ParamSpec, TaskContext, TaskKind, integer_param};
+use crate::models::{isin_record, publication};
 
 /// The task kind.
 #[derive(Debug, Clone, Copy)]
-pub struct PruneHistory;
+pub struct PruneHistory {
+    /// Days of superseded record versions kept for "as of" reads.
+    pub as_of_days: u32,
+}
+
+impl Default for PruneHistory {
+    fn default() -> Self {
+        Self { as_of_days: crate::config::DEFAULT_AS_OF_DAYS }
+    }
+}
 
 const PARAMS: &[ParamSpec] = &[ParamSpec {
     name: "chunk_size",
@@ -87,8 +99,47 @@ impl TaskKind for PruneHistory {
         let before = crate::db::now() - chrono::Duration::days(KEEP_ALERTS_DAYS);
         let alerts = crate::models::alert::prune(conn, before).context("Failed to delete old alerts")?;
         ctx.log(format!("deleted {alerts} alert deliveries older than {KEEP_ALERTS_DAYS} days"));
-        Ok(json!({ "deleted_runs": deleted, "deleted_alerts": alerts }))
+        let versions = prune_superseded(ctx, conn, self.as_of_days, chunk)?;
+        ctx.log(format!(
+            "deleted {versions} ISIN record versions superseded more than {} days ago",
+            self.as_of_days
+        ));
+        Ok(json!({ "deleted_runs": deleted, "deleted_alerts": alerts, "deleted_versions": versions }))
     }
+}
+
+/// Deletes the record versions no "as of" read within the last `days` can show: per source,
+/// those superseded by the generation it had published at the window's start, or earlier (a
+/// read from then on sees that generation or a later one). A chunk per short transaction, so
+/// imports and logins wait for none of it for long.
+fn prune_superseded(
+    ctx: &TaskContext,
+    conn: &mut crate::db::DbConnection,
+    days: u32,
+    chunk: i64,
+) -> anyhow::Result<usize> {
+    let window_start = crate::db::now() - chrono::Duration::days(i64::from(days));
+    let source_ids: Vec<SourceId> =
+        sources::table.select(sources::id).load(conn).context("Failed to read the sources")?;
+    let mut deleted = 0;
+    for source_id in source_ids {
+        let Some((generation, _)) = publication::generation_at(conn, source_id, window_start)
+            .context("Failed to read the source's publications")?
+        else {
+            continue;
+        };
+        loop {
+            ctx.check_stop()?;
+            let gone =
+                write_transaction(conn, |c| isin_record::delete_superseded(c, source_id, generation, chunk))
+                    .context("Failed to delete superseded record versions")?;
+            if gone == 0 {
+                break;
+            }
+            deleted += gone;
+        }
+    }
+    Ok(deleted)
 }
 
 #[cfg(test)]

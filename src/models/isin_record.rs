@@ -334,6 +334,15 @@ pub fn insert_isins(conn: &mut DbConnection, rows: &[NewIsin]) -> QueryResult<us
     }
 }
 
+/// An ISIN and the LEI of one of its versions, read by SQL text.
+#[derive(QueryableByName)]
+struct IsinLei {
+    #[diesel(sql_type = diesel::sql_types::Text)]
+    isin: String,
+    #[diesel(sql_type = diesel::sql_types::Nullable<diesel::sql_types::Text>)]
+    lei: Option<String>,
+}
+
 /// Deletes up to `limit` versions that no generation from `generation` on can see. Returns how
 /// many it deleted (0: none left).
 pub fn delete_superseded(
@@ -342,17 +351,41 @@ pub fn delete_superseded(
     generation: i64,
     limit: i64,
 ) -> QueryResult<usize> {
-    let doomed = isin_records::table
+    let mut doomed: Vec<String> = isin_records::table
         .filter(isin_records::source_id.eq(source_id))
         .filter(isin_records::until_gen.is_not_null())
         .filter(isin_records::until_gen.le(generation))
-        .select((isin_records::isin, isin_records::lei))
+        .select(isin_records::isin)
         .limit(limit)
         .load(conn)?;
-    let (doomed, pairs) = lei_pairs(doomed);
     if doomed.is_empty() {
         return Ok(0);
     }
+    doomed.sort_unstable();
+    doomed.dedup();
+    // Every superseded version of these ISINs goes (an ISIN may have several, kept for "as of"
+    // reads), so the LEI pairs of all of them are looked at, not only of those selected.
+    let versions: Vec<(String, Option<String>)> = match conn {
+        // By primary key, as the delete below (see there).
+        DbConnection::Sqlite(lite) => diesel::sql_query(
+            "SELECT isin, lei FROM isin_records WHERE source_id = ? AND +until_gen <= ? \
+             AND isin IN (SELECT value FROM json_each(?))",
+        )
+        .bind::<diesel::sql_types::BigInt, _>(source_id.0)
+        .bind::<diesel::sql_types::BigInt, _>(generation)
+        .bind::<diesel::sql_types::Text, _>(sqlite_rows(&doomed, |isin| isin)?)
+        .load::<IsinLei>(lite)?
+        .into_iter()
+        .map(|row| (row.isin, row.lei))
+        .collect(),
+        DbConnection::Postgresql(_) => isin_records::table
+            .filter(isin_records::source_id.eq(source_id))
+            .filter(isin_records::isin.eq_any(&doomed))
+            .filter(isin_records::until_gen.le(generation))
+            .select((isin_records::isin, isin_records::lei))
+            .load(conn)?,
+    };
+    let (_, pairs) = lei_pairs(versions);
     let deleted = match conn {
         // By primary key: SQLite would otherwise pick the index of superseded versions for
         // `until_gen` and read all of them again for every chunk (the `+` keeps it off it).
@@ -571,12 +604,26 @@ pub fn delete_some_of_source(
     source_id: SourceId,
     limit: i64,
 ) -> QueryResult<Vec<String>> {
-    let doomed = isin_records::table
+    let mut doomed: Vec<String> = isin_records::table
         .filter(isin_records::source_id.eq(source_id))
-        .select((isin_records::isin, isin_records::lei))
+        .select(isin_records::isin)
         .limit(limit)
         .load(conn)?;
-    let (doomed, pairs) = lei_pairs(doomed);
+    doomed.sort_unstable();
+    doomed.dedup();
+    // Every version of these ISINs goes (superseded ones are kept for "as of" reads), so the LEI
+    // pairs of all of them are looked at.
+    let mut versions = Vec::with_capacity(doomed.len());
+    for chunk in doomed.chunks(IN_LIST_CHUNK) {
+        versions.extend(
+            isin_records::table
+                .filter(isin_records::source_id.eq(source_id))
+                .filter(isin_records::isin.eq_any(chunk))
+                .select((isin_records::isin, isin_records::lei))
+                .load::<(String, Option<String>)>(conn)?,
+        );
+    }
+    let (_, pairs) = lei_pairs(versions);
     diesel::delete(
         isin_records::table
             .filter(isin_records::source_id.eq(source_id))

@@ -72,6 +72,23 @@ pub fn last_seq(conn: &mut DbConnection) -> QueryResult<i64> {
     Ok(last.unwrap_or(0))
 }
 
+/// The generation `source_id` had published at `at`, and when it was published: its latest
+/// publication at or before `at` (publications are numbered in the order they committed).
+/// `None` when it had published nothing by then.
+pub fn generation_at(
+    conn: &mut DbConnection,
+    source_id: SourceId,
+    at: NaiveDateTime,
+) -> QueryResult<Option<(i64, NaiveDateTime)>> {
+    publications::table
+        .filter(publications::source_id.eq(source_id))
+        .filter(publications::published_at.le(at))
+        .order(publications::seq.desc())
+        .select((publications::generation, publications::published_at))
+        .first(conn)
+        .optional()
+}
+
 /// One change as the feed gives it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FeedChange {

@@ -237,12 +237,15 @@ pub struct Published<'a> {
     pub last_modified: Option<&'a str>,
     pub content_sha256: &'a str,
     pub run_id: RunId,
+    /// The moment of the publish: the source's `last_imported_at` and `published_at`, and the
+    /// publication's own, so that a read "as of" a moment shows the time the present showed.
+    pub at: NaiveDateTime,
 }
 
 /// Makes generation `published.generation` visible, if the source is still at the one before
 /// and `run_id` holds its lock. Returns whether it did.
 pub fn publish(conn: &mut DbConnection, source_id: SourceId, published: &Published<'_>) -> QueryResult<bool> {
-    let now = crate::db::now();
+    let now = published.at;
     let updated = diesel::update(
         sources::table
             .find(source_id)

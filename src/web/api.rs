@@ -27,7 +27,7 @@ use crate::models::schedule::{self, Schedule, ScheduleFilter};
 use crate::scheduler::actions;
 use crate::web::client_ip::actor;
 use crate::web::forms::FormErrors;
-use crate::web::isins::{IsinOut, ListQuery};
+use crate::web::isins::{AsOfQuery, IsinOut, ListQuery, past_moment};
 use crate::web::{AppError, AppState};
 
 /// The most ISINs one request returns.
@@ -193,14 +193,17 @@ pub async fn list_isins(
     // The API pages by ISIN only (a cursor that stays valid under imports).
     list.o.clear();
     list.before = None;
+    let keep_days = state.settings.as_of_days;
     let (items, listed) = state
         .db(move |conn| {
-            let filter = browse::resolve(conn, list.to_filter(&mut errors))?;
+            let asked = list.to_filter(keep_days, &mut errors);
+            let as_of = asked.as_of;
+            let filter = browse::resolve(conn, asked)?;
             let cursor = list.cursor(&mut errors);
             if !errors.is_empty() {
                 return Ok(Err(invalid(&errors)));
             }
-            let sources = isin_browse::sources(conn)?;
+            let sources = browse::sources_at(conn, as_of)?;
             let listed = browse::list_page(conn, &sources, &filter, list.sort(), cursor, limit)?;
             let items: Vec<IsinOut> =
                 listed.page.rows.iter().map(|row| IsinOut::new(row, &sources)).collect();
@@ -334,17 +337,26 @@ struct ChangeOut {
 }
 
 /// `GET /api/v1/isins/{isin}`: what every source lists for it, its latest changes, and where
-/// each value came from.
-pub async fn get_isin(state: web::Data<AppState>, isin: web::Path<String>) -> Result<HttpResponse, ApiError> {
+/// each value came from (as of a past moment with `as_of`).
+pub async fn get_isin(
+    state: web::Data<AppState>,
+    isin: web::Path<String>,
+    query: web::Query<AsOfQuery>,
+) -> Result<HttpResponse, ApiError> {
     let isin = isin.into_inner().trim().to_ascii_uppercase();
     let key = isin.clone();
-    let found = state.db(move |conn| Ok(browse::find_isin(conn, &key)?)).await?;
+    let mut errors = FormErrors::default();
+    let as_of = past_moment(&query.as_of, state.settings.as_of_days, &mut errors);
+    if !errors.is_empty() {
+        return Err(invalid(&errors));
+    }
+    let found = state.db(move |conn| Ok(browse::find_isin(conn, &key, as_of)?)).await?;
     let Some(detail) = found else {
-        return Err(ApiError::new(
-            StatusCode::NOT_FOUND,
-            "not_found",
-            format!("No source has listed {isin}."),
-        ));
+        let message = match as_of {
+            Some(at) => format!("No source listed {isin} at {}.", at.format("%Y-%m-%dT%H:%M:%S%.fZ")),
+            None => format!("No source has listed {isin}."),
+        };
+        return Err(ApiError::new(StatusCode::NOT_FOUND, "not_found", message));
     };
     let parse = |text: &Option<String>| text.as_deref().and_then(|t| serde_json::from_str(t).ok());
     let changes = detail

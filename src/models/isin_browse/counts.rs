@@ -52,7 +52,9 @@ pub fn count(
 /// `None` for other filters (and for "inactive": an ISIN one source no longer lists may be
 /// active in another).
 fn estimate(conn: &mut DbConnection, filter: &IsinFilter, prefix: Option<&str>) -> QueryResult<Option<u64>> {
-    if filter.search.as_ref().is_some_and(|s| !matches!(s, IsinSearch::Prefix(p) if p.len() <= 2))
+    // The counts are of the present.
+    if filter.past
+        || filter.search.as_ref().is_some_and(|s| !matches!(s, IsinSearch::Prefix(p) if p.len() <= 2))
         || filter.changes.is_some()
         || filter.cfi.is_some()
         || filter.venue.is_some()

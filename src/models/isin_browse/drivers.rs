@@ -269,10 +269,14 @@ pub(super) fn drivers(filter: &IsinFilter) -> Vec<Driver> {
     if let Some(changes) = &filter.changes {
         drivers.push(Driver::Changes(changes.clone()));
     }
-    if let Some(words) = filter.words() {
+    // The name index holds the present names: a past name search is checked on the records.
+    if let Some(words) = filter.words().filter(|_| !filter.past) {
         drivers.push(Driver::Words(words.to_vec(), None));
     }
-    drivers.extend(filter.codes().into_iter().map(Driver::Code));
+    // So does the code index (CFI, venue): in the past, codes are checked on the records.
+    if !filter.past {
+        drivers.extend(filter.codes().into_iter().map(Driver::Code));
+    }
     if let Some(source_id) = filter.source_id {
         drivers.push(Driver::Source(source_id));
     }

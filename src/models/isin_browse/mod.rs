@@ -9,6 +9,18 @@
 //! the filter is checked on them. A page stops at its size, at the end of the driver, or after
 //! [`SCAN_LIMIT`] candidates (the page then says how far it looked, and the next link goes on
 //! from there): no request counts or scans the whole table.
+//!
+//! A read "as of" a past moment is given the sources with the generations they had published
+//! then (see [`crate::browse::sources_at`]) and a filter marked [`IsinFilter::past`]; every
+//! version superseded since is still there (`prune_history` deletes only those older than the
+//! kept window), so the same visibility rule picks what was shown then. The drivers serve the
+//! past so: the `isins` key (every ISIN ever listed: those first listed later have no record
+//! visible then and are dropped), a source's records (any version), the LEI index (it holds the
+//! pairs of every version kept) and a run's changes are correct for any moment and their rows
+//! are checked against the versions visible then; the name index and the code index (CFI,
+//! venue) hold only the present names and codes, so a name, CFI or venue search of the past is
+//! read by another driver and checked on the records visible then, in memory. The per-country counts are of the present too: a past count is exact up to
+//! [`EXACT_COUNT_LIMIT`], beyond that "more than".
 
 mod counts;
 mod drivers;
@@ -166,6 +178,10 @@ pub struct IsinFilter {
     pub cfi: Option<CfiFilter>,
     /// A venue (MIC) some record lists the ISIN on.
     pub venue: Option<MicFilter>,
+    /// The sources' generations are those of a past moment ("as of"): the tables of the
+    /// present only (the name index, the counts) are not used, and an ISIN with no record
+    /// visible then is left out.
+    pub past: bool,
 }
 
 impl IsinFilter {
@@ -279,6 +295,8 @@ pub struct ChangeOfIsin {
     pub kind: ChangeKind,
     pub old_values: Option<String>,
     pub new_values: Option<String>,
+    /// The source's generation that published it (0 for changes older than generations).
+    pub generation: i64,
 }
 
 /// The latest `limit` changes of an ISIN, newest first.
@@ -292,6 +310,7 @@ pub fn changes_of(conn: &mut DbConnection, isin: &str, limit: i64) -> QueryResul
             isin_changes::kind,
             isin_changes::old_values,
             isin_changes::new_values,
+            isin_changes::generation,
         ))
         .limit(limit)
         .load(conn)

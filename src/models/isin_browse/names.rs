@@ -7,6 +7,7 @@ use diesel::prelude::*;
 use diesel::sql_types::{Array, BigInt, Text};
 
 use crate::db::DbConnection;
+use crate::domain::isin_search::index_words;
 
 /// The first text after every one starting with `prefix`.
 pub(super) fn bump(prefix: &str) -> String {
@@ -155,9 +156,29 @@ pub(super) fn named_among(
     Ok(found.into_iter().collect())
 }
 
+/// Whether `names` have every one of `words` as the name index would find them (see
+/// [`fts_query`]): a word of one character whole, a longer one as a whole word or its start.
+/// For reads of the past, whose names the index no longer holds.
+pub(super) fn names_have_words(names: &[&str], words: &[String]) -> bool {
+    let held: Vec<String> = names.iter().flat_map(|name| index_words(name)).collect();
+    words.iter().all(|word| {
+        held.iter().any(|h| if word.len() > 1 { h.starts_with(word.as_str()) } else { h == word })
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_of_the_past_match_as_the_index_would() {
+        let words = |text: &str| crate::domain::isin_search::name_words(text);
+        assert!(names_have_words(&["Siemens AG"], &words("siem ag")));
+        assert!(names_have_words(&["Société Générale"], &words("societe gen")));
+        assert!(!names_have_words(&["Siemens AG"], &words("siemens energy")));
+        assert!(!names_have_words(&["Allianz SE"], &words("a")), "one letter is a whole word");
+        assert!(names_have_words(&["Series A", "Other"], &words("a oth")));
+    }
 
     #[test]
     fn name_rowids_keep_isin_order_and_give_the_isin_back() {

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use diesel::prelude::*;
 
 use super::drivers::{Bounds, Driver, drivers, probe, read_driver};
-use super::names::named_among;
+use super::names::{named_among, names_have_words};
 use super::{
     ChangeFilter, Direction, EXACT_COUNT_LIMIT, IN_LIST_CHUNK, IsinFilter, IsinRow, ListPage, SCAN_LIMIT,
     SourceInfo, load_rows,
@@ -70,6 +70,8 @@ impl Checks<'_> {
             || f.venue.is_some()
             // A source's or an LEI's driver also finds records that are not visible.
             || matches!(self.driver, Driver::Source(_) | Driver::Lei(_))
+            // In the past, ISINs first listed later are among every driver's candidates.
+            || f.past
     }
 
     /// Keeps the rows that pass.
@@ -84,7 +86,14 @@ impl Checks<'_> {
         };
         // Names are checked with the name index itself, so a search finds the same ISINs
         // whichever driver read them.
+        // In the past, on the names visible then (the index holds the present ones).
         let named: Option<HashSet<String>> = match (f.words(), self.driver) {
+            (Some(words), _) if f.past => Some(
+                rows.iter()
+                    .filter(|row| names_have_words(&row.names(), words))
+                    .map(|row| row.isin.clone())
+                    .collect(),
+            ),
             (Some(words), driver) if !matches!(driver, Driver::Words(..)) => {
                 let isins: Vec<String> = rows.iter().map(|r| r.isin.clone()).collect();
                 Some(named_among(conn, words, &isins)?)
@@ -94,7 +103,8 @@ impl Checks<'_> {
         Ok(rows
             .into_iter()
             .filter(|row| {
-                f.source_id.is_none_or(|id| row.records.iter().any(|r| r.source_id == id))
+                (!f.past || !row.records.is_empty())
+                    && f.source_id.is_none_or(|id| row.records.iter().any(|r| r.source_id == id))
                     && f.active.is_none_or(|active| !row.records.is_empty() && row.active() == active)
                     && f.lei().is_none_or(|lei| row.records.iter().any(|r| r.lei.as_deref() == Some(lei)))
                     && named.as_ref().is_none_or(|set| set.contains(&row.isin))

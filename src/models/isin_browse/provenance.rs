@@ -155,6 +155,11 @@ pub fn provenance_of(
         .load(conn)?;
     let mut steps: HashMap<SourceId, Vec<ChangeStep>> = HashMap::new();
     for (run_id, source_id, generation, kind, new_values) in rows {
+        // As of a past moment a source's generation is the one published then: later changes
+        // had not happened yet.
+        if sources_known.iter().any(|source| source.id == source_id && generation > source.generation) {
+            continue;
+        }
         let set = new_values
             .as_deref()
             .and_then(|text| serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(text).ok())

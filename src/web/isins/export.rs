@@ -170,12 +170,17 @@ async fn export(
             )));
     };
     let asked = query.clone();
+    let keep_days = state.settings.as_of_days;
     let (filter, sources, plan, errors) = state
         .db(move |conn| {
             let mut errors = FormErrors::default();
-            let filter = browse::resolve(conn, asked.to_filter(&mut errors))?;
+            let asked_filter = asked.to_filter(keep_days, &mut errors);
+            let as_of = asked_filter.as_of;
+            let filter = browse::resolve(conn, asked_filter)?;
             let plan = isin_browse::plan(conn, &filter)?;
-            Ok((filter, isin_browse::sources(conn)?, plan, errors))
+            // The sources' generations are read once: every page shows the same moment even
+            // while imports publish, as of a past moment or now.
+            Ok((filter, browse::sources_at(conn, as_of)?, plan, errors))
         })
         .await?;
     // Exporting more than was asked for would be worse than exporting nothing.

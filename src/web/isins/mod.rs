@@ -10,6 +10,7 @@ mod query;
 use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, web};
 use askama::Template;
+use chrono::NaiveDateTime;
 use serde::Deserialize;
 
 use crate::browse::{self, IsinDetail, Listed};
@@ -26,7 +27,7 @@ use crate::web::forms::FormErrors;
 use crate::web::page::{AdminContext, Page, render};
 
 pub use export::{IsinOut, export_csv, export_jsonl, spreadsheet_text};
-pub use query::ListQuery;
+pub use query::{ListQuery, past_moment};
 
 const NAV: &str = "isins";
 /// ISINs per page.
@@ -47,6 +48,8 @@ struct ListTemplate {
     /// The country facet: each prefix the sources list, with its name.
     countries: Vec<CountryFacet>,
     categories: &'static [cfi::Category],
+    /// The past moment shown, if the list shows the past.
+    as_of: Option<NaiveDateTime>,
 }
 
 /// A country the sources list ISINs of, for the list's country filter.
@@ -134,6 +137,11 @@ impl ListTemplate {
     fn last_seen(&self, row: &IsinRow) -> String {
         row.last_seen(&self.sources).map_or_else(|| "—".to_owned(), |at| at.format("%Y-%m-%d").to_string())
     }
+
+    /// `?as_of=…` for the links to ISIN pages when the list shows the past; "" otherwise.
+    fn as_of_param(&self) -> String {
+        self.as_of.map_or_else(String::new, |at| format!("?as_of={}", at.format("%Y-%m-%dT%H:%M:%S%.fZ")))
+    }
 }
 
 /// The name of source `id`, for pages that list records of several sources.
@@ -179,15 +187,18 @@ pub async fn list(
 ) -> Result<HttpResponse, AppError> {
     let query = query.into_inner();
     let asked = query.clone();
-    let (sources, listed, errors, search, countries) = state
+    let keep_days = state.settings.as_of_days;
+    let (sources, listed, errors, search, countries, as_of) = state
         .db(move |conn| {
             let mut errors = FormErrors::default();
-            let filter = browse::resolve(conn, asked.to_filter(&mut errors))?;
+            let asked_filter = asked.to_filter(keep_days, &mut errors);
+            let as_of = asked_filter.as_of;
+            let filter = browse::resolve(conn, asked_filter)?;
             let cursor = asked.cursor(&mut errors);
-            let sources = isin_browse::sources(conn)?;
+            let sources = browse::sources_at(conn, as_of)?;
             let listed = browse::list_page(conn, &sources, &filter, asked.sort(), cursor, PAGE_SIZE)?;
             let countries = country_facets(isin_browse::country_counts(conn)?);
-            Ok((sources, listed, errors, filter.search.as_ref().map(IsinSearch::describe), countries))
+            Ok((sources, listed, errors, filter.search.as_ref().map(IsinSearch::describe), countries, as_of))
         })
         .await?;
     let status = if errors.is_empty() { StatusCode::OK } else { StatusCode::UNPROCESSABLE_ENTITY };
@@ -203,6 +214,7 @@ pub async fn list(
             kinds: ChangeKind::NAMES,
             countries,
             categories: cfi::CATEGORIES,
+            as_of,
         },
     )
 }
@@ -288,6 +300,10 @@ struct DetailTemplate {
     changes: Vec<ChangeView>,
     /// Where each value of each record came from, in the records' order.
     provenance: Vec<RecordProvenance>,
+    /// The past moment shown, if the page shows the past.
+    as_of: Option<NaiveDateTime>,
+    /// Why the `as_of` asked for could not be used (the present is shown).
+    as_of_error: Option<String>,
 }
 
 impl DetailTemplate {
@@ -314,19 +330,31 @@ impl DetailTemplate {
     }
 }
 
+/// The query string of an ISIN's page: the moment to show it as of.
+#[derive(Debug, Clone, Default, Deserialize)]
+pub struct AsOfQuery {
+    #[serde(default)]
+    pub as_of: String,
+}
+
 pub async fn detail(
     AdminContext { state, session, me, .. }: AdminContext,
     isin: web::Path<String>,
+    asked: web::Query<AsOfQuery>,
 ) -> Result<HttpResponse, AppError> {
     let isin = isin.into_inner().trim().to_ascii_uppercase();
     let key = isin.clone();
-    let found = state.db(move |conn| Ok(browse::find_isin(conn, &key)?)).await?;
+    let mut errors = FormErrors::default();
+    let as_of = past_moment(&asked.as_of, state.settings.as_of_days, &mut errors);
+    let found = state.db(move |conn| Ok(browse::find_isin(conn, &key, as_of)?)).await?;
     let Some(IsinDetail { row, sources, changes, provenance }) = found else {
         return Err(AppError::NotFound);
     };
     let changes = changes.into_iter().map(|c| change_view(c, &sources)).collect();
+    let as_of_error = errors.get("as_of").map(str::to_owned);
+    let status = if as_of_error.is_some() { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::OK };
     render(
-        StatusCode::OK,
+        status,
         &DetailTemplate {
             page: Page::new(&session, Some(&me), NAV),
             validity: validity(&isin),
@@ -335,6 +363,8 @@ pub async fn detail(
             sources,
             changes,
             provenance,
+            as_of,
+            as_of_error,
         },
     )
 }

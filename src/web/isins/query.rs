@@ -2,10 +2,11 @@
 //! filter (with a message per field it could not read), a sort and a cursor, and written back
 //! into the links of sorts and pages.
 
-use chrono::NaiveDate;
+use chrono::{NaiveDate, NaiveDateTime};
 use serde::{Deserialize, Serialize};
 
 use crate::browse::{AskedFilter, Sort};
+use crate::domain::as_of::{Moment, parse_moment, too_old_message};
 use crate::domain::cfi::CfiFilter;
 use crate::domain::isin_search::IsinSearch;
 use crate::domain::mic::MicFilter;
@@ -42,6 +43,10 @@ pub struct ListQuery {
     /// A venue's MIC (`XETR`).
     #[serde(default)]
     pub venue: String,
+    /// A past moment to show the list as of (RFC 3339, or a date and time read as UTC); empty
+    /// or a future moment: now.
+    #[serde(default)]
+    pub as_of: String,
     /// Sort: empty for ISIN, `name`, `first_seen` or `last_seen` (`-` before it: descending).
     #[serde(default)]
     pub o: String,
@@ -53,9 +58,10 @@ pub struct ListQuery {
 
 impl ListQuery {
     /// The filter, with a message per field that could not be read (those filters are left
-    /// out), and the day a "changed since" filter starts (its runs are looked up by
-    /// [`crate::browse::resolve`]).
-    pub fn to_filter(&self, errors: &mut FormErrors) -> AskedFilter {
+    /// out), the day a "changed since" filter starts (its runs are looked up by
+    /// [`crate::browse::resolve`]), and the past moment it is read as of (`keep_days` of the
+    /// past are kept).
+    pub fn to_filter(&self, keep_days: u32, errors: &mut FormErrors) -> AskedFilter {
         let country = self.country.trim().to_ascii_uppercase();
         let country = if country.is_empty() {
             None
@@ -107,6 +113,7 @@ impl ListQuery {
             "" => None,
             raw => MicFilter::parse(raw).map_err(|e| errors.add("venue", e.to_string())).ok(),
         };
+        let as_of = past_moment(&self.as_of, keep_days, errors);
         let filter = IsinFilter {
             search: IsinSearch::parse(&self.q),
             country,
@@ -115,8 +122,9 @@ impl ListQuery {
             changes,
             cfi,
             venue,
+            past: false,
         };
-        AskedFilter { filter, changed_since: if run_id.is_none() { since } else { None } }
+        AskedFilter { filter, changed_since: if run_id.is_none() { since } else { None }, as_of }
     }
 
     pub fn sort(&self) -> (Sort, bool) {
@@ -142,8 +150,14 @@ impl ListQuery {
             ("since", self.since.trim()),
             ("cfi", self.cfi.trim()),
             ("venue", self.venue.trim()),
+            ("as_of", self.as_of.trim()),
         ])
         .finish()
+    }
+
+    /// The query string of these filters at the present (the "back to now" link).
+    pub fn filters_now(&self) -> String {
+        ListQuery { as_of: String::new(), ..self.clone() }.filters()
     }
 
     /// The query string of these filters, sorted by `o`.
@@ -202,5 +216,30 @@ impl ListQuery {
     /// Whether any filter is set.
     pub fn is_filtered(&self) -> bool {
         !self.filters().is_empty()
+    }
+}
+
+/// Reads an `as_of` parameter (empty: now): the past moment asked for, or `None` for the
+/// present (a moment from now on is the present). A moment that cannot be read, or is older
+/// than the `keep_days` of the past isinbeat keeps, gets a message under `as_of` and is left
+/// out.
+pub fn past_moment(raw: &str, keep_days: u32, errors: &mut FormErrors) -> Option<NaiveDateTime> {
+    if raw.trim().is_empty() {
+        return None;
+    }
+    let at = match parse_moment(raw) {
+        Ok(at) => at,
+        Err(error) => {
+            errors.add("as_of", error.to_string());
+            return None;
+        }
+    };
+    match Moment::of(at, crate::db::now(), keep_days) {
+        Moment::Present => None,
+        Moment::Past(at) => Some(at),
+        Moment::TooOld { earliest } => {
+            errors.add("as_of", too_old_message(keep_days, earliest));
+            None
+        }
     }
 }
