@@ -267,7 +267,7 @@ async fn bad_code_filters_are_explained_and_nothing_is_listed_or_exported(backen
     assert!(page.contains("id=\"error_cfi\""), "{page}");
     assert!(
         page.contains(
-            "Z is not a group of the CFI category E (Equities); its groups are S, P, R, C, F, V, L, D, Y, M."
+            "Z is not a group of the CFI category E (Equities); its groups are S, P, C, F, L, D, Y, M."
         ),
         "{page}"
     );

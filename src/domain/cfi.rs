@@ -56,7 +56,7 @@ const FORM: Attribute = attr(
     &[(b'B', "bearer"), (b'R', "registered"), (b'N', "bearer/registered"), (b'M', "others (miscellaneous)")],
 );
 const REDEMPTION_PREF: Attribute = attr(
-    "redemption/conversion",
+    "redemption",
     &[
         (b'R', "redeemable"),
         (b'E', "extendible"),
@@ -67,7 +67,20 @@ const REDEMPTION_PREF: Attribute = attr(
         (b'N', "perpetual"),
     ],
 );
-const INCOME: Attribute = attr(
+/// Income of preferred/preference shares (EP, EF): no "dividends" letter, unlike receipts (ED).
+const INCOME_PREF: Attribute = attr(
+    "income",
+    &[
+        (b'F', "fixed rate income"),
+        (b'C', "cumulative, fixed rate income"),
+        (b'P', "participating income"),
+        (b'Q', "cumulative, participating income"),
+        (b'A', "adjustable/variable rate income"),
+        (b'N', "normal rate income"),
+        (b'U', "auction rate income"),
+    ],
+);
+const INCOME_RECEIPT: Attribute = attr(
     "income",
     &[
         (b'F', "fixed rate income"),
@@ -94,8 +107,11 @@ const UNDERLYING_STRUCTURED: Attribute = attr(
         (b'M', "others (miscellaneous)"),
     ],
 );
-const INTEREST: Attribute = attr(
-    "type of interest",
+// The type of interest differs by debt group: bonds also allow cash payment (sukuk) and
+// payment in kind; convertible bonds, bonds with warrants, medium-term notes and money market
+// instruments payment in kind only; MBS, ABS and municipal bonds neither; receipts cash payment.
+const INTEREST_BONDS: Attribute = attr(
+    "type of interest or cash payment",
     &[
         (b'F', "fixed rate"),
         (b'Z', "zero rate/discounted"),
@@ -103,6 +119,16 @@ const INTEREST: Attribute = attr(
         (b'C', "cash payment"),
         (b'K', "payment in kind"),
     ],
+);
+const INTEREST_IN_KIND: Attribute = attr(
+    "type of interest",
+    &[(b'F', "fixed rate"), (b'Z', "zero rate/discounted"), (b'V', "variable"), (b'K', "payment in kind")],
+);
+const INTEREST: Attribute =
+    attr("type of interest", &[(b'F', "fixed rate"), (b'Z', "zero rate/discounted"), (b'V', "variable")]);
+const INTEREST_RECEIPT: Attribute = attr(
+    "type of interest/cash payment",
+    &[(b'F', "fixed rate"), (b'Z', "zero rate/discounted"), (b'V', "variable"), (b'C', "cash payment")],
 );
 const GUARANTEE: Attribute = attr(
     "guarantee or ranking",
@@ -151,7 +177,7 @@ const UNDERLYING_DEBT_STRUCTURED: Attribute = attr(
     &[
         (b'B', "baskets"),
         (b'S', "equities"),
-        (b'D', "debt instruments/interest rates"),
+        (b'D', "debt instruments"),
         (b'T', "commodities"),
         (b'C', "currencies"),
         (b'I', "indices"),
@@ -189,6 +215,9 @@ const SECURITY_TYPE: Attribute = attr(
         (b'Y', "units for qualified investors"),
     ],
 );
+/// ETFs and pension funds: shares or units, without the qualified-investor letters.
+const SECURITY_TYPE_PLAIN: Attribute =
+    attr("security type and investor restrictions", &[(b'S', "shares"), (b'U', "units")]);
 const RIGHT_ASSETS: Attribute = attr(
     "assets",
     &[
@@ -257,18 +286,6 @@ const COMMODITY: Attribute = attr(
         (b'M', "others (miscellaneous)"),
     ],
 );
-const OTC_COMMODITY: &[(u8, &str)] = &[
-    (b'J', "energy"),
-    (b'K', "metals"),
-    (b'A', "agriculture"),
-    (b'N', "environmental"),
-    (b'G', "freight"),
-    (b'P', "polypropylene products"),
-    (b'S', "fertilizer"),
-    (b'T', "paper"),
-    (b'I', "index"),
-    (b'Q', "multi-commodity"),
-];
 const OPTION_STYLE: Attribute = attr(
     "option style and type",
     &[
@@ -313,23 +330,21 @@ const fn group(code: u8, name: &'static str, attributes: [Attribute; 4]) -> Grou
 
 const EQUITIES: &[Group] = &[
     group(b'S', "common/ordinary shares", [VOTING, RESTRICTIONS, PAYMENT, FORM]),
-    group(b'P', "preferred shares", [VOTING, REDEMPTION_PREF, INCOME, FORM]),
-    group(b'R', "preference shares", [VOTING, REDEMPTION_PREF, INCOME, FORM]),
+    group(b'P', "preferred/preference shares", [VOTING, REDEMPTION_PREF, INCOME_PREF, FORM]),
     group(b'C', "common/ordinary convertible shares", [VOTING, RESTRICTIONS, PAYMENT, FORM]),
-    group(b'F', "preferred convertible shares", [VOTING, RESTRICTIONS, PAYMENT, FORM]),
-    group(b'V', "preference convertible shares", [VOTING, RESTRICTIONS, PAYMENT, FORM]),
+    group(b'F', "preferred/preference convertible shares", [VOTING, REDEMPTION_PREF, INCOME_PREF, FORM]),
     group(b'L', "limited partnership units", [VOTING, RESTRICTIONS, PAYMENT, FORM]),
     group(
         b'D',
-        "depository receipts on equities",
+        "depositary receipts on equities",
         [
             attr(
                 "instrument dependency",
                 &[
                     (b'S', "common/ordinary shares"),
-                    (b'P', "preferred shares"),
+                    (b'P', "preferred/preference shares"),
                     (b'C', "common/ordinary convertible shares"),
-                    (b'F', "preferred convertible shares"),
+                    (b'F', "preferred/preference convertible shares"),
                     (b'L', "limited partnership units"),
                     (b'M', "others (miscellaneous)"),
                 ],
@@ -343,7 +358,7 @@ const EQUITIES: &[Group] = &[
                     (b'D', "convertible/redeemable"),
                 ],
             ),
-            INCOME,
+            INCOME_RECEIPT,
             FORM,
         ],
     ),
@@ -355,7 +370,7 @@ const EQUITIES: &[Group] = &[
                 "type",
                 &[
                     (b'A', "tracker certificate"),
-                    (b'B', "outperforming certificate"),
+                    (b'B', "outperformance certificate"),
                     (b'C', "bonus certificate"),
                     (b'D', "outperformance bonus certificate"),
                     (b'E', "twin-win certificate"),
@@ -417,13 +432,13 @@ const FUNDS: &[Group] = &[
     group(
         b'E',
         "exchange-traded funds (ETFs)",
-        [CLOSED_OPEN, DISTRIBUTION_POLICY, FUND_ASSETS, SECURITY_TYPE],
+        [CLOSED_OPEN, DISTRIBUTION_POLICY, FUND_ASSETS, SECURITY_TYPE_PLAIN],
     ),
     group(
         b'S',
         "pension funds",
         [
-            CLOSED_OPEN,
+            attr("closed/open", &[(b'O', "open"), (b'C', "closed"), (b'M', "others (miscellaneous)")]),
             attr(
                 "strategy/style",
                 &[
@@ -441,7 +456,7 @@ const FUNDS: &[Group] = &[
                     (b'M', "others (miscellaneous)"),
                 ],
             ),
-            SECURITY_TYPE,
+            SECURITY_TYPE_PLAIN,
         ],
     ),
     group(
@@ -469,10 +484,10 @@ const FUNDS: &[Group] = &[
 ];
 
 const DEBT: &[Group] = &[
-    group(b'B', "bonds", [INTEREST, GUARANTEE, REDEMPTION_DEBT, FORM]),
-    group(b'C', "convertible bonds", [INTEREST, GUARANTEE, REDEMPTION_DEBT, FORM]),
-    group(b'W', "bonds with warrants attached", [INTEREST, GUARANTEE, REDEMPTION_DEBT, FORM]),
-    group(b'T', "medium-term notes", [INTEREST, GUARANTEE, REDEMPTION_DEBT, FORM]),
+    group(b'B', "bonds", [INTEREST_BONDS, GUARANTEE, REDEMPTION_DEBT, FORM]),
+    group(b'C', "convertible bonds", [INTEREST_IN_KIND, GUARANTEE, REDEMPTION_DEBT, FORM]),
+    group(b'W', "bonds with warrants attached", [INTEREST_IN_KIND, GUARANTEE, REDEMPTION_DEBT, FORM]),
+    group(b'T', "medium-term notes", [INTEREST_IN_KIND, GUARANTEE, REDEMPTION_DEBT, FORM]),
     group(
         b'S',
         "structured instruments (capital protection)",
@@ -533,7 +548,7 @@ const DEBT: &[Group] = &[
     group(b'N', "municipal bonds", [INTEREST, GUARANTEE, REDEMPTION_DEBT, FORM]),
     group(
         b'D',
-        "depository receipts on debt instruments",
+        "depositary receipts on debt instruments",
         [
             attr(
                 "instrument dependency",
@@ -549,12 +564,12 @@ const DEBT: &[Group] = &[
                     (b'M', "others (miscellaneous)"),
                 ],
             ),
-            INTEREST,
+            INTEREST_RECEIPT,
             GUARANTEE,
             REDEMPTION_DEBT,
         ],
     ),
-    group(b'Y', "money market instruments", [INTEREST, GUARANTEE, NA, FORM]),
+    group(b'Y', "money market instruments", [INTEREST_IN_KIND, GUARANTEE, NA, FORM]),
     group(
         b'M',
         "others (miscellaneous)",
@@ -603,7 +618,7 @@ const ENTITLEMENTS: &[Group] = &[
     ),
     group(
         b'D',
-        "depository receipts on entitlements",
+        "depositary receipts on entitlements",
         [
             attr(
                 "instrument dependency",
@@ -653,7 +668,7 @@ const FUTURES: &[Group] = &[
                     (b'F', "futures"),
                     (b'W', "swaps"),
                     (b'N', "interest rates"),
-                    (b'V', "stock dividend"),
+                    (b'V', "stock dividends"),
                     (b'M', "others (miscellaneous)"),
                 ],
             ),
@@ -676,7 +691,7 @@ const SWAPS: &[Group] = &[
                     (b'A', "basis swap (float-float)"),
                     (b'C', "fixed-floating"),
                     (b'D', "fixed-fixed"),
-                    (b'G', "inflation rate index"),
+                    (b'G', "inflation swap"),
                     (b'H', "overnight index swap (OIS)"),
                     (b'Z', "zero coupon"),
                     (b'M', "others (miscellaneous)"),
@@ -684,22 +699,35 @@ const SWAPS: &[Group] = &[
             ),
             attr(
                 "notional",
-                &[
-                    (b'C', "constant"),
-                    (b'I', "accreting"),
-                    (b'D', "amortizing"),
-                    (b'Y', "custom (incl. combination)"),
-                ],
+                &[(b'C', "constant"), (b'I', "accreting"), (b'D', "amortizing"), (b'Y', "custom")],
             ),
             attr("single or multi-currency", &[(b'S', "single currency"), (b'C', "cross-currency")]),
-            CASH_PHYSICAL,
+            attr("delivery", &[(b'D', "deliverable"), (b'N', "non-deliverable")]),
         ],
     ),
     group(
         b'T',
         "commodities",
         [
-            attr("underlying assets", OTC_COMMODITY),
+            attr(
+                "underlying assets",
+                &[
+                    (b'J', "energy"),
+                    (b'K', "metals"),
+                    (b'A', "agriculture"),
+                    (b'N', "environmental"),
+                    (b'G', "freight"),
+                    (b'P', "polypropylene products"),
+                    (b'S', "fertilizer"),
+                    (b'T', "paper"),
+                    (b'I', "index (single commodity)"),
+                    (b'H', "index (multi-commodity)"),
+                    (b'B', "basket (single commodity)"),
+                    (b'C', "basket (multi-commodity)"),
+                    (b'Q', "multi-commodity"),
+                    (b'M', "others (miscellaneous)"),
+                ],
+            ),
             attr(
                 "return or payout trigger",
                 &[(b'C', "contract for difference (CFD)"), (b'T', "total return")],
@@ -773,7 +801,7 @@ const SWAPS: &[Group] = &[
             ),
             NA,
             NA,
-            attr("delivery", &[(b'P', "physical"), (b'N', "non-deliverable")]),
+            attr("delivery", &[(b'P', "physical"), (b'C', "cash")]),
         ],
     ),
     group(
@@ -799,6 +827,7 @@ const UNLISTED_OPTIONS: &[Group] = &[
                     (b'A', "basis swap (float-float)"),
                     (b'C', "fixed-floating swap"),
                     (b'D', "fixed-fixed swap"),
+                    (b'E', "interest rate index"),
                     (b'G', "inflation rate index"),
                     (b'H', "overnight index swap (OIS)"),
                     (b'O', "options"),
@@ -808,7 +837,21 @@ const UNLISTED_OPTIONS: &[Group] = &[
                 ],
             ),
             OPTION_STYLE,
-            VALUATION,
+            attr(
+                "valuation method or trigger",
+                &[
+                    (b'V', "vanilla"),
+                    (b'A', "Asian"),
+                    (b'D', "digital (binary)"),
+                    (b'B', "barrier"),
+                    (b'G', "digital barrier"),
+                    (b'L', "lookback"),
+                    (b'P', "other path dependent"),
+                    (b'C', "cap"),
+                    (b'F', "floor"),
+                    (b'M', "others (miscellaneous)"),
+                ],
+            ),
             CASH_PHYSICAL_ELECT,
         ],
     ),
@@ -827,8 +870,10 @@ const UNLISTED_OPTIONS: &[Group] = &[
                     (b'P', "polypropylene products"),
                     (b'S', "fertilizer"),
                     (b'T', "paper"),
-                    (b'I', "index"),
-                    (b'Q', "multi-commodity"),
+                    (b'I', "index (single commodity)"),
+                    (b'H', "index (multi-commodity)"),
+                    (b'B', "basket (single commodity)"),
+                    (b'C', "basket (multi-commodity)"),
                     (b'O', "options"),
                     (b'R', "forwards"),
                     (b'F', "futures"),
@@ -888,19 +933,24 @@ const UNLISTED_OPTIONS: &[Group] = &[
             attr(
                 "underlying assets",
                 &[
-                    (b'R', "forwards"),
-                    (b'F', "futures"),
-                    (b'T', "spot"),
-                    (b'W', "swaps"),
+                    (b'R', "forwards (single currency pair)"),
+                    (b'F', "futures (single currency pair)"),
+                    (b'T', "spot (single currency pair)"),
+                    (b'V', "volatility (single currency pair)"),
+                    (b'B', "forwards (currency index)"),
+                    (b'C', "futures (currency index)"),
+                    (b'D', "spot (currency index)"),
+                    (b'E', "volatility (currency index)"),
+                    (b'Q', "forwards (custom basket of currencies)"),
+                    (b'U', "futures (custom basket of currencies)"),
+                    (b'W', "spot (custom basket of currencies)"),
+                    (b'Y', "volatility (custom basket of currencies)"),
                     (b'M', "others (miscellaneous)"),
                 ],
             ),
-            OPTION_STYLE,
+            attr("option style", &[(b'J', "European"), (b'K', "American"), (b'L', "Bermudan")]),
             VALUATION,
-            attr(
-                "delivery",
-                &[(b'C', "cash"), (b'P', "physical"), (b'E', "elect at exercise"), (b'N', "non-deliverable")],
-            ),
+            CASH_PHYSICAL_ELECT,
         ],
     ),
     group(
@@ -908,9 +958,34 @@ const UNLISTED_OPTIONS: &[Group] = &[
         "others (miscellaneous)",
         [
             attr("underlying assets", &[(b'P', "commercial property"), (b'M', "others (miscellaneous)")]),
-            OPTION_STYLE,
+            attr(
+                "option style and type",
+                &[
+                    (b'A', "European call"),
+                    (b'B', "American call"),
+                    (b'C', "Bermudan call"),
+                    (b'D', "European put"),
+                    (b'E', "American put"),
+                    (b'F', "Bermudan put"),
+                    (b'G', "European chooser"),
+                    (b'H', "American chooser"),
+                    (b'I', "Bermudan chooser"),
+                    (b'J', "European"),
+                    (b'K', "American"),
+                    (b'L', "Bermudan"),
+                ],
+            ),
             VALUATION,
-            CASH_PHYSICAL_ELECT,
+            attr(
+                "delivery",
+                &[
+                    (b'C', "cash"),
+                    (b'P', "physical"),
+                    (b'E', "elect at exercise"),
+                    (b'N', "non-deliverable"),
+                    (b'A', "auction"),
+                ],
+            ),
         ],
     ),
 ];
@@ -967,19 +1042,32 @@ const FORWARDS: &[Group] = &[
         [
             attr(
                 "underlying assets",
-                &[(b'T', "spot"), (b'R', "forwards"), (b'O', "options"), (b'F', "futures")],
+                &[
+                    (b'T', "spot (single currency pair)"),
+                    (b'U', "spot (currency index)"),
+                    (b'V', "spot (custom basket of currencies)"),
+                    (b'R', "forward (single currency pair)"),
+                    (b'S', "forward (currency index)"),
+                    (b'W', "forward (custom basket of currencies)"),
+                    (b'O', "options (single currency pair)"),
+                    (b'J', "options (currency index)"),
+                    (b'K', "options (custom basket of currencies)"),
+                    (b'F', "futures (single currency pair)"),
+                    (b'L', "futures (currency index)"),
+                    (b'N', "futures (custom basket of currencies)"),
+                ],
             ),
             NA,
             attr(
                 "return or payout trigger",
                 &[
-                    (b'F', "forward price of underlying instrument"),
                     (b'C', "contract for difference (CFD)"),
                     (b'S', "spread-bet"),
+                    (b'F', "forward price of underlying instrument"),
                     (b'R', "rolling spot"),
                 ],
             ),
-            attr("delivery", &[(b'P', "physical"), (b'C', "cash"), (b'N', "non-deliverable")]),
+            CASH_PHYSICAL,
         ],
     ),
     group(
@@ -996,7 +1084,6 @@ const FORWARDS: &[Group] = &[
                     (b'D', "CDS on an index"),
                     (b'G', "CDS on a basket"),
                     (b'O', "options"),
-                    (b'M', "others (miscellaneous)"),
                 ],
             ),
             NA,
@@ -1025,7 +1112,11 @@ const FORWARDS: &[Group] = &[
                 "underlying assets",
                 &[
                     (b'A', "agriculture"),
-                    (b'B', "basket"),
+                    (b'B', "basket (single commodity)"),
+                    (b'C', "basket (multi-commodity)"),
+                    (b'G', "freight"),
+                    (b'I', "index (single commodity)"),
+                    (b'H', "index (multi-commodity)"),
                     (b'J', "energy"),
                     (b'K', "metals"),
                     (b'N', "environmental"),
@@ -1037,7 +1128,7 @@ const FORWARDS: &[Group] = &[
             ),
             NA,
             FORWARD_TRIGGER,
-            CASH_PHYSICAL_ELECT,
+            CASH_PHYSICAL,
         ],
     ),
 ];
@@ -1212,7 +1303,6 @@ const REFERENTIAL: &[Group] = &[
                     (b'P', "price return"),
                     (b'N', "net total return"),
                     (b'G', "gross total return"),
-                    (b'T', "total return"),
                     (b'M', "others (miscellaneous)"),
                 ],
             ),
@@ -1288,7 +1378,7 @@ const MISCELLANEOUS: &[Group] = &[
     ),
     group(
         b'M',
-        "others (miscellaneous)",
+        "other assets (miscellaneous)",
         [
             attr(
                 "further grouping",
@@ -1320,12 +1410,12 @@ pub const CATEGORIES: &[Category] = &[
     Category { code: b'F', name: "Futures", groups: FUTURES },
     Category { code: b'S', name: "Swaps", groups: SWAPS },
     Category { code: b'H', name: "Non-listed and complex listed options", groups: UNLISTED_OPTIONS },
-    Category { code: b'I', name: "Spots", groups: SPOTS },
+    Category { code: b'I', name: "Spot", groups: SPOTS },
     Category { code: b'J', name: "Forwards", groups: FORWARDS },
     Category { code: b'K', name: "Strategies", groups: STRATEGIES },
     Category { code: b'L', name: "Financing", groups: FINANCING },
     Category { code: b'T', name: "Referential instruments", groups: REFERENTIAL },
-    Category { code: b'M', name: "Miscellaneous", groups: MISCELLANEOUS },
+    Category { code: b'M', name: "Others (miscellaneous)", groups: MISCELLANEOUS },
 ];
 
 /// The category with this letter.
@@ -1583,8 +1673,11 @@ mod tests {
             "Listed options · call options · American · stock-equities · physical · standardized"
         );
         assert_eq!(decoded("FFICSX").label(), "Futures · financial futures · indices · cash · standardized");
-        for code in ["ESVUFR", "DBFTFB", "CIOGEU", "RWSTCE", "OCASPS", "FFICSX", "KRXXXX", "MMRXXX", "TIEPPX"]
-        {
+        // The codes of the bundled sample's instruments among them: none is flagged.
+        for code in [
+            "ESVUFR", "ESNUFR", "DBFTFB", "CEOGMS", "RWSNCA", "CIOGEU", "RWSTCE", "OCASPS", "FFICSX",
+            "KRXXXX", "MMRXXX", "TIEPPX",
+        ] {
             assert!(!decoded(code).undefined(), "{code}");
         }
     }
@@ -1617,6 +1710,28 @@ mod tests {
         assert_eq!(decoded("ZZXXXX").category, Meaning::Undefined);
         // A letter defined elsewhere but not at this position (R is a form, not a payment status).
         assert!(decoded("ESVURR").undefined());
+    }
+
+    #[test]
+    fn groups_and_letters_follow_the_2021_edition() {
+        // Preferred and preference shares are one group; the 2001 groups ER and EV are gone.
+        assert_eq!(
+            decoded("EPVRFR").label(),
+            "Equities · preferred/preference shares · voting · redeemable · fixed rate income · registered"
+        );
+        assert!(decoded("ERVRFR").undefined() && decoded("EVVRFR").undefined());
+        // Rate swaps are deliverable or non-deliverable, not cash or physical.
+        assert_eq!(decoded("SRCCSD").attributes[3].meaning, Meaning::Defined("deliverable"));
+        assert!(decoded("SRCCSC").undefined());
+        // Bonds may pay cash (sukuk); convertible bonds may not.
+        assert!(!decoded("DBCTFB").undefined());
+        assert!(decoded("DCCTFB").undefined());
+        // FX options: the underlying by pair, index or basket, and a plain exercise style.
+        assert_eq!(
+            decoded("HFTJVC").label(),
+            "Non-listed and complex listed options · foreign exchange · spot (single currency pair) · \
+             European · vanilla · cash"
+        );
     }
 
     #[test]
