@@ -71,9 +71,7 @@ echo "as of $moment"
 ISINBEAT_SUPERUSER_PASSWORD="$password" "$bin" createsuperuser --username bench --no-input >/dev/null 2>&1 || true
 start_server
 cookie=$(admin_login "$base" "$jar" bench "$password")
-token=$(csrf_token "$base" "$jar" /admin/account/)
-secret=$(curl -s -b "$jar" --data-urlencode "csrf_token=$token" --data-urlencode "name=bench" \
-  "$base/admin/account/tokens" | grep -o 'isb_[A-Za-z0-9]*' | head -1)
+secret=$(api_token "$base" "$jar" bench)
 
 # A cursor 2,000 pages of 50 in, as of T, found through the API a thousand at a time.
 cursor=""

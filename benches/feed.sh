@@ -48,9 +48,7 @@ base="http://127.0.0.1:$port"
 for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
 jar="$work/cookies.txt"
 admin_login "$base" "$jar" bench "$password" >/dev/null
-token=$(csrf_token "$base" "$jar" /admin/account/)
-secret=$(curl -s -b "$jar" --data-urlencode "csrf_token=$token" --data-urlencode "name=bench" \
-  "$base/admin/account/tokens" | grep -o 'isb_[A-Za-z0-9]*' | head -1)
+secret=$(api_token "$base" "$jar" bench)
 
 # One client (benches/feed.rs) reads the whole feed on one kept-alive connection, parsing each
 # page and following its `next`.

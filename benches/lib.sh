@@ -23,3 +23,16 @@ csrf_token() {
   curl -s -b "$jar" -c "$jar" "$base$path" | grep -o 'name="csrf_token" value="[^"]*"' | head -1 |
     sed 's/.*value="//;s/"$//'
 }
+
+# Creates an API token named NAME on the account page of the user logged in with the cookies in
+# JAR, as a person does (the page's form), and prints its secret (`isb_…`), or fails.
+#
+#   secret=$(api_token "$base" "$jar" bench)
+api_token() {
+  local base="$1" jar="$2" name="$3" token secret
+  token=$(csrf_token "$base" "$jar" /admin/account/)
+  secret=$(curl -s -b "$jar" --data-urlencode "csrf_token=$token" --data-urlencode "name=$name" \
+    "$base/admin/account/tokens" | grep -o 'isb_[A-Za-z0-9]*' | head -1)
+  [[ -n "$secret" ]] || { echo "no API token could be created at $base" >&2; return 1; }
+  printf '%s\n' "$secret"
+}

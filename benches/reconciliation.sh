@@ -55,9 +55,7 @@ base="http://127.0.0.1:$port"
 for _ in $(seq 50); do curl -sf "$base/healthz" >/dev/null && break; sleep 0.2; done
 jar="$work/cookies.txt"
 admin_login "$base" "$jar" bench "$password" >/dev/null
-token=$(csrf_token "$base" "$jar" /admin/account/)
-secret=$(curl -s -b "$jar" --data-urlencode "csrf_token=$token" --data-urlencode "name=bench" \
-  "$base/admin/account/tokens" | grep -o 'isb_[A-Za-z0-9]*' | head -1)
+secret=$(api_token "$base" "$jar" bench)
 
 # The slowest of ten requests of each, in seconds.
 slowest() {

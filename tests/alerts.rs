@@ -9,7 +9,7 @@ mod common;
 use std::time::Duration as StdDuration;
 
 use chrono::Duration;
-use common::webhook::webhook_answering;
+use common::webhook::{alert_client, webhook_answering};
 use common::{Backend, Fails, TestApp, spawn_app};
 use diesel::prelude::*;
 use isinbeat::alerts;
@@ -52,14 +52,6 @@ async fn run_once(app: &TestApp, schedule_id: ScheduleId) -> (RunId, Outcome) {
 }
 
 /// The client webhooks are called with, allowed to reach the test's servers on 127.0.0.1.
-fn client() -> isinbeat::sources::outbound::OutboundClient {
-    let allowed = isinbeat::sources::outbound::AllowRule::parse_list("127.0.0.1").unwrap();
-    let policy =
-        isinbeat::sources::outbound::OutboundPolicy::new(allowed, std::collections::HashMap::new(), &[])
-            .unwrap();
-    alerts::http_client(&policy, StdDuration::from_secs(5)).unwrap()
-}
-
 async fn a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows_it(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let hook = webhook_answering(200);
@@ -67,7 +59,7 @@ async fn a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows
 
     let (run_id, outcome) = run_once(&app, id).await;
     assert!(matches!(outcome, Outcome::Failed { retry_at: None, .. }), "{outcome:?}");
-    jobs::worker::send_alerts(&app.pool, &client(), run_id).await;
+    jobs::worker::send_alerts(&app.pool, &alert_client(), run_id).await;
 
     let bodies = hook.bodies();
     assert_eq!(bodies.len(), 1, "one call: {bodies:?}");
@@ -77,7 +69,7 @@ async fn a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows
     assert_eq!(bodies[0]["isinbeat"]["run_id"], run_id.0);
 
     // Sending again sends nothing: the delivery is done.
-    jobs::worker::send_alerts(&app.pool, &client(), run_id).await;
+    jobs::worker::send_alerts(&app.pool, &alert_client(), run_id).await;
     let waiting = app.query(|conn| alerts::waiting(conn).unwrap()).await;
     assert!(waiting.is_empty());
     assert_eq!(hook.bodies().len(), 1);
@@ -91,7 +83,7 @@ async fn a_run_that_fails_for_good_calls_the_webhook_and_the_schedule_page_shows
     let quiet = add_schedule(&app, "prune", "prune_history", &hook.url, None).await;
     let (ok_id, outcome) = run_once(&app, quiet).await;
     assert_eq!(outcome, Outcome::Succeeded);
-    jobs::worker::send_alerts(&app.pool, &client(), ok_id).await;
+    jobs::worker::send_alerts(&app.pool, &alert_client(), ok_id).await;
     assert_eq!(hook.bodies().len(), 1);
 }
 
@@ -100,7 +92,7 @@ async fn a_webhook_that_refuses_is_recorded_as_failed_with_its_answer(backend: B
     let refusing = webhook_answering(500);
     let id = add_schedule(&app, "refused", "test_fails", &refusing.url, None).await;
     let (run_id, _) = run_once(&app, id).await;
-    jobs::worker::send_alerts(&app.pool, &client(), run_id).await;
+    jobs::worker::send_alerts(&app.pool, &alert_client(), run_id).await;
     assert_eq!(refusing.bodies().len(), 1);
 
     // Nobody listens at all on this port.
@@ -109,7 +101,7 @@ async fn a_webhook_that_refuses_is_recorded_as_failed_with_its_answer(backend: B
     drop(closed);
     let gone = add_schedule(&app, "unreachable", "test_fails", &nowhere, None).await;
     let (gone_run, _) = run_once(&app, gone).await;
-    jobs::worker::send_alerts(&app.pool, &client(), gone_run).await;
+    jobs::worker::send_alerts(&app.pool, &alert_client(), gone_run).await;
 
     let admin = app.admin().await;
     let html = admin.get_html(&format!("/admin/schedules/{id}/")).await;
@@ -141,7 +133,7 @@ async fn no_success_for_the_window_alerts_once_per_silence(backend: Backend) {
     let queued = check(now).await;
     assert_eq!(queued.len(), 1, "the enabled schedule is overdue, the paused one is not watched");
     assert!(check(now).await.is_empty(), "a second scheduler (or tick) does not alert again");
-    alerts::deliver(&app.pool, &client(), queued).await;
+    alerts::deliver(&app.pool, &alert_client(), queued).await;
     let bodies = hook.bodies();
     assert_eq!(bodies.len(), 1);
     let text = bodies[0]["text"].as_str().unwrap();
@@ -155,7 +147,7 @@ async fn no_success_for_the_window_alerts_once_per_silence(backend: Backend) {
     assert!(check(later + Duration::minutes(59)).await.is_empty(), "still within the window");
     let again = check(later + Duration::minutes(61)).await;
     assert_eq!(again.len(), 1, "silent for a whole window again");
-    alerts::deliver(&app.pool, &client(), again).await;
+    alerts::deliver(&app.pool, &alert_client(), again).await;
     let text = hook.bodies()[1]["text"].as_str().unwrap().to_owned();
     assert!(text.contains("has not succeeded for 1 hour (last success"), "{text}");
 
@@ -177,11 +169,11 @@ async fn a_schedule_that_fails_n_times_in_a_row_pauses_itself_and_says_so_once(b
     .await;
 
     let (first, _) = run_once(&app, id).await;
-    jobs::worker::send_alerts(&app.pool, &client(), first).await;
+    jobs::worker::send_alerts(&app.pool, &alert_client(), first).await;
     let enabled = || app.query(move |conn| schedule::find(conn, id).unwrap().unwrap().settings.enabled);
     assert!(enabled().await, "one failure is not two in a row");
     let (second, _) = run_once(&app, id).await;
-    jobs::worker::send_alerts(&app.pool, &client(), second).await;
+    jobs::worker::send_alerts(&app.pool, &alert_client(), second).await;
     assert!(!enabled().await, "the second failure in a row pauses it");
 
     let kinds: Vec<String> =
@@ -198,7 +190,7 @@ async fn a_schedule_that_fails_n_times_in_a_row_pauses_itself_and_says_so_once(b
 
     // A run made by hand while it is paused fails too: it is not paused again, nobody is told twice.
     let (third, _) = run_once(&app, id).await;
-    jobs::worker::send_alerts(&app.pool, &client(), third).await;
+    jobs::worker::send_alerts(&app.pool, &alert_client(), third).await;
     assert_eq!(hook.bodies().iter().filter(|body| body["isinbeat"]["kind"] == "paused").count(), 1);
 
     let admin = app.admin().await;

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::Duration as StdDuration;
 
-use common::webhook::{Webhook, webhook};
+use common::webhook::{Webhook, alert_client, webhook};
 use common::{Backend, Browser, TestApp, gleif_csv, location, spawn_app};
 use diesel::prelude::*;
 use isinbeat::config::Settings;
@@ -28,12 +28,6 @@ on_both_backends!(
     each_publish_notifies_once_with_counts_and_a_cursor_range_that_reads_exactly_its_changes,
     the_notify_setting_is_on_the_schedule_form_and_needs_a_webhook,
 );
-
-fn client() -> isinbeat::sources::outbound::OutboundClient {
-    let allowed = isinbeat::sources::outbound::AllowRule::parse_list("127.0.0.1").unwrap();
-    let policy = isinbeat::sources::outbound::OutboundPolicy::new(allowed, HashMap::new(), &[]).unwrap();
-    isinbeat::alerts::http_client(&policy, StdDuration::from_secs(5)).unwrap()
-}
 
 fn isin(i: u64) -> String {
     isin_for(i).unwrap().as_str().to_owned()
@@ -98,7 +92,7 @@ async fn run(app: &TestApp, schedule_id: ScheduleId) -> (RunId, Outcome) {
     })
     .await
     .unwrap();
-    jobs::worker::send_alerts(&app.pool, &client(), id).await;
+    jobs::worker::send_alerts(&app.pool, &alert_client(), id).await;
     (id, outcome)
 }
 

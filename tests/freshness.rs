@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration as StdDuration, Instant};
 
 use chrono::{DateTime, Duration, NaiveDateTime, TimeZone, Utc};
-use common::webhook::webhook;
+use common::webhook::{alert_client, webhook};
 use common::{Backend, TestApp, location, spawn_app, spawn_app_running_with};
 use diesel::prelude::*;
 use isinbeat::alerts;
@@ -45,12 +45,6 @@ fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
 }
 
 /// The client the alerts are sent with, allowed to reach the test's webhook.
-fn client() -> isinbeat::sources::outbound::OutboundClient {
-    let allowed = isinbeat::sources::outbound::AllowRule::parse_list("127.0.0.1").unwrap();
-    let policy = isinbeat::sources::outbound::OutboundPolicy::new(allowed, HashMap::new(), &[]).unwrap();
-    alerts::http_client(&policy, StdDuration::from_secs(5)).unwrap()
-}
-
 /// Daily at 07:15 in Berlin with two hours' grace, closed at weekends, on TARGET2 closing days
 /// and on `closed` (dates separated by commas).
 fn berlin_daily(weekends: bool, target2: bool, closed: &str) -> Freshness {
@@ -204,7 +198,7 @@ async fn a_daily_source_whose_publisher_stops_goes_stale_once_and_recovers_once(
     assert_eq!(queued.len(), 1, "one alert, whichever scheduler sends it");
     assert_eq!(stale_since(&app, id).await, Some(utc(2025, 1, 10, 8, 15).naive_utc()));
     assert!(check(&app, utc(2025, 1, 13, 12, 0)).await.is_empty(), "still stale days later, no second alert");
-    alerts::deliver(&app.pool, &client(), queued).await;
+    alerts::deliver(&app.pool, &alert_client(), queued).await;
     let bodies = hook.bodies();
     assert_eq!(bodies.len(), 1);
     assert_eq!(bodies[0]["isinbeat"]["kind"], "source_stale");
@@ -242,7 +236,7 @@ async fn a_daily_source_whose_publisher_stops_goes_stale_once_and_recovers_once(
     assert_eq!(recovered.len(), 1);
     assert!(check(&app, Utc::now()).await.is_empty(), "recovered once");
     assert_eq!(stale_since(&app, id).await, None);
-    alerts::deliver(&app.pool, &client(), recovered).await;
+    alerts::deliver(&app.pool, &alert_client(), recovered).await;
     let bodies = hook.bodies();
     assert_eq!(bodies.len(), 2);
     assert_eq!(bodies[1]["isinbeat"]["kind"], "source_recovered");
@@ -290,7 +284,7 @@ async fn a_file_then_another_missed_publication_between_two_checks_alerts_recove
     assert!(check(&app, utc(2025, 1, 12, 9, 1)).await.is_empty(), "each once");
     assert_eq!(stale_since(&app, id).await, Some(utc(2025, 1, 12, 8, 15).naive_utc()));
     assert_eq!(alert_kinds(&app).await, ["source_stale", "source_recovered", "source_stale"]);
-    alerts::deliver(&app.pool, &client(), both).await;
+    alerts::deliver(&app.pool, &alert_client(), both).await;
     let texts = hook.texts();
     assert!(
         texts[0].contains("got a new file at 2025-01-11 06:30 UTC (stale since 2025-01-10 08:15 UTC)"),
@@ -408,7 +402,7 @@ async fn a_holiday_occurrence_is_a_skipped_run_that_alerts_nobody(backend: Backe
     check(&app, utc(2025, 12, 25, 12, 0)).await;
     let waiting = app.query(|conn| alerts::waiting(conn).unwrap()).await;
     assert!(waiting.is_empty());
-    alerts::deliver(&app.pool, &client(), waiting).await;
+    alerts::deliver(&app.pool, &alert_client(), waiting).await;
     assert!(alert_kinds(&app).await.is_empty());
     assert!(hook.bodies().is_empty());
 

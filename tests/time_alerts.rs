@@ -7,10 +7,8 @@
 
 mod common;
 
-use std::time::Duration as StdDuration;
-
 use chrono::{Duration, NaiveDateTime};
-use common::webhook::webhook;
+use common::webhook::{alert_client, webhook};
 use common::{Backend, TestApp, location, spawn_app};
 use diesel::prelude::*;
 use isinbeat::alerts;
@@ -24,14 +22,6 @@ on_both_backends!(
     a_missed_deadline_is_alerted_once_per_day_and_not_when_the_run_succeeded_in_time,
     the_time_alert_settings_are_checked_beside_their_fields_and_shown,
 );
-
-fn client() -> isinbeat::sources::outbound::OutboundClient {
-    let allowed = isinbeat::sources::outbound::AllowRule::parse_list("127.0.0.1").unwrap();
-    let policy =
-        isinbeat::sources::outbound::OutboundPolicy::new(allowed, std::collections::HashMap::new(), &[])
-            .unwrap();
-    alerts::http_client(&policy, StdDuration::from_secs(5)).unwrap()
-}
 
 fn at(text: &str) -> NaiveDateTime {
     NaiveDateTime::parse_from_str(text, "%Y-%m-%d %H:%M").unwrap()
@@ -111,7 +101,7 @@ async fn a_run_longer_than_its_limit_is_alerted_once_and_its_page_says_so(backen
     let queued = check(&app, start + Duration::minutes(31)).await;
     assert_eq!(queued.len(), 1, "the long run is alerted; the quick one, which ended, is not");
     assert!(check(&app, start + Duration::minutes(45)).await.is_empty(), "not again at the next tick");
-    alerts::deliver(&app.pool, &client(), queued).await;
+    alerts::deliver(&app.pool, &alert_client(), queued).await;
     let texts = hook.kinds_and_texts();
     assert_eq!(texts.len(), 1);
     assert_eq!(texts[0].0, "run_too_long");
@@ -159,7 +149,7 @@ async fn a_missed_deadline_is_alerted_once_per_day_and_not_when_the_run_succeede
     let queued = check(&app, at("2026-12-21 08:01")).await;
     assert_eq!(queued.len(), 1);
     assert!(check(&app, at("2026-12-21 09:00")).await.is_empty(), "not again on the same day");
-    alerts::deliver(&app.pool, &client(), queued).await;
+    alerts::deliver(&app.pool, &alert_client(), queued).await;
     let texts = hook.kinds_and_texts();
     assert_eq!(texts.len(), 1);
     assert_eq!(texts[0].0, "deadline_missed");

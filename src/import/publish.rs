@@ -9,7 +9,9 @@ use std::time::Instant;
 
 use anyhow::Context;
 
-use super::apply::Tally;
+use diesel::QueryResult;
+
+use super::apply::{CountryMoves, Tally};
 use super::sorted::{LeiPair, SortedRows, Sorter};
 use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, Progress, Stats, apply};
 use crate::db::{DbConnection, write_transaction};
@@ -128,57 +130,24 @@ pub(super) fn publish(
             );
         }
     }
-    let mut files = origin.files;
+    let counts = Counts::of(&stats);
     let published = write_transaction(conn, |c| {
-        let now = crate::db::now();
-        let published = source::publish(
+        record_publish(
             c,
-            source.id,
-            &Published {
+            Publication {
+                source,
+                run_id,
                 generation: next,
-                active_isins: active,
-                inactive_isins: inactive,
+                active,
+                inactive,
                 etag: origin.etag,
                 last_modified: origin.last_modified,
-                content_sha256: origin.sha256,
-                run_id,
-                at: now,
+                sha256: origin.sha256,
+                files: origin.files,
+                countries: &tally.countries,
+                counts,
             },
-        )?;
-        if published {
-            for file in &mut files {
-                file.applied_at = now;
-            }
-            source_file::insert_all(c, &files)?;
-            isin_index::move_counts(c, source.id, &tally.countries)?;
-            let seq = publication::record(
-                c,
-                &NewPublication {
-                    source_id: source.id,
-                    run_id,
-                    generation: next,
-                    published_at: now,
-                    added: count(stats.added),
-                    removed: count(stats.removed),
-                    changed: count(stats.changed),
-                },
-            )?;
-            // In this transaction: the notification exists exactly when the publish does.
-            alert::enqueue_isins_changed(
-                c,
-                &alert::Published {
-                    run_id,
-                    source_id: source.id,
-                    source_name: &source.name,
-                    seq,
-                    generation: next,
-                    added: count(stats.added),
-                    removed: count(stats.removed),
-                    changed: count(stats.changed),
-                },
-            )?;
-        }
-        Ok::<_, diesel::result::Error>(published)
+        )
     })
     .context("Failed to publish the import")?;
     if !published {
@@ -193,6 +162,111 @@ pub(super) fn publish(
     }
     stats.seconds.apply = started.elapsed().as_secs_f64();
     Ok(stats)
+}
+
+/// What a publish changes, in the counts of the change feed and the notification.
+#[derive(Clone, Copy)]
+pub(super) struct Counts {
+    pub added: i64,
+    pub removed: i64,
+    pub changed: i64,
+}
+
+impl Counts {
+    pub(super) fn of(stats: &Stats) -> Self {
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        Counts { added: count(stats.added), removed: count(stats.removed), changed: count(stats.changed) }
+    }
+}
+
+/// Everything one publish records: the generation made visible with the source's new counts and
+/// download, the publisher's files it applied, the counts per country it moves, and what it
+/// changed.
+pub(super) struct Publication<'a> {
+    pub source: &'a Source,
+    pub run_id: RunId,
+    pub generation: i64,
+    pub active: i64,
+    pub inactive: i64,
+    pub etag: Option<&'a str>,
+    pub last_modified: Option<&'a str>,
+    pub sha256: &'a str,
+    /// Their `applied_at` is set to the moment of the publish.
+    pub files: Vec<NewSourceFile>,
+    pub countries: &'a CountryMoves,
+    pub counts: Counts,
+}
+
+/// In the caller's write transaction, the publish itself, the same whether an import publishes
+/// straight away or an operator publishes its quarantined generation later: the source's pointer
+/// moves to the generation (if the source is still at the one before and the run holds its
+/// lock), and with it, at one instant, the applied files, the counts per country, the
+/// publication's number in the change feed and the schedule's `isins_changed` notification, so
+/// that the notification exists exactly when the publish does. Returns whether it published;
+/// when not, it wrote nothing.
+pub(super) fn record_publish(c: &mut DbConnection, publication: Publication<'_>) -> QueryResult<bool> {
+    let Publication {
+        source,
+        run_id,
+        generation,
+        active,
+        inactive,
+        etag,
+        last_modified,
+        sha256,
+        mut files,
+        countries,
+        counts,
+    } = publication;
+    let now = crate::db::now();
+    let published = source::publish(
+        c,
+        source.id,
+        &Published {
+            generation,
+            active_isins: active,
+            inactive_isins: inactive,
+            etag,
+            last_modified,
+            content_sha256: sha256,
+            run_id,
+            at: now,
+        },
+    )?;
+    if !published {
+        return Ok(false);
+    }
+    for file in &mut files {
+        file.applied_at = now;
+    }
+    source_file::insert_all(c, &files)?;
+    isin_index::move_counts(c, source.id, countries)?;
+    let seq = publication::record(
+        c,
+        &NewPublication {
+            source_id: source.id,
+            run_id,
+            generation,
+            published_at: now,
+            added: counts.added,
+            removed: counts.removed,
+            changed: counts.changed,
+        },
+    )?;
+    alert::enqueue_isins_changed(
+        c,
+        &alert::Published {
+            run_id,
+            source_id: source.id,
+            source_name: &source.name,
+            seq,
+            generation,
+            added: counts.added,
+            removed: counts.removed,
+            changed: counts.changed,
+        },
+    )?;
+    Ok(true)
 }
 
 /// Adds the (LEI, ISIN) pairs of the versions the import wrote to the LEI index, in LEI order

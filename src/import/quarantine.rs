@@ -26,10 +26,9 @@ use crate::db::{DbConnection, write_transaction};
 use crate::domain::quality_gates::{BrokenGate, GateKind, Measured, QualityGates};
 use crate::domain::{ChangeKind, RunId, RunStatus, UnitKind, UserId};
 use crate::models::audit::{self, Actor, NewAuditEntry};
-use crate::models::publication::{self, NewPublication};
-use crate::models::source::{self, Published, Source};
-use crate::models::source_file::{self, NewSourceFile};
-use crate::models::{alert, isin_index, quarantine as held, run};
+use crate::models::source::{self, Source};
+use crate::models::source_file::NewSourceFile;
+use crate::models::{quarantine as held, run};
 use crate::sources::formats::Format;
 
 /// How many offending ISINs a broken gate keeps for its run page.
@@ -409,23 +408,41 @@ fn publish_locked(
     let pending = quarantine.pending.clone();
     stats.active = pending.active;
     let text = serde_json::to_string(stats).context("Failed to write the run's stats")?;
-    let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
-    let (added, removed, changed) = (count(stats.added), count(stats.removed), count(stats.changed));
+    let counts = publish::Counts::of(stats);
+    let now = crate::db::now(); // the publish sets each file's `applied_at` to its own moment
+    let files = pending
+        .files
+        .iter()
+        .map(|file| NewSourceFile {
+            source_id: held_by.id,
+            run_id,
+            name: file.name.clone(),
+            kind: file.kind.parse().unwrap_or(UnitKind::FullSet),
+            publication_date: file.publication_date,
+            bytes: file.bytes,
+            md5: file.md5.clone(),
+            sha256: file.sha256.clone(),
+            url: file.url.clone(),
+            applied_at: now,
+        })
+        .collect();
     let published = write_transaction(conn, |c| {
-        // One instant for the source's publish time and the publication's, as an import's publish.
-        let now = crate::db::now();
-        let published = source::publish(
+        // A publish anyway is a publish: the same records as an import's, the schedule's
+        // `isins_changed` notification among them.
+        let published = publish::record_publish(
             c,
-            held_by.id,
-            &Published {
+            publish::Publication {
+                source: held_by,
+                run_id,
                 generation: pending.generation,
-                active_isins: pending.active,
-                inactive_isins: pending.inactive,
+                active: pending.active,
+                inactive: pending.inactive,
                 etag: pending.etag.as_deref(),
                 last_modified: pending.last_modified.as_deref(),
-                content_sha256: &pending.sha256,
-                run_id,
-                at: now,
+                sha256: &pending.sha256,
+                files,
+                countries: &pending.countries,
+                counts,
             },
         )?;
         if !published
@@ -435,50 +452,6 @@ fn publish_locked(
             // Someone else decided first: nothing of this is kept.
             return Err(diesel::result::Error::RollbackTransaction);
         }
-        let files: Vec<NewSourceFile> = pending
-            .files
-            .iter()
-            .map(|file| NewSourceFile {
-                source_id: held_by.id,
-                run_id,
-                name: file.name.clone(),
-                kind: file.kind.parse().unwrap_or(UnitKind::FullSet),
-                publication_date: file.publication_date,
-                bytes: file.bytes,
-                md5: file.md5.clone(),
-                sha256: file.sha256.clone(),
-                url: file.url.clone(),
-                applied_at: now,
-            })
-            .collect();
-        source_file::insert_all(c, &files)?;
-        isin_index::move_counts(c, held_by.id, &pending.countries)?;
-        let seq = publication::record(
-            c,
-            &NewPublication {
-                source_id: held_by.id,
-                run_id,
-                generation: pending.generation,
-                published_at: now,
-                added,
-                removed,
-                changed,
-            },
-        )?;
-        // A publish anyway is a publish: the schedule's `isins_changed` notification with it.
-        alert::enqueue_isins_changed(
-            c,
-            &alert::Published {
-                run_id,
-                source_id: held_by.id,
-                source_name: &held_by.name,
-                seq,
-                generation: pending.generation,
-                added,
-                removed,
-                changed,
-            },
-        )?;
         audit::insert(
             c,
             &NewAuditEntry {

@@ -11,6 +11,15 @@ pub struct Webhook {
     received: Arc<Mutex<Vec<serde_json::Value>>>,
 }
 
+/// The client isinbeat delivers alerts with, allowed to call 127.0.0.1 (where the tests' webhooks
+/// listen).
+pub fn alert_client() -> isinbeat::sources::outbound::OutboundClient {
+    use isinbeat::sources::outbound::{AllowRule, OutboundPolicy};
+    let allowed = AllowRule::parse_list("127.0.0.1").unwrap();
+    let policy = OutboundPolicy::new(allowed, std::collections::HashMap::new(), &[]).unwrap();
+    isinbeat::alerts::http_client(&policy, Duration::from_secs(5)).unwrap()
+}
+
 /// A webhook answering 200.
 pub fn webhook() -> Webhook {
     webhook_answering(200)

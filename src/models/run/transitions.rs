@@ -135,16 +135,7 @@ pub fn succeed(
     log: Option<&str>,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let n = diesel::update(held_by!(id, worker, RunTransition::Succeed))
-        .set((
-            runs::status.eq(RunTransition::Succeed.target()),
-            runs::finished_at.eq(at),
-            runs::stats.eq(stats),
-            runs::log.eq(log),
-            runs::error.eq(None::<String>),
-        ))
-        .execute(conn)?;
-    Ok(n == 1)
+    end_with_stats(conn, (id, worker), RunTransition::Succeed, stats, log, at)
 }
 
 /// The import of the run `id`, running on `worker`, broke a quality gate: it ends
@@ -157,9 +148,22 @@ pub fn quarantine(
     log: Option<&str>,
     at: NaiveDateTime,
 ) -> QueryResult<bool> {
-    let n = diesel::update(held_by!(id, worker, RunTransition::Quarantine))
+    end_with_stats(conn, (id, worker), RunTransition::Quarantine, stats, log, at)
+}
+
+/// Ends the run `id`, as long as `worker` runs it, by `transition` with the task's `stats` and
+/// log and no error.
+fn end_with_stats(
+    conn: &mut DbConnection,
+    (id, worker): (RunId, &WorkerName),
+    transition: RunTransition,
+    stats: &str,
+    log: Option<&str>,
+    at: NaiveDateTime,
+) -> QueryResult<bool> {
+    let n = diesel::update(held_by!(id, worker, transition))
         .set((
-            runs::status.eq(RunTransition::Quarantine.target()),
+            runs::status.eq(transition.target()),
             runs::finished_at.eq(at),
             runs::stats.eq(stats),
             runs::log.eq(log),
@@ -257,23 +261,38 @@ pub fn fail_or_retry(
                 runs::log.eq(log),
             ))
             .execute(conn)?,
-        None => write_transaction(conn, |conn| {
-            let n = diesel::update(held_by!(current.id, worker, RunTransition::Fail))
+        None => fail_for_good(conn, current, error, at, |conn| {
+            diesel::update(held_by!(current.id, worker, RunTransition::Fail))
                 .set((
                     runs::status.eq(RunTransition::Fail.target()),
                     runs::finished_at.eq(at),
                     runs::error.eq(error),
                     runs::log.eq(log),
                 ))
-                .execute(conn)?;
-            if n == 1 {
-                alert::enqueue_run_failed(conn, current, error)?;
-                failure_pause::after_final_failure(conn, current, at)?;
-            }
-            Ok::<_, diesel::result::Error>(n)
+                .execute(conn)
         })?,
     };
     Ok(AttemptFailed { retry_at, recorded: recorded == 1 })
+}
+
+/// Fails `run` for good with `error` by the update `end` (which says which run it moves and
+/// from what), and when it did, queues the schedule's alert and its pause after too many
+/// failures in a row in the same transaction. Returns how many runs `end` moved.
+fn fail_for_good(
+    conn: &mut DbConnection,
+    run: &Run,
+    error: &str,
+    at: NaiveDateTime,
+    end: impl FnOnce(&mut DbConnection) -> QueryResult<usize>,
+) -> QueryResult<usize> {
+    write_transaction(conn, |conn| {
+        let n = end(conn)?;
+        if n == 1 {
+            alert::enqueue_run_failed(conn, run, error)?;
+            failure_pause::after_final_failure(conn, run, at)?;
+        }
+        Ok(n)
+    })
 }
 
 /// Runs whose worker stopped heartbeating (killed, machine gone) since `stale_after` before
@@ -314,20 +333,14 @@ pub fn rescue_stale(
                     runs::error.eq(&error),
                 ))
                 .execute(conn)?,
-            // Failed for good: the alert is queued in the same transaction.
-            None => write_transaction(conn, |conn| {
-                let n = diesel::update(still_stale(RunTransition::Fail))
+            None => fail_for_good(conn, &lost, &error, at, |conn| {
+                diesel::update(still_stale(RunTransition::Fail))
                     .set((
                         runs::status.eq(RunTransition::Fail.target()),
                         runs::finished_at.eq(at),
                         runs::error.eq(&error),
                     ))
-                    .execute(conn)?;
-                if n == 1 {
-                    alert::enqueue_run_failed(conn, &lost, &error)?;
-                    failure_pause::after_final_failure(conn, &lost, at)?;
-                }
-                Ok::<_, diesel::result::Error>(n)
+                    .execute(conn)
             })?,
         };
         if changed == 1 && retry.is_some() {
