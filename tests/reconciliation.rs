@@ -32,6 +32,7 @@ on_both_backends!(
     an_import_that_moves_a_count_past_the_threshold_alerts_the_schedule_s_webhook,
     the_command_line_computes_the_same_counts_and_prints_them,
     of_two_computations_finishing_at_once_the_one_that_saw_more_stays_current,
+    a_replaced_computation_is_dropped_whole_however_many_chunks_it_takes,
 );
 
 /// The alert threshold and the venue-operator threshold the tests run with.
@@ -629,6 +630,55 @@ async fn of_two_computations_finishing_at_once_the_one_that_saw_more_stays_curre
         let previous = stored::make_current(conn, first_started, 6, now, |_, previous| Ok(previous)).unwrap();
         assert_eq!(previous, Some(Some(Vec::new())), "it saw the counts of the build it replaced");
         assert_eq!(current(conn), Some(first_started));
+    })
+    .await;
+}
+
+/// What a new computation does to the one it replaces at 10 M ISINs, in small: a build of more
+/// items than one delete takes, over several rules, goes whole; the current one stays whole.
+async fn a_replaced_computation_is_dropped_whole_however_many_chunks_it_takes(backend: Backend) {
+    use isinbeat::db::schema::reconciliation_items;
+    use isinbeat::domain::SourceId;
+    use isinbeat::domain::reconciliation::Rule;
+    use isinbeat::models::reconciliation::{self as stored, DELETE_CHUNK, Item};
+    let Some(app) = spawn_app(backend).await else { return };
+    app.query(|conn| {
+        let now = isinbeat::db::now();
+        let per_rule = usize::try_from(DELETE_CHUNK).unwrap() * 2 + 1;
+        let items = |build, rule| {
+            (0..per_rule).map(move |i| Item {
+                build_id: build,
+                rule,
+                isin: format!("DE{i:010}"),
+                position: 0,
+                left_source_id: SourceId(1),
+                left_value: Some("one".to_owned()),
+                left_run_id: None,
+                right_source_id: Some(SourceId(2)),
+                right_value: Some("other".to_owned()),
+                right_run_id: None,
+            })
+        };
+        let old = stored::start_build(conn, 1, None, now).unwrap();
+        let rules = [Rule::LeiMismatch, Rule::CurrencyMismatch];
+        let old_items: Vec<Item> = rules.iter().flat_map(|rule| items(old, *rule)).collect();
+        stored::insert_items(conn, &old_items).unwrap();
+        assert!(stored::make_current(conn, old, 1, now, |_, _| Ok(())).unwrap().is_some());
+        let new = stored::start_build(conn, 2, None, now).unwrap();
+        stored::insert_items(conn, &items(new, Rule::LeiMismatch).collect::<Vec<_>>()).unwrap();
+        assert!(stored::make_current(conn, new, 2, now, |_, _| Ok(())).unwrap().is_some());
+
+        assert_eq!(stored::drop_builds_before(conn, new).unwrap(), 1);
+        let left = |conn: &mut isinbeat::db::DbConnection, build| -> i64 {
+            reconciliation_items::table
+                .filter(reconciliation_items::build_id.eq(build))
+                .count()
+                .get_result(conn)
+                .unwrap()
+        };
+        assert_eq!(left(conn, old), 0, "every item of the replaced computation is gone");
+        assert_eq!(left(conn, new), i64::try_from(per_rule).unwrap(), "the current one is whole");
+        assert_eq!(stored::current(conn).unwrap().map(|build| build.id), Some(new));
     })
     .await;
 }

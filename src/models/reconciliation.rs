@@ -19,7 +19,7 @@ use crate::domain::{ReconciliationBuildId, RunId, SourceId};
 const INSERT_CHUNK: usize = 1_000;
 
 /// ISINs whose items one statement deletes when old builds are dropped.
-const DELETE_CHUNK: i64 = 5_000;
+pub const DELETE_CHUNK: i64 = 5_000;
 
 /// A finished build as the pages show it.
 #[derive(Debug, Clone, PartialEq, Eq, Queryable, Selectable)]
@@ -265,25 +265,35 @@ pub fn drop_builds_before(conn: &mut DbConnection, keep: ReconciliationBuildId) 
     Ok(old.len())
 }
 
-/// Deletes one build and its rows, in chunks.
+/// Deletes one build and its rows, in chunks: per rule, the first [`DELETE_CHUNK`] ISINs in the
+/// primary key's order, so that each chunk is one short range of the key to read and delete
+/// (ordering a build's items by ISIN alone would sort all of them for every chunk).
 pub fn drop_build(conn: &mut DbConnection, build: ReconciliationBuildId) -> QueryResult<()> {
-    loop {
-        let chunk: Vec<String> = reconciliation_items::table
-            .filter(reconciliation_items::build_id.eq(build))
-            .select(reconciliation_items::isin)
-            .order(reconciliation_items::isin.asc())
-            .limit(DELETE_CHUNK)
-            .load(conn)?;
-        let (Some(first), Some(last)) = (chunk.first(), chunk.last()) else { break };
-        write_transaction(conn, |conn| {
-            diesel::delete(
-                reconciliation_items::table
+    for rule in Rule::ALL {
+        loop {
+            let last: Option<String> = reconciliation_items::table
+                .filter(reconciliation_items::build_id.eq(build))
+                .filter(reconciliation_items::rule.eq(*rule))
+                .select(reconciliation_items::isin)
+                .order(reconciliation_items::isin.asc())
+                .offset(DELETE_CHUNK - 1)
+                .limit(1)
+                .first(conn)
+                .optional()?;
+            write_transaction(conn, |conn| {
+                let mut chunk = diesel::delete(reconciliation_items::table)
                     .filter(reconciliation_items::build_id.eq(build))
-                    .filter(reconciliation_items::isin.ge(first.clone()))
-                    .filter(reconciliation_items::isin.le(last.clone())),
-            )
-            .execute(conn)
-        })?;
+                    .filter(reconciliation_items::rule.eq(*rule))
+                    .into_boxed();
+                if let Some(last) = &last {
+                    chunk = chunk.filter(reconciliation_items::isin.le(last.clone()));
+                }
+                chunk.execute(conn)
+            })?;
+            if last.is_none() {
+                break;
+            }
+        }
     }
     write_transaction(conn, |conn| {
         diesel::delete(reconciliation_counts::table.filter(reconciliation_counts::build_id.eq(build)))
