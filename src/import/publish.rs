@@ -136,13 +136,16 @@ pub(super) fn publish(
             c,
             Publication {
                 source,
-                run_id,
-                generation: next,
-                active,
-                inactive,
-                etag: origin.etag,
-                last_modified: origin.last_modified,
-                sha256: origin.sha256,
+                pointer: Published {
+                    generation: next,
+                    active_isins: active,
+                    inactive_isins: inactive,
+                    etag: origin.etag,
+                    last_modified: origin.last_modified,
+                    content_sha256: origin.sha256,
+                    run_id,
+                    at: crate::db::now(),
+                },
                 files: origin.files,
                 countries: &tally.countries,
                 counts,
@@ -179,18 +182,12 @@ impl Counts {
     }
 }
 
-/// Everything one publish records: the generation made visible with the source's new counts and
-/// download, the publisher's files it applied, the counts per country it moves, and what it
-/// changed.
+/// Everything one publish records: the source's pointer moved to the generation (with its new
+/// counts and download; its `at` is the moment of the whole publish), the publisher's files it
+/// applied, the counts per country it moves, and what it changed.
 pub(super) struct Publication<'a> {
     pub source: &'a Source,
-    pub run_id: RunId,
-    pub generation: i64,
-    pub active: i64,
-    pub inactive: i64,
-    pub etag: Option<&'a str>,
-    pub last_modified: Option<&'a str>,
-    pub sha256: &'a str,
+    pub pointer: Published<'a>,
     /// Their `applied_at` is set to the moment of the publish.
     pub files: Vec<NewSourceFile>,
     pub countries: &'a CountryMoves,
@@ -205,34 +202,9 @@ pub(super) struct Publication<'a> {
 /// that the notification exists exactly when the publish does. Returns whether it published;
 /// when not, it wrote nothing.
 pub(super) fn record_publish(c: &mut DbConnection, publication: Publication<'_>) -> QueryResult<bool> {
-    let Publication {
-        source,
-        run_id,
-        generation,
-        active,
-        inactive,
-        etag,
-        last_modified,
-        sha256,
-        mut files,
-        countries,
-        counts,
-    } = publication;
-    let now = crate::db::now();
-    let published = source::publish(
-        c,
-        source.id,
-        &Published {
-            generation,
-            active_isins: active,
-            inactive_isins: inactive,
-            etag,
-            last_modified,
-            content_sha256: sha256,
-            run_id,
-            at: now,
-        },
-    )?;
+    let Publication { source, pointer, mut files, countries, counts } = publication;
+    let Published { generation, run_id, at: now, .. } = pointer;
+    let published = source::publish(c, source.id, &pointer)?;
     if !published {
         return Ok(false);
     }

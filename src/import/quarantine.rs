@@ -26,7 +26,7 @@ use crate::db::{DbConnection, write_transaction};
 use crate::domain::quality_gates::{BrokenGate, GateKind, Measured, QualityGates};
 use crate::domain::{ChangeKind, RunId, RunStatus, UnitKind, UserId};
 use crate::models::audit::{self, Actor, NewAuditEntry};
-use crate::models::source::{self, Source};
+use crate::models::source::{self, Published, Source};
 use crate::models::source_file::NewSourceFile;
 use crate::models::{quarantine as held, run};
 use crate::sources::formats::Format;
@@ -409,7 +409,7 @@ fn publish_locked(
     stats.active = pending.active;
     let text = serde_json::to_string(stats).context("Failed to write the run's stats")?;
     let counts = publish::Counts::of(stats);
-    let now = crate::db::now(); // the publish sets each file's `applied_at` to its own moment
+    let now = crate::db::now(); // the moment of the publish, its files' `applied_at` too
     let files = pending
         .files
         .iter()
@@ -433,13 +433,16 @@ fn publish_locked(
             c,
             publish::Publication {
                 source: held_by,
-                run_id,
-                generation: pending.generation,
-                active: pending.active,
-                inactive: pending.inactive,
-                etag: pending.etag.as_deref(),
-                last_modified: pending.last_modified.as_deref(),
-                sha256: &pending.sha256,
+                pointer: Published {
+                    generation: pending.generation,
+                    active_isins: pending.active,
+                    inactive_isins: pending.inactive,
+                    etag: pending.etag.as_deref(),
+                    last_modified: pending.last_modified.as_deref(),
+                    content_sha256: &pending.sha256,
+                    run_id,
+                    at: now,
+                },
                 files,
                 countries: &pending.countries,
                 counts,
