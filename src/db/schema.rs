@@ -251,6 +251,17 @@ diesel::table! {
 }
 
 diesel::table! {
+    schedule_alerts (schedule_id) {
+        schedule_id -> Int8,
+        webhook_url -> Nullable<Text>,
+        no_success_seconds -> Nullable<Int8>,
+        max_run_minutes -> Nullable<Int4>,
+        deadline -> Nullable<Time>,
+        isins_changed -> Bool,
+    }
+}
+
+diesel::table! {
     schedule_skips (id) {
         id -> Int8,
         schedule_id -> Int8,
@@ -307,14 +318,9 @@ diesel::table! {
         created_by -> Nullable<Int8>,
         created_at -> Timestamp,
         updated_at -> Timestamp,
-        alert_webhook_url -> Nullable<Text>,
-        alert_no_success_seconds -> Nullable<Int8>,
         queue -> Text,
         pause_after_failures -> Nullable<Int4>,
         pool -> Nullable<Text>,
-        alert_max_run_minutes -> Nullable<Int4>,
-        alert_deadline -> Nullable<Time>,
-        alert_isins_changed -> Bool,
     }
 }
 
@@ -409,6 +415,7 @@ diesel::joinable!(api_tokens -> users (user_id));
 diesel::joinable!(audit_log -> users (actor_id));
 diesel::joinable!(runs -> schedules (schedule_id));
 diesel::joinable!(runs -> users (triggered_by));
+diesel::joinable!(schedule_alerts -> schedules (schedule_id));
 diesel::joinable!(schedule_skips -> schedules (schedule_id));
 diesel::joinable!(schedule_state -> schedules (schedule_id));
 diesel::joinable!(schedules -> pools (pool));
@@ -439,6 +446,7 @@ diesel::allow_tables_to_appear_in_same_query!(
     reconciliation_items,
     reconciliation_state,
     runs,
+    schedule_alerts,
     schedule_skips,
     schedule_state,
     schedules,

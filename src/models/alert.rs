@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDateTime};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::schema::{alert_deliveries, schedule_state, schedules};
+use crate::db::schema::{alert_deliveries, schedule_alerts, schedule_state, schedules};
 use crate::domain::{AlertKind, DeliveryId, RunId, ScheduleId, SourceId};
 
 #[derive(Debug, Clone, Queryable, Selectable)]
@@ -91,13 +91,13 @@ pub fn enqueue_isins_changed(
         return Ok(None);
     }
     let owner: Option<(ScheduleId, String, Option<String>, bool)> = runs::table
-        .inner_join(schedules::table)
+        .inner_join(schedules::table.inner_join(schedule_alerts::table))
         .filter(runs::id.eq(published.run_id))
         .select((
             schedules::id,
             schedules::name,
-            schedules::alert_webhook_url,
-            schedules::alert_isins_changed,
+            schedule_alerts::webhook_url,
+            schedule_alerts::isins_changed,
         ))
         .first(conn)
         .optional()?;
@@ -267,13 +267,14 @@ pub type Watched = (ScheduleId, String, Option<String>, i64, NaiveDateTime);
 
 pub fn watched(conn: &mut DbConnection) -> QueryResult<Vec<Watched>> {
     schedules::table
+        .inner_join(schedule_alerts::table)
         .filter(schedules::enabled.eq(true))
-        .filter(schedules::alert_no_success_seconds.is_not_null())
+        .filter(schedule_alerts::no_success_seconds.is_not_null())
         .select((
             schedules::id,
             schedules::name,
-            schedules::alert_webhook_url,
-            schedules::alert_no_success_seconds.assume_not_null(),
+            schedule_alerts::webhook_url,
+            schedule_alerts::no_success_seconds.assume_not_null(),
             schedules::updated_at,
         ))
         .load(conn)
@@ -320,18 +321,18 @@ pub fn running_watched(conn: &mut DbConnection) -> QueryResult<Vec<RunningWatche
     use crate::db::schema::runs;
     use crate::domain::RunStatus;
     runs::table
-        .inner_join(schedules::table)
+        .inner_join(schedules::table.inner_join(schedule_alerts::table))
         .filter(runs::status.eq(RunStatus::Running))
         .filter(runs::duration_alerted_at.is_null())
-        .filter(schedules::alert_max_run_minutes.is_not_null())
-        .filter(schedules::alert_webhook_url.is_not_null())
+        .filter(schedule_alerts::max_run_minutes.is_not_null())
+        .filter(schedule_alerts::webhook_url.is_not_null())
         .select((
             runs::id,
             runs::started_at,
             schedules::id,
             schedules::name,
-            schedules::alert_webhook_url.assume_not_null(),
-            schedules::alert_max_run_minutes.assume_not_null(),
+            schedule_alerts::webhook_url.assume_not_null(),
+            schedule_alerts::max_run_minutes.assume_not_null(),
         ))
         .load(conn)
 }
@@ -360,9 +361,10 @@ pub fn take_run_too_long(
 /// The enabled schedules with a deadline and a webhook.
 pub fn with_deadline(conn: &mut DbConnection) -> QueryResult<Vec<ScheduleId>> {
     schedules::table
+        .inner_join(schedule_alerts::table)
         .filter(schedules::enabled.eq(true))
-        .filter(schedules::alert_deadline.is_not_null())
-        .filter(schedules::alert_webhook_url.is_not_null())
+        .filter(schedule_alerts::deadline.is_not_null())
+        .filter(schedule_alerts::webhook_url.is_not_null())
         .order(schedules::id)
         .select(schedules::id)
         .load(conn)

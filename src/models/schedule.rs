@@ -9,7 +9,7 @@ use diesel::dsl::{InnerJoin, IntoBoxed};
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
-use crate::db::schema::{schedule_state, schedules};
+use crate::db::schema::{schedule_alerts, schedule_state, schedules};
 use crate::domain::download_params::Params;
 use crate::domain::pause::PauseNote;
 use crate::domain::policy::{MisfirePolicy, OverlapPolicy, RetryPolicy};
@@ -67,9 +67,14 @@ impl ScheduleState {
     }
 }
 
-/// `schedules` joined with `schedule_state`: what every read of a whole [`Schedule`] selects from.
-fn with_state() -> InnerJoin<schedules::table, schedule_state::table> {
-    schedules::table.inner_join(schedule_state::table)
+/// The tables a whole [`Schedule`] is read from: `schedules` with its `schedule_state` and
+/// `schedule_alerts` rows.
+type WithState = InnerJoin<InnerJoin<schedules::table, schedule_state::table>, schedule_alerts::table>;
+
+/// `schedules` joined with `schedule_state` and `schedule_alerts`: what every read of a whole
+/// [`Schedule`] selects from.
+fn with_state() -> WithState {
+    schedules::table.inner_join(schedule_state::table).inner_join(schedule_alerts::table)
 }
 
 /// A schedule to create: its settings and who made it when.
@@ -95,7 +100,9 @@ impl NewSchedule {
     }
 }
 
-/// What the schedule form may change. Every field is written; `None` clears a column.
+/// What the schedule form may change. Every field is written; `None` clears a column. The
+/// `alert_*` fields are the schedule's `schedule_alerts` row (written by [`insert`] and
+/// [`update`] through [`AlertColumns`]).
 #[derive(
     Debug, Clone, Default, PartialEq, Eq, Queryable, Selectable, Insertable, AsChangeset, serde::Serialize,
 )]
@@ -125,21 +132,54 @@ pub struct ScheduleChanges {
     pub keep_succeeded: i32,
     pub keep_failed: i32,
     /// Called with a JSON POST when a run fails for good, and by the "no success" alert.
+    #[diesel(skip_insertion, skip_update, select_expression = schedule_alerts::webhook_url)]
     pub alert_webhook_url: Option<String>,
     /// The "no success for" window of the dead man's switch.
+    #[diesel(skip_insertion, skip_update, select_expression = schedule_alerts::no_success_seconds)]
     pub alert_no_success_seconds: Option<i64>,
     /// The queue its runs go to: only workers listening on it take them.
     pub queue: String,
     /// It pauses itself when this many of its runs in a row failed for good; `None`: never.
     pub pause_after_failures: Option<i32>,
     /// Alert when a run has been running longer than this many minutes.
+    #[diesel(skip_insertion, skip_update, select_expression = schedule_alerts::max_run_minutes)]
     pub alert_max_run_minutes: Option<i32>,
     /// Alert when it has not succeeded by this local time (in `timezone`) on an occurrence's day.
+    #[diesel(skip_insertion, skip_update, select_expression = schedule_alerts::deadline)]
     pub alert_deadline: Option<chrono::NaiveTime>,
     /// The concurrency pool whose slots its runs take; `None`: none.
     pub pool: Option<String>,
     /// Call the webhook once per publish of its runs that changed ISINs (`isins_changed`).
+    #[diesel(skip_insertion, skip_update, select_expression = schedule_alerts::isins_changed)]
     pub alert_isins_changed: bool,
+}
+
+/// The `schedule_alerts` row of a [`ScheduleChanges`].
+#[derive(Debug, AsChangeset)]
+#[diesel(table_name = schedule_alerts, treat_none_as_null = true)]
+struct AlertColumns<'a> {
+    webhook_url: Option<&'a str>,
+    no_success_seconds: Option<i64>,
+    max_run_minutes: Option<i32>,
+    deadline: Option<chrono::NaiveTime>,
+    isins_changed: bool,
+}
+
+impl<'a> From<&'a ScheduleChanges> for AlertColumns<'a> {
+    fn from(changes: &'a ScheduleChanges) -> Self {
+        Self {
+            webhook_url: changes.alert_webhook_url.as_deref(),
+            no_success_seconds: changes.alert_no_success_seconds,
+            max_run_minutes: changes.alert_max_run_minutes,
+            deadline: changes.alert_deadline,
+            isins_changed: changes.alert_isins_changed,
+        }
+    }
+}
+
+/// Writes the alert settings of `changes` to the schedule's `schedule_alerts` row.
+fn write_alerts(conn: &mut DbConnection, id: ScheduleId, changes: &ScheduleChanges) -> QueryResult<usize> {
+    diesel::update(schedule_alerts::table.find(id)).set(AlertColumns::from(changes)).execute(conn)
 }
 
 impl ScheduleChanges {
@@ -220,6 +260,7 @@ pub fn update(conn: &mut DbConnection, id: ScheduleId, changes: &ScheduleChanges
     let updated = diesel::update(schedules::table.find(id))
         .set((changes, schedules::updated_at.eq(crate::db::now())))
         .execute(conn)?;
+    write_alerts(conn, id, changes)?;
     bump_version(conn, id)?;
     Ok(updated)
 }
@@ -367,12 +408,15 @@ impl Schedule {
     }
 }
 
-/// Creates a schedule. Its (fresh) scheduler state row is made with it by the
-/// `schedules_state_row` trigger, for any insert; the scheduler computes its first fire time at
-/// its next tick.
+/// Creates a schedule. Its (fresh) scheduler state row and its alerts row are made with it by
+/// the `schedules_state_row` and `schedules_alerts_row` triggers, for any insert; the scheduler
+/// computes its first fire time at its next tick.
 pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
     diesel::insert_into(schedules::table).values(new).execute(conn)?;
-    with_state().filter(schedules::name.eq(&new.settings.name)).select(Schedule::as_select()).first(conn)
+    let id: ScheduleId =
+        schedules::table.filter(schedules::name.eq(&new.settings.name)).select(schedules::id).first(conn)?;
+    write_alerts(conn, id, &new.settings)?;
+    with_state().filter(schedules::id.eq(id)).select(Schedule::as_select()).first(conn)
 }
 
 pub fn find(conn: &mut DbConnection, id: ScheduleId) -> QueryResult<Option<Schedule>> {
@@ -447,8 +491,7 @@ impl ScheduleOrder {
     }
 }
 
-type BoxedSchedules<'a> =
-    IntoBoxed<'a, InnerJoin<schedules::table, schedule_state::table>, crate::db::MultiBackend>;
+type BoxedSchedules<'a> = IntoBoxed<'a, WithState, crate::db::MultiBackend>;
 
 /// The schedules `filter` selects, unordered.
 fn filtered(filter: &ScheduleFilter) -> BoxedSchedules<'static> {
