@@ -376,10 +376,11 @@ pub fn refusal_in<'a>(error: &'a (dyn std::error::Error + 'static)) -> Option<&'
 }
 
 /// The one place outgoing HTTPS gets its crypto: reqwest is built without a default TLS
-/// provider, and this installs ring's, once per process. Call it before building any client.
+/// provider, and this installs aws-lc's (the one lapin's rustls is built with), once per
+/// process. Call it before building any client.
 pub fn install_tls_provider() {
     // An error means a provider is installed already.
-    let _ = rustls::crypto::ring::default_provider().install_default();
+    let _ = rustls::crypto::aws_lc_rs::default_provider().install_default();
 }
 
 /// The resolver of every outgoing connection: looks a name up (or takes its fixed addresses),
