@@ -126,26 +126,8 @@ async fn bytes(browser: &Browser, path: &str) -> (u16, Vec<u8>) {
     (status, response.bytes().await.unwrap().to_vec())
 }
 
-/// An API token of the admin's, made on the account page.
-async fn token(browser: &Browser) -> String {
-    let response = browser
-        .submit("/admin/account/", "/admin/account/tokens", &[("name", "as-of"), ("expires_days", "")])
-        .await;
-    let html = response.text().await.unwrap();
-    let start = html.find("<code id=\"new-token-secret\">").unwrap() + 28;
-    let end = start + html[start..].find("</code>").unwrap();
-    html[start..end].to_owned()
-}
-
 async fn api(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v1{path}", app.address))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    app.bearer_get(token, &format!("/api/v1{path}")).await
 }
 
 /// Every page of the API's list from `query` on, followed through `next`.
@@ -166,7 +148,7 @@ async fn api_all(app: &TestApp, token: &str, query: &str) -> Vec<Value> {
 async fn an_export_as_of_a_moment_is_the_export_made_then_byte_for_byte(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let admin = app.admin().await;
-    let token = token(&admin).await;
+    let token = admin.api_token("as-of").await;
     let (named, gleif) = app
         .query(|conn| {
             let gleif = source::insert(
@@ -325,7 +307,7 @@ async fn an_isins_page_as_of_before_a_change_shows_the_old_name(backend: Backend
 
 async fn the_api_answers_as_of_a_moment_and_refuses_what_it_cannot_read(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let token = token(&app.admin().await).await;
+    let token = app.admin().await.api_token("as-of").await;
     let named = app.query(|conn| named_source(conn, "names")).await;
     let before_any = moment().await;
     import(&app, (named, "names"), named_csv(&[(1, 1, "OLD NAME AG"), (2, 1, "OTHER AG")])).await;

@@ -12,7 +12,7 @@ mod common;
 use std::collections::{BTreeMap, HashMap};
 use std::panic::AssertUnwindSafe;
 
-use common::{Backend, Browser, TestApp, gleif_csv, lei, spawn_app};
+use common::{Backend, TestApp, gleif_csv, lei, spawn_app};
 use isinbeat::db::DbConnection;
 use isinbeat::domain::download_params::Params;
 use isinbeat::domain::{RunId, SourceId};
@@ -176,26 +176,8 @@ impl Model {
     }
 }
 
-/// A token of the admin's, made on the account page.
-async fn token(browser: &Browser) -> String {
-    let response = browser
-        .submit("/admin/account/", "/admin/account/tokens", &[("name", "feed"), ("expires_days", "")])
-        .await;
-    let html = response.text().await.unwrap();
-    let start = html.find("<code id=\"new-token-secret\">").unwrap() + 28;
-    let end = start + html[start..].find("</code>").unwrap();
-    html[start..end].to_owned()
-}
-
 async fn read(app: &TestApp, token: &str, query: &str) -> (u16, Value) {
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v1/changes{query}", app.address))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
+    app.bearer_get(token, &format!("/api/v1/changes{query}")).await
 }
 
 /// A consumer that keeps its cursor between reads, as a downstream system stores it.
@@ -224,7 +206,7 @@ impl Consumer {
 
 async fn random_imports_read_in_random_pages_give_each_published_difference_once_in_order(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let token = token(&app.admin().await).await;
+    let token = app.admin().await.api_token("feed").await;
     let mut unpublished: BTreeMap<String, u32> = BTreeMap::new();
     for seed in [0x5EED_0001_u64, 0x5EED_0002, 0x5EED_0003] {
         let name = format!("gleif-{seed:x}");
@@ -365,7 +347,7 @@ fn lines(output: &std::process::Output) -> Vec<Value> {
 async fn the_command_line_prints_the_feed_as_json_lines_from_a_cursor(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     two_imports(&app).await;
-    let token = token(&app.admin().await).await;
+    let token = app.admin().await.api_token("feed").await;
     let (_, page) = read(&app, &token, "").await;
 
     let all = isinbeat(&app, &["changes"]).await;
@@ -399,7 +381,7 @@ async fn the_command_line_prints_the_feed_as_json_lines_from_a_cursor(backend: B
 
 async fn bad_cursors_and_limits_are_refused_with_what_a_cursor_looks_like(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
-    let token = token(&app.admin().await).await;
+    let token = app.admin().await.api_token("feed").await;
     let (status, body) = read(&app, &token, "?after=12:NOTANISIN&limit=0").await;
     assert_eq!(status, 422, "{body}");
     let fields = &body["error"]["fields"];
@@ -418,7 +400,7 @@ async fn bad_cursors_and_limits_are_refused_with_what_a_cursor_looks_like(backen
 async fn pruning_the_run_history_leaves_the_feed_as_it_was(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     two_imports(&app).await;
-    let token = token(&app.admin().await).await;
+    let token = app.admin().await.api_token("feed").await;
     let (_, before) = read(&app, &token, "?limit=4").await;
     // The import runs belong to a schedule that keeps no history at all, beside five runs of
     // it that changed nothing; then the prune runs.

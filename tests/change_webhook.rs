@@ -13,7 +13,7 @@ use std::path::Path;
 use std::time::Duration as StdDuration;
 
 use common::webhook::{Webhook, alert_client, webhook};
-use common::{Backend, Browser, TestApp, gleif_csv, location, spawn_app};
+use common::{Backend, TestApp, gleif_csv, location, spawn_app};
 use diesel::prelude::*;
 use isinbeat::config::Settings;
 use isinbeat::db::schema::{alert_deliveries, sources};
@@ -109,17 +109,6 @@ async fn notifications_of(app: &TestApp, schedule_id: ScheduleId) -> i64 {
     .await
 }
 
-/// A token of the admin's, made on the account page.
-async fn token(browser: &Browser) -> String {
-    let response = browser
-        .submit("/admin/account/", "/admin/account/tokens", &[("name", "hook"), ("expires_days", "")])
-        .await;
-    let html = response.text().await.unwrap();
-    let start = html.find("<code id=\"new-token-secret\">").unwrap() + 28;
-    let end = start + html[start..].find("</code>").unwrap();
-    html[start..end].to_owned()
-}
-
 /// What a consumer reads with a notification's cursor range: the feed from `after`, page by
 /// page (small pages, to cross page ends), up to and including the change whose cursor is
 /// `until`.
@@ -177,7 +166,7 @@ async fn each_publish_notifies_once_with_counts_and_a_cursor_range_that_reads_ex
     let Some(app) = spawn_app(backend).await else { return };
     let hook = webhook();
     let admin = app.admin().await;
-    let token = token(&admin).await;
+    let token = admin.api_token("hook").await;
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
     let first: Vec<(u64, u64)> = (0..10).map(|i| (i, 1)).collect();
     add_source(&app, "gleif", &write_file(&dir.path().join("isins.csv"), &first)).await;

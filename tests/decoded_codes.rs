@@ -139,23 +139,6 @@ fn sorted(isins: &[&str]) -> Vec<String> {
     isins
 }
 
-/// A token made on the account page.
-async fn make_token(browser: &Browser) -> String {
-    let fields = [("name", "codes"), ("expires_days", "")];
-    let response = browser.submit("/admin/account/", "/admin/account/tokens", &fields).await;
-    let html = response.text().await.unwrap();
-    let start = html.find("<code id=\"new-token-secret\">").unwrap() + 28;
-    let end = start + html[start..].find("</code>").unwrap();
-    html[start..end].to_owned()
-}
-
-async fn api(app: &TestApp, token: &str, path: &str) -> (u16, Value) {
-    let response =
-        reqwest::Client::new().get(format!("{}{path}", app.address)).bearer_auth(token).send().await.unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap())
-}
-
 fn api_isins(body: &Value) -> Vec<String> {
     let mut isins: Vec<String> = body["items"]
         .as_array()
@@ -290,24 +273,24 @@ async fn bad_code_filters_are_explained_and_nothing_is_listed_or_exported(backen
     assert_eq!(response.status(), 422);
     assert!(response.text().await.unwrap().starts_with("Nothing was exported."));
 
-    let token = make_token(&admin).await;
-    let (status, body) = api(&app, &token, "/api/v1/isins?cfi=EZ").await;
+    let token = admin.api_token("codes").await;
+    let (status, body) = app.bearer_get(&token, "/api/v1/isins?cfi=EZ").await;
     assert_eq!(status, 422, "{body}");
     assert_eq!(body["error"]["code"], "invalid_parameters");
     assert!(
         body["error"]["fields"]["cfi"].as_str().unwrap().contains("Z is not a group of the CFI category E"),
         "{body}"
     );
-    let (status, body) = api(&app, &token, "/api/v1/isins?venue=X").await;
+    let (status, body) = app.bearer_get(&token, "/api/v1/isins?venue=X").await;
     assert_eq!(status, 422, "{body}");
     assert!(body["error"]["fields"]["venue"].as_str().unwrap().contains("four letters or digits"), "{body}");
 }
 
 async fn the_api_filters_by_the_same_parameters_and_decodes_an_isin(backend: Backend) {
     let Some((app, admin, _dir)) = app_with_firds(backend).await else { return };
-    let token = make_token(&admin).await;
+    let token = admin.api_token("codes").await;
 
-    let (status, body) = api(&app, &token, "/api/v1/isins?cfi=DB").await;
+    let (status, body) = app.bearer_get(&token, "/api/v1/isins?cfi=DB").await;
     assert_eq!(status, 200, "{body}");
     assert_eq!(api_isins(&body), [bond()]);
     assert_eq!(
@@ -315,10 +298,10 @@ async fn the_api_filters_by_the_same_parameters_and_decodes_an_isin(backend: Bac
         (Some(1), Some("exact")),
         "{body}"
     );
-    let (_, body) = api(&app, &token, "/api/v1/isins?venue=XMAD&cfi=E").await;
+    let (_, body) = app.bearer_get(&token, "/api/v1/isins?venue=XMAD&cfi=E").await;
     assert_eq!(api_isins(&body), ["DE0007236101", "ES0113900J37"]);
 
-    let (status, body) = api(&app, &token, "/api/v1/isins/US0378331005").await;
+    let (status, body) = app.bearer_get(&token, "/api/v1/isins/US0378331005").await;
     assert_eq!(status, 200, "{body}");
     let decoded = &body["decoded"];
     assert_eq!(decoded["country"]["name"], "The United States Of America");

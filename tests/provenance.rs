@@ -11,7 +11,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration as StdDuration;
 
-use common::{Backend, Browser, TestApp, lei, spawn_app};
+use common::{Backend, TestApp, lei, spawn_app};
 use diesel::prelude::*;
 use isinbeat::config::Settings;
 use isinbeat::db::schema::{publications, sources};
@@ -108,17 +108,6 @@ fn row<'a>(page: &'a str, attribute: &str) -> &'a str {
     &row[..row.find("</tr>").unwrap()]
 }
 
-/// A token of the admin's, made on the account page.
-async fn token(browser: &Browser) -> String {
-    let response = browser
-        .submit("/admin/account/", "/admin/account/tokens", &[("name", "provenance"), ("expires_days", "")])
-        .await;
-    let html = response.text().await.unwrap();
-    let start = html.find("<code id=\"new-token-secret\">").unwrap() + 28;
-    let end = start + html[start..].find("</code>").unwrap();
-    html[start..end].to_owned()
-}
-
 async fn an_isin_page_says_which_run_and_file_each_value_came_from(backend: Backend) {
     let Some(app) = spawn_app(backend).await else { return };
     let dir = tempfile::tempdir_in(std::env::temp_dir()).unwrap();
@@ -175,7 +164,7 @@ async fn an_isin_page_says_which_run_and_file_each_value_came_from(backend: Back
     assert!(!row(&page, "name").contains(&format!("run #{second}</a> (")));
 
     // The API says the same.
-    let token = token(&admin).await;
+    let token = admin.api_token("provenance").await;
     let detail: Value = reqwest::Client::new()
         .get(format!("{}/api/v1/isins/{RENAMED}", app.address))
         .bearer_auth(&token)

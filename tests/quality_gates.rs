@@ -172,17 +172,6 @@ async fn metric_becomes(app: &TestApp, want: &str) {
     }
 }
 
-/// A token of the admin's, made on the account page.
-async fn token(browser: &Browser) -> String {
-    let response = browser
-        .submit("/admin/account/", "/admin/account/tokens", &[("name", "feed"), ("expires_days", "")])
-        .await;
-    let html = response.text().await.unwrap();
-    let start = html.find("<code id=\"new-token-secret\">").unwrap() + 28;
-    let end = start + html[start..].find("</code>").unwrap();
-    html[start..end].to_owned()
-}
-
 /// Every change in the feed.
 async fn feed(app: &TestApp, token: &str) -> Vec<Value> {
     let response = reqwest::Client::new()
@@ -331,7 +320,7 @@ async fn each_gate_quarantines_an_import_and_a_second_operator_publishes_it_or_i
     assert!(page.contains(&old_new), "old → new: {page}");
     // Ava started the run: she is not offered to publish it, and may not.
     assert!(!page.contains("id=\"publish-form\"") && page.contains("id=\"publish-own\""), "{page}");
-    let api_token = token(&admin).await;
+    let api_token = admin.api_token("feed").await;
     let unpublished = feed(&app, &api_token).await;
     assert!(!unpublished.iter().any(|c| c["isin"] == isin.as_str() && c["kind"] == "changed"));
     let own = ava.submit(&run_page, &format!("{run_page}publish"), &[("reason", "looks fine to me")]).await;

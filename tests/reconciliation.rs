@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::Duration as StdDuration;
 
 use common::webhook::webhook;
-use common::{Backend, Browser, TestApp, lei, spawn_app};
+use common::{Backend, TestApp, lei, spawn_app};
 use diesel::prelude::*;
 use diesel::sql_types::{BigInt, Text};
 use isinbeat::alerts;
@@ -358,22 +358,10 @@ async fn expected(app: &TestApp) -> (HashMap<&'static str, i64>, i64, Vec<Countr
     .await
 }
 
-async fn api_token(browser: &Browser) -> String {
-    let response = browser
-        .submit("/admin/account/", "/admin/account/tokens", &[("name", "script"), ("expires_days", "")])
-        .await;
-    assert_eq!(response.status(), 200);
-    let html = response.text().await.unwrap();
-    let start = html.find("<code id=\"new-token-secret\">").unwrap() + 28;
-    let end = start + html[start..].find("</code>").unwrap();
-    html[start..end].to_owned()
-}
-
 async fn api(app: &TestApp, token: &str, path: &str) -> Value {
-    let response =
-        reqwest::Client::new().get(format!("{}{path}", app.address)).bearer_auth(token).send().await.unwrap();
-    assert_eq!(response.status(), 200, "{path}");
-    response.json().await.unwrap()
+    let (status, body) = app.bearer_get(token, path).await;
+    assert_eq!(status, 200, "{path}: {body}");
+    body
 }
 
 /// The `<tr>` of `isin` in a rule page's table (the first, when it has several pairs).
@@ -400,7 +388,7 @@ async fn each_rule_s_count_equals_an_independent_query_and_its_pairs_link_both_r
     let viewer = app.logged_in("vera", "viewer password 1").await;
     let overview = viewer.get_html("/admin/reconciliation/").await;
     assert!(overview.contains("<a href=\"/admin/reconciliation/\" aria-current=\"page\">Reconciliation</a>"));
-    let token = api_token(&viewer).await;
+    let token = viewer.api_token("script").await;
     let json = api(&app, &token, "/api/v1/reconciliation").await;
     assert_eq!(json["run_id"], runs["firds"].0, "computed after the last import");
     for rule in json["rules"].as_array().unwrap() {

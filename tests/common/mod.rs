@@ -324,6 +324,19 @@ impl TestApp {
         self.logged_in("admin", ADMIN_PASSWORD).await
     }
 
+    /// A GET of `path` with `token` as its bearer, the way a script calls the API: the status
+    /// and the JSON body.
+    pub async fn bearer_get(&self, token: &str, path: &str) -> (u16, serde_json::Value) {
+        let response = reqwest::Client::new()
+            .get(format!("{}{path}", self.address))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap())
+    }
+
     /// Creates a user directly (not through the page under test).
     pub async fn create_user(&self, username: &str, password: &str, role: Role) {
         let pool = self.pool.clone();
@@ -428,6 +441,26 @@ impl Browser {
             .split("; ")
             .find(|pair| pair.starts_with(&format!("{SESSION_COOKIE}=")))
             .map(str::to_owned)
+    }
+
+    /// Makes an API token called `name` on the account page that never expires, and returns
+    /// its secret as the page shows it (once).
+    pub async fn api_token(&self, name: &str) -> String {
+        self.api_token_expiring(name, "").await
+    }
+
+    /// Makes an API token that expires in `days` (empty: never); returns its secret, read from
+    /// the box the account page shows it in.
+    pub async fn api_token_expiring(&self, name: &str, days: &str) -> String {
+        let fields = [("name", name), ("expires_days", days)];
+        let response = self.submit("/admin/account/", "/admin/account/tokens", &fields).await;
+        assert_eq!(response.status(), 200, "making the API token {name}");
+        let html = response.text().await.unwrap();
+        let open = "<code id=\"new-token-secret\">";
+        let start = html.find(open).unwrap_or_else(|| panic!("no new token's secret on the page: {html}"))
+            + open.len();
+        let end = start + html[start..].find("</code>").unwrap();
+        html[start..end].to_owned()
     }
 }
 
