@@ -116,15 +116,7 @@ async fn read_range(app: &TestApp, token: &str, after: &str, until: &str) -> Vec
     let mut cursor = after.to_owned();
     let mut read = Vec::new();
     loop {
-        let page: Value = reqwest::Client::new()
-            .get(format!("{}/api/v1/changes?after={cursor}&limit=4", app.address))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let (_, page) = app.bearer_get(token, &format!("/api/v1/changes?after={cursor}&limit=4")).await;
         let changes = page["changes"].as_array().unwrap();
         assert!(!changes.is_empty(), "the feed ended before {until}; read {read:?}");
         for change in changes {

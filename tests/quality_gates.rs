@@ -174,14 +174,8 @@ async fn metric_becomes(app: &TestApp, want: &str) {
 
 /// Every change in the feed.
 async fn feed(app: &TestApp, token: &str) -> Vec<Value> {
-    let response = reqwest::Client::new()
-        .get(format!("{}/api/v1/changes?limit=10000", app.address))
-        .bearer_auth(token)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(response.status(), 200);
-    let page: Value = response.json().await.unwrap();
+    let (status, page) = app.bearer_get(token, "/api/v1/changes?limit=10000").await;
+    assert_eq!(status, 200, "{page}");
     page["changes"].as_array().unwrap().clone()
 }
 
