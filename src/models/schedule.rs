@@ -412,9 +412,8 @@ impl Schedule {
 /// the `schedules_state_row` and `schedules_alerts_row` triggers, for any insert; the scheduler
 /// computes its first fire time at its next tick.
 pub fn insert(conn: &mut DbConnection, new: &NewSchedule) -> QueryResult<Schedule> {
-    diesel::insert_into(schedules::table).values(new).execute(conn)?;
     let id: ScheduleId =
-        schedules::table.filter(schedules::name.eq(&new.settings.name)).select(schedules::id).first(conn)?;
+        diesel::insert_into(schedules::table).values(new).returning(schedules::id).get_result(conn)?;
     write_alerts(conn, id, &new.settings)?;
     with_state().filter(schedules::id.eq(id)).select(Schedule::as_select()).first(conn)
 }
