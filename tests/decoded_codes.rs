@@ -26,6 +26,7 @@ on_both_backends!(
     bad_code_filters_are_explained_and_nothing_is_listed_or_exported,
     the_api_filters_by_the_same_parameters_and_decodes_an_isin,
     a_rare_venue_is_found_on_the_first_page_among_many_isins,
+    the_filters_follow_codes_and_venues_a_later_import_changes,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -321,6 +322,40 @@ async fn the_api_filters_by_the_same_parameters_and_decodes_an_isin(backend: Bac
     assert_eq!(decoded["mic_list"].as_str().unwrap().len(), 10);
     // What the records said before is unchanged (the decoding is added beside it).
     assert_eq!(body["records"][0]["cfi"], "ESQUFR");
+}
+
+async fn the_filters_follow_codes_and_venues_a_later_import_changes(backend: Backend) {
+    let Some((app, admin, dir)) = app_with_firds(backend).await else { return };
+    let newcomer = valid("IT000012345");
+    let mut next = instruments();
+    for (isin, name, cfi, venues) in &mut next {
+        match isin.as_str() {
+            // Moves from Xetra to Madrid.
+            "DE0005140008" => *venues = vec!["XMAD"],
+            // Renamed only: its codes stay as they were.
+            "DE0007236101" => *name = "SIEMENS AKTIENGESELLSCHAFT",
+            // A preference share becomes a common share.
+            other if other == preference() => *cfi = "ESVUFR",
+            _ => {}
+        }
+    }
+    next.push((newcomer.clone(), "NUOVA SPA", "ESVUFR", vec!["AQEU"]));
+    let later = dir.path().join("later");
+    std::fs::create_dir(&later).unwrap();
+    import(&app, &firds_file(&later, &next), "firds_fulins", "firds");
+
+    assert_eq!(
+        listed_by(&admin, "venue=XMAD").await,
+        sorted(&["DE0005140008", "DE0007236101", "ES0113900J37"])
+    );
+    assert_eq!(listed_by(&admin, "venue=XETR").await, sorted(&["DE0007236101", &preference(), &bond()]));
+    assert_eq!(listed_by(&admin, "venue=AQEU").await, sorted(&[&newcomer, "US0378331005"]));
+    assert!(listed_by(&admin, "cfi=EP").await.is_empty(), "no preference shares any more");
+    assert_eq!(
+        listed_by(&admin, "cfi=ES").await,
+        sorted(&["DE0005140008", "DE0007236101", "ES0113900J37", &preference(), &newcomer, "US0378331005"])
+    );
+    assert_eq!(listed_by(&admin, "cfi=D").await, sorted(&[&bond()]));
 }
 
 async fn a_rare_venue_is_found_on_the_first_page_among_many_isins(backend: Backend) {

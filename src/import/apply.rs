@@ -10,11 +10,13 @@ use chrono::NaiveDateTime;
 use diesel::connection::SimpleConnection;
 
 use super::diff::{self, Action, Duplicate, Incoming, StagedRow};
-use super::sorted::{LeiPair, SortedRows, Sorter};
+use super::publish::IndexPairs;
+use super::sorted::{IndexPair, IsinPair, SortedRows};
 use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Phase, Progress, Stats};
 use crate::db::{DbConnection, write_transaction, writers};
 use crate::domain::{ChangeKind, RunId, SourceId};
-use crate::models::isin_record::{self, LeiIsin, NewChange, NewIsin, NewRecordVersion};
+use crate::models::isin_browse::code_keys;
+use crate::models::isin_record::{self, LeiIsin, NewChange, NewIsin, NewRecordVersion, RecordVersion};
 use crate::models::source::Source;
 use crate::sources::formats::Format;
 
@@ -84,12 +86,28 @@ pub(super) struct Tally {
     pub countries: CountryMoves,
     /// ISINs with a change row whose name the import changed (or gave), in ISIN order, whose
     /// names the browser's index learns after the publish; `None` when there were more than
-    /// [`RENAMED_KEPT`]: then every ISIN with a change row is refreshed.
+    /// [`TOUCHED_KEPT`]: then every ISIN with a change row is refreshed.
     pub renamed: Option<Vec<String>>,
+    /// ISINs with a change row whose record lost a key of the code index (a CFI code or a
+    /// venue), whose codes are rewritten whole after the publish (another source may still
+    /// give the key); `None` past [`TOUCHED_KEPT`]: then every ISIN with a change row is. The
+    /// keys records gained go to [`IndexPairs::codes`].
+    pub recoded: Option<Vec<String>>,
 }
 
-/// The most ISINs a [`Tally`] keeps in `renamed` (a few MB).
-const RENAMED_KEPT: usize = 200_000;
+/// The most ISINs a [`Tally`] keeps in `renamed` or `recoded` (a few MB each).
+const TOUCHED_KEPT: usize = 200_000;
+
+/// Adds `more` to `kept`, or gives up on keeping them (`None`) past [`TOUCHED_KEPT`].
+fn keep_touched(kept: &mut Option<Vec<String>>, more: &mut Vec<String>) {
+    if let Some(list) = kept {
+        if list.len() + more.len() > TOUCHED_KEPT {
+            *kept = None;
+        } else {
+            list.append(more);
+        }
+    }
+}
 
 impl Default for Tally {
     fn default() -> Self {
@@ -99,6 +117,7 @@ impl Default for Tally {
             silent: Vec::new(),
             countries: CountryMoves::new(),
             renamed: Some(Vec::new()),
+            recoded: Some(Vec::new()),
         }
     }
 }
@@ -137,13 +156,8 @@ impl Tally {
         let room = SILENT_KEPT.saturating_sub(self.silent.len());
         self.silent.extend(writes.silent.drain(..).take(room));
         add_moves(&mut self.countries, std::mem::take(&mut writes.countries));
-        if let Some(renamed) = &mut self.renamed {
-            if renamed.len() + writes.renamed.len() > RENAMED_KEPT {
-                self.renamed = None;
-            } else {
-                renamed.append(&mut writes.renamed);
-            }
-        }
+        keep_touched(&mut self.renamed, &mut writes.renamed);
+        keep_touched(&mut self.recoded, &mut writes.recoded);
     }
 }
 
@@ -155,7 +169,7 @@ pub(super) fn apply(
     rows: &mut SortedRows,
     stats: &mut Stats,
     duplicates: &mut Vec<Duplicate>,
-    leis: &mut Sorter<LeiPair>,
+    pairs: &mut IndexPairs,
 ) -> Result<Tally, ImportError> {
     let Import { source, run_id, options, observer } = *import;
     let next = import.next_generation();
@@ -198,7 +212,7 @@ pub(super) fn apply(
             return Err(shrink_error(source, stats.removed));
         }
         tally.add(&mut writes);
-        writes.sort_leis(leis)?;
+        writes.sort_pairs(pairs)?;
         if !writes.is_empty() {
             let started = Instant::now();
             write_transaction(conn, move |c| writes.write(c, source.id, next))
@@ -243,18 +257,26 @@ pub(super) fn pace(conn: &mut DbConnection, took: Duration, chunk: i64) -> i64 {
 /// every chunk. [`narrow_cache`] gives the connection back its default.
 const SQLITE_IMPORT_CACHE_KIB: i64 = 32 * 1024;
 
+/// Sets up the importing connection. On SQLite: the wider page cache, and temporary storage in
+/// memory. Each multi-row insert in a transaction keeps a statement journal (the pages it
+/// changes, as they were, to undo the statement alone), which past 64 KiB SQLite writes to a
+/// temporary file; a chunk's inserts spent a sixth of a delta writing those files. A statement
+/// journal is bounded by the pages one chunk's statement changes, a few MB.
 pub(super) fn widen_cache(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     match conn {
-        DbConnection::Sqlite(lite) => {
-            lite.batch_execute(&format!("PRAGMA main.cache_size = -{SQLITE_IMPORT_CACHE_KIB}"))
-        }
+        DbConnection::Sqlite(lite) => lite.batch_execute(&format!(
+            "PRAGMA main.cache_size = -{SQLITE_IMPORT_CACHE_KIB}; PRAGMA temp_store = MEMORY"
+        )),
         DbConnection::Postgresql(_) => Ok(()),
     }
 }
 
+/// Gives the importing connection back the pool's settings (see [`widen_cache`]).
 pub(super) fn narrow_cache(conn: &mut DbConnection) -> diesel::QueryResult<()> {
     match conn {
-        DbConnection::Sqlite(lite) => lite.batch_execute("PRAGMA main.cache_size = -2000"),
+        DbConnection::Sqlite(lite) => {
+            lite.batch_execute("PRAGMA main.cache_size = -2000; PRAGMA temp_store = DEFAULT")
+        }
         DbConnection::Postgresql(_) => Ok(()),
     }
 }
@@ -272,12 +294,16 @@ pub(super) struct Writes {
     countries: CountryMoves,
     /// ISINs with a change row whose name changed (or came).
     renamed: Vec<String>,
+    /// ISINs with a change row whose record lost a key of the code index.
+    recoded: Vec<String>,
     close: Vec<String>,
     versions: Vec<NewRecordVersion>,
     changes: Vec<NewChange>,
     isins: Vec<NewIsin>,
     /// (LEI, ISIN) of the versions added or changed, for the LEI index.
     leis: Vec<LeiIsin>,
+    /// (code, ISIN) of the keys of the code index that records gained.
+    codes: Vec<(String, String)>,
 }
 
 impl Writes {
@@ -297,17 +323,23 @@ impl Writes {
         self.silent.append(&mut other.silent);
         add_moves(&mut self.countries, other.countries);
         self.renamed.append(&mut other.renamed);
+        self.recoded.append(&mut other.recoded);
         self.close.append(&mut other.close);
         self.versions.append(&mut other.versions);
         self.changes.append(&mut other.changes);
         self.isins.append(&mut other.isins);
         self.leis.append(&mut other.leis);
+        self.codes.append(&mut other.codes);
     }
 
-    /// Hands the (LEI, ISIN) pairs to the LEI sort.
-    pub(super) fn sort_leis(&mut self, leis: &mut Sorter<LeiPair>) -> Result<(), ImportError> {
-        for (lei, isin) in std::mem::take(&mut self.leis) {
-            leis.push(LeiPair { lei, isin }).context("Failed to sort the LEIs (temporary files)")?;
+    /// Hands the (LEI, ISIN) and (code, ISIN) pairs to their sorts.
+    pub(super) fn sort_pairs(&mut self, pairs: &mut IndexPairs) -> Result<(), ImportError> {
+        for (key, isin) in std::mem::take(&mut self.leis) {
+            pairs.leis.push(IndexPair { key, isin }).context("Failed to sort the LEIs (temporary files)")?;
+        }
+        for (key, isin) in std::mem::take(&mut self.codes) {
+            let pair = IsinPair(IndexPair { key, isin });
+            pairs.codes.push(pair).context("Failed to sort the codes (temporary files)")?;
         }
         Ok(())
     }
@@ -324,6 +356,30 @@ impl Writes {
         isin_record::insert_changes(conn, self.changes)?;
         isin_record::insert_isins(conn, &self.isins)?;
         Ok(())
+    }
+}
+
+/// How the code index follows an ISIN's record from `previous` to `incoming`: the keys it gains
+/// go to `gained`; when it loses one, the ISIN goes to `recoded`, whose codes are rewritten
+/// whole (another source may still give the key it lost). A venue's dates may change without
+/// its MIC: then nothing moves.
+fn follow_codes(
+    incoming: &Incoming,
+    previous: Option<&RecordVersion>,
+    gained: &mut Vec<(String, String)>,
+    recoded: &mut Vec<String>,
+) {
+    let had = match previous {
+        Some(previous) if previous.cfi == incoming.cfi && previous.listings == incoming.listings => return,
+        Some(previous) => code_keys(previous.cfi.as_deref(), previous.listings.as_deref()),
+        None => Vec::new(),
+    };
+    let has = code_keys(incoming.cfi.as_deref(), incoming.listings.as_deref());
+    if had.iter().any(|key| !has.contains(key)) {
+        recoded.push(incoming.isin.clone());
+    } else {
+        gained
+            .extend(has.into_iter().filter(|key| !had.contains(key)).map(|key| (key, incoming.isin.clone())));
     }
 }
 
@@ -374,6 +430,8 @@ pub(super) fn plan(
     let mut silent = Vec::new();
     let mut countries = CountryMoves::new();
     let mut renamed = Vec::new();
+    let mut recoded = Vec::new();
+    let mut codes = Vec::new();
     // Versions without a change row, added after the loop (`write` holds the others).
     let mut silent_versions = Vec::new();
     for action in actions {
@@ -385,6 +443,7 @@ pub(super) fn plan(
                 if incoming.name.as_deref() != previous.and_then(|previous| previous.name.as_deref()) {
                     renamed.push(incoming.isin.clone());
                 }
+                follow_codes(incoming, *previous, &mut codes, &mut recoded);
                 if let Some(lei) = &incoming.lei {
                     writes.leis.push((lei.clone(), incoming.isin.clone()));
                 }
@@ -412,6 +471,7 @@ pub(super) fn plan(
                 if incoming.name != previous.name {
                     renamed.push(incoming.isin.clone());
                 }
+                follow_codes(incoming, Some(previous), &mut codes, &mut recoded);
                 if let Some(lei) = incoming.lei.as_ref().filter(|lei| previous.lei.as_ref() != Some(lei)) {
                     writes.leis.push((lei.clone(), incoming.isin.clone()));
                 }
@@ -433,6 +493,7 @@ pub(super) fn plan(
                         if incoming.name != previous.name {
                             renamed.push(incoming.isin.clone());
                         }
+                        follow_codes(incoming, Some(previous), &mut codes, &mut recoded);
                         if let Some(lei) =
                             incoming.lei.as_ref().filter(|lei| previous.lei.as_ref() != Some(lei))
                         {
@@ -496,5 +557,7 @@ pub(super) fn plan(
     writes.silent = silent;
     writes.countries = countries;
     writes.renamed = renamed;
+    writes.recoded = recoded;
+    writes.codes = codes;
     writes
 }

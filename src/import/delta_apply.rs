@@ -11,7 +11,8 @@ use anyhow::Context;
 use super::apply::{self, Tally, Writes};
 use super::delta::{self, DeltaRow};
 use super::diff;
-use super::sorted::{LeiPair, SortedRows, Sorter};
+use super::publish::IndexPairs;
+use super::sorted::SortedRows;
 use super::units::UnitOutcome;
 use super::{CHUNK, Import, ImportError, Phase, Progress, Stats};
 use crate::db::{DbConnection, write_transaction};
@@ -49,7 +50,7 @@ pub(super) fn apply_delta(
     rows: &mut SortedRows<DeltaRow>,
     stats: &mut Stats,
     outcome: &mut UnitOutcome,
-    leis: &mut Sorter<LeiPair>,
+    pairs: &mut IndexPairs,
 ) -> Result<Tally, ImportError> {
     let Import { source, run_id, options, observer } = *import;
     let next = import.next_generation();
@@ -88,7 +89,7 @@ pub(super) fn apply_delta(
                 return Err(apply::shrink_error(source, stats.removed));
             }
             tally.add(&mut writes);
-            writes.sort_leis(leis)?;
+            writes.sort_pairs(pairs)?;
             pending.append(writes);
             compared += groups.len() as u64;
         }

@@ -389,9 +389,10 @@ pub fn publish_anyway(
     if !published {
         return Err(QuarantineError::NotQuarantined);
     }
-    let tally = Tally { silent: pending.silent.clone(), renamed: None, ..Tally::default() };
+    // What it renamed or recoded is not kept while it waits: every ISIN it changed is refreshed.
+    let tally = Tally { silent: pending.silent.clone(), renamed: None, recoded: None, ..Tally::default() };
     let format = Format::parse(&held_by.format).unwrap_or(Format::Csv);
-    publish::refresh_browsing(conn, &held_by, format, run_id, pending.generation, &tally, &Quiet);
+    publish::refresh_browsing(conn, &held_by, format, run_id, pending.generation, &tally, None, &Quiet);
     Ok(())
 }
 

@@ -3,8 +3,8 @@
 //! (merged into one whenever 128 have piled up), and the files are merged through a heap as
 //! the rows are read back. Nothing here touches the database, so reading a file of any size
 //! takes no lock that logins or the scheduler need, and the merge with the records then reads
-//! both sides sequentially. The same sort puts an import's (LEI, ISIN) pairs in LEI order
-//! ([`LeiPair`]), so that the LEI index is written in its own order.
+//! both sides sequentially. The same sort puts an import's (LEI, ISIN) and (code, ISIN) pairs
+//! in key order ([`IndexPair`]), so that the LEI and code indexes are written in their own order.
 //!
 //! (The `extsort` crate was tried first: it loses every row when their number is a multiple of
 //! its segment size plus one.)
@@ -32,11 +32,30 @@ pub trait Spill: Sized {
     fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>>;
 }
 
-/// An issuer's LEI and one of its ISINs, for the LEI index.
+/// A key of one of the browser's indexes and one of its ISINs: an issuer's LEI for the LEI
+/// index, a CFI or venue key for the code index.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct LeiPair {
-    pub lei: String,
+pub struct IndexPair {
+    pub key: String,
     pub isin: String,
+}
+
+/// The same pair sorted by ISIN: the code index's pairs, which the import makes in ISIN order
+/// and writes in it, so that an ISIN's keys land in one transaction (its entries in the index
+/// by ISIN share a page).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct IsinPair(pub IndexPair);
+
+impl From<IndexPair> for (String, String) {
+    fn from(pair: IndexPair) -> Self {
+        (pair.key, pair.isin)
+    }
+}
+
+impl From<IsinPair> for (String, String) {
+    fn from(pair: IsinPair) -> Self {
+        pair.0.into()
+    }
 }
 
 #[cfg(test)]
@@ -251,14 +270,14 @@ impl Spill for StagedRow {
     }
 }
 
-/// A spilled pair: the LEI and the ISIN, as texts.
-impl Spill for LeiPair {
+/// A spilled pair: the key and the ISIN, as texts.
+impl Spill for IndexPair {
     fn order(&self, other: &Self) -> Ordering {
-        (self.lei.as_str(), self.isin.as_str()).cmp(&(other.lei.as_str(), other.isin.as_str()))
+        (self.key.as_str(), self.isin.as_str()).cmp(&(other.key.as_str(), other.isin.as_str()))
     }
 
     fn encode<W: Write>(&self, writer: &mut W) -> io::Result<()> {
-        put(writer, Some(&self.lei))?;
+        put(writer, Some(&self.key))?;
         put(writer, Some(&self.isin))
     }
 
@@ -273,12 +292,27 @@ impl Spill for LeiPair {
             }
         }
         reader.read_exact(&mut length[1..])?;
-        let lei = text_of(reader, u32::from_le_bytes(length))?;
+        let key = text_of(reader, u32::from_le_bytes(length))?;
         let isin = get(reader)?;
-        match (lei, isin) {
-            (Some(lei), Some(isin)) => Ok(Some(LeiPair { lei, isin })),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidData, "a sorted LEI pair lost a part")),
+        match (key, isin) {
+            (Some(key), Some(isin)) => Ok(Some(IndexPair { key, isin })),
+            _ => Err(io::Error::new(io::ErrorKind::InvalidData, "a sorted index pair lost a part")),
         }
+    }
+}
+
+/// A spilled pair in ISIN order, spilled as [`IndexPair`] is.
+impl Spill for IsinPair {
+    fn order(&self, other: &Self) -> Ordering {
+        (self.0.isin.as_str(), self.0.key.as_str()).cmp(&(other.0.isin.as_str(), other.0.key.as_str()))
+    }
+
+    fn encode<W: Write>(&self, writer: &mut W) -> io::Result<()> {
+        self.0.encode(writer)
+    }
+
+    fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>> {
+        Ok(IndexPair::decode_next(reader)?.map(IsinPair))
     }
 }
 
@@ -420,20 +454,31 @@ mod tests {
     }
 
     #[test]
-    fn lei_pairs_come_back_in_lei_order_through_the_spill_files() {
+    fn index_pairs_come_back_in_key_order_through_the_spill_files() {
         let mut sorter = Sorter::with_limits(4, 3);
         let mut expected = Vec::new();
         for i in 0..50u32 {
-            let pair = LeiPair { lei: format!("LEI{:02}", (i * 17) % 7), isin: format!("DE{:010}", 50 - i) };
+            let pair =
+                IndexPair { key: format!("LEI{:02}", (i * 17) % 7), isin: format!("DE{:010}", 50 - i) };
             expected.push(pair.clone());
             sorter.push(pair).unwrap();
         }
-        expected.sort_by(LeiPair::order);
+        expected.sort_by(IndexPair::order);
         assert_eq!(drain(sorter.finish().unwrap()), expected);
 
         let mut bytes = Vec::new();
         expected[0].encode(&mut bytes).unwrap();
         let mut cut = &bytes[..bytes.len() - 1];
-        assert!(LeiPair::decode_next(&mut cut).is_err(), "a pair cut short is an error");
+        assert!(IndexPair::decode_next(&mut cut).is_err(), "a pair cut short is an error");
+
+        // The same pairs by ISIN.
+        let mut sorter = Sorter::with_limits(4, 3);
+        for pair in &expected {
+            sorter.push(IsinPair(pair.clone())).unwrap();
+        }
+        let mut by_isin = expected.clone();
+        by_isin.sort_by(|a, b| (&a.isin, &a.key).cmp(&(&b.isin, &b.key)));
+        let got: Vec<IndexPair> = drain(sorter.finish().unwrap()).into_iter().map(|pair| pair.0).collect();
+        assert_eq!(got, by_isin);
     }
 }

@@ -452,10 +452,10 @@ fn import_delta(
     let mut rows = read_delta(files.kind, parts, &files.letters, import.observer, &mut stats, outcome)?;
     let started = Instant::now();
     apply::widen_cache(conn).context("Failed to set up the import's connection")?;
-    let mut leis = publish::lei_sorter();
-    let tally = super::delta_apply::apply_delta(conn, import, &mut rows, &mut stats, outcome, &mut leis)?;
+    let mut pairs = publish::IndexPairs::new();
+    let tally = super::delta_apply::apply_delta(conn, import, &mut rows, &mut stats, outcome, &mut pairs)?;
     drop(rows);
-    publish::publish(conn, import, origin, stats, Format::FirdsFulins, tally, leis, started)
+    publish::publish(conn, import, origin, stats, Format::FirdsFulins, tally, pairs, started)
 }
 
 #[cfg(test)]

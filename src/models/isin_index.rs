@@ -15,6 +15,7 @@ use crate::domain::isin_search::index_words;
 use crate::models::isin_browse::{
     CountryCount, IN_LIST_CHUNK, SourceInfo, code_keys, name_rowid, sources, visible_at,
 };
+use crate::models::isin_record::{self, IsinPairs};
 
 #[derive(QueryableByName)]
 struct Counted {
@@ -298,6 +299,13 @@ pub fn refresh_codes(conn: &mut DbConnection, isins: &[String]) -> QueryResult<(
         }
     }
     Ok(())
+}
+
+/// Adds (code, ISIN) pairs to the code index, keeping those it has: the keys an import gave
+/// ISINs without taking any away (the others' codes are rewritten by [`refresh_codes`]). Given
+/// in code order, they land next to each other in it.
+pub fn add_codes(conn: &mut DbConnection, pairs: &[(String, String)]) -> QueryResult<usize> {
+    isin_record::insert_pairs(conn, IsinPairs::Codes, pairs)
 }
 
 /// Up to `limit` ISINs after `after`, in key order (rebuilding the code index in chunks).

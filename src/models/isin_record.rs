@@ -501,19 +501,46 @@ pub type LeiIsin = (String, String);
 /// Adds `pairs` to the LEI index (those it has already stay as they are). Given in LEI order,
 /// they land next to each other in it.
 pub fn insert_lei_pairs(conn: &mut DbConnection, pairs: &[LeiIsin]) -> QueryResult<usize> {
+    insert_pairs(conn, IsinPairs::Leis, pairs)
+}
+
+/// A table of (key, ISIN) pairs that an import adds to: the LEI index or the code index.
+#[derive(Clone, Copy)]
+pub(crate) enum IsinPairs {
+    Leis,
+    Codes,
+}
+
+impl IsinPairs {
+    /// The table and its key column.
+    fn names(self) -> (&'static str, &'static str) {
+        match self {
+            IsinPairs::Leis => ("isin_leis", "lei"),
+            IsinPairs::Codes => ("isin_codes", "code"),
+        }
+    }
+}
+
+/// Adds (key, ISIN) pairs to `table`, skipping those already there.
+pub(crate) fn insert_pairs(
+    conn: &mut DbConnection,
+    table: IsinPairs,
+    pairs: &[(String, String)],
+) -> QueryResult<usize> {
     use diesel::result::{DatabaseErrorKind, Error};
     use diesel::sql_types::{Array, Text};
+    let (table, key) = table.names();
     match conn {
         _ if pairs.is_empty() => Ok(0),
         DbConnection::Postgresql(pg) => {
-            let leis: Vec<&str> = pairs.iter().map(|(lei, _)| lei.as_str()).collect();
+            let keys: Vec<&str> = pairs.iter().map(|(key, _)| key.as_str()).collect();
             let isins: Vec<&str> = pairs.iter().map(|(_, isin)| isin.as_str()).collect();
             let insert = |pg: &mut PgConnection, skip: &str| {
                 diesel::sql_query(format!(
-                    "INSERT INTO isin_leis (lei, isin) SELECT * FROM unnest($1::text[], $2::text[]) AS p (lei, isin) \
+                    "INSERT INTO {table} ({key}, isin) SELECT * FROM unnest($1::text[], $2::text[]) AS p (k, isin) \
                      {skip}"
                 ))
-                .bind::<Array<Text>, _>(&leis)
+                .bind::<Array<Text>, _>(&keys)
                 .bind::<Array<Text>, _>(&isins)
                 .execute(pg)
             };
@@ -524,7 +551,9 @@ pub fn insert_lei_pairs(conn: &mut DbConnection, pairs: &[LeiIsin]) -> QueryResu
             let checked = pg.transaction(|pg| {
                 insert(
                     pg,
-                    "WHERE NOT EXISTS (SELECT 1 FROM isin_leis l WHERE l.lei = p.lei AND l.isin = p.isin)",
+                    &format!(
+                        "WHERE NOT EXISTS (SELECT 1 FROM {table} t WHERE t.{key} = p.k AND t.isin = p.isin)"
+                    ),
                 )
             });
             match checked {
@@ -534,10 +563,10 @@ pub fn insert_lei_pairs(conn: &mut DbConnection, pairs: &[LeiIsin]) -> QueryResu
                 other => other,
             }
         }
-        DbConnection::Sqlite(lite) => diesel::sql_query(
-            "INSERT OR IGNORE INTO isin_leis (lei, isin) SELECT r.value->>0, r.value->>1 FROM jsonb_each(?) r",
-        )
-        .bind::<Text, _>(sqlite_rows(pairs, |(lei, isin)| (lei, isin))?)
+        DbConnection::Sqlite(lite) => diesel::sql_query(format!(
+            "INSERT OR IGNORE INTO {table} ({key}, isin) SELECT r.value->>0, r.value->>1 FROM jsonb_each(?) r"
+        ))
+        .bind::<Text, _>(sqlite_rows(pairs, |(key, isin)| (key, isin))?)
         .execute(lite),
     }
 }
