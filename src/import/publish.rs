@@ -306,8 +306,9 @@ fn write_pairs<T: Spill + Into<(String, String)>>(
 /// of the ISINs whose name it changed or gave (GLEIF files carry no names), the codes of those
 /// whose CFI code or venues it changed or gave; the counts per country moved with the publish.
 /// The import has published by then, so a failure here does not fail it: it is logged and the
-/// run's log says so; the next import that changes those ISINs, or [`rebuild_browsing`], mends
-/// it.
+/// run's log says so. The next import that renames those ISINs (for the names) or takes a code
+/// from them (for the codes) rewrites their entries whole; [`rebuild_browsing`] and
+/// [`rebuild_codes`] rewrite every entry, after the migrations that add the indexes.
 #[allow(clippy::too_many_arguments)] // one finishing step, called from two publishes
 pub(super) fn refresh_browsing(
     conn: &mut DbConnection,
