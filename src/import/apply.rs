@@ -31,6 +31,10 @@ const WRITE_BUDGET_POSTGRES: Duration = Duration::from_millis(1_000);
 const STEP_ASIDE_AT_LEAST: Duration = Duration::from_millis(30);
 /// Bounds on the chunk size.
 const CHUNK_RANGE: (i64, i64) = (200, 100_000);
+/// The largest chunk on PostgreSQL. A chunk's rows — read, compared, and copied out — are most
+/// of an import's memory, and PostgreSQL's budget would let them grow to the upper bound: a
+/// 5 M-record FIRDS full set then peaked at 160 MB.
+const CHUNK_MOST_POSTGRES: i64 = 25_000;
 
 /// The next key range's rows: at most about `limit` of them (an ISIN's rows are never split),
 /// none past `bound`. Returns them with the range's upper key (`None`: to the end).
@@ -244,12 +248,12 @@ pub(super) fn pace(conn: &mut DbConnection, took: Duration, chunk: i64) -> i64 {
         writers::step_aside(lite, (took / 2).max(STEP_ASIDE_AT_LEAST));
     }
     let took = took.as_secs_f64().max(1e-4);
-    let budget = match conn {
-        DbConnection::Sqlite(_) => WRITE_BUDGET,
-        DbConnection::Postgresql(_) => WRITE_BUDGET_POSTGRES,
+    let (budget, most) = match conn {
+        DbConnection::Sqlite(_) => (WRITE_BUDGET, CHUNK_RANGE.1),
+        DbConnection::Postgresql(_) => (WRITE_BUDGET_POSTGRES, CHUNK_MOST_POSTGRES),
     };
     let wanted = (chunk as f64 * budget.as_secs_f64() / took).clamp(chunk as f64 / 2.0, chunk as f64 * 2.0);
-    (wanted as i64).clamp(CHUNK_RANGE.0, CHUNK_RANGE.1)
+    (wanted as i64).clamp(CHUNK_RANGE.0, most)
 }
 
 /// Page cache of the importing SQLite connection while it imports, in KiB: the B-trees it
