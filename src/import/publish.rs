@@ -17,7 +17,7 @@ use super::{CHUNK, Import, ImportError, MAX_PROBLEMS, Observer, Phase, Problem, 
 use crate::db::{DbConnection, write_transaction};
 use crate::domain::RunId;
 use crate::domain::quality_gates::QualityGates;
-use crate::models::isin_record::{self, IsinPairs};
+use crate::models::isin_record;
 use crate::models::publication::{self, NewPublication};
 use crate::models::source::{self, Published, Source};
 use crate::models::source_file::{self, NewSourceFile};
@@ -103,8 +103,8 @@ impl IndexPairs {
 }
 
 /// After the next generation is written (`tally` and `stats` say what it holds): writes its LEI
-/// pairs, publishes it with the files of `origin`, and brings the browser's indexes up to date. `started` is when
-/// the apply phase began.
+/// pairs, publishes it with the files of `origin`, and brings the browser's indexes up to date.
+/// `started` is when the apply phase began.
 #[allow(clippy::too_many_arguments)] // one finishing step, called from two imports
 pub(super) fn publish(
     conn: &mut DbConnection,
@@ -123,7 +123,7 @@ pub(super) fn publish(
     let bytes = stats.bytes;
     let mut written = 0;
     observer.check_stop().map_err(ImportError::Stopped)?;
-    write_pairs(conn, leis, IsinPairs::Leis, |batch| {
+    write_pairs(conn, leis, isin_record::insert_lei_pairs, |batch| {
         written += batch;
         observer.progress(&Progress { phase: Phase::Indexing, bytes, total_bytes: None, rows: written });
         // Last before the publish: a stop asked for meanwhile is heeded here.
@@ -271,6 +271,9 @@ pub(super) fn record_publish(c: &mut DbConnection, publication: Publication<'_>)
     Ok(true)
 }
 
+/// What adds a chunk of (key, ISIN) pairs to one of the indexes.
+type InsertPairs = fn(&mut DbConnection, &[(String, String)]) -> QueryResult<usize>;
+
 /// Adds sorted (key, ISIN) pairs to the LEI index in LEI order (an index kept up in the
 /// records' ISIN order would take every row somewhere else in it), or to the code index in
 /// ISIN order (see [`IsinPair`]), a chunk per short transaction paced as the records' chunks
@@ -279,7 +282,7 @@ pub(super) fn record_publish(c: &mut DbConnection, publication: Publication<'_>)
 fn write_pairs<T: Spill + Into<(String, String)>>(
     conn: &mut DbConnection,
     mut pairs: SortedRows<T>,
-    table: IsinPairs,
+    insert: InsertPairs,
     mut written: impl FnMut(u64) -> Result<(), ImportError>,
 ) -> Result<(), ImportError> {
     let mut chunk = CHUNK;
@@ -295,8 +298,7 @@ fn write_pairs<T: Spill + Into<(String, String)>>(
             return Ok(());
         }
         let started = Instant::now();
-        write_transaction(conn, |c| isin_record::insert_pairs(c, table, &batch))
-            .context("Failed to write the browser's index")?;
+        write_transaction(conn, |c| insert(c, &batch)).context("Failed to write the browser's index")?;
         chunk = apply::pace(conn, started.elapsed(), chunk).min(PAIR_CHUNK);
         written(batch.len() as u64)?;
     }
@@ -337,7 +339,7 @@ pub(super) fn refresh_browsing(
         }
         if let Some(codes) = gained_codes {
             let codes = codes.finish().context("Failed to sort the codes (temporary files)")?;
-            write_pairs(conn, codes, IsinPairs::Codes, |_| Ok(()))?;
+            write_pairs(conn, codes, isin_index::add_codes, |_| Ok(()))?;
         }
         refresh_codes_of(conn, &tally.silent)?;
         Ok(())

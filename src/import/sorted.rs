@@ -3,8 +3,9 @@
 //! (merged into one whenever 128 have piled up), and the files are merged through a heap as
 //! the rows are read back. Nothing here touches the database, so reading a file of any size
 //! takes no lock that logins or the scheduler need, and the merge with the records then reads
-//! both sides sequentially. The same sort puts an import's (LEI, ISIN) and (code, ISIN) pairs
-//! in key order ([`IndexPair`]), so that the LEI and code indexes are written in their own order.
+//! both sides sequentially. The same sort puts an import's (LEI, ISIN) pairs in LEI order
+//! ([`IndexPair`]), so that the LEI index is written in its own order, and its (code, ISIN) pairs
+//! in ISIN order ([`IsinPair`]).
 //!
 //! (The `extsort` crate was tried first: it loses every row when their number is a multiple of
 //! its segment size plus one.)

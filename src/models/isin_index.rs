@@ -303,7 +303,7 @@ pub fn refresh_codes(conn: &mut DbConnection, isins: &[String]) -> QueryResult<(
 
 /// Adds (code, ISIN) pairs to the code index, keeping those it has: the keys an import gave
 /// ISINs without taking any away (the others' codes are rewritten by [`refresh_codes`]). Given
-/// in code order, they land next to each other in it.
+/// in ISIN order, an ISIN's entries in the index by ISIN are written together.
 pub fn add_codes(conn: &mut DbConnection, pairs: &[(String, String)]) -> QueryResult<usize> {
     isin_record::insert_pairs(conn, IsinPairs::Codes, pairs)
 }

@@ -506,7 +506,7 @@ pub fn insert_lei_pairs(conn: &mut DbConnection, pairs: &[LeiIsin]) -> QueryResu
 
 /// A table of (key, ISIN) pairs that an import adds to: the LEI index or the code index.
 #[derive(Clone, Copy)]
-pub(crate) enum IsinPairs {
+pub(in crate::models) enum IsinPairs {
     Leis,
     Codes,
 }
@@ -522,7 +522,7 @@ impl IsinPairs {
 }
 
 /// Adds (key, ISIN) pairs to `table`, skipping those already there.
-pub(crate) fn insert_pairs(
+pub(in crate::models) fn insert_pairs(
     conn: &mut DbConnection,
     table: IsinPairs,
     pairs: &[(String, String)],
