@@ -27,7 +27,9 @@
 //! current and a rule's count moved by more than the threshold, the import run's schedule (or,
 //! for a run without one, the schedules that import its source) get an alert on their webhook.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+use std::cmp::Ordering;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::io::{self, Write};
 
 use anyhow::Context;
 use diesel::prelude::*;
@@ -38,6 +40,7 @@ use crate::domain::download_params::Params;
 use crate::domain::reconciliation::{Rule, Thresholds, moved_past};
 use crate::domain::venue::{self, Attributes, VenueStatus};
 use crate::domain::{AlertKind, DeliveryId, ReconciliationBuildId, RunId, ScheduleId, SourceId};
+use crate::import::sorted::{self, SortedRows, Sorter, Spill};
 use crate::models::alert::{self, NewDelivery};
 use crate::models::isin_record::{self, RecordVersion};
 use crate::models::reconciliation::{self as stored, Coverage, Item};
@@ -137,8 +140,9 @@ fn compute(
     let publishers = publishers(conn).context("Failed to read the publications")?;
     let mut counts: HashMap<Rule, i64> = HashMap::new();
     let mut coverage: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    // FIRDS issuer LEI → the other LEIs GLEIF gives for its ISINs (up to the threshold).
-    let mut issuers: HashMap<String, HashSet<String>> = HashMap::new();
+    // (FIRDS issuer LEI, another LEI GLEIF gives for the same ISIN), sorted on disk past a
+    // segment: real data has a few such LEIs per issuer, a synthetic file one per ISIN.
+    let mut issuers: Sorter<IssuerPair> = Sorter::new();
     let mut after: Option<String> = None;
     loop {
         let upto = chunk_end(conn, after.as_deref()).context("Failed to read the ISINs")?;
@@ -167,7 +171,7 @@ fn compute(
                     entry.1 += 1;
                 }
             }
-            note_issuers(records, thresholds.venue_min_issuers, &mut issuers);
+            note_issuers(records, &mut issuers).context("Failed to sort the issuers' LEIs")?;
             for (rule, pairs) in compare(records, &publishers) {
                 add_items(&mut items, &mut counts, build, rule, isin, pairs);
             }
@@ -180,11 +184,9 @@ fn compute(
     }
     let mut operators: BTreeSet<String> =
         thresholds.venue_leis.iter().map(|lei| lei.as_str().to_owned()).collect();
+    let issuers = issuers.finish().context("Failed to sort the issuers' LEIs")?;
     operators.extend(
-        issuers
-            .into_iter()
-            .filter(|(_, others)| others.len() >= thresholds.venue_min_issuers)
-            .map(|(lei, _)| lei),
+        issuers_with(issuers, thresholds.venue_min_issuers).context("Failed to read the issuers' LEIs")?,
     );
     venue_operators(conn, build, reads, &operators, &publishers, &mut counts)?;
     let without_lei: i64 = coverage.values().map(|(isins, with_lei)| isins - with_lei).sum();
@@ -406,27 +408,60 @@ fn compare(records: &[(&Read, RecordVersion)], publishers: &Publishers) -> Vec<(
     found
 }
 
-/// Counts, for each FIRDS issuer LEI of the ISIN, the other LEIs GLEIF gives it (at most
-/// `enough` per LEI: that is all the rule needs to know).
-fn note_issuers(
-    records: &[(&Read, RecordVersion)],
-    enough: usize,
-    issuers: &mut HashMap<String, HashSet<String>>,
-) {
+/// A FIRDS record's issuer LEI and an LEI that GLEIF gives for the same ISIN, which differs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct IssuerPair {
+    firds: String,
+    gleif: String,
+}
+
+/// Spilled as two texts; sorted by the FIRDS LEI, so that each issuer's pairs come together.
+impl Spill for IssuerPair {
+    fn order(&self, other: &Self) -> Ordering {
+        (self.firds.as_str(), self.gleif.as_str()).cmp(&(other.firds.as_str(), other.gleif.as_str()))
+    }
+
+    fn encode<W: Write>(&self, writer: &mut W) -> io::Result<()> {
+        sorted::encode_pair(writer, &self.firds, &self.gleif)
+    }
+
+    fn decode_next<R: io::Read>(reader: &mut R) -> io::Result<Option<Self>> {
+        Ok(sorted::decode_pair(reader)?.map(|(firds, gleif)| IssuerPair { firds, gleif }))
+    }
+}
+
+/// Notes, for each FIRDS issuer LEI of the ISIN, the other LEIs GLEIF gives it.
+fn note_issuers(records: &[(&Read, RecordVersion)], issuers: &mut Sorter<IssuerPair>) -> io::Result<()> {
     let active = |role: Role| records.iter().filter(move |(read, r)| read.role == role && r.active);
     for (_, f) in active(Role::Firds) {
         let Some(firds_lei) = &f.lei else { continue };
         for (_, g) in active(Role::Gleif) {
             let Some(gleif_lei) = &g.lei else { continue };
-            if gleif_lei == firds_lei {
-                continue;
-            }
-            let others = issuers.entry(firds_lei.clone()).or_default();
-            if others.len() < enough {
-                others.insert(gleif_lei.clone());
+            if gleif_lei != firds_lei {
+                issuers.push(IssuerPair { firds: firds_lei.clone(), gleif: gleif_lei.clone() })?;
             }
         }
     }
+    Ok(())
+}
+
+/// The FIRDS issuer LEIs paired with at least `enough` distinct other LEIs. The pairs come in
+/// order, so an issuer's are adjacent and so are the repeats of one pair.
+fn issuers_with(mut pairs: SortedRows<IssuerPair>, enough: usize) -> io::Result<Vec<String>> {
+    let mut found = Vec::new();
+    let mut last: Option<IssuerPair> = None;
+    let mut others = 0;
+    while let Some(pair) = pairs.take()? {
+        match &last {
+            Some(last) if last.firds == pair.firds => others += usize::from(last.gleif != pair.gleif),
+            _ => others = 1,
+        }
+        if others >= enough && found.last() != Some(&pair.firds) {
+            found.push(pair.firds.clone());
+        }
+        last = Some(pair);
+    }
+    Ok(found)
 }
 
 /// Adds the pairs of one ISIN and rule as items, numbered, and counts the ISIN once.
@@ -560,6 +595,43 @@ mod tests {
         let gone = record(Some(r#"[{"venue":"XETR"}]"#), Some("EUR"), false);
         assert_eq!(firds_venues(&gone), "XETR terminated", "a full file left it out");
         assert_eq!(firds_venues(&record(None, None, false)), "no venue");
+    }
+
+    #[test]
+    fn an_issuer_counts_each_other_lei_once_however_the_pairs_spilled() {
+        let pair = |firds: &str, gleif: &str| IssuerPair { firds: firds.to_owned(), gleif: gleif.to_owned() };
+        // Segments of two pairs: the sort spills and merges; each issuer's pairs still come together.
+        let mut sorter = Sorter::with_segment_rows(2);
+        for (firds, gleif) in [
+            ("VENUE", "A"),
+            ("ONE", "A"),
+            ("VENUE", "B"),
+            ("TWICE", "A"),
+            ("VENUE", "A"),
+            ("TWICE", "A"),
+            ("VENUE", "C"),
+            ("TWO", "A"),
+            ("TWO", "B"),
+        ] {
+            sorter.push(pair(firds, gleif)).unwrap();
+        }
+        let issuers = |enough| {
+            let mut sorter = Sorter::with_segment_rows(2);
+            for (firds, gleif) in
+                [("VENUE", "A"), ("ONE", "A"), ("VENUE", "B"), ("VENUE", "A"), ("VENUE", "C")]
+            {
+                sorter.push(pair(firds, gleif)).unwrap();
+            }
+            issuers_with(sorter.finish().unwrap(), enough).unwrap()
+        };
+        assert_eq!(
+            issuers_with(sorter.finish().unwrap(), 2).unwrap(),
+            ["TWO", "VENUE"],
+            "TWICE repeats one LEI"
+        );
+        assert_eq!(issuers(3), ["VENUE"]);
+        assert_eq!(issuers(4), Vec::<String>::new(), "VENUE's A came twice");
+        assert_eq!(issuers(1), ["ONE", "VENUE"]);
     }
 
     #[test]

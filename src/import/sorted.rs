@@ -5,7 +5,8 @@
 //! takes no lock that logins or the scheduler need, and the merge with the records then reads
 //! both sides sequentially. The same sort puts an import's (LEI, ISIN) pairs in LEI order
 //! ([`IndexPair`]), so that the LEI index is written in its own order, and its (code, ISIN) pairs
-//! in ISIN order ([`IsinPair`]).
+//! in ISIN order ([`IsinPair`]); and the reconciliation's (FIRDS issuer LEI, GLEIF LEI) pairs in
+//! issuer order, so that it counts each issuer's other LEIs without holding them all.
 //!
 //! (The `extsort` crate was tried first: it loses every row when their number is a multiple of
 //! its segment size plus one.)
@@ -278,27 +279,11 @@ impl Spill for IndexPair {
     }
 
     fn encode<W: Write>(&self, writer: &mut W) -> io::Result<()> {
-        put(writer, Some(&self.key))?;
-        put(writer, Some(&self.isin))
+        encode_pair(writer, &self.key, &self.isin)
     }
 
     fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>> {
-        let mut length = [0; 4];
-        loop {
-            match reader.read(&mut length[..1]) {
-                Ok(0) => return Ok(None),
-                Ok(_) => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
-        }
-        reader.read_exact(&mut length[1..])?;
-        let key = text_of(reader, u32::from_le_bytes(length))?;
-        let isin = get(reader)?;
-        match (key, isin) {
-            (Some(key), Some(isin)) => Ok(Some(IndexPair { key, isin })),
-            _ => Err(io::Error::new(io::ErrorKind::InvalidData, "a sorted index pair lost a part")),
-        }
+        Ok(decode_pair(reader)?.map(|(key, isin)| IndexPair { key, isin }))
     }
 }
 
@@ -314,6 +299,31 @@ impl Spill for IsinPair {
 
     fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>> {
         Ok(IndexPair::decode_next(reader)?.map(IsinPair))
+    }
+}
+
+/// Writes two texts, as a pair of the sort's own types spills them.
+pub fn encode_pair<W: Write>(writer: &mut W, first: &str, second: &str) -> io::Result<()> {
+    put(writer, Some(first))?;
+    put(writer, Some(second))
+}
+
+/// The next pair [`encode_pair`] wrote; `None` at the segment's end.
+pub fn decode_pair<R: Read>(reader: &mut R) -> io::Result<Option<(String, String)>> {
+    let mut length = [0; 4];
+    loop {
+        match reader.read(&mut length[..1]) {
+            Ok(0) => return Ok(None),
+            Ok(_) => break,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    reader.read_exact(&mut length[1..])?;
+    let first = text_of(reader, u32::from_le_bytes(length))?;
+    match (first, get(reader)?) {
+        (Some(first), Some(second)) => Ok(Some((first, second))),
+        _ => Err(io::Error::new(io::ErrorKind::InvalidData, "a sorted pair lost a part")),
     }
 }
 
