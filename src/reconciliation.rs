@@ -140,8 +140,9 @@ fn compute(
     let publishers = publishers(conn).context("Failed to read the publications")?;
     let mut counts: HashMap<Rule, i64> = HashMap::new();
     let mut coverage: BTreeMap<String, (i64, i64)> = BTreeMap::new();
-    // (FIRDS issuer LEI, another LEI GLEIF gives for the same ISIN), sorted on disk past a
-    // segment: real data has a few such LEIs per issuer, a synthetic file one per ISIN.
+    // (FIRDS issuer LEI, another LEI GLEIF gives for the same ISIN): a pair per ISIN whose
+    // LEIs differ, repeats included, sorted on disk past a segment so that no map holds every
+    // issuer.
     let mut issuers: Sorter<IssuerPair> = Sorter::new();
     let mut after: Option<String> = None;
     loop {
@@ -597,12 +598,19 @@ mod tests {
         assert_eq!(firds_venues(&record(None, None, false)), "no venue");
     }
 
+    /// The issuers with at least `enough` other LEIs among `pairs`, sorted in segments of
+    /// `segment_rows` pairs.
+    fn operators(pairs: &[(&str, &str)], enough: usize, segment_rows: usize) -> Vec<String> {
+        let mut sorter = Sorter::with_segment_rows(segment_rows);
+        for (firds, gleif) in pairs {
+            sorter.push(IssuerPair { firds: (*firds).to_owned(), gleif: (*gleif).to_owned() }).unwrap();
+        }
+        issuers_with(sorter.finish().unwrap(), enough).unwrap()
+    }
+
     #[test]
     fn an_issuer_counts_each_other_lei_once_however_the_pairs_spilled() {
-        let pair = |firds: &str, gleif: &str| IssuerPair { firds: firds.to_owned(), gleif: gleif.to_owned() };
-        // Segments of two pairs: the sort spills and merges; each issuer's pairs still come together.
-        let mut sorter = Sorter::with_segment_rows(2);
-        for (firds, gleif) in [
+        let pairs = [
             ("VENUE", "A"),
             ("ONE", "A"),
             ("VENUE", "B"),
@@ -612,26 +620,14 @@ mod tests {
             ("VENUE", "C"),
             ("TWO", "A"),
             ("TWO", "B"),
-        ] {
-            sorter.push(pair(firds, gleif)).unwrap();
+        ];
+        // All in memory, then one pair a segment: every pair spilled, each issuer's merged back.
+        for segment_rows in [1_000, 1] {
+            assert_eq!(operators(&pairs, 1, segment_rows), ["ONE", "TWICE", "TWO", "VENUE"]);
+            assert_eq!(operators(&pairs, 2, segment_rows), ["TWO", "VENUE"], "TWICE repeats one LEI");
+            assert_eq!(operators(&pairs, 3, segment_rows), ["VENUE"]);
+            assert_eq!(operators(&pairs, 4, segment_rows), Vec::<String>::new(), "VENUE's A came twice");
         }
-        let issuers = |enough| {
-            let mut sorter = Sorter::with_segment_rows(2);
-            for (firds, gleif) in
-                [("VENUE", "A"), ("ONE", "A"), ("VENUE", "B"), ("VENUE", "A"), ("VENUE", "C")]
-            {
-                sorter.push(pair(firds, gleif)).unwrap();
-            }
-            issuers_with(sorter.finish().unwrap(), enough).unwrap()
-        };
-        assert_eq!(
-            issuers_with(sorter.finish().unwrap(), 2).unwrap(),
-            ["TWO", "VENUE"],
-            "TWICE repeats one LEI"
-        );
-        assert_eq!(issuers(3), ["VENUE"]);
-        assert_eq!(issuers(4), Vec::<String>::new(), "VENUE's A came twice");
-        assert_eq!(issuers(1), ["ONE", "VENUE"]);
     }
 
     #[test]

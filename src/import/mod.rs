@@ -25,7 +25,7 @@ mod publisher;
 pub mod quarantine;
 mod read;
 pub mod shrink_refused;
-pub mod sorted;
+pub(crate) mod sorted;
 pub mod source_settings;
 mod units;
 

@@ -302,13 +302,14 @@ impl Spill for IsinPair {
     }
 }
 
-/// Writes two texts, as a pair of the sort's own types spills them.
+/// Writes two texts as [`IndexPair`] spills them: each as its length and bytes.
 pub fn encode_pair<W: Write>(writer: &mut W, first: &str, second: &str) -> io::Result<()> {
     put(writer, Some(first))?;
     put(writer, Some(second))
 }
 
-/// The next pair [`encode_pair`] wrote; `None` at the segment's end.
+/// The next pair [`encode_pair`] wrote; `None` at the segment's end, an error for a pair cut
+/// short.
 pub fn decode_pair<R: Read>(reader: &mut R) -> io::Result<Option<(String, String)>> {
     let mut length = [0; 4];
     loop {
