@@ -47,10 +47,9 @@ pub fn check_no_success(conn: &mut DbConnection, at: NaiveDateTime) -> anyhow::R
     if watched.is_empty() {
         return Ok(Vec::new());
     }
-    let last_success: HashMap<ScheduleId, NaiveDateTime> = run::last_success_per_schedule(conn)?
-        .into_iter()
-        .filter_map(|(id, finished)| Some((id?, finished?)))
-        .collect();
+    let ids: Vec<ScheduleId> = watched.iter().map(|(id, ..)| *id).collect();
+    let last_success: HashMap<ScheduleId, NaiveDateTime> =
+        run::last_success_of(conn, &ids)?.into_iter().collect();
     let mut queued = Vec::new();
     for (id, name, url, window, changed_at) in watched {
         let Some(url) = url else { continue };

@@ -10,7 +10,6 @@ use chrono::{Duration, NaiveDate, NaiveDateTime, TimeZone, Utc};
 use chrono_tz::Tz;
 use common::{Backend, TestApp, spawn_app};
 use isinbeat::domain::{RunId, ScheduleId};
-use isinbeat::models::run::{self, NewRun};
 use isinbeat::models::schedule::{self, NewSchedule};
 
 on_both_backends!(
@@ -39,30 +38,7 @@ async fn occurrences(
     status: &str,
 ) -> Vec<RunId> {
     let status = status.to_owned();
-    app.query(move |conn| {
-        let owner = schedule::find(conn, schedule_id).unwrap().unwrap();
-        let rows: Vec<NewRun> = times
-            .iter()
-            .map(|&at| NewRun {
-                schedule_id: Some(schedule_id),
-                schedule_name: &owner.settings.name,
-                task_kind: &owner.settings.task_kind,
-                params: "{}",
-                scheduled_for: Some(at),
-                trigger: "schedule".parse().unwrap(),
-                triggered_by: None,
-                status: status.parse().unwrap(),
-                not_before: at,
-                finished_at: None,
-                error: None,
-                created_at: at,
-                queue: "default",
-                note: None,
-            })
-            .collect();
-        run::insert_many(conn, &rows).unwrap()
-    })
-    .await
+    app.query(move |conn| common::insert_occurrences(conn, schedule_id, &times, &status)).await
 }
 
 async fn occurrence(app: &TestApp, schedule_id: ScheduleId, at: NaiveDateTime, status: &str) -> RunId {

@@ -149,6 +149,23 @@ diesel::table! {
 }
 
 diesel::table! {
+    occurrence_day_changes (id) {
+        id -> Int8,
+        day -> Date,
+        schedule_id -> Int8,
+        occurrences -> Int8,
+    }
+}
+
+diesel::table! {
+    occurrence_day_counts (day, schedule_id) {
+        day -> Date,
+        schedule_id -> Int8,
+        occurrences -> Int8,
+    }
+}
+
+diesel::table! {
     pools (name) {
         name -> Text,
         slots -> Int4,
@@ -218,6 +235,25 @@ diesel::table! {
         id -> Int4,
         build_id -> Nullable<Int8>,
         seq -> Int8,
+    }
+}
+
+diesel::table! {
+    run_day_changes (id) {
+        id -> Int8,
+        day -> Date,
+        status -> Text,
+        task_kind -> Text,
+        runs -> Int8,
+    }
+}
+
+diesel::table! {
+    run_day_counts (day, status, task_kind) {
+        day -> Date,
+        status -> Text,
+        task_kind -> Text,
+        runs -> Int8,
     }
 }
 
@@ -438,6 +474,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     isin_stats,
     isins,
     login_failures,
+    occurrence_day_changes,
+    occurrence_day_counts,
     pools,
     publications,
     reconciliation_builds,
@@ -445,6 +483,8 @@ diesel::allow_tables_to_appear_in_same_query!(
     reconciliation_coverage,
     reconciliation_items,
     reconciliation_state,
+    run_day_changes,
+    run_day_counts,
     runs,
     schedule_alerts,
     schedule_skips,

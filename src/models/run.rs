@@ -13,6 +13,7 @@ use crate::domain::{RunId, RunStatus, ScheduleId, Trigger, UserId, WorkerName};
 
 pub mod dated;
 pub mod occurrences;
+pub mod tallies;
 pub mod transitions;
 
 /// A row of `runs`.
@@ -336,14 +337,6 @@ pub fn latest_of(conn: &mut DbConnection, schedule_ids: &[ScheduleId]) -> QueryR
     Ok(found)
 }
 
-/// How many runs there are per (status, task kind).
-pub fn counts_by_status_and_kind(conn: &mut DbConnection) -> QueryResult<Vec<(String, String, i64)>> {
-    runs::table
-        .group_by((runs::status, runs::task_kind))
-        .select((runs::status, runs::task_kind, diesel::dsl::count_star()))
-        .load(conn)
-}
-
 /// When each schedule last succeeded (finish time of its newest succeeded run).
 pub fn last_success_per_schedule(
     conn: &mut DbConnection,
@@ -354,6 +347,24 @@ pub fn last_success_per_schedule(
         .group_by(runs::schedule_id)
         .select((runs::schedule_id, diesel::dsl::max(runs::finished_at)))
         .load(conn)
+}
+
+/// When each of `ids` last succeeded (finish time of its newest succeeded run), for those that
+/// did: one read of each schedule's own runs.
+pub fn last_success_of(
+    conn: &mut DbConnection,
+    ids: &[ScheduleId],
+) -> QueryResult<Vec<(ScheduleId, NaiveDateTime)>> {
+    let mut found = Vec::with_capacity(ids.len());
+    for &id in ids {
+        let newest: Option<NaiveDateTime> = runs::table
+            .filter(runs::schedule_id.eq(id))
+            .filter(runs::status.eq(RunStatus::Succeeded))
+            .select(diesel::dsl::max(runs::finished_at))
+            .first(conn)?;
+        found.extend(newest.map(|at| (id, at)));
+    }
+    Ok(found)
 }
 
 /// The queued runs of one queue.
@@ -415,30 +426,6 @@ pub fn running(conn: &mut DbConnection) -> QueryResult<Vec<Run>> {
         .load(conn)
 }
 
-/// Runs created on one UTC day with one status.
-#[derive(Debug, Clone, QueryableByName)]
-pub struct DayCount {
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub day: String,
-    #[diesel(sql_type = diesel::sql_types::Text)]
-    pub status: RunStatus,
-    #[diesel(sql_type = diesel::sql_types::BigInt)]
-    pub runs: i64,
-}
-
-/// Runs created since `since`, counted per UTC day (`YYYY-MM-DD`) and status: the dashboard's
-/// chart. One grouped scan of the `created_at` index.
-pub fn per_day(conn: &mut DbConnection, since: NaiveDateTime) -> QueryResult<Vec<DayCount>> {
-    // The first ten characters of a timestamp as text are its date on both backends. `since` is
-    // formatted here, never typed by anyone, so it can be written into the statement.
-    diesel::sql_query(format!(
-        "SELECT substr(CAST(created_at AS TEXT), 1, 10) AS day, status, COUNT(*) AS runs FROM runs \
-         WHERE created_at >= '{}' GROUP BY substr(CAST(created_at AS TEXT), 1, 10), status",
-        since.format("%Y-%m-%d %H:%M:%S")
-    ))
-    .load(conn)
-}
-
 /// `statuses` as an SQL list of string literals. Their names are fixed identifiers of ours,
 /// never typed by anyone, so they can be written into a statement.
 fn sql_list(statuses: &[RunStatus]) -> String {
@@ -446,19 +433,42 @@ fn sql_list(statuses: &[RunStatus]) -> String {
 }
 
 /// The schedules whose newest ended run failed or expired, with that run; newest first.
+///
+/// One probe of the `runs_schedule` index per schedule, from its newest run back to its newest
+/// ended one: the cost follows the number of schedules, not of runs.
 pub fn failing(conn: &mut DbConnection, limit: i64) -> QueryResult<Vec<Run>> {
-    runs::table
-        .filter(runs::status.eq_any(RunStatus::FAILURES))
-        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&format!(
-            "runs.id IN (SELECT MAX(r.id) FROM runs r WHERE r.schedule_id IS NOT NULL \
-             AND r.status IN ({}) GROUP BY r.schedule_id)",
+    use crate::db::schema::schedules;
+    let newest_ended: Vec<Option<RunId>> = schedules::table
+        .select(diesel::dsl::sql::<diesel::sql_types::Nullable<diesel::sql_types::BigInt>>(&format!(
+            "(SELECT r.id FROM runs r WHERE r.schedule_id = schedules.id AND r.status IN ({}) \
+             ORDER BY r.id DESC LIMIT 1)",
             sql_list(RunStatus::VERDICTS)
         )))
-        .order(runs::id.desc())
-        .limit(limit)
-        .select(Run::as_select())
-        .load(conn)
+        .load(conn)?;
+    let mut ids: Vec<RunId> = newest_ended.into_iter().flatten().collect();
+    ids.sort_unstable_by(|a, b| b.cmp(a));
+    let mut found = Vec::new();
+    // The newest ids first, a bounded list at a time, until `limit` of them failed.
+    for chunk in ids.chunks(FAILING_CHUNK) {
+        let wanted = limit - i64::try_from(found.len()).unwrap_or(i64::MAX);
+        if wanted <= 0 {
+            break;
+        }
+        found.extend(
+            runs::table
+                .filter(runs::id.eq_any(chunk))
+                .filter(runs::status.eq_any(RunStatus::FAILURES))
+                .order(runs::id.desc())
+                .limit(wanted)
+                .select(Run::as_select())
+                .load(conn)?,
+        );
+    }
+    Ok(found)
 }
+
+/// Run ids per statement of [`failing`]: well within both backends' limits on bound parameters.
+const FAILING_CHUNK: usize = 1_000;
 
 /// Runs that ended in `(after, upto]` after starting: `(task kind, started, ended)`, in the
 /// order they ended, at most `limit`.

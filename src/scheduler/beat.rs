@@ -165,6 +165,11 @@ fn once(pool: &DbPool, reconcile: Option<Duration>) -> anyhow::Result<((ToPush, 
         alerts = crate::alerts::waiting(conn).context("Failed to find alerts to send")?;
         crate::models::worker::forget_older(conn, at - FORGET_WORKERS_AFTER)
             .context("Failed to forget old workers")?;
+        // The dashboard's counts: a failure here costs nothing but a larger fold next time.
+        let forget = at.date() - Duration::days(crate::models::run::tallies::OCCURRENCE_DAYS_KEPT);
+        if let Err(error) = crate::models::run::tallies::fold(conn, forget) {
+            tracing::warn!(%error, "failed to fold the run counts");
+        }
     }
     let mut due_times = |ids: &[RunId]| -> anyhow::Result<ToPush> {
         runs::table

@@ -8,7 +8,6 @@ use std::collections::HashMap;
 use chrono::{Datelike, Duration, NaiveDate, NaiveTime, Utc};
 
 use crate::db::DbConnection;
-use crate::domain::day_window::DayWindow;
 use crate::domain::{Role, RunStatus};
 use crate::jobs::download_isins;
 use crate::models::audit::{self, AuditEntry, AuditFilter};
@@ -62,9 +61,11 @@ pub async fn show(
     let chart_since = (Utc::now() - Duration::days(CHART_DAYS - 1)).date_naive();
     let isins = state.db(IsinCharts::load).await?;
     // The dashboard's days are UTC days, as in its other charts.
-    let window = DayWindow::ending_at(Utc::now(), chrono_tz::Tz::UTC, query.days(GRID_DAYS));
+    let days = query.days(GRID_DAYS);
     let grid = state
-        .db(move |conn| OccurrenceGrid::busiest(conn, &window, GRID_ROWS, GRID_CELLS_PER_ROW, "/admin/"))
+        .db(move |conn| {
+            OccurrenceGrid::busiest(conn, Utc::now(), days, GRID_ROWS, GRID_CELLS_PER_ROW, "/admin/")
+        })
         .await?;
     let stale = state.db(|conn| Ok(source_freshness::stale(conn)?)).await?;
     let (users_total, by_role, entries, schedules_total, next, recent_runs, failing, per_day) = state
@@ -77,7 +78,7 @@ pub async fn show(
                 schedule::next_to_fire(conn, 5)?,
                 run::page(conn, &RunFilter::default(), None, 10)?,
                 run::failing(conn, 10)?,
-                run::per_day(conn, chart_since.and_time(NaiveTime::MIN))?,
+                run::tallies::runs_per_day(conn, chart_since)?,
             ))
         })
         .await?;
@@ -147,7 +148,7 @@ pub struct RunsChart {
 }
 
 impl RunsChart {
-    fn new(first: NaiveDate, counts: &[run::DayCount]) -> Self {
+    fn new(first: NaiveDate, counts: &[run::tallies::DayCount]) -> Self {
         let mut bars: Vec<DayBar> = (0..CHART_DAYS)
             .map(|offset| DayBar {
                 date: first + Duration::days(offset),
@@ -161,8 +162,7 @@ impl RunsChart {
             })
             .collect();
         for count in counts {
-            let Some(bar) = bars.iter_mut().find(|bar| bar.date.format("%Y-%m-%d").to_string() == count.day)
-            else {
+            let Some(bar) = bars.iter_mut().find(|bar| bar.date == count.day) else {
                 continue;
             };
             match count.status {

@@ -154,7 +154,7 @@ async fn collect(state: &AppState) -> Result<String, AppError> {
     let figures = state
         .db(move |conn| {
             Ok(Figures {
-                by_status: run::counts_by_status_and_kind(conn)?,
+                by_status: run::tallies::runs_by_status_and_kind(conn)?,
                 last_success: run::last_success_per_schedule(conn)?,
                 schedules: schedule::list(conn, &schedule::ScheduleFilter::default())?,
                 per_queue: run::backlog_by_queue(conn, now)?,

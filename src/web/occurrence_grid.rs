@@ -6,7 +6,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{NaiveDate, Timelike};
+use chrono::{DateTime, NaiveDate, Timelike, Utc};
 use chrono_tz::Tz;
 use serde::Deserialize;
 
@@ -15,11 +15,14 @@ use crate::domain::day_window::DayWindow;
 use crate::domain::schedule_spec::parse_time_zone;
 use crate::domain::{RunId, RunStatus, ScheduleId};
 use crate::models::run::occurrences::{self, Occurrence};
+use crate::models::run::tallies;
 use crate::models::schedule::{self, Schedule};
 use crate::web::AppError;
 
 /// The most days a grid shows.
 pub const MAX_DAYS: u32 = 31;
+// The busiest schedules' counts are kept for this many days.
+const _: () = assert!(MAX_DAYS as i64 <= tallies::OCCURRENCE_DAYS_KEPT);
 
 /// The windows offered as links above a grid.
 const DAY_CHOICES: [u32; 3] = [7, 14, 31];
@@ -118,16 +121,21 @@ impl RowHead {
 }
 
 impl OccurrenceGrid {
-    /// The `rows` schedules with the most occurrences in `window`, most first, each with its
-    /// newest `per_row` occurrences: three statements, however many schedules there are.
+    /// The `rows` schedules with the most occurrences in the `days` UTC days up to `now`'s,
+    /// most first, each with its newest `per_row` occurrences: three statements, however many
+    /// schedules and runs there are (the counts are kept as runs come and go, per UTC day).
     pub fn busiest(
         conn: &mut DbConnection,
-        window: &DayWindow,
+        now: DateTime<Utc>,
+        days: u32,
         rows: i64,
         per_row: i64,
         path: &str,
     ) -> Result<Self, AppError> {
-        let busiest = occurrences::busiest(conn, window.since, window.until, rows)?;
+        let window = &DayWindow::ending_at(now, Tz::UTC, days);
+        let today = now.date_naive();
+        let (first, last) = (window.days.first().copied().unwrap_or(today), today);
+        let busiest = tallies::busiest(conn, first, last, rows)?;
         let ids: Vec<ScheduleId> = busiest.iter().map(|(id, _)| *id).collect();
         let schedules: HashMap<ScheduleId, Schedule> =
             schedule::find_many(conn, &ids)?.into_iter().map(|found| (found.id, found)).collect();

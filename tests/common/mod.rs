@@ -531,6 +531,37 @@ pub fn insert_run(
     .unwrap()
 }
 
+/// Records the occurrences of `schedule_id` due at each of `times` (UTC) with `status`, each
+/// created when due, as the scheduler would have; returns their runs' ids.
+pub fn insert_occurrences(
+    conn: &mut isinbeat::db::DbConnection,
+    schedule_id: isinbeat::domain::ScheduleId,
+    times: &[chrono::NaiveDateTime],
+    status: &str,
+) -> Vec<isinbeat::domain::RunId> {
+    let owner = isinbeat::models::schedule::find(conn, schedule_id).unwrap().unwrap();
+    let rows: Vec<isinbeat::models::run::NewRun> = times
+        .iter()
+        .map(|&at| isinbeat::models::run::NewRun {
+            schedule_id: Some(schedule_id),
+            schedule_name: &owner.settings.name,
+            task_kind: &owner.settings.task_kind,
+            params: "{}",
+            scheduled_for: Some(at),
+            trigger: isinbeat::domain::Trigger::Schedule,
+            triggered_by: None,
+            status: status.parse().unwrap(),
+            not_before: at,
+            finished_at: None,
+            error: None,
+            created_at: at,
+            queue: "default",
+            note: None,
+        })
+        .collect();
+    isinbeat::models::run::insert_many(conn, &rows).unwrap()
+}
+
 /// A task kind that always fails, with a cause chain ("Failed to download the file: connection
 /// reset by peer"): for retries, alerts and error pages.
 pub struct Fails;

@@ -1,10 +1,9 @@
-//! The occurrences of schedules in a window of time, for the grid of occurrences: which
-//! schedules had the most, and each one's runs by the time they were scheduled for. Each read
-//! is one statement, bounded, and served by an index (`runs_occurrences` across schedules, the
-//! `UNIQUE (schedule_id, scheduled_for)` key within one).
+//! The occurrences of schedules in a window of time, for the grid of occurrences: how many one
+//! schedule had, and each one's runs by the time they were scheduled for. Each read is one
+//! statement, bounded, and served by the `UNIQUE (schedule_id, scheduled_for)` key. Which
+//! schedules had the most is counted as runs come and go, in [`super::tallies`].
 
 use chrono::NaiveDateTime;
-use diesel::dsl::count_star;
 use diesel::prelude::*;
 
 use crate::db::DbConnection;
@@ -22,26 +21,6 @@ pub struct Occurrence {
     pub scheduled_for: NaiveDateTime,
     #[diesel(sql_type = diesel::sql_types::Text)]
     pub status: RunStatus,
-}
-
-/// The `limit` schedules with the most occurrences scheduled in `[since, until)`, with how many
-/// each had: most first, then by id. Manual runs are no occurrence and do not count.
-pub fn busiest(
-    conn: &mut DbConnection,
-    since: NaiveDateTime,
-    until: NaiveDateTime,
-    limit: i64,
-) -> QueryResult<Vec<(ScheduleId, i64)>> {
-    let found: Vec<(Option<ScheduleId>, i64)> = runs::table
-        .filter(runs::scheduled_for.ge(since))
-        .filter(runs::scheduled_for.lt(until))
-        .filter(runs::schedule_id.is_not_null())
-        .group_by(runs::schedule_id)
-        .select((runs::schedule_id, count_star()))
-        .order((count_star().desc(), runs::schedule_id.asc()))
-        .limit(limit)
-        .load(conn)?;
-    Ok(found.into_iter().filter_map(|(id, count)| Some((id?, count))).collect())
 }
 
 /// How many occurrences of the schedule `id` were scheduled in `[since, until)`.

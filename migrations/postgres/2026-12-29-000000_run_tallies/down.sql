@@ -1,0 +1,11 @@
+DROP INDEX runs_kind;
+DROP TRIGGER runs_tally_update ON runs;
+DROP TRIGGER runs_tally_delete ON runs;
+DROP TRIGGER runs_tally_insert ON runs;
+DROP FUNCTION runs_tally_updated();
+DROP FUNCTION runs_tally_deleted();
+DROP FUNCTION runs_tally_inserted();
+DROP TABLE occurrence_day_changes;
+DROP TABLE occurrence_day_counts;
+DROP TABLE run_day_changes;
+DROP TABLE run_day_counts;

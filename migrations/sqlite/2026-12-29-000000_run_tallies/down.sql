@@ -1,0 +1,9 @@
+DROP INDEX runs_kind;
+DROP TRIGGER runs_tally_update_occurrences;
+DROP TRIGGER runs_tally_update_runs;
+DROP TRIGGER runs_tally_delete;
+DROP TRIGGER runs_tally_insert;
+DROP TABLE occurrence_day_changes;
+DROP TABLE occurrence_day_counts;
+DROP TABLE run_day_changes;
+DROP TABLE run_day_counts;
