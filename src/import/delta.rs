@@ -19,7 +19,7 @@ use std::cmp::Ordering;
 use std::io::{self, Read, Write};
 
 use super::diff::Incoming;
-use super::sorted::{Spill, get, put};
+use super::sorted::{Spill, get, put, read_head};
 use super::units::UnitOutcome;
 use crate::domain::venue::{self, Attributes, Venue, VenueStatus};
 use crate::models::isin_record::RecordVersion;
@@ -179,15 +179,9 @@ impl Spill for DeltaRow {
 
     fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>> {
         let mut head = [0; 9];
-        loop {
-            match reader.read(&mut head[..1]) {
-                Ok(0) => return Ok(None),
-                Ok(_) => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
+        if !read_head(reader, &mut head)? {
+            return Ok(None);
         }
-        reader.read_exact(&mut head[1..])?;
         let broken = |what: &str| {
             io::Error::new(io::ErrorKind::InvalidData, format!("a sorted record lost its {what}"))
         };

@@ -247,15 +247,9 @@ impl Spill for StagedRow {
 
     fn decode_next<R: Read>(reader: &mut R) -> io::Result<Option<Self>> {
         let mut line = [0; 8];
-        loop {
-            match reader.read(&mut line[..1]) {
-                Ok(0) => return Ok(None),
-                Ok(_) => break,
-                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-                Err(error) => return Err(error),
-            }
+        if !read_head(reader, &mut line)? {
+            return Ok(None);
         }
-        reader.read_exact(&mut line[1..])?;
         let required = |text: Option<String>| {
             text.ok_or_else(|| io::Error::new(io::ErrorKind::InvalidData, "a sorted row lost its key"))
         };
@@ -302,6 +296,22 @@ impl Spill for IsinPair {
     }
 }
 
+/// Fills `head` with the first bytes of the next spilled item: `false` at the segment's end
+/// (not one byte left), an error for an item cut short. Every item's decoder starts here.
+pub fn read_head<R: Read>(reader: &mut R, head: &mut [u8]) -> io::Result<bool> {
+    let Some((first, rest)) = head.split_first_mut() else { return Ok(true) };
+    loop {
+        match reader.read(std::slice::from_mut(first)) {
+            Ok(0) => return Ok(false),
+            Ok(_) => break,
+            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+            Err(error) => return Err(error),
+        }
+    }
+    reader.read_exact(rest)?;
+    Ok(true)
+}
+
 /// Writes two texts as [`IndexPair`] spills them: each as its length and bytes.
 pub fn encode_pair<W: Write>(writer: &mut W, first: &str, second: &str) -> io::Result<()> {
     put(writer, Some(first))?;
@@ -312,15 +322,9 @@ pub fn encode_pair<W: Write>(writer: &mut W, first: &str, second: &str) -> io::R
 /// short.
 pub fn decode_pair<R: Read>(reader: &mut R) -> io::Result<Option<(String, String)>> {
     let mut length = [0; 4];
-    loop {
-        match reader.read(&mut length[..1]) {
-            Ok(0) => return Ok(None),
-            Ok(_) => break,
-            Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
-            Err(error) => return Err(error),
-        }
+    if !read_head(reader, &mut length)? {
+        return Ok(None);
     }
-    reader.read_exact(&mut length[1..])?;
     let first = text_of(reader, u32::from_le_bytes(length))?;
     match (first, get(reader)?) {
         (Some(first), Some(second)) => Ok(Some((first, second))),
