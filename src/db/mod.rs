@@ -256,7 +256,8 @@ where
 }
 
 /// The id the last INSERT on this connection generated (diesel's run-time backend choice has
-/// no RETURNING).
+/// no RETURNING). Not after an insert into `runs`: on PostgreSQL its triggers insert rows of
+/// their own, and `lastval()` would give one of theirs (runs take their ids from RETURNING).
 pub fn last_insert_id<Id: From<i64>>(conn: &mut DbConnection) -> diesel::QueryResult<Id> {
     #[derive(diesel::QueryableByName)]
     struct LastId {

@@ -1,7 +1,9 @@
 //! `/metrics` for Prometheus (OpenMetrics text): the state of runs, schedules and the sources'
-//! freshness as the database holds it, so every replica reports the same numbers. The queries
-//! are grouped counts over the runs table, which history pruning keeps bounded; still, a process
-//! reads them at most once per [`FRESH_FOR`] and serves scrapes in between from that reading
+//! freshness as the database holds it, so every replica reports the same numbers. The runs per
+//! status and kind come from the counts the database keeps as runs change
+//! ([`crate::models::run::tallies`]); each schedule's last success is still a grouped read of
+//! the runs table, which history pruning keeps bounded. A process reads them at most once per
+//! [`FRESH_FOR`] and serves scrapes in between from that reading
 //! (its time is the gauge `isinbeat_metrics_collected_timestamp_seconds`, its age the `Age`
 //! header). The two histograms (run durations, scheduler lag) are fed from the runs table too:
 //! each reading observes the runs that ended or were dispatched since the previous one, so

@@ -21,7 +21,7 @@ use crate::web::AppError;
 
 /// The most days a grid shows.
 pub const MAX_DAYS: u32 = 31;
-// The busiest schedules' counts are kept for this many days.
+// A window longer than the busiest schedules' counts are kept would rank them on too few days.
 const _: () = assert!(MAX_DAYS as i64 <= tallies::OCCURRENCE_DAYS_KEPT);
 
 /// The windows offered as links above a grid.
@@ -132,7 +132,7 @@ impl OccurrenceGrid {
         per_row: i64,
         path: &str,
     ) -> Result<Self, AppError> {
-        let window = &DayWindow::ending_at(now, Tz::UTC, days);
+        let window = DayWindow::ending_at(now, Tz::UTC, days);
         let today = now.date_naive();
         let (first, last) = (window.days.first().copied().unwrap_or(today), today);
         let busiest = tallies::busiest(conn, first, last, rows)?;
@@ -144,7 +144,7 @@ impl OccurrenceGrid {
             .into_iter()
             .filter_map(|(id, total)| Some(RowHead::of(schedules.get(&id)?, total)))
             .collect();
-        Ok(Self::build(window, path, heads, found))
+        Ok(Self::build(&window, path, heads, found))
     }
 
     /// The schedule `found` alone, with its newest `per_row` occurrences in `window`.

@@ -1,3 +1,4 @@
+DROP INDEX runs_ended;
 DROP INDEX runs_kind;
 DROP TRIGGER runs_tally_update ON runs;
 DROP TRIGGER runs_tally_delete ON runs;

@@ -7,6 +7,11 @@
 -- changes into the totals every few seconds. A read adds the totals and the changes not yet
 -- folded, so it is exact whenever it runs. Same tables and meaning as migrations/sqlite.
 
+-- Older processes may write runs while this migration runs (a rolling upgrade): no run may
+-- change between the counts below and the triggers that keep them. The lock lasts until the
+-- migration's transaction commits; reads go on meanwhile.
+LOCK TABLE runs IN SHARE ROW EXCLUSIVE MODE;
+
 CREATE TABLE run_day_counts (
     day DATE NOT NULL,
     status TEXT NOT NULL,
@@ -66,9 +71,10 @@ END $$;
 CREATE TRIGGER runs_tally_delete AFTER DELETE ON runs REFERENCING OLD TABLE AS removed
     FOR EACH STATEMENT EXECUTE FUNCTION runs_tally_deleted();
 
--- Updates come one run at a time and most change none of the counted columns (a heartbeat, a
--- log line): a row trigger whose WHEN skips those without calling the function. A schedule's
--- deletion sets its runs' schedule_id to NULL, which takes them out of its occurrences.
+-- Most updates change none of the counted columns (a heartbeat, a log line): a row trigger
+-- whose WHEN skips those without calling the function (a transition table would copy every
+-- updated row). A schedule's deletion sets its runs' schedule_id to NULL, which takes them out
+-- of its occurrences.
 CREATE FUNCTION runs_tally_updated() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
     IF OLD.status IS DISTINCT FROM NEW.status OR OLD.task_kind IS DISTINCT FROM NEW.task_kind
@@ -97,3 +103,9 @@ CREATE TRIGGER runs_tally_update AFTER UPDATE OF status, task_kind, created_at, 
 -- The runs of one task kind, newest first: the dashboard's import charts and a source's imports
 -- read these instead of every run finished in the last month.
 CREATE INDEX runs_kind ON runs (task_kind, id);
+
+-- Each schedule's ended runs by id: the dashboard's failing schedules read the newest one of
+-- each, one probe a schedule. A partial index, so that no estimate of how many runs have
+-- ended (stale on a table that grows by thousands a minute) makes the planner scan them all.
+-- Its condition is RunStatus::VERDICTS as models::run writes it into the query.
+CREATE INDEX runs_ended ON runs (schedule_id, id) WHERE status IN ('succeeded', 'failed', 'expired');

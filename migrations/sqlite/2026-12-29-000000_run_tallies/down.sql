@@ -1,3 +1,4 @@
+DROP INDEX runs_ended;
 DROP INDEX runs_kind;
 DROP TRIGGER runs_tally_update_occurrences;
 DROP TRIGGER runs_tally_update_runs;
