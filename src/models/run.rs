@@ -337,33 +337,29 @@ pub fn latest_of(conn: &mut DbConnection, schedule_ids: &[ScheduleId]) -> QueryR
     Ok(found)
 }
 
-/// When each schedule last succeeded (finish time of its newest succeeded run).
-pub fn last_success_per_schedule(
-    conn: &mut DbConnection,
-) -> QueryResult<Vec<(Option<ScheduleId>, Option<NaiveDateTime>)>> {
-    runs::table
-        .filter(runs::status.eq(RunStatus::Succeeded))
-        .filter(runs::schedule_id.is_not_null())
-        .group_by(runs::schedule_id)
-        .select((runs::schedule_id, diesel::dsl::max(runs::finished_at)))
-        .load(conn)
-}
-
-/// When each of `ids` last succeeded (finish time of its newest succeeded run), for those that
-/// did: their own runs only, through `runs_schedule`, a bounded list of schedules a statement.
+/// When each of `ids` last succeeded (the finish time of its newest succeeded run), for those
+/// that did: one probe a schedule of the partial index `runs_ended`, as [`failing`] does, from
+/// its newest ended run back to its newest success (usually the first), whatever the size of
+/// the table. A bounded list of schedules a statement.
 pub fn last_success_of(
     conn: &mut DbConnection,
     ids: &[ScheduleId],
 ) -> QueryResult<Vec<(ScheduleId, NaiveDateTime)>> {
+    use crate::db::schema::schedules;
+    use diesel::sql_types::{Nullable, Timestamp};
+    let newest = format!(
+        "(SELECT r.finished_at FROM runs r WHERE r.schedule_id = schedules.id AND r.status IN ({}) \
+         AND r.status = '{}' ORDER BY r.id DESC LIMIT 1)",
+        sql_list(RunStatus::VERDICTS),
+        RunStatus::Succeeded
+    );
     let mut found = Vec::with_capacity(ids.len());
     for chunk in ids.chunks(IDS_PER_STATEMENT) {
-        let newest: Vec<(Option<ScheduleId>, Option<NaiveDateTime>)> = runs::table
-            .filter(runs::schedule_id.eq_any(chunk))
-            .filter(runs::status.eq(RunStatus::Succeeded))
-            .group_by(runs::schedule_id)
-            .select((runs::schedule_id, diesel::dsl::max(runs::finished_at)))
+        let newest: Vec<(ScheduleId, Option<NaiveDateTime>)> = schedules::table
+            .filter(schedules::id.eq_any(chunk))
+            .select((schedules::id, diesel::dsl::sql::<Nullable<Timestamp>>(&newest)))
             .load(conn)?;
-        found.extend(newest.into_iter().filter_map(|(id, at)| Some((id?, at?))));
+        found.extend(newest.into_iter().filter_map(|(id, at)| Some((id, at?))));
     }
     Ok(found)
 }

@@ -10,7 +10,7 @@
 //! their counts only grow, as Prometheus expects, whichever process ran the runs. With
 //! `ISINBEAT_METRICS_TOKEN` set, a scrape must bring it as a bearer token.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::time::Instant;
 
 use actix_web::http::header::{AGE, AUTHORIZATION, WWW_AUTHENTICATE};
@@ -131,7 +131,7 @@ fn bearer_matches(request: &HttpRequest, token: &str) -> bool {
 /// What one reading takes from the database.
 struct Figures {
     by_status: Vec<(String, String, i64)>,
-    last_success: Vec<(Option<ScheduleId>, Option<NaiveDateTime>)>,
+    last_success: Vec<(ScheduleId, NaiveDateTime)>,
     schedules: Vec<schedule::Schedule>,
     per_queue: BTreeMap<String, run::QueueBacklog>,
     /// Runs that ended in the window: task kind, start, end.
@@ -155,10 +155,12 @@ async fn collect(state: &AppState) -> Result<String, AppError> {
     let upto = now - SETTLE;
     let figures = state
         .db(move |conn| {
+            let schedules = schedule::list(conn, &schedule::ScheduleFilter::default())?;
+            let ids: Vec<ScheduleId> = schedules.iter().map(|found| found.id).collect();
             Ok(Figures {
                 by_status: run::tallies::runs_by_status_and_kind(conn)?,
-                last_success: run::last_success_per_schedule(conn)?,
-                schedules: schedule::list(conn, &schedule::ScheduleFilter::default())?,
+                last_success: run::last_success_of(conn, &ids)?,
+                schedules,
                 per_queue: run::backlog_by_queue(conn, now)?,
                 finished: run::finished_between(conn, finished_from, upto, OBSERVE_AT_MOST)?,
                 dispatched: run::dispatched_between(conn, dispatched_from, upto, OBSERVE_AT_MOST)?,
@@ -218,11 +220,12 @@ fn register_gauges(registry: &mut Registry, now: NaiveDateTime, figures: &Figure
     }
     registry.register("isinbeat_runs", "Runs stored, by status and task kind", runs);
 
-    let name_of = |id: ScheduleId| schedules.iter().find(|s| s.id == id).map(|s| s.settings.name.clone());
+    let names: HashMap<ScheduleId, &str> =
+        schedules.iter().map(|found| (found.id, found.settings.name.as_str())).collect();
     let succeeded = Family::<Labels, FloatGauge>::default();
-    for &(id, at) in last_success {
-        if let (Some(name), Some(at)) = (id.and_then(name_of), at) {
-            succeeded.get_or_create(&vec![("schedule".to_owned(), name)]).set(seconds(at));
+    for (id, at) in last_success {
+        if let Some(name) = names.get(id) {
+            succeeded.get_or_create(&vec![("schedule".to_owned(), (*name).to_owned())]).set(seconds(*at));
         }
     }
     registry.register(

@@ -24,7 +24,7 @@ use crate::domain::{RunStatus, ScheduleId};
 pub const OCCURRENCE_DAYS_KEPT: i64 = 62;
 
 /// Changes moved per transaction by [`fold`].
-const FOLD_BATCH: i64 = 5_000;
+const FOLD_BATCH: usize = 5_000;
 
 /// Transactions of one [`fold`], at most: the scheduler folds between its ticks, and a burst of
 /// changes (a schedule with a long history deleted) is left for the next folds rather than hold
@@ -165,9 +165,8 @@ pub fn fold(conn: &mut DbConnection, forget_before: NaiveDate) -> QueryResult<us
             .load(conn)?;
             add_runs(conn, runs.iter().map(|c| ((c.day, c.status.as_str(), c.task_kind.as_str()), c.runs)))?;
             add_occurrences(conn, occurrences.iter().map(|c| ((c.day, c.schedule_id), c.occurrences)))?;
-            let full =
-                [runs.len(), occurrences.len()].map(|n| i64::try_from(n).unwrap_or(i64::MAX) >= FOLD_BATCH);
-            Ok::<_, diesel::result::Error>((runs.len() + occurrences.len(), full.contains(&true)))
+            let full = runs.len() == FOLD_BATCH || occurrences.len() == FOLD_BATCH;
+            Ok::<_, diesel::result::Error>((runs.len() + occurrences.len(), full))
         })?;
         moved += batch.0;
         if !batch.1 {
