@@ -106,8 +106,10 @@ for _ in $(seq 100); do curl -sf "$admin/healthz" >/dev/null && break; sleep 0.2
 
 cookie=$(admin_login "$admin" "$work/cookies.txt" soak "$password")
 
-# Memory of every process every 10 s, until the end.
+# Memory of every process every 10 s, until the end; and the statements that had been running
+# for more than a second at that moment (what a late minute waited on).
 echo "seconds,process,rss_kb" >"$work/rss.csv"
+: >"$work/slow-statements.txt"
 (
   while sleep 10; do
     now=$(( $(date +%s) - start ))
@@ -115,6 +117,11 @@ echo "seconds,process,rss_kb" >"$work/rss.csv"
       rss=$(awk '/^VmRSS/ { print $2 }' "/proc/${pids[$i]}/status" 2>/dev/null || echo 0)
       echo "$now,${roles[$i]},$rss"
     done
+    psql "$url" -Atqc "SELECT $now, round(extract(epoch FROM now() - query_start)::numeric, 1), wait_event_type,
+                              wait_event, left(regexp_replace(query, '\s+', ' ', 'g'), 160)
+                       FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()
+                       AND state = 'active' AND now() - query_start > interval '1 second'" \
+      >>"$work/slow-statements.txt" 2>/dev/null || true
   done >>"$work/rss.csv"
 ) &
 sampler=$!
@@ -167,6 +174,19 @@ lateness=$(q "SELECT round(percentile_cont(0.5) WITHIN GROUP (ORDER BY s)::numer
                     WHERE r.schedule_name LIKE 'soak-%' AND $window AND started_at IS NOT NULL) AS l")
 read -r p50 p99 worst <<<"$lateness"
 echo "p50 $p50  p99 $p99  max $worst"
+# Each minute of occurrences: how many, how many started, mean and worst lateness; the whole table
+# is kept in BENCH_DIR, and the minutes whose worst passed the bound are shown.
+q "SELECT to_char(date_trunc('minute', scheduled_for), 'HH24:MI'), count(*), count(started_at),
+          round(avg(extract(epoch FROM started_at - scheduled_for))::numeric, 2),
+          round(max(extract(epoch FROM started_at - scheduled_for))::numeric, 2)
+   FROM runs r WHERE r.schedule_name LIKE 'soak-%' AND $window GROUP BY 1 ORDER BY 1" |
+  tr '|' ' ' >"$work/lateness-per-minute.txt"
+awk -v m="$max_lateness" 'BEGIN { print "minute occurrences started mean max" } $5 > m || $3 < $2 { print; late++ }
+     END { if (!late) print "(no minute had a run start more than " m " s late)" }' "$work/lateness-per-minute.txt"
+echo "== the statements running longer than a second, sampled every 10 s: $(wc -l <"$work/slow-statements.txt")"
+sort -t'|' -k2 -rn "$work/slow-statements.txt" | awk 'NR <= 5'
+echo "== the queue's jobs at the end, by status (finished ones are deleted after a minute)"
+q "SELECT status, count(*) FROM apalis.jobs GROUP BY status ORDER BY status" | tr '|' ' '
 echo "== the admin under wrk (2 threads, 4 connections, 4 pages in turn)"
 awk '/Requests\/sec/ { print "requests/s " $2 } $1 == "50%" { print "p50 " $2 } $1 == "99%" { print "p99 " $2 }
      /Non-2xx/ { print "non-2xx responses " $NF }' "$work/wrk.txt"

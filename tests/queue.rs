@@ -17,7 +17,7 @@ use isinbeat::domain::{QueueName, RunId};
 use isinbeat::jobs::{self, Registry};
 use isinbeat::models::run::{self, NewRun};
 use isinbeat::models::schedule::{self, NewSchedule};
-use isinbeat::queue::{QUEUE_NAME, Queue};
+use isinbeat::queue::{FINISHED_JOBS_KEPT, QUEUE_NAME, Queue};
 
 macro_rules! on_every_queue {
     ($($test:ident: $backend:ident, $broker:ident;)*) => {
@@ -157,6 +157,87 @@ async fn a_worker_takes_jobs_only_from_the_queue_it_listens_on(backend: Backend,
         .flat_map(|(queue, from)| (from..from + 5).map(move |id| (queue.to_owned(), RunId(id))))
         .collect();
     assert_eq!(taken, expected);
+}
+
+#[tokio::test]
+async fn finished_jobs_leave_the_sqlite_database_queue() {
+    finished_jobs_leave_the_database_queue(Backend::Sqlite).await;
+}
+
+#[tokio::test]
+async fn finished_jobs_leave_the_postgres_database_queue() {
+    finished_jobs_leave_the_database_queue(Backend::Postgres).await;
+}
+
+/// The database queue keeps a job its worker finished for a minute, then the scheduler's
+/// clean-up deletes it; a job not yet due stays whatever its age.
+async fn finished_jobs_leave_the_database_queue(backend: Backend) {
+    let Some(database) = TestDatabase::create(backend) else { return };
+    let url = DatabaseUrl::parse(&database.url()).unwrap();
+    let pool = db::connect_pool(&url, 2).unwrap();
+    db::run_migrations(&mut pool.get().unwrap()).unwrap();
+    let Some(queue) = open_queue(&url, Broker::Database).await else { return };
+    let jobs: Vec<(RunId, chrono::DateTime<Utc>)> = (1..=30).map(|id| (RunId(id), Utc::now())).collect();
+    queue.push_many("default", &jobs).await.unwrap();
+    queue.push("default", RunId(99), Utc::now() + Duration::hours(1)).await.unwrap();
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let worker = {
+        let queue = queue.clone();
+        tokio::spawn(async move {
+            queue
+                .work(&QueueName::default(), "worker-done", 4, |_| async {}, async move {
+                    let _ = stop_rx.await;
+                })
+                .await
+        })
+    };
+    let deadline = Instant::now() + StdDuration::from_secs(30);
+    let done = [("Done".to_owned(), 30), ("Pending".to_owned(), 1)].into();
+    while queue_jobs(&url) != done {
+        assert!(Instant::now() < deadline, "{:?}", queue_jobs(&url));
+        tokio::time::sleep(StdDuration::from_millis(100)).await;
+    }
+    let _ = stop_tx.send(());
+    worker.await.unwrap().unwrap();
+
+    assert_eq!(queue.prune_finished(FINISHED_JOBS_KEPT).await.unwrap(), 0, "a finished job stays a minute");
+    assert_eq!(queue_jobs(&url), done);
+    // apalis-sqlite notes when a job finished in whole seconds.
+    tokio::time::sleep(StdDuration::from_millis(1100)).await;
+    assert_eq!(queue.prune_finished(StdDuration::ZERO).await.unwrap(), 30);
+    assert_eq!(queue_jobs(&url), [("Pending".to_owned(), 1)].into());
+    assert_eq!(queue.prune_finished(StdDuration::ZERO).await.unwrap(), 0);
+}
+
+/// The database queue's jobs by status, as apalis keeps them: in the queue file beside a SQLite
+/// database, in schema `apalis` of a PostgreSQL one.
+fn queue_jobs(url: &DatabaseUrl) -> std::collections::BTreeMap<String, i64> {
+    use diesel::prelude::*;
+    use diesel::sql_types::{BigInt, Text};
+    #[derive(QueryableByName)]
+    struct Counted {
+        #[diesel(sql_type = Text)]
+        status: String,
+        #[diesel(sql_type = BigInt)]
+        n: i64,
+    }
+    let counted: Vec<Counted> = match url {
+        DatabaseUrl::Sqlite(path) => {
+            let queue_file = isinbeat::queue::sqlite_queue_path(path);
+            let mut conn = SqliteConnection::establish(&queue_file.to_string_lossy()).unwrap();
+            diesel::sql_query("SELECT status, count(*) AS n FROM Jobs GROUP BY status")
+                .load(&mut conn)
+                .unwrap()
+        }
+        DatabaseUrl::Postgres(raw) => {
+            let mut conn = PgConnection::establish(raw).unwrap();
+            diesel::sql_query("SELECT status, count(*) AS n FROM apalis.jobs GROUP BY status")
+                .load(&mut conn)
+                .unwrap()
+        }
+    };
+    counted.into_iter().map(|c| (c.status, c.n)).collect()
 }
 
 /// The queue `broker` gives, under a name of its own.

@@ -42,6 +42,15 @@ const POLL_INTERVAL: Duration = Duration::from_millis(250);
 /// keeps a worker fetching should its poll stream stall.
 const HEARTBEAT_INTERVAL: Duration = Duration::from_secs(1);
 
+/// How long the database queues keep a job a worker finished (see [`Queue::prune_finished`]).
+pub const FINISHED_JOBS_KEPT: Duration = Duration::from_secs(60);
+
+/// Finished jobs one statement of [`Queue::prune_finished`] deletes at most.
+pub const PRUNE_BATCH: u64 = 5_000;
+
+/// Statements one call of [`Queue::prune_finished`] runs at most.
+const PRUNE_ROUNDS: usize = 20;
+
 /// How long a broker may take to answer a health check.
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -211,6 +220,54 @@ impl Queue {
         tokio::time::timeout(CHECK_TIMEOUT, checked)
             .await
             .map_err(|_| anyhow::anyhow!("no answer within {} s", CHECK_TIMEOUT.as_secs()))?
+    }
+
+    /// Deletes from the database queues the jobs workers finished more than `kept` ago, and
+    /// returns how many went. apalis keeps every job it ever ran, and the query each worker's
+    /// heartbeat runs to hand on a silent worker's jobs reads every job that worker ever took:
+    /// in a queue never cleaned, it grows with every run. The outcome is the run's, in isinbeat's
+    /// own tables, so a finished job holds nothing anyone reads. At most [`PRUNE_ROUNDS`] ×
+    /// [`PRUNE_BATCH`] jobs per call, each batch a short statement of its own; the rest go next
+    /// time. Two schedulers pruning at once skip each other's rows. Redis and RabbitMQ: nothing
+    /// (RabbitMQ forgets an acknowledged message itself).
+    pub async fn prune_finished(&self, kept: Duration) -> anyhow::Result<u64> {
+        let batch = i64::try_from(PRUNE_BATCH).unwrap_or(i64::MAX);
+        let mut pruned = 0;
+        for _ in 0..PRUNE_ROUNDS {
+            let deleted = match &self.backend {
+                Backend::Sqlite(pool) => {
+                    // apalis-sqlite stores `done_at` as Unix seconds.
+                    let before = Utc::now().timestamp() - i64::try_from(kept.as_secs()).unwrap_or(i64::MAX);
+                    sqlx::query(
+                        "DELETE FROM Jobs WHERE rowid IN (SELECT rowid FROM Jobs \
+                         WHERE (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
+                         AND done_at < ?1 LIMIT ?2)",
+                    )
+                    .bind(before)
+                    .bind(batch)
+                    .execute(pool)
+                    .await
+                    .map(|done| done.rows_affected())
+                }
+                Backend::Postgres(pool) => sqlx::query(
+                    "DELETE FROM apalis.jobs WHERE id IN (SELECT id FROM apalis.jobs \
+                     WHERE (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
+                     AND done_at < now() - make_interval(secs => $1) LIMIT $2 FOR UPDATE SKIP LOCKED)",
+                )
+                .bind(kept.as_secs_f64())
+                .bind(batch)
+                .execute(pool)
+                .await
+                .map(|done| done.rows_affected()),
+                Backend::Redis(_) | Backend::Amqp(_) => return Ok(0),
+            }
+            .context("Failed to delete the queue's finished jobs")?;
+            pruned += deleted;
+            if deleted < PRUNE_BATCH {
+                break;
+            }
+        }
+        Ok(pruned)
     }
 
     fn sqlite(&self, pool: &SqlitePool, queue: &str) -> SqliteStorage<RunJob> {

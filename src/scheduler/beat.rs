@@ -1,9 +1,9 @@
 //! The scheduler process's loop: a tick every second (claim due occurrences, push their runs to
 //! the queue) and, every few seconds, the reconciler — rescue runs whose worker died, expire
 //! runs queued too long, push again queued runs that are due but were not picked up (their job
-//! was lost), fire "no success", "ran too long" and "deadline missed" alerts, mark stale sources (and fresh ones again) with their
-//! alerts, and send alerts left waiting. Any number of these loops may run against one
-//! database.
+//! was lost), fire "no success", "ran too long" and "deadline missed" alerts, mark stale sources
+//! (and fresh ones again) with their alerts, send alerts left waiting, and delete the jobs the
+//! database queue has finished with. Any number of these loops may run against one database.
 
 use std::collections::{BTreeMap, HashMap};
 use std::time::Duration as StdDuration;
@@ -15,7 +15,7 @@ use diesel::prelude::*;
 use crate::db::schema::runs;
 use crate::db::{DbPool, now};
 use crate::domain::{DeliveryId, RunId};
-use crate::queue::Queue;
+use crate::queue::{FINISHED_JOBS_KEPT, Queue};
 use crate::scheduler::{expire_queued, rescue_stale, tick};
 use crate::sources::outbound::OutboundPolicy;
 
@@ -101,6 +101,14 @@ pub async fn run(
             repushed.insert(*run_id, std::time::Instant::now());
         }
         push_by_queue(&queue, fresh.into_iter().chain(forgotten)).await;
+        // After the pushes, so that cleaning up never holds up a due run.
+        if reconcile {
+            match queue.prune_finished(FINISHED_JOBS_KEPT).await {
+                Ok(0) => {}
+                Ok(pruned) => tracing::debug!(pruned, "deleted the queue's finished jobs"),
+                Err(error) => tracing::warn!(error = format!("{error:#}"), "failed to clean up the queue"),
+            }
+        }
     }
 }
 
