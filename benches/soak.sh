@@ -149,6 +149,7 @@ wait "$import" || { echo "soak: the import failed:" >&2; tail -5 "$work/import.l
 # Let the last minute's runs finish.
 sleep 15
 kill "$sampler" 2>/dev/null || true
+wait "$sampler" 2>/dev/null || true
 
 died=0
 for i in "${!pids[@]}"; do
@@ -186,7 +187,8 @@ awk -v m="$max_lateness" 'BEGIN { print "minute occurrences started mean max" } 
 echo "== the statements running longer than a second, sampled every 10 s: $(wc -l <"$work/slow-statements.txt")"
 sort -t'|' -k2 -rn "$work/slow-statements.txt" | awk 'NR <= 5'
 echo "== the queue's jobs at the end, by status (finished ones are deleted after a minute)"
-q "SELECT status, count(*) FROM apalis.jobs GROUP BY status ORDER BY status" | tr '|' ' '
+q "SELECT status, count(*) FROM apalis.jobs GROUP BY status ORDER BY status" | tr '|' ' ' ||
+  echo "(no queue in the database: QUEUE_URL names a broker)"
 echo "== the admin under wrk (2 threads, 4 connections, 4 pages in turn)"
 awk '/Requests\/sec/ { print "requests/s " $2 } $1 == "50%" { print "p50 " $2 } $1 == "99%" { print "p99 " $2 }
      /Non-2xx/ { print "non-2xx responses " $NF }' "$work/wrk.txt"

@@ -170,7 +170,9 @@ async fn finished_jobs_leave_the_postgres_database_queue() {
 }
 
 /// The database queue keeps a job its worker finished for a minute, then the scheduler's
-/// clean-up deletes it; a job not yet due stays whatever its age.
+/// clean-up deletes it, as it deletes killed jobs and failed ones without attempts left; a job
+/// not yet due, one still running and a failed one apalis would take again stay, whatever their
+/// age.
 async fn finished_jobs_leave_the_database_queue(backend: Backend) {
     let Some(database) = TestDatabase::create(backend) else { return };
     let url = DatabaseUrl::parse(&database.url()).unwrap();
@@ -201,13 +203,72 @@ async fn finished_jobs_leave_the_database_queue(backend: Backend) {
     let _ = stop_tx.send(());
     worker.await.unwrap().unwrap();
 
-    assert_eq!(queue.prune_finished(FINISHED_JOBS_KEPT).await.unwrap(), 0, "a finished job stays a minute");
-    assert_eq!(queue_jobs(&url), done);
+    // Jobs in the other states apalis knows, an hour old: a failed job with attempts left (apalis
+    // would take it again), one without, a killed one, and one still running.
+    add_hour_old_jobs(&url);
+    let counts = |done: i64| -> std::collections::BTreeMap<String, i64> {
+        [("Done", done), ("Failed", 1), ("Pending", 1), ("Running", 1)]
+            .into_iter()
+            .filter(|&(_, n)| n > 0)
+            .map(|(status, n)| (status.to_owned(), n))
+            .collect()
+    };
+    assert_eq!(queue.prune_finished(FINISHED_JOBS_KEPT).await.unwrap(), 2, "the spent and the killed job");
+    assert_eq!(queue_jobs(&url), counts(30), "a job finished less than a minute ago stays");
     // apalis-sqlite notes when a job finished in whole seconds.
     tokio::time::sleep(StdDuration::from_millis(1100)).await;
     assert_eq!(queue.prune_finished(StdDuration::ZERO).await.unwrap(), 30);
-    assert_eq!(queue_jobs(&url), [("Pending".to_owned(), 1)].into());
+    assert_eq!(queue_jobs(&url), counts(0));
     assert_eq!(queue.prune_finished(StdDuration::ZERO).await.unwrap(), 0);
+}
+
+/// Writes four jobs straight into the database queue's table, as apalis would have left them an
+/// hour ago: failed with attempts left, failed with none, killed, and running.
+fn add_hour_old_jobs(url: &DatabaseUrl) {
+    use diesel::prelude::*;
+    let rows =
+        [("failed-again", "Failed", 1, 3), ("failed-spent", "Failed", 3, 3), ("killed", "Killed", 1, 3)];
+    match url {
+        DatabaseUrl::Sqlite(path) => {
+            let queue_file = isinbeat::queue::sqlite_queue_path(path);
+            let mut conn = SqliteConnection::establish(&queue_file.to_string_lossy()).unwrap();
+            // The queue's own connections may still be writing for a moment.
+            diesel::sql_query("PRAGMA busy_timeout = 5000").execute(&mut conn).unwrap();
+            let hour_ago = Utc::now().timestamp() - 3600;
+            for (id, status, attempts, max_attempts) in rows {
+                diesel::sql_query(format!(
+                    "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at, done_at) \
+                     VALUES (x'00', '{id}', '{QUEUE_NAME}', '{status}', {attempts}, {max_attempts}, {hour_ago}, {hour_ago})"
+                ))
+                .execute(&mut conn)
+                .unwrap();
+            }
+            diesel::sql_query(format!(
+                "INSERT INTO Jobs (job, id, job_type, status, attempts, max_attempts, run_at) \
+                 VALUES (x'00', 'running', '{QUEUE_NAME}', 'Running', 1, 1, {hour_ago})"
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        }
+        DatabaseUrl::Postgres(raw) => {
+            let mut conn = PgConnection::establish(raw).unwrap();
+            for (id, status, attempts, max_attempts) in rows {
+                diesel::sql_query(format!(
+                    "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at, done_at) \
+                     VALUES ('\\x00', '{id}', '{QUEUE_NAME}', '{status}', {attempts}, {max_attempts}, \
+                     now() - interval '1 hour', now() - interval '1 hour')"
+                ))
+                .execute(&mut conn)
+                .unwrap();
+            }
+            diesel::sql_query(format!(
+                "INSERT INTO apalis.jobs (job, id, job_type, status, attempts, max_attempts, run_at) \
+                 VALUES ('\\x00', 'running', '{QUEUE_NAME}', 'Running', 1, 1, now() - interval '1 hour')"
+            ))
+            .execute(&mut conn)
+            .unwrap();
+        }
+    }
 }
 
 /// The database queue's jobs by status, as apalis keeps them: in the queue file beside a SQLite
@@ -226,6 +287,7 @@ fn queue_jobs(url: &DatabaseUrl) -> std::collections::BTreeMap<String, i64> {
         DatabaseUrl::Sqlite(path) => {
             let queue_file = isinbeat::queue::sqlite_queue_path(path);
             let mut conn = SqliteConnection::establish(&queue_file.to_string_lossy()).unwrap();
+            diesel::sql_query("PRAGMA busy_timeout = 5000").execute(&mut conn).unwrap();
             diesel::sql_query("SELECT status, count(*) AS n FROM Jobs GROUP BY status")
                 .load(&mut conn)
                 .unwrap()

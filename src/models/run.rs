@@ -337,10 +337,11 @@ pub fn latest_of(conn: &mut DbConnection, schedule_ids: &[ScheduleId]) -> QueryR
     Ok(found)
 }
 
-/// When each of `ids` last succeeded (the finish time of its newest succeeded run), for those
-/// that did: one probe a schedule of the partial index `runs_ended`, as [`failing`] does, from
-/// its newest ended run back to its newest success (usually the first), whatever the size of
-/// the table. A bounded list of schedules a statement.
+/// When each of `ids` last succeeded (the finish time of its newest succeeded run, by id), for
+/// those that did: one walk a schedule of the partial index `runs_ended`, as [`failing`] does,
+/// from its newest ended run back to its newest success. That is the first step unless the
+/// schedule has been failing, so the cost follows the number of schedules (and of failures in a
+/// row), not of runs. A bounded list of schedules a statement.
 pub fn last_success_of(
     conn: &mut DbConnection,
     ids: &[ScheduleId],

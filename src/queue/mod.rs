@@ -236,12 +236,13 @@ impl Queue {
         for _ in 0..PRUNE_ROUNDS {
             let deleted = match &self.backend {
                 Backend::Sqlite(pool) => {
-                    // apalis-sqlite stores `done_at` as Unix seconds.
+                    // apalis-sqlite stores `done_at` as Unix seconds; the first three terms are
+                    // those of its partial index of finished jobs, so that SQLite uses it.
                     let before = Utc::now().timestamp() - i64::try_from(kept.as_secs()).unwrap_or(i64::MAX);
                     sqlx::query(
                         "DELETE FROM Jobs WHERE rowid IN (SELECT rowid FROM Jobs \
-                         WHERE (status IN ('Done', 'Killed') OR (status = 'Failed' AND attempts >= max_attempts)) \
-                         AND done_at < ?1 LIMIT ?2)",
+                         WHERE status IN ('Done', 'Failed', 'Killed') AND done_at IS NOT NULL AND done_at < ?1 \
+                         AND (status <> 'Failed' OR attempts >= max_attempts) LIMIT ?2)",
                     )
                     .bind(before)
                     .bind(batch)

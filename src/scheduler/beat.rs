@@ -62,6 +62,7 @@ pub async fn run(
         .ok();
     // One delivery round at a time: a slow webhook must not hold up ticks, nor pile up rounds.
     let mut delivering: Option<tokio::task::JoinHandle<()>> = None;
+    let mut pruning: Option<tokio::task::JoinHandle<()>> = None;
     let mut shutdown = std::pin::pin!(shutdown);
     let mut last_reconcile = std::time::Instant::now() - reconcile_every;
     let mut repushed: HashMap<RunId, std::time::Instant> = HashMap::new();
@@ -101,13 +102,19 @@ pub async fn run(
             repushed.insert(*run_id, std::time::Instant::now());
         }
         push_by_queue(&queue, fresh.into_iter().chain(forgotten)).await;
-        // After the pushes, so that cleaning up never holds up a due run.
-        if reconcile {
-            match queue.prune_finished(FINISHED_JOBS_KEPT).await {
-                Ok(0) => {}
-                Ok(pruned) => tracing::debug!(pruned, "deleted the queue's finished jobs"),
-                Err(error) => tracing::warn!(error = format!("{error:#}"), "failed to clean up the queue"),
-            }
+        // Beside the ticks, one clean-up at a time: a backlog of finished jobs (the first one
+        // after an upgrade) takes a second or so, and no tick waits for it.
+        if reconcile && pruning.as_ref().is_none_or(|round| round.is_finished()) {
+            let queue = queue.clone();
+            pruning = Some(tokio::spawn(async move {
+                match queue.prune_finished(FINISHED_JOBS_KEPT).await {
+                    Ok(0) => {}
+                    Ok(pruned) => tracing::debug!(pruned, "deleted the queue's finished jobs"),
+                    Err(error) => {
+                        tracing::warn!(error = format!("{error:#}"), "failed to clean up the queue")
+                    }
+                }
+            }));
         }
     }
 }
