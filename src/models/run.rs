@@ -193,10 +193,15 @@ pub fn count_for_schedule(conn: &mut DbConnection, schedule_id: ScheduleId) -> Q
 
 /// What the schedule's earlier runs are doing (for the overlap policy): whether one is queued
 /// or running, and whether one waits for it.
+///
+/// Asked for every occurrence claimed, so it reads the partial index `runs_active` (the runs in
+/// flight), whose condition is [`RunStatus::ACTIVE`] as [`sql_list`] writes it: written out, not
+/// bound, because a partial index serves only a query whose own condition implies it.
 pub fn earlier(conn: &mut DbConnection, schedule_id: ScheduleId) -> QueryResult<Earlier> {
+    let active = format!("runs.status IN ({})", sql_list(RunStatus::ACTIVE));
     let statuses: Vec<RunStatus> = runs::table
         .filter(runs::schedule_id.eq(schedule_id))
-        .filter(runs::status.eq_any(RunStatus::ACTIVE))
+        .filter(diesel::dsl::sql::<diesel::sql_types::Bool>(&active))
         .select(runs::status)
         .distinct()
         .load(conn)?;
@@ -632,6 +637,17 @@ mod tests {
         for migration in [
             include_str!("../../migrations/postgres/2026-12-29-000000_run_tallies/up.sql"),
             include_str!("../../migrations/sqlite/2026-12-29-000000_run_tallies/up.sql"),
+        ] {
+            assert!(migration.contains(&condition), "{condition}");
+        }
+    }
+
+    #[test]
+    fn the_active_runs_index_has_the_condition_earlier_writes() {
+        let condition = format!("WHERE status IN ({});", sql_list(RunStatus::ACTIVE));
+        for migration in [
+            include_str!("../../migrations/postgres/2026-12-30-000000_runs_active/up.sql"),
+            include_str!("../../migrations/sqlite/2026-12-30-000000_runs_active/up.sql"),
         ] {
             assert!(migration.contains(&condition), "{condition}");
         }
