@@ -189,64 +189,69 @@ pub fn forget_counts(conn: &mut DbConnection, source_id: SourceId) -> QueryResul
 /// names read at a generation it has already cleaned up.
 pub fn refresh_names(conn: &mut DbConnection, isins: &[String]) -> QueryResult<()> {
     let sources = sources(conn)?;
+    // Each ISIN's names as the index's words (see `index_words`), each word once, in ISIN
+    // order; read for every ISIN before any is written (see below).
+    let mut named: Vec<(String, String)> = Vec::new();
     for chunk in isins.chunks(IN_LIST_CHUNK) {
-        // Each ISIN's names as the index's words (see `index_words`), each word once.
-        let named: Vec<(String, String)> = visible_names(conn, &sources, chunk)?
-            .into_iter()
-            .filter_map(|(isin, names)| {
-                let mut words: Vec<String> = Vec::new();
-                for word in names.iter().flat_map(|name| index_words(name)) {
-                    if !words.contains(&word) {
-                        words.push(word);
-                    }
-                }
-                (!words.is_empty()).then(|| (isin, words.join(" ")))
-            })
-            .collect();
-        match conn {
-            DbConnection::Sqlite(lite) => {
-                let ids: Vec<i64> = chunk.iter().map(|isin| name_rowid(isin)).collect();
-                let ids = serde_json::to_string(&ids)
-                    .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-                diesel::sql_query("DELETE FROM isin_names WHERE rowid IN (SELECT value FROM json_each(?))")
-                    .bind::<Text, _>(ids)
-                    .execute(lite)?;
-                let named: Vec<(i64, &str)> =
-                    named.iter().map(|(isin, names)| (name_rowid(isin), names.as_str())).collect();
-                if !named.is_empty() {
-                    let json = serde_json::to_string(&named)
-                        .map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))?;
-                    diesel::sql_query(
-                        "INSERT INTO isin_names (rowid, names) \
-                         SELECT r.value->>0, r.value->>1 FROM json_each(?) r",
-                    )
-                    .bind::<Text, _>(json)
-                    .execute(lite)?;
+        named.extend(visible_names(conn, &sources, chunk)?.into_iter().filter_map(|(isin, names)| {
+            let mut words: Vec<String> = Vec::new();
+            for word in names.iter().flat_map(|name| index_words(name)) {
+                if !words.contains(&word) {
+                    words.push(word);
                 }
             }
-            DbConnection::Postgresql(pg) => {
+            (!words.is_empty()).then(|| (isin, words.join(" ")))
+        }));
+    }
+    match conn {
+        DbConnection::Sqlite(lite) => {
+            // One statement to forget the ISINs and one to write their names, whatever their
+            // number: FTS5 writes the rows it holds in memory as a new segment of its index at
+            // the start of every later statement of the transaction, and each segment costs a
+            // write and, later, merges (chunk after chunk of a 5 M-record full set, a tenth of
+            // its time).
+            let ids: Vec<i64> = isins.iter().map(|isin| name_rowid(isin)).collect();
+            diesel::sql_query("DELETE FROM isin_names WHERE rowid IN (SELECT value FROM json_each(?))")
+                .bind::<Text, _>(to_json(&ids)?)
+                .execute(lite)?;
+            let named: Vec<(i64, &str)> =
+                named.iter().map(|(isin, names)| (name_rowid(isin), names.as_str())).collect();
+            if !named.is_empty() {
+                diesel::sql_query(
+                    "INSERT INTO isin_names (rowid, names) SELECT r.value->>0, r.value->>1 FROM json_each(?) r",
+                )
+                .bind::<Text, _>(to_json(&named)?)
+                .execute(lite)?;
+            }
+        }
+        DbConnection::Postgresql(pg) => {
+            for chunk in isins.chunks(IN_LIST_CHUNK) {
                 diesel::delete(isin_names::table.filter(isin_names::isin.eq_any(chunk))).execute(pg)?;
-                let values: Vec<_> = named
+            }
+            for rows in named.chunks(IN_LIST_CHUNK) {
+                let values: Vec<_> = rows
                     .iter()
                     .map(|(isin, names)| (isin_names::isin.eq(isin), isin_names::names.eq(names)))
                     .collect();
-                if !values.is_empty() {
-                    diesel::insert_into(isin_names::table).values(&values).execute(pg)?;
-                    // The words as the index holds them (its parser's, not ours), each once; a
-                    // word is never taken out again, and one no name has any more matches
-                    // nothing.
-                    diesel::sql_query(
-                        "INSERT INTO isin_name_words (word) \
-                         SELECT DISTINCT unnest(tsvector_to_array(words)) FROM isin_names WHERE isin = ANY($1) \
-                         ON CONFLICT DO NOTHING",
-                    )
-                    .bind::<Array<Text>, _>(named.iter().map(|(isin, _)| isin.as_str()).collect::<Vec<_>>())
-                    .execute(pg)?;
-                }
+                diesel::insert_into(isin_names::table).values(&values).execute(pg)?;
+                // The words as the index holds them (its parser's, not ours), each once; a word
+                // is never taken out again, and one no name has any more matches nothing.
+                diesel::sql_query(
+                    "INSERT INTO isin_name_words (word) \
+                     SELECT DISTINCT unnest(tsvector_to_array(words)) FROM isin_names WHERE isin = ANY($1) \
+                     ON CONFLICT DO NOTHING",
+                )
+                .bind::<Array<Text>, _>(rows.iter().map(|(isin, _)| isin.as_str()).collect::<Vec<_>>())
+                .execute(pg)?;
             }
         }
     }
     Ok(())
+}
+
+/// `value` as JSON text, for a statement that expands it with `json_each`.
+fn to_json(value: &impl serde::Serialize) -> QueryResult<String> {
+    serde_json::to_string(value).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
 }
 
 /// Rewrites the code index (`isin_codes`: CFI category, CFI category and group, venue) of
