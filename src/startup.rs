@@ -76,12 +76,7 @@ fn prepare(settings: &Settings) -> anyhow::Result<Prepared> {
     let pool = db::connect_pool(&settings.database_url, settings.database_pool_size)?;
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let applied = db::run_migrations(&mut conn)?;
-    if crate::import::browsing_indexes_added(&applied) {
-        crate::import::rebuild_browsing(&mut conn)?;
-    }
-    if crate::import::codes_index_added(&applied) {
-        crate::import::rebuild_codes(&mut conn)?;
-    }
+    crate::import::rebuild_after_migrations(&mut conn, &applied)?;
     let first_admin = ensure_first_admin(&mut conn, settings.admin_password.as_ref().map(|s| s.expose()))?;
     if settings.seed && matches!(first_admin, FirstAdmin::Created { .. }) {
         seed_defaults(&pool, &mut conn)?;

@@ -52,7 +52,7 @@ async fn migrate_applies_once_and_check_reports_a_migrated_database(backend: Bac
     let first = isinbeat(&database, &["migrate"], &[], None);
     assert!(first.status.success(), "{}", text(&first.stderr));
     let applied = text(&first.stdout);
-    assert!(applied.contains("Applied 20261127000001\n"), "{applied}");
+    assert!(applied.contains("Applied 2026-11-27-000001_foundation\n"), "{applied}");
     assert!(applied.contains(" migration(s) applied to "), "{applied}");
     let second = isinbeat(&database, &["migrate"], &[], None);
     assert!(second.status.success());

@@ -14,6 +14,8 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use common::{Backend, Browser, TestApp, spawn_app};
+use diesel_migrations::{EmbeddedMigrations, MigrationHarness, embed_migrations};
+use isinbeat::db::DbConnection;
 use isinbeat::domain::Isin;
 use serde_json::Value;
 
@@ -27,6 +29,7 @@ on_both_backends!(
     the_api_filters_by_the_same_parameters_and_decodes_an_isin,
     a_rare_venue_is_found_on_the_first_page_among_many_isins,
     the_filters_follow_codes_and_venues_a_later_import_changes,
+    migrating_an_older_database_fills_the_code_and_name_indexes,
 );
 
 // ---------------------------------------------------------------------------------------------
@@ -382,4 +385,53 @@ async fn a_rare_venue_is_found_on_the_first_page_among_many_isins(backend: Backe
     assert!(page.contains("1 ISIN."), "{page}");
     let page = admin.get_html("/admin/isins/?cfi=ES&country=ZW").await;
     assert_eq!(listed(&page), [rare]);
+}
+
+const SQLITE_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/sqlite");
+const POSTGRES_MIGRATIONS: EmbeddedMigrations = embed_migrations!("migrations/postgres");
+
+/// Reverts every migration from `version` on (its down.sql and those after it, newest first).
+fn revert_from(conn: &mut DbConnection, version: &str) {
+    loop {
+        let newest = match conn {
+            DbConnection::Sqlite(c) => MigrationHarness::applied_migrations(c).unwrap(),
+            DbConnection::Postgresql(c) => MigrationHarness::applied_migrations(c).unwrap(),
+        }
+        .into_iter()
+        .map(|applied| applied.to_string())
+        .max()
+        .unwrap();
+        if newest.as_str() < version {
+            return;
+        }
+        match conn {
+            DbConnection::Sqlite(c) => c.revert_last_migration(SQLITE_MIGRATIONS).unwrap(),
+            DbConnection::Postgresql(c) => c.revert_last_migration(POSTGRES_MIGRATIONS).unwrap(),
+        };
+    }
+}
+
+async fn migrating_an_older_database_fills_the_code_and_name_indexes(backend: Backend) {
+    let Some((app, admin, _dir)) = app_with_firds(backend).await else { return };
+    // The database as an installation from before the code index (2026-12-24) has it: the
+    // migrations since then reverted, the records kept.
+    app.query(|conn| revert_from(conn, "20261224000000")).await;
+    let migrated = Command::new(BIN)
+        .arg("migrate")
+        .env_clear()
+        .env("DATABASE_URL", app.database.url())
+        .env("ISINBEAT_LOG", "warn")
+        .output()
+        .unwrap();
+    let out = String::from_utf8_lossy(&migrated.stdout);
+    assert!(migrated.status.success(), "{out}{}", String::from_utf8_lossy(&migrated.stderr));
+    assert!(out.contains("Applied 2026-12-24-000000_decoded_codes\n"), "{out}");
+    assert!(out.contains("Applied 2026-12-31-000000_name_index_without_positions\n"), "{out}");
+
+    // The filters and the name search find what they found before the upgrade.
+    let shares = ["DE0005140008", "DE0007236101", "ES0113900J37", "US0378331005"];
+    assert_eq!(listed_by(&admin, "cfi=ES").await, sorted(&shares));
+    assert_eq!(listed_by(&admin, "venue=XMAD").await, sorted(&["DE0007236101", "ES0113900J37"]));
+    assert_eq!(listed_by(&admin, "q=santander").await, sorted(&["ES0113900J37"]));
+    assert_eq!(listed_by(&admin, "q=exam").await, sorted(&[&preference(), &bond()]));
 }

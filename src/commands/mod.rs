@@ -38,12 +38,7 @@ pub async fn migrate() -> anyhow::Result<()> {
     let pool = db::connect_pool(&settings.database_url, 1)?;
     let mut conn = pool.get().context("Failed to get a database connection")?;
     let applied = db::run_migrations(&mut conn)?;
-    if crate::import::browsing_indexes_added(&applied) {
-        crate::import::rebuild_browsing(&mut conn)?;
-    }
-    if crate::import::codes_index_added(&applied) {
-        crate::import::rebuild_codes(&mut conn)?;
-    }
+    crate::import::rebuild_after_migrations(&mut conn, &applied)?;
     drop(conn);
     if applied.is_empty() {
         println!("No migrations to apply: {} is up to date.", settings.database_url.masked());

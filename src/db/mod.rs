@@ -187,9 +187,7 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
             diesel::sql_query(format!("SELECT pg_advisory_lock({MIGRATION_LOCK_KEY})"))
                 .execute(c)
                 .context("Failed to take the migration lock")?;
-            let applied = c
-                .run_pending_migrations(POSTGRES_MIGRATIONS)
-                .map(|list| list.iter().map(ToString::to_string).collect::<Vec<_>>());
+            let applied = apply_pending(c, POSTGRES_MIGRATIONS);
             diesel::sql_query(format!("SELECT pg_advisory_unlock({MIGRATION_LOCK_KEY})"))
                 .execute(c)
                 .context("Failed to release the migration lock")?;
@@ -197,14 +195,27 @@ pub fn run_migrations(conn: &mut DbConnection) -> anyhow::Result<Vec<String>> {
         }
         // One IMMEDIATE transaction around all of them: a second process waits for the first
         // and then finds nothing pending.
-        DbConnection::Sqlite(c) => c.immediate_transaction(|c| {
-            c.run_pending_migrations(SQLITE_MIGRATIONS)
-                .map(|list| list.iter().map(ToString::to_string).collect())
-        }),
+        DbConnection::Sqlite(c) => c.immediate_transaction(|c| apply_pending(c, SQLITE_MIGRATIONS)),
     }
     // diesel_migrations' boxed error, kept as the cause rather than flattened to text.
     .map_err(|e| anyhow::anyhow!(e))
     .context("Failed to apply the database migrations")?;
+    Ok(applied)
+}
+
+/// Applies `source`'s pending migrations in order; returns their names
+/// (`2026-12-24-000000_decoded_codes`), where diesel's `run_pending_migrations` returns only
+/// their versions (`20261224000000`).
+fn apply_pending<DB: diesel::backend::Backend>(
+    conn: &mut impl MigrationHarness<DB>,
+    source: EmbeddedMigrations,
+) -> diesel::migration::Result<Vec<String>> {
+    let pending = conn.pending_migrations(source)?;
+    let mut applied = Vec::with_capacity(pending.len());
+    for migration in &pending {
+        conn.run_migration(migration.as_ref())?;
+        applied.push(migration.name().to_string());
+    }
     Ok(applied)
 }
 

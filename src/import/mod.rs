@@ -47,7 +47,7 @@ use crate::sources::locators::{self, LocateError};
 use crate::sources::outbound::OutboundPolicy;
 
 pub use preview::{PREVIEW_ROWS, PREVIEW_SECONDS, Preview, preview};
-pub use publish::{browsing_indexes_added, codes_index_added, rebuild_browsing, rebuild_codes};
+pub use publish::rebuild_after_migrations;
 pub use units::{UnitFile, UnitFiles, UnitOutcome, import_unit};
 
 /// The task kind that runs imports (`jobs::download_isins`); its schedules name their source

@@ -309,8 +309,8 @@ fn write_pairs<T: Spill + Into<(String, String)>>(
 /// whose CFI code or venues it changed or gave; the counts per country moved with the publish.
 /// The import has published by then, so a failure here does not fail it: it is logged and the
 /// run's log says so. The next import that renames those ISINs (for the names) or takes a code
-/// from them (for the codes) rewrites their entries whole; [`rebuild_browsing`] and
-/// [`rebuild_codes`] rewrite every entry, after the migrations that add the indexes.
+/// from them (for the codes) rewrites their entries whole; [`rebuild_after_migrations`]
+/// rewrites every entry, after the migrations that add the indexes.
 #[allow(clippy::too_many_arguments)] // one finishing step, called from two publishes
 pub(super) fn refresh_browsing(
     conn: &mut DbConnection,
@@ -419,7 +419,7 @@ fn refresh_codes_of(conn: &mut DbConnection, isins: &[String]) -> anyhow::Result
 
 /// Fills the code index from every ISIN's records (once, when the migration that adds it has
 /// run on a database that already had ISINs).
-pub fn rebuild_codes(conn: &mut DbConnection) -> anyhow::Result<()> {
+fn rebuild_codes(conn: &mut DbConnection) -> anyhow::Result<()> {
     let mut after: Option<String> = None;
     loop {
         let isins =
@@ -430,20 +430,40 @@ pub fn rebuild_codes(conn: &mut DbConnection) -> anyhow::Result<()> {
     }
 }
 
-/// Whether the migrations just applied (their names) added the code index, so that
-/// [`rebuild_codes`] has to fill it.
-pub fn codes_index_added(applied: &[String]) -> bool {
-    applied.iter().any(|name| name.contains("_decoded_codes"))
+/// Fills the browser's derived tables that the migrations just applied (their names) added or
+/// rebuilt empty, from every source's records: the per-country counts and the name index
+/// (`_browse`), the name index again (`_name_index_without_positions`), the code index
+/// (`_decoded_codes`). Start-up and `isinbeat migrate` call it right after migrating.
+pub fn rebuild_after_migrations(conn: &mut DbConnection, applied: &[String]) -> anyhow::Result<()> {
+    let added = |suffix: &str| applied.iter().any(|name| name.ends_with(suffix));
+    if added("000005_browse") {
+        rebuild_counts(conn)?;
+    }
+    if added("000005_browse") || added("_name_index_without_positions") {
+        tracing::info!("filling the name index from the records, once after a migration");
+        rebuild_names(conn)?;
+    }
+    if added("_decoded_codes") {
+        tracing::info!("filling the code index from the records, once after a migration");
+        rebuild_codes(conn)?;
+    }
+    Ok(())
 }
 
-/// Rebuilds the per-country counts and the name index from every source's records (once,
-/// when the migration that adds them has run on a database that already had ISINs).
-pub fn rebuild_browsing(conn: &mut DbConnection) -> anyhow::Result<()> {
+/// Counts every source's visible records per country again.
+fn rebuild_counts(conn: &mut DbConnection) -> anyhow::Result<()> {
     for found in source::list(conn).context("Failed to read the sources")? {
         let counts = isin_index::count_per_country(conn, found.id, found.generation)
             .context("Failed to count a source's ISINs per country")?;
         write_transaction(conn, |c| isin_index::store_counts(c, found.id, &counts))
             .context("Failed to store a source's counts")?;
+    }
+    Ok(())
+}
+
+/// Writes the name index of every ISIN a source with names gives a name.
+fn rebuild_names(conn: &mut DbConnection) -> anyhow::Result<()> {
+    for found in source::list(conn).context("Failed to read the sources")? {
         if !Format::parse(&found.format).is_some_and(Format::has_names) {
             continue;
         }
@@ -458,10 +478,4 @@ pub fn rebuild_browsing(conn: &mut DbConnection) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// Whether the migrations just applied (their names) added the browser's indexes, so that
-/// [`rebuild_browsing`] has to fill them.
-pub fn browsing_indexes_added(applied: &[String]) -> bool {
-    applied.iter().any(|name| name.contains("000005_browse"))
 }
