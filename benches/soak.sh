@@ -189,6 +189,11 @@ sort -t'|' -k2 -rn "$work/slow-statements.txt" | awk 'NR <= 5'
 echo "== the queue's jobs at the end, by status (finished ones are deleted after a minute)"
 q "SELECT status, count(*) FROM apalis.jobs GROUP BY status ORDER BY status" | tr '|' ' ' ||
   echo "(no queue in the database: QUEUE_URL names a broker)"
+# Dead rows are what vacuuming reclaims; with the server's autovacuum off (as on some CI
+# machines) nothing reclaims them during the soak, and the busiest tables' scans grow with them.
+echo "== the tables with the most dead rows at the end (the server's autovacuum: $(q "SHOW autovacuum"))"
+q "SELECT schemaname || '.' || relname, n_live_tup, n_dead_tup FROM pg_stat_user_tables
+   ORDER BY n_dead_tup DESC LIMIT 5" | tr '|' ' '
 echo "== the admin under wrk (2 threads, 4 connections, 4 pages in turn)"
 awk '/Requests\/sec/ { print "requests/s " $2 } $1 == "50%" { print "p50 " $2 } $1 == "99%" { print "p99 " $2 }
      /Non-2xx/ { print "non-2xx responses " $NF }' "$work/wrk.txt"
