@@ -411,11 +411,8 @@ fn revert_from(conn: &mut DbConnection, version: &str) {
     }
 }
 
-async fn migrating_an_older_database_fills_the_code_and_name_indexes(backend: Backend) {
-    let Some((app, admin, _dir)) = app_with_firds(backend).await else { return };
-    // The database as an installation from before the code index (2026-12-24) has it: the
-    // migrations since then reverted, the records kept.
-    app.query(|conn| revert_from(conn, "20261224000000")).await;
+/// `isinbeat migrate` against the app's database: what it printed.
+fn migrate(app: &TestApp) -> String {
     let migrated = Command::new(BIN)
         .arg("migrate")
         .env_clear()
@@ -423,15 +420,40 @@ async fn migrating_an_older_database_fills_the_code_and_name_indexes(backend: Ba
         .env("ISINBEAT_LOG", "warn")
         .output()
         .unwrap();
-    let out = String::from_utf8_lossy(&migrated.stdout);
+    let out = String::from_utf8_lossy(&migrated.stdout).into_owned();
     assert!(migrated.status.success(), "{out}{}", String::from_utf8_lossy(&migrated.stderr));
+    out
+}
+
+/// The filters and the name search find what they found right after the import.
+async fn found_as_before(admin: &Browser) {
+    let shares = ["DE0005140008", "DE0007236101", "ES0113900J37", "US0378331005"];
+    assert_eq!(listed_by(admin, "cfi=ES").await, sorted(&shares));
+    assert_eq!(listed_by(admin, "venue=XMAD").await, sorted(&["DE0007236101", "ES0113900J37"]));
+    assert_eq!(listed_by(admin, "q=santander").await, sorted(&["ES0113900J37"]));
+    assert_eq!(listed_by(admin, "q=exam").await, sorted(&[&preference(), &bond()]));
+}
+
+async fn migrating_an_older_database_fills_the_code_and_name_indexes(backend: Backend) {
+    let Some((app, admin, _dir)) = app_with_firds(backend).await else { return };
+
+    // The database as an installation from before the code index (2026-12-24) has it: the
+    // migrations since then reverted, the records kept.
+    app.query(|conn| revert_from(conn, "20261224000000")).await;
+    let out = migrate(&app);
     assert!(out.contains("Applied 2026-12-24-000000_decoded_codes\n"), "{out}");
     assert!(out.contains("Applied 2026-12-31-000000_name_index_without_positions\n"), "{out}");
+    found_as_before(&admin).await;
 
-    // The filters and the name search find what they found before the upgrade.
-    let shares = ["DE0005140008", "DE0007236101", "ES0113900J37", "US0378331005"];
-    assert_eq!(listed_by(&admin, "cfi=ES").await, sorted(&shares));
-    assert_eq!(listed_by(&admin, "venue=XMAD").await, sorted(&["DE0007236101", "ES0113900J37"]));
-    assert_eq!(listed_by(&admin, "q=santander").await, sorted(&["ES0113900J37"]));
-    assert_eq!(listed_by(&admin, "q=exam").await, sorted(&[&preference(), &bond()]));
+    // As a release whose start-up never filled them left it: the code index and the counts
+    // empty. The next migration repairs that.
+    app.query(|conn| {
+        diesel::RunQueryDsl::execute(diesel::sql_query("DELETE FROM isin_codes"), &mut *conn).unwrap();
+        diesel::RunQueryDsl::execute(diesel::sql_query("DELETE FROM isin_stats"), &mut *conn).unwrap();
+        revert_from(conn, "20261231000000");
+    })
+    .await;
+    assert!(listed_by(&admin, "cfi=ES").await.is_empty());
+    migrate(&app);
+    found_as_before(&admin).await;
 }

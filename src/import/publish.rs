@@ -432,18 +432,21 @@ fn rebuild_codes(conn: &mut DbConnection) -> anyhow::Result<()> {
 
 /// Fills the browser's derived tables that the migrations just applied (their names) added or
 /// rebuilt empty, from every source's records: the per-country counts and the name index
-/// (`_browse`), the name index again (`_name_index_without_positions`), the code index
-/// (`_decoded_codes`). Start-up and `isinbeat migrate` call it right after migrating.
+/// (`_browse`), the code index (`_decoded_codes`). Start-up and `isinbeat migrate` call it right
+/// after migrating. `_name_index_without_positions` rebuilds all three, once: it empties the
+/// name index on SQLite, and the releases before it never ran this step (they compared the
+/// names with diesel's migration versions), so a database they upgraded may have empty counts,
+/// names or codes.
 pub fn rebuild_after_migrations(conn: &mut DbConnection, applied: &[String]) -> anyhow::Result<()> {
     let added = |suffix: &str| applied.iter().any(|name| name.ends_with(suffix));
-    if added("000005_browse") {
+    let repair = added("_name_index_without_positions");
+    if added("000005_browse") || repair {
+        tracing::info!("counting the ISINs per source and country, once after a migration");
         rebuild_counts(conn)?;
-    }
-    if added("000005_browse") || added("_name_index_without_positions") {
         tracing::info!("filling the name index from the records, once after a migration");
         rebuild_names(conn)?;
     }
-    if added("_decoded_codes") {
+    if added("_decoded_codes") || repair {
         tracing::info!("filling the code index from the records, once after a migration");
         rebuild_codes(conn)?;
     }
@@ -468,13 +471,13 @@ fn rebuild_names(conn: &mut DbConnection) -> anyhow::Result<()> {
             continue;
         }
         let mut after: Option<String> = None;
+        let mut chunk = CHUNK;
         loop {
-            let isins = isin_index::named_isins_of_source(conn, found.id, after.as_deref(), CHUNK)
+            let isins = isin_index::named_isins_of_source(conn, found.id, after.as_deref(), chunk)
                 .context("Failed to read named records")?;
             let Some(last) = isins.last() else { break };
             after = Some(last.clone());
-            write_transaction(conn, |c| isin_index::refresh_names(c, &isins))
-                .context("Failed to update the name index")?;
+            chunk = refresh_names_paced(conn, &isins, chunk)?;
         }
     }
     Ok(())
