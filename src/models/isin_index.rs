@@ -15,7 +15,7 @@ use crate::domain::isin_search::index_words;
 use crate::models::isin_browse::{
     CountryCount, IN_LIST_CHUNK, SourceInfo, code_keys, name_rowid, sources, visible_at,
 };
-use crate::models::isin_record::{self, IsinPairs};
+use crate::models::isin_record::{self, IsinPairs, sqlite_rows};
 
 #[derive(QueryableByName)]
 struct Counted {
@@ -210,17 +210,14 @@ pub fn refresh_names(conn: &mut DbConnection, isins: &[String]) -> QueryResult<(
             // the start of every later statement of the transaction (and whenever they pass
             // its hash size), and each segment costs a write and, later, merges (for a 5
             // M-record full set written 2,000 ISINs a statement, 6 % of its time).
-            let ids: Vec<i64> = isins.iter().map(|isin| name_rowid(isin)).collect();
             diesel::sql_query("DELETE FROM isin_names WHERE rowid IN (SELECT value FROM json_each(?))")
-                .bind::<Text, _>(to_json(&ids)?)
+                .bind::<Text, _>(sqlite_rows(isins, |isin| name_rowid(isin))?)
                 .execute(lite)?;
-            let named: Vec<(i64, &str)> =
-                named.iter().map(|(isin, names)| (name_rowid(isin), names.as_str())).collect();
             if !named.is_empty() {
                 diesel::sql_query(
                     "INSERT INTO isin_names (rowid, names) SELECT r.value->>0, r.value->>1 FROM json_each(?) r",
                 )
-                .bind::<Text, _>(to_json(&named)?)
+                .bind::<Text, _>(sqlite_rows(&named, |(isin, names)| (name_rowid(isin), names.as_str()))?)
                 .execute(lite)?;
             }
         }
@@ -247,11 +244,6 @@ pub fn refresh_names(conn: &mut DbConnection, isins: &[String]) -> QueryResult<(
         }
     }
     Ok(())
-}
-
-/// `value` as JSON text, for a statement that expands it with `json_each`.
-fn to_json(value: &impl serde::Serialize) -> QueryResult<String> {
-    serde_json::to_string(value).map_err(|e| diesel::result::Error::SerializationError(Box::new(e)))
 }
 
 /// Rewrites the code index (`isin_codes`: CFI category, CFI category and group, venue) of

@@ -75,10 +75,11 @@ pub struct NewIsin {
 /// ISINs per `IN (…)` list, well under SQLite's 32,766 bound parameters.
 const IN_LIST_CHUNK: usize = 2_000;
 
-/// Many rows for SQLite as one JSON array of arrays, bound to a single parameter and expanded
-/// by `jsonb_each` inside the database: binding every column of every row (one insert per row,
-/// or a multi-row insert that must be parsed each time) costs several times more.
-fn sqlite_rows<'a, T, R: serde::Serialize>(
+/// Many rows for SQLite as one JSON array (of arrays, for rows of several columns), bound to a
+/// single parameter and expanded by `jsonb_each` inside the database: binding every column of
+/// every row (one insert per row, or a multi-row insert that must be parsed each time) costs
+/// several times more.
+pub(super) fn sqlite_rows<'a, T, R: serde::Serialize>(
     rows: &'a [T],
     row: impl FnMut(&'a T) -> R,
 ) -> QueryResult<String> {
